@@ -1,0 +1,44 @@
+/*
+ * Bounded growable byte buffers. Every buffer fed by a peer has an explicit maximum (curl's
+ * "toobig"): appending past it fails with K2A_ETOOBIG instead of growing without bound. Memory comes
+ * from malloc/realloc, so a pointer into base[] does not survive an append (nor a coroutine yield).
+ */
+#ifndef K2A_CORE_BUF_H
+#define K2A_CORE_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+typedef struct st_k2a_buf_t {
+    char *base;
+    size_t len;
+    size_t cap;
+    size_t max; /* 0 means SIZE_MAX */
+} k2a_buf_t;
+
+#define K2A_BUF_INIT(max_)                                                                                                         \
+    {                                                                                                                              \
+        NULL, 0, 0, (max_)                                                                                                         \
+    }
+
+void k2a_buf_init(k2a_buf_t *b, size_t max);
+void k2a_buf_dispose(k2a_buf_t *b);
+/* Ensures room for `extra` more bytes. Returns 0, K2A_ETOOBIG past max, or K2A_ENOMEM. */
+int k2a_buf_reserve(k2a_buf_t *b, size_t extra);
+int k2a_buf_append(k2a_buf_t *b, const void *p, size_t n);
+int k2a_buf_appendstr(k2a_buf_t *b, const char *s);
+int k2a_buf_appendf(k2a_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int k2a_buf_vappendf(k2a_buf_t *b, const char *fmt, va_list ap);
+/* Appends s as the body of a JSON string (escaped, without the quotes); invalid UTF-8 becomes U+FFFD. */
+int k2a_buf_append_json_escaped(k2a_buf_t *b, const char *s, size_t n);
+/* Removes the first n bytes (memmove). */
+void k2a_buf_consume(k2a_buf_t *b, size_t n);
+/* Keeps the allocation, drops the content. */
+static inline void k2a_buf_reset(k2a_buf_t *b)
+{
+    b->len = 0;
+}
+/* NUL-terminates without counting the NUL in len; returns base or NULL on failure. */
+char *k2a_buf_cstr(k2a_buf_t *b);
+
+#endif

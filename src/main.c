@@ -1,0 +1,5 @@
+/* kiro2api entry point (placeholder while the foundation lands). */
+int main(void)
+{
+    return 0;
+}
