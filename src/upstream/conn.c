@@ -27,8 +27,14 @@
 
 static void conn_free(conn_t *c)
 {
-    if (c->ssl != NULL)
+    if (c->ssl != NULL) {
+        /* SSL_free marks the session unresumable unless a shutdown was seen; we close TCP without close_notify (HTTP
+         * framing already told where the response ended), which must not cost the next connection its resumption. A
+         * connection that failed at the TLS layer keeps the default. */
+        if (!c->tls_failed)
+            SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
         SSL_free(c->ssl); /* frees both BIOs */
+    }
     free(c->pbuf);
     free(c);
 }
@@ -383,13 +389,14 @@ int conn_tls_handshake(conn_t *c, SSL_CTX *ctx, const char *host, bool verify, u
         if (ok != 1)
             return K2A_ENOMEM;
     }
-    if (c->origin->session != NULL)
+    if (c->origin->session != NULL && SSL_SESSION_is_resumable(c->origin->session))
         SSL_set_session(c->ssl, c->origin->session);
     for (;;) {
         ERR_clear_error();
         int r = SSL_do_handshake(c->ssl);
         int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, r);
         if (r != 1 && e != SSL_ERROR_WANT_READ) {
+            c->tls_failed = 1;
             long vr = SSL_get_verify_result(c->ssl);
             if (verify && vr != X509_V_OK) {
                 k2a_warn("upstream: TLS certificate verification failed for %s:%u: %s", host, c->origin->port,
@@ -453,6 +460,7 @@ intptr_t conn_read(conn_t *c, char **data, uint64_t timeout_ms, int timeout_err)
         if (e == SSL_ERROR_ZERO_RETURN)
             return 0;
         if (e != SSL_ERROR_WANT_READ) {
+            c->tls_failed = 1;
             log_tls_errors("TLS read failed", c);
             return K2A_ETLS;
         }
@@ -489,6 +497,7 @@ int conn_write(conn_t *c, const uv_buf_t *bufs, size_t nbufs, uint64_t timeout_m
             ERR_clear_error();
             int w = SSL_write(c->ssl, bufs[i].base + off, (int)take);
             if (w <= 0) {
+                c->tls_failed = 1;
                 log_tls_errors("TLS write failed", c);
                 return K2A_ECLOSED;
             }

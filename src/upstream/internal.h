@@ -93,6 +93,7 @@ struct st_conn_t {
     unsigned holds_slot : 1; /* counts in origin->nconns and stats.conns_open */
     unsigned eof : 1;        /* the peer closed its side or the socket failed */
     unsigned tls_resumed : 1;
+    unsigned tls_failed : 1;   /* a TLS-level error: the session is not kept resumable */
     char rbuf[CONN_RBUF_SIZE]; /* socket reads land here (ciphertext over TLS) */
     SSL *ssl;
     BIO *rbio, *wbio;
