@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <yajl/yajl_tree.h>
 #include <zlib.h>
 #include "core/errors.h"
@@ -355,6 +356,25 @@ static void test_fixtures_match_expected_json(void **state)
         free(data);
     }
     assert_int_equal(total_frames, 2 + 5 + 21);
+    /* every .bin in the folder is covered: a JSON key here, or one of the two SYNTHETIC files of the next test */
+    DIR *dir = opendir(UPSTREAM);
+    assert_non_null(dir);
+    size_t nbin = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n < 4 || strcmp(e->d_name + n - 4, ".bin") != 0)
+            continue;
+        ++nbin;
+        const char *p_key[] = {e->d_name, NULL};
+        bool in_json = yajl_tree_get(root, p_key, yajl_t_object) != NULL;
+        bool synthetic = strcmp(e->d_name, "SYNTHETIC_text_tooluse_metering_contextusage.bin") == 0 ||
+                         strcmp(e->d_name, "SYNTHETIC_text_then_exception.bin") == 0;
+        if (!in_json && !synthetic)
+            fail_msg("fixture %s is not covered by the tests", e->d_name);
+    }
+    closedir(dir);
+    assert_int_equal(nbin, 5);
     yajl_tree_free(root);
     free(json);
 }
