@@ -20,6 +20,7 @@ deps:
 
 deps-test:
 	@deps/install.sh test
+	@deps/npm.sh
 
 build: deps
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null

@@ -47,8 +47,8 @@ typedef enum en_k2a_sim_fault_t {
 } k2a_sim_fault_t;
 
 typedef struct st_k2a_sim_plan_t {
-    k2a_sim_step_t steps[K2A_SIM_MAX_STEPS];
-    size_t nsteps;
+    k2a_sim_step_t *steps; /* malloc'd, nsteps used (at most K2A_SIM_MAX_STEPS) */
+    size_t nsteps, capsteps;
     k2a_sim_fault_t fault;
     uint32_t fault_after;
     char *exception_type, *exception_message;

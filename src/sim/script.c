@@ -213,6 +213,14 @@ static k2a_sim_step_t *add_step(k2a_sim_plan_t *plan, k2a_sim_step_kind_t kind)
 {
     if (plan->nsteps == K2A_SIM_MAX_STEPS)
         return NULL;
+    if (plan->nsteps == plan->capsteps) {
+        size_t cap = plan->capsteps ? plan->capsteps * 2 : 2;
+        k2a_sim_step_t *steps = realloc(plan->steps, cap * sizeof(*steps));
+        if (steps == NULL)
+            return NULL;
+        plan->steps = steps;
+        plan->capsteps = cap;
+    }
     k2a_sim_step_t *s = &plan->steps[plan->nsteps++];
     memset(s, 0, sizeof(*s));
     s->kind = kind;
@@ -483,7 +491,9 @@ void k2a_sim_plan_dispose(k2a_sim_plan_t *plan)
         free(plan->steps[i].name);
         free(plan->steps[i].cuts);
     }
-    plan->nsteps = 0;
+    free(plan->steps);
+    plan->steps = NULL;
+    plan->nsteps = plan->capsteps = 0;
     free(plan->exception_type);
     free(plan->exception_message);
     free(plan->status_message);

@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -428,7 +429,8 @@ static int check_conversation(ctx_t *c, yajl_val root, k2a_buf_t *user_text)
     return 0;
 }
 
-/* Maximum nesting depth of [ and { outside strings; stops counting early once above the limit. */
+/* Maximum nesting depth of [ and { outside strings; stops counting early once above the limit. A '/' outside strings
+ * (a comment, which yajl_tree would accept) counts as SIZE_MAX - 1: it is never valid JSON. */
 static size_t json_depth(const char *p, size_t len, size_t limit)
 {
     size_t depth = 0, max = 0;
@@ -442,6 +444,8 @@ static size_t json_depth(const char *p, size_t len, size_t limit)
                 in_str = false;
         } else if (ch == '"') {
             in_str = true;
+        } else if (ch == '/') {
+            return SIZE_MAX - 1;
         } else if (ch == '[' || ch == '{') {
             if (++depth > max && (max = depth) > limit)
                 return max;
@@ -472,7 +476,10 @@ int k2a_sim_validate_request_ex(const char *json, size_t len, const k2a_sim_limi
                            limits->max_payload),
                out->status;
     /* Rule "json_depth": nesting deeper than 128 levels (also keeps yajl_tree_free's recursion bounded). */
-    if (json_depth(json, len, K2A_SIM_MAX_JSON_DEPTH) > K2A_SIM_MAX_JSON_DEPTH)
+    size_t depth = json_depth(json, len, K2A_SIM_MAX_JSON_DEPTH);
+    if (depth == SIZE_MAX - 1)
+        return REJECT(&c, "json_syntax", "a comment or '/' outside a string"), out->status;
+    if (depth > K2A_SIM_MAX_JSON_DEPTH)
         return REJECT(&c, "json_depth", "JSON nested deeper than %d levels", K2A_SIM_MAX_JSON_DEPTH), out->status;
     /* Rule "json_syntax": not one valid JSON document (yajl also rejects invalid UTF-8 and embedded NULs). */
     if (memchr(json, '\0', len) != NULL)

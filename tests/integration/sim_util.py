@@ -13,6 +13,7 @@ import ssl
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import zlib
 
@@ -34,7 +35,9 @@ class Sim:
     def __init__(self, *args, ca_file=None):
         self.args = [sim_binary(), "--port", "0", "--fixtures-dir", FIXTURES_DIR] + list(args)
         self.ca_file = ca_file
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # stderr goes to a file (a pipe nobody reads could fill up); stop() checks it for sanitizer reports
+        self.stderr_file = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self.stderr_file)
         ready, _, _ = select.select([self.proc.stdout], [], [], 20)
         if not ready:
             self.stop()
@@ -42,8 +45,8 @@ class Sim:
         self.first_line = self.proc.stdout.readline().decode()
         prefix = "kiro-sim listening on "
         if not self.first_line.startswith(prefix):
-            err = self.proc.stderr.read().decode() if self.proc.poll() is not None else ""
-            raise RuntimeError("unexpected first line %r %s" % (self.first_line, err))
+            self.stop(check=False)
+            raise RuntimeError("unexpected first line %r %s" % (self.first_line, self.stderr_text))
         self.url = self.first_line[len(prefix):].strip()
         self.scheme, rest = self.url.split("://")
         self.host, port = rest.rsplit(":", 1)
@@ -52,20 +55,34 @@ class Sim:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.stop()
+    def __exit__(self, exc_type, exc, tb):
+        # run_tests() ends with sys.exit(): check the sim then too, unless a test already failed
+        self.stop(check=exc_type is None or (exc_type is SystemExit and not exc.code))
 
-    def stop(self):
-        if self.proc.poll() is None:
+    def stop(self, check=True):
+        """Stops the sim with SIGTERM. With check, raises when it did not exit 0 or reported a sanitizer error."""
+        if self.stderr_file is None:
+            return
+        was_running = self.proc.poll() is None
+        if was_running:
             self.proc.terminate()
             try:
-                self.proc.wait(10)
+                self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        for f in (self.proc.stdout, self.proc.stderr):
-            if f:
-                f.close()
+        self.proc.stdout.close()
+        self.stderr_file.seek(0)
+        self.stderr_text = self.stderr_file.read().decode(errors="replace")
+        self.stderr_file.close()
+        self.stderr_file = None
+        if check:
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "Assertion"):
+                if marker in self.stderr_text:
+                    raise AssertionError("kiro-sim reported: %s" % self.stderr_text[-4000:])
+            if not was_running or self.proc.returncode != 0:
+                raise AssertionError("kiro-sim exited with %s (running at stop: %s): %s" %
+                                     (self.proc.returncode, was_running, self.stderr_text[-2000:]))
 
     def conn(self, timeout=30):
         if self.scheme == "https":

@@ -344,6 +344,45 @@ def test_chunk_option_and_http2():
         assert p.returncode == 0 and p.stdout.endswith(b"2") and p.stdout[:-1] == expected, p.stdout[-20:]
 
 
+def wait_no_open_streams():
+    deadline = time.time() + 20
+    while SIM.stats()["open_streams"] != 0 and time.time() < deadline:
+        time.sleep(0.05)
+    assert SIM.stats()["open_streams"] == 0, SIM.stats()
+
+
+def test_client_goes_away():
+    SIM.reset()
+    # HTTP/1.1: the client closes mid-drip; h2o notices at the next write and stops the stream
+    body = json.dumps(request_body("[[sim:text frames=40 size=4]][[sim:drip ms=20]]")).encode()
+    for stall in (False, True):
+        if stall:
+            body = json.dumps(request_body("[[sim:stall ms=300]] bye")).encode()
+        s = socket.create_connection((SIM.host, SIM.port), timeout=30)
+        s.sendall(b"POST /generateAssistantResponse HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode() +
+                  b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        if not stall:
+            assert s.recv(100).startswith(b"HTTP/1.1 200")
+        s.close()
+        wait_no_open_streams()
+    if shutil.which("curl"):
+        # HTTP/2: the connection closes during the stall (no generator yet) and during a drip; and a cut is a reset
+        for content in ("[[sim:stall ms=3000]] x", "[[sim:text frames=100 size=4]][[sim:drip ms=20]]"):
+            p = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-m", "0.5", "-X", "POST", "-H",
+                                "Authorization: Bearer " + TOKEN, "--data-binary", json.dumps(request_body(content)),
+                                SIM.url + "/generateAssistantResponse"], capture_output=True, timeout=30)
+            assert p.returncode == 28, p  # curl's timeout
+            wait_no_open_streams()
+        p = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-X", "POST", "-H",
+                            "Authorization: Bearer " + TOKEN, "--data-binary",
+                            json.dumps(request_body("[[sim:text frames=5 size=4]][[sim:cut after=2]]")),
+                            SIM.url + "/generateAssistantResponse"], capture_output=True, timeout=30)
+        assert p.returncode != 0, "an h2 cut must reach curl as an error"
+    assert SIM.stats()["streams_total"] >= 4
+    frames, _ = frames_of("still fine")
+    assert text_of(frames) == "echo: still fine"
+
+
 def main():
     global SIM, TOKEN
     with Sim() as sim:
@@ -353,7 +392,8 @@ def main():
                    test_tool_pieces_split_utf8, test_multiple_tools_in_sequence, test_tool_directive_in_tool_result,
                    test_thinking, test_exception_after_n, test_status_codes, test_cut_mid_frame, test_badcrc,
                    test_end_clean_without_tail, test_stall_and_drip, test_drip_frames_arrive_one_by_one,
-                   test_replay_fixture, test_usage_directive_and_unknown_directive, test_chunk_option_and_http2])
+                   test_replay_fixture, test_usage_directive_and_unknown_directive, test_chunk_option_and_http2,
+                   test_client_goes_away])
 
 
 if __name__ == "__main__":

@@ -157,7 +157,9 @@ def test_types_and_required():
     rejected("bad_enum", lambda b: cur(b).update(images=[{"format": "bmp", "source": {"bytes": "Qk0="}}]))
     rejected("empty_image", lambda b: cur(b).update(images=[{"format": "png", "source": {"bytes": ""}}]))
     for raw, rule in ((b"", "json_syntax"), (b"{", "json_syntax"), (b"[1]", "wrong_type"), (b"\xff\xfe{}", "json_syntax"),
-                      (b"[" * 200 + b"]" * 200, "json_depth")):
+                      (b"[" * 200 + b"]" * 200, "json_depth"),
+                      (json.dumps(request_body("hi")).encode()[:-1] + b"/* c */}", "json_syntax"),
+                      (json.dumps(request_body("hi")).encode() + b"x", "json_syntax")):
         st, _, data = SIM.generate(TOKEN, raw)
         assert st == 400 and json.loads(data) == MALFORMED and SIM.stats()["last_rejection"] == rule, (raw[:10], data)
 
