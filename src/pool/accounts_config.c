@@ -23,6 +23,13 @@ static yajl_val obj_get(yajl_val obj, const char *key)
     return NULL;
 }
 
+/* The string of a yajl string value (never NULL: "" for anything else). */
+static const char *str_of(yajl_val v)
+{
+    const char *s = v != NULL && YAJL_IS_STRING(v) ? v->u.string : NULL;
+    return s != NULL ? s : "";
+}
+
 void k2a_account_list_dispose(k2a_account_list_t *list)
 {
     for (size_t i = 0; i < list->n; ++i) {
@@ -85,7 +92,7 @@ static int parse_entry(yajl_val v, size_t idx, k2a_account_config_t *e, char *er
             snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: auth must be \"Social\" or \"IdC\"", idx);
             return K2A_ECONFIG;
         }
-        const char *a = YAJL_GET_STRING(auth);
+        const char *a = str_of(auth);
         if (a[0] == '\0' || strcasecmp(a, "Social") == 0) {
             e->auth = K2A_AUTH_SOCIAL;
         } else if (strcasecmp(a, "IdC") == 0) {
@@ -99,11 +106,11 @@ static int parse_entry(yajl_val v, size_t idx, k2a_account_config_t *e, char *er
         snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: refreshToken is missing", idx);
         return K2A_ECONFIG;
     }
-    if (!YAJL_IS_STRING(rt) || is_blank(YAJL_GET_STRING(rt))) {
+    if (!YAJL_IS_STRING(rt) || is_blank(str_of(rt))) {
         snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: refreshToken must be a non-empty string", idx);
         return K2A_ECONFIG;
     }
-    if (strlen(YAJL_GET_STRING(rt)) > 16384) {
+    if (strlen(str_of(rt)) > 16384) {
         snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: refreshToken is longer than 16384 bytes", idx);
         return K2A_ECONFIG;
     }
@@ -115,13 +122,13 @@ static int parse_entry(yajl_val v, size_t idx, k2a_account_config_t *e, char *er
         snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: description must be a string", idx);
         return K2A_ECONFIG;
     }
-    if (desc != NULL && YAJL_IS_STRING(desc) && strlen(YAJL_GET_STRING(desc)) > 120) {
+    if (desc != NULL && YAJL_IS_STRING(desc) && strlen(str_of(desc)) > 120) {
         snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: description is longer than 120 bytes", idx);
         return K2A_ECONFIG;
     }
     if (e->auth == K2A_AUTH_IDC) {
-        bool cid_ok = cid != NULL && YAJL_IS_STRING(cid) && !is_blank(YAJL_GET_STRING(cid));
-        bool cs_ok = cs != NULL && YAJL_IS_STRING(cs) && !is_blank(YAJL_GET_STRING(cs));
+        bool cid_ok = cid != NULL && YAJL_IS_STRING(cid) && !is_blank(str_of(cid));
+        bool cs_ok = cs != NULL && YAJL_IS_STRING(cs) && !is_blank(str_of(cs));
         if (!cid_ok || !cs_ok) {
             snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: IdC account needs clientId and clientSecret%s", idx,
                      !cid_ok && !cs_ok ? ""
@@ -130,12 +137,12 @@ static int parse_entry(yajl_val v, size_t idx, k2a_account_config_t *e, char *er
             return K2A_ECONFIG;
         }
     }
-    e->refresh_token = strdup(YAJL_GET_STRING(rt));
-    e->description = strdup(desc != NULL && YAJL_IS_STRING(desc) ? YAJL_GET_STRING(desc) : "");
+    e->refresh_token = strdup(str_of(rt));
+    e->description = strdup(desc != NULL && YAJL_IS_STRING(desc) ? str_of(desc) : "");
     e->disabled = dis != NULL && YAJL_IS_TRUE(dis);
     if (e->auth == K2A_AUTH_IDC) {
-        e->client_id = strdup(YAJL_GET_STRING(cid));
-        e->client_secret = strdup(YAJL_GET_STRING(cs));
+        e->client_id = strdup(str_of(cid));
+        e->client_secret = strdup(str_of(cs));
     }
     if (e->refresh_token == NULL || e->description == NULL ||
         (e->auth == K2A_AUTH_IDC && (e->client_id == NULL || e->client_secret == NULL))) {

@@ -5,7 +5,7 @@
  * durable saves, SIGHUP reload and shutdown. Accounts are reference-counted (internal.h) so that a
  * reload never pulls an account from under a running stream.
  */
-#include <openssl/sha.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,13 +43,14 @@ static bool parse_state(const char *s, k2a_account_state_t *out)
 
 static void sha256_hex(const char *a, const char *b, char out[65])
 {
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256_CTX c;
-    SHA256_Init(&c);
-    SHA256_Update(&c, a, strlen(a));
-    SHA256_Update(&c, b, strlen(b));
-    SHA256_Final(md, &c);
-    for (int i = 0; i < SHA256_DIGEST_LENGTH; ++i)
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    if (c == NULL || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1 || EVP_DigestUpdate(c, a, strlen(a)) != 1 ||
+        EVP_DigestUpdate(c, b, strlen(b)) != 1 || EVP_DigestFinal_ex(c, md, &mdlen) != 1 || mdlen != 32)
+        abort(); /* only out of memory can fail here */
+    EVP_MD_CTX_free(c);
+    for (int i = 0; i < 32; ++i)
         sprintf(out + 2 * i, "%02x", md[i]);
     out[64] = '\0';
 }

@@ -79,8 +79,12 @@ void k2a_select_add(k2a_pool_t *p, k2a_account_t *a)
         pos = pos->prev;
     k2a_plink_insert_before(pos, &a->olink);
     if (ensure_bucket(p, a->inflight) == 0) {
-        /* a returning account has not been used for a while: least recently used of its bucket */
-        k2a_plink_insert_before(p->buckets[a->inflight].next, &a->blink);
+        /* by last use within the bucket (a returning account has not been used for a while); this walk happens on state
+         * transitions only, never per request */
+        k2a_plink_t *b = &p->buckets[a->inflight], *at = b->next;
+        while (at != b && ACCOUNT_OF_BLINK(at)->last_used <= a->last_used)
+            at = at->next;
+        k2a_plink_insert_before(at, &a->blink);
         if (a->inflight < p->min_bucket)
             p->min_bucket = a->inflight;
     }

@@ -76,6 +76,12 @@ int k2a_pool_snapshot_encode(const k2a_pool_snapshot_t *s, k2a_buf_t *out)
     return k2a_buf_appendstr(out, "\n]}\n");
 }
 
+static const char *str_of(yajl_val v)
+{
+    const char *s = v != NULL && YAJL_IS_STRING(v) ? v->u.string : NULL;
+    return s != NULL ? s : "";
+}
+
 static yajl_val get(yajl_val obj, const char *key)
 {
     for (size_t i = 0; i < obj->u.object.len; ++i)
@@ -103,7 +109,7 @@ static double get_dbl(yajl_val obj, const char *key)
 static char *get_strdup(yajl_val obj, const char *key)
 {
     yajl_val v = get(obj, key);
-    return v != NULL && YAJL_IS_STRING(v) ? strdup(YAJL_GET_STRING(v)) : NULL;
+    return v != NULL && YAJL_IS_STRING(v) ? strdup(str_of(v)) : NULL;
 }
 
 int k2a_pool_snapshot_decode(const char *json, size_t len, k2a_pool_snapshot_t *out, char *err, size_t errlen)
@@ -144,12 +150,12 @@ int k2a_pool_snapshot_decode(const char *json, size_t len, k2a_pool_snapshot_t *
         if (!YAJL_IS_OBJECT(a))
             continue;
         yajl_val key = get(a, "key"), rt = get(a, "refresh_token");
-        if (key == NULL || !YAJL_IS_STRING(key) || strlen(YAJL_GET_STRING(key)) != 64 || rt == NULL || !YAJL_IS_STRING(rt) ||
-            YAJL_GET_STRING(rt)[0] == '\0')
+        if (key == NULL || !YAJL_IS_STRING(key) || strlen(str_of(key)) != 64 || rt == NULL || !YAJL_IS_STRING(rt) ||
+            str_of(rt)[0] == '\0')
             continue;
         k2a_account_snapshot_t *s = &out->accounts[out->n++];
-        memcpy(s->key, YAJL_GET_STRING(key), 65);
-        s->refresh_token = strdup(YAJL_GET_STRING(rt));
+        memcpy(s->key, str_of(key), 65);
+        s->refresh_token = strdup(str_of(rt));
         s->access_token = get_strdup(a, "access_token");
         s->profile_arn = get_strdup(a, "profile_arn");
         s->reason = get_strdup(a, "reason");
@@ -157,7 +163,7 @@ int k2a_pool_snapshot_decode(const char *json, size_t len, k2a_pool_snapshot_t *
         s->expires_in_s = get_i64(a, "expires_in");
         s->refreshed_at_ms = get_i64(a, "refreshed_at");
         yajl_val st = get(a, "state");
-        snprintf(s->state, sizeof(s->state), "%s", st != NULL && YAJL_IS_STRING(st) ? YAJL_GET_STRING(st) : "ok");
+        snprintf(s->state, sizeof(s->state), "%s", st != NULL && YAJL_IS_STRING(st) ? str_of(st) : "ok");
         s->until_ms = get_i64(a, "until");
         yajl_val uk = get(a, "usage_known");
         s->usage_known = uk != NULL && YAJL_IS_TRUE(uk);
