@@ -839,6 +839,12 @@ int k2a_pool_reload(k2a_pool_t *p, const char *text_or_path, char *err, size_t e
     return r;
 }
 
+static void on_save_timer_closed(uv_handle_t *h)
+{
+    k2a_pool_t *p = h->data;
+    --p->open_handles;
+}
+
 void k2a_pool_shutdown(k2a_pool_t *p)
 {
     if (p->shutting_down)
@@ -858,17 +864,22 @@ void k2a_pool_shutdown(k2a_pool_t *p)
     uv_timer_stop(&p->save_timer);
     if (p->dirty && !p->saving)
         start_save(p);
-    uv_close((uv_handle_t *)&p->save_timer, NULL);
+    uv_close((uv_handle_t *)&p->save_timer, on_save_timer_closed);
+}
+
+bool k2a_pool_closed(k2a_pool_t *p)
+{
+    return p->shutting_down && k2a_plist_empty(&p->jobs) && !p->saving && p->open_handles == 0;
 }
 
 void k2a_pool_destroy(k2a_pool_t *p)
 {
     if (p == NULL)
         return;
-    if (!p->shutting_down) {
+    if (!p->shutting_down)
         k2a_pool_shutdown(p);
-        uv_run(p->loop, UV_RUN_DEFAULT);
-    }
+    while (!k2a_pool_closed(p)) /* normally already true: the caller ran the loop after the shutdown */
+        uv_run(p->loop, UV_RUN_ONCE);
     if (p->store != NULL && p->dirty && !p->saving) {
         k2a_buf_t json = K2A_BUF_INIT(0);
         if (encode_state(p, &json) == 0)

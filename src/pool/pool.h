@@ -109,8 +109,10 @@ int k2a_pool_create(uv_loop_t *loop, struct st_k2a_upstream_t *up, const k2a_poo
  * starts a final state write. The loop must run afterwards until it has nothing left to do. Idempotent. Requests already
  * holding a lease may finish; new acquires fail with K2A_ENO_ACCOUNT. */
 void k2a_pool_shutdown(k2a_pool_t *p);
-/* Frees the pool. Call after k2a_pool_shutdown and after the loop ran to completion, with no lease held. Writes the state
- * synchronously if it is still dirty. */
+/* True once a shut-down pool has nothing left on the loop (jobs finished, timers closed, last state write done). */
+bool k2a_pool_closed(k2a_pool_t *p);
+/* Frees the pool. Call after k2a_pool_shutdown once k2a_pool_closed() (or after the loop ran to completion), with no lease
+ * held; otherwise it runs the loop itself until the pool is closed. Writes the state synchronously if it is still dirty. */
 void k2a_pool_destroy(k2a_pool_t *p);
 
 /* SIGHUP: re-reads the accounts (text_or_path as KIRO_AUTH_TOKEN). Accounts are matched by their key (auth kind + the
