@@ -304,7 +304,9 @@ static uint64_t refresh_ahead_delay(k2a_account_t *a, int64_t now)
 
 void k2a_pool_schedule_refresh_ahead(k2a_account_t *a)
 {
-    k2a_account_schedule_refresh(a, refresh_ahead_delay(a, k2a_pool_now_ms()));
+    /* at least 1 s apart, even when the upstream grants absurdly short lifetimes: never a refresh storm */
+    uint64_t d = refresh_ahead_delay(a, k2a_pool_now_ms());
+    k2a_account_schedule_refresh(a, d < 1000 ? 1000 : d);
 }
 
 /* ---- durable state ---- */

@@ -137,8 +137,10 @@ bool k2a_pool_ready(k2a_pool_t *p);
 int k2a_pool_render_tokens_json(k2a_pool_t *p, k2a_buf_t *out);
 /* Prometheus text for /metrics: per account (labels account="<index>", name="<description or index>") state, in-flight,
  * requests, errors by class, input/output tokens, credits consumed and remaining, refreshes; pool totals. Matches
- * k2a_metrics_render_cb when cast: void (*)(void *ctx, k2a_buf_t *out). */
+ * k2a_metrics_render_cb through k2a_pool_metrics_hook below. */
 void k2a_pool_render_metrics(k2a_pool_t *p, k2a_buf_t *out);
+/* The same with the exact k2a_metrics_render_cb signature: k2a_metrics_add_hook(&server->metrics, k2a_pool_metrics_hook, pool). */
+void k2a_pool_metrics_hook(void *pool, k2a_buf_t *out);
 
 /* Account states. */
 typedef enum en_k2a_account_state_t {

@@ -261,3 +261,8 @@ void k2a_pool_render_metrics(k2a_pool_t *p, k2a_buf_t *out)
                  a->access_token != NULL ? (long long)((a->expires_at - now) / 1000) : 0LL);
 #undef EACH_ACCOUNT
 }
+
+void k2a_pool_metrics_hook(void *pool, k2a_buf_t *out)
+{
+    k2a_pool_render_metrics(pool, out);
+}
