@@ -118,8 +118,8 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* ns per acquire + release, with `held` leases kept in flight meanwhile */
-static double measure(k2a_pool_t *p, double seconds, size_t held)
+/* ns per acquire + release, with `held` leases kept in flight meanwhile (one run) */
+static double measure_once(k2a_pool_t *p, double seconds, size_t held)
 {
     k2a_lease_t *keep = calloc(held + 1, sizeof(*keep));
     for (size_t i = 0; i < held; ++i)
@@ -142,6 +142,18 @@ static double measure(k2a_pool_t *p, double seconds, size_t held)
     return el * 1e9 / (double)ops;
 }
 
+/* best of 5 runs: the machine is shared and noisy, the minimum is the cost */
+static double measure(k2a_pool_t *p, double seconds, size_t held)
+{
+    double best = 1e18;
+    for (int i = 0; i < 5; ++i) {
+        double r = measure_once(p, seconds / 5, held);
+        if (r < best)
+            best = r;
+    }
+    return best;
+}
+
 int main(int argc, char **argv)
 {
     double seconds = argc > 1 ? atof(argv[1]) : 0.5;
@@ -149,8 +161,8 @@ int main(int argc, char **argv)
     uv_loop_t loop;
     uv_loop_init(&loop);
     k2a_coro_runtime_init(&loop, NULL);
-    printf("acquire + release, ns per request (fresh tokens; includes copying the access token and profileArn into the "
-           "lease)\n\n");
+    printf("acquire + release, ns per request, best of 5 runs (fresh tokens; includes copying the access token and "
+           "profileArn into the lease)\n\n");
     printf("%-12s %10s %10s %22s %22s\n", "strategy", "1 acct", "50 accts", "50, 49 cooling", "50, 1000 in flight");
     for (int s = 0; s < 3; ++s) {
         double r[4];

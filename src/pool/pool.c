@@ -515,8 +515,9 @@ static void apply_record(k2a_account_t *a, const k2a_account_snapshot_t *s, int6
     a->last_used = s->last_used_ms;
 }
 
-/* Arms an account's timers after creation, a load or a reload. warm_slot staggers the start-up refreshes. */
-static void start_account(k2a_account_t *a, size_t warm_slot)
+/* Arms an account's timers after creation, a load or a reload. refresh_slot staggers the start-up refreshes (accounts without
+ * a valid token), usage_slot the first getUsageLimits polls (every account). */
+static void start_account(k2a_account_t *a, size_t refresh_slot, size_t usage_slot)
 {
     k2a_pool_t *p = a->pool;
     int64_t now = k2a_pool_now_ms();
@@ -529,17 +530,18 @@ static void start_account(k2a_account_t *a, size_t warm_slot)
     if (k2a_account_token_valid(a, now))
         k2a_pool_schedule_refresh_ahead(a);
     else if (p->cfg.warmup)
-        k2a_account_schedule_refresh(a, (uint64_t)warm_slot * p->cfg.warmup_stagger_ms);
+        k2a_account_schedule_refresh(a, (uint64_t)refresh_slot * p->cfg.warmup_stagger_ms);
     if (p->cfg.usage_poll_interval_s > 0) {
-        /* first poll staggered across the pool: never a burst of getUsageLimits calls */
+        /* first polls spread over the pool (at most one every 10 s, at least 0.5 s apart): never a burst of
+         * getUsageLimits calls, which is what gets accounts flagged (peers.md §2.7) */
         uint64_t interval = (uint64_t)p->cfg.usage_poll_interval_s * 1000;
         uint64_t spacing = p->naccounts > 0 ? interval / p->naccounts : interval;
         if (spacing > 10000)
             spacing = 10000;
         if (spacing < 500)
             spacing = 500;
-        uint64_t first = 2000 + (uint64_t)warm_slot * spacing + k2a_rand_below(500);
-        if (a->usage_known && a->usage_at == 0)
+        uint64_t first = 2000 + (uint64_t)usage_slot * spacing + k2a_rand_below(500);
+        if (a->usage_known)
             first += interval / 2; /* credits known from the state file: no hurry */
         k2a_account_schedule_usage(a, first);
     }
@@ -704,7 +706,7 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
     for (size_t i = 0; i < p->naccounts; ++i) {
         k2a_account_t *a = p->accounts[i];
         bool valid = k2a_account_token_valid(a, now);
-        start_account(a, valid ? 0 : slot);
+        start_account(a, valid ? 0 : slot, i);
         slot += !valid && a->state != K2A_ACCOUNT_DISABLED;
         k2a_pool_update_eligibility(a);
     }
@@ -788,7 +790,7 @@ int k2a_pool_reload(k2a_pool_t *p, const char *text_or_path, char *err, size_t e
                 /* re-enabled, or invalid and given another chance by the operator's reload */
                 a->auth_fail_gen = 0;
                 k2a_account_set_state(a, K2A_ACCOUNT_OK, 0, "");
-                start_account(a, slot++);
+                start_account(a, slot++, i);
             }
         } else {
             if ((a = account_new(p, c, i)) == NULL) {
@@ -803,7 +805,7 @@ int k2a_pool_reload(k2a_pool_t *p, const char *text_or_path, char *err, size_t e
                 free_record(&rec);
             }
             bool valid = k2a_account_token_valid(a, now);
-            start_account(a, valid ? 0 : slot);
+            start_account(a, valid ? 0 : slot, i);
             slot += !valid;
             k2a_pool_update_eligibility(a);
         }

@@ -310,8 +310,6 @@ static void refresh_job(k2a_pool_job_t *job)
         if (a->state == K2A_ACCOUNT_COOLING && strncmp(a->reason, "token refresh", 13) == 0)
             k2a_account_set_state(a, K2A_ACCOUNT_OK, 0, "");
         k2a_pool_schedule_refresh_ahead(a);
-        if (!a->usage_known && p->cfg.usage_poll_interval_s > 0 && !a->usage_polling && uv_timer_get_due_in(&a->usage_timer) > 5000)
-            k2a_account_schedule_usage(a, 500 + k2a_rand_below(2000)); /* first credits soon after the first token */
     } else if (v.action != K2A_ACT_CANCELED) {
         ++a->refresh_failures;
         ++p->stats.refresh_failures;
