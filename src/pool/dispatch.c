@@ -301,7 +301,7 @@ void k2a_dispatch_attempt_done(k2a_dispatch_t *d, k2a_dispatch_attempt_t *a, int
         snprintf(detail, sizeof(detail), "stream failed after commit: %s", k2a_strerror(err));
         k2a_account_note_error(acct, K2A_ERRC_STREAM, detail);
     }
-    k2a_pool_mark_dirty(d->pool, false);
+    k2a_pool_mark_dirty_lazy(d->pool);
     k2a_pool_release(&a->lease);
 }
 

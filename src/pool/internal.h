@@ -183,7 +183,11 @@ void k2a_account_apply_verdict(k2a_account_t *a, const k2a_verdict_t *v, uint64_
 void k2a_account_note_error(k2a_account_t *a, k2a_errclass_t c, const char *detail);
 void k2a_account_schedule_refresh(k2a_account_t *a, uint64_t delay_ms);
 void k2a_account_schedule_usage(k2a_account_t *a, uint64_t delay_ms);
+/* A state change to persist: urgent (a rotated refresh token) starts the write at once, else within save_debounce_ms. */
 void k2a_pool_mark_dirty(k2a_pool_t *p, bool urgent);
+/* Counters only (requests, tokens, credits): written within K2A_POOL_LAZY_SAVE_MS, so a busy pool writes rarely. */
+#define K2A_POOL_LAZY_SAVE_MS 5000
+void k2a_pool_mark_dirty_lazy(k2a_pool_t *p);
 void k2a_pool_update_eligibility(k2a_account_t *a);
 /* Arms the refresh-ahead timer for the current token. */
 void k2a_pool_schedule_refresh_ahead(k2a_account_t *a);

@@ -411,6 +411,15 @@ static void on_save_timer(uv_timer_t *t)
     start_save(t->data);
 }
 
+void k2a_pool_mark_dirty_lazy(k2a_pool_t *p)
+{
+    if (p->store == NULL)
+        return;
+    p->dirty = true;
+    if (!p->saving && !uv_is_active((uv_handle_t *)&p->save_timer) && !uv_is_closing((uv_handle_t *)&p->save_timer))
+        uv_timer_start(&p->save_timer, on_save_timer, K2A_POOL_LAZY_SAVE_MS, 0);
+}
+
 void k2a_pool_mark_dirty(k2a_pool_t *p, bool urgent)
 {
     if (p->store == NULL)
@@ -423,8 +432,10 @@ void k2a_pool_mark_dirty(k2a_pool_t *p, bool urgent)
     if (urgent || p->shutting_down) {
         uv_timer_stop(&p->save_timer);
         start_save(p);
-    } else if (!uv_is_active((uv_handle_t *)&p->save_timer) && !uv_is_closing((uv_handle_t *)&p->save_timer)) {
-        /* coalesce: at most one write per debounce interval, however busy the pool is */
+    } else if (!uv_is_closing((uv_handle_t *)&p->save_timer) &&
+               (!uv_is_active((uv_handle_t *)&p->save_timer) || uv_timer_get_due_in(&p->save_timer) > p->cfg.save_debounce_ms)) {
+        /* coalesce: at most one write per debounce interval, however busy the pool is (a pending lazy write is brought
+         * forward, an earlier pending write is kept) */
         uv_timer_start(&p->save_timer, on_save_timer, p->cfg.save_debounce_ms, 0);
     }
 }
@@ -468,6 +479,13 @@ static k2a_account_t *account_new(k2a_pool_t *p, const k2a_account_config_t *cfg
     sha256_hex("KotlinNativeAPI/", cfg->refresh_token, a->machine_id);
     make_label(a);
     a->state = cfg->disabled ? K2A_ACCOUNT_DISABLED : K2A_ACCOUNT_OK;
+    return a;
+}
+
+/* The account's uv timers; opened once nothing can fail any more, so that a failed create never has handles to close. */
+static void open_timers(k2a_account_t *a)
+{
+    k2a_pool_t *p = a->pool;
     uv_timer_init(p->loop, &a->refresh_timer);
     uv_timer_init(p->loop, &a->usage_timer);
     uv_timer_init(p->loop, &a->wake_timer);
@@ -475,7 +493,6 @@ static k2a_account_t *account_new(k2a_pool_t *p, const k2a_account_config_t *cfg
     a->timers_open = true;
     a->refcnt += 3;
     p->open_handles += 3;
-    return a;
 }
 
 /* Adopts a state-file record. */
@@ -705,6 +722,7 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
     size_t slot = 0;
     for (size_t i = 0; i < p->naccounts; ++i) {
         k2a_account_t *a = p->accounts[i];
+        open_timers(a);
         bool valid = k2a_account_token_valid(a, now);
         start_account(a, valid ? 0 : slot, i);
         slot += !valid && a->state != K2A_ACCOUNT_DISABLED;
@@ -717,15 +735,6 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
 
 Fail:
     k2a_account_list_dispose(&list);
-    for (size_t i = 0; i < p->naccounts; ++i) {
-        k2a_account_t *a = p->accounts[i];
-        a->timers_open = false; /* never started: close synchronously below */
-        uv_close((uv_handle_t *)&a->refresh_timer, NULL);
-        uv_close((uv_handle_t *)&a->usage_timer, NULL);
-        uv_close((uv_handle_t *)&a->wake_timer, NULL);
-    }
-    if (p->naccounts > 0)
-        uv_run(loop, UV_RUN_NOWAIT); /* runs the close callbacks (NULL) so the memory can go */
     for (size_t i = 0; i < p->naccounts; ++i)
         account_free(p->accounts[i]);
     free(p->accounts);
@@ -799,6 +808,7 @@ int k2a_pool_reload(k2a_pool_t *p, const char *text_or_path, char *err, size_t e
                 continue;
             }
             ++added;
+            open_timers(a);
             k2a_account_snapshot_t rec;
             if (take_orphan(p, a->key, &rec)) {
                 apply_record(a, &rec, now);
