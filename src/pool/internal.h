@@ -172,7 +172,7 @@ struct st_k2a_pool_t {
 /* wall clock, ms since the epoch */
 int64_t k2a_pool_now_ms(void);
 
-/* pool.c */
+/* pool.c, state.c, persist.c, lease.c */
 void k2a_account_ref(k2a_account_t *a);
 void k2a_account_unref(k2a_account_t *a);
 /* True when the access token is present and not within the safety margin of its expiry. */
@@ -189,6 +189,16 @@ void k2a_pool_mark_dirty(k2a_pool_t *p, bool urgent);
 #define K2A_POOL_LAZY_SAVE_MS 5000
 void k2a_pool_mark_dirty_lazy(k2a_pool_t *p);
 void k2a_pool_update_eligibility(k2a_account_t *a);
+/* Starts (or stops) the end-of-cooling/exhaustion timer for the account's current state. */
+void k2a_account_arm_wake(k2a_account_t *a);
+/* Wakes the first acquire queued for a concurrency slot. */
+void k2a_pool_wake_slot_waiter(k2a_pool_t *p);
+/* The account's durable record (strings duplicated). */
+void k2a_account_snapshot(const k2a_account_t *a, k2a_account_snapshot_t *s);
+/* Encodes the whole durable state (accounts + orphans) as the store's JSON. */
+int k2a_pool_encode_state(k2a_pool_t *p, k2a_buf_t *out);
+/* Starts a write of the state when dirty and none is in flight. */
+void k2a_pool_start_save(k2a_pool_t *p);
 /* Arms the refresh-ahead timer for the current token. */
 void k2a_pool_schedule_refresh_ahead(k2a_account_t *a);
 
