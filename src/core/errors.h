@@ -33,6 +33,7 @@
     XX(ES_HEADER_TYPE, "eventstream: unknown header value type")                                                                   \
     XX(ES_HEADER_NAME, "eventstream: empty header name")                                                                           \
     XX(ES_TRUNCATED, "eventstream: body ended inside a frame")                                                                     \
+    XX(ES_TOO_MANY_HEADERS, "eventstream: too many headers in a frame")                                                            \
     /* upstream */                                                                                                                 \
     XX(DNS, "upstream: name resolution failed")                                                                                    \
     XX(DNS_TIMEOUT, "upstream: name resolution timed out")                                                                         \
