@@ -126,8 +126,8 @@ const char *k2a_anthropic_error_type_for_status(int status)
 int k2a_anthropic_error_json(k2a_buf_t *out, const char *type, k2a_str_t message)
 {
     int r;
-    if ((r = k2a_buf_appendstr(out, "{\"type\":\"error\",\"error\":{\"type\":\"")) != 0 || (r = k2a_buf_appendstr(out, type)) != 0 ||
-        (r = k2a_buf_appendstr(out, "\",\"message\":\"")) != 0 ||
+    if ((r = k2a_buf_appendstr(out, "{\"type\":\"error\",\"error\":{\"type\":\"")) != 0 ||
+        (r = k2a_buf_appendstr(out, type)) != 0 || (r = k2a_buf_appendstr(out, "\",\"message\":\"")) != 0 ||
         (r = k2a_buf_append_json_escaped(out, message.base, message.len)) != 0)
         return r;
     return k2a_buf_append(out, "\"}}", 3);

@@ -376,8 +376,8 @@ int k2a_anthropic_msg_render(k2a_anthropic_msg_t *m, k2a_buf_t *out)
         (r = APPEND_LIT(out, "\",\"type\":\"message\",\"role\":\"assistant\",\"model\":")) != 0 ||
         (r = append_json_string(out, m->model)) != 0 || (r = APPEND_LIT(out, ",\"content\":[")) != 0 ||
         (r = render_blocks(m, out)) != 0 ||
-        (r = k2a_buf_appendf(out, "],\"stop_reason\":\"%s\",\"stop_sequence\":null,\"usage\":",
-                             k2a_anthropic_stop_reason(m->stop_reason))) != 0 ||
+        (r = k2a_buf_appendf(
+             out, "],\"stop_reason\":\"%s\",\"stop_sequence\":null,\"usage\":", k2a_anthropic_stop_reason(m->stop_reason))) != 0 ||
         (r = append_usage(out, &m->usage, m->usage.output_tokens)) != 0 || (r = APPEND_LIT(out, "}")) != 0) {
         out->len = mark;
         if (m->error == 0)

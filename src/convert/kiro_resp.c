@@ -4,16 +4,16 @@
  * UTF-8 sequence) into offsets of a per-frame scratch buffer. Text goes through a UTF-8 joiner and, when thinking was
  * requested, a small state machine that recognises a leading <thinking> tag and an end tag followed by "\n\n" (or by
  * nothing but blanks at a boundary); tool input pieces go through their own UTF-8 joiner and are forwarded as they
- * come. Every IR event goes through emit(), which also feeds the §4.6 output-token counter.
+ * come. Every IR event goes through emit(), which also feeds the §4.6 output-token counter. Payload reading lives in
+ * kiro_resp_payload.c.
  */
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_parse.h>
-#include <yajl/yajl_tree.h>
 #include "convert/json_compact.h"
 #include "convert/kiro_resp.h"
+#include "convert/kiro_resp_internal.h"
 #include "core/errors.h"
 #include "core/log.h"
 
@@ -25,39 +25,7 @@
 #define MAX_FRAME_SCRATCH (64 * 1024 * 1024)
 #define REPLACEMENT "\xef\xbf\xbd"
 
-enum {
-    KEY_NONE = 0,
-    KEY_CONTENT,
-    KEY_FOLLOWUP,
-    KEY_NAME,
-    KEY_ID,
-    KEY_INPUT,
-    KEY_STOP,
-    KEY_USAGE,
-    KEY_PCT,
-    KEY_MESSAGE,
-    KEY_TYPE,
-    KEY_REASON,
-    KEY_WRAPPER,
-    KEY_OTHER,
-};
-
 /* ---------- small helpers ---------- */
-
-static bool str_eq(const char *a, size_t alen, const char *lit)
-{
-    size_t n = strlen(lit);
-    return alen == n && memcmp(a, lit, n) == 0;
-}
-
-static bool str_contains(const char *hay, size_t len, const char *needle)
-{
-    size_t n = strlen(needle);
-    for (size_t i = 0; n <= len && i <= len - n; ++i)
-        if (memcmp(hay + i, needle, n) == 0)
-            return true;
-    return false;
-}
 
 static const char *find_bytes(const char *hay, size_t len, const char *needle, size_t n)
 {
@@ -110,8 +78,8 @@ static int utf8_seq(const unsigned char *s, size_t n)
         if ((s[i] & 0xc0) != 0x80)
             return 0;
         /* the second byte's range rules out overlongs, surrogates and code points above U+10FFFF */
-        if (i == 1 && ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) || (c == 0xf0 && s[1] < 0x90) ||
-                       (c == 0xf4 && s[1] > 0x8f)))
+        if (i == 1 &&
+            ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) || (c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f)))
             return 0;
     }
     return (int)len;
@@ -585,9 +553,8 @@ static int on_tool_event(k2a_kiro_resp_t *p)
             return 0;
         }
         if (id_len == 0 || name_len == 0) {
-            k2a_log_fields(K2A_LOG_WARN, p->cfg.request_id, NULL, 0,
-                           "toolUseEvent for unknown tool %.*s without %s: ignored", (int)id_len, id,
-                           id_len == 0 ? "toolUseId" : "name");
+            k2a_log_fields(K2A_LOG_WARN, p->cfg.request_id, NULL, 0, "toolUseEvent for unknown tool %.*s without %s: ignored",
+                           (int)id_len, id, id_len == 0 ? "toolUseId" : "name");
             return 0;
         }
         if ((r = start_tool(p, id, id_len, name, name_len)) != 0)
@@ -601,7 +568,7 @@ static int on_tool_event(k2a_kiro_resp_t *p)
             k2a_buf_reset(&p->work);
             if ((r = k2a_json_compact(&p->work, f->payload + f->input_obj_start, f->input_obj_end - f->input_obj_start)) != 0)
                 return emit_error(p, K2A_EUPSTREAM_EVENT, "toolUseEvent input object is not valid JSON");
-            if (str_eq(p->work.base, p->work.len, "{}"))
+            if (k2a__kiro_str_eq(p->work.base, p->work.len, "{}"))
                 in_len = 0;
             else {
                 /* copy: tool_piece() reuses `work` for the UTF-8 joiner */
@@ -611,7 +578,7 @@ static int on_tool_event(k2a_kiro_resp_t *p)
                 in = p->scratch.base + off;
                 in_len = p->work.len;
             }
-        } else if (f->stop && p->tool_bytes != 0 && str_eq(in, in_len, "{}")) {
+        } else if (f->stop && p->tool_bytes != 0 && k2a__kiro_str_eq(in, in_len, "{}")) {
             /* kiro2api 1766ca5: a stop frame may carry "{}" after real pieces; appending it would corrupt the JSON */
             in_len = 0;
         }
@@ -623,268 +590,20 @@ static int on_tool_event(k2a_kiro_resp_t *p)
     return 0;
 }
 
-/* ---------- payload parsing (yajl SAX) ---------- */
-
-static int cb_copy(k2a_kiro_resp_t *p, const unsigned char *s, size_t len, size_t *off, size_t *out_len)
-{
-    *off = p->scratch.len;
-    *out_len = len;
-    if (len == 0)
-        return 1;
-    return k2a_buf_append(&p->scratch, s, len) == 0;
-}
-
-static int cb_string(void *ctx, const unsigned char *s, size_t len)
-{
-    k2a_kiro_resp_t *p = ctx;
-    struct st_k2a_kiro_fields_t *f = &p->f;
-    if (f->depth == 0) {
-        f->ok = false;
-        return 0;
-    }
-    if (f->depth != f->base_depth)
-        return 1;
-    int key = f->key;
-    f->key = KEY_NONE;
-    switch (key) {
-    case KEY_CONTENT:
-        f->has_content = true;
-        return cb_copy(p, s, len, &f->content_off, &f->content_len);
-    case KEY_FOLLOWUP:
-        f->has_followup = f->has_followup || len != 0;
-        return 1;
-    case KEY_NAME:
-        f->has_name = true;
-        return cb_copy(p, s, len, &f->name_off, &f->name_len);
-    case KEY_ID:
-        f->has_id = true;
-        return cb_copy(p, s, len, &f->id_off, &f->id_len);
-    case KEY_INPUT:
-        f->has_input = true;
-        f->input_is_object = false;
-        return cb_copy(p, s, len, &f->input_off, &f->input_len);
-    case KEY_MESSAGE:
-        return cb_copy(p, s, len, &f->message_off, &f->message_len);
-    case KEY_TYPE:
-        return cb_copy(p, s, len, &f->type_off, &f->type_len);
-    case KEY_REASON:
-        return cb_copy(p, s, len, &f->reason_off, &f->reason_len);
-    case KEY_STOP:
-        f->stop = str_eq((const char *)s, len, "true");
-        return 1;
-    default:
-        return 1;
-    }
-}
-
-static int cb_number(void *ctx, double v)
-{
-    k2a_kiro_resp_t *p = ctx;
-    struct st_k2a_kiro_fields_t *f = &p->f;
-    if (f->depth == 0) {
-        f->ok = false;
-        return 0;
-    }
-    if (f->depth != f->base_depth)
-        return 1;
-    int key = f->key;
-    f->key = KEY_NONE;
-    if (key == KEY_USAGE) {
-        f->has_usage = true;
-        f->usage = v;
-    } else if (key == KEY_PCT) {
-        f->has_pct = true;
-        f->pct = v;
-    }
-    return 1;
-}
-
-static int cb_integer(void *ctx, long long v)
-{
-    return cb_number(ctx, (double)v);
-}
-
-static int cb_boolean(void *ctx, int v)
-{
-    k2a_kiro_resp_t *p = ctx;
-    struct st_k2a_kiro_fields_t *f = &p->f;
-    if (f->depth == 0) {
-        f->ok = false;
-        return 0;
-    }
-    if (f->depth != f->base_depth)
-        return 1;
-    if (f->key == KEY_STOP)
-        f->stop = v != 0;
-    else if (f->key == KEY_FOLLOWUP)
-        f->has_followup = f->has_followup || v != 0;
-    f->key = KEY_NONE;
-    return 1;
-}
-
-static int cb_null(void *ctx)
-{
-    k2a_kiro_resp_t *p = ctx;
-    if (p->f.depth == 0) {
-        p->f.ok = false;
-        return 0;
-    }
-    if (p->f.depth == p->f.base_depth)
-        p->f.key = KEY_NONE;
-    return 1;
-}
-
-static int cb_start(k2a_kiro_resp_t *p, bool is_map)
-{
-    struct st_k2a_kiro_fields_t *f = &p->f;
-    if (f->depth == 0 && !is_map) {
-        f->ok = false;
-        return 0;
-    }
-    if (f->depth == f->base_depth) {
-        if (f->key == KEY_INPUT && is_map) {
-            f->has_input = true;
-            f->input_is_object = true;
-            f->input_obj_start = yajl_get_bytes_consumed(p->yajl) - 1;
-            f->skip_depth = f->depth + 1;
-        } else if (f->key == KEY_FOLLOWUP) {
-            f->has_followup = true;
-        } else if (f->key == KEY_WRAPPER && is_map && f->base_depth == 1) {
-            f->base_depth = 2; /* {"assistantResponseEvent":{...}}: read the inner object */
-        }
-        f->key = KEY_NONE;
-    }
-    ++f->depth;
-    return 1;
-}
-
-static int cb_start_map(void *ctx)
-{
-    return cb_start(ctx, true);
-}
-
-static int cb_start_array(void *ctx)
-{
-    return cb_start(ctx, false);
-}
-
-static int cb_end(void *ctx)
-{
-    k2a_kiro_resp_t *p = ctx;
-    struct st_k2a_kiro_fields_t *f = &p->f;
-    if (f->skip_depth != 0 && f->depth == f->skip_depth) {
-        f->input_obj_end = yajl_get_bytes_consumed(p->yajl);
-        f->skip_depth = 0;
-    }
-    --f->depth;
-    if (f->depth == 0)
-        f->complete = true;
-    return 1;
-}
-
-static int cb_map_key(void *ctx, const unsigned char *k, size_t len)
-{
-    k2a_kiro_resp_t *p = ctx;
-    struct st_k2a_kiro_fields_t *f = &p->f;
-    if (f->depth != f->base_depth)
-        return 1;
-    const char *s = (const char *)k;
-    int key = KEY_OTHER;
-    switch (len) {
-    case 4:
-        if (memcmp(s, "name", 4) == 0)
-            key = KEY_NAME;
-        else if (memcmp(s, "stop", 4) == 0)
-            key = KEY_STOP;
-        break;
-    case 5:
-        if (memcmp(s, "input", 5) == 0)
-            key = KEY_INPUT;
-        else if (memcmp(s, "usage", 5) == 0)
-            key = KEY_USAGE;
-        break;
-    case 6:
-        if (memcmp(s, "reason", 6) == 0)
-            key = KEY_REASON;
-        else if (memcmp(s, "__type", 6) == 0)
-            key = KEY_TYPE;
-        break;
-    case 7:
-        if (memcmp(s, "content", 7) == 0)
-            key = KEY_CONTENT;
-        else if (memcmp(s, "message", 7) == 0 || memcmp(s, "Message", 7) == 0)
-            key = KEY_MESSAGE;
-        break;
-    case 9:
-        if (memcmp(s, "toolUseId", 9) == 0)
-            key = KEY_ID;
-        break;
-    case 14:
-        if (memcmp(s, "followupPrompt", 14) == 0)
-            key = KEY_FOLLOWUP;
-        break;
-    case 22:
-        if (memcmp(s, "contextUsagePercentage", 22) == 0)
-            key = KEY_PCT;
-        break;
-    }
-    if (key == KEY_OTHER && f->depth == 1 && f->event_type != NULL && len == f->event_type_len && len != 0 &&
-        memcmp(s, f->event_type, len) == 0)
-        key = KEY_WRAPPER;
-    f->key = key;
-    return 1;
-}
-
-static const yajl_callbacks payload_callbacks = {
-    cb_null, cb_boolean, cb_integer, cb_number, NULL, cb_string, cb_start_map, cb_map_key, cb_end, cb_start_array, cb_end,
-};
-
-/* Parses the payload into p->f. Returns 0, or K2A_EUPSTREAM_EVENT when it is not one complete JSON object. */
-static int parse_payload(k2a_kiro_resp_t *p, const k2a_es_frame_t *fr, const char *event_type, size_t event_type_len)
-{
-    struct st_k2a_kiro_fields_t *f = &p->f;
-    memset(f, 0, sizeof(*f));
-    f->ok = true;
-    f->base_depth = 1;
-    f->event_type = event_type;
-    f->event_type_len = event_type_len;
-    f->payload = fr->payload;
-    k2a_buf_reset(&p->scratch);
-    size_t i = 0;
-    while (i < fr->payload_len && is_blank(fr->payload[i]))
-        ++i;
-    if (i == fr->payload_len)
-        return 0; /* an empty payload reads as {} */
-    if (p->yajl == NULL) {
-        if ((p->yajl = yajl_alloc(&payload_callbacks, NULL, p)) == NULL)
-            return K2A_ENOMEM;
-        yajl_config(p->yajl, yajl_dont_validate_strings, 1);
-        /* one handle for the whole response: every payload is one more top-level value */
-        yajl_config(p->yajl, yajl_allow_multiple_values, 1);
-    }
-    yajl_status st = yajl_parse(p->yajl, (const unsigned char *)fr->payload, fr->payload_len);
-    if (st != yajl_status_ok || !f->ok || !f->complete || f->depth != 0) {
-        /* the handle is in an error or mid-value state: start over with a fresh one next time */
-        yajl_free(p->yajl);
-        p->yajl = NULL;
-        return K2A_EUPSTREAM_EVENT;
-    }
-    return 0;
-}
-
 /* ---------- frames ---------- */
 
 static int map_exception(const char *type, size_t len)
 {
-    if (str_contains(type, len, "Throttling"))
+    if (k2a__kiro_str_contains(type, len, "Throttling"))
         return K2A_ETHROTTLED;
-    if (str_contains(type, len, "ServiceQuotaExceeded") || str_contains(type, len, "QuotaExceeded"))
+    if (k2a__kiro_str_contains(type, len, "ServiceQuotaExceeded") || k2a__kiro_str_contains(type, len, "QuotaExceeded"))
         return K2A_EEXHAUSTED;
-    if (str_contains(type, len, "AccessDenied") || str_contains(type, len, "Unauthorized") || str_contains(type, len, "ExpiredToken"))
+    if (k2a__kiro_str_contains(type, len, "AccessDenied") || k2a__kiro_str_contains(type, len, "Unauthorized") ||
+        k2a__kiro_str_contains(type, len, "ExpiredToken"))
         return K2A_EUPSTREAM_AUTH;
-    if (str_contains(type, len, "Validation"))
+    if (k2a__kiro_str_contains(type, len, "Validation"))
         return K2A_EUPSTREAM_BAD_REQUEST;
-    if (str_contains(type, len, "InternalServer") || str_contains(type, len, "ServiceUnavailable"))
+    if (k2a__kiro_str_contains(type, len, "InternalServer") || k2a__kiro_str_contains(type, len, "ServiceUnavailable"))
         return K2A_EUPSTREAM_SERVER;
     return K2A_EUPSTREAM_EXCEPTION;
 }
@@ -910,7 +629,7 @@ static int on_exception(k2a_kiro_resp_t *p, const k2a_es_frame_t *fr, bool is_er
     size_t tlen, mlen;
     const char *type = header_str(fr, is_error ? ":error-code" : ":exception-type", &tlen);
     const char *msg = is_error ? header_str(fr, ":error-message", &mlen) : NULL;
-    bool parsed = parse_payload(p, fr, NULL, 0) == 0;
+    bool parsed = k2a__kiro_parse_payload(p, fr, NULL, 0) == 0;
     const char *sc = p->scratch.base;
     if ((type == NULL || tlen == 0) && parsed && p->f.type_len != 0) {
         type = sc + p->f.type_off;
@@ -931,8 +650,9 @@ static int on_exception(k2a_kiro_resp_t *p, const k2a_es_frame_t *fr, bool is_er
     }
     const char *reason = parsed ? sc + p->f.reason_off : "";
     size_t rlen = parsed ? p->f.reason_len : 0;
-    if (str_contains(type, tlen, "ContentLengthExceeded") || str_contains(type, tlen, "CONTENT_LENGTH_EXCEEDS") ||
-        str_contains(reason, rlen, "CONTENT_LENGTH_EXCEEDS")) {
+    if (k2a__kiro_str_contains(type, tlen, "ContentLengthExceeded") ||
+        k2a__kiro_str_contains(type, tlen, "CONTENT_LENGTH_EXCEEDS") ||
+        k2a__kiro_str_contains(reason, rlen, "CONTENT_LENGTH_EXCEEDS")) {
         k2a_log_fields(K2A_LOG_INFO, p->cfg.request_id, NULL, 0, "kiro %.*s: ending with max_tokens", (int)tlen, type);
         p->stop_override = K2A_STOP_MAX_TOKENS;
         return finish_ok(p);
@@ -948,20 +668,20 @@ static int on_event(k2a_kiro_resp_t *p, const k2a_es_frame_t *fr, const char *et
 {
     int r;
     enum { E_TEXT, E_TOOL, E_METER, E_CONTEXT } kind;
-    if (str_eq(et, etl, "assistantResponseEvent"))
+    if (k2a__kiro_str_eq(et, etl, "assistantResponseEvent"))
         kind = E_TEXT;
-    else if (str_eq(et, etl, "toolUseEvent"))
+    else if (k2a__kiro_str_eq(et, etl, "toolUseEvent"))
         kind = E_TOOL;
-    else if (str_eq(et, etl, "meteringEvent"))
+    else if (k2a__kiro_str_eq(et, etl, "meteringEvent"))
         kind = E_METER;
-    else if (str_eq(et, etl, "contextUsageEvent"))
+    else if (k2a__kiro_str_eq(et, etl, "contextUsageEvent"))
         kind = E_CONTEXT;
     else {
         ++p->seen.ignored_frames;
         k2a_debug("kiro event %.*s ignored", (int)etl, et);
         return 0;
     }
-    if ((r = parse_payload(p, fr, et, etl)) != 0) {
+    if ((r = k2a__kiro_parse_payload(p, fr, et, etl)) != 0) {
         if (r != K2A_EUPSTREAM_EVENT)
             return r;
         if (kind == E_METER || kind == E_CONTEXT) {
@@ -1059,13 +779,13 @@ int k2a_kiro_resp_on_frame(k2a_kiro_resp_t *p, const k2a_es_frame_t *f)
     }
     size_t mtl, etl;
     const char *mt = header_str(f, ":message-type", &mtl);
-    if (mt == NULL || str_eq(mt, mtl, "event")) {
+    if (mt == NULL || k2a__kiro_str_eq(mt, mtl, "event")) {
         const char *et = header_str(f, ":event-type", &etl);
         return on_event(p, f, et != NULL ? et : "", etl);
     }
-    if (str_eq(mt, mtl, "exception"))
+    if (k2a__kiro_str_eq(mt, mtl, "exception"))
         return on_exception(p, f, false);
-    if (str_eq(mt, mtl, "error"))
+    if (k2a__kiro_str_eq(mt, mtl, "error"))
         return on_exception(p, f, true);
     ++p->seen.ignored_frames;
     k2a_debug("kiro frame with :message-type %.*s ignored", (int)mtl, mt);
@@ -1104,58 +824,4 @@ int64_t k2a_kiro_resp_input_tokens(const k2a_kiro_resp_t *p)
 int64_t k2a_kiro_resp_output_tokens(const k2a_kiro_resp_t *p)
 {
     return k2a_tokens_counter_total(&p->counter);
-}
-
-int k2a_kiro_resp_classify_http(int status, const char *body, size_t len, k2a_buf_t *message)
-{
-    const char *msg = NULL, *reason = NULL;
-    yajl_val root = NULL;
-    if (len != 0 && len <= 64 * 1024) {
-        /* a small error document: the tree API is simplest, and it needs a NUL-terminated copy */
-        char *copy = malloc(len + 1);
-        if (copy != NULL) {
-            memcpy(copy, body, len);
-            copy[len] = '\0';
-            root = yajl_tree_parse(copy, NULL, 0);
-            free(copy);
-        }
-    }
-    if (root != NULL && YAJL_IS_OBJECT(root)) {
-        for (size_t i = 0; i < root->u.object.len; ++i) {
-            yajl_val v = root->u.object.values[i];
-            const char *k = root->u.object.keys[i];
-            if (YAJL_IS_STRING(v) && (strcmp(k, "message") == 0 || strcmp(k, "Message") == 0))
-                msg = v->u.string;
-            else if (YAJL_IS_STRING(v) && strcmp(k, "reason") == 0)
-                reason = v->u.string;
-        }
-    }
-    size_t rlen = reason != NULL ? strlen(reason) : 0;
-    int code;
-    if (reason != NULL && str_contains(reason, rlen, "CONTENT_LENGTH_EXCEEDS"))
-        code = K2A_EUPSTREAM_CONTENT_LENGTH;
-    else if (status == 429)
-        code = K2A_ETHROTTLED;
-    else if (status == 402 ||
-             (reason != NULL && (str_contains(reason, rlen, "MONTHLY_REQUEST_COUNT") || str_contains(reason, rlen, "QUOTA"))))
-        code = K2A_EEXHAUSTED;
-    else if (status == 400)
-        code = K2A_EUPSTREAM_BAD_REQUEST;
-    else if (status == 401 || status == 403)
-        code = K2A_EUPSTREAM_AUTH;
-    else if (status >= 500 && status <= 599)
-        code = K2A_EUPSTREAM_SERVER;
-    else
-        code = K2A_EHTTP_STATUS;
-    if (message != NULL) {
-        if (msg != NULL)
-            k2a_buf_appendstr(message, msg);
-        else if (len != 0)
-            k2a_buf_append(message, body, len > 512 ? 512 : len);
-        if (reason != NULL)
-            k2a_buf_appendf(message, " (%s)", reason);
-    }
-    if (root != NULL)
-        yajl_tree_free(root);
-    return code;
 }

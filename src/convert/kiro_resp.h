@@ -94,24 +94,24 @@ typedef struct st_k2a_kiro_resp_t {
     k2a_ir_block_kind_t open_kind;
     /* the open tool */
     k2a_buf_t tool_id;
-    k2a_buf_t tool_name;   /* the client's name, copied */
-    size_t tool_bytes;     /* input bytes forwarded for the open tool */
-    char tool_tail[4];     /* incomplete UTF-8 sequence held back from the previous piece */
+    k2a_buf_t tool_name; /* the client's name, copied */
+    size_t tool_bytes;   /* input bytes forwarded for the open tool */
+    char tool_tail[4];   /* incomplete UTF-8 sequence held back from the previous piece */
     size_t tool_tail_len;
-    k2a_buf_t done_tools;  /* ids of tools closed in this response, NUL-separated (late duplicates are ignored) */
+    k2a_buf_t done_tools; /* ids of tools closed in this response, NUL-separated (late duplicates are ignored) */
     /* text */
     char text_tail[4];
     size_t text_tail_len;
     k2a_kiro_think_state_t think;
-    bool think_strip_nl; /* drop one "\n" right after <thinking> */
-    k2a_buf_t pend;      /* text held back by the thinking splitter (a possible tag) */
+    bool think_strip_nl;  /* drop one "\n" right after <thinking> */
+    k2a_buf_t pend;       /* text held back by the thinking splitter (a possible tag) */
     k2a_buf_t last_chunk; /* for dedupe_repeated_chunks */
     /* per-frame scratch: the payload's fields */
-    void *yajl;         /* reused yajl handle (allow_multiple_values) */
-    k2a_buf_t scratch;  /* copies of string fields and messages */
-    k2a_buf_t work;     /* joined UTF-8 pieces, compacted objects */
-    k2a_buf_t fix;      /* a piece with invalid UTF-8 replaced by U+FFFD */
-    k2a_buf_t msg;      /* the message of an ERROR event */
+    void *yajl;        /* reused yajl handle (allow_multiple_values) */
+    k2a_buf_t scratch; /* copies of string fields and messages */
+    k2a_buf_t work;    /* joined UTF-8 pieces, compacted objects */
+    k2a_buf_t fix;     /* a piece with invalid UTF-8 replaced by U+FFFD */
+    k2a_buf_t msg;     /* the message of an ERROR event */
     struct st_k2a_kiro_fields_t {
         int depth, base_depth, skip_depth;
         int key; /* which field the pending value belongs to */

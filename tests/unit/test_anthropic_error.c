@@ -68,15 +68,17 @@ static void test_bodies(void **state)
     k2a_buf_t b;
     k2a_buf_init(&b, 0);
     int status = 0;
-    assert_int_equal(k2a_anthropic_error_body(&b, K2A_ENO_ACCOUNT,
-                                              K2A_STRLIT("all 3 accounts failed: account 0: quota exhausted (MONTHLY_REQUEST_COUNT); "
-                                                         "account 1: \"banned\""),
-                                              &status),
-                     0);
+    assert_int_equal(
+        k2a_anthropic_error_body(&b, K2A_ENO_ACCOUNT,
+                                 K2A_STRLIT("all 3 accounts failed: account 0: quota exhausted (MONTHLY_REQUEST_COUNT); "
+                                            "account 1: \"banned\""),
+                                 &status),
+        0);
     assert_int_equal(status, 503);
-    assert_string_equal(k2a_buf_cstr(&b), "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"all 3 accounts "
-                                          "failed: account 0: quota exhausted (MONTHLY_REQUEST_COUNT); account 1: "
-                                          "\\\"banned\\\"\"}}");
+    assert_string_equal(k2a_buf_cstr(&b),
+                        "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"all 3 accounts "
+                        "failed: account 0: quota exhausted (MONTHLY_REQUEST_COUNT); account 1: "
+                        "\\\"banned\\\"\"}}");
     yajl_val v = yajl_tree_parse(b.base, NULL, 0);
     assert_non_null(v);
     yajl_tree_free(v);
@@ -88,8 +90,9 @@ static void test_bodies(void **state)
 
     k2a_buf_reset(&b);
     assert_int_equal(k2a_anthropic_error_sse(&b, "rate_limit_error", K2A_STRLIT("line1\nline2")), 0);
-    assert_string_equal(k2a_buf_cstr(&b),
-                        "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"line1\\nline2\"}}\n\n");
+    assert_string_equal(
+        k2a_buf_cstr(&b),
+        "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"line1\\nline2\"}}\n\n");
 
     /* a bounded buffer reports its limit */
     k2a_buf_t small;

@@ -324,10 +324,11 @@ static void test_tool_one_shot(void **state)
     run_init(&r, &cfg);
     assert_int_equal(feed_tool(&r, "Write", "t1", "{\"a\":1}", 7, true), 0);
     /* input given as a JSON object: re-serialised compactly */
-    assert_int_equal(rs_feed_event(&r.p, "toolUseEvent",
-                                   "{\"name\":\"Read\",\"toolUseId\":\"t2\",\"input\": {\"path\" : \"/x\", \"n\": [1, 2.5e3, true, null]},"
-                                   "\"stop\":true}"),
-                     0);
+    assert_int_equal(
+        rs_feed_event(&r.p, "toolUseEvent",
+                      "{\"name\":\"Read\",\"toolUseId\":\"t2\",\"input\": {\"path\" : \"/x\", \"n\": [1, 2.5e3, true, null]},"
+                      "\"stop\":true}"),
+        0);
     /* an empty object is "no input": the client gets no delta at all (a no-argument tool) */
     assert_int_equal(rs_feed_event(&r.p, "toolUseEvent", "{\"name\":\"Ping\",\"toolUseId\":\"t3\",\"input\":{},\"stop\":true}"), 0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);

@@ -93,7 +93,8 @@ static void test_input_estimate(void **state)
     assert_int_equal(k2a_tokens_input_estimate(&req, true), 9);
 
     /* a system block adds text + 2; an empty one nothing */
-    k2a_ir_block_t sys[2] = {{.kind = K2A_BLOCK_TEXT, .text = K2A_STRLIT("hello")}, {.kind = K2A_BLOCK_TEXT, .text = K2A_STRLIT("")}};
+    k2a_ir_block_t sys[2] = {{.kind = K2A_BLOCK_TEXT, .text = K2A_STRLIT("hello")},
+                             {.kind = K2A_BLOCK_TEXT, .text = K2A_STRLIT("")}};
     req.system = sys;
     req.nsystem = 2;
     assert_int_equal(k2a_tokens_input_estimate(&req, true), 9 + 2 + 2);
@@ -157,12 +158,14 @@ static void test_counter(void **state)
     /* the worked example of §4.2: 9 text + (12 + 4) tool start + ceil(17 / 4) = 30 */
     k2a_ir_event_t ev = {.type = K2A_EV_BLOCK_START, .index = 0, .block = K2A_BLOCK_TEXT};
     k2a_tokens_counter_add(&c, &ev);
-    ev = (k2a_ir_event_t){.type = K2A_EV_DELTA, .index = 0, .block = K2A_BLOCK_TEXT, .text = K2A_STRLIT("Let me check the weather.")};
+    ev = (k2a_ir_event_t){
+        .type = K2A_EV_DELTA, .index = 0, .block = K2A_BLOCK_TEXT, .text = K2A_STRLIT("Let me check the weather.")};
     k2a_tokens_counter_add(&c, &ev);
     ev = (k2a_ir_event_t){.type = K2A_EV_BLOCK_STOP, .index = 0};
     k2a_tokens_counter_add(&c, &ev);
     assert_int_equal(k2a_tokens_counter_total(&c), 9);
-    ev = (k2a_ir_event_t){.type = K2A_EV_BLOCK_START, .index = 1, .block = K2A_BLOCK_TOOL_USE, .tool_name = K2A_STRLIT("get_weather")};
+    ev = (k2a_ir_event_t){
+        .type = K2A_EV_BLOCK_START, .index = 1, .block = K2A_BLOCK_TOOL_USE, .tool_name = K2A_STRLIT("get_weather")};
     k2a_tokens_counter_add(&c, &ev);
     assert_int_equal(k2a_tokens_counter_total(&c), 25);
     ev = (k2a_ir_event_t){.type = K2A_EV_DELTA, .index = 1, .block = K2A_BLOCK_TOOL_USE, .text = K2A_STRLIT("{\"city\":")};
