@@ -15,6 +15,7 @@
  */
 #include <string.h>
 #include "convert/anthropic_error.h"
+#include "convert/json_compact.h"
 #include "core/errors.h"
 
 #define T_INVALID "invalid_request_error"
@@ -128,7 +129,7 @@ int k2a_anthropic_error_json(k2a_buf_t *out, const char *type, k2a_str_t message
     int r;
     if ((r = k2a_buf_appendstr(out, "{\"type\":\"error\",\"error\":{\"type\":\"")) != 0 ||
         (r = k2a_buf_appendstr(out, type)) != 0 || (r = k2a_buf_appendstr(out, "\",\"message\":\"")) != 0 ||
-        (r = k2a_buf_append_json_escaped(out, message.base, message.len)) != 0)
+        (r = k2a_json_append_escaped(out, message.base, message.len)) != 0)
         return r;
     return k2a_buf_append(out, "\"}}", 3);
 }

@@ -46,10 +46,22 @@ const char *k2a_anthropic_stop_reason(k2a_ir_stop_reason_t r)
 
 #define APPEND_LIT(b, lit) k2a_buf_append((b), (lit), sizeof(lit) - 1)
 
+/* Appends a non-negative decimal (block indices; printf is several times slower on this path). */
+static int append_uint(k2a_buf_t *b, unsigned v)
+{
+    char tmp[16];
+    size_t n = sizeof(tmp);
+    do {
+        tmp[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return k2a_buf_append(b, tmp + n, sizeof(tmp) - n);
+}
+
 static int append_json_string(k2a_buf_t *b, k2a_str_t s)
 {
     int r;
-    if ((r = APPEND_LIT(b, "\"")) != 0 || (r = k2a_buf_append_json_escaped(b, s.base, s.len)) != 0)
+    if ((r = APPEND_LIT(b, "\"")) != 0 || (r = k2a_json_append_escaped(b, s.base, s.len)) != 0)
         return r;
     return APPEND_LIT(b, "\"");
 }
@@ -91,24 +103,26 @@ static int sse_block_stop(k2a_anthropic_sse_t *w, int index)
     if (index == w->thinking_index) {
         /* Anthropic sends the block's signature as its last delta */
         w->thinking_index = -1;
-        if ((r = k2a_buf_appendf(w->out,
-                                 "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":%d,\"delta\":{"
-                                 "\"type\":\"signature_delta\",\"signature\":\"" K2A_ANTHROPIC_THINKING_SIGNATURE "\"}}\n\n",
-                                 index)) != 0)
+        if ((r = APPEND_LIT(w->out, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":")) != 0 ||
+            (r = append_uint(w->out, (unsigned)index)) != 0 ||
+            (r = APPEND_LIT(w->out, ",\"delta\":{\"type\":\"signature_delta\",\"signature\":\"" K2A_ANTHROPIC_THINKING_SIGNATURE
+                                    "\"}}\n\n")) != 0)
             return r;
     }
-    return k2a_buf_appendf(w->out, "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":%d}\n\n", index);
+    if ((r = APPEND_LIT(w->out, "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":")) != 0 ||
+        (r = append_uint(w->out, (unsigned)index)) != 0)
+        return r;
+    return APPEND_LIT(w->out, "}\n\n");
 }
 
 static int sse_block_start(k2a_anthropic_sse_t *w, const k2a_ir_event_t *ev)
 {
     int r;
-    if (find_open(w, ev->index) >= 0 || w->nopen == sizeof(w->open) / sizeof(w->open[0]))
+    if (ev->index < 0 || find_open(w, ev->index) >= 0 || w->nopen == sizeof(w->open) / sizeof(w->open[0]))
         return K2A_EINVAL;
     w->open[w->nopen++] = ev->index;
-    if ((r = k2a_buf_appendf(w->out,
-                             "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":%d,\"content_block\":",
-                             ev->index)) != 0)
+    if ((r = APPEND_LIT(w->out, "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":")) != 0 ||
+        (r = append_uint(w->out, (unsigned)ev->index)) != 0 || (r = APPEND_LIT(w->out, ",\"content_block\":")) != 0)
         return r;
     switch (ev->block) {
     case K2A_BLOCK_TOOL_USE:
@@ -130,8 +144,8 @@ static int sse_delta(k2a_anthropic_sse_t *w, const k2a_ir_event_t *ev)
     int r;
     if (find_open(w, ev->index) < 0)
         return K2A_EINVAL;
-    if ((r = k2a_buf_appendf(w->out, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":%d,\"delta\":",
-                             ev->index)) != 0)
+    if ((r = APPEND_LIT(w->out, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":")) != 0 ||
+        (r = append_uint(w->out, (unsigned)ev->index)) != 0 || (r = APPEND_LIT(w->out, ",\"delta\":")) != 0)
         return r;
     switch (ev->block) {
     case K2A_BLOCK_TOOL_USE:
@@ -144,7 +158,7 @@ static int sse_delta(k2a_anthropic_sse_t *w, const k2a_ir_event_t *ev)
         r = APPEND_LIT(w->out, "{\"type\":\"text_delta\",\"text\":\"");
         break;
     }
-    if (r != 0 || (r = k2a_buf_append_json_escaped(w->out, ev->text.base, ev->text.len)) != 0)
+    if (r != 0 || (r = k2a_json_append_escaped(w->out, ev->text.base, ev->text.len)) != 0)
         return r;
     return APPEND_LIT(w->out, "\"}}\n\n");
 }

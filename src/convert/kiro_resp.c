@@ -648,6 +648,11 @@ static int on_exception(k2a_kiro_resp_t *p, const k2a_es_frame_t *fr, bool is_er
         type = is_error ? "error" : "exception";
         tlen = strlen(type);
     }
+    /* the ERROR message buffer is bounded: keep the quoted parts short enough to fit */
+    if (mlen > 2048)
+        mlen = 2048;
+    if (tlen > 256)
+        tlen = 256;
     const char *reason = parsed ? sc + p->f.reason_off : "";
     size_t rlen = parsed ? p->f.reason_len : 0;
     if (k2a__kiro_str_contains(type, tlen, "ContentLengthExceeded") ||

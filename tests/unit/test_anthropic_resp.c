@@ -426,6 +426,48 @@ static void test_json_compact(void **state)
     assert_false(k2a_json_looks_like_object("  ", 2));
 }
 
+/* the fast escaper writes exactly what the core escaper writes, on random bytes (invalid UTF-8 included) and on
+ * multi-byte sequences straddling its 4 KiB chunk boundary */
+static void test_escape_differential(void **state)
+{
+    uint64_t seed = 99;
+    static const char pool[] = "a\"\\\n\x01\x1f\x7f\xc3\xa9\xe5\xb7\xb4\xf0\x9f\x98\x80\xff\xc0\xed\xa0\x80\xf4\x90";
+    char *s = malloc(10000);
+    for (int iter = 0; iter < 2000; ++iter) {
+        unsigned char r[2];
+        rs_random(&seed, r, 2);
+        size_t n = (size_t)(r[0] | (r[1] << 8)) % 10000;
+        for (size_t i = 0; i < n; ++i) {
+            unsigned char c;
+            rs_random(&seed, &c, 1);
+            s[i] = (c & 1) ? (char)c : pool[c % (sizeof(pool) - 1)];
+        }
+        if (iter < 8 && n > 4100) /* a 4-byte sequence across the boundary at offsets 4093..4098 */
+            memcpy(s + 4093 + iter % 4, "\xf0\x9f\x98\x80", 4);
+        k2a_buf_t a, b;
+        k2a_buf_init(&a, 0);
+        k2a_buf_init(&b, 0);
+        assert_int_equal(k2a_json_append_escaped(&a, s, n), 0);
+        assert_int_equal(k2a_buf_append_json_escaped(&b, s, n), 0);
+        assert_int_equal(a.len, b.len);
+        assert_memory_equal(a.base, b.base, a.len);
+        assert_true(rs_utf8_valid(a.base, a.len));
+        k2a_buf_dispose(&a);
+        k2a_buf_dispose(&b);
+    }
+    free(s);
+    /* a bounded buffer */
+    k2a_buf_t small;
+    k2a_buf_init(&small, 10);
+    assert_int_equal(k2a_json_append_escaped(&small, "0123456789abc", 13), K2A_ETOOBIG);
+    k2a_buf_dispose(&small);
+    /* room for the real output but not for the worst case (6 bytes per input byte): falls back to the exact escaper */
+    k2a_buf_init(&small, 64);
+    assert_int_equal(k2a_json_append_escaped(&small, "0123456789\n", 11), 0);
+    assert_int_equal(small.len, 12);
+    k2a_buf_dispose(&small);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -436,6 +478,7 @@ int main(void)
         cmocka_unit_test(test_msg_rules),
         cmocka_unit_test(test_msg_limit),
         cmocka_unit_test(test_json_compact),
+        cmocka_unit_test(test_escape_differential),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
