@@ -29,6 +29,9 @@
 /* Fills buf with len random bytes (a CSPRNG in production, a fixed sequence in tests). */
 typedef void (*k2a_random_cb)(void *ctx, void *buf, size_t len);
 
+/* The production random source: bytes from core/rand.h's per-thread xoshiro256** (ctx unused). */
+void k2a_random_default(void *ctx, void *buf, size_t len);
+
 /* Writes "msg_" + 24 base62 characters and a NUL into out (K2A_ANTHROPIC_ID_LEN + 1 bytes). */
 void k2a_anthropic_message_id(char *out, k2a_random_cb random, void *random_ctx);
 

@@ -196,6 +196,9 @@ static int ensure_block(k2a_kiro_resp_t *p, k2a_ir_block_kind_t kind)
     int r;
     if (p->open_index >= 0 && p->open_kind == kind)
         return 0;
+    if (p->open_index >= 0 && p->open_kind == K2A_BLOCK_TOOL_USE)
+        k2a_log_fields(K2A_LOG_WARN, p->cfg.request_id, NULL, 0, "tool call %.*s ended by text without stop:true after %zu bytes",
+                       (int)p->tool_id.len, p->tool_id.base, p->tool_bytes);
     if ((r = close_open_block(p)) != 0)
         return r;
     k2a_ir_event_t ev = {.type = K2A_EV_BLOCK_START, .index = p->next_index, .block = kind};
@@ -512,9 +515,11 @@ static int start_tool(k2a_kiro_resp_t *p, const char *id, size_t id_len, const c
         if (mapped.len != 0)
             client = mapped;
     }
+    /* the id is kept as sent (continuation frames are matched on it); the client gets valid UTF-8 for both */
     k2a_buf_reset(&p->tool_id);
     k2a_buf_reset(&p->tool_name);
-    if ((r = k2a_buf_append(&p->tool_id, id, id_len)) != 0 || (r = k2a_buf_append(&p->tool_name, client.base, client.len)) != 0)
+    if ((r = utf8_sanitize(&p->fix, &client.base, &client.len)) != 0 || (r = k2a_buf_append(&p->tool_id, id, id_len)) != 0 ||
+        (r = k2a_buf_append(&p->tool_name, client.base, client.len)) != 0)
         return r;
     p->tool_bytes = 0;
     p->tool_tail_len = 0;
@@ -522,8 +527,10 @@ static int start_tool(k2a_kiro_resp_t *p, const char *id, size_t id_len, const c
     /* text after the tool opens a new block and is never taken for a thinking tag */
     p->think = K2A_KIRO_THINK_OFF;
     k2a_ir_event_t ev = {.type = K2A_EV_BLOCK_START, .index = p->next_index, .block = K2A_BLOCK_TOOL_USE};
-    ev.tool_id = k2a_str(p->tool_id.base != NULL ? p->tool_id.base : "", p->tool_id.len);
-    ev.tool_name = k2a_str(p->tool_name.base != NULL ? p->tool_name.base : "", p->tool_name.len);
+    ev.tool_id = k2a_str(p->tool_id.base, p->tool_id.len);
+    ev.tool_name = k2a_str(p->tool_name.base, p->tool_name.len);
+    if ((r = utf8_sanitize(&p->fix, &ev.tool_id.base, &ev.tool_id.len)) != 0)
+        return r;
     p->open_index = p->next_index++;
     p->open_kind = K2A_BLOCK_TOOL_USE;
     p->seen.content_emitted = true;
@@ -746,8 +753,10 @@ int k2a_kiro_resp_init(k2a_kiro_resp_t *p, const k2a_kiro_resp_config_t *cfg, k2
     k2a_buf_init(&p->work, MAX_FRAME_SCRATCH);
     k2a_buf_init(&p->fix, 3 * (size_t)MAX_FRAME_SCRATCH);
     k2a_buf_init(&p->msg, 4096);
-    /* field offsets are taken from scratch.base even when nothing was copied: keep it non-NULL */
-    return k2a_buf_reserve(&p->scratch, 256);
+    /* pointers are computed from these bases even when nothing was stored yet (base + 0): keep them non-NULL */
+    if (k2a_buf_reserve(&p->scratch, 256) != 0 || k2a_buf_reserve(&p->pend, 64) != 0 || k2a_buf_reserve(&p->done_tools, 64) != 0)
+        return K2A_ENOMEM;
+    return 0;
 }
 
 void k2a_kiro_resp_dispose(k2a_kiro_resp_t *p)

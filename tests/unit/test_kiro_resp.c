@@ -130,7 +130,7 @@ static int feed_text(run_t *r, const char *s, size_t n)
 
 /* ---------- fixtures ---------- */
 
-static void run_fixture(const char *file, size_t chunk, run_t *r, int *rc)
+static void run_fixture(const char *file, size_t chunk, uint64_t seed, run_t *r, int *rc)
 {
     size_t len;
     char path[512];
@@ -138,19 +138,27 @@ static void run_fixture(const char *file, size_t chunk, run_t *r, int *rc)
     char *body = rs_read_file(path, &len);
     k2a_kiro_resp_config_t cfg = base_cfg();
     run_init(r, &cfg);
-    *rc = rs_run_body(&r->p, body, len, chunk);
+    *rc = rs_run_body_random(&r->p, body, len, chunk, seed);
     free(body);
     rs_rec_check(&r->rec, true);
 }
 
-/* the same sequence however the body is split */
+/* the same sequence however the body is split: whole, fixed pieces, random pieces */
 static void fixture_all_splits(const char *file, void (*verify)(run_t *r, int rc))
 {
     size_t chunks[] = {0, 1, 7, 64, 1000};
     for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); ++i) {
         run_t r;
         int rc;
-        run_fixture(file, chunks[i], &r, &rc);
+        run_fixture(file, chunks[i], 0, &r, &rc);
+        verify(&r, rc);
+        run_dispose(&r);
+    }
+    /* random split points */
+    for (uint64_t seed = 1; seed <= 20; ++seed) {
+        run_t r;
+        int rc;
+        run_fixture(file, 200, seed, &r, &rc);
         verify(&r, rc);
         run_dispose(&r);
     }
@@ -439,6 +447,35 @@ static void test_tool_name_map_and_ids(void **state)
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
     expect_seq(&r, "S B0:tool(Write) D0 E0 stop:1");
     expect_concat(&r, 0, "{\"a\":2}");
+    run_dispose(&r);
+}
+
+/* fuzz finding: a tool name / id with invalid UTF-8 reaches the client as valid UTF-8, and continuation frames still
+ * match the id as Kiro sent it */
+static void test_tool_invalid_utf8_name(void **state)
+{
+    run_t r;
+    k2a_kiro_resp_config_t cfg = base_cfg();
+    run_init(&r, &cfg);
+    assert_int_equal(feed_tool(&r,
+                               "W\xff"
+                               "x",
+                               "t\xfe"
+                               "1",
+                               "{\"a\":", 5, false),
+                     0);
+    assert_int_equal(feed_tool(&r, NULL,
+                               "t\xfe"
+                               "1",
+                               "1}", 2, true),
+                     0);
+    assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
+    rs_rec_check(&r.rec, true);
+    expect_seq(&r, "S B0:tool(W\xef\xbf\xbd"
+                   "x) D0 D0 E0 stop:1");
+    assert_string_equal(r.rec.ev[1].tool_id, "t\xef\xbf\xbd"
+                                             "1");
+    expect_concat(&r, 0, "{\"a\":1}");
     run_dispose(&r);
 }
 
@@ -782,6 +819,7 @@ int main(void)
         cmocka_unit_test(test_tool_truncated),
         cmocka_unit_test(test_tool_limit),
         cmocka_unit_test(test_tool_name_map_and_ids),
+        cmocka_unit_test(test_tool_invalid_utf8_name),
         cmocka_unit_test(test_text_utf8_split_and_dedupe),
         cmocka_unit_test(test_followup_wrapper_unknown),
         cmocka_unit_test(test_malformed_payload),

@@ -356,13 +356,25 @@ static int on_decoded(void *ctx, const k2a_es_frame_t *f)
 
 int rs_run_body(k2a_kiro_resp_t *p, const char *body, size_t len, size_t chunk)
 {
+    return rs_run_body_random(p, body, len, chunk, 0);
+}
+
+int rs_run_body_random(k2a_kiro_resp_t *p, const char *body, size_t len, size_t chunk, uint64_t seed)
+{
     k2a_es_decoder_t d;
     k2a_es_decoder_init(&d, 0);
     int r = 0;
     if (chunk == 0)
         chunk = len != 0 ? len : 1;
-    for (size_t off = 0; off < len && r == 0; off += chunk) {
-        size_t n = len - off < chunk ? len - off : chunk;
+    for (size_t off = 0, n; off < len && r == 0; off += n) {
+        n = chunk;
+        if (seed != 0) { /* random piece sizes 1..chunk */
+            uint32_t x;
+            rs_random(&seed, &x, sizeof(x));
+            n = 1 + x % chunk;
+        }
+        if (n > len - off)
+            n = len - off;
         r = k2a_es_decoder_feed(&d, body + off, n, on_decoded, p);
     }
     int fin;

@@ -81,6 +81,8 @@ void rs_write_file(const char *path, const void *data, size_t len);
 /* Decodes body[0..len) fed in chunks of `chunk` bytes (0 = whole), handing frames to the parser, then finishes it with
  * the decoder's end-of-body status. Returns the last non-zero result of on_frame / finish, or 0. */
 int rs_run_body(k2a_kiro_resp_t *p, const char *body, size_t len, size_t chunk);
+/* The same with random piece sizes in 1..chunk drawn from seed (0: fixed pieces of chunk bytes). */
+int rs_run_body_random(k2a_kiro_resp_t *p, const char *body, size_t len, size_t chunk, uint64_t seed);
 
 /* True when s[0..n) is valid UTF-8. */
 bool rs_utf8_valid(const char *s, size_t n);
