@@ -175,8 +175,12 @@ static int emit_error(k2a_kiro_resp_t *p, int code, const char *fmt, ...)
     va_list ap;
     k2a_buf_reset(&p->msg);
     va_start(ap, fmt);
-    k2a_buf_vappendf(&p->msg, fmt, ap);
+    int r = k2a_buf_vappendf(&p->msg, fmt, ap);
     va_end(ap);
+    if (r != 0 || p->msg.len == 0) {
+        k2a_buf_reset(&p->msg);
+        k2a_buf_appendstr(&p->msg, k2a_strerror(code));
+    }
     k2a_ir_event_t ev = {.type = K2A_EV_ERROR, .error = code};
     ev.error_message = k2a_str(p->msg.base != NULL ? p->msg.base : "", p->msg.len);
     ev.usage = current_usage(p);
@@ -184,7 +188,7 @@ static int emit_error(k2a_kiro_resp_t *p, int code, const char *fmt, ...)
                    p->msg.base != NULL ? p->msg.base : "");
     p->seen.finished = true;
     p->seen.error = code;
-    int r = emit(p, &ev);
+    r = emit(p, &ev);
     return r != 0 ? r : code;
 }
 

@@ -15,7 +15,9 @@
  * k2a_kiro_resp_seen(&p)->content_emitted is false, no content block has reached the sink, so the caller may drop an
  * ERROR (or a transport failure), take another account, and run a fresh parser on the new response without calling
  * _start again (the client already has message_start; block indices start from 0 again, which is right because none
- * was used). All functions run on the request's loop; nothing here does I/O.
+ * was used). A non-streaming request has sent nothing before the end, so it may fail over on any ERROR. Keep-alive
+ * pings while the upstream is silent do not go through the parser: the HTTP layer hands a K2A_EV_PING straight to its
+ * writer. All functions run on the request's loop; nothing here does I/O.
  */
 #ifndef K2A_CONVERT_KIRO_RESP_H
 #define K2A_CONVERT_KIRO_RESP_H
