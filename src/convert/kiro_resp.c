@@ -146,15 +146,20 @@ static int emit(k2a_kiro_resp_t *p, const k2a_ir_event_t *ev)
     return p->sink(p->sink_ctx, ev);
 }
 
+static int64_t context_tokens(const k2a_kiro_resp_t *p)
+{
+    if (p->seen.context_usage_pct < 0)
+        return -1;
+    int64_t window = p->cfg.context_window > 0 ? p->cfg.context_window : K2A_KIRO_RESP_DEFAULT_CONTEXT_WINDOW;
+    return (int64_t)(p->seen.context_usage_pct * (double)window / 100.0);
+}
+
+/* The rule (documented in kiro_resp.h): the estimate, unless reconcile_input asks for Kiro's larger figure. */
 static int64_t reconciled_input(const k2a_kiro_resp_t *p)
 {
-    int64_t in = p->cfg.input_tokens;
-    if (p->seen.context_usage_pct >= 0) {
-        int64_t window = p->cfg.context_window > 0 ? p->cfg.context_window : K2A_KIRO_RESP_DEFAULT_CONTEXT_WINDOW;
-        int64_t ctx = (int64_t)(p->seen.context_usage_pct * (double)window / 100.0);
-        if (ctx > in)
-            in = ctx;
-    }
+    int64_t in = p->cfg.input_tokens, ctx = context_tokens(p);
+    if (p->cfg.reconcile_input && ctx > in)
+        in = ctx;
     return in;
 }
 
@@ -837,6 +842,11 @@ const k2a_kiro_resp_seen_t *k2a_kiro_resp_seen(const k2a_kiro_resp_t *p)
 int64_t k2a_kiro_resp_input_tokens(const k2a_kiro_resp_t *p)
 {
     return reconciled_input(p);
+}
+
+int64_t k2a_kiro_resp_context_tokens(const k2a_kiro_resp_t *p)
+{
+    return context_tokens(p);
 }
 
 int64_t k2a_kiro_resp_output_tokens(const k2a_kiro_resp_t *p)

@@ -50,8 +50,14 @@ typedef struct st_k2a_kiro_resp_config_t {
      * Off by default: legitimate output repeats chunks all the time ("\n", "    ", "=", "very very"), and dropping them
      * corrupts code and tables. */
     bool dedupe_repeated_chunks;
-    /* The input-token estimate (k2a_tokens_input_estimate) reported in MESSAGE_START and reconciled at the end. */
+    /* The input-token estimate (k2a_tokens_input_estimate) reported in MESSAGE_START and, by default, in the final usage
+     * too, so that message_start, the final usage and /v1/messages/count_tokens agree for the same body. */
     int64_t input_tokens;
+    /* Reconciliation with contextUsageEvent: Kiro's figure (contextUsagePercentage x window / 100) is always available from
+     * k2a_kiro_resp_context_tokens() (logs, metrics). When reconcile_input is set (KIRO_INPUT_TOKENS_FROM_CONTEXT), the final
+     * usage reports it instead of the estimate when it is larger: Kiro adds a hidden system prompt, so the estimate runs
+     * low, and a higher number makes Claude Code compact earlier rather than hit CONTENT_LENGTH_EXCEEDS. */
+    bool reconcile_input;
     /* Context window used to turn contextUsagePercentage into tokens: 0 means 200 000; the caller passes 1 000 000 for
      * the models it flags as 1M-context. */
     int64_t context_window;
@@ -142,15 +148,16 @@ int k2a_kiro_resp_on_frame(k2a_kiro_resp_t *p, const k2a_es_frame_t *f);
  * truncated frame, reset, timeout). Emits, unless already finished: ERROR when transport_error != 0 or a tool block is
  * still open (Kiro truncates large tool inputs without stop:true — never a fake end_turn); otherwise the pending text,
  * BLOCK_STOP of the open block and STOP with tool_use (if any tool block was started), max_tokens (exception),
- * model_context_window_exceeded (contextUsagePercentage >= 100) or end_turn. STOP's usage: input_tokens = the estimate,
- * raised to contextUsagePercentage x window / 100 when that is larger (Kiro adds a hidden system prompt, so the estimate
- * runs low, and a high number makes Claude Code compact earlier rather than hit CONTENT_LENGTH_EXCEEDS), output_tokens =
+ * model_context_window_exceeded (contextUsagePercentage >= 100) or end_turn. STOP's usage: input_tokens = the estimate (or,
+ * with reconcile_input, contextUsagePercentage x window / 100 when that is larger), output_tokens =
  * the §4.6 streaming counter over the events emitted (plus hidden thinking text), credits and context %.
  * Returns 0, the K2A_E* of the ERROR emitted, or the sink's non-zero result. */
 int k2a_kiro_resp_finish(k2a_kiro_resp_t *p, int transport_error);
 const k2a_kiro_resp_seen_t *k2a_kiro_resp_seen(const k2a_kiro_resp_t *p);
-/* The reconciled input tokens (see _finish) and the output counter so far. */
+/* The input tokens of the final usage (see _finish and reconcile_input), Kiro's own figure from contextUsageEvent (-1 when
+ * none came), and the output counter so far. */
 int64_t k2a_kiro_resp_input_tokens(const k2a_kiro_resp_t *p);
+int64_t k2a_kiro_resp_context_tokens(const k2a_kiro_resp_t *p);
 int64_t k2a_kiro_resp_output_tokens(const k2a_kiro_resp_t *p);
 
 /* Classifies a non-200 upstream answer of generateAssistantResponse from its status and JSON body

@@ -222,8 +222,9 @@ static void verify_synthetic_tool(run_t *r, int rc)
     expect_concat(r, 1, "{\"city\":\"巴黎\"}");
     const rs_event_t *e = rs_rec_last(&r->rec);
     assert_int_equal(e->usage.output_tokens, 30);
-    /* 1.25 % of 200 000 = 2500 > the estimate 9 */
-    assert_int_equal(e->usage.input_tokens, 2500);
+    /* the estimate stays (same number as message_start and count_tokens); Kiro's 1.25 % of 200 000 is reported apart */
+    assert_int_equal(e->usage.input_tokens, 9);
+    assert_int_equal(k2a_kiro_resp_context_tokens(&r->p), 2500);
     assert_true(e->usage.credits > 0.01229 && e->usage.credits < 0.01231);
     assert_true(e->usage.context_usage_pct > 1.249 && e->usage.context_usage_pct < 1.251);
     assert_string_equal(r->rec.ev[4].tool_id, "tooluse_SynthAbCdEfGhIjKlMnOpQr");
@@ -629,6 +630,7 @@ static void test_context_usage(void **state)
     k2a_kiro_resp_config_t cfg = base_cfg();
     cfg.context_window = 1000000;
     cfg.input_tokens = 5000;
+    cfg.reconcile_input = true;
     run_init(&r, &cfg);
     assert_int_equal(feed_text(&r, "x", 1), 0);
     assert_int_equal(rs_feed_event(&r.p, "meteringEvent", "{\"unit\":\"credit\",\"unitPlural\":\"credits\",\"usage\":0.5}"), 0);
@@ -642,6 +644,16 @@ static void test_context_usage(void **state)
     assert_int_equal(e->usage.input_tokens, 1005000);
     assert_true(e->usage.credits > 0.7499 && e->usage.credits < 0.7501);
     run_dispose(&r);
+
+    /* without reconcile_input the estimate is kept and Kiro's figure is only reported */
+    cfg.reconcile_input = false;
+    run_init(&r, &cfg);
+    assert_int_equal(rs_feed_event(&r.p, "contextUsageEvent", "{\"contextUsagePercentage\":50}"), 0);
+    assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
+    assert_int_equal(rs_rec_last(&r.rec)->usage.input_tokens, 5000);
+    assert_int_equal(k2a_kiro_resp_context_tokens(&r.p), 500000);
+    run_dispose(&r);
+    cfg.reconcile_input = true;
 
     /* a small percentage does not lower a larger estimate */
     cfg.context_window = 0;
