@@ -1,247 +1,374 @@
 /*
- * Kiro request encoder and builder (see kiro_req.h). The body is generated with yajl_gen whose print
- * callback appends to the caller's bounded k2a_buf, in the field order of kiro-protocol.md §2.2, with the
- * [REC] rules: empty/null fields omitted (history, toolUses, toolResults, tools, history images), except
- * `images: []` on the current message (what both kiro2api and the real IDE send), chatTriggerType always
- * MANUAL. Pre-serialised JSON (tool inputs, schemas) and validated base64 are copied in verbatim: the
- * generator is advanced past the value with an empty number, then the bytes are appended directly.
+ * Kiro request encoder and builder (see kiro_req.h). The body is written in the field order of
+ * kiro-protocol.md §2.2 with the [REC] rules: empty/null fields omitted (history, toolUses, toolResults, tools,
+ * history images), except `images: []` on the current message (what both kiro2api and the real IDE send);
+ * chatTriggerType always MANUAL.
+ *
+ * The writer is a minimal one over the caller's bounded k2a_buf instead of yajl_gen: the schema is fixed, so
+ * the only state needed is "first member of this container?", and yajl_gen's print callback per token (every
+ * key, every escaped run) cost more than the rest of normalize+encode together (bench/RESULTS.md). Strings are
+ * escaped in place 8 bytes at a time; pre-serialised JSON (tool inputs, schemas) and validated base64 are copied
+ * verbatim. Every golden test parses the output back, so the structure is checked on each case.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <yajl/yajl_gen.h>
 #include "core/errors.h"
 #include "core/log.h"
 #include "convert/kiro_req.h"
 
 #define MAX_ID_HEADER 256
+#define MAX_NESTING 16
 
 typedef struct st_enc_t {
-    yajl_gen g;
     k2a_buf_t *out;
     int err;
-    bool gen_failed;
+    unsigned depth;
+    bool first[MAX_NESTING]; /* no member written yet in the container at this depth */
 } enc_t;
 
-static void on_print(void *ctx, const char *s, size_t len)
+static void put(enc_t *e, const char *s, size_t n)
 {
-    enc_t *e = ctx;
-    if (e->err == 0)
-        e->err = k2a_buf_append(e->out, s, len);
+    if (e->err != 0)
+        return;
+    k2a_buf_t *b = e->out;
+    if (b->cap - b->len <= n && (e->err = k2a_buf_reserve(b, n)) != 0)
+        return;
+    memcpy(b->base + b->len, s, n);
+    b->len += n;
 }
 
-static void check(enc_t *e, yajl_gen_status st)
+#define PUTLIT(e, lit) put((e), (lit), sizeof(lit) - 1)
+
+/* A comma unless this is the first member of the current container. */
+static void sep(enc_t *e)
 {
-    if (st != yajl_gen_status_ok)
-        e->gen_failed = true;
+    if (!e->first[e->depth])
+        PUTLIT(e, ",");
+    e->first[e->depth] = false;
 }
 
-static void gstr(enc_t *e, k2a_str_t s)
+static void open_(enc_t *e, const char *c)
 {
-    check(e, yajl_gen_string(e->g, (const unsigned char *)(s.base != NULL ? s.base : ""), s.len));
+    put(e, c, 1);
+    if (++e->depth >= MAX_NESTING)
+        e->err = K2A_EINTERNAL;
+    else
+        e->first[e->depth] = true;
 }
 
-#define GLIT(e, lit) check((e), yajl_gen_string((e)->g, (const unsigned char *)(lit), sizeof(lit) - 1))
-#define GOPEN(e) check((e), yajl_gen_map_open((e)->g))
-#define GCLOSE(e) check((e), yajl_gen_map_close((e)->g))
-#define GAOPEN(e) check((e), yajl_gen_array_open((e)->g))
-#define GACLOSE(e) check((e), yajl_gen_array_close((e)->g))
-
-/* A value written verbatim (pre + s + post): valid JSON the caller vouches for. */
-static void graw(enc_t *e, const char *pre, k2a_str_t s, const char *post)
+static void close_(enc_t *e, const char *c)
 {
-    check(e, yajl_gen_number(e->g, "", 0)); /* prints the separator and marks the value as done */
-    on_print(e, pre, strlen(pre));
-    on_print(e, s.base, s.len);
-    on_print(e, post, strlen(post));
+    put(e, c, 1);
+    --e->depth;
+}
+
+#define OBJ(e) open_((e), "{")
+#define END_OBJ(e) close_((e), "}")
+#define ARR(e) open_((e), "[")
+#define END_ARR(e) close_((e), "]")
+/* "key": (a literal key: no escaping needed) */
+#define KEY(e, k)                                                                                                                  \
+    do {                                                                                                                           \
+        sep(e);                                                                                                                    \
+        PUTLIT((e), "\"" k "\":");                                                                                                 \
+    } while (0)
+/* an array element that is an object */
+#define ELEM_OBJ(e)                                                                                                                \
+    do {                                                                                                                           \
+        sep(e);                                                                                                                    \
+        OBJ(e);                                                                                                                    \
+    } while (0)
+
+/* JSON escapes: 0 = copy, 1 = two-character escape (see esc2), 2 = \u00XX */
+static const unsigned char esc_class[256] = {
+    2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 2, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+};
+
+static char esc2(unsigned char c)
+{
+    switch (c) {
+    case '\b':
+        return 'b';
+    case '\t':
+        return 't';
+    case '\n':
+        return 'n';
+    case '\f':
+        return 'f';
+    case '\r':
+        return 'r';
+    default:
+        return (char)c; /* '"' and '\\' */
+    }
+}
+
+/* Makes room for `need` more bytes at *dst (a position inside e->out), updating *dst and *end. */
+static bool room(enc_t *e, char **dst, char **end, size_t need)
+{
+    if ((size_t)(*end - *dst) >= need)
+        return true;
+    k2a_buf_t *b = e->out;
+    b->len = (size_t)(*dst - b->base);
+    if ((e->err = k2a_buf_reserve(b, need + b->len / 2)) != 0 && (e->err = k2a_buf_reserve(b, need)) != 0)
+        return false;
+    *dst = b->base + b->len;
+    *end = b->base + b->cap - 1; /* k2a_buf keeps a byte for a NUL */
+    return true;
+}
+
+/*
+ * A string value, escaped straight into the output buffer. Strings are valid UTF-8 already (yajl validated them
+ * on input; the normalizer cuts only on character boundaries), so, like yajl_gen without yajl_gen_validate_utf8,
+ * bytes >= 0x80 are copied as they are.
+ */
+static void str(enc_t *e, k2a_str_t s)
+{
+    if (e->err != 0)
+        return;
+    const unsigned char *p = (const unsigned char *)(s.base != NULL ? s.base : ""), *pend = p + s.len;
+    k2a_buf_t *b = e->out;
+    if ((e->err = k2a_buf_reserve(b, s.len + s.len / 16 + 2)) != 0)
+        return;
+    char *dst = b->base + b->len, *end = b->base + b->cap - 1;
+    *dst++ = '"';
+    while (p < pend) {
+        /* copy 8 bytes at a time while none of them is a control character, '"' or '\\' (SWAR, Hacker's Delight) */
+        while (pend - p >= 8) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            uint64_t ctl = (w - 0x2020202020202020ull) & ~w, quote = w ^ 0x2222222222222222ull, bsl = w ^ 0x5c5c5c5c5c5c5c5cull;
+            quote = (quote - 0x0101010101010101ull) & ~quote;
+            bsl = (bsl - 0x0101010101010101ull) & ~bsl;
+            if (((ctl | quote | bsl) & 0x8080808080808080ull) != 0)
+                break;
+            if (end - dst < 8 && !room(e, &dst, &end, (size_t)(pend - p) + 8))
+                return;
+            memcpy(dst, &w, 8);
+            dst += 8;
+            p += 8;
+        }
+        /* then byte by byte, up to and including the next character to escape */
+        if (end - dst < 16 && !room(e, &dst, &end, (size_t)(pend - p) + 16))
+            return;
+        const unsigned char *stop = pend - p > 8 ? p + 8 : pend;
+        unsigned char c = 0;
+        while (p < stop && esc_class[c = *p] == 0) {
+            *dst++ = (char)c;
+            ++p;
+        }
+        if (p == stop)
+            continue;
+        ++p;
+        *dst++ = '\\';
+        if (esc_class[c] == 1) {
+            *dst++ = esc2(c);
+        } else {
+            static const char hex[] = "0123456789abcdef";
+            memcpy(dst, "u00", 3);
+            dst[3] = hex[c >> 4];
+            dst[4] = hex[c & 15];
+            dst += 5;
+        }
+    }
+    if (!room(e, &dst, &end, 1))
+        return;
+    *dst++ = '"';
+    b->len = (size_t)(dst - b->base);
+}
+
+/* A value copied verbatim: JSON text (or base64 between quotes) the caller vouches for. */
+static void raw(enc_t *e, k2a_str_t s)
+{
+    put(e, s.base, s.len);
 }
 
 static void encode_images(enc_t *e, const k2a_kiro_turn_t *t)
 {
-    GAOPEN(e);
+    ARR(e);
     for (size_t i = 0; i < t->nimages; ++i) {
         const k2a_kiro_image_t *img = &t->images[i];
-        GOPEN(e);
-        GLIT(e, "format");
-        gstr(e, img->format);
-        GLIT(e, "source");
-        GOPEN(e);
-        GLIT(e, "bytes");
-        if (img->checked)
-            graw(e, "\"", img->data, "\""); /* plain base64 needs no escaping */
-        else
-            gstr(e, img->data);
-        GCLOSE(e);
-        GCLOSE(e);
+        ELEM_OBJ(e);
+        KEY(e, "format");
+        str(e, img->format);
+        KEY(e, "source");
+        OBJ(e);
+        KEY(e, "bytes");
+        if (img->checked) { /* plain base64 needs no escaping */
+            PUTLIT(e, "\"");
+            raw(e, img->data);
+            PUTLIT(e, "\"");
+        } else {
+            str(e, img->data);
+        }
+        END_OBJ(e);
+        END_OBJ(e);
     }
-    GACLOSE(e);
+    END_ARR(e);
 }
 
 static void encode_tool_results(enc_t *e, const k2a_kiro_turn_t *t)
 {
-    GLIT(e, "toolResults");
-    GAOPEN(e);
+    KEY(e, "toolResults");
+    ARR(e);
     for (size_t i = 0; i < t->nresults; ++i) {
         const k2a_kiro_tool_result_t *r = &t->results[i];
-        GOPEN(e);
-        GLIT(e, "toolUseId");
-        gstr(e, r->tool_use_id);
-        GLIT(e, "content");
-        GAOPEN(e);
-        GOPEN(e);
-        GLIT(e, "text");
-        gstr(e, r->text);
-        GCLOSE(e);
-        GACLOSE(e);
-        GLIT(e, "status");
+        ELEM_OBJ(e);
+        KEY(e, "toolUseId");
+        str(e, r->tool_use_id);
+        KEY(e, "content");
+        PUTLIT(e, "[{\"text\":");
+        str(e, r->text);
+        PUTLIT(e, "}]");
+        KEY(e, "status");
         if (r->is_error) {
-            GLIT(e, "error");
-            GLIT(e, "isError");
-            check(e, yajl_gen_bool(e->g, 1));
+            PUTLIT(e, "\"error\"");
+            KEY(e, "isError");
+            PUTLIT(e, "true");
         } else {
-            GLIT(e, "success");
+            PUTLIT(e, "\"success\"");
         }
-        GCLOSE(e);
+        END_OBJ(e);
     }
-    GACLOSE(e);
+    END_ARR(e);
 }
 
 static void encode_tools(enc_t *e, const k2a_kiro_conv_t *c)
 {
-    GLIT(e, "tools");
-    GAOPEN(e);
+    KEY(e, "tools");
+    ARR(e);
     for (size_t i = 0; i < c->ntools; ++i) {
         const k2a_kiro_tool_spec_t *t = &c->tools[i];
-        GOPEN(e);
-        GLIT(e, "toolSpecification");
-        GOPEN(e);
-        GLIT(e, "name");
-        gstr(e, t->name);
-        GLIT(e, "description");
-        gstr(e, t->description);
-        GLIT(e, "inputSchema");
-        GOPEN(e);
-        GLIT(e, "json");
-        graw(e, "", t->schema, "");
-        GCLOSE(e);
-        GCLOSE(e);
-        GCLOSE(e);
+        ELEM_OBJ(e);
+        KEY(e, "toolSpecification");
+        OBJ(e);
+        KEY(e, "name");
+        str(e, t->name);
+        KEY(e, "description");
+        str(e, t->description);
+        KEY(e, "inputSchema");
+        PUTLIT(e, "{\"json\":");
+        raw(e, t->schema);
+        PUTLIT(e, "}");
+        END_OBJ(e);
+        END_OBJ(e);
     }
-    GACLOSE(e);
+    END_ARR(e);
 }
 
 static void encode_user(enc_t *e, const k2a_kiro_turn_t *t, const k2a_kiro_conv_t *c, const k2a_kiro_encode_ids_t *ids,
                         bool current)
 {
-    GLIT(e, "userInputMessage");
-    GOPEN(e);
+    KEY(e, "userInputMessage");
+    OBJ(e);
     if (current) {
-        GLIT(e, "userInputMessageContext");
-        GOPEN(e);
+        KEY(e, "userInputMessageContext");
+        OBJ(e);
         if (t->nresults != 0)
             encode_tool_results(e, t);
         if (c->ntools != 0)
             encode_tools(e, c);
-        GCLOSE(e);
+        END_OBJ(e);
     }
-    GLIT(e, "content");
-    gstr(e, t->content);
-    GLIT(e, "modelId");
-    gstr(e, ids->model_id);
+    KEY(e, "content");
+    str(e, t->content);
+    KEY(e, "modelId");
+    str(e, ids->model_id);
     if (current || t->nimages != 0) {
-        GLIT(e, "images");
+        KEY(e, "images");
         encode_images(e, t);
     }
-    GLIT(e, "origin");
-    GLIT(e, "AI_EDITOR");
+    KEY(e, "origin");
+    PUTLIT(e, "\"AI_EDITOR\"");
     if (!current) {
-        GLIT(e, "userInputMessageContext");
-        GOPEN(e);
+        KEY(e, "userInputMessageContext");
+        OBJ(e);
         if (t->nresults != 0)
             encode_tool_results(e, t);
-        GCLOSE(e);
+        END_OBJ(e);
     }
-    GCLOSE(e);
+    END_OBJ(e);
 }
 
 static void encode_assistant(enc_t *e, const k2a_kiro_turn_t *t)
 {
-    GLIT(e, "assistantResponseMessage");
-    GOPEN(e);
-    GLIT(e, "content");
-    gstr(e, t->content);
+    KEY(e, "assistantResponseMessage");
+    OBJ(e);
+    KEY(e, "content");
+    str(e, t->content);
     if (t->nuses != 0) {
-        GLIT(e, "toolUses");
-        GAOPEN(e);
+        KEY(e, "toolUses");
+        ARR(e);
         for (size_t i = 0; i < t->nuses; ++i) {
             const k2a_kiro_tool_use_t *u = &t->uses[i];
-            GOPEN(e);
-            GLIT(e, "toolUseId");
-            gstr(e, u->id);
-            GLIT(e, "name");
-            gstr(e, u->name);
-            GLIT(e, "input");
-            graw(e, "", u->input, "");
-            GCLOSE(e);
+            ELEM_OBJ(e);
+            KEY(e, "toolUseId");
+            str(e, u->id);
+            KEY(e, "name");
+            str(e, u->name);
+            KEY(e, "input");
+            raw(e, u->input);
+            END_OBJ(e);
         }
-        GACLOSE(e);
+        END_ARR(e);
     }
-    GCLOSE(e);
+    END_OBJ(e);
 }
 
 int k2a_kiro_encode(const k2a_kiro_conv_t *conv, const k2a_kiro_encode_ids_t *ids, k2a_buf_t *out, size_t *history_spans)
 {
     enc_t e;
-    memset(&e, 0, sizeof(e));
     e.out = out;
-    if ((e.g = yajl_gen_alloc(NULL)) == NULL)
-        return K2A_ENOMEM;
-    yajl_gen_config(e.g, yajl_gen_print_callback, on_print, &e);
+    e.err = 0;
+    e.depth = 0;
+    e.first[0] = true;
 
-    GOPEN(&e);
-    GLIT(&e, "conversationState");
-    GOPEN(&e);
-    GLIT(&e, "agentContinuationId");
-    gstr(&e, ids->agent_continuation_id);
-    GLIT(&e, "agentTaskType");
-    GLIT(&e, "vibe");
-    GLIT(&e, "chatTriggerType");
-    GLIT(&e, "MANUAL");
-    GLIT(&e, "currentMessage");
-    GOPEN(&e);
+    OBJ(&e);
+    KEY(&e, "conversationState");
+    OBJ(&e);
+    KEY(&e, "agentContinuationId");
+    str(&e, ids->agent_continuation_id);
+    KEY(&e, "agentTaskType");
+    PUTLIT(&e, "\"vibe\"");
+    KEY(&e, "chatTriggerType");
+    PUTLIT(&e, "\"MANUAL\"");
+    KEY(&e, "currentMessage");
+    OBJ(&e);
     encode_user(&e, &conv->current, conv, ids, true);
-    GCLOSE(&e);
-    GLIT(&e, "conversationId");
-    gstr(&e, ids->conversation_id);
+    END_OBJ(&e);
+    KEY(&e, "conversationId");
+    str(&e, ids->conversation_id);
     if (conv->nhistory != 0) {
-        GLIT(&e, "history");
-        GAOPEN(&e);
+        KEY(&e, "history");
+        ARR(&e);
         for (size_t i = 0; i < conv->nhistory; ++i) {
             if (history_spans != NULL)
                 history_spans[i] = out->len;
             const k2a_kiro_turn_t *t = &conv->history[i];
-            GOPEN(&e);
+            ELEM_OBJ(&e);
             if (t->assistant)
                 encode_assistant(&e, t);
             else
                 encode_user(&e, t, conv, ids, false);
-            GCLOSE(&e);
+            END_OBJ(&e);
         }
         if (history_spans != NULL)
             history_spans[conv->nhistory] = out->len;
-        GACLOSE(&e);
+        END_ARR(&e);
     }
-    GCLOSE(&e);
+    END_OBJ(&e);
     if (ids->profile_arn.len != 0) {
-        GLIT(&e, "profileArn");
-        gstr(&e, ids->profile_arn);
+        KEY(&e, "profileArn");
+        str(&e, ids->profile_arn);
     }
-    GCLOSE(&e);
-    yajl_gen_free(e.g);
-    if (e.err != 0)
-        return e.err;
-    return e.gen_failed ? K2A_EINTERNAL : 0;
+    END_OBJ(&e);
+    if (e.err == 0 && e.depth != 0)
+        e.err = K2A_EINTERNAL;
+    return e.err;
 }
 
 /* ---------- identities (§2.8) ---------- */
