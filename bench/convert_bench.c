@@ -6,9 +6,11 @@
  * the turn text is cut from the fixture's own prompt text, so the escape density is Claude Code's.
  * Prints p50/p99/mean of the whole conversion and of each stage.
  *
- *   bench_convert [iterations] [target_kb] [heavy]      (defaults 3000, 300; "heavy": code-like text with 3 escapes
- *                                                         per 66 bytes instead of Claude Code's own prompt text)
+ *   bench_convert [iterations] [target_kb] [real|heavy] [default|tuned]
+ *     defaults 3000, 300, real, default. "heavy": code-like text with 3 escapes per 66 bytes instead of Claude
+ *     Code's own prompt text. "tuned": mallopt() so that freed arena chunks stay in the heap (no trim/refault).
  */
+#include <malloc.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -106,10 +108,12 @@ static char *build_body(const char *base, size_t baselen, size_t target, bool he
         append(&p, "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"");
         filler(&p, src, srclen, heavy, "Please look at part", i, 600);
         append(&p, "\"}]},{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"I'll inspect it.\"},");
-        p += sprintf(p, "{\"type\":\"tool_use\",\"id\":\"toolu_bench%06d\",\"name\":\"Bash\",\"input\":{\"command\":\"sed -n 1,80p "
-                        "src/file%d.c\",\"description\":\"Show the file\"}}]},",
+        p += sprintf(p,
+                     "{\"type\":\"tool_use\",\"id\":\"toolu_bench%06d\",\"name\":\"Bash\",\"input\":{\"command\":\"sed -n 1,80p "
+                     "src/file%d.c\",\"description\":\"Show the file\"}}]},",
                      i, i);
-        p += sprintf(p, "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_bench%06d\",\"content\":\"", i);
+        p += sprintf(
+            p, "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_bench%06d\",\"content\":\"", i);
         filler(&p, src, srclen, heavy, "output", i, 2400);
         append(&p, "\",\"is_error\":false}]},{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"");
         filler(&p, src, srclen, heavy, "The file does", i, 400);
@@ -155,6 +159,14 @@ int main(int argc, char **argv)
     int iters = argc > 1 ? atoi(argv[1]) : 3000;
     size_t target = (argc > 2 ? (size_t)atoi(argv[2]) : 300) * 1024;
     bool heavy = argc > 3 && strcmp(argv[3], "heavy") == 0;
+    bool tuned = argc > 4 && strcmp(argv[4], "tuned") == 0;
+    if (tuned) {
+        /* what a server would set once at start-up: keep freed arena chunks in the heap instead of returning them to
+         * the kernel after every request (glibc trims the heap top on free and faults the pages back in next time) */
+        mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+        mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+        mallopt(M_TOP_PAD, 16 * 1024 * 1024);
+    }
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(0, &set);
@@ -167,6 +179,13 @@ int main(int argc, char **argv)
         return 1;
     }
     char *body = build_body(base, baselen, target, heavy, &len);
+    if (getenv("K2A_BENCH_DUMP") != NULL) { /* write the request for other tools (yajl alone, perf) */
+        FILE *f = fopen(getenv("K2A_BENCH_DUMP"), "wb");
+        if (f != NULL) {
+            fwrite(body, 1, len, f);
+            fclose(f);
+        }
+    }
 
     k2a_model_map_t *map;
     k2a_convert_error_t err;
@@ -213,8 +232,9 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < len; ++i)
         nesc += body[i] == '\\';
     printf("request: %zu bytes (%s text, %.1f backslashes/KB), %zu messages; Kiro body: %zu bytes; arena: %zu bytes; %d "
-           "iterations on CPU 0\n",
-           len, heavy ? "escape-heavy" : "Claude Code", nesc * 1024.0 / len, nmsg, outlen, arena_bytes, iters);
+           "iterations on CPU 0, %s malloc\n",
+           len, heavy ? "escape-heavy" : "Claude Code", nesc * 1024.0 / len, nmsg, outlen, arena_bytes, iters,
+           tuned ? "tuned" : "default");
     report("decode", dec, iters);
     report("normalize+encode", bld, iters);
     report("total", total, iters);

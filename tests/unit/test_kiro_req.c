@@ -325,6 +325,51 @@ static void test_build_result(void **state)
     assert_non_null(strstr(f->err.message, "output buffer"));
 }
 
+/* Strings survive the hand-written escaper exactly: every ASCII byte, UTF-8, at every offset around the 8-byte steps. */
+static void test_string_escaping_round_trip(void **state)
+{
+    fx_t *f = *state;
+    char src[600];
+    size_t n = 0, nascii;
+    for (int c = 1; c < 128; ++c)
+        src[n++] = (char)c;
+    for (size_t i = 0; i < 300; ++i)
+        src[n++] = i % 37 == 0 ? '"' : i % 41 == 0 ? '\\' : i % 43 == 0 ? '\n' : (char)('a' + i % 26);
+    nascii = n;
+    static const char utf8[] = "\xc3\xa9\xe5\x90\x8d\xf0\x9f\x98\x80\xe2\x80\xa8";
+    memcpy(src + n, utf8, sizeof(utf8) - 1);
+    n += sizeof(utf8) - 1;
+    for (size_t start = 0; start < 24; ++start) {
+        /* ASCII slices of every length around the 8-byte steps, and the whole string with UTF-8 at the end */
+        for (size_t len = 0; start + len <= n; len += len < 40 ? 1 : 37) {
+            if (start + len > nascii)
+                len = n - start;
+            k2a_kiro_turn_t cur = {.content = k2a_str(src + start, len)};
+            k2a_kiro_conv_t c = {.current = cur};
+            k2a_kiro_encode_ids_t ids = {K2A_STRLIT("M"), K2A_STRLIT("C"), K2A_STRLIT("A"), K2A_STR_NULL};
+            k2a_buf_reset(&f->out);
+            assert_int_equal(k2a_kiro_encode(&c, &ids, &f->out, NULL), 0);
+            yajl_val v = parse_out(f);
+            yajl_val content = get(v, "conversationState", "currentMessage", "userInputMessage", "content");
+            assert_non_null(content);
+            const char *got = content->u.string;
+            assert_int_equal(strlen(got), len);
+            assert_memory_equal(got, src + start, len);
+            yajl_tree_free(v);
+            if (start + len == n)
+                break;
+        }
+    }
+    /* NUL and the other control characters use \\u00XX or their short escapes */
+    k2a_kiro_turn_t cur = {.content = k2a_str("a\0b\x1f\b\f\r\t", 8)};
+    k2a_kiro_conv_t c = {.current = cur};
+    k2a_kiro_encode_ids_t ids = {K2A_STRLIT("M"), K2A_STRLIT("C"), K2A_STRLIT("A"), K2A_STR_NULL};
+    k2a_buf_reset(&f->out);
+    assert_int_equal(k2a_kiro_encode(&c, &ids, &f->out, NULL), 0);
+    static const char want[] = "\"a\\u0000b\\u001f\\b\\f\\r\\t\"";
+    assert_non_null(memmem(f->out.base, f->out.len, want, sizeof(want) - 1));
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -335,6 +380,7 @@ int main(void)
         T(test_encode_spans_and_verbatim),
         T(test_payload_budget_drops_just_enough),
         T(test_build_result),
+        T(test_string_escaping_round_trip),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
