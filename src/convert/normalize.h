@@ -57,6 +57,7 @@ typedef struct st_k2a_tool_name_pair_t {
 typedef struct st_k2a_tool_names_t {
     k2a_tool_name_pair_t *pairs; /* only the shortened names; in the arena */
     size_t n, cap;
+    void *index; /* the normalizer's lookup set of client names (internal; NULL until needed) */
 } k2a_tool_names_t;
 
 /* The client's name for a tool name Kiro used (a tool_use in the response). Names that were not shortened come

@@ -101,12 +101,10 @@ int k2a_norm_tool_name(k2a_str_t name, k2a_tool_names_t *names, k2a_arena_t *are
         *out = name;
         return 0;
     }
-    for (size_t i = 0; i < names->n; ++i) {
-        if (k2a_str_eq(names->pairs[i].client, name)) {
-            *out = names->pairs[i].kiro;
-            return 0;
-        }
-    }
+    /* the Kiro name is a function of the client name: compute it every time, record the pair once (a hash set
+     * keeps hostile requests with thousands of long names linear) */
+    k2a_strset_t *seen = names->index;
+    bool known = seen != NULL && k2a_strset_has(seen, name);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
     if (EVP_Digest(name.base, name.len, md, &mdlen, EVP_sha256(), NULL) != 1)
@@ -124,6 +122,8 @@ int k2a_norm_tool_name(k2a_str_t name, k2a_tool_names_t *names, k2a_arena_t *are
     }
     buf[plen + 13] = '\0';
     *out = k2a_str(buf, plen + 13);
+    if (known)
+        return 0;
     if (names->n == names->cap) {
         k2a_tool_name_pair_t *v = k2a_arena_grow(arena, names->pairs, sizeof(*v), names->n, &names->cap);
         if (v == NULL)
@@ -133,6 +133,16 @@ int k2a_norm_tool_name(k2a_str_t name, k2a_tool_names_t *names, k2a_arena_t *are
     names->pairs[names->n].kiro = *out;
     names->pairs[names->n].client = name;
     ++names->n;
+    if (seen == NULL || seen->n == seen->max) { /* (re)build the set with room to grow */
+        k2a_strset_t *ns = k2a_arena_alloc(arena, sizeof(*ns));
+        if (ns == NULL || !k2a_strset_init(ns, names->n * 2 + 8, false, arena))
+            return K2A_ENOMEM;
+        for (size_t i = 0; i < names->n; ++i)
+            k2a_strset_add(ns, names->pairs[i].client);
+        names->index = ns;
+    } else {
+        k2a_strset_add(seen, name);
+    }
     k2a_debug("normalize: tool name of %zu bytes shortened to \"%.*s\"", name.len, (int)out->len, out->base);
     return 0;
 }
