@@ -159,6 +159,8 @@ k2a_str_t k2a_norm_tool_description(k2a_str_t desc, k2a_str_t name, size_t max)
         size_t n = utf8_cut(desc, max);
         k2a_debug("normalize: description of tool \"%.*s\" cut from %zu to %zu bytes", (int)name.len, name.base, desc.len, n);
         desc.len = n;
+        if (n == 0) /* a limit below one character */
+            return name;
     }
     return desc;
 }

@@ -405,6 +405,7 @@ static void test_tool_description(void **state)
     assert_str(k2a_norm_tool_description(K2A_STRLIT("a\xc3\xa9\xe5\x90\x8d"), K2A_STRLIT("t"), 6), "a\xc3\xa9\xe5\x90\x8d");
     assert_str(k2a_norm_tool_description(K2A_STRLIT(""), K2A_STRLIT("MyTool"), 100), "MyTool");
     assert_str(k2a_norm_tool_description(K2A_STRLIT(" \n"), K2A_STRLIT("MyTool"), 100), "MyTool");
+    assert_str(k2a_norm_tool_description(K2A_STRLIT("\xe5\x90\x8d"), K2A_STRLIT("MyTool"), 2), "MyTool"); /* never empty */
 }
 
 static void test_tool_schema(void **state)
