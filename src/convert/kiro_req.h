@@ -14,14 +14,13 @@
 #include <time.h>
 #include "core/arena.h"
 #include "core/buf.h"
+#include "core/rand.h"
 #include "core/str.h"
 #include "convert/convert_error.h"
 #include "convert/ir.h"
 #include "convert/model_map.h"
 #include "convert/normalize.h"
 
-/* Fills buf with len random bytes. */
-typedef void (*k2a_random_cb)(void *ctx, void *buf, size_t len);
 
 typedef struct st_k2a_kiro_build_params_t {
     const k2a_model_map_t *model_map; /* required */
