@@ -152,6 +152,7 @@ typedef struct st_resp_t {
     struct phr_chunked_decoder chunked;
     uint32_t idle_timeout_ms;
     int error;
+    int deferred_error; /* returned by the next read: bytes decoded before a framing error went out first */
     bool done;
     bool keepalive;
     bool head_method;

@@ -67,6 +67,8 @@ static void on_slot_cancel(k2a_coro_t *co, void *data)
 
 static int slot_wait(origin_t *o, uint64_t timeout_ms)
 {
+    if (k2a_coro_canceled(k2a_coro_current()))
+        return K2A_ECANCELED;
     slot_waiter_t *w = calloc(1, sizeof(*w));
     if (w == NULL)
         return K2A_ENOMEM;

@@ -123,8 +123,8 @@ int k2a_upstream_request(k2a_upstream_t *up, const k2a_http_request_t *req, k2a_
 
 /* In a coroutine: awaits the next piece of the body. Returns its length (> 0) with *data pointing at it (valid until the
  * next call or the release), 0 at the end of the body, or K2A_ERESET_MID_BODY (EOF or reset inside a Content-Length or
- * chunked body), K2A_EIDLE_TIMEOUT, K2A_EHTTP_PARSE (bad chunk framing), K2A_ETLS, K2A_ECANCELED. After an error every
- * further call returns the same error. */
+ * chunked body, or chunked framing that breaks: h2o aborts a response with an invalid chunk), K2A_EIDLE_TIMEOUT, K2A_ETLS,
+ * K2A_ECANCELED. After an error every further call returns the same error. */
 intptr_t k2a_upstream_read(k2a_http_response_t *resp, const char **data);
 
 /* In a coroutine: appends the whole body to out. Returns 0, K2A_ETOOBIG when the body exceeds max bytes (out then holds

@@ -184,6 +184,27 @@ static void test_cache_bounded(void **state)
     assert_int_equal(stats.dns_cache_hits, 1);
 }
 
+static void test_etc_hosts_first(void **state)
+{
+    /* "localhost" comes from /etc/hosts (lookups "fb"): the DNS server is never asked */
+    FILE *f = fopen("/etc/hosts", "r");
+    char line[512];
+    bool has = false;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        if (strncmp(line, "127.0.0.1", 9) == 0 && strstr(line, "localhost") != NULL)
+            has = true;
+    if (f != NULL)
+        fclose(f);
+    if (!has)
+        skip();
+    make_dns();
+    lookup_t l = {.names = {"localhost"}};
+    ut_run(&loop, lookup_fn, &l);
+    assert_int_equal(l.rc[0], 0);
+    assert_true(l.addrs[0].n >= 1);
+    assert_int_equal(ut_proc_stat(&dnsd, "queries"), 0);
+}
+
 static void test_nxdomain(void **state)
 {
     make_dns();
@@ -296,6 +317,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ttl_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_ttl_caps_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_etc_hosts_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nxdomain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_lookups_share_a_query, setup, teardown),

@@ -418,7 +418,8 @@ static void test_no_retry_on_fresh(void **state)
 static void test_errors_mid_body_and_head(void **state)
 {
     make_client();
-    seq_t s = {.paths = {"/mid-chunk-close", "/cl-short", "/big-header", "/many-headers?n=150", "/many-headers?n=90"}};
+    seq_t s = {
+        .paths = {"/mid-chunk-close", "/cl-short", "/big-header", "/many-headers?n=150", "/many-headers?n=90", "/bad-chunk"}};
     ut_run(&loop, seq_fn, &s);
     assert_int_equal(s.res[0].rc, 0);
     assert_int_equal(s.res[0].body_rc, K2A_ERESET_MID_BODY);
@@ -428,9 +429,12 @@ static void test_errors_mid_body_and_head(void **state)
     assert_int_equal(s.res[2].rc, K2A_EHEADER_TOOBIG);
     assert_int_equal(s.res[3].rc, K2A_EHEADER_TOOBIG);
     assert_body(&s.res[4], "ok");
+    assert_int_equal(s.res[5].rc, 0);
+    assert_int_equal(s.res[5].body_rc, K2A_ERESET_MID_BODY);
+    assert_int_equal(s.res[5].body.len, 5); /* the good chunk came first */
     k2a_upstream_stats_t st;
     k2a_upstream_get_stats(up, &st);
-    assert_int_equal(st.body_errors, 2);
+    assert_int_equal(st.body_errors, 3);
     seq_dispose(&s);
 }
 
@@ -739,6 +743,107 @@ static void test_connection_close_and_head(void **state)
     seq_dispose(&h);
 }
 
+static void test_pool_idle_timeout(void **state)
+{
+    cfg.pool_idle_timeout_ms = 200;
+    make_client();
+    seq_t s = {.paths = {"/ok", "/ok"}, .sleep_between_ms = 600};
+    ut_run(&loop, seq_fn, &s);
+    assert_body(&s.res[0], "hello");
+    assert_body(&s.res[1], "hello");
+    assert_false(s.res[1].reused); /* the idle connection was closed by its timer in between */
+    assert_int_equal(ut_proc_stat(&srv, "accepted"), 2);
+    assert_int_equal(ut_proc_wait(&srv, "closed", 1), 1);
+    k2a_upstream_stats_t st;
+    k2a_upstream_get_stats(up, &st);
+    assert_int_equal(st.conns_idle_closed, 1);
+    seq_dispose(&s);
+}
+
+static void test_max_idle_bound(void **state)
+{
+    cfg.max_idle_per_origin = 1;
+    make_client();
+    /* three requests at once need three connections; only one stays idle afterwards */
+    limit_t l1 = {.b_connect_timeout = 5000}, l2 = {.b_connect_timeout = 5000};
+    assert_int_equal(k2a_coro_spawn(limit_a, &l1), 0);
+    assert_int_equal(k2a_coro_spawn(limit_a, &l2), 0);
+    ut_run(&loop, limit_b, &l1);
+    while (l1.a.elapsed_ms == 0 || l2.a.elapsed_ms == 0)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_body(&l1.a, "hello");
+    assert_body(&l2.a, "hello");
+    assert_body(&l1.b, "hello");
+    assert_int_equal(ut_proc_stat(&srv, "accepted"), 3);
+    k2a_upstream_stats_t st;
+    k2a_upstream_get_stats(up, &st);
+    assert_int_equal(st.conns_idle, 1);
+    assert_int_equal(st.conns_open, 1);
+    assert_int_equal(ut_proc_wait(&srv, "closed", 2), 2);
+    ut_result_dispose(&l1.a);
+    ut_result_dispose(&l1.b);
+    ut_result_dispose(&l2.a);
+}
+
+static void test_tls_handshake_timeout(void **state)
+{
+    make_client();
+    /* the plain-HTTP server never answers a ClientHello: the connect timeout covers the TLS handshake */
+    one_t o = {.tmpl = {.connect_timeout_ms = 300}};
+    snprintf(o.url, sizeof(o.url), "https://127.0.0.1:%d/ok", srv.port);
+    ut_run(&loop, one_fn, &o);
+    assert_int_equal(o.r.rc, K2A_ECONNECT_TIMEOUT);
+    assert_true(o.r.elapsed_ms >= 300 - 5);
+    assert_true(o.r.elapsed_ms < 300 + MARGIN_MS);
+    assert_int_equal(ut_proc_wait(&srv, "closed", 1), 1);
+    ut_result_dispose(&o.r);
+}
+
+typedef struct st_cancel_one_t {
+    one_t o;
+    k2a_coro_t *co;
+} cancel_one_t;
+
+static void cancel_one_fn(k2a_coro_t *co, void *arg)
+{
+    cancel_one_t *c = arg;
+    c->co = co;
+    one_fn(co, &c->o);
+}
+
+static void on_cancel_one(uv_timer_t *t)
+{
+    cancel_one_t *c = t->data;
+    k2a_coro_cancel(c->co);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void test_cancel_while_connecting(void **state)
+{
+    make_client();
+    int port, fillers[2];
+    int lfd = ut_full_backlog_listener(&port, fillers);
+    assert_true(lfd >= 0);
+    cancel_one_t c = {.o = {.tmpl = {.connect_timeout_ms = 20000}}};
+    snprintf(c.o.url, sizeof(c.o.url), "http://127.0.0.1:%d/", port);
+    uv_timer_t t;
+    uv_timer_init(&loop, &t);
+    t.data = &c;
+    uv_update_time(&loop);
+    uv_timer_start(&t, on_cancel_one, 150, 0);
+    ut_run(&loop, cancel_one_fn, &c);
+    assert_int_equal(c.o.r.rc, K2A_ECANCELED);
+    assert_true(c.o.r.elapsed_ms >= 150 - 5);
+    assert_true(c.o.r.elapsed_ms < 150 + MARGIN_MS);
+    k2a_upstream_stats_t st;
+    k2a_upstream_get_stats(up, &st);
+    assert_int_equal(st.conns_open, 0);
+    ut_result_dispose(&c.o.r);
+    close(fillers[0]);
+    close(fillers[1]);
+    close(lfd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -766,6 +871,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_max_conns_waits_for_slot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_conns_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_close_and_head, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pool_idle_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_idle_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_handshake_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_while_connecting, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,6 +24,34 @@
 
 extern char **environ;
 
+static int spawn(ut_proc_t *p, const char *file, const char *const *argv, bool search_path)
+{
+    int in[2], out[2];
+    p->in_fd = -1;
+    p->out = NULL;
+    p->pid = 0;
+    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0)
+        return -1;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    int r = search_path ? posix_spawnp(&p->pid, file, &fa, NULL, (char *const *)argv, environ)
+                        : posix_spawn(&p->pid, file, &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(in[0]);
+    close(out[1]);
+    if (r != 0) {
+        p->pid = 0;
+        close(in[1]);
+        close(out[0]);
+        return -1;
+    }
+    p->in_fd = in[1];
+    p->out = fdopen(out[0], "r");
+    return p->out != NULL ? 0 : -1;
+}
+
 int ut_proc_start(ut_proc_t *p, const char *script, const char *const *args)
 {
     char path[1024];
@@ -35,30 +63,49 @@ int ut_proc_start(ut_proc_t *p, const char *script, const char *const *args)
     for (size_t i = 0; args != NULL && args[i] != NULL && n < 31; ++i)
         argv[n++] = args[i];
     argv[n] = NULL;
-    int in[2], out[2];
-    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0)
-        return -1;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    int r = posix_spawnp(&p->pid, "python3", &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(in[0]);
-    close(out[1]);
-    if (r != 0) {
-        close(in[1]);
-        close(out[0]);
-        return -1;
-    }
-    p->in_fd = in[1];
-    p->out = fdopen(out[0], "r");
+    p->term_first = false;
     char line[256];
-    if (p->out == NULL || fgets(line, sizeof(line), p->out) == NULL || sscanf(line, "PORT %d", &p->port) != 1) {
+    if (spawn(p, "python3", argv, true) != 0 || fgets(line, sizeof(line), p->out) == NULL ||
+        sscanf(line, "PORT %d", &p->port) != 1) {
         ut_proc_stop(p);
         return -1;
     }
     return 0;
+}
+
+int ut_proc_start_argv(ut_proc_t *p, const char *const *argv, const char *prefix)
+{
+    char line[512];
+    p->term_first = true;
+    if (spawn(p, argv[0], argv, false) != 0 || fgets(line, sizeof(line), p->out) == NULL ||
+        strncmp(line, prefix, strlen(prefix)) != 0 || strrchr(line, ':') == NULL) {
+        ut_proc_stop(p);
+        return -1;
+    }
+    p->port = atoi(strrchr(line, ':') + 1);
+    return p->port > 0 ? 0 : -1;
+}
+
+const char *ut_sim_path(void)
+{
+    static char path[1024];
+    const char *env = getenv("K2A_SIM");
+    if (env != NULL && access(env, X_OK) == 0)
+        return env;
+    /* tests live in <build>/tests/, the simulator in <build>/ */
+    char exe[1024];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    for (int up = 0; up < 2; ++up) {
+        char *slash = strrchr(exe, '/');
+        if (slash == NULL)
+            return NULL;
+        *slash = '\0';
+    }
+    snprintf(path, sizeof(path), "%s/kiro-sim", exe);
+    return access(path, X_OK) == 0 ? path : NULL;
 }
 
 long ut_proc_cmd(ut_proc_t *p, const char *cmd, const char *key)
@@ -97,9 +144,11 @@ void ut_proc_stop(ut_proc_t *p)
     if (p->out != NULL)
         fclose(p->out);
     p->out = NULL;
+    if (p->pid > 0 && p->term_first)
+        kill(p->pid, SIGTERM);
     if (p->pid > 0) {
-        /* the server exits on stdin EOF; make sure it does */
-        for (int i = 0; i < 100; ++i) {
+        /* the python servers exit on stdin EOF, kiro-sim on SIGTERM; make sure they do */
+        for (int i = 0; i < 250; ++i) {
             if (waitpid(p->pid, NULL, WNOHANG) == p->pid) {
                 p->pid = 0;
                 return;

@@ -21,10 +21,15 @@ typedef struct st_ut_proc_t {
     int in_fd;
     FILE *out;
     int port;
+    bool term_first; /* stop with SIGTERM instead of closing stdin (kiro-sim) */
 } ut_proc_t;
 
 /* Starts `python3 tests/unit/upstream_servers/<script> args...` (args NULL-terminated) and reads its port. Returns 0 or -1. */
 int ut_proc_start(ut_proc_t *p, const char *script, const char *const *args);
+/* Starts argv[0] (a path) and reads its first stdout line, which must start with `prefix` and end with ":PORT". */
+int ut_proc_start_argv(ut_proc_t *p, const char *const *argv, const char *prefix);
+/* The kiro-sim binary next to this test's build tree ($K2A_SIM, else <build>/kiro-sim), or NULL when absent. */
+const char *ut_sim_path(void);
 /* Sends a command line and returns the value of `key` in the stats line it prints (-1 when absent). */
 long ut_proc_cmd(ut_proc_t *p, const char *cmd, const char *key);
 long ut_proc_stat(ut_proc_t *p, const char *key);

@@ -159,6 +159,13 @@ def h_mid_chunk_close(c, q, req):
     return False
 
 
+def h_bad_chunk(c, q, req):
+    """What h2o writes when a response is aborted mid-body: an invalid chunk, then the close."""
+    c.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n\r\n1\r\n")
+    time.sleep(0.05)
+    return False
+
+
 def h_cl_short(c, q, req):
     c.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
     time.sleep(0.05)
@@ -271,6 +278,7 @@ HANDLERS = {
     "/half-header": h_half_header,
     "/mid-chunk-close": h_mid_chunk_close,
     "/cl-short": h_cl_short,
+    "/bad-chunk": h_bad_chunk,
     "/big-header": h_big_header,
     "/many-headers": h_many_headers,
     "/drip": h_drip,
