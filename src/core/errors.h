@@ -66,6 +66,7 @@
     XX(UPSTREAM_EVENT, "upstream: malformed event payload")                                                                        \
     XX(UPSTREAM_EXCEPTION, "upstream: exception in the response stream")                                                           \
     XX(UPSTREAM_TRUNCATED, "upstream: response stream ended early")                                                                \
+    XX(CLIENT_AUTH, "request: missing or invalid API key")                                                                         \
     /* pool */                                                                                                                     \
     XX(NO_ACCOUNT, "pool: no usable account")                                                                                      \
     XX(ACCOUNT_INVALID, "pool: account credentials rejected")                                                                      \
