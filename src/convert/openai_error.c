@@ -96,7 +96,8 @@ static int append_error_object(k2a_buf_t *out, const k2a_openai_error_info_t *in
         message = k2a_strerror(err);
         len = strlen(message);
     }
-    if ((r = k2a_buf_appendstr(out, "{\"error\":{\"message\":\"")) != 0 || (r = k2a_buf_append_json_escaped(out, message, len)) != 0 ||
+    if ((r = k2a_buf_appendstr(out, "{\"error\":{\"message\":\"")) != 0 ||
+        (r = k2a_buf_append_json_escaped(out, message, len)) != 0 ||
         (r = k2a_buf_appendf(out, "\",\"type\":\"%s\",\"param\":", info->type)) != 0)
         return r;
     if (param != NULL) {
@@ -121,7 +122,8 @@ int k2a_openai_error_body(k2a_buf_t *out, int err, const char *message, size_t l
 int k2a_openai_error_chunk(k2a_buf_t *out, int err, const char *message, size_t len)
 {
     int r;
-    if ((r = k2a_buf_appendstr(out, "data: ")) != 0 || (r = append_error_object(out, k2a_openai_error_info(err), err, message, len, NULL)) != 0)
+    if ((r = k2a_buf_appendstr(out, "data: ")) != 0 ||
+        (r = append_error_object(out, k2a_openai_error_info(err), err, message, len, NULL)) != 0)
         return r;
     return k2a_buf_appendstr(out, "\n\n");
 }

@@ -87,8 +87,8 @@ int k2a_openai_stream_init(k2a_openai_stream_t *w, k2a_buf_t *out, const char *i
     k2a_buf_init(&w->head, 0);
     int r;
     if ((r = k2a_buf_appendstr(&w->head, "{\"id\":\"")) != 0 || (r = k2a_buf_append_json_escaped(&w->head, id, strlen(id))) != 0 ||
-        (r = k2a_buf_appendf(&w->head, "\",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":", (long long)created)) !=
-            0 ||
+        (r = k2a_buf_appendf(&w->head,
+                             "\",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":", (long long)created)) != 0 ||
         (r = append_json_string(&w->head, model.base != NULL ? model.base : "", model.len)) != 0 ||
         (r = k2a_buf_append(&w->head, ",", 1)) != 0) {
         k2a_buf_dispose(&w->head);
@@ -385,7 +385,8 @@ int k2a_openai_aggregate_write(const k2a_openai_aggregate_t *a, k2a_buf_t *out, 
         }
         CHECK(k2a_buf_append(out, "]", 1));
     }
-    CHECK(k2a_buf_appendf(out, "},\"finish_reason\":\"%s\"}],\"usage\":", k2a_openai_finish_reason(a->stop_reason, a->ntools != 0)));
+    CHECK(
+        k2a_buf_appendf(out, "},\"finish_reason\":\"%s\"}],\"usage\":", k2a_openai_finish_reason(a->stop_reason, a->ntools != 0)));
     CHECK(append_usage(out, &a->usage));
     return k2a_buf_append(out, "}", 1);
 }

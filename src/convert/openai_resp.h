@@ -94,7 +94,7 @@ typedef struct st_k2a_openai_aggregate_t {
     bool stopped;
     k2a_ir_stop_reason_t stop_reason;
     k2a_ir_usage_t usage;
-    int error;              /* K2A_E* from an ERROR event, 0 if none */
+    int error;               /* K2A_E* from an ERROR event, 0 if none */
     k2a_buf_t error_message; /* its message */
 } k2a_openai_aggregate_t;
 
