@@ -3,15 +3,97 @@
  * part, a tool call, a message or a tool, and calls these functions when the object closes, because OpenAI
  * clients may send the fields in any order (`content` before `role`). Also here: the compact JSON writer
  * used for captured subtrees, the re-serialisation of tool-call arguments (a JSON document inside a JSON
- * string, parsed with a second yajl handle in one call), data URLs, and the request-level rules
- * (reasoning_effort, response_format instruction, legacy function calling).
+ * string, parsed with a second yajl handle in one call), data URLs, the request-level rules
+ * (reasoning_effort, response_format instruction, legacy function calling), and errors with JSON paths.
  */
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include "core/errors.h"
 #include "convert/openai_internal.h"
 #include "convert/openai_req.h"
+
+/* ---------- errors with JSON paths ---------- */
+
+static size_t path_of(const k2a_oa_parser_t *p, unsigned nframes, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (unsigned i = 0; i < nframes && n < size; ++i) {
+        const k2a_oa_frame_t *f = &p->frames[i];
+        int w;
+        if (f->is_array)
+            w = snprintf(buf + n, size - n, "[%u]", (unsigned)f->index);
+        else if (f->keylen != 0)
+            w = snprintf(buf + n, size - n, "%s%.*s", n == 0 ? "" : ".", (int)f->keylen, f->keytext);
+        else
+            continue;
+        if (w < 0)
+            break;
+        n += (size_t)w;
+    }
+    return n < size ? n : size - 1;
+}
+
+static int vfail(k2a_oa_parser_t *p, int code, unsigned nframes, const char *field, const char *fmt, va_list ap)
+{
+    if (p->code != 0)
+        return p->code;
+    char path[256], what[384];
+    size_t n = path_of(p, nframes, path, sizeof(path));
+    if (field != NULL)
+        snprintf(path + n, sizeof(path) - n, "%s%s", n == 0 ? "" : ".", field);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    p->code = code;
+    if (path[0] != '\0')
+        k2a_convert_error_set(p->err, code, "%s: %s", path, what);
+    else
+        k2a_convert_error_set(p->err, code, "%s", what);
+    return code;
+}
+
+int k2a_oa_fail(k2a_oa_parser_t *p, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vfail(p, code, p->depth, NULL, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+int k2a_oa_fail_field(k2a_oa_parser_t *p, int code, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vfail(p, code, p->depth != 0 ? p->depth - 1 : 0, field, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+int k2a_oa_fail_alloc(k2a_oa_parser_t *p)
+{
+    if (p->arena->max != 0 && p->arena->total + 65536 >= p->arena->max)
+        return k2a_oa_fail(p, K2A_ETOOBIG, "request exceeds its memory budget of %zu bytes", p->arena->max);
+    return k2a_oa_fail(p, K2A_ENOMEM, "out of memory");
+}
+
+int k2a_oa_blocks_push(k2a_oa_parser_t *p, k2a_oa_blocks_t *b, const k2a_ir_block_t *blk)
+{
+    if (++p->nblocks_total > p->limits->max_blocks)
+        return k2a_oa_fail_field(p, K2A_ETOOBIG, NULL, "more than %zu content blocks in the request", p->limits->max_blocks);
+    if (b->n == b->cap) {
+        size_t cap = b->cap < 8 ? 8 : b->cap * 2;
+        k2a_ir_block_t *v = realloc(b->v, cap * sizeof(*v));
+        if (v == NULL)
+            return k2a_oa_fail(p, K2A_ENOMEM, "out of memory");
+        b->v = v;
+        b->cap = cap;
+    }
+    b->v[b->n++] = *blk;
+    return 0;
+}
 
 /* ---------- compact JSON writer ---------- */
 
