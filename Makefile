@@ -16,10 +16,11 @@ CTEST_ARGS ?=
 all: build
 
 deps:
-	@scripts/deps.sh build
+	@deps/install.sh build
 
 deps-test:
-	@scripts/deps.sh test
+	@deps/install.sh test
+	@deps/npm.sh
 
 build: deps
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -49,15 +50,15 @@ fuzz: fuzz-build
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
 
 bench: build
-	@scripts/deps.sh bench
+	@deps/install.sh bench
 	@python3 bench/harness.py
 
 bench-quick: build
-	@scripts/deps.sh bench
+	@deps/install.sh bench
 	@python3 bench/harness.py --quick
 
 image-test:
-	@scripts/deps.sh image
+	@deps/install.sh image
 	@scripts/image-test.sh
 
 format:

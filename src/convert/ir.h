@@ -68,7 +68,7 @@ typedef struct st_k2a_ir_message_t {
 } k2a_ir_message_t;
 
 typedef struct st_k2a_ir_tool_t {
-    k2a_str_t name;        /* the client's name */
+    k2a_str_t name; /* the client's name */
     k2a_str_t description;
     k2a_str_t input_schema; /* compact JSON text of the schema object; empty when absent */
 } k2a_ir_tool_t;
@@ -93,7 +93,7 @@ typedef enum en_k2a_ir_dialect_t {
 
 typedef struct st_k2a_ir_request_t {
     k2a_ir_dialect_t dialect;
-    k2a_str_t model; /* as the client sent it */
+    k2a_str_t model;        /* as the client sent it */
     k2a_ir_block_t *system; /* TEXT blocks */
     size_t nsystem;
     k2a_ir_message_t *messages;
@@ -152,15 +152,15 @@ typedef struct st_k2a_ir_usage_t {
 
 typedef struct st_k2a_ir_event_t {
     k2a_ir_event_type_t type;
-    int index;                 /* BLOCK_START, DELTA, BLOCK_STOP: consecutive from 0 */
-    k2a_ir_block_kind_t block; /* BLOCK_START, DELTA: TEXT, THINKING or TOOL_USE */
-    k2a_str_t text;            /* DELTA: the text, thinking text, or raw tool-input JSON piece (valid UTF-8) */
-    k2a_str_t tool_id;         /* BLOCK_START of TOOL_USE */
-    k2a_str_t tool_name;       /* BLOCK_START of TOOL_USE: the client's original name */
+    int index;                        /* BLOCK_START, DELTA, BLOCK_STOP: consecutive from 0 */
+    k2a_ir_block_kind_t block;        /* BLOCK_START, DELTA: TEXT, THINKING or TOOL_USE */
+    k2a_str_t text;                   /* DELTA: the text, thinking text, or raw tool-input JSON piece (valid UTF-8) */
+    k2a_str_t tool_id;                /* BLOCK_START of TOOL_USE */
+    k2a_str_t tool_name;              /* BLOCK_START of TOOL_USE: the client's original name */
     k2a_ir_stop_reason_t stop_reason; /* STOP */
-    k2a_ir_usage_t usage;      /* MESSAGE_START (input estimate), USAGE, STOP (final) */
-    int error;                 /* ERROR: K2A_E* code */
-    k2a_str_t error_message;   /* ERROR: human-readable cause */
+    k2a_ir_usage_t usage;             /* MESSAGE_START (input estimate), USAGE, STOP (final) */
+    int error;                        /* ERROR: K2A_E* code */
+    k2a_str_t error_message;          /* ERROR: human-readable cause */
 } k2a_ir_event_t;
 
 /* A sink of IR events (a dialect writer, an aggregator, a test recorder). Returns 0 or a negative K2A_E*. */

@@ -50,7 +50,7 @@ struct st_k2a_coro_t {
     k2a_coro_fn fn;
     void *arg;
     void *data;
-    char *map;      /* the mapping, guard page included */
+    char *map; /* the mapping, guard page included */
     size_t map_size;
     char *stack_lo; /* lowest usable byte (just above the guard page) */
     size_t stack_size;
@@ -169,8 +169,8 @@ static void prepare_context(k2a_coro_t *co)
     uintptr_t top = ((uintptr_t)co->stack_lo + co->stack_size) & ~(uintptr_t)15;
     uint64_t *sp = (uint64_t *)(top - 160);
     memset(sp, 0, 160);
-    sp[0] = (uint64_t)(uintptr_t)co;                     /* x19: the trampoline's argument */
-    sp[10] = 0;                                          /* x29 */
+    sp[0] = (uint64_t)(uintptr_t)co;                    /* x19: the trampoline's argument */
+    sp[10] = 0;                                         /* x29 */
     sp[11] = (uint64_t)(uintptr_t)k2a__coro_trampoline; /* x30: where the first ret goes */
     co->ctx.sp = sp;
 #endif
@@ -266,7 +266,6 @@ int k2a_coro_runtime_init(uv_loop_t *loop, const k2a_coro_config_t *config)
         return K2A_ENOMEM;
     }
     uv_idle_init(loop, rt->wake_idle);
-    uv_unref((uv_handle_t *)rt->wake_idle);
     return 0;
 }
 

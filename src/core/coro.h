@@ -24,9 +24,9 @@ typedef void (*k2a_coro_fn)(k2a_coro_t *co, void *arg);
 typedef void (*k2a_coro_cancel_cb)(k2a_coro_t *co, void *data);
 
 typedef struct st_k2a_coro_config_t {
-    size_t stack_size;  /* usable bytes per stack, rounded up to pages; default 64 KiB */
-    size_t max_live;    /* coroutines alive at once; k2a_coro_create fails past it; default 20000 */
-    size_t max_pooled;  /* idle stacks kept for reuse; default 1024 */
+    size_t stack_size; /* usable bytes per stack, rounded up to pages; default 64 KiB */
+    size_t max_live;   /* coroutines alive at once; k2a_coro_create fails past it; default 20000 */
+    size_t max_pooled; /* idle stacks kept for reuse; default 1024 */
 } k2a_coro_config_t;
 
 /* Sets up this thread's coroutine runtime on `loop`. Returns 0 or K2A_EINVAL. Call once per loop thread. */

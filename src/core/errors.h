@@ -59,7 +59,7 @@
     XX(MODEL_UNKNOWN, "request: unknown model")                                                                                    \
     XX(IMAGE_INVALID, "request: invalid image")                                                                                    \
     XX(IMAGE_URL, "request: image URLs are not supported, send base64 data")                                                       \
-    XX(PAYLOAD_TOOBIG, "request: conversation too large for Kiro even after trimming history")                                    \
+    XX(PAYLOAD_TOOBIG, "request: conversation too large for Kiro even after trimming history")                                     \
     XX(EMPTY_MESSAGES, "request: messages must not be empty")                                                                      \
     XX(EMPTY_CONTENT, "request: message content must not be empty")                                                                \
     XX(BAD_PARAM, "request: unsupported parameter value")                                                                          \

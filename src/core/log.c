@@ -270,7 +270,8 @@ void k2a_vlog_fields(k2a_log_level_t level, const char *request_id, const k2a_lo
     errno = saved_errno;
 }
 
-void k2a_log_fields(k2a_log_level_t level, const char *request_id, const k2a_log_field_t *fields, size_t nfields, const char *fmt, ...)
+void k2a_log_fields(k2a_log_level_t level, const char *request_id, const k2a_log_field_t *fields, size_t nfields, const char *fmt,
+                    ...)
 {
     va_list ap;
     va_start(ap, fmt);

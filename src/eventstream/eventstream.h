@@ -41,7 +41,7 @@ typedef struct st_k2a_es_header_t {
     k2a_es_header_type_t type;
     union {
         bool b;
-        int64_t i;     /* BYTE, SHORT, INT, LONG, TIMESTAMP (ms since the epoch) */
+        int64_t i; /* BYTE, SHORT, INT, LONG, TIMESTAMP (ms since the epoch) */
         struct {
             const char *base; /* borrowed: BYTES, STRING; UUID (16 bytes) */
             uint16_t len;

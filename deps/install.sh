@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages kiro2api needs to build and test, when they are missing.
 # As root it runs apt-get itself; otherwise it prints the one command to run and fails.
-# Usage: scripts/deps.sh [build|test|bench|image]
+# Usage: deps/install.sh [build|test|bench|image]
 set -euo pipefail
 what=${1:-build}
 

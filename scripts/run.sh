@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `make run`: starts the gateway from build/. Without a Kiro account (KIRO_AUTH_TOKEN in the environment
+# or in ./.env) it starts the bundled simulator on a loopback port first and points the gateway at it:
+# a demo that works with no account and no network.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+from_dotenv() { [ -f .env ] && grep -E "^[[:space:]]*(export[[:space:]]+)?$1=" .env | tail -n1 | sed -E 's/^[^=]*=//' || true; }
+
+auth=${KIRO_AUTH_TOKEN:-$(from_dotenv KIRO_AUTH_TOKEN)}
+client=${KIRO_CLIENT_TOKEN:-$(from_dotenv KIRO_CLIENT_TOKEN)}
+host=${KIRO_HOST:-$(from_dotenv KIRO_HOST)}
+
+if [ -z "$client" ] && [ -z "$host" ]; then
+    # no client key: serve this machine only
+    export KIRO_HOST=127.0.0.1
+    echo "kiro2api: KIRO_CLIENT_TOKEN is not set, so the gateway listens on 127.0.0.1 only (any local client may use it)."
+fi
+
+sim_pid=""
+cleanup() { if [ -n "$sim_pid" ]; then kill "$sim_pid" 2>/dev/null || true; wait "$sim_pid" 2>/dev/null || true; fi; }
+trap cleanup EXIT INT TERM
+
+if [ -z "$auth" ]; then
+    if [ ! -x build/kiro-sim ]; then
+        echo "kiro2api: no KIRO_AUTH_TOKEN and no build/kiro-sim to run a demo with" >&2
+        exit 1
+    fi
+    fifo=$(mktemp -u)
+    mkfifo "$fifo"
+    build/kiro-sim --port 0 >"$fifo" 2>/dev/null &
+    sim_pid=$!
+    read -r line <"$fifo"
+    rm -f "$fifo"
+    sim_url=$(echo "$line" | sed -E 's/.*listening on (https?:\/\/[^ ]+).*/\1/')
+    cat <<MSG
+================================================================================
+ DEMO MODE: no Kiro account is configured (KIRO_AUTH_TOKEN is unset), so kiro2api
+ runs against the bundled Kiro simulator at $sim_url with a simulated account.
+ Replies are canned ("echo: ..."). To use a real account, put it in ./.env:
+   KIRO_AUTH_TOKEN='[{"auth":"Social","refreshToken":"<from ~/.aws/sso/cache/kiro-auth-token.json>"}]'
+   KIRO_CLIENT_TOKEN=<a key your clients will send>
+ then run \`make run\` again. See README.md.
+================================================================================
+MSG
+    export KIRO_AUTH_TOKEN='[{"auth":"Social","refreshToken":"sim-ok-demo","description":"simulated demo account"}]'
+    export KIRO_API_BASE="$sim_url"
+    export KIRO_SOCIAL_REFRESH_URL="$sim_url/refreshToken"
+    export KIRO_IDC_REFRESH_URL="$sim_url/token"
+    export KIRO_STATE_FILE=${KIRO_STATE_FILE:-./data/demo-state.json}
+fi
+
+build/kiro2api "$@" &
+gw_pid=$!
+trap 'kill -TERM $gw_pid 2>/dev/null; wait $gw_pid; cleanup' INT TERM
+wait $gw_pid

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# `make test`: the whole suite (unit, integration, real clients) in the release build, then again in the
+# ASan+UBSan build with LeakSanitizer on. Each ctest run prints its own summary line; the script fails if
+# either run fails. CTEST_ARGS passes extra arguments (e.g. CTEST_ARGS="-R unit").
+set -u
+cd "$(dirname "$0")/.."
+jobs=${JOBS:-$(nproc)}
+rc=0
+echo "== release build (build/) =="
+(cd build && ctest --output-on-failure -j"$jobs" ${CTEST_ARGS:-}) || rc=1
+echo "== sanitizer build (build-asan/: ASan + UBSan + LSan) =="
+(cd build-asan && ctest --output-on-failure -j"$jobs" ${CTEST_ARGS:-}) || rc=1
+if [ $rc -eq 0 ]; then echo "make test: both builds passed"; else echo "make test: FAILED"; fi
+exit $rc

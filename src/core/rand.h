@@ -1,0 +1,21 @@
+/*
+ * Fast non-cryptographic randomness for identifiers (request ids, message ids, jitter): xoshiro256**
+ * per thread, seeded from getrandom(). Secrets never come from here (use OpenSSL RAND_bytes).
+ */
+#ifndef K2A_CORE_RAND_H
+#define K2A_CORE_RAND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+uint64_t k2a_rand_u64(void);
+/* Uniform in [0, n) (n > 0). */
+uint64_t k2a_rand_below(uint64_t n);
+/* Writes a random UUID v4 (36 chars + NUL) into out[37]. */
+void k2a_rand_uuid4(char out[37]);
+/* Writes n random characters of [0-9A-Za-z] plus a NUL into out[n + 1]. */
+void k2a_rand_base62(char *out, size_t n);
+/* Reseeds this thread's generator deterministically (tests). */
+void k2a_rand_seed(uint64_t seed);
+
+#endif

@@ -1,0 +1,299 @@
+/*
+ * Coroutine-served requests and their double-buffered, backpressured response stream (see call.h).
+ * The invariant that keeps this simple: nothing touches a call after an h2o_send, because h2o may
+ * dispose of the request (and our disposal hook may free the call) inside that very send.
+ */
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/errors.h"
+#include "core/log.h"
+#include "http/call.h"
+#include "http/respond.h"
+
+#define DEFAULT_HIGH_WATER (256 * 1024)
+
+typedef struct st_call_ref_t {
+    k2a_call_t *call;
+} call_ref_t;
+
+static void call_free(k2a_call_t *call)
+{
+    k2a_buf_dispose(&call->out[0]);
+    k2a_buf_dispose(&call->out[1]);
+    k2a_arena_dispose(&call->arena);
+    free(call);
+}
+
+/* The client is gone (stop) or the request was disposed: never touch req again; unwind the coroutine unless the response
+ * was already complete. */
+static void mark_gone(k2a_call_t *call)
+{
+    if (call->req_gone)
+        return;
+    call->req_gone = 1;
+    call->req = NULL;
+    if (!call->co_done && !call->final_sent)
+        k2a_coro_cancel(call->co);
+}
+
+static void on_req_disposed(void *p)
+{
+    k2a_call_t *call = ((call_ref_t *)p)->call;
+    mark_gone(call);
+    if (call->co_done)
+        call_free(call);
+}
+
+/* Sends the filled buffer (and the end of the response when queued). Must be the last thing its caller does with the call. */
+static void send_pending(k2a_call_t *call)
+{
+    if (call->in_flight || call->req_gone || call->final_sent || !call->started)
+        return;
+    k2a_buf_t *buf = &call->out[call->filling];
+    if (buf->len == 0 && !call->final_queued)
+        return;
+    h2o_iovec_t vec = h2o_iovec_init(buf->base, buf->len);
+    call->filling ^= 1;
+    k2a_buf_reset(&call->out[call->filling]); /* the buffer h2o released at the last proceed */
+    call->in_flight = 1;
+    call->bytes_written += vec.len;
+    call->last_write_at = uv_now(call->server->loop);
+    h2o_send_state_t state = H2O_SEND_STATE_IN_PROGRESS;
+    if (call->final_queued) {
+        call->final_sent = 1;
+        state = H2O_SEND_STATE_FINAL;
+    }
+    h2o_send(call->req, &vec, vec.len != 0 ? 1 : 0, state);
+}
+
+static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
+{
+    k2a_call_t *call = H2O_STRUCT_FROM_MEMBER(k2a_call_t, generator, gen);
+    call->in_flight = 0;
+    if (call->waiting_drain && call->out[call->filling].len <= call->high_water) {
+        call->waiting_drain = 0;
+        k2a_coro_wake(call->co, 0);
+    }
+    send_pending(call);
+}
+
+static void on_stop(h2o_generator_t *gen, h2o_req_t *req)
+{
+    k2a_call_t *call = H2O_STRUCT_FROM_MEMBER(k2a_call_t, generator, gen);
+    mark_gone(call);
+}
+
+static void link_call(k2a_call_t *call)
+{
+    call->next = call->server->calls;
+    if (call->next != NULL)
+        call->next->prev = call;
+    call->server->calls = call;
+}
+
+static void unlink_call(k2a_call_t *call)
+{
+    if (call->prev != NULL)
+        call->prev->next = call->next;
+    else
+        call->server->calls = call->next;
+    if (call->next != NULL)
+        call->next->prev = call->prev;
+    call->prev = call->next = NULL;
+}
+
+size_t k2a_call_cancel_all(k2a_server_t *server)
+{
+    size_t n = 0;
+    for (k2a_call_t *call = server->calls; call != NULL; call = call->next) {
+        k2a_coro_cancel(call->co);
+        ++n;
+    }
+    return n;
+}
+
+static void call_main(k2a_coro_t *co, void *arg)
+{
+    k2a_call_t *call = arg;
+    link_call(call);
+    call->fn(call);
+    if (!call->req_gone && !call->final_queued) {
+        if (!call->started) {
+            k2a_error("request %s: handler returned without a response", call->request_id);
+            k2a_call_respond_error(call, 500, "api_error", "internal error: the handler produced no response");
+        } else {
+            k2a_call_finish(call);
+        }
+    }
+    unlink_call(call);
+    call->co_done = 1;
+    if (call->req_gone)
+        call_free(call);
+}
+
+static k2a_str_t copy_header(k2a_call_t *call, h2o_req_t *req, const char *name, size_t max)
+{
+    h2o_iovec_t v = k2a_http_header(req, name);
+    if (v.base == NULL || v.len > max)
+        return K2A_STR_NULL;
+    return k2a_arena_strdup_str(&call->arena, k2a_str(v.base, v.len));
+}
+
+static void copy_peer(k2a_call_t *call, h2o_req_t *req)
+{
+    struct sockaddr_storage ss;
+    char host[INET6_ADDRSTRLEN] = "";
+    if (req->conn->callbacks->get_peername != NULL && req->conn->callbacks->get_peername(req->conn, (void *)&ss) != 0) {
+        if (ss.ss_family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
+        else if (ss.ss_family == AF_INET6)
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
+    }
+    call->client_ip = k2a_arena_strdup_str(&call->arena, k2a_cstr(host));
+}
+
+int k2a_call_start(h2o_req_t *req, k2a_route_t route, k2a_ir_dialect_t dialect, const char *request_id, k2a_call_fn fn)
+{
+    k2a_server_t *server = k2a_server_of(req);
+    k2a_call_t *call = calloc(1, sizeof(*call));
+    if (call == NULL)
+        goto Busy;
+    call->server = server;
+    call->req = req;
+    call->route = route;
+    call->dialect = dialect;
+    call->fn = fn;
+    call->high_water = DEFAULT_HIGH_WATER;
+    k2a_buf_init(&call->out[0], 0);
+    k2a_buf_init(&call->out[1], 0);
+    /* the IR mostly points into the body; the arena holds what yajl had to unescape and the encoded Kiro request */
+    k2a_arena_init(&call->arena, (size_t)server->config->max_body_bytes * 4 + 64 * 1024 * 1024);
+    snprintf(call->request_id, sizeof(call->request_id), "%s", request_id);
+    if ((call->body = k2a_arena_strndup(&call->arena, req->entity.base != NULL ? req->entity.base : "", req->entity.len)) == NULL) {
+        call_free(call);
+        goto Busy;
+    }
+    call->body_len = req->entity.len;
+    call->user_agent = copy_header(call, req, "user-agent", 1024);
+    call->session_id_header = copy_header(call, req, "x-claude-code-session-id", 128);
+    call->conversation_id_header = copy_header(call, req, "x-conversation-id", 128);
+    call->continuation_id_header = copy_header(call, req, "x-agent-continuation-id", 128);
+    copy_peer(call, req);
+    call->generator.proceed = on_proceed;
+    call->generator.stop = on_stop;
+    if ((call->co = k2a_coro_create(call_main, call)) == NULL) {
+        call_free(call);
+        goto Busy;
+    }
+    call_ref_t *ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref), on_req_disposed);
+    ref->call = call;
+    if (k2a_coro_current() != NULL)
+        k2a_coro_wake(call->co, 0); /* h2o can run a handler from inside a send made by another coroutine */
+    else
+        k2a_coro_resume(call->co, 0);
+    return 0;
+
+Busy:
+    ++server->metrics.rejected_busy;
+    k2a_http_send_error(req, dialect, 503, "overloaded_error",
+                        "the gateway is at its concurrency limit (KIRO_MAX_CONCURRENT); retry shortly");
+    return K2A_EBUSY;
+}
+
+int k2a_call_begin(k2a_call_t *call, int status, const char *content_type, ...)
+{
+    if (call->req_gone)
+        return K2A_ECANCELED;
+    h2o_req_t *req = call->req;
+    req->res.status = status;
+    req->res.reason = k2a_http_reason(status);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, h2o_strdup(&req->pool, content_type, SIZE_MAX).base,
+                   strlen(content_type));
+    va_list ap;
+    va_start(ap, content_type);
+    const char *name;
+    while ((name = va_arg(ap, const char *)) != NULL) {
+        const char *value = va_arg(ap, const char *);
+        h2o_iovec_t n = h2o_strdup(&req->pool, name, SIZE_MAX), v = h2o_strdup(&req->pool, value, SIZE_MAX);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 1, NULL, v.base, v.len);
+    }
+    va_end(ap);
+    h2o_start_response(req, &call->generator);
+    call->started = 1;
+    return 0;
+}
+
+k2a_buf_t *k2a_call_buffer(k2a_call_t *call)
+{
+    return call->req_gone ? NULL : &call->out[call->filling];
+}
+
+int k2a_call_write(k2a_call_t *call, const void *data, size_t len)
+{
+    if (call->req_gone)
+        return K2A_ECANCELED;
+    return k2a_buf_append(&call->out[call->filling], data, len);
+}
+
+static void on_drain_cancel(k2a_coro_t *co, void *data)
+{
+    k2a_call_t *call = data;
+    call->waiting_drain = 0;
+    k2a_coro_wake(co, K2A_ECANCELED);
+}
+
+int k2a_call_flush(k2a_call_t *call)
+{
+    if (call->req_gone)
+        return K2A_ECANCELED;
+    if (!call->in_flight) {
+        /* send_pending may dispose of the request (and, from a coroutine, never frees the call: co_done is still 0) */
+        send_pending(call);
+        return call->req_gone && !call->final_sent ? K2A_ECANCELED : 0;
+    }
+    while (call->out[call->filling].len > call->high_water) {
+        call->waiting_drain = 1;
+        if (k2a_coro_park(on_drain_cancel, call) != 0 || call->req_gone)
+            return K2A_ECANCELED;
+    }
+    return 0;
+}
+
+void k2a_call_flush_nowait(k2a_call_t *call)
+{
+    send_pending(call);
+}
+
+void k2a_call_finish(k2a_call_t *call)
+{
+    if (call->final_queued || call->req_gone)
+        return;
+    call->final_queued = 1;
+    send_pending(call);
+}
+
+int k2a_call_respond_json(k2a_call_t *call, int status, const char *json, size_t len)
+{
+    int r;
+    if (call->req_gone)
+        return K2A_ECANCELED;
+    call->req->res.content_length = len;
+    if ((r = k2a_call_begin(call, status, "application/json", "cache-control", "no-store", NULL)) != 0 ||
+        (r = k2a_call_write(call, json, len)) != 0)
+        return r;
+    k2a_call_finish(call);
+    return 0;
+}
+
+int k2a_call_respond_error(k2a_call_t *call, int status, const char *type, const char *message)
+{
+    k2a_buf_t body = K2A_BUF_INIT(0);
+    int r = k2a_http_error_body(&body, call->dialect, status, type, message);
+    if (r == 0)
+        r = k2a_call_respond_json(call, status, body.base, body.len);
+    k2a_buf_dispose(&body);
+    return r;
+}

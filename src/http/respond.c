@@ -1,0 +1,148 @@
+/*
+ * Synchronous responses and dialect-shaped errors (see respond.h).
+ */
+#include <string.h>
+#include "core/buf.h"
+#include "core/errors.h"
+#include "http/respond.h"
+
+const char *k2a_http_reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Payload Too Large";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 529:
+        return "Overloaded";
+    default:
+        return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+void k2a_http_add_common_headers(h2o_req_t *req, const char *request_id)
+{
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-origin"), 0, NULL, H2O_STRLIT("*"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-expose-headers"), 0, NULL,
+                          H2O_STRLIT("x-request-id, x-kiro-model"));
+    if (request_id != NULL)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, request_id, strlen(request_id));
+}
+
+void k2a_http_send_body(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len)
+{
+    req->res.status = status;
+    req->res.reason = k2a_http_reason(status);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    req->res.content_length = len;
+    h2o_send_inline(req, body, len);
+}
+
+void k2a_http_send_json(h2o_req_t *req, int status, const char *json, size_t len)
+{
+    k2a_http_send_body(req, status, "application/json", json, len);
+}
+
+static const char *openai_type(int status)
+{
+    switch (status) {
+    case 401:
+        return "authentication_error";
+    case 403:
+        return "permission_error";
+    case 404:
+        return "not_found_error";
+    case 429:
+        return "rate_limit_error";
+    default:
+        return status < 500 ? "invalid_request_error" : "server_error";
+    }
+}
+
+static const char *openai_code(int status)
+{
+    switch (status) {
+    case 401:
+        return "invalid_api_key";
+    case 403:
+        return "forbidden";
+    case 404:
+        return "not_found";
+    case 405:
+        return "method_not_allowed";
+    case 413:
+        return "request_too_large";
+    case 429:
+        return "rate_limit_exceeded";
+    case 501:
+        return "not_implemented";
+    case 503:
+        return "service_unavailable";
+    default:
+        return status < 500 ? "invalid_request" : "internal_error";
+    }
+}
+
+int k2a_http_error_body(k2a_buf_t *out, k2a_ir_dialect_t dialect, int status, const char *type, const char *message)
+{
+    int r;
+    if (dialect == K2A_DIALECT_OPENAI) {
+        if ((r = k2a_buf_appendstr(out, "{\"error\":{\"message\":\"")) != 0 ||
+            (r = k2a_buf_append_json_escaped(out, message, strlen(message))) != 0 ||
+            (r = k2a_buf_appendf(out, "\",\"type\":\"%s\",\"param\":null,\"code\":\"%s\"}}", openai_type(status),
+                                 openai_code(status))) != 0)
+            return r;
+    } else {
+        if ((r = k2a_buf_appendf(out, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":\"", type)) != 0 ||
+            (r = k2a_buf_append_json_escaped(out, message, strlen(message))) != 0 || (r = k2a_buf_appendstr(out, "\"}}")) != 0)
+            return r;
+    }
+    return 0;
+}
+
+void k2a_http_send_error(h2o_req_t *req, k2a_ir_dialect_t dialect, int status, const char *type, const char *message)
+{
+    k2a_buf_t body = K2A_BUF_INIT(0);
+    if (k2a_http_error_body(&body, dialect, status, type, message) != 0) {
+        k2a_buf_dispose(&body);
+        h2o_send_error_generic(req, 500, "Internal Server Error", "out of memory", 0);
+        return;
+    }
+    k2a_http_send_json(req, status, body.base, body.len); /* h2o_send_inline copies the body */
+    k2a_buf_dispose(&body);
+}
+
+h2o_iovec_t k2a_http_header(h2o_req_t *req, const char *name)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
+    if (i == -1)
+        return h2o_iovec_init(NULL, 0);
+    return req->headers.entries[i].value;
+}

@@ -1,0 +1,27 @@
+/*
+ * Small synchronous responses: JSON bodies, errors in the route's dialect, the headers every
+ * response carries (CORS, X-Request-ID). Bodies are copied into the request's pool, so callers may
+ * pass stack buffers.
+ */
+#ifndef K2A_HTTP_RESPOND_H
+#define K2A_HTTP_RESPOND_H
+
+#include "h2o.h"
+#include "convert/ir.h"
+
+/* Adds CORS and X-Request-ID to req->res.headers (the router calls it once per request). */
+void k2a_http_add_common_headers(h2o_req_t *req, const char *request_id);
+/* Sends a complete response with the given content type. */
+void k2a_http_send_body(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len);
+void k2a_http_send_json(h2o_req_t *req, int status, const char *json, size_t len);
+/* An error in the client's dialect: Anthropic {"type":"error","error":{"type","message"}} or OpenAI
+ * {"error":{"message","type","param":null,"code"}}. `type` is the Anthropic error type; the OpenAI type/code are derived. */
+void k2a_http_send_error(h2o_req_t *req, k2a_ir_dialect_t dialect, int status, const char *type, const char *message);
+/* Builds the same error body into out (for the streaming path). */
+int k2a_http_error_body(k2a_buf_t *out, k2a_ir_dialect_t dialect, int status, const char *type, const char *message);
+/* The reason phrase h2o wants for a status. */
+const char *k2a_http_reason(int status);
+/* Value of request header `name` (lower-case), or NULL/0. */
+h2o_iovec_t k2a_http_header(h2o_req_t *req, const char *name);
+
+#endif

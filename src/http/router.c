@@ -1,0 +1,281 @@
+/*
+ * The one h2o handler: request id, CORS, routing (kiro2api's routes plus /healthz, /readyz,
+ * /metrics, and the /v1/v1/... base-URL mistake), client-key check in constant time, method and
+ * body-size checks, then dispatch to an endpoint (handlers.h). Errors come out in the route's
+ * dialect: OpenAI's shape on /v1/chat/completions, Anthropic's elsewhere.
+ */
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <string.h>
+#include <strings.h>
+#include "core/log.h"
+#include "core/rand.h"
+#include "http/handlers.h"
+#include "http/respond.h"
+#include "http/router.h"
+
+typedef struct st_route_def_t {
+    const char *path;
+    k2a_route_t route;
+    bool prefix; /* also matches path + "/" + anything */
+    bool auth;
+    const char *methods; /* accepted methods, "GET" or "POST" ("GET" implies HEAD) */
+} route_def_t;
+
+static const route_def_t routes[] = {
+    {"/healthz", K2A_ROUTE_HEALTHZ, false, false, "GET"},
+    {"/readyz", K2A_ROUTE_READYZ, false, false, "GET"},
+    {"/metrics", K2A_ROUTE_METRICS, false, true, "GET"},
+    {"/api/tokens", K2A_ROUTE_API_TOKENS, false, true, "GET"},
+    {"/v1/models", K2A_ROUTE_MODELS, true, true, "GET"},
+    {"/v1/messages/count_tokens", K2A_ROUTE_COUNT_TOKENS, false, true, "POST"},
+    {"/v1/messages", K2A_ROUTE_MESSAGES, false, true, "POST"},
+    {"/v1/chat/completions", K2A_ROUTE_CHAT_COMPLETIONS, false, true, "POST"},
+    {"/static", K2A_ROUTE_STATIC, true, false, "GET"},
+    {"/", K2A_ROUTE_ROOT, false, false, "GET"},
+};
+
+k2a_route_t k2a_route_classify(h2o_iovec_t path, h2o_iovec_t *subpath)
+{
+    /* clients configured with ANTHROPIC_BASE_URL=http://host:8080/v1 send /v1/v1/messages (kiro-protocol.md §5.1) */
+    while (path.len >= 6 && memcmp(path.base, "/v1/v1", 6) == 0 && (path.len == 6 || path.base[6] == '/')) {
+        path.base += 3;
+        path.len -= 3;
+    }
+    /* tolerate one trailing slash */
+    if (path.len > 1 && path.base[path.len - 1] == '/')
+        --path.len;
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); ++i) {
+        size_t n = strlen(routes[i].path);
+        if (path.len == n && memcmp(path.base, routes[i].path, n) == 0) {
+            if (subpath != NULL)
+                *subpath = h2o_iovec_init(NULL, 0);
+            return routes[i].route;
+        }
+        if (routes[i].prefix && path.len > n + 1 && memcmp(path.base, routes[i].path, n) == 0 && path.base[n] == '/') {
+            if (subpath != NULL)
+                *subpath = h2o_iovec_init(path.base + n + 1, path.len - n - 1);
+            return routes[i].route;
+        }
+    }
+    return K2A_ROUTE_OTHER;
+}
+
+static const route_def_t *route_def(k2a_route_t route)
+{
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); ++i)
+        if (routes[i].route == route)
+            return &routes[i];
+    return NULL;
+}
+
+static k2a_ir_dialect_t dialect_of(k2a_route_t route, h2o_iovec_t path)
+{
+    if (route == K2A_ROUTE_CHAT_COMPLETIONS)
+        return K2A_DIALECT_OPENAI;
+    if (route == K2A_ROUTE_OTHER && path.len >= 8 && memcmp(path.base, "/v1/chat", 8) == 0)
+        return K2A_DIALECT_OPENAI;
+    return K2A_DIALECT_ANTHROPIC;
+}
+
+/* A printable, bounded X-Request-ID is echoed; anything else is replaced by our own. */
+static const char *request_id_for(h2o_req_t *req)
+{
+    h2o_iovec_t in = k2a_http_header(req, "x-request-id");
+    if (in.base != NULL && in.len > 0 && in.len <= 64) {
+        size_t i;
+        for (i = 0; i < in.len; ++i) {
+            char c = in.base[i];
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '_' || c == '.'))
+                break;
+        }
+        if (i == in.len)
+            return h2o_strdup(&req->pool, in.base, in.len).base;
+    }
+    char *id = h2o_mem_alloc_pool(&req->pool, 4 + 37);
+    memcpy(id, "req_", 4);
+    k2a_rand_uuid4(id + 4);
+    return id;
+}
+
+static bool key_matches(const unsigned char digest[32], const char *key, size_t len)
+{
+    unsigned char d[32];
+    SHA256((const unsigned char *)key, len, d);
+    return CRYPTO_memcmp(d, digest, 32) == 0;
+}
+
+/* The key from `Authorization: Bearer <key>` (or the whole header without the prefix, as kiro2api does) or `x-api-key`. */
+static bool authorized(k2a_server_t *s, h2o_req_t *req, k2a_route_t route)
+{
+    if (!s->has_client_key && !s->has_admin_key)
+        return true; /* loopback-only mode without a key: refused at start unless bound to loopback */
+    bool admin_ok = s->has_admin_key && (route == K2A_ROUTE_API_TOKENS || route == K2A_ROUTE_METRICS);
+    h2o_iovec_t candidates[2];
+    size_t n = 0;
+    h2o_iovec_t auth = k2a_http_header(req, "authorization");
+    if (auth.base != NULL) {
+        if (auth.len >= 7 && strncasecmp(auth.base, "bearer ", 7) == 0) {
+            auth.base += 7;
+            auth.len -= 7;
+        }
+        while (auth.len > 0 && auth.base[0] == ' ')
+            ++auth.base, --auth.len;
+        candidates[n++] = auth;
+    }
+    h2o_iovec_t xkey = k2a_http_header(req, "x-api-key");
+    if (xkey.base != NULL)
+        candidates[n++] = xkey;
+    bool ok = false;
+    for (size_t i = 0; i < n; ++i) {
+        /* evaluate every comparison: the time taken must not depend on which one matched */
+        if (s->has_client_key)
+            ok |= key_matches(s->client_key_sha256, candidates[i].base, candidates[i].len);
+        if (admin_ok)
+            ok |= key_matches(s->admin_key_sha256, candidates[i].base, candidates[i].len);
+    }
+    return ok;
+}
+
+static bool method_is(h2o_req_t *req, const char *m)
+{
+    return h2o_memis(req->method.base, req->method.len, m, strlen(m));
+}
+
+static int preflight(h2o_req_t *req)
+{
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-methods"), 0, NULL,
+                          H2O_STRLIT("GET, POST, OPTIONS"));
+    h2o_iovec_t asked = k2a_http_header(req, "access-control-request-headers");
+    if (asked.base != NULL && asked.len <= 1024)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-headers"), 0, NULL, asked.base,
+                              asked.len);
+    else
+        h2o_add_header_by_str(
+            &req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-headers"), 0, NULL,
+            H2O_STRLIT("Content-Type, Authorization, x-api-key, anthropic-version, anthropic-beta, x-request-id"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-max-age"), 0, NULL, H2O_STRLIT("86400"));
+    req->res.status = 204;
+    req->res.reason = "No Content";
+    h2o_send_inline(req, NULL, 0);
+    return 0;
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    k2a_server_t *s = k2a_server_of(req);
+    ++s->metrics.inflight;
+    ++s->inflight;
+
+    k2a_route_ctx_t rc;
+    rc.request_id = request_id_for(req);
+    rc.route = k2a_route_classify(req->path_normalized, &rc.subpath);
+    k2a_ir_dialect_t dialect = dialect_of(rc.route, req->path_normalized);
+    k2a_http_add_common_headers(req, rc.request_id);
+
+    if (method_is(req, "OPTIONS"))
+        return preflight(req);
+
+    const route_def_t *def = route_def(rc.route);
+    if (def == NULL) {
+        bool api = req->path_normalized.len >= 3 && memcmp(req->path_normalized.base, "/v1", 3) == 0;
+        if (api && !authorized(s, req, rc.route)) {
+            k2a_http_send_error(req, dialect, 401, "authentication_error", "invalid API key");
+            return 0;
+        }
+        char msg[300];
+        snprintf(msg, sizeof(msg), "no route for %.*s %.*s", (int)req->method.len, req->method.base,
+                 (int)(req->path_normalized.len > 200 ? 200 : req->path_normalized.len), req->path_normalized.base);
+        k2a_http_send_error(req, dialect, 404, "not_found_error", msg);
+        return 0;
+    }
+    if (def->auth && !authorized(s, req, rc.route)) {
+        k2a_http_send_error(req, dialect, 401, "authentication_error",
+                            dialect == K2A_DIALECT_OPENAI ? "Incorrect API key provided" : "invalid x-api-key");
+        return 0;
+    }
+    bool get = strcmp(def->methods, "GET") == 0;
+    if (get ? !(method_is(req, "GET") || method_is(req, "HEAD")) : !method_is(req, def->methods)) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, def->methods, strlen(def->methods));
+        k2a_http_send_error(req, dialect, 405, "invalid_request_error",
+                            get ? "method not allowed: use GET" : "method not allowed: use POST");
+        return 0;
+    }
+    if (req->entity.len > (size_t)s->config->max_body_bytes) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "request body of %zu bytes exceeds the limit of %lld bytes (KIRO_MAX_BODY_BYTES)",
+                 req->entity.len, (long long)s->config->max_body_bytes);
+        k2a_http_send_error(req, dialect, 413, "request_too_large", msg);
+        return 0;
+    }
+    if (s->shutting_down && !get) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        k2a_http_send_error(req, dialect, 503, "overloaded_error", "the gateway is shutting down");
+        return 0;
+    }
+
+    switch (rc.route) {
+    case K2A_ROUTE_HEALTHZ:
+        return k2a_h_healthz(req, &rc);
+    case K2A_ROUTE_READYZ:
+        return k2a_h_readyz(req, &rc);
+    case K2A_ROUTE_METRICS:
+        return k2a_h_metrics(req, &rc);
+    case K2A_ROUTE_API_TOKENS:
+        return k2a_h_api_tokens(req, &rc);
+    case K2A_ROUTE_MODELS:
+        return k2a_h_models(req, &rc);
+    case K2A_ROUTE_MESSAGES:
+        return k2a_h_messages(req, &rc);
+    case K2A_ROUTE_COUNT_TOKENS:
+        return k2a_h_count_tokens(req, &rc);
+    case K2A_ROUTE_CHAT_COMPLETIONS:
+        return k2a_h_chat_completions(req, &rc);
+    case K2A_ROUTE_ROOT:
+    case K2A_ROUTE_STATIC:
+        return k2a_h_static(req, &rc);
+    default:
+        break;
+    }
+    k2a_http_send_error(req, dialect, 404, "not_found_error", "not found");
+    return 0;
+}
+
+/* Called by h2o once per request when it is disposed: the one place where responses are counted. */
+static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
+{
+    k2a_server_t *s = k2a_server_of(req);
+    k2a_route_t route = k2a_route_classify(req->path_normalized, NULL);
+    double secs = 0;
+    if (req->timestamps.request_begin_at.tv_sec != 0) {
+        struct timeval now;
+        gettimeofday(&now, NULL);
+        secs =
+            (now.tv_sec - req->timestamps.request_begin_at.tv_sec) + (now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1e6;
+        if (secs < 0)
+            secs = 0;
+    }
+    k2a_metrics_observe(&s->metrics, route, req->res.status, req->entity.len, req->bytes_sent, secs);
+    if (s->metrics.inflight > 0)
+        --s->metrics.inflight;
+    if (s->inflight > 0)
+        --s->inflight;
+    if (k2a_log_enabled(K2A_LOG_DEBUG)) {
+        h2o_iovec_t rid = h2o_iovec_init(NULL, 0);
+        ssize_t i = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1);
+        if (i != -1)
+            rid = req->res.headers.entries[i].value;
+        k2a_log_fields(K2A_LOG_DEBUG, NULL, NULL, 0, "%.*s %.*s %.*s -> %d (%zu bytes, %.3f ms)", (int)rid.len, rid.base,
+                       (int)req->method.len, req->method.base, (int)req->path_normalized.len, req->path_normalized.base,
+                       req->res.status, req->bytes_sent, secs * 1000);
+    }
+}
+
+void k2a_router_register(k2a_server_t *s, h2o_hostconf_t *hostconf)
+{
+    h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
+    h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
+    handler->on_req = on_req;
+    h2o_logger_t *logger = h2o_create_logger(pathconf, sizeof(*logger));
+    logger->log_access = on_log_access;
+}

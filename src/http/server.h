@@ -1,0 +1,92 @@
+/*
+ * The gateway's HTTP side: h2o 2.2.5 on one libuv loop serving HTTP/1.1, h2c (prior knowledge and
+ * Upgrade) and, optionally, TLS with ALPN h2/http1.1. A k2a_server_t holds everything that is
+ * loop-wide (h2o context, listeners, metrics, the upstream client, the account pool, the model map),
+ * so that one server per loop thread stays possible. One catch-all h2o handler routes every request
+ * (router.c); endpoints live one per file (h_*.c).
+ */
+#ifndef K2A_HTTP_SERVER_H
+#define K2A_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+#include "h2o.h"
+#include "core/config.h"
+#include "http/metrics.h"
+
+typedef struct st_k2a_server_t k2a_server_t;
+struct st_k2a_model_map_t;
+struct st_k2a_upstream_t;
+struct st_k2a_pool_t;
+
+typedef enum en_k2a_route_t {
+    K2A_ROUTE_OTHER = 0,
+    K2A_ROUTE_ROOT,
+    K2A_ROUTE_STATIC,
+    K2A_ROUTE_HEALTHZ,
+    K2A_ROUTE_READYZ,
+    K2A_ROUTE_METRICS,
+    K2A_ROUTE_API_TOKENS,
+    K2A_ROUTE_MODELS,
+    K2A_ROUTE_MESSAGES,
+    K2A_ROUTE_COUNT_TOKENS,
+    K2A_ROUTE_CHAT_COMPLETIONS,
+    K2A_ROUTE_MAX
+} k2a_route_t;
+
+struct st_k2a_server_t {
+    const k2a_config_t *config;
+    uv_loop_t *loop;
+    h2o_globalconf_t globalconf;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_plain;
+    h2o_accept_ctx_t accept_tls;
+    uv_tcp_t *listener;
+    uv_tcp_t *tls_listener;
+    int port;     /* the bound port (PORT may be 0) */
+    int tls_port; /* the bound TLS port, 0 when none */
+    char static_dir[1024];
+    h2o_mimemap_t *mimemap;
+    /* client keys, as SHA-256 digests compared in constant time; unset means no key is configured */
+    bool has_client_key, has_admin_key;
+    unsigned char client_key_sha256[32];
+    unsigned char admin_key_sha256[32];
+    k2a_metrics_t metrics;
+    /* lifecycle */
+    uv_signal_t *sig_term, *sig_int, *sig_hup;
+    uv_timer_t *shutdown_timer;
+    uint64_t shutdown_deadline;
+    bool shutting_down;
+    size_t inflight;
+    int exit_status;
+    struct st_k2a_call_t *calls; /* coroutine-served requests still running (call.c) */
+    /* modules plugged in by main (NULL until their issue lands) */
+    struct st_k2a_model_map_t *model_map;
+    struct st_k2a_upstream_t *upstream;
+    struct st_k2a_pool_t *pool;
+    /* called on SIGHUP (e.g. the pool re-reads KIRO_AUTH_TOKEN) */
+    void (*on_reload)(k2a_server_t *server);
+    /* true when at least one account is usable (for /readyz); NULL means "not ready" */
+    bool (*is_ready)(k2a_server_t *server);
+};
+
+/* Sets up h2o, TLS and the routes on `loop`. Returns 0, or K2A_ECONFIG with a message in err (bad certificate, ...). */
+int k2a_server_init(k2a_server_t *s, uv_loop_t *loop, const k2a_config_t *config, char *err, size_t errlen);
+/* Binds and listens (PORT, KIRO_TLS_PORT). Returns 0 or K2A_EIO with a message in err. */
+int k2a_server_listen(k2a_server_t *s, char *err, size_t errlen);
+/* Handles SIGTERM/SIGINT (graceful shutdown) and SIGHUP (reload). */
+void k2a_server_install_signals(k2a_server_t *s);
+/* Stops accepting, lets in-flight responses finish for up to KIRO_SHUTDOWN_GRACE_MS, then closes everything so that uv_run
+ * returns. Idempotent. */
+void k2a_server_shutdown(k2a_server_t *s);
+/* Frees what init allocated; call after uv_run returned. */
+void k2a_server_dispose(k2a_server_t *s);
+
+/* The h2o request's server (from its context). */
+static inline k2a_server_t *k2a_server_of(h2o_req_t *req)
+{
+    return H2O_STRUCT_FROM_MEMBER(k2a_server_t, ctx, req->conn->ctx);
+}
+
+#endif

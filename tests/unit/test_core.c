@@ -1,0 +1,282 @@
+/*
+ * Core tests: the error table, bounded buffers and JSON escaping, the arena, configuration parsing
+ * (good and bad values, files, priorities), and logging (levels, JSON lines, secrets masked on every
+ * path).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/rand.h"
+
+static void test_error_table(void **state)
+{
+    assert_string_equal(k2a_strerror(0), "success");
+    assert_string_equal(k2a_errname(K2A_ENOMEM), "NOMEM");
+    assert_string_equal(k2a_strerror(K2A_ENOMEM), "out of memory");
+    assert_string_equal(k2a_errname(K2A_EES_PRELUDE_CRC), "ES_PRELUDE_CRC");
+    assert_string_equal(k2a_strerror(-100000), "unknown error");
+    assert_string_equal(k2a_errname(12), "UNKNOWN");
+    /* every code is negative, distinct and has a non-empty message */
+    for (int i = 1; i <= K2A__EIDX_MAX; ++i) {
+        assert_true(strlen(k2a_strerror(-i)) > 0);
+        assert_string_not_equal(k2a_errname(-i), "UNKNOWN");
+        for (int j = 1; j < i; ++j)
+            assert_string_not_equal(k2a_errname(-i), k2a_errname(-j));
+    }
+}
+
+static void test_buf_limits_and_escaping(void **state)
+{
+    k2a_buf_t b = K2A_BUF_INIT(10);
+    assert_int_equal(k2a_buf_append(&b, "0123456789", 10), 0);
+    assert_int_equal(k2a_buf_append(&b, "x", 1), K2A_ETOOBIG);
+    assert_int_equal(b.len, 10);
+    k2a_buf_consume(&b, 4);
+    assert_memory_equal(b.base, "456789", 6);
+    assert_int_equal(k2a_buf_appendf(&b, "%d", 1234), 0);
+    assert_int_equal(k2a_buf_appendf(&b, "%d", 5), K2A_ETOOBIG);
+    k2a_buf_dispose(&b);
+
+    k2a_buf_t j = K2A_BUF_INIT(0);
+    const char in[] = "a\"b\\c\n\t\x01 \xe4\xbd\xa0 \xff end";
+    assert_int_equal(k2a_buf_append_json_escaped(&j, in, sizeof(in) - 1), 0);
+    assert_string_equal(k2a_buf_cstr(&j), "a\\\"b\\\\c\\n\\t\\u0001 \xe4\xbd\xa0 \xef\xbf\xbd end");
+    k2a_buf_dispose(&j);
+
+    /* a truncated UTF-8 sequence at the end is replaced, not copied */
+    k2a_buf_t t = K2A_BUF_INIT(0);
+    assert_int_equal(k2a_buf_append_json_escaped(&t, "ab\xe4\xbd", 4), 0);
+    assert_string_equal(k2a_buf_cstr(&t), "ab\xef\xbf\xbd\xef\xbf\xbd");
+    k2a_buf_dispose(&t);
+}
+
+static void test_arena(void **state)
+{
+    k2a_arena_t a;
+    k2a_arena_init(&a, 64 * 1024);
+    char *p = k2a_arena_strndup(&a, "hello", 5);
+    assert_string_equal(p, "hello");
+    void *big = k2a_arena_alloc(&a, 40 * 1024);
+    assert_non_null(big);
+    assert_true(((uintptr_t)big & 15) == 0);
+    assert_null(k2a_arena_alloc(&a, 40 * 1024)); /* past the arena's limit */
+    assert_string_equal(p, "hello");             /* earlier allocations are untouched */
+    size_t cap = 0;
+    int *arr = NULL;
+    for (int i = 0; i < 100; ++i) {
+        if ((size_t)i == cap)
+            arr = k2a_arena_grow(&a, arr, sizeof(int), i, &cap);
+        assert_non_null(arr);
+        arr[i] = i;
+    }
+    for (int i = 0; i < 100; ++i)
+        assert_int_equal(arr[i], i);
+    k2a_arena_dispose(&a);
+}
+
+static void test_config_defaults_and_values(void **state)
+{
+    k2a_config_t c;
+    char err[256];
+    k2a_config_defaults(&c);
+    assert_int_equal(c.port, 8080);
+    assert_string_equal(c.host, "0.0.0.0");
+    assert_int_equal(c.max_tool_description_length, 10000);
+    assert_int_equal(c.max_body_bytes, 32 * 1024 * 1024);
+    assert_int_equal(c.max_payload_bytes, 600000);
+    assert_int_equal(c.first_byte_timeout_ms, 120000);
+    assert_int_equal(c.idle_timeout_ms, 300000);
+    assert_string_equal(c.pool_strategy, "sequential");
+    assert_true(c.log_console);
+    assert_false(c.tls_insecure);
+
+    assert_int_equal(k2a_config_set(&c, "PORT", "9000", err, sizeof(err)), 0);
+    assert_int_equal(c.port, 9000);
+    assert_int_equal(k2a_config_set(&c, "PORT", "70000", err, sizeof(err)), K2A_ECONFIG);
+    assert_non_null(strstr(err, "PORT"));
+    assert_int_equal(k2a_config_set(&c, "PORT", "12x", err, sizeof(err)), K2A_ECONFIG);
+    assert_int_equal(k2a_config_set(&c, "PORT", "", err, sizeof(err)), K2A_ECONFIG);
+    assert_int_equal(k2a_config_set(&c, "LOG_CONSOLE", "no", err, sizeof(err)), 0);
+    assert_false(c.log_console);
+    assert_int_equal(k2a_config_set(&c, "LOG_CONSOLE", "perhaps", err, sizeof(err)), K2A_ECONFIG);
+    assert_non_null(strstr(err, "LOG_CONSOLE"));
+    assert_int_equal(k2a_config_set(&c, "KIRO_POOL_STRATEGY", "Round_Robin", err, sizeof(err)), 0);
+    assert_string_equal(c.pool_strategy, "round_robin");
+    assert_int_equal(k2a_config_set(&c, "KIRO_POOL_STRATEGY", "fastest", err, sizeof(err)), K2A_ECONFIG);
+    assert_non_null(strstr(err, "sequential|round_robin|balanced"));
+    assert_int_equal(k2a_config_set(&c, "NOT_OURS", "1", err, sizeof(err)), K2A_ENOTFOUND);
+
+    assert_int_equal(k2a_config_validate(&c, err, sizeof(err)), 0);
+    assert_int_equal(k2a_config_set(&c, "KIRO_TLS_PORT", "8443", err, sizeof(err)), 0);
+    assert_int_equal(k2a_config_validate(&c, err, sizeof(err)), K2A_ECONFIG);
+    assert_non_null(strstr(err, "KIRO_TLS_PORT"));
+    assert_int_equal(k2a_config_set(&c, "KIRO_TLS_PORT", "0", err, sizeof(err)), 0);
+    assert_int_equal(k2a_config_set(&c, "KIRO_UPSTREAM_PROXY", "socks5://x:1", err, sizeof(err)), 0);
+    assert_int_equal(k2a_config_validate(&c, err, sizeof(err)), K2A_ECONFIG);
+    assert_non_null(strstr(err, "KIRO_UPSTREAM_PROXY"));
+    k2a_config_dispose(&c);
+}
+
+static char *write_tmp(const char *content)
+{
+    static char path[64];
+    strcpy(path, "/tmp/k2a-test-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+    close(fd);
+    return path;
+}
+
+static void test_config_files_and_env(void **state)
+{
+    k2a_config_t c;
+    char err[256];
+    k2a_config_defaults(&c);
+    char *path = write_tmp("# a comment\n\nexport PORT=1234\nKIRO_CLIENT_TOKEN=\"quoted value\"\n"
+                           "LOG_FILE='/tmp/x.log'\nKIRO_HOST=127.0.0.1 # trailing comment\nOTHER_TOOL=whatever\n");
+    assert_int_equal(k2a_config_load_file(&c, path, false, err, sizeof(err)), 0);
+    assert_int_equal(c.port, 1234);
+    assert_string_equal(c.client_token, "quoted value");
+    assert_string_equal(c.log_file, "/tmp/x.log");
+    assert_string_equal(c.host, "127.0.0.1");
+    unlink(path);
+
+    path = write_tmp("PORT=1\nnot a line\n");
+    assert_int_equal(k2a_config_load_file(&c, path, false, err, sizeof(err)), K2A_ECONFIG);
+    assert_non_null(strstr(err, ":2:"));
+    unlink(path);
+    path = write_tmp("KIRO_IDLE_TIMEOUT_MS=soon\n");
+    assert_int_equal(k2a_config_load_file(&c, path, false, err, sizeof(err)), K2A_ECONFIG);
+    assert_non_null(strstr(err, "KIRO_IDLE_TIMEOUT_MS"));
+    unlink(path);
+
+    assert_int_equal(k2a_config_load_file(&c, "/nonexistent/.env", true, err, sizeof(err)), 0);
+    assert_int_equal(k2a_config_load_file(&c, "/nonexistent/.env", false, err, sizeof(err)), K2A_ECONFIG);
+
+    setenv("PORT", "4321", 1);
+    setenv("no_proxy", "localhost,.internal", 1);
+    assert_int_equal(k2a_config_load_env(&c, err, sizeof(err)), 0);
+    assert_int_equal(c.port, 4321);
+    assert_string_equal(c.no_proxy, "localhost,.internal");
+    setenv("MAX_TOOL_DESCRIPTION_LENGTH", "huge", 1);
+    assert_int_equal(k2a_config_load_env(&c, err, sizeof(err)), K2A_ECONFIG);
+    assert_non_null(strstr(err, "MAX_TOOL_DESCRIPTION_LENGTH"));
+    unsetenv("MAX_TOOL_DESCRIPTION_LENGTH");
+    unsetenv("PORT");
+    unsetenv("no_proxy");
+    k2a_config_dispose(&c);
+}
+
+static char *read_all(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    static char buf[65536];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    buf[n] = '\0';
+    fclose(fp);
+    return buf;
+}
+
+static void test_log_masks_secrets(void **state)
+{
+    char path[] = "/tmp/k2a-log-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    const char *refresh = "aorAAAAAGsecretRefreshToken1234WXYZ";
+    const char *access = "aoaAAAAAGaccessTokenZZZZ9876";
+    k2a_log_add_secret(refresh, strlen(refresh));
+    k2a_log_add_secret(access, strlen(access));
+    k2a_log_add_secret("abc", 3); /* too short to be a secret: ignored, would mangle ordinary words */
+
+    assert_int_equal(k2a_log_configure(K2A_LOG_INFO, K2A_LOG_TEXT, false, path), 0);
+    k2a_debug("debug lines are filtered %s", refresh);
+    k2a_info("refreshing with %s then %s and again %s", refresh, access, refresh);
+    k2a_log_field_t fields[] = {K2A_LF_STR("token", access), K2A_LF_NUM("attempt", 2)};
+    k2a_log_fields(K2A_LOG_WARN, "req_1", fields, 2, "field check abc");
+    char *text = read_all(path);
+    assert_null(strstr(text, refresh));
+    assert_null(strstr(text, access));
+    assert_null(strstr(text, "debug lines"));
+    assert_non_null(strstr(text, "****WXYZ then ****9876 and again ****WXYZ"));
+    assert_non_null(strstr(text, "[req_1] field check abc token=****9876 attempt=2"));
+
+    assert_int_equal(k2a_log_configure(K2A_LOG_DEBUG, K2A_LOG_JSON, false, path), 0);
+    truncate(path, 0);
+    k2a_log_fields(K2A_LOG_ERROR, "req_2", fields, 2, "quote \" and %s", refresh);
+    text = read_all(path);
+    assert_null(strstr(text, refresh));
+    assert_non_null(strstr(text, "\"level\":\"ERROR\",\"message\":\"quote \\\" and ****WXYZ\",\"request_id\":\"req_2\""));
+    assert_non_null(strstr(text, "\"token\":\"****9876\",\"attempt\":2}\n"));
+    assert_non_null(strstr(text, "{\"timestamp\":\""));
+
+    /* a removed secret (a rotated-away token) is no longer masked; the remaining one still is */
+    k2a_log_remove_secret(access, strlen(access));
+    truncate(path, 0);
+    k2a_info("%s %s", access, refresh);
+    text = read_all(path);
+    assert_non_null(strstr(text, access));
+    assert_null(strstr(text, refresh));
+
+    char mask[16];
+    k2a_mask_secret("0123456789", 10, mask, sizeof(mask));
+    assert_string_equal(mask, "****6789");
+    k2a_mask_secret("short", 5, mask, sizeof(mask));
+    assert_string_equal(mask, "****");
+    k2a_log_close();
+    unlink(path);
+}
+
+static void test_log_levels_parse(void **state)
+{
+    k2a_log_level_t l;
+    assert_int_equal(k2a_log_parse_level("DEBUG", &l), 0);
+    assert_int_equal(l, K2A_LOG_DEBUG);
+    assert_int_equal(k2a_log_parse_level("warning", &l), 0);
+    assert_int_equal(l, K2A_LOG_WARN);
+    assert_int_equal(k2a_log_parse_level("fatal", &l), K2A_EINVAL);
+}
+
+static void test_rand_ids(void **state)
+{
+    char u[37], v[37];
+    k2a_rand_uuid4(u);
+    k2a_rand_uuid4(v);
+    assert_int_equal(strlen(u), 36);
+    assert_string_not_equal(u, v);
+    assert_int_equal(u[14], '4');
+    assert_true(strchr("89ab", u[19]) != NULL);
+    k2a_rand_seed(42);
+    uint64_t a = k2a_rand_u64();
+    k2a_rand_seed(42);
+    assert_true(a == k2a_rand_u64());
+    for (int i = 0; i < 1000; ++i)
+        assert_true(k2a_rand_below(7) < 7);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_error_table),
+        cmocka_unit_test(test_buf_limits_and_escaping),
+        cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_config_defaults_and_values),
+        cmocka_unit_test(test_config_files_and_env),
+        cmocka_unit_test(test_log_masks_secrets),
+        cmocka_unit_test(test_log_levels_parse),
+        cmocka_unit_test(test_rand_ids),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
