@@ -143,8 +143,12 @@ typedef struct st_k2a_oa_parser_t {
     } choice;
 
     /* output vectors (arena) */
-    size_t cap_messages, cap_system, cap_tools, cap_stops, cap_last_blocks;
-    bool last_is_tool_turn;                     /* the last IR message is a user turn made of tool results */
+    size_t cap_messages, cap_system, cap_tools, cap_stops;
+    /* A user turn made of tool results stays open here until a message that is not a tool result closes it (a user
+     * message joins it first), so that its blocks are allocated once, at their exact count. */
+    k2a_oa_blocks_t turn;
+    bool turn_open;
+    k2a_oa_blocks_t asst;                       /* the blocks of the assistant message being assembled */
     k2a_str_t legacy_call_id, legacy_call_name; /* the latest legacy assistant function_call, for a `function` message */
     unsigned legacy_calls;
 
@@ -171,6 +175,8 @@ int k2a_oa_blocks_push(k2a_oa_parser_t *p, k2a_oa_blocks_t *b, const k2a_ir_bloc
 int k2a_oa_finish_part(k2a_oa_parser_t *p);
 int k2a_oa_finish_call(k2a_oa_parser_t *p);
 int k2a_oa_finish_message(k2a_oa_parser_t *p);
+/* Emits the open tool-result turn, if any, as one USER message. */
+int k2a_oa_flush_turn(k2a_oa_parser_t *p);
 int k2a_oa_finish_tool(k2a_oa_parser_t *p, bool legacy);
 /* Tool-call arguments received as a JSON string: stores call.input (and call.input_raw) per the documented rule. */
 int k2a_oa_set_arguments(k2a_oa_parser_t *p, const char *s, size_t len, k2a_str_t *input, k2a_str_t *input_raw);

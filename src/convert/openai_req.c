@@ -926,6 +926,8 @@ int k2a_openai_decode(const char *body, size_t len, const k2a_convert_limits_t *
 Exit:
     free(p.parts.v);
     free(p.calls.v);
+    free(p.turn.v);
+    free(p.asst.v);
     k2a_buf_dispose(&p.scratch);
     return p.code;
 }

@@ -421,6 +421,7 @@ static int push_message(k2a_oa_parser_t *p, k2a_ir_role_t role, const k2a_ir_blo
             return k2a_oa_fail_alloc(p);
         req->messages = g;
     }
+    /* exact size: a block is ~180 bytes and conversations have thousands */
     k2a_ir_block_t *copy = k2a_arena_alloc(p->arena, (n != 0 ? n : 1) * sizeof(*copy));
     if (copy == NULL)
         return k2a_oa_fail_alloc(p);
@@ -430,23 +431,30 @@ static int push_message(k2a_oa_parser_t *p, k2a_ir_role_t role, const k2a_ir_blo
     m->role = role;
     m->blocks = copy;
     m->nblocks = n;
-    p->cap_last_blocks = n != 0 ? n : 1;
     return 0;
 }
 
-static int append_to_last(k2a_oa_parser_t *p, const k2a_ir_block_t *blocks, size_t n)
+/* Appends to a scratch vector without counting against max_blocks (the block was counted already). */
+static int vec_push(k2a_oa_parser_t *p, k2a_oa_blocks_t *b, const k2a_ir_block_t *blk)
 {
-    k2a_ir_message_t *m = &p->req->messages[p->req->nmessages - 1];
-    for (size_t i = 0; i < n; ++i) {
-        if (m->nblocks == p->cap_last_blocks) {
-            void *g = k2a_arena_grow(p->arena, m->blocks, sizeof(*m->blocks), m->nblocks, &p->cap_last_blocks);
-            if (g == NULL)
-                return k2a_oa_fail_alloc(p);
-            m->blocks = g;
-        }
-        m->blocks[m->nblocks++] = blocks[i];
+    if (b->n == b->cap) {
+        size_t cap = b->cap < 8 ? 8 : b->cap * 2;
+        k2a_ir_block_t *v = realloc(b->v, cap * sizeof(*v));
+        if (v == NULL)
+            return k2a_oa_fail(p, K2A_ENOMEM, "out of memory");
+        b->v = v;
+        b->cap = cap;
     }
+    b->v[b->n++] = *blk;
     return 0;
+}
+
+int k2a_oa_flush_turn(k2a_oa_parser_t *p)
+{
+    if (!p->turn_open)
+        return 0;
+    p->turn_open = false;
+    return push_message(p, K2A_ROLE_USER, p->turn.v, p->turn.n);
 }
 
 static int add_system(k2a_oa_parser_t *p, k2a_str_t text, bool counted)
@@ -521,73 +529,73 @@ static int user_message(k2a_oa_parser_t *p)
         return r;
     if (n == 0)
         return k2a_oa_fail_field(p, K2A_EEMPTY_CONTENT, "content", "must not be empty");
-    if (p->last_is_tool_turn) {
+    if (p->turn_open) {
         /* text after tool results joins their user turn, as in an Anthropic message [tool_result..., text] */
-        p->last_is_tool_turn = false;
-        return append_to_last(p, blocks, n);
+        for (size_t i = 0; i < n; ++i)
+            if ((r = vec_push(p, &p->turn, &blocks[i])) != 0)
+                return r;
+        return k2a_oa_flush_turn(p);
     }
     return push_message(p, K2A_ROLE_USER, blocks, n);
 }
 
+static int push_new(k2a_oa_parser_t *p, k2a_ir_block_kind_t kind, k2a_str_t text)
+{
+    k2a_ir_block_t b;
+    int r;
+    if ((r = count_block(p)) != 0)
+        return r;
+    memset(&b, 0, sizeof(b));
+    b.kind = kind;
+    b.text = text;
+    return vec_push(p, &p->asst, &b);
+}
+
 static int assistant_message(k2a_oa_parser_t *p)
 {
-    size_t cap = 3 + p->parts.n + p->calls.n, n = 0;
-    k2a_ir_block_t *v = k2a_arena_alloc(p->arena, cap * sizeof(*v));
     int r;
-    if (v == NULL)
-        return k2a_oa_fail_alloc(p);
-    p->last_is_tool_turn = false;
-    if (p->msg.reasoning.len != 0) {
-        if ((r = count_block(p)) != 0)
-            return r;
-        memset(&v[n], 0, sizeof(v[n]));
-        v[n].kind = K2A_BLOCK_THINKING;
-        v[n++].text = p->msg.reasoning;
-    }
-    if (p->msg.content == 2 && p->msg.content_str.len != 0) {
-        if ((r = count_block(p)) != 0)
-            return r;
-        memset(&v[n], 0, sizeof(v[n]));
-        v[n].kind = K2A_BLOCK_TEXT;
-        v[n++].text = p->msg.content_str;
-    } else if (p->msg.content == 3) {
+    if ((r = k2a_oa_flush_turn(p)) != 0)
+        return r;
+    p->asst.n = 0;
+    if (p->msg.reasoning.len != 0 && (r = push_new(p, K2A_BLOCK_THINKING, p->msg.reasoning)) != 0)
+        return r;
+    if (p->msg.content == 2 && p->msg.content_str.len != 0 && (r = push_new(p, K2A_BLOCK_TEXT, p->msg.content_str)) != 0)
+        return r;
+    if (p->msg.content == 3) {
         for (size_t i = 0; i < p->parts.n; ++i) {
             if (p->parts.v[i].kind != K2A_BLOCK_TEXT)
                 return k2a_oa_fail_field(p, K2A_EBAD_PARAM, "content", "only text parts are allowed in assistant messages");
-            if (p->parts.v[i].text.len != 0)
-                v[n++] = p->parts.v[i];
+            if (p->parts.v[i].text.len != 0 && (r = vec_push(p, &p->asst, &p->parts.v[i])) != 0)
+                return r;
         }
     }
     for (size_t i = 0; i < p->calls.n; ++i)
-        v[n++] = p->calls.v[i];
+        if ((r = vec_push(p, &p->asst, &p->calls.v[i])) != 0)
+            return r;
     if (p->msg.has_legacy_call) {
+        k2a_ir_block_t b;
+        char id[32];
         if (p->msg.legacy_name.len == 0)
             return k2a_oa_fail_field(p, K2A_EMISSING_FIELD, "function_call.name", "is required");
         if ((r = count_block(p)) != 0)
             return r;
-        char id[32];
         int idlen = snprintf(id, sizeof(id), "call_legacy_%u", ++p->legacy_calls);
-        memset(&v[n], 0, sizeof(v[n]));
-        v[n].kind = K2A_BLOCK_TOOL_USE;
-        v[n].id = arena_copy(p, id, (size_t)idlen);
-        if (v[n].id.base == NULL)
+        memset(&b, 0, sizeof(b));
+        b.kind = K2A_BLOCK_TOOL_USE;
+        b.id = arena_copy(p, id, (size_t)idlen);
+        if (b.id.base == NULL)
             return k2a_oa_fail_alloc(p);
-        v[n].name = p->msg.legacy_name;
-        v[n].input = p->msg.legacy_has_args ? p->msg.legacy_input : K2A_STRLIT("{}");
-        v[n].input_raw = p->msg.legacy_raw;
-        p->legacy_call_id = v[n].id;
-        p->legacy_call_name = v[n].name;
-        ++n;
+        b.name = p->msg.legacy_name;
+        b.input = p->msg.legacy_has_args ? p->msg.legacy_input : K2A_STRLIT("{}");
+        b.input_raw = p->msg.legacy_raw;
+        p->legacy_call_id = b.id;
+        p->legacy_call_name = b.name;
+        if ((r = vec_push(p, &p->asst, &b)) != 0)
+            return r;
     }
-    if (n == 0)
+    if (p->asst.n == 0)
         return 0; /* nothing to say (content null or "", no calls): dropped */
-    if ((r = push_message(p, K2A_ROLE_ASSISTANT, NULL, 0)) != 0)
-        return r;
-    k2a_ir_message_t *m = &p->req->messages[p->req->nmessages - 1];
-    m->blocks = v;
-    m->nblocks = n;
-    p->cap_last_blocks = cap;
-    return 0;
+    return push_message(p, K2A_ROLE_ASSISTANT, p->asst.v, p->asst.n);
 }
 
 static int tool_message(k2a_oa_parser_t *p, bool legacy)
@@ -618,10 +626,11 @@ static int tool_message(k2a_oa_parser_t *p, bool legacy)
         b.content = c;
         b.ncontent = n;
     }
-    if (p->last_is_tool_turn)
-        return append_to_last(p, &b, 1);
-    p->last_is_tool_turn = true;
-    return push_message(p, K2A_ROLE_USER, &b, 1);
+    if (!p->turn_open) {
+        p->turn_open = true;
+        p->turn.n = 0;
+    }
+    return vec_push(p, &p->turn, &b);
 }
 
 int k2a_oa_finish_message(k2a_oa_parser_t *p)
@@ -732,6 +741,8 @@ int k2a_oa_finish_request(k2a_oa_parser_t *p)
         return k2a_oa_fail_field(p, K2A_EMISSING_FIELD, "model", "is required");
     if (!p->has_messages)
         return k2a_oa_fail_field(p, K2A_EMISSING_FIELD, "messages", "is required");
+    if ((r = k2a_oa_flush_turn(p)) != 0)
+        return r;
     if (req->nmessages == 0)
         return k2a_oa_fail_field(p, K2A_EEMPTY_MESSAGES, "messages", "must contain at least one user or assistant message");
     if (p->max_completion_tokens != 0)
