@@ -338,9 +338,10 @@ int k2a_openai_aggregate_on_event(void *sink, const k2a_ir_event_t *ev)
         return 0;
     case K2A_EV_ERROR:
         a->error = ev->error != 0 ? ev->error : K2A_EINTERNAL;
+        /* kept up to the buffer's maximum (a longer message is cut; the JSON escaper repairs a cut UTF-8 sequence) */
         k2a_buf_reset(&a->error_message);
-        if (ev->error_message.len != 0 && k2a_buf_append(&a->error_message, ev->error_message.base, ev->error_message.len) != 0)
-            k2a_buf_reset(&a->error_message); /* too long: the caller falls back to k2a_strerror */
+        k2a_buf_append(&a->error_message, ev->error_message.base,
+                       ev->error_message.len < a->error_message.max ? ev->error_message.len : a->error_message.max);
         return 0;
     case K2A_EV_BLOCK_STOP:
     case K2A_EV_PING:

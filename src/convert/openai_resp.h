@@ -95,7 +95,7 @@ typedef struct st_k2a_openai_aggregate_t {
     k2a_ir_stop_reason_t stop_reason;
     k2a_ir_usage_t usage;
     int error;               /* K2A_E* from an ERROR event, 0 if none */
-    k2a_buf_t error_message; /* its message */
+    k2a_buf_t error_message; /* its message (at most 4096 bytes) */
 } k2a_openai_aggregate_t;
 
 /* max_bytes bounds the text, the reasoning and each tool call's arguments; max_tool_calls the number of calls. A limit

@@ -334,6 +334,16 @@ static void test_aggregate_error_and_truncation(void **state)
     assert_int_equal(a.error, K2A_EUPSTREAM_EXCEPTION);
     assert_string_equal(k2a_buf_cstr(&a.error_message), "ThrottlingException: slow down");
     k2a_openai_aggregate_dispose(&a);
+    /* a very long message is cut to 4096 bytes */
+    char *longmsg = malloc(10000);
+    memset(longmsg, 'x', 9999);
+    longmsg[9999] = '\0';
+    k2a_openai_aggregate_init(&a, 1024, 4);
+    e = ev_error(K2A_EUPSTREAM_EXCEPTION, longmsg);
+    assert_int_equal(k2a_openai_aggregate_on_event(&a, &e), 0);
+    assert_int_equal(a.error_message.len, 4096);
+    k2a_openai_aggregate_dispose(&a);
+    free(longmsg);
     k2a_buf_dispose(&out);
 }
 
