@@ -797,7 +797,7 @@ static int finish_capture(dec_t *d)
     }
     k2a_str_t v = k2a_str(d->body + d->cap_start, n);
     if (!k2a_json_is_compact(v.base, v.len)) {
-        int r = k2a_json_compact(d->arena, v.base, v.len, d->limits->max_json_value_bytes, 0, &v, NULL);
+        int r = k2a_json_reserialize(d->arena, v.base, v.len, d->limits->max_json_value_bytes, 0, &v, NULL);
         if (r == K2A_ENOMEM)
             return fail_nomem(d);
         if (r != 0)

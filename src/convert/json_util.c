@@ -178,7 +178,7 @@ static int on_map_key(void *ctx, const unsigned char *k, size_t l)
 static const yajl_callbacks compact_callbacks = {on_null,      on_boolean, NULL,       NULL,           on_number,   on_string,
                                                  on_start_map, on_map_key, on_end_map, on_start_array, on_end_array};
 
-int k2a_json_compact(k2a_arena_t *arena, const char *s, size_t n, size_t max, unsigned flags, k2a_str_t *out, size_t *dropped)
+int k2a_json_reserialize(k2a_arena_t *arena, const char *s, size_t n, size_t max, unsigned flags, k2a_str_t *out, size_t *dropped)
 {
     compact_t c;
     memset(&c, 0, sizeof(c));

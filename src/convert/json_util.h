@@ -25,6 +25,6 @@ enum {
  * is bounded by yajl_gen's 128 levels). Returns 0, K2A_EJSON_SYNTAX (not valid JSON), K2A_EJSON_DEPTH,
  * K2A_ETOOBIG (output over max) or K2A_ENOMEM. *dropped (may be NULL) receives the number of members removed.
  */
-int k2a_json_compact(k2a_arena_t *arena, const char *s, size_t n, size_t max, unsigned flags, k2a_str_t *out, size_t *dropped);
+int k2a_json_reserialize(k2a_arena_t *arena, const char *s, size_t n, size_t max, unsigned flags, k2a_str_t *out, size_t *dropped);
 
 #endif

@@ -166,7 +166,7 @@ int k2a_norm_tool_schema(k2a_str_t schema, k2a_arena_t *arena, k2a_str_t *out)
         return 0;
     }
     size_t dropped = 0;
-    int r = k2a_json_compact(arena, schema.base, schema.len, schema.len + 16, K2A_JSON_DROP_CACHE_CONTROL, out, &dropped);
+    int r = k2a_json_reserialize(arena, schema.base, schema.len, schema.len + 16, K2A_JSON_DROP_CACHE_CONTROL, out, &dropped);
     if (r != 0)
         return r;
     if (dropped != 0)
