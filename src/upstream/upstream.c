@@ -255,6 +255,7 @@ static int establish(k2a_upstream_t *up, origin_t *o, uint32_t connect_timeout_m
         err = r;
         if (r == K2A_ECANCELED || r == K2A_ENOMEM)
             return r;
+        ++up->stats.connect_failures;
         k2a_debug("upstream: connect to %s:%u (address %zu of %zu) failed: %s", host, port, i + 1, addrs.n, k2a_errname(r));
     }
     if (c == NULL) {

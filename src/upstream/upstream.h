@@ -170,6 +170,7 @@ const char *k2a_upstream_outcome_name(k2a_upstream_outcome_t o);
 typedef struct st_k2a_upstream_stats_t {
     uint64_t conns_opened;      /* connections established (TCP + tunnel + TLS done) */
     uint64_t conns_reused;      /* requests served on a pooled connection */
+    uint64_t connect_failures;  /* TCP connects that failed (refused, timed out, unreachable), each address counted */
     uint64_t conns_open;        /* gauge: established connections now open (busy + idle) */
     uint64_t conns_idle;        /* gauge: idle connections in the pools */
     uint64_t conns_idle_closed; /* idle connections dropped: peer closed, unexpected data, idle timeout, pool full */
