@@ -67,6 +67,7 @@
     XX(UPSTREAM_EVENT, "upstream: malformed event payload")                                                                        \
     XX(UPSTREAM_EXCEPTION, "upstream: exception in the response stream")                                                           \
     XX(UPSTREAM_TRUNCATED, "upstream: response stream ended early")                                                                \
+    XX(UPSTREAM_TOOL_TOOBIG, "upstream: tool input exceeds its configured limit")                                                  \
     /* pool */                                                                                                                     \
     XX(NO_ACCOUNT, "pool: no usable account")                                                                                      \
     XX(ACCOUNT_INVALID, "pool: account credentials rejected")                                                                      \
