@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # `make image-test`: builds the container image with podman (no Docker engine, no registry) and runs it for
 # real. The debian:bookworm / bookworm-slim base images are made locally with debootstrap from the mirror
-# apt already uses and cached in podman's storage (later runs skip that step). The test then builds the
-# Dockerfile, checks the runtime image (no compiler, non-root, assets, /data volume), runs kiro-sim on the
-# host (127.0.0.1) and the gateway in a container that reaches it, waits for /healthz, runs the image's
-# HEALTHCHECK, streams a /v1/messages request and checks /v1/models, then exercises docker-compose.yml's
-# demo profile with podman-compose. Everything it creates is removed on exit except the cached base images.
-# Only loopback addresses are contacted (plus the Debian mirror, for apt, during the build).
-#   K2A_IMAGE_KEEP=1      keep the built image (localhost/kiro2api:test) afterwards
+# apt already uses, and kept in podman's storage with the Dockerfile's two package stages (later runs skip
+# those steps). The test builds the Dockerfile, checks the runtime image (no compiler, non-root, assets, the
+# /data volume), runs kiro-sim on the host (127.0.0.1) and the gateway in a container that reaches it, waits
+# for /healthz, runs the image's HEALTHCHECK, checks /v1/models, streams a /v1/messages request, stops the
+# container with SIGTERM, then runs docker-compose.yml (gateway with .env + secret + volume, and the demo
+# profile) with podman-compose. Everything it creates is removed on exit except those cached images.
+# Traffic stays on this machine (loopback, and the container networks podman makes: slirp4netns's 10.0.2.2
+# is the host's loopback, the compose network a private bridge), except apt's during the package stages.
+#   K2A_IMAGE_KEEP=1        keep the built image (localhost/kiro2api:test) and its layers afterwards
 #   K2A_IMAGE_NO_COMPOSE=1  skip the compose part
+#   K2A_IMAGE_FRESH=1       drop the cached base and package-stage images first (a cold run)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 src_dir=$(pwd)
@@ -131,6 +134,11 @@ EOF
     rm -rf "$rootfs"
 }
 
+if [ "${K2A_IMAGE_FRESH:-0}" = 1 ]; then
+    log "K2A_IMAGE_FRESH=1: dropping the cached images"
+    podman rmi -f localhost/kiro2api-cache:build-deps localhost/kiro2api-cache:runtime-base "$base_full" "$base_slim" \
+        docker.io/library/debian:bookworm docker.io/library/debian:bookworm-slim >/dev/null 2>&1
+fi
 if podman image exists "$base_full" && podman image exists "$base_slim"; then
     log "base images cached ($base_full, $base_slim)"
 else
