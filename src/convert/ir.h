@@ -48,7 +48,8 @@ struct st_k2a_ir_block_t {
     k2a_str_t media_type;
     k2a_str_t data;
     /* TOOL_USE: id, name (the client's name), input as compact JSON text of an object ("{}" when absent).
-     * When the client sent arguments that are not valid JSON (OpenAI), input_raw is set and input is "{}". */
+     * When the client sent arguments that are not a JSON object (OpenAI: invalid or truncated JSON, an array...),
+     * input_raw is the raw text and input is {"arguments":"<raw text>"} so that the model still sees what it sent. */
     k2a_str_t id;
     k2a_str_t name;
     k2a_str_t input;

@@ -64,6 +64,7 @@
     XX(EMPTY_MESSAGES, "request: messages must not be empty")                                                                      \
     XX(EMPTY_CONTENT, "request: message content must not be empty")                                                                \
     XX(BAD_PARAM, "request: unsupported parameter value")                                                                          \
+    XX(CLIENT_AUTH, "request: missing or invalid API key")                                                                         \
     XX(UPSTREAM_EVENT, "upstream: malformed event payload")                                                                        \
     XX(UPSTREAM_EXCEPTION, "upstream: exception in the response stream")                                                           \
     XX(UPSTREAM_TRUNCATED, "upstream: response stream ended early")                                                                \

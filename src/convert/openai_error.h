@@ -1,0 +1,33 @@
+/*
+ * Errors in OpenAI's shape for /v1/chat/completions (kiro-protocol.md §5.4, §4.4 [REC]): ONE table maps
+ * every K2A_E* code to an HTTP status, an OpenAI error `type` and `code`, and two writers render
+ * `{"error":{"message","type","param","code"}}` as a response body or as one in-stream SSE chunk.
+ * The HTTP layer uses this table for the OpenAI route (and cresp's for Anthropic routes), so a code
+ * becomes a status in exactly one place per dialect.
+ */
+#ifndef K2A_CONVERT_OPENAI_ERROR_H
+#define K2A_CONVERT_OPENAI_ERROR_H
+
+#include <stddef.h>
+#include "core/buf.h"
+
+typedef struct st_k2a_openai_error_info_t {
+    int status;       /* HTTP status: 400, 401, 404, 413, 429, 500, 502, 503, 504 */
+    const char *type; /* OpenAI error.type, e.g. "invalid_request_error", "server_error" */
+    const char *code; /* OpenAI error.code, e.g. "model_not_found"; NULL renders as JSON null */
+} k2a_openai_error_info_t;
+
+/* The table row of a K2A_E* code; never NULL (unknown codes and 0 give 500 server_error). */
+const k2a_openai_error_info_t *k2a_openai_error_info(int err);
+
+/* Appends `{"error":{"message":M,"type":T,"param":P,"code":C}}` for err. message (len bytes, any bytes: it is
+ * JSON-escaped) defaults to k2a_strerror(err) when NULL; param (a NUL-terminated JSON path such as
+ * "messages[2].content") renders as null when NULL. Returns the HTTP status to send (> 0), or a negative K2A_E*
+ * when out is full. */
+int k2a_openai_error_body(k2a_buf_t *out, int err, const char *message, size_t len, const char *param);
+
+/* Appends the in-stream form `data: {"error":{...}}\n\n` (param null) used once the SSE stream has started.
+ * Returns 0 or a negative K2A_E* when out is full. */
+int k2a_openai_error_chunk(k2a_buf_t *out, int err, const char *message, size_t len);
+
+#endif
