@@ -304,8 +304,10 @@ check "the gateway writes its state file in the /data volume" \
 t0=$(date +%s)
 podman stop -t 10 "$gw" >/dev/null 2>&1
 stop_s=$(($(date +%s) - t0))
-check "podman stop ends the gateway by SIGTERM (exit 0, ${stop_s}s)" \
-    test "$(podman inspect --format '{{.State.ExitCode}}' "$gw")" = 0 -a $stop_s -lt 10
+gw_exit=$(podman inspect --format '{{.State.ExitCode}}' "$gw")
+if ! check "podman stop ends the gateway by SIGTERM (exit $gw_exit, ${stop_s}s)" test "$gw_exit" = 0 -a $stop_s -lt 10; then
+    podman logs "$gw" 2>&1 | tail -n 15 | sed 's/^/    /'
+fi
 kill "$sim_pid" 2>/dev/null
 wait "$sim_pid" 2>/dev/null
 sim_pid=""
