@@ -5,7 +5,7 @@
 #   make test-asan  only the sanitizer build's tests
 #   make fuzz       libFuzzer targets for FUZZ_SECONDS each (clang)
 #   make bench / bench-quick   the benchmark harness (writes bench/RESULTS.md)
-#   make image-test build and run the container image with podman
+#   make image-test build and run the container image with podman (also in make test with KIRO_TEST_IMAGE=1)
 #   make format     clang-format every source file
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
