@@ -446,6 +446,7 @@ static void run(k2a_call_t *call, const dialect_t *dialect)
     k2a_dispatch_t d;
     k2a_dispatch_attempt_t a;
     k2a_dispatch_init(&d, s->pool, call->request_id, x->ir.stream);
+    k2a_dispatch_use_upstream(&d, s->upstream);
     start_ping(x);
     for (;;) {
         if ((r = k2a_dispatch_next(&d, build_for_account, x, &a)) != 0) {
