@@ -33,6 +33,7 @@
     XX(ES_HEADER_TYPE, "eventstream: unknown header value type")                                                                   \
     XX(ES_HEADER_NAME, "eventstream: empty header name")                                                                           \
     XX(ES_TRUNCATED, "eventstream: body ended inside a frame")                                                                     \
+    XX(ES_TOO_MANY_HEADERS, "eventstream: too many headers in a frame")                                                            \
     /* upstream */                                                                                                                 \
     XX(DNS, "upstream: name resolution failed")                                                                                    \
     XX(DNS_TIMEOUT, "upstream: name resolution timed out")                                                                         \
@@ -67,6 +68,7 @@
     XX(UPSTREAM_EVENT, "upstream: malformed event payload")                                                                        \
     XX(UPSTREAM_EXCEPTION, "upstream: exception in the response stream")                                                           \
     XX(UPSTREAM_TRUNCATED, "upstream: response stream ended early")                                                                \
+    XX(UPSTREAM_TOOL_TOOBIG, "upstream: tool input exceeds its configured limit")                                                  \
     /* pool */                                                                                                                     \
     XX(NO_ACCOUNT, "pool: no usable account")                                                                                      \
     XX(ACCOUNT_INVALID, "pool: account credentials rejected")                                                                      \

@@ -1,0 +1,336 @@
+/*
+ * Reading Kiro payloads (see kiro_resp_internal.h): yajl SAX callbacks that pick the few top-level members the parser
+ * uses out of an event, exception or error payload, skipping everything else (nested values included) without
+ * building a tree. One handle is reused for a whole response (allow_multiple_values) and replaced after a bad payload.
+ * Also the classifier of non-200 upstream answers, which reads a small error document with yajl's tree API.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_parse.h>
+#include <yajl/yajl_tree.h>
+#include "convert/kiro_resp_internal.h"
+#include "core/errors.h"
+
+enum {
+    KEY_NONE = 0,
+    KEY_CONTENT,
+    KEY_FOLLOWUP,
+    KEY_NAME,
+    KEY_ID,
+    KEY_INPUT,
+    KEY_STOP,
+    KEY_USAGE,
+    KEY_PCT,
+    KEY_MESSAGE,
+    KEY_TYPE,
+    KEY_REASON,
+    KEY_WRAPPER,
+    KEY_OTHER,
+};
+
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* ---------- payload parsing (yajl SAX) ---------- */
+
+static int cb_copy(k2a_kiro_resp_t *p, const unsigned char *s, size_t len, size_t *off, size_t *out_len)
+{
+    *off = p->scratch.len;
+    *out_len = len;
+    if (len == 0)
+        return 1;
+    return k2a_buf_append(&p->scratch, s, len) == 0;
+}
+
+static int cb_string(void *ctx, const unsigned char *s, size_t len)
+{
+    k2a_kiro_resp_t *p = ctx;
+    struct st_k2a_kiro_fields_t *f = &p->f;
+    if (f->depth == 0) {
+        f->ok = false;
+        return 0;
+    }
+    if (f->depth != f->base_depth)
+        return 1;
+    int key = f->key;
+    f->key = KEY_NONE;
+    switch (key) {
+    case KEY_CONTENT:
+        f->has_content = true;
+        return cb_copy(p, s, len, &f->content_off, &f->content_len);
+    case KEY_FOLLOWUP:
+        f->has_followup = f->has_followup || len != 0;
+        return 1;
+    case KEY_NAME:
+        f->has_name = true;
+        return cb_copy(p, s, len, &f->name_off, &f->name_len);
+    case KEY_ID:
+        f->has_id = true;
+        return cb_copy(p, s, len, &f->id_off, &f->id_len);
+    case KEY_INPUT:
+        f->has_input = true;
+        f->input_is_object = false;
+        return cb_copy(p, s, len, &f->input_off, &f->input_len);
+    case KEY_MESSAGE:
+        return cb_copy(p, s, len, &f->message_off, &f->message_len);
+    case KEY_TYPE:
+        return cb_copy(p, s, len, &f->type_off, &f->type_len);
+    case KEY_REASON:
+        return cb_copy(p, s, len, &f->reason_off, &f->reason_len);
+    case KEY_STOP:
+        f->stop = k2a__kiro_str_eq((const char *)s, len, "true");
+        return 1;
+    default:
+        return 1;
+    }
+}
+
+static int cb_number(void *ctx, double v)
+{
+    k2a_kiro_resp_t *p = ctx;
+    struct st_k2a_kiro_fields_t *f = &p->f;
+    if (f->depth == 0) {
+        f->ok = false;
+        return 0;
+    }
+    if (f->depth != f->base_depth)
+        return 1;
+    int key = f->key;
+    f->key = KEY_NONE;
+    if (key == KEY_USAGE) {
+        f->has_usage = true;
+        f->usage = v;
+    } else if (key == KEY_PCT) {
+        f->has_pct = true;
+        f->pct = v;
+    }
+    return 1;
+}
+
+static int cb_integer(void *ctx, long long v)
+{
+    return cb_number(ctx, (double)v);
+}
+
+static int cb_boolean(void *ctx, int v)
+{
+    k2a_kiro_resp_t *p = ctx;
+    struct st_k2a_kiro_fields_t *f = &p->f;
+    if (f->depth == 0) {
+        f->ok = false;
+        return 0;
+    }
+    if (f->depth != f->base_depth)
+        return 1;
+    if (f->key == KEY_STOP)
+        f->stop = v != 0;
+    else if (f->key == KEY_FOLLOWUP)
+        f->has_followup = f->has_followup || v != 0;
+    f->key = KEY_NONE;
+    return 1;
+}
+
+static int cb_null(void *ctx)
+{
+    k2a_kiro_resp_t *p = ctx;
+    if (p->f.depth == 0) {
+        p->f.ok = false;
+        return 0;
+    }
+    if (p->f.depth == p->f.base_depth)
+        p->f.key = KEY_NONE;
+    return 1;
+}
+
+static int cb_start(k2a_kiro_resp_t *p, bool is_map)
+{
+    struct st_k2a_kiro_fields_t *f = &p->f;
+    if (f->depth == 0 && !is_map) {
+        f->ok = false;
+        return 0;
+    }
+    if (f->depth == f->base_depth) {
+        if (f->key == KEY_INPUT && is_map) {
+            f->has_input = true;
+            f->input_is_object = true;
+            f->input_obj_start = yajl_get_bytes_consumed(p->yajl) - 1;
+            f->skip_depth = f->depth + 1;
+        } else if (f->key == KEY_FOLLOWUP) {
+            f->has_followup = true;
+        } else if (f->key == KEY_WRAPPER && is_map && f->base_depth == 1) {
+            f->base_depth = 2; /* {"assistantResponseEvent":{...}}: read the inner object */
+        }
+        f->key = KEY_NONE;
+    }
+    ++f->depth;
+    return 1;
+}
+
+static int cb_start_map(void *ctx)
+{
+    return cb_start(ctx, true);
+}
+
+static int cb_start_array(void *ctx)
+{
+    return cb_start(ctx, false);
+}
+
+static int cb_end(void *ctx)
+{
+    k2a_kiro_resp_t *p = ctx;
+    struct st_k2a_kiro_fields_t *f = &p->f;
+    if (f->skip_depth != 0 && f->depth == f->skip_depth) {
+        f->input_obj_end = yajl_get_bytes_consumed(p->yajl);
+        f->skip_depth = 0;
+    }
+    --f->depth;
+    if (f->depth == 0)
+        f->complete = true;
+    return 1;
+}
+
+static int cb_map_key(void *ctx, const unsigned char *k, size_t len)
+{
+    k2a_kiro_resp_t *p = ctx;
+    struct st_k2a_kiro_fields_t *f = &p->f;
+    if (f->depth != f->base_depth)
+        return 1;
+    const char *s = (const char *)k;
+    int key = KEY_OTHER;
+    switch (len) {
+    case 4:
+        if (memcmp(s, "name", 4) == 0)
+            key = KEY_NAME;
+        else if (memcmp(s, "stop", 4) == 0)
+            key = KEY_STOP;
+        break;
+    case 5:
+        if (memcmp(s, "input", 5) == 0)
+            key = KEY_INPUT;
+        else if (memcmp(s, "usage", 5) == 0)
+            key = KEY_USAGE;
+        break;
+    case 6:
+        if (memcmp(s, "reason", 6) == 0)
+            key = KEY_REASON;
+        else if (memcmp(s, "__type", 6) == 0)
+            key = KEY_TYPE;
+        break;
+    case 7:
+        if (memcmp(s, "content", 7) == 0)
+            key = KEY_CONTENT;
+        else if (memcmp(s, "message", 7) == 0 || memcmp(s, "Message", 7) == 0)
+            key = KEY_MESSAGE;
+        break;
+    case 9:
+        if (memcmp(s, "toolUseId", 9) == 0)
+            key = KEY_ID;
+        break;
+    case 14:
+        if (memcmp(s, "followupPrompt", 14) == 0)
+            key = KEY_FOLLOWUP;
+        break;
+    case 22:
+        if (memcmp(s, "contextUsagePercentage", 22) == 0)
+            key = KEY_PCT;
+        break;
+    }
+    if (key == KEY_OTHER && f->depth == 1 && f->event_type != NULL && len == f->event_type_len && len != 0 &&
+        memcmp(s, f->event_type, len) == 0)
+        key = KEY_WRAPPER;
+    f->key = key;
+    return 1;
+}
+
+static const yajl_callbacks payload_callbacks = {
+    cb_null, cb_boolean, cb_integer, cb_number, NULL, cb_string, cb_start_map, cb_map_key, cb_end, cb_start_array, cb_end,
+};
+
+int k2a__kiro_parse_payload(k2a_kiro_resp_t *p, const k2a_es_frame_t *fr, const char *event_type, size_t event_type_len)
+{
+    struct st_k2a_kiro_fields_t *f = &p->f;
+    memset(f, 0, sizeof(*f));
+    f->ok = true;
+    f->base_depth = 1;
+    f->event_type = event_type;
+    f->event_type_len = event_type_len;
+    f->payload = fr->payload;
+    k2a_buf_reset(&p->scratch);
+    size_t i = 0;
+    while (i < fr->payload_len && is_blank(fr->payload[i]))
+        ++i;
+    if (i == fr->payload_len)
+        return 0; /* an empty payload reads as {} */
+    if (p->yajl == NULL) {
+        if ((p->yajl = yajl_alloc(&payload_callbacks, NULL, p)) == NULL)
+            return K2A_ENOMEM;
+        yajl_config(p->yajl, yajl_dont_validate_strings, 1);
+        /* one handle for the whole response: every payload is one more top-level value */
+        yajl_config(p->yajl, yajl_allow_multiple_values, 1);
+    }
+    yajl_status st = yajl_parse(p->yajl, (const unsigned char *)fr->payload, fr->payload_len);
+    if (st != yajl_status_ok || !f->ok || !f->complete || f->depth != 0) {
+        /* the handle is in an error or mid-value state: start over with a fresh one next time */
+        yajl_free(p->yajl);
+        p->yajl = NULL;
+        return K2A_EUPSTREAM_EVENT;
+    }
+    return 0;
+}
+
+int k2a_kiro_resp_classify_http(int status, const char *body, size_t len, k2a_buf_t *message)
+{
+    const char *msg = NULL, *reason = NULL;
+    yajl_val root = NULL;
+    if (len != 0 && len <= 64 * 1024) {
+        /* a small error document: the tree API is simplest, and it needs a NUL-terminated copy */
+        char *copy = malloc(len + 1);
+        if (copy != NULL) {
+            memcpy(copy, body, len);
+            copy[len] = '\0';
+            root = yajl_tree_parse(copy, NULL, 0);
+            free(copy);
+        }
+    }
+    if (root != NULL && YAJL_IS_OBJECT(root)) {
+        for (size_t i = 0; i < root->u.object.len; ++i) {
+            yajl_val v = root->u.object.values[i];
+            const char *k = root->u.object.keys[i];
+            if (YAJL_IS_STRING(v) && (strcmp(k, "message") == 0 || strcmp(k, "Message") == 0))
+                msg = v->u.string;
+            else if (YAJL_IS_STRING(v) && strcmp(k, "reason") == 0)
+                reason = v->u.string;
+        }
+    }
+    size_t rlen = reason != NULL ? strlen(reason) : 0;
+    int code;
+    if (reason != NULL && k2a__kiro_str_contains(reason, rlen, "CONTENT_LENGTH_EXCEEDS"))
+        code = K2A_EUPSTREAM_CONTENT_LENGTH;
+    else if (status == 429)
+        code = K2A_ETHROTTLED;
+    else if (status == 402 || (reason != NULL && (k2a__kiro_str_contains(reason, rlen, "MONTHLY_REQUEST_COUNT") ||
+                                                  k2a__kiro_str_contains(reason, rlen, "QUOTA"))))
+        code = K2A_EEXHAUSTED;
+    else if (status == 400)
+        code = K2A_EUPSTREAM_BAD_REQUEST;
+    else if (status == 401 || status == 403)
+        code = K2A_EUPSTREAM_AUTH;
+    else if (status >= 500 && status <= 599)
+        code = K2A_EUPSTREAM_SERVER;
+    else
+        code = K2A_EHTTP_STATUS;
+    if (message != NULL) {
+        if (msg != NULL)
+            k2a_buf_appendstr(message, msg);
+        else if (len != 0)
+            k2a_buf_append(message, body, len > 512 ? 512 : len);
+        if (reason != NULL)
+            k2a_buf_appendf(message, " (%s)", reason);
+    }
+    if (root != NULL)
+        yajl_tree_free(root);
+    return code;
+}

@@ -1,0 +1,306 @@
+/*
+ * kiro-sim's accounts, access tokens and counters. An account is named by its original refresh token
+ * ("sim-<kind>-<x>"), created on its first refresh; the kind decides its behaviour (see sim.h / main.c --help).
+ * Access tokens are random opaque strings mapped to their account and expiry in a chained hash table; expired
+ * tokens are swept whenever the table has doubled since the last sweep, so memory follows the live tokens.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include "core/errors.h"
+#include "sim/internal.h"
+
+static const struct {
+    const char *prefix;
+    k2a_sim_kind_t kind;
+} kinds[] = {
+    {"sim-ok-", K2A_SIM_KIND_OK},
+    {"sim-rotate-", K2A_SIM_KIND_ROTATE},
+    {"sim-badrefresh-", K2A_SIM_KIND_BADREFRESH},
+    {"sim-exhausted-", K2A_SIM_KIND_EXHAUSTED},
+    {"sim-429-", K2A_SIM_KIND_429},
+    {"sim-403once-", K2A_SIM_KIND_403ONCE},
+    {"sim-403-", K2A_SIM_KIND_403},
+    {"sim-500-", K2A_SIM_KIND_500},
+    {"sim-slowrefresh-", K2A_SIM_KIND_SLOWREFRESH},
+};
+
+static uint64_t hash_str(const char *s, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; ++i) {
+        h ^= (unsigned char)s[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static uint64_t next_random(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+int k2a_sim_accounts_init(k2a_sim_accounts_t *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->nabuckets = 64;
+    a->ntbuckets = 1024;
+    a->purge_at = 1024;
+    a->abuckets = calloc(a->nabuckets, sizeof(*a->abuckets));
+    a->tbuckets = calloc(a->ntbuckets, sizeof(*a->tbuckets));
+    if (a->abuckets == NULL || a->tbuckets == NULL)
+        return K2A_ENOMEM;
+    if (getrandom(&a->rng, sizeof(a->rng), 0) != sizeof(a->rng))
+        a->rng = (uint64_t)(uintptr_t)a ^ 0x1234567;
+    return 0;
+}
+
+void k2a_sim_accounts_clear(k2a_sim_accounts_t *a)
+{
+    for (size_t i = 0; i < a->ntbuckets; ++i) {
+        for (k2a_sim_token_t *t = a->tbuckets[i], *n; t != NULL; t = n) {
+            n = t->next;
+            free(t->token);
+            free(t);
+        }
+        a->tbuckets[i] = NULL;
+    }
+    for (size_t i = 0; i < a->nabuckets; ++i) {
+        for (k2a_sim_account_t *x = a->abuckets[i], *n; x != NULL; x = n) {
+            n = x->next;
+            free(x->name);
+            free(x);
+        }
+        a->abuckets[i] = NULL;
+    }
+    a->naccounts = a->ntokens = 0;
+}
+
+void k2a_sim_accounts_dispose(k2a_sim_accounts_t *a)
+{
+    if (a->abuckets != NULL && a->tbuckets != NULL)
+        k2a_sim_accounts_clear(a);
+    free(a->abuckets);
+    free(a->tbuckets);
+    a->abuckets = NULL;
+    a->tbuckets = NULL;
+}
+
+void k2a_sim_accounts_reset_counters(k2a_sim_accounts_t *a)
+{
+    for (size_t i = 0; i < a->nabuckets; ++i)
+        for (k2a_sim_account_t *x = a->abuckets[i]; x != NULL; x = x->next)
+            memset(&x->c, 0, sizeof(x->c));
+}
+
+int k2a_sim_parse_kind(const char *refresh_token, k2a_sim_kind_t *kind)
+{
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); ++i) {
+        size_t n = strlen(kinds[i].prefix);
+        if (strncmp(refresh_token, kinds[i].prefix, n) == 0 && refresh_token[n] != '\0') {
+            *kind = kinds[i].kind;
+            return 0;
+        }
+    }
+    return K2A_ENOTFOUND;
+}
+
+k2a_sim_account_t *k2a_sim_account_find(k2a_sim_accounts_t *a, const char *name)
+{
+    for (k2a_sim_account_t *x = a->abuckets[hash_str(name, strlen(name)) % a->nabuckets]; x != NULL; x = x->next)
+        if (strcmp(x->name, name) == 0)
+            return x;
+    return NULL;
+}
+
+static void grow_accounts(k2a_sim_accounts_t *a)
+{
+    size_t nb = a->nabuckets * 2;
+    k2a_sim_account_t **b = calloc(nb, sizeof(*b));
+    if (b == NULL)
+        return;
+    for (size_t i = 0; i < a->nabuckets; ++i) {
+        for (k2a_sim_account_t *x = a->abuckets[i], *n; x != NULL; x = n) {
+            n = x->next;
+            size_t h = hash_str(x->name, strlen(x->name)) % nb;
+            x->next = b[h];
+            b[h] = x;
+        }
+    }
+    free(a->abuckets);
+    a->abuckets = b;
+    a->nabuckets = nb;
+}
+
+k2a_sim_account_t *k2a_sim_account_for_refresh(k2a_sim_accounts_t *a, const char *refresh_token, uint32_t *gen)
+{
+    k2a_sim_account_t *x;
+    k2a_sim_kind_t kind;
+    *gen = 0;
+    if ((x = k2a_sim_account_find(a, refresh_token)) != NULL)
+        return x;
+    /* A rotated token "<name>-r<N>" of a known rotate account. */
+    const char *dash = strrchr(refresh_token, '-');
+    if (dash != NULL && dash[1] == 'r' && dash[2] >= '1' && dash[2] <= '9' && strspn(dash + 2, "0123456789") == strlen(dash + 2)) {
+        char *base = strndup(refresh_token, dash - refresh_token);
+        if (base == NULL)
+            return NULL;
+        x = k2a_sim_account_find(a, base);
+        free(base);
+        if (x != NULL && x->kind == K2A_SIM_KIND_ROTATE) {
+            unsigned long g = strtoul(dash + 2, NULL, 10);
+            *gen = g > UINT32_MAX ? UINT32_MAX : (uint32_t)g;
+            return x;
+        }
+    }
+    if (k2a_sim_parse_kind(refresh_token, &kind) != 0)
+        return NULL;
+    if ((x = calloc(1, sizeof(*x))) == NULL || (x->name = strdup(refresh_token)) == NULL) {
+        free(x);
+        return NULL;
+    }
+    x->kind = kind;
+    if (a->naccounts >= a->nabuckets * 2)
+        grow_accounts(a);
+    size_t h = hash_str(x->name, strlen(x->name)) % a->nabuckets;
+    x->next = a->abuckets[h];
+    a->abuckets[h] = x;
+    ++a->naccounts;
+    return x;
+}
+
+static void purge_tokens(k2a_sim_accounts_t *a, uint64_t now_ms)
+{
+    for (size_t i = 0; i < a->ntbuckets; ++i) {
+        for (k2a_sim_token_t **pp = &a->tbuckets[i]; *pp != NULL;) {
+            k2a_sim_token_t *t = *pp;
+            if (t->expires_ms <= now_ms) {
+                *pp = t->next;
+                free(t->token);
+                free(t);
+                --a->ntokens;
+            } else {
+                pp = &t->next;
+            }
+        }
+    }
+}
+
+static void grow_tokens(k2a_sim_accounts_t *a)
+{
+    size_t nb = a->ntbuckets * 2;
+    k2a_sim_token_t **b = calloc(nb, sizeof(*b));
+    if (b == NULL)
+        return;
+    for (size_t i = 0; i < a->ntbuckets; ++i) {
+        for (k2a_sim_token_t *t = a->tbuckets[i], *n; t != NULL; t = n) {
+            n = t->next;
+            size_t h = hash_str(t->token, strlen(t->token)) % nb;
+            t->next = b[h];
+            b[h] = t;
+        }
+    }
+    free(a->tbuckets);
+    a->tbuckets = b;
+    a->ntbuckets = nb;
+}
+
+const char *k2a_sim_token_issue(k2a_sim_accounts_t *a, k2a_sim_account_t *acct, uint64_t now_ms, uint64_t ttl_ms)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    if (a->ntokens >= a->purge_at) {
+        purge_tokens(a, now_ms);
+        a->purge_at = a->ntokens * 2 > 1024 ? a->ntokens * 2 : 1024;
+    }
+    if (a->ntokens >= a->ntbuckets * 2)
+        grow_tokens(a);
+    k2a_sim_token_t *t = calloc(1, sizeof(*t));
+    if (t == NULL || (t->token = malloc(3 + 40 + 1)) == NULL) {
+        free(t);
+        return NULL;
+    }
+    /* "aoa" like real Kiro access tokens, then 240 random bits in base64url. */
+    memcpy(t->token, "aoa", 3);
+    for (int i = 0; i < 40; i += 10) {
+        uint64_t r = next_random(&a->rng);
+        for (int j = 0; j < 10; ++j, r >>= 6)
+            t->token[3 + i + j] = b64[r & 63];
+    }
+    t->token[43] = '\0';
+    t->account = acct;
+    t->expires_ms = now_ms + ttl_ms;
+    t->seq = ++acct->tokens_issued;
+    size_t h = hash_str(t->token, 43) % a->ntbuckets;
+    t->next = a->tbuckets[h];
+    a->tbuckets[h] = t;
+    ++a->ntokens;
+    return t->token;
+}
+
+k2a_sim_token_t *k2a_sim_token_find(k2a_sim_accounts_t *a, const char *token, size_t len, uint64_t now_ms)
+{
+    for (k2a_sim_token_t *t = a->tbuckets[hash_str(token, len) % a->ntbuckets]; t != NULL; t = t->next)
+        if (strlen(t->token) == len && memcmp(t->token, token, len) == 0)
+            return t->expires_ms > now_ms ? t : NULL;
+    return NULL;
+}
+
+void k2a_sim_stats_reject(k2a_sim_stats_t *s, const char *rule)
+{
+    ++s->rejections;
+    snprintf(s->last_rejection, sizeof(s->last_rejection), "%s", rule);
+    for (size_t i = 0; i < sizeof(s->rules) / sizeof(s->rules[0]); ++i) {
+        if (s->rules[i].rule == NULL || strcmp(s->rules[i].rule, rule) == 0) {
+            s->rules[i].rule = rule; /* rules are string literals of validate.c */
+            ++s->rules[i].n;
+            return;
+        }
+    }
+}
+
+static const char *const endpoint_names[K2A_SIM_EP_MAX] = {
+    "refreshToken", "token",     "getUsageLimits", "ListAvailableModels", "generateAssistantResponse",
+    "sim/stats",    "sim/reset", "other"};
+
+int k2a_sim_stats_json(const k2a_sim_stats_t *s, const k2a_sim_accounts_t *a, k2a_buf_t *out)
+{
+    uint64_t total = 0;
+    k2a_buf_appendstr(out, "{\"requests\":{");
+    for (int i = 0; i < K2A_SIM_EP_MAX; ++i) {
+        k2a_buf_appendf(out, "%s\"%s\":%llu", i ? "," : "", endpoint_names[i], (unsigned long long)s->requests[i]);
+        total += s->requests[i];
+    }
+    k2a_buf_appendf(out, "},\"requests_total\":%llu,\"open_streams\":%llu,\"max_open_streams\":%llu,\"streams_total\":%llu,",
+                    (unsigned long long)total, (unsigned long long)s->open_streams, (unsigned long long)s->max_open_streams,
+                    (unsigned long long)s->streams_total);
+    k2a_buf_appendf(out, "\"live_tokens\":%zu,\"rejections\":%llu,\"last_rejection\":\"%s\",\"rejections_by_rule\":{", a->ntokens,
+                    (unsigned long long)s->rejections, s->last_rejection);
+    for (size_t i = 0; i < sizeof(s->rules) / sizeof(s->rules[0]) && s->rules[i].rule != NULL; ++i)
+        k2a_buf_appendf(out, "%s\"%s\":%llu", i ? "," : "", s->rules[i].rule, (unsigned long long)s->rules[i].n);
+    k2a_buf_appendstr(out, "},\"accounts\":{");
+    bool first = true;
+    uint64_t refreshes = 0, generates = 0;
+    for (size_t i = 0; i < a->nabuckets; ++i) {
+        for (const k2a_sim_account_t *x = a->abuckets[i]; x != NULL; x = x->next) {
+            k2a_buf_appendstr(out, first ? "\"" : ",\"");
+            k2a_buf_append_json_escaped(out, x->name, strlen(x->name));
+            k2a_buf_appendf(
+                out,
+                "\":{\"requests\":%llu,\"refreshes\":%llu,\"refresh_failures\":%llu,\"usage_calls\":%llu,"
+                "\"model_calls\":%llu,\"generates\":%llu,\"generate_ok\":%llu,\"tokens_issued\":%llu,"
+                "\"rotation\":%u,\"used_credits\":%.6g}",
+                (unsigned long long)x->c.requests, (unsigned long long)x->c.refreshes, (unsigned long long)x->c.refresh_failures,
+                (unsigned long long)x->c.usage_calls, (unsigned long long)x->c.model_calls, (unsigned long long)x->c.generates,
+                (unsigned long long)x->c.generate_ok, (unsigned long long)x->tokens_issued, x->rotate_gen, x->used_credits);
+            refreshes += x->c.refreshes;
+            generates += x->c.generates;
+            first = false;
+        }
+    }
+    return k2a_buf_appendf(out, "},\"refreshes_total\":%llu,\"generates_total\":%llu}\n", (unsigned long long)refreshes,
+                           (unsigned long long)generates);
+}

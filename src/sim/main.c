@@ -1,0 +1,236 @@
+/*
+ * kiro-sim entry point: parses the command line, raises the open-file limit (the benchmark opens 10 000
+ * connections), starts the simulator on one libuv loop and prints exactly one line on stdout,
+ * "kiro-sim listening on http://HOST:PORT", before anything else, so that tests can start it on --port 0.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include "sim/sim.h"
+
+static const char usage_text[] =
+    "Usage: kiro-sim [options]\n"
+    "A Kiro (AWS CodeWhisperer) simulator for tests, benchmarks and demos.\n\n"
+    "Options:\n"
+    "  --host ADDR                  listen address, an IP literal (default 127.0.0.1)\n"
+    "  --port N                     listen port; 0 picks a free one (default 0)\n"
+    "  --tls-cert FILE --tls-key FILE  serve HTTPS (HTTP/1.1 and h2 via ALPN)\n"
+    "  --token-ttl SECONDS          access-token lifetime / expiresIn (default 3600)\n"
+    "  --idc-client-id ID --idc-client-secret S  the only IdC client accepted (default: any non-empty pair)\n"
+    "  --fixtures-dir DIR           base of [[sim:replay file=...]] (default $K2A_SOURCE_DIR/tests/fixtures/upstream,\n"
+    "                               else ./tests/fixtures/upstream)\n"
+    "  --chunk BYTES                split every reply body into writes of BYTES (default: one write per frame)\n"
+    "  --max-payload BYTES          request size above which Kiro answers CONTENT_LENGTH_EXCEEDS_THRESHOLD (600000)\n"
+    "  --max-tool-description N     longest accepted tool description in characters (10000)\n"
+    "  --model ID                   accept one more modelId (repeatable)\n"
+    "  --slow-refresh-ms MS         delay of sim-slowrefresh-* refreshes (500)\n"
+    "  --bad-refresh-status N       status of a rejected refresh token (401; real Social also uses 400)\n"
+    "  --help, --version\n\n"
+    "The first line on stdout is \"kiro-sim listening on http[s]://HOST:PORT\".\n\n"
+    "Accounts are chosen by refresh token (Social /refreshToken and IdC /token alike):\n"
+    "  sim-ok-X          healthy             sim-rotate-X     new refresh token X-rN on every refresh, old one -> 401\n"
+    "  sim-badrefresh-X  refresh -> 401      sim-exhausted-X  0 credits left, generate -> 402 MONTHLY_REQUEST_COUNT\n"
+    "  sim-429-X, sim-403-X, sim-500-X       generate answers that status with Kiro's JSON body\n"
+    "  sim-403once-X     the first generate -> 403; tokens from later refreshes work\n"
+    "  sim-slowrefresh-X refresh answers after --slow-refresh-ms\n\n"
+    "Directives in the last user message (content or tool-result text) shape the reply:\n"
+    "  (none)                               \"echo: <first 200 characters of the text>\" in frames of 1-8 characters\n"
+    "  [[sim:text frames=N size=S]]         N text frames of S bytes\n"
+    "  [[sim:tool name=NAME input=JSON pieces=K text=\"...\"]]  optional text, then a tool call whose input arrives\n"
+    "                                       in K pieces cut anywhere, also inside a UTF-8 sequence (repeatable)\n"
+    "  [[sim:thinking text=\"...\"]]          <thinking>...</thinking> first, tags split across frames\n"
+    "  [[sim:exception type=T after=N message=\"...\"]]  an exception frame after N frames\n"
+    "  [[sim:status code=NNN message=\"...\"]]  that HTTP status with a Kiro-style JSON body\n"
+    "  [[sim:cut after=N]]                  N frames, half a frame, then a broken connection\n"
+    "  [[sim:badcrc after=N]]               N good frames, then one with a wrong message CRC\n"
+    "  [[sim:end after=N]]                  N frames, then a clean end without metering/contextUsage\n"
+    "  [[sim:stall ms=N]]                   wait N ms before the response headers\n"
+    "  [[sim:drip ms=N]]                    one frame every N ms\n"
+    "  [[sim:usage credits=X context=P]]    meteringEvent usage / contextUsagePercentage values\n"
+    "  [[sim:replay file=PATH]]             send a captured body verbatim\n"
+    "Healthy replies end with meteringEvent then contextUsageEvent.\n\n"
+    "GET /sim/stats shows counters; POST /sim/reset zeroes them (?all=1 also forgets accounts and tokens).\n";
+
+static uv_loop_t loop;
+static k2a_sim_server_t *server;
+static uv_signal_t sigint_watcher, sigterm_watcher;
+static const char *extra_models[64];
+
+static void on_signal(uv_signal_t *w, int signum)
+{
+    k2a_sim_server_close(server);
+    uv_stop(&loop);
+}
+
+static int parse_num(const char *s, unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static const char *default_fixtures_dir(void)
+{
+    static char buf[4096];
+    struct stat st;
+    const char *src = getenv("K2A_SOURCE_DIR");
+    if (src != NULL) {
+        snprintf(buf, sizeof(buf), "%s/tests/fixtures/upstream", src);
+        if (stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
+            return buf;
+    }
+    return "tests/fixtures/upstream";
+}
+
+int main(int argc, char **argv)
+{
+    enum {
+        O_HOST = 256,
+        O_PORT,
+        O_CERT,
+        O_KEY,
+        O_TTL,
+        O_CID,
+        O_CSECRET,
+        O_FIX,
+        O_CHUNK,
+        O_MAXPAY,
+        O_MAXDESC,
+        O_MODEL,
+        O_SLOW,
+        O_BADREF,
+        O_HELP,
+        O_VERSION
+    };
+    static const struct option opts[] = {{"host", required_argument, NULL, O_HOST},
+                                         {"port", required_argument, NULL, O_PORT},
+                                         {"tls-cert", required_argument, NULL, O_CERT},
+                                         {"tls-key", required_argument, NULL, O_KEY},
+                                         {"token-ttl", required_argument, NULL, O_TTL},
+                                         {"idc-client-id", required_argument, NULL, O_CID},
+                                         {"idc-client-secret", required_argument, NULL, O_CSECRET},
+                                         {"fixtures-dir", required_argument, NULL, O_FIX},
+                                         {"chunk", required_argument, NULL, O_CHUNK},
+                                         {"max-payload", required_argument, NULL, O_MAXPAY},
+                                         {"max-tool-description", required_argument, NULL, O_MAXDESC},
+                                         {"model", required_argument, NULL, O_MODEL},
+                                         {"slow-refresh-ms", required_argument, NULL, O_SLOW},
+                                         {"bad-refresh-status", required_argument, NULL, O_BADREF},
+                                         {"help", no_argument, NULL, O_HELP},
+                                         {"version", no_argument, NULL, O_VERSION},
+                                         {NULL, 0, NULL, 0}};
+    k2a_sim_config_t cfg;
+    unsigned long long v;
+    int c;
+
+    k2a_sim_config_init(&cfg);
+    cfg.limits.extra_models = extra_models;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case O_HOST:
+            cfg.host = optarg;
+            break;
+        case O_PORT:
+            bad = parse_num(optarg, 65535, &v);
+            cfg.port = (int)v;
+            break;
+        case O_CERT:
+            cfg.tls_cert = optarg;
+            break;
+        case O_KEY:
+            cfg.tls_key = optarg;
+            break;
+        case O_TTL:
+            bad = parse_num(optarg, 10u * 365 * 86400, &v) || v == 0;
+            cfg.token_ttl = (uint32_t)v;
+            break;
+        case O_CID:
+            cfg.idc_client_id = optarg;
+            break;
+        case O_CSECRET:
+            cfg.idc_client_secret = optarg;
+            break;
+        case O_FIX:
+            cfg.fixtures_dir = optarg;
+            break;
+        case O_CHUNK:
+            bad = parse_num(optarg, 1u << 24, &v);
+            cfg.chunk = (size_t)v;
+            break;
+        case O_MAXPAY:
+            bad = parse_num(optarg, 1u << 30, &v) || v == 0;
+            cfg.limits.max_payload = (size_t)v;
+            break;
+        case O_MAXDESC:
+            bad = parse_num(optarg, 1u << 30, &v);
+            cfg.limits.max_tool_description = (size_t)v;
+            break;
+        case O_MODEL:
+            if (cfg.limits.nextra_models == sizeof(extra_models) / sizeof(extra_models[0]))
+                bad = 1;
+            else
+                extra_models[cfg.limits.nextra_models++] = optarg;
+            break;
+        case O_SLOW:
+            bad = parse_num(optarg, 600000, &v);
+            cfg.slow_refresh_ms = (uint32_t)v;
+            break;
+        case O_BADREF:
+            bad = parse_num(optarg, 599, &v) || v < 400;
+            cfg.bad_refresh_status = (int)v;
+            break;
+        case O_HELP:
+            fputs(usage_text, stdout);
+            return 0;
+        case O_VERSION:
+            printf("kiro-sim %s\n", K2A_VERSION);
+            return 0;
+        default:
+            fputs("Run kiro-sim --help for the options.\n", stderr);
+            return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "kiro-sim: bad value for --%s: %s\n", opts[c - O_HOST].name, optarg);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "kiro-sim: unexpected argument %s\n", argv[optind]);
+        return 2;
+    }
+    if (cfg.fixtures_dir == NULL)
+        cfg.fixtures_dir = default_fixtures_dir();
+
+    /* 10 000 concurrent connections need more descriptors than the usual soft limit of 1024. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_init(&loop);
+
+    char url[300];
+    if (k2a_sim_server_create(&loop, &cfg, &server, url, sizeof(url)) != 0)
+        return 1;
+    printf("kiro-sim listening on %s\n", url);
+    fflush(stdout);
+
+    uv_signal_init(&loop, &sigint_watcher);
+    uv_signal_start(&sigint_watcher, on_signal, SIGINT);
+    uv_signal_init(&loop, &sigterm_watcher);
+    uv_signal_start(&sigterm_watcher, on_signal, SIGTERM);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    /* Stopped by a signal: connections may still be open, so the process exits without tearing h2o down; everything
+     * stays reachable from the statics above. */
+    fprintf(stderr, "kiro-sim: stopped\n");
+    return 0;
+}

@@ -1,0 +1,511 @@
+/*
+ * kiro-sim's strict request validator (see validate.h). The body is checked in this order, and the first
+ * violated rule decides the answer, like a real service that stops at its first complaint:
+ *   1. size above limits->max_payload                 -> 400 CONTENT_LENGTH_EXCEEDS_THRESHOLD
+ *   2. JSON nesting deeper than 128, malformed JSON    -> 400 Improperly formed request.
+ *   3. the shape: per object, the allowed keys, their types, required keys, no nulls, no duplicate keys
+ *   4. modelId not a known id                          -> 400 INVALID_MODEL_ID
+ *   5. the conversation rules (history order, tool use/result pairing, tool specs, empty content)
+ * Only the structural part of conversationState is checked for unknown keys and nulls: free-form JSON inside
+ * toolUses[].input, inputSchema.json and toolResults[].content[].json is passed through untouched, as Kiro does.
+ */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yajl/yajl_tree.h>
+#include "sim/validate.h"
+
+#define BODY_MALFORMED "{\"message\":\"Improperly formed request.\",\"reason\":null}"
+#define BODY_TOO_LONG "{\"message\":\"Input is too long.\",\"reason\":\"CONTENT_LENGTH_EXCEEDS_THRESHOLD\"}"
+/* Real body, seen in jwadow/kiro-gateway#61. */
+#define BODY_BAD_MODEL                                                                                                             \
+    "{\"message\":\"Invalid model. Please select a different model to continue.\",\"reason\":\"INVALID_MODEL_ID\"}"
+
+/* modelIds accepted by default: the kiro2api table of docs/kiro-protocol.md §2.7 (plus the historic haiku id seen in
+ * captured IDE requests) and the dotted lowercase ids that 2026 gateways send. */
+static const char *const known_models[] = {
+    "CLAUDE_SONNET_4_5_20250929_V1_0",
+    "CLAUDE_SONNET_4_20250514_V1_0",
+    "CLAUDE_3_7_SONNET_20250219_V1_0",
+    "CLAUDE_3_5_HAIKU_20241022_V1_0",
+    "auto",
+    "claude-sonnet-4",
+    "claude-sonnet-4.5",
+    "claude-sonnet-4.6",
+    "claude-sonnet-5",
+    "claude-opus-4.5",
+    "claude-opus-4.6",
+    "claude-opus-4.7",
+    "claude-haiku-4.5",
+};
+
+enum { T_STR = 1, T_OBJ = 2, T_ARR = 4, T_BOOL = 8, T_NUM = 16, T_ANY = 31 };
+
+typedef struct st_field_t {
+    const char *name;
+    unsigned types;
+    bool required;
+} field_t;
+
+typedef struct st_ctx_t {
+    const k2a_sim_limits_t *limits;
+    k2a_sim_validation_t *out;
+} ctx_t;
+
+static int reject_with(ctx_t *c, const char *body, const char *rule, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int reject_with(ctx_t *c, const char *body, const char *rule, const char *fmt, ...)
+{
+    va_list ap;
+    c->out->status = 400;
+    c->out->rule = rule;
+    snprintf(c->out->body, sizeof(c->out->body), "%s", body);
+    va_start(ap, fmt);
+    vsnprintf(c->out->detail, sizeof(c->out->detail), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+#define REJECT(c, rule, ...) reject_with((c), BODY_MALFORMED, (rule), __VA_ARGS__)
+
+void k2a_sim_limits_init(k2a_sim_limits_t *limits)
+{
+    limits->max_payload = K2A_SIM_DEFAULT_MAX_PAYLOAD;
+    limits->max_tool_description = K2A_SIM_DEFAULT_MAX_TOOL_DESCRIPTION;
+    limits->extra_models = NULL;
+    limits->nextra_models = 0;
+}
+
+int k2a_sim_model_known(const char *model_id, const k2a_sim_limits_t *limits)
+{
+    for (size_t i = 0; i < sizeof(known_models) / sizeof(known_models[0]); ++i)
+        if (strcmp(model_id, known_models[i]) == 0)
+            return 1;
+    if (limits != NULL)
+        for (size_t i = 0; i < limits->nextra_models; ++i)
+            if (strcmp(model_id, limits->extra_models[i]) == 0)
+                return 1;
+    return 0;
+}
+
+static size_t count_code_points(const char *s)
+{
+    size_t n = 0;
+    for (; *s != '\0'; ++s)
+        if (((unsigned char)*s & 0xc0) != 0x80)
+            ++n;
+    return n;
+}
+
+static bool is_blank(const char *s)
+{
+    for (; *s != '\0'; ++s)
+        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
+            return false;
+    return true;
+}
+
+static unsigned type_of(yajl_val v)
+{
+    switch (v->type) {
+    case yajl_t_string:
+        return T_STR;
+    case yajl_t_object:
+        return T_OBJ;
+    case yajl_t_array:
+        return T_ARR;
+    case yajl_t_true:
+    case yajl_t_false:
+        return T_BOOL;
+    case yajl_t_number:
+        return T_NUM;
+    default:
+        return 0;
+    }
+}
+
+/* Rule "unknown_field": every key of a structural object must be one of `fields` (Kiro's schema is closed: e.g.
+ * cache_control, additionalModelRequestFields, a cachePoint tool entry are all rejected).
+ * Rule "null_value": a listed key whose value is null (Kiro wants the key omitted, e.g. "history":null, "toolUses":null).
+ * Rule "duplicate_field": the same key twice in one object.
+ * Rule "wrong_type": a listed key with a value of the wrong JSON type. Rule "missing_field": a required key is absent.
+ * vals[i] receives the value of fields[i] or NULL. */
+static int check_object(ctx_t *c, yajl_val obj, const char *path, const field_t *fields, size_t nfields, yajl_val *vals)
+{
+    if (obj == NULL || !YAJL_IS_OBJECT(obj))
+        return REJECT(c, "wrong_type", "%s must be an object", path);
+    for (size_t i = 0; i < nfields; ++i)
+        vals[i] = NULL;
+    for (size_t k = 0; k < obj->u.object.len; ++k) {
+        const char *key = obj->u.object.keys[k];
+        yajl_val v = obj->u.object.values[k];
+        size_t i;
+        for (i = 0; i < nfields; ++i)
+            if (strcmp(key, fields[i].name) == 0)
+                break;
+        if (i == nfields)
+            return REJECT(c, "unknown_field", "%s has an unknown field \"%s\"", path, key);
+        if (vals[i] != NULL)
+            return REJECT(c, "duplicate_field", "%s has the field \"%s\" twice", path, key);
+        if (YAJL_IS_NULL(v))
+            return REJECT(c, "null_value", "%s.%s is null (omit the field instead)", path, key);
+        if ((type_of(v) & fields[i].types) == 0)
+            return REJECT(c, "wrong_type", "%s.%s has the wrong JSON type", path, key);
+        vals[i] = v;
+    }
+    for (size_t i = 0; i < nfields; ++i)
+        if (fields[i].required && vals[i] == NULL)
+            return REJECT(c, "missing_field", "%s.%s is required", path, fields[i].name);
+    return 0;
+}
+
+static int check_model(ctx_t *c, yajl_val model, const char *path)
+{
+    /* Rule "model_unknown": a modelId outside the known set (§2.7 + dotted ids + --model flags) -> INVALID_MODEL_ID. */
+    if (model != NULL && !k2a_sim_model_known(model->u.string, c->limits))
+        return reject_with(c, BODY_BAD_MODEL, "model_unknown", "%s.modelId \"%.64s\" is not a known model", path, model->u.string);
+    return 0;
+}
+
+static const char *object_str(yajl_val obj, const char *key)
+{
+    for (size_t i = 0; i < obj->u.object.len; ++i)
+        if (strcmp(obj->u.object.keys[i], key) == 0)
+            return YAJL_GET_STRING(obj->u.object.values[i]);
+    return NULL;
+}
+
+static int check_images(ctx_t *c, yajl_val images, const char *path)
+{
+    static const field_t image_fields[] = {{"format", T_STR, true}, {"source", T_OBJ, true}};
+    static const field_t source_fields[] = {{"bytes", T_STR, true}};
+    static const char *const formats[] = {"png", "jpeg", "gif", "webp"};
+    yajl_val iv[2], sv[1];
+    for (size_t i = 0; i < images->u.array.len; ++i) {
+        if (check_object(c, images->u.array.values[i], path, image_fields, 2, iv) != 0 ||
+            check_object(c, iv[1], path, source_fields, 1, sv) != 0)
+            return -1;
+        size_t f;
+        for (f = 0; f < sizeof(formats) / sizeof(formats[0]); ++f)
+            if (strcmp(iv[0]->u.string, formats[f]) == 0)
+                break;
+        /* Rule "bad_enum": image format outside AWS's ImageFormat enum (png, jpeg, gif, webp). */
+        if (f == sizeof(formats) / sizeof(formats[0]))
+            return REJECT(c, "bad_enum", "%s[%zu].format \"%.32s\" is not png/jpeg/gif/webp", path, i, iv[0]->u.string);
+        /* Rule "empty_image": an image without bytes. */
+        if (sv[0]->u.string[0] == '\0')
+            return REJECT(c, "empty_image", "%s[%zu].source.bytes is empty", path, i);
+    }
+    return 0;
+}
+
+/* The toolResults array of one user message. */
+static int check_tool_results(ctx_t *c, yajl_val results, const char *path)
+{
+    static const field_t result_fields[] = {
+        {"toolUseId", T_STR, true}, {"content", T_ARR, true}, {"status", T_STR, false}, {"isError", T_BOOL, false}};
+    static const field_t content_fields[] = {{"text", T_STR, false}, {"json", T_ANY, false}};
+    yajl_val rv[4], cv[2];
+    for (size_t i = 0; i < results->u.array.len; ++i) {
+        if (check_object(c, results->u.array.values[i], path, result_fields, 4, rv) != 0)
+            return -1;
+        if (rv[2] != NULL && strcmp(rv[2]->u.string, "success") != 0 && strcmp(rv[2]->u.string, "error") != 0)
+            return REJECT(c, "bad_enum", "%s[%zu].status must be \"success\" or \"error\"", path, i);
+        /* A content item is {"text": string} or {"json": value}: kiro2api's pass-through of {"type":"text",...} is rejected
+         * as an unknown field. */
+        for (size_t j = 0; j < rv[1]->u.array.len; ++j) {
+            if (check_object(c, rv[1]->u.array.values[j], path, content_fields, 2, cv) != 0)
+                return -1;
+            if ((cv[0] == NULL) == (cv[1] == NULL))
+                return REJECT(c, "wrong_type", "%s[%zu].content[%zu] must hold exactly one of text/json", path, i, j);
+        }
+        /* Rule "tool_result_duplicate": two results with the same toolUseId in one message. */
+        for (size_t k = 0; k < i; ++k) {
+            const char *prev_id = object_str(results->u.array.values[k], "toolUseId");
+            if (prev_id != NULL && strcmp(prev_id, rv[0]->u.string) == 0)
+                return REJECT(c, "tool_result_duplicate", "%s has toolUseId \"%.64s\" twice", path, prev_id);
+        }
+    }
+    return 0;
+}
+
+static int check_tools(ctx_t *c, yajl_val tools, const char *path)
+{
+    static const field_t tool_fields[] = {{"toolSpecification", T_OBJ, true}};
+    static const field_t spec_fields[] = {{"name", T_STR, true}, {"description", T_STR, true}, {"inputSchema", T_OBJ, true}};
+    static const field_t schema_fields[] = {{"json", T_OBJ, true}};
+    yajl_val tv[1], sv[3], jv[1];
+    for (size_t i = 0; i < tools->u.array.len; ++i) {
+        if (check_object(c, tools->u.array.values[i], path, tool_fields, 1, tv) != 0 ||
+            check_object(c, tv[0], path, spec_fields, 3, sv) != 0 || check_object(c, sv[2], path, schema_fields, 1, jv) != 0)
+            return -1;
+        const char *name = sv[0]->u.string;
+        size_t namelen = strlen(name);
+        /* Rule "empty_tool_name". */
+        if (namelen == 0)
+            return REJECT(c, "empty_tool_name", "%s[%zu] has an empty name", path, i);
+        /* Rule "tool_name_too_long": Kiro rejects names over 64 characters (AIClient, kiro.rs shorten them). */
+        if (count_code_points(name) > K2A_SIM_MAX_TOOL_NAME)
+            return REJECT(c, "tool_name_too_long", "%s[%zu].name is longer than %d characters", path, i, K2A_SIM_MAX_TOOL_NAME);
+        /* Rule "server_tool": Anthropic server tools sent as plain tools (web_search_20250305 and every other versioned
+         * "<type>_YYYYMMDD" name) and web_search/websearch, which Kiro does not support (peers.md §2.1). */
+        bool versioned = namelen > 9 && name[namelen - 9] == '_';
+        for (size_t k = namelen >= 8 ? namelen - 8 : 0; versioned && k < namelen; ++k)
+            if (name[k] < '0' || name[k] > '9')
+                versioned = false;
+        if (versioned || strcmp(name, "web_search") == 0 || strcmp(name, "websearch") == 0)
+            return REJECT(c, "server_tool", "%s[%zu] is the server tool \"%.64s\"", path, i, name);
+        /* Rule "tool_description_too_long": more than --max-tool-description code points (default 10000). */
+        if (count_code_points(sv[1]->u.string) > c->limits->max_tool_description)
+            return REJECT(c, "tool_description_too_long", "%s[%zu].description is longer than %zu characters", path, i,
+                          c->limits->max_tool_description);
+    }
+    return 0;
+}
+
+/* A userInputMessage (current or history). ctxv receives userInputMessageContext's {tools, toolResults}. */
+static int check_user(ctx_t *c, yajl_val msg, const char *path, bool current, yajl_val *ctxv)
+{
+    static const field_t user_fields[] = {{"content", T_STR, true},
+                                          {"modelId", T_STR, false},
+                                          {"origin", T_STR, false},
+                                          {"images", T_ARR, false},
+                                          {"userInputMessageContext", T_OBJ, false}};
+    static const field_t context_fields[] = {{"tools", T_ARR, false}, {"toolResults", T_ARR, false}};
+    yajl_val uv[5];
+    ctxv[0] = ctxv[1] = NULL;
+    if (check_object(c, msg, path, user_fields, 5, uv) != 0)
+        return -1;
+    if (uv[4] != NULL && check_object(c, uv[4], path, context_fields, 2, ctxv) != 0)
+        return -1;
+    if (check_model(c, uv[1], path) != 0)
+        return -1;
+    if (uv[3] != NULL && check_images(c, uv[3], path) != 0)
+        return -1;
+    if (ctxv[0] != NULL && check_tools(c, ctxv[0], current ? "currentMessage.tools" : "history tools") != 0)
+        return -1;
+    if (ctxv[1] != NULL && check_tool_results(c, ctxv[1], path) != 0)
+        return -1;
+    /* Rule "empty_user_content": blank content with no tool results and no images. */
+    bool has_results = ctxv[1] != NULL && ctxv[1]->u.array.len > 0;
+    bool has_images = uv[3] != NULL && uv[3]->u.array.len > 0;
+    if (is_blank(uv[0]->u.string) && !has_results && !has_images)
+        return REJECT(c, "empty_user_content", "%s has empty content, no tool results and no images", path);
+    return 0;
+}
+
+/* Rule "tool_result_orphan": every toolResult must answer a toolUse of the assistant message right before it. */
+static int check_pairing(ctx_t *c, yajl_val results, yajl_val prev_tool_uses, const char *path)
+{
+    if (results == NULL)
+        return 0;
+    for (size_t i = 0; i < results->u.array.len; ++i) {
+        const char *id = object_str(results->u.array.values[i], "toolUseId");
+        bool found = false;
+        for (size_t j = 0; prev_tool_uses != NULL && j < prev_tool_uses->u.array.len && !found; ++j) {
+            const char *use_id = object_str(prev_tool_uses->u.array.values[j], "toolUseId");
+            found = use_id != NULL && strcmp(use_id, id) == 0;
+        }
+        if (!found)
+            return REJECT(c, "tool_result_orphan", "%s: toolResult \"%.64s\" has no toolUse in the preceding assistant message",
+                          path, id);
+    }
+    return 0;
+}
+
+static void append_user_text(k2a_buf_t *text, yajl_val content, yajl_val results)
+{
+    if (text == NULL)
+        return;
+    k2a_buf_appendstr(text, content->u.string);
+    for (size_t i = 0; results != NULL && i < results->u.array.len; ++i) {
+        yajl_val items = NULL;
+        yajl_val r = results->u.array.values[i];
+        for (size_t k = 0; k < r->u.object.len; ++k)
+            if (strcmp(r->u.object.keys[k], "content") == 0)
+                items = r->u.object.values[k];
+        for (size_t j = 0; items != NULL && j < items->u.array.len; ++j) {
+            const char *t = object_str(items->u.array.values[j], "text");
+            if (t != NULL) {
+                k2a_buf_appendstr(text, "\n");
+                k2a_buf_appendstr(text, t);
+            }
+        }
+    }
+}
+
+static int check_conversation(ctx_t *c, yajl_val root, k2a_buf_t *user_text)
+{
+    static const field_t root_fields[] = {{"conversationState", T_OBJ, true}, {"profileArn", T_STR, false}};
+    static const field_t state_fields[] = {{"agentContinuationId", T_STR, false}, {"agentTaskType", T_STR, false},
+                                           {"chatTriggerType", T_STR, true},      {"currentMessage", T_OBJ, true},
+                                           {"conversationId", T_STR, false},      {"history", T_ARR, false}};
+    static const field_t current_fields[] = {{"userInputMessage", T_OBJ, true}};
+    static const field_t entry_fields[] = {{"userInputMessage", T_OBJ, false}, {"assistantResponseMessage", T_OBJ, false}};
+    static const field_t assistant_fields[] = {{"content", T_STR, true}, {"toolUses", T_ARR, false}};
+    static const field_t use_fields[] = {{"toolUseId", T_STR, true}, {"name", T_STR, true}, {"input", T_OBJ, true}};
+    yajl_val rv[2], sv[6], cv[1], ev[2], av[2], uv[3], cur_ctx[2], hctx[2];
+    char path[64];
+
+    if (check_object(c, root, "body", root_fields, 2, rv) != 0 ||
+        check_object(c, rv[0], "conversationState", state_fields, 6, sv) != 0 ||
+        check_object(c, sv[3], "conversationState.currentMessage", current_fields, 1, cv) != 0)
+        return -1;
+    /* Rule "bad_enum": chatTriggerType outside MANUAL/AUTO/INLINE_CHAT. */
+    if (strcmp(sv[2]->u.string, "MANUAL") != 0 && strcmp(sv[2]->u.string, "AUTO") != 0 &&
+        strcmp(sv[2]->u.string, "INLINE_CHAT") != 0)
+        return REJECT(c, "bad_enum", "conversationState.chatTriggerType \"%.32s\" is not MANUAL/AUTO/INLINE_CHAT", sv[2]->u.string);
+    if (check_user(c, cv[0], "currentMessage.userInputMessage", true, cur_ctx) != 0)
+        return -1;
+    yajl_val tools = cur_ctx[0];
+    size_t ntools = tools != NULL ? tools->u.array.len : 0;
+
+    yajl_val history = sv[5];
+    size_t nhist = history != NULL ? history->u.array.len : 0;
+    yajl_val prev_tool_uses = NULL; /* toolUses of the last assistant entry seen */
+    for (size_t i = 0; i < nhist; ++i) {
+        snprintf(path, sizeof(path), "history[%zu]", i);
+        if (check_object(c, history->u.array.values[i], path, entry_fields, 2, ev) != 0)
+            return -1;
+        /* Rule "history_entry": each entry holds exactly one of userInputMessage / assistantResponseMessage. */
+        if ((ev[0] == NULL) == (ev[1] == NULL))
+            return REJECT(c, "history_entry", "%s must hold exactly one of userInputMessage/assistantResponseMessage", path);
+        /* Rule "history_alternation": history is user, assistant, user, assistant... (kiro.rs #79: two assistants in a row
+         * -> 400). */
+        bool want_user = i % 2 == 0;
+        if (want_user != (ev[0] != NULL))
+            return REJECT(c, "history_alternation", "%s: history must alternate user/assistant starting with user", path);
+        if (ev[0] != NULL) {
+            if (check_user(c, ev[0], path, false, hctx) != 0 || check_pairing(c, hctx[1], prev_tool_uses, path) != 0)
+                return -1;
+            continue;
+        }
+        if (check_object(c, ev[1], path, assistant_fields, 2, av) != 0)
+            return -1;
+        prev_tool_uses = av[1];
+        size_t nuses = av[1] != NULL ? av[1]->u.array.len : 0;
+        /* Rule "empty_assistant_message": blank content and no toolUses (empty content is accepted next to toolUses,
+         * as in the real IDE capture of docs/kiro-protocol.md §2.10). */
+        if (is_blank(av[0]->u.string) && nuses == 0)
+            return REJECT(c, "empty_assistant_message", "%s: assistant message with empty content and no toolUses", path);
+        for (size_t j = 0; j < nuses; ++j) {
+            if (check_object(c, av[1]->u.array.values[j], path, use_fields, 3, uv) != 0)
+                return -1;
+            /* Rule "history_tools_without_tools": toolUses in history while the current message has no tools
+             * (CLIProxyAPIPlus #73). */
+            if (ntools == 0)
+                return REJECT(c, "history_tools_without_tools", "%s has toolUses but currentMessage has no tools", path);
+            /* Rule "history_tool_unknown": a history toolUse names a tool absent from the current tools
+             * (case-insensitive, as kiro.rs learned). */
+            bool found = false;
+            for (size_t t = 0; t < ntools && !found; ++t) {
+                yajl_val spec = tools->u.array.values[t]->u.object.values[0];
+                const char *tname = object_str(spec, "name");
+                found = tname != NULL && strcasecmp(tname, uv[1]->u.string) == 0;
+            }
+            if (!found)
+                return REJECT(c, "history_tool_unknown", "%s uses tool \"%.64s\" that is not in currentMessage tools", path,
+                              uv[1]->u.string);
+            /* Rule "duplicate_tool_use": the same toolUseId twice in one assistant message. */
+            for (size_t k = 0; k < j; ++k)
+                if (strcmp(object_str(av[1]->u.array.values[k], "toolUseId"), uv[0]->u.string) == 0)
+                    return REJECT(c, "duplicate_tool_use", "%s has toolUseId \"%.64s\" twice", path, uv[0]->u.string);
+        }
+    }
+    /* Rule "history_ends_with_user": a non-empty history must end with an assistant message. */
+    if (nhist % 2 != 0)
+        return REJECT(c, "history_ends_with_user", "history must end with an assistantResponseMessage");
+    if (check_pairing(c, cur_ctx[1], nhist > 0 ? prev_tool_uses : NULL, "currentMessage") != 0)
+        return -1;
+
+    yajl_val content = NULL;
+    for (size_t k = 0; k < cv[0]->u.object.len; ++k)
+        if (strcmp(cv[0]->u.object.keys[k], "content") == 0)
+            content = cv[0]->u.object.values[k];
+    append_user_text(user_text, content, cur_ctx[1]);
+    return 0;
+}
+
+/* Maximum nesting depth of [ and { outside strings; stops counting early once above the limit. A '/' outside strings
+ * (a comment, which yajl_tree would accept) counts as SIZE_MAX - 1: it is never valid JSON. */
+static size_t json_depth(const char *p, size_t len, size_t limit)
+{
+    size_t depth = 0, max = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < len; ++i) {
+        char ch = p[i];
+        if (in_str) {
+            if (ch == '\\')
+                ++i;
+            else if (ch == '"')
+                in_str = false;
+        } else if (ch == '"') {
+            in_str = true;
+        } else if (ch == '/') {
+            return SIZE_MAX - 1;
+        } else if (ch == '[' || ch == '{') {
+            if (++depth > max && (max = depth) > limit)
+                return max;
+        } else if ((ch == ']' || ch == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return max;
+}
+
+int k2a_sim_validate_request_ex(const char *json, size_t len, const k2a_sim_limits_t *limits, k2a_sim_validation_t *out,
+                                k2a_buf_t *user_text)
+{
+    k2a_sim_limits_t defaults;
+    if (limits == NULL) {
+        k2a_sim_limits_init(&defaults);
+        limits = &defaults;
+    }
+    ctx_t c = {limits, out};
+    out->status = 200;
+    out->rule = "";
+    out->body[0] = '\0';
+    out->detail[0] = '\0';
+
+    /* Rule "payload_too_large": the whole body above --max-payload bytes (KGW: ~615 KB gives a 400). */
+    if (len > limits->max_payload)
+        return reject_with(&c, BODY_TOO_LONG, "payload_too_large", "body of %zu bytes is above the %zu-byte limit", len,
+                           limits->max_payload),
+               out->status;
+    /* Rule "json_depth": nesting deeper than 128 levels (also keeps yajl_tree_free's recursion bounded). */
+    size_t depth = json_depth(json, len, K2A_SIM_MAX_JSON_DEPTH);
+    if (depth == SIZE_MAX - 1)
+        return REJECT(&c, "json_syntax", "a comment or '/' outside a string"), out->status;
+    if (depth > K2A_SIM_MAX_JSON_DEPTH)
+        return REJECT(&c, "json_depth", "JSON nested deeper than %d levels", K2A_SIM_MAX_JSON_DEPTH), out->status;
+    /* Rule "json_syntax": not one valid JSON document (yajl also rejects invalid UTF-8 and embedded NULs). */
+    if (memchr(json, '\0', len) != NULL)
+        return REJECT(&c, "json_syntax", "body contains a NUL byte"), out->status;
+    char *copy = malloc(len + 1);
+    if (copy == NULL)
+        return REJECT(&c, "json_syntax", "out of memory"), out->status;
+    memcpy(copy, json, len);
+    copy[len] = '\0';
+    char err[128];
+    yajl_val root = yajl_tree_parse(copy, err, sizeof(err));
+    free(copy);
+    if (root == NULL) {
+        for (char *p = err; *p != '\0'; ++p)
+            if (*p == '\n')
+                *p = ' ';
+        return REJECT(&c, "json_syntax", "malformed JSON: %.100s", err), out->status;
+    }
+    size_t text_mark = user_text != NULL ? user_text->len : 0;
+    if (check_conversation(&c, root, user_text) != 0 && user_text != NULL)
+        user_text->len = text_mark;
+    yajl_tree_free(root);
+    return out->status;
+}
+
+int k2a_sim_validate_request(const char *json, size_t len, k2a_sim_validation_t *out)
+{
+    return k2a_sim_validate_request_ex(json, len, NULL, out, NULL);
+}

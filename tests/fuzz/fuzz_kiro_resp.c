@@ -1,0 +1,242 @@
+/*
+ * libFuzzer target for the upstream response path after the EventStream decoder: Kiro event parser -> Anthropic SSE
+ * writer + non-stream aggregator, with an invariant checker on the IR events. Raw EventStream bytes would mostly die at
+ * the CRC check, so the input describes frames that are built with the encoder: byte 0 = flags (bit 0 thinking, bit 1
+ * thinking omitted, bit 2 dedupe, bit 3 a 64-byte tool-input limit, bit 4 end with a transport error), then records
+ * [kind u8][len u16 BE][bytes]. kind % 10: 0 assistantResponseEvent (payload as is), 1 toolUseEvent (as is),
+ * 2 meteringEvent, 3 contextUsageEvent, 4 exception frame (ContentLengthExceededException when len is even, else
+ * ThrottlingException), 5 error frame, 6 an unknown event, 7 assistantResponseEvent {"content":"<bytes>"},
+ * 8 toolUseEvent piece {"name":"T","toolUseId":"t<kind/10>","input":"<bytes>"}, 9 the same with "stop":true.
+ * Invariants: MESSAGE_START first, consecutive indices, one open block, deltas of the open block's kind and valid
+ * UTF-8, exactly one STOP or ERROR and it is last; the SSE writer accepts every event; the aggregator either renders a
+ * JSON document or fails with a K2A_E* code.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_tree.h>
+#include "convert/anthropic_resp.h"
+#include "convert/kiro_resp.h"
+#include "core/errors.h"
+#include "core/log.h"
+#include "eventstream/eventstream.h"
+
+#define CHECK(c)                                                                                                                   \
+    do {                                                                                                                           \
+        if (!(c)) {                                                                                                                \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);                                                  \
+            abort();                                                                                                               \
+        }                                                                                                                          \
+    } while (0)
+
+typedef struct st_checker_t {
+    k2a_anthropic_sse_t *sse;
+    k2a_anthropic_msg_t *msg;
+    size_t n;
+    int next, open;
+    k2a_ir_block_kind_t open_kind;
+    bool ended;
+} checker_t;
+
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t len;
+        uint32_t cp;
+        if (c < 0x80) {
+            ++i;
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            len = 2;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            len = 3;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            len = 4;
+            cp = c & 0x07;
+        } else
+            return false;
+        if (i + len > n)
+            return false;
+        for (size_t k = 1; k < len; ++k) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+static int on_event(void *ctx, const k2a_ir_event_t *ev)
+{
+    checker_t *c = ctx;
+    CHECK(!c->ended);
+    CHECK((c->n == 0) == (ev->type == K2A_EV_MESSAGE_START));
+    ++c->n;
+    switch (ev->type) {
+    case K2A_EV_BLOCK_START:
+        CHECK(c->open == -1);
+        CHECK(ev->index == c->next);
+        c->open = c->next++;
+        c->open_kind = ev->block;
+        if (ev->block == K2A_BLOCK_TOOL_USE)
+            CHECK(ev->tool_id.len != 0 && ev->tool_name.len != 0 &&
+                  utf8_valid((const unsigned char *)ev->tool_name.base, ev->tool_name.len));
+        break;
+    case K2A_EV_DELTA:
+        CHECK(ev->index == c->open && ev->block == c->open_kind);
+        CHECK(ev->text.len != 0);
+        CHECK(utf8_valid((const unsigned char *)ev->text.base, ev->text.len));
+        break;
+    case K2A_EV_BLOCK_STOP:
+        CHECK(ev->index == c->open);
+        c->open = -1;
+        break;
+    case K2A_EV_STOP:
+        CHECK(c->open == -1);
+        c->ended = true;
+        break;
+    case K2A_EV_ERROR:
+        CHECK(ev->error < 0 && ev->error_message.len != 0);
+        c->ended = true;
+        break;
+    default:
+        break;
+    }
+    CHECK(k2a_anthropic_sse_on_event(c->sse, ev) == 0);
+    k2a_anthropic_msg_on_event(c->msg, ev);
+    return 0;
+}
+
+static void fixed_random(void *ctx, void *buf, size_t len)
+{
+    memset(buf, 1, len);
+}
+
+static void json_raw(k2a_buf_t *b, const uint8_t *s, size_t n)
+{
+    for (size_t i = 0; i < n; ++i) {
+        if (s[i] == '"' || s[i] == '\\') {
+            k2a_buf_append(b, "\\", 1);
+            k2a_buf_append(b, &s[i], 1);
+        } else if (s[i] < 0x20) {
+            k2a_buf_appendf(b, "\\u%04x", s[i]);
+        } else {
+            k2a_buf_append(b, &s[i], 1);
+        }
+    }
+}
+
+static void feed(k2a_kiro_resp_t *p, k2a_buf_t *frame)
+{
+    k2a_es_frame_t f;
+    CHECK(k2a_es_decode_frame(frame->base, frame->len, 0, &f) == (intptr_t)frame->len);
+    k2a_kiro_resp_on_frame(p, &f);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static bool quiet;
+    if (!quiet) {
+        k2a_log_configure(K2A_LOG_ERROR + 1, K2A_LOG_TEXT, false, NULL);
+        quiet = true;
+    }
+    if (size < 1)
+        return 0;
+    uint8_t flags = data[0];
+    k2a_buf_t out, json, frame, payload;
+    k2a_buf_init(&out, 0);
+    k2a_buf_init(&json, 0);
+    k2a_buf_init(&frame, 0);
+    k2a_buf_init(&payload, 0);
+    k2a_anthropic_sse_t sse;
+    k2a_anthropic_msg_t msg;
+    k2a_anthropic_sse_init(&sse, &out, K2A_STRLIT("claude-fuzz"), fixed_random, NULL);
+    k2a_anthropic_msg_init(&msg, K2A_STRLIT("claude-fuzz"), fixed_random, NULL, 0);
+    checker_t c = {.sse = &sse, .msg = &msg, .open = -1};
+    k2a_kiro_resp_config_t cfg = {
+        .thinking = flags & 1, .thinking_omitted = (flags >> 1) & 1, .dedupe_repeated_chunks = (flags >> 2) & 1};
+    cfg.input_tokens = 10;
+    cfg.max_tool_input = (flags & 8) ? 64 : 0;
+    k2a_kiro_resp_t p;
+    CHECK(k2a_kiro_resp_init(&p, &cfg, on_event, &c) == 0);
+    k2a_kiro_resp_start(&p);
+    size_t off = 1;
+    while (off + 3 <= size) {
+        uint8_t kind = data[off];
+        size_t len = (size_t)data[off + 1] << 8 | data[off + 2];
+        off += 3;
+        if (len > size - off)
+            len = size - off;
+        const uint8_t *b = data + off;
+        off += len;
+        k2a_buf_reset(&frame);
+        k2a_buf_reset(&payload);
+        switch (kind % 10) {
+        case 0:
+            k2a_es_encode_event(&frame, "assistantResponseEvent", b, len);
+            break;
+        case 1:
+            k2a_es_encode_event(&frame, "toolUseEvent", b, len);
+            break;
+        case 2:
+            k2a_es_encode_event(&frame, "meteringEvent", b, len);
+            break;
+        case 3:
+            k2a_es_encode_event(&frame, "contextUsageEvent", b, len);
+            break;
+        case 4:
+            k2a_es_encode_exception(&frame, len % 2 == 0 ? "ContentLengthExceededException" : "ThrottlingException", b, len);
+            break;
+        case 5: {
+            k2a_es_header_t h[3] = {k2a_es_header_string(":message-type", "error"), k2a_es_header_string(":error-code", "Boom"),
+                                    k2a_es_header_string(":error-message", "fuzz")};
+            k2a_es_encode(&frame, h, 3, b, len);
+            break;
+        }
+        case 6:
+            k2a_es_encode_event(&frame, "messageMetadataEvent", b, len);
+            break;
+        case 7:
+            k2a_buf_appendstr(&payload, "{\"content\":\"");
+            json_raw(&payload, b, len);
+            k2a_buf_appendstr(&payload, "\"}");
+            k2a_es_encode_event(&frame, "assistantResponseEvent", payload.base, payload.len);
+            break;
+        default:
+            k2a_buf_appendf(&payload, "{\"name\":\"T\",\"toolUseId\":\"t%d\",\"input\":\"", kind / 10);
+            json_raw(&payload, b, len);
+            k2a_buf_appendstr(&payload, kind % 10 == 9 ? "\",\"stop\":true}" : "\"}");
+            k2a_es_encode_event(&frame, "toolUseEvent", payload.base, payload.len);
+            break;
+        }
+        if (frame.len != 0)
+            feed(&p, &frame);
+        k2a_buf_reset(&out); /* the HTTP layer sends and resets */
+    }
+    k2a_kiro_resp_finish(&p, (flags & 16) ? K2A_ERESET_MID_BODY : 0);
+    CHECK(c.ended);
+    CHECK(k2a_anthropic_sse_done(&sse));
+    int r = k2a_anthropic_msg_render(&msg, &json);
+    if (r == 0) {
+        yajl_val v = yajl_tree_parse(k2a_buf_cstr(&json), NULL, 0);
+        CHECK(v != NULL);
+        yajl_tree_free(v);
+    } else {
+        CHECK(r < 0 && json.len == 0);
+    }
+    k2a_kiro_resp_dispose(&p);
+    k2a_anthropic_msg_dispose(&msg);
+    k2a_buf_dispose(&out);
+    k2a_buf_dispose(&json);
+    k2a_buf_dispose(&frame);
+    k2a_buf_dispose(&payload);
+    return 0;
+}

@@ -1,0 +1,301 @@
+"""Helpers for the kiro-sim integration tests (python3 standard library only).
+
+- Sim: starts build/kiro-sim (env K2A_SIM) on --port 0, reads the first stdout line for the URL, stops it.
+- parse_frames(): an AWS EventStream parser that verifies both CRCs (raises CrcError / Truncated).
+- Request builders for generateAssistantResponse bodies and small HTTP helpers.
+Every address used is loopback.
+"""
+import http.client
+import json
+import os
+import select
+import ssl
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.environ.get("K2A_SOURCE_DIR") or os.path.abspath(os.path.join(HERE, "..", ".."))
+FIXTURES_DIR = os.path.join(SOURCE_DIR, "tests", "fixtures", "upstream")
+
+
+def sim_binary():
+    path = os.environ.get("K2A_SIM") or os.path.join(SOURCE_DIR, "build", "kiro-sim")
+    if not os.path.exists(path):
+        sys.exit("kiro-sim binary not found at %s (set K2A_SIM)" % path)
+    return path
+
+
+class Sim:
+    """A running kiro-sim. Use as a context manager."""
+
+    def __init__(self, *args, ca_file=None):
+        self.args = [sim_binary(), "--port", "0", "--fixtures-dir", FIXTURES_DIR] + list(args)
+        self.ca_file = ca_file
+        # stderr goes to a file (a pipe nobody reads could fill up); stop() checks it for sanitizer reports
+        self.stderr_file = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self.stderr_file)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 20)
+        if not ready:
+            self.stop()
+            raise RuntimeError("kiro-sim printed nothing within 20 s")
+        self.first_line = self.proc.stdout.readline().decode()
+        prefix = "kiro-sim listening on "
+        if not self.first_line.startswith(prefix):
+            self.stop(check=False)
+            raise RuntimeError("unexpected first line %r %s" % (self.first_line, self.stderr_text))
+        self.url = self.first_line[len(prefix):].strip()
+        self.scheme, rest = self.url.split("://")
+        self.host, port = rest.rsplit(":", 1)
+        self.port = int(port)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        # run_tests() ends with sys.exit(): check the sim then too, unless a test already failed
+        self.stop(check=exc_type is None or (exc_type is SystemExit and not exc.code))
+
+    def stop(self, check=True):
+        """Stops the sim with SIGTERM. With check, raises when it did not exit 0 or reported a sanitizer error."""
+        if self.stderr_file is None:
+            return
+        was_running = self.proc.poll() is None
+        if was_running:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        self.stderr_file.seek(0)
+        self.stderr_text = self.stderr_file.read().decode(errors="replace")
+        self.stderr_file.close()
+        self.stderr_file = None
+        if check:
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "Assertion"):
+                if marker in self.stderr_text:
+                    raise AssertionError("kiro-sim reported: %s" % self.stderr_text[-4000:])
+            if not was_running or self.proc.returncode != 0:
+                raise AssertionError("kiro-sim exited with %s (running at stop: %s): %s" %
+                                     (self.proc.returncode, was_running, self.stderr_text[-2000:]))
+
+    def conn(self, timeout=30):
+        if self.scheme == "https":
+            ctx = ssl.create_default_context(cafile=self.ca_file)
+            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=ctx)
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def request(self, method, path, body=None, token=None, headers=None, timeout=30):
+        """Returns (status, headers dict (lower-case names), body bytes)."""
+        h = dict(headers or {})
+        if token is not None:
+            h["Authorization"] = "Bearer " + token
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body, ensure_ascii=False).encode()
+        elif isinstance(body, str):
+            body = body.encode()
+        if body is not None:
+            h.setdefault("Content-Type", "application/json")
+        c = self.conn(timeout)
+        try:
+            c.request(method, path, body=body, headers=h)
+            r = c.getresponse()
+            data = r.read()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+        finally:
+            c.close()
+
+    def json(self, method, path, body=None, token=None):
+        status, _, data = self.request(method, path, body, token)
+        return status, json.loads(data) if data else None
+
+    def refresh(self, name):
+        status, doc = self.json("POST", "/refreshToken", {"refreshToken": name})
+        assert status == 200, (status, doc)
+        return doc["accessToken"]
+
+    def stats(self):
+        status, doc = self.json("GET", "/sim/stats")
+        assert status == 200
+        return doc
+
+    def reset(self, all_=False):
+        status, _ = self.json("POST", "/sim/reset" + ("?all=1" if all_ else ""))
+        assert status == 200
+
+    def generate(self, token, body, timeout=30):
+        """Returns (status, headers, raw body bytes)."""
+        return self.request("POST", "/generateAssistantResponse", body, token=token, timeout=timeout)
+
+
+class CrcError(Exception):
+    pass
+
+
+class Truncated(Exception):
+    pass
+
+
+class Frame:
+    def __init__(self, headers, payload, raw):
+        self.headers = headers
+        self.payload = payload
+        self.raw = raw
+
+    @property
+    def event_type(self):
+        return self.headers.get(":event-type")
+
+    @property
+    def message_type(self):
+        return self.headers.get(":message-type")
+
+    def json(self):
+        """The payload as JSON; raw bytes that are not valid UTF-8 survive as surrogate escapes (see raw_str)."""
+        return json.loads(self.payload.decode("utf-8", "surrogateescape"))
+
+    def __repr__(self):
+        return "Frame(%s, %r)" % (self.event_type or self.message_type, self.payload[:80])
+
+
+def raw_str(s):
+    """Bytes of a string decoded by Frame.json(), partial UTF-8 sequences included."""
+    return s.encode("utf-8", "surrogateescape")
+
+
+def _parse_headers(block):
+    headers, types, off = {}, [], 0
+    while off < len(block):
+        n = block[off]
+        name = block[off + 1:off + 1 + n].decode()
+        off += 1 + n
+        t = block[off]
+        types.append(t)
+        off += 1
+        if t in (0, 1):
+            v = t == 0
+        elif t == 2:
+            v = struct.unpack(">b", block[off:off + 1])[0]
+            off += 1
+        elif t == 3:
+            v = struct.unpack(">h", block[off:off + 2])[0]
+            off += 2
+        elif t == 4:
+            v = struct.unpack(">i", block[off:off + 4])[0]
+            off += 4
+        elif t in (5, 8):
+            v = struct.unpack(">q", block[off:off + 8])[0]
+            off += 8
+        elif t in (6, 7):
+            ln = struct.unpack(">H", block[off:off + 2])[0]
+            v = block[off + 2:off + 2 + ln]
+            if t == 7:
+                v = v.decode()
+            off += 2 + ln
+        elif t == 9:
+            v = block[off:off + 16]
+            off += 16
+        else:
+            raise ValueError("header type %d" % t)
+        headers[name] = v
+    return headers, types
+
+
+def parse_frames(data):
+    """Parses a whole EventStream body. Raises CrcError on a bad CRC, Truncated on an incomplete frame."""
+    frames, off = [], 0
+    while off < len(data):
+        if len(data) - off < 12:
+            raise Truncated("%d trailing bytes" % (len(data) - off))
+        total, hlen, pcrc = struct.unpack(">III", data[off:off + 12])
+        if zlib.crc32(data[off:off + 8]) != pcrc:
+            raise CrcError("prelude CRC of frame %d" % len(frames))
+        if total < 16 or off + total > len(data):
+            raise Truncated("frame %d needs %d bytes, %d left" % (len(frames), total, len(data) - off))
+        mcrc = struct.unpack(">I", data[off + total - 4:off + total])[0]
+        if zlib.crc32(data[off:off + total - 4]) != mcrc:
+            raise CrcError("message CRC of frame %d" % len(frames))
+        headers, types = _parse_headers(data[off + 12:off + 12 + hlen])
+        f = Frame(headers, data[off + 12 + hlen:off + total - 4], data[off:off + total])
+        f.header_types = types
+        f.header_names = list(headers)
+        frames.append(f)
+        off += total
+    return frames
+
+
+def text_of(frames):
+    return "".join(f.json()["content"] for f in frames if f.event_type == "assistantResponseEvent")
+
+
+def user_message(content, model="auto", tools=None, tool_results=None, images=None):
+    ctx = {}
+    if tools:
+        ctx["tools"] = tools
+    if tool_results:
+        ctx["toolResults"] = tool_results
+    return {"content": content, "modelId": model, "origin": "AI_EDITOR", "images": images or [],
+            "userInputMessageContext": ctx}
+
+
+def request_body(content="hello", model="auto", tools=None, tool_results=None, history=None, images=None):
+    state = {
+        "agentContinuationId": "7f3c2a1e-9b4d-5e6f-8a1b-2c3d4e5f6a7b",
+        "agentTaskType": "vibe",
+        "chatTriggerType": "MANUAL",
+        "currentMessage": {"userInputMessage": user_message(content, model, tools, tool_results, images)},
+        "conversationId": "conv-0123456789abcdef",
+    }
+    if history:
+        state["history"] = history
+    return {"conversationState": state}
+
+
+def tool_spec(name, description="A tool", schema=None):
+    return {"toolSpecification": {"name": name, "description": description,
+                                  "inputSchema": {"json": schema or {"type": "object", "properties": {}}}}}
+
+
+def hist_user(content):
+    return {"userInputMessage": {"content": content, "modelId": "auto", "origin": "AI_EDITOR",
+                                 "userInputMessageContext": {}}}
+
+
+def hist_assistant(content, tool_uses=None):
+    m = {"content": content}
+    if tool_uses is not None:
+        m["toolUses"] = tool_uses
+    return {"assistantResponseMessage": m}
+
+
+def assert_healthy_tail(frames):
+    """A healthy reply ends with meteringEvent then contextUsageEvent."""
+    assert len(frames) >= 2, frames
+    assert frames[-2].event_type == "meteringEvent", frames[-2]
+    m = frames[-2].json()
+    assert m["unit"] == "credit" and m["unitPlural"] == "credits" and isinstance(m["usage"], float), m
+    assert frames[-1].event_type == "contextUsageEvent", frames[-1]
+    assert isinstance(frames[-1].json()["contextUsagePercentage"], (int, float))
+
+
+def run_tests(tests):
+    """Runs test functions, prints one line each and the closing 'N passed, N failed' line; exits non-zero on failure."""
+    passed = failed = 0
+    for t in tests:
+        start = time.time()
+        try:
+            t()
+            passed += 1
+            print("PASS %s (%.2fs)" % (t.__name__, time.time() - start), flush=True)
+        except Exception:
+            import traceback
+            failed += 1
+            print("FAIL %s" % t.__name__, flush=True)
+            traceback.print_exc()
+    print("%d passed, %d failed" % (passed, failed), flush=True)
+    sys.exit(1 if failed else 0)

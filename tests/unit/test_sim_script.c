@@ -1,0 +1,214 @@
+/*
+ * Unit tests for kiro-sim's pure parts: the request validator (k2a_sim_validate_request, which the gateway's fuzz
+ * target also calls) and the directive plan + lazy frame producer. The validator gets a good body, a few bad ones,
+ * a 100 000-deep nesting and 20 000 seeded random mutations of a good body (must never crash, always 200 or 400).
+ * The producer's frames are decoded with the EventStream decoder (CRCs checked) and the tool input pieces are
+ * reassembled byte for byte.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "core/errors.h"
+#include "eventstream/eventstream.h"
+#include "sim/internal.h"
+#include "sim/validate.h"
+
+static const char good[] =
+    "{\"conversationState\":{\"chatTriggerType\":\"MANUAL\",\"conversationId\":\"c\",\"currentMessage\":{\"userInputMessage\":"
+    "{\"content\":\"\",\"modelId\":\"auto\",\"origin\":\"AI_EDITOR\",\"images\":[],\"userInputMessageContext\":{\"tools\":[{"
+    "\"toolSpecification\":{\"name\":\"Bash\",\"description\":\"run\",\"inputSchema\":{\"json\":{\"type\":\"object\"}}}}],"
+    "\"toolResults\":[{\"toolUseId\":\"tooluse_1\",\"content\":[{\"text\":\"out [[sim:text frames=2 size=3]]\"}],\"status\":"
+    "\"success\"}]}}},\"history\":[{\"userInputMessage\":{\"content\":\"hi\",\"modelId\":\"auto\",\"origin\":\"AI_EDITOR\"}},"
+    "{\"assistantResponseMessage\":{\"content\":\"\",\"toolUses\":[{\"toolUseId\":\"tooluse_1\",\"name\":\"bash\",\"input\":{}}]}}"
+    "]}}";
+
+static void test_validator_good_and_text(void **state)
+{
+    k2a_sim_validation_t v;
+    k2a_buf_t text = K2A_BUF_INIT(0);
+    assert_int_equal(k2a_sim_validate_request(good, sizeof(good) - 1, &v), 200);
+    assert_string_equal(v.rule, "");
+    assert_int_equal(k2a_sim_validate_request_ex(good, sizeof(good) - 1, NULL, &v, &text), 200);
+    assert_int_equal(text.len, strlen("\nout [[sim:text frames=2 size=3]]"));
+    assert_memory_equal(text.base, "\nout [[sim:text frames=2 size=3]]", text.len);
+    k2a_buf_dispose(&text);
+}
+
+static void expect_reject(const char *json, const char *rule, const char *body_part)
+{
+    k2a_sim_validation_t v;
+    assert_int_equal(k2a_sim_validate_request(json, strlen(json), &v), 400);
+    assert_string_equal(v.rule, rule);
+    assert_non_null(strstr(v.body, body_part));
+    assert_true(v.detail[0] != '\0');
+}
+
+static void test_validator_rejects(void **state)
+{
+    expect_reject("", "json_syntax", "Improperly formed request.");
+    expect_reject("{\"conversationState\":{}}", "missing_field", "Improperly formed request.");
+    expect_reject("{\"conversationState\":null}", "null_value", "\"reason\":null");
+    char *s = strdup(good);
+    memcpy(strstr(s, "\"auto\""), "\"xuto\"", 6);
+    expect_reject(s, "model_unknown", "INVALID_MODEL_ID");
+    free(s);
+    s = strdup(good);
+    memcpy(strstr(s, "\"tooluse_1\",\"content\""), "\"tooluse_2\"", 11);
+    expect_reject(s, "tool_result_orphan", "Improperly formed request.");
+    free(s);
+
+    k2a_sim_limits_t lim;
+    k2a_sim_validation_t v;
+    k2a_sim_limits_init(&lim);
+    lim.max_payload = 100;
+    assert_int_equal(k2a_sim_validate_request_ex(good, sizeof(good) - 1, &lim, &v, NULL), 400);
+    assert_string_equal(v.body, "{\"message\":\"Input is too long.\",\"reason\":\"CONTENT_LENGTH_EXCEEDS_THRESHOLD\"}");
+}
+
+static void test_validator_deep_nesting(void **state)
+{
+    size_t n = 100000;
+    char *deep = malloc(2 * n);
+    memset(deep, '[', n);
+    memset(deep + n, ']', n);
+    k2a_sim_validation_t v;
+    assert_int_equal(k2a_sim_validate_request(deep, 2 * n, &v), 400);
+    assert_string_equal(v.rule, "json_depth");
+    free(deep);
+}
+
+static uint64_t rng = 42;
+static uint64_t rnd(void)
+{
+    uint64_t z = (rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void test_validator_random_mutations(void **state)
+{
+    static const char alphabet[] = "{}[]\",:0 nulltruefalse\\\x80\xc3";
+    size_t len = sizeof(good) - 1, accepted = 0;
+    char *buf = malloc(len + 16);
+    for (int i = 0; i < 20000; ++i) {
+        memcpy(buf, good, len);
+        size_t n = len;
+        for (int m = 1 + rnd() % 3; m > 0; --m) {
+            size_t at = rnd() % n;
+            switch (rnd() % 3) {
+            case 0:
+                buf[at] = alphabet[rnd() % (sizeof(alphabet) - 1)];
+                break;
+            case 1:
+                memmove(buf + at, buf + at + 1, n - at - 1);
+                --n;
+                break;
+            default:
+                memmove(buf + at + 1, buf + at, n - at);
+                buf[at] = alphabet[rnd() % (sizeof(alphabet) - 1)];
+                ++n;
+            }
+        }
+        k2a_sim_validation_t v;
+        int st = k2a_sim_validate_request(buf, n, &v);
+        assert_true(st == 200 || st == 400);
+        accepted += st == 200;
+    }
+    assert_true(accepted < 20000); /* mutations do get rejected */
+    free(buf);
+}
+
+typedef struct st_collect_t {
+    int n;
+    char types[32][32];
+    k2a_buf_t input;
+} collect_t;
+
+static int on_frame(void *ctx, const k2a_es_frame_t *f)
+{
+    collect_t *c = ctx;
+    size_t len;
+    const char *t = k2a_es_frame_header_str(f, ":event-type", &len);
+    assert_non_null(t);
+    assert_true(c->n < 32);
+    memcpy(c->types[c->n], t, len);
+    c->types[c->n][len] = '\0';
+    ++c->n;
+    const char *in = memmem(f->payload, f->payload_len, "\"input\":\"", 9);
+    if (in != NULL) {
+        in += 9;
+        const char *end = f->payload + f->payload_len - 2; /* payload ends with `"}` */
+        for (; in < end; ++in) {                           /* undo the two escapes the test input uses */
+            if (*in == '\\')
+                ++in;
+            k2a_buf_append(&c->input, in, 1);
+        }
+    }
+    return 0;
+}
+
+static void test_plan_tool_pieces(void **state)
+{
+    static const char text[] = "go [[sim:tool name=W input={\"p\":\"\xc3\xa9\\\"x\"} pieces=5]] now";
+    static const char input[] = "{\"p\":\"\xc3\xa9\\\"x\"}";
+    k2a_sim_plan_t plan;
+    k2a_sim_cursor_t cur;
+    char err[128];
+    assert_int_equal(k2a_sim_plan_parse(&plan, text, sizeof(text) - 1, err, sizeof(err)), 0);
+    assert_int_equal(plan.nsteps, 1);
+    assert_int_equal(plan.steps[0].pieces, 5);
+    /* the first cut lies inside the two-byte é */
+    assert_int_equal(
+        plan.steps[0].cuts[0] == 7 || plan.steps[0].cuts[1] == 7 || plan.steps[0].cuts[2] == 7 || plan.steps[0].cuts[3] == 7, 1);
+    k2a_buf_t out = K2A_BUF_INIT(0);
+    k2a_sim_cursor_init(&cur, &plan);
+    bool tail;
+    while (k2a_sim_next_frame(&plan, &cur, &out, &tail) == 1)
+        ;
+    collect_t c = {0};
+    k2a_buf_init(&c.input, 0);
+    k2a_es_decoder_t d;
+    k2a_es_decoder_init(&d, 0);
+    assert_int_equal(k2a_es_decoder_feed(&d, out.base, out.len, on_frame, &c), 0);
+    assert_false(k2a_es_decoder_has_partial(&d));
+    assert_int_equal(c.n, 9);
+    assert_string_equal(c.types[0], "toolUseEvent");
+    assert_string_equal(c.types[6], "toolUseEvent");
+    assert_string_equal(c.types[7], "meteringEvent");
+    assert_string_equal(c.types[8], "contextUsageEvent");
+    assert_int_equal(c.input.len, sizeof(input) - 1);
+    assert_memory_equal(c.input.base, input, sizeof(input) - 1);
+    k2a_es_decoder_dispose(&d);
+    k2a_buf_dispose(&c.input);
+    k2a_buf_dispose(&out);
+    k2a_sim_plan_dispose(&plan);
+}
+
+static void test_plan_errors_and_echo(void **state)
+{
+    k2a_sim_plan_t plan;
+    char err[128];
+    assert_int_equal(k2a_sim_plan_parse(&plan, "[[sim:nope]]", 12, err, sizeof(err)), K2A_EINVAL);
+    assert_non_null(strstr(err, "unknown directive"));
+    assert_int_equal(k2a_sim_plan_parse(&plan, "[[sim:text frames=", 18, err, sizeof(err)), K2A_EINVAL);
+    assert_int_equal(k2a_sim_plan_parse(&plan, " hi [[sim:drip ms=5]] ", 22, err, sizeof(err)), 0);
+    assert_int_equal(plan.nsteps, 1);
+    assert_int_equal(plan.drip_ms, 5);
+    assert_string_equal(plan.steps[0].text, "echo: hi");
+    k2a_sim_plan_dispose(&plan);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_validator_good_and_text), cmocka_unit_test(test_validator_rejects),
+        cmocka_unit_test(test_validator_deep_nesting),  cmocka_unit_test(test_validator_random_mutations),
+        cmocka_unit_test(test_plan_tool_pieces),        cmocka_unit_test(test_plan_errors_and_echo),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
