@@ -1,9 +1,12 @@
 /*
  * The OpenAI error table (see openai_error.h). One static array indexed by the K2A_E* code gives
- * status/type/code; codes without a row are internal errors (500 server_error). Types and codes follow
- * what api.openai.com sends, so that the official SDKs raise the right exception class (they key on the
- * status) and show a meaningful code: 400 invalid_request_error, 401 invalid_api_key, 404
- * model_not_found, 429 rate_limit_exceeded / insufficient_quota, 5xx server_error.
+ * status/type/code; every code has a row (a unit test checks it). Types and codes follow what
+ * api.openai.com sends, so that the official SDKs raise the right exception class (they key on the
+ * status) and show a meaningful code: client mistakes 400 invalid_request_error (a prompt too long for
+ * Kiro is 400 context_length_exceeded, as OpenAI says it), 401 invalid_api_key, 404 model_not_found,
+ * 413 request_too_large, 429 rate_limit_exceeded / insufficient_quota; what is left after failover over
+ * every account (no account, refresh failures, Kiro refusing the token: the client's key was fine) is
+ * 503; Kiro failures are 502 and timeouts towards it 504 (the SDKs retry 5xx); the rest 500 server_error.
  */
 #include <string.h>
 #include "core/errors.h"
@@ -16,6 +19,10 @@
 static const k2a_openai_error_info_t table[K2A__EIDX_MAX] = {
     /* core */
     ROW(NOMEM, 500, "server_error", "out_of_memory"),
+    ROW(INCOMPLETE, 500, "server_error", "internal_error"),
+    ROW(IO, 500, "server_error", "internal_error"),
+    ROW(CONFIG, 500, "server_error", "internal_error"),
+    ROW(INTERNAL, 500, "server_error", "internal_error"),
     BAD(INVAL, "invalid_value"),
     ROW(TOOBIG, 413, "invalid_request_error", "request_too_large"),
     ROW(CANCELED, 499, "invalid_request_error", "request_canceled"),
@@ -24,6 +31,7 @@ static const k2a_openai_error_info_t table[K2A__EIDX_MAX] = {
     BAD(UNSUPPORTED, "unsupported_value"),
     ROW(BUSY, 503, "server_error", "server_overloaded"),
     ROW(NOTIMPL, 501, "server_error", "not_implemented"),
+    UPSTREAM(CLOSED, 502, "upstream_error"),
     /* eventstream: a broken upstream response */
     UPSTREAM(ES_SHORT_FRAME, 502, "upstream_error"),
     UPSTREAM(ES_OVERSIZE, 502, "upstream_error"),
@@ -33,6 +41,7 @@ static const k2a_openai_error_info_t table[K2A__EIDX_MAX] = {
     UPSTREAM(ES_HEADER_TYPE, 502, "upstream_error"),
     UPSTREAM(ES_HEADER_NAME, 502, "upstream_error"),
     UPSTREAM(ES_TRUNCATED, 502, "upstream_error"),
+    UPSTREAM(ES_TOO_MANY_HEADERS, 502, "upstream_error"),
     /* upstream transport */
     UPSTREAM(DNS, 502, "upstream_unreachable"),
     UPSTREAM(DNS_TIMEOUT, 504, "upstream_timeout"),
@@ -66,6 +75,7 @@ static const k2a_openai_error_info_t table[K2A__EIDX_MAX] = {
     UPSTREAM(UPSTREAM_EVENT, 502, "upstream_error"),
     UPSTREAM(UPSTREAM_EXCEPTION, 502, "upstream_error"),
     UPSTREAM(UPSTREAM_TRUNCATED, 502, "upstream_error"),
+    UPSTREAM(UPSTREAM_TOOL_TOOBIG, 502, "upstream_error"),
     ROW(CLIENT_AUTH, 401, "invalid_request_error", "invalid_api_key"),
     /* pool: failures left after failover over every account */
     ROW(NO_ACCOUNT, 503, "server_error", "no_available_account"),
