@@ -15,18 +15,6 @@
 
 static const char base62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-void k2a_random_default(void *ctx, void *buf, size_t len)
-{
-    unsigned char *out = buf;
-    while (len != 0) {
-        uint64_t v = k2a_rand_u64();
-        size_t n = len < sizeof(v) ? len : sizeof(v);
-        memcpy(out, &v, n);
-        out += n;
-        len -= n;
-    }
-}
-
 void k2a_anthropic_message_id(char *out, k2a_random_cb random, void *random_ctx)
 {
     unsigned char rnd[24];

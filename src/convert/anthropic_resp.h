@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include "convert/ir.h"
 #include "core/buf.h"
+#include "core/rand.h"
 #include "core/str.h"
 
 /* "msg_" + 24 base62 characters */
@@ -26,11 +27,6 @@
  * recognise it when the block comes back in the history. */
 #define K2A_ANTHROPIC_THINKING_SIGNATURE "a2lybzJhcGk6IHVuc2lnbmVkIHRoaW5raW5nIGZyb20gS2lybw=="
 
-/* Fills buf with len random bytes (a CSPRNG in production, a fixed sequence in tests). */
-typedef void (*k2a_random_cb)(void *ctx, void *buf, size_t len);
-
-/* The production random source: bytes from core/rand.h's per-thread xoshiro256** (ctx unused). */
-void k2a_random_default(void *ctx, void *buf, size_t len);
 
 /* Writes "msg_" + 24 base62 characters and a NUL into out (K2A_ANTHROPIC_ID_LEN + 1 bytes). */
 void k2a_anthropic_message_id(char *out, k2a_random_cb random, void *random_ctx);

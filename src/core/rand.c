@@ -91,3 +91,15 @@ void k2a_rand_base62(char *out, size_t n)
         out[i] = alphabet[k2a_rand_below(62)];
     out[n] = '\0';
 }
+
+void k2a_rand_fill(void *ctx, void *buf, size_t len)
+{
+    unsigned char *out = buf;
+    while (len != 0) {
+        uint64_t v = k2a_rand_u64();
+        size_t n = len < sizeof(v) ? len : sizeof(v);
+        memcpy(out, &v, n);
+        out += n;
+        len -= n;
+    }
+}

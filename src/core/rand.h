@@ -18,4 +18,9 @@ void k2a_rand_base62(char *out, size_t n);
 /* Reseeds this thread's generator deterministically (tests). */
 void k2a_rand_seed(uint64_t seed);
 
+/* A source of random bytes handed to converters, so that tests can make ids deterministic. */
+typedef void (*k2a_random_cb)(void *ctx, void *buf, size_t len);
+/* The production source: bytes from this thread's generator (ctx unused). Not for secrets. */
+void k2a_rand_fill(void *ctx, void *buf, size_t len);
+
 #endif

@@ -229,8 +229,8 @@ static void test_sse_error_after_start(void **state)
     assert_int_equal(strlen(w.id), K2A_ANTHROPIC_ID_LEN);
     /* the production source gives different ids */
     char id1[K2A_ANTHROPIC_ID_LEN + 1], id2[K2A_ANTHROPIC_ID_LEN + 1];
-    k2a_anthropic_message_id(id1, k2a_random_default, NULL);
-    k2a_anthropic_message_id(id2, k2a_random_default, NULL);
+    k2a_anthropic_message_id(id1, k2a_rand_fill, NULL);
+    k2a_anthropic_message_id(id2, k2a_rand_fill, NULL);
     assert_string_not_equal(id1, id2);
     assert_true(strncmp(w.id, "msg_", 4) == 0);
     for (size_t i = 4; i < K2A_ANTHROPIC_ID_LEN; ++i)

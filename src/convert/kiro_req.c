@@ -1,0 +1,512 @@
+/*
+ * Kiro request encoder and builder (see kiro_req.h). The body is written in the field order of
+ * kiro-protocol.md §2.2 with the [REC] rules: empty/null fields omitted (history, toolUses, toolResults, tools,
+ * history images), except `images: []` on the current message (what both kiro2api and the real IDE send);
+ * chatTriggerType always MANUAL.
+ *
+ * The writer is a minimal one over the caller's bounded k2a_buf instead of yajl_gen: the schema is fixed, so
+ * the only state needed is "first member of this container?", and yajl_gen's print callback per token (every
+ * key, every escaped run) cost more than the rest of normalize+encode together (bench/RESULTS.md). Strings are
+ * escaped in place 8 bytes at a time; pre-serialised JSON (tool inputs, schemas) and validated base64 are copied
+ * verbatim. Every golden test parses the output back, so the structure is checked on each case.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include "core/errors.h"
+#include "core/log.h"
+#include "convert/kiro_req.h"
+
+#define MAX_ID_HEADER 256
+#define MAX_NESTING 16
+
+typedef struct st_enc_t {
+    k2a_buf_t *out;
+    int err;
+    unsigned depth;
+    bool first[MAX_NESTING]; /* no member written yet in the container at this depth */
+} enc_t;
+
+static void put(enc_t *e, const char *s, size_t n)
+{
+    if (e->err != 0)
+        return;
+    k2a_buf_t *b = e->out;
+    if (b->cap - b->len <= n && (e->err = k2a_buf_reserve(b, n)) != 0)
+        return;
+    memcpy(b->base + b->len, s, n);
+    b->len += n;
+}
+
+#define PUTLIT(e, lit) put((e), (lit), sizeof(lit) - 1)
+
+/* A comma unless this is the first member of the current container. */
+static void sep(enc_t *e)
+{
+    if (!e->first[e->depth])
+        PUTLIT(e, ",");
+    e->first[e->depth] = false;
+}
+
+static void open_(enc_t *e, const char *c)
+{
+    put(e, c, 1);
+    if (++e->depth >= MAX_NESTING)
+        e->err = K2A_EINTERNAL;
+    else
+        e->first[e->depth] = true;
+}
+
+static void close_(enc_t *e, const char *c)
+{
+    put(e, c, 1);
+    --e->depth;
+}
+
+#define OBJ(e) open_((e), "{")
+#define END_OBJ(e) close_((e), "}")
+#define ARR(e) open_((e), "[")
+#define END_ARR(e) close_((e), "]")
+/* "key": (a literal key: no escaping needed) */
+#define KEY(e, k)                                                                                                                  \
+    do {                                                                                                                           \
+        sep(e);                                                                                                                    \
+        PUTLIT((e), "\"" k "\":");                                                                                                 \
+    } while (0)
+/* an array element that is an object */
+#define ELEM_OBJ(e)                                                                                                                \
+    do {                                                                                                                           \
+        sep(e);                                                                                                                    \
+        OBJ(e);                                                                                                                    \
+    } while (0)
+
+/* JSON escapes: 0 = copy, 1 = two-character escape (see esc2), 2 = \u00XX */
+static const unsigned char esc_class[256] = {
+    2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 2, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+};
+
+static char esc2(unsigned char c)
+{
+    switch (c) {
+    case '\b':
+        return 'b';
+    case '\t':
+        return 't';
+    case '\n':
+        return 'n';
+    case '\f':
+        return 'f';
+    case '\r':
+        return 'r';
+    default:
+        return (char)c; /* '"' and '\\' */
+    }
+}
+
+/* Makes room for `need` more bytes at *dst (a position inside e->out), updating *dst and *end. */
+static bool room(enc_t *e, char **dst, char **end, size_t need)
+{
+    if ((size_t)(*end - *dst) >= need)
+        return true;
+    k2a_buf_t *b = e->out;
+    b->len = (size_t)(*dst - b->base);
+    if ((e->err = k2a_buf_reserve(b, need + b->len / 2)) != 0 && (e->err = k2a_buf_reserve(b, need)) != 0)
+        return false;
+    *dst = b->base + b->len;
+    *end = b->base + b->cap - 1; /* k2a_buf keeps a byte for a NUL */
+    return true;
+}
+
+/*
+ * A string value, escaped straight into the output buffer. Strings are valid UTF-8 already (yajl validated them
+ * on input; the normalizer cuts only on character boundaries), so, like yajl_gen without yajl_gen_validate_utf8,
+ * bytes >= 0x80 are copied as they are.
+ */
+static void str(enc_t *e, k2a_str_t s)
+{
+    if (e->err != 0)
+        return;
+    const unsigned char *p = (const unsigned char *)(s.base != NULL ? s.base : ""), *pend = p + s.len;
+    k2a_buf_t *b = e->out;
+    if ((e->err = k2a_buf_reserve(b, s.len + s.len / 16 + 2)) != 0)
+        return;
+    char *dst = b->base + b->len, *end = b->base + b->cap - 1;
+    *dst++ = '"';
+    while (p < pend) {
+        /* copy 8 bytes at a time while none of them is a control character, '"' or '\\' (SWAR, Hacker's Delight) */
+        while (pend - p >= 8) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            uint64_t ctl = (w - 0x2020202020202020ull) & ~w, quote = w ^ 0x2222222222222222ull, bsl = w ^ 0x5c5c5c5c5c5c5c5cull;
+            quote = (quote - 0x0101010101010101ull) & ~quote;
+            bsl = (bsl - 0x0101010101010101ull) & ~bsl;
+            if (((ctl | quote | bsl) & 0x8080808080808080ull) != 0)
+                break;
+            if (end - dst < 8 && !room(e, &dst, &end, (size_t)(pend - p) + 8))
+                return;
+            memcpy(dst, &w, 8);
+            dst += 8;
+            p += 8;
+        }
+        /* then byte by byte, up to and including the next character to escape */
+        if (end - dst < 16 && !room(e, &dst, &end, (size_t)(pend - p) + 16))
+            return;
+        const unsigned char *stop = pend - p > 8 ? p + 8 : pend;
+        unsigned char c = 0;
+        while (p < stop && esc_class[c = *p] == 0) {
+            *dst++ = (char)c;
+            ++p;
+        }
+        if (p == stop)
+            continue;
+        ++p;
+        *dst++ = '\\';
+        if (esc_class[c] == 1) {
+            *dst++ = esc2(c);
+        } else {
+            static const char hex[] = "0123456789abcdef";
+            memcpy(dst, "u00", 3);
+            dst[3] = hex[c >> 4];
+            dst[4] = hex[c & 15];
+            dst += 5;
+        }
+    }
+    if (!room(e, &dst, &end, 1))
+        return;
+    *dst++ = '"';
+    b->len = (size_t)(dst - b->base);
+}
+
+/* A value copied verbatim: JSON text (or base64 between quotes) the caller vouches for. */
+static void raw(enc_t *e, k2a_str_t s)
+{
+    put(e, s.base, s.len);
+}
+
+static void encode_images(enc_t *e, const k2a_kiro_turn_t *t)
+{
+    ARR(e);
+    for (size_t i = 0; i < t->nimages; ++i) {
+        const k2a_kiro_image_t *img = &t->images[i];
+        ELEM_OBJ(e);
+        KEY(e, "format");
+        str(e, img->format);
+        KEY(e, "source");
+        OBJ(e);
+        KEY(e, "bytes");
+        if (img->checked) { /* plain base64 needs no escaping */
+            PUTLIT(e, "\"");
+            raw(e, img->data);
+            PUTLIT(e, "\"");
+        } else {
+            str(e, img->data);
+        }
+        END_OBJ(e);
+        END_OBJ(e);
+    }
+    END_ARR(e);
+}
+
+static void encode_tool_results(enc_t *e, const k2a_kiro_turn_t *t)
+{
+    KEY(e, "toolResults");
+    ARR(e);
+    for (size_t i = 0; i < t->nresults; ++i) {
+        const k2a_kiro_tool_result_t *r = &t->results[i];
+        ELEM_OBJ(e);
+        KEY(e, "toolUseId");
+        str(e, r->tool_use_id);
+        KEY(e, "content");
+        PUTLIT(e, "[{\"text\":");
+        str(e, r->text);
+        PUTLIT(e, "}]");
+        KEY(e, "status");
+        if (r->is_error) {
+            PUTLIT(e, "\"error\"");
+            KEY(e, "isError");
+            PUTLIT(e, "true");
+        } else {
+            PUTLIT(e, "\"success\"");
+        }
+        END_OBJ(e);
+    }
+    END_ARR(e);
+}
+
+static void encode_tools(enc_t *e, const k2a_kiro_conv_t *c)
+{
+    KEY(e, "tools");
+    ARR(e);
+    for (size_t i = 0; i < c->ntools; ++i) {
+        const k2a_kiro_tool_spec_t *t = &c->tools[i];
+        ELEM_OBJ(e);
+        KEY(e, "toolSpecification");
+        OBJ(e);
+        KEY(e, "name");
+        str(e, t->name);
+        KEY(e, "description");
+        str(e, t->description);
+        KEY(e, "inputSchema");
+        PUTLIT(e, "{\"json\":");
+        raw(e, t->schema);
+        PUTLIT(e, "}");
+        END_OBJ(e);
+        END_OBJ(e);
+    }
+    END_ARR(e);
+}
+
+static void encode_user(enc_t *e, const k2a_kiro_turn_t *t, const k2a_kiro_conv_t *c, const k2a_kiro_encode_ids_t *ids,
+                        bool current)
+{
+    KEY(e, "userInputMessage");
+    OBJ(e);
+    if (current) {
+        KEY(e, "userInputMessageContext");
+        OBJ(e);
+        if (t->nresults != 0)
+            encode_tool_results(e, t);
+        if (c->ntools != 0)
+            encode_tools(e, c);
+        END_OBJ(e);
+    }
+    KEY(e, "content");
+    str(e, t->content);
+    KEY(e, "modelId");
+    str(e, ids->model_id);
+    if (current || t->nimages != 0) {
+        KEY(e, "images");
+        encode_images(e, t);
+    }
+    KEY(e, "origin");
+    PUTLIT(e, "\"AI_EDITOR\"");
+    if (!current) {
+        KEY(e, "userInputMessageContext");
+        OBJ(e);
+        if (t->nresults != 0)
+            encode_tool_results(e, t);
+        END_OBJ(e);
+    }
+    END_OBJ(e);
+}
+
+static void encode_assistant(enc_t *e, const k2a_kiro_turn_t *t)
+{
+    KEY(e, "assistantResponseMessage");
+    OBJ(e);
+    KEY(e, "content");
+    str(e, t->content);
+    if (t->nuses != 0) {
+        KEY(e, "toolUses");
+        ARR(e);
+        for (size_t i = 0; i < t->nuses; ++i) {
+            const k2a_kiro_tool_use_t *u = &t->uses[i];
+            ELEM_OBJ(e);
+            KEY(e, "toolUseId");
+            str(e, u->id);
+            KEY(e, "name");
+            str(e, u->name);
+            KEY(e, "input");
+            raw(e, u->input);
+            END_OBJ(e);
+        }
+        END_ARR(e);
+    }
+    END_OBJ(e);
+}
+
+int k2a_kiro_encode(const k2a_kiro_conv_t *conv, const k2a_kiro_encode_ids_t *ids, k2a_buf_t *out, size_t *history_spans)
+{
+    enc_t e;
+    e.out = out;
+    e.err = 0;
+    e.depth = 0;
+    e.first[0] = true;
+
+    OBJ(&e);
+    KEY(&e, "conversationState");
+    OBJ(&e);
+    KEY(&e, "agentContinuationId");
+    str(&e, ids->agent_continuation_id);
+    KEY(&e, "agentTaskType");
+    PUTLIT(&e, "\"vibe\"");
+    KEY(&e, "chatTriggerType");
+    PUTLIT(&e, "\"MANUAL\"");
+    KEY(&e, "currentMessage");
+    OBJ(&e);
+    encode_user(&e, &conv->current, conv, ids, true);
+    END_OBJ(&e);
+    KEY(&e, "conversationId");
+    str(&e, ids->conversation_id);
+    if (conv->nhistory != 0) {
+        KEY(&e, "history");
+        ARR(&e);
+        for (size_t i = 0; i < conv->nhistory; ++i) {
+            if (history_spans != NULL)
+                history_spans[i] = out->len;
+            const k2a_kiro_turn_t *t = &conv->history[i];
+            ELEM_OBJ(&e);
+            if (t->assistant)
+                encode_assistant(&e, t);
+            else
+                encode_user(&e, t, conv, ids, false);
+            END_OBJ(&e);
+        }
+        if (history_spans != NULL)
+            history_spans[conv->nhistory] = out->len;
+        END_ARR(&e);
+    }
+    END_OBJ(&e);
+    if (ids->profile_arn.len != 0) {
+        KEY(&e, "profileArn");
+        str(&e, ids->profile_arn);
+    }
+    END_OBJ(&e);
+    if (e.err == 0 && e.depth != 0)
+        e.err = K2A_EINTERNAL;
+    return e.err;
+}
+
+/* ---------- identities (§2.8) ---------- */
+
+static bool header_ok(k2a_str_t s)
+{
+    return s.len != 0 && s.len <= MAX_ID_HEADER;
+}
+
+k2a_str_t k2a_kiro_conversation_id(const k2a_ir_request_t *req, const k2a_kiro_build_params_t *params, k2a_arena_t *arena)
+{
+    if (header_ok(params->session_header))
+        return params->session_header;
+    if (req->session_id.len != 0)
+        return req->session_id;
+    if (header_ok(params->conversation_header))
+        return params->conversation_header;
+    char hour[16];
+    struct tm tm;
+    time_t now = params->now;
+    localtime_r(&now, &tm);
+    strftime(hour, sizeof(hour), "%Y%m%d%H", &tm);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_md5(), NULL) != 1 ||
+        EVP_DigestUpdate(ctx, params->client_ip.base != NULL ? params->client_ip.base : "", params->client_ip.len) != 1 ||
+        EVP_DigestUpdate(ctx, "|", 1) != 1 ||
+        EVP_DigestUpdate(ctx, params->user_agent.base != NULL ? params->user_agent.base : "", params->user_agent.len) != 1 ||
+        EVP_DigestUpdate(ctx, "|", 1) != 1 || EVP_DigestUpdate(ctx, hour, strlen(hour)) != 1 ||
+        EVP_DigestFinal_ex(ctx, md, &mdlen) != 1) {
+        EVP_MD_CTX_free(ctx);
+        return K2A_STRLIT("conv-0000000000000000");
+    }
+    EVP_MD_CTX_free(ctx);
+    char *buf = k2a_arena_alloc(arena, 5 + 16 + 1);
+    if (buf == NULL)
+        return K2A_STRLIT("conv-0000000000000000");
+    memcpy(buf, "conv-", 5);
+    for (int i = 0; i < 8; ++i)
+        snprintf(buf + 5 + 2 * i, 3, "%02x", md[i]);
+    return k2a_str(buf, 21);
+}
+
+static k2a_str_t continuation_id(const k2a_kiro_build_params_t *params, k2a_arena_t *arena)
+{
+    if (header_ok(params->continuation_header))
+        return params->continuation_header;
+    unsigned char b[16];
+    if (params->random != NULL)
+        params->random(params->random_ctx, b, sizeof(b));
+    else if (RAND_bytes(b, sizeof(b)) != 1)
+        memset(b, 0x5a, sizeof(b));
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    char *buf = k2a_arena_alloc(arena, 37);
+    if (buf == NULL)
+        return K2A_STRLIT("00000000-0000-4000-8000-000000000000");
+    snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5],
+             b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    return k2a_str(buf, 36);
+}
+
+/* ---------- the builder ---------- */
+
+void k2a_kiro_build_params_init(k2a_kiro_build_params_t *params, const k2a_model_map_t *model_map)
+{
+    memset(params, 0, sizeof(*params));
+    params->model_map = model_map;
+    params->norm = k2a_normalize_config_default();
+    params->now = time(NULL);
+}
+
+static int encode_failed(int r, k2a_convert_error_t *err)
+{
+    if (r == K2A_ETOOBIG)
+        return k2a_convert_error_set(err, r, "the Kiro request exceeds the output buffer limit");
+    return k2a_convert_error_set(err, r, "encoding the Kiro request failed: %s", k2a_strerror(r));
+}
+
+int k2a_kiro_build_request(const k2a_ir_request_t *req, const k2a_kiro_build_params_t *params, k2a_arena_t *arena, k2a_buf_t *out,
+                           k2a_kiro_build_result_t *res, k2a_convert_error_t *err)
+{
+    memset(res, 0, sizeof(*res));
+    k2a_convert_error_clear(err);
+    k2a_model_resolution_t model;
+    int r;
+    if ((r = k2a_model_map_resolve(params->model_map, req->model, &model, err)) != 0)
+        return r;
+    k2a_kiro_conv_t conv;
+    if ((r = k2a_normalize_for_kiro(req, &params->norm, model.thinking_forced, arena, &conv, err)) != 0)
+        return r;
+
+    k2a_kiro_encode_ids_t ids;
+    ids.model_id = model.kiro_model_id;
+    ids.conversation_id = k2a_kiro_conversation_id(req, params, arena);
+    ids.agent_continuation_id = continuation_id(params, arena);
+    ids.profile_arn = params->profile_arn;
+
+    size_t *spans = k2a_arena_alloc(arena, (conv.nhistory + 1) * sizeof(*spans));
+    if (spans == NULL)
+        return k2a_convert_error_set(err, K2A_ENOMEM, "request too large for the conversion memory limit");
+    size_t max = params->norm.max_payload_bytes, dropped = 0, nhistory0 = conv.nhistory;
+    k2a_buf_reset(out);
+    if ((r = k2a_kiro_encode(&conv, &ids, out, spans)) != 0)
+        return encode_failed(r, err);
+    while (max != 0 && out->len > max) {
+        size_t droppable = k2a_normalize_droppable_pairs(&conv);
+        if (droppable == 0)
+            break;
+        /* the bytes of the oldest pairs are known exactly: drop just enough of them (the result can only be smaller) */
+        size_t excess = out->len - max, freed = 0, k = 0;
+        while (k < droppable && freed < excess) {
+            size_t first = conv.nsystem + 2 * k;
+            freed += spans[first + 2] - spans[first];
+            ++k;
+        }
+        dropped += k2a_normalize_drop_oldest(&conv, k);
+        k2a_buf_reset(out);
+        if ((r = k2a_kiro_encode(&conv, &ids, out, spans)) != 0)
+            return encode_failed(r, err);
+    }
+    if (max != 0 && out->len > max)
+        return k2a_convert_error_set(
+            err, K2A_EPAYLOAD_TOOBIG,
+            "conversation too large for Kiro: %zu bytes after dropping %zu of %zu history turns (limit %zu "
+            "bytes); the system prompt, tools and latest message alone exceed it",
+            out->len, dropped, nhistory0 - conv.nsystem, max);
+    if (dropped != 0)
+        k2a_info("kiro request: dropped %zu oldest history turns to fit %zu bytes (now %zu)", dropped, max, out->len);
+
+    res->kiro_model_id = model.kiro_model_id;
+    res->public_model = model.public_name;
+    res->tool_names = conv.names;
+    res->thinking = conv.thinking;
+    res->history_turns_dropped = dropped;
+    res->payload_bytes = out->len;
+    res->conversation_id = ids.conversation_id;
+    res->agent_continuation_id = ids.agent_continuation_id;
+    return 0;
+}
