@@ -27,6 +27,13 @@ void k2a_openai_format_id(char dst[K2A_OPENAI_ID_SIZE], const uint8_t random[K2A
     dst[9 + K2A_OPENAI_ID_RANDOM_BYTES] = '\0';
 }
 
+void k2a_openai_make_id(char dst[K2A_OPENAI_ID_SIZE], k2a_random_cb random, void *random_ctx)
+{
+    uint8_t bytes[K2A_OPENAI_ID_RANDOM_BYTES];
+    random(random_ctx, bytes, sizeof(bytes));
+    k2a_openai_format_id(dst, bytes);
+}
+
 const char *k2a_openai_finish_reason(k2a_ir_stop_reason_t reason, bool any_tool_call)
 {
     switch (reason) {

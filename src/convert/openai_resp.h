@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "core/buf.h"
+#include "core/rand.h"
 #include "core/str.h"
 #include "convert/ir.h"
 
@@ -24,6 +25,8 @@
 /* Writes "chatcmpl-" + 24 alphanumeric characters derived from 24 random bytes supplied by the caller (the
  * caller owns the random source, so tests are deterministic), NUL-terminated, into dst. */
 void k2a_openai_format_id(char dst[K2A_OPENAI_ID_SIZE], const uint8_t random[K2A_OPENAI_ID_RANDOM_BYTES]);
+/* The same with the bytes drawn from a random source (k2a_rand_fill in production, a seeded one in tests). */
+void k2a_openai_make_id(char dst[K2A_OPENAI_ID_SIZE], k2a_random_cb random, void *random_ctx);
 
 /* The OpenAI finish_reason of an IR stop reason ("stop", "tool_calls", "length"); any_tool_call turns an
  * end_turn into "tool_calls" because OpenAI clients run tools only on that reason. */

@@ -250,6 +250,12 @@ static void test_format_id(void **state)
     rnd[0] ^= 1;
     k2a_openai_format_id(id2, rnd);
     assert_string_not_equal(id, id2);
+    /* from the production source: two ids differ */
+    k2a_openai_make_id(id, k2a_rand_fill, NULL);
+    k2a_openai_make_id(id2, k2a_rand_fill, NULL);
+    assert_memory_equal(id, "chatcmpl-", 9);
+    assert_int_equal(strlen(id2), 9 + K2A_OPENAI_ID_RANDOM_BYTES);
+    assert_string_not_equal(id, id2);
 }
 
 /* ---------- non-stream ---------- */
