@@ -121,6 +121,7 @@ int main(int argc, char **argv)
     }
     if (k2a_gateway_init(&server, err, sizeof(err)) != 0) {
         status = fail_config(err);
+        k2a_gateway_destroy(&server);
         goto Exit;
     }
     if (k2a_server_listen(&server, err, sizeof(err)) != 0) {
@@ -137,9 +138,10 @@ int main(int argc, char **argv)
              server.tls_port != 0 ? " (and TLS)" : "");
     uv_run(&loop, UV_RUN_DEFAULT);
     status = server.exit_status;
-    k2a_gateway_dispose(&server);
-    /* let close callbacks run */
-    uv_run(&loop, UV_RUN_NOWAIT);
+    k2a_gateway_destroy(&server);
+    /* let the close callbacks of what the modules released run */
+    for (int i = 0; i < 8; ++i)
+        uv_run(&loop, UV_RUN_NOWAIT);
     k2a_info("kiro2api stopped");
 
 Exit:

@@ -10,6 +10,7 @@
 
 /* Returns 0, or K2A_ECONFIG with a one-line message naming the variable in err. */
 int k2a_gateway_init(k2a_server_t *server, char *err, size_t errlen);
-void k2a_gateway_dispose(k2a_server_t *server);
+/* Releases the modules (also called by the server at the end of a shutdown; idempotent). */
+void k2a_gateway_destroy(k2a_server_t *server);
 
 #endif

@@ -1,12 +1,13 @@
 /*
- * POST /v1/chat/completions. Not wired yet: answers 501 in the route's dialect until its module lands — never a fake success.
+ * POST /v1/chat/completions: the OpenAI Chat Completions API through the same IR and the same exchange as
+ * /v1/messages; only the decoder, the writers and the error shapes differ.
  */
+#include "http/call.h"
+#include "http/exchange.h"
 #include "http/handlers.h"
-#include "http/respond.h"
 
 int k2a_h_chat_completions(h2o_req_t *req, const k2a_route_ctx_t *rc)
 {
-    k2a_http_send_error(req, K2A_DIALECT_OPENAI, 501, "api_error",
-                        "POST /v1/chat/completions is not implemented yet in this build");
+    k2a_call_start(req, K2A_ROUTE_CHAT_COMPLETIONS, K2A_DIALECT_OPENAI, rc->request_id, k2a_exchange_openai);
     return 0;
 }

@@ -231,7 +231,10 @@ static void on_shutdown_tick(uv_timer_t *t)
         return;
     if (s->inflight != 0 && k2a_call_cancel_all(s) != 0 && now < s->shutdown_deadline + 1000)
         return; /* give the canceled coroutines a moment to unwind and release what they hold */
-    k2a_info("shutdown: %zu request(s) still in flight, stopping", s->inflight);
+    if (s->inflight != 0)
+        k2a_info("shutdown: %zu request(s) still in flight, stopping", s->inflight);
+    if (s->on_shutdown_end != NULL)
+        s->on_shutdown_end(s);
     close_handle((uv_handle_t **)&s->shutdown_timer);
     close_handle((uv_handle_t **)&s->sig_term);
     close_handle((uv_handle_t **)&s->sig_int);
@@ -249,6 +252,8 @@ void k2a_server_shutdown(k2a_server_t *s)
     close_handle((uv_handle_t **)&s->listener);
     close_handle((uv_handle_t **)&s->tls_listener);
     h2o_context_request_shutdown(&s->ctx);
+    if (s->on_shutdown_begin != NULL)
+        s->on_shutdown_begin(s);
     s->shutdown_deadline = uv_now(s->loop) + (uint64_t)s->config->shutdown_grace_ms;
     s->shutdown_timer = malloc(sizeof(*s->shutdown_timer));
     uv_timer_init(s->loop, s->shutdown_timer);

@@ -69,6 +69,9 @@ struct st_k2a_server_t {
     void (*on_reload)(k2a_server_t *server);
     /* true when at least one account is usable (for /readyz); NULL means "not ready" */
     bool (*is_ready)(k2a_server_t *server);
+    /* shutdown: when it begins (stop background jobs) and once no request is left (release modules) */
+    void (*on_shutdown_begin)(k2a_server_t *server);
+    void (*on_shutdown_end)(k2a_server_t *server);
 };
 
 /* Sets up h2o, TLS and the routes on `loop`. Returns 0, or K2A_ECONFIG with a message in err (bad certificate, ...). */

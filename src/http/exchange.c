@@ -1,0 +1,521 @@
+/*
+ * The chat exchange coroutine (see exchange.h): decode → build → dispatch (failover) → EventStream
+ * decoder → Kiro event parser → dialect writer → client. The writer appends into `stage`; staged bytes
+ * move to the client only once the response is committed, which is what lets a failure before any
+ * content fail over invisibly. A ping timer keeps silent streams alive (HTTP/1.1 notices a vanished
+ * client only when it writes) and commits a response that has been silent for a whole interval.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "convert/anthropic_error.h"
+#include "convert/anthropic_req.h"
+#include "convert/anthropic_resp.h"
+#include "convert/kiro_req.h"
+#include "convert/kiro_resp.h"
+#include "convert/openai_error.h"
+#include "convert/openai_req.h"
+#include "convert/openai_resp.h"
+#include "convert/tokens.h"
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/rand.h"
+#include "eventstream/eventstream.h"
+#include "http/exchange.h"
+#include "pool/dispatch.h"
+#include "upstream/upstream.h"
+
+typedef struct st_exchange_t exchange_t;
+
+/* What differs between the dialects: the request decoder, the writers and the error shapes. */
+typedef struct st_dialect_t {
+    int (*decode)(const char *body, size_t len, const k2a_convert_limits_t *limits, k2a_arena_t *arena, k2a_ir_request_t *out,
+                  k2a_convert_error_t *err);
+    int (*writer_init)(exchange_t *x);
+    k2a_ir_event_cb writer_on_event;
+    /* non-streaming: render the aggregated message into out; returns 0 or the K2A_E* of the failure (message in *msg) */
+    int (*writer_render)(exchange_t *x, k2a_buf_t *out, k2a_str_t *msg);
+    void (*writer_dispose)(exchange_t *x);
+    /* error body of a non-200 response; returns the HTTP status */
+    int (*error_body)(k2a_buf_t *out, int err, k2a_str_t message);
+    /* in-stream error event */
+    int (*error_event)(k2a_buf_t *out, int err, k2a_str_t message);
+    /* a keep-alive for a committed stream */
+    const char *ping;
+} dialect_t;
+
+/* The ping timer lives on the heap: a uv handle must outlive the coroutine frame until its close callback. */
+typedef struct st_ping_timer_t {
+    uv_timer_t timer;
+    exchange_t *x; /* NULL once the exchange is gone */
+} ping_timer_t;
+
+struct st_exchange_t {
+    k2a_call_t *call;
+    k2a_server_t *server;
+    const dialect_t *dialect;
+    k2a_ir_request_t ir;
+    k2a_model_resolution_t model;
+    k2a_kiro_build_params_t params;
+    k2a_kiro_build_result_t built;
+    k2a_buf_t body; /* the Kiro body built without a profileArn; per account it is spliced in */
+    int64_t input_tokens;
+    /* response */
+    k2a_es_decoder_t decoder;
+    k2a_kiro_resp_t parser;
+    bool parser_live, writer_live;
+    union {
+        k2a_anthropic_sse_t asse;
+        k2a_anthropic_msg_t amsg;
+        k2a_openai_stream_t osse;
+        k2a_openai_aggregate_t oagg;
+    } w;
+    char openai_id[K2A_OPENAI_ID_SIZE];
+    int64_t created;
+    k2a_buf_t stage; /* writer output not yet handed to the call */
+    bool committed;
+    bool client_gone;
+    int sink_error; /* a writer failure (K2A_ETOOBIG...) */
+    ping_timer_t *ping;
+};
+
+static void random_bytes(void *ctx, void *buf, size_t len)
+{
+    unsigned char *p = buf;
+    while (len > 0) {
+        uint64_t v = k2a_rand_u64();
+        size_t n = len < 8 ? len : 8;
+        memcpy(p, &v, n);
+        p += n;
+        len -= n;
+    }
+}
+
+/* ---- Anthropic ---- */
+
+static int anthropic_writer_init(exchange_t *x)
+{
+    if (x->ir.stream)
+        k2a_anthropic_sse_init(&x->w.asse, &x->stage, x->ir.model, random_bytes, NULL);
+    else
+        k2a_anthropic_msg_init(&x->w.amsg, x->ir.model, random_bytes, NULL, 0);
+    return 0;
+}
+
+static int anthropic_on_event(void *p, const k2a_ir_event_t *ev)
+{
+    exchange_t *x = p;
+    return x->ir.stream ? k2a_anthropic_sse_on_event(&x->w.asse, ev) : k2a_anthropic_msg_on_event(&x->w.amsg, ev);
+}
+
+static int anthropic_render(exchange_t *x, k2a_buf_t *out, k2a_str_t *msg)
+{
+    int r = k2a_anthropic_msg_render(&x->w.amsg, out);
+    if (r != 0)
+        *msg = k2a_anthropic_msg_error_message(&x->w.amsg);
+    return r;
+}
+
+static void anthropic_writer_dispose(exchange_t *x)
+{
+    if (!x->ir.stream)
+        k2a_anthropic_msg_dispose(&x->w.amsg);
+}
+
+static int anthropic_error_body(k2a_buf_t *out, int err, k2a_str_t message)
+{
+    int status = 500;
+    if (k2a_anthropic_error_body(out, err, message, &status) != 0)
+        return 500;
+    return status;
+}
+
+static const dialect_t anthropic = {
+    k2a_anthropic_decode,     anthropic_writer_init, anthropic_on_event,        anthropic_render,
+    anthropic_writer_dispose, anthropic_error_body,  k2a_anthropic_error_event, "event: ping\ndata: {\"type\":\"ping\"}\n\n"};
+
+/* ---- OpenAI ---- */
+
+static int openai_writer_init(exchange_t *x)
+{
+    uint8_t rnd[K2A_OPENAI_ID_RANDOM_BYTES];
+    random_bytes(NULL, rnd, sizeof(rnd));
+    k2a_openai_format_id(x->openai_id, rnd);
+    x->created = (int64_t)time(NULL);
+    if (x->ir.stream)
+        return k2a_openai_stream_init(&x->w.osse, &x->stage, x->openai_id, x->created, x->ir.model, x->ir.include_usage);
+    k2a_openai_aggregate_init(&x->w.oagg, 0, 0);
+    return 0;
+}
+
+static int openai_on_event(void *p, const k2a_ir_event_t *ev)
+{
+    exchange_t *x = p;
+    return x->ir.stream ? k2a_openai_stream_on_event(&x->w.osse, ev) : k2a_openai_aggregate_on_event(&x->w.oagg, ev);
+}
+
+static int openai_render(exchange_t *x, k2a_buf_t *out, k2a_str_t *msg)
+{
+    int r = k2a_openai_aggregate_write(&x->w.oagg, out, x->openai_id, x->created, x->ir.model);
+    if (r != 0)
+        *msg = k2a_str(x->w.oagg.error_message.base, x->w.oagg.error_message.len);
+    return r;
+}
+
+static void openai_writer_dispose(exchange_t *x)
+{
+    if (x->ir.stream)
+        k2a_openai_stream_dispose(&x->w.osse);
+    else
+        k2a_openai_aggregate_dispose(&x->w.oagg);
+}
+
+static int openai_error_body(k2a_buf_t *out, int err, k2a_str_t message)
+{
+    int status = k2a_openai_error_body(out, err, message.base, message.len, NULL);
+    return status > 0 ? status : 500;
+}
+
+static int openai_error_event(k2a_buf_t *out, int err, k2a_str_t message)
+{
+    return k2a_openai_error_chunk(out, err, message.base, message.len);
+}
+
+static const dialect_t openai = {k2a_openai_decode,     openai_writer_init, openai_on_event,    openai_render,
+                                 openai_writer_dispose, openai_error_body,  openai_error_event, ": ping\n\n"};
+
+/* ---- responses ---- */
+
+static void respond_error(exchange_t *x, int err, const char *message)
+{
+    k2a_buf_t body = K2A_BUF_INIT(0);
+    int status = x->dialect->error_body(&body, err, k2a_cstr(message));
+    k2a_call_respond_json(x->call, status, body.base != NULL ? body.base : "", body.len);
+    k2a_buf_dispose(&body);
+    K2A_LOG(K2A_LOG_INFO, x->call->request_id, "answered %d: %s (%s)", status, message, k2a_errname(err));
+}
+
+/* Sends the response head of a stream and everything staged so far. */
+static int commit(exchange_t *x)
+{
+    if (x->committed)
+        return 0;
+    x->committed = true;
+    int r = k2a_call_begin(x->call, 200, "text/event-stream; charset=utf-8", "cache-control", "no-cache", "x-accel-buffering", "no",
+                           "x-kiro-model", x->built.kiro_model_id.base != NULL ? x->built.kiro_model_id.base : "", NULL);
+    return r;
+}
+
+/* Moves staged bytes to the client (committed streams only). */
+static int drain(exchange_t *x)
+{
+    if (!x->committed || x->stage.len == 0)
+        return x->call->req_gone ? K2A_ECANCELED : 0;
+    int r = k2a_call_write(x->call, x->stage.base, x->stage.len);
+    k2a_buf_reset(&x->stage);
+    if (r == 0)
+        r = k2a_call_flush(x->call);
+    return r;
+}
+
+static void on_ping_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void on_ping(uv_timer_t *t)
+{
+    ping_timer_t *pt = t->data;
+    exchange_t *x = pt->x;
+    if (x == NULL || x->call->req_gone)
+        return;
+    uint64_t now = uv_now(x->server->loop), interval = (uint64_t)x->server->config->ping_interval_ms;
+    if (x->committed && now - x->call->last_write_at < interval)
+        return;
+    /* silent for a whole interval: keep the connection alive (and commit a response still waiting for content) */
+    if (!x->committed) {
+        if (commit(x) != 0)
+            return;
+        k2a_call_write(x->call, x->stage.base, x->stage.len);
+        k2a_buf_reset(&x->stage);
+    }
+    k2a_call_write(x->call, x->dialect->ping, strlen(x->dialect->ping));
+    k2a_call_flush_nowait(x->call);
+}
+
+static void start_ping(exchange_t *x)
+{
+    if (!x->ir.stream)
+        return;
+    ping_timer_t *pt = malloc(sizeof(*pt));
+    if (pt == NULL)
+        return;
+    pt->x = x;
+    uv_timer_init(x->server->loop, &pt->timer);
+    pt->timer.data = pt;
+    uint64_t interval = (uint64_t)x->server->config->ping_interval_ms;
+    uv_timer_start(&pt->timer, on_ping, interval, interval);
+    x->ping = pt;
+}
+
+static void stop_ping(exchange_t *x)
+{
+    if (x->ping == NULL)
+        return;
+    x->ping->x = NULL;
+    uv_timer_stop(&x->ping->timer);
+    uv_close((uv_handle_t *)&x->ping->timer, on_ping_closed);
+    x->ping = NULL;
+}
+
+/* ---- the response body ---- */
+
+static int on_ir_event(void *p, const k2a_ir_event_t *ev)
+{
+    exchange_t *x = p;
+    int r = x->dialect->writer_on_event(x, ev);
+    if (r != 0 && x->sink_error == 0)
+        x->sink_error = r;
+    return r;
+}
+
+static int on_frame(void *ctx, const k2a_es_frame_t *frame)
+{
+    exchange_t *x = ctx;
+    int r = k2a_kiro_resp_on_frame(&x->parser, frame);
+    /* a negative code means the frame ended the response with an ERROR (already emitted): stop decoding */
+    return r;
+}
+
+static k2a_str_t map_tool_name(void *ctx, k2a_str_t kiro_name)
+{
+    exchange_t *x = ctx;
+    return k2a_tool_names_to_client(&x->built.tool_names, kiro_name);
+}
+
+static void start_parser(exchange_t *x)
+{
+    k2a_kiro_resp_config_t cfg = {0};
+    cfg.thinking = x->built.thinking;
+    cfg.thinking_omitted = x->ir.thinking.display_omitted;
+    cfg.input_tokens = x->input_tokens;
+    cfg.map_tool_name = map_tool_name;
+    cfg.map_tool_name_ctx = x;
+    cfg.request_id = x->call->request_id;
+    k2a_es_decoder_init(&x->decoder, 0);
+    k2a_kiro_resp_init(&x->parser, &cfg, on_ir_event, x);
+    x->parser_live = true;
+    k2a_buf_reset(&x->stage);
+    x->sink_error = 0;
+    x->dialect->writer_init(x);
+    x->writer_live = true;
+    k2a_kiro_resp_start(&x->parser);
+}
+
+static void stop_parser(exchange_t *x)
+{
+    if (x->parser_live) {
+        k2a_kiro_resp_dispose(&x->parser);
+        k2a_es_decoder_dispose(&x->decoder);
+        x->parser_live = false;
+    }
+    if (x->writer_live) {
+        x->dialect->writer_dispose(x);
+        x->writer_live = false;
+    }
+}
+
+/* Reads one 200 response to its end. Returns 0 when the response is complete (STOP or an ERROR the client has been, or will
+ * be, told about), K2A_ECANCELED when the client went away, or a K2A_E* when it failed before anything was committed (the
+ * caller fails over). */
+static int pump(exchange_t *x, k2a_dispatch_attempt_t *a, const char **why)
+{
+    const char *data;
+    intptr_t n;
+    int transport = 0;
+    *why = NULL;
+    while ((n = k2a_upstream_read(a->resp, &data)) > 0) {
+        int r = k2a_es_decoder_feed(&x->decoder, data, (size_t)n, on_frame, x);
+        const k2a_kiro_resp_seen_t *seen = k2a_kiro_resp_seen(&x->parser);
+        if (r < 0 && !seen->finished) {
+            /* the decoder refused a frame (bad CRC, oversize...): the parser has not ended yet */
+            transport = r;
+            break;
+        }
+        if (x->call->req_gone)
+            return K2A_ECANCELED;
+        if (x->ir.stream && !x->committed && seen->content_emitted) {
+            if ((r = commit(x)) != 0)
+                return r;
+        }
+        if (seen->finished)
+            break;
+        if (x->ir.stream && (r = drain(x)) != 0)
+            return r;
+    }
+    if (n == K2A_ECANCELED || x->call->req_gone)
+        return K2A_ECANCELED;
+    if (n < 0)
+        transport = (int)n;
+    const k2a_kiro_resp_seen_t *seen = k2a_kiro_resp_seen(&x->parser);
+    if (!seen->finished) {
+        if (transport == 0)
+            transport = k2a_es_decoder_finish(&x->decoder);
+        k2a_kiro_resp_finish(&x->parser, transport);
+    }
+    seen = k2a_kiro_resp_seen(&x->parser);
+    if (seen->error != 0 && !seen->content_emitted && !x->committed) {
+        /* failed before any content reached the client: another account may do better (unless it is the client's fault) */
+        *why = k2a_strerror(seen->error);
+        return seen->error;
+    }
+    if (x->ir.stream) {
+        int r;
+        if ((r = commit(x)) != 0 || (r = drain(x)) != 0)
+            return r;
+    }
+    return 0;
+}
+
+/* ---- the build callback of the dispatch ---- */
+
+static int build_for_account(void *ctx, const k2a_lease_t *lease, k2a_buf_t *out)
+{
+    exchange_t *x = ctx;
+    if (lease->profile_arn == NULL || lease->profile_arn[0] == '\0')
+        return k2a_buf_append(out, x->body.base, x->body.len);
+    /* profileArn goes at the root (kiro-protocol.md §2.2 [REC]): splice it before the body's closing brace */
+    int r;
+    if ((r = k2a_buf_append(out, x->body.base, x->body.len - 1)) != 0 || (r = k2a_buf_appendstr(out, ",\"profileArn\":\"")) != 0 ||
+        (r = k2a_buf_append_json_escaped(out, lease->profile_arn, strlen(lease->profile_arn))) != 0 ||
+        (r = k2a_buf_appendstr(out, "\"}")) != 0)
+        return r;
+    return 0;
+}
+
+/* ---- the exchange ---- */
+
+static void run(k2a_call_t *call, const dialect_t *dialect)
+{
+    k2a_server_t *s = call->server;
+    exchange_t *x = k2a_arena_calloc(&call->arena, sizeof(*x));
+    if (x == NULL) {
+        k2a_call_respond_error(call, 500, "api_error", "out of memory");
+        return;
+    }
+    x->call = call;
+    x->server = s;
+    x->dialect = dialect;
+    k2a_buf_init(&x->body, (size_t)s->config->max_payload_bytes);
+    k2a_buf_init(&x->stage, 0);
+
+    /* 1. decode */
+    k2a_convert_limits_t limits = k2a_convert_limits_default();
+    k2a_convert_error_t cerr = {0};
+    int r = dialect->decode(call->body, call->body_len, &limits, &call->arena, &x->ir, &cerr);
+    if (r != 0) {
+        respond_error(x, r, cerr.message);
+        goto Exit;
+    }
+    if (s->model_map == NULL || s->pool == NULL) {
+        respond_error(x, K2A_ENO_ACCOUNT, "no Kiro account is configured (set KIRO_AUTH_TOKEN)");
+        goto Exit;
+    }
+
+    /* 2. build the Kiro request once, leaving room for a profileArn */
+    k2a_kiro_build_params_init(&x->params, s->model_map);
+    x->params.norm.max_tool_description = (size_t)s->config->max_tool_description_length;
+    x->params.norm.max_payload_bytes =
+        (size_t)s->config->max_payload_bytes > 512 ? (size_t)s->config->max_payload_bytes - 256 : 256;
+    x->params.session_header = call->session_id_header;
+    x->params.conversation_header = call->conversation_id_header;
+    x->params.continuation_header = call->continuation_id_header;
+    x->params.client_ip = call->client_ip;
+    x->params.user_agent = call->user_agent;
+    x->params.random = random_bytes;
+    if ((r = k2a_kiro_build_request(&x->ir, &x->params, &call->arena, &x->body, &x->built, &cerr)) != 0) {
+        respond_error(x, r, cerr.message);
+        goto Exit;
+    }
+    x->input_tokens = k2a_tokens_input_estimate(&x->ir, true);
+    K2A_LOG(K2A_LOG_DEBUG, call->request_id, "%s request: model %.*s -> %.*s, %zu bytes to Kiro, %lld input tokens (estimate)%s",
+            dialect == &anthropic ? "anthropic" : "openai", (int)x->ir.model.len, x->ir.model.base, (int)x->built.kiro_model_id.len,
+            x->built.kiro_model_id.base, x->body.len, (long long)x->input_tokens, x->ir.stream ? ", streaming" : "");
+
+    /* 3-8. dispatch with failover, stream the answer */
+    k2a_dispatch_t d;
+    k2a_dispatch_attempt_t a;
+    k2a_dispatch_init(&d, s->pool, call->request_id, x->ir.stream);
+    start_ping(x);
+    for (;;) {
+        if ((r = k2a_dispatch_next(&d, build_for_account, x, &a)) != 0) {
+            if (r != K2A_ECANCELED && !x->call->req_gone) {
+                if (x->committed) {
+                    /* a ping committed the stream while we were failing over: the error goes in-stream */
+                    dialect->error_event(&x->stage, d.err != 0 ? d.err : r, k2a_cstr(d.message));
+                    drain(x);
+                } else {
+                    respond_error(x, d.err != 0 ? d.err : r, d.message[0] != '\0' ? d.message : k2a_strerror(r));
+                }
+            }
+            break;
+        }
+        start_parser(x);
+        const char *why = NULL;
+        r = pump(x, &a, &why);
+        if (r == K2A_ECANCELED) {
+            K2A_LOG(K2A_LOG_INFO, call->request_id, "client went away; upstream request aborted");
+            k2a_dispatch_attempt_done(&d, &a, K2A_ECANCELED, k2a_kiro_resp_seen(&x->parser)->credits, x->input_tokens,
+                                      k2a_kiro_resp_output_tokens(&x->parser));
+            stop_parser(x);
+            break;
+        }
+        if (r != 0) {
+            K2A_LOG(K2A_LOG_WARN, call->request_id, "attempt %u failed before any content: %s", a.number, why != NULL ? why : "");
+            k2a_dispatch_attempt_failed(&d, &a, r, why != NULL ? why : k2a_strerror(r));
+            stop_parser(x);
+            continue;
+        }
+        const k2a_kiro_resp_seen_t *seen = k2a_kiro_resp_seen(&x->parser);
+        double credits = seen->credits < 0 ? 0 : seen->credits;
+        int64_t in = k2a_kiro_resp_input_tokens(&x->parser), out = k2a_kiro_resp_output_tokens(&x->parser);
+        if (!x->ir.stream) {
+            k2a_buf_t json = K2A_BUF_INIT(0);
+            k2a_str_t msg = K2A_STR_NULL;
+            int rr = dialect->writer_render(x, &json, &msg);
+            if (rr == 0) {
+                k2a_call_respond_json(call, 200, json.base, json.len);
+            } else {
+                char m[600];
+                snprintf(m, sizeof(m), "%.*s", (int)msg.len, msg.base != NULL ? msg.base : "");
+                respond_error(x, rr, m[0] != '\0' ? m : k2a_strerror(rr));
+            }
+            k2a_buf_dispose(&json);
+        }
+        k2a_dispatch_attempt_done(&d, &a, seen->error, credits, in, out);
+        K2A_LOG(K2A_LOG_INFO, call->request_id, "%s: %s, %lld in / %lld out tokens, %.4f credits, attempt %u",
+                x->built.kiro_model_id.base, seen->error != 0 ? k2a_errname(seen->error) : "ok", (long long)in, (long long)out,
+                credits, a.number);
+        stop_parser(x);
+        break;
+    }
+    stop_ping(x);
+    k2a_dispatch_dispose(&d);
+    if (x->committed)
+        k2a_call_finish(call);
+
+Exit:
+    stop_parser(x);
+    k2a_buf_dispose(&x->body);
+    k2a_buf_dispose(&x->stage);
+}
+
+void k2a_exchange_anthropic(k2a_call_t *call)
+{
+    run(call, &anthropic);
+}
+
+void k2a_exchange_openai(k2a_call_t *call)
+{
+    run(call, &openai);
+}

@@ -1,0 +1,346 @@
+/*
+ * Failover inside one request (see dispatch.h). Every answer that is not a 200 is read (first 64 KiB),
+ * classified by the error matrix (health.c), applied to the account's state machine (pool.c) and recorded
+ * in the request's list of tries, so that the final error names the cause of every attempt. Nothing here
+ * blocks: acquiring may await a single-flight refresh, the POST awaits the upstream client.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "core/errors.h"
+#include "core/log.h"
+#include "pool/dispatch.h"
+#include "pool/internal.h"
+
+#define BODY_MAX (256 * 1024 * 1024)
+
+void k2a_dispatch_init(k2a_dispatch_t *d, k2a_pool_t *pool, const char *request_id, bool stream)
+{
+    memset(d, 0, sizeof(*d));
+    d->pool = pool;
+    d->request_id = request_id;
+    d->stream = stream;
+    k2a_buf_init(&d->body, BODY_MAX);
+    k2a_buf_init(&d->error_body, K2A_DISPATCH_ERROR_BODY_MAX);
+}
+
+static void add_try(k2a_dispatch_t *d, const k2a_lease_t *l, int err, int status, const char *detail)
+{
+    if (d->ntries == K2A_DISPATCH_MAX_TRIES)
+        return;
+    k2a_dispatch_try_t *t = &d->tries[d->ntries++];
+    t->index = l->index;
+    snprintf(t->label, sizeof(t->label), "%s", l->label);
+    t->err = err;
+    t->status = status;
+    snprintf(t->detail, sizeof(t->detail), "%s", detail);
+    if (err != 0) {
+        k2a_log_field_t f[] = {K2A_LF_NUM("account", l->index), K2A_LF_NUM("status", status),
+                               K2A_LF_STR("error", k2a_errname(err))};
+        k2a_log_fields(K2A_LOG_WARN, d->request_id, f, sizeof(f) / sizeof(f[0]), "pool: %s: %s", l->label, detail);
+    }
+}
+
+static void on_skip(void *ctx, const k2a_lease_t *l, int err, const char *detail)
+{
+    add_try(ctx, l, err, 0, detail);
+}
+
+static void append_tries(k2a_dispatch_t *d)
+{
+    for (size_t i = 0; i < d->ntries; ++i) {
+        size_t len = strlen(d->message);
+        if (len + 8 >= sizeof(d->message))
+            break;
+        snprintf(d->message + len, sizeof(d->message) - len, "%s%s: %s", i ? "; " : "", d->tries[i].label, d->tries[i].detail);
+    }
+}
+
+static void format_time(int64_t ms, char *out, size_t outsz)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, outsz, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Why nothing is usable: one clause per account (bounded by the message size). */
+static void describe_pool(k2a_dispatch_t *d)
+{
+    k2a_pool_t *p = d->pool;
+    size_t len = strlen(d->message);
+    for (size_t i = 0; i < p->naccounts && len + 16 < sizeof(d->message); ++i) {
+        k2a_account_t *a = p->accounts[i];
+        char when[32] = "";
+        if (a->until > 0)
+            format_time(a->until, when, sizeof(when));
+        snprintf(d->message + len, sizeof(d->message) - len, "%s%s: %s%s%s%s%s%s", i ? "; " : "", a->label,
+                 k2a_account_state_name(a->state), when[0] ? " until " : "", when, a->reason[0] ? " (" : "", a->reason,
+                 a->reason[0] ? ")" : "");
+        len = strlen(d->message);
+    }
+}
+
+static int finish(k2a_dispatch_t *d, int err)
+{
+    d->err = err;
+    if (err == K2A_ECANCELED) {
+        snprintf(d->message, sizeof(d->message), "request canceled");
+        return err;
+    }
+    if (d->ntries == 0) {
+        if (err == K2A_ENO_ACCOUNT) {
+            ++d->pool->stats.no_account;
+            snprintf(d->message, sizeof(d->message), "no usable Kiro account: ");
+            describe_pool(d);
+        } else if (err == K2A_EBUSY) {
+            snprintf(d->message, sizeof(d->message), "every Kiro account is at its concurrency limit (%u in flight each)",
+                     d->pool->cfg.account_max_concurrency);
+        } else {
+            snprintf(d->message, sizeof(d->message), "%s", k2a_strerror(err));
+        }
+        return err;
+    }
+    /* the class of the last failure decides; the message names every one */
+    d->err = d->tries[d->ntries - 1].err;
+    if (d->attempts >= d->pool->cfg.max_attempts && d->ntries > 1)
+        snprintf(d->message, sizeof(d->message), "all %u attempts failed: ", d->attempts);
+    else if (d->ntries > 1 || err == K2A_ENO_ACCOUNT)
+        snprintf(d->message, sizeof(d->message), "%zu attempt%s failed and no other account is usable: ", d->ntries,
+                 d->ntries > 1 ? "s" : "");
+    else
+        d->message[0] = '\0';
+    append_tries(d);
+    return d->err;
+}
+
+#define HDR(n, v) ((k2a_http_header_t){K2A_STRLIT(n), k2a_cstr(v)})
+
+/* POSTs d->body with the lease's token. Returns 0 with *resp (any status) or a transport error. */
+static int post(k2a_dispatch_t *d, const k2a_lease_t *l, k2a_http_response_t **resp)
+{
+    k2a_pool_t *p = d->pool;
+    char xamz[200], ua[320];
+    k2a_buf_t auth = K2A_BUF_INIT(0);
+    snprintf(xamz, sizeof(xamz), "aws-sdk-js/1.0.18 KiroIDE-%s-%s", p->kiro_version, l->machine_id);
+    snprintf(ua, sizeof(ua),
+             "aws-sdk-js/1.0.18 ua/2.1 os/darwin#25.0.0 lang/js md/nodejs#20.16.0 api/codewhispererstreaming#1.0.18 m/E "
+             "KiroIDE-%s-%s",
+             p->kiro_version, l->machine_id);
+    k2a_buf_appendstr(&auth, "Bearer ");
+    if (k2a_buf_appendstr(&auth, l->access_token) != 0) {
+        k2a_buf_dispose(&auth);
+        return K2A_ENOMEM;
+    }
+    k2a_http_header_t h[7];
+    size_t nh = 0;
+    h[nh++] = (k2a_http_header_t){K2A_STRLIT("Authorization"), k2a_str(auth.base, auth.len)};
+    h[nh++] = HDR("Content-Type", "application/json");
+    if (d->stream)
+        h[nh++] = HDR("Accept", "text/event-stream");
+    h[nh++] = HDR("x-amzn-kiro-agent-mode", p->agent_mode);
+    h[nh++] = HDR("x-amz-user-agent", xamz);
+    h[nh++] = HDR("user-agent", ua);
+    uv_buf_t b = uv_buf_init(d->body.base != NULL ? d->body.base : "", (unsigned)d->body.len);
+    k2a_http_request_t req = {.url = &p->generate_url, .method = "POST", .headers = h, .nheaders = nh, .body = &b, .nbody = 1};
+    int r = k2a_upstream_request(p->up, &req, resp);
+    k2a_buf_dispose(&auth);
+    return r;
+}
+
+int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx, k2a_dispatch_attempt_t *out)
+{
+    k2a_pool_t *p = d->pool;
+    memset(out, 0, sizeof(*out));
+    if (d->open != NULL) /* the previous attempt was not finished: treat it as failed */
+        k2a_dispatch_attempt_failed(d, d->open, K2A_EUPSTREAM_TRUNCATED, "abandoned by the handler");
+    if (d->err == K2A_EUPSTREAM_BAD_REQUEST || d->err == K2A_EUPSTREAM_CONTENT_LENGTH)
+        return d->err; /* attempt_failed said it is the client's fault */
+    for (;;) {
+        if (d->attempts >= p->cfg.max_attempts)
+            return finish(d, K2A_ENO_ACCOUNT);
+        uint64_t retry_after = 0;
+        int r = k2a_pool_acquire(p, &d->tried, on_skip, d, &out->lease, &retry_after);
+        if (r != 0) {
+            d->retry_after_ms = retry_after;
+            return finish(d, r);
+        }
+        k2a_account_t *a = out->lease.account;
+        if (d->tried.n < K2A_POOL_MAX_EXCLUDE)
+            d->tried.ids[d->tried.n++] = a->id;
+        if (++d->attempts > 1)
+            ++p->stats.failovers;
+        bool same_account_retry = false;
+        for (;;) {
+            k2a_buf_reset(&d->body);
+            if ((r = build(ctx, &out->lease, &d->body)) != 0) {
+                k2a_pool_release(&out->lease);
+                d->err = r;
+                snprintf(d->message, sizeof(d->message), "cannot build the Kiro request: %s", k2a_strerror(r));
+                return r;
+            }
+            out->number = d->attempts + (same_account_retry ? 1 : 0);
+            out->started_at = uv_now(p->loop);
+            ++a->requests;
+            k2a_http_response_t *resp = NULL;
+            r = post(d, &out->lease, &resp);
+            int status = 0;
+            k2a_buf_reset(&d->error_body);
+            if (r == 0) {
+                status = resp->status;
+                if (status == 200) {
+                    out->resp = resp;
+                    out->head_at = uv_now(p->loop);
+                    d->open = out;
+                    d->upstream_status = 200;
+                    return 0;
+                }
+                int rr = k2a_upstream_read_error_body(resp, &d->error_body);
+                k2a_upstream_release(resp);
+                if (rr == K2A_ECANCELED)
+                    r = rr;
+            }
+            k2a_verdict_t v;
+            k2a_pool_classify(r, status, d->error_body.base, d->error_body.len, &v);
+            if (v.action == K2A_ACT_CANCELED) {
+                k2a_pool_release(&out->lease);
+                return finish(d, K2A_ECANCELED);
+            }
+            d->upstream_status = status;
+            snprintf(d->upstream_message, sizeof(d->upstream_message), "%s", v.message);
+            snprintf(d->upstream_reason, sizeof(d->upstream_reason), "%s", v.reason);
+            add_try(d, &out->lease, v.err, status, v.detail);
+            k2a_account_apply_verdict(a, &v, out->lease.token_gen);
+            if (v.action == K2A_ACT_CLIENT || v.action == K2A_ACT_LOCAL) {
+                /* the same request would fail on every account */
+                k2a_pool_release(&out->lease);
+                d->err = v.err;
+                snprintf(d->message, sizeof(d->message), "%s", v.detail);
+                return v.err;
+            }
+            if ((v.action == K2A_ACT_AUTH || v.action == K2A_ACT_FORBIDDEN) && !d->auth_retry_used &&
+                a->state != K2A_ACCOUNT_INVALID) {
+                /* refresh once (single flight) and retry on the same account, once per request */
+                d->auth_retry_used = true;
+                r = k2a_pool_refresh_lease(&out->lease);
+                if (r == K2A_ECANCELED) {
+                    k2a_pool_release(&out->lease);
+                    return finish(d, r);
+                }
+                if (r == 0) {
+                    same_account_retry = true;
+                    continue;
+                }
+                add_try(d, &out->lease, r, 0, a->last_error[0] ? a->last_error : k2a_strerror(r));
+            }
+            break;
+        }
+        k2a_pool_release(&out->lease);
+    }
+}
+
+void k2a_dispatch_attempt_failed(k2a_dispatch_t *d, k2a_dispatch_attempt_t *a, int err, const char *detail)
+{
+    if (d->open == a)
+        d->open = NULL;
+    if (a->resp != NULL) {
+        k2a_upstream_release(a->resp);
+        a->resp = NULL;
+    }
+    if (a->lease.account == NULL)
+        return;
+    k2a_account_t *acct = a->lease.account;
+    if (err != K2A_ECANCELED) {
+        k2a_verdict_t v;
+        memset(&v, 0, sizeof(v));
+        v.status = 200;
+        v.err = err;
+        if (err == K2A_EUPSTREAM_CONTENT_LENGTH || err == K2A_EUPSTREAM_BAD_REQUEST) {
+            v.action = K2A_ACT_CLIENT;
+            d->err = err;
+            snprintf(d->message, sizeof(d->message), "%s", detail != NULL ? detail : k2a_strerror(err));
+        } else {
+            v.action = K2A_ACT_TRANSIENT;
+        }
+        snprintf(v.detail, sizeof(v.detail), "stream failed: %s", detail != NULL && detail[0] ? detail : k2a_strerror(err));
+        add_try(d, &a->lease, err, 200, v.detail);
+        k2a_account_apply_verdict(acct, &v, a->lease.token_gen);
+    }
+    k2a_pool_release(&a->lease);
+}
+
+void k2a_dispatch_attempt_done(k2a_dispatch_t *d, k2a_dispatch_attempt_t *a, int err, double credits, int64_t in_tokens,
+                               int64_t out_tokens)
+{
+    if (d->open == a)
+        d->open = NULL;
+    if (a->resp != NULL) {
+        k2a_upstream_release(a->resp);
+        a->resp = NULL;
+    }
+    k2a_account_t *acct = a->lease.account;
+    if (acct == NULL)
+        return;
+    if (credits > 0 && credits < 1e9) {
+        acct->credits_consumed += credits;
+        if (acct->usage_known)
+            acct->credits_remaining = acct->credits_remaining > credits ? acct->credits_remaining - credits : 0;
+    }
+    if (in_tokens > 0)
+        acct->in_tokens += in_tokens;
+    if (out_tokens > 0)
+        acct->out_tokens += out_tokens;
+    if (err == 0) {
+        k2a_verdict_t v = {.action = K2A_ACT_OK};
+        k2a_account_apply_verdict(acct, &v, a->lease.token_gen);
+        acct->latency_sum += (double)(uv_now(d->pool->loop) - a->started_at) / 1000.0;
+        ++acct->latency_count;
+    } else if (err != K2A_ECANCELED) {
+        char detail[200];
+        snprintf(detail, sizeof(detail), "stream failed after commit: %s", k2a_strerror(err));
+        k2a_account_note_error(acct, K2A_ERRC_STREAM, detail);
+    }
+    k2a_pool_mark_dirty_lazy(d->pool);
+    k2a_pool_release(&a->lease);
+}
+
+void k2a_dispatch_dispose(k2a_dispatch_t *d)
+{
+    if (d->open != NULL)
+        k2a_dispatch_attempt_done(d, d->open, K2A_EUPSTREAM_TRUNCATED, 0, 0, 0);
+    k2a_buf_dispose(&d->body);
+    k2a_buf_dispose(&d->error_body);
+}
+
+int k2a_dispatch_http_status(const k2a_dispatch_t *d)
+{
+    switch (d->err) {
+    case 0:
+        return 200;
+    case K2A_EUPSTREAM_BAD_REQUEST:
+    case K2A_EUPSTREAM_CONTENT_LENGTH:
+        return 400;
+    case K2A_EHTTP_STATUS:
+        return d->upstream_status >= 400 && d->upstream_status < 500 ? d->upstream_status : 502;
+    case K2A_ETHROTTLED:
+    case K2A_EEXHAUSTED:
+        return 429;
+    case K2A_ENO_ACCOUNT:
+    case K2A_EBUSY:
+    case K2A_EUPSTREAM_AUTH:
+    case K2A_EACCOUNT_INVALID:
+    case K2A_EREFRESH:
+        return 503;
+    case K2A_ECONNECT_TIMEOUT:
+    case K2A_EFIRST_BYTE_TIMEOUT:
+    case K2A_EIDLE_TIMEOUT:
+    case K2A_EDNS_TIMEOUT:
+    case K2A_ETIMEDOUT:
+        return 504;
+    case K2A_ECANCELED:
+        return 499;
+    default:
+        return 502;
+    }
+}

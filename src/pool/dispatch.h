@@ -1,0 +1,106 @@
+/*
+ * The request path of the pool (DESIGN.md §2 steps 3, 5 and 8): acquire an account, build the Kiro body for
+ * it, POST generateAssistantResponse with the headers of kiro-protocol §2.1, and on a failure before the
+ * response is accepted classify it (health.h), teach the pool (state machine) and try another account, up to
+ * KIRO_MAX_ATTEMPTS accounts. An invalid-bearer 401/403 is retried once per request on the SAME account after a
+ * single-flight refresh (that retry is not counted as another account). A client error (400) stops at once:
+ * the same body would fail on every account.
+ *
+ * Usage from the handler's coroutine:
+ *     k2a_dispatch_t d; k2a_dispatch_attempt_t a;
+ *     k2a_dispatch_init(&d, pool, request_id, stream);
+ *     for (;;) {
+ *         if ((err = k2a_dispatch_next(&d, build, ctx, &a)) != 0) { answer from d.err, d.message, ...; break; }
+ *         read a.resp with k2a_upstream_read(): if it fails before anything reached the client,
+ *             k2a_dispatch_attempt_failed(&d, &a, err, "why"); continue;
+ *         else stream it, then k2a_dispatch_attempt_done(&d, &a, err, credits, in_tokens, out_tokens); break;
+ *     }
+ *     k2a_dispatch_dispose(&d);
+ */
+#ifndef K2A_POOL_DISPATCH_H
+#define K2A_POOL_DISPATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "core/buf.h"
+#include "pool/pool.h"
+
+struct st_k2a_http_response_t;
+
+/* Encodes the Kiro request body for this account into body (empty on entry; profileArn differs per account:
+ * lease->profile_arn, NULL for IdC). Returns 0 or a negative K2A_E* (which ends the dispatch with that error). */
+typedef int (*k2a_dispatch_build_cb)(void *ctx, const k2a_lease_t *lease, k2a_buf_t *body);
+
+#define K2A_DISPATCH_MAX_TRIES 24
+#define K2A_DISPATCH_ERROR_BODY_MAX (64 * 1024)
+
+/* What happened to one account in this request. */
+typedef struct st_k2a_dispatch_try_t {
+    size_t index;     /* account index */
+    char label[160];  /* "account 0 (main)" */
+    int err;          /* K2A_E* class (0 = success) */
+    int status;       /* upstream HTTP status, 0 for transport errors and refresh failures */
+    char detail[200]; /* "quota exhausted (MONTHLY_REQUEST_COUNT)", "rate limited (429)", "upstream 500", ... */
+} k2a_dispatch_try_t;
+
+typedef struct st_k2a_dispatch_attempt_t {
+    k2a_lease_t lease;
+    struct st_k2a_http_response_t *resp; /* the open 200 response; owned by the dispatch (released by done/failed) */
+    unsigned number;                     /* 1-based attempt number */
+    uint64_t started_at;                 /* uv_now (ms) when the request was sent */
+    uint64_t head_at;                    /* uv_now (ms) when the response head arrived */
+} k2a_dispatch_attempt_t;
+
+typedef struct st_k2a_dispatch_t {
+    k2a_pool_t *pool;
+    const char *request_id; /* borrowed */
+    bool stream;
+    unsigned attempts; /* accounts tried (upstream calls, not counting the same-account auth retry) */
+    bool auth_retry_used;
+    k2a_pool_exclude_t tried;
+    k2a_dispatch_try_t tries[K2A_DISPATCH_MAX_TRIES];
+    size_t ntries;
+    k2a_buf_t body;               /* the Kiro body of the current attempt */
+    k2a_dispatch_attempt_t *open; /* the attempt whose lease/response is still held */
+    /* the outcome, valid after k2a_dispatch_next returned an error */
+    int err;                    /* K2A_E*: K2A_EUPSTREAM_BAD_REQUEST, K2A_EUPSTREAM_CONTENT_LENGTH, K2A_EHTTP_STATUS (other 4xx),
+                                   K2A_ENO_ACCOUNT, K2A_EEXHAUSTED, K2A_ETHROTTLED, K2A_EUPSTREAM_AUTH, K2A_EACCOUNT_INVALID,
+                                   K2A_EUPSTREAM_SERVER, K2A_EREFRESH, a transport code, K2A_EBUSY, K2A_ECANCELED, ... */
+    int upstream_status;        /* HTTP status of the last upstream answer (0 if none) */
+    char upstream_message[256]; /* its "message" (for 400s: Kiro's text) */
+    char upstream_reason[64];   /* its "reason" (CONTENT_LENGTH_EXCEEDS_THRESHOLD, MONTHLY_REQUEST_COUNT, ...) */
+    k2a_buf_t error_body;       /* the first 64 KiB of the last error body */
+    char message[2048];         /* client-facing summary naming the cause of every attempt */
+    uint64_t retry_after_ms;    /* when every account is cooling/exhausted: time until the soonest recovers (0 = unknown) */
+} k2a_dispatch_t;
+
+void k2a_dispatch_init(k2a_dispatch_t *d, k2a_pool_t *pool, const char *request_id, bool stream);
+
+/* In a coroutine: see the file comment. Returns 0 with out filled (an open 200 response and its lease), or a negative K2A_E*
+ * with d->err, d->message and the upstream fields set. K2A_ECANCELED when the coroutine was canceled (no account is
+ * penalised). */
+int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx, k2a_dispatch_attempt_t *out);
+
+/* The 200 body failed before anything was sent to the client (truncated, bad CRC, exception before content, first-byte
+ * or idle timeout): err is its K2A_E*, detail a short text. The account cools briefly (a transient failure), the response
+ * and lease are released, and the next k2a_dispatch_next tries another account (counting as an attempt). For an in-stream
+ * exception that names the client's fault (e.g. ContentLengthExceededException) pass K2A_EUPSTREAM_CONTENT_LENGTH or
+ * K2A_EUPSTREAM_BAD_REQUEST: no penalty, and k2a_dispatch_next then returns that error instead of failing over. */
+void k2a_dispatch_attempt_failed(k2a_dispatch_t *d, k2a_dispatch_attempt_t *a, int err, const char *detail);
+
+/* The response finished (err 0), or failed after bytes reached the client (err != 0: counted as an error of the account,
+ * without a state change). Records credits (meteringEvent usage, 0 when none), tokens and latency, releases the response
+ * and the lease. */
+void k2a_dispatch_attempt_done(k2a_dispatch_t *d, k2a_dispatch_attempt_t *a, int err, double credits, int64_t in_tokens,
+                               int64_t out_tokens);
+
+/* Releases whatever is still held (an attempt the handler did not finish counts as failed after commit). */
+void k2a_dispatch_dispose(k2a_dispatch_t *d);
+
+/* A suggested client status for d->err (the HTTP layer decides): 400 for BAD_REQUEST/CONTENT_LENGTH, the upstream status
+ * for other 4xx, 429 for THROTTLED and EXHAUSTED, 503 for NO_ACCOUNT / BUSY / account problems, 504 for timeouts, 502 for
+ * other upstream failures. */
+int k2a_dispatch_http_status(const k2a_dispatch_t *d);
+
+#endif

@@ -1,0 +1,373 @@
+/*
+ * The error matrix, backoff arithmetic, the getUsageLimits credit algorithm and e-mail masking (see health.h).
+ * Upstream error bodies are small JSON objects ({"message":..,"reason":..}, or OIDC's {"error":..,
+ * "error_description":..}); they are parsed with yajl_tree from a bounded NUL-terminated copy, and a body that
+ * is not JSON is matched as text.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <yajl/yajl_tree.h>
+#include "core/errors.h"
+#include "pool/health.h"
+
+#define MAX_PARSED_BODY (64 * 1024)
+
+const char *k2a_pool_action_name(k2a_pool_action_t a)
+{
+    static const char *const names[] = {"ok",       "client",    "auth",  "forbidden", "quota",
+                                        "throttle", "transient", "local", "invalid",   "canceled"};
+    return (unsigned)a < sizeof(names) / sizeof(names[0]) ? names[a] : "unknown";
+}
+
+static yajl_val obj_get(yajl_val obj, const char *key)
+{
+    if (obj == NULL || !YAJL_IS_OBJECT(obj))
+        return NULL;
+    for (size_t i = 0; i < obj->u.object.len; ++i)
+        if (strcmp(obj->u.object.keys[i], key) == 0)
+            return obj->u.object.values[i];
+    return NULL;
+}
+
+static const char *obj_str(yajl_val obj, const char *key)
+{
+    yajl_val v = obj_get(obj, key);
+    return v != NULL && YAJL_IS_STRING(v) ? YAJL_GET_STRING(v) : NULL;
+}
+
+/* Copies printable text (control characters become spaces), at most outsz - 1 bytes, cut on a UTF-8 boundary. */
+static void copy_text(char *out, size_t outsz, const char *s, size_t len)
+{
+    size_t n = len < outsz - 1 ? len : outsz - 1;
+    if (n < len)
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+            --n;
+    for (size_t i = 0; i < n; ++i)
+        out[i] = (unsigned char)s[i] < 0x20 ? ' ' : s[i];
+    out[n] = '\0';
+}
+
+static bool contains(const char *hay, size_t len, const char *needle)
+{
+    return hay != NULL && memmem(hay, len, needle, strlen(needle)) != NULL;
+}
+
+/* Fills message and reason from a Kiro/OIDC error body. */
+static void parse_error_body(const char *body, size_t len, k2a_verdict_t *out)
+{
+    out->message[0] = out->reason[0] = '\0';
+    if (body == NULL || len == 0)
+        return;
+    if (len <= MAX_PARSED_BODY) {
+        char *copy = malloc(len + 1);
+        if (copy != NULL) {
+            memcpy(copy, body, len);
+            copy[len] = '\0';
+            yajl_val v = yajl_tree_parse(copy, NULL, 0);
+            free(copy);
+            if (v != NULL && YAJL_IS_OBJECT(v)) {
+                yajl_val errobj = obj_get(v, "error");
+                const char *msg = obj_str(v, "message");
+                if (msg == NULL)
+                    msg = obj_str(v, "Message");
+                if (msg == NULL)
+                    msg = obj_str(v, "error_description");
+                if (msg == NULL && errobj != NULL)
+                    msg = obj_str(errobj, "message");
+                const char *reason = obj_str(v, "reason");
+                if (reason == NULL && errobj != NULL)
+                    reason = YAJL_IS_STRING(errobj) ? YAJL_GET_STRING(errobj) : obj_str(errobj, "reason");
+                if (reason == NULL)
+                    reason = obj_str(v, "__type");
+                if (msg != NULL)
+                    copy_text(out->message, sizeof(out->message), msg, strlen(msg));
+                if (reason != NULL) {
+                    const char *hash = strrchr(reason, '#'); /* "com.amazon...#ThrottlingException" */
+                    reason = hash != NULL ? hash + 1 : reason;
+                    copy_text(out->reason, sizeof(out->reason), reason, strlen(reason));
+                }
+                yajl_tree_free(v);
+                return;
+            }
+            yajl_tree_free(v);
+        }
+    }
+    copy_text(out->message, sizeof(out->message), body, len);
+}
+
+static void set(k2a_verdict_t *out, k2a_pool_action_t action, int err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void set(k2a_verdict_t *out, k2a_pool_action_t action, int err, const char *fmt, ...)
+{
+    va_list ap;
+    out->action = action;
+    out->err = err;
+    va_start(ap, fmt);
+    vsnprintf(out->detail, sizeof(out->detail), fmt, ap);
+    va_end(ap);
+}
+
+/* Transport errors: which are the upstream's (transient, the account cools briefly) and which are ours. */
+static void classify_transport(int err, k2a_verdict_t *out)
+{
+    switch (err) {
+    case K2A_ECANCELED:
+        set(out, K2A_ACT_CANCELED, err, "canceled");
+        break;
+    case K2A_EDNS:
+    case K2A_EDNS_TIMEOUT:
+    case K2A_EPROXY:
+    case K2A_ETLS_VERIFY:
+    case K2A_EBAD_URL:
+    case K2A_ENOMEM:
+    case K2A_EINVAL:
+    case K2A_EBUSY:
+        set(out, K2A_ACT_LOCAL, err, "%s", k2a_strerror(err));
+        break;
+    default: /* connect refused/timeout, TLS handshake, resets, timeouts, malformed responses */
+        set(out, K2A_ACT_TRANSIENT, err, "%s", k2a_strerror(err));
+        break;
+    }
+}
+
+void k2a_pool_classify(int transport_err, int status, const char *body, size_t len, k2a_verdict_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (transport_err != 0) {
+        classify_transport(transport_err, out);
+        return;
+    }
+    out->status = status;
+    if (status >= 200 && status < 300) {
+        set(out, K2A_ACT_OK, 0, "ok");
+        return;
+    }
+    parse_error_body(body, len, out);
+    bool monthly = strcmp(out->reason, "MONTHLY_REQUEST_COUNT") == 0 || contains(body, len, "MONTHLY_REQUEST_COUNT");
+    bool bearer = contains(body, len, "bearer token included in the request is invalid") ||
+                  contains(body, len, "The security token included in the request is expired") ||
+                  contains(body, len, "ExpiredTokenException");
+    if (status == 402 || monthly) {
+        set(out, K2A_ACT_QUOTA, K2A_EEXHAUSTED, "quota exhausted (%s)", out->reason[0] ? out->reason : "402");
+    } else if (status == 429) {
+        if (out->message[0] != '\0' && strstr(out->message, "credit limit") != NULL)
+            set(out, K2A_ACT_THROTTLE, K2A_ETHROTTLED, "rate limited (429: %.120s)", out->message);
+        else
+            set(out, K2A_ACT_THROTTLE, K2A_ETHROTTLED, "rate limited (429)");
+    } else if (status == 401 || (status == 403 && bearer)) {
+        set(out, K2A_ACT_AUTH, K2A_EUPSTREAM_AUTH, "access token rejected (%d)", status);
+    } else if (status == 403) {
+        const char *why = out->reason[0] ? out->reason : out->message[0] ? out->message : "forbidden";
+        set(out, K2A_ACT_FORBIDDEN, K2A_EACCOUNT_INVALID, "account forbidden (403 %.150s)", why);
+    } else if (status == 400 &&
+               (strcmp(out->reason, "CONTENT_LENGTH_EXCEEDS_THRESHOLD") == 0 || contains(body, len, "CONTENT_LENGTH_EXCEEDS"))) {
+        set(out, K2A_ACT_CLIENT, K2A_EUPSTREAM_CONTENT_LENGTH, "input too long (CONTENT_LENGTH_EXCEEDS_THRESHOLD)");
+    } else if (status == 400) {
+        set(out, K2A_ACT_CLIENT, K2A_EUPSTREAM_BAD_REQUEST, "rejected as bad request (400 %.150s)",
+            out->message[0] ? out->message : "Improperly formed request.");
+    } else if (status >= 500) {
+        set(out, K2A_ACT_TRANSIENT, K2A_EUPSTREAM_SERVER, "upstream %d", status);
+    } else if (status == 408) {
+        set(out, K2A_ACT_TRANSIENT, K2A_EUPSTREAM_SERVER, "upstream 408");
+    } else {
+        /* 404, 405, 413, ...: the same request fails on every account. */
+        set(out, K2A_ACT_CLIENT, K2A_EHTTP_STATUS, "upstream %d%s%.150s", status, out->message[0] ? " " : "", out->message);
+    }
+}
+
+void k2a_pool_classify_refresh(int transport_err, int status, const char *body, size_t len, k2a_verdict_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (transport_err != 0) {
+        classify_transport(transport_err, out);
+        if (out->action == K2A_ACT_TRANSIENT)
+            snprintf(out->detail, sizeof(out->detail), "token refresh failed: %s", k2a_strerror(transport_err));
+        if (out->action != K2A_ACT_CANCELED)
+            out->err = out->action == K2A_ACT_LOCAL ? transport_err : K2A_EREFRESH;
+        return;
+    }
+    out->status = status;
+    if (status >= 200 && status < 300) {
+        set(out, K2A_ACT_OK, 0, "ok");
+        return;
+    }
+    parse_error_body(body, len, out);
+    const char *why = out->message[0] ? out->message : out->reason[0] ? out->reason : "";
+    if (status == 400 || status == 401 || status == 403) {
+        /* invalid_grant / "Invalid refresh token provided" / invalid_client: retrying the same request cannot help. */
+        const char *what = strcmp(out->reason, "invalid_client") == 0 || strcmp(out->reason, "unauthorized_client") == 0
+                               ? "IdC client rejected"
+                               : "refresh token rejected";
+        set(out, K2A_ACT_INVALID, K2A_EACCOUNT_INVALID, "%s (%d%s%.150s)", what, status, why[0] ? " " : "", why);
+    } else if (status == 429) {
+        set(out, K2A_ACT_THROTTLE, K2A_EREFRESH, "token refresh rate limited (429)");
+    } else {
+        set(out, K2A_ACT_TRANSIENT, K2A_EREFRESH, "token refresh failed (%d%s%.150s)", status, why[0] ? " " : "", why);
+    }
+}
+
+uint64_t k2a_pool_backoff_ms(uint64_t base_ms, uint64_t cap_ms, unsigned n, unsigned jitter_pct, uint64_t rnd)
+{
+    uint64_t d = base_ms;
+    for (unsigned i = 0; i < n && d < cap_ms; ++i)
+        d *= 2;
+    if (d > cap_ms)
+        d = cap_ms;
+    if (jitter_pct > 0 && d > 0) {
+        /* factor in [1 - j, 1 + j] with 1/10000 resolution */
+        uint64_t span = (uint64_t)jitter_pct * 200 + 1; /* 0 .. 2 * j * 100 */
+        int64_t per10k = (int64_t)(rnd % span) - (int64_t)jitter_pct * 100;
+        int64_t delta = (int64_t)d * per10k / 10000;
+        d = (uint64_t)((int64_t)d + delta);
+    }
+    return d == 0 && base_ms > 0 ? 1 : d;
+}
+
+uint64_t k2a_pool_refresh_ahead_ms(uint64_t lifetime_ms, unsigned pct, unsigned jitter_pct, uint64_t rnd)
+{
+    int64_t at = (int64_t)(lifetime_ms * pct / 100);
+    if (jitter_pct > 0) {
+        uint64_t span = (uint64_t)jitter_pct * 200 + 1;
+        int64_t per10k = (int64_t)(rnd % span) - (int64_t)jitter_pct * 100;
+        at += (int64_t)lifetime_ms * per10k / 10000;
+    }
+    if (lifetime_ms > 2000 && at > (int64_t)lifetime_ms - 1000)
+        at = (int64_t)lifetime_ms - 1000;
+    if (at < 1000)
+        at = lifetime_ms >= 2000 ? 1000 : (int64_t)lifetime_ms / 2;
+    return (uint64_t)at;
+}
+
+int64_t k2a_pool_next_month_utc_ms(int64_t now_ms)
+{
+    time_t now = (time_t)(now_ms / 1000);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    tm.tm_mday = 1;
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    if (++tm.tm_mon == 12) {
+        tm.tm_mon = 0;
+        ++tm.tm_year;
+    }
+    return (int64_t)timegm(&tm) * 1000;
+}
+
+static bool num_of(yajl_val v, double *out)
+{
+    if (v == NULL || !YAJL_IS_NUMBER(v))
+        return false;
+    *out = YAJL_IS_DOUBLE(v) ? YAJL_GET_DOUBLE(v) : (double)YAJL_GET_INTEGER(v);
+    return true;
+}
+
+/* The *WithPrecision field, else the integer one, else 0. */
+static double precise(yajl_val obj, const char *key)
+{
+    char name[64];
+    double d;
+    snprintf(name, sizeof(name), "%sWithPrecision", key);
+    if (num_of(obj_get(obj, name), &d))
+        return d;
+    if (num_of(obj_get(obj, key), &d))
+        return d;
+    return 0;
+}
+
+int k2a_pool_parse_usage(const char *body, size_t len, k2a_usage_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (body == NULL || len == 0 || len > 1024 * 1024)
+        return K2A_EUPSTREAM_EVENT;
+    char *copy = malloc(len + 1);
+    if (copy == NULL)
+        return K2A_ENOMEM;
+    memcpy(copy, body, len);
+    copy[len] = '\0';
+    yajl_val v = yajl_tree_parse(copy, NULL, 0);
+    free(copy);
+    if (v == NULL || !YAJL_IS_OBJECT(v)) {
+        yajl_tree_free(v);
+        return K2A_EUPSTREAM_EVENT;
+    }
+    double d;
+    if (num_of(obj_get(v, "nextDateReset"), &d))
+        out->next_reset_ms = (int64_t)(d * 1000);
+    const char *email = obj_str(obj_get(v, "userInfo"), "email");
+    if (email != NULL)
+        copy_text(out->email, sizeof(out->email), email, strlen(email));
+    const char *title = obj_str(obj_get(v, "subscriptionInfo"), "subscriptionTitle");
+    if (title != NULL)
+        copy_text(out->subscription, sizeof(out->subscription), title, strlen(title));
+    yajl_val list = obj_get(v, "usageBreakdownList");
+    if (list != NULL && YAJL_IS_ARRAY(list)) {
+        for (size_t i = 0; i < list->u.array.len; ++i) {
+            yajl_val b = list->u.array.values[i];
+            const char *rt = obj_str(b, "resourceType");
+            if (rt == NULL || strcmp(rt, "CREDIT") != 0)
+                continue;
+            double total = 0, limit = 0, used = 0;
+            yajl_val trial = obj_get(b, "freeTrialInfo");
+            const char *tstatus = obj_str(trial, "freeTrialStatus");
+            if (tstatus != NULL && strcmp(tstatus, "ACTIVE") == 0) {
+                double tl = precise(trial, "usageLimit"), tu = precise(trial, "currentUsage");
+                total += tl - tu;
+                limit += tl;
+                used += tu;
+            }
+            double bl = precise(b, "usageLimit"), bu = precise(b, "currentUsage");
+            total += bl - bu;
+            limit += bl;
+            used += bu;
+            out->has_credit = true;
+            out->remaining = total > 0 ? total : 0;
+            out->limit = limit;
+            out->used = used;
+            if (num_of(obj_get(b, "nextDateReset"), &d))
+                out->next_reset_ms = (int64_t)(d * 1000);
+            break;
+        }
+    }
+    yajl_tree_free(v);
+    return 0;
+}
+
+void k2a_pool_mask_email(const char *email, char *out, size_t outsz)
+{
+    const char *at = strchr(email, '@');
+    size_t len = strlen(email);
+    if (outsz == 0)
+        return;
+    if (at == NULL || at == email || at[1] == '\0' || strchr(at + 1, '@') != NULL || len >= 256) {
+        snprintf(out, outsz, "%s", email);
+        return;
+    }
+    char buf[300];
+    size_t o = 0, local = (size_t)(at - email);
+    for (size_t i = 0; i < local; ++i)
+        buf[o++] = local <= 4 ? '*' : (i < 2 || i >= local - 2) ? email[i] : '*';
+    buf[o++] = '@';
+    const char *dom = at + 1;
+    size_t labels = 1;
+    for (const char *p = dom; *p; ++p)
+        labels += *p == '.';
+    if (labels == 1) {
+        for (const char *p = dom; *p; ++p)
+            buf[o++] = '*';
+    } else {
+        /* star every label but the last `keep` (1 for two labels, 2 for three or more) */
+        size_t keep = labels == 2 ? 1 : 2, label = 0;
+        for (const char *p = dom; *p; ++p) {
+            if (*p == '.') {
+                ++label;
+                buf[o++] = '.';
+            } else {
+                buf[o++] = label < labels - keep ? '*' : *p;
+            }
+        }
+    }
+    buf[o] = '\0';
+    snprintf(out, outsz, "%s", buf);
+}

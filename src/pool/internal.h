@@ -1,0 +1,229 @@
+/*
+ * Module-private structures of the account pool, shared by pool.c (lifecycle, state machine, leases),
+ * select.c (strategies), refresh.c (refresh and usage jobs), render.c and dispatch.c.
+ * Lifetime: an account is reference-counted: the pool's membership, every lease, every running job and every
+ * open uv timer hold one reference, so a reload may drop an account while a stream still uses it.
+ */
+#ifndef K2A_POOL_INTERNAL_H
+#define K2A_POOL_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include "core/coro.h"
+#include "pool/health.h"
+#include "pool/pool.h"
+#include "pool/store.h"
+#include "upstream/upstream.h"
+
+/* An intrusive circular doubly-linked list node (a list is a sentinel node). */
+typedef struct st_k2a_plink_t {
+    struct st_k2a_plink_t *prev, *next;
+} k2a_plink_t;
+
+static inline void k2a_plink_init(k2a_plink_t *l)
+{
+    l->prev = l->next = l;
+}
+static inline bool k2a_plink_linked(const k2a_plink_t *n)
+{
+    return n->next != n;
+}
+static inline bool k2a_plist_empty(const k2a_plink_t *list)
+{
+    return list->next == list;
+}
+static inline void k2a_plink_insert_before(k2a_plink_t *pos, k2a_plink_t *n)
+{
+    n->prev = pos->prev;
+    n->next = pos;
+    pos->prev->next = n;
+    pos->prev = n;
+}
+static inline void k2a_plink_unlink(k2a_plink_t *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = n;
+}
+#define K2A_PLINK_OWNER(type, member, ptr) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* Errors counted per account, by class (metrics label). */
+typedef enum en_k2a_errclass_t {
+    K2A_ERRC_AUTH = 0,
+    K2A_ERRC_FORBIDDEN,
+    K2A_ERRC_QUOTA,
+    K2A_ERRC_THROTTLE,
+    K2A_ERRC_TRANSIENT,
+    K2A_ERRC_CLIENT,
+    K2A_ERRC_LOCAL,
+    K2A_ERRC_STREAM,
+    K2A_ERRC_REFRESH,
+    K2A_ERRC_MAX
+} k2a_errclass_t;
+
+struct st_k2a_account_t {
+    k2a_pool_t *pool;
+    uint64_t id; /* unique in the pool, never reused */
+    size_t index;
+    unsigned refcnt;
+    bool removed;      /* dropped by a reload (or the pool is shutting down) */
+    bool eligible;     /* linked in the pool's selection lists */
+    k2a_plink_t olink; /* pool->eligible, in index order */
+    k2a_plink_t blink; /* pool->buckets[inflight] (balanced) */
+    k2a_account_config_t cfg;
+    char key[65];
+    char machine_id[65];
+    char label[160];
+    /* credentials */
+    char *refresh_token; /* current, possibly rotated */
+    char *access_token;  /* NULL until the first refresh */
+    char *profile_arn;
+    int64_t expires_at; /* wall clock ms */
+    int64_t expires_in_s;
+    int64_t refreshed_at; /* wall clock ms */
+    int64_t prev_expires_at;
+    uint64_t token_gen;  /* bumped by every successful refresh */
+    bool ever_refreshed; /* an access token was obtained (now or from the state file) */
+    /* health */
+    k2a_account_state_t state;
+    int64_t until; /* wall clock ms (cooling, exhausted) */
+    char reason[256];
+    unsigned throttle_n, transient_n, refresh_fail_n;
+    uint64_t auth_fail_gen; /* token_gen of the first token rejected with 401/403 since the last success; 0 = none */
+    /* single-flight refresh */
+    bool refreshing;
+    k2a_plink_t waiters;
+    /* usage */
+    bool usage_known, usage_polling;
+    double credits_remaining, credits_limit, credits_used;
+    int64_t next_reset; /* wall clock ms */
+    int64_t usage_at;
+    char email[128];
+    char subscription[96];
+    /* counters */
+    unsigned inflight;
+    uint64_t requests, errors, errors_by_class[K2A_ERRC_MAX];
+    uint64_t refreshes, refresh_failures, usage_polls, usage_failures;
+    int64_t in_tokens, out_tokens;
+    double credits_consumed;
+    double latency_sum; /* seconds, successful attempts */
+    uint64_t latency_count;
+    int64_t last_used; /* wall clock ms */
+    char last_error[256];
+    int64_t last_error_at;
+    /* timers; each open handle holds a reference */
+    uv_timer_t refresh_timer; /* refresh-ahead, retries of failed refreshes */
+    uv_timer_t usage_timer;   /* getUsageLimits polling */
+    uv_timer_t wake_timer;    /* end of cooling / exhausted */
+    bool timers_open;
+};
+
+/* A coroutine parked on an account's in-flight refresh, or on the pool's slot queue. Lives on the waiter's stack. */
+typedef struct st_k2a_pool_waiter_t {
+    k2a_plink_t link;
+    k2a_coro_t *co;
+    bool woken;
+} k2a_pool_waiter_t;
+
+/* A background coroutine (refresh, usage poll), tracked so that shutdown can cancel it. */
+typedef struct st_k2a_pool_job_t {
+    k2a_plink_t link;
+    k2a_pool_t *pool;
+    k2a_account_t *account; /* holds a reference */
+    k2a_coro_t *co;
+    int kind; /* 0 refresh, 1 usage */
+} k2a_pool_job_t;
+
+struct st_k2a_pool_t {
+    uv_loop_t *loop;
+    k2a_upstream_t *up;
+    k2a_pool_config_t cfg; /* strings below are owned copies */
+    char *auth_token_src, *state_file;
+    char *api_base, *social_url, *idc_url, *kiro_version, *agent_mode;
+    char *generate_url_str;
+    k2a_url_t generate_url, social_url_parsed, idc_url_parsed;
+    char x_amz_user_agent_tail[160]; /* "KiroIDE-<version>-" */
+    /* accounts in configuration order */
+    k2a_account_t **accounts;
+    size_t naccounts;
+    uint64_t next_id;
+    /* selection */
+    k2a_plink_t eligible; /* eligible accounts in index order */
+    size_t neligible;
+    size_t nready; /* eligible accounts that have obtained an access token */
+    k2a_account_t *seq_cursor, *rr_cursor;
+    k2a_plink_t *buckets; /* balanced: buckets[k] = eligible accounts with k in-flight, least recently used first */
+    size_t nbuckets, min_bucket;
+    k2a_plink_t slot_waiters; /* acquires waiting for a concurrency slot */
+    /* durable state */
+    k2a_pool_store_t *store;
+    k2a_pool_snapshot_t orphans; /* records of the state file that match no configured account (kept and written back) */
+    uv_timer_t save_timer;
+    bool dirty, saving, save_urgent;
+    /* background jobs */
+    k2a_plink_t jobs;
+    bool shutting_down;
+    unsigned open_handles;
+    k2a_pool_stats_t stats;
+};
+
+/* wall clock, ms since the epoch */
+int64_t k2a_pool_now_ms(void);
+
+/* pool.c, state.c, persist.c, lease.c */
+void k2a_account_ref(k2a_account_t *a);
+void k2a_account_unref(k2a_account_t *a);
+/* True when the access token is present and not within the safety margin of its expiry. */
+bool k2a_account_token_valid(const k2a_account_t *a, int64_t now);
+void k2a_account_set_state(k2a_account_t *a, k2a_account_state_t st, int64_t until, const char *reason);
+/* Applies a verdict about a generate call (or the stream after it) made with token generation token_gen. */
+void k2a_account_apply_verdict(k2a_account_t *a, const k2a_verdict_t *v, uint64_t token_gen);
+void k2a_account_note_error(k2a_account_t *a, k2a_errclass_t c, const char *detail);
+void k2a_account_schedule_refresh(k2a_account_t *a, uint64_t delay_ms);
+void k2a_account_schedule_usage(k2a_account_t *a, uint64_t delay_ms);
+/* A state change to persist: urgent (a rotated refresh token) starts the write at once, else within save_debounce_ms. */
+void k2a_pool_mark_dirty(k2a_pool_t *p, bool urgent);
+/* Counters only (requests, tokens, credits): written within K2A_POOL_LAZY_SAVE_MS, so a busy pool writes rarely. */
+#define K2A_POOL_LAZY_SAVE_MS 5000
+void k2a_pool_mark_dirty_lazy(k2a_pool_t *p);
+void k2a_pool_update_eligibility(k2a_account_t *a);
+/* Starts (or stops) the end-of-cooling/exhaustion timer for the account's current state. */
+void k2a_account_arm_wake(k2a_account_t *a);
+/* Wakes the first acquire queued for a concurrency slot. */
+void k2a_pool_wake_slot_waiter(k2a_pool_t *p);
+/* The account's durable record (strings duplicated). */
+void k2a_account_snapshot(const k2a_account_t *a, k2a_account_snapshot_t *s);
+/* Encodes the whole durable state (accounts + orphans) as the store's JSON. */
+int k2a_pool_encode_state(k2a_pool_t *p, k2a_buf_t *out);
+/* Starts a write of the state when dirty and none is in flight. */
+void k2a_pool_start_save(k2a_pool_t *p);
+/* Arms the refresh-ahead timer for the current token. */
+void k2a_pool_schedule_refresh_ahead(k2a_account_t *a);
+
+/* select.c */
+void k2a_select_add(k2a_pool_t *p, k2a_account_t *a);
+void k2a_select_remove(k2a_pool_t *p, k2a_account_t *a);
+/* Picks an account for a new lease (not in exclude, below the concurrency cap). Returns NULL when none; *at_cap tells
+ * whether some candidate was skipped only because of its cap. */
+k2a_account_t *k2a_select_pick(k2a_pool_t *p, const k2a_pool_exclude_t *exclude, bool *at_cap);
+/* In-flight count changes (moves the account between balanced buckets). */
+void k2a_select_inflight_changed(k2a_pool_t *p, k2a_account_t *a, unsigned old_inflight);
+int k2a_select_init(k2a_pool_t *p);
+void k2a_select_dispose(k2a_pool_t *p);
+
+/* refresh.c */
+/* In a coroutine: makes sure a has an access token newer than after_gen (0 = any valid token), joining or starting the
+ * single-flight refresh. Returns 0 or the refresh's K2A_E* (K2A_ECANCELED when the caller was canceled). */
+int k2a_account_await_token(k2a_account_t *a, uint64_t after_gen, bool *waited);
+/* Starts a background refresh unless one is running. */
+void k2a_account_start_refresh(k2a_account_t *a);
+/* Starts a background usage poll unless one is running. */
+void k2a_account_start_usage_poll(k2a_account_t *a);
+/* Cancels every job (shutdown). */
+void k2a_pool_cancel_jobs(k2a_pool_t *p);
+/* Wakes every waiter of a's refresh with result. */
+void k2a_account_wake_waiters(k2a_account_t *a, int result);
+
+#endif

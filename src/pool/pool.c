@@ -1,0 +1,579 @@
+/*
+ * The account pool's lifecycle: creation from KIRO_AUTH_TOKEN + the state snapshot (accounts matched by
+ * key, unmatched records kept as orphans), the accounts' references and timers, SIGHUP reload and
+ * shutdown. The state machine is in state.c, leases in lease.c, durable saves in persist.c. Accounts are
+ * reference-counted (internal.h) so that a reload never pulls an account from under a running stream.
+ */
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/rand.h"
+#include "pool/internal.h"
+
+#define ORPHANS_MAX 1024
+
+int64_t k2a_pool_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *k2a_account_state_name(k2a_account_state_t s)
+{
+    static const char *const names[] = {"ok", "cooling", "exhausted", "invalid", "disabled"};
+    return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
+}
+
+static bool parse_state(const char *s, k2a_account_state_t *out)
+{
+    for (int i = 0; i <= K2A_ACCOUNT_DISABLED; ++i) {
+        if (strcmp(s, k2a_account_state_name(i)) == 0) {
+            *out = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void sha256_hex(const char *a, const char *b, char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    if (c == NULL || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1 || EVP_DigestUpdate(c, a, strlen(a)) != 1 ||
+        EVP_DigestUpdate(c, b, strlen(b)) != 1 || EVP_DigestFinal_ex(c, md, &mdlen) != 1 || mdlen != 32)
+        abort(); /* only out of memory can fail here */
+    EVP_MD_CTX_free(c);
+    for (int i = 0; i < 32; ++i)
+        sprintf(out + 2 * i, "%02x", md[i]);
+    out[64] = '\0';
+}
+
+static void replace_str(char **slot, const char *v)
+{
+    char *n = v != NULL ? strdup(v) : NULL;
+    free(*slot);
+    *slot = n;
+}
+
+/* ---- references ---- */
+
+void k2a_account_ref(k2a_account_t *a)
+{
+    ++a->refcnt;
+}
+
+static void account_free(k2a_account_t *a)
+{
+    free(a->cfg.refresh_token);
+    free(a->cfg.client_id);
+    free(a->cfg.client_secret);
+    free(a->cfg.description);
+    free(a->refresh_token);
+    free(a->access_token);
+    free(a->profile_arn);
+    free(a);
+}
+
+void k2a_account_unref(k2a_account_t *a)
+{
+    if (--a->refcnt == 0)
+        account_free(a);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    k2a_account_t *a = h->data;
+    --a->pool->open_handles;
+    k2a_account_unref(a);
+}
+
+static void close_timers(k2a_account_t *a)
+{
+    if (!a->timers_open)
+        return;
+    a->timers_open = false;
+    uv_close((uv_handle_t *)&a->refresh_timer, on_timer_closed);
+    uv_close((uv_handle_t *)&a->usage_timer, on_timer_closed);
+    uv_close((uv_handle_t *)&a->wake_timer, on_timer_closed);
+}
+
+/* ---- accounts ---- */
+
+static void make_label(k2a_account_t *a)
+{
+    if (a->cfg.description[0] != '\0')
+        snprintf(a->label, sizeof(a->label), "account %zu (%s)", a->index, a->cfg.description);
+    else
+        snprintf(a->label, sizeof(a->label), "account %zu", a->index);
+}
+
+static k2a_account_t *account_new(k2a_pool_t *p, const k2a_account_config_t *cfg, size_t index)
+{
+    k2a_account_t *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return NULL;
+    a->pool = p;
+    a->id = ++p->next_id;
+    a->index = index;
+    a->refcnt = 1; /* the pool's */
+    k2a_plink_init(&a->olink);
+    k2a_plink_init(&a->blink);
+    k2a_plink_init(&a->waiters);
+    a->cfg.auth = cfg->auth;
+    a->cfg.disabled = cfg->disabled;
+    a->cfg.refresh_token = strdup(cfg->refresh_token);
+    a->cfg.description = strdup(cfg->description);
+    a->cfg.client_id = cfg->client_id != NULL ? strdup(cfg->client_id) : NULL;
+    a->cfg.client_secret = cfg->client_secret != NULL ? strdup(cfg->client_secret) : NULL;
+    a->refresh_token = strdup(cfg->refresh_token);
+    if (a->cfg.refresh_token == NULL || a->cfg.description == NULL || a->refresh_token == NULL ||
+        (cfg->client_id != NULL && a->cfg.client_id == NULL) || (cfg->client_secret != NULL && a->cfg.client_secret == NULL)) {
+        account_free(a);
+        return NULL;
+    }
+    sha256_hex(cfg->auth == K2A_AUTH_IDC ? "IdC:" : "Social:", cfg->refresh_token, a->key);
+    /* kiro.rs: machineId = sha256("KotlinNativeAPI/" + refreshToken); from the configured token, so it stays stable */
+    sha256_hex("KotlinNativeAPI/", cfg->refresh_token, a->machine_id);
+    make_label(a);
+    a->state = cfg->disabled ? K2A_ACCOUNT_DISABLED : K2A_ACCOUNT_OK;
+    return a;
+}
+
+/* The account's uv timers; opened once nothing can fail any more, so that a failed create never has handles to close. */
+static void open_timers(k2a_account_t *a)
+{
+    k2a_pool_t *p = a->pool;
+    uv_timer_init(p->loop, &a->refresh_timer);
+    uv_timer_init(p->loop, &a->usage_timer);
+    uv_timer_init(p->loop, &a->wake_timer);
+    a->refresh_timer.data = a->usage_timer.data = a->wake_timer.data = a;
+    a->timers_open = true;
+    a->refcnt += 3;
+    p->open_handles += 3;
+}
+
+/* Adopts a state-file record. */
+static void apply_record(k2a_account_t *a, const k2a_account_snapshot_t *s, int64_t now)
+{
+    if (strcmp(s->refresh_token, a->refresh_token) != 0) {
+        k2a_log_add_secret(s->refresh_token, strlen(s->refresh_token));
+        replace_str(&a->refresh_token, s->refresh_token);
+    }
+    if (s->access_token != NULL && s->expires_at_ms > now) {
+        k2a_log_add_secret(s->access_token, strlen(s->access_token));
+        replace_str(&a->access_token, s->access_token);
+        a->expires_at = s->expires_at_ms;
+        a->expires_in_s = s->expires_in_s;
+        a->refreshed_at = s->refreshed_at_ms;
+        a->token_gen = 1;
+        a->ever_refreshed = true;
+    }
+    if (s->profile_arn != NULL)
+        replace_str(&a->profile_arn, s->profile_arn);
+    k2a_account_state_t st;
+    if (a->state == K2A_ACCOUNT_OK && parse_state(s->state, &st) && (st == K2A_ACCOUNT_COOLING || st == K2A_ACCOUNT_EXHAUSTED) &&
+        s->until_ms > now) {
+        a->state = st;
+        a->until = s->until_ms;
+        snprintf(a->reason, sizeof(a->reason), "%s", s->reason != NULL ? s->reason : "");
+    }
+    a->usage_known = s->usage_known;
+    a->credits_remaining = s->credits_remaining;
+    a->credits_limit = s->credits_limit;
+    a->credits_consumed = s->credits_consumed;
+    a->next_reset = s->next_reset_ms;
+    a->requests = s->requests;
+    a->errors = s->errors;
+    a->in_tokens = s->in_tokens;
+    a->out_tokens = s->out_tokens;
+    a->last_used = s->last_used_ms;
+}
+
+/* Arms an account's timers after creation, a load or a reload. refresh_slot staggers the start-up refreshes (accounts without
+ * a valid token), usage_slot the first getUsageLimits polls (every account). */
+static void start_account(k2a_account_t *a, size_t refresh_slot, size_t usage_slot)
+{
+    k2a_pool_t *p = a->pool;
+    int64_t now = k2a_pool_now_ms();
+    if (a->state == K2A_ACCOUNT_DISABLED || a->state == K2A_ACCOUNT_INVALID)
+        return;
+    k2a_account_arm_wake(a);
+    if (k2a_account_token_valid(a, now))
+        k2a_pool_schedule_refresh_ahead(a);
+    else if (p->cfg.warmup)
+        k2a_account_schedule_refresh(a, (uint64_t)refresh_slot * p->cfg.warmup_stagger_ms);
+    if (p->cfg.usage_poll_interval_s > 0) {
+        /* first polls spread over the pool (at most one every 10 s, at least 0.5 s apart): never a burst of
+         * getUsageLimits calls, which is what gets accounts flagged (peers.md §2.7) */
+        uint64_t interval = (uint64_t)p->cfg.usage_poll_interval_s * 1000;
+        uint64_t spacing = p->naccounts > 0 ? interval / p->naccounts : interval;
+        if (spacing > 10000)
+            spacing = 10000;
+        if (spacing < 500)
+            spacing = 500;
+        uint64_t first = 2000 + (uint64_t)usage_slot * spacing + k2a_rand_below(500);
+        if (a->usage_known)
+            first += interval / 2; /* credits known from the state file: no hurry */
+        k2a_account_schedule_usage(a, first);
+    }
+}
+
+/* Takes an account out of the pool (reload, shutdown): it stays alive while leases or jobs hold it. */
+static void retire_account(k2a_account_t *a)
+{
+    a->removed = true;
+    k2a_pool_update_eligibility(a);
+    close_timers(a);
+    k2a_account_unref(a); /* the pool's reference */
+}
+
+static int parse_urls(k2a_pool_t *p, char *err, size_t errlen)
+{
+    size_t n = strlen(p->api_base);
+    while (n > 0 && p->api_base[n - 1] == '/')
+        p->api_base[--n] = '\0';
+    if ((p->generate_url_str = malloc(n + 64)) == NULL)
+        return K2A_ENOMEM;
+    snprintf(p->generate_url_str, n + 64, "%s/generateAssistantResponse", p->api_base);
+    if (k2a_url_parse(p->generate_url_str, strlen(p->generate_url_str), &p->generate_url) != 0) {
+        snprintf(err, errlen, "KIRO_API_BASE: not an http(s) URL");
+        return K2A_ECONFIG;
+    }
+    if (k2a_url_parse(p->social_url, strlen(p->social_url), &p->social_url_parsed) != 0) {
+        snprintf(err, errlen, "KIRO_SOCIAL_REFRESH_URL: not an http(s) URL");
+        return K2A_ECONFIG;
+    }
+    if (k2a_url_parse(p->idc_url, strlen(p->idc_url), &p->idc_url_parsed) != 0) {
+        snprintf(err, errlen, "KIRO_IDC_REFRESH_URL: not an http(s) URL");
+        return K2A_ECONFIG;
+    }
+    return 0;
+}
+
+static char *dup_or_empty(const char *s)
+{
+    return strdup(s != NULL ? s : "");
+}
+
+/* Moves the record with this key out of the orphans into *out (caller disposes). Returns true when found. */
+static bool take_orphan(k2a_pool_t *p, const char *key, k2a_account_snapshot_t *out)
+{
+    for (size_t i = 0; i < p->orphans.n; ++i) {
+        if (strcmp(p->orphans.accounts[i].key, key) == 0) {
+            *out = p->orphans.accounts[i];
+            p->orphans.accounts[i] = p->orphans.accounts[--p->orphans.n];
+            return true;
+        }
+    }
+    return false;
+}
+
+static void free_record(k2a_account_snapshot_t *s)
+{
+    free(s->refresh_token);
+    free(s->access_token);
+    free(s->profile_arn);
+    free(s->reason);
+}
+
+static void add_orphan(k2a_pool_t *p, const k2a_account_t *a)
+{
+    if (p->orphans.n >= ORPHANS_MAX)
+        return;
+    k2a_account_snapshot_t *na = realloc(p->orphans.accounts, (p->orphans.n + 1) * sizeof(*na));
+    if (na == NULL)
+        return;
+    p->orphans.accounts = na;
+    k2a_account_snapshot(a, &p->orphans.accounts[p->orphans.n++]);
+}
+
+int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t *cfg, k2a_pool_store_t *store, k2a_pool_t **out,
+                    char *err, size_t errlen)
+{
+    k2a_account_list_t list = {NULL, 0};
+    int r;
+    *out = NULL;
+    k2a_pool_t *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        if (store != NULL)
+            store->destroy(store);
+        return K2A_ENOMEM;
+    }
+    p->loop = loop;
+    p->up = up;
+    p->cfg = *cfg;
+    p->store = store;
+    k2a_plink_init(&p->slot_waiters);
+    k2a_plink_init(&p->jobs);
+    p->auth_token_src = dup_or_empty(cfg->auth_token);
+    p->state_file = dup_or_empty(cfg->state_file);
+    p->api_base = dup_or_empty(cfg->api_base);
+    p->social_url = dup_or_empty(cfg->social_refresh_url);
+    p->idc_url = dup_or_empty(cfg->idc_refresh_url);
+    p->kiro_version = dup_or_empty(cfg->kiro_version);
+    p->agent_mode = dup_or_empty(cfg->agent_mode);
+    if (p->auth_token_src == NULL || p->state_file == NULL || p->api_base == NULL || p->social_url == NULL || p->idc_url == NULL ||
+        p->kiro_version == NULL || p->agent_mode == NULL) {
+        r = K2A_ENOMEM;
+        goto Fail;
+    }
+    p->cfg.auth_token = p->auth_token_src;
+    p->cfg.state_file = p->state_file;
+    p->cfg.api_base = p->api_base;
+    p->cfg.social_refresh_url = p->social_url;
+    p->cfg.idc_refresh_url = p->idc_url;
+    p->cfg.kiro_version = p->kiro_version;
+    p->cfg.agent_mode = p->agent_mode;
+    if (p->cfg.max_attempts == 0)
+        p->cfg.max_attempts = 1;
+    if (p->cfg.refresh_ahead_pct < 10 || p->cfg.refresh_ahead_pct > 95)
+        p->cfg.refresh_ahead_pct = 80;
+    if ((r = parse_urls(p, err, errlen)) != 0)
+        goto Fail;
+    if ((r = k2a_select_init(p)) != 0)
+        goto Fail;
+    if ((r = k2a_pool_parse_accounts(cfg->auth_token, &list, err, errlen)) != 0)
+        goto Fail;
+    if (p->store == NULL && p->state_file[0] != '\0' && (p->store = k2a_pool_file_store_create(loop, p->state_file)) == NULL) {
+        r = K2A_ENOMEM;
+        goto Fail;
+    }
+    if (p->store != NULL) {
+        char why[512] = "";
+        r = p->store->load(p->store, &p->orphans, why, sizeof(why));
+        if (r == K2A_ECONFIG) {
+            k2a_warn("%s; starting from the configured tokens", why);
+        } else if (r != 0 && r != K2A_ENOTFOUND) {
+            snprintf(err, errlen, "%s", why[0] ? why : "KIRO_STATE_FILE: cannot load the state");
+            goto Fail;
+        }
+        r = 0;
+    }
+    if ((p->accounts = calloc(list.n, sizeof(*p->accounts))) == NULL) {
+        r = K2A_ENOMEM;
+        goto Fail;
+    }
+    int64_t now = k2a_pool_now_ms();
+    size_t restored = 0;
+    for (size_t i = 0; i < list.n; ++i) {
+        k2a_account_t *a = account_new(p, &list.entries[i], i);
+        if (a == NULL) {
+            r = K2A_ENOMEM;
+            goto Fail;
+        }
+        p->accounts[p->naccounts++] = a;
+        k2a_account_snapshot_t rec;
+        if (take_orphan(p, a->key, &rec)) {
+            apply_record(a, &rec, now);
+            free_record(&rec);
+            ++restored;
+        }
+    }
+    k2a_account_list_dispose(&list);
+    uv_timer_init(loop, &p->save_timer);
+    p->save_timer.data = p;
+    ++p->open_handles;
+    size_t slot = 0;
+    for (size_t i = 0; i < p->naccounts; ++i) {
+        k2a_account_t *a = p->accounts[i];
+        open_timers(a);
+        bool valid = k2a_account_token_valid(a, now);
+        start_account(a, valid ? 0 : slot, i);
+        slot += !valid && a->state != K2A_ACCOUNT_DISABLED;
+        k2a_pool_update_eligibility(a);
+    }
+    k2a_info("pool: %zu account(s), strategy %s, %zu restored from %s", p->naccounts, k2a_pool_strategy_name(p->cfg.strategy),
+             restored, p->store != NULL ? p->store->name : "nowhere (no state file)");
+    *out = p;
+    return 0;
+
+Fail:
+    k2a_account_list_dispose(&list);
+    for (size_t i = 0; i < p->naccounts; ++i)
+        account_free(p->accounts[i]);
+    free(p->accounts);
+    k2a_pool_snapshot_dispose(&p->orphans);
+    if (p->store != NULL)
+        p->store->destroy(p->store);
+    k2a_select_dispose(p);
+    free(p->auth_token_src);
+    free(p->state_file);
+    free(p->api_base);
+    free(p->social_url);
+    free(p->idc_url);
+    free(p->kiro_version);
+    free(p->agent_mode);
+    free(p->generate_url_str);
+    free(p);
+    return r;
+}
+
+int k2a_pool_reload(k2a_pool_t *p, const char *text_or_path, char *err, size_t errlen)
+{
+    k2a_account_list_t list;
+    int r;
+    if (p->shutting_down) {
+        snprintf(err, errlen, "pool: shutting down");
+        return K2A_EINVAL;
+    }
+    if ((r = k2a_pool_parse_accounts(text_or_path, &list, err, errlen)) != 0)
+        return r;
+    k2a_account_t **next = calloc(list.n, sizeof(*next));
+    if (next == NULL) {
+        k2a_account_list_dispose(&list);
+        return K2A_ENOMEM;
+    }
+    int64_t now = k2a_pool_now_ms();
+    size_t added = 0, kept = 0, removed = 0, slot = 0;
+    char key[65];
+    for (size_t i = 0; i < list.n; ++i) {
+        const k2a_account_config_t *c = &list.entries[i];
+        sha256_hex(c->auth == K2A_AUTH_IDC ? "IdC:" : "Social:", c->refresh_token, key);
+        k2a_account_t *a = NULL;
+        for (size_t j = 0; j < p->naccounts; ++j) {
+            if (p->accounts[j] != NULL && strcmp(p->accounts[j]->key, key) == 0) {
+                a = p->accounts[j];
+                p->accounts[j] = NULL;
+                break;
+            }
+        }
+        if (a != NULL) {
+            ++kept;
+            a->index = i;
+            replace_str(&a->cfg.description, c->description);
+            replace_str(&a->cfg.client_id, c->client_id);
+            replace_str(&a->cfg.client_secret, c->client_secret);
+            if (a->cfg.description == NULL)
+                a->cfg.description = strdup("");
+            make_label(a);
+            a->cfg.disabled = c->disabled;
+            if (c->disabled && a->state != K2A_ACCOUNT_DISABLED) {
+                k2a_account_set_state(a, K2A_ACCOUNT_DISABLED, 0, "disabled in the configuration");
+            } else if (!c->disabled && (a->state == K2A_ACCOUNT_DISABLED || a->state == K2A_ACCOUNT_INVALID)) {
+                /* re-enabled, or invalid and given another chance by the operator's reload */
+                a->auth_fail_gen = 0;
+                k2a_account_set_state(a, K2A_ACCOUNT_OK, 0, "");
+                start_account(a, slot++, i);
+            }
+        } else {
+            if ((a = account_new(p, c, i)) == NULL) {
+                k2a_warn("pool: reload: out of memory, entry %zu not added", i);
+                r = K2A_ENOMEM;
+                continue;
+            }
+            ++added;
+            open_timers(a);
+            k2a_account_snapshot_t rec;
+            if (take_orphan(p, a->key, &rec)) {
+                apply_record(a, &rec, now);
+                free_record(&rec);
+            }
+            bool valid = k2a_account_token_valid(a, now);
+            start_account(a, valid ? 0 : slot, i);
+            slot += !valid;
+            k2a_pool_update_eligibility(a);
+        }
+        next[i] = a;
+    }
+    for (size_t j = 0; j < p->naccounts; ++j) {
+        k2a_account_t *a = p->accounts[j];
+        if (a == NULL)
+            continue;
+        ++removed;
+        add_orphan(p, a);
+        k2a_info("pool: %s removed by reload%s", a->label, a->inflight ? " (finishing its in-flight requests)" : "");
+        retire_account(a);
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < list.n; ++i)
+        if (next[i] != NULL)
+            next[n++] = next[i];
+    /* the configuration order may have changed: re-link the selection lists in the new order, keeping the cursors */
+    k2a_account_t *seq = p->seq_cursor, *rr = p->rr_cursor;
+    for (size_t i = 0; i < n; ++i)
+        k2a_select_remove(p, next[i]);
+    for (size_t i = 0; i < n; ++i)
+        k2a_pool_update_eligibility(next[i]);
+    if (seq != NULL && seq->eligible)
+        p->seq_cursor = seq;
+    if (rr != NULL && rr->eligible)
+        p->rr_cursor = rr;
+    free(p->accounts);
+    p->accounts = next;
+    p->naccounts = n;
+    k2a_account_list_dispose(&list);
+    k2a_pool_mark_dirty(p, true);
+    k2a_info("pool: reloaded: %zu kept, %zu added, %zu removed", kept, added, removed);
+    return r;
+}
+
+static void on_save_timer_closed(uv_handle_t *h)
+{
+    k2a_pool_t *p = h->data;
+    --p->open_handles;
+}
+
+void k2a_pool_shutdown(k2a_pool_t *p)
+{
+    if (p->shutting_down)
+        return;
+    p->shutting_down = true;
+    k2a_pool_cancel_jobs(p);
+    for (size_t i = 0; i < p->naccounts; ++i) {
+        k2a_pool_update_eligibility(p->accounts[i]);
+        close_timers(p->accounts[i]);
+    }
+    while (!k2a_plist_empty(&p->slot_waiters)) {
+        k2a_pool_waiter_t *w = K2A_PLINK_OWNER(k2a_pool_waiter_t, link, p->slot_waiters.next);
+        k2a_plink_unlink(&w->link);
+        w->woken = true;
+        k2a_coro_wake(w->co, K2A_ECANCELED);
+    }
+    uv_timer_stop(&p->save_timer);
+    if (p->dirty && !p->saving)
+        k2a_pool_start_save(p);
+    uv_close((uv_handle_t *)&p->save_timer, on_save_timer_closed);
+}
+
+bool k2a_pool_closed(k2a_pool_t *p)
+{
+    return p->shutting_down && k2a_plist_empty(&p->jobs) && !p->saving && p->open_handles == 0;
+}
+
+void k2a_pool_destroy(k2a_pool_t *p)
+{
+    if (p == NULL)
+        return;
+    if (!p->shutting_down)
+        k2a_pool_shutdown(p);
+    while (!k2a_pool_closed(p)) /* normally already true: the caller ran the loop after the shutdown */
+        uv_run(p->loop, UV_RUN_ONCE);
+    if (p->store != NULL && p->dirty && !p->saving) {
+        k2a_buf_t json = K2A_BUF_INIT(0);
+        if (k2a_pool_encode_state(p, &json) == 0)
+            p->store->save_sync(p->store, &json);
+        k2a_buf_dispose(&json);
+    }
+    for (size_t i = 0; i < p->naccounts; ++i)
+        k2a_account_unref(p->accounts[i]);
+    free(p->accounts);
+    k2a_pool_snapshot_dispose(&p->orphans);
+    if (p->store != NULL)
+        p->store->destroy(p->store);
+    k2a_select_dispose(p);
+    free(p->auth_token_src);
+    free(p->state_file);
+    free(p->api_base);
+    free(p->social_url);
+    free(p->idc_url);
+    free(p->kiro_version);
+    free(p->agent_mode);
+    free(p->generate_url_str);
+    free(p);
+}

@@ -1,0 +1,463 @@
+/*
+ * Background jobs of the pool: token refresh (Social and IdC, kiro-protocol §1.2/§1.3) and getUsageLimits
+ * polling (§1.5). Each job is a coroutine on the loop holding a reference to its account. A refresh is
+ * single-flight per account: whoever needs a token (a request, refresh-ahead, a usage poll) parks on the
+ * account's waiter list, and the one job wakes them all with its result, so N concurrent requests cause
+ * one refresh. Requests never run the refresh on their own stack: a client that goes away cannot cancel a
+ * refresh that others wait for.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_tree.h>
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/rand.h"
+#include "pool/internal.h"
+
+#define REFRESH_BODY_MAX (64 * 1024)
+#define USAGE_BODY_MAX (1024 * 1024)
+
+enum { JOB_REFRESH = 0, JOB_USAGE = 1 };
+
+/* ---- waiters ---- */
+
+static void on_waiter_cancel(k2a_coro_t *co, void *data)
+{
+    k2a_pool_waiter_t *w = data;
+    if (w->woken)
+        return;
+    k2a_plink_unlink(&w->link);
+    w->woken = true;
+    k2a_coro_wake(co, K2A_ECANCELED);
+}
+
+void k2a_account_wake_waiters(k2a_account_t *a, int result)
+{
+    while (!k2a_plist_empty(&a->waiters)) {
+        k2a_pool_waiter_t *w = K2A_PLINK_OWNER(k2a_pool_waiter_t, link, a->waiters.next);
+        k2a_plink_unlink(&w->link);
+        w->woken = true;
+        k2a_coro_wake(w->co, result);
+    }
+}
+
+int k2a_account_await_token(k2a_account_t *a, uint64_t after_gen, bool *waited)
+{
+    k2a_coro_t *self = k2a_coro_current();
+    for (int round = 0;; ++round) {
+        if (a->token_gen > after_gen && k2a_account_token_valid(a, k2a_pool_now_ms()))
+            return 0;
+        if (a->removed || a->pool->shutting_down)
+            return K2A_ENO_ACCOUNT;
+        if (a->state == K2A_ACCOUNT_INVALID || a->state == K2A_ACCOUNT_DISABLED)
+            return K2A_EACCOUNT_INVALID;
+        if (round >= 2)
+            return K2A_EREFRESH; /* refreshed twice and still no usable token (e.g. expiresIn 0) */
+        if (self == NULL || k2a_coro_canceled(self))
+            return self == NULL ? K2A_EINVAL : K2A_ECANCELED;
+        k2a_account_start_refresh(a);
+        if (!a->refreshing)
+            return K2A_EBUSY; /* no coroutine available */
+        *waited = true;
+        k2a_pool_waiter_t w = {.co = self};
+        k2a_plink_insert_before(&a->waiters, &w.link);
+        int r = (int)k2a_coro_park(on_waiter_cancel, &w);
+        if (!w.woken)
+            k2a_plink_unlink(&w.link);
+        if (r != 0)
+            return r;
+    }
+}
+
+/* ---- jobs ---- */
+
+static void job_main(k2a_coro_t *co, void *arg);
+
+static k2a_pool_job_t *start_job(k2a_account_t *a, int kind)
+{
+    k2a_pool_t *p = a->pool;
+    if (p->shutting_down || a->removed)
+        return NULL;
+    k2a_pool_job_t *job = calloc(1, sizeof(*job));
+    if (job == NULL)
+        return NULL;
+    job->pool = p;
+    job->account = a;
+    job->kind = kind;
+    if ((job->co = k2a_coro_create(job_main, job)) == NULL) {
+        free(job);
+        return NULL;
+    }
+    k2a_account_ref(a);
+    k2a_plink_insert_before(&p->jobs, &job->link);
+    if (kind == JOB_REFRESH)
+        a->refreshing = true;
+    else
+        a->usage_polling = true;
+    /* never nest coroutines: from inside one, start the job from the loop */
+    if (k2a_coro_current() != NULL)
+        k2a_coro_wake(job->co, 0);
+    else
+        k2a_coro_resume(job->co, 0);
+    return job;
+}
+
+void k2a_account_start_refresh(k2a_account_t *a)
+{
+    if (a->refreshing)
+        return;
+    if (start_job(a, JOB_REFRESH) == NULL)
+        k2a_account_wake_waiters(a, K2A_EBUSY);
+}
+
+void k2a_account_start_usage_poll(k2a_account_t *a)
+{
+    if (!a->usage_polling)
+        start_job(a, JOB_USAGE);
+}
+
+void k2a_pool_cancel_jobs(k2a_pool_t *p)
+{
+    for (k2a_plink_t *l = p->jobs.next; l != &p->jobs; l = l->next)
+        k2a_coro_cancel(K2A_PLINK_OWNER(k2a_pool_job_t, link, l)->co);
+}
+
+/* ---- HTTP helpers ---- */
+
+#define HDR(n, v) ((k2a_http_header_t){K2A_STRLIT(n), k2a_cstr(v)})
+
+/* Sends a request and reads the whole body (bounded). Returns 0 with *status set, or a transport error. */
+static int http_call(k2a_pool_t *p, const k2a_url_t *url, const char *method, const k2a_http_header_t *headers, size_t nheaders,
+                     const char *body, size_t body_len, k2a_buf_t *resp_body, size_t max, int *status)
+{
+    uv_buf_t b = uv_buf_init((char *)body, (unsigned)body_len);
+    k2a_http_request_t req = {.url = url,
+                              .method = method,
+                              .headers = headers,
+                              .nheaders = nheaders,
+                              .body = body != NULL ? &b : NULL,
+                              .nbody = body != NULL ? 1 : 0,
+                              .first_byte_timeout_ms = p->cfg.refresh_timeout_ms,
+                              .idle_timeout_ms = p->cfg.refresh_timeout_ms};
+    k2a_http_response_t *resp = NULL;
+    int r = k2a_upstream_request(p->up, &req, &resp);
+    if (r != 0)
+        return r;
+    *status = resp->status;
+    r = k2a_upstream_read_all(resp, resp_body, max);
+    k2a_upstream_release(resp);
+    if (r == K2A_ETOOBIG && *status != 200)
+        r = 0; /* an error body cut at the limit still tells what happened */
+    return r;
+}
+
+static yajl_val obj_get(yajl_val obj, const char *key)
+{
+    if (obj == NULL || !YAJL_IS_OBJECT(obj))
+        return NULL;
+    for (size_t i = 0; i < obj->u.object.len; ++i)
+        if (strcmp(obj->u.object.keys[i], key) == 0)
+            return obj->u.object.values[i];
+    return NULL;
+}
+
+static const char *obj_str(yajl_val obj, const char *key)
+{
+    yajl_val v = obj_get(obj, key);
+    return v != NULL && YAJL_IS_STRING(v) && YAJL_GET_STRING(v)[0] != '\0' ? YAJL_GET_STRING(v) : NULL;
+}
+
+/* ---- refresh ---- */
+
+/* Adopts a 200 refresh answer. Returns 0 or K2A_EREFRESH (no accessToken). */
+static int adopt_refresh(k2a_account_t *a, k2a_buf_t *body, char *detail, size_t detailsz)
+{
+    char *text = k2a_buf_cstr(body);
+    yajl_val v = text != NULL ? yajl_tree_parse(text, NULL, 0) : NULL;
+    const char *access = obj_str(v, "accessToken");
+    if (access == NULL) {
+        yajl_tree_free(v);
+        snprintf(detail, detailsz, "token refresh answered 200 without an accessToken");
+        return K2A_EREFRESH;
+    }
+    int64_t now = k2a_pool_now_ms();
+    double expires_in = 3600;
+    yajl_val ev = obj_get(v, "expiresIn");
+    if (ev != NULL && YAJL_IS_NUMBER(ev))
+        expires_in = YAJL_IS_INTEGER(ev) ? (double)YAJL_GET_INTEGER(ev) : YAJL_GET_DOUBLE(ev);
+    if (expires_in < 0)
+        expires_in = 0;
+    if (expires_in > 30 * 86400.0)
+        expires_in = 30 * 86400.0;
+    k2a_log_add_secret(access, strlen(access));
+    if (a->access_token != NULL)
+        k2a_log_remove_secret(a->access_token, strlen(a->access_token));
+    char *na = strdup(access);
+    if (na == NULL) {
+        yajl_tree_free(v);
+        return K2A_ENOMEM;
+    }
+    free(a->access_token);
+    a->access_token = na;
+    a->prev_expires_at = a->expires_at;
+    a->expires_in_s = (int64_t)expires_in;
+    a->expires_at = now + (int64_t)(expires_in * 1000);
+    a->refreshed_at = now;
+    ++a->token_gen;
+    const char *arn = obj_str(v, "profileArn");
+    if (arn != NULL && (a->profile_arn == NULL || strcmp(a->profile_arn, arn) != 0)) {
+        free(a->profile_arn);
+        a->profile_arn = strdup(arn);
+    }
+    bool rotated = false;
+    const char *rt = obj_str(v, "refreshToken");
+    if (rt != NULL && strcmp(rt, a->refresh_token) != 0) {
+        char *nr = strdup(rt);
+        if (nr != NULL) {
+            k2a_log_add_secret(rt, strlen(rt));
+            free(a->refresh_token);
+            a->refresh_token = nr;
+            rotated = true;
+        }
+    }
+    yajl_tree_free(v);
+    if (!a->ever_refreshed) {
+        a->ever_refreshed = true;
+        if (a->eligible)
+            ++a->pool->nready;
+    }
+    /* losing a rotated refresh token loses the account: write it at once */
+    k2a_pool_mark_dirty(a->pool, rotated);
+    k2a_debug("pool: %s refreshed (expires in %.0f s%s)", a->label, expires_in, rotated ? ", refresh token rotated" : "");
+    return 0;
+}
+
+static int do_refresh(k2a_account_t *a, k2a_verdict_t *v)
+{
+    k2a_pool_t *p = a->pool;
+    k2a_buf_t body = K2A_BUF_INIT(0), resp = K2A_BUF_INIT(REFRESH_BODY_MAX);
+    char ua[200];
+    int status = 0, r;
+    const k2a_url_t *url;
+    k2a_http_header_t h[8];
+    size_t nh = 0;
+    if (a->cfg.auth == K2A_AUTH_IDC) {
+        url = &p->idc_url_parsed;
+        k2a_buf_appendstr(&body, "{\"clientId\":\"");
+        k2a_buf_append_json_escaped(&body, a->cfg.client_id, strlen(a->cfg.client_id));
+        k2a_buf_appendstr(&body, "\",\"clientSecret\":\"");
+        k2a_buf_append_json_escaped(&body, a->cfg.client_secret, strlen(a->cfg.client_secret));
+        k2a_buf_appendstr(&body, "\",\"grantType\":\"refresh_token\",\"refreshToken\":\"");
+        k2a_buf_append_json_escaped(&body, a->refresh_token, strlen(a->refresh_token));
+        r = k2a_buf_appendstr(&body, "\"}");
+        h[nh++] = HDR("Content-Type", "application/json");
+        h[nh++] = HDR("x-amz-user-agent",
+                      "aws-sdk-js/3.738.0 ua/2.1 os/other lang/js md/browser#unknown_unknown api/sso-oidc#3.738.0 m/E KiroIDE");
+        h[nh++] = HDR("Accept", "*/*");
+        h[nh++] = HDR("Accept-Language", "*");
+        h[nh++] = HDR("sec-fetch-mode", "cors");
+        h[nh++] = HDR("User-Agent", "node");
+        h[nh++] = HDR("Accept-Encoding", "identity");
+    } else {
+        url = &p->social_url_parsed;
+        k2a_buf_appendstr(&body, "{\"refreshToken\":\"");
+        k2a_buf_append_json_escaped(&body, a->refresh_token, strlen(a->refresh_token));
+        r = k2a_buf_appendstr(&body, "\"}");
+        snprintf(ua, sizeof(ua), "KiroIDE-%s-%s", p->kiro_version, a->machine_id);
+        h[nh++] = HDR("Content-Type", "application/json");
+        h[nh++] = HDR("Accept", "application/json, text/plain, */*");
+        h[nh++] = HDR("User-Agent", ua);
+        h[nh++] = HDR("Accept-Encoding", "identity");
+    }
+    if (r != 0) {
+        k2a_buf_dispose(&body);
+        memset(v, 0, sizeof(*v));
+        v->action = K2A_ACT_LOCAL;
+        v->err = r;
+        snprintf(v->detail, sizeof(v->detail), "token refresh: %s", k2a_strerror(r));
+        return r;
+    }
+    /* the refresh token in flight: remembered, so that a rotation racing a reload is attributed correctly */
+    r = http_call(p, url, "POST", h, nh, body.base, body.len, &resp, REFRESH_BODY_MAX, &status);
+    k2a_buf_dispose(&body);
+    k2a_pool_classify_refresh(r, status, resp.base, resp.len, v);
+    if (v->action == K2A_ACT_OK) {
+        char detail[200];
+        if ((r = adopt_refresh(a, &resp, detail, sizeof(detail))) != 0) {
+            memset(v, 0, sizeof(*v));
+            v->action = K2A_ACT_TRANSIENT;
+            v->err = r;
+            v->status = status;
+            snprintf(v->detail, sizeof(v->detail), "%s", detail);
+        }
+    }
+    k2a_buf_dispose(&resp);
+    return v->action == K2A_ACT_OK ? 0 : v->err;
+}
+
+static void refresh_job(k2a_pool_job_t *job)
+{
+    k2a_account_t *a = job->account;
+    k2a_pool_t *p = job->pool;
+    k2a_verdict_t v;
+    int r = do_refresh(a, &v);
+    a->refreshing = false;
+    if (r == 0) {
+        ++a->refreshes;
+        ++p->stats.refreshes;
+        a->refresh_fail_n = 0;
+        if (a->state == K2A_ACCOUNT_COOLING && strncmp(a->reason, "token refresh", 13) == 0)
+            k2a_account_set_state(a, K2A_ACCOUNT_OK, 0, "");
+        k2a_pool_schedule_refresh_ahead(a);
+    } else if (v.action != K2A_ACT_CANCELED) {
+        ++a->refresh_failures;
+        ++p->stats.refresh_failures;
+        k2a_account_note_error(a, K2A_ERRC_REFRESH, v.detail);
+        k2a_warn("pool: %s: %s", a->label, v.detail);
+        int64_t now = k2a_pool_now_ms();
+        if (v.action == K2A_ACT_INVALID) {
+            k2a_account_set_state(a, K2A_ACCOUNT_INVALID, 0, v.detail);
+        } else {
+            uint64_t d = k2a_pool_backoff_ms(K2A_POOL_TRANSIENT_BASE_MS, K2A_POOL_TRANSIENT_CAP_MS, a->refresh_fail_n++,
+                                             K2A_POOL_BACKOFF_JITTER_PCT, k2a_rand_u64());
+            if (k2a_account_token_valid(a, now)) {
+                /* refresh-ahead failed but the token still works: retry before it expires, no penalty */
+                int64_t left = a->expires_at - now;
+                k2a_account_schedule_refresh(a, (int64_t)d < left / 2 ? d : (uint64_t)(left / 2));
+            } else {
+                if (v.action != K2A_ACT_LOCAL && a->state == K2A_ACCOUNT_OK)
+                    k2a_account_set_state(a, K2A_ACCOUNT_COOLING, now + (int64_t)d, v.detail);
+                k2a_account_schedule_refresh(a, d);
+            }
+        }
+    }
+    k2a_account_wake_waiters(a, r);
+}
+
+/* ---- usage ---- */
+
+static void url_encode(k2a_buf_t *out, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; ++s) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
+            c == '~') {
+            k2a_buf_append(out, s, 1);
+        } else {
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+            k2a_buf_append(out, e, 3);
+        }
+    }
+}
+
+static void apply_usage(k2a_account_t *a, const k2a_usage_t *u)
+{
+    int64_t now = k2a_pool_now_ms();
+    a->usage_at = now;
+    if (u->next_reset_ms > 0)
+        a->next_reset = u->next_reset_ms;
+    if (u->email[0] != '\0')
+        snprintf(a->email, sizeof(a->email), "%s", u->email);
+    if (u->subscription[0] != '\0')
+        snprintf(a->subscription, sizeof(a->subscription), "%s", u->subscription);
+    if (!u->has_credit) {
+        k2a_debug("pool: %s: getUsageLimits has no CREDIT breakdown", a->label);
+        return;
+    }
+    a->usage_known = true;
+    a->credits_remaining = u->remaining;
+    a->credits_limit = u->limit;
+    a->credits_used = u->used;
+    if (u->remaining <= 0 && a->state == K2A_ACCOUNT_OK) {
+        int64_t until = a->next_reset > now ? a->next_reset : k2a_pool_next_month_utc_ms(now);
+        k2a_account_set_state(a, K2A_ACCOUNT_EXHAUSTED, until, "no credits left (getUsageLimits)");
+    } else if (u->remaining > 0 && a->state == K2A_ACCOUNT_EXHAUSTED) {
+        k2a_account_set_state(a, K2A_ACCOUNT_OK, 0, "");
+    }
+    k2a_pool_mark_dirty(a->pool, false);
+}
+
+static void usage_job(k2a_pool_job_t *job)
+{
+    k2a_account_t *a = job->account;
+    k2a_pool_t *p = job->pool;
+    k2a_buf_t url = K2A_BUF_INIT(0), resp = K2A_BUF_INIT(USAGE_BODY_MAX);
+    uint64_t interval = (uint64_t)p->cfg.usage_poll_interval_s * 1000;
+    if (a->state == K2A_ACCOUNT_INVALID || a->state == K2A_ACCOUNT_DISABLED)
+        goto Next;
+    bool waited = false;
+    int r = k2a_account_await_token(a, 0, &waited);
+    if (r != 0)
+        goto Next;
+    k2a_buf_appendf(&url, "%s/getUsageLimits?isEmailRequired=true&origin=AI_EDITOR&resourceType=AGENTIC_REQUEST", p->api_base);
+    if (a->profile_arn != NULL) {
+        k2a_buf_appendstr(&url, "&profileArn=");
+        url_encode(&url, a->profile_arn);
+    }
+    k2a_url_t parsed;
+    char *u = k2a_buf_cstr(&url);
+    if (u == NULL || k2a_url_parse(u, url.len, &parsed) != 0)
+        goto Next;
+    char xamz[200], ua[300], auth[64 + 16384], invocation[37];
+    snprintf(xamz, sizeof(xamz), "aws-sdk-js/1.0.0 KiroIDE-%s-%s", p->kiro_version, a->machine_id);
+    snprintf(ua, sizeof(ua),
+             "aws-sdk-js/1.0.0 ua/2.1 os/darwin#24.6.0 lang/js md/nodejs#20.16.0 api/codewhispererruntime#1.0.0 m/E KiroIDE-%s-%s",
+             p->kiro_version, a->machine_id);
+    char *token = strdup(a->access_token); /* the account's copy may be replaced while we wait */
+    if (token == NULL)
+        goto Next;
+    snprintf(auth, sizeof(auth), "Bearer %s", token);
+    k2a_rand_uuid4(invocation);
+    k2a_http_header_t h[] = {HDR("x-amz-user-agent", xamz),
+                             HDR("user-agent", ua),
+                             HDR("amz-sdk-invocation-id", invocation),
+                             HDR("amz-sdk-request", "attempt=1; max=1"),
+                             HDR("Authorization", auth),
+                             HDR("Accept-Encoding", "identity")};
+    int status = 0;
+    ++a->usage_polls;
+    r = http_call(p, &parsed, "GET", h, sizeof(h) / sizeof(h[0]), NULL, 0, &resp, USAGE_BODY_MAX, &status);
+    free(token);
+    if (r == K2A_ECANCELED)
+        goto Exit;
+    k2a_usage_t usage;
+    if (r == 0 && status == 200 && k2a_pool_parse_usage(resp.base, resp.len, &usage) == 0) {
+        apply_usage(a, &usage);
+    } else {
+        ++a->usage_failures;
+        k2a_verdict_t v;
+        k2a_pool_classify(r, status, resp.base, resp.len, &v);
+        k2a_warn("pool: %s: getUsageLimits failed: %s", a->label, r != 0 ? k2a_strerror(r) : v.detail);
+    }
+Next:
+    if (interval > 0)
+        k2a_account_schedule_usage(a, interval - interval / 20 + k2a_rand_below(interval / 10 + 1)); /* +-5 % */
+Exit:
+    k2a_buf_dispose(&url);
+    k2a_buf_dispose(&resp);
+}
+
+static void job_main(k2a_coro_t *co, void *arg)
+{
+    k2a_pool_job_t *job = arg;
+    k2a_account_t *a = job->account;
+    if (!k2a_coro_canceled(co)) {
+        if (job->kind == JOB_REFRESH)
+            refresh_job(job);
+        else
+            usage_job(job);
+    }
+    if (job->kind == JOB_REFRESH) {
+        if (a->refreshing) { /* canceled before it ran */
+            a->refreshing = false;
+            k2a_account_wake_waiters(a, K2A_ECANCELED);
+        }
+    } else {
+        a->usage_polling = false;
+    }
+    k2a_plink_unlink(&job->link);
+    free(job);
+    k2a_account_unref(a);
+}

@@ -1,0 +1,184 @@
+/*
+ * Module-private declarations of the upstream client, shared by its files: dns.c (c-ares resolver with
+ * a TTL cache), conn.c (one TCP/TLS connection and its awaits), http.c (HTTP/1.1 request writer and
+ * response reader), upstream.c (origins, pools, the request flow, statistics) and url.c.
+ *
+ * Lifetime rule: a conn_t holds uv handles, so it is freed only in their close callbacks, and only once
+ * no request owns it (conn->owned). Code that owns a conn keeps using the struct after a cancel or a
+ * timeout closed it underneath; every operation on a closing conn fails at once.
+ */
+#ifndef K2A_UPSTREAM_INTERNAL_H
+#define K2A_UPSTREAM_INTERNAL_H
+
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+#include "core/buf.h"
+#include "core/coro.h"
+#include "upstream/phr.h"
+#include "upstream/upstream.h"
+
+/* ---- addresses and DNS (dns.c) ---- */
+
+#define K2A_DNS_MAX_ADDRS 8
+
+typedef union un_k2a_sockaddr_t {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+} k2a_sockaddr_t;
+
+typedef struct st_dns_addrs_t {
+    size_t n;
+    k2a_sockaddr_t addr[K2A_DNS_MAX_ADDRS];
+} dns_addrs_t;
+
+typedef struct st_dns_t dns_t;
+
+int dns_create(uv_loop_t *loop, const k2a_upstream_config_t *cfg, k2a_upstream_stats_t *stats, dns_t **out);
+/* Cancels pending queries (their waiters are woken with K2A_ECANCELED) and closes the handles. */
+void dns_destroy(dns_t *d);
+/* In a coroutine: resolves host (NUL-terminated; an IPv4 or IPv6 literal is returned as is) into at most K2A_DNS_MAX_ADDRS
+ * addresses with `port` set, IPv4 and IPv6 interleaved. Returns 0, K2A_EDNS, K2A_EDNS_TIMEOUT after timeout_ms, or
+ * K2A_ECANCELED. Concurrent lookups of one name share a query. */
+int dns_resolve(dns_t *d, const char *host, uint16_t port, dns_addrs_t *out, uint32_t timeout_ms);
+/* True when host is an IP literal; fills *out (port set). */
+bool dns_parse_literal(const char *host, uint16_t port, k2a_sockaddr_t *out);
+
+/* ---- origins and connections ---- */
+
+typedef struct st_origin_t origin_t;
+typedef struct st_conn_t conn_t;
+typedef struct st_slot_waiter_t slot_waiter_t;
+
+struct st_origin_t {
+    origin_t *next;
+    k2a_upstream_t *up;
+    char *host; /* NUL-terminated, without IPv6 brackets */
+    uint16_t port;
+    bool tls;
+    bool proxied;
+    SSL_SESSION *session; /* the latest session the server gave us, offered on the next handshake */
+    conn_t *idle;         /* idle connections, most recently used first */
+    size_t nidle;
+    size_t nconns; /* slots taken: connecting + busy + idle */
+    slot_waiter_t *waiters_head, *waiters_tail;
+};
+
+enum { CONN_WAIT_NONE = 0, CONN_WAIT_CONNECT, CONN_WAIT_READ, CONN_WAIT_WRITE };
+
+#define CONN_RBUF_SIZE (16 * 1024)
+#define CONN_PBUF_SIZE (16 * 1024)
+
+struct st_conn_t {
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* the timeout of the current await, or the pool's idle timeout */
+    uv_connect_t connect_req;
+    uv_write_t write_req;
+    k2a_upstream_t *up;
+    origin_t *origin;
+    conn_t *idle_next, *idle_prev;
+    k2a_coro_t *waiter; /* the coroutine parked on this connection */
+    int wait_kind;
+    int timeout_err; /* the code an expiring timer yields for the current await */
+    int abort_err;   /* why the connection was closed under a waiter (timeout, cancel) */
+    int pending_closes;
+    unsigned owned : 1;      /* a request holds it: do not free before conn_release */
+    unsigned closing : 1;    /* uv_close was called */
+    unsigned reading : 1;    /* uv_read_start is active */
+    unsigned idle : 1;       /* in its origin's idle list */
+    unsigned holds_slot : 1; /* counts in origin->nconns and stats.conns_open */
+    unsigned eof : 1;        /* the peer closed its side or the socket failed */
+    unsigned tls_resumed : 1;
+    unsigned tls_failed : 1;   /* a TLS-level error: the session is not kept resumable */
+    char rbuf[CONN_RBUF_SIZE]; /* socket reads land here (ciphertext over TLS) */
+    SSL *ssl;
+    BIO *rbio, *wbio;
+    char *pbuf; /* plaintext out of SSL_read (TLS only) */
+};
+
+/* Opens a TCP connection to addr. On success *out is owned by the caller (conn_release). Returns 0,
+ * K2A_ECONNECT_REFUSED, K2A_ECONNECT_TIMEOUT (timeout_ms), K2A_ECONNECT, K2A_ECANCELED, K2A_ENOMEM. */
+int conn_open(k2a_upstream_t *up, origin_t *origin, const k2a_sockaddr_t *addr, uint64_t timeout_ms, conn_t **out);
+/* Sends CONNECT host:port through the proxy at the other end of c and awaits a 2xx. Returns 0, K2A_EPROXY,
+ * K2A_ECONNECT_TIMEOUT, K2A_ECANCELED. */
+int conn_proxy_connect(conn_t *c, const char *host, uint16_t port, const char *proxy_auth, uint64_t timeout_ms);
+/* Runs the TLS handshake (SNI, verification against host, ALPN http/1.1, session resumption from c->origin). Returns 0,
+ * K2A_ETLS_VERIFY, K2A_ETLS_HANDSHAKE, K2A_ECONNECT_TIMEOUT, K2A_ECANCELED, K2A_ENOMEM. */
+int conn_tls_handshake(conn_t *c, SSL_CTX *ctx, const char *host, bool verify, uint64_t timeout_ms);
+/* Awaits application bytes. Returns their count with *data pointing into the connection (valid until the next conn call),
+ * 0 at EOF (or TLS close_notify), timeout_err after timeout_ms without a byte (0 = no timeout), K2A_ECLOSED (reset or the
+ * connection was closed), K2A_ETLS, K2A_ECANCELED (or c->abort_err). */
+intptr_t conn_read(conn_t *c, char **data, uint64_t timeout_ms, int timeout_err);
+/* Writes every byte of bufs (encrypted over TLS). Returns 0, K2A_ECLOSED, timeout_err, K2A_ECANCELED, K2A_ENOMEM. */
+int conn_write(conn_t *c, const uv_buf_t *bufs, size_t nbufs, uint64_t timeout_ms, int timeout_err);
+/* Closes the connection now (idempotent): leaves the idle list, gives back its slot, wakes a read waiter. */
+void conn_close(conn_t *c);
+/* The owner lets go: an open connection is closed; the memory goes in the last close callback. */
+void conn_release(conn_t *c);
+/* False when the peer closed or sent unexpected bytes (non-blocking peek), or the connection is closing. */
+bool conn_usable(conn_t *c);
+/* Parks an owned connection in the idle state: a read stays active so that a close or stray bytes from the peer drop it at
+ * once, and a timer closes it after idle_ms. The caller links it into the idle list. */
+void conn_idle_start(conn_t *c, uint64_t idle_ms);
+/* Takes an idle connection back for a request (stops the watch and the timer). */
+void conn_idle_stop(conn_t *c);
+
+/* ---- pool hooks (upstream.c), called by conn.c ---- */
+
+/* A connection holding a slot closed: give the slot back and wake a waiter. */
+void pool_on_conn_closed(conn_t *c);
+/* A TLS session arrived for c's origin. Takes ownership of sess. */
+void pool_on_new_session(conn_t *c, SSL_SESSION *sess);
+
+/* ---- HTTP/1.1 (http.c) ---- */
+
+enum { BODY_NONE = 0, BODY_LENGTH, BODY_CHUNKED, BODY_CLOSE };
+
+typedef struct st_resp_t {
+    k2a_http_response_t pub; /* first: callers see only this part */
+    k2a_upstream_t *up;
+    conn_t *conn;
+    k2a_buf_t head;          /* the raw head (+ the first body bytes that came with it) */
+    k2a_http_header_t *hdrs; /* max_headers entries */
+    struct phr_header *phrh; /* max_headers entries */
+    char *pending;           /* body bytes that arrived with the head, delivered first */
+    size_t pending_len;
+    int mode;
+    uint64_t remaining; /* BODY_LENGTH */
+    struct phr_chunked_decoder chunked;
+    uint32_t idle_timeout_ms;
+    int error;
+    int deferred_error; /* returned by the next read: bytes decoded before a framing error went out first */
+    bool done;
+    bool keepalive;
+    bool head_method;
+    bool got_bytes; /* any response byte arrived (no retry after that) */
+} resp_t;
+
+resp_t *http_resp_create(k2a_upstream_t *up);
+void http_resp_free(resp_t *r);
+/* Writes the request head and body, then reads the response head into r. Returns 0 or the k2a_upstream_request codes
+ * (K2A_ERESET_BEFORE_RESPONSE when the connection failed before any response byte: r->got_bytes is then false). */
+int http_exchange(resp_t *r, const k2a_http_request_t *req, uint32_t first_byte_timeout_ms);
+
+/* ---- the client (upstream.c) ---- */
+
+struct st_k2a_upstream_t {
+    uv_loop_t *loop;
+    k2a_upstream_config_t cfg; /* strings point into `strings` */
+    char *strings;
+    dns_t *dns;
+    SSL_CTX *ssl_ctx;
+    k2a_url_t proxy;
+    char *proxy_host; /* NUL-terminated copy of proxy.host */
+    char *proxy_auth; /* "Basic ..." or NULL */
+    origin_t *origins;
+    size_t inflight; /* requests in progress + responses not yet released */
+    k2a_upstream_stats_t stats;
+};
+
+#endif
