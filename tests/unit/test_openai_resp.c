@@ -370,6 +370,15 @@ static void test_aggregate_limits(void **state)
     e = ev_delta(5, K2A_BLOCK_TOOL_USE, "{}");
     assert_int_equal(k2a_openai_aggregate_on_event(&a, &e), K2A_EINTERNAL);
     k2a_openai_aggregate_dispose(&a);
+    /* 0, 0 means the defaults, not "nothing allowed" */
+    k2a_openai_aggregate_init(&a, 0, 0);
+    assert_int_equal(a.max_bytes, K2A_OPENAI_DEFAULT_MAX_BYTES);
+    assert_int_equal(a.max_tool_calls, K2A_OPENAI_DEFAULT_MAX_TOOL_CALLS);
+    e = ev_tool(0, "a", "f");
+    assert_int_equal(k2a_openai_aggregate_on_event(&a, &e), 0);
+    e = ev_delta(0, K2A_BLOCK_TOOL_USE, "{}");
+    assert_int_equal(k2a_openai_aggregate_on_event(&a, &e), 0);
+    k2a_openai_aggregate_dispose(&a);
 }
 
 /* ---------- errors ---------- */
