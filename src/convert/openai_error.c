@@ -8,6 +8,7 @@
  * every account (no account, refresh failures, Kiro refusing the token: the client's key was fine) is
  * 503; Kiro failures are 502 and timeouts towards it 504 (the SDKs retry 5xx); the rest 500 server_error.
  */
+#include <stdbool.h>
 #include <string.h>
 #include "core/errors.h"
 #include "convert/openai_error.h"
@@ -98,20 +99,54 @@ const k2a_openai_error_info_t *k2a_openai_error_info(int err)
     return &internal_error;
 }
 
+/* The codes whose messages the request decoders write as "<json path>: <text>". */
+static bool is_request_error(int err)
+{
+    switch (err) {
+    case K2A_EJSON_SYNTAX:
+    case K2A_EJSON_TYPE:
+    case K2A_EJSON_DEPTH:
+    case K2A_EMISSING_FIELD:
+    case K2A_EIMAGE_INVALID:
+    case K2A_EIMAGE_URL:
+    case K2A_EEMPTY_MESSAGES:
+    case K2A_EEMPTY_CONTENT:
+    case K2A_EBAD_PARAM:
+    case K2A_ETOOBIG:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The length of the JSON path that starts a decoder message ("messages[2].content: ..."), or 0. */
+static size_t path_prefix(const char *m, size_t len)
+{
+    size_t i = 0;
+    while (i < len && ((m[i] >= 'a' && m[i] <= 'z') || (m[i] >= 'A' && m[i] <= 'Z') || (m[i] >= '0' && m[i] <= '9') ||
+                       m[i] == '_' || m[i] == '.' || m[i] == '[' || m[i] == ']' || m[i] == '$' || m[i] == '-'))
+        ++i;
+    return i != 0 && i + 1 < len && m[i] == ':' && m[i + 1] == ' ' ? i : 0;
+}
+
 static int append_error_object(k2a_buf_t *out, const k2a_openai_error_info_t *info, int err, const char *message, size_t len,
-                               const char *param)
+                               const char *param, bool derive_param)
 {
     int r;
     if (message == NULL) {
         message = k2a_strerror(err);
         len = strlen(message);
+        derive_param = false;
     }
     if ((r = k2a_buf_appendstr(out, "{\"error\":{\"message\":\"")) != 0 ||
         (r = k2a_buf_append_json_escaped(out, message, len)) != 0 ||
         (r = k2a_buf_appendf(out, "\",\"type\":\"%s\",\"param\":", info->type)) != 0)
         return r;
+    size_t plen = param != NULL ? strlen(param) : 0;
+    if (param == NULL && derive_param && is_request_error(err) && (plen = path_prefix(message, len)) != 0)
+        param = message; /* a request error from a decoder: its message starts with the JSON path */
     if (param != NULL) {
-        if ((r = k2a_buf_appendstr(out, "\"")) != 0 || (r = k2a_buf_append_json_escaped(out, param, strlen(param))) != 0 ||
+        if ((r = k2a_buf_appendstr(out, "\"")) != 0 || (r = k2a_buf_append_json_escaped(out, param, plen)) != 0 ||
             (r = k2a_buf_appendstr(out, "\"")) != 0)
             return r;
     } else if ((r = k2a_buf_appendstr(out, "null")) != 0) {
@@ -125,7 +160,7 @@ static int append_error_object(k2a_buf_t *out, const k2a_openai_error_info_t *in
 int k2a_openai_error_body(k2a_buf_t *out, int err, const char *message, size_t len, const char *param)
 {
     const k2a_openai_error_info_t *info = k2a_openai_error_info(err);
-    int r = append_error_object(out, info, err, message, len, param);
+    int r = append_error_object(out, info, err, message, len, param, true);
     return r != 0 ? r : info->status;
 }
 
@@ -133,7 +168,7 @@ int k2a_openai_error_chunk(k2a_buf_t *out, int err, const char *message, size_t 
 {
     int r;
     if ((r = k2a_buf_appendstr(out, "data: ")) != 0 ||
-        (r = append_error_object(out, k2a_openai_error_info(err), err, message, len, NULL)) != 0)
+        (r = append_error_object(out, k2a_openai_error_info(err), err, message, len, NULL, false)) != 0)
         return r;
     return k2a_buf_appendstr(out, "\n\n");
 }

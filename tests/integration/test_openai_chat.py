@@ -203,6 +203,8 @@ class OpenAIChat(unittest.TestCase):
             self.assertEqual(set(err), {"message", "type", "param", "code"}, err)
             self.assertEqual(err["code"], code, err)
             self.assertIn(text, err["message"])
+            if text.startswith("messages["):
+                self.assertEqual(err["param"], text)  # the JSON path of a decoding error
 
 
 if __name__ == "__main__":

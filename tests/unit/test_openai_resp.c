@@ -436,6 +436,27 @@ static void test_error_bodies(void **state)
                         "{\"error\":{\"message\":\"messages[0].content[1].image_url.url: remote \\\"URL\\\"\",\"type\":"
                         "\"invalid_request_error\",\"param\":\"messages[0].content[1].image_url.url\",\"code\":"
                         "\"invalid_image_url\"}}");
+    /* param taken from a decoder message's path, only for client errors */
+    k2a_buf_reset(&b);
+    msg = "messages[2].tool_calls[0].function.arguments: arguments larger than 32 bytes";
+    assert_int_equal(k2a_openai_error_body(&b, K2A_ETOOBIG, msg, strlen(msg), NULL), 413);
+    assert_non_null(strstr(k2a_buf_cstr(&b), "\"param\":\"messages[2].tool_calls[0].function.arguments\""));
+    k2a_buf_reset(&b);
+    msg = "model: is required";
+    assert_int_equal(k2a_openai_error_body(&b, K2A_EMISSING_FIELD, msg, strlen(msg), NULL), 400);
+    assert_non_null(strstr(k2a_buf_cstr(&b), "\"param\":\"model\""));
+    k2a_buf_reset(&b);
+    msg = "Kiro exception ThrottlingException: slow";
+    assert_int_equal(k2a_openai_error_body(&b, K2A_EBAD_PARAM, msg, strlen(msg), NULL), 400);
+    assert_non_null(strstr(k2a_buf_cstr(&b), "\"param\":null"));
+    k2a_buf_reset(&b);
+    msg = "request: unknown model";
+    assert_int_equal(k2a_openai_error_body(&b, K2A_EMODEL_UNKNOWN, msg, strlen(msg), NULL), 404);
+    assert_non_null(strstr(k2a_buf_cstr(&b), "\"param\":null"));
+    k2a_buf_reset(&b);
+    msg = "upstream: 5xx: boom";
+    assert_int_equal(k2a_openai_error_body(&b, K2A_EUPSTREAM_SERVER, msg, strlen(msg), NULL), 502);
+    assert_non_null(strstr(k2a_buf_cstr(&b), "\"param\":null"));
     k2a_buf_reset(&b);
     assert_int_equal(k2a_openai_error_body(&b, K2A_EMODEL_UNKNOWN, NULL, 0, NULL), 404);
     assert_string_equal(k2a_buf_cstr(&b), "{\"error\":{\"message\":\"request: unknown model\",\"type\":\"invalid_request_error\","
