@@ -64,11 +64,6 @@ static void render_upstream_metrics(void *ctx, k2a_buf_t *out)
                             (unsigned long long)st.requests[i]);
 }
 
-static void render_pool_metrics(void *ctx, k2a_buf_t *out)
-{
-    k2a_pool_render_metrics(ctx, out);
-}
-
 static void upstream_config_from(k2a_upstream_config_t *uc, const k2a_config_t *c)
 {
     k2a_upstream_config_init(uc);
@@ -121,7 +116,7 @@ int k2a_gateway_init(k2a_server_t *s, char *err, size_t errlen)
             return r;
         if ((r = k2a_pool_create(s->loop, s->upstream, &pc, NULL, &s->pool, err, errlen)) != 0)
             return r == K2A_ECONFIG ? r : K2A_ECONFIG;
-        k2a_metrics_add_hook(&s->metrics, render_pool_metrics, s->pool);
+        k2a_metrics_add_hook(&s->metrics, k2a_pool_metrics_hook, s->pool);
         k2a_info("account pool: %zu account(s), strategy %s", k2a_pool_naccounts(s->pool), c->pool_strategy);
     }
     s->is_ready = is_ready;
@@ -133,6 +128,11 @@ int k2a_gateway_init(k2a_server_t *s, char *err, size_t errlen)
 
 void k2a_gateway_destroy(k2a_server_t *s)
 {
+    if (s->calls != NULL) {
+        /* a request coroutine that did not unwind still holds a lease or a response: leave the modules alone */
+        k2a_warn("shutdown: requests still running; account pool and upstream client left allocated");
+        return;
+    }
     if (s->pool != NULL) {
         k2a_pool_destroy(s->pool);
         s->pool = NULL;

@@ -1,0 +1,168 @@
+"""POST /v1/messages end to end through the gateway and kiro-sim: streaming and non-streaming text, a
+tool call whose input is split inside UTF-8 sequences, an upstream cut before and after content, the
+validator's 400 without failover, client disconnect cancelling the upstream stream, pings while the
+upstream is silent, and SIGTERM letting a slow stream finish."""
+import json
+import signal
+import socket
+import threading
+import time
+import unittest
+
+from k2a import CLIENT_KEY, SLOW, Gateway, Sim, main, parse_sse, request, sim_accounts_env
+
+MODEL = "claude-sonnet-4-5"
+
+
+def body(text, stream=True, **extra):
+    b = {"model": MODEL, "max_tokens": 1024, "stream": stream, "messages": [{"role": "user", "content": text}]}
+    b.update(extra)
+    return b
+
+
+WEATHER_TOOL = {"name": "get_weather", "description": "Get the weather", "input_schema": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+
+
+class Messages(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = Sim()
+        cls.gw = Gateway(env=sim_accounts_env(cls.sim, ["sim-ok-main"], {"KIRO_PING_INTERVAL_MS": "300"}))
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.gw.assert_clean_exit(unittest.TestCase())
+        finally:
+            cls.gw.cleanup()
+            cls.sim.cleanup()
+
+    def post(self, b, **kw):
+        return request(self.gw.port, "POST", "/v1/messages?beta=true", body=b, key=CLIENT_KEY, **kw)
+
+    def test_stream_text(self):
+        st, h, data = self.post(body("hello there"))
+        self.assertEqual(st, 200, data)
+        self.assertTrue(h["content-type"].startswith("text/event-stream"))
+        self.assertEqual(h["x-kiro-model"], "CLAUDE_SONNET_4_5_20250929_V1_0")
+        evs = parse_sse(data)
+        names = [e for e, _ in evs]
+        self.assertEqual(names[0], "message_start")
+        self.assertEqual(names[-2:], ["message_delta", "message_stop"])
+        text = "".join(json.loads(d)["delta"]["text"] for e, d in evs if e == "content_block_delta")
+        self.assertEqual(text, "echo: hello there")
+        start = json.loads(evs[0][1])["message"]
+        delta = json.loads(evs[-2][1])
+        self.assertEqual(delta["delta"]["stop_reason"], "end_turn")
+        # the same input estimate in message_start, in the final usage and from count_tokens
+        st, _, ct = request(self.gw.port, "POST", "/v1/messages/count_tokens", body=body("hello there"), key=CLIENT_KEY)
+        self.assertEqual(st, 200)
+        n = json.loads(ct)["input_tokens"]
+        self.assertEqual(start["usage"]["input_tokens"], n)
+        self.assertEqual(delta["usage"]["input_tokens"], n)
+        self.assertGreater(delta["usage"]["output_tokens"], 0)
+
+    def test_non_stream_tool_call_split_in_utf8(self):
+        args = {"city": "巴黎 — Île-de-France", "units": "°C"}
+        directive = "[[sim:tool name=get_weather input=%s pieces=7 text=\"Let me check.\"]]" % json.dumps(args, ensure_ascii=False)
+        st, _, data = self.post(body("weather? " + directive, stream=False, tools=[WEATHER_TOOL]))
+        self.assertEqual(st, 200, data)
+        msg = json.loads(data)
+        self.assertTrue(msg["id"].startswith("msg_"))
+        self.assertEqual(msg["stop_reason"], "tool_use")
+        self.assertEqual([b["type"] for b in msg["content"]], ["text", "tool_use"])
+        self.assertEqual(msg["content"][1]["name"], "get_weather")
+        self.assertEqual(msg["content"][1]["input"], args)
+
+    def test_stream_tool_pieces_concatenate(self):
+        args = {"file_path": "/tmp/测试.txt", "content": "第一行\n第二行 🎉"}
+        directive = "[[sim:tool name=Write input=%s pieces=9]]" % json.dumps(args, ensure_ascii=False)
+        tool = {"name": "Write", "description": "write a file", "input_schema": {"type": "object", "properties": {
+            "file_path": {"type": "string"}, "content": {"type": "string"}}}}
+        st, _, data = self.post(body(directive, tools=[tool]))
+        self.assertEqual(st, 200, data)
+        evs = [(e, json.loads(d)) for e, d in parse_sse(data)]
+        starts = [d for e, d in evs if e == "content_block_start"]
+        self.assertEqual(starts[-1]["content_block"]["type"], "tool_use")
+        idx = starts[-1]["index"]
+        pieces = [d["delta"]["partial_json"] for e, d in evs if e == "content_block_delta" and d["index"] == idx]
+        self.assertGreaterEqual(len(pieces), 2)
+        self.assertEqual(json.loads("".join(pieces)), args)
+        self.assertEqual([d for e, d in evs if e == "message_delta"][0]["delta"]["stop_reason"], "tool_use")
+
+    def test_validator_400_is_an_anthropic_400(self):
+        # an assistant-only conversation is repaired by the normalizer, but an unknown model is the client's problem
+        st, _, data = self.post(body("hi", model="gpt-nope"))
+        self.assertEqual(st, 404, data)
+        self.assertEqual(json.loads(data)["error"]["type"], "not_found_error")
+        st, _, data = self.post({"model": MODEL, "max_tokens": 10, "messages": "not a list"})
+        self.assertEqual(st, 400)
+        err = json.loads(data)["error"]
+        self.assertEqual(err["type"], "invalid_request_error")
+        self.assertIn("messages", err["message"])
+
+    def test_upstream_status_maps_to_dialect_error(self):
+        st, _, data = self.post(body("[[sim:status code=400]]", stream=True))
+        self.assertEqual(st, 400, data)
+        self.assertEqual(json.loads(data)["type"], "error")
+
+    def test_cut_after_content_is_an_in_stream_error(self):
+        st, _, data = self.post(body("[[sim:text frames=4 size=8]] [[sim:cut after=2]]"))
+        self.assertEqual(st, 200)
+        evs = parse_sse(data)
+        self.assertEqual(evs[-1][0], "error")
+        self.assertNotIn("message_stop", [e for e, _ in evs])
+
+    def test_ping_while_upstream_silent(self):
+        st, _, data = self.post(body("[[sim:drip ms=700]] [[sim:text frames=2 size=4]]"))
+        self.assertEqual(st, 200)
+        names = [e for e, _ in parse_sse(data)]
+        self.assertGreaterEqual(names.count("ping"), 2, names)  # one after message_start, at least one keep-alive
+        self.assertEqual(names[-1], "message_stop")
+
+    def test_client_disconnect_cancels_upstream(self):
+        before = self.sim.stats()["open_streams"]
+        s = socket.create_connection(("127.0.0.1", self.gw.port))
+        payload = json.dumps(body("[[sim:drip ms=100]] [[sim:text frames=200 size=4]]")).encode()
+        s.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: " + CLIENT_KEY.encode() +
+                  b"\r\ncontent-type: application/json\r\ncontent-length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+        got = s.recv(4096)
+        self.assertIn(b"200", got.split(b"\r\n")[0])
+        time.sleep(0.3)
+        s.close()
+        deadline = time.time() + 5 * SLOW
+        while time.time() < deadline and self.sim.stats()["open_streams"] > before:
+            time.sleep(0.05)
+        self.assertEqual(self.sim.stats()["open_streams"], before)
+        # the gateway still serves
+        self.assertEqual(self.post(body("still there?"))[0], 200)
+
+
+class Lifecycle(unittest.TestCase):
+    def test_sigterm_lets_a_slow_stream_finish(self):
+        sim = Sim()
+        gw = Gateway(env=sim_accounts_env(sim, ["sim-ok-a"]))
+        try:
+            result = {}
+
+            def slow():
+                result["r"] = request(gw.port, "POST", "/v1/messages", body=body("[[sim:drip ms=150]] [[sim:text frames=8 size=4]]"),
+                                      key=CLIENT_KEY)
+            t = threading.Thread(target=slow)
+            t.start()
+            time.sleep(0.4)
+            gw.send_signal(signal.SIGTERM)
+            t.join(30)
+            st, _, data = result["r"]
+            self.assertEqual(st, 200)
+            self.assertEqual([e for e, _ in parse_sse(data)][-1], "message_stop")
+            self.assertEqual(gw.wait(), 0)
+            gw.assert_clean_exit(self)
+        finally:
+            gw.cleanup()
+            sim.cleanup()
+
+
+if __name__ == "__main__":
+    main()
