@@ -20,7 +20,6 @@
 #include <yajl/yajl_tree.h>
 #include "core/errors.h"
 #include "convert/anthropic_req.h"
-#include "convert/openai_req.h"
 #include "convert/kiro_req.h"
 
 #define VECTOR_DIR K2A_SOURCE_DIR "/tests/vectors/convert"
@@ -285,11 +284,7 @@ static int run_case(const char *name)
         failed = 1;
         goto Exit;
     }
-    /* openai_<case>: an OpenAI Chat Completions body; every other case is an Anthropic Messages body */
-    if (strncmp(name, "openai_", 7) == 0)
-        rc = k2a_openai_decode(in, inlen, NULL, &arena, &req, &err);
-    else
-        rc = k2a_anthropic_decode(in, inlen, NULL, &arena, &req, &err);
+    rc = k2a_anthropic_decode(in, inlen, NULL, &arena, &req, &err);
     k2a_kiro_build_result_t res;
     if (rc == 0) {
         k2a_kiro_build_params_t p;
