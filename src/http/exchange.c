@@ -75,7 +75,8 @@ struct st_exchange_t {
     k2a_buf_t stage; /* writer output not yet handed to the call */
     bool committed;
     bool client_gone;
-    int sink_error; /* a writer failure (K2A_ETOOBIG...) */
+    int sink_error;        /* a writer failure (K2A_ETOOBIG...) */
+    char fail_detail[256]; /* the message of an attempt's ERROR kept from the writer (see on_ir_event) */
     ping_timer_t *ping;
 };
 
@@ -275,8 +276,11 @@ static int on_ir_event(void *p, const k2a_ir_event_t *ev)
     exchange_t *x = p;
     /* An ERROR that pump() turns into a failover (before any content of a stream; anywhere in a non-stream answer) is kept
      * from the writer: the dispatch then answers with its own summary of every attempt. */
-    if (ev->type == K2A_EV_ERROR && x->parser_live && (!x->ir.stream || !k2a_kiro_resp_seen(&x->parser)->content_emitted))
+    if (ev->type == K2A_EV_ERROR && x->parser_live && (!x->ir.stream || !k2a_kiro_resp_seen(&x->parser)->content_emitted)) {
+        snprintf(x->fail_detail, sizeof(x->fail_detail), "%.*s", (int)ev->error_message.len,
+                 ev->error_message.base != NULL ? ev->error_message.base : "");
         return 0;
+    }
     int r = x->dialect->writer_on_event(x, ev);
     if (r != 0 && x->sink_error == 0)
         x->sink_error = r;
@@ -333,6 +337,7 @@ static void start_parser(exchange_t *x)
     k2a_es_decoder_init(&x->decoder, 0);
     k2a_kiro_resp_init(&x->parser, &cfg, on_ir_event, x);
     x->parser_live = true;
+    x->fail_detail[0] = '\0';
     if (!x->writer_live)
         start_writer(x);
 }
@@ -388,7 +393,7 @@ static int pump(exchange_t *x, k2a_dispatch_attempt_t *a, const char **why)
     if (seen->error != 0 && (!seen->content_emitted || !x->ir.stream)) {
         /* failed before any content reached the client (message_start and pings are no content; a non-stream answer has sent
          * nothing at all): another account may do better, unless it is the client's fault */
-        *why = k2a_strerror(seen->error);
+        *why = x->fail_detail[0] != '\0' ? x->fail_detail : k2a_strerror(seen->error);
         return seen->error;
     }
     if (x->ir.stream) {

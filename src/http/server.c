@@ -233,6 +233,8 @@ static void on_shutdown_tick(uv_timer_t *t)
         return; /* give the canceled coroutines a moment to unwind and release what they hold */
     if (s->inflight != 0)
         k2a_info("shutdown: %zu request(s) still in flight, stopping", s->inflight);
+    /* the end hook may run the loop (the pool waits for its last state save): this tick must not fire again inside it */
+    uv_timer_stop(t);
     if (s->on_shutdown_end != NULL)
         s->on_shutdown_end(s);
     close_handle((uv_handle_t **)&s->shutdown_timer);
