@@ -162,6 +162,10 @@ struct st_k2a_pool_t {
     k2a_pool_snapshot_t orphans; /* records of the state file that match no configured account (kept and written back) */
     uv_timer_t save_timer;
     bool dirty, saving, save_urgent;
+    /* rotated refresh tokens: rotations adopted / included in the save in flight / known durable. A refresh does not start
+     * while a rotation is not durable (refresh.c), so a kill -9 loses at most the rotation whose refresh is in flight. */
+    uint64_t rotation_seq, rotation_saving_seq, rotation_durable_seq;
+    k2a_plink_t durable_waiters; /* refresh jobs waiting for that write */
     /* background jobs */
     k2a_plink_t jobs;
     bool shutting_down;

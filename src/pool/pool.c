@@ -311,6 +311,7 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
     p->store = store;
     k2a_plink_init(&p->slot_waiters);
     k2a_plink_init(&p->jobs);
+    k2a_plink_init(&p->durable_waiters);
     p->auth_token_src = dup_or_empty(cfg->auth_token);
     p->state_file = dup_or_empty(cfg->state_file);
     p->api_base = dup_or_empty(cfg->api_base);
@@ -379,6 +380,9 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
     uv_timer_init(loop, &p->save_timer);
     p->save_timer.data = p;
     ++p->open_handles;
+    /* the loop's clock was cached when the loop started and start-up work may have taken a while since: without this the
+     * first start-up refreshes are already due and fire together instead of warmup_stagger_ms apart */
+    uv_update_time(loop);
     size_t slot = 0;
     for (size_t i = 0; i < p->naccounts; ++i) {
         k2a_account_t *a = p->accounts[i];
