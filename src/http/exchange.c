@@ -3,7 +3,9 @@
  * decoder → Kiro event parser → dialect writer → client. The writer appends into `stage`; staged bytes
  * move to the client only once the response is committed, which is what lets a failure before any
  * content fail over invisibly. A ping timer keeps silent streams alive (HTTP/1.1 notices a vanished
- * client only when it writes) and commits a response that has been silent for a whole interval.
+ * client only when it writes) and commits a response that has been silent for a whole interval; the
+ * writer (one per exchange, message_start staged before the first attempt) then has sent only
+ * message_start and pings, which are no content, so a failure before content still fails over.
  */
 #include <stdlib.h>
 #include <string.h>
