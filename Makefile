@@ -5,13 +5,14 @@
 #   make test-asan  only the sanitizer build's tests
 #   make fuzz       libFuzzer targets for FUZZ_SECONDS each (clang)
 #   make bench / bench-quick   the benchmark harness (writes bench/RESULTS.md)
-#   make image-test build and run the container image with podman
+#   make image-test build and run the container image with podman (also in make test with KIRO_TEST_IMAGE=1)
 #   make format     clang-format every source file
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 CTEST_ARGS ?=
 
-.PHONY: all build asan deps deps-test run test test-release test-asan fuzz fuzz-build bench bench-quick image-test format clean
+
+.PHONY: all build build-all asan deps deps-test run test test-release test-asan fuzz fuzz-build bench bench-quick image-test format clean
 
 all: build
 
@@ -24,6 +25,10 @@ deps-test:
 
 build: deps
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build build -j$(JOBS) --target kiro2api kiro-sim
+
+build-all: deps
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build build -j$(JOBS)
 
 asan: deps
@@ -33,10 +38,10 @@ asan: deps
 run: build
 	@scripts/run.sh
 
-test: deps-test build asan
+test: deps-test build-all asan
 	@scripts/test.sh
 
-test-release: deps-test build
+test-release: deps-test build-all
 	@cd build && ctest --output-on-failure -j$(JOBS) $(CTEST_ARGS)
 
 test-asan: deps-test asan
@@ -49,11 +54,11 @@ fuzz-build: deps-test
 fuzz: fuzz-build
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
 
-bench: build
+bench: build-all
 	@deps/install.sh bench
 	@python3 bench/harness.py
 
-bench-quick: build
+bench-quick: build-all
 	@deps/install.sh bench
 	@python3 bench/harness.py --quick
 

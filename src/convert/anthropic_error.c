@@ -49,7 +49,8 @@ static const struct {
     {K2A_EMODEL_UNKNOWN, 404, T_NOT_FOUND},
     {K2A_ENOTFOUND, 404, T_NOT_FOUND},
     {K2A_ETOOBIG, 413, T_TOO_LARGE},
-    {K2A_EPAYLOAD_TOOBIG, 413, T_TOO_LARGE},
+    {K2A_EPAYLOAD_TOOBIG, 400, T_INVALID}, /* the conversation, not the body: "prompt is too long" makes Claude Code compact */
+    {K2A_ECLIENT_AUTH, 401, T_AUTH},
     /* accounts and limits */
     {K2A_EEXHAUSTED, 429, T_RATE},
     {K2A_ETHROTTLED, 429, T_RATE},

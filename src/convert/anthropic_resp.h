@@ -27,7 +27,6 @@
  * recognise it when the block comes back in the history. */
 #define K2A_ANTHROPIC_THINKING_SIGNATURE "a2lybzJhcGk6IHVuc2lnbmVkIHRoaW5raW5nIGZyb20gS2lybw=="
 
-
 /* Writes "msg_" + 24 base62 characters and a NUL into out (K2A_ANTHROPIC_ID_LEN + 1 bytes). */
 void k2a_anthropic_message_id(char *out, k2a_random_cb random, void *random_ctx);
 

@@ -21,7 +21,6 @@
 #include "convert/model_map.h"
 #include "convert/normalize.h"
 
-
 typedef struct st_k2a_kiro_build_params_t {
     const k2a_model_map_t *model_map; /* required */
     k2a_normalize_config_t norm;      /* k2a_normalize_config_default(), overridden from the environment */

@@ -1,10 +1,14 @@
 /*
  * The OpenAI error table (see openai_error.h). One static array indexed by the K2A_E* code gives
- * status/type/code; codes without a row are internal errors (500 server_error). Types and codes follow
- * what api.openai.com sends, so that the official SDKs raise the right exception class (they key on the
- * status) and show a meaningful code: 400 invalid_request_error, 401 invalid_api_key, 404
- * model_not_found, 429 rate_limit_exceeded / insufficient_quota, 5xx server_error.
+ * status/type/code; every code has a row (a unit test checks it). Types and codes follow what
+ * api.openai.com sends, so that the official SDKs raise the right exception class (they key on the
+ * status) and show a meaningful code: client mistakes 400 invalid_request_error (a prompt too long for
+ * Kiro is 400 context_length_exceeded, as OpenAI says it), 401 invalid_api_key, 404 model_not_found,
+ * 413 request_too_large, 429 rate_limit_exceeded / insufficient_quota; what is left after failover over
+ * every account (no account, refresh failures, Kiro refusing the token: the client's key was fine) is
+ * 503; Kiro failures are 502 and timeouts towards it 504 (the SDKs retry 5xx); the rest 500 server_error.
  */
+#include <stdbool.h>
 #include <string.h>
 #include "core/errors.h"
 #include "convert/openai_error.h"
@@ -16,6 +20,10 @@
 static const k2a_openai_error_info_t table[K2A__EIDX_MAX] = {
     /* core */
     ROW(NOMEM, 500, "server_error", "out_of_memory"),
+    ROW(INCOMPLETE, 500, "server_error", "internal_error"),
+    ROW(IO, 500, "server_error", "internal_error"),
+    ROW(CONFIG, 500, "server_error", "internal_error"),
+    ROW(INTERNAL, 500, "server_error", "internal_error"),
     BAD(INVAL, "invalid_value"),
     ROW(TOOBIG, 413, "invalid_request_error", "request_too_large"),
     ROW(CANCELED, 499, "invalid_request_error", "request_canceled"),
@@ -24,6 +32,7 @@ static const k2a_openai_error_info_t table[K2A__EIDX_MAX] = {
     BAD(UNSUPPORTED, "unsupported_value"),
     ROW(BUSY, 503, "server_error", "server_overloaded"),
     ROW(NOTIMPL, 501, "server_error", "not_implemented"),
+    UPSTREAM(CLOSED, 502, "upstream_error"),
     /* eventstream: a broken upstream response */
     UPSTREAM(ES_SHORT_FRAME, 502, "upstream_error"),
     UPSTREAM(ES_OVERSIZE, 502, "upstream_error"),
@@ -33,6 +42,7 @@ static const k2a_openai_error_info_t table[K2A__EIDX_MAX] = {
     UPSTREAM(ES_HEADER_TYPE, 502, "upstream_error"),
     UPSTREAM(ES_HEADER_NAME, 502, "upstream_error"),
     UPSTREAM(ES_TRUNCATED, 502, "upstream_error"),
+    UPSTREAM(ES_TOO_MANY_HEADERS, 502, "upstream_error"),
     /* upstream transport */
     UPSTREAM(DNS, 502, "upstream_unreachable"),
     UPSTREAM(DNS_TIMEOUT, 504, "upstream_timeout"),
@@ -66,6 +76,7 @@ static const k2a_openai_error_info_t table[K2A__EIDX_MAX] = {
     UPSTREAM(UPSTREAM_EVENT, 502, "upstream_error"),
     UPSTREAM(UPSTREAM_EXCEPTION, 502, "upstream_error"),
     UPSTREAM(UPSTREAM_TRUNCATED, 502, "upstream_error"),
+    UPSTREAM(UPSTREAM_TOOL_TOOBIG, 502, "upstream_error"),
     ROW(CLIENT_AUTH, 401, "invalid_request_error", "invalid_api_key"),
     /* pool: failures left after failover over every account */
     ROW(NO_ACCOUNT, 503, "server_error", "no_available_account"),
@@ -88,20 +99,54 @@ const k2a_openai_error_info_t *k2a_openai_error_info(int err)
     return &internal_error;
 }
 
+/* The codes whose messages the request decoders write as "<json path>: <text>". */
+static bool is_request_error(int err)
+{
+    switch (err) {
+    case K2A_EJSON_SYNTAX:
+    case K2A_EJSON_TYPE:
+    case K2A_EJSON_DEPTH:
+    case K2A_EMISSING_FIELD:
+    case K2A_EIMAGE_INVALID:
+    case K2A_EIMAGE_URL:
+    case K2A_EEMPTY_MESSAGES:
+    case K2A_EEMPTY_CONTENT:
+    case K2A_EBAD_PARAM:
+    case K2A_ETOOBIG:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The length of the JSON path that starts a decoder message ("messages[2].content: ..."), or 0. */
+static size_t path_prefix(const char *m, size_t len)
+{
+    size_t i = 0;
+    while (i < len && ((m[i] >= 'a' && m[i] <= 'z') || (m[i] >= 'A' && m[i] <= 'Z') || (m[i] >= '0' && m[i] <= '9') ||
+                       m[i] == '_' || m[i] == '.' || m[i] == '[' || m[i] == ']' || m[i] == '$' || m[i] == '-'))
+        ++i;
+    return i != 0 && i + 1 < len && m[i] == ':' && m[i + 1] == ' ' ? i : 0;
+}
+
 static int append_error_object(k2a_buf_t *out, const k2a_openai_error_info_t *info, int err, const char *message, size_t len,
-                               const char *param)
+                               const char *param, bool derive_param)
 {
     int r;
     if (message == NULL) {
         message = k2a_strerror(err);
         len = strlen(message);
+        derive_param = false;
     }
     if ((r = k2a_buf_appendstr(out, "{\"error\":{\"message\":\"")) != 0 ||
         (r = k2a_buf_append_json_escaped(out, message, len)) != 0 ||
         (r = k2a_buf_appendf(out, "\",\"type\":\"%s\",\"param\":", info->type)) != 0)
         return r;
+    size_t plen = param != NULL ? strlen(param) : 0;
+    if (param == NULL && derive_param && is_request_error(err) && (plen = path_prefix(message, len)) != 0)
+        param = message; /* a request error from a decoder: its message starts with the JSON path */
     if (param != NULL) {
-        if ((r = k2a_buf_appendstr(out, "\"")) != 0 || (r = k2a_buf_append_json_escaped(out, param, strlen(param))) != 0 ||
+        if ((r = k2a_buf_appendstr(out, "\"")) != 0 || (r = k2a_buf_append_json_escaped(out, param, plen)) != 0 ||
             (r = k2a_buf_appendstr(out, "\"")) != 0)
             return r;
     } else if ((r = k2a_buf_appendstr(out, "null")) != 0) {
@@ -115,7 +160,7 @@ static int append_error_object(k2a_buf_t *out, const k2a_openai_error_info_t *in
 int k2a_openai_error_body(k2a_buf_t *out, int err, const char *message, size_t len, const char *param)
 {
     const k2a_openai_error_info_t *info = k2a_openai_error_info(err);
-    int r = append_error_object(out, info, err, message, len, param);
+    int r = append_error_object(out, info, err, message, len, param, true);
     return r != 0 ? r : info->status;
 }
 
@@ -123,7 +168,7 @@ int k2a_openai_error_chunk(k2a_buf_t *out, int err, const char *message, size_t 
 {
     int r;
     if ((r = k2a_buf_appendstr(out, "data: ")) != 0 ||
-        (r = append_error_object(out, k2a_openai_error_info(err), err, message, len, NULL)) != 0)
+        (r = append_error_object(out, k2a_openai_error_info(err), err, message, len, NULL, false)) != 0)
         return r;
     return k2a_buf_appendstr(out, "\n\n");
 }

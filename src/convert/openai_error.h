@@ -21,9 +21,10 @@ typedef struct st_k2a_openai_error_info_t {
 const k2a_openai_error_info_t *k2a_openai_error_info(int err);
 
 /* Appends `{"error":{"message":M,"type":T,"param":P,"code":C}}` for err. message (len bytes, any bytes: it is
- * JSON-escaped) defaults to k2a_strerror(err) when NULL; param (a NUL-terminated JSON path such as
- * "messages[2].content") renders as null when NULL. Returns the HTTP status to send (> 0), or a negative K2A_E*
- * when out is full. */
+ * JSON-escaped) defaults to k2a_strerror(err) when NULL; param is a NUL-terminated JSON path such as
+ * "messages[2].content". When param is NULL, err is a request-decoding code (JSON_*, MISSING_FIELD, IMAGE_*, EMPTY_*,
+ * BAD_PARAM, TOOBIG) and message has the decoders' form "<json path>: <text>", param is that path; else null. Returns the HTTP
+ * status to send (> 0), or a negative K2A_E* when out is full. */
 int k2a_openai_error_body(k2a_buf_t *out, int err, const char *message, size_t len, const char *param);
 
 /* Appends the in-stream form `data: {"error":{...}}\n\n` (param null) used once the SSE stream has started.

@@ -61,23 +61,25 @@ static const struct {
     {                                                                                                                              \
         s, sizeof(s) - 1, id                                                                                                       \
     }
-    KEY("model", K_MODEL),
-    KEY("messages", K_MESSAGES),
     KEY("role", K_ROLE),
     KEY("content", K_CONTENT),
+    KEY("type", K_TYPE),
+    KEY("text", K_TEXT),
+    KEY("id", K_ID),
+    KEY("function", K_FUNCTION),
     KEY("name", K_NAME),
+    KEY("arguments", K_ARGUMENTS),
     KEY("tool_calls", K_TOOL_CALLS),
     KEY("tool_call_id", K_TOOL_CALL_ID),
-    KEY("id", K_ID),
-    KEY("type", K_TYPE),
-    KEY("function", K_FUNCTION),
-    KEY("arguments", K_ARGUMENTS),
-    KEY("text", K_TEXT),
     KEY("image_url", K_IMAGE_URL),
     KEY("url", K_URL),
-    KEY("tools", K_TOOLS),
     KEY("description", K_DESCRIPTION),
     KEY("parameters", K_PARAMETERS),
+    KEY("reasoning_content", K_REASONING_CONTENT),
+    KEY("function_call", K_FUNCTION_CALL),
+    KEY("model", K_MODEL),
+    KEY("messages", K_MESSAGES),
+    KEY("tools", K_TOOLS),
     KEY("tool_choice", K_TOOL_CHOICE),
     KEY("max_tokens", K_MAX_TOKENS),
     KEY("max_completion_tokens", K_MAX_COMPLETION_TOKENS),
@@ -93,15 +95,17 @@ static const struct {
     KEY("json_schema", K_JSON_SCHEMA),
     KEY("schema", K_SCHEMA),
     KEY("functions", K_FUNCTIONS),
-    KEY("function_call", K_FUNCTION_CALL),
-    KEY("reasoning_content", K_REASONING_CONTENT),
 #undef KEY
 };
 
 static uint8_t key_id(const char *s, size_t len)
 {
+    /* the table is ordered by frequency in real requests (message fields first); the length and first byte reject
+     * nearly every other entry without a memcmp call */
+    if (len == 0)
+        return K_OTHER;
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); ++i)
-        if (keys[i].len == len && memcmp(keys[i].name, s, len) == 0)
+        if (keys[i].len == len && keys[i].name[0] == s[0] && memcmp(keys[i].name + 1, s + 1, len - 1) == 0)
             return keys[i].id;
     return K_OTHER;
 }

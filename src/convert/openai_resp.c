@@ -10,6 +10,9 @@
 #include "convert/openai_error.h"
 #include "convert/openai_resp.h"
 
+/* appends a string literal without strlen */
+#define APPEND_LIT(b, lit) k2a_buf_append((b), (lit), sizeof(lit) - 1)
+
 #define CHECK(expr)                                                                                                                \
     do {                                                                                                                           \
         int r_ = (expr);                                                                                                           \
@@ -25,6 +28,13 @@ void k2a_openai_format_id(char dst[K2A_OPENAI_ID_SIZE], const uint8_t random[K2A
     for (size_t i = 0; i < K2A_OPENAI_ID_RANDOM_BYTES; ++i)
         dst[9 + i] = alphabet[random[i] % 62];
     dst[9 + K2A_OPENAI_ID_RANDOM_BYTES] = '\0';
+}
+
+void k2a_openai_make_id(char dst[K2A_OPENAI_ID_SIZE], k2a_random_cb random, void *random_ctx)
+{
+    uint8_t bytes[K2A_OPENAI_ID_RANDOM_BYTES];
+    random(random_ctx, bytes, sizeof(bytes));
+    k2a_openai_format_id(dst, bytes);
 }
 
 const char *k2a_openai_finish_reason(k2a_ir_stop_reason_t reason, bool any_tool_call)
@@ -66,7 +76,7 @@ static int append_usage(k2a_buf_t *out, const k2a_ir_usage_t *u)
                           (long long)u->output_tokens, (long long)(prompt + u->output_tokens)));
     if (u->cache_read_input_tokens != 0)
         CHECK(k2a_buf_appendf(out, ",\"prompt_tokens_details\":{\"cached_tokens\":%lld}", (long long)u->cache_read_input_tokens));
-    return k2a_buf_appendstr(out, "}");
+    return APPEND_LIT(out, "}");
 }
 
 static int append_json_string(k2a_buf_t *out, const char *s, size_t n)
@@ -86,7 +96,7 @@ int k2a_openai_stream_init(k2a_openai_stream_t *w, k2a_buf_t *out, const char *i
     w->include_usage = include_usage;
     k2a_buf_init(&w->head, 0);
     int r;
-    if ((r = k2a_buf_appendstr(&w->head, "{\"id\":\"")) != 0 || (r = k2a_buf_append_json_escaped(&w->head, id, strlen(id))) != 0 ||
+    if ((r = APPEND_LIT(&w->head, "{\"id\":\"")) != 0 || (r = k2a_buf_append_json_escaped(&w->head, id, strlen(id))) != 0 ||
         (r = k2a_buf_appendf(&w->head,
                              "\",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":", (long long)created)) != 0 ||
         (r = append_json_string(&w->head, model.base != NULL ? model.base : "", model.len)) != 0 ||
@@ -107,13 +117,13 @@ static int open_chunk(k2a_openai_stream_t *w)
 {
     CHECK(k2a_buf_append(w->out, "data: ", 6));
     CHECK(k2a_buf_append(w->out, w->head.base, w->head.len));
-    return k2a_buf_appendstr(w->out, "\"choices\":[{\"index\":0,\"delta\":");
+    return APPEND_LIT(w->out, "\"choices\":[{\"index\":0,\"delta\":");
 }
 
 static int close_chunk(k2a_openai_stream_t *w, const char *finish_reason)
 {
     if (finish_reason == NULL)
-        return k2a_buf_appendstr(w->out, ",\"finish_reason\":null}]}\n\n");
+        return APPEND_LIT(w->out, ",\"finish_reason\":null}]}\n\n");
     return k2a_buf_appendf(w->out, ",\"finish_reason\":\"%s\"}]}\n\n", finish_reason);
 }
 
@@ -122,7 +132,7 @@ static int send_role(k2a_openai_stream_t *w)
     if (w->role_sent)
         return 0;
     CHECK(open_chunk(w));
-    CHECK(k2a_buf_appendstr(w->out, "{\"role\":\"assistant\",\"content\":\"\"}"));
+    CHECK(APPEND_LIT(w->out, "{\"role\":\"assistant\",\"content\":\"\"}"));
     CHECK(close_chunk(w, NULL));
     w->role_sent = true;
     return 0;
@@ -147,9 +157,9 @@ static int on_tool_start(k2a_openai_stream_t *w, const k2a_ir_event_t *ev)
     CHECK(open_chunk(w));
     CHECK(k2a_buf_appendf(w->out, "{\"tool_calls\":[{\"index\":%d,\"id\":", tool));
     CHECK(append_json_string(w->out, ev->tool_id.base, ev->tool_id.len));
-    CHECK(k2a_buf_appendstr(w->out, ",\"type\":\"function\",\"function\":{\"name\":"));
+    CHECK(APPEND_LIT(w->out, ",\"type\":\"function\",\"function\":{\"name\":"));
     CHECK(append_json_string(w->out, ev->tool_name.base, ev->tool_name.len));
-    CHECK(k2a_buf_appendstr(w->out, ",\"arguments\":\"\"}}]}"));
+    CHECK(APPEND_LIT(w->out, ",\"arguments\":\"\"}}]}"));
     return close_chunk(w, NULL);
 }
 
@@ -174,11 +184,14 @@ static int on_delta(k2a_openai_stream_t *w, const k2a_ir_event_t *ev)
         CHECK(open_chunk(w));
         CHECK(k2a_buf_appendf(w->out, "{\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":", tool));
         CHECK(append_json_string(w->out, ev->text.base, ev->text.len));
-        CHECK(k2a_buf_appendstr(w->out, "}}]}"));
+        CHECK(APPEND_LIT(w->out, "}}]}"));
         return close_chunk(w, NULL);
     }
     CHECK(open_chunk(w));
-    CHECK(k2a_buf_appendstr(w->out, ev->block == K2A_BLOCK_THINKING ? "{\"reasoning_content\":" : "{\"content\":"));
+    if (ev->block == K2A_BLOCK_THINKING)
+        CHECK(APPEND_LIT(w->out, "{\"reasoning_content\":"));
+    else
+        CHECK(APPEND_LIT(w->out, "{\"content\":"));
     CHECK(append_json_string(w->out, ev->text.base, ev->text.len));
     CHECK(k2a_buf_append(w->out, "}", 1));
     return close_chunk(w, NULL);
@@ -189,16 +202,16 @@ static int on_stop(k2a_openai_stream_t *w, const k2a_ir_event_t *ev)
     merge_usage(&w->usage, &ev->usage);
     CHECK(send_role(w));
     CHECK(open_chunk(w));
-    CHECK(k2a_buf_appendstr(w->out, "{}"));
+    CHECK(APPEND_LIT(w->out, "{}"));
     CHECK(close_chunk(w, k2a_openai_finish_reason(ev->stop_reason, w->ntool_calls != 0)));
     if (w->include_usage) {
         CHECK(k2a_buf_append(w->out, "data: ", 6));
         CHECK(k2a_buf_append(w->out, w->head.base, w->head.len));
-        CHECK(k2a_buf_appendstr(w->out, "\"choices\":[],\"usage\":"));
+        CHECK(APPEND_LIT(w->out, "\"choices\":[],\"usage\":"));
         CHECK(append_usage(w->out, &w->usage));
-        CHECK(k2a_buf_appendstr(w->out, "}\n\n"));
+        CHECK(APPEND_LIT(w->out, "}\n\n"));
     }
-    CHECK(k2a_buf_appendstr(w->out, "data: [DONE]\n\n"));
+    CHECK(APPEND_LIT(w->out, "data: [DONE]\n\n"));
     w->finished = true;
     return 0;
 }
@@ -233,7 +246,7 @@ int k2a_openai_stream_on_event(void *sink, const k2a_ir_event_t *ev)
         return k2a_openai_error_chunk(w->out, ev->error != 0 ? ev->error : K2A_EINTERNAL, ev->error_message.base,
                                       ev->error_message.len);
     case K2A_EV_PING:
-        return k2a_buf_appendstr(w->out, ": ping\n\n");
+        return APPEND_LIT(w->out, ": ping\n\n");
     }
     return 0;
 }
@@ -243,8 +256,8 @@ int k2a_openai_stream_on_event(void *sink, const k2a_ir_event_t *ev)
 void k2a_openai_aggregate_init(k2a_openai_aggregate_t *a, size_t max_bytes, size_t max_tool_calls)
 {
     memset(a, 0, sizeof(*a));
-    a->max_bytes = max_bytes;
-    a->max_tool_calls = max_tool_calls;
+    a->max_bytes = max_bytes = max_bytes != 0 ? max_bytes : K2A_OPENAI_DEFAULT_MAX_BYTES;
+    a->max_tool_calls = max_tool_calls != 0 ? max_tool_calls : K2A_OPENAI_DEFAULT_MAX_TOOL_CALLS;
     k2a_buf_init(&a->text, max_bytes);
     k2a_buf_init(&a->reasoning, max_bytes);
     k2a_buf_init(&a->error_message, 4096);
@@ -356,33 +369,33 @@ int k2a_openai_aggregate_write(const k2a_openai_aggregate_t *a, k2a_buf_t *out, 
         return a->error;
     if (!a->stopped)
         return K2A_EUPSTREAM_TRUNCATED;
-    CHECK(k2a_buf_appendstr(out, "{\"id\":"));
+    CHECK(APPEND_LIT(out, "{\"id\":"));
     CHECK(append_json_string(out, id, strlen(id)));
     CHECK(k2a_buf_appendf(out, ",\"object\":\"chat.completion\",\"created\":%lld,\"model\":", (long long)created));
     CHECK(append_json_string(out, model.base != NULL ? model.base : "", model.len));
-    CHECK(k2a_buf_appendstr(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"));
+    CHECK(APPEND_LIT(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"));
     if (a->text.len == 0 && a->ntools != 0)
-        CHECK(k2a_buf_appendstr(out, "null"));
+        CHECK(APPEND_LIT(out, "null"));
     else
         CHECK(append_json_string(out, a->text.base, a->text.len));
     if (a->reasoning.len != 0) {
-        CHECK(k2a_buf_appendstr(out, ",\"reasoning_content\":"));
+        CHECK(APPEND_LIT(out, ",\"reasoning_content\":"));
         CHECK(append_json_string(out, a->reasoning.base, a->reasoning.len));
     }
     if (a->ntools != 0) {
-        CHECK(k2a_buf_appendstr(out, ",\"tool_calls\":["));
+        CHECK(APPEND_LIT(out, ",\"tool_calls\":["));
         for (size_t i = 0; i < a->ntools; ++i) {
             const k2a_openai_tool_call_t *t = &a->tools[i];
             CHECK(k2a_buf_appendstr(out, i == 0 ? "{\"id\":" : ",{\"id\":"));
             CHECK(append_json_string(out, t->id, strlen(t->id)));
-            CHECK(k2a_buf_appendstr(out, ",\"type\":\"function\",\"function\":{\"name\":"));
+            CHECK(APPEND_LIT(out, ",\"type\":\"function\",\"function\":{\"name\":"));
             CHECK(append_json_string(out, t->name, strlen(t->name)));
-            CHECK(k2a_buf_appendstr(out, ",\"arguments\":"));
+            CHECK(APPEND_LIT(out, ",\"arguments\":"));
             if (t->arguments.len == 0)
-                CHECK(k2a_buf_appendstr(out, "\"{}\""));
+                CHECK(APPEND_LIT(out, "\"{}\""));
             else
                 CHECK(append_json_string(out, t->arguments.base, t->arguments.len));
-            CHECK(k2a_buf_appendstr(out, "}}"));
+            CHECK(APPEND_LIT(out, "}}"));
         }
         CHECK(k2a_buf_append(out, "]", 1));
     }

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "core/buf.h"
+#include "core/rand.h"
 #include "core/str.h"
 #include "convert/ir.h"
 
@@ -24,6 +25,8 @@
 /* Writes "chatcmpl-" + 24 alphanumeric characters derived from 24 random bytes supplied by the caller (the
  * caller owns the random source, so tests are deterministic), NUL-terminated, into dst. */
 void k2a_openai_format_id(char dst[K2A_OPENAI_ID_SIZE], const uint8_t random[K2A_OPENAI_ID_RANDOM_BYTES]);
+/* The same with the bytes drawn from a random source (k2a_rand_fill in production, a seeded one in tests). */
+void k2a_openai_make_id(char dst[K2A_OPENAI_ID_SIZE], k2a_random_cb random, void *random_ctx);
 
 /* The OpenAI finish_reason of an IR stop reason ("stop", "tool_calls", "length"); any_tool_call turns an
  * end_turn into "tool_calls" because OpenAI clients run tools only on that reason. */
@@ -98,8 +101,12 @@ typedef struct st_k2a_openai_aggregate_t {
     k2a_buf_t error_message; /* its message (at most 4096 bytes) */
 } k2a_openai_aggregate_t;
 
-/* max_bytes bounds the text, the reasoning and each tool call's arguments; max_tool_calls the number of calls. A limit
- * hit makes on_event return K2A_ETOOBIG. */
+#define K2A_OPENAI_DEFAULT_MAX_BYTES ((size_t)64 * 1024 * 1024)
+#define K2A_OPENAI_DEFAULT_MAX_TOOL_CALLS 1024
+
+/* max_bytes bounds the text, the reasoning and each tool call's arguments (0 = K2A_OPENAI_DEFAULT_MAX_BYTES);
+ * max_tool_calls the number of calls (0 = K2A_OPENAI_DEFAULT_MAX_TOOL_CALLS). A limit hit makes on_event return
+ * K2A_ETOOBIG. */
 void k2a_openai_aggregate_init(k2a_openai_aggregate_t *a, size_t max_bytes, size_t max_tool_calls);
 void k2a_openai_aggregate_dispose(k2a_openai_aggregate_t *a);
 /* k2a_ir_event_cb for the aggregator (sink = the k2a_openai_aggregate_t). Returns 0, K2A_ETOOBIG or K2A_ENOMEM. */

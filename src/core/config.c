@@ -36,7 +36,7 @@ static const var_t vars[] = {
     {"KIRO_TLS_PORT", T_INT, F(tls_port), "0", 0, 65535, NULL, "HTTPS listener port with ALPN h2/http1.1 (0 = off)"},
     {"KIRO_TLS_CERT", T_STR, F(tls_cert), "", 0, 0, NULL, "PEM certificate chain for the HTTPS listener"},
     {"KIRO_TLS_KEY", T_STR, F(tls_key), "", 0, 0, NULL, "PEM private key for the HTTPS listener"},
-    {"KIRO_WORKERS", T_INT, F(workers), "1", 0, 256, NULL,
+    {"KIRO_WORKERS", T_INT, F(workers), "0", 0, 256, NULL,
      "event-loop threads sharing the port with SO_REUSEPORT (0 = one per core)"},
     /* clients */
     {"KIRO_CLIENT_TOKEN", T_STR, F(client_token), "", 0, 0, NULL,

@@ -192,6 +192,12 @@ static const dialect_t openai = {k2a_openai_decode,     openai_writer_init, open
 static void respond_error(exchange_t *x, int err, const char *message)
 {
     k2a_buf_t body = K2A_BUF_INIT(0);
+    char prefixed[2200];
+    if ((err == K2A_EPAYLOAD_TOOBIG || err == K2A_EUPSTREAM_CONTENT_LENGTH) && strncmp(message, "prompt is too long", 18) != 0) {
+        /* the wording clients key on to compact the conversation (Claude Code, Anthropic's own API) */
+        snprintf(prefixed, sizeof(prefixed), "prompt is too long: %s", message);
+        message = prefixed;
+    }
     int status = x->dialect->error_body(&body, err, k2a_cstr(message));
     k2a_call_respond_json(x->call, status, body.base != NULL ? body.base : "", body.len);
     k2a_buf_dispose(&body);
@@ -475,6 +481,7 @@ static void run(k2a_call_t *call, const dialect_t *dialect)
     k2a_dispatch_t d;
     k2a_dispatch_attempt_t a;
     k2a_dispatch_init(&d, s->pool, call->request_id, x->ir.stream);
+    k2a_dispatch_use_upstream(&d, s->upstream);
     start_writer(x);
     start_ping(x);
     for (;;) {

@@ -1,68 +1,27 @@
 /*
- * Module wiring (see gateway.h): the model map from KIRO_MODEL_MAP, the upstream client from the
- * KIRO_* timeouts/proxy/TLS variables, and the account pool from KIRO_AUTH_TOKEN, plugged into the
- * server's readiness, reload and metrics hooks. Without KIRO_AUTH_TOKEN the gateway still starts (so
- * that /healthz, the dashboard and the demo tooling work) but /readyz says not ready and chat routes
- * answer 503.
+ * The gateway process (see gateway.h). Start-up: the model map, then worker 0 on the main thread
+ * (upstream client, account pool, listeners — its bound port is the one the others share), then the
+ * other workers on their threads, each signalling when it listens. Shutdown: SIGTERM reaches worker
+ * 0, which shuts its server down and posts the same to every other worker; worker 0's loop keeps
+ * serving cross-loop calls until the others have stopped (they may still hold pool leases), then
+ * releases the pool.
+ *
+ * Without KIRO_AUTH_TOKEN the gateway still starts (so that /healthz, the dashboard and the demo
+ * tooling work) but /readyz says not ready and chat routes answer 503.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "convert/model_map.h"
+#include "core/coro.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "http/gateway.h"
 #include "pool/pool.h"
 #include "upstream/upstream.h"
 
-static bool is_ready(k2a_server_t *s)
-{
-    return s->pool != NULL && k2a_pool_ready(s->pool);
-}
-
-static void on_reload(k2a_server_t *s)
-{
-    if (s->pool == NULL) {
-        k2a_warn("SIGHUP: no account pool to reload (KIRO_AUTH_TOKEN was not set at start)");
-        return;
-    }
-    /* re-read the variable as the process sees it now: a file path is re-read from disk */
-    char err[512];
-    const char *src = s->config->auth_token;
-    if (k2a_pool_reload(s->pool, src, err, sizeof(err)) != 0)
-        k2a_error("SIGHUP: accounts not reloaded: %s", err);
-    else
-        k2a_info("SIGHUP: accounts reloaded");
-}
-
-static void render_upstream_metrics(void *ctx, k2a_buf_t *out)
-{
-    k2a_upstream_stats_t st;
-    k2a_upstream_get_stats(ctx, &st);
-    k2a_buf_appendf(out,
-                    "# HELP k2a_upstream_connections_opened_total Upstream connections established.\n"
-                    "# TYPE k2a_upstream_connections_opened_total counter\nk2a_upstream_connections_opened_total %llu\n"
-                    "# HELP k2a_upstream_connections_reused_total Upstream requests served on a pooled keep-alive connection.\n"
-                    "# TYPE k2a_upstream_connections_reused_total counter\nk2a_upstream_connections_reused_total %llu\n"
-                    "# HELP k2a_upstream_connections_open Upstream connections open now.\n"
-                    "# TYPE k2a_upstream_connections_open gauge\nk2a_upstream_connections_open %llu\n"
-                    "# HELP k2a_upstream_connections_idle Idle upstream keep-alive connections.\n"
-                    "# TYPE k2a_upstream_connections_idle gauge\nk2a_upstream_connections_idle %llu\n"
-                    "# HELP k2a_upstream_dns_cache_hits_total DNS lookups answered from the cache.\n"
-                    "# TYPE k2a_upstream_dns_cache_hits_total counter\nk2a_upstream_dns_cache_hits_total %llu\n"
-                    "# HELP k2a_upstream_dns_queries_total DNS queries sent.\n"
-                    "# TYPE k2a_upstream_dns_queries_total counter\nk2a_upstream_dns_queries_total %llu\n"
-                    "# HELP k2a_upstream_tls_handshakes_total Upstream TLS handshakes (and how many resumed a session).\n"
-                    "# TYPE k2a_upstream_tls_handshakes_total counter\nk2a_upstream_tls_handshakes_total %llu\n"
-                    "k2a_upstream_tls_resumptions_total %llu\n"
-                    "# HELP k2a_upstream_requests_total Upstream requests by outcome.\n"
-                    "# TYPE k2a_upstream_requests_total counter\n",
-                    (unsigned long long)st.conns_opened, (unsigned long long)st.conns_reused, (unsigned long long)st.conns_open,
-                    (unsigned long long)st.conns_idle, (unsigned long long)st.dns_cache_hits, (unsigned long long)st.dns_queries,
-                    (unsigned long long)st.tls_handshakes, (unsigned long long)st.tls_resumptions);
-    for (int i = 0; i < K2A_UPSTREAM_OUTCOME_MAX; ++i)
-        if (st.requests[i] != 0)
-            k2a_buf_appendf(out, "k2a_upstream_requests_total{outcome=\"%s\"} %llu\n", k2a_upstream_outcome_name(i),
-                            (unsigned long long)st.requests[i]);
-}
+/* ---- per-worker modules ---- */
 
 static void upstream_config_from(k2a_upstream_config_t *uc, const k2a_config_t *c)
 {
@@ -83,66 +42,395 @@ static void upstream_config_from(k2a_upstream_config_t *uc, const k2a_config_t *
     uc->no_proxy = c->no_proxy[0] != '\0' ? c->no_proxy : NULL;
 }
 
-static void on_shutdown_begin(k2a_server_t *s)
+/* Releases what a worker's server uses, once its last request is gone. */
+static void release_modules(k2a_server_t *s)
 {
-    if (s->pool != NULL)
-        k2a_pool_shutdown(s->pool); /* background refreshes and polls stop; leased accounts finish their streams */
-}
-
-int k2a_gateway_init(k2a_server_t *s, char *err, size_t errlen)
-{
-    const k2a_config_t *c = s->config;
-    k2a_convert_error_t cerr = {0};
-    if (k2a_model_map_create(c->model_map, strlen(c->model_map), &s->model_map, &cerr) != 0) {
-        snprintf(err, errlen, "KIRO_MODEL_MAP: %s", cerr.message);
-        return K2A_ECONFIG;
-    }
-
-    k2a_upstream_config_t uc;
-    upstream_config_from(&uc, c);
-    int r = k2a_upstream_create(s->loop, &uc, &s->upstream);
-    if (r != 0) {
-        snprintf(err, errlen, "upstream client: %s (check KIRO_CA_FILE, KIRO_UPSTREAM_PROXY/HTTPS_PROXY, KIRO_DNS_SERVERS)",
-                 k2a_strerror(r));
-        return K2A_ECONFIG;
-    }
-    k2a_metrics_add_hook(&s->metrics, render_upstream_metrics, s->upstream);
-
-    if (c->auth_token[0] == '\0') {
-        k2a_warn("KIRO_AUTH_TOKEN is not set: no Kiro account, chat requests will answer 503 (make run starts a demo instead)");
-    } else {
-        k2a_pool_config_t pc;
-        if ((r = k2a_pool_config_from(&pc, c, err, errlen)) != 0)
-            return r;
-        if ((r = k2a_pool_create(s->loop, s->upstream, &pc, NULL, &s->pool, err, errlen)) != 0)
-            return r == K2A_ECONFIG ? r : K2A_ECONFIG;
-        k2a_metrics_add_hook(&s->metrics, k2a_pool_metrics_hook, s->pool);
-        k2a_info("account pool: %zu account(s), strategy %s", k2a_pool_naccounts(s->pool), c->pool_strategy);
-    }
-    s->is_ready = is_ready;
-    s->on_reload = on_reload;
-    s->on_shutdown_begin = on_shutdown_begin;
-    s->on_shutdown_end = k2a_gateway_destroy;
-    return 0;
-}
-
-void k2a_gateway_destroy(k2a_server_t *s)
-{
+    k2a_gateway_t *gw = s->gateway;
     if (s->calls != NULL) {
         /* a request coroutine that did not unwind still holds a lease or a response: leave the modules alone */
-        k2a_warn("shutdown: requests still running; account pool and upstream client left allocated");
+        k2a_warn("shutdown: requests still running on worker %u; modules left allocated", s->worker);
         return;
     }
-    if (s->pool != NULL) {
-        k2a_pool_destroy(s->pool);
-        s->pool = NULL;
+    if (s->worker == 0 && gw->pool != NULL) {
+        struct st_k2a_pool_t *pool = gw->pool;
+        gw->pool = NULL;
+        k2a_pool_destroy(pool);
     }
+    s->pool = NULL;
     if (s->upstream != NULL) {
         k2a_upstream_destroy(s->upstream);
         s->upstream = NULL;
     }
-    if (s->model_map != NULL) {
-        k2a_model_map_destroy(s->model_map);
-        s->model_map = NULL;
+}
+
+static void on_shutdown_begin(k2a_server_t *s);
+
+static void post_shutdown(void *arg)
+{
+    k2a_server_shutdown(arg);
+}
+
+static void on_shutdown_begin(k2a_server_t *s)
+{
+    k2a_gateway_t *gw = s->gateway;
+    if (s->worker != 0)
+        return;
+    for (unsigned i = 1; i < gw->nworkers; ++i)
+        if (gw->workers[i].xloop != NULL)
+            k2a_xloop_post(gw->workers[i].xloop, post_shutdown, &gw->workers[i].server);
+    if (gw->pool != NULL)
+        k2a_pool_shutdown(gw->pool); /* background refreshes and polls stop; leased accounts finish their streams */
+}
+
+static bool can_stop(k2a_server_t *s)
+{
+    k2a_gateway_t *gw = s->gateway;
+    if (s->worker != 0)
+        return true;
+    pthread_mutex_lock(&gw->mutex);
+    bool others_done = gw->running == 0;
+    pthread_mutex_unlock(&gw->mutex);
+    /* and the pool's background jobs and its last state write are finished (k2a_pool_shutdown began them) */
+    return others_done && (gw->pool == NULL || k2a_pool_closed(gw->pool));
+}
+
+static void on_reload(k2a_server_t *s)
+{
+    k2a_gateway_t *gw = s->gateway;
+    if (gw->pool == NULL) {
+        k2a_warn("SIGHUP: no account pool to reload (KIRO_AUTH_TOKEN was not set at start)");
+        return;
     }
+    /* a path is re-read from disk; the pool lives on this loop (worker 0 handles the signals) */
+    char err[512];
+    if (k2a_pool_reload(gw->pool, gw->config->auth_token, err, sizeof(err)) != 0)
+        k2a_error("SIGHUP: accounts not reloaded: %s", err);
+    else
+        k2a_info("SIGHUP: accounts reloaded");
+}
+
+static int setup_worker(k2a_worker_t *w)
+{
+    k2a_gateway_t *gw = w->gw;
+    const k2a_config_t *c = gw->config;
+    k2a_server_t *s = &w->server;
+    uv_loop_init(&w->loop);
+    size_t per_worker = (size_t)c->max_concurrent / gw->nworkers;
+    k2a_coro_config_t cc = {.stack_size = (size_t)c->coro_stack_kb * 1024, .max_live = (per_worker > 0 ? per_worker : 1) + 64};
+    k2a_coro_runtime_init(&w->loop, &cc);
+    k2a_xloop_create(&w->loop, &w->xloop);
+    int init = k2a_server_init(s, &w->loop, c, w->err, sizeof(w->err));
+    s->gateway = gw;
+    s->worker = w->index;
+    s->model_map = gw->model_map;
+    if (init != 0)
+        return 2;
+    s->on_shutdown_begin = on_shutdown_begin;
+    s->can_stop = can_stop;
+    s->on_shutdown_end = release_modules;
+    if (w->index == 0)
+        s->on_reload = on_reload;
+
+    k2a_upstream_config_t uc;
+    upstream_config_from(&uc, c);
+    int r = k2a_upstream_create(&w->loop, &uc, &s->upstream);
+    if (r != 0) {
+        snprintf(w->err, sizeof(w->err),
+                 "upstream client: %s (check KIRO_CA_FILE, KIRO_UPSTREAM_PROXY/HTTPS_PROXY, KIRO_DNS_SERVERS)", k2a_strerror(r));
+        return 2;
+    }
+    if (w->index == 0 && c->auth_token[0] != '\0') {
+        k2a_pool_config_t pc;
+        if (k2a_pool_config_from(&pc, c, w->err, sizeof(w->err)) != 0 ||
+            k2a_pool_create(&w->loop, s->upstream, &pc, NULL, &gw->pool, w->err, sizeof(w->err)) != 0)
+            return 2;
+        k2a_info("account pool: %zu account(s), strategy %s", k2a_pool_naccounts(gw->pool), c->pool_strategy);
+    }
+    s->pool = gw->pool;
+    if (k2a_server_listen(s, w->index == 0 ? c->port : gw->port, w->index == 0 ? c->tls_port : gw->tls_port, w->err,
+                          sizeof(w->err)) != 0)
+        return 1;
+    if (w->index == 0) {
+        gw->port = s->port;
+        gw->tls_port = s->tls_port;
+    }
+    return 0;
+}
+
+static void teardown_worker(k2a_worker_t *w)
+{
+    k2a_server_t *s = &w->server;
+    release_modules(s);
+    k2a_xloop_close(w->xloop); /* the memory stays: other threads may still hold the pointer until the process exits */
+    /* let the close callbacks of what was released run */
+    for (int i = 0; i < 8; ++i)
+        uv_run(&w->loop, UV_RUN_NOWAIT);
+    k2a_server_dispose(s);
+    k2a_coro_stats_t cs;
+    k2a_coro_get_stats(&cs);
+    if (cs.live == 0) {
+        k2a_coro_runtime_dispose();
+        uv_run(&w->loop, UV_RUN_NOWAIT);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    k2a_worker_t *w = arg;
+    k2a_gateway_t *gw = w->gw;
+    w->status = setup_worker(w);
+    pthread_mutex_lock(&gw->mutex);
+    ++gw->running;
+    pthread_cond_broadcast(&gw->cond);
+    pthread_mutex_unlock(&gw->mutex);
+    if (w->status == 0)
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+    teardown_worker(w);
+    pthread_mutex_lock(&gw->mutex);
+    --gw->running;
+    /* Stay parked until the process exits: h2o keeps per-thread recycled buffers in thread-local storage that nothing can
+     * free, and a live thread keeps them reachable (LeakSanitizer) -- h2o's own server exits with its threads alive too. */
+    for (;;)
+        pthread_cond_wait(&gw->cond, &gw->mutex);
+    return NULL;
+}
+
+int k2a_gateway_run(const k2a_config_t *config)
+{
+    static k2a_gateway_t gw; /* static: what the loops still reference at exit stays reachable (LeakSanitizer) */
+    memset(&gw, 0, sizeof(gw));
+    gw.config = config;
+    pthread_mutex_init(&gw.mutex, NULL);
+    pthread_cond_init(&gw.cond, NULL);
+    gw.nworkers = config->workers > 0 ? (unsigned)config->workers : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+    if (gw.nworkers == 0)
+        gw.nworkers = 1;
+    gw.workers = calloc(gw.nworkers, sizeof(*gw.workers));
+    int status = 0;
+
+    k2a_convert_error_t cerr = {0};
+    if (k2a_model_map_create(config->model_map, strlen(config->model_map), &gw.model_map, &cerr) != 0) {
+        fprintf(stderr, "kiro2api: configuration error: KIRO_MODEL_MAP: %s\n", cerr.message);
+        free(gw.workers);
+        return 2;
+    }
+    if (config->auth_token[0] == '\0')
+        k2a_warn("KIRO_AUTH_TOKEN is not set: no Kiro account, chat requests will answer 503 (make run starts a demo instead)");
+
+    /* worker 0 on this thread: it owns the pool and binds the port the others share */
+    k2a_worker_t *w0 = &gw.workers[0];
+    w0->gw = &gw;
+    w0->index = 0;
+    if ((status = setup_worker(w0)) != 0) {
+        if (status == 2)
+            fprintf(stderr, "kiro2api: configuration error: %s\n", w0->err);
+        else
+            k2a_error("%s", w0->err);
+        goto Exit;
+    }
+    for (unsigned i = 1; i < gw.nworkers; ++i) {
+        k2a_worker_t *w = &gw.workers[i];
+        w->gw = &gw;
+        w->index = i;
+        pthread_mutex_lock(&gw.mutex);
+        unsigned before = gw.running;
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            pthread_mutex_unlock(&gw.mutex);
+            k2a_error("cannot start worker %u", i);
+            gw.nworkers = i;
+            break;
+        }
+        while (gw.running == before)
+            pthread_cond_wait(&gw.cond, &gw.mutex);
+        pthread_mutex_unlock(&gw.mutex);
+        if (w->status != 0)
+            k2a_error("worker %u: %s", i, w->err); /* it stops by itself; the others serve */
+    }
+
+    /* one machine-readable line per listener on stdout (tests and scripts read the port from it), then the log */
+    printf("kiro2api listening on http://%s:%d\n", config->host, gw.port);
+    if (gw.tls_port != 0)
+        printf("kiro2api listening on https://%s:%d\n", config->host, gw.tls_port);
+    fflush(stdout);
+    k2a_info("kiro2api %s listening on http://%s:%d%s with %u worker loop(s)", K2A_VERSION, config->host, gw.port,
+             gw.tls_port != 0 ? " (and TLS)" : "", gw.nworkers);
+    k2a_server_install_signals(&w0->server);
+    uv_run(&w0->loop, UV_RUN_DEFAULT);
+    status = w0->server.exit_status;
+
+Exit:
+    /* the other workers have stopped their loops (worker 0 waited for them); their threads stay parked until exit */
+    teardown_worker(w0);
+    k2a_xloop_free(w0->xloop);
+    k2a_model_map_destroy(gw.model_map);
+    gw.model_map = NULL;
+    /* gw.workers stays allocated: idle client connections still open at exit belong to the workers' loops and h2o contexts,
+     * and h2o 2.2.5 has no way to close them; keeping them reachable is what h2o's own server does too */
+    k2a_info("kiro2api stopped");
+    return status;
+}
+
+/* ---- operations across loops ---- */
+
+typedef struct st_snapshot_args_t {
+    k2a_server_t *server;
+    k2a_metrics_t *metrics;
+    k2a_coro_stats_t coro;
+    k2a_upstream_stats_t upstream;
+} snapshot_args_t;
+
+static intptr_t op_snapshot(void *arg)
+{
+    snapshot_args_t *a = arg;
+    k2a_metrics_add(a->metrics, &a->server->metrics);
+    k2a_coro_get_stats(&a->coro);
+    memset(&a->upstream, 0, sizeof(a->upstream));
+    if (a->server->upstream != NULL)
+        k2a_upstream_get_stats(a->server->upstream, &a->upstream);
+    return 0;
+}
+
+typedef struct st_render_args_t {
+    struct st_k2a_pool_t *pool;
+    k2a_buf_t *out;
+    bool ready;
+} render_args_t;
+
+static intptr_t op_render_pool_metrics(void *arg)
+{
+    render_args_t *a = arg;
+    k2a_pool_render_metrics(a->pool, a->out);
+    return 0;
+}
+
+static intptr_t op_render_tokens(void *arg)
+{
+    render_args_t *a = arg;
+    return k2a_pool_render_tokens_json(a->pool, a->out);
+}
+
+static intptr_t op_ready(void *arg)
+{
+    render_args_t *a = arg;
+    a->ready = k2a_pool_ready(a->pool);
+    return 0;
+}
+
+static void render_upstream(k2a_buf_t *out, const k2a_upstream_stats_t *st)
+{
+    k2a_buf_appendf(out,
+                    "# HELP k2a_upstream_connections_opened_total Upstream connections established.\n"
+                    "# TYPE k2a_upstream_connections_opened_total counter\nk2a_upstream_connections_opened_total %llu\n"
+                    "# HELP k2a_upstream_connections_reused_total Upstream requests served on a pooled keep-alive connection.\n"
+                    "# TYPE k2a_upstream_connections_reused_total counter\nk2a_upstream_connections_reused_total %llu\n"
+                    "# HELP k2a_upstream_connections_open Upstream connections open now.\n"
+                    "# TYPE k2a_upstream_connections_open gauge\nk2a_upstream_connections_open %llu\n"
+                    "# HELP k2a_upstream_connections_idle Idle upstream keep-alive connections.\n"
+                    "# TYPE k2a_upstream_connections_idle gauge\nk2a_upstream_connections_idle %llu\n"
+                    "# HELP k2a_upstream_dns_cache_hits_total DNS lookups answered from the cache.\n"
+                    "# TYPE k2a_upstream_dns_cache_hits_total counter\nk2a_upstream_dns_cache_hits_total %llu\n"
+                    "# HELP k2a_upstream_dns_queries_total DNS queries sent.\n"
+                    "# TYPE k2a_upstream_dns_queries_total counter\nk2a_upstream_dns_queries_total %llu\n"
+                    "# HELP k2a_upstream_tls_handshakes_total Upstream TLS handshakes.\n"
+                    "# TYPE k2a_upstream_tls_handshakes_total counter\nk2a_upstream_tls_handshakes_total %llu\n"
+                    "# HELP k2a_upstream_tls_resumptions_total Upstream TLS handshakes that resumed a session.\n"
+                    "# TYPE k2a_upstream_tls_resumptions_total counter\nk2a_upstream_tls_resumptions_total %llu\n"
+                    "# HELP k2a_upstream_requests_total Upstream requests by outcome.\n"
+                    "# TYPE k2a_upstream_requests_total counter\n",
+                    (unsigned long long)st->conns_opened, (unsigned long long)st->conns_reused, (unsigned long long)st->conns_open,
+                    (unsigned long long)st->conns_idle, (unsigned long long)st->dns_cache_hits, (unsigned long long)st->dns_queries,
+                    (unsigned long long)st->tls_handshakes, (unsigned long long)st->tls_resumptions);
+    for (int i = 0; i < K2A_UPSTREAM_OUTCOME_MAX; ++i)
+        if (st->requests[i] != 0)
+            k2a_buf_appendf(out, "k2a_upstream_requests_total{outcome=\"%s\"} %llu\n", k2a_upstream_outcome_name(i),
+                            (unsigned long long)st->requests[i]);
+}
+
+int k2a_gateway_render_metrics(k2a_server_t *s, k2a_buf_t *out)
+{
+    k2a_gateway_t *gw = s->gateway;
+    k2a_metrics_t *sum = calloc(1, sizeof(*sum));
+    if (sum == NULL)
+        return K2A_ENOMEM;
+    k2a_coro_stats_t coro = {0};
+    k2a_upstream_stats_t up;
+    memset(&up, 0, sizeof(up));
+    uint64_t *per_worker = calloc(gw->nworkers, sizeof(*per_worker));
+    if (per_worker == NULL) {
+        free(sum);
+        return K2A_ENOMEM;
+    }
+    for (unsigned i = 0; i < gw->nworkers; ++i) {
+        k2a_worker_t *w = &gw->workers[i];
+        if (w->xloop == NULL)
+            continue; /* a closed endpoint answers K2A_ECLOSED */
+        uint64_t before = 0;
+        for (int r = 0; r < K2A_METRICS_ROUTES; ++r)
+            before += sum->latency_count[r];
+        snapshot_args_t a = {.server = &w->server, .metrics = sum};
+        if (k2a_xloop_call(w->xloop, op_snapshot, &a) != 0)
+            continue;
+        for (int r = 0; r < K2A_METRICS_ROUTES; ++r)
+            per_worker[i] += sum->latency_count[r];
+        per_worker[i] -= before;
+        coro.live += a.coro.live;
+        coro.pooled += a.coro.pooled;
+        coro.created += a.coro.created;
+        up.conns_opened += a.upstream.conns_opened;
+        up.conns_reused += a.upstream.conns_reused;
+        up.conns_open += a.upstream.conns_open;
+        up.conns_idle += a.upstream.conns_idle;
+        up.dns_cache_hits += a.upstream.dns_cache_hits;
+        up.dns_queries += a.upstream.dns_queries;
+        up.tls_handshakes += a.upstream.tls_handshakes;
+        up.tls_resumptions += a.upstream.tls_resumptions;
+        for (int k = 0; k < K2A_UPSTREAM_OUTCOME_MAX; ++k)
+            up.requests[k] += a.upstream.requests[k];
+    }
+    int r = k2a_metrics_render(sum, out);
+    free(sum);
+    if (r == 0) {
+        k2a_buf_appendstr(out, "# HELP k2a_worker_requests_total Requests answered by each event-loop worker.\n"
+                               "# TYPE k2a_worker_requests_total counter\n");
+        for (unsigned i = 0; i < gw->nworkers; ++i)
+            k2a_buf_appendf(out, "k2a_worker_requests_total{worker=\"%u\"} %llu\n", i, (unsigned long long)per_worker[i]);
+    }
+    free(per_worker);
+    if (r != 0)
+        return r;
+    k2a_buf_appendf(out,
+                    "# HELP k2a_workers Event-loop worker threads.\n# TYPE k2a_workers gauge\nk2a_workers %u\n"
+                    "# HELP k2a_coroutines_live Coroutines alive (requests and background jobs).\n"
+                    "# TYPE k2a_coroutines_live gauge\nk2a_coroutines_live %zu\n"
+                    "# HELP k2a_coroutine_stacks_pooled Idle coroutine stacks kept for reuse.\n"
+                    "# TYPE k2a_coroutine_stacks_pooled gauge\nk2a_coroutine_stacks_pooled %zu\n"
+                    "# HELP k2a_coroutines_created_total Coroutines created.\n"
+                    "# TYPE k2a_coroutines_created_total counter\nk2a_coroutines_created_total %llu\n",
+                    gw->nworkers, coro.live, coro.pooled, (unsigned long long)coro.created);
+    render_upstream(out, &up);
+    if (gw->pool != NULL) {
+        render_args_t a = {.pool = gw->pool, .out = out};
+        k2a_xloop_call(gw->workers[0].xloop, op_render_pool_metrics, &a);
+    }
+    return 0;
+}
+
+int k2a_gateway_render_tokens(k2a_server_t *s, k2a_buf_t *out)
+{
+    k2a_gateway_t *gw = s->gateway;
+    if (gw->pool == NULL)
+        return k2a_buf_appendstr(out, "{\"total_tokens\":0,\"active_tokens\":0,\"tokens\":[],\"pool_stats\":{\"total_tokens\":0,"
+                                      "\"active_tokens\":0},\"error\":\"no Kiro account is configured (KIRO_AUTH_TOKEN)\"}");
+    render_args_t a = {.pool = gw->pool, .out = out};
+    return (int)k2a_xloop_call(gw->workers[0].xloop, op_render_tokens, &a);
+}
+
+bool k2a_gateway_ready(k2a_server_t *s)
+{
+    k2a_gateway_t *gw = s->gateway;
+    if (gw->pool == NULL)
+        return false;
+    render_args_t a = {.pool = gw->pool};
+    k2a_xloop_call(gw->workers[0].xloop, op_ready, &a);
+    return a.ready;
 }

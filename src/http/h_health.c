@@ -1,7 +1,10 @@
 /*
  * GET /healthz (the process serves requests) and GET /readyz (at least one Kiro account is usable).
  * Neither needs a client key, so that load balancers and container health checks can call them.
+ * /readyz asks the account pool, which lives on worker 0's loop, so it runs as a coroutine call.
  */
+#include "http/call.h"
+#include "http/gateway.h"
 #include "http/handlers.h"
 #include "http/respond.h"
 
@@ -12,18 +15,23 @@ int k2a_h_healthz(h2o_req_t *req, const k2a_route_ctx_t *rc)
     return 0;
 }
 
-int k2a_h_readyz(h2o_req_t *req, const k2a_route_ctx_t *rc)
+static void readyz(k2a_call_t *call)
 {
-    k2a_server_t *s = k2a_server_of(req);
+    k2a_server_t *s = call->server;
     if (s->shutting_down) {
         static const char body[] = "{\"status\":\"shutting_down\"}";
-        k2a_http_send_json(req, 503, body, sizeof(body) - 1);
-    } else if (s->is_ready != NULL && s->is_ready(s)) {
+        k2a_call_respond_json(call, 503, body, sizeof(body) - 1);
+    } else if (k2a_gateway_ready(s)) {
         static const char body[] = "{\"status\":\"ready\"}";
-        k2a_http_send_json(req, 200, body, sizeof(body) - 1);
+        k2a_call_respond_json(call, 200, body, sizeof(body) - 1);
     } else {
         static const char body[] = "{\"status\":\"not_ready\",\"reason\":\"no usable Kiro account\"}";
-        k2a_http_send_json(req, 503, body, sizeof(body) - 1);
+        k2a_call_respond_json(call, 503, body, sizeof(body) - 1);
     }
+}
+
+int k2a_h_readyz(h2o_req_t *req, const k2a_route_ctx_t *rc)
+{
+    k2a_call_start(req, K2A_ROUTE_READYZ, K2A_DIALECT_ANTHROPIC, rc->request_id, readyz);
     return 0;
 }

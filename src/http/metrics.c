@@ -33,13 +33,20 @@ void k2a_metrics_observe(k2a_metrics_t *m, int route, int status, uint64_t bytes
     ++m->latency_count[route];
 }
 
-void k2a_metrics_add_hook(k2a_metrics_t *m, k2a_metrics_render_cb cb, void *ctx)
+void k2a_metrics_add(k2a_metrics_t *into, const k2a_metrics_t *from)
 {
-    if (m->nhooks < K2A_METRICS_MAX_HOOKS) {
-        m->hooks[m->nhooks].cb = cb;
-        m->hooks[m->nhooks].ctx = ctx;
-        ++m->nhooks;
+    for (int r = 0; r < K2A_METRICS_ROUTES; ++r) {
+        for (int st = 0; st < 500; ++st)
+            into->requests[r][st] += from->requests[r][st];
+        into->bytes_in[r] += from->bytes_in[r];
+        into->bytes_out[r] += from->bytes_out[r];
+        for (int b = 0; b < K2A_METRICS_BUCKETS; ++b)
+            into->latency_buckets[r][b] += from->latency_buckets[r][b];
+        into->latency_sum[r] += from->latency_sum[r];
+        into->latency_count[r] += from->latency_count[r];
     }
+    into->inflight += from->inflight;
+    into->rejected_busy += from->rejected_busy;
 }
 
 int k2a_metrics_render(const k2a_metrics_t *m, k2a_buf_t *out)
@@ -92,7 +99,5 @@ int k2a_metrics_render(const k2a_metrics_t *m, k2a_buf_t *out)
         OUT("k2a_http_request_duration_seconds_count{route=\"%s\"} %llu\n", name, (unsigned long long)m->latency_count[route]);
     }
 #undef OUT
-    for (unsigned i = 0; i < m->nhooks; ++i)
-        m->hooks[i].cb(m->hooks[i].ctx, out);
     return 0;
 }

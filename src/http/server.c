@@ -199,14 +199,13 @@ static int open_listener(k2a_server_t *s, int port, h2o_accept_ctx_t *actx, uv_t
     return 0;
 }
 
-int k2a_server_listen(k2a_server_t *s, char *err, size_t errlen)
+int k2a_server_listen(k2a_server_t *s, int port, int tls_port, char *err, size_t errlen)
 {
-    int r = open_listener(s, (int)s->config->port, &s->accept_plain, &s->listener, &s->port, "PORT", err, errlen);
+    int r = open_listener(s, port, &s->accept_plain, &s->listener, &s->port, "PORT", err, errlen);
     if (r != 0)
         return r;
     if (s->config->tls_port != 0) {
-        r = open_listener(s, (int)s->config->tls_port, &s->accept_tls, &s->tls_listener, &s->tls_port, "KIRO_TLS_PORT", err,
-                          errlen);
+        r = open_listener(s, tls_port, &s->accept_tls, &s->tls_listener, &s->tls_port, "KIRO_TLS_PORT", err, errlen);
         if (r != 0)
             return r;
     }
@@ -231,16 +230,17 @@ static void on_shutdown_tick(uv_timer_t *t)
         return;
     if (s->inflight != 0 && k2a_call_cancel_all(s) != 0 && now < s->shutdown_deadline + 1000)
         return; /* give the canceled coroutines a moment to unwind and release what they hold */
+    if (s->can_stop != NULL && !s->can_stop(s))
+        return;
     if (s->inflight != 0)
         k2a_info("shutdown: %zu request(s) still in flight, stopping", s->inflight);
-    /* the end hook may run the loop (the pool waits for its last state save): this tick must not fire again inside it */
-    uv_timer_stop(t);
-    if (s->on_shutdown_end != NULL)
-        s->on_shutdown_end(s);
+    /* close the timer first: what on_shutdown_end releases may run the loop, and this tick must not come again */
     close_handle((uv_handle_t **)&s->shutdown_timer);
     close_handle((uv_handle_t **)&s->sig_term);
     close_handle((uv_handle_t **)&s->sig_int);
     close_handle((uv_handle_t **)&s->sig_hup);
+    if (s->on_shutdown_end != NULL)
+        s->on_shutdown_end(s);
     uv_stop(s->loop);
 }
 

@@ -19,6 +19,7 @@ typedef struct st_k2a_server_t k2a_server_t;
 struct st_k2a_model_map_t;
 struct st_k2a_upstream_t;
 struct st_k2a_pool_t;
+struct st_k2a_gateway_t;
 
 typedef enum en_k2a_route_t {
     K2A_ROUTE_OTHER = 0,
@@ -61,23 +62,26 @@ struct st_k2a_server_t {
     size_t inflight;
     int exit_status;
     struct st_k2a_call_t *calls; /* coroutine-served requests still running (call.c) */
-    /* modules plugged in by main (NULL until their issue lands) */
-    struct st_k2a_model_map_t *model_map;
-    struct st_k2a_upstream_t *upstream;
-    struct st_k2a_pool_t *pool;
+    /* the process this server is one worker of (http/gateway.h), and the modules it uses */
+    struct st_k2a_gateway_t *gateway;
+    unsigned worker;
+    struct st_k2a_model_map_t *model_map; /* shared, read-only */
+    struct st_k2a_upstream_t *upstream;   /* this worker's */
+    struct st_k2a_pool_t *pool;           /* shared; its state lives on worker 0's loop */
     /* called on SIGHUP (e.g. the pool re-reads KIRO_AUTH_TOKEN) */
     void (*on_reload)(k2a_server_t *server);
-    /* true when at least one account is usable (for /readyz); NULL means "not ready" */
-    bool (*is_ready)(k2a_server_t *server);
-    /* shutdown: when it begins (stop background jobs) and once no request is left (release modules) */
+    /* shutdown: when it begins (stop background jobs), whether the loop may stop yet (worker 0 waits for the other
+     * workers, which still use the pool), and once no request is left (release modules) */
     void (*on_shutdown_begin)(k2a_server_t *server);
+    bool (*can_stop)(k2a_server_t *server);
     void (*on_shutdown_end)(k2a_server_t *server);
 };
 
 /* Sets up h2o, TLS and the routes on `loop`. Returns 0, or K2A_ECONFIG with a message in err (bad certificate, ...). */
 int k2a_server_init(k2a_server_t *s, uv_loop_t *loop, const k2a_config_t *config, char *err, size_t errlen);
-/* Binds and listens (PORT, KIRO_TLS_PORT). Returns 0 or K2A_EIO with a message in err. */
-int k2a_server_listen(k2a_server_t *s, char *err, size_t errlen);
+/* Binds and listens on port (and tls_port when not 0; 0 picks a free port). With KIRO_WORKERS != 1 the sockets use
+ * SO_REUSEPORT so that every worker binds the same ports. Returns 0 or K2A_EIO with a message in err. */
+int k2a_server_listen(k2a_server_t *s, int port, int tls_port, char *err, size_t errlen);
 /* Handles SIGTERM/SIGINT (graceful shutdown) and SIGHUP (reload). */
 void k2a_server_install_signals(k2a_server_t *s);
 /* Stops accepting, lets in-flight responses finish for up to KIRO_SHUTDOWN_GRACE_MS, then closes everything so that uv_run

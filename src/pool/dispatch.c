@@ -10,6 +10,8 @@
 #include <time.h>
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/coro.h"
+#include "core/xloop.h"
 #include "pool/dispatch.h"
 #include "pool/internal.h"
 
@@ -19,6 +21,7 @@ void k2a_dispatch_init(k2a_dispatch_t *d, k2a_pool_t *pool, const char *request_
 {
     memset(d, 0, sizeof(*d));
     d->pool = pool;
+    d->up = pool->up;
     d->request_id = request_id;
     d->stream = stream;
     k2a_buf_init(&d->body, BODY_MAX);
@@ -144,45 +147,172 @@ static int post(k2a_dispatch_t *d, const k2a_lease_t *l, k2a_http_response_t **r
     h[nh++] = HDR("user-agent", ua);
     uv_buf_t b = uv_buf_init(d->body.base != NULL ? d->body.base : "", (unsigned)d->body.len);
     k2a_http_request_t req = {.url = &p->generate_url, .method = "POST", .headers = h, .nheaders = nh, .body = &b, .nbody = 1};
-    int r = k2a_upstream_request(p->up, &req, resp);
+    int r = k2a_upstream_request(d->up, &req, resp);
     k2a_buf_dispose(&auth);
     return r;
+}
+
+/* ---- operations on the pool's own loop ----
+ * With several worker loops, the dispatch runs on the request's loop (its upstream client, its client connection) while the
+ * account state belongs to the pool's loop. Everything that reads or writes account state is one of the op_* functions
+ * below, run there through core/xloop (directly when the request is on the pool's loop). Releases travel as posts that own
+ * a copy of the lease. */
+
+typedef struct st_acquire_args_t {
+    k2a_dispatch_t *d;
+    k2a_dispatch_attempt_t *out;
+} acquire_args_t;
+
+static intptr_t op_acquire(void *arg)
+{
+    acquire_args_t *x = arg;
+    k2a_dispatch_t *d = x->d;
+    k2a_pool_t *p = d->pool;
+    if (d->attempts >= p->cfg.max_attempts)
+        return finish(d, K2A_ENO_ACCOUNT);
+    uint64_t retry_after = 0;
+    int r = k2a_pool_acquire(p, &d->tried, on_skip, d, &x->out->lease, &retry_after);
+    if (r != 0) {
+        d->retry_after_ms = retry_after;
+        return finish(d, r);
+    }
+    k2a_account_t *a = x->out->lease.account;
+    if (d->tried.n < K2A_POOL_MAX_EXCLUDE)
+        d->tried.ids[d->tried.n++] = a->id;
+    if (++d->attempts > 1)
+        ++p->stats.failovers;
+    ++a->requests;
+    return 0;
+}
+
+/* What the request does after an answer that is not a 200. */
+enum { NEXT_ACCOUNT = 1, RETRY_SAME = 2 };
+
+typedef struct st_verdict_args_t {
+    k2a_dispatch_t *d;
+    k2a_dispatch_attempt_t *out;
+    k2a_verdict_t *v;
+} verdict_args_t;
+
+/* Applies the verdict to the account; returns NEXT_ACCOUNT, RETRY_SAME (token refreshed, same lease, counted again), or a
+ * negative K2A_E* that ends the dispatch. The lease is released unless RETRY_SAME. */
+static intptr_t op_verdict(void *arg)
+{
+    verdict_args_t *x = arg;
+    k2a_dispatch_t *d = x->d;
+    k2a_dispatch_attempt_t *out = x->out;
+    k2a_verdict_t *v = x->v;
+    k2a_account_t *a = out->lease.account;
+    k2a_account_apply_verdict(a, v, out->lease.token_gen);
+    if (v->action == K2A_ACT_CLIENT || v->action == K2A_ACT_LOCAL) {
+        /* the same request would fail on every account */
+        k2a_pool_release(&out->lease);
+        d->err = v->err;
+        snprintf(d->message, sizeof(d->message), "%s", v->detail);
+        return v->err;
+    }
+    if ((v->action == K2A_ACT_AUTH || v->action == K2A_ACT_FORBIDDEN) && !d->auth_retry_used && a->state != K2A_ACCOUNT_INVALID) {
+        /* refresh once (single flight) and retry on the same account, once per request */
+        d->auth_retry_used = true;
+        int r = k2a_pool_refresh_lease(&out->lease);
+        if (r == K2A_ECANCELED) {
+            k2a_pool_release(&out->lease);
+            return finish(d, r);
+        }
+        if (r == 0) {
+            ++a->requests;
+            return RETRY_SAME;
+        }
+        add_try(d, &out->lease, r, 0, a->last_error[0] ? a->last_error : k2a_strerror(r));
+    }
+    k2a_pool_release(&out->lease);
+    return NEXT_ACCOUNT;
+}
+
+static intptr_t op_release_sync(void *arg)
+{
+    k2a_pool_release(arg);
+    return 0;
+}
+
+/* The end of an attempt, posted to the pool's loop with its own copy of the lease. */
+typedef struct st_done_msg_t {
+    k2a_pool_t *pool;
+    k2a_lease_t lease;
+    int err;
+    bool failed_before_commit; /* attempt_failed: a verdict about the stream */
+    k2a_verdict_t v;
+    double credits;
+    int64_t in_tokens, out_tokens;
+    double latency_s;
+} done_msg_t;
+
+static void op_done(void *arg)
+{
+    done_msg_t *m = arg;
+    k2a_account_t *acct = m->lease.account;
+    if (m->failed_before_commit) {
+        k2a_account_apply_verdict(acct, &m->v, m->lease.token_gen);
+    } else {
+        if (m->credits > 0 && m->credits < 1e9) {
+            acct->credits_consumed += m->credits;
+            if (acct->usage_known)
+                acct->credits_remaining = acct->credits_remaining > m->credits ? acct->credits_remaining - m->credits : 0;
+        }
+        if (m->in_tokens > 0)
+            acct->in_tokens += m->in_tokens;
+        if (m->out_tokens > 0)
+            acct->out_tokens += m->out_tokens;
+        if (m->err == 0) {
+            k2a_verdict_t v = {.action = K2A_ACT_OK};
+            k2a_account_apply_verdict(acct, &v, m->lease.token_gen);
+            acct->latency_sum += m->latency_s;
+            ++acct->latency_count;
+        } else if (m->err != K2A_ECANCELED) {
+            char detail[200];
+            snprintf(detail, sizeof(detail), "stream failed after commit: %s", k2a_strerror(m->err));
+            k2a_account_note_error(acct, K2A_ERRC_STREAM, detail);
+        }
+        k2a_pool_mark_dirty_lazy(m->pool);
+    }
+    k2a_pool_release(&m->lease);
+    free(m);
+}
+
+/* Hands the attempt's lease to the pool's loop (the attempt's own copy is emptied). */
+static void post_done(k2a_dispatch_t *d, k2a_dispatch_attempt_t *a, done_msg_t *m)
+{
+    m->pool = d->pool;
+    m->lease = a->lease;
+    memset(&a->lease, 0, sizeof(a->lease));
+    k2a_xloop_post(d->pool->owner, op_done, m);
 }
 
 int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx, k2a_dispatch_attempt_t *out)
 {
     k2a_pool_t *p = d->pool;
+    uv_loop_t *loop = k2a_coro_loop();
     memset(out, 0, sizeof(*out));
     if (d->open != NULL) /* the previous attempt was not finished: treat it as failed */
         k2a_dispatch_attempt_failed(d, d->open, K2A_EUPSTREAM_TRUNCATED, "abandoned by the handler");
     if (d->err == K2A_EUPSTREAM_BAD_REQUEST || d->err == K2A_EUPSTREAM_CONTENT_LENGTH)
         return d->err; /* attempt_failed said it is the client's fault */
     for (;;) {
-        if (d->attempts >= p->cfg.max_attempts)
-            return finish(d, K2A_ENO_ACCOUNT);
-        uint64_t retry_after = 0;
-        int r = k2a_pool_acquire(p, &d->tried, on_skip, d, &out->lease, &retry_after);
-        if (r != 0) {
-            d->retry_after_ms = retry_after;
-            return finish(d, r);
-        }
-        k2a_account_t *a = out->lease.account;
-        if (d->tried.n < K2A_POOL_MAX_EXCLUDE)
-            d->tried.ids[d->tried.n++] = a->id;
-        if (++d->attempts > 1)
-            ++p->stats.failovers;
+        acquire_args_t aa = {d, out};
+        int r = (int)k2a_xloop_call(p->owner, op_acquire, &aa);
+        if (r != 0)
+            return r;
         bool same_account_retry = false;
         for (;;) {
             k2a_buf_reset(&d->body);
             if ((r = build(ctx, &out->lease, &d->body)) != 0) {
-                k2a_pool_release(&out->lease);
+                k2a_xloop_call(p->owner, op_release_sync, &out->lease);
                 d->err = r;
                 snprintf(d->message, sizeof(d->message), "cannot build the Kiro request: %s", k2a_strerror(r));
                 return r;
             }
             out->number = d->attempts + (same_account_retry ? 1 : 0);
-            out->started_at = uv_now(p->loop);
-            ++a->requests;
+            out->started_at = uv_now(loop);
             k2a_http_response_t *resp = NULL;
             r = post(d, &out->lease, &resp);
             int status = 0;
@@ -191,7 +321,7 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
                 status = resp->status;
                 if (status == 200) {
                     out->resp = resp;
-                    out->head_at = uv_now(p->loop);
+                    out->head_at = uv_now(loop);
                     d->open = out;
                     d->upstream_status = 200;
                     return 0;
@@ -204,39 +334,23 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
             k2a_verdict_t v;
             k2a_pool_classify(r, status, d->error_body.base, d->error_body.len, &v);
             if (v.action == K2A_ACT_CANCELED) {
-                k2a_pool_release(&out->lease);
+                k2a_xloop_call(p->owner, op_release_sync, &out->lease);
                 return finish(d, K2A_ECANCELED);
             }
             d->upstream_status = status;
             snprintf(d->upstream_message, sizeof(d->upstream_message), "%s", v.message);
             snprintf(d->upstream_reason, sizeof(d->upstream_reason), "%s", v.reason);
             add_try(d, &out->lease, v.err, status, v.detail);
-            k2a_account_apply_verdict(a, &v, out->lease.token_gen);
-            if (v.action == K2A_ACT_CLIENT || v.action == K2A_ACT_LOCAL) {
-                /* the same request would fail on every account */
-                k2a_pool_release(&out->lease);
-                d->err = v.err;
-                snprintf(d->message, sizeof(d->message), "%s", v.detail);
-                return v.err;
+            verdict_args_t va = {d, out, &v};
+            r = (int)k2a_xloop_call(p->owner, op_verdict, &va);
+            if (r == RETRY_SAME) {
+                same_account_retry = true;
+                continue;
             }
-            if ((v.action == K2A_ACT_AUTH || v.action == K2A_ACT_FORBIDDEN) && !d->auth_retry_used &&
-                a->state != K2A_ACCOUNT_INVALID) {
-                /* refresh once (single flight) and retry on the same account, once per request */
-                d->auth_retry_used = true;
-                r = k2a_pool_refresh_lease(&out->lease);
-                if (r == K2A_ECANCELED) {
-                    k2a_pool_release(&out->lease);
-                    return finish(d, r);
-                }
-                if (r == 0) {
-                    same_account_retry = true;
-                    continue;
-                }
-                add_try(d, &out->lease, r, 0, a->last_error[0] ? a->last_error : k2a_strerror(r));
-            }
+            if (r != NEXT_ACCOUNT)
+                return r;
             break;
         }
-        k2a_pool_release(&out->lease);
     }
 }
 
@@ -250,24 +364,30 @@ void k2a_dispatch_attempt_failed(k2a_dispatch_t *d, k2a_dispatch_attempt_t *a, i
     }
     if (a->lease.account == NULL)
         return;
-    k2a_account_t *acct = a->lease.account;
+    done_msg_t *m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        k2a_xloop_call(d->pool->owner, op_release_sync, &a->lease);
+        return;
+    }
     if (err != K2A_ECANCELED) {
-        k2a_verdict_t v;
-        memset(&v, 0, sizeof(v));
-        v.status = 200;
-        v.err = err;
+        k2a_verdict_t *v = &m->v;
+        v->status = 200;
+        v->err = err;
         if (err == K2A_EUPSTREAM_CONTENT_LENGTH || err == K2A_EUPSTREAM_BAD_REQUEST) {
-            v.action = K2A_ACT_CLIENT;
+            v->action = K2A_ACT_CLIENT;
             d->err = err;
             snprintf(d->message, sizeof(d->message), "%s", detail != NULL ? detail : k2a_strerror(err));
         } else {
-            v.action = K2A_ACT_TRANSIENT;
+            v->action = K2A_ACT_TRANSIENT;
         }
-        snprintf(v.detail, sizeof(v.detail), "stream failed: %s", detail != NULL && detail[0] ? detail : k2a_strerror(err));
-        add_try(d, &a->lease, err, 200, v.detail);
-        k2a_account_apply_verdict(acct, &v, a->lease.token_gen);
+        snprintf(v->detail, sizeof(v->detail), "stream failed: %s", detail != NULL && detail[0] ? detail : k2a_strerror(err));
+        add_try(d, &a->lease, err, 200, v->detail);
+        m->failed_before_commit = true;
+    } else {
+        m->failed_before_commit = false;
+        m->err = K2A_ECANCELED;
     }
-    k2a_pool_release(&a->lease);
+    post_done(d, a, m);
 }
 
 void k2a_dispatch_attempt_done(k2a_dispatch_t *d, k2a_dispatch_attempt_t *a, int err, double credits, int64_t in_tokens,
@@ -279,30 +399,19 @@ void k2a_dispatch_attempt_done(k2a_dispatch_t *d, k2a_dispatch_attempt_t *a, int
         k2a_upstream_release(a->resp);
         a->resp = NULL;
     }
-    k2a_account_t *acct = a->lease.account;
-    if (acct == NULL)
+    if (a->lease.account == NULL)
         return;
-    if (credits > 0 && credits < 1e9) {
-        acct->credits_consumed += credits;
-        if (acct->usage_known)
-            acct->credits_remaining = acct->credits_remaining > credits ? acct->credits_remaining - credits : 0;
+    done_msg_t *m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        k2a_xloop_call(d->pool->owner, op_release_sync, &a->lease);
+        return;
     }
-    if (in_tokens > 0)
-        acct->in_tokens += in_tokens;
-    if (out_tokens > 0)
-        acct->out_tokens += out_tokens;
-    if (err == 0) {
-        k2a_verdict_t v = {.action = K2A_ACT_OK};
-        k2a_account_apply_verdict(acct, &v, a->lease.token_gen);
-        acct->latency_sum += (double)(uv_now(d->pool->loop) - a->started_at) / 1000.0;
-        ++acct->latency_count;
-    } else if (err != K2A_ECANCELED) {
-        char detail[200];
-        snprintf(detail, sizeof(detail), "stream failed after commit: %s", k2a_strerror(err));
-        k2a_account_note_error(acct, K2A_ERRC_STREAM, detail);
-    }
-    k2a_pool_mark_dirty_lazy(d->pool);
-    k2a_pool_release(&a->lease);
+    m->err = err;
+    m->credits = credits;
+    m->in_tokens = in_tokens;
+    m->out_tokens = out_tokens;
+    m->latency_s = (double)(uv_now(k2a_coro_loop()) - a->started_at) / 1000.0;
+    post_done(d, a, m);
 }
 
 void k2a_dispatch_dispose(k2a_dispatch_t *d)

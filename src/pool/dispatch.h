@@ -54,7 +54,8 @@ typedef struct st_k2a_dispatch_attempt_t {
 
 typedef struct st_k2a_dispatch_t {
     k2a_pool_t *pool;
-    const char *request_id; /* borrowed */
+    struct st_k2a_upstream_t *up; /* the upstream client of the request's loop (k2a_dispatch_init: the pool's) */
+    const char *request_id;       /* borrowed */
     bool stream;
     unsigned attempts; /* accounts tried (upstream calls, not counting the same-account auth retry) */
     bool auth_retry_used;
@@ -76,6 +77,12 @@ typedef struct st_k2a_dispatch_t {
 } k2a_dispatch_t;
 
 void k2a_dispatch_init(k2a_dispatch_t *d, k2a_pool_t *pool, const char *request_id, bool stream);
+/* A request on another worker loop than the pool's sends its Kiro calls with its own loop's upstream client (the account
+ * state stays on the pool's loop: every access to it goes there through core/xloop). */
+static inline void k2a_dispatch_use_upstream(k2a_dispatch_t *d, struct st_k2a_upstream_t *up)
+{
+    d->up = up;
+}
 
 /* In a coroutine: see the file comment. Returns 0 with out filled (an open 200 response and its lease), or a negative K2A_E*
  * with d->err, d->message and the upstream fields set. K2A_ECANCELED when the coroutine was canceled (no account is

@@ -139,6 +139,8 @@ typedef struct st_k2a_pool_job_t {
 struct st_k2a_pool_t {
     uv_loop_t *loop;
     k2a_upstream_t *up;
+    /* the endpoint of the pool's loop: other worker loops reach the pool's state only through it (core/xloop.h) */
+    struct st_k2a_xloop_t *owner;
     k2a_pool_config_t cfg; /* strings below are owned copies */
     char *auth_token_src, *state_file;
     char *api_base, *social_url, *idc_url, *kiro_version, *agent_mode;

@@ -12,6 +12,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/rand.h"
+#include "core/xloop.h"
 #include "pool/internal.h"
 
 #define ORPHANS_MAX 1024
@@ -307,6 +308,7 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
     }
     p->loop = loop;
     p->up = up;
+    p->owner = k2a_xloop_current();
     p->cfg = *cfg;
     p->store = store;
     k2a_plink_init(&p->slot_waiters);

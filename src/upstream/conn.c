@@ -215,15 +215,26 @@ static void stop_reading(conn_t *c)
     }
 }
 
+/* Processes TLS records that arrived while no request was reading: a TLS 1.3 server may send session tickets after the
+ * response, and those keep the connection. False when the records held application data or an alert, or need an answer
+ * (a key update): such a connection is not reused. */
+static bool tls_idle_ok(conn_t *c)
+{
+    if (SSL_pending(c->ssl) > 0)
+        return false;
+    if (BIO_ctrl_pending(c->rbio) == 0)
+        return true;
+    ERR_clear_error();
+    int n = SSL_read(c->ssl, c->pbuf, CONN_PBUF_SIZE);
+    bool ok = n <= 0 && SSL_get_error(c->ssl, n) == SSL_ERROR_WANT_READ && BIO_ctrl_pending(c->wbio) == 0;
+    ERR_clear_error();
+    return ok;
+}
+
 static void on_idle_read(conn_t *c, ssize_t nread)
 {
-    if (nread > 0 && c->ssl != NULL && BIO_write(c->rbio, c->rbuf, (int)nread) == nread) {
-        /* a TLS 1.3 server may send session tickets or a key update after the response: those keep the connection */
-        ERR_clear_error();
-        int n = SSL_read(c->ssl, c->pbuf, CONN_PBUF_SIZE);
-        if (n <= 0 && SSL_get_error(c->ssl, n) == SSL_ERROR_WANT_READ && BIO_ctrl_pending(c->wbio) == 0)
-            return;
-    }
+    if (nread > 0 && c->ssl != NULL && BIO_write(c->rbio, c->rbuf, (int)nread) == nread && tls_idle_ok(c))
+        return;
     k2a_debug("upstream: idle connection to %s:%u dropped (%s)", c->origin->host, c->origin->port,
               nread > 0 ? "unexpected bytes" : "closed by the peer");
     ++c->up->stats.conns_idle_closed;
@@ -586,7 +597,7 @@ int conn_proxy_connect(conn_t *c, const char *host, uint16_t port, const char *p
 
 bool conn_usable(conn_t *c)
 {
-    if (c->closing || c->eof)
+    if (c->closing || c->eof || (c->ssl != NULL && !tls_idle_ok(c)))
         return false;
     uv_os_fd_t fd;
     if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)

@@ -66,8 +66,20 @@ static bool has_ctl(k2a_str_t s)
     return false;
 }
 
+static bool is_token(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s != '\0'; ++s)
+        if (*s <= ' ' || *s >= 0x7f || strchr("()<>@,;:\\\"/[]?={}", *s) != NULL)
+            return false;
+    return true;
+}
+
 static int build_head(k2a_buf_t *b, const k2a_http_request_t *req, size_t body_len)
 {
+    if (!is_token(req->method))
+        return K2A_EINVAL;
     const k2a_url_t *u = req->url;
     bool v6 = memchr(u->host.base, ':', u->host.len) != NULL;
     bool default_port = u->port == (u->tls ? 443 : 80);
@@ -232,7 +244,7 @@ int http_exchange(resp_t *r, const k2a_http_request_t *req, uint32_t first_byte_
         return map_write_error(rc);
 
     /* read the head: the first byte under the first-byte deadline, the rest under the idle timeout */
-    size_t off = 0, last_len = 0, max_bytes = up->cfg.max_header_bytes;
+    size_t off = 0, last_len = 0;
     for (;;) {
         uint64_t timeout;
         int timeout_err;
@@ -255,41 +267,48 @@ int http_exchange(resp_t *r, const k2a_http_request_t *req, uint32_t first_byte_
         r->got_bytes = true;
         if (k2a_buf_append(&r->head, p, (size_t)n) != 0)
             return K2A_EHEADER_TOOBIG;
-        for (;;) {
-            int minor, status;
-            const char *msg;
-            size_t msg_len, nh = up->cfg.max_headers;
-            int pr =
-                phr_parse_response(r->head.base + off, r->head.len - off, &minor, &status, &msg, &msg_len, r->phrh, &nh, last_len);
-            if (pr == -2) {
-                if (r->head.len - off > max_bytes)
-                    return K2A_EHEADER_TOOBIG;
-                last_len = r->head.len - off;
-                break;
-            }
-            if (pr < 0)
-                return classify_parse_error(r, off);
-            if ((size_t)pr > max_bytes)
+        if ((rc = http_parse_head(r, &off, &last_len)) != K2A_EINCOMPLETE)
+            return rc;
+    }
+}
+
+int http_parse_head(resp_t *r, size_t *off, size_t *last_len)
+{
+    size_t max_bytes = r->up->cfg.max_header_bytes;
+    for (;;) {
+        int minor, status;
+        const char *msg;
+        size_t msg_len, nh = r->up->cfg.max_headers;
+        int pr =
+            phr_parse_response(r->head.base + *off, r->head.len - *off, &minor, &status, &msg, &msg_len, r->phrh, &nh, *last_len);
+        if (pr == -2) {
+            if (r->head.len - *off > max_bytes)
                 return K2A_EHEADER_TOOBIG;
-            if (status >= 100 && status < 200 && status != 101) {
-                off += (size_t)pr; /* an interim response (100 Continue, 103 Early Hints): the real one follows */
-                last_len = 0;
-                continue;
-            }
-            for (size_t i = 0; i < nh; ++i) {
-                if (r->phrh[i].name == NULL)
-                    return K2A_EHTTP_PARSE; /* obsolete line folding */
-                r->hdrs[i].name = k2a_str(r->phrh[i].name, r->phrh[i].name_len);
-                r->hdrs[i].value = k2a_str(r->phrh[i].value, r->phrh[i].value_len);
-            }
-            r->pub.status = status;
-            r->pub.minor_version = minor;
-            r->pub.headers = r->hdrs;
-            r->pub.nheaders = nh;
-            r->pending = r->head.base + off + pr;
-            r->pending_len = r->head.len - off - (size_t)pr;
-            return status == 101 ? K2A_EHTTP_PARSE : setup_body(r, nh);
+            *last_len = r->head.len - *off;
+            return K2A_EINCOMPLETE;
         }
+        if (pr < 0)
+            return classify_parse_error(r, *off);
+        if ((size_t)pr > max_bytes)
+            return K2A_EHEADER_TOOBIG;
+        if (status >= 100 && status < 200 && status != 101) {
+            *off += (size_t)pr; /* an interim response (100 Continue, 103 Early Hints): the real one follows */
+            *last_len = 0;
+            continue;
+        }
+        for (size_t i = 0; i < nh; ++i) {
+            if (r->phrh[i].name == NULL)
+                return K2A_EHTTP_PARSE; /* obsolete line folding */
+            r->hdrs[i].name = k2a_str(r->phrh[i].name, r->phrh[i].name_len);
+            r->hdrs[i].value = k2a_str(r->phrh[i].value, r->phrh[i].value_len);
+        }
+        r->pub.status = status;
+        r->pub.minor_version = minor;
+        r->pub.headers = r->hdrs;
+        r->pub.nheaders = nh;
+        r->pending = r->head.base + *off + pr;
+        r->pending_len = r->head.len - *off - (size_t)pr;
+        return status == 101 ? K2A_EHTTP_PARSE : setup_body(r, nh);
     }
 }
 
@@ -301,6 +320,49 @@ static intptr_t body_fail(resp_t *r, int err)
     r->keepalive = false;
     ++r->up->stats.body_errors;
     return err;
+}
+
+intptr_t http_body_piece(resp_t *r, char *p, size_t n, char **out)
+{
+    *out = p;
+    switch (r->mode) {
+    case BODY_LENGTH:
+        if (n >= r->remaining) {
+            if (n > r->remaining)
+                r->keepalive = false; /* bytes past the body: the connection is out of step */
+            n = (size_t)r->remaining;
+            r->remaining = 0;
+            r->done = true;
+        } else {
+            r->remaining -= n;
+        }
+        return (intptr_t)n;
+    case BODY_CHUNKED: {
+        size_t sz = n;
+        ssize_t left = phr_decode_chunked(&r->chunked, p, &sz);
+        if (left == -1) {
+            /* h2o (kiro-sim) and other servers abort a chunked response by writing an invalid chunk before closing: for
+             * the caller this is a body cut short, like an EOF inside a chunk. Bytes decoded before the bad chunk are
+             * delivered first. */
+            k2a_debug("upstream: chunked framing broke mid-body");
+            if (sz == 0)
+                return K2A_ERESET_MID_BODY;
+            r->deferred_error = K2A_ERESET_MID_BODY;
+            return (intptr_t)sz;
+        }
+        if (left >= 0) {
+            r->done = true;
+            if (left > 0)
+                r->keepalive = false;
+        }
+        return (intptr_t)sz;
+    }
+    case BODY_CLOSE:
+        return (intptr_t)n;
+    default:
+        r->done = true;
+        return 0;
+    }
 }
 
 intptr_t k2a_upstream_read(k2a_http_response_t *resp, const char **data)
@@ -334,50 +396,13 @@ intptr_t k2a_upstream_read(k2a_http_response_t *resp, const char **data)
                 return body_fail(r, (int)got);
             n = (size_t)got;
         }
-        switch (r->mode) {
-        case BODY_LENGTH:
-            if (n >= r->remaining) {
-                if (n > r->remaining)
-                    r->keepalive = false;
-                n = (size_t)r->remaining;
-                r->remaining = 0;
-                r->done = true;
-            } else {
-                r->remaining -= n;
-            }
-            *data = p;
-            return (intptr_t)n;
-        case BODY_CHUNKED: {
-            size_t sz = n;
-            ssize_t left = phr_decode_chunked(&r->chunked, p, &sz);
-            if (left == -1) {
-                /* h2o (kiro-sim) and other servers abort a chunked response by writing an invalid chunk before closing:
-                 * for the caller this is a body cut short, like an EOF inside a chunk. Bytes decoded before the bad
-                 * chunk are delivered first. */
-                k2a_debug("upstream: chunked framing broke mid-body");
-                if (sz == 0)
-                    return body_fail(r, K2A_ERESET_MID_BODY);
-                r->deferred_error = K2A_ERESET_MID_BODY;
-                *data = p;
-                return (intptr_t)sz;
-            }
-            if (left >= 0) {
-                r->done = true;
-                if (left > 0)
-                    r->keepalive = false;
-            }
-            if (sz > 0) {
-                *data = p;
-                return (intptr_t)sz;
-            }
-            continue;
-        }
-        case BODY_CLOSE:
-            *data = p;
-            return (intptr_t)n;
-        default:
-            r->done = true;
-            return 0;
+        char *out;
+        intptr_t got = http_body_piece(r, p, n, &out);
+        if (got < 0)
+            return body_fail(r, (int)got);
+        if (got > 0) {
+            *data = out;
+            return got;
         }
     }
 }

@@ -164,6 +164,14 @@ void http_resp_free(resp_t *r);
 /* Writes the request head and body, then reads the response head into r. Returns 0 or the k2a_upstream_request codes
  * (K2A_ERESET_BEFORE_RESPONSE when the connection failed before any response byte: r->got_bytes is then false). */
 int http_exchange(resp_t *r, const k2a_http_request_t *req, uint32_t first_byte_timeout_ms);
+/* The I/O-free halves (also driven by the fuzz target). http_parse_head parses r->head from *off (interim 1xx responses
+ * advance *off; *last_len is picohttpparser's hint, 0 at first): 0 when the head is complete (status, headers, body
+ * framing and the body bytes that came with it in r->pending are set), K2A_EINCOMPLETE, K2A_EHTTP_PARSE or
+ * K2A_EHEADER_TOOBIG. http_body_piece decodes n body bytes at p in place: returns the count of body bytes at *out (0
+ * when the piece held only chunk framing) and sets r->done at the end of the body, or K2A_ERESET_MID_BODY (broken chunk
+ * framing). */
+int http_parse_head(resp_t *r, size_t *off, size_t *last_len);
+intptr_t http_body_piece(resp_t *r, char *p, size_t n, char **out);
 
 /* ---- the client (upstream.c) ---- */
 

@@ -255,6 +255,7 @@ static int establish(k2a_upstream_t *up, origin_t *o, uint32_t connect_timeout_m
         err = r;
         if (r == K2A_ECANCELED || r == K2A_ENOMEM)
             return r;
+        ++up->stats.connect_failures;
         k2a_debug("upstream: connect to %s:%u (address %zu of %zu) failed: %s", host, port, i + 1, addrs.n, k2a_errname(r));
     }
     if (c == NULL) {
@@ -570,7 +571,9 @@ int k2a_upstream_create(uv_loop_t *loop, const k2a_upstream_config_t *cfg, k2a_u
     if (up->cfg.max_header_bytes == 0)
         up->cfg.max_header_bytes = 64 * 1024;
     if (up->cfg.max_conns_per_origin == 0)
-        up->cfg.max_conns_per_origin = 1;
+        up->cfg.max_conns_per_origin = 256;
+    if (up->cfg.dns_timeout_ms == 0)
+        up->cfg.dns_timeout_ms = 5000;
     int r;
     if ((r = copy_strings(up, cfg)) != 0 || (r = setup_proxy(up)) != 0 || (r = setup_tls(up)) != 0 ||
         (r = dns_create(loop, &up->cfg, &up->stats, &up->dns)) != 0) {

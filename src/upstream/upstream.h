@@ -43,21 +43,22 @@ bool k2a_no_proxy_match(const char *no_proxy, k2a_str_t host);
 /* ---- configuration ---- */
 
 typedef struct st_k2a_upstream_config_t {
+    /* timeouts: 0 means none, except dns_timeout_ms (0 = the default) */
     uint32_t connect_timeout_ms;    /* TCP connect + proxy CONNECT + TLS handshake; default 10000 */
     uint32_t first_byte_timeout_ms; /* from the start of the request write to the first response byte; default 120000 */
     uint32_t idle_timeout_ms;       /* between two reads once the response started; default 300000 */
     uint32_t dns_timeout_ms;        /* one name resolution; default 5000 */
     uint32_t dns_max_ttl_s;         /* cache lifetime cap (the record TTL is honoured below it); default 60; 0 = no cache */
-    uint32_t dns_cache_max;         /* cached names; default 256 */
-    uint32_t max_conns_per_origin;  /* open connections per origin (busy + idle + connecting); default 256 */
-    uint32_t max_idle_per_origin;   /* idle keep-alive connections kept per origin; default 32 */
-    uint32_t pool_idle_timeout_ms;  /* an idle connection is closed after this; default 30000 */
-    uint32_t max_header_bytes;      /* response head limit; default 65536 */
-    uint32_t max_headers;           /* response header count limit; default 100 */
+    uint32_t dns_cache_max;         /* cached names; default 256; 0 = no cache */
+    uint32_t max_conns_per_origin;  /* open connections per origin (busy + idle + connecting); default 256 (0 = default) */
+    uint32_t max_idle_per_origin;   /* idle keep-alive connections kept per origin; default 32; 0 = no keep-alive */
+    uint32_t pool_idle_timeout_ms;  /* an idle connection is closed after this; default 30000; 0 = only when the peer closes */
+    uint32_t max_header_bytes;      /* response head limit; default 65536 (0 = default) */
+    uint32_t max_headers;           /* response header count limit; default 100 (0 = default) */
     const char *dns_servers;        /* "ip[:port],..." (c-ares CSV, [v6]:port for IPv6) or NULL = the system resolver */
     const char *ca_file;            /* PEM file trusted in addition to the system CA store, or NULL */
     bool tls_insecure;              /* skip certificate and host name verification (logs a warning at create) */
-    const char *proxy;              /* "http://[user:pass@]host:port" for HTTPS CONNECT tunnels, or NULL */
+    const char *proxy;              /* "http://[user:pass@]host:port" for CONNECT tunnels (https and http origins), or NULL */
     const char *no_proxy;           /* NO_PROXY list, see k2a_no_proxy_match; NULL = none */
 } k2a_upstream_config_t;
 
@@ -114,10 +115,12 @@ typedef struct st_k2a_http_response_t {
  * passed to k2a_upstream_release. On failure *resp is NULL and the code is one of:
  *   K2A_EBAD_URL (not http/https), K2A_EDNS, K2A_EDNS_TIMEOUT, K2A_ECONNECT_REFUSED, K2A_ECONNECT_TIMEOUT (TCP + proxy +
  *   TLS handshake budget), K2A_ECONNECT (other socket errors), K2A_ETLS_VERIFY (certificate or host name), K2A_ETLS_HANDSHAKE,
+ *   K2A_ETLS (a TLS error after the handshake, e.g. a bad record or an alert while waiting for the head),
  *   K2A_EPROXY (proxy refused, unreachable, answered non-2xx, e.g. 407), K2A_ERESET_BEFORE_RESPONSE (closed or reset
  *   before the head was complete), K2A_EFIRST_BYTE_TIMEOUT, K2A_EIDLE_TIMEOUT (the head stalled after its first byte),
  *   K2A_EHTTP_PARSE (malformed head or framing headers), K2A_EHEADER_TOOBIG (over max_header_bytes or max_headers),
- *   K2A_EBUSY (no connection slot for the origin within the connect timeout), K2A_ECANCELED, K2A_ENOMEM.
+ *   K2A_EBUSY (no connection slot for the origin within the connect timeout), K2A_ECANCELED, K2A_ENOMEM, K2A_EINVAL (not
+ *   in a coroutine, no URL or method, a header name or value with CR/LF/NUL, a method that is not a token).
  * A request whose reused connection fails before any response byte is retried once on a new connection. */
 int k2a_upstream_request(k2a_upstream_t *up, const k2a_http_request_t *req, k2a_http_response_t **resp);
 
@@ -167,6 +170,7 @@ const char *k2a_upstream_outcome_name(k2a_upstream_outcome_t o);
 typedef struct st_k2a_upstream_stats_t {
     uint64_t conns_opened;      /* connections established (TCP + tunnel + TLS done) */
     uint64_t conns_reused;      /* requests served on a pooled connection */
+    uint64_t connect_failures;  /* TCP connects that failed (refused, timed out, unreachable), each address counted */
     uint64_t conns_open;        /* gauge: established connections now open (busy + idle) */
     uint64_t conns_idle;        /* gauge: idle connections in the pools */
     uint64_t conns_idle_closed; /* idle connections dropped: peer closed, unexpected data, idle timeout, pool full */

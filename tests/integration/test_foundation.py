@@ -278,6 +278,18 @@ class Config(unittest.TestCase):
         finally:
             shutil.rmtree(d, ignore_errors=True)
 
+    def test_every_variable_is_documented(self):
+        # README's table and conf/kiro2api.env.example come from the one table in src/core/config.c
+        # (scripts/gen-config-docs.py); a variable added there must reach both
+        r = self.run_bin(args=["--help"])
+        names = re.findall(r"^  (\S+)\s", r.stdout.split("Variables:", 1)[1], re.M)
+        self.assertGreater(len(names), 40)
+        readme = open(os.path.join(SOURCE_DIR, "README.md")).read()
+        example = open(os.path.join(SOURCE_DIR, "conf", "kiro2api.env.example")).read()
+        for n in names:
+            self.assertIn("| `%s` |" % n, readme, n + " missing from README.md (run scripts/gen-config-docs.py)")
+            self.assertRegex(example, r"(?m)^#?%s=" % re.escape(n), n + " missing from conf/kiro2api.env.example")
+
     def test_clean_exit_on_sigterm_and_sigint(self):
         for sig in (signal.SIGTERM, signal.SIGINT):
             gw = Gateway()

@@ -29,7 +29,8 @@ static void test_table(void **state)
     expect_map(K2A_EUPSTREAM_CONTENT_LENGTH, 400, "invalid_request_error");
     expect_map(K2A_EMODEL_UNKNOWN, 404, "not_found_error");
     expect_map(K2A_ETOOBIG, 413, "request_too_large");
-    expect_map(K2A_EPAYLOAD_TOOBIG, 413, "request_too_large");
+    expect_map(K2A_EPAYLOAD_TOOBIG, 400, "invalid_request_error");
+    expect_map(K2A_ECLIENT_AUTH, 401, "authentication_error");
     expect_map(K2A_ETHROTTLED, 429, "rate_limit_error");
     expect_map(K2A_EEXHAUSTED, 429, "rate_limit_error");
     expect_map(K2A_ENO_ACCOUNT, 503, "overloaded_error");

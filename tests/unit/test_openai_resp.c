@@ -250,6 +250,12 @@ static void test_format_id(void **state)
     rnd[0] ^= 1;
     k2a_openai_format_id(id2, rnd);
     assert_string_not_equal(id, id2);
+    /* from the production source: two ids differ */
+    k2a_openai_make_id(id, k2a_rand_fill, NULL);
+    k2a_openai_make_id(id2, k2a_rand_fill, NULL);
+    assert_memory_equal(id, "chatcmpl-", 9);
+    assert_int_equal(strlen(id2), 9 + K2A_OPENAI_ID_RANDOM_BYTES);
+    assert_string_not_equal(id, id2);
 }
 
 /* ---------- non-stream ---------- */
@@ -364,6 +370,15 @@ static void test_aggregate_limits(void **state)
     e = ev_delta(5, K2A_BLOCK_TOOL_USE, "{}");
     assert_int_equal(k2a_openai_aggregate_on_event(&a, &e), K2A_EINTERNAL);
     k2a_openai_aggregate_dispose(&a);
+    /* 0, 0 means the defaults, not "nothing allowed" */
+    k2a_openai_aggregate_init(&a, 0, 0);
+    assert_int_equal(a.max_bytes, K2A_OPENAI_DEFAULT_MAX_BYTES);
+    assert_int_equal(a.max_tool_calls, K2A_OPENAI_DEFAULT_MAX_TOOL_CALLS);
+    e = ev_tool(0, "a", "f");
+    assert_int_equal(k2a_openai_aggregate_on_event(&a, &e), 0);
+    e = ev_delta(0, K2A_BLOCK_TOOL_USE, "{}");
+    assert_int_equal(k2a_openai_aggregate_on_event(&a, &e), 0);
+    k2a_openai_aggregate_dispose(&a);
 }
 
 /* ---------- errors ---------- */
@@ -400,9 +415,12 @@ static void test_error_table(void **state)
         assert_string_equal(info->type, rows[i].type);
         assert_string_equal(info->code, rows[i].code);
     }
-    /* every code has a row with an error status (4xx/5xx) and a type */
+    /* every code has its own row (a code added to errors.h needs a decision here), with an error status and a type */
+    const k2a_openai_error_info_t *fallback = k2a_openai_error_info(0);
     for (int i = 0; i < K2A__EIDX_MAX; ++i) {
         const k2a_openai_error_info_t *info = k2a_openai_error_info(-(i + 1));
+        if (info == fallback)
+            fail_msg("K2A_E%s has no row in the OpenAI error table", k2a_errname(-(i + 1)));
         assert_true(info->status >= 400 && info->status <= 599);
         assert_non_null(info->type);
     }
@@ -418,6 +436,27 @@ static void test_error_bodies(void **state)
                         "{\"error\":{\"message\":\"messages[0].content[1].image_url.url: remote \\\"URL\\\"\",\"type\":"
                         "\"invalid_request_error\",\"param\":\"messages[0].content[1].image_url.url\",\"code\":"
                         "\"invalid_image_url\"}}");
+    /* param taken from a decoder message's path, only for client errors */
+    k2a_buf_reset(&b);
+    msg = "messages[2].tool_calls[0].function.arguments: arguments larger than 32 bytes";
+    assert_int_equal(k2a_openai_error_body(&b, K2A_ETOOBIG, msg, strlen(msg), NULL), 413);
+    assert_non_null(strstr(k2a_buf_cstr(&b), "\"param\":\"messages[2].tool_calls[0].function.arguments\""));
+    k2a_buf_reset(&b);
+    msg = "model: is required";
+    assert_int_equal(k2a_openai_error_body(&b, K2A_EMISSING_FIELD, msg, strlen(msg), NULL), 400);
+    assert_non_null(strstr(k2a_buf_cstr(&b), "\"param\":\"model\""));
+    k2a_buf_reset(&b);
+    msg = "Kiro exception ThrottlingException: slow";
+    assert_int_equal(k2a_openai_error_body(&b, K2A_EBAD_PARAM, msg, strlen(msg), NULL), 400);
+    assert_non_null(strstr(k2a_buf_cstr(&b), "\"param\":null"));
+    k2a_buf_reset(&b);
+    msg = "request: unknown model";
+    assert_int_equal(k2a_openai_error_body(&b, K2A_EMODEL_UNKNOWN, msg, strlen(msg), NULL), 404);
+    assert_non_null(strstr(k2a_buf_cstr(&b), "\"param\":null"));
+    k2a_buf_reset(&b);
+    msg = "upstream: 5xx: boom";
+    assert_int_equal(k2a_openai_error_body(&b, K2A_EUPSTREAM_SERVER, msg, strlen(msg), NULL), 502);
+    assert_non_null(strstr(k2a_buf_cstr(&b), "\"param\":null"));
     k2a_buf_reset(&b);
     assert_int_equal(k2a_openai_error_body(&b, K2A_EMODEL_UNKNOWN, NULL, 0, NULL), 404);
     assert_string_equal(k2a_buf_cstr(&b), "{\"error\":{\"message\":\"request: unknown model\",\"type\":\"invalid_request_error\","

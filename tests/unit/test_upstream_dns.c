@@ -40,9 +40,17 @@ static int setup(void **state)
     k2a_upstream_config_init(&cfg);
     memset(&stats, 0, sizeof(stats));
     dns = NULL;
-    const char *args[] = {"--a", "upstream.test=127.0.0.1", "--aaaa", "upstream.test=::1", "--a",   "two.test=127.0.0.2",
-                          "--a", "two.test=127.0.0.3",      "--a",    "a.test=127.0.0.1",  "--a",   "b.test=127.0.0.1",
-                          "--a", "c.test=127.0.0.1",        "--drop", "slow.test",         "--ttl", "1",
+    const char *args[] = {"--a",    "upstream.test=127.0.0.1",
+                          "--aaaa", "upstream.test=::1",
+                          "--a",    "two.test=127.0.0.2",
+                          "--a",    "two.test=127.0.0.3",
+                          "--a",    "a.test=127.0.0.1",
+                          "--a",    "b.test=127.0.0.1",
+                          "--a",    "c.test=127.0.0.1",
+                          "--drop", "slow.test",
+                          "--ttl",  "1",
+                          "--a",    "fallback.test=127.0.0.2",
+                          "--a",    "fallback.test=127.0.0.1",
                           NULL};
     assert_int_equal(start_dns(args), 0);
     return 0;
@@ -304,6 +312,18 @@ static void test_requests_by_name(void **state)
     assert_int_equal(st.requests[K2A_UPSTREAM_OK], 2);
     for (int i = 0; i < 4; ++i)
         ut_result_dispose(&q.r[i]);
+
+    /* happy-eyeballs-lite: 127.0.0.2 comes first and refuses (the server listens on 127.0.0.1 only), the next address
+     * answers; two IPv4 addresses keep the DNS order through c-ares' RFC 6724 sort */
+    req_t f = {0};
+    snprintf(f.urls[0], sizeof(f.urls[0]), "http://fallback.test:%d/ok", web.port);
+    ut_run(&loop, req_fn, &f);
+    k2a_upstream_stats_t st2;
+    k2a_upstream_get_stats(up, &st2);
+    assert_int_equal(f.r[0].rc, 0);
+    assert_int_equal(f.r[0].status, 200);
+    assert_int_equal(st2.connect_failures - st.connect_failures, 1);
+    ut_result_dispose(&f.r[0]);
     k2a_upstream_destroy(up);
     up = NULL;
     ut_proc_stop(&web);

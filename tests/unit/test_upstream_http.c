@@ -40,7 +40,8 @@ static int setup(void **state)
     assert_int_equal(k2a_coro_runtime_init(&loop, NULL), 0);
     assert_int_equal(ut_proc_start(&srv, "http_server.py", NULL), 0);
     k2a_upstream_config_init(&cfg);
-    cfg.dns_servers = "127.0.0.1:9"; /* never used (IP literals), and never the machine's resolver */
+    cfg.dns_servers = "127.0.0.1:9";                         /* never used (IP literals), and never the machine's resolver */
+    cfg.first_byte_timeout_ms = cfg.idle_timeout_ms = 15000; /* a broken test fails in seconds, not minutes */
     up = NULL;
     return 0;
 }
@@ -729,10 +730,14 @@ static void test_max_conns_busy(void **state)
 static void test_connection_close_and_head(void **state)
 {
     make_client();
-    seq_t s = {.paths = {"/connection-close", "/ok"}};
+    /* (100 ms between requests: stray bytes that arrive after the next request went out cannot be told from its answer) */
+    seq_t s = {.paths = {"/connection-close", "/ok", "/late-garbage", "/ok"}, .sleep_between_ms = 100};
     ut_run(&loop, seq_fn, &s);
     assert_body(&s.res[0], "hello");
     assert_false(s.res[1].reused);
+    assert_body(&s.res[2], "hello");
+    assert_body(&s.res[3], "hello");
+    assert_false(s.res[3].reused); /* stray bytes after a complete response: not reused */
     seq_t h = {.method = "HEAD", .paths = {"/ok", "/ok"}};
     ut_run(&loop, seq_fn, &h);
     assert_int_equal(h.res[0].rc, 0);
@@ -741,6 +746,21 @@ static void test_connection_close_and_head(void **state)
     assert_true(h.res[1].reused);
     seq_dispose(&s);
     seq_dispose(&h);
+}
+
+static void test_invalid_requests(void **state)
+{
+    make_client();
+    k2a_http_header_t bad[1] = {{K2A_STRLIT("X-Evil"), K2A_STRLIT("a\r\nInjected: yes")}};
+    seq_t s1 = {.paths = {"/ok"}, .tmpl = {.headers = bad, .nheaders = 1}};
+    ut_run(&loop, seq_fn, &s1);
+    assert_int_equal(s1.res[0].rc, K2A_EINVAL);
+    seq_t s2 = {.method = "GE T", .paths = {"/ok"}};
+    ut_run(&loop, seq_fn, &s2);
+    assert_int_equal(s2.res[0].rc, K2A_EINVAL);
+    assert_int_equal(ut_proc_stat(&srv, "requests"), 0); /* nothing was sent */
+    seq_dispose(&s1);
+    seq_dispose(&s2);
 }
 
 static void test_pool_idle_timeout(void **state)
@@ -871,6 +891,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_max_conns_waits_for_slot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_conns_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_close_and_head, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_idle_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_idle_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_handshake_timeout, setup, teardown),

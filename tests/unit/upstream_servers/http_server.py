@@ -266,7 +266,16 @@ def h_gated(c, q, req):
     return True
 
 
+def h_late_garbage(c, q, req):
+    """A complete response, then stray bytes in a write (a TLS record) of their own: the connection is out of step."""
+    respond(c)
+    c.send(b"EXTRA")
+    c.wait_eof()
+    return False
+
+
 HANDLERS = {
+    "/late-garbage": h_late_garbage,
     "/gated": h_gated,
     "/ok": h_ok,
     "/echo": h_echo,
