@@ -207,8 +207,10 @@ static void start_account(k2a_account_t *a, size_t refresh_slot, size_t usage_sl
     k2a_account_arm_wake(a);
     if (k2a_account_token_valid(a, now))
         k2a_pool_schedule_refresh_ahead(a);
-    else if (p->cfg.warmup)
+    else if (p->cfg.warmup) {
         k2a_account_schedule_refresh(a, (uint64_t)refresh_slot * p->cfg.warmup_stagger_ms);
+        a->warmup = true;
+    }
     if (p->cfg.usage_poll_interval_s > 0) {
         /* first polls spread over the pool (at most one every 10 s, at least 0.5 s apart): never a burst of
          * getUsageLimits calls, which is what gets accounts flagged (peers.md §2.7) */
