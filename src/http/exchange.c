@@ -3,7 +3,9 @@
  * decoder → Kiro event parser → dialect writer → client. The writer appends into `stage`; staged bytes
  * move to the client only once the response is committed, which is what lets a failure before any
  * content fail over invisibly. A ping timer keeps silent streams alive (HTTP/1.1 notices a vanished
- * client only when it writes) and commits a response that has been silent for a whole interval.
+ * client only when it writes) and commits a response that has been silent for a whole interval; the
+ * writer (one per exchange, message_start staged before the first attempt) then has sent only
+ * message_start and pings, which are no content, so a failure before content still fails over.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +77,8 @@ struct st_exchange_t {
     k2a_buf_t stage; /* writer output not yet handed to the call */
     bool committed;
     bool client_gone;
-    int sink_error; /* a writer failure (K2A_ETOOBIG...) */
+    int sink_error;        /* a writer failure (K2A_ETOOBIG...) */
+    char fail_detail[256]; /* the message of an attempt's ERROR kept from the writer (see on_ir_event) */
     ping_timer_t *ping;
 };
 
@@ -279,6 +282,13 @@ static void stop_ping(exchange_t *x)
 static int on_ir_event(void *p, const k2a_ir_event_t *ev)
 {
     exchange_t *x = p;
+    /* An ERROR that pump() turns into a failover (before any content of a stream; anywhere in a non-stream answer) is kept
+     * from the writer: the dispatch then answers with its own summary of every attempt. */
+    if (ev->type == K2A_EV_ERROR && x->parser_live && (!x->ir.stream || !k2a_kiro_resp_seen(&x->parser)->content_emitted)) {
+        snprintf(x->fail_detail, sizeof(x->fail_detail), "%.*s", (int)ev->error_message.len,
+                 ev->error_message.base != NULL ? ev->error_message.base : "");
+        return 0;
+    }
     int r = x->dialect->writer_on_event(x, ev);
     if (r != 0 && x->sink_error == 0)
         x->sink_error = r;
@@ -299,6 +309,30 @@ static k2a_str_t map_tool_name(void *ctx, k2a_str_t kiro_name)
     return k2a_tool_names_to_client(&x->built.tool_names, kiro_name);
 }
 
+/* The writer lives for the whole exchange and gets MESSAGE_START before the first attempt, so that a ping committing a
+ * silent stream never goes out ahead of message_start, and a failover never sends message_start twice. */
+static void start_writer(exchange_t *x)
+{
+    k2a_buf_reset(&x->stage);
+    x->sink_error = 0;
+    x->dialect->writer_init(x);
+    x->writer_live = true;
+    k2a_ir_event_t ev = {.type = K2A_EV_MESSAGE_START}; /* what k2a_kiro_resp_start emits */
+    ev.usage.input_tokens = x->input_tokens;
+    ev.usage.credits = -1;
+    ev.usage.context_usage_pct = -1;
+    on_ir_event(x, &ev);
+}
+
+static void stop_writer(exchange_t *x)
+{
+    if (x->writer_live) {
+        x->dialect->writer_dispose(x);
+        x->writer_live = false;
+    }
+}
+
+/* A fresh parser per attempt (never k2a_kiro_resp_start: the writer has its MESSAGE_START already). */
 static void start_parser(exchange_t *x)
 {
     k2a_kiro_resp_config_t cfg = {0};
@@ -311,11 +345,9 @@ static void start_parser(exchange_t *x)
     k2a_es_decoder_init(&x->decoder, 0);
     k2a_kiro_resp_init(&x->parser, &cfg, on_ir_event, x);
     x->parser_live = true;
-    k2a_buf_reset(&x->stage);
-    x->sink_error = 0;
-    x->dialect->writer_init(x);
-    x->writer_live = true;
-    k2a_kiro_resp_start(&x->parser);
+    x->fail_detail[0] = '\0';
+    if (!x->writer_live)
+        start_writer(x);
 }
 
 static void stop_parser(exchange_t *x)
@@ -324,10 +356,6 @@ static void stop_parser(exchange_t *x)
         k2a_kiro_resp_dispose(&x->parser);
         k2a_es_decoder_dispose(&x->decoder);
         x->parser_live = false;
-    }
-    if (x->writer_live) {
-        x->dialect->writer_dispose(x);
-        x->writer_live = false;
     }
 }
 
@@ -370,9 +398,10 @@ static int pump(exchange_t *x, k2a_dispatch_attempt_t *a, const char **why)
         k2a_kiro_resp_finish(&x->parser, transport);
     }
     seen = k2a_kiro_resp_seen(&x->parser);
-    if (seen->error != 0 && !seen->content_emitted && !x->committed) {
-        /* failed before any content reached the client: another account may do better (unless it is the client's fault) */
-        *why = k2a_strerror(seen->error);
+    if (seen->error != 0 && (!seen->content_emitted || !x->ir.stream)) {
+        /* failed before any content reached the client (message_start and pings are no content; a non-stream answer has sent
+         * nothing at all): another account may do better, unless it is the client's fault */
+        *why = x->fail_detail[0] != '\0' ? x->fail_detail : k2a_strerror(seen->error);
         return seen->error;
     }
     if (x->ir.stream) {
@@ -453,6 +482,7 @@ static void run(k2a_call_t *call, const dialect_t *dialect)
     k2a_dispatch_attempt_t a;
     k2a_dispatch_init(&d, s->pool, call->request_id, x->ir.stream);
     k2a_dispatch_use_upstream(&d, s->upstream);
+    start_writer(x);
     start_ping(x);
     for (;;) {
         if ((r = k2a_dispatch_next(&d, build_for_account, x, &a)) != 0) {
@@ -478,9 +508,12 @@ static void run(k2a_call_t *call, const dialect_t *dialect)
             break;
         }
         if (r != 0) {
-            K2A_LOG(K2A_LOG_WARN, call->request_id, "attempt %u failed before any content: %s", a.number, why != NULL ? why : "");
+            K2A_LOG(K2A_LOG_WARN, call->request_id, "attempt %u failed before anything reached the client: %s", a.number,
+                    why != NULL ? why : "");
             k2a_dispatch_attempt_failed(&d, &a, r, why != NULL ? why : k2a_strerror(r));
             stop_parser(x);
+            if (!x->ir.stream)
+                stop_writer(x); /* the aggregate starts over; a stream keeps its writer (message_start is staged or sent) */
             continue;
         }
         const k2a_kiro_resp_seen_t *seen = k2a_kiro_resp_seen(&x->parser);
@@ -513,6 +546,7 @@ static void run(k2a_call_t *call, const dialect_t *dialect)
 
 Exit:
     stop_parser(x);
+    stop_writer(x);
     k2a_buf_dispose(&x->body);
     k2a_buf_dispose(&x->stage);
 }

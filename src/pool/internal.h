@@ -94,6 +94,7 @@ struct st_k2a_account_t {
     uint64_t auth_fail_gen; /* token_gen of the first token rejected with 401/403 since the last success; 0 = none */
     /* single-flight refresh */
     bool refreshing;
+    bool warmup; /* the refresh timer is a start-up refresh: kept warmup_stagger_ms from the previous one */
     k2a_plink_t waiters;
     /* usage */
     bool usage_known, usage_polling;
@@ -164,6 +165,11 @@ struct st_k2a_pool_t {
     k2a_pool_snapshot_t orphans; /* records of the state file that match no configured account (kept and written back) */
     uv_timer_t save_timer;
     bool dirty, saving, save_urgent;
+    /* rotated refresh tokens: rotations adopted / included in the save in flight / known durable. A refresh does not start
+     * while a rotation is not durable (refresh.c), so a kill -9 loses at most the rotation whose refresh is in flight. */
+    uint64_t rotation_seq, rotation_saving_seq, rotation_durable_seq;
+    uint64_t warmup_next;        /* uv_now before which no other start-up refresh starts */
+    k2a_plink_t durable_waiters; /* refresh jobs waiting for that write */
     /* background jobs */
     k2a_plink_t jobs;
     bool shutting_down;

@@ -70,6 +70,15 @@ static void on_saved(void *data, int result)
 {
     k2a_pool_t *p = data;
     p->saving = false;
+    if (result == 0)
+        p->rotation_durable_seq = p->rotation_saving_seq;
+    /* refresh jobs waiting for a rotation to be durable look again (a failed write lets them go: see refresh.c) */
+    while (!k2a_plist_empty(&p->durable_waiters)) {
+        k2a_pool_waiter_t *w = K2A_PLINK_OWNER(k2a_pool_waiter_t, link, p->durable_waiters.next);
+        k2a_plink_unlink(&w->link);
+        w->woken = true;
+        k2a_coro_wake(w->co, result);
+    }
     if (result == 0) {
         ++p->stats.saves;
     } else {
@@ -100,6 +109,7 @@ void k2a_pool_start_save(k2a_pool_t *p)
     p->dirty = false;
     p->save_urgent = false;
     p->saving = true;
+    p->rotation_saving_seq = p->rotation_seq; /* the snapshot holds every rotation so far */
     if (p->store->save(p->store, &json, on_saved, p) != 0) {
         p->saving = false;
         p->dirty = true;

@@ -207,8 +207,10 @@ static void start_account(k2a_account_t *a, size_t refresh_slot, size_t usage_sl
     k2a_account_arm_wake(a);
     if (k2a_account_token_valid(a, now))
         k2a_pool_schedule_refresh_ahead(a);
-    else if (p->cfg.warmup)
+    else if (p->cfg.warmup) {
         k2a_account_schedule_refresh(a, (uint64_t)refresh_slot * p->cfg.warmup_stagger_ms);
+        a->warmup = true;
+    }
     if (p->cfg.usage_poll_interval_s > 0) {
         /* first polls spread over the pool (at most one every 10 s, at least 0.5 s apart): never a burst of
          * getUsageLimits calls, which is what gets accounts flagged (peers.md §2.7) */
@@ -313,6 +315,7 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
     p->store = store;
     k2a_plink_init(&p->slot_waiters);
     k2a_plink_init(&p->jobs);
+    k2a_plink_init(&p->durable_waiters);
     p->auth_token_src = dup_or_empty(cfg->auth_token);
     p->state_file = dup_or_empty(cfg->state_file);
     p->api_base = dup_or_empty(cfg->api_base);
@@ -381,6 +384,9 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
     uv_timer_init(loop, &p->save_timer);
     p->save_timer.data = p;
     ++p->open_handles;
+    /* the loop's clock was cached when the loop started and start-up work may have taken a while since: without this the
+     * first start-up refreshes are already due and fire together instead of warmup_stagger_ms apart */
+    uv_update_time(loop);
     size_t slot = 0;
     for (size_t i = 0; i < p->naccounts; ++i) {
         k2a_account_t *a = p->accounts[i];

@@ -228,8 +228,35 @@ static int adopt_refresh(k2a_account_t *a, k2a_buf_t *body, char *detail, size_t
             ++a->pool->nready;
     }
     /* losing a rotated refresh token loses the account: write it at once */
+    if (rotated && a->pool->store != NULL)
+        ++a->pool->rotation_seq;
     k2a_pool_mark_dirty(a->pool, rotated);
     k2a_debug("pool: %s refreshed (expires in %.0f s%s)", a->label, expires_in, rotated ? ", refresh token rotated" : "");
+    return 0;
+}
+
+/* Before a refresh: waits until every rotated refresh token adopted so far is durable. Kiro retires the old token before
+ * it answers, so the rotation of a refresh in flight can never be made durable; without this gate a slow write (fsync)
+ * would leave several rotations exposed to a crash at once. A failed write lets the refresh go (a broken disk must not
+ * stop refreshes). Returns 0 or K2A_ECANCELED. */
+static int await_rotations_durable(k2a_pool_t *p, const char *label)
+{
+    while (p->rotation_durable_seq != p->rotation_seq && !p->shutting_down) {
+        k2a_debug("pool: %s: refresh waits until a rotated refresh token is written", label);
+        if (!p->saving)
+            k2a_pool_start_save(p); /* normally already running: rotations are written at once */
+        if (!p->saving)
+            return 0; /* nothing could be started (no store, encode failure): do not wait */
+        k2a_pool_waiter_t w = {.co = k2a_coro_current()};
+        k2a_plink_insert_before(&p->durable_waiters, &w.link);
+        int r = (int)k2a_coro_park(on_waiter_cancel, &w);
+        if (!w.woken)
+            k2a_plink_unlink(&w.link);
+        if (r == K2A_ECANCELED)
+            return r;
+        if (r != 0)
+            return 0; /* the write failed */
+    }
     return 0;
 }
 
@@ -242,6 +269,13 @@ static int do_refresh(k2a_account_t *a, k2a_verdict_t *v)
     const k2a_url_t *url;
     k2a_http_header_t h[8];
     size_t nh = 0;
+    if ((r = await_rotations_durable(p, a->label)) != 0) {
+        memset(v, 0, sizeof(*v));
+        v->action = K2A_ACT_CANCELED;
+        v->err = r;
+        snprintf(v->detail, sizeof(v->detail), "canceled");
+        return r;
+    }
     if (a->cfg.auth == K2A_AUTH_IDC) {
         url = &p->idc_url_parsed;
         k2a_buf_appendstr(&body, "{\"clientId\":\"");

@@ -181,11 +181,23 @@ static void on_refresh_timer(uv_timer_t *t)
     k2a_account_t *a = t->data;
     if (a->state == K2A_ACCOUNT_INVALID || a->state == K2A_ACCOUNT_DISABLED || a->removed)
         return;
+    if (a->warmup) {
+        /* start-up refreshes whose timers came due together (the loop started late, or was busy) stay apart */
+        k2a_pool_t *p = a->pool;
+        uint64_t now = uv_now(p->loop);
+        if (now < p->warmup_next) {
+            uv_timer_start(&a->refresh_timer, on_refresh_timer, p->warmup_next - now, 0);
+            return;
+        }
+        p->warmup_next = now + p->cfg.warmup_stagger_ms;
+        a->warmup = false;
+    }
     k2a_account_start_refresh(a);
 }
 
 void k2a_account_schedule_refresh(k2a_account_t *a, uint64_t delay_ms)
 {
+    a->warmup = false;
     if (a->timers_open)
         uv_timer_start(&a->refresh_timer, on_refresh_timer, delay_ms, 0);
 }

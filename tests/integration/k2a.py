@@ -147,6 +147,8 @@ class Gateway(Proc):
 
 class Sim(Proc):
     def __init__(self, args=(), env=None):
+        if "--fixtures-dir" not in args:  # [[sim:replay file=...]] reads the upstream captures
+            args = ["--fixtures-dir", os.path.join(FIXTURES, "upstream")] + list(args)
         super().__init__([SIM, "--port", "0"] + list(args), env=env, name="kiro-sim")
 
     @property
