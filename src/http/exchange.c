@@ -189,7 +189,8 @@ static const dialect_t openai = {k2a_openai_decode,     openai_writer_init, open
 
 /* ---- responses ---- */
 
-static void respond_error(exchange_t *x, int err, const char *message)
+/* retry_after_ms: when every account is cooling or exhausted, the time until the soonest recovers (0 = unknown). */
+static void respond_error_retry(exchange_t *x, int err, const char *message, uint64_t retry_after_ms)
 {
     k2a_buf_t body = K2A_BUF_INIT(0);
     char prefixed[2200];
@@ -199,9 +200,26 @@ static void respond_error(exchange_t *x, int err, const char *message)
         message = prefixed;
     }
     int status = x->dialect->error_body(&body, err, k2a_cstr(message));
-    k2a_call_respond_json(x->call, status, body.base != NULL ? body.base : "", body.len);
+    if (status == 429 || status == 503 || status == 529) {
+        /* the SDKs honour Retry-After: tell them when an account is expected back (at least 1 s, at most 1 h) */
+        uint64_t secs = retry_after_ms == 0 ? 1 : (retry_after_ms + 999) / 1000;
+        char ra[24];
+        snprintf(ra, sizeof(ra), "%llu", (unsigned long long)(secs > 3600 ? 3600 : secs));
+        if (x->call->req != NULL)
+            x->call->req->res.content_length = body.len;
+        if (k2a_call_begin(x->call, status, "application/json", "cache-control", "no-store", "retry-after", ra, NULL) == 0 &&
+            k2a_call_write(x->call, body.base != NULL ? body.base : "", body.len) == 0)
+            k2a_call_finish(x->call);
+    } else {
+        k2a_call_respond_json(x->call, status, body.base != NULL ? body.base : "", body.len);
+    }
     k2a_buf_dispose(&body);
     K2A_LOG(K2A_LOG_INFO, x->call->request_id, "answered %d: %s (%s)", status, message, k2a_errname(err));
+}
+
+static void respond_error(exchange_t *x, int err, const char *message)
+{
+    respond_error_retry(x, err, message, 0);
 }
 
 /* Sends the response head of a stream and everything staged so far. */
@@ -492,7 +510,8 @@ static void run(k2a_call_t *call, const dialect_t *dialect)
                     dialect->error_event(&x->stage, d.err != 0 ? d.err : r, k2a_cstr(d.message));
                     drain(x);
                 } else {
-                    respond_error(x, d.err != 0 ? d.err : r, d.message[0] != '\0' ? d.message : k2a_strerror(r));
+                    respond_error_retry(x, d.err != 0 ? d.err : r, d.message[0] != '\0' ? d.message : k2a_strerror(r),
+                                        d.retry_after_ms);
                 }
             }
             break;

@@ -120,9 +120,11 @@ class Pool(unittest.TestCase):
             wait_accounts(self, gw, ["ok", "ok", "ok"])
             for stream in (True, False):
                 with self.subTest(stream=stream):
-                    st, _, data = post(gw, body("hi", stream=stream))
+                    st, headers, data = post(gw, body("hi", stream=stream))
                     err = json.loads(data)
                     self.assertEqual(err["type"], "error")
+                    # 429/503 tell the SDKs when to retry: at least a second, at most an hour
+                    self.assertTrue(1 <= int(headers["retry-after"]) <= 3600, headers)
                     msg = err["error"]["message"]
                     if stream:
                         # the first request tries all three; the last one (429) decides the status: the SDKs retry it
