@@ -422,6 +422,9 @@ int k2a_sim_handle_generate(k2a_sim_server_t *srv, h2o_req_t *req)
 
     const char *body = req->entity.base != NULL ? req->entity.base : "";
     size_t len = req->entity.base != NULL ? req->entity.len : 0;
+    /* kept for GET /sim/last-request: tests compare what two dialects made the gateway send */
+    k2a_buf_reset(&srv->last_generate);
+    k2a_buf_append(&srv->last_generate, body, len);
     k2a_sim_validation_t v;
     k2a_buf_t text = K2A_BUF_INIT(0);
     if (k2a_sim_validate_request_ex(body, len, &srv->cfg.limits, &v, &text) != 200) {

@@ -183,6 +183,7 @@ struct st_k2a_sim_server_t {
     k2a_sim_accounts_t accounts;
     k2a_sim_stats_t stats;
     uint64_t request_seq;
+    k2a_buf_t last_generate; /* body of the last generateAssistantResponse (GET /sim/last-request), at most 1 MiB */
 };
 
 /* Answers status with a JSON body, after delay_ms (0 = at once; later ones go through a timer and survive the client

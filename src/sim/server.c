@@ -33,7 +33,7 @@ static const char help_text[] =
     "GET  /getUsageLimits          (Authorization: Bearer <accessToken>)\n"
     "POST /ListAvailableModels     (Authorization: Bearer <accessToken>)\n"
     "POST /generateAssistantResponse  EventStream reply; [[sim:...]] directives in the last user message\n"
-    "GET  /sim/stats, POST /sim/reset[?all=1]\n\n"
+    "GET  /sim/stats, POST /sim/reset[?all=1], GET /sim/last-request (body of the last generate)\n\n"
     "Run `kiro-sim --help` for account kinds and directives.\n";
 
 void k2a_sim_config_init(k2a_sim_config_t *cfg)
@@ -346,6 +346,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     else if (is_path(req, "/sim/reset"))
         ep = K2A_SIM_EP_RESET;
     ++srv->stats.requests[ep];
+    if (get && is_path(req, "/sim/last-request")) {
+        k2a_sim_respond_json(srv, req, 200, srv->last_generate.base != NULL ? srv->last_generate.base : "{}",
+                             srv->last_generate.base != NULL ? srv->last_generate.len : 2, 0);
+        return 0;
+    }
 
     switch (ep) {
     case K2A_SIM_EP_SOCIAL_REFRESH:
@@ -477,8 +482,10 @@ int k2a_sim_server_create(uv_loop_t *loop, const k2a_sim_config_t *cfg, k2a_sim_
         return K2A_ENOMEM;
     srv->cfg = *cfg;
     srv->loop = loop;
+    k2a_buf_init(&srv->last_generate, 1 << 20);
     if ((r = k2a_sim_accounts_init(&srv->accounts)) != 0) {
         k2a_sim_accounts_dispose(&srv->accounts);
+        k2a_buf_dispose(&srv->last_generate);
         free(srv);
         return r;
     }
@@ -526,5 +533,6 @@ void k2a_sim_server_destroy(k2a_sim_server_t *srv)
     if (srv->accept_ctx.ssl_ctx != NULL)
         SSL_CTX_free(srv->accept_ctx.ssl_ctx);
     k2a_sim_accounts_dispose(&srv->accounts);
+    k2a_buf_dispose(&srv->last_generate);
     free(srv);
 }
