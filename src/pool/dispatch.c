@@ -5,6 +5,7 @@
  * blocks: acquiring may await a single-flight refresh, the POST awaits the upstream client.
  */
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -17,7 +18,9 @@
 
 void k2a_dispatch_init(k2a_dispatch_t *d, k2a_pool_t *pool, const char *request_id, bool stream)
 {
-    memset(d, 0, sizeof(*d));
+    memset(d, 0, offsetof(k2a_dispatch_t, tried));
+    d->tried.n = 0;
+    d->upstream_message[0] = d->upstream_reason[0] = d->message[0] = '\0';
     d->pool = pool;
     d->request_id = request_id;
     d->stream = stream;

@@ -58,21 +58,23 @@ typedef struct st_k2a_dispatch_t {
     bool stream;
     unsigned attempts; /* accounts tried (upstream calls, not counting the same-account auth retry) */
     bool auth_retry_used;
-    k2a_pool_exclude_t tried;
-    k2a_dispatch_try_t tries[K2A_DISPATCH_MAX_TRIES];
-    size_t ntries;
+    size_t ntries;                /* entries of tries[] */
     k2a_buf_t body;               /* the Kiro body of the current attempt */
     k2a_dispatch_attempt_t *open; /* the attempt whose lease/response is still held */
     /* the outcome, valid after k2a_dispatch_next returned an error */
-    int err;                    /* K2A_E*: K2A_EUPSTREAM_BAD_REQUEST, K2A_EUPSTREAM_CONTENT_LENGTH, K2A_EHTTP_STATUS (other 4xx),
-                                   K2A_ENO_ACCOUNT, K2A_EEXHAUSTED, K2A_ETHROTTLED, K2A_EUPSTREAM_AUTH, K2A_EACCOUNT_INVALID,
-                                   K2A_EUPSTREAM_SERVER, K2A_EREFRESH, a transport code, K2A_EBUSY, K2A_ECANCELED, ... */
-    int upstream_status;        /* HTTP status of the last upstream answer (0 if none) */
-    char upstream_message[256]; /* its "message" (for 400s: Kiro's text) */
+    int err;                 /* K2A_E*: K2A_EUPSTREAM_BAD_REQUEST, K2A_EUPSTREAM_CONTENT_LENGTH, K2A_EHTTP_STATUS (other 4xx),
+                                K2A_ENO_ACCOUNT, K2A_EEXHAUSTED, K2A_ETHROTTLED, K2A_EUPSTREAM_AUTH, K2A_EACCOUNT_INVALID,
+                                K2A_EUPSTREAM_SERVER, K2A_EREFRESH, a transport code, K2A_EBUSY, K2A_ECANCELED, ... */
+    int upstream_status;     /* HTTP status of the last upstream answer (0 if none) */
+    k2a_buf_t error_body;    /* the first 64 KiB of the last error body */
+    uint64_t retry_after_ms; /* when every account is cooling/exhausted: time until the soonest recovers (0 = unknown) */
+    /* The large members come last: k2a_dispatch_init zeroes only what precedes them (zeroing these 12 KB cost more than
+     * the rest of the request's bookkeeping); tried and tries are counted (tried.n, ntries), the strings start empty. */
+    k2a_pool_exclude_t tried;
+    k2a_dispatch_try_t tries[K2A_DISPATCH_MAX_TRIES];
+    char upstream_message[256]; /* the last upstream answer's "message" (for 400s: Kiro's text) */
     char upstream_reason[64];   /* its "reason" (CONTENT_LENGTH_EXCEEDS_THRESHOLD, MONTHLY_REQUEST_COUNT, ...) */
-    k2a_buf_t error_body;       /* the first 64 KiB of the last error body */
     char message[2048];         /* client-facing summary naming the cause of every attempt */
-    uint64_t retry_after_ms;    /* when every account is cooling/exhausted: time until the soonest recovers (0 = unknown) */
 } k2a_dispatch_t;
 
 void k2a_dispatch_init(k2a_dispatch_t *d, k2a_pool_t *pool, const char *request_id, bool stream);
