@@ -855,6 +855,8 @@ class Bench:
         gw.stop()
         dumps = sorted(f for f in os.listdir(self.tmp) if f.startswith("callgrind.out."))
         dump = os.path.join(self.tmp, dumps[-1])
+        if self.args.callgrind_out:
+            shutil.copy(dump, self.args.callgrind_out)
         total = None
         rows = {}
         for inclusive in ("yes", "no"):
@@ -1233,6 +1235,7 @@ def main():
     ap.add_argument("--json", help="also write the raw results to this file")
     ap.add_argument("--callgrind", type=int, nargs="?", const=1000, metavar="N",
                     help="only count the gateway's instructions per request under callgrind (N requests, default 1000)")
+    ap.add_argument("--callgrind-out", metavar="FILE", help="with --callgrind: keep the callgrind dump (callgrind_annotate)")
     args = ap.parse_args()
 
     for b in (GATEWAY_BIN, SIM_BIN, LOADGEN_BIN):
