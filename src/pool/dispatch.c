@@ -30,7 +30,8 @@ void k2a_dispatch_init(k2a_dispatch_t *d, k2a_pool_t *pool, const char *request_
 
 static void add_try(k2a_dispatch_t *d, const k2a_lease_t *l, int err, int status, const char *detail)
 {
-    if (d->ntries == K2A_DISPATCH_MAX_TRIES)
+    if (d->ntries == K2A_DISPATCH_MAX_TRIES ||
+        (d->tries == NULL && (d->tries = malloc(K2A_DISPATCH_MAX_TRIES * sizeof(*d->tries))) == NULL))
         return;
     k2a_dispatch_try_t *t = &d->tries[d->ntries++];
     t->index = l->index;
@@ -314,6 +315,9 @@ void k2a_dispatch_dispose(k2a_dispatch_t *d)
         k2a_dispatch_attempt_done(d, d->open, K2A_EUPSTREAM_TRUNCATED, 0, 0, 0);
     k2a_buf_dispose(&d->body);
     k2a_buf_dispose(&d->error_body);
+    free(d->tries);
+    d->tries = NULL;
+    d->ntries = 0;
 }
 
 int k2a_dispatch_http_status(const k2a_dispatch_t *d)
