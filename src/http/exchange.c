@@ -348,6 +348,8 @@ static int pump(exchange_t *x, k2a_dispatch_attempt_t *a, const char **why)
             if ((r = commit(x)) != 0)
                 return r;
         }
+        if (seen->content_emitted && x->body.base != NULL)
+            k2a_buf_dispose(&x->body); /* content reached the client: no failover, the Kiro body is never sent again */
         if (seen->finished)
             break;
         if (x->ir.stream && (r = drain(x)) != 0)

@@ -194,6 +194,9 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
             if (r == 0) {
                 status = resp->status;
                 if (status == 200) {
+                    /* sent: a later attempt rebuilds it; a stream may stay open for minutes, and thousands of them
+                     * would keep their bodies otherwise */
+                    k2a_buf_dispose(&d->body);
                     out->resp = resp;
                     out->head_at = uv_now(p->loop);
                     d->open = out;
