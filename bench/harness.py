@@ -782,6 +782,7 @@ class Bench:
         mid = [s for s in samples if 0.3 * wall <= s[0] <= 0.8 * wall]
         if len(mid) >= 2:
             res["cpu_util_mid"] = (mid[-1][2] - mid[0][2]) / CLK_TCK / (mid[-1][0] - mid[0][0])
+        res["rss_samples_mb"] = [(round(t, 1), round(kb / 1024, 1)) for t, kb, _ in samples[::5]]
         self.results["many_streams"] = res
         log("many-streams: %d/%d succeeded, data %s (expected %d), peak RSS %.1f MB, HWM %.1f MB, CPU %.2f s, sim max open %s" % (
             r["ok"], n, r.get("data_bytes"), n * one, peak["VmRSS"] / 1024, (mem.get("VmHWM") or 0) / 1024, cpu_s,
