@@ -14,17 +14,29 @@
 
 #define REQUEST_HEAD_MAX (1024 * 1024)
 
+/* Header arrays sized for what servers send (Kiro answers carry about ten headers), grown to max_headers only when a head
+ * has more: every open stream holds its response, and 100-entry arrays cost 6 KB each. */
+#define INITIAL_HEADERS 32
+
+static int alloc_headers(resp_t *r, size_t cap)
+{
+    void *p = malloc(cap * (sizeof(*r->hdrs) + sizeof(*r->phrh)));
+    if (p == NULL)
+        return K2A_ENOMEM;
+    free(r->hdrs);
+    r->hdrs = p;
+    r->phrh = (struct phr_header *)(r->hdrs + cap);
+    r->cap_headers = cap;
+    return 0;
+}
+
 resp_t *http_resp_create(k2a_upstream_t *up)
 {
     size_t maxh = up->cfg.max_headers != 0 ? up->cfg.max_headers : 100;
     resp_t *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return NULL;
-    r->hdrs = malloc(maxh * sizeof(*r->hdrs));
-    r->phrh = malloc(maxh * sizeof(*r->phrh));
-    if (r->hdrs == NULL || r->phrh == NULL) {
-        free(r->hdrs);
-        free(r->phrh);
+    if (alloc_headers(r, maxh < INITIAL_HEADERS ? maxh : INITIAL_HEADERS) != 0) {
         free(r);
         return NULL;
     }
@@ -38,7 +50,6 @@ void http_resp_free(resp_t *r)
 {
     k2a_buf_dispose(&r->head);
     free(r->hdrs);
-    free(r->phrh);
     free(r);
 }
 
@@ -299,9 +310,16 @@ int http_exchange(resp_t *r, const k2a_http_request_t *req, uint32_t first_byte_
         for (;;) {
             int minor, status;
             const char *msg;
-            size_t msg_len, nh = up->cfg.max_headers;
+            size_t msg_len, nh = r->cap_headers;
             int pr =
                 phr_parse_response(r->head.base + off, r->head.len - off, &minor, &status, &msg, &msg_len, r->phrh, &nh, last_len);
+            if (pr == -1 && r->cap_headers < up->cfg.max_headers) {
+                /* maybe only more headers than the arrays hold: parse again from the start with room for the maximum */
+                if (alloc_headers(r, up->cfg.max_headers) != 0)
+                    return K2A_ENOMEM;
+                last_len = 0;
+                continue;
+            }
             if (pr == -2) {
                 if (r->head.len - off > max_bytes)
                     return K2A_EHEADER_TOOBIG;
