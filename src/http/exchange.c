@@ -381,14 +381,14 @@ static int pump(exchange_t *x, k2a_dispatch_attempt_t *a, const char **why)
 
 /* ---- the build callback of the dispatch ---- */
 
+/* The body built once, without its closing brace, is the dispatch's prefix (k2a_dispatch_set_body_prefix): per account only
+ * the end is written, the profileArn at the root (kiro-protocol.md §2.2 [REC]) spliced before the closing brace. */
 static int build_for_account(void *ctx, const k2a_lease_t *lease, k2a_buf_t *out)
 {
-    exchange_t *x = ctx;
-    if (lease->profile_arn == NULL || lease->profile_arn[0] == '\0')
-        return k2a_buf_append(out, x->body.base, x->body.len);
-    /* profileArn goes at the root (kiro-protocol.md §2.2 [REC]): splice it before the body's closing brace */
     int r;
-    if ((r = k2a_buf_append(out, x->body.base, x->body.len - 1)) != 0 || (r = k2a_buf_appendstr(out, ",\"profileArn\":\"")) != 0 ||
+    if (lease->profile_arn == NULL || lease->profile_arn[0] == '\0')
+        return k2a_buf_appendstr(out, "}");
+    if ((r = k2a_buf_appendstr(out, ",\"profileArn\":\"")) != 0 ||
         (r = k2a_buf_append_json_escaped(out, lease->profile_arn, strlen(lease->profile_arn))) != 0 ||
         (r = k2a_buf_appendstr(out, "\"}")) != 0)
         return r;
@@ -448,6 +448,7 @@ static void run(k2a_call_t *call, const dialect_t *dialect)
     k2a_dispatch_t d;
     k2a_dispatch_attempt_t a;
     k2a_dispatch_init(&d, s->pool, call->request_id, x->ir.stream);
+    k2a_dispatch_set_body_prefix(&d, x->body.base, x->body.len - 1);
     start_ping(x);
     for (;;) {
         if ((r = k2a_dispatch_next(&d, build_for_account, x, &a)) != 0) {

@@ -119,9 +119,15 @@ static int finish(k2a_dispatch_t *d, int err)
     return d->err;
 }
 
+void k2a_dispatch_set_body_prefix(k2a_dispatch_t *d, const char *prefix, size_t len)
+{
+    d->body_prefix = prefix;
+    d->body_prefix_len = len;
+}
+
 #define HDR(n, v) ((k2a_http_header_t){K2A_STRLIT(n), k2a_cstr(v)})
 
-/* POSTs d->body with the lease's token. Returns 0 with *resp (any status) or a transport error. */
+/* POSTs d->body_prefix + d->body with the lease's token. Returns 0 with *resp (any status) or a transport error. */
 static int post(k2a_dispatch_t *d, const k2a_lease_t *l, k2a_http_response_t **resp)
 {
     k2a_pool_t *p = d->pool;
@@ -146,8 +152,12 @@ static int post(k2a_dispatch_t *d, const k2a_lease_t *l, k2a_http_response_t **r
     h[nh++] = HDR("x-amzn-kiro-agent-mode", p->agent_mode);
     h[nh++] = HDR("x-amz-user-agent", xamz);
     h[nh++] = HDR("user-agent", ua);
-    uv_buf_t b = uv_buf_init(d->body.base != NULL ? d->body.base : "", (unsigned)d->body.len);
-    k2a_http_request_t req = {.url = &p->generate_url, .method = "POST", .headers = h, .nheaders = nh, .body = &b, .nbody = 1};
+    uv_buf_t b[2];
+    unsigned nb = 0;
+    if (d->body_prefix_len != 0)
+        b[nb++] = uv_buf_init((char *)d->body_prefix, (unsigned)d->body_prefix_len);
+    b[nb++] = uv_buf_init(d->body.base != NULL ? d->body.base : "", (unsigned)d->body.len);
+    k2a_http_request_t req = {.url = &p->generate_url, .method = "POST", .headers = h, .nheaders = nh, .body = b, .nbody = nb};
     int r = k2a_upstream_request(p->up, &req, resp);
     k2a_buf_dispose(&auth);
     return r;

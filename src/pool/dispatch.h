@@ -58,8 +58,10 @@ typedef struct st_k2a_dispatch_t {
     bool stream;
     unsigned attempts; /* accounts tried (upstream calls, not counting the same-account auth retry) */
     bool auth_retry_used;
-    size_t ntries;                /* entries of tries[] */
-    k2a_buf_t body;               /* the Kiro body of the current attempt */
+    size_t ntries;           /* entries of tries[] */
+    k2a_buf_t body;          /* the Kiro body of the current attempt (after body_prefix) */
+    const char *body_prefix; /* borrowed, see k2a_dispatch_set_body_prefix */
+    size_t body_prefix_len;
     k2a_dispatch_attempt_t *open; /* the attempt whose lease/response is still held */
     /* the outcome, valid after k2a_dispatch_next returned an error */
     int err;                 /* K2A_E*: K2A_EUPSTREAM_BAD_REQUEST, K2A_EUPSTREAM_CONTENT_LENGTH, K2A_EHTTP_STATUS (other 4xx),
@@ -80,6 +82,11 @@ typedef struct st_k2a_dispatch_t {
 } k2a_dispatch_t;
 
 void k2a_dispatch_init(k2a_dispatch_t *d, k2a_pool_t *pool, const char *request_id, bool stream);
+/* Optional: bytes sent before what the build callback writes, for every attempt (borrowed: valid as long as an attempt may
+ * still be posted, i.e. until the last k2a_dispatch_next).
+ * A caller whose body is the same for every account but its end (the profileArn) passes the common part here and writes
+ * only the end in the callback, so that the body is not copied per attempt. */
+void k2a_dispatch_set_body_prefix(k2a_dispatch_t *d, const char *prefix, size_t len);
 
 /* In a coroutine: see the file comment. Returns 0 with out filled (an open 200 response and its lease), or a negative K2A_E*
  * with d->err, d->message and the upstream fields set. K2A_ECANCELED when the coroutine was canceled (no account is
