@@ -372,21 +372,26 @@ def filler(n):
     return (text * (n // len(text) + 1))[:n]
 
 
+# kiro-sim charges every answer against the account's credits (550 in all); a full run sends ~10^5 requests, and a gateway
+# started late would find the account exhausted: every benchmark answer is free.
+FREE = "[[sim:usage credits=0]] "
+
+
 def anthropic_small(directive, stream=True, size=2048):
     b = {"model": MODEL, "max_tokens": 1024, "stream": stream, "system": "",
-         "messages": [{"role": "user", "content": "Say something. " + directive}]}
+         "messages": [{"role": "user", "content": "Say something. " + FREE + directive}]}
     b["system"] = filler(max(0, size - len(json.dumps(b))))
     return b
 
 
 def openai_small(directive, stream=True, size=2048):
     b = {"model": MODEL, "max_tokens": 1024, "stream": stream,
-         "messages": [{"role": "system", "content": ""}, {"role": "user", "content": "Say something. " + directive}]}
+         "messages": [{"role": "system", "content": ""}, {"role": "user", "content": "Say something. " + FREE + directive}]}
     b["messages"][0]["content"] = filler(max(0, size - len(json.dumps(b))))
     return b
 
 
-CC_TOOL_DIRECTIVE = ('[[sim:tool name=Bash input={"command":"ls -la src","description":"List the sources"} pieces=6 '
+CC_TOOL_DIRECTIVE = (FREE + '[[sim:tool name=Bash input={"command":"ls -la src","description":"List the sources"} pieces=6 '
                      'text="Let me look at the sources."]]')
 
 
@@ -632,8 +637,9 @@ class Bench:
         r.pop("raw", None)
         return r
 
-    def cell(self, scenario, target, tool, conc, **kw):
-        port, path, body, headers, expect, sut = self.target(target, scenario)
+    def cell(self, scenario, target, tool, conc, kind=None, **kw):
+        """One measurement; `scenario` names the table it goes in, `kind` the request (default: the scenario)."""
+        port, path, body, headers, expect, sut = self.target(target, kind or scenario)
         label = "%s/%s/%s/c%d" % (scenario, target, tool, conc)
         if tool == "wrk":
             r = self.measured("wrk", label, sut, port, path, body, headers, conc, self.d, expect,
@@ -671,7 +677,7 @@ class Bench:
         # lasts ~0.2 s and the loop is not queueing: what the gateway adds, not how long requests wait for a busy core
         drip = anthropic_small("[[sim:drip ms=10]] [[sim:text frames=20 size=16]]")
         self.bodies["drip"] = self.write_body("drip.json", drip)
-        self.kiro["drip"] = self.capture_like("drip", drip)
+        self.kiro["drip"] = self.capture_like("drip", "[[sim:drip ms=10]]")
         for t in ("gateway", "direct"):
             port, path, _, headers, expect, sut = self.target(t, "small")
             body = self.bodies["drip"] if t == "gateway" else self.kiro["drip"]
@@ -682,14 +688,13 @@ class Bench:
             log("%-34s %8.0f req/s  ttfb p50 %s p99 %s  errors %d" % (label, r["rps"], us(r.get("ttfb_p50_us")),
                                                                        us(r.get("ttfb_p99_us")), r["errors"]))
 
-    def capture_like(self, name, anthropic_body):
-        """The Kiro body of another stream-small-like request: the captured small body with its directive replaced."""
+    def capture_like(self, name, directive):
+        """The Kiro body of another stream-small-like request: the captured small body with one more directive."""
         with open(self.kiro["small"], "rb") as f:
             kb = f.read()
         old = b"[[sim:text frames=20 size=16]]"
-        new = re.search(r"(\[\[sim:.*\]\])", anthropic_body["messages"][-1]["content"]).group(1).encode()
         assert old in kb
-        return self.write_body("kiro-%s.bin" % name, kb.replace(old, new))
+        return self.write_body("kiro-%s.bin" % name, kb.replace(old, directive.encode() + b" " + old))
 
     def scenario_cpu(self):
         """The CPU target, measured as a ratio inside short alternating rounds (gateway, nginx, gateway, ...: both see
@@ -734,7 +739,7 @@ class Bench:
         gw = self.start_gateway("kiro2api-info", extra={"LOG_LEVEL": "info"})
         saved, self.gw = self.gw, gw
         try:
-            self.cell("logging", "gateway", "wrk", 64)
+            self.cell("logging", "gateway", "wrk", 64, kind="small")
         finally:
             self.gw = saved
             gw.stop()
@@ -799,8 +804,8 @@ class Bench:
             try:
                 time.sleep(0.3)
                 threads = proc_mem(gw.pid).get("Threads")
-                r1 = self.cell("workers-%d" % w, "gateway", "wrk", 64)
-                r2 = self.cell("workers-%d" % w, "gateway", "h2load", 64, shape=(8, 8))
+                r1 = self.cell("workers-%d" % w, "gateway", "wrk", 64, kind="small")
+                r2 = self.cell("workers-%d" % w, "gateway", "h2load", 64, kind="small", shape=(8, 8))
                 out.append({"workers": w, "threads": threads, "wrk": r1, "h2load": r2})
             finally:
                 self.gw = saved
