@@ -182,8 +182,9 @@ def process_tree(pid):
 
 
 def proc_snapshot(pids):
-    """CPU ticks (user+sys), read/write syscalls, voluntary context switches, summed over the given processes."""
-    cpu = user = syscr = syscw = 0
+    """CPU ticks (user+sys), read/write-family syscalls (/proc/PID/io: read, write, readv, writev; not recv/send), and
+    voluntary context switches (the loop went to sleep in epoll_wait: one per wake-up), summed over the processes."""
+    cpu = user = syscr = syscw = wakeups = 0
     for pid in pids:
         try:
             with open("/proc/%d/stat" % pid) as f:
@@ -197,9 +198,13 @@ def proc_snapshot(pids):
                         syscr += int(v)
                     elif k == "syscw":
                         syscw += int(v)
+            with open("/proc/%d/status" % pid) as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        wakeups += int(line.split()[1])
         except (OSError, IndexError, ValueError):
             pass
-    return {"ticks": cpu, "user_ticks": user, "syscr": syscr, "syscw": syscw}
+    return {"ticks": cpu, "user_ticks": user, "syscr": syscr, "syscw": syscw, "wakeups": wakeups}
 
 
 def proc_mem(pid):
@@ -241,7 +246,7 @@ class Meter:
         return {"cpu_us": d["ticks"] * 1e6 / CLK_TCK / nreq, "cpu_s": d["ticks"] / CLK_TCK,
                 "user_us": d["user_ticks"] * 1e6 / CLK_TCK / nreq,
                 "util": d["ticks"] / CLK_TCK / self.wall if self.wall > 0 else 0,
-                "syscalls": (d["syscr"] + d["syscw"]) / nreq}
+                "syscalls": (d["syscr"] + d["syscw"]) / nreq, "wakeups": d["wakeups"] / nreq}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -490,7 +495,7 @@ class Bench:
             self.pinning = "server under test on CPU %s; kiro-sim and the load generator on CPU %s (taskset)" % (
                 self.sut_cpus, self.aux_cpus)
         self.run = Runner(args, self.tmp, self.aux_cpus)
-        d = args.duration or (3 if self.quick else 10)
+        d = args.duration or (2 if self.quick else 10)
         self.d = d
 
     def want(self, name):
@@ -673,11 +678,11 @@ class Bench:
         for c in ([1, 64] if self.quick else [1, 64, 512]):
             for t in targets:
                 self.cell("small", t, "loadgen", c)
-        # time to first byte at 64 concurrent streams below saturation: frames dripped 10 ms apart, so each stream
-        # lasts ~0.2 s and the loop is not queueing: what the gateway adds, not how long requests wait for a busy core
-        drip = anthropic_small("[[sim:drip ms=10]] [[sim:text frames=20 size=16]]")
+        # time to first byte at 64 concurrent streams below saturation: frames dripped 50 ms apart, so each stream
+        # lasts ~1 s and the loop is not queueing: what the gateway adds, not how long requests wait for a busy core
+        drip = anthropic_small("[[sim:drip ms=50]] [[sim:text frames=20 size=16]]")
         self.bodies["drip"] = self.write_body("drip.json", drip)
-        self.kiro["drip"] = self.capture_like("drip", "[[sim:drip ms=10]]")
+        self.kiro["drip"] = self.capture_like("drip", "[[sim:drip ms=50]]")
         for t in ("gateway", "direct"):
             port, path, _, headers, expect, sut = self.target(t, "small")
             body = self.bodies["drip"] if t == "gateway" else self.kiro["drip"]
@@ -1108,7 +1113,8 @@ def render(res):
              "straight to kiro-sim (the simulator alone); **nginx** = client → nginx (1 worker) → kiro-sim `/sim/sse` "
              "(the same SSE bytes, finished: a proxy that translates nothing). CPU/req is the server's user+sys time "
              "(/proc/PID/stat, nginx master+worker) over the run divided by the completed requests; sim CPU/req is "
-             "kiro-sim's share; syscalls/req from /proc/PID/io. Latency columns come from the tool named in the row: "
+             "kiro-sim's share; wake-ups/req are the server's voluntary context switches (/proc/PID/status: each is one sleep in
+             epoll_wait) per request: under load a loop serves many events per wake-up. Latency columns come from the tool named in the row: "
              "wrk (HTTP/1.1, keep-alive), h2load (h2c; percentiles from its per-request log), bench_loadgen (HTTP/1.1; "
              "TTFB = request written → first response byte, per request; h2load's own TTFB is per connection). "
              "Request sizes: %s." % ", ".join("%s %d B" % (k, v) for k, v in res["sizes"].items() if not k.startswith("answer"))
@@ -1133,21 +1139,21 @@ def render(res):
             L.append(note)
             L.append("")
         L.append("| target | tool | conc. | req/s | p50 | p99 | TTFB p50 | TTFB p99 | server CPU/req | sim CPU/req | "
-                 "server syscalls/req | errors |")
+                 "server wake-ups/req | errors |")
         L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             s, sim = r.get("sut") or {}, r.get("sim") or {}
             L.append("| %s | %s (%s) | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %d |" % (
                 r["target"], r["tool"], r["proto"], r["conns"], r["rps"], us(r.get("p50_us")), us(r.get("p99_us")),
                 us(r.get("ttfb_p50_us")), us(r.get("ttfb_p99_us")), us(s.get("cpu_us")), us(sim.get("cpu_us")),
-                "%.1f" % s["syscalls"] if s.get("syscalls") is not None else "-", r["errors"]))
+                "%.2f" % s["wakeups"] if s.get("wakeups") is not None else "-", r["errors"]))
         L.append("")
 
     table("stream-small: /v1/messages, stream, 2 KB request, 20 text frames of 16 B", "small",
           "h2load shapes: 1 = 1 connection × 1 stream, 64 = 8 × 8, 512 = 8 × 64. wrk uses 2 threads at 512 connections.")
-    table("stream-small, time to first byte below saturation (frames dripped 10 ms apart)", "small-drip",
-          "64 connections, each stream ~0.2 s long: the loop is not saturated, so TTFB is the gateway's added work and "
-          "hop, not queueing behind other requests (the saturated TTFB is in the table above).")
+    table("stream-small, time to first byte below saturation (frames dripped 50 ms apart)", "small-drip",
+          "64 connections, each stream ~1 s long (~60 requests/s): the loop is not saturated, so TTFB is the gateway's "
+          "added work and hop, not queueing behind other requests (the saturated TTFB is in the table above).")
     table("stream-claude-code: Claude Code's 78 KB request (24 tools), answered with text then a Bash tool call", "cc")
     table("openai-stream: /v1/chat/completions, stream, 2 KB request, 20 text frames", "openai",
           "direct = the Kiro body of stream-small (the OpenAI request converts to the same shape).")
@@ -1271,7 +1277,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="about 2 minutes: shorter runs, fewer cells")
     ap.add_argument("--only", help="comma-separated scenarios: stream-small,cpu,cc,openai,nonstream,logging,many-streams,"
                                    "workers,convert")
-    ap.add_argument("--duration", type=int, help="seconds per measurement (default 10, quick 3)")
+    ap.add_argument("--duration", type=int, help="seconds per measurement (default 10, quick 2)")
     ap.add_argument("--pin", action="store_true", help="pin the server under test to the first CPU, the rest to the others")
     ap.add_argument("--perf", action="store_true", help="also profile the gateway with perf record -g")
     ap.add_argument("--no-write", action="store_true", help="print the section instead of writing bench/RESULTS.md")
