@@ -1113,8 +1113,8 @@ def render(res):
              "straight to kiro-sim (the simulator alone); **nginx** = client → nginx (1 worker) → kiro-sim `/sim/sse` "
              "(the same SSE bytes, finished: a proxy that translates nothing). CPU/req is the server's user+sys time "
              "(/proc/PID/stat, nginx master+worker) over the run divided by the completed requests; sim CPU/req is "
-             "kiro-sim's share; wake-ups/req are the server's voluntary context switches (/proc/PID/status: each is one sleep in
-             epoll_wait) per request: under load a loop serves many events per wake-up. Latency columns come from the tool named in the row: "
+             "kiro-sim's share; wake-ups/req are the server's voluntary context switches (/proc/PID/status: each is one sleep in "
+             "epoll_wait) per request: under load a loop serves many events per wake-up. Latency columns come from the tool named in the row: "
              "wrk (HTTP/1.1, keep-alive), h2load (h2c; percentiles from its per-request log), bench_loadgen (HTTP/1.1; "
              "TTFB = request written → first response byte, per request; h2load's own TTFB is per connection). "
              "Request sizes: %s." % ", ".join("%s %d B" % (k, v) for k, v in res["sizes"].items() if not k.startswith("answer"))
