@@ -40,7 +40,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 BUILD = os.path.abspath(os.environ.get("K2A_BUILD_DIR", os.path.join(ROOT, "build")))
-GATEWAY_BIN = os.path.join(BUILD, "kiro2api")
+GATEWAY_BIN = os.environ.get("K2A_GATEWAY_BIN") or os.path.join(BUILD, "kiro2api")  # override: compare two builds
 SIM_BIN = os.path.join(BUILD, "kiro-sim")
 LOADGEN_BIN = os.path.join(BUILD, "bench", "bench_loadgen")
 CONVERT_BIN = os.path.join(BUILD, "bench", "bench_convert")
@@ -350,9 +350,11 @@ class Runner:
                 "rps": float(fin.group(2)), "p50_us": pct(lat, 0.5), "p99_us": pct(lat, 0.99),
                 "data_bytes": int(traffic.group(3)) if traffic else None, "raw": out}
 
-    def loadgen(self, label, port, path, body_file, headers, conns, duration, expect, warmup=0.5):
+    def loadgen(self, label, port, path, body_file, headers, conns, duration, expect, warmup=0.5, stagger_ms=0):
         argv = [LOADGEN_BIN, "-p", str(port), "-u", path, "-b", body_file, "-F", self.headers_file(headers), "-c", str(conns),
                 "-d", str(duration), "-w", str(warmup)]
+        if stagger_ms:
+            argv += ["-z", str(stagger_ms)]
         if expect:
             argv += ["-e", expect]
         self.note(label, argv)
@@ -683,11 +685,13 @@ class Bench:
         drip = anthropic_small("[[sim:drip ms=50]] [[sim:text frames=20 size=16]]")
         self.bodies["drip"] = self.write_body("drip.json", drip)
         self.kiro["drip"] = self.capture_like("drip", "[[sim:drip ms=50]]")
+        # the 64 connections open 16 ms apart (bench_loadgen -z): streams then start spread over their ~1 s length
+        # instead of 64 at once, whose last would wait behind the other 63 (a burst, not concurrency)
         for t in ("gateway", "direct"):
             port, path, _, headers, expect, sut = self.target(t, "small")
             body = self.bodies["drip"] if t == "gateway" else self.kiro["drip"]
             label = "small-drip/%s/loadgen/c64" % t
-            r = self.measured("loadgen", label, sut, port, path, body, headers, 64, self.d, expect)
+            r = self.measured("loadgen", label, sut, port, path, body, headers, 64, max(self.d, 4), expect, stagger_ms=16)
             r["label"], r["target"] = label, t
             self.results["scenarios"].setdefault("small-drip", []).append(r)
             log("%-34s %8.0f req/s  ttfb p50 %s p99 %s  errors %d" % (label, r["rps"], us(r.get("ttfb_p50_us")),
@@ -1152,8 +1156,9 @@ def render(res):
     table("stream-small: /v1/messages, stream, 2 KB request, 20 text frames of 16 B", "small",
           "h2load shapes: 1 = 1 connection × 1 stream, 64 = 8 × 8, 512 = 8 × 64. wrk uses 2 threads at 512 connections.")
     table("stream-small, time to first byte below saturation (frames dripped 50 ms apart)", "small-drip",
-          "64 connections, each stream ~1 s long (~60 requests/s): the loop is not saturated, so TTFB is the gateway's "
-          "added work and hop, not queueing behind other requests (the saturated TTFB is in the table above).")
+          "64 connections opened 16 ms apart, each stream ~1 s long (~60 requests/s, 64 streams open at any time): the "
+          "loop is not saturated and requests do not arrive in bursts, so TTFB is the gateway's added work and hop, not "
+          "queueing behind other requests (the saturated TTFB is in the table above).")
     table("stream-claude-code: Claude Code's 78 KB request (24 tools), answered with text then a Bash tool call", "cc")
     table("openai-stream: /v1/chat/completions, stream, 2 KB request, 20 text frames", "openai",
           "direct = the Kiro body of stream-small (the OpenAI request converts to the same shape).")

@@ -6,9 +6,11 @@
  * One thread, epoll, no allocation per request. bench/harness.py drives it; the output is one JSON line.
  *
  *   bench_loadgen -p PORT [-a 127.0.0.1] [-m POST] [-u /path] [-b BODYFILE] [-H 'Name: value']... [-F HEADERFILE]
- *                 [-c CONNS] [-d SECONDS] [-w WARMUP_SECONDS] [-n MAX_REQUESTS] [-e EXPECT] [-s STATUS]
+ *                 [-c CONNS] [-d SECONDS] [-w WARMUP_SECONDS] [-n MAX_REQUESTS] [-e EXPECT] [-s STATUS] [-z STAGGER_MS]
  *
- * -F reads more headers from a file, one "Name: value" per line.
+ * -F reads more headers from a file, one "Name: value" per line. -z opens connection i only STAGGER_MS * i after the
+ * start (the warm-up begins once all are open): long streams then start spread out instead of in bursts of CONNS, so
+ * that the time to first byte is not the wait behind the other CONNS - 1 requests of the same burst.
  *
  * Latency and TTFB are in microseconds, from the request's first write to the first / last response byte; requests
  * that complete during the warm-up are counted apart and left out of the percentiles.
@@ -66,7 +68,7 @@ static struct {
     size_t reqlen;
     const char *expect;
     int expect_status;
-    double duration, warmup;
+    double duration, warmup, stagger_ms;
     long max_requests;
     /* results */
     double *ttfb, *lat;
@@ -421,7 +423,7 @@ int main(int argc, char **argv)
     g.duration = 5;
     g.warmup = 0.5;
     g.expect_status = 200;
-    while ((opt = getopt(argc, argv, "a:p:m:u:b:H:F:c:d:w:n:e:s:")) != -1) {
+    while ((opt = getopt(argc, argv, "a:p:m:u:b:H:F:c:d:w:n:e:s:z:")) != -1) {
         switch (opt) {
         case 'a':
             host = optarg;
@@ -472,6 +474,9 @@ int main(int argc, char **argv)
         case 's':
             g.expect_status = atoi(optarg);
             break;
+        case 'z':
+            g.stagger_ms = atof(optarg);
+            break;
         default:
             fprintf(stderr, "usage: see the comment at the top of bench/loadgen_bench.c\n");
             return 2;
@@ -510,20 +515,28 @@ int main(int argc, char **argv)
     if (cs == NULL)
         die("out of memory");
     g.t_begin = now_us();
-    g.t_measure = g.t_begin + g.warmup * 1e6;
+    g.t_measure = g.t_begin + (g.warmup + g.stagger_ms / 1e3 * conns) * 1e6;
     g.t_end = g.t_measure + g.duration * 1e6;
-    for (int i = 0; i < conns; ++i)
-        conn_open(&cs[i]);
+    int opened = 0;
 
     struct epoll_event evs[256];
     for (;;) {
         double now = now_us();
+        int wait_ms = 50;
+        while (opened < conns && !g.stopping) {
+            double at = g.t_begin + g.stagger_ms * 1e3 * opened;
+            if (now < at) {
+                wait_ms = (int)((at - now) / 1e3) + 1;
+                break;
+            }
+            conn_open(&cs[opened++]);
+        }
         if (!g.stopping && (now >= g.t_end || (g.max_requests > 0 && g.started >= g.max_requests)))
             g.stopping = true;
         /* -d: requests in flight at the end are abandoned; -n: wait for them (at most 10 s past the duration) */
         if (g.stopping && (g.max_requests == 0 || g.live == 0 || now >= g.t_end + 10e6))
             break;
-        int k = epoll_wait(g.epfd, evs, 256, 50);
+        int k = epoll_wait(g.epfd, evs, 256, wait_ms < 50 ? wait_ms : 50);
         for (int i = 0; i < k; ++i) {
             conn_t *c = evs[i].data.ptr;
             if (c->fd < 0)
