@@ -710,15 +710,29 @@ class Bench:
         the same machine state), stream-small, wrk, 64 connections; the median of the per-round ratios."""
         rounds = 3 if self.quick else 5
         out = []
+        other = None
+        if self.args.compare_gateway:
+            # another build of the gateway in the same rounds (before/after a change): same sim, same machine state
+            env = self.gateway_env("http://127.0.0.1:%d" % self.sim.port)
+            other = Proc("kiro2api-compare", [self.args.compare_gateway], env=env, cpus=self.sut_cpus, wait_listen=1)
+        order = ["gateway", "nginx"] + (["other"] if other else [])
         for i in range(rounds):
             pair = {}
-            for t in (("gateway", "nginx") if i % 2 == 0 else ("nginx", "gateway")):
-                port, path, body, headers, expect, sut = self.target(t, "small")
+            for t in order[i % len(order):] + order[:i % len(order)]:
+                port, path, body, headers, expect, sut = self.target("gateway" if t == "other" else t, "small")
+                if t == "other":
+                    port, sut = other.port, other
                 r = self.measured("wrk", "cpu/%s/wrk/c64/round%d" % (t, i + 1), sut, port, path, body, headers, 64,
                                   max(2, self.d // 2), expect)
                 pair[t] = r
+            if other:
+                log("cpu round %d: compared gateway %s (user %s) = %.2f x nginx" % (
+                    i + 1, us(pair["other"]["sut"]["cpu_us"]), us(pair["other"]["sut"]["user_us"]),
+                    pair["other"]["sut"]["cpu_us"] / pair["nginx"]["sut"]["cpu_us"]))
             ratio = pair["gateway"]["sut"]["cpu_us"] / pair["nginx"]["sut"]["cpu_us"]
-            out.append({"gateway_cpu_us": pair["gateway"]["sut"]["cpu_us"], "nginx_cpu_us": pair["nginx"]["sut"]["cpu_us"],
+            out.append({"other_cpu_us": pair["other"]["sut"]["cpu_us"] if other else None,
+                        "other_user_us": pair["other"]["sut"]["user_us"] if other else None,
+                        "gateway_cpu_us": pair["gateway"]["sut"]["cpu_us"], "nginx_cpu_us": pair["nginx"]["sut"]["cpu_us"],
                         "gateway_user_us": pair["gateway"]["sut"]["user_us"], "nginx_user_us": pair["nginx"]["sut"]["user_us"],
                         "gateway_rps": pair["gateway"]["rps"], "nginx_rps": pair["nginx"]["rps"], "ratio": ratio,
                         "errors": pair["gateway"]["errors"] + pair["nginx"]["errors"]})
@@ -726,6 +740,12 @@ class Bench:
                 i + 1, us(out[-1]["gateway_cpu_us"]), us(out[-1]["gateway_user_us"]), us(out[-1]["nginx_cpu_us"]),
                 us(out[-1]["nginx_user_us"]), ratio))
         self.results["cpu_rounds"] = out
+        if other:
+            other.stop()
+            med = lambda k: sorted(r[k] for r in out)[len(out) // 2]
+            log("compare: this gateway %s (user %s), %s %s (user %s), nginx %s per request (medians)" % (
+                us(med("gateway_cpu_us")), us(med("gateway_user_us")), self.args.compare_gateway, us(med("other_cpu_us")),
+                us(med("other_user_us")), us(med("nginx_cpu_us"))))
 
     def scenario_cc(self):
         for c in (1, 64):
@@ -1283,6 +1303,8 @@ def main():
     ap.add_argument("--only", help="comma-separated scenarios: stream-small,cpu,cc,openai,nonstream,logging,many-streams,"
                                    "workers,convert")
     ap.add_argument("--duration", type=int, help="seconds per measurement (default 10, quick 2)")
+    ap.add_argument("--compare-gateway", metavar="BIN",
+                    help="cpu scenario: also measure this other kiro2api binary in the same rounds (before/after)")
     ap.add_argument("--pin", action="store_true", help="pin the server under test to the first CPU, the rest to the others")
     ap.add_argument("--perf", action="store_true", help="also profile the gateway with perf record -g")
     ap.add_argument("--no-write", action="store_true", help="print the section instead of writing bench/RESULTS.md")
