@@ -974,6 +974,10 @@ class Bench:
         if self.args.perf:
             self.profile()
         self.results["commands"] = self.run.commands
+        self.results["header_files"] = [
+            (path.replace(self.tmp + "/", "$TMP/"),
+             [re.sub(r"^(Authorization: Bearer ).*", "\\1<accessToken of POST /refreshToken {'refreshToken': 'sim-ok-direct'}>", h)
+              for h in headers]) for headers, path in self.run.header_files.items()]
         self.results["nginx_cmd"] = self.nginx_cmd
         self.results["gateway_env"] = {k: v for k, v in self.gw.env.items() if k not in ("KIRO_STATE_FILE",)}
         self.results["elapsed_s"] = time.time() - t0
@@ -1257,6 +1261,12 @@ def render(res):
              "When pinned, the servers and load generators run under `taskset -c CPU` as described above." % (
                  " ".join("%s=%s" % (k, shlex.quote(v)) for k, v in sorted(res["gateway_env"].items())
                           if not k.endswith("_URL") and k != "KIRO_API_BASE"), res["nginx_cmd"]))
+    L.append("")
+    L.append("Commands that differ only in the port (the same cell against another target) are shown once. Header files "
+             "(one `-H` each for h2load and bench_loadgen, read by wrk_post.lua for wrk):")
+    L.append("")
+    for path, headers in res.get("header_files", []):
+        L.append("- `%s`: %s" % (path, "; ".join("`%s`" % h for h in headers)))
     L.append("")
     L.append("```")
     seen = set()
