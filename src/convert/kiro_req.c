@@ -378,6 +378,17 @@ static bool header_ok(k2a_str_t s)
     return s.len != 0 && s.len <= MAX_ID_HEADER;
 }
 
+/* Lower-case hex of n bytes into out (2n characters, no NUL): both ids are built for every request, and 8 or 16 snprintf
+ * calls cost more than the MD5. */
+static void hex_bytes(char *out, const unsigned char *b, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; ++i) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+}
+
 k2a_str_t k2a_kiro_conversation_id(const k2a_ir_request_t *req, const k2a_kiro_build_params_t *params, k2a_arena_t *arena)
 {
     if (header_ok(params->session_header))
@@ -408,8 +419,8 @@ k2a_str_t k2a_kiro_conversation_id(const k2a_ir_request_t *req, const k2a_kiro_b
     if (buf == NULL)
         return K2A_STRLIT("conv-0000000000000000");
     memcpy(buf, "conv-", 5);
-    for (int i = 0; i < 8; ++i)
-        snprintf(buf + 5 + 2 * i, 3, "%02x", md[i]);
+    hex_bytes(buf + 5, md, 8);
+    buf[21] = '\0';
     return k2a_str(buf, 21);
 }
 
@@ -427,8 +438,17 @@ static k2a_str_t continuation_id(const k2a_kiro_build_params_t *params, k2a_aren
     char *buf = k2a_arena_alloc(arena, 37);
     if (buf == NULL)
         return K2A_STRLIT("00000000-0000-4000-8000-000000000000");
-    snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5],
-             b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    /* 8-4-4-4-12 */
+    hex_bytes(buf, b, 4);
+    buf[8] = '-';
+    hex_bytes(buf + 9, b + 4, 2);
+    buf[13] = '-';
+    hex_bytes(buf + 14, b + 6, 2);
+    buf[18] = '-';
+    hex_bytes(buf + 19, b + 8, 2);
+    buf[23] = '-';
+    hex_bytes(buf + 24, b + 10, 6);
+    buf[36] = '\0';
     return k2a_str(buf, 36);
 }
 

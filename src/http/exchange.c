@@ -400,6 +400,9 @@ static int pump(exchange_t *x, k2a_dispatch_attempt_t *a, const char **why)
             if ((r = commit(x)) != 0)
                 return r;
         }
+        if (x->ir.stream && seen->content_emitted && x->body.base != NULL)
+            k2a_buf_dispose(&x->body); /* content reached the client: no failover, the Kiro body is never sent again (a
+                                          non-stream answer has sent nothing yet and may still fail over: keep it) */
         if (seen->finished)
             break;
         if (x->ir.stream && (r = drain(x)) != 0)
@@ -432,14 +435,14 @@ static int pump(exchange_t *x, k2a_dispatch_attempt_t *a, const char **why)
 
 /* ---- the build callback of the dispatch ---- */
 
+/* The body built once, without its closing brace, is the dispatch's prefix (k2a_dispatch_set_body_prefix): per account only
+ * the end is written, the profileArn at the root (kiro-protocol.md §2.2 [REC]) spliced before the closing brace. */
 static int build_for_account(void *ctx, const k2a_lease_t *lease, k2a_buf_t *out)
 {
-    exchange_t *x = ctx;
-    if (lease->profile_arn == NULL || lease->profile_arn[0] == '\0')
-        return k2a_buf_append(out, x->body.base, x->body.len);
-    /* profileArn goes at the root (kiro-protocol.md §2.2 [REC]): splice it before the body's closing brace */
     int r;
-    if ((r = k2a_buf_append(out, x->body.base, x->body.len - 1)) != 0 || (r = k2a_buf_appendstr(out, ",\"profileArn\":\"")) != 0 ||
+    if (lease->profile_arn == NULL || lease->profile_arn[0] == '\0')
+        return k2a_buf_appendstr(out, "}");
+    if ((r = k2a_buf_appendstr(out, ",\"profileArn\":\"")) != 0 ||
         (r = k2a_buf_append_json_escaped(out, lease->profile_arn, strlen(lease->profile_arn))) != 0 ||
         (r = k2a_buf_appendstr(out, "\"}")) != 0)
         return r;
@@ -500,6 +503,7 @@ static void run(k2a_call_t *call, const dialect_t *dialect)
     k2a_dispatch_attempt_t a;
     k2a_dispatch_init(&d, s->pool, call->request_id, x->ir.stream);
     k2a_dispatch_use_upstream(&d, s->upstream);
+    k2a_dispatch_set_body_prefix(&d, x->body.base, x->body.len - 1);
     start_writer(x);
     start_ping(x);
     for (;;) {

@@ -5,6 +5,7 @@
  * blocks: acquiring may await a single-flight refresh, the POST awaits the upstream client.
  */
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -19,7 +20,9 @@
 
 void k2a_dispatch_init(k2a_dispatch_t *d, k2a_pool_t *pool, const char *request_id, bool stream)
 {
-    memset(d, 0, sizeof(*d));
+    memset(d, 0, offsetof(k2a_dispatch_t, tried));
+    d->tried.n = 0;
+    d->upstream_message[0] = d->upstream_reason[0] = d->message[0] = '\0';
     d->pool = pool;
     d->up = pool->up;
     d->request_id = request_id;
@@ -30,7 +33,8 @@ void k2a_dispatch_init(k2a_dispatch_t *d, k2a_pool_t *pool, const char *request_
 
 static void add_try(k2a_dispatch_t *d, const k2a_lease_t *l, int err, int status, const char *detail)
 {
-    if (d->ntries == K2A_DISPATCH_MAX_TRIES)
+    if (d->ntries == K2A_DISPATCH_MAX_TRIES ||
+        (d->tries == NULL && (d->tries = malloc(K2A_DISPATCH_MAX_TRIES * sizeof(*d->tries))) == NULL))
         return;
     k2a_dispatch_try_t *t = &d->tries[d->ntries++];
     t->index = l->index;
@@ -118,9 +122,15 @@ static int finish(k2a_dispatch_t *d, int err)
     return d->err;
 }
 
+void k2a_dispatch_set_body_prefix(k2a_dispatch_t *d, const char *prefix, size_t len)
+{
+    d->body_prefix = prefix;
+    d->body_prefix_len = len;
+}
+
 #define HDR(n, v) ((k2a_http_header_t){K2A_STRLIT(n), k2a_cstr(v)})
 
-/* POSTs d->body with the lease's token. Returns 0 with *resp (any status) or a transport error. */
+/* POSTs d->body_prefix + d->body with the lease's token. Returns 0 with *resp (any status) or a transport error. */
 static int post(k2a_dispatch_t *d, const k2a_lease_t *l, k2a_http_response_t **resp)
 {
     k2a_pool_t *p = d->pool;
@@ -145,8 +155,12 @@ static int post(k2a_dispatch_t *d, const k2a_lease_t *l, k2a_http_response_t **r
     h[nh++] = HDR("x-amzn-kiro-agent-mode", p->agent_mode);
     h[nh++] = HDR("x-amz-user-agent", xamz);
     h[nh++] = HDR("user-agent", ua);
-    uv_buf_t b = uv_buf_init(d->body.base != NULL ? d->body.base : "", (unsigned)d->body.len);
-    k2a_http_request_t req = {.url = &p->generate_url, .method = "POST", .headers = h, .nheaders = nh, .body = &b, .nbody = 1};
+    uv_buf_t b[2];
+    unsigned nb = 0;
+    if (d->body_prefix_len != 0)
+        b[nb++] = uv_buf_init((char *)d->body_prefix, (unsigned)d->body_prefix_len);
+    b[nb++] = uv_buf_init(d->body.base != NULL ? d->body.base : "", (unsigned)d->body.len);
+    k2a_http_request_t req = {.url = &p->generate_url, .method = "POST", .headers = h, .nheaders = nh, .body = b, .nbody = nb};
     int r = k2a_upstream_request(d->up, &req, resp);
     k2a_buf_dispose(&auth);
     return r;
@@ -320,6 +334,9 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
             if (r == 0) {
                 status = resp->status;
                 if (status == 200) {
+                    /* sent: a later attempt rebuilds it; a stream may stay open for minutes, and thousands of them
+                     * would keep their bodies otherwise */
+                    k2a_buf_dispose(&d->body);
                     out->resp = resp;
                     out->head_at = uv_now(loop);
                     d->open = out;
@@ -420,6 +437,9 @@ void k2a_dispatch_dispose(k2a_dispatch_t *d)
         k2a_dispatch_attempt_done(d, d->open, K2A_EUPSTREAM_TRUNCATED, 0, 0, 0);
     k2a_buf_dispose(&d->body);
     k2a_buf_dispose(&d->error_body);
+    free(d->tries);
+    d->tries = NULL;
+    d->ntries = 0;
 }
 
 int k2a_dispatch_http_status(const k2a_dispatch_t *d)

@@ -59,21 +59,27 @@ typedef struct st_k2a_dispatch_t {
     bool stream;
     unsigned attempts; /* accounts tried (upstream calls, not counting the same-account auth retry) */
     bool auth_retry_used;
-    k2a_pool_exclude_t tried;
-    k2a_dispatch_try_t tries[K2A_DISPATCH_MAX_TRIES];
-    size_t ntries;
-    k2a_buf_t body;               /* the Kiro body of the current attempt */
+    size_t ntries;           /* entries of tries[] */
+    k2a_buf_t body;          /* the Kiro body of the current attempt (after body_prefix) */
+    const char *body_prefix; /* borrowed, see k2a_dispatch_set_body_prefix */
+    size_t body_prefix_len;
     k2a_dispatch_attempt_t *open; /* the attempt whose lease/response is still held */
     /* the outcome, valid after k2a_dispatch_next returned an error */
-    int err;                    /* K2A_E*: K2A_EUPSTREAM_BAD_REQUEST, K2A_EUPSTREAM_CONTENT_LENGTH, K2A_EHTTP_STATUS (other 4xx),
-                                   K2A_ENO_ACCOUNT, K2A_EEXHAUSTED, K2A_ETHROTTLED, K2A_EUPSTREAM_AUTH, K2A_EACCOUNT_INVALID,
-                                   K2A_EUPSTREAM_SERVER, K2A_EREFRESH, a transport code, K2A_EBUSY, K2A_ECANCELED, ... */
-    int upstream_status;        /* HTTP status of the last upstream answer (0 if none) */
-    char upstream_message[256]; /* its "message" (for 400s: Kiro's text) */
+    int err;                 /* K2A_E*: K2A_EUPSTREAM_BAD_REQUEST, K2A_EUPSTREAM_CONTENT_LENGTH, K2A_EHTTP_STATUS (other 4xx),
+                                K2A_ENO_ACCOUNT, K2A_EEXHAUSTED, K2A_ETHROTTLED, K2A_EUPSTREAM_AUTH, K2A_EACCOUNT_INVALID,
+                                K2A_EUPSTREAM_SERVER, K2A_EREFRESH, a transport code, K2A_EBUSY, K2A_ECANCELED, ... */
+    int upstream_status;     /* HTTP status of the last upstream answer (0 if none) */
+    k2a_buf_t error_body;    /* the first 64 KiB of the last error body */
+    uint64_t retry_after_ms; /* when every account is cooling/exhausted: time until the soonest recovers (0 = unknown) */
+    /* What each failed attempt ran into: K2A_DISPATCH_MAX_TRIES records, allocated at the first failure (NULL while every
+     * attempt succeeds: 9 KB that would otherwise sit on every request's coroutine stack). */
+    k2a_dispatch_try_t *tries;
+    /* The larger members come last: k2a_dispatch_init zeroes only what precedes them; tried is counted (tried.n) and the
+     * strings start empty. */
+    k2a_pool_exclude_t tried;
+    char upstream_message[256]; /* the last upstream answer's "message" (for 400s: Kiro's text) */
     char upstream_reason[64];   /* its "reason" (CONTENT_LENGTH_EXCEEDS_THRESHOLD, MONTHLY_REQUEST_COUNT, ...) */
-    k2a_buf_t error_body;       /* the first 64 KiB of the last error body */
     char message[2048];         /* client-facing summary naming the cause of every attempt */
-    uint64_t retry_after_ms;    /* when every account is cooling/exhausted: time until the soonest recovers (0 = unknown) */
 } k2a_dispatch_t;
 
 void k2a_dispatch_init(k2a_dispatch_t *d, k2a_pool_t *pool, const char *request_id, bool stream);
@@ -83,6 +89,11 @@ static inline void k2a_dispatch_use_upstream(k2a_dispatch_t *d, struct st_k2a_up
 {
     d->up = up;
 }
+/* Optional: bytes sent before what the build callback writes, for every attempt (borrowed: valid as long as an attempt may
+ * still be posted, i.e. until the last k2a_dispatch_next).
+ * A caller whose body is the same for every account but its end (the profileArn) passes the common part here and writes
+ * only the end in the callback, so that the body is not copied per attempt. */
+void k2a_dispatch_set_body_prefix(k2a_dispatch_t *d, const char *prefix, size_t len);
 
 /* In a coroutine: see the file comment. Returns 0 with out filled (an open 200 response and its lease), or a negative K2A_E*
  * with d->err, d->message and the upstream fields set. K2A_ECANCELED when the coroutine was canceled (no account is

@@ -263,8 +263,8 @@ void k2a_sim_stats_reject(k2a_sim_stats_t *s, const char *rule)
 }
 
 static const char *const endpoint_names[K2A_SIM_EP_MAX] = {
-    "refreshToken", "token",     "getUsageLimits", "ListAvailableModels", "generateAssistantResponse",
-    "sim/stats",    "sim/reset", "other"};
+    "refreshToken", "token",   "getUsageLimits", "ListAvailableModels", "generateAssistantResponse", "sim/stats",
+    "sim/reset",    "sim/sse", "other"};
 
 int k2a_sim_stats_json(const k2a_sim_stats_t *s, const k2a_sim_accounts_t *a, k2a_buf_t *out)
 {

@@ -135,6 +135,7 @@ typedef enum en_k2a_sim_endpoint_t {
     K2A_SIM_EP_GENERATE,
     K2A_SIM_EP_STATS,
     K2A_SIM_EP_RESET,
+    K2A_SIM_EP_SSE,
     K2A_SIM_EP_OTHER,
     K2A_SIM_EP_MAX
 } k2a_sim_endpoint_t;
@@ -191,6 +192,8 @@ struct st_k2a_sim_server_t {
 void k2a_sim_respond_json(k2a_sim_server_t *srv, h2o_req_t *req, int status, const char *body, size_t len, uint32_t delay_ms);
 /* The generateAssistantResponse handler. */
 int k2a_sim_handle_generate(k2a_sim_server_t *srv, h2o_req_t *req);
+/* GET|POST /sim/sse?frames=N&size=S: a finished Anthropic SSE answer, for the benchmark's pure-proxy baseline (sse.c). */
+int k2a_sim_handle_sse(k2a_sim_server_t *srv, h2o_req_t *req);
 /* The valid, unexpired token of the request's "Authorization: Bearer" header, or NULL after answering 403 with Kiro's
  * bearer-invalid body. */
 k2a_sim_token_t *k2a_sim_require_bearer(k2a_sim_server_t *srv, h2o_req_t *req);

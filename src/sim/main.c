@@ -53,7 +53,8 @@ static const char usage_text[] =
     "  [[sim:usage credits=X context=P]]    meteringEvent usage / contextUsagePercentage values\n"
     "  [[sim:replay file=PATH]]             send a captured body verbatim\n"
     "Healthy replies end with meteringEvent then contextUsageEvent.\n\n"
-    "GET /sim/stats shows counters; POST /sim/reset zeroes them (?all=1 also forgets accounts and tokens).\n";
+    "GET /sim/stats shows counters; POST /sim/reset zeroes them (?all=1 also forgets accounts and tokens).\n"
+    "GET|POST /sim/sse?frames=N&size=S answers a finished Anthropic SSE body (the benchmark's nginx baseline).\n";
 
 static uv_loop_t loop;
 static k2a_sim_server_t *server;

@@ -33,7 +33,8 @@ static const char help_text[] =
     "GET  /getUsageLimits          (Authorization: Bearer <accessToken>)\n"
     "POST /ListAvailableModels     (Authorization: Bearer <accessToken>)\n"
     "POST /generateAssistantResponse  EventStream reply; [[sim:...]] directives in the last user message\n"
-    "GET  /sim/stats, POST /sim/reset[?all=1], GET /sim/last-request (body of the last generate)\n\n"
+    "GET  /sim/stats, POST /sim/reset[?all=1], GET /sim/last-request (body of the last generate)\n"
+    "GET|POST /sim/sse?frames=N&size=S  a finished Anthropic SSE answer (the benchmark's pure-proxy baseline)\n\n"
     "Run `kiro-sim --help` for account kinds and directives.\n";
 
 void k2a_sim_config_init(k2a_sim_config_t *cfg)
@@ -345,6 +346,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         ep = K2A_SIM_EP_STATS;
     else if (is_path(req, "/sim/reset"))
         ep = K2A_SIM_EP_RESET;
+    else if (is_path(req, "/sim/sse"))
+        ep = K2A_SIM_EP_SSE;
     ++srv->stats.requests[ep];
     if (get && is_path(req, "/sim/last-request")) {
         k2a_sim_respond_json(srv, req, 200, srv->last_generate.base != NULL ? srv->last_generate.base : "{}",
@@ -395,6 +398,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             RESPOND_LIT(srv, req, 200, "{\"ok\":true}");
             return 0;
         }
+        break;
+    case K2A_SIM_EP_SSE:
+        if (get || post)
+            return k2a_sim_handle_sse(srv, req);
         break;
     case K2A_SIM_EP_OTHER:
         if (get && is_path(req, "/")) {

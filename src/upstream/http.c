@@ -14,17 +14,29 @@
 
 #define REQUEST_HEAD_MAX (1024 * 1024)
 
+/* Header arrays sized for what servers send (Kiro answers carry about ten headers), grown to max_headers only when a head
+ * has more: every open stream holds its response, and 100-entry arrays cost 6 KB each. */
+#define INITIAL_HEADERS 32
+
+static int alloc_headers(resp_t *r, size_t cap)
+{
+    void *p = malloc(cap * (sizeof(*r->hdrs) + sizeof(*r->phrh)));
+    if (p == NULL)
+        return K2A_ENOMEM;
+    free(r->hdrs);
+    r->hdrs = p;
+    r->phrh = (struct phr_header *)(r->hdrs + cap);
+    r->cap_headers = cap;
+    return 0;
+}
+
 resp_t *http_resp_create(k2a_upstream_t *up)
 {
     size_t maxh = up->cfg.max_headers != 0 ? up->cfg.max_headers : 100;
     resp_t *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return NULL;
-    r->hdrs = malloc(maxh * sizeof(*r->hdrs));
-    r->phrh = malloc(maxh * sizeof(*r->phrh));
-    if (r->hdrs == NULL || r->phrh == NULL) {
-        free(r->hdrs);
-        free(r->phrh);
+    if (alloc_headers(r, maxh < INITIAL_HEADERS ? maxh : INITIAL_HEADERS) != 0) {
         free(r);
         return NULL;
     }
@@ -37,8 +49,7 @@ resp_t *http_resp_create(k2a_upstream_t *up)
 void http_resp_free(resp_t *r)
 {
     k2a_buf_dispose(&r->head);
-    free(r->hdrs);
-    free(r->phrh);
+    free(r->hdrs); /* phrh lives in the same allocation */
     free(r);
 }
 
@@ -76,6 +87,24 @@ static bool is_token(const char *s)
     return true;
 }
 
+/* Appends the parts in one reservation (no formatting: the head is built for every request). */
+static void put(k2a_buf_t *b, const char *p, size_t n)
+{
+    memcpy(b->base + b->len, p, n);
+    b->len += n;
+}
+
+static void put_uint(k2a_buf_t *b, unsigned long long v)
+{
+    char tmp[24];
+    size_t n = sizeof(tmp);
+    do {
+        tmp[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    put(b, tmp + n, sizeof(tmp) - n);
+}
+
 static int build_head(k2a_buf_t *b, const k2a_http_request_t *req, size_t body_len)
 {
     if (!is_token(req->method))
@@ -83,24 +112,47 @@ static int build_head(k2a_buf_t *b, const k2a_http_request_t *req, size_t body_l
     const k2a_url_t *u = req->url;
     bool v6 = memchr(u->host.base, ':', u->host.len) != NULL;
     bool default_port = u->port == (u->tls ? 443 : 80);
-    int r = k2a_buf_appendf(b, "%s %.*s HTTP/1.1\r\nHost: %s%.*s%s", req->method, (int)u->path.len, u->path.base, v6 ? "[" : "",
-                            (int)u->host.len, u->host.base, v6 ? "]" : "");
-    if (r == 0 && !default_port)
-        r = k2a_buf_appendf(b, ":%u", u->port);
-    if (r == 0)
-        r = k2a_buf_append(b, "\r\n", 2);
-    for (size_t i = 0; r == 0 && i < req->nheaders; ++i) {
+    bool bodyless = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+    size_t method_len = strlen(req->method);
+    /* method SP path " HTTP/1.1\r\nHost: " [host] ":65535\r\n", headers, "Content-Length: 20 digits\r\n\r\n" */
+    size_t need = method_len + 1 + u->path.len + 17 + u->host.len + 2 + 8 + 40;
+    for (size_t i = 0; i < req->nheaders; ++i) {
         const k2a_http_header_t *h = &req->headers[i];
         if (h->name.len == 0 || has_ctl(h->name) || has_ctl(h->value) || memchr(h->name.base, ':', h->name.len) != NULL)
             return K2A_EINVAL;
-        r = k2a_buf_appendf(b, "%.*s: %.*s\r\n", (int)h->name.len, h->name.base, (int)h->value.len, h->value.base);
+        need += h->name.len + 2 + h->value.len + 2;
     }
-    bool bodyless = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
-    if (r == 0 && (body_len > 0 || !bodyless))
-        r = k2a_buf_appendf(b, "Content-Length: %zu\r\n", body_len);
-    if (r == 0)
-        r = k2a_buf_append(b, "\r\n", 2);
-    return r == K2A_ETOOBIG ? K2A_EINVAL : r;
+    int r = k2a_buf_reserve(b, need);
+    if (r != 0)
+        return r == K2A_ETOOBIG ? K2A_EINVAL : r;
+    put(b, req->method, method_len);
+    put(b, " ", 1);
+    put(b, u->path.base, u->path.len);
+    put(b, " HTTP/1.1\r\nHost: ", 17);
+    if (v6)
+        put(b, "[", 1);
+    put(b, u->host.base, u->host.len);
+    if (v6)
+        put(b, "]", 1);
+    if (!default_port) {
+        put(b, ":", 1);
+        put_uint(b, u->port);
+    }
+    put(b, "\r\n", 2);
+    for (size_t i = 0; i < req->nheaders; ++i) {
+        const k2a_http_header_t *h = &req->headers[i];
+        put(b, h->name.base, h->name.len);
+        put(b, ": ", 2);
+        put(b, h->value.base, h->value.len);
+        put(b, "\r\n", 2);
+    }
+    if (body_len > 0 || !bodyless) {
+        put(b, "Content-Length: ", 16);
+        put_uint(b, body_len);
+        put(b, "\r\n", 2);
+    }
+    put(b, "\r\n", 2);
+    return 0;
 }
 
 static bool token_in_list(k2a_str_t v, const char *tok)
@@ -278,9 +330,16 @@ int http_parse_head(resp_t *r, size_t *off, size_t *last_len)
     for (;;) {
         int minor, status;
         const char *msg;
-        size_t msg_len, nh = r->up->cfg.max_headers;
+        size_t msg_len, nh = r->cap_headers;
         int pr =
             phr_parse_response(r->head.base + *off, r->head.len - *off, &minor, &status, &msg, &msg_len, r->phrh, &nh, *last_len);
+        if (pr == -1 && r->cap_headers < r->up->cfg.max_headers) {
+            /* maybe only more headers than the arrays hold: parse again from the start with room for the maximum */
+            if (alloc_headers(r, r->up->cfg.max_headers) != 0)
+                return K2A_ENOMEM;
+            *last_len = 0;
+            continue;
+        }
         if (pr == -2) {
             if (r->head.len - *off > max_bytes)
                 return K2A_EHEADER_TOOBIG;

@@ -143,8 +143,9 @@ typedef struct st_resp_t {
     k2a_upstream_t *up;
     conn_t *conn;
     k2a_buf_t head;          /* the raw head (+ the first body bytes that came with it) */
-    k2a_http_header_t *hdrs; /* max_headers entries */
-    struct phr_header *phrh; /* max_headers entries */
+    k2a_http_header_t *hdrs; /* cap_headers entries (one allocation with phrh) */
+    struct phr_header *phrh; /* cap_headers entries */
+    size_t cap_headers;      /* a few dozen; grown to max_headers only for a head that has more */
     char *pending;           /* body bytes that arrived with the head, delivered first */
     size_t pending_len;
     int mode;

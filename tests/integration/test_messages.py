@@ -139,6 +139,32 @@ class Messages(unittest.TestCase):
         self.assertEqual(self.post(body("still there?"))[0], 200)
 
 
+class NonStreamFailover(unittest.TestCase):
+    def test_non_stream_fails_over_after_content(self):
+        # a non-stream answer has sent nothing when its upstream body breaks after some content: the gateway retries the
+        # same Kiro body on the next account (regression: the body was freed once content was seen, and the retry read it)
+        sim = Sim()
+        gw = Gateway(env=sim_accounts_env(sim, ["sim-ok-nsa", "sim-ok-nsb"]))
+        try:
+            st, _, data = request(gw.port, "POST", "/v1/messages", body=body("[[sim:text frames=4 size=8]] [[sim:cut after=2]]",
+                                                                          stream=False), key=CLIENT_KEY)
+            err = json.loads(data)
+            self.assertGreaterEqual(st, 500, data)
+            self.assertEqual(err["type"], "error")
+            self.assertIn("account 0", err["error"]["message"])
+            self.assertIn("account 1", err["error"]["message"])
+            self.assertEqual(sim.stats()["generates_total"], 2)
+            # both accounts cool briefly after a broken stream; once one is back the gateway serves again
+            deadline = time.time() + 10 * SLOW
+            while request(gw.port, "POST", "/v1/messages", body=body("fine", stream=False), key=CLIENT_KEY)[0] != 200:
+                self.assertLess(time.time(), deadline, "no account recovered from cooling")
+                time.sleep(0.2)
+            gw.assert_clean_exit(self)
+        finally:
+            gw.cleanup()
+            sim.cleanup()
+
+
 class Lifecycle(unittest.TestCase):
     def test_sigterm_lets_a_slow_stream_finish(self):
         sim = Sim()

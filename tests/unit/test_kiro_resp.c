@@ -576,6 +576,43 @@ static void test_malformed_payload(void **state)
     run_dispose(&r);
 }
 
+/* {"content":"<no escapes>"} is read without yajl: every payload near that shape must give what yajl gives. */
+static void plain_case(const char *payload, int want_rc, const char *want_text)
+{
+    run_t r;
+    k2a_kiro_resp_config_t cfg = base_cfg();
+    run_init(&r, &cfg);
+    assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent", "{\"content\":\"<\"}"), 0);
+    int rc = rs_feed_event(&r.p, "assistantResponseEvent", payload);
+    if (rc != want_rc)
+        fail_msg("payload %s: rc %d, want %d", payload, rc, want_rc);
+    if (rc == 0) {
+        assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent", "{\"content\":\">\"}"), 0);
+        assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
+        rs_rec_check(&r.rec, true);
+        expect_concat(&r, 0, want_text);
+    } else {
+        expect_seq(&r, "S B0:text D0 error:UPSTREAM_EVENT");
+    }
+    run_dispose(&r);
+}
+
+static void test_plain_content_fast_path(void **state)
+{
+    plain_case("{\"content\":\"a\"}", 0, "<a>");
+    plain_case("{\"content\":\"b\"} \r\n\t", 0, "<b>");
+    plain_case("{\"content\":\"\"}", 0, "<>");
+    plain_case("{\"content\":\"caf\xc3\xa9 \xe4\xbd\xa0\"}", 0, "<caf\xc3\xa9 \xe4\xbd\xa0>");
+    plain_case("{\"content\":\"d\\u0041\\\"\\n\"}", 0, "<dA\"\n>");
+    plain_case("{\"content\":\"e\",\"x\":[1,{\"content\":\"no\"}]}", 0, "<e>");
+    plain_case("{\"content\" : \"g\"}", 0, "<g>");
+    plain_case("{\"content\":\"tab\there\"}", K2A_EUPSTREAM_EVENT, NULL);
+    plain_case("{\"content\":\"c\"}x", K2A_EUPSTREAM_EVENT, NULL);
+    plain_case("{\"content\":\"f\"}}", K2A_EUPSTREAM_EVENT, NULL);
+    plain_case("{\"content\":\"h", K2A_EUPSTREAM_EVENT, NULL);
+    plain_case("{\"content\":\"i\"", K2A_EUPSTREAM_EVENT, NULL);
+}
+
 /* ---------- exceptions, errors, usage ---------- */
 
 static void test_exceptions(void **state)
@@ -833,6 +870,7 @@ int main(void)
         cmocka_unit_test(test_tool_name_map_and_ids),
         cmocka_unit_test(test_tool_invalid_utf8_name),
         cmocka_unit_test(test_text_utf8_split_and_dedupe),
+        cmocka_unit_test(test_plain_content_fast_path),
         cmocka_unit_test(test_followup_wrapper_unknown),
         cmocka_unit_test(test_malformed_payload),
         cmocka_unit_test(test_exceptions),

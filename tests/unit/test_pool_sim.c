@@ -334,7 +334,8 @@ static void dispatch_main(k2a_coro_t *co, void *arg)
     snprintf(r->message, sizeof(r->message), "%s", d.message);
     snprintf(r->upstream_message, sizeof(r->upstream_message), "%s", d.upstream_message);
     r->ntries = d.ntries;
-    memcpy(r->tries, d.tries, sizeof(d.tries));
+    if (d.ntries != 0) /* allocated at the first failure */
+        memcpy(r->tries, d.tries, d.ntries * sizeof(*d.tries));
     r->attempts = d.attempts;
     r->retry_after_ms = d.retry_after_ms;
     k2a_buf_dispose(&body);

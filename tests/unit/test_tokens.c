@@ -58,6 +58,28 @@ static void test_text_vectors(void **state)
     assert_int_equal(tt("あ"), 1);
 }
 
+/* The ASCII fast path reads 8 bytes at a time: a multi-byte character or an invalid byte at any offset of an ASCII run
+ * must be counted the same. With `other` non-CJK code points at a ceil boundary (28 / 2.8 = 10, 29 / 2.8 -> 11) a
+ * count off by one either way changes the result. */
+static void test_text_ascii_runs_any_alignment(void **state)
+{
+    for (size_t other = 28; other <= 29; ++other) {
+        for (size_t k = 0; k + 1 <= other - 1; ++k) {
+            char s[64];
+            size_t n = 0;
+            memset(s + n, 'a', k);
+            n += k;
+            memcpy(s + n, "\xe4\xbd\xa0", 3); /* 你: CJK */
+            n += 3;
+            s[n++] = (char)0xff; /* invalid: one code point */
+            memset(s + n, 'b', other - 1 - k);
+            n += other - 1 - k;
+            /* other code points: k + 1 + (other - 1 - k) = other; 1 CJK; n < 50 so no discount */
+            assert_int_equal(k2a_tokens_text(s, n), 1 + (other == 28 ? 10 : 11));
+        }
+    }
+}
+
 static void test_fixture_text_sums(void **state)
 {
     /* the per-frame estimates of kiro2api_text_2frames_303B.bin (README: sum 22) */
@@ -187,8 +209,10 @@ static void test_counter(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_text_vectors), cmocka_unit_test(test_fixture_text_sums), cmocka_unit_test(test_tool_names),
-        cmocka_unit_test(test_tool_use),     cmocka_unit_test(test_input_estimate),    cmocka_unit_test(test_counter),
+        cmocka_unit_test(test_text_vectors),      cmocka_unit_test(test_text_ascii_runs_any_alignment),
+        cmocka_unit_test(test_fixture_text_sums), cmocka_unit_test(test_tool_names),
+        cmocka_unit_test(test_tool_use),          cmocka_unit_test(test_input_estimate),
+        cmocka_unit_test(test_counter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
