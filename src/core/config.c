@@ -99,7 +99,8 @@ static const var_t vars[] = {
      "HTTP CONNECT proxy for upstream calls, http://[user:pass@]host:port (default: HTTPS_PROXY)"},
     {"HTTPS_PROXY", T_STR, F(https_proxy), "", 0, 0, NULL, "standard proxy variable, used when KIRO_UPSTREAM_PROXY is unset"},
     {"NO_PROXY", T_STR, F(no_proxy), "", 0, 0, NULL, "hosts (suffixes) reached directly, comma-separated; * for all"},
-    {"KIRO_UPSTREAM_MAX_CONNS", T_INT, F(upstream_max_conns), "256", 1, 100000, NULL, "upstream connections per origin"},
+    {"KIRO_UPSTREAM_MAX_CONNS", T_INT, F(upstream_max_conns), "0", 0, 1000000, NULL,
+     "upstream connections per origin (0 = KIRO_MAX_CONCURRENT: every stream holds its connection)"},
     {"KIRO_UPSTREAM_MAX_IDLE", T_INT, F(upstream_max_idle), "32", 0, 100000, NULL, "idle keep-alive connections kept per origin"},
     {"KIRO_UPSTREAM_IDLE_MS", T_INT, F(upstream_idle_ms), "30000", 100, 3600000, NULL, "idle keep-alive connection lifetime"},
     /* lifecycle and limits */

@@ -23,7 +23,7 @@
 
 /* ---- per-worker modules ---- */
 
-static void upstream_config_from(k2a_upstream_config_t *uc, const k2a_config_t *c)
+static void upstream_config_from(k2a_upstream_config_t *uc, const k2a_config_t *c, unsigned nworkers)
 {
     k2a_upstream_config_init(uc);
     uc->connect_timeout_ms = (uint32_t)c->connect_timeout_ms;
@@ -31,7 +31,9 @@ static void upstream_config_from(k2a_upstream_config_t *uc, const k2a_config_t *
     uc->idle_timeout_ms = (uint32_t)c->idle_timeout_ms;
     uc->dns_timeout_ms = (uint32_t)c->dns_timeout_ms;
     uc->dns_max_ttl_s = (uint32_t)c->dns_max_ttl_s;
-    uc->max_conns_per_origin = (uint32_t)c->upstream_max_conns;
+    /* a Kiro stream holds its connection for its whole length: by default allow as many as requests may run (per worker) */
+    int64_t conns = c->upstream_max_conns != 0 ? c->upstream_max_conns : c->max_concurrent / (int64_t)nworkers + 1;
+    uc->max_conns_per_origin = (uint32_t)conns;
     uc->max_idle_per_origin = (uint32_t)c->upstream_max_idle;
     uc->pool_idle_timeout_ms = (uint32_t)c->upstream_idle_ms;
     uc->dns_servers = c->dns_servers[0] != '\0' ? c->dns_servers : NULL;
@@ -132,7 +134,7 @@ static int setup_worker(k2a_worker_t *w)
         s->on_reload = on_reload;
 
     k2a_upstream_config_t uc;
-    upstream_config_from(&uc, c);
+    upstream_config_from(&uc, c, gw->nworkers);
     int r = k2a_upstream_create(&w->loop, &uc, &s->upstream);
     if (r != 0) {
         snprintf(w->err, sizeof(w->err),
