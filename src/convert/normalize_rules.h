@@ -61,7 +61,7 @@ int k2a_norm_render_user(const k2a_ir_message_t *m, k2a_tool_names_t *names, k2a
 int k2a_norm_render_assistant(const k2a_ir_message_t *m, bool inline_thinking, k2a_tool_names_t *names, k2a_arena_t *arena,
                               k2a_kiro_turn_t *out);
 /* 16. Empty turns: a user turn without text (after trimming) and without tool results gets "Continue."; an assistant
- *     turn without text gets " ". */
+ *     turn without text gets " " when it has tool uses, and "OK" when it has none (blank text after trimming). */
 void k2a_norm_fill_empty(k2a_kiro_turn_t *t);
 /* 17. Tools referenced by history tool uses but absent from the tool list (case-insensitive) get stub specs. */
 int k2a_norm_stub_tools(k2a_kiro_conv_t *c, k2a_arena_t *arena);

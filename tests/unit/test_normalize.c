@@ -13,7 +13,9 @@
 #include <cmocka.h>
 #include "core/errors.h"
 #include "convert/anthropic_req.h"
+#include "convert/kiro_req.h"
 #include "convert/normalize_rules.h"
+#include "sim/validate.h"
 
 typedef struct st_fx_t {
     k2a_arena_t arena;
@@ -519,11 +521,48 @@ static void test_fill_empty(void **state)
     k2a_norm_fill_empty(&t);
     assert_str(t.content, ""); /* a tool-result turn may be empty (the IDE sends "") */
     k2a_kiro_turn_t a = {.assistant = true};
+    k2a_kiro_tool_use_t use = {.id = K2A_STRLIT("t1"), .name = K2A_STRLIT("f"), .input = K2A_STRLIT("{}")};
+    a.uses = &use;
+    a.nuses = 1;
     k2a_norm_fill_empty(&a);
-    assert_str(a.content, " ");
+    assert_str(a.content, " "); /* next to tool uses (kiro.rs) */
     a.content = K2A_STRLIT("x");
     k2a_norm_fill_empty(&a);
     assert_str(a.content, "x");
+}
+
+/* Finding of fuzz_anthropic_req / fuzz_openai_req: an assistant turn whose text is empty or blank and that has no tool
+ * uses was sent as " ", which kiro-sim's validator (like Kiro) rejects with 400 "Improperly formed request." */
+static void test_fill_empty_blank_assistant_without_tool_uses(void **state)
+{
+    const char *blank[] = {"", " ", " \n\t "};
+    for (size_t i = 0; i < sizeof(blank) / sizeof(blank[0]); ++i) {
+        k2a_kiro_turn_t a = {.assistant = true, .content = k2a_cstr(blank[i])};
+        k2a_norm_fill_empty(&a);
+        assert_str(a.content, K2A_NORM_EMPTY_ASSISTANT_TEXT);
+    }
+    /* end to end: a blank assistant message between two user messages */
+    k2a_model_map_t *map = NULL;
+    k2a_convert_error_t err;
+    assert_int_equal(k2a_model_map_create(NULL, 0, &map, &err), 0);
+    static const char body[] = "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":10,\"messages\":[{\"role\":\"user\",\"content\":"
+                               "\"hi\"},{\"role\":\"assistant\",\"content\":\" \"},{\"role\":\"user\",\"content\":\"again\"}]}";
+    k2a_arena_t arena;
+    k2a_arena_init(&arena, 1 << 20);
+    k2a_ir_request_t req;
+    assert_int_equal(k2a_anthropic_decode(body, sizeof(body) - 1, NULL, &arena, &req, &err), 0);
+    k2a_kiro_build_params_t p;
+    k2a_kiro_build_params_init(&p, map);
+    k2a_buf_t out;
+    k2a_buf_init(&out, 1 << 20);
+    k2a_kiro_build_result_t res;
+    assert_int_equal(k2a_kiro_build_request(&req, &p, &arena, &out, &res, &err), 0);
+    k2a_sim_validation_t val;
+    assert_int_equal(k2a_sim_validate_request(out.base, out.len, &val), 200);
+    assert_non_null(strstr(k2a_buf_cstr(&out), "\"assistantResponseMessage\":{\"content\":\"OK\"}"));
+    k2a_buf_dispose(&out);
+    k2a_arena_dispose(&arena);
+    k2a_model_map_destroy(map);
 }
 
 /* ---------- 17. stubs ---------- */
@@ -643,6 +682,7 @@ int main(void)
         T(test_render_user),
         T(test_render_assistant),
         T(test_fill_empty),
+        T(test_fill_empty_blank_assistant_without_tool_uses),
         T(test_stub_tools),
         T(test_normalize_leaves_request_untouched),
         T(test_payload_drop_oldest),
