@@ -98,7 +98,13 @@ static int parse_entry(yajl_val v, size_t idx, k2a_account_config_t *e, char *er
         } else if (strcasecmp(a, "IdC") == 0) {
             e->auth = K2A_AUTH_IDC;
         } else {
-            snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: auth must be \"Social\" or \"IdC\", got \"%.40s\"", idx, a);
+            /* quote at most 40 bytes, printable ASCII only: the message is one line of a log or of stderr */
+            char shown[41];
+            size_t n = 0;
+            for (; a[n] != '\0' && n < sizeof(shown) - 1; ++n)
+                shown[n] = a[n] >= 0x20 && a[n] < 0x7f ? a[n] : '?';
+            shown[n] = '\0';
+            snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: auth must be \"Social\" or \"IdC\", got \"%s\"", idx, shown);
             return K2A_ECONFIG;
         }
     }

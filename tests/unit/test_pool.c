@@ -133,6 +133,25 @@ static void test_config_errors(void **state)
     }
 }
 
+/* Finding of fuzz_pool_accounts: an auth value holding a newline (or other control characters, or a UTF-8 sequence cut
+ * at the 40-byte limit) was quoted as is, so the configuration error spanned several lines of stderr / the log. */
+static void test_config_error_message_is_one_printable_line(void **state)
+{
+    k2a_account_list_t l;
+    char err[256] = "";
+    assert_int_equal(parse("[{\"auth\":\"soci\\u000al\\u001b[31m\",\"refreshToken\":\"ok-token-0\"}]", &l, err), K2A_ECONFIG);
+    assert_string_equal(err, "KIRO_AUTH_TOKEN: entry 0: auth must be \"Social\" or \"IdC\", got \"soci?l?[31m\"");
+    assert_int_equal(parse("[{\"auth\":"
+                           "\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3"
+                           "\xa9\xc3\xa9\xc3\xa9"
+                           "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9x\",\"refreshToken\":\"ok-token-0\"}]",
+                           &l, err),
+                     K2A_ECONFIG);
+    for (const char *p = err; *p; ++p)
+        assert_true(*p >= 0x20 && *p < 0x7f);
+    assert_non_null(strstr(err, "got \"????????????????????????????????????????\""));
+}
+
 static void test_config_secrets_masked(void **state)
 {
     char logpath[] = "/tmp/k2a-pool-log-XXXXXX";
@@ -970,6 +989,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_array_object_file),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_config_error_message_is_one_printable_line),
         cmocka_unit_test(test_config_secrets_masked),
         cmocka_unit_test(test_config_strategy),
         cmocka_unit_test(test_credit_vectors),
