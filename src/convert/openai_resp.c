@@ -242,6 +242,10 @@ int k2a_openai_stream_on_event(void *sink, const k2a_ir_event_t *ev)
 
 void k2a_openai_aggregate_init(k2a_openai_aggregate_t *a, size_t max_bytes, size_t max_tool_calls)
 {
+    if (max_bytes == 0)
+        max_bytes = K2A_OPENAI_AGGREGATE_DEFAULT_MAX_BYTES;
+    if (max_tool_calls == 0)
+        max_tool_calls = K2A_OPENAI_AGGREGATE_DEFAULT_MAX_TOOL_CALLS;
     memset(a, 0, sizeof(*a));
     a->max_bytes = max_bytes;
     a->max_tool_calls = max_tool_calls;

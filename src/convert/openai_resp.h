@@ -98,8 +98,11 @@ typedef struct st_k2a_openai_aggregate_t {
     k2a_buf_t error_message; /* its message (at most 4096 bytes) */
 } k2a_openai_aggregate_t;
 
-/* max_bytes bounds the text, the reasoning and each tool call's arguments; max_tool_calls the number of calls. A limit
- * hit makes on_event return K2A_ETOOBIG. */
+#define K2A_OPENAI_AGGREGATE_DEFAULT_MAX_BYTES (64 * 1024 * 1024)
+#define K2A_OPENAI_AGGREGATE_DEFAULT_MAX_TOOL_CALLS 1024
+
+/* max_bytes bounds the text, the reasoning and each tool call's arguments; max_tool_calls the number of calls; 0 means
+ * the defaults above (64 MiB, 1024 calls). A limit hit makes on_event return K2A_ETOOBIG. */
 void k2a_openai_aggregate_init(k2a_openai_aggregate_t *a, size_t max_bytes, size_t max_tool_calls);
 void k2a_openai_aggregate_dispose(k2a_openai_aggregate_t *a);
 /* k2a_ir_event_cb for the aggregator (sink = the k2a_openai_aggregate_t). Returns 0, K2A_ETOOBIG or K2A_ENOMEM. */
