@@ -246,10 +246,18 @@ class ClientFaults(unittest.TestCase):
                 pass
         finally:
             s.close()
-        # a clean refusal: an HTTP error status (h2o answers before routing) or the connection closed, never a 200
+        # a clean refusal: an HTTP error status (h2o answers 400 before routing) or the connection closed, never a 200
         if data:
             status = int(data.split(b"\r\n", 1)[0].split()[1])
             self.assertIn(status, (400, 413, 431), data[:300])
+        assert_serves(self, self.gw.port)
+        # HTTP/2 (h2c): h2o closes the connection on a header block that large; never a 200, and the gateway serves on
+        args = ["--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code}", "-H", "x-api-key: " + CLIENT_KEY, "-H",
+                "content-type: application/json", "--data", json.dumps(body_for("anthropic", "hi", stream=False))]
+        for i in range(10000):
+            args += ["-H", "X-Hostile-%d: v" % i]
+        r = curl(*args, "http://127.0.0.1:%d/v1/messages" % self.gw.port, timeout=60)
+        self.assertTrue(r.returncode != 0 or r.stdout.strip() in ("400", "413", "431"), (r.returncode, r.stdout, r.stderr))
         assert_serves(self, self.gw.port)
         self.assertTrue(wait_until(lambda: proc_fds(self.gw.p.pid) <= fds_before + 2, 5 * SLOW))
 
