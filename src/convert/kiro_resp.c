@@ -736,7 +736,9 @@ static int on_event(k2a_kiro_resp_t *p, const k2a_es_frame_t *fr, const char *et
             k2a_log_fields(K2A_LOG_WARN, p->cfg.request_id, NULL, 0, "malformed %.*s payload ignored", (int)etl, et);
             return 0;
         }
-        text_boundary(p);
+        /* flushing held-back text may itself end the response (closing a tool whose input is not JSON): one ERROR only */
+        if ((r = text_boundary(p)) != 0)
+            return r;
         return emit_error(p, K2A_EUPSTREAM_EVENT, "Kiro sent a malformed %.*s payload (%zu bytes)", (int)etl, et, fr->payload_len);
     }
     switch (kind) {

@@ -467,6 +467,24 @@ static void test_tool_input_not_json_object_is_an_error(void **state)
     run_dispose(&r);
 }
 
+/* Finding of fuzz_kiro_resp (after the tool-input check above): text held back inside a UTF-8 sequence while a broken
+ * tool call was open, then a malformed payload: flushing the held text closed the tool (ERROR), and the malformed
+ * payload was reported as a second ERROR after the end. */
+static void test_malformed_payload_after_broken_tool_is_one_error(void **state)
+{
+    run_t r;
+    k2a_kiro_resp_config_t cfg = base_cfg();
+    run_init(&r, &cfg);
+    assert_int_equal(feed_tool(&r, "Write", "t1", "{\"a\":", 5, false), 0);
+    assert_int_equal(feed_text(&r, "\xf0", 1), 0); /* an incomplete sequence: held back, nothing emitted */
+    assert_int_equal(rs_feed_event_n(&r.p, "assistantResponseEvent", "not json", 8), K2A_EUPSTREAM_EVENT);
+    rs_rec_check(&r.rec, true); /* exactly one final ERROR */
+    expect_seq(&r, "S B0:tool(Write) D0 error:UPSTREAM_EVENT");
+    assert_non_null(strstr(rs_rec_last(&r.rec)->message, "not a JSON object"));
+    assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
+    run_dispose(&r);
+}
+
 static k2a_str_t map_name(void *ctx, k2a_str_t kiro)
 {
     if (k2a_str_eq_lit(kiro, "mcp_short_1"))
@@ -882,6 +900,7 @@ int main(void)
         cmocka_unit_test(test_tool_truncated),
         cmocka_unit_test(test_tool_limit),
         cmocka_unit_test(test_tool_input_not_json_object_is_an_error),
+        cmocka_unit_test(test_malformed_payload_after_broken_tool_is_one_error),
         cmocka_unit_test(test_tool_name_map_and_ids),
         cmocka_unit_test(test_tool_invalid_utf8_name),
         cmocka_unit_test(test_text_utf8_split_and_dedupe),
