@@ -2,7 +2,7 @@
  - secrets never reach a log line: a full run with refreshes, refresh-token rotations, refresh failures, requests with
    the client key in both headers, wrong keys, the admin key and an IdC client secret, at LOG_LEVEL=debug in text and in
    JSON, to stderr and to LOG_FILE: no configured or issued secret appears (refresh tokens, rotated ones, every access
-   token the simulator issued, the client key, the admin key, the IdC client secret);
+   token the simulator issued, the client key, the admin key, the IdC client secret), and no prompt text either;
  - the state file is 0600 in a 0700 directory the gateway created, and LOG_FILE is created 0600;
  - /api/tokens and /metrics (and the dashboard page) contain no secret; refresh tokens are shown masked;
  - /v1/*, /api/tokens and /metrics answer 401 without a key, with a wrong key and with a wrong key of the right length
@@ -25,6 +25,7 @@ from hostile import body_for, post, wait_until
 ADMIN_KEY = "admin-key-SECRET-9f8e7d6c5b4a"
 IDC_SECRET = "idc-client-secret-SECRET-0a1b2c3d4e5f"
 ACCESS_TOKEN_RE = re.compile(r"aoa[A-Za-z0-9_-]{40}")  # what kiro-sim issues
+PROMPT_MARKER = "prompt-text-PRIVATE-5e6f7a8b"  # the conversation (and kiro-sim's echo of it) is never logged either
 
 
 def strings_under_token_keys(doc, out):
@@ -88,7 +89,8 @@ class Secrets(unittest.TestCase):
             path = "/v1/messages" if dialect == "anthropic" else "/v1/chat/completions"
             h = dict(headers or key_hdr)
             h["x-request-id"] = "sec-%d" % i
-            st, _, data = req(gw.port, "POST", path, body=body_for(dialect, "secret test %d" % i, stream=i % 2 == 0), headers=h)
+            st, _, data = req(gw.port, "POST", path, body=body_for(dialect, PROMPT_MARKER + " %d" % i, stream=i % 2 == 0),
+                              headers=h)
             self.assertIn(st, (200, 503), data)
             time.sleep(0.25)
         # failures: a fault mid-stream, a 429, wrong keys, the admin key where it does not open anything
@@ -134,6 +136,8 @@ class Secrets(unittest.TestCase):
             stderr = gw.stderr()
             self.assertIn("refreshed", stderr)  # the run did log at debug level
             self.assertIn("rotated", stderr)
+            for name, text in (("stderr", stderr), ("LOG_FILE", logfile)):
+                self.assertNotIn(PROMPT_MARKER, text, "%s (LOG_FORMAT=%s) contains prompt text" % (name, fmt))
             for name, text in (("stderr", stderr), ("LOG_FILE", logfile), ("/api/tokens", tokens.decode()),
                                ("/metrics", metrics.decode()), ("/", page.decode(errors="replace"))):
                 for secret in secrets:
