@@ -153,7 +153,7 @@ k2a_str_t k2a_norm_tool_description(k2a_str_t desc, k2a_str_t name, size_t max)
 {
     if (is_blank(desc)) {
         k2a_debug("normalize: tool \"%.*s\" has no description, its name is used", (int)name.len, name.base);
-        return name;
+        desc = name; /* the client's name, which may be longer than the limit too */
     }
     if (desc.len > max) {
         size_t n = utf8_cut(desc, max);

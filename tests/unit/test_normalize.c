@@ -410,6 +410,39 @@ static void test_tool_description(void **state)
     assert_str(k2a_norm_tool_description(K2A_STRLIT("\xe5\x90\x8d"), K2A_STRLIT("MyTool"), 2), "MyTool"); /* never empty */
 }
 
+/* Finding of fuzz_anthropic_req: a tool without a description got its name as description uncut, so a tool whose name is
+ * longer than MAX_TOOL_DESCRIPTION_LENGTH produced a description Kiro rejects (kiro-sim rule tool_description_too_long). */
+static void test_tool_description_from_a_long_name_is_cut(void **state)
+{
+    assert_str(k2a_norm_tool_description(K2A_STRLIT(""), K2A_STRLIT("VeryLongToolName"), 8), "VeryLong");
+    assert_str(k2a_norm_tool_description(K2A_STRLIT(" "), K2A_STRLIT("\xe5\x90\x8d\xe5\x90\x8d"), 4), "\xe5\x90\x8d");
+    /* end to end: a 20 000-byte tool name without a description */
+    fx_t *f = *state;
+    k2a_model_map_t *map = NULL;
+    assert_int_equal(k2a_model_map_create(NULL, 0, &map, &f->err), 0);
+    k2a_buf_t body;
+    k2a_buf_init(&body, 0);
+    k2a_buf_appendstr(&body,
+                      "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":10,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+                      "\"tools\":[{\"name\":\"");
+    for (int i = 0; i < 20000; ++i)
+        k2a_buf_append(&body, "n", 1);
+    k2a_buf_appendstr(&body, "\",\"input_schema\":{\"type\":\"object\"}}]}");
+    k2a_ir_request_t req;
+    assert_int_equal(k2a_anthropic_decode(body.base, body.len, NULL, &f->arena, &req, &f->err), 0);
+    k2a_kiro_build_params_t p;
+    k2a_kiro_build_params_init(&p, map);
+    k2a_buf_t out;
+    k2a_buf_init(&out, 1 << 20);
+    k2a_kiro_build_result_t res;
+    assert_int_equal(k2a_kiro_build_request(&req, &p, &f->arena, &out, &res, &f->err), 0);
+    k2a_sim_validation_t val;
+    assert_int_equal(k2a_sim_validate_request(out.base, out.len, &val), 200);
+    k2a_buf_dispose(&out);
+    k2a_buf_dispose(&body);
+    k2a_model_map_destroy(map);
+}
+
 static void test_tool_schema(void **state)
 {
     fx_t *f = *state;
@@ -676,6 +709,7 @@ int main(void)
         T(test_drop_orphan_tool_results),
         T(test_tool_name),
         T(test_tool_description),
+        T(test_tool_description_from_a_long_name_is_cut),
         T(test_tool_schema),
         T(test_tools_rule),
         T(test_inline_thinking),
