@@ -7,8 +7,9 @@
  * refresh token of at most 16384 bytes, a description of at most 120 bytes without control characters, clientId and
  * clientSecret exactly for IdC entries, no two entries with the same auth and refresh token; a refused input gives
  * K2A_ECONFIG/K2A_ENOMEM with a one-line message that starts with "KIRO_AUTH_TOKEN: " and never contains a refresh
- * token or client secret of the input (found with an independent yajl_tree walk; secrets made only of characters
- * that the fixed message texts use are not checked, since they could match those texts by chance).
+ * token or client secret of the input (found with an independent yajl_tree walk) outside the auth value it quotes;
+ * secrets made only of characters that the fixed message texts use are not checked, since they could match those texts
+ * by chance.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -37,24 +38,22 @@ static int blank(const char *s)
     return s[strspn(s, " \t\r\n")] == '\0';
 }
 
-/* Aborts if err quotes a secret (refreshToken / clientSecret string of at least 8 bytes) of entry v. */
-static void check_no_secret(yajl_val v, const char *err)
+/* Aborts if err quotes a secret (refreshToken / clientSecret string of at least 8 bytes) of entry v. quoted: the auth value
+ * the message quotes ("got \"...\""), or NULL. */
+static void check_no_secret(yajl_val v, const char *err, const char *quoted)
 {
     if (!YAJL_IS_OBJECT(v))
         return;
-    const char *auth = NULL;
-    for (size_t i = 0; i < v->u.object.len; ++i)
-        if (strcmp(v->u.object.keys[i], "auth") == 0 && YAJL_IS_STRING(v->u.object.values[i]))
-            auth = v->u.object.values[i]->u.string;
     for (size_t i = 0; i < v->u.object.len; ++i) {
         const char *k = v->u.object.keys[i];
         yajl_val s = v->u.object.values[i];
         if ((strcmp(k, "refreshToken") != 0 && strcmp(k, "clientSecret") != 0) || !YAJL_IS_STRING(s))
             continue;
         const char *secret = s->u.string;
-        /* the message may quote the auth value (a secret inside it is the input's own doing), and a secret made only of
+        /* the message may quote an auth value (a secret inside it is the input's own doing), and a secret made only of
          * characters the fixed message texts use could match them by chance: check the others */
-        if (strlen(secret) < 8 || (auth != NULL && strstr(auth, secret) != NULL) || secret[strspn(secret, TEMPLATE_CHARS)] == '\0')
+        if (strlen(secret) < 8 || (quoted != NULL && strstr(quoted, secret) != NULL) ||
+            secret[strspn(secret, TEMPLATE_CHARS)] == '\0')
             continue;
         CHECK(strstr(err, secret) == NULL, "message '%s' quotes the secret '%s'", err, secret);
     }
@@ -99,13 +98,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(r == K2A_ECONFIG || r == K2A_ENOMEM, "code %d", r);
         CHECK(list.n == 0 && list.entries == NULL, "a refused list is not empty");
         CHECK(strncmp(err, "KIRO_AUTH_TOKEN: ", 17) == 0 && strchr(err, '\n') == NULL, "message '%s'", err);
+        char quoted[sizeof(err)] = "";
+        const char *q = strstr(err, "got \"");
+        if (q != NULL) {
+            snprintf(quoted, sizeof(quoted), "%s", q + 5);
+            char *end = strrchr(quoted, '"');
+            if (end != NULL)
+                *end = '\0';
+        }
         yajl_val root = yajl_tree_parse(text, NULL, 0);
         if (root != NULL) {
             if (YAJL_IS_ARRAY(root))
                 for (size_t i = 0; i < root->u.array.len; ++i)
-                    check_no_secret(root->u.array.values[i], err);
+                    check_no_secret(root->u.array.values[i], err, q != NULL ? quoted : NULL);
             else
-                check_no_secret(root, err);
+                check_no_secret(root, err, q != NULL ? quoted : NULL);
             yajl_tree_free(root);
         }
     }
