@@ -140,7 +140,7 @@ class DirectiveFaults(unittest.TestCase):
         # a ping commits the stream while the upstream is silent (HTTP/1.1 clients need bytes): the timeout then comes as an
         # error event after the pings, never as a normal end
         gw = Gateway(env=sim_accounts_env(self.sim, ["sim-ok-pings1", "sim-ok-pings2"], {
-            "KIRO_FIRST_BYTE_TIMEOUT_MS": str(int(600 * SLOW)), "KIRO_PING_INTERVAL_MS": "150"}))
+            "KIRO_MAX_ATTEMPTS": "1", "KIRO_FIRST_BYTE_TIMEOUT_MS": str(int(600 * SLOW)), "KIRO_PING_INTERVAL_MS": "150"}))
         try:
             for dialect in DIALECTS:
                 st, _, data = post(gw.port, dialect, body_for(dialect, "[[sim:stall ms=%d]]" % int(1500 * SLOW)))
