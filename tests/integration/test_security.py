@@ -13,6 +13,7 @@ Upstream TLS verification itself (wrong CA, wrong host, the positive case) is te
 import json
 import os
 import re
+import resource
 import shutil
 import stat
 import tempfile
@@ -233,6 +234,25 @@ class Access(unittest.TestCase):
         self.assertEqual(request(self.gw.port, "GET", "/healthz")[0], 200)  # liveness needs no key
         st, _, body = request(self.gw.port, "GET", "/readyz")
         self.assertNotIn(b"sim-ok-access", body)
+
+
+class Limits(unittest.TestCase):
+    def test_open_file_limit_raised_to_the_hard_limit(self):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard <= 256:
+            self.skipTest("hard open-file limit %d" % hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))  # inherited by the gateway
+        try:
+            gw = Gateway()
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        try:
+            with open("/proc/%d/limits" % gw.p.pid) as f:
+                line = [l for l in f if l.startswith("Max open files")][0]
+            self.assertEqual(line.split()[3:5], [str(hard), str(hard)], line)
+            gw.assert_clean_exit(self)
+        finally:
+            gw.cleanup()
 
 
 class TlsInsecure(unittest.TestCase):
