@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <uv.h>
 #include "h2o.h"
 #include "core/config.h"
@@ -102,6 +103,15 @@ int main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
+    /* every client and upstream connection is a descriptor: a soft limit of 1024 would turn a thousand idle (or slowloris)
+     * connections into refused accepts, so take what the hard limit allows */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            k2a_debug("open-file limit raised from %llu to %llu", (unsigned long long)was, (unsigned long long)rl.rlim_max);
+    }
     /* A request's arena and buffers (a few hundred KB for a Claude Code request) would otherwise be handed back to the
      * kernel after every request and faulted in again on the next: measured +30 % conversion time (bench/RESULTS.md). */
     mallopt(M_MMAP_THRESHOLD, 8 * 1024 * 1024);

@@ -231,6 +231,9 @@ static int emit_delta(k2a_kiro_resp_t *p, k2a_ir_block_kind_t kind, const char *
     k2a_ir_event_t ev = {.type = K2A_EV_DELTA, .index = p->open_index, .block = kind, .text = k2a_str(s, n)};
     if ((r = utf8_sanitize(&p->fix, &ev.text.base, &ev.text.len)) != 0)
         return r;
+    /* what the client receives of a tool input is checked when the block closes (bounded by max_tool_input) */
+    if (kind == K2A_BLOCK_TOOL_USE && (r = k2a_buf_append(&p->tool_input, ev.text.base, ev.text.len)) != 0)
+        return r;
     return emit(p, &ev);
 }
 
@@ -256,6 +259,20 @@ static bool id_is_done(const k2a_kiro_resp_t *p, const char *id, size_t len)
     return false;
 }
 
+/* True when json[0..len) is exactly one JSON object (surrounding whitespace allowed). One yajl pass without callbacks:
+ * yajl keeps its nesting stack on the heap, so any depth is safe. */
+static bool is_json_object(const char *json, size_t len)
+{
+    if (!k2a_json_looks_like_object(json, len))
+        return false;
+    yajl_handle h = yajl_alloc(NULL, NULL, NULL);
+    if (h == NULL)
+        return false;
+    bool ok = yajl_parse(h, (const unsigned char *)json, len) == yajl_status_ok && yajl_complete_parse(h) == yajl_status_ok;
+    yajl_free(h);
+    return ok;
+}
+
 static int close_tool(k2a_kiro_resp_t *p)
 {
     int r;
@@ -268,6 +285,15 @@ static int close_tool(k2a_kiro_resp_t *p)
         if ((r = emit_delta(p, K2A_BLOCK_TOOL_USE, REPLACEMENT, 3)) != 0)
             return r;
     }
+    /* An empty input means {} (a tool without parameters); anything else must be a JSON object, or the client would take a
+     * broken input for a complete call (Claude Code then runs Write with {}: peers.md §2.2). Unless the response is being
+     * cut for length (ContentLengthExceeded, context window full): then, as in Anthropic's API, the block keeps its
+     * partial input and the stop reason (max_tokens / model_context_window_exceeded) tells the client. */
+    if (p->tool_input.len != 0 && p->stop_override < 0 && !is_json_object(p->tool_input.base, p->tool_input.len))
+        return emit_error(p, K2A_EUPSTREAM_EVENT,
+                          "Kiro sent tool call %.*s (%.*s) with an input that is not a JSON object (%zu bytes)",
+                          (int)p->tool_name.len, p->tool_name.base, (int)p->tool_id.len, p->tool_id.base, p->tool_input.len);
+    k2a_buf_reset(&p->tool_input);
     if ((r = k2a_buf_append(&p->done_tools, p->tool_id.base, p->tool_id.len)) != 0 ||
         (r = k2a_buf_append(&p->done_tools, "", 1)) != 0)
         return r;
@@ -532,6 +558,7 @@ static int start_tool(k2a_kiro_resp_t *p, const char *id, size_t id_len, const c
         return r;
     p->tool_bytes = 0;
     p->tool_tail_len = 0;
+    k2a_buf_reset(&p->tool_input);
     p->seen.tool_used = true;
     /* text after the tool opens a new block and is never taken for a thinking tag */
     p->think = K2A_KIRO_THINK_OFF;
@@ -709,7 +736,9 @@ static int on_event(k2a_kiro_resp_t *p, const k2a_es_frame_t *fr, const char *et
             k2a_log_fields(K2A_LOG_WARN, p->cfg.request_id, NULL, 0, "malformed %.*s payload ignored", (int)etl, et);
             return 0;
         }
-        text_boundary(p);
+        /* flushing held-back text may itself end the response (closing a tool whose input is not JSON): one ERROR only */
+        if ((r = text_boundary(p)) != 0)
+            return r;
         return emit_error(p, K2A_EUPSTREAM_EVENT, "Kiro sent a malformed %.*s payload (%zu bytes)", (int)etl, et, fr->payload_len);
     }
     switch (kind) {
@@ -755,6 +784,7 @@ int k2a_kiro_resp_init(k2a_kiro_resp_t *p, const k2a_kiro_resp_config_t *cfg, k2
     k2a_tokens_counter_init(&p->counter);
     k2a_buf_init(&p->tool_id, MAX_ID_LEN + 1);
     k2a_buf_init(&p->tool_name, 64 * 1024);
+    k2a_buf_init(&p->tool_input, 0); /* bounded by max_tool_input (tool_bytes is checked before every piece) */
     k2a_buf_init(&p->done_tools, 1024 * 1024);
     k2a_buf_init(&p->pend, MAX_FRAME_SCRATCH);
     k2a_buf_init(&p->last_chunk, MAX_FRAME_SCRATCH);
@@ -775,6 +805,7 @@ void k2a_kiro_resp_dispose(k2a_kiro_resp_t *p)
     p->yajl = NULL;
     k2a_buf_dispose(&p->tool_id);
     k2a_buf_dispose(&p->tool_name);
+    k2a_buf_dispose(&p->tool_input);
     k2a_buf_dispose(&p->done_tools);
     k2a_buf_dispose(&p->pend);
     k2a_buf_dispose(&p->last_chunk);

@@ -11,7 +11,10 @@
  *   k2a_kiro_resp_on_frame(&p, frame);          for every frame the EventStream decoder completes
  *   k2a_kiro_resp_finish(&p, transport_error);  at end of body (0, or the K2A_E* that ended it: reset, CRC, ...)
  *   k2a_kiro_resp_dispose(&p);
- * Exactly one of STOP or ERROR reaches the sink, as the last event. Failover: while
+ * Exactly one of STOP or ERROR reaches the sink, as the last event. A tool block is only closed (BLOCK_STOP) when
+ * the input forwarded for it is empty or one JSON object (or the response is being cut for length: the STOP then says
+ * max_tokens / model_context_window_exceeded); otherwise the response ends with ERROR K2A_EUPSTREAM_EVENT instead, so
+ * that no client ever takes a broken input for a complete tool call. Failover: while
  * k2a_kiro_resp_seen(&p)->content_emitted is false, no content block has reached the sink, so the caller may drop an
  * ERROR (or a transport failure), take another account, and run a fresh parser on the new response without calling
  * _start again (the client already has message_start; block indices start from 0 again, which is right because none
@@ -106,6 +109,7 @@ typedef struct st_k2a_kiro_resp_t {
     size_t tool_bytes;   /* input bytes forwarded for the open tool */
     char tool_tail[4];   /* incomplete UTF-8 sequence held back from the previous piece */
     size_t tool_tail_len;
+    k2a_buf_t tool_input; /* the input forwarded for the open tool: checked to be a JSON object when the block closes */
     k2a_buf_t done_tools; /* ids of tools closed in this response, NUL-separated (late duplicates are ignored) */
     /* text */
     char text_tail[4];

@@ -40,7 +40,8 @@ k2a_normalize_config_t k2a_normalize_config_default(void);
 
 /* Placeholders the normalizer writes (documented in tests/vectors/convert/README.md). */
 #define K2A_NORM_EMPTY_USER_CONTENT "Continue."                            /* user turn without text and without tool results */
-#define K2A_NORM_EMPTY_ASSISTANT_CONTENT " "                               /* assistant turn without text (kiro.rs) */
+#define K2A_NORM_EMPTY_ASSISTANT_CONTENT " "                               /* assistant turn with tool uses, no text (kiro.rs) */
+#define K2A_NORM_EMPTY_ASSISTANT_TEXT "OK"                                 /* assistant turn without text and tool uses */
 #define K2A_NORM_SYSTEM_ACK "OK"                                           /* assistant turn after the system prompt (kiro2api) */
 #define K2A_NORM_IMAGE_PLACEHOLDER "[image]"                               /* an image that is not sent as an image */
 #define K2A_NORM_EMPTY_TOOL_RESULT "Tool executed with no output"          /* tool result without content (kiro2api) */

@@ -153,7 +153,7 @@ k2a_str_t k2a_norm_tool_description(k2a_str_t desc, k2a_str_t name, size_t max)
 {
     if (is_blank(desc)) {
         k2a_debug("normalize: tool \"%.*s\" has no description, its name is used", (int)name.len, name.base);
-        return name;
+        desc = name; /* the client's name, which may be longer than the limit too */
     }
     if (desc.len > max) {
         size_t n = utf8_cut(desc, max);
@@ -387,7 +387,10 @@ int k2a_norm_render_assistant(const k2a_ir_message_t *m, bool inline_thinking, k
 void k2a_norm_fill_empty(k2a_kiro_turn_t *t)
 {
     if (t->assistant) {
-        if (t->content.len == 0)
+        /* blank content is accepted next to tool uses only ("empty_assistant_message" in kiro-sim's validator) */
+        if (t->nuses == 0 && is_blank(t->content))
+            t->content = K2A_STRLIT(K2A_NORM_EMPTY_ASSISTANT_TEXT);
+        else if (t->content.len == 0)
             t->content = K2A_STRLIT(K2A_NORM_EMPTY_ASSISTANT_CONTENT);
     } else if (t->nresults == 0 && is_blank(t->content)) {
         t->content = K2A_STRLIT(K2A_NORM_EMPTY_USER_CONTENT);

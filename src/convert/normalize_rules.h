@@ -44,7 +44,7 @@ int k2a_norm_drop_orphan_tool_results(k2a_ir_request_t *w, k2a_arena_t *arena);
 /* 11. The Kiro name of a tool: unchanged up to 64 bytes, else prefix + "_" + 12 hex of sha256(name) (64 bytes, the
  *     prefix cut on a UTF-8 boundary); shortened names are recorded in names. */
 int k2a_norm_tool_name(k2a_str_t name, k2a_tool_names_t *names, k2a_arena_t *arena, k2a_str_t *out);
-/* 12. Tool description: cut to max bytes on a UTF-8 character boundary; an empty one becomes the tool's name. */
+/* 12. Tool description: an empty one becomes the tool's name; cut to max bytes on a UTF-8 character boundary. */
 k2a_str_t k2a_norm_tool_description(k2a_str_t desc, k2a_str_t name, size_t max);
 /* 13. input_schema: missing/empty → {"type":"object","properties":{}}; "cache_control" members removed; everything
  *     else ($schema, anyOf, additionalProperties...) kept. */
@@ -61,7 +61,7 @@ int k2a_norm_render_user(const k2a_ir_message_t *m, k2a_tool_names_t *names, k2a
 int k2a_norm_render_assistant(const k2a_ir_message_t *m, bool inline_thinking, k2a_tool_names_t *names, k2a_arena_t *arena,
                               k2a_kiro_turn_t *out);
 /* 16. Empty turns: a user turn without text (after trimming) and without tool results gets "Continue."; an assistant
- *     turn without text gets " ". */
+ *     turn without text gets " " when it has tool uses, and "OK" when it has none (blank text after trimming). */
 void k2a_norm_fill_empty(k2a_kiro_turn_t *t);
 /* 17. Tools referenced by history tool uses but absent from the tool list (case-insensitive) get stub specs. */
 int k2a_norm_stub_tools(k2a_kiro_conv_t *c, k2a_arena_t *arena);

@@ -129,6 +129,7 @@ static void call_main(k2a_coro_t *co, void *arg)
         }
     }
     unlink_call(call);
+    --call->server->ncalls;
     call->co_done = 1;
     if (call->req_gone)
         call_free(call);
@@ -158,6 +159,8 @@ static void copy_peer(k2a_call_t *call, h2o_req_t *req)
 int k2a_call_start(h2o_req_t *req, k2a_route_t route, k2a_ir_dialect_t dialect, const char *request_id, k2a_call_fn fn)
 {
     k2a_server_t *server = k2a_server_of(req);
+    if (server->max_calls != 0 && server->ncalls >= server->max_calls)
+        goto Busy; /* KIRO_MAX_CONCURRENT: exact, whatever coroutines the pool's background jobs hold */
     k2a_call_t *call = calloc(1, sizeof(*call));
     if (call == NULL)
         goto Busy;
@@ -188,6 +191,7 @@ int k2a_call_start(h2o_req_t *req, k2a_route_t route, k2a_ir_dialect_t dialect, 
         call_free(call);
         goto Busy;
     }
+    ++server->ncalls;
     call_ref_t *ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref), on_req_disposed);
     ref->call = call;
     if (k2a_coro_current() != NULL)

@@ -124,6 +124,7 @@ static int setup_worker(k2a_worker_t *w)
     int init = k2a_server_init(s, &w->loop, c, w->err, sizeof(w->err));
     s->gateway = gw;
     s->worker = w->index;
+    s->max_calls = per_worker > 0 ? per_worker : 1; /* the coroutine headroom above is for the pool's background jobs */
     s->model_map = gw->model_map;
     if (init != 0)
         return 2;

@@ -62,6 +62,8 @@ struct st_k2a_server_t {
     size_t inflight;
     int exit_status;
     struct st_k2a_call_t *calls; /* coroutine-served requests still running (call.c) */
+    size_t ncalls;               /* how many */
+    size_t max_calls; /* KIRO_MAX_CONCURRENT's share of this worker: more calls at once are refused with 503 (0 = no limit) */
     /* the process this server is one worker of (http/gateway.h), and the modules it uses */
     struct st_k2a_gateway_t *gateway;
     unsigned worker;

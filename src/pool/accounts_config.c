@@ -98,7 +98,13 @@ static int parse_entry(yajl_val v, size_t idx, k2a_account_config_t *e, char *er
         } else if (strcasecmp(a, "IdC") == 0) {
             e->auth = K2A_AUTH_IDC;
         } else {
-            snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: auth must be \"Social\" or \"IdC\", got \"%.40s\"", idx, a);
+            /* quote at most 40 bytes, printable ASCII only: the message is one line of a log or of stderr */
+            char shown[41];
+            size_t n = 0;
+            for (; a[n] != '\0' && n < sizeof(shown) - 1; ++n)
+                shown[n] = a[n] >= 0x20 && a[n] < 0x7f ? a[n] : '?';
+            shown[n] = '\0';
+            snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: auth must be \"Social\" or \"IdC\", got \"%s\"", idx, shown);
             return K2A_ECONFIG;
         }
     }
@@ -159,38 +165,16 @@ static int parse_entry(yajl_val v, size_t idx, k2a_account_config_t *e, char *er
     return 0;
 }
 
-int k2a_pool_parse_accounts(const char *text_or_path, k2a_account_list_t *out, char *err, size_t errlen)
+/* Parses the JSON text of KIRO_AUTH_TOKEN; source names it in messages ("the value" or the file's path). */
+static int parse_accounts_json(const char *text, const char *source, k2a_account_list_t *out, char *err, size_t errlen)
 {
-    struct stat st;
-    char *file_text = NULL, ybuf[256];
-    const char *text = text_or_path;
+    char ybuf[256];
     int ret = K2A_ECONFIG;
     yajl_val root = NULL;
     memset(out, 0, sizeof(*out));
 
-    if (text_or_path == NULL || is_blank(text_or_path)) {
-        snprintf(err, errlen, "KIRO_AUTH_TOKEN: not set (a JSON array of accounts, or a path to a file holding it)");
-        return K2A_ECONFIG;
-    }
-    const char *first = text_or_path + strspn(text_or_path, " \t\r\n");
-    bool looks_json = *first == '[' || *first == '{';
-    if (!looks_json && strlen(text_or_path) < 4096 && stat(text_or_path, &st) == 0 && !S_ISDIR(st.st_mode)) {
-        int r = read_file(text_or_path, &file_text);
-        if (r != 0) {
-            snprintf(err, errlen, "KIRO_AUTH_TOKEN: cannot read %s: %s", text_or_path,
-                     r == K2A_ETOOBIG ? "file larger than 4 MiB" : strerror(errno));
-            return K2A_ECONFIG;
-        }
-        text = file_text;
-    } else if (!looks_json) {
-        /* Never echo the value: it may be a bare token pasted by mistake. */
-        snprintf(err, errlen, "KIRO_AUTH_TOKEN: neither a readable file nor JSON (expected an array of account objects)");
-        return K2A_ECONFIG;
-    }
-
     ybuf[0] = '\0';
     root = yajl_tree_parse(text, ybuf, sizeof(ybuf));
-    const char *source = file_text != NULL ? text_or_path : "the value";
     if (root == NULL) {
         /* yajl's message quotes the offending text; keep only its first line, which names the error kind. */
         char *nl = strchr(ybuf, '\n');
@@ -252,8 +236,46 @@ Exit:
     if (ret != 0)
         k2a_account_list_dispose(out);
     yajl_tree_free(root);
-    free(file_text);
     return ret;
+}
+
+int k2a_pool_parse_accounts_json(const char *json, k2a_account_list_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    if (json == NULL || is_blank(json)) {
+        snprintf(err, errlen, "KIRO_AUTH_TOKEN: not set (a JSON array of accounts, or a path to a file holding it)");
+        return K2A_ECONFIG;
+    }
+    return parse_accounts_json(json, "the value", out, err, errlen);
+}
+
+int k2a_pool_parse_accounts(const char *text_or_path, k2a_account_list_t *out, char *err, size_t errlen)
+{
+    struct stat st;
+    memset(out, 0, sizeof(*out));
+
+    if (text_or_path == NULL || is_blank(text_or_path)) {
+        snprintf(err, errlen, "KIRO_AUTH_TOKEN: not set (a JSON array of accounts, or a path to a file holding it)");
+        return K2A_ECONFIG;
+    }
+    const char *first = text_or_path + strspn(text_or_path, " \t\r\n");
+    if (*first == '[' || *first == '{')
+        return parse_accounts_json(text_or_path, "the value", out, err, errlen);
+    if (strlen(text_or_path) < 4096 && stat(text_or_path, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        char *file_text = NULL;
+        int r = read_file(text_or_path, &file_text);
+        if (r != 0) {
+            snprintf(err, errlen, "KIRO_AUTH_TOKEN: cannot read %s: %s", text_or_path,
+                     r == K2A_ETOOBIG ? "file larger than 4 MiB" : strerror(errno));
+            return K2A_ECONFIG;
+        }
+        r = parse_accounts_json(file_text, text_or_path, out, err, errlen);
+        free(file_text);
+        return r;
+    }
+    /* Never echo the value: it may be a bare token pasted by mistake. */
+    snprintf(err, errlen, "KIRO_AUTH_TOKEN: neither a readable file nor JSON (expected an array of account objects)");
+    return K2A_ECONFIG;
 }
 
 int k2a_pool_parse_strategy(const char *s, k2a_pool_strategy_t *out)

@@ -53,6 +53,8 @@ typedef struct st_k2a_account_list_t {
  * "KIRO_AUTH_TOKEN: entry 2: IdC account needs clientId and clientSecret". The message never contains a secret. Every
  * refresh token and client secret read is registered with k2a_log_add_secret(). Also fails when no entry is enabled. */
 int k2a_pool_parse_accounts(const char *text_or_path, k2a_account_list_t *out, char *err, size_t errlen);
+/* The same for the JSON text itself, never a path (the fuzz target and tools that already hold the text). */
+int k2a_pool_parse_accounts_json(const char *json, k2a_account_list_t *out, char *err, size_t errlen);
 void k2a_account_list_dispose(k2a_account_list_t *list);
 
 /* ---- pool configuration ---- */

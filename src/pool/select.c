@@ -102,10 +102,15 @@ void k2a_select_remove(k2a_pool_t *p, k2a_account_t *a)
 {
     if (!a->eligible)
         return;
+    /* the cursors move to the next eligible account; when `a` is the last one they become NULL (next_wrap would return `a`
+     * itself, leaving a cursor on an account that is no longer in the list, which the next pick would then take) */
+    k2a_account_t *next = next_wrap(p, a);
+    if (next == a)
+        next = NULL;
     if (p->seq_cursor == a)
-        p->seq_cursor = next_wrap(p, a);
+        p->seq_cursor = next;
     if (p->rr_cursor == a)
-        p->rr_cursor = next_wrap(p, a);
+        p->rr_cursor = next;
     k2a_plink_unlink(&a->olink);
     if (k2a_plink_linked(&a->blink))
         k2a_plink_unlink(&a->blink);

@@ -1,15 +1,20 @@
 /*
- * libFuzzer target for the upstream response path after the EventStream decoder: Kiro event parser -> Anthropic SSE
- * writer + non-stream aggregator, with an invariant checker on the IR events. Raw EventStream bytes would mostly die at
- * the CRC check, so the input describes frames that are built with the encoder: byte 0 = flags (bit 0 thinking, bit 1
- * thinking omitted, bit 2 dedupe, bit 3 a 64-byte tool-input limit, bit 4 end with a transport error), then records
- * [kind u8][len u16 BE][bytes]. kind % 10: 0 assistantResponseEvent (payload as is), 1 toolUseEvent (as is),
- * 2 meteringEvent, 3 contextUsageEvent, 4 exception frame (ContentLengthExceededException when len is even, else
- * ThrottlingException), 5 error frame, 6 an unknown event, 7 assistantResponseEvent {"content":"<bytes>"},
- * 8 toolUseEvent piece {"name":"T","toolUseId":"t<kind/10>","input":"<bytes>"}, 9 the same with "stop":true.
+ * libFuzzer target for the upstream response path after the EventStream decoder: Kiro event parser -> BOTH dialects'
+ * writers (Anthropic SSE writer + non-stream aggregator, OpenAI streaming writer + non-stream aggregator), with an
+ * invariant checker on the IR events and SSE checkers on the bytes (sse_check.h). Raw EventStream bytes would mostly die
+ * at the CRC check, so the input describes frames that are built with the encoder: byte 0 = flags (bit 0 thinking, bit 1
+ * thinking omitted, bit 2 dedupe, bit 3 a 64-byte tool-input limit, bit 4 end with a transport error, bit 5 OpenAI
+ * stream_options.include_usage), then records [kind u8][len u16 BE][bytes]. kind % 10: 0 assistantResponseEvent
+ * (payload as is), 1 toolUseEvent (as is), 2 meteringEvent, 3 contextUsageEvent, 4 exception frame
+ * (ContentLengthExceededException when len is even, else ThrottlingException), 5 error frame, 6 an unknown event,
+ * 7 assistantResponseEvent {"content":"<bytes>"}, 8 toolUseEvent piece {"name":"T","toolUseId":"t<kind/10>",
+ * "input":"<bytes>"}, 9 the same with "stop":true.
  * Invariants: MESSAGE_START first, consecutive indices, one open block, deltas of the open block's kind and valid
- * UTF-8, exactly one STOP or ERROR and it is last; the SSE writer accepts every event; the aggregator either renders a
- * JSON document or fails with a K2A_E* code.
+ * UTF-8, exactly one STOP or ERROR and it is last; both streaming writers accept every event, and what they write
+ * (checked after every frame, the way the HTTP layer sends it) is well-formed SSE with consecutive block / tool-call
+ * indices, ends with message_stop / [DONE] or an error, and never presents a tool call as complete unless its input is
+ * a JSON object (or the stop reason is a length stop); both dialects agree on the outcome and the number of tool calls; each
+ * aggregator either renders a JSON document (tool inputs / arguments JSON objects) or fails with a K2A_E* code and writes nothing.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -17,10 +22,12 @@
 #include <string.h>
 #include <yajl/yajl_tree.h>
 #include "convert/anthropic_resp.h"
+#include "convert/openai_resp.h"
 #include "convert/kiro_resp.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "eventstream/eventstream.h"
+#include "sse_check.h"
 
 #define CHECK(c)                                                                                                                   \
     do {                                                                                                                           \
@@ -33,6 +40,9 @@
 typedef struct st_checker_t {
     k2a_anthropic_sse_t *sse;
     k2a_anthropic_msg_t *msg;
+    k2a_openai_stream_t *osse;
+    k2a_openai_aggregate_t *oagg;
+    int oagg_err;
     size_t n;
     int next, open;
     k2a_ir_block_kind_t open_kind;
@@ -112,6 +122,10 @@ static int on_event(void *ctx, const k2a_ir_event_t *ev)
     }
     CHECK(k2a_anthropic_sse_on_event(c->sse, ev) == 0);
     k2a_anthropic_msg_on_event(c->msg, ev);
+    CHECK(k2a_openai_stream_on_event(c->osse, ev) == 0);
+    int ar = k2a_openai_aggregate_on_event(c->oagg, ev);
+    if (ar != 0 && c->oagg_err == 0)
+        c->oagg_err = ar; /* the gateway fails the response on the first sink error (exchange.c on_ir_event) */
     return 0;
 }
 
@@ -141,6 +155,28 @@ static void feed(k2a_kiro_resp_t *p, k2a_buf_t *frame)
     k2a_kiro_resp_on_frame(p, &f);
 }
 
+/* The OpenAI aggregate: every tool call's arguments must be a JSON object ("{}" when none came). */
+static void check_openai_json(const k2a_buf_t *json)
+{
+    yajl_val v = yajl_tree_parse(k2a_buf_cstr((k2a_buf_t *)json), NULL, 0);
+    CHECK(v != NULL);
+    yajl_val choices = sse_get(v, "choices");
+    CHECK(choices != NULL && YAJL_IS_ARRAY(choices) && choices->u.array.len == 1);
+    yajl_val calls = sse_get(sse_get(choices->u.array.values[0], "message"), "tool_calls");
+    const char *finish = sse_str(choices->u.array.values[0], "finish_reason");
+    CHECK(finish != NULL);
+    if (strcmp(finish, "length") == 0)
+        calls = NULL; /* cut for length: partial arguments are allowed, as in OpenAI's API */
+    for (size_t i = 0; calls != NULL && YAJL_IS_ARRAY(calls) && i < calls->u.array.len; ++i) {
+        const char *args = sse_str(sse_get(calls->u.array.values[i], "function"), "arguments");
+        CHECK(args != NULL);
+        yajl_val a = yajl_tree_parse(args, NULL, 0);
+        CHECK(a != NULL && YAJL_IS_OBJECT(a));
+        yajl_tree_free(a);
+    }
+    yajl_tree_free(v);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static bool quiet;
@@ -151,16 +187,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     uint8_t flags = data[0];
-    k2a_buf_t out, json, frame, payload;
+    bool include_usage = (flags >> 5) & 1;
+    k2a_buf_t out, oout, json, ojson, frame, payload;
     k2a_buf_init(&out, 0);
+    k2a_buf_init(&oout, 0);
     k2a_buf_init(&json, 0);
+    k2a_buf_init(&ojson, 0);
     k2a_buf_init(&frame, 0);
     k2a_buf_init(&payload, 0);
     k2a_anthropic_sse_t sse;
     k2a_anthropic_msg_t msg;
+    k2a_openai_stream_t osse;
+    k2a_openai_aggregate_t oagg;
+    static const char oid[] = "chatcmpl-fuzzfuzzfuzzfuzzfuzzfuzz";
     k2a_anthropic_sse_init(&sse, &out, K2A_STRLIT("claude-fuzz"), fixed_random, NULL);
     k2a_anthropic_msg_init(&msg, K2A_STRLIT("claude-fuzz"), fixed_random, NULL, 0);
-    checker_t c = {.sse = &sse, .msg = &msg, .open = -1};
+    CHECK(k2a_openai_stream_init(&osse, &oout, oid, 1767225600, K2A_STRLIT("claude-fuzz"), include_usage) == 0);
+    k2a_openai_aggregate_init(&oagg, 0, 0);
+    sse_anthropic_t acheck;
+    sse_openai_t ocheck;
+    sse_anthropic_init(&acheck);
+    sse_openai_init(&ocheck, oid, include_usage);
+    checker_t c = {.sse = &sse, .msg = &msg, .osse = &osse, .oagg = &oagg, .open = -1};
     k2a_kiro_resp_config_t cfg = {
         .thinking = flags & 1, .thinking_omitted = (flags >> 1) & 1, .dedupe_repeated_chunks = (flags >> 2) & 1};
     cfg.input_tokens = 10;
@@ -219,11 +267,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (frame.len != 0)
             feed(&p, &frame);
-        k2a_buf_reset(&out); /* the HTTP layer sends and resets */
+        /* the HTTP layer sends what the writers staged after every frame, then resets */
+        sse_anthropic_feed(&acheck, &out);
+        sse_openai_feed(&ocheck, &oout);
+        k2a_buf_reset(&out);
+        k2a_buf_reset(&oout);
     }
     k2a_kiro_resp_finish(&p, (flags & 16) ? K2A_ERESET_MID_BODY : 0);
+    sse_anthropic_feed(&acheck, &out);
+    sse_openai_feed(&ocheck, &oout);
     CHECK(c.ended);
-    CHECK(k2a_anthropic_sse_done(&sse));
+    CHECK(k2a_anthropic_sse_done(&sse) && k2a_openai_stream_done(&osse));
+    CHECK(acheck.ended && ocheck.ended);
+    CHECK(acheck.errored == ocheck.errored && acheck.errored == (k2a_kiro_resp_seen(&p)->error != 0));
+    CHECK(acheck.tools == ocheck.ntools);
     int r = k2a_anthropic_msg_render(&msg, &json);
     if (r == 0) {
         yajl_val v = yajl_tree_parse(k2a_buf_cstr(&json), NULL, 0);
@@ -232,10 +289,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         CHECK(r < 0 && json.len == 0);
     }
+    int orr = k2a_openai_aggregate_write(&oagg, &ojson, oid, 1767225600, K2A_STRLIT("claude-fuzz"));
+    if (orr == 0)
+        check_openai_json(&ojson);
+    else
+        CHECK(orr < 0 && ojson.len == 0);
+    if (c.oagg_err != 0)
+        orr = c.oagg_err;
+    /* a stream that ended with an error is an error in the non-stream form too; and both aggregators are built the way
+     * the gateway builds them, so the OpenAI one never fails where the Anthropic one renders (a (0, 0) limit once
+     * refused every tool call) */
+    if (acheck.errored)
+        CHECK(r != 0 && orr != 0);
+    CHECK(orr == 0 || r != 0);
     k2a_kiro_resp_dispose(&p);
     k2a_anthropic_msg_dispose(&msg);
+    k2a_openai_stream_dispose(&osse);
+    k2a_openai_aggregate_dispose(&oagg);
+    sse_anthropic_dispose(&acheck);
+    sse_openai_dispose(&ocheck);
     k2a_buf_dispose(&out);
+    k2a_buf_dispose(&oout);
     k2a_buf_dispose(&json);
+    k2a_buf_dispose(&ojson);
     k2a_buf_dispose(&frame);
     k2a_buf_dispose(&payload);
     return 0;

@@ -1,8 +1,10 @@
 /*
- * libFuzzer target for the OpenAI Chat Completions request decoder (src/convert/openai_req.c): any bytes as a
- * request body, with small limits so that every limit path is reachable. A decode must either succeed with a
- * request whose every message has blocks, or fail with an error code and a message; it must never crash, leak
- * or read outside the body.
+ * libFuzzer target for the OpenAI Chat Completions request decoder (src/convert/openai_req.c) and the shared Kiro
+ * builder behind it: any bytes as a request body, with small decoder limits so that every limit path is reachable. A
+ * decode must either succeed with a request whose every message has blocks, or fail with an error code and a message;
+ * an accepted request then goes through k2a_kiro_build_request exactly as the gateway runs it, and the body must be
+ * valid JSON that kiro-sim's validator accepts, or the build must fail cleanly (kiro_build_check.h). Nothing may
+ * crash, leak or read outside the body.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -11,9 +13,11 @@
 #include "core/arena.h"
 #include "core/errors.h"
 #include "convert/openai_req.h"
+#include "kiro_build_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    fuzz_quiet_logs();
     /* an exact-size copy so that ASan sees any read past the body */
     char *body = malloc(size != 0 ? size : 1);
     if (size != 0)
@@ -30,15 +34,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     k2a_arena_init(&arena, 8 << 20);
     k2a_ir_request_t req;
     k2a_convert_error_t err;
+    memset(&err, 0, sizeof(err));
     int r = k2a_openai_decode(body, size, &limits, &arena, &req, &err);
     if (r == 0) {
-        if (req.nmessages == 0 || req.model.len == 0)
-            abort();
+        FUZZ_CHECK(req.nmessages != 0 && req.model.len != 0, "accepted without messages or model");
         for (size_t i = 0; i < req.nmessages; ++i)
-            if (req.messages[i].nblocks == 0)
-                abort();
-    } else if (err.code != r || err.message[0] == '\0') {
-        abort();
+            FUZZ_CHECK(req.messages[i].nblocks != 0, "message %zu has no block", i);
+        fuzz_check_kiro_build(&req, size / 2 + 512, &arena);
+    } else {
+        FUZZ_CHECK(r < 0 && err.code == r && err.message[0] != '\0', "unclean decode error %d code %d message '%s'", r, err.code,
+                   err.message);
     }
     k2a_arena_dispose(&arena);
     free(body);

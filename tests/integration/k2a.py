@@ -29,6 +29,22 @@ CLIENT_KEY = "test-client-key-0123456789"
 SLOW = 3.0 if SANITIZE else 1.0
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "AddressSanitizer:DEADLYSIGNAL")
+# Every process a test starts, through Proc or any subprocess call, inherits these: leak detection on, and any report
+# is fatal with a distinct exit status (23 ASan/LSan, 24 UBSan), so a report can never go unnoticed.
+SANITIZER_ENV = {
+    "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=23:halt_on_error=1",
+    "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1:exitcode=24",
+    "LSAN_OPTIONS": "exitcode=23",
+}
+os.environ.update(SANITIZER_ENV)
+
+
+def assert_no_sanitizer_report(tc, text, what="process"):
+    """Fails tc when text (a process's stderr) holds a sanitizer report."""
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    for marker in SANITIZER_MARKERS:
+        tc.assertNotIn(marker, text, "%s stderr has a sanitizer report:\n%s" % (what, text[-6000:]))
 
 
 def free_port():
@@ -47,11 +63,7 @@ class Proc:
         self.tmp = tempfile.mkdtemp(prefix="k2a-%s-" % name)
         self.stderr_path = os.path.join(self.tmp, "stderr.log")
         full_env = dict(os.environ)
-        full_env.update({
-            "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=23:halt_on_error=1",
-            "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1:exitcode=24",
-            "LSAN_OPTIONS": "exitcode=23",
-        })
+        full_env.update(SANITIZER_ENV)
         for k in ("KIRO_AUTH_TOKEN", "KIRO_CLIENT_TOKEN", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
             full_env.pop(k, None)
         if env:
@@ -116,8 +128,7 @@ class Proc:
     def assert_clean_exit(self, tc, sig=signal.SIGTERM):
         status = self.stop(sig)
         err = self.stderr()
-        for marker in SANITIZER_MARKERS:
-            tc.assertNotIn(marker, err, "%s stderr has a sanitizer report:\n%s" % (self.name, err[-6000:]))
+        assert_no_sanitizer_report(tc, err, self.name)
         tc.assertEqual(status, 0, "%s exited with %s; stderr tail:\n%s" % (self.name, status, err[-3000:]))
 
     def cleanup(self):

@@ -18,6 +18,13 @@ import time
 import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# the same sanitizer settings as k2a.py (kept here too: this module is used without it): leaks on, reports fatal
+SANITIZER_ENV = {
+    "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=23:halt_on_error=1",
+    "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1:exitcode=24",
+    "LSAN_OPTIONS": "exitcode=23",
+}
+os.environ.update(SANITIZER_ENV)
 SOURCE_DIR = os.environ.get("K2A_SOURCE_DIR") or os.path.abspath(os.path.join(HERE, "..", ".."))
 FIXTURES_DIR = os.path.join(SOURCE_DIR, "tests", "fixtures", "upstream")
 
@@ -29,6 +36,16 @@ def sim_binary():
     return path
 
 
+def run_checked(argv, **kw):
+    """subprocess.run with the output captured; raises when stderr holds a sanitizer report."""
+    p = subprocess.run(argv, capture_output=True, **kw)
+    err = p.stderr.decode(errors="replace") if isinstance(p.stderr, bytes) else p.stderr
+    for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "AddressSanitizer:DEADLYSIGNAL"):
+        if marker in err:
+            raise AssertionError("%s reported: %s" % (argv[0], err[-4000:]))
+    return p
+
+
 class Sim:
     """A running kiro-sim. Use as a context manager."""
 
@@ -37,7 +54,8 @@ class Sim:
         self.ca_file = ca_file
         # stderr goes to a file (a pipe nobody reads could fill up); stop() checks it for sanitizer reports
         self.stderr_file = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self.stderr_file)
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self.stderr_file,
+                                     env=dict(os.environ, **SANITIZER_ENV))
         ready, _, _ = select.select([self.proc.stdout], [], [], 20)
         if not ready:
             self.stop()
@@ -77,7 +95,8 @@ class Sim:
         self.stderr_file.close()
         self.stderr_file = None
         if check:
-            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "Assertion"):
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "AddressSanitizer:DEADLYSIGNAL",
+                           "Assertion"):
                 if marker in self.stderr_text:
                     raise AssertionError("kiro-sim reported: %s" % self.stderr_text[-4000:])
             if not was_running or self.proc.returncode != 0:

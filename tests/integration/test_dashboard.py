@@ -229,6 +229,8 @@ class DashboardGateway(unittest.TestCase):
             run_chromium(url, tmp, "--screenshot=" + shot, budget_ms=12000)
             if os.path.isdir(BUILD_DIR):
                 shutil.copy(shot, os.path.join(BUILD_DIR, "dashboard-gateway.png"))
+            gw.assert_clean_exit(self)
+            sim.assert_clean_exit(self)
         finally:
             if gw is not None:
                 gw.cleanup()

@@ -10,7 +10,8 @@ import subprocess
 import tempfile
 import unittest
 
-from k2a import (BIN, CLIENT_KEY, SOURCE_DIR, Gateway, curl, free_port, make_test_ca, main, request)
+from k2a import (BIN, CLIENT_KEY, SOURCE_DIR, Gateway, assert_no_sanitizer_report, curl, free_port, make_test_ca, main,
+                 request)
 
 
 class Foundation(unittest.TestCase):
@@ -21,7 +22,10 @@ class Foundation(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.gw.cleanup()
+        try:
+            cls.gw.assert_clean_exit(unittest.TestCase())
+        finally:
+            cls.gw.cleanup()
 
     def test_healthz_without_key(self):
         st, h, body = request(self.port, "GET", "/healthz")
@@ -204,6 +208,7 @@ class TLS(unittest.TestCase):
         r = subprocess.run([BIN], env=dict(os.environ, KIRO_HOST="127.0.0.1", PORT="0", KIRO_TLS_PORT=str(free_port()),
                                             KIRO_TLS_CERT="/nonexistent.pem", KIRO_TLS_KEY="/nonexistent.key"),
                            capture_output=True, text=True, timeout=20, cwd=tempfile.gettempdir())
+        assert_no_sanitizer_report(self, r.stderr, "kiro2api")
         self.assertEqual(r.returncode, 2)
         self.assertIn("KIRO_TLS_CERT", r.stderr)
 
@@ -213,8 +218,10 @@ class Config(unittest.TestCase):
         e = {k: v for k, v in os.environ.items() if not k.startswith("KIRO_")}
         e.update({"KIRO_HOST": "127.0.0.1", "PORT": "0"})
         e.update(env or {})
-        return subprocess.run([BIN] + list(args), env=e, capture_output=True, text=True, timeout=20,
-                              cwd=cwd or tempfile.gettempdir())
+        r = subprocess.run([BIN] + list(args), env=e, capture_output=True, text=True, timeout=20,
+                           cwd=cwd or tempfile.gettempdir())
+        assert_no_sanitizer_report(self, r.stderr, "kiro2api")
+        return r
 
     def test_bad_values_name_the_variable_and_exit_2(self):
         cases = {"PORT": "abc", "LOG_LEVEL": "loud", "LOG_FORMAT": "xml", "KIRO_CONNECT_TIMEOUT_MS": "-5",
@@ -252,6 +259,7 @@ class Config(unittest.TestCase):
             gw = Gateway(client_key=None, cwd=d)
             try:
                 self.assertEqual(request(gw.port, "GET", "/metrics", key="from-dotenv-123")[0], 200)
+                gw.assert_clean_exit(self)
             finally:
                 gw.cleanup()
             cfg = os.path.join(d, "extra.conf")
@@ -261,12 +269,14 @@ class Config(unittest.TestCase):
             try:
                 self.assertEqual(request(gw.port, "GET", "/metrics", key="from-config-456")[0], 200)
                 self.assertEqual(request(gw.port, "GET", "/metrics", key="from-dotenv-123")[0], 401)
+                gw.assert_clean_exit(self)
             finally:
                 gw.cleanup()
             gw = Gateway(client_key="from-env-789", cwd=d, args=["--config", cfg])
             try:
                 self.assertEqual(request(gw.port, "GET", "/metrics", key="from-env-789")[0], 200)
                 self.assertEqual(request(gw.port, "GET", "/metrics", key="from-config-456")[0], 401)
+                gw.assert_clean_exit(self)
             finally:
                 gw.cleanup()
             with open(cfg, "w") as f:

@@ -34,6 +34,7 @@ class Messages(unittest.TestCase):
     def tearDownClass(cls):
         try:
             cls.gw.assert_clean_exit(unittest.TestCase())
+            cls.sim.assert_clean_exit(unittest.TestCase())
         finally:
             cls.gw.cleanup()
             cls.sim.cleanup()
@@ -185,6 +186,7 @@ class Lifecycle(unittest.TestCase):
             self.assertEqual([e for e, _ in parse_sse(data)][-1], "message_stop")
             self.assertEqual(gw.wait(), 0)
             gw.assert_clean_exit(self)
+            sim.assert_clean_exit(self)
         finally:
             gw.cleanup()
             sim.cleanup()

@@ -6,7 +6,7 @@ import subprocess
 import threading
 import time
 
-from sim_util import Sim, parse_frames, request_body, run_tests, sim_binary
+from sim_util import Sim, parse_frames, request_body, run_checked, run_tests, sim_binary
 
 SIM = None
 BEARER = {"message": "The bearer token included in the request is invalid.", "reason": None}
@@ -31,11 +31,11 @@ def remaining(usage):
 
 def test_startup_line_and_help():
     assert re.match(r"^kiro-sim listening on http://127\.0\.0\.1:\d+\n$", SIM.first_line), SIM.first_line
-    p = subprocess.run([sim_binary(), "--help"], capture_output=True, timeout=10)
+    p = run_checked([sim_binary(), "--help"], timeout=10)
     assert p.returncode == 0 and b"[[sim:tool name=NAME" in p.stdout and b"sim-403once-X" in p.stdout
-    p = subprocess.run([sim_binary(), "--bogus"], capture_output=True, timeout=10)
+    p = run_checked([sim_binary(), "--bogus"], timeout=10)
     assert p.returncode == 2
-    p = subprocess.run([sim_binary(), "--port", "70000"], capture_output=True, timeout=10)
+    p = run_checked([sim_binary(), "--port", "70000"], timeout=10)
     assert p.returncode == 2
     st, headers, data = SIM.request("GET", "/")
     assert st == 200 and b"generateAssistantResponse" in data

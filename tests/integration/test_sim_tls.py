@@ -8,7 +8,7 @@ import ssl
 import subprocess
 import tempfile
 
-from sim_util import Sim, parse_frames, request_body, run_tests, sim_binary, text_of
+from sim_util import Sim, parse_frames, request_body, run_checked, run_tests, sim_binary, text_of
 
 DIR = None
 
@@ -59,11 +59,9 @@ def test_tls_verified():
 
 
 def test_bad_tls_files():
-    p = subprocess.run([sim_binary(), "--port", "0", "--tls-cert", "/nonexistent.pem",
-                        "--tls-key", "/nonexistent.key"], capture_output=True, timeout=10)
+    p = run_checked([sim_binary(), "--port", "0", "--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"], timeout=10)
     assert p.returncode != 0 and p.stdout == b""
-    p = subprocess.run([sim_binary(), "--port", "0", "--tls-cert",
-                        os.path.join(DIR, "cert.pem")], capture_output=True, timeout=10)
+    p = run_checked([sim_binary(), "--port", "0", "--tls-cert", os.path.join(DIR, "cert.pem")], timeout=10)
     assert p.returncode != 0 and p.stdout == b"", "a cert without a key is a configuration error"
 
 

@@ -55,6 +55,7 @@ class Workers(unittest.TestCase):
             self.assertEqual(stats["refreshes_total"], 2)  # one per account, whichever worker needed it
             self.assertEqual(request(gw.port, "GET", "/readyz")[0], 200)
             gw.assert_clean_exit(self)
+            sim.assert_clean_exit(self)
         finally:
             gw.cleanup()
             sim.cleanup()

@@ -21,6 +21,7 @@
 #include "core/errors.h"
 #include "convert/anthropic_req.h"
 #include "convert/kiro_req.h"
+#include "sim/validate.h"
 
 #define VECTOR_DIR K2A_SOURCE_DIR "/tests/vectors/convert"
 
@@ -328,6 +329,13 @@ static int run_case(const char *name)
     }
     if (res.payload_bytes != out.len) {
         print_error("%s: payload_bytes %zu != %zu\n", name, res.payload_bytes, out.len);
+        failed = 1;
+    }
+    /* every body the gateway builds must pass kiro-sim's validator (Kiro's 400 rules): the fuzz targets found two golden
+     * files that did not (a blank assistant turn without tool uses) */
+    k2a_sim_validation_t val;
+    if (k2a_sim_validate_request(out.base, out.len, &val) != 200) {
+        print_error("%s: the validator rejects the body: %s (%s)\n", name, val.rule, val.detail);
         failed = 1;
     }
 

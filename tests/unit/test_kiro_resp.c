@@ -358,7 +358,7 @@ static void test_tool_sequence_and_text_after(void **state)
     assert_int_equal(feed_tool(&r, "A", "t1", "{}", 2, false), 0);
     assert_int_equal(feed_tool(&r, "A", "t1", NULL, 0, true), 0);
     /* a new toolUseId while t2 is open closes t2 */
-    assert_int_equal(feed_tool(&r, "B", "t2", "{\"b\":", 5, false), 0);
+    assert_int_equal(feed_tool(&r, "B", "t2", "{\"b\":2}", 7, false), 0);
     assert_int_equal(feed_tool(&r, "C", "t3", "{\"c\":3}", 7, false), 0);
     /* stop:true with "{}" after real pieces is the marker, not JSON to append */
     assert_int_equal(feed_tool(&r, "C", "t3", "{}", 2, true), 0);
@@ -370,7 +370,7 @@ static void test_tool_sequence_and_text_after(void **state)
     rs_rec_check(&r.rec, true);
     expect_seq(&r, "S B0:text D0 E0 B1:tool(A) D1 E1 B2:tool(B) D2 E2 B3:tool(C) D3 E3 B4:text D4 E4 stop:1");
     expect_concat(&r, 1, "{}");
-    expect_concat(&r, 2, "{\"b\":");
+    expect_concat(&r, 2, "{\"b\":2}");
     expect_concat(&r, 3, "{\"c\":3}");
     expect_concat(&r, 4, "then text");
     run_dispose(&r);
@@ -413,6 +413,75 @@ static void test_tool_limit(void **state)
     /* frames after the end are ignored */
     assert_int_equal(feed_text(&r, "x", 1), 0);
     assert_int_equal(k2a_kiro_resp_seen(&r.p)->ignored_frames, 1);
+    run_dispose(&r);
+}
+
+/* Finding of fuzz_kiro_resp: a tool block was closed (stop:true, or text / another tool after it) although the input
+ * forwarded for it was not a JSON object, so a streaming client got content_block_stop for a broken call (SDKs then
+ * parse it as {} or fail later) and the OpenAI aggregator rendered the broken text as arguments. Now the response ends
+ * with an ERROR instead of the BLOCK_STOP; empty inputs ({}) and real objects still close normally. */
+static void test_tool_input_not_json_object_is_an_error(void **state)
+{
+    static const struct {
+        const char *input;
+        bool ok;
+    } cases[] = {{"{\"a\":", false}, {"{\"a\":1}}", false}, {"[1,2]", false},       {"\"str\"", false},           {"nul", false},
+                 {"{} {}", false},   {"{\"a\":1}", true},   {" {\"b\":[]} ", true}, {"{\"x\":\"\\u00e9\"}", true}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
+        /* closed by stop:true */
+        run_t r;
+        k2a_kiro_resp_config_t cfg = base_cfg();
+        run_init(&r, &cfg);
+        int rc = feed_tool(&r, "Write", "t1", cases[i].input, strlen(cases[i].input), true);
+        if (cases[i].ok) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
+            rs_rec_check(&r.rec, true);
+            expect_seq(&r, "S B0:tool(Write) D0 E0 stop:1");
+        } else {
+            assert_int_equal(rc, K2A_EUPSTREAM_EVENT);
+            rs_rec_check(&r.rec, true);
+            expect_seq(&r, "S B0:tool(Write) D0 error:UPSTREAM_EVENT");
+            assert_non_null(strstr(rs_rec_last(&r.rec)->message, "not a JSON object"));
+        }
+        run_dispose(&r);
+        /* closed by text that follows without stop:true */
+        run_init(&r, &cfg);
+        assert_int_equal(feed_tool(&r, "Write", "t1", cases[i].input, strlen(cases[i].input), false), 0);
+        rc = feed_text(&r, "after", 5);
+        assert_int_equal(rc, cases[i].ok ? 0 : K2A_EUPSTREAM_EVENT);
+        if (!cases[i].ok)
+            expect_seq(&r, "S B0:tool(Write) D0 error:UPSTREAM_EVENT");
+        run_dispose(&r);
+    }
+    /* the input split in pieces is checked as a whole; no input at all is {} */
+    run_t r;
+    k2a_kiro_resp_config_t cfg = base_cfg();
+    run_init(&r, &cfg);
+    assert_int_equal(feed_tool(&r, "Write", "t1", "{\"a\":", 5, false), 0);
+    assert_int_equal(feed_tool(&r, "Write", "t1", "\"b\"}", 4, true), 0);
+    assert_int_equal(feed_tool(&r, "Read", "t2", NULL, 0, true), 0);
+    assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
+    rs_rec_check(&r.rec, true);
+    expect_seq(&r, "S B0:tool(Write) D0 D0 E0 B1:tool(Read) E1 stop:1");
+    run_dispose(&r);
+}
+
+/* Finding of fuzz_kiro_resp (after the tool-input check above): text held back inside a UTF-8 sequence while a broken
+ * tool call was open, then a malformed payload: flushing the held text closed the tool (ERROR), and the malformed
+ * payload was reported as a second ERROR after the end. */
+static void test_malformed_payload_after_broken_tool_is_one_error(void **state)
+{
+    run_t r;
+    k2a_kiro_resp_config_t cfg = base_cfg();
+    run_init(&r, &cfg);
+    assert_int_equal(feed_tool(&r, "Write", "t1", "{\"a\":", 5, false), 0);
+    assert_int_equal(feed_text(&r, "\xf0", 1), 0); /* an incomplete sequence: held back, nothing emitted */
+    assert_int_equal(rs_feed_event_n(&r.p, "assistantResponseEvent", "not json", 8), K2A_EUPSTREAM_EVENT);
+    rs_rec_check(&r.rec, true); /* exactly one final ERROR */
+    expect_seq(&r, "S B0:tool(Write) D0 error:UPSTREAM_EVENT");
+    assert_non_null(strstr(rs_rec_last(&r.rec)->message, "not a JSON object"));
+    assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
     run_dispose(&r);
 }
 
@@ -867,6 +936,8 @@ int main(void)
         cmocka_unit_test(test_tool_sequence_and_text_after),
         cmocka_unit_test(test_tool_truncated),
         cmocka_unit_test(test_tool_limit),
+        cmocka_unit_test(test_tool_input_not_json_object_is_an_error),
+        cmocka_unit_test(test_malformed_payload_after_broken_tool_is_one_error),
         cmocka_unit_test(test_tool_name_map_and_ids),
         cmocka_unit_test(test_tool_invalid_utf8_name),
         cmocka_unit_test(test_text_utf8_split_and_dedupe),

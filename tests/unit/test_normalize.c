@@ -13,7 +13,9 @@
 #include <cmocka.h>
 #include "core/errors.h"
 #include "convert/anthropic_req.h"
+#include "convert/kiro_req.h"
 #include "convert/normalize_rules.h"
+#include "sim/validate.h"
 
 typedef struct st_fx_t {
     k2a_arena_t arena;
@@ -408,6 +410,39 @@ static void test_tool_description(void **state)
     assert_str(k2a_norm_tool_description(K2A_STRLIT("\xe5\x90\x8d"), K2A_STRLIT("MyTool"), 2), "MyTool"); /* never empty */
 }
 
+/* Finding of fuzz_anthropic_req: a tool without a description got its name as description uncut, so a tool whose name is
+ * longer than MAX_TOOL_DESCRIPTION_LENGTH produced a description Kiro rejects (kiro-sim rule tool_description_too_long). */
+static void test_tool_description_from_a_long_name_is_cut(void **state)
+{
+    assert_str(k2a_norm_tool_description(K2A_STRLIT(""), K2A_STRLIT("VeryLongToolName"), 8), "VeryLong");
+    assert_str(k2a_norm_tool_description(K2A_STRLIT(" "), K2A_STRLIT("\xe5\x90\x8d\xe5\x90\x8d"), 4), "\xe5\x90\x8d");
+    /* end to end: a 20 000-byte tool name without a description */
+    fx_t *f = *state;
+    k2a_model_map_t *map = NULL;
+    assert_int_equal(k2a_model_map_create(NULL, 0, &map, &f->err), 0);
+    k2a_buf_t body;
+    k2a_buf_init(&body, 0);
+    k2a_buf_appendstr(&body,
+                      "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":10,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+                      "\"tools\":[{\"name\":\"");
+    for (int i = 0; i < 20000; ++i)
+        k2a_buf_append(&body, "n", 1);
+    k2a_buf_appendstr(&body, "\",\"input_schema\":{\"type\":\"object\"}}]}");
+    k2a_ir_request_t req;
+    assert_int_equal(k2a_anthropic_decode(body.base, body.len, NULL, &f->arena, &req, &f->err), 0);
+    k2a_kiro_build_params_t p;
+    k2a_kiro_build_params_init(&p, map);
+    k2a_buf_t out;
+    k2a_buf_init(&out, 1 << 20);
+    k2a_kiro_build_result_t res;
+    assert_int_equal(k2a_kiro_build_request(&req, &p, &f->arena, &out, &res, &f->err), 0);
+    k2a_sim_validation_t val;
+    assert_int_equal(k2a_sim_validate_request(out.base, out.len, &val), 200);
+    k2a_buf_dispose(&out);
+    k2a_buf_dispose(&body);
+    k2a_model_map_destroy(map);
+}
+
 static void test_tool_schema(void **state)
 {
     fx_t *f = *state;
@@ -519,11 +554,48 @@ static void test_fill_empty(void **state)
     k2a_norm_fill_empty(&t);
     assert_str(t.content, ""); /* a tool-result turn may be empty (the IDE sends "") */
     k2a_kiro_turn_t a = {.assistant = true};
+    k2a_kiro_tool_use_t use = {.id = K2A_STRLIT("t1"), .name = K2A_STRLIT("f"), .input = K2A_STRLIT("{}")};
+    a.uses = &use;
+    a.nuses = 1;
     k2a_norm_fill_empty(&a);
-    assert_str(a.content, " ");
+    assert_str(a.content, " "); /* next to tool uses (kiro.rs) */
     a.content = K2A_STRLIT("x");
     k2a_norm_fill_empty(&a);
     assert_str(a.content, "x");
+}
+
+/* Finding of fuzz_anthropic_req / fuzz_openai_req: an assistant turn whose text is empty or blank and that has no tool
+ * uses was sent as " ", which kiro-sim's validator (like Kiro) rejects with 400 "Improperly formed request." */
+static void test_fill_empty_blank_assistant_without_tool_uses(void **state)
+{
+    const char *blank[] = {"", " ", " \n\t "};
+    for (size_t i = 0; i < sizeof(blank) / sizeof(blank[0]); ++i) {
+        k2a_kiro_turn_t a = {.assistant = true, .content = k2a_cstr(blank[i])};
+        k2a_norm_fill_empty(&a);
+        assert_str(a.content, K2A_NORM_EMPTY_ASSISTANT_TEXT);
+    }
+    /* end to end: a blank assistant message between two user messages */
+    k2a_model_map_t *map = NULL;
+    k2a_convert_error_t err;
+    assert_int_equal(k2a_model_map_create(NULL, 0, &map, &err), 0);
+    static const char body[] = "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":10,\"messages\":[{\"role\":\"user\",\"content\":"
+                               "\"hi\"},{\"role\":\"assistant\",\"content\":\" \"},{\"role\":\"user\",\"content\":\"again\"}]}";
+    k2a_arena_t arena;
+    k2a_arena_init(&arena, 1 << 20);
+    k2a_ir_request_t req;
+    assert_int_equal(k2a_anthropic_decode(body, sizeof(body) - 1, NULL, &arena, &req, &err), 0);
+    k2a_kiro_build_params_t p;
+    k2a_kiro_build_params_init(&p, map);
+    k2a_buf_t out;
+    k2a_buf_init(&out, 1 << 20);
+    k2a_kiro_build_result_t res;
+    assert_int_equal(k2a_kiro_build_request(&req, &p, &arena, &out, &res, &err), 0);
+    k2a_sim_validation_t val;
+    assert_int_equal(k2a_sim_validate_request(out.base, out.len, &val), 200);
+    assert_non_null(strstr(k2a_buf_cstr(&out), "\"assistantResponseMessage\":{\"content\":\"OK\"}"));
+    k2a_buf_dispose(&out);
+    k2a_arena_dispose(&arena);
+    k2a_model_map_destroy(map);
 }
 
 /* ---------- 17. stubs ---------- */
@@ -637,12 +709,14 @@ int main(void)
         T(test_drop_orphan_tool_results),
         T(test_tool_name),
         T(test_tool_description),
+        T(test_tool_description_from_a_long_name_is_cut),
         T(test_tool_schema),
         T(test_tools_rule),
         T(test_inline_thinking),
         T(test_render_user),
         T(test_render_assistant),
         T(test_fill_empty),
+        T(test_fill_empty_blank_assistant_without_tool_uses),
         T(test_stub_tools),
         T(test_normalize_leaves_request_untouched),
         T(test_payload_drop_oldest),

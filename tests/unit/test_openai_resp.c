@@ -381,6 +381,29 @@ static void test_aggregate_limits(void **state)
     k2a_openai_aggregate_dispose(&a);
 }
 
+/* Finding of the fault suite (test_faults_upstream): the gateway creates its aggregator with (0, 0), which meant "no tool
+ * call allowed", so every non-streaming OpenAI answer with a tool call failed with 413 request_too_large. 0 now means
+ * the defaults, as for the Anthropic aggregator. */
+static void test_aggregate_zero_limits_mean_defaults(void **state)
+{
+    k2a_openai_aggregate_t a;
+    k2a_openai_aggregate_init(&a, 0, 0);
+    assert_int_equal(a.max_bytes, K2A_OPENAI_DEFAULT_MAX_BYTES);
+    assert_int_equal(a.max_tool_calls, K2A_OPENAI_DEFAULT_MAX_TOOL_CALLS);
+    k2a_ir_event_t e = ev_tool(0, "call_1", "get_weather");
+    assert_int_equal(k2a_openai_aggregate_on_event(&a, &e), 0);
+    e = ev_delta(0, K2A_BLOCK_TOOL_USE, "{\"city\":\"Paris\"}");
+    assert_int_equal(k2a_openai_aggregate_on_event(&a, &e), 0);
+    e = ev_stop(K2A_STOP_TOOL_USE, 5);
+    assert_int_equal(k2a_openai_aggregate_on_event(&a, &e), 0);
+    k2a_buf_t out;
+    k2a_buf_init(&out, 0);
+    assert_int_equal(k2a_openai_aggregate_write(&a, &out, ID, CREATED, k2a_cstr(MODEL)), 0);
+    assert_non_null(strstr(k2a_buf_cstr(&out), "\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\""));
+    k2a_buf_dispose(&out);
+    k2a_openai_aggregate_dispose(&a);
+}
+
 /* ---------- errors ---------- */
 
 static void test_error_table(void **state)
@@ -488,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_aggregate_thinking_text_tool),
         cmocka_unit_test(test_aggregate_error_and_truncation),
         cmocka_unit_test(test_aggregate_limits),
+        cmocka_unit_test(test_aggregate_zero_limits_mean_defaults),
         cmocka_unit_test(test_error_table),
         cmocka_unit_test(test_error_bodies),
     };

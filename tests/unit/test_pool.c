@@ -133,6 +133,25 @@ static void test_config_errors(void **state)
     }
 }
 
+/* Finding of fuzz_pool_accounts: an auth value holding a newline (or other control characters, or a UTF-8 sequence cut
+ * at the 40-byte limit) was quoted as is, so the configuration error spanned several lines of stderr / the log. */
+static void test_config_error_message_is_one_printable_line(void **state)
+{
+    k2a_account_list_t l;
+    char err[256] = "";
+    assert_int_equal(parse("[{\"auth\":\"soci\\u000al\\u001b[31m\",\"refreshToken\":\"ok-token-0\"}]", &l, err), K2A_ECONFIG);
+    assert_string_equal(err, "KIRO_AUTH_TOKEN: entry 0: auth must be \"Social\" or \"IdC\", got \"soci?l?[31m\"");
+    assert_int_equal(parse("[{\"auth\":"
+                           "\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3"
+                           "\xa9\xc3\xa9\xc3\xa9"
+                           "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9x\",\"refreshToken\":\"ok-token-0\"}]",
+                           &l, err),
+                     K2A_ECONFIG);
+    for (const char *p = err; *p; ++p)
+        assert_true(*p >= 0x20 && *p < 0x7f);
+    assert_non_null(strstr(err, "got \"????????????????????????????????????????\""));
+}
+
 static void test_config_secrets_masked(void **state)
 {
     char logpath[] = "/tmp/k2a-pool-log-XXXXXX";
@@ -561,6 +580,31 @@ static void test_strategy_sequential(void **state)
     fixture_stop(&f);
 }
 
+/* Finding of the fault suite (test_faults_upstream, 402 on every account then SIGHUP): when the last eligible account left
+ * the selection list, the cursors stayed on it; an account that became eligible later did not reset them, so every pick
+ * went on returning the exhausted (or cooling) account and the healthy one was never used. */
+static void test_cursor_after_every_account_left(void **state)
+{
+    for (int strategy = K2A_POOL_SEQUENTIAL; strategy <= K2A_POOL_ROUND_ROBIN; ++strategy) {
+        fixture_t f;
+        fixture_start(&f, 3, (k2a_pool_strategy_t)strategy, 0);
+        k2a_lease_t l;
+        cool(&f, 0, 402);
+        cool(&f, 1, 402);
+        cool(&f, 2, 429);
+        assert_int_equal(k2a_pool_acquire(f.pool, NULL, NULL, NULL, &l, NULL), K2A_ENO_ACCOUNT);
+        assert_null(f.pool->seq_cursor);
+        assert_null(f.pool->rr_cursor);
+        /* account 2 recovers: it is the one picked, every time, never an exhausted one */
+        k2a_account_set_state(f.pool->accounts[2], K2A_ACCOUNT_OK, 0, "");
+        for (int i = 0; i < 3; ++i) {
+            assert_int_equal(take_index(&f, &l), 2);
+            k2a_pool_release(&l);
+        }
+        fixture_stop(&f);
+    }
+}
+
 static void test_strategy_round_robin(void **state)
 {
     fixture_t f;
@@ -970,6 +1014,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_array_object_file),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_config_error_message_is_one_printable_line),
         cmocka_unit_test(test_config_secrets_masked),
         cmocka_unit_test(test_config_strategy),
         cmocka_unit_test(test_credit_vectors),
@@ -978,6 +1023,7 @@ int main(void)
         cmocka_unit_test(test_backoff_math),
         cmocka_unit_test(test_strategy_sequential),
         cmocka_unit_test(test_strategy_round_robin),
+        cmocka_unit_test(test_cursor_after_every_account_left),
         cmocka_unit_test(test_strategy_balanced),
         cmocka_unit_test(test_strategy_concurrency_cap),
         cmocka_unit_test(test_concurrency_queue),
