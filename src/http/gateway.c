@@ -250,6 +250,8 @@ int k2a_gateway_run(const k2a_config_t *config)
             k2a_error("worker %u: %s", i, w->err); /* it stops by itself; the others serve */
     }
 
+    /* signals first: whoever reads the listening line may send SIGTERM at once */
+    k2a_server_install_signals(&w0->server);
     /* one machine-readable line per listener on stdout (tests and scripts read the port from it), then the log */
     printf("kiro2api listening on http://%s:%d\n", config->host, gw.port);
     if (gw.tls_port != 0)
@@ -257,7 +259,6 @@ int k2a_gateway_run(const k2a_config_t *config)
     fflush(stdout);
     k2a_info("kiro2api %s listening on http://%s:%d%s with %u worker loop(s)", K2A_VERSION, config->host, gw.port,
              gw.tls_port != 0 ? " (and TLS)" : "", gw.nworkers);
-    k2a_server_install_signals(&w0->server);
     uv_run(&w0->loop, UV_RUN_DEFAULT);
     status = w0->server.exit_status;
 
