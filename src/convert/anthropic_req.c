@@ -100,10 +100,17 @@ static int open_array(dec_t *d)
     uint8_t slot = cur_slot(d);
     frame_t *f = top(d);
     switch (slot) {
+    /* A repeated key replaces the earlier value, as JSON.parse does: the lists start empty again. */
     case S_SYSTEM:
+        d->req->system = NULL;
+        d->req->nsystem = 0;
+        d->sys_cap = 0;
         return k2a_areq_push_frame(d, C_SYSTEM_ARR, true, S_SYSBLOCK, 0);
     case S_MESSAGES:
         d->has_messages = true;
+        d->req->messages = NULL;
+        d->req->nmessages = 0;
+        d->msg_cap = 0;
         return k2a_areq_push_frame(d, C_MESSAGES_ARR, true, S_MESSAGE, 0);
     case S_MSG_CONTENT:
         d->msg.content_kind = 2;
@@ -116,8 +123,14 @@ static int open_array(dec_t *d)
         cur_blk(d)->content_kind = 2;
         return k2a_areq_push_frame(d, C_CONTENT_ARR, true, S_BLOCK, (uint8_t)(f->level + 1));
     case S_TOOLS:
+        d->req->tools = NULL;
+        d->req->ntools = 0;
+        d->tools_cap = 0;
         return k2a_areq_push_frame(d, C_TOOLS_ARR, true, S_TOOL, 0);
     case S_STOP_SEQUENCES:
+        d->req->stop_sequences = NULL;
+        d->req->nstop_sequences = 0;
+        d->stop_cap = 0;
         return k2a_areq_push_frame(d, C_STOP_ARR, true, S_STOP, 0);
     case S_IGNORE:
         start_skip(d);
@@ -297,6 +310,7 @@ static int on_string(void *ctx, const unsigned char *s, size_t l)
         t->text = v;
         r->system = t;
         r->nsystem = 1;
+        d->sys_cap = 1;
         break;
     }
     case S_SYS_TYPE:

@@ -43,6 +43,7 @@ typedef struct st_checker_t {
     k2a_openai_stream_t *osse;
     k2a_openai_aggregate_t *oagg;
     int oagg_err;
+    sse_anthropic_t *acheck;
     size_t n;
     int next, open;
     k2a_ir_block_kind_t open_kind;
@@ -116,6 +117,10 @@ static int on_event(void *ctx, const k2a_ir_event_t *ev)
     case K2A_EV_ERROR:
         CHECK(ev->error < 0 && ev->error_message.len != 0);
         c->ended = true;
+        break;
+    case K2A_EV_USAGE:
+        if (ev->usage.context_usage_pct >= 100) /* the converter now keeps a partial tool input (length stop) */
+            c->acheck->length_cut = true;
         break;
     default:
         break;
@@ -208,7 +213,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sse_openai_t ocheck;
     sse_anthropic_init(&acheck);
     sse_openai_init(&ocheck, oid, include_usage);
-    checker_t c = {.sse = &sse, .msg = &msg, .osse = &osse, .oagg = &oagg, .open = -1};
+    checker_t c = {.sse = &sse, .msg = &msg, .osse = &osse, .oagg = &oagg, .acheck = &acheck, .open = -1};
     k2a_kiro_resp_config_t cfg = {
         .thinking = flags & 1, .thinking_omitted = (flags >> 1) & 1, .dedupe_repeated_chunks = (flags >> 2) & 1};
     cfg.input_tokens = 10;

@@ -109,6 +109,8 @@ typedef struct st_sse_anthropic_t {
     bool started, ended, errored, message_delta;
     int next_index, open;
     int broken_tool; /* index of a tool block closed with an input that is not a JSON object, else -1 */
+    bool length_cut; /* set by the caller: the upstream said the context window is full, so a partial input may be kept
+                        even when a transport error then ends the stream */
     char broken_input[512];
     char open_type[16];
     k2a_buf_t tool_json;
@@ -160,8 +162,9 @@ static void sse_anthropic_block(void *ctx, const char *b, size_t n)
         yajl_val e = sse_get(v, "error");
         SSE_REQUIRE(sse_str(e, "type") != NULL && sse_str(e, "message") != NULL && sse_str(e, "message")[0] != '\0',
                     "error event without type and message");
-        SSE_REQUIRE(c->broken_tool < 0, "tool_use block %d was closed with an input that is not a JSON object, then an error: %s",
-                    c->broken_tool, c->broken_input);
+        SSE_REQUIRE(c->broken_tool < 0 || c->length_cut,
+                    "tool_use block %d was closed with an input that is not a JSON object, then an error: %s", c->broken_tool,
+                    c->broken_input);
         c->ended = c->errored = true;
     } else {
         SSE_REQUIRE(c->started, "'%s' before message_start", name);

@@ -184,6 +184,37 @@ static void test_system_string_and_nulls(void **state)
     assert_false(f->req.stream);
 }
 
+/* fuzz_anthropic_req finding (anthropic_req-crash-74117b62): "system" as a string and then again as an array wrote the
+ * array's blocks past the one-block list of the string (heap overflow). A repeated key now replaces the earlier value. */
+static void test_repeated_keys_replace_the_earlier_value(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(decode(f,
+                            "{\"model\":\"m\",\"system\":\"first\",\"system\":[{\"type\":\"text\",\"text\":\"a\"},"
+                            "{\"type\":\"text\",\"text\":\"b\"},{\"type\":\"text\",\"text\":\"c\"}],"
+                            "\"tools\":[{\"name\":\"t1\",\"input_schema\":{}}],\"tools\":[{\"name\":\"t2\",\"input_schema\":{}}],"
+                            "\"stop_sequences\":[\"x\"],\"stop_sequences\":[\"y\",\"z\"],"
+                            "\"messages\":[{\"role\":\"user\",\"content\":\"old\"}],"
+                            "\"messages\":[{\"role\":\"user\",\"content\":\"new\"}]}"),
+                     0);
+    assert_int_equal(f->req.nsystem, 3);
+    assert_str(f->req.system[0].text, "a");
+    assert_str(f->req.system[2].text, "c");
+    assert_int_equal(f->req.ntools, 1);
+    assert_str(f->req.tools[0].name, "t2");
+    assert_int_equal(f->req.nstop_sequences, 2);
+    assert_str(f->req.stop_sequences[0], "y");
+    assert_int_equal(f->req.nmessages, 1);
+    assert_str(f->req.messages[0].blocks[0].text, "new");
+    /* and the other order: array first, then a string */
+    assert_int_equal(decode(f,
+                            "{\"model\":\"m\",\"system\":[{\"type\":\"text\",\"text\":\"a\"},{\"type\":\"text\",\"text\":\"b\"}],"
+                            "\"system\":\"last\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}"),
+                     0);
+    assert_int_equal(f->req.nsystem, 1);
+    assert_str(f->req.system[0].text, "last");
+}
+
 static void test_tool_input_forms(void **state)
 {
     fixture_t *f = *state;
@@ -558,6 +589,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_zero_copy_and_escapes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_system_string_and_nulls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_repeated_keys_replace_the_earlier_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tool_input_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dropped_things, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_name_paths, setup, teardown),

@@ -730,6 +730,28 @@ static void test_exceptions(void **state)
     run_dispose(&r);
 }
 
+/* fuzz_kiro_resp finding (kiro_resp-crash-6acd27ee; the checker's, not the converter's): once Kiro reports the context
+ * window full, a tool call closed with a partial input keeps it (a length stop, as Anthropic does for max_tokens); if the
+ * transport then fails, the stream still ends with one error event after that block. */
+static void test_context_full_partial_tool_then_transport_error(void **state)
+{
+    run_t r;
+    k2a_kiro_resp_config_t cfg = base_cfg();
+    run_init(&r, &cfg);
+    assert_int_equal(feed_text(&r, "=", 1), 0);
+    assert_int_equal(rs_feed_event(&r.p, "contextUsageEvent", "{\"contextUsagePercentage\":100}"), 0);
+    assert_int_equal(feed_tool(&r, "T", "t9", "ices", 4, true), 0);
+    assert_int_equal(k2a_kiro_resp_finish(&r.p, K2A_ERESET_MID_BODY), K2A_ERESET_MID_BODY);
+    rs_rec_check(&r.rec, true);
+    expect_seq(&r, "S B0:text D0 U E0 B1:tool(T) D1 E1 error:RESET_MID_BODY");
+    run_dispose(&r);
+    /* without the context-full report the same input is an error, and no block is closed around it */
+    run_init(&r, &cfg);
+    assert_int_equal(feed_tool(&r, "T", "t9", "ices", 4, true), K2A_EUPSTREAM_EVENT);
+    expect_seq(&r, "S B0:tool(T) D0 error:UPSTREAM_EVENT");
+    run_dispose(&r);
+}
+
 static void test_context_usage(void **state)
 {
     run_t r;
@@ -945,6 +967,7 @@ int main(void)
         cmocka_unit_test(test_followup_wrapper_unknown),
         cmocka_unit_test(test_malformed_payload),
         cmocka_unit_test(test_exceptions),
+        cmocka_unit_test(test_context_full_partial_tool_then_transport_error),
         cmocka_unit_test(test_context_usage),
         cmocka_unit_test(test_thinking_every_split),
         cmocka_unit_test(test_thinking_tags),
