@@ -400,6 +400,22 @@ k2a_coro_t *k2a_coro_current(void)
     return rt != NULL ? rt->current : NULL;
 }
 
+void k2a_coro_trim_stack(void)
+{
+#ifndef K2A_CORO_ASAN
+    k2a_coro_t *co = k2a_coro_current();
+    if (co == NULL)
+        return;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    uintptr_t lo = (uintptr_t)co->stack_lo;
+    /* keep the page holding sp and the one below it (callees of the caller, signal frames); drop the rest */
+    uintptr_t end = (sp & ~(uintptr_t)(page - 1)) - page;
+    if (end > lo && end - lo >= page)
+        madvise((void *)lo, end - lo, MADV_DONTNEED);
+#endif
+}
+
 uv_loop_t *k2a_coro_loop(void)
 {
     return rt != NULL ? rt->loop : NULL;

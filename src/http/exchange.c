@@ -19,6 +19,7 @@
 #include "convert/openai_req.h"
 #include "convert/openai_resp.h"
 #include "convert/tokens.h"
+#include "core/coro.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/rand.h"
@@ -80,6 +81,9 @@ struct st_exchange_t {
     int sink_error;        /* a writer failure (K2A_ETOOBIG...) */
     char fail_detail[256]; /* the message of an attempt's ERROR kept from the writer (see on_ir_event) */
     ping_timer_t *ping;
+    /* the dispatch and its current attempt live here rather than in run()'s frame (see there) */
+    k2a_dispatch_t dispatch;
+    k2a_dispatch_attempt_t attempt;
 };
 
 static void random_bytes(void *ctx, void *buf, size_t len)
@@ -190,7 +194,7 @@ static const dialect_t openai = {k2a_openai_decode,     openai_writer_init, open
 /* ---- responses ---- */
 
 /* retry_after_ms: when every account is cooling or exhausted, the time until the soonest recovers (0 = unknown). */
-static void respond_error_retry(exchange_t *x, int err, const char *message, uint64_t retry_after_ms)
+static __attribute__((noinline)) void respond_error_retry(exchange_t *x, int err, const char *message, uint64_t retry_after_ms)
 {
     k2a_buf_t body = K2A_BUF_INIT(0);
     char prefixed[2200];
@@ -400,9 +404,11 @@ static int pump(exchange_t *x, k2a_dispatch_attempt_t *a, const char **why)
             if ((r = commit(x)) != 0)
                 return r;
         }
-        if (x->ir.stream && seen->content_emitted && x->body.base != NULL)
+        if (x->ir.stream && seen->content_emitted && x->body.base != NULL) {
             k2a_buf_dispose(&x->body); /* content reached the client: no failover, the Kiro body is never sent again (a
                                           non-stream answer has sent nothing yet and may still fail over: keep it) */
+            k2a_coro_trim_stack();     /* the deep phase (decode, build, connect) is over; streaming is shallow */
+        }
         if (seen->finished)
             break;
         if (x->ir.stream && (r = drain(x)) != 0)
@@ -451,31 +457,24 @@ static int build_for_account(void *ctx, const k2a_lease_t *lease, k2a_buf_t *out
 
 /* ---- the exchange ---- */
 
-static void run(k2a_call_t *call, const dialect_t *dialect)
+/* Decode and build: the deep phase (yajl, the normalizer, the encoder), in its own frame so that its stack is not part of
+ * the streaming phase's (see k2a_coro_trim_stack). Answers the client itself on failure. */
+static __attribute__((noinline)) int decode_and_build(exchange_t *x)
 {
-    k2a_server_t *s = call->server;
-    exchange_t *x = k2a_arena_calloc(&call->arena, sizeof(*x));
-    if (x == NULL) {
-        k2a_call_respond_error(call, 500, "api_error", "out of memory");
-        return;
-    }
-    x->call = call;
-    x->server = s;
-    x->dialect = dialect;
-    k2a_buf_init(&x->body, (size_t)s->config->max_payload_bytes);
-    k2a_buf_init(&x->stage, 0);
-
+    k2a_call_t *call = x->call;
+    k2a_server_t *s = x->server;
+    const dialect_t *dialect = x->dialect;
     /* 1. decode */
     k2a_convert_limits_t limits = k2a_convert_limits_default();
     k2a_convert_error_t cerr = {0};
     int r = dialect->decode(call->body, call->body_len, &limits, &call->arena, &x->ir, &cerr);
     if (r != 0) {
         respond_error(x, r, cerr.message);
-        goto Exit;
+        return r;
     }
     if (s->model_map == NULL || s->pool == NULL) {
         respond_error(x, K2A_ENO_ACCOUNT, "no Kiro account is configured (set KIRO_AUTH_TOKEN)");
-        goto Exit;
+        return K2A_ENO_ACCOUNT;
     }
 
     /* 2. build the Kiro request once, leaving room for a profileArn */
@@ -491,49 +490,87 @@ static void run(k2a_call_t *call, const dialect_t *dialect)
     x->params.random = random_bytes;
     if ((r = k2a_kiro_build_request(&x->ir, &x->params, &call->arena, &x->body, &x->built, &cerr)) != 0) {
         respond_error(x, r, cerr.message);
-        goto Exit;
+        return r;
     }
     x->input_tokens = k2a_tokens_input_estimate(&x->ir, true);
     K2A_LOG(K2A_LOG_DEBUG, call->request_id, "%s request: model %.*s -> %.*s, %zu bytes to Kiro, %lld input tokens (estimate)%s",
             dialect == &anthropic ? "anthropic" : "openai", (int)x->ir.model.len, x->ir.model.base, (int)x->built.kiro_model_id.len,
             x->built.kiro_model_id.base, x->body.len, (long long)x->input_tokens, x->ir.stream ? ", streaming" : "");
+    return 0;
+}
 
-    /* 3-8. dispatch with failover, stream the answer */
-    k2a_dispatch_t d;
-    k2a_dispatch_attempt_t a;
-    k2a_dispatch_init(&d, s->pool, call->request_id, x->ir.stream);
-    k2a_dispatch_use_upstream(&d, s->upstream);
-    k2a_dispatch_set_body_prefix(&d, x->body.base, x->body.len - 1);
+/* The answer of a non-stream request, rendered from the aggregate. */
+static __attribute__((noinline)) void respond_aggregate(exchange_t *x)
+{
+    k2a_buf_t json = K2A_BUF_INIT(0);
+    k2a_str_t msg = K2A_STR_NULL;
+    int rr = x->dialect->writer_render(x, &json, &msg);
+    if (rr == 0) {
+        k2a_call_respond_json(x->call, 200, json.base, json.len);
+    } else {
+        char m[600];
+        snprintf(m, sizeof(m), "%.*s", (int)msg.len, msg.base != NULL ? msg.base : "");
+        respond_error(x, rr, m[0] != '\0' ? m : k2a_strerror(rr));
+    }
+    k2a_buf_dispose(&json);
+}
+
+static void run(k2a_call_t *call, const dialect_t *dialect)
+{
+    k2a_server_t *s = call->server;
+    exchange_t *x = k2a_arena_calloc(&call->arena, sizeof(*x));
+    if (x == NULL) {
+        k2a_call_respond_error(call, 500, "api_error", "out of memory");
+        return;
+    }
+    x->call = call;
+    x->server = s;
+    x->dialect = dialect;
+    k2a_buf_init(&x->body, (size_t)s->config->max_payload_bytes);
+    k2a_buf_init(&x->stage, 0);
+    int r;
+    if (decode_and_build(x) != 0)
+        goto Exit;
+
+    /* 3-8. dispatch with failover, stream the answer. This frame stays small (the deep work is in decode_and_build, the
+     * dispatch's failure texts are allocated only on failure), so that a long stream holds one stack page: see
+     * k2a_coro_trim_stack in pump. */
+    k2a_dispatch_t *d = &x->dispatch;
+    k2a_dispatch_attempt_t *a = &x->attempt;
+    k2a_dispatch_init(d, s->pool, call->request_id, x->ir.stream);
+    k2a_dispatch_use_upstream(d, s->upstream);
+    k2a_dispatch_set_body_prefix(d, x->body.base, x->body.len - 1);
     start_writer(x);
     start_ping(x);
     for (;;) {
-        if ((r = k2a_dispatch_next(&d, build_for_account, x, &a)) != 0) {
+        if ((r = k2a_dispatch_next(d, build_for_account, x, a)) != 0) {
             if (r != K2A_ECANCELED && !x->call->req_gone) {
                 if (x->committed) {
                     /* a ping committed the stream while we were failing over: the error goes in-stream */
-                    dialect->error_event(&x->stage, d.err != 0 ? d.err : r, k2a_cstr(d.message));
+                    dialect->error_event(&x->stage, d->err != 0 ? d->err : r, k2a_cstr(k2a_dispatch_message(d)));
                     drain(x);
                 } else {
-                    respond_error_retry(x, d.err != 0 ? d.err : r, d.message[0] != '\0' ? d.message : k2a_strerror(r),
-                                        d.retry_after_ms);
+                    respond_error_retry(x, d->err != 0 ? d->err : r,
+                                        k2a_dispatch_message(d)[0] != '\0' ? k2a_dispatch_message(d) : k2a_strerror(r),
+                                        d->retry_after_ms);
                 }
             }
             break;
         }
         start_parser(x);
         const char *why = NULL;
-        r = pump(x, &a, &why);
+        r = pump(x, a, &why);
         if (r == K2A_ECANCELED) {
             K2A_LOG(K2A_LOG_INFO, call->request_id, "client went away; upstream request aborted");
-            k2a_dispatch_attempt_done(&d, &a, K2A_ECANCELED, k2a_kiro_resp_seen(&x->parser)->credits, x->input_tokens,
+            k2a_dispatch_attempt_done(d, a, K2A_ECANCELED, k2a_kiro_resp_seen(&x->parser)->credits, x->input_tokens,
                                       k2a_kiro_resp_output_tokens(&x->parser));
             stop_parser(x);
             break;
         }
         if (r != 0) {
-            K2A_LOG(K2A_LOG_WARN, call->request_id, "attempt %u failed before anything reached the client: %s", a.number,
+            K2A_LOG(K2A_LOG_WARN, call->request_id, "attempt %u failed before anything reached the client: %s", a->number,
                     why != NULL ? why : "");
-            k2a_dispatch_attempt_failed(&d, &a, r, why != NULL ? why : k2a_strerror(r));
+            k2a_dispatch_attempt_failed(d, a, r, why != NULL ? why : k2a_strerror(r));
             stop_parser(x);
             if (!x->ir.stream)
                 stop_writer(x); /* the aggregate starts over; a stream keeps its writer (message_start is staged or sent) */
@@ -542,28 +579,17 @@ static void run(k2a_call_t *call, const dialect_t *dialect)
         const k2a_kiro_resp_seen_t *seen = k2a_kiro_resp_seen(&x->parser);
         double credits = seen->credits < 0 ? 0 : seen->credits;
         int64_t in = k2a_kiro_resp_input_tokens(&x->parser), out = k2a_kiro_resp_output_tokens(&x->parser);
-        if (!x->ir.stream) {
-            k2a_buf_t json = K2A_BUF_INIT(0);
-            k2a_str_t msg = K2A_STR_NULL;
-            int rr = dialect->writer_render(x, &json, &msg);
-            if (rr == 0) {
-                k2a_call_respond_json(call, 200, json.base, json.len);
-            } else {
-                char m[600];
-                snprintf(m, sizeof(m), "%.*s", (int)msg.len, msg.base != NULL ? msg.base : "");
-                respond_error(x, rr, m[0] != '\0' ? m : k2a_strerror(rr));
-            }
-            k2a_buf_dispose(&json);
-        }
-        k2a_dispatch_attempt_done(&d, &a, seen->error, credits, in, out);
+        if (!x->ir.stream)
+            respond_aggregate(x);
+        k2a_dispatch_attempt_done(d, a, seen->error, credits, in, out);
         K2A_LOG(K2A_LOG_INFO, call->request_id, "%s: %s, %lld in / %lld out tokens, %.4f credits, attempt %u",
                 x->built.kiro_model_id.base, seen->error != 0 ? k2a_errname(seen->error) : "ok", (long long)in, (long long)out,
-                credits, a.number);
+                credits, a->number);
         stop_parser(x);
         break;
     }
     stop_ping(x);
-    k2a_dispatch_dispose(&d);
+    k2a_dispatch_dispose(d);
     if (x->committed)
         k2a_call_finish(call);
 

@@ -22,13 +22,22 @@ void k2a_dispatch_init(k2a_dispatch_t *d, k2a_pool_t *pool, const char *request_
 {
     memset(d, 0, offsetof(k2a_dispatch_t, tried));
     d->tried.n = 0;
-    d->upstream_message[0] = d->upstream_reason[0] = d->message[0] = '\0';
     d->pool = pool;
     d->up = pool->up;
     d->request_id = request_id;
     d->stream = stream;
     k2a_buf_init(&d->body, BODY_MAX);
     k2a_buf_init(&d->error_body, K2A_DISPATCH_ERROR_BODY_MAX);
+}
+
+/* The failure texts, allocated at the first write; without memory, a per-thread scratch copy keeps the code paths simple
+ * (the message may then be overwritten by another request of the same loop: it is only text). */
+static k2a_dispatch_text_t *text(k2a_dispatch_t *d)
+{
+    static __thread k2a_dispatch_text_t scratch;
+    if (d->text == NULL && (d->text = calloc(1, sizeof(*d->text))) == NULL)
+        return &scratch;
+    return d->text;
 }
 
 static void add_try(k2a_dispatch_t *d, const k2a_lease_t *l, int err, int status, const char *detail)
@@ -56,11 +65,13 @@ static void on_skip(void *ctx, const k2a_lease_t *l, int err, const char *detail
 
 static void append_tries(k2a_dispatch_t *d)
 {
+    char *m = text(d)->message;
+    size_t size = sizeof(d->text->message);
     for (size_t i = 0; i < d->ntries; ++i) {
-        size_t len = strlen(d->message);
-        if (len + 8 >= sizeof(d->message))
+        size_t len = strlen(m);
+        if (len + 8 >= size)
             break;
-        snprintf(d->message + len, sizeof(d->message) - len, "%s%s: %s", i ? "; " : "", d->tries[i].label, d->tries[i].detail);
+        snprintf(m + len, size - len, "%s%s: %s", i ? "; " : "", d->tries[i].label, d->tries[i].detail);
     }
 }
 
@@ -76,16 +87,17 @@ static void format_time(int64_t ms, char *out, size_t outsz)
 static void describe_pool(k2a_dispatch_t *d)
 {
     k2a_pool_t *p = d->pool;
-    size_t len = strlen(d->message);
-    for (size_t i = 0; i < p->naccounts && len + 16 < sizeof(d->message); ++i) {
+    char *m = text(d)->message;
+    size_t size = sizeof(d->text->message);
+    size_t len = strlen(m);
+    for (size_t i = 0; i < p->naccounts && len + 16 < size; ++i) {
         k2a_account_t *a = p->accounts[i];
         char when[32] = "";
         if (a->until > 0)
             format_time(a->until, when, sizeof(when));
-        snprintf(d->message + len, sizeof(d->message) - len, "%s%s: %s%s%s%s%s%s", i ? "; " : "", a->label,
-                 k2a_account_state_name(a->state), when[0] ? " until " : "", when, a->reason[0] ? " (" : "", a->reason,
-                 a->reason[0] ? ")" : "");
-        len = strlen(d->message);
+        snprintf(m + len, size - len, "%s%s: %s%s%s%s%s%s", i ? "; " : "", a->label, k2a_account_state_name(a->state),
+                 when[0] ? " until " : "", when, a->reason[0] ? " (" : "", a->reason, a->reason[0] ? ")" : "");
+        len = strlen(m);
     }
 }
 
@@ -93,31 +105,31 @@ static int finish(k2a_dispatch_t *d, int err)
 {
     d->err = err;
     if (err == K2A_ECANCELED) {
-        snprintf(d->message, sizeof(d->message), "request canceled");
+        snprintf(text(d)->message, sizeof(text(d)->message), "request canceled");
         return err;
     }
     if (d->ntries == 0) {
         if (err == K2A_ENO_ACCOUNT) {
             ++d->pool->stats.no_account;
-            snprintf(d->message, sizeof(d->message), "no usable Kiro account: ");
+            snprintf(text(d)->message, sizeof(text(d)->message), "no usable Kiro account: ");
             describe_pool(d);
         } else if (err == K2A_EBUSY) {
-            snprintf(d->message, sizeof(d->message), "every Kiro account is at its concurrency limit (%u in flight each)",
-                     d->pool->cfg.account_max_concurrency);
+            snprintf(text(d)->message, sizeof(text(d)->message),
+                     "every Kiro account is at its concurrency limit (%u in flight each)", d->pool->cfg.account_max_concurrency);
         } else {
-            snprintf(d->message, sizeof(d->message), "%s", k2a_strerror(err));
+            snprintf(text(d)->message, sizeof(text(d)->message), "%s", k2a_strerror(err));
         }
         return err;
     }
     /* the class of the last failure decides; the message names every one */
     d->err = d->tries[d->ntries - 1].err;
     if (d->attempts >= d->pool->cfg.max_attempts && d->ntries > 1)
-        snprintf(d->message, sizeof(d->message), "all %u attempts failed: ", d->attempts);
+        snprintf(text(d)->message, sizeof(text(d)->message), "all %u attempts failed: ", d->attempts);
     else if (d->ntries > 1 || err == K2A_ENO_ACCOUNT)
-        snprintf(d->message, sizeof(d->message), "%zu attempt%s failed and no other account is usable: ", d->ntries,
+        snprintf(text(d)->message, sizeof(text(d)->message), "%zu attempt%s failed and no other account is usable: ", d->ntries,
                  d->ntries > 1 ? "s" : "");
     else
-        d->message[0] = '\0';
+        text(d)->message[0] = '\0';
     append_tries(d);
     return d->err;
 }
@@ -222,7 +234,7 @@ static intptr_t op_verdict(void *arg)
         /* the same request would fail on every account */
         k2a_pool_release(&out->lease);
         d->err = v->err;
-        snprintf(d->message, sizeof(d->message), "%s", v->detail);
+        snprintf(text(d)->message, sizeof(text(d)->message), "%s", v->detail);
         return v->err;
     }
     if ((v->action == K2A_ACT_AUTH || v->action == K2A_ACT_FORBIDDEN) && !d->auth_retry_used && a->state != K2A_ACCOUNT_INVALID) {
@@ -322,7 +334,7 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
             if ((r = build(ctx, &out->lease, &d->body)) != 0) {
                 k2a_xloop_call(p->owner, op_release_sync, &out->lease);
                 d->err = r;
-                snprintf(d->message, sizeof(d->message), "cannot build the Kiro request: %s", k2a_strerror(r));
+                snprintf(text(d)->message, sizeof(text(d)->message), "cannot build the Kiro request: %s", k2a_strerror(r));
                 return r;
             }
             out->number = d->attempts + (same_account_retry ? 1 : 0);
@@ -355,8 +367,8 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
                 return finish(d, K2A_ECANCELED);
             }
             d->upstream_status = status;
-            snprintf(d->upstream_message, sizeof(d->upstream_message), "%s", v.message);
-            snprintf(d->upstream_reason, sizeof(d->upstream_reason), "%s", v.reason);
+            snprintf(text(d)->upstream_message, sizeof(text(d)->upstream_message), "%s", v.message);
+            snprintf(text(d)->upstream_reason, sizeof(text(d)->upstream_reason), "%s", v.reason);
             add_try(d, &out->lease, v.err, status, v.detail);
             verdict_args_t va = {d, out, &v};
             r = (int)k2a_xloop_call(p->owner, op_verdict, &va);
@@ -393,7 +405,7 @@ void k2a_dispatch_attempt_failed(k2a_dispatch_t *d, k2a_dispatch_attempt_t *a, i
         if (err == K2A_EUPSTREAM_CONTENT_LENGTH || err == K2A_EUPSTREAM_BAD_REQUEST) {
             v->action = K2A_ACT_CLIENT;
             d->err = err;
-            snprintf(d->message, sizeof(d->message), "%s", detail != NULL ? detail : k2a_strerror(err));
+            snprintf(text(d)->message, sizeof(text(d)->message), "%s", detail != NULL ? detail : k2a_strerror(err));
         } else {
             v->action = K2A_ACT_TRANSIENT;
         }
@@ -440,6 +452,8 @@ void k2a_dispatch_dispose(k2a_dispatch_t *d)
     free(d->tries);
     d->tries = NULL;
     d->ntries = 0;
+    free(d->text);
+    d->text = NULL;
 }
 
 int k2a_dispatch_http_status(const k2a_dispatch_t *d)

@@ -52,6 +52,12 @@ typedef struct st_k2a_dispatch_attempt_t {
     uint64_t head_at;                    /* uv_now (ms) when the response head arrived */
 } k2a_dispatch_attempt_t;
 
+typedef struct st_k2a_dispatch_text_t {
+    char upstream_message[256];
+    char upstream_reason[64];
+    char message[2048];
+} k2a_dispatch_text_t;
+
 typedef struct st_k2a_dispatch_t {
     k2a_pool_t *pool;
     struct st_k2a_upstream_t *up; /* the upstream client of the request's loop (k2a_dispatch_init: the pool's) */
@@ -74,13 +80,27 @@ typedef struct st_k2a_dispatch_t {
     /* What each failed attempt ran into: K2A_DISPATCH_MAX_TRIES records, allocated at the first failure (NULL while every
      * attempt succeeds: 9 KB that would otherwise sit on every request's coroutine stack). */
     k2a_dispatch_try_t *tries;
-    /* The larger members come last: k2a_dispatch_init zeroes only what precedes them; tried is counted (tried.n) and the
-     * strings start empty. */
+    /* The texts of a failure, allocated when the first one is written (NULL while every attempt succeeds: 2.3 KB that
+     * would otherwise sit in the frame of every streaming request); read them with the accessors below. */
+    k2a_dispatch_text_t *text;
+    /* The larger members come last: k2a_dispatch_init zeroes only what precedes them; tried is counted (tried.n). */
     k2a_pool_exclude_t tried;
-    char upstream_message[256]; /* the last upstream answer's "message" (for 400s: Kiro's text) */
-    char upstream_reason[64];   /* its "reason" (CONTENT_LENGTH_EXCEEDS_THRESHOLD, MONTHLY_REQUEST_COUNT, ...) */
-    char message[2048];         /* client-facing summary naming the cause of every attempt */
 } k2a_dispatch_t;
+
+/* The client-facing summary naming the cause of every attempt ("" when nothing failed). */
+static inline const char *k2a_dispatch_message(const k2a_dispatch_t *d)
+{
+    return d->text != NULL ? d->text->message : "";
+}
+/* The last upstream answer's "message" (for 400s: Kiro's text) and "reason" (CONTENT_LENGTH_EXCEEDS_THRESHOLD, ...). */
+static inline const char *k2a_dispatch_upstream_message(const k2a_dispatch_t *d)
+{
+    return d->text != NULL ? d->text->upstream_message : "";
+}
+static inline const char *k2a_dispatch_upstream_reason(const k2a_dispatch_t *d)
+{
+    return d->text != NULL ? d->text->upstream_reason : "";
+}
 
 void k2a_dispatch_init(k2a_dispatch_t *d, k2a_pool_t *pool, const char *request_id, bool stream);
 /* A request on another worker loop than the pool's sends its Kiro calls with its own loop's upstream client (the account

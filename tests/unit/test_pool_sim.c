@@ -331,8 +331,8 @@ static void dispatch_main(k2a_coro_t *co, void *arg)
     r->err = d.err;
     r->status = k2a_dispatch_http_status(&d);
     r->upstream_status = d.upstream_status;
-    snprintf(r->message, sizeof(r->message), "%s", d.message);
-    snprintf(r->upstream_message, sizeof(r->upstream_message), "%s", d.upstream_message);
+    snprintf(r->message, sizeof(r->message), "%s", k2a_dispatch_message(&d));
+    snprintf(r->upstream_message, sizeof(r->upstream_message), "%s", k2a_dispatch_upstream_message(&d));
     r->ntries = d.ntries;
     if (d.ntries != 0) /* allocated at the first failure */
         memcpy(r->tries, d.tries, d.ntries * sizeof(*d.tries));
