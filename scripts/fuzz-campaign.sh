@@ -12,13 +12,14 @@
 # seeds (which the 60 s runs of `make fuzz` keep whole) and reach the same decoder states.
 set -u
 cd "$(dirname "$0")/.."
+bdir=${FUZZ_BUILD:-build-fuzz} # where the fuzz binaries are (another build dir lets a rebuild not disturb a running lane)
 camp=build-fuzz/campaign
 mkdir -p "$camp/findings"
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+commit=${FUZZ_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)} # what the binaries were built from
 maxlen=${FUZZ_MAX_LEN:-4096}
 for spec in "$@"; do
     IFS=: read -r name runs secs <<<"$spec"
-    bin=build-fuzz/tests/fuzz/fuzz_$name
+    bin=$bdir/tests/fuzz/fuzz_$name
     [ -x "$bin" ] || { echo "fuzz-campaign: no $bin (make fuzz-build)" >&2; exit 1; }
     work=$camp/$name
     if [ ! -d "$work" ]; then

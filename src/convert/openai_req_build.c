@@ -327,13 +327,19 @@ int k2a_oa_set_arguments(k2a_oa_parser_t *p, const char *s, size_t len, k2a_str_
     return 0;
 }
 
-/* `data:<media type>;base64,<data>` (kiro-protocol.md §2.4: ^data:([^;,]+)(;base64)?,(.+)$, base64 required). */
+/* `data:<media type>;base64,<data>` (kiro-protocol.md §2.4: ^data:([^;,]+)(;base64)?,(.+)$, base64 required). BMP is
+ * refused although kiro2api maps it: Kiro's image format enum is png, jpeg, gif, webp, and a "bmp" image makes the whole
+ * request "Improperly formed" (found by fuzz_openai_req against kiro-sim's validator; the Anthropic decoder refuses it
+ * too). */
 static int parse_image_url(k2a_oa_parser_t *p, k2a_str_t url, k2a_ir_block_t *b)
 {
     static const struct {
         const char *given, *canonical;
-    } types[] = {{"image/jpeg", "image/jpeg"}, {"image/jpg", "image/jpeg"},  {"image/png", "image/png"},
-                 {"image/gif", "image/gif"},   {"image/webp", "image/webp"}, {"image/bmp", "image/bmp"}};
+    } types[] = {{"image/jpeg", "image/jpeg"},
+                 {"image/jpg", "image/jpeg"},
+                 {"image/png", "image/png"},
+                 {"image/gif", "image/gif"},
+                 {"image/webp", "image/webp"}};
     const char *field = "image_url.url";
     if ((url.len >= 7 && strncasecmp(url.base, "http://", 7) == 0) || (url.len >= 8 && strncasecmp(url.base, "https://", 8) == 0))
         return k2a_oa_fail_field(p, K2A_EIMAGE_URL, field,
@@ -359,8 +365,8 @@ static int parse_image_url(k2a_oa_parser_t *p, k2a_str_t url, k2a_ir_block_t *b)
             return 0;
         }
     }
-    return k2a_oa_fail_field(p, K2A_EIMAGE_INVALID, field, "unsupported image type '%.*s' (jpeg, png, gif, webp or bmp)",
-                             lim(mtlen), url.base + mt);
+    return k2a_oa_fail_field(p, K2A_EIMAGE_INVALID, field, "unsupported image type '%.*s' (jpeg, png, gif or webp)", lim(mtlen),
+                             url.base + mt);
 }
 
 /* ---------- objects closing ---------- */

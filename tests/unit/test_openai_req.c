@@ -571,8 +571,12 @@ static void test_errors(void **state)
         {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:"
          "image/"
          "tiff;base64,AAAA\"}}]}]}",
-         K2A_EIMAGE_INVALID,
-         "messages[0].content[0].image_url.url: unsupported image type 'image/tiff' (jpeg, png, gif, webp or bmp)"},
+         K2A_EIMAGE_INVALID, "messages[0].content[0].image_url.url: unsupported image type 'image/tiff' (jpeg, png, gif or webp)"},
+        /* fuzz_openai_req finding (openai_req-crash-d490c635): image/bmp was accepted and sent to Kiro as format "bmp", which
+         * its image format enum (png, jpeg, gif, webp) does not have: the whole request came back "Improperly formed" */
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:"
+         "image/bmp;base64,Qk0AAAAAAAAAAAAA\"}}]}]}",
+         K2A_EIMAGE_INVALID, "messages[0].content[0].image_url.url: unsupported image type 'image/bmp' (jpeg, png, gif or webp)"},
         {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:"
          "image/"
          "png;base64,\"}}]}]}",
