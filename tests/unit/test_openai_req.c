@@ -284,6 +284,19 @@ static void test_user_parts_and_images(void **state)
         "user: text(\"look\") image(image/png,\"iVBORw0KGgo=\") image(image/jpeg,\"/9j/4AAQ\") image(image/webp,\"UklGRg==\")\n");
 }
 
+/* fuzz_openai_req finding (openai_req-crash-d490c635): image/bmp was accepted and sent to Kiro as format "bmp", which its
+ * image format enum (png, jpeg, gif, webp) does not have, so kiro-sim's validator (like Kiro) rejected the whole request as
+ * "Improperly formed". It is a clear 400 now, as in the Anthropic decoder. */
+static void test_image_bmp_is_refused(void **state)
+{
+    ctx_t *c = *state;
+    assert_int_equal(decode(c, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
+                               "\"image_url\":{\"url\":\"data:image/bmp;base64,Qk0AAAAAAAAAAAAA\"}}]}]}"),
+                     K2A_EIMAGE_INVALID);
+    assert_string_equal(c->err.message,
+                        "messages[0].content[0].image_url.url: unsupported image type 'image/bmp' (jpeg, png, gif or webp)");
+}
+
 static void test_assistant_shapes(void **state)
 {
     /* reasoning_content -> THINKING; empty content dropped; refusal ignored; an assistant with nothing is dropped */
@@ -572,11 +585,6 @@ static void test_errors(void **state)
          "image/"
          "tiff;base64,AAAA\"}}]}]}",
          K2A_EIMAGE_INVALID, "messages[0].content[0].image_url.url: unsupported image type 'image/tiff' (jpeg, png, gif or webp)"},
-        /* fuzz_openai_req finding (openai_req-crash-d490c635): image/bmp was accepted and sent to Kiro as format "bmp", which
-         * its image format enum (png, jpeg, gif, webp) does not have: the whole request came back "Improperly formed" */
-        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:"
-         "image/bmp;base64,Qk0AAAAAAAAAAAAA\"}}]}]}",
-         K2A_EIMAGE_INVALID, "messages[0].content[0].image_url.url: unsupported image type 'image/bmp' (jpeg, png, gif or webp)"},
         {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:"
          "image/"
          "png;base64,\"}}]}]}",
@@ -800,6 +808,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sdk_tool_7, setup, teardown),
         cmocka_unit_test_setup_teardown(test_system_developer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_user_parts_and_images, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_image_bmp_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_assistant_shapes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parallel_tool_calls_one_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_arguments_rules, setup, teardown),
