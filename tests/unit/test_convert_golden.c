@@ -19,6 +19,7 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 #include "core/errors.h"
+#include "resp_support.h"
 #include "convert/anthropic_req.h"
 #include "convert/kiro_req.h"
 #include "sim/validate.h"
@@ -178,54 +179,6 @@ static k2a_str_t pstr_or(yajl_val params, const char *key, const char *dflt)
     return k2a_cstr(s != NULL ? s : dflt);
 }
 
-/* splitmix64: a deterministic random source */
-static void on_random(void *ctx, void *buf, size_t len)
-{
-    uint64_t *state = ctx;
-    unsigned char *p = buf;
-    for (size_t i = 0; i < len; ++i) {
-        uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        p[i] = (unsigned char)(z ^ (z >> 31));
-    }
-}
-
-static void emit(yajl_gen g, yajl_val v)
-{
-    switch (v->type) {
-    case yajl_t_string:
-        yajl_gen_string(g, (const unsigned char *)v->u.string, strlen(v->u.string));
-        break;
-    case yajl_t_number:
-        yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
-        break;
-    case yajl_t_object:
-        yajl_gen_map_open(g);
-        for (size_t i = 0; i < v->u.object.len; ++i) {
-            yajl_gen_string(g, (const unsigned char *)v->u.object.keys[i], strlen(v->u.object.keys[i]));
-            emit(g, v->u.object.values[i]);
-        }
-        yajl_gen_map_close(g);
-        break;
-    case yajl_t_array:
-        yajl_gen_array_open(g);
-        for (size_t i = 0; i < v->u.array.len; ++i)
-            emit(g, v->u.array.values[i]);
-        yajl_gen_array_close(g);
-        break;
-    case yajl_t_true:
-        yajl_gen_bool(g, 1);
-        break;
-    case yajl_t_false:
-        yajl_gen_bool(g, 0);
-        break;
-    default:
-        yajl_gen_null(g);
-        break;
-    }
-}
-
 /* Writes json pretty-printed (keys in the generated order), for K2A_GOLDEN_UPDATE. */
 static void write_pretty(const char *path, const char *json, size_t len)
 {
@@ -237,7 +190,7 @@ static void write_pretty(const char *path, const char *json, size_t len)
     yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_config(g, yajl_gen_beautify, 1);
     yajl_gen_config(g, yajl_gen_indent_string, " ");
-    emit(g, v);
+    rs_json_emit(g, v);
     const unsigned char *buf;
     size_t blen;
     yajl_gen_get_buf(g, &buf, &blen);
@@ -294,7 +247,7 @@ static int run_case(const char *name)
         uint64_t seed = 1;
         if (pint(params, "seed", &v))
             seed = (uint64_t)v;
-        p.random = on_random;
+        p.random = rs_random;
         p.random_ctx = &seed;
         p.now = pint(params, "now", &v) ? (time_t)v : (time_t)1767225600; /* 2026-01-01T00:00:00Z */
         p.client_ip = pstr_or(params, "client_ip", "127.0.0.1");

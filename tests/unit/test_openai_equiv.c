@@ -17,19 +17,7 @@
 #include "convert/model_map.h"
 #include "convert/openai_req.h"
 #include "core/errors.h"
-
-/* splitmix64, so that agentContinuationId is the same for both builds */
-static void on_random(void *ctx, void *buf, size_t len)
-{
-    uint64_t *state = ctx;
-    unsigned char *p = buf;
-    for (size_t i = 0; i < len; ++i) {
-        uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        p[i] = (unsigned char)(z ^ (z >> 31));
-    }
-}
+#include "resp_support.h"
 
 /* Decodes body with the dialect's decoder and builds the Kiro body into out (malloc'd, NUL-terminated). */
 static char *build(bool openai, const char *body, bool *thinking)
@@ -49,7 +37,7 @@ static char *build(bool openai, const char *body, bool *thinking)
     k2a_kiro_build_params_t p;
     k2a_kiro_build_params_init(&p, map);
     uint64_t seed = 1;
-    p.random = on_random;
+    p.random = rs_random;
     p.random_ctx = &seed;
     p.now = 1767225600;
     p.client_ip = K2A_STRLIT("127.0.0.1");

@@ -23,6 +23,7 @@
 #include "convert/model_map.h"
 #include "convert/openai_req.h"
 #include "core/errors.h"
+#include "resp_support.h"
 
 #define VECTOR_DIR K2A_SOURCE_DIR "/tests/vectors/convert"
 
@@ -47,54 +48,6 @@ static char *read_file(const char *path, size_t *len)
     return b;
 }
 
-/* splitmix64, as in test_convert_golden.c */
-static void on_random(void *ctx, void *buf, size_t len)
-{
-    uint64_t *state = ctx;
-    unsigned char *p = buf;
-    for (size_t i = 0; i < len; ++i) {
-        uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        p[i] = (unsigned char)(z ^ (z >> 31));
-    }
-}
-
-static void emit(yajl_gen g, yajl_val v)
-{
-    switch (v->type) {
-    case yajl_t_string:
-        yajl_gen_string(g, (const unsigned char *)v->u.string, strlen(v->u.string));
-        break;
-    case yajl_t_number:
-        yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
-        break;
-    case yajl_t_object:
-        yajl_gen_map_open(g);
-        for (size_t i = 0; i < v->u.object.len; ++i) {
-            yajl_gen_string(g, (const unsigned char *)v->u.object.keys[i], strlen(v->u.object.keys[i]));
-            emit(g, v->u.object.values[i]);
-        }
-        yajl_gen_map_close(g);
-        break;
-    case yajl_t_array:
-        yajl_gen_array_open(g);
-        for (size_t i = 0; i < v->u.array.len; ++i)
-            emit(g, v->u.array.values[i]);
-        yajl_gen_array_close(g);
-        break;
-    case yajl_t_true:
-        yajl_gen_bool(g, 1);
-        break;
-    case yajl_t_false:
-        yajl_gen_bool(g, 0);
-        break;
-    default:
-        yajl_gen_null(g);
-        break;
-    }
-}
-
 /* json pretty-printed the way the .kiro.json files are written (malloc'd), or NULL when it is not valid JSON. */
 static char *pretty(const char *json, size_t len, char *errbuf, size_t errlen)
 {
@@ -106,7 +59,7 @@ static char *pretty(const char *json, size_t len, char *errbuf, size_t errlen)
     yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_config(g, yajl_gen_beautify, 1);
     yajl_gen_config(g, yajl_gen_indent_string, " ");
-    emit(g, v);
+    rs_json_emit(g, v);
     const unsigned char *buf;
     size_t blen;
     yajl_gen_get_buf(g, &buf, &blen);
@@ -161,7 +114,7 @@ static int run_case(const char *name, const k2a_model_map_t *map)
     k2a_kiro_build_params_t p;
     k2a_kiro_build_params_init(&p, map);
     uint64_t seed = 1;
-    p.random = on_random;
+    p.random = rs_random;
     p.random_ctx = &seed;
     p.now = (time_t)1767225600; /* 2026-01-01T00:00:00Z */
     p.client_ip = K2A_STRLIT("127.0.0.1");

@@ -388,3 +388,38 @@ int rs_run_body_random(k2a_kiro_resp_t *p, const char *body, size_t len, size_t 
     k2a_es_decoder_dispose(&d);
     return r;
 }
+
+void rs_json_emit(yajl_gen g, yajl_val v)
+{
+    switch (v->type) {
+    case yajl_t_string:
+        yajl_gen_string(g, (const unsigned char *)v->u.string, strlen(v->u.string));
+        break;
+    case yajl_t_number:
+        yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
+        break;
+    case yajl_t_object:
+        yajl_gen_map_open(g);
+        for (size_t i = 0; i < v->u.object.len; ++i) {
+            yajl_gen_string(g, (const unsigned char *)v->u.object.keys[i], strlen(v->u.object.keys[i]));
+            rs_json_emit(g, v->u.object.values[i]);
+        }
+        yajl_gen_map_close(g);
+        break;
+    case yajl_t_array:
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < v->u.array.len; ++i)
+            rs_json_emit(g, v->u.array.values[i]);
+        yajl_gen_array_close(g);
+        break;
+    case yajl_t_true:
+        yajl_gen_bool(g, 1);
+        break;
+    case yajl_t_false:
+        yajl_gen_bool(g, 0);
+        break;
+    default:
+        yajl_gen_null(g);
+        break;
+    }
+}

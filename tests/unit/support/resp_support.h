@@ -12,6 +12,8 @@
 #include "convert/ir.h"
 #include "convert/kiro_resp.h"
 #include "core/buf.h"
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
 #include "eventstream/eventstream.h"
 
 typedef struct st_rs_event_t {
@@ -58,6 +60,9 @@ int rs_tee_sink(void *ctx, const k2a_ir_event_t *ev);
 
 /* Deterministic random source: ctx is a uint64_t state (splitmix64). */
 void rs_random(void *ctx, void *buf, size_t len);
+
+/* Writes a parsed JSON value with a yajl generator, keys in their parsed order (golden files, canonical forms). */
+void rs_json_emit(yajl_gen g, yajl_val v);
 
 /* Frames: encoded with the EventStream encoder, decoded back into *f (which borrows from the rs_frame_t). */
 typedef struct st_rs_frame_t {
