@@ -82,8 +82,9 @@ static const var_t vars[] = {
      NULL, "Social refresh endpoint"},
     {"KIRO_IDC_REFRESH_URL", T_STR, F(idc_refresh_url), "https://oidc.us-east-1.amazonaws.com/token", 0, 0, NULL,
      "IdC (AWS SSO OIDC) refresh endpoint"},
-    {"KIRO_IDE_VERSION", T_STR, F(kiro_version), "0.2.13", 0, 0, NULL, "KiroIDE version sent in user-agent headers"},
-    {"KIRO_AGENT_MODE", T_STR, F(agent_mode), "spec", 0, 0, NULL, "x-amzn-kiro-agent-mode header value"},
+    {"KIRO_IDE_VERSION", T_STR, F(kiro_version), "0.12.333", 0, 0, NULL,
+     "KiroIDE version sent in user-agent headers (never changed automatically; see docs/kiro-compat.md)"},
+    {"KIRO_AGENT_MODE", T_STR, F(agent_mode), "vibe", 0, 0, NULL, "x-amzn-kiro-agent-mode header value"},
     {"KIRO_CA_FILE", T_STR, F(ca_file), "", 0, 0, NULL, "extra PEM CA bundle trusted for upstream TLS (added to the system store)"},
     {"KIRO_TLS_INSECURE", T_BOOL, F(tls_insecure), "false", 0, 0, NULL,
      "disable upstream certificate verification (local testing only; logged as a warning)"},
@@ -103,6 +104,11 @@ static const var_t vars[] = {
      "upstream connections per origin (0 = KIRO_MAX_CONCURRENT: every stream holds its connection)"},
     {"KIRO_UPSTREAM_MAX_IDLE", T_INT, F(upstream_max_idle), "32", 0, 100000, NULL, "idle keep-alive connections kept per origin"},
     {"KIRO_UPSTREAM_IDLE_MS", T_INT, F(upstream_idle_ms), "30000", 100, 3600000, NULL, "idle keep-alive connection lifetime"},
+    {"KIRO_UPSTREAM_REUSE", T_ENUM, F(upstream_reuse), "account", 0, 0, "account|never",
+     "account: a keep-alive connection only ever carries one account's requests; never: Connection: close, a new connection "
+     "per request"},
+    {"KIRO_UPSTREAM_MAX_IDLE_PER_ACCOUNT", T_INT, F(upstream_max_idle_per_account), "4", 1, 100000, NULL,
+     "idle keep-alive connections kept per account and origin (within KIRO_UPSTREAM_MAX_IDLE)"},
     /* lifecycle and limits */
     {"KIRO_SHUTDOWN_GRACE_MS", T_INT, F(shutdown_grace_ms), "10000", 0, 3600000, NULL,
      "on SIGTERM/SIGINT, how long in-flight responses may finish"},

@@ -65,6 +65,8 @@ typedef struct st_k2a_config_t {
     int64_t upstream_max_conns;
     int64_t upstream_max_idle;
     int64_t upstream_idle_ms;
+    char *upstream_reuse; /* "account" | "never" */
+    int64_t upstream_max_idle_per_account;
     /* server lifecycle and limits */
     int64_t shutdown_grace_ms;
     int64_t header_timeout_ms;

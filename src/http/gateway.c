@@ -36,6 +36,8 @@ static void upstream_config_from(k2a_upstream_config_t *uc, const k2a_config_t *
     uc->max_conns_per_origin = (uint32_t)conns;
     uc->max_idle_per_origin = (uint32_t)c->upstream_max_idle;
     uc->pool_idle_timeout_ms = (uint32_t)c->upstream_idle_ms;
+    uc->reuse_never = strcmp(c->upstream_reuse, "never") == 0;
+    uc->max_idle_per_affinity = (uint32_t)c->upstream_max_idle_per_account;
     uc->dns_servers = c->dns_servers[0] != '\0' ? c->dns_servers : NULL;
     uc->ca_file = c->ca_file[0] != '\0' ? c->ca_file : NULL;
     uc->tls_insecure = c->tls_insecure;

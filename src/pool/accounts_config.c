@@ -4,12 +4,14 @@
  * Unlike kiro2api an invalid entry is a start-up error naming the entry (0-based, as on the dashboard)
  * and the problem; error messages never quote a secret.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <openssl/evp.h>
 #include <yajl/yajl_tree.h>
 #include "core/errors.h"
 #include "core/log.h"
@@ -38,6 +40,7 @@ void k2a_account_list_dispose(k2a_account_list_t *list)
         free(e->client_id);
         free(e->client_secret);
         free(e->description);
+        free(e->machine_id);
     }
     free(list->entries);
     list->entries = NULL;
@@ -71,6 +74,61 @@ static int read_file(const char *path, char **out)
     return 0;
 }
 
+/* ---- machineId ---- */
+
+static void sha256_hex2(const char *a, const char *b, char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    if (c == NULL || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1 || EVP_DigestUpdate(c, a, strlen(a)) != 1 ||
+        EVP_DigestUpdate(c, b, strlen(b)) != 1 || EVP_DigestFinal_ex(c, md, &mdlen) != 1 || mdlen != 32)
+        abort(); /* only out of memory can fail here */
+    EVP_MD_CTX_free(c);
+    for (int i = 0; i < 32; ++i) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+void k2a_account_machine_id(const k2a_account_config_t *cfg, char out[65])
+{
+    if (cfg->machine_id != NULL && strlen(cfg->machine_id) == 64) {
+        memcpy(out, cfg->machine_id, 65);
+        return;
+    }
+    bool api_key = strncmp(cfg->refresh_token, "ksk_", 4) == 0;
+    sha256_hex2(api_key ? "KiroAPIKey/" : "KotlinNativeAPI/", cfg->refresh_token, out);
+}
+
+int k2a_machine_id_normalize(const char *in, char out[65])
+{
+    char hex[65];
+    size_t n = 0, dashes = 0;
+    for (const char *p = in; *p != '\0'; ++p) {
+        if (*p == '-') {
+            ++dashes;
+            continue;
+        }
+        if (!isxdigit((unsigned char)*p) || n == 64)
+            return K2A_EINVAL;
+        hex[n++] = (char)tolower((unsigned char)*p);
+    }
+    if (n == 32 &&
+        (dashes == 0 || (dashes == 4 && strlen(in) == 36 && in[8] == '-' && in[13] == '-' && in[18] == '-' && in[23] == '-'))) {
+        memcpy(out, hex, 32);
+        memcpy(out + 32, hex, 32);
+    } else if (n == 64 && dashes == 0) {
+        memcpy(out, hex, 64);
+    } else {
+        return K2A_EINVAL;
+    }
+    out[64] = '\0';
+    return 0;
+}
+
 static bool is_blank(const char *s)
 {
     return s[strspn(s, " \t\r\n")] == '\0';
@@ -85,7 +143,8 @@ static int parse_entry(yajl_val v, size_t idx, k2a_account_config_t *e, char *er
         return K2A_ECONFIG;
     }
     yajl_val auth = obj_get(v, "auth"), rt = obj_get(v, "refreshToken"), cid = obj_get(v, "clientId"),
-             cs = obj_get(v, "clientSecret"), dis = obj_get(v, "disabled"), desc = obj_get(v, "description");
+             cs = obj_get(v, "clientSecret"), dis = obj_get(v, "disabled"), desc = obj_get(v, "description"),
+             mid = obj_get(v, "machineId");
     e->auth = K2A_AUTH_SOCIAL;
     if (auth != NULL && !YAJL_IS_NULL(auth)) {
         if (!YAJL_IS_STRING(auth)) {
@@ -132,6 +191,11 @@ static int parse_entry(yajl_val v, size_t idx, k2a_account_config_t *e, char *er
         snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: description is longer than 120 bytes", idx);
         return K2A_ECONFIG;
     }
+    char machine_id[65];
+    if (mid != NULL && !YAJL_IS_NULL(mid) && (!YAJL_IS_STRING(mid) || k2a_machine_id_normalize(str_of(mid), machine_id) != 0)) {
+        snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: machineId must be 64 hex digits or a UUID (32 hex digits)", idx);
+        return K2A_ECONFIG;
+    }
     if (e->auth == K2A_AUTH_IDC) {
         bool cid_ok = cid != NULL && YAJL_IS_STRING(cid) && !is_blank(str_of(cid));
         bool cs_ok = cs != NULL && YAJL_IS_STRING(cs) && !is_blank(str_of(cs));
@@ -146,6 +210,10 @@ static int parse_entry(yajl_val v, size_t idx, k2a_account_config_t *e, char *er
     e->refresh_token = strdup(str_of(rt));
     e->description = strdup(desc != NULL && YAJL_IS_STRING(desc) ? str_of(desc) : "");
     e->disabled = dis != NULL && YAJL_IS_TRUE(dis);
+    if (mid != NULL && YAJL_IS_STRING(mid) && (e->machine_id = strdup(machine_id)) == NULL) {
+        snprintf(err, errlen, "KIRO_AUTH_TOKEN: out of memory");
+        return K2A_ENOMEM;
+    }
     if (e->auth == K2A_AUTH_IDC) {
         e->client_id = strdup(str_of(cid));
         e->client_secret = strdup(str_of(cs));
@@ -314,8 +382,8 @@ void k2a_pool_config_init(k2a_pool_config_t *pc)
     pc->api_base = "https://codewhisperer.us-east-1.amazonaws.com";
     pc->social_refresh_url = "https://prod.us-east-1.auth.desktop.kiro.dev/refreshToken";
     pc->idc_refresh_url = "https://oidc.us-east-1.amazonaws.com/token";
-    pc->kiro_version = "0.2.13";
-    pc->agent_mode = "spec";
+    pc->kiro_version = "0.12.333";
+    pc->agent_mode = "vibe";
     pc->refresh_timeout_ms = 30000;
     pc->queue_timeout_ms = 30000;
     pc->save_debounce_ms = 200;

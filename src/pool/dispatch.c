@@ -12,8 +12,10 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/coro.h"
+#include "core/rand.h"
 #include "core/xloop.h"
 #include "pool/dispatch.h"
+#include "pool/fingerprint.h"
 #include "pool/internal.h"
 
 #define BODY_MAX (256 * 1024 * 1024)
@@ -142,37 +144,50 @@ void k2a_dispatch_set_body_prefix(k2a_dispatch_t *d, const char *prefix, size_t 
 
 #define HDR(n, v) ((k2a_http_header_t){K2A_STRLIT(n), k2a_cstr(v)})
 
-/* POSTs d->body_prefix + d->body with the lease's token. Returns 0 with *resp (any status) or a transport error. */
-static int post(k2a_dispatch_t *d, const k2a_lease_t *l, k2a_http_response_t **resp)
+/* POSTs d->body_prefix + d->body with the lease's token, as the Kiro IDE does: its header set in its order, a fresh
+ * invocation id per attempt, attempt = this attempt's number on this account. The connection carries only this account's
+ * requests (affinity = the account's id). Returns 0 with *resp (any status) or a transport error. */
+static int post(k2a_dispatch_t *d, const k2a_lease_t *l, unsigned attempt, k2a_http_response_t **resp)
 {
     k2a_pool_t *p = d->pool;
-    char xamz[200], ua[320];
+    char xamz[200], ua[360], invocation[37], request[48];
     k2a_buf_t auth = K2A_BUF_INIT(0);
-    snprintf(xamz, sizeof(xamz), "aws-sdk-js/1.0.18 KiroIDE-%s-%s", p->kiro_version, l->machine_id);
-    snprintf(ua, sizeof(ua),
-             "aws-sdk-js/1.0.18 ua/2.1 os/darwin#25.0.0 lang/js md/nodejs#20.16.0 api/codewhispererstreaming#1.0.18 m/E "
-             "KiroIDE-%s-%s",
-             p->kiro_version, l->machine_id);
+    k2a_fp_streaming_ua(p->kiro_version, l->machine_id, xamz, sizeof(xamz), ua, sizeof(ua));
+    k2a_rand_uuid4(invocation);
+    snprintf(request, sizeof(request), "attempt=%u; max=%u", attempt, K2A_FP_GENERATE_MAX_ATTEMPTS);
     k2a_buf_appendstr(&auth, "Bearer ");
     if (k2a_buf_appendstr(&auth, l->access_token) != 0) {
         k2a_buf_dispose(&auth);
         return K2A_ENOMEM;
     }
-    k2a_http_header_t h[7];
+    bool close = !k2a_upstream_keeps_alive(d->up);
+    k2a_http_header_t h[10];
     size_t nh = 0;
-    h[nh++] = (k2a_http_header_t){K2A_STRLIT("Authorization"), k2a_str(auth.base, auth.len)};
-    h[nh++] = HDR("Content-Type", "application/json");
-    if (d->stream)
-        h[nh++] = HDR("Accept", "text/event-stream");
+    h[nh++] = HDR("content-type", "application/json");
+    if (close)
+        h[nh++] = HDR("connection", "close");
+    h[nh++] = HDR("x-amzn-codewhisperer-optout", "true");
     h[nh++] = HDR("x-amzn-kiro-agent-mode", p->agent_mode);
     h[nh++] = HDR("x-amz-user-agent", xamz);
     h[nh++] = HDR("user-agent", ua);
+    size_t host_index = nh;
+    h[nh++] = HDR("amz-sdk-invocation-id", invocation);
+    h[nh++] = HDR("amz-sdk-request", request);
+    h[nh++] = (k2a_http_header_t){K2A_STRLIT("authorization"), k2a_str(auth.base, auth.len)};
     uv_buf_t b[2];
     unsigned nb = 0;
     if (d->body_prefix_len != 0)
         b[nb++] = uv_buf_init((char *)d->body_prefix, (unsigned)d->body_prefix_len);
     b[nb++] = uv_buf_init(d->body.base != NULL ? d->body.base : "", (unsigned)d->body.len);
-    k2a_http_request_t req = {.url = &p->generate_url, .method = "POST", .headers = h, .nheaders = nh, .body = b, .nbody = nb};
+    k2a_http_request_t req = {.url = &p->generate_url,
+                              .method = "POST",
+                              .headers = h,
+                              .nheaders = nh,
+                              .body = b,
+                              .nbody = nb,
+                              .affinity = k2a_lease_account_id(l),
+                              .close = close,
+                              .host_index = host_index};
     int r = k2a_upstream_request(d->up, &req, resp);
     k2a_buf_dispose(&auth);
     return r;
@@ -340,7 +355,7 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
             out->number = d->attempts + (same_account_retry ? 1 : 0);
             out->started_at = uv_now(loop);
             k2a_http_response_t *resp = NULL;
-            r = post(d, &out->lease, &resp);
+            r = post(d, &out->lease, same_account_retry ? 2 : 1, &resp);
             int status = 0;
             k2a_buf_reset(&d->error_body);
             if (r == 0) {

@@ -139,8 +139,8 @@ static k2a_account_t *account_new(k2a_pool_t *p, const k2a_account_config_t *cfg
         return NULL;
     }
     sha256_hex(cfg->auth == K2A_AUTH_IDC ? "IdC:" : "Social:", cfg->refresh_token, a->key);
-    /* kiro.rs: machineId = sha256("KotlinNativeAPI/" + refreshToken); from the configured token, so it stays stable */
-    sha256_hex("KotlinNativeAPI/", cfg->refresh_token, a->machine_id);
+    /* configured, or derived from the configured token (not the rotated one), so it stays stable */
+    k2a_account_machine_id(cfg, a->machine_id);
     make_label(a);
     a->state = cfg->disabled ? K2A_ACCOUNT_DISABLED : K2A_ACCOUNT_OK;
     return a;

@@ -35,6 +35,7 @@ typedef struct st_k2a_account_config_t {
     char *client_secret; /* IdC: never NULL; Social: NULL */
     char *description;   /* never NULL ("" when absent) */
     bool disabled;
+    char *machine_id; /* "machineId" normalised to 64 lowercase hex digits, or NULL (derived, k2a_account_machine_id) */
 } k2a_account_config_t;
 
 typedef struct st_k2a_account_list_t {
@@ -47,7 +48,8 @@ typedef struct st_k2a_account_list_t {
 
 /* Parses KIRO_AUTH_TOKEN exactly as kiro2api reads it: the value names a regular file holding the JSON, or is the JSON
  * itself; the JSON is an array of account objects or one object. Fields: auth ("Social" | "IdC", case-insensitive, missing
- * = Social), refreshToken, clientId, clientSecret (IdC), disabled (bool), description (string); unknown keys are ignored.
+ * = Social), refreshToken, clientId, clientSecret (IdC), disabled (bool), description (string), machineId (string, see
+ * k2a_machine_id_normalize); unknown keys are ignored.
  * Unlike kiro2api an invalid entry is an error, never silently dropped. Entries are numbered from 0, as on the dashboard.
  * Returns 0 with the list in *out (free with k2a_account_list_dispose), or K2A_ECONFIG with a one-line message in err such as
  * "KIRO_AUTH_TOKEN: entry 2: IdC account needs clientId and clientSecret". The message never contains a secret. Every
@@ -56,6 +58,14 @@ int k2a_pool_parse_accounts(const char *text_or_path, k2a_account_list_t *out, c
 /* The same for the JSON text itself, never a path (the fuzz target and tools that already hold the text). */
 int k2a_pool_parse_accounts_json(const char *json, k2a_account_list_t *out, char *err, size_t errlen);
 void k2a_account_list_dispose(k2a_account_list_t *list);
+
+/* The machineId an account announces in its user agents (64 lowercase hex digits + NUL in out[65]): the configured one when
+ * cfg->machine_id is set, else sha256_hex("KotlinNativeAPI/" + refreshToken), or sha256_hex("KiroAPIKey/" + key) when the
+ * credential is a ksk_ API key. Always from the ORIGINALLY configured token, so a rotation never changes it. */
+void k2a_account_machine_id(const k2a_account_config_t *cfg, char out[65]);
+/* Normalises a configured machineId: 64 hex digits (lower-cased), or a UUID (32 hex digits, dashes allowed) doubled to 64.
+ * Returns 0 or K2A_EINVAL for anything else. */
+int k2a_machine_id_normalize(const char *in, char out[65]);
 
 /* ---- pool configuration ---- */
 
@@ -80,8 +90,8 @@ typedef struct st_k2a_pool_config_t {
     const char *api_base;             /* KIRO_API_BASE (generateAssistantResponse, getUsageLimits) */
     const char *social_refresh_url;   /* KIRO_SOCIAL_REFRESH_URL */
     const char *idc_refresh_url;      /* KIRO_IDC_REFRESH_URL */
-    const char *kiro_version;         /* KIRO_IDE_VERSION, e.g. "0.2.13" */
-    const char *agent_mode;           /* KIRO_AGENT_MODE, e.g. "spec" */
+    const char *kiro_version;         /* KIRO_IDE_VERSION, e.g. "0.12.333" */
+    const char *agent_mode;           /* KIRO_AGENT_MODE, e.g. "vibe" */
     uint32_t refresh_timeout_ms;      /* first-byte timeout of refresh and usage calls; default 30000 */
     uint32_t queue_timeout_ms;        /* how long a request waits for a slot when every account is at its cap; 30000 */
     uint32_t save_debounce_ms;        /* state writes are coalesced this long after the last change; default 200 */

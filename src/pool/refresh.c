@@ -13,6 +13,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/rand.h"
+#include "pool/fingerprint.h"
 #include "pool/internal.h"
 
 #define REFRESH_BODY_MAX (64 * 1024)
@@ -127,9 +128,12 @@ void k2a_pool_cancel_jobs(k2a_pool_t *p)
 
 #define HDR(n, v) ((k2a_http_header_t){K2A_STRLIT(n), k2a_cstr(v)})
 
-/* Sends a request and reads the whole body (bounded). Returns 0 with *status set, or a transport error. */
-static int http_call(k2a_pool_t *p, const k2a_url_t *url, const char *method, const k2a_http_header_t *headers, size_t nheaders,
-                     const char *body, size_t body_len, k2a_buf_t *resp_body, size_t max, int *status)
+/* Sends a request and reads the whole body (bounded). Returns 0 with *status set, or a transport error. Control calls are
+ * made as the IDE makes them (Connection: close, a connection of their own), on the account's affinity key so that not
+ * even a TLS session is shared with another account. */
+static int http_call(k2a_pool_t *p, const k2a_account_t *a, const k2a_url_t *url, const char *method,
+                     const k2a_http_header_t *headers, size_t nheaders, const char *body, size_t body_len, k2a_buf_t *resp_body,
+                     size_t max, int *status)
 {
     uv_buf_t b = uv_buf_init((char *)body, (unsigned)body_len);
     k2a_http_request_t req = {.url = url,
@@ -139,7 +143,9 @@ static int http_call(k2a_pool_t *p, const k2a_url_t *url, const char *method, co
                               .body = body != NULL ? &b : NULL,
                               .nbody = body != NULL ? 1 : 0,
                               .first_byte_timeout_ms = p->cfg.refresh_timeout_ms,
-                              .idle_timeout_ms = p->cfg.refresh_timeout_ms};
+                              .idle_timeout_ms = p->cfg.refresh_timeout_ms,
+                              .affinity = a->id,
+                              .close = true};
     k2a_http_response_t *resp = NULL;
     int r = k2a_upstream_request(p->up, &req, &resp);
     if (r != 0)
@@ -264,7 +270,7 @@ static int do_refresh(k2a_account_t *a, k2a_verdict_t *v)
 {
     k2a_pool_t *p = a->pool;
     k2a_buf_t body = K2A_BUF_INIT(0), resp = K2A_BUF_INIT(REFRESH_BODY_MAX);
-    char ua[200];
+    char ua[200], invocation[37];
     int status = 0, r;
     const k2a_url_t *url;
     k2a_http_header_t h[8];
@@ -285,24 +291,23 @@ static int do_refresh(k2a_account_t *a, k2a_verdict_t *v)
         k2a_buf_appendstr(&body, "\",\"grantType\":\"refresh_token\",\"refreshToken\":\"");
         k2a_buf_append_json_escaped(&body, a->refresh_token, strlen(a->refresh_token));
         r = k2a_buf_appendstr(&body, "\"}");
-        h[nh++] = HDR("Content-Type", "application/json");
-        h[nh++] = HDR("x-amz-user-agent",
-                      "aws-sdk-js/3.738.0 ua/2.1 os/other lang/js md/browser#unknown_unknown api/sso-oidc#3.738.0 m/E KiroIDE");
-        h[nh++] = HDR("Accept", "*/*");
-        h[nh++] = HDR("Accept-Language", "*");
-        h[nh++] = HDR("sec-fetch-mode", "cors");
-        h[nh++] = HDR("User-Agent", "node");
-        h[nh++] = HDR("Accept-Encoding", "identity");
+        k2a_rand_uuid4(invocation);
+        h[nh++] = HDR("content-type", "application/json");
+        h[nh++] = HDR("x-amz-user-agent", K2A_FP_IDC_X_AMZ_USER_AGENT);
+        h[nh++] = HDR("user-agent", K2A_FP_IDC_USER_AGENT);
+        h[nh++] = HDR("amz-sdk-invocation-id", invocation);
+        h[nh++] = HDR("amz-sdk-request", "attempt=1; max=4");
+        h[nh++] = HDR("Connection", "close");
     } else {
         url = &p->social_url_parsed;
         k2a_buf_appendstr(&body, "{\"refreshToken\":\"");
         k2a_buf_append_json_escaped(&body, a->refresh_token, strlen(a->refresh_token));
         r = k2a_buf_appendstr(&body, "\"}");
-        snprintf(ua, sizeof(ua), "KiroIDE-%s-%s", p->kiro_version, a->machine_id);
+        k2a_fp_social_ua(p->kiro_version, a->machine_id, ua, sizeof(ua));
         h[nh++] = HDR("Content-Type", "application/json");
         h[nh++] = HDR("Accept", "application/json, text/plain, */*");
         h[nh++] = HDR("User-Agent", ua);
-        h[nh++] = HDR("Accept-Encoding", "identity");
+        h[nh++] = HDR("Connection", "close");
     }
     if (r != 0) {
         k2a_buf_dispose(&body);
@@ -313,7 +318,7 @@ static int do_refresh(k2a_account_t *a, k2a_verdict_t *v)
         return r;
     }
     /* the refresh token in flight: remembered, so that a rotation racing a reload is attributed correctly */
-    r = http_call(p, url, "POST", h, nh, body.base, body.len, &resp, REFRESH_BODY_MAX, &status);
+    r = http_call(p, a, url, "POST", h, nh, body.base, body.len, &resp, REFRESH_BODY_MAX, &status);
     k2a_buf_dispose(&body);
     k2a_pool_classify_refresh(r, status, resp.base, resp.len, v);
     if (v->action == K2A_ACT_OK) {
@@ -434,11 +439,8 @@ static void usage_job(k2a_pool_job_t *job)
     char *u = k2a_buf_cstr(&url);
     if (u == NULL || k2a_url_parse(u, url.len, &parsed) != 0)
         goto Next;
-    char xamz[200], ua[300], auth[64 + 16384], invocation[37];
-    snprintf(xamz, sizeof(xamz), "aws-sdk-js/1.0.0 KiroIDE-%s-%s", p->kiro_version, a->machine_id);
-    snprintf(ua, sizeof(ua),
-             "aws-sdk-js/1.0.0 ua/2.1 os/darwin#24.6.0 lang/js md/nodejs#20.16.0 api/codewhispererruntime#1.0.0 m/E KiroIDE-%s-%s",
-             p->kiro_version, a->machine_id);
+    char xamz[200], ua[360], auth[64 + 16384], invocation[37];
+    k2a_fp_rest_ua(p->kiro_version, a->machine_id, xamz, sizeof(xamz), ua, sizeof(ua));
     char *token = strdup(a->access_token); /* the account's copy may be replaced while we wait */
     if (token == NULL)
         goto Next;
@@ -449,10 +451,10 @@ static void usage_job(k2a_pool_job_t *job)
                              HDR("amz-sdk-invocation-id", invocation),
                              HDR("amz-sdk-request", "attempt=1; max=1"),
                              HDR("Authorization", auth),
-                             HDR("Accept-Encoding", "identity")};
+                             HDR("Connection", "close")};
     int status = 0;
     ++a->usage_polls;
-    r = http_call(p, &parsed, "GET", h, sizeof(h) / sizeof(h[0]), NULL, 0, &resp, USAGE_BODY_MAX, &status);
+    r = http_call(p, a, &parsed, "GET", h, sizeof(h) / sizeof(h[0]), NULL, 0, &resp, USAGE_BODY_MAX, &status);
     free(token);
     if (r == K2A_ECANCELED)
         goto Exit;
