@@ -7,7 +7,7 @@ what=${1:-build}
 
 pkgs=(gcc make cmake pkg-config libh2o-dev libuv1-dev libyajl-dev libssl-dev libc-ares-dev zlib1g-dev)
 case "$what" in
-test) pkgs+=(libcmocka-dev python3 curl nghttp2-client openssl clang libclang-rt-14-dev chromium) ;;
+test) pkgs+=(libcmocka-dev python3 curl nghttp2-client openssl clang libclang-rt-14-dev llvm chromium) ;;
 bench) pkgs+=(python3 curl nghttp2-client wrk nginx-light openssl) ;;
 image) pkgs+=(podman buildah debootstrap runc slirp4netns golang-github-containernetworking-plugin-dnsname podman-compose python3 curl) ;;
 esac

@@ -13,6 +13,10 @@ out=build-fuzz/findings
 mkdir -p "$out"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# Symbolized stack traces in findings (llvm-symbolizer comes with Debian's llvm package: deps/install.sh test)
+if [ -z "${ASAN_SYMBOLIZER_PATH:-}" ] && command -v llvm-symbolizer >/dev/null 2>&1; then
+    export ASAN_SYMBOLIZER_PATH=$(command -v llvm-symbolizer)
+fi
 
 run_target() { # name bin -> writes $tmp/<name>.result
     local name=$1 bin=$2 work="$tmp/$1.corpus" log="$tmp/$1.log"

@@ -99,7 +99,7 @@ int main(int argc, char **argv)
         if (!is_loopback(config.host))
             return fail_config(&config,
                                "KIRO_CLIENT_TOKEN: required when listening beyond loopback (set it, or KIRO_HOST=127.0.0.1)");
-        k2a_warn("KIRO_CLIENT_TOKEN is not set: any client on this machine may use the gateway (listening on loopback only)");
+        /* warned once the gateway is up (k2a_gateway_run): a configuration error stays the one line it promises */
     }
 
     signal(SIGPIPE, SIG_IGN);

@@ -306,7 +306,8 @@ int k2a_anthropic_msg_on_event(void *ctx, const k2a_ir_event_t *ev)
         if (ev->index < 0 || (size_t)ev->index >= m->nblocks)
             return msg_fail(m, K2A_EINVAL, K2A_STRLIT("delta for an unknown content block"));
         if (m->bytes + ev->text.len > m->max_bytes)
-            return msg_fail(m, K2A_ETOOBIG, K2A_STRLIT("the response is larger than the non-streaming limit; use stream: true"));
+            return msg_fail(m, K2A_EUPSTREAM_TOOBIG,
+                            K2A_STRLIT("Kiro's answer is larger than the non-streaming limit; use stream: true"));
         m->bytes += ev->text.len;
         int r = k2a_buf_append(&m->blocks[ev->index].text, ev->text.base, ev->text.len);
         return r != 0 ? msg_fail(m, r, K2A_STRLIT("out of memory")) : 0;

@@ -292,7 +292,7 @@ static char *dup_str(k2a_str_t s)
 static int agg_tool_start(k2a_openai_aggregate_t *a, const k2a_ir_event_t *ev)
 {
     if (a->ntools == a->max_tool_calls)
-        return K2A_ETOOBIG;
+        return K2A_EUPSTREAM_TOOBIG;
     if (a->ntools == a->captools) {
         size_t cap = a->captools < 4 ? 4 : a->captools * 2;
         k2a_openai_tool_call_t *p = realloc(a->tools, cap * sizeof(*p));
@@ -342,8 +342,11 @@ int k2a_openai_aggregate_on_event(void *sink, const k2a_ir_event_t *ev)
         return 0;
     case K2A_EV_BLOCK_START:
         return ev->block == K2A_BLOCK_TOOL_USE ? agg_tool_start(a, ev) : 0;
-    case K2A_EV_DELTA:
-        return agg_delta(a, ev);
+    case K2A_EV_DELTA: {
+        /* a full buffer is the size of Kiro's answer, not of the client's request: an upstream error (502), not a 413 */
+        int r = agg_delta(a, ev);
+        return r == K2A_ETOOBIG ? K2A_EUPSTREAM_TOOBIG : r;
+    }
     case K2A_EV_STOP:
         merge_usage(&a->usage, &ev->usage);
         a->stopped = true;

@@ -339,6 +339,9 @@ void k2a_config_print_help(FILE *fp)
 {
     for (size_t i = 0; i < NVARS; ++i) {
         const var_t *v = &vars[i];
-        fprintf(fp, "  %-30s %s (default: %s)\n", v->name, v->help, v->def[0] != '\0' ? v->def : "unset");
+        if (v->def[0] == '\0' && strstr(v->help, "(default: ") != NULL)
+            fprintf(fp, "  %-30s %s\n", v->name, v->help); /* the help names what "unset" means: once is enough */
+        else
+            fprintf(fp, "  %-30s %s (default: %s)\n", v->name, v->help, v->def[0] != '\0' ? v->def : "unset");
     }
 }

@@ -69,6 +69,8 @@
     XX(UPSTREAM_EXCEPTION, "upstream: exception in the response stream")                                                           \
     XX(UPSTREAM_TRUNCATED, "upstream: response stream ended early")                                                                \
     XX(UPSTREAM_TOOL_TOOBIG, "upstream: tool input exceeds its configured limit")                                                  \
+    XX(UPSTREAM_TOOBIG, "upstream: the answer exceeds the non-streaming size limit (use stream: true)")                            \
+    XX(UPSTREAM_NOT_EVENTSTREAM, "upstream: the answer is not an EventStream")                                                     \
     /* pool */                                                                                                                     \
     XX(NO_ACCOUNT, "pool: no usable account")                                                                                      \
     XX(ACCOUNT_INVALID, "pool: account credentials rejected")                                                                      \

@@ -148,6 +148,39 @@ void k2a_log_remove_secret(const char *secret, size_t len)
 }
 
 /* Appends s to out with every registered secret masked, then JSON-escaped (json) or raw. Called with the mutex held. */
+/* The text format is one line per record whatever the message holds: a client-supplied string (a model name, a path)
+ * with CR/LF would forge log lines and an ANSI escape would drive the operator's terminal. Control bytes and DEL are
+ * written as \n, \r, \t or \xNN, a backslash as \\; everything else (UTF-8 included) as is. */
+static void append_text_escaped(k2a_buf_t *out, const char *s, size_t n)
+{
+    size_t run = 0;
+    for (size_t i = 0; i < n; ++i) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != 0x7f && c != '\\')
+            continue;
+        k2a_buf_append(out, s + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '\n':
+            k2a_buf_appendstr(out, "\\n");
+            break;
+        case '\r':
+            k2a_buf_appendstr(out, "\\r");
+            break;
+        case '\t':
+            k2a_buf_appendstr(out, "\\t");
+            break;
+        case '\\':
+            k2a_buf_appendstr(out, "\\\\");
+            break;
+        default:
+            k2a_buf_appendf(out, "\\x%02x", c);
+            break;
+        }
+    }
+    k2a_buf_append(out, s + run, n - run);
+}
+
 static void append_scrubbed(k2a_buf_t *out, const char *s, size_t n, bool json)
 {
     k2a_buf_t tmp = K2A_BUF_INIT(0);
@@ -176,7 +209,7 @@ static void append_scrubbed(k2a_buf_t *out, const char *s, size_t n, bool json)
     if (json)
         k2a_buf_append_json_escaped(out, src, srclen);
     else
-        k2a_buf_append(out, src, srclen);
+        append_text_escaped(out, src, srclen);
     k2a_buf_dispose(&tmp);
 }
 

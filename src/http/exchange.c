@@ -389,8 +389,10 @@ static int pump(exchange_t *x, k2a_dispatch_attempt_t *a, const char **why)
     const char *data;
     intptr_t n;
     int transport = 0;
+    bool any = false;
     *why = NULL;
     while ((n = k2a_upstream_read(a->resp, &data)) > 0) {
+        any = true;
         int r = k2a_es_decoder_feed(&x->decoder, data, (size_t)n, on_frame, x);
         const k2a_kiro_resp_seen_t *seen = k2a_kiro_resp_seen(&x->parser);
         if (r < 0 && !seen->finished) {
@@ -418,6 +420,11 @@ static int pump(exchange_t *x, k2a_dispatch_attempt_t *a, const char **why)
         return K2A_ECANCELED;
     if (n < 0)
         transport = (int)n;
+    if (n == 0 && !any) {
+        /* a 200 that ends without a byte (chunked or close-delimited): not an answer, and not the account's fault */
+        *why = "Kiro's endpoint answered 200 with an empty body, not an EventStream";
+        return K2A_EUPSTREAM_NOT_EVENTSTREAM;
+    }
     const k2a_kiro_resp_seen_t *seen = k2a_kiro_resp_seen(&x->parser);
     if (!seen->finished) {
         if (transport == 0)

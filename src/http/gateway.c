@@ -212,6 +212,7 @@ int k2a_gateway_run(const k2a_config_t *config)
         gw.nworkers = 1;
     gw.workers = calloc(gw.nworkers, sizeof(*gw.workers));
     int status = 0;
+    bool started = false;
 
     k2a_convert_error_t cerr = {0};
     if (k2a_model_map_create(config->model_map, strlen(config->model_map), &gw.model_map, &cerr) != 0) {
@@ -219,8 +220,6 @@ int k2a_gateway_run(const k2a_config_t *config)
         free(gw.workers);
         return 2;
     }
-    if (config->auth_token[0] == '\0')
-        k2a_warn("KIRO_AUTH_TOKEN is not set: no Kiro account, chat requests will answer 503 (make run starts a demo instead)");
 
     /* worker 0 on this thread: it owns the pool and binds the port the others share */
     k2a_worker_t *w0 = &gw.workers[0];
@@ -261,6 +260,12 @@ int k2a_gateway_run(const k2a_config_t *config)
     fflush(stdout);
     k2a_info("kiro2api %s listening on http://%s:%d%s with %u worker loop(s)", K2A_VERSION, config->host, gw.port,
              gw.tls_port != 0 ? " (and TLS)" : "", gw.nworkers);
+    /* warnings about the configuration only once it is known to be valid: a configuration error is one line, alone */
+    if (config->client_token[0] == '\0')
+        k2a_warn("KIRO_CLIENT_TOKEN is not set: any client on this machine may use the gateway (listening on loopback only)");
+    if (config->auth_token[0] == '\0')
+        k2a_warn("KIRO_AUTH_TOKEN is not set: no Kiro account, chat requests will answer 503 (make run starts a demo instead)");
+    started = true;
     uv_run(&w0->loop, UV_RUN_DEFAULT);
     status = w0->server.exit_status;
 
@@ -272,7 +277,8 @@ Exit:
     gw.model_map = NULL;
     /* gw.workers stays allocated: idle client connections still open at exit belong to the workers' loops and h2o contexts,
      * and h2o 2.2.5 has no way to close them; keeping them reachable is what h2o's own server does too */
-    k2a_info("kiro2api stopped");
+    if (started)
+        k2a_info("kiro2api stopped");
     return status;
 }
 

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include "core/errors.h"
 #include "core/log.h"
@@ -329,6 +330,51 @@ static void post_done(k2a_dispatch_t *d, k2a_dispatch_attempt_t *a, done_msg_t *
     k2a_xloop_post(d->pool->owner, op_done, m);
 }
 
+/* Kiro answers generateAssistantResponse with application/vnd.amazon.eventstream. Another declared type, or a body
+ * declared empty, is something else answering in its place (a proxy's login page, an HTML error). A missing
+ * Content-Type is let through: the decoder judges the bytes. */
+static bool is_eventstream_answer(const k2a_http_response_t *resp)
+{
+    if (resp->content_length == 0)
+        return false;
+    k2a_str_t ct = k2a_http_response_header(resp, "content-type");
+    if (ct.base == NULL)
+        return true;
+    static const char want[] = "application/vnd.amazon.eventstream";
+    return ct.len >= sizeof(want) - 1 && strncasecmp(ct.base, want, sizeof(want) - 1) == 0;
+}
+
+/* "Kiro's endpoint answered 200 with content-type text/html (1234 bytes: "<html><title>Sign in..."), not an EventStream:
+ * a proxy or captive portal in the way?" — the start of the body with anything but printable ASCII replaced. */
+static void describe_not_eventstream(const k2a_http_response_t *resp, const k2a_buf_t *body, char *out, size_t outsz)
+{
+    k2a_str_t ct = k2a_http_response_header(resp, "content-type");
+    char type[64], start[81];
+    size_t n = 0;
+    for (size_t i = 0; ct.base != NULL && i < ct.len && n + 1 < sizeof(type); ++i)
+        type[n++] = ct.base[i] >= 0x20 && ct.base[i] < 0x7f ? ct.base[i] : '?';
+    type[n] = '\0';
+    n = 0;
+    for (size_t i = 0; i < body->len && n + 1 < sizeof(start); ++i) {
+        unsigned char c = (unsigned char)body->base[i];
+        if (c == '\r' || c == '\n' || c == '\t')
+            c = ' ';
+        if (n != 0 && c == ' ' && start[n - 1] == ' ')
+            continue;
+        start[n++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    start[n] = '\0';
+    if (body->len == 0)
+        snprintf(out, outsz, "Kiro's endpoint answered 200 with an empty body%s%s%s, not an EventStream", type[0] ? " (content-type " : "",
+                 type, type[0] ? ")" : "");
+    else
+        snprintf(out, outsz,
+                 "Kiro's endpoint answered 200 with content-type %s (%zu%s bytes: \"%s%s\"), not an EventStream: a proxy or "
+                 "captive portal in the way?",
+                 type[0] ? type : "(none)", body->len, body->len >= K2A_UPSTREAM_ERROR_BODY_MAX ? "+" : "", start,
+                 body->len > n ? "..." : "");
+}
+
 int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx, k2a_dispatch_attempt_t *out)
 {
     k2a_pool_t *p = d->pool;
@@ -336,8 +382,9 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
     memset(out, 0, sizeof(*out));
     if (d->open != NULL) /* the previous attempt was not finished: treat it as failed */
         k2a_dispatch_attempt_failed(d, d->open, K2A_EUPSTREAM_TRUNCATED, "abandoned by the handler");
-    if (d->err == K2A_EUPSTREAM_BAD_REQUEST || d->err == K2A_EUPSTREAM_CONTENT_LENGTH)
-        return d->err; /* attempt_failed said it is the client's fault */
+    if (d->err == K2A_EUPSTREAM_BAD_REQUEST || d->err == K2A_EUPSTREAM_CONTENT_LENGTH || d->err == K2A_EUPSTREAM_NOT_EVENTSTREAM ||
+        d->err == K2A_EUPSTREAM_TOOBIG)
+        return d->err; /* attempt_failed said it is the client's fault, or not Kiro answering */
     for (;;) {
         acquire_args_t aa = {d, out};
         int r = (int)k2a_xloop_call(p->owner, op_acquire, &aa);
@@ -360,6 +407,18 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
             k2a_buf_reset(&d->error_body);
             if (r == 0) {
                 status = resp->status;
+                if (status == 200 && !is_eventstream_answer(resp)) {
+                    /* a captive portal, a corporate proxy or an empty 200: not Kiro's answer, and not the account's fault
+                     * (no penalty, no failover: every account would meet the same thing); the client is told what arrived */
+                    k2a_upstream_read_error_body(resp, &d->error_body);
+                    describe_not_eventstream(resp, &d->error_body, text(d)->message, sizeof(text(d)->message));
+                    k2a_upstream_release(resp);
+                    add_try(d, &out->lease, K2A_EUPSTREAM_NOT_EVENTSTREAM, 200, "answer is not an EventStream");
+                    k2a_xloop_call(p->owner, op_release_sync, &out->lease);
+                    d->upstream_status = 200;
+                    d->err = K2A_EUPSTREAM_NOT_EVENTSTREAM;
+                    return d->err;
+                }
                 if (status == 200) {
                     /* sent: a later attempt rebuilds it; a stream may stay open for minutes, and thousands of them
                      * would keep their bodies otherwise */
@@ -419,6 +478,11 @@ void k2a_dispatch_attempt_failed(k2a_dispatch_t *d, k2a_dispatch_attempt_t *a, i
         v->err = err;
         if (err == K2A_EUPSTREAM_CONTENT_LENGTH || err == K2A_EUPSTREAM_BAD_REQUEST) {
             v->action = K2A_ACT_CLIENT;
+            d->err = err;
+            snprintf(text(d)->message, sizeof(text(d)->message), "%s", detail != NULL ? detail : k2a_strerror(err));
+        } else if (err == K2A_EUPSTREAM_NOT_EVENTSTREAM || err == K2A_EUPSTREAM_TOOBIG) {
+            /* an empty 200, or an answer over the non-streaming limit: no penalty, and no other account would do better */
+            v->action = K2A_ACT_LOCAL;
             d->err = err;
             snprintf(text(d)->message, sizeof(text(d)->message), "%s", detail != NULL ? detail : k2a_strerror(err));
         } else {

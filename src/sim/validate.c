@@ -250,13 +250,12 @@ static int check_tools(ctx_t *c, yajl_val tools, const char *path)
         /* Rule "tool_name_too_long": Kiro rejects names over 64 characters (AIClient, kiro.rs shorten them). */
         if (count_code_points(name) > K2A_SIM_MAX_TOOL_NAME)
             return REJECT(c, "tool_name_too_long", "%s[%zu].name is longer than %d characters", path, i, K2A_SIM_MAX_TOOL_NAME);
-        /* Rule "server_tool": Anthropic server tools sent as plain tools (web_search_20250305 and every other versioned
-         * "<type>_YYYYMMDD" name) and web_search/websearch, which Kiro does not support (peers.md §2.1). */
-        bool versioned = namelen > 9 && name[namelen - 9] == '_';
-        for (size_t k = namelen >= 8 ? namelen - 8 : 0; versioned && k < namelen; ++k)
-            if (name[k] < '0' || name[k] > '9')
-                versioned = false;
-        if (versioned || strcmp(name, "web_search") == 0 || strcmp(name, "websearch") == 0)
+        /* Rule "server_tool": Anthropic's web search server tool forwarded as a plain tool (named web_search or
+         * websearch), which Kiro's generate call does not serve (peers.md §2.1). A client tool whose name merely ends
+         * in "_YYYYMMDD" (lookup_20250101) is an ordinary tool: Kiro's only documented name rule is the charset
+         * [a-zA-Z0-9_-]{1,64} (kiro-protocol-2026.md §6), and server tools are told apart by their Anthropic `type`,
+         * which never reaches Kiro (docs/kiro-compat.md, "Client tools named like server tools"). */
+        if (strcmp(name, "web_search") == 0 || strcmp(name, "websearch") == 0)
             return REJECT(c, "server_tool", "%s[%zu] is the server tool \"%.64s\"", path, i, name);
         /* Rule "tool_description_too_long": more than --max-tool-description code points (default 10000). */
         if (count_code_points(sv[1]->u.string) > c->limits->max_tool_description)

@@ -281,6 +281,122 @@ class NetworkFaults(unittest.TestCase):
         self.dns_scenario("silent", 504, "resol|DNS|timed out")
 
 
+class NotKiro:
+    """An HTTP/1.1 server on 127.0.0.1 that answers every request with one canned 200 that is not an EventStream (a
+    captive portal's page, an empty body). It counts the requests it got."""
+
+    def __init__(self):
+        import socket
+        import threading
+        self.mode = "html"
+        self.hits = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.base = "http://127.0.0.1:%d" % self.port
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def answer(self):
+        if self.mode == "html":
+            body = b"<!DOCTYPE html>\n<html><head><title>Sign in to the guest network</title></head><body>...</body></html>"
+            return (b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
+        if self.mode == "empty":
+            return b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.amazon.eventstream\r\nContent-Length: 0\r\n\r\n"
+        # empty chunked: the type is right, the body has no byte
+        return b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.amazon.eventstream\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+
+    def _serve(self):
+        import threading
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._conn, args=(c,), daemon=True).start()
+
+    def _conn(self, c):
+        buf = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    d = c.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                head, _, rest = buf.partition(b"\r\n\r\n")
+                n = 0
+                for line in head.split(b"\r\n")[1:]:
+                    k, _, v = line.partition(b":")
+                    if k.strip().lower() == b"content-length":
+                        n = int(v.strip())
+                while len(rest) < n:
+                    d = c.recv(65536)
+                    if not d:
+                        return
+                    rest += d
+                buf = rest[n:]
+                self.hits += 1
+                c.sendall(self.answer())
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self.sock.close()
+
+
+class NotKiroAnswers(unittest.TestCase):
+    """A 200 that is not an EventStream (a captive portal, a corporate proxy, an empty body) is a typed upstream error
+    (502, saying what arrived) that neither cools the account nor fails over; an answer over the non-streaming
+    aggregate limit is a 502 upstream error too, never the client's 413."""
+
+    def test_html_and_empty_200_are_upstream_errors_without_penalty(self):
+        sim = Sim()
+        junk = NotKiro()
+        env = sim_accounts_env(sim, ["sim-ok-junk1", "sim-ok-junk2"], {"KIRO_API_BASE": junk.base})
+        gw = Gateway(env=env)
+        try:
+            cases = (("html", "text/html.*Sign in to the guest network.*proxy or captive portal"),
+                     ("empty", "empty body"), ("empty-chunked", "empty body"))
+            for mode, contains in cases:
+                junk.mode = mode
+                for dialect in DIALECTS:
+                    for stream in (True, False):
+                        hits = junk.hits
+                        st, _, data = post(gw.port, dialect, body_for(dialect, "hello", stream=stream))
+                        assert_error_shape(self, dialect, st, data, want_status=502, contains=contains)
+                        self.assertEqual(junk.hits - hits, 1, "no failover to the second account (%s)" % mode)
+            st, _, data = request(gw.port, "GET", "/api/tokens", key=CLIENT_KEY)
+            self.assertEqual(st, 200)
+            states = [t["state"] for t in json.loads(data)["tokens"]]
+            self.assertEqual(states, ["ok", "ok"], "no account cooled: %s" % data[:2000])
+            gw.assert_clean_exit(self)
+            sim.assert_clean_exit(self)
+        finally:
+            gw.cleanup()
+            sim.cleanup()
+            junk.close()
+
+    def test_non_stream_answer_over_the_aggregate_limit_is_a_502(self):
+        sim = Sim()
+        gw = Gateway(env=sim_accounts_env(sim, ["sim-ok-big"]))
+        try:
+            for dialect in DIALECTS:
+                st, _, data = post(gw.port, dialect, body_for(dialect, "[[sim:text frames=70 size=1048576]]", stream=False),
+                                   timeout=120)
+                assert_error_shape(self, dialect, st, data, want_status=502, contains="non-streaming .*limit.*stream: true")
+                assert_serves(self, gw.port, dialect)
+            st, _, data = request(gw.port, "GET", "/api/tokens", key=CLIENT_KEY)
+            self.assertEqual([t["state"] for t in json.loads(data)["tokens"]], ["ok"], "the account did not cool")
+            gw.assert_clean_exit(self)
+            sim.assert_clean_exit(self)
+        finally:
+            gw.cleanup()
+            sim.cleanup()
+
+
 def tls_stats(sim, ca):
     ctx = ssl.create_default_context(cafile=ca)
     ctx.check_hostname = False

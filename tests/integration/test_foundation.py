@@ -234,6 +234,22 @@ class Config(unittest.TestCase):
             self.assertEqual(len(lines), 1, r.stderr)
             self.assertIn(var, lines[0])
 
+    def test_bad_account_json_is_one_line_on_loopback_without_a_key(self):
+        # the loopback-without-a-key warning and the "stopped" line used to surround the error
+        for value in ('not json', '[{"auth":"Bogus","refreshToken":"x"}]', '[{"auth":"IdC","refreshToken":"x"}]'):
+            r = self.run_bin({"KIRO_HOST": "127.0.0.1", "KIRO_CLIENT_TOKEN": "", "KIRO_AUTH_TOKEN": value})
+            self.assertEqual(r.returncode, 2, (value, r.stderr))
+            lines = [l for l in r.stderr.splitlines() if l.strip()]
+            self.assertEqual(len(lines), 1, (value, r.stderr))
+            self.assertRegex(lines[0], r"^kiro2api: configuration error: KIRO_AUTH_TOKEN", value)
+
+    def test_help_says_each_default_once(self):
+        r = self.run_bin(args=["--help"])
+        self.assertEqual(r.returncode, 0)
+        for line in r.stdout.splitlines():
+            self.assertLessEqual(line.count("(default"), 1, line)
+        self.assertIn("(default: the system's)", r.stdout)
+
     def test_help_and_version(self):
         r = self.run_bin(args=["--help"])
         self.assertEqual(r.returncode, 0)

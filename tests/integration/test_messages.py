@@ -92,6 +92,16 @@ class Messages(unittest.TestCase):
         self.assertEqual(json.loads("".join(pieces)), args)
         self.assertEqual([d for e, d in evs if e == "message_delta"][0]["delta"]["stop_reason"], "tool_use")
 
+    def test_client_tool_with_a_dated_name_reaches_kiro(self):
+        # lookup_20250101 is a client tool, not a server tool: forwarded, accepted, callable (fuzz_anthropic_req finding)
+        tool = dict(WEATHER_TOOL, name="lookup_20250101", type="custom")
+        directive = '[[sim:tool name=lookup_20250101 input={"city":"Oslo"}]]'
+        st, _, data = self.post(body("look it up " + directive, stream=False, tools=[tool]))
+        self.assertEqual(st, 200, data)
+        msg = json.loads(data)
+        self.assertEqual(msg["stop_reason"], "tool_use")
+        self.assertEqual(msg["content"][-1]["name"], "lookup_20250101")
+
     def test_validator_400_is_an_anthropic_400(self):
         # an assistant-only conversation is repaired by the normalizer, but an unknown model is the client's problem
         st, _, data = self.post(body("hi", model="gpt-nope"))

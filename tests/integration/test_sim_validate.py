@@ -116,7 +116,12 @@ def test_tools_rules():
     rejected("history_tools_without_tools", lambda b: cur(b)["userInputMessageContext"].update(tools=[]))
     rejected("history_tool_unknown",
              lambda b: cur(b)["userInputMessageContext"]["tools"][0]["toolSpecification"].update(name="other"))
-    rejected("server_tool", lambda b: cur(b)["userInputMessageContext"]["tools"].append(tool_spec("web_search_20250305")))
+    # A client tool whose name ends in a date is an ordinary tool, not a server tool (the fuzz_anthropic_req finding)
+    def dated_name(b):
+        cur(b)["userInputMessageContext"]["tools"].append(tool_spec("lookup_20250101"))
+    body = full_request()
+    dated_name(body)
+    accepted(body)
     rejected("server_tool", lambda b: cur(b)["userInputMessageContext"]["tools"].append(tool_spec("web_search")))
     rejected("unknown_field", lambda b: cur(b)["userInputMessageContext"]["tools"].append(
         {"type": "web_search_20250305", "name": "web_search", "max_uses": 8}))

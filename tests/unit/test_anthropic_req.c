@@ -259,6 +259,21 @@ static void test_dropped_things(void **state)
     assert_str(f->req.tools[1].name, "keep2");
 }
 
+/* A client tool whose name ends in a date (lookup_20250101) is an ordinary tool: server tools are told apart by their
+ * `type` only (fuzz_anthropic_req finding: the name was taken for a server tool's and the request failed). */
+static void test_client_tool_with_a_dated_name_is_kept(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(decode(f, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                               "\"tools\":[{\"type\":\"custom\",\"name\":\"lookup_20250101\",\"input_schema\":{}},"
+                               "{\"name\":\"get_20991231\",\"input_schema\":{}},"
+                               "{\"type\":\"web_search_20250305\",\"name\":\"web_search\"}]}"),
+                     0);
+    assert_int_equal(f->req.ntools, 2);
+    assert_str(f->req.tools[0].name, "lookup_20250101");
+    assert_str(f->req.tools[1].name, "get_20991231");
+}
+
 /* ---------- errors name the JSON path ---------- */
 
 typedef struct st_error_case_t {
@@ -601,6 +616,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_truncation_at_every_offset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_fixtures_decode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_from_user_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_tool_with_a_dated_name_is_kept, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -385,10 +385,10 @@ static void test_msg_limit(void **state)
     assert_int_equal(k2a_anthropic_msg_on_event(&m, &ev), 0);
     ev = (k2a_ir_event_t){.type = K2A_EV_DELTA, .index = 0, .block = K2A_BLOCK_TEXT, .text = K2A_STRLIT("12345")};
     assert_int_equal(k2a_anthropic_msg_on_event(&m, &ev), 0);
-    assert_int_equal(k2a_anthropic_msg_on_event(&m, &ev), K2A_ETOOBIG);
+    assert_int_equal(k2a_anthropic_msg_on_event(&m, &ev), K2A_EUPSTREAM_TOOBIG);
     k2a_buf_t out;
     k2a_buf_init(&out, 0);
-    assert_int_equal(k2a_anthropic_msg_render(&m, &out), K2A_ETOOBIG);
+    assert_int_equal(k2a_anthropic_msg_render(&m, &out), K2A_EUPSTREAM_TOOBIG);
     k2a_buf_dispose(&out);
     k2a_anthropic_msg_dispose(&m);
 }

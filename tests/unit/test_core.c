@@ -239,6 +239,27 @@ static void test_log_masks_secrets(void **state)
     unlink(path);
 }
 
+/* A client-supplied string (a model name, a path) with CR/LF or an ANSI escape cannot forge a text log line or drive the
+ * operator's terminal: one record is one line, control bytes escaped. */
+static void test_log_text_escapes_control_bytes(void **state)
+{
+    char path[] = "/tmp/k2a-log-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    assert_int_equal(k2a_log_configure(K2A_LOG_INFO, K2A_LOG_TEXT, false, path), 0);
+    const char *model = "claude\r\n2026-01-01T00:00:00.000Z ERROR forged\x1b[31mred\x7f\\x";
+    k2a_log_field_t fields[] = {K2A_LF_STR("path", "/v1/\nmessages")};
+    k2a_log_fields(K2A_LOG_INFO, "req\n1", fields, 1, "model %s ünïcode", model);
+    char *text = read_all(path);
+    assert_int_equal(strchr(text, '\n') - text, (ptrdiff_t)strlen(text) - 1); /* exactly one line */
+    assert_null(strchr(text, '\r'));
+    assert_null(strchr(text, 0x1b));
+    assert_non_null(strstr(text, "[req\\n1] model claude\\r\\n2026-01-01T00:00:00.000Z ERROR forged\\x1b[31mred\\x7f\\\\x ünïcode"));
+    assert_non_null(strstr(text, "path=/v1/\\nmessages"));
+    k2a_log_close();
+    unlink(path);
+}
+
 static void test_log_levels_parse(void **state)
 {
     k2a_log_level_t l;
@@ -275,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_config_defaults_and_values),
         cmocka_unit_test(test_config_files_and_env),
         cmocka_unit_test(test_log_masks_secrets),
+        cmocka_unit_test(test_log_text_escapes_control_bytes),
         cmocka_unit_test(test_log_levels_parse),
         cmocka_unit_test(test_rand_ids),
     };

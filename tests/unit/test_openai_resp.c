@@ -360,13 +360,13 @@ static void test_aggregate_limits(void **state)
     k2a_ir_event_t e = ev_delta(0, K2A_BLOCK_TEXT, "12345678");
     assert_int_equal(k2a_openai_aggregate_on_event(&a, &e), 0);
     e = ev_delta(0, K2A_BLOCK_TEXT, "9");
-    assert_int_equal(k2a_openai_aggregate_on_event(&a, &e), K2A_ETOOBIG);
+    assert_int_equal(k2a_openai_aggregate_on_event(&a, &e), K2A_EUPSTREAM_TOOBIG);
     e = ev_tool(1, "a", "f");
     assert_int_equal(k2a_openai_aggregate_on_event(&a, &e), 0);
     e = ev_delta(1, K2A_BLOCK_TOOL_USE, "{\"k\":\"long\"}");
-    assert_int_equal(k2a_openai_aggregate_on_event(&a, &e), K2A_ETOOBIG);
+    assert_int_equal(k2a_openai_aggregate_on_event(&a, &e), K2A_EUPSTREAM_TOOBIG);
     e = ev_tool(2, "b", "g");
-    assert_int_equal(k2a_openai_aggregate_on_event(&a, &e), K2A_ETOOBIG);
+    assert_int_equal(k2a_openai_aggregate_on_event(&a, &e), K2A_EUPSTREAM_TOOBIG);
     e = ev_delta(5, K2A_BLOCK_TOOL_USE, "{}");
     assert_int_equal(k2a_openai_aggregate_on_event(&a, &e), K2A_EINTERNAL);
     k2a_openai_aggregate_dispose(&a);
