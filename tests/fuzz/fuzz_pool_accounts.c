@@ -5,11 +5,11 @@
  * (bytes after an embedded NUL are ignored, as for an environment variable).
  * Invariants: an accepted list has 1..K2A_POOL_MAX_ACCOUNTS entries, at least one enabled, each with a non-blank
  * refresh token of at most 16384 bytes, a description of at most 120 bytes without control characters, clientId and
- * clientSecret exactly for IdC entries, no two entries with the same auth and refresh token; a refused input gives
- * K2A_ECONFIG/K2A_ENOMEM with a one-line message that starts with "KIRO_AUTH_TOKEN: " and never contains a refresh
- * token or client secret of the input (found with an independent yajl_tree walk) outside the auth value it quotes;
- * secrets made only of characters that the fixed message texts use are not checked, since they could match those texts
- * by chance.
+ * clientSecret exactly for IdC entries, a machineId absent or of 64 lowercase hex digits, no two entries with the same
+ * auth and refresh token; a refused input gives K2A_ECONFIG/K2A_ENOMEM with a one-line message that starts with
+ * "KIRO_AUTH_TOKEN: " and never contains a refresh token or client secret of the input (found with an independent
+ * yajl_tree walk) outside the auth value it quotes; secrets made only of characters that the fixed message texts use are
+ * not checked, since they could match those texts by chance.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -82,6 +82,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(e->description != NULL && strlen(e->description) <= 120, "entry %zu description", i);
             for (const char *p = e->description; *p; ++p)
                 CHECK((unsigned char)*p >= 0x20, "entry %zu description has a control character", i);
+            CHECK(e->machine_id == NULL || (strlen(e->machine_id) == 64 && strspn(e->machine_id, "0123456789abcdef") == 64),
+                  "entry %zu machineId not 64 lowercase hex", i);
             if (e->auth == K2A_AUTH_IDC)
                 CHECK(e->client_id != NULL && e->client_secret != NULL && !blank(e->client_id) && !blank(e->client_secret),
                       "entry %zu IdC credentials", i);
