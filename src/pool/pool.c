@@ -460,6 +460,7 @@ int k2a_pool_reload(k2a_pool_t *p, const char *text_or_path, char *err, size_t e
             if (a->cfg.description == NULL)
                 a->cfg.description = strdup("");
             make_label(a);
+            k2a_account_machine_id(c, a->machine_id); /* a machineId set or removed by the operator */
             a->cfg.disabled = c->disabled;
             if (c->disabled && a->state != K2A_ACCOUNT_DISABLED) {
                 k2a_account_set_state(a, K2A_ACCOUNT_DISABLED, 0, "disabled in the configuration");

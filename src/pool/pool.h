@@ -131,7 +131,7 @@ void k2a_pool_destroy(k2a_pool_t *p);
  * originally configured refresh token), so an unchanged entry keeps its rotated token, access token, state and counters
  * (an `invalid` one gets a fresh chance); new entries are added, removed ones leave the pool at once but stay alive until
  * their last lease is released (in-flight streams are never dropped); description, disabled and IdC client credentials are
- * updated. On a parse error nothing changes and K2A_ECONFIG is returned with the message in err. */
+ * updated, and so is the machineId. On a parse error nothing changes and K2A_ECONFIG is returned with the message in err. */
 int k2a_pool_reload(k2a_pool_t *p, const char *text_or_path, char *err, size_t errlen);
 
 /* /readyz: true when at least one account is usable now (enabled, not cooling/exhausted/invalid, and holding an access token
