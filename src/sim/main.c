@@ -80,6 +80,7 @@ static const char usage_text[] =
     "  sim-423-X         generate -> 423\n"
     " Who the account is (2026) and its profileArn; every kind above is a Social account in us-east-1:\n"
     "  Social (default)  arn:aws:codewhisperer:us-east-1:699475941385:profile/EHGA3GRVQMUK, returned by /refreshToken\n"
+    "                    and listed by ListAvailableProfiles in the account's region (empty list in the other)\n"
     "  sim-social-X      the same, explicitly       sim-free-X  the same on the FREE tier (no opus, no gpt)\n"
     "  sim-socialeu-X    Social in eu-central-1: arn:aws:codewhisperer:eu-central-1:699475941385:profile/EUSIMSOCIAL1\n"
     "  sim-idc-X, sim-idceu-X  IdC enterprise in us-east-1 / eu-central-1 (refresh on /token only, no ARN in it): a\n"

@@ -135,8 +135,6 @@ uint64_t k2a_sim_now_ms(k2a_sim_server_t *srv)
     return uv_now(srv->loop);
 }
 
-#define now_ms k2a_sim_now_ms
-
 /* Common refresh logic. Returns the account and the new refresh token (in new_refresh), or NULL when the refresh token
  * is rejected (bad-refresh kind, stale rotated token, unknown name, an auth kind this endpoint does not serve). */
 k2a_sim_account_t *k2a_sim_do_refresh(k2a_sim_server_t *srv, const char *refresh_token, char *new_refresh, size_t sz,
@@ -157,7 +155,7 @@ k2a_sim_account_t *k2a_sim_do_refresh(k2a_sim_server_t *srv, const char *refresh
     else
         snprintf(new_refresh, sz, "%s", acct->name);
     uint32_t ttl = acct->ttl_s != 0 ? acct->ttl_s : srv->cfg.token_ttl;
-    *access = k2a_sim_token_issue(&srv->accounts, acct, now_ms(srv), (uint64_t)ttl * 1000);
+    *access = k2a_sim_token_issue(&srv->accounts, acct, k2a_sim_now_ms(srv), (uint64_t)ttl * 1000);
     if (*access == NULL)
         return NULL;
     ++acct->c.refreshes;
@@ -258,10 +256,10 @@ k2a_sim_token_t *k2a_sim_require_bearer_ex(k2a_sim_server_t *srv, h2o_req_t *req
             k2a_sim_account_t *acct;
             if (k2a_sim_header_is(req, "tokentype", "API_KEY") &&
                 (acct = k2a_sim_account_for_key(&srv->accounts, v.base + 7, v.len - 7)) != NULL &&
-                (t = k2a_sim_token_find(&srv->accounts, v.base + 7, v.len - 7, now_ms(srv))) == NULL)
+                (t = k2a_sim_token_find(&srv->accounts, v.base + 7, v.len - 7, k2a_sim_now_ms(srv))) == NULL)
                 t = k2a_sim_token_add(&srv->accounts, acct, v.base + 7, v.len - 7, UINT64_MAX);
         } else if (v.len > 7 && strncasecmp(v.base, "Bearer ", 7) == 0) {
-            t = k2a_sim_token_find(&srv->accounts, v.base + 7, v.len - 7, now_ms(srv));
+            t = k2a_sim_token_find(&srv->accounts, v.base + 7, v.len - 7, k2a_sim_now_ms(srv));
         }
     }
     if (t != NULL && t->account->auth == K2A_SIM_AUTH_EXTIDP && idp_type_needed &&
@@ -602,8 +600,8 @@ int k2a_sim_server_create(uv_loop_t *loop, const k2a_sim_config_t *cfg, k2a_sim_
     srv->loop = loop;
     k2a_buf_init(&srv->last_generate, 1 << 20);
     srv->conns = calloc(K2A_SIM_CONN_SLOTS, sizeof(*srv->conns));
-    if (srv->conns == NULL || (r = k2a_sim_accounts_init(&srv->accounts)) != 0) {
-        r = srv->conns == NULL ? K2A_ENOMEM : r;
+    r = srv->conns == NULL ? K2A_ENOMEM : k2a_sim_accounts_init(&srv->accounts);
+    if (r != 0) {
         free(srv->conns);
         k2a_sim_accounts_dispose(&srv->accounts);
         k2a_buf_dispose(&srv->last_generate);
