@@ -215,7 +215,7 @@ if [ ! -x build/kiro-sim ]; then
         die "cannot build build/kiro-sim"
 fi
 sim_port=$(free_port)
-build/kiro-sim --host 127.0.0.1 --port "$sim_port" >"$work/sim.log" 2>&1 &
+build/kiro-sim --host 127.0.0.1 --port "$sim_port" --legacy-2025 >"$work/sim.log" 2>&1 &
 sim_pid=$!
 for _ in $(seq 50); do grep -q "listening on" "$work/sim.log" 2>/dev/null && break; sleep 0.1; done
 grep -q "listening on http://127.0.0.1:$sim_port" "$work/sim.log" || die "kiro-sim did not start: $(cat "$work/sim.log")"

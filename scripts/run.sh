@@ -28,7 +28,8 @@ if [ -z "$auth" ]; then
     fi
     fifo=$(mktemp -u)
     mkfifo "$fifo"
-    build/kiro-sim --port 0 >"$fifo" 2>/dev/null &
+    # --legacy-2025: the simulator's 2025 rules, which the gateway speaks today
+    build/kiro-sim --port 0 --legacy-2025 >"$fifo" 2>/dev/null &
     sim_pid=$!
     read -r line <"$fifo"
     rm -f "$fifo"

@@ -1,6 +1,13 @@
 /*
  * kiro-sim's accounts, access tokens and counters. An account is named by its original refresh token
- * ("sim-<kind>-<x>"), created on its first refresh; the kind decides its behaviour (see sim.h / main.c --help).
+ * ("sim-<kind>-<x>"), created on its first refresh, or by its API key ("ksk_sim-<x>"), created on its first call;
+ * the kind decides its behaviour (see main.c --help). Besides its scripted behaviour, an account has an auth kind
+ * (Social, IdC enterprise, Builder ID, external_idp, API key), a region and a tier, which give its profileArn:
+ *   Social kinds (every 2025 kind, sim-social-, sim-free-, the state kinds)  K2A_SIM_ARN_SOCIAL (us-east-1)
+ *   sim-socialeu-                                                           K2A_SIM_ARN_SOCIAL_EU (eu-central-1)
+ *   sim-idc-, sim-idceu-, sim-extidp-  arn:aws:codewhisperer:<region>:610548660232:profile/<12 chars from the name>
+ *   sim-builderid-                                                          K2A_SIM_ARN_BUILDERID (the placeholder)
+ *   ksk_sim-                                                                none
  * Access tokens are random opaque strings mapped to their account and expiry in a chained hash table; expired
  * tokens are swept whenever the table has doubled since the last sweep, so memory follows the live tokens.
  */
@@ -24,7 +31,22 @@ static const struct {
     {"sim-403-", K2A_SIM_KIND_403},
     {"sim-500-", K2A_SIM_KIND_500},
     {"sim-slowrefresh-", K2A_SIM_KIND_SLOWREFRESH},
+    {"sim-social-", K2A_SIM_KIND_SOCIAL},
+    {"sim-socialeu-", K2A_SIM_KIND_SOCIALEU},
+    {"sim-idc-", K2A_SIM_KIND_IDC},
+    {"sim-idceu-", K2A_SIM_KIND_IDCEU},
+    {"sim-builderid-", K2A_SIM_KIND_BUILDERID},
+    {"sim-free-", K2A_SIM_KIND_FREE},
+    {"sim-extidp-", K2A_SIM_KIND_EXTIDP},
+    {"sim-overage-", K2A_SIM_KIND_OVERAGE},
+    {"sim-suspicious-", K2A_SIM_KIND_SUSPICIOUS},
+    {"sim-suspended-", K2A_SIM_KIND_SUSPENDED},
+    {"sim-capacity-", K2A_SIM_KIND_CAPACITY},
+    {"sim-423-", K2A_SIM_KIND_LOCKED},
 };
+
+#define KEY_PREFIX "ksk_sim-"
+#define MAX_NAME 400
 
 static uint64_t hash_str(const char *s, size_t n)
 {
@@ -97,7 +119,7 @@ void k2a_sim_accounts_reset_counters(k2a_sim_accounts_t *a)
             memset(&x->c, 0, sizeof(x->c));
 }
 
-int k2a_sim_parse_kind(const char *refresh_token, k2a_sim_kind_t *kind)
+int k2a_sim_parse_kind_ex(const char *refresh_token, k2a_sim_kind_t *kind, uint32_t *ttl_s)
 {
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); ++i) {
         size_t n = strlen(kinds[i].prefix);
@@ -106,8 +128,85 @@ int k2a_sim_parse_kind(const char *refresh_token, k2a_sim_kind_t *kind)
             return 0;
         }
     }
+    /* sim-ttl<N>-<x>: N seconds, 1..86400, no leading zero */
+    if (strncmp(refresh_token, "sim-ttl", 7) == 0 && refresh_token[7] >= '1' && refresh_token[7] <= '9') {
+        size_t nd = strspn(refresh_token + 7, "0123456789");
+        unsigned long v = nd <= 5 ? strtoul(refresh_token + 7, NULL, 10) : 0;
+        if (v >= 1 && v <= 86400 && refresh_token[7 + nd] == '-' && refresh_token[8 + nd] != '\0') {
+            *kind = K2A_SIM_KIND_TTL;
+            if (ttl_s != NULL)
+                *ttl_s = (uint32_t)v;
+            return 0;
+        }
+    }
+    if (strncmp(refresh_token, KEY_PREFIX, sizeof(KEY_PREFIX) - 1) == 0 && refresh_token[sizeof(KEY_PREFIX) - 1] != '\0') {
+        *kind = K2A_SIM_KIND_APIKEY;
+        return 0;
+    }
     return K2A_ENOTFOUND;
 }
+
+int k2a_sim_parse_kind(const char *refresh_token, k2a_sim_kind_t *kind)
+{
+    return k2a_sim_parse_kind_ex(refresh_token, kind, NULL);
+}
+
+/* Auth kind, region, tier and profileArn of a new account. */
+static void set_identity(k2a_sim_account_t *x)
+{
+    x->auth = K2A_SIM_AUTH_SOCIAL;
+    x->region = K2A_SIM_REGION_US;
+    switch (x->kind) {
+    case K2A_SIM_KIND_SOCIALEU:
+        x->region = K2A_SIM_REGION_EU;
+        break;
+    case K2A_SIM_KIND_IDCEU:
+        x->region = K2A_SIM_REGION_EU;
+        x->auth = K2A_SIM_AUTH_IDC;
+        break;
+    case K2A_SIM_KIND_IDC:
+        x->auth = K2A_SIM_AUTH_IDC;
+        break;
+    case K2A_SIM_KIND_EXTIDP:
+        x->auth = K2A_SIM_AUTH_EXTIDP;
+        break;
+    case K2A_SIM_KIND_BUILDERID:
+        x->auth = K2A_SIM_AUTH_BUILDERID;
+        break;
+    case K2A_SIM_KIND_APIKEY:
+        x->auth = K2A_SIM_AUTH_APIKEY;
+        break;
+    case K2A_SIM_KIND_FREE:
+        x->free_tier = true;
+        break;
+    default:
+        break;
+    }
+    switch (x->auth) {
+    case K2A_SIM_AUTH_SOCIAL:
+        snprintf(x->arn, sizeof(x->arn), "%s",
+                 strcmp(x->region, K2A_SIM_REGION_EU) == 0 ? K2A_SIM_ARN_SOCIAL_EU : K2A_SIM_ARN_SOCIAL);
+        break;
+    case K2A_SIM_AUTH_BUILDERID:
+        snprintf(x->arn, sizeof(x->arn), "%s", K2A_SIM_ARN_BUILDERID);
+        break;
+    case K2A_SIM_AUTH_APIKEY:
+        x->arn[0] = '\0';
+        break;
+    default: {
+        /* a real profile of the account: 12 characters of [A-Z0-9] from the name */
+        uint64_t h = hash_str(x->name, strlen(x->name));
+        char id[13];
+        for (int i = 0; i < 12; ++i, h /= 36)
+            id[i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[h % 36];
+        id[12] = '\0';
+        snprintf(x->arn, sizeof(x->arn), "arn:aws:codewhisperer:%s:" K2A_SIM_ARN_IDC_ACCOUNT ":profile/%s", x->region, id);
+        break;
+    }
+    }
+}
+
+static k2a_sim_account_t *account_add(k2a_sim_accounts_t *a, const char *name, size_t len, k2a_sim_kind_t kind, uint32_t ttl_s);
 
 k2a_sim_account_t *k2a_sim_account_find(k2a_sim_accounts_t *a, const char *name)
 {
@@ -157,13 +256,38 @@ k2a_sim_account_t *k2a_sim_account_for_refresh(k2a_sim_accounts_t *a, const char
             return x;
         }
     }
-    if (k2a_sim_parse_kind(refresh_token, &kind) != 0)
+    uint32_t ttl_s = 0;
+    if (k2a_sim_parse_kind_ex(refresh_token, &kind, &ttl_s) != 0 || kind == K2A_SIM_KIND_APIKEY)
         return NULL;
-    if ((x = calloc(1, sizeof(*x))) == NULL || (x->name = strdup(refresh_token)) == NULL) {
+    return account_add(a, refresh_token, strlen(refresh_token), kind, ttl_s);
+}
+
+k2a_sim_account_t *k2a_sim_account_for_key(k2a_sim_accounts_t *a, const char *key, size_t len)
+{
+    char name[MAX_NAME + 1];
+    k2a_sim_account_t *x;
+    k2a_sim_kind_t kind;
+    if (len > MAX_NAME || memchr(key, '\0', len) != NULL)
+        return NULL;
+    memcpy(name, key, len);
+    name[len] = '\0';
+    if ((x = k2a_sim_account_find(a, name)) != NULL)
+        return x->kind == K2A_SIM_KIND_APIKEY ? x : NULL;
+    if (k2a_sim_parse_kind(name, &kind) != 0 || kind != K2A_SIM_KIND_APIKEY)
+        return NULL;
+    return account_add(a, name, len, kind, 0);
+}
+
+static k2a_sim_account_t *account_add(k2a_sim_accounts_t *a, const char *name, size_t len, k2a_sim_kind_t kind, uint32_t ttl_s)
+{
+    k2a_sim_account_t *x;
+    if ((x = calloc(1, sizeof(*x))) == NULL || (x->name = strndup(name, len)) == NULL) {
         free(x);
         return NULL;
     }
     x->kind = kind;
+    x->ttl_s = ttl_s;
+    set_identity(x);
     if (a->naccounts >= a->nabuckets * 2)
         grow_accounts(a);
     size_t h = hash_str(x->name, strlen(x->name)) % a->nabuckets;
@@ -241,6 +365,26 @@ const char *k2a_sim_token_issue(k2a_sim_accounts_t *a, k2a_sim_account_t *acct, 
     return t->token;
 }
 
+k2a_sim_token_t *k2a_sim_token_add(k2a_sim_accounts_t *a, k2a_sim_account_t *acct, const char *token, size_t len,
+                                   uint64_t expires_ms)
+{
+    if (a->ntokens >= a->ntbuckets * 2)
+        grow_tokens(a);
+    k2a_sim_token_t *t = calloc(1, sizeof(*t));
+    if (t == NULL || (t->token = strndup(token, len)) == NULL) {
+        free(t);
+        return NULL;
+    }
+    t->account = acct;
+    t->expires_ms = expires_ms;
+    t->seq = ++acct->tokens_issued;
+    size_t h = hash_str(t->token, len) % a->ntbuckets;
+    t->next = a->tbuckets[h];
+    a->tbuckets[h] = t;
+    ++a->ntokens;
+    return t;
+}
+
 k2a_sim_token_t *k2a_sim_token_find(k2a_sim_accounts_t *a, const char *token, size_t len, uint64_t now_ms)
 {
     for (k2a_sim_token_t *t = a->tbuckets[hash_str(token, len) % a->ntbuckets]; t != NULL; t = t->next)
@@ -262,9 +406,30 @@ void k2a_sim_stats_reject(k2a_sim_stats_t *s, const char *rule)
     }
 }
 
-static const char *const endpoint_names[K2A_SIM_EP_MAX] = {
-    "refreshToken", "token",   "getUsageLimits", "ListAvailableModels", "generateAssistantResponse", "sim/stats",
-    "sim/reset",    "sim/sse", "other"};
+void k2a_sim_stats_header(k2a_sim_stats_t *s, const char *name)
+{
+    ++s->header_warnings;
+    for (size_t i = 0; i < sizeof(s->header_rules) / sizeof(s->header_rules[0]); ++i) {
+        if (s->header_rules[i].name == NULL || strcmp(s->header_rules[i].name, name) == 0) {
+            s->header_rules[i].name = name;
+            ++s->header_rules[i].n;
+            return;
+        }
+    }
+}
+
+static const char *const endpoint_names[K2A_SIM_EP_MAX] = {"refreshToken",
+                                                           "token",
+                                                           "getUsageLimits",
+                                                           "ListAvailableModels",
+                                                           "generateAssistantResponse",
+                                                           "ListAvailableProfiles",
+                                                           "entra/token",
+                                                           "mcp",
+                                                           "sim/stats",
+                                                           "sim/reset",
+                                                           "sim/sse",
+                                                           "other"};
 
 int k2a_sim_stats_json(const k2a_sim_stats_t *s, const k2a_sim_accounts_t *a, k2a_buf_t *out)
 {
@@ -281,21 +446,30 @@ int k2a_sim_stats_json(const k2a_sim_stats_t *s, const k2a_sim_accounts_t *a, k2
                     (unsigned long long)s->rejections, s->last_rejection);
     for (size_t i = 0; i < sizeof(s->rules) / sizeof(s->rules[0]) && s->rules[i].rule != NULL; ++i)
         k2a_buf_appendf(out, "%s\"%s\":%llu", i ? "," : "", s->rules[i].rule, (unsigned long long)s->rules[i].n);
-    k2a_buf_appendstr(out, "},\"accounts\":{");
+    k2a_buf_appendf(out, "},\"header_warnings\":%llu,\"header_warnings_by_name\":{", (unsigned long long)s->header_warnings);
+    for (size_t i = 0; i < sizeof(s->header_rules) / sizeof(s->header_rules[0]) && s->header_rules[i].name != NULL; ++i)
+        k2a_buf_appendf(out, "%s\"%s\":%llu", i ? "," : "", s->header_rules[i].name, (unsigned long long)s->header_rules[i].n);
+    k2a_buf_appendf(out,
+                    "},\"connections_multi_account\":%llu,\"max_accounts_per_connection\":%llu,"
+                    "\"connections_multi_token\":%llu,\"max_tokens_per_connection\":%llu",
+                    (unsigned long long)s->conns_multi_account, (unsigned long long)s->max_accounts_per_conn,
+                    (unsigned long long)s->conns_multi_token, (unsigned long long)s->max_tokens_per_conn);
+    k2a_buf_appendstr(out, ",\"accounts\":{");
     bool first = true;
     uint64_t refreshes = 0, generates = 0;
     for (size_t i = 0; i < a->nabuckets; ++i) {
         for (const k2a_sim_account_t *x = a->abuckets[i]; x != NULL; x = x->next) {
             k2a_buf_appendstr(out, first ? "\"" : ",\"");
             k2a_buf_append_json_escaped(out, x->name, strlen(x->name));
-            k2a_buf_appendf(
-                out,
-                "\":{\"requests\":%llu,\"refreshes\":%llu,\"refresh_failures\":%llu,\"usage_calls\":%llu,"
-                "\"model_calls\":%llu,\"generates\":%llu,\"generate_ok\":%llu,\"tokens_issued\":%llu,"
-                "\"rotation\":%u,\"used_credits\":%.6g}",
-                (unsigned long long)x->c.requests, (unsigned long long)x->c.refreshes, (unsigned long long)x->c.refresh_failures,
-                (unsigned long long)x->c.usage_calls, (unsigned long long)x->c.model_calls, (unsigned long long)x->c.generates,
-                (unsigned long long)x->c.generate_ok, (unsigned long long)x->tokens_issued, x->rotate_gen, x->used_credits);
+            k2a_buf_appendf(out,
+                            "\":{\"requests\":%llu,\"refreshes\":%llu,\"refresh_failures\":%llu,\"usage_calls\":%llu,"
+                            "\"model_calls\":%llu,\"generates\":%llu,\"generate_ok\":%llu,\"tokens_issued\":%llu,"
+                            "\"rotation\":%u,\"used_credits\":%.6g,\"region\":\"%s\",\"profile_arn\":\"%s\"}",
+                            (unsigned long long)x->c.requests, (unsigned long long)x->c.refreshes,
+                            (unsigned long long)x->c.refresh_failures, (unsigned long long)x->c.usage_calls,
+                            (unsigned long long)x->c.model_calls, (unsigned long long)x->c.generates,
+                            (unsigned long long)x->c.generate_ok, (unsigned long long)x->tokens_issued, x->rotate_gen,
+                            x->used_credits, x->region, x->arn);
             refreshes += x->c.refreshes;
             generates += x->c.generates;
             first = false;

@@ -5,6 +5,22 @@
  * memory. Stalls and drips use one uv_timer per stream; the stream is heap-allocated and freed in the timer's close
  * callback. A ref-counted guard in the request's pool tells the stream when h2o disposes of the request, which also
  * covers a client that goes away while the response has not started yet (stall), when no generator is registered.
+ *
+ * Order of the checks of a generate call: the bearer (403; ksk_ keys need tokentype API_KEY, external_idp tokens
+ * tokentype EXTERNAL_IDP), the fingerprint headers (2026 mode: warnings, or 400 under --strict-headers), the body
+ * (validate.c, with the account as the caller), then the account's scripted state:
+ *   sim-exhausted-  402 {"message":"You have reached the limit of requests for this month.","reason":"MONTHLY_REQUEST_COUNT"}
+ *   sim-overage-    402 (--overage-status 400) {"__type":"com.amazon.aws.codewhisperer#ServiceQuotaExceededException",
+ *                   "message":"You have reached the limit for overages.","reason":"OVERAGE_REQUEST_LIMIT_EXCEEDED"}
+ *   sim-429-        429 {"message":"Too many requests, please wait before trying again.","reason":null}
+ *   sim-suspicious- 429 {"message":"Due to suspicious activity, ... your account (d-sim.<name>) ...","reason":null}
+ *   sim-suspended-  403 {"message":"Your User ID is temporarily suspended. ...","reason":"TEMPORARILY_SUSPENDED"}
+ *   sim-403-        403 bearer invalid (2026: {"message":"The bearer token included in the request is invalid."})
+ *   sim-capacity-   429 (--capacity-status 400) {"__type":"com.amazon.aws.codewhisperer#ThrottlingException",
+ *                   "message":"I am experiencing high traffic, please try again shortly.","reason":"INSUFFICIENT_MODEL_CAPACITY"}
+ *   sim-423-        423 {"message":"Your account is locked.","reason":null} (the doc knows the status only)
+ *   sim-500-        500 internal error
+ * The __type prefixes the doc elides are completed as com.amazon.aws.codewhisperer#..., like its ThrottlingException.
  */
 #include <math.h>
 #include <stdio.h>
@@ -15,12 +31,28 @@
 #include "sim/internal.h"
 
 #define MAX_REPLAY_BYTES (16u << 20)
-#define BODY_BEARER_INVALID "{\"message\":\"The bearer token included in the request is invalid.\",\"reason\":null}"
 #define BODY_THROTTLED "{\"message\":\"Too many requests, please wait before trying again.\",\"reason\":null}"
 #define BODY_MONTHLY "{\"message\":\"You have reached the limit of requests for this month.\",\"reason\":\"MONTHLY_REQUEST_COUNT\"}"
 #define BODY_INTERNAL                                                                                                              \
     "{\"message\":\"Encountered an unexpected error when processing the request, please try again.\",\"reason\":null}"
 #define BODY_MALFORMED "{\"message\":\"Improperly formed request.\",\"reason\":null}"
+#define BODY_OVERAGE                                                                                                               \
+    "{\"__type\":\"com.amazon.aws.codewhisperer#ServiceQuotaExceededException\",\"message\":\"You have reached the limit for "     \
+    "overages.\",\"reason\":\"OVERAGE_REQUEST_LIMIT_EXCEEDED\"}"
+#define BODY_CAPACITY                                                                                                              \
+    "{\"__type\":\"com.amazon.aws.codewhisperer#ThrottlingException\",\"message\":\"I am experiencing high traffic, please try "   \
+    "again shortly.\",\"reason\":\"INSUFFICIENT_MODEL_CAPACITY\"}"
+#define BODY_SUSPENDED                                                                                                             \
+    "{\"message\":\"Your User ID is temporarily suspended. We detected unusual user activity and locked it as a security "         \
+    "precaution. To restore access, please contact our support team to verify your identity: "                                     \
+    "https://support.aws.amazon.com/#/contacts/kiro\",\"reason\":\"TEMPORARILY_SUSPENDED\"}"
+#define BODY_LOCKED "{\"message\":\"Your account is locked.\",\"reason\":null}"
+#define SUSPICIOUS_1 "{\"message\":\"Due to suspicious activity, we are imposing temporary limits on how frequently your account ("
+#define SUSPICIOUS_2                                                                                                               \
+    ") can send a request to Kiro while we investigate. If you need assistance, please contact support at "                        \
+    "https://app.kiro.dev/account/usage?support_form.\",\"reason\":null}"
+
+#define RESPOND_LITERAL(srv, req, status, lit) k2a_sim_respond_json((srv), (req), (status), (lit), sizeof(lit) - 1, 0)
 
 struct st_sim_stream_t;
 
@@ -71,6 +103,8 @@ static const char *reason_phrase(int status)
         return "Request Timeout";
     case 413:
         return "Payload Too Large";
+    case 423:
+        return "Locked";
     case 429:
         return "Too Many Requests";
     case 500:
@@ -412,13 +446,70 @@ static void status_body(int code, const char *message, k2a_buf_t *out)
         k2a_buf_appendstr(out, "\",\"reason\":null}");
 }
 
-int k2a_sim_handle_generate(k2a_sim_server_t *srv, h2o_req_t *req)
+/* The answer of an account's scripted state, or 0 when the account answers normally. */
+static int state_answer(k2a_sim_server_t *srv, k2a_sim_token_t *tok, k2a_buf_t *out)
+{
+    k2a_sim_account_t *acct = tok->account;
+    switch (acct->kind) {
+    case K2A_SIM_KIND_EXHAUSTED:
+        k2a_buf_appendstr(out, BODY_MONTHLY);
+        return 402;
+    case K2A_SIM_KIND_OVERAGE:
+        k2a_buf_appendstr(out, BODY_OVERAGE);
+        return srv->cfg.overage_status;
+    case K2A_SIM_KIND_429:
+        k2a_buf_appendstr(out, BODY_THROTTLED);
+        return 429;
+    case K2A_SIM_KIND_SUSPICIOUS:
+        k2a_buf_appendstr(out, SUSPICIOUS_1 "d-sim.");
+        k2a_buf_append_json_escaped(out, acct->name, strlen(acct->name));
+        k2a_buf_appendstr(out, SUSPICIOUS_2);
+        return 429;
+    case K2A_SIM_KIND_SUSPENDED:
+        k2a_buf_appendstr(out, BODY_SUSPENDED);
+        return 403;
+    case K2A_SIM_KIND_CAPACITY:
+        k2a_buf_appendstr(out, BODY_CAPACITY);
+        return srv->cfg.capacity_status;
+    case K2A_SIM_KIND_LOCKED:
+        k2a_buf_appendstr(out, BODY_LOCKED);
+        return 423;
+    case K2A_SIM_KIND_403:
+        k2a_buf_appendstr(out, k2a_sim_body_bearer_invalid(srv));
+        return 403;
+    case K2A_SIM_KIND_500:
+        k2a_buf_appendstr(out, BODY_INTERNAL);
+        return 500;
+    case K2A_SIM_KIND_403ONCE:
+        /* The first generate trips the account: that token (and older ones) answer 403; tokens issued after it work. */
+        if (!acct->tripped || tok->seq <= acct->tripped_seq) {
+            if (!acct->tripped) {
+                acct->tripped = true;
+                acct->tripped_seq = tok->seq;
+            }
+            k2a_buf_appendstr(out, k2a_sim_body_bearer_invalid(srv));
+            return 403;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+int k2a_sim_handle_generate(k2a_sim_server_t *srv, h2o_req_t *req, const k2a_sim_route_t *route)
 {
     k2a_sim_token_t *tok = k2a_sim_require_bearer(srv, req);
     if (tok == NULL)
         return 0;
     k2a_sim_account_t *acct = tok->account;
     ++acct->c.generates;
+    /* Headers (2026): warnings counted in /sim/stats, or a 400 under --strict-headers. */
+    const char *bad_header;
+    if (!srv->cfg.legacy && (bad_header = k2a_sim_check_headers(srv, req)) != NULL && srv->cfg.strict_headers) {
+        k2a_sim_stats_reject(&srv->stats, "bad_header");
+        RESPOND_LITERAL(srv, req, 400, BODY_MALFORMED);
+        return 0;
+    }
 
     const char *body = req->entity.base != NULL ? req->entity.base : "";
     size_t len = req->entity.base != NULL ? req->entity.len : 0;
@@ -427,41 +518,28 @@ int k2a_sim_handle_generate(k2a_sim_server_t *srv, h2o_req_t *req)
     k2a_buf_append(&srv->last_generate, body, len);
     k2a_sim_validation_t v;
     k2a_buf_t text = K2A_BUF_INIT(0);
-    if (k2a_sim_validate_request_ex(body, len, &srv->cfg.limits, &v, &text) != 200) {
+    k2a_sim_caller_t caller = {
+        .account_arn = acct->auth == K2A_SIM_AUTH_APIKEY ? NULL : acct->arn,
+        .enterprise = acct->auth == K2A_SIM_AUTH_IDC || acct->auth == K2A_SIM_AUTH_EXTIDP,
+        .free_tier = acct->free_tier,
+        .host_region = route->region,
+    };
+    if (k2a_sim_validate_request_caller(body, len, &srv->cfg.limits, &caller, &v, &text) != 200) {
         k2a_sim_stats_reject(&srv->stats, v.rule);
-        fprintf(stderr, "kiro-sim: 400 %s: %s\n", v.rule, v.detail);
+        fprintf(stderr, "kiro-sim: %d %s: %s\n", v.status, v.rule, v.detail);
         k2a_sim_respond_json(srv, req, v.status, v.body, strlen(v.body), 0);
         k2a_buf_dispose(&text);
         return 0;
     }
 
-    switch (acct->kind) {
-    case K2A_SIM_KIND_EXHAUSTED:
-        k2a_sim_respond_json(srv, req, 402, BODY_MONTHLY, sizeof(BODY_MONTHLY) - 1, 0);
+    k2a_buf_t state = K2A_BUF_INIT(0);
+    int state_status = state_answer(srv, tok, &state);
+    if (state_status != 0) {
+        k2a_sim_respond_json(srv, req, state_status, state.base, state.len, 0);
+        k2a_buf_dispose(&state);
         goto Done;
-    case K2A_SIM_KIND_429:
-        k2a_sim_respond_json(srv, req, 429, BODY_THROTTLED, sizeof(BODY_THROTTLED) - 1, 0);
-        goto Done;
-    case K2A_SIM_KIND_403:
-        k2a_sim_respond_json(srv, req, 403, BODY_BEARER_INVALID, sizeof(BODY_BEARER_INVALID) - 1, 0);
-        goto Done;
-    case K2A_SIM_KIND_500:
-        k2a_sim_respond_json(srv, req, 500, BODY_INTERNAL, sizeof(BODY_INTERNAL) - 1, 0);
-        goto Done;
-    case K2A_SIM_KIND_403ONCE:
-        /* The first generate trips the account: that token (and older ones) answer 403; tokens issued after it work. */
-        if (!acct->tripped || tok->seq <= acct->tripped_seq) {
-            if (!acct->tripped) {
-                acct->tripped = true;
-                acct->tripped_seq = tok->seq;
-            }
-            k2a_sim_respond_json(srv, req, 403, BODY_BEARER_INVALID, sizeof(BODY_BEARER_INVALID) - 1, 0);
-            goto Done;
-        }
-        break;
-    default:
-        break;
     }
+    k2a_buf_dispose(&state);
 
     k2a_sim_plan_t plan;
     char err[160];

@@ -93,7 +93,34 @@ typedef enum en_k2a_sim_kind_t {
     K2A_SIM_KIND_500,
     K2A_SIM_KIND_403ONCE,
     K2A_SIM_KIND_SLOWREFRESH,
+    /* 2026 kinds: who the account is (auth kind, region, tier) */
+    K2A_SIM_KIND_SOCIAL,
+    K2A_SIM_KIND_SOCIALEU,
+    K2A_SIM_KIND_IDC,
+    K2A_SIM_KIND_IDCEU,
+    K2A_SIM_KIND_BUILDERID,
+    K2A_SIM_KIND_FREE,
+    K2A_SIM_KIND_EXTIDP,
+    K2A_SIM_KIND_APIKEY, /* ksk_sim-X: the bearer itself, no refresh */
+    /* 2026 scripted states of generateAssistantResponse (kiro-protocol-2026 section 9 bodies) */
+    K2A_SIM_KIND_OVERAGE,
+    K2A_SIM_KIND_SUSPICIOUS,
+    K2A_SIM_KIND_SUSPENDED,
+    K2A_SIM_KIND_CAPACITY,
+    K2A_SIM_KIND_LOCKED,
+    K2A_SIM_KIND_TTL, /* sim-ttl<N>-X: access tokens live N seconds */
 } k2a_sim_kind_t;
+
+/* How an account authenticates; decides its profileArn and which refresh endpoint it uses. */
+typedef enum en_k2a_sim_auth_t {
+    K2A_SIM_AUTH_SOCIAL,    /* POST /refreshToken; the Social default ARN (or the eu one) */
+    K2A_SIM_AUTH_IDC,       /* POST /token; a real ARN known only through ListAvailableProfiles */
+    K2A_SIM_AUTH_BUILDERID, /* POST /token; the Builder ID placeholder ARN */
+    K2A_SIM_AUTH_EXTIDP,    /* POST /entra/token (form); a real ARN; every call needs tokentype: EXTERNAL_IDP */
+    K2A_SIM_AUTH_APIKEY,    /* Bearer ksk_...; tokentype: API_KEY; no ARN */
+} k2a_sim_auth_t;
+
+#define K2A_SIM_ARN_IDC_ACCOUNT "610548660232"
 
 typedef struct st_k2a_sim_counters_t {
     uint64_t requests, refreshes, refresh_failures, usage_calls, model_calls, generates, generate_ok;
@@ -107,6 +134,11 @@ typedef struct st_k2a_sim_account_t {
     uint64_t tripped_seq; /* sim-403once: tokens with seq <= this are rejected once tripped */
     bool tripped;
     double used_credits;
+    k2a_sim_auth_t auth;
+    const char *region; /* K2A_SIM_REGION_US or _EU: where its profile lives */
+    bool free_tier;     /* no opus, no gpt */
+    uint32_t ttl_s;     /* sim-ttl<N>: access-token lifetime; 0 = --token-ttl */
+    char arn[96];       /* its profileArn ("" for API keys) */
     k2a_sim_counters_t c;
     struct st_k2a_sim_account_t *next;
 } k2a_sim_account_t;
@@ -133,6 +165,9 @@ typedef enum en_k2a_sim_endpoint_t {
     K2A_SIM_EP_USAGE,
     K2A_SIM_EP_MODELS,
     K2A_SIM_EP_GENERATE,
+    K2A_SIM_EP_PROFILES,
+    K2A_SIM_EP_ENTRA,
+    K2A_SIM_EP_MCP,
     K2A_SIM_EP_STATS,
     K2A_SIM_EP_RESET,
     K2A_SIM_EP_SSE,
@@ -149,13 +184,38 @@ typedef struct st_k2a_sim_stats_t {
     struct {
         const char *rule;
         uint64_t n;
-    } rules[32];
+    } rules[48];
+    /* request headers of generate calls that were missing or malformed (kiro-protocol-2026 section 5.1) */
+    uint64_t header_warnings;
+    struct {
+        const char *name;
+        uint64_t n;
+    } header_rules[8];
+    /* accounts and bearer tokens seen per TCP connection (kiro-protocol-2026 section 5.3) */
+    uint64_t conns_multi_account, conns_multi_token, max_accounts_per_conn, max_tokens_per_conn;
 } k2a_sim_stats_t;
+
+/* Per-connection memory of the bearer tokens and accounts seen: a direct-mapped table keyed by h2o's connection id
+ * (ids grow, so a slot is reused only after K2A_SIM_CONN_SLOTS newer connections). */
+#define K2A_SIM_CONN_SLOTS 16384
+#define K2A_SIM_CONN_KEEP 8
+typedef struct st_k2a_sim_conn_seen_t {
+    uint64_t conn_id; /* 0 = empty */
+    uint32_t naccounts, ntokens;
+    uint64_t accounts[K2A_SIM_CONN_KEEP], tokens[K2A_SIM_CONN_KEEP]; /* FNV-1a hashes */
+} k2a_sim_conn_seen_t;
 
 int k2a_sim_accounts_init(k2a_sim_accounts_t *a);
 void k2a_sim_accounts_dispose(k2a_sim_accounts_t *a);
-/* Parses "sim-<kind>-<x>" (x non-empty). Returns 0 and the kind, or K2A_ENOTFOUND. */
+/* Parses "sim-<kind>-<x>" (x non-empty; sim-ttl<N>-<x> with N in 1..86400, returned in *ttl_s when not NULL).
+ * Returns 0 and the kind, or K2A_ENOTFOUND. */
+int k2a_sim_parse_kind_ex(const char *refresh_token, k2a_sim_kind_t *kind, uint32_t *ttl_s);
 int k2a_sim_parse_kind(const char *refresh_token, k2a_sim_kind_t *kind);
+/* The API-key account of a "ksk_sim-<x>" bearer (created on first use), or NULL. */
+k2a_sim_account_t *k2a_sim_account_for_key(k2a_sim_accounts_t *a, const char *key, size_t len);
+/* Adds a bearer token that is the given string (API keys); returns the token entry or NULL. */
+k2a_sim_token_t *k2a_sim_token_add(k2a_sim_accounts_t *a, k2a_sim_account_t *acct, const char *token, size_t len,
+                                   uint64_t expires_ms);
 /* The account a refresh token belongs to (created on first use), or NULL for tokens that are not sim-<kind>-<x> and
  * not a rotated token of a known rotate account. *gen receives the rotation number the token carries. */
 k2a_sim_account_t *k2a_sim_account_for_refresh(k2a_sim_accounts_t *a, const char *refresh_token, uint32_t *gen);
@@ -168,6 +228,8 @@ k2a_sim_token_t *k2a_sim_token_find(k2a_sim_accounts_t *a, const char *token, si
 void k2a_sim_accounts_clear(k2a_sim_accounts_t *a);
 void k2a_sim_accounts_reset_counters(k2a_sim_accounts_t *a);
 void k2a_sim_stats_reject(k2a_sim_stats_t *s, const char *rule);
+/* Counts a missing or malformed request header (name is a string literal). */
+void k2a_sim_stats_header(k2a_sim_stats_t *s, const char *name);
 /* Appends the /sim/stats JSON document. */
 int k2a_sim_stats_json(const k2a_sim_stats_t *s, const k2a_sim_accounts_t *a, k2a_buf_t *out);
 
@@ -184,19 +246,59 @@ struct st_k2a_sim_server_t {
     k2a_sim_accounts_t accounts;
     k2a_sim_stats_t stats;
     uint64_t request_seq;
-    k2a_buf_t last_generate; /* body of the last generateAssistantResponse (GET /sim/last-request), at most 1 MiB */
+    k2a_buf_t last_generate;    /* body of the last generateAssistantResponse (GET /sim/last-request), at most 1 MiB */
+    k2a_sim_conn_seen_t *conns; /* K2A_SIM_CONN_SLOTS entries */
 };
+
+/* What a request is addressed to: the region of its path prefix (us-east-1 without one) and the path after it. */
+typedef struct st_k2a_sim_route_t {
+    const char *region;
+    const char *path; /* inside req->path_normalized, without the region prefix */
+    size_t path_len;
+} k2a_sim_route_t;
 
 /* Answers status with a JSON body, after delay_ms (0 = at once; later ones go through a timer and survive the client
  * going away). */
 void k2a_sim_respond_json(k2a_sim_server_t *srv, h2o_req_t *req, int status, const char *body, size_t len, uint32_t delay_ms);
-/* The generateAssistantResponse handler. */
-int k2a_sim_handle_generate(k2a_sim_server_t *srv, h2o_req_t *req);
+/* The generateAssistantResponse handler (REST or awsJson; route gives the host region). */
+int k2a_sim_handle_generate(k2a_sim_server_t *srv, h2o_req_t *req, const k2a_sim_route_t *route);
 /* GET|POST /sim/sse?frames=N&size=S: a finished Anthropic SSE answer, for the benchmark's pure-proxy baseline (sse.c). */
 int k2a_sim_handle_sse(k2a_sim_server_t *srv, h2o_req_t *req);
 /* The valid, unexpired token of the request's "Authorization: Bearer" header, or NULL after answering 403 with Kiro's
- * bearer-invalid body. */
+ * bearer-invalid body. Also refused with that 403: a ksk_ key without "tokentype: API_KEY" and, when idp_type_needed,
+ * an external_idp account's token without "tokentype: EXTERNAL_IDP". Records the connection statistics. */
+k2a_sim_token_t *k2a_sim_require_bearer_ex(k2a_sim_server_t *srv, h2o_req_t *req, bool idp_type_needed);
 k2a_sim_token_t *k2a_sim_require_bearer(k2a_sim_server_t *srv, h2o_req_t *req);
+/* The bearer-invalid body of the current mode (2026: no "reason" key). */
+const char *k2a_sim_body_bearer_invalid(const k2a_sim_server_t *srv);
+/* True when the request carries header `name` (lower case) equal to `value` (case-insensitive). */
+bool k2a_sim_header_is(h2o_req_t *req, const char *name, const char *value);
+/* The current time of the loop in ms. */
+uint64_t k2a_sim_now_ms(k2a_sim_server_t *srv);
+/* Checks the fingerprint headers of a generate call (kiro-protocol-2026 section 5.1): each missing or malformed one
+ * is counted and logged. Returns the name of the first bad one, or NULL. */
+const char *k2a_sim_check_headers(k2a_sim_server_t *srv, h2o_req_t *req);
+/* Records the token/account of a request in the connection statistics. */
+void k2a_sim_conn_seen(k2a_sim_server_t *srv, h2o_req_t *req, const k2a_sim_token_t *t);
+/* The control calls (control.c): ListAvailableProfiles and ListAvailableModels (2026 GET with paging, or awsJson), the
+ * 2025 ListAvailableModels, the external_idp token endpoint. */
+int k2a_sim_handle_profiles(k2a_sim_server_t *srv, h2o_req_t *req, const k2a_sim_route_t *route);
+int k2a_sim_handle_models_2026(k2a_sim_server_t *srv, h2o_req_t *req, const k2a_sim_route_t *route, bool aws_json);
+int k2a_sim_handle_models_2025(k2a_sim_server_t *srv, h2o_req_t *req);
+int k2a_sim_handle_entra_token(k2a_sim_server_t *srv, h2o_req_t *req);
+/* Checks a profileArn given to a REST call (getUsageLimits, ListAvailableModels): the placeholder -> 403 Invalid token,
+ * someone else's -> 403 not authorized, another region -> 400. Returns true when it answered. */
+bool k2a_sim_rest_arn_rejected(k2a_sim_server_t *srv, h2o_req_t *req, const k2a_sim_route_t *route, const k2a_sim_account_t *acct,
+                               const char *arn);
+/* The value of query parameter `name`, URL-decoded into the request's pool, or NULL when absent. */
+const char *k2a_sim_query_param(h2o_req_t *req, const char *name);
+/* Decodes %XX and '+' of a form or query value into the request's pool (NUL-terminated); NULL on a bad escape or a
+ * NUL byte. */
+char *k2a_sim_url_decode(h2o_req_t *req, const char *s, size_t len);
+/* Refreshes the account of refresh_token when its auth kind is in auth_mask (1u << k2a_sim_auth_t): issues an access
+ * token (*access) and the refresh token to return (new_refresh). NULL when the refresh token is rejected. */
+k2a_sim_account_t *k2a_sim_do_refresh(k2a_sim_server_t *srv, const char *refresh_token, char *new_refresh, size_t sz,
+                                      const char **access, unsigned auth_mask);
 /* Adds x-amzn-requestid and content-type headers. */
 void k2a_sim_add_common_headers(k2a_sim_server_t *srv, h2o_req_t *req, const char *content_type);
 

@@ -24,19 +24,76 @@ static const char usage_text[] =
     "  --fixtures-dir DIR           base of [[sim:replay file=...]] (default $K2A_SOURCE_DIR/tests/fixtures/upstream,\n"
     "                               else ./tests/fixtures/upstream)\n"
     "  --chunk BYTES                split every reply body into writes of BYTES (default: one write per frame)\n"
-    "  --max-payload BYTES          request size above which Kiro answers CONTENT_LENGTH_EXCEEDS_THRESHOLD (600000)\n"
+    "  --max-body-bytes BYTES       request size limit (2026 default 615000: above it 400 Improperly formed request.;\n"
+    "                               a real-world alternative is 1250000); --max-payload is the same option\n"
     "  --max-tool-description N     longest accepted tool description in characters (10000)\n"
     "  --model ID                   accept one more modelId (repeatable)\n"
     "  --slow-refresh-ms MS         delay of sim-slowrefresh-* refreshes (500)\n"
     "  --bad-refresh-status N       status of a rejected refresh token (401; real Social also uses 400)\n"
+    "  --strict-headers             a missing/malformed fingerprint header of a generate call is a 400 (default: a\n"
+    "                               warning, counted in /sim/stats header_warnings and logged)\n"
+    "  --overage-status N           status of sim-overage-* accounts, 402 (default) or 400\n"
+    "  --capacity-status N          status of sim-capacity-* accounts, 429 (default) or 400\n"
+    "  --legacy-2025                Kiro as it was in 2025: no profileArn requirement, the old uppercase model ids,\n"
+    "                               the old unprefixed routes only, no header checks, 2025 error bodies, and a body\n"
+    "                               over --max-payload (default 600000) answers CONTENT_LENGTH_EXCEEDS_THRESHOLD\n"
     "  --help, --version\n\n"
     "The first line on stdout is \"kiro-sim listening on http[s]://HOST:PORT\".\n\n"
-    "Accounts are chosen by refresh token (Social /refreshToken and IdC /token alike):\n"
+    "Kiro as it is in 2026 (the default; shared/docs/kiro-protocol-2026.md section 13):\n"
+    "  Routes take an optional region prefix, /us-east-1/... or /eu-central-1/... (none = us-east-1; another region\n"
+    "  -> 404): POST /{r}/refreshToken, /{r}/token, /{r}/generateAssistantResponse, GET /{r}/getUsageLimits,\n"
+    "  GET /{r}/ListAvailableModels?origin=AI_EDITOR&maxResults=N[&profileArn][&nextToken] (5 models a page),\n"
+    "  POST /{r}/ with content-type application/x-amz-json-1.0 and x-amz-target\n"
+    "  AmazonCodeWhispererStreamingService.GenerateAssistantResponse, AmazonCodeWhispererService.ListAvailableProfiles\n"
+    "  (body {\"maxResults\":10}) or AmazonCodeWhispererService.ListAvailableModels (another target or content type\n"
+    "  -> 400 UnknownOperationException), POST /entra/token (external_idp, form-encoded), POST /{r}/mcp (404, reserved).\n"
+    "  generateAssistantResponse checks, first failure wins:\n"
+    "   bearer: unknown/expired -> 403 {\"message\":\"The bearer token included in the request is invalid.\"}; also a\n"
+    "     ksk_ key without tokentype: API_KEY, an external_idp token without tokentype: EXTERNAL_IDP\n"
+    "   headers x-amzn-codewhisperer-optout (true|false), x-amzn-kiro-agent-mode (vibe|spec), amz-sdk-invocation-id\n"
+    "     (UUID), amz-sdk-request (attempt=N; max=M), user-agent and x-amz-user-agent (aws-sdk-js/... with\n"
+    "     KiroIDE-<ver>-<64 hex machineId>): warning, or 400 Improperly formed under --strict-headers\n"
+    "   body over --max-body-bytes -> 400 Improperly formed request.; malformed JSON -> 400 Improperly formed\n"
+    "   no root profileArn (not for ksk_) -> 400 {\"message\":\"profileArn is required for this request.\"}\n"
+    "   profileArn not the account's -> 403 {\"message\":\"User is not authorized to make this call.\",\"reason\":null};\n"
+    "     the Builder ID placeholder from an IdC/external_idp token -> 403 bearer invalid\n"
+    "   profileArn region not the host region -> 400 Improperly formed request.\n"
+    "   unknown keys, nulls, wrong types, conversation rules -> 400 Improperly formed request.\n"
+    "   modelId (current or history) not a dotted catalog id, or opus/gpt on a FREE account -> 400 INVALID_MODEL_ID\n"
+    "     catalog: auto claude-sonnet-5 claude-opus-5 claude-opus-4.8 .7 .6 .5 claude-sonnet-4.6 .5 claude-sonnet-4.0\n"
+    "     (and claude-sonnet-4) claude-haiku-4.5 deepseek-3.2 minimax-m2.5 minimax-m2.1 glm-5 qwen3-coder-next\n"
+    "     gpt-5.6-sol gpt-5.6-terra gpt-5.6-luna\n"
+    "   body bytes / 4 above the model's maxInputTokens -> 400 Input is too long. CONTENT_LENGTH_EXCEEDS_THRESHOLD\n"
+    "  REST calls (getUsageLimits, ListAvailableModels) with profileArn: the Builder ID placeholder -> 403\n"
+    "  {\"message\":\"Invalid token\"}; another account's -> 403 not authorized; another region -> 400.\n"
+    "  /sim/stats also counts header_warnings and, per TCP connection, the distinct bearer tokens and accounts:\n"
+    "  connections_multi_account, max_accounts_per_connection, connections_multi_token, max_tokens_per_connection.\n\n"
+    "Accounts are chosen by refresh token (Social /refreshToken and IdC /token alike, unless said otherwise):\n"
     "  sim-ok-X          healthy             sim-rotate-X     new refresh token X-rN on every refresh, old one -> 401\n"
     "  sim-badrefresh-X  refresh -> 401      sim-exhausted-X  0 credits left, generate -> 402 MONTHLY_REQUEST_COUNT\n"
     "  sim-429-X, sim-403-X, sim-500-X       generate answers that status with Kiro's JSON body\n"
     "  sim-403once-X     the first generate -> 403; tokens from later refreshes work\n"
-    "  sim-slowrefresh-X refresh answers after --slow-refresh-ms\n\n"
+    "  sim-slowrefresh-X refresh answers after --slow-refresh-ms\n"
+    "  sim-ttlN-X        access tokens expire after N seconds (expiresIn N); then 403 bearer invalid\n"
+    "  sim-overage-X     generate -> 402 OVERAGE_REQUEST_LIMIT_EXCEEDED   sim-capacity-X  -> 429 INSUFFICIENT_MODEL_CAPACITY\n"
+    "  sim-suspicious-X  generate -> 429 \"Due to suspicious activity...\"  sim-suspended-X -> 403 TEMPORARILY_SUSPENDED\n"
+    "  sim-423-X         generate -> 423\n"
+    " Who the account is (2026) and its profileArn; every kind above is a Social account in us-east-1:\n"
+    "  Social (default)  arn:aws:codewhisperer:us-east-1:699475941385:profile/EHGA3GRVQMUK, returned by /refreshToken\n"
+    "                    and listed by ListAvailableProfiles in the account's region (empty list in the other)\n"
+    "  sim-social-X      the same, explicitly       sim-free-X  the same on the FREE tier (no opus, no gpt)\n"
+    "  sim-socialeu-X    Social in eu-central-1: arn:aws:codewhisperer:eu-central-1:699475941385:profile/EUSIMSOCIAL1\n"
+    "  sim-idc-X, sim-idceu-X  IdC enterprise in us-east-1 / eu-central-1 (refresh on /token only, no ARN in it): a\n"
+    "                    real ARN arn:aws:codewhisperer:<region>:610548660232:profile/<12 chars>, listed by\n"
+    "                    ListAvailableProfiles in its own region only (empty list in the other)\n"
+    "  sim-builderid-X   IdC Builder ID (/token only): the placeholder\n"
+    "                    arn:aws:codewhisperer:us-east-1:638616132270:profile/AAAACCCCXXXX; ListAvailableProfiles -> 403\n"
+    "  sim-extidp-X      external_idp (POST /entra/token only; client_id, grant_type=refresh_token, refresh_token, a\n"
+    "                    scope with offline_access): a real us-east-1 ARN from ListAvailableProfiles; every call needs\n"
+    "                    tokentype: EXTERNAL_IDP (ListAvailableProfiles without it: an empty list)\n"
+    "  ksk_sim-X         an API key: the bearer itself (no refresh), with tokentype: API_KEY; no profileArn needed\n"
+    "  Social kinds refresh on /refreshToken and /token; IdC kinds on /token only. Refresh in another region than the\n"
+    "  account's still works (refresh tokens are not known to be region-bound).\n\n"
     "Directives in the last user message (content or tool-result text) shape the reply:\n"
     "  (none)                               \"echo: <first 200 characters of the text>\" in frames of 1-8 characters\n"
     "  [[sim:text frames=N size=S]]         N text frames of S bytes\n"
@@ -107,6 +164,11 @@ int main(int argc, char **argv)
         O_MODEL,
         O_SLOW,
         O_BADREF,
+        O_LEGACY,
+        O_STRICT,
+        O_OVERAGE,
+        O_CAPACITY,
+        O_MAXBODY,
         O_HELP,
         O_VERSION
     };
@@ -124,12 +186,18 @@ int main(int argc, char **argv)
                                          {"model", required_argument, NULL, O_MODEL},
                                          {"slow-refresh-ms", required_argument, NULL, O_SLOW},
                                          {"bad-refresh-status", required_argument, NULL, O_BADREF},
+                                         {"legacy-2025", no_argument, NULL, O_LEGACY},
+                                         {"strict-headers", no_argument, NULL, O_STRICT},
+                                         {"overage-status", required_argument, NULL, O_OVERAGE},
+                                         {"capacity-status", required_argument, NULL, O_CAPACITY},
+                                         {"max-body-bytes", required_argument, NULL, O_MAXBODY},
                                          {"help", no_argument, NULL, O_HELP},
                                          {"version", no_argument, NULL, O_VERSION},
                                          {NULL, 0, NULL, 0}};
     k2a_sim_config_t cfg;
     unsigned long long v;
     int c;
+    bool payload_set = false;
 
     k2a_sim_config_init(&cfg);
     cfg.limits.extra_models = extra_models;
@@ -167,8 +235,24 @@ int main(int argc, char **argv)
             cfg.chunk = (size_t)v;
             break;
         case O_MAXPAY:
+        case O_MAXBODY:
             bad = parse_num(optarg, 1u << 30, &v) || v == 0;
             cfg.limits.max_payload = (size_t)v;
+            payload_set = true;
+            break;
+        case O_LEGACY:
+            cfg.legacy = true;
+            break;
+        case O_STRICT:
+            cfg.strict_headers = true;
+            break;
+        case O_OVERAGE:
+            bad = parse_num(optarg, 599, &v) || (v != 400 && v != 402);
+            cfg.overage_status = (int)v;
+            break;
+        case O_CAPACITY:
+            bad = parse_num(optarg, 599, &v) || (v != 400 && v != 429);
+            cfg.capacity_status = (int)v;
             break;
         case O_MAXDESC:
             bad = parse_num(optarg, 1u << 30, &v);
@@ -206,6 +290,11 @@ int main(int argc, char **argv)
     if (optind != argc) {
         fprintf(stderr, "kiro-sim: unexpected argument %s\n", argv[optind]);
         return 2;
+    }
+    if (cfg.legacy) {
+        cfg.limits.modern = false;
+        if (!payload_set)
+            cfg.limits.max_payload = K2A_SIM_DEFAULT_MAX_PAYLOAD;
     }
     if (cfg.fixtures_dir == NULL)
         cfg.fixtures_dir = default_fixtures_dir();

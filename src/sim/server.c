@@ -1,8 +1,27 @@
 /*
  * kiro-sim's HTTP side: h2o on the caller's libuv loop with one plain or TLS listener, one catch-all handler that
- * dispatches on the exact path, and the small endpoints (Social and IdC refresh, getUsageLimits,
- * ListAvailableModels, /sim/stats, /sim/reset, a help page). generateAssistantResponse lives in generate.c.
+ * dispatches on the exact path, and the small endpoints (Social and IdC refresh, getUsageLimits, /sim/stats,
+ * /sim/reset, a help page). generateAssistantResponse lives in generate.c, the 2026 control calls in control.c.
  * Request bodies come whole in req->entity (h2o 2.2.5); small JSON bodies are parsed with yajl_tree.
+ *
+ * Routes (2026 mode; --legacy-2025 serves the unprefixed 2025 routes only). A path may start with a region,
+ * /us-east-1/... or /eu-central-1/...; without one it means us-east-1. A first segment shaped like another AWS region
+ * (e.g. /ap-south-1/...) answers 404 {"message":"kiro-sim: no Kiro endpoint in region ...","reason":null}: the real
+ * q.<region>.amazonaws.com does not resolve, which a simulator on one port cannot reproduce.
+ *   POST /{region}/refreshToken            Social refresh (its answer carries the account's profileArn)
+ *   POST /{region}/token                   IdC refresh (no profileArn)
+ *   POST /entra/token                      external_idp refresh, form-encoded (control.c)
+ *   GET  /{region}/getUsageLimits          optional profileArn checked as a REST ARN (control.c)
+ *   GET  /{region}/ListAvailableModels     paged catalog (control.c)
+ *   POST /{region}/generateAssistantResponse
+ *   POST /{region}/  awsJson: content-type application/x-amz-json-1.0 and x-amz-target
+ *        AmazonCodeWhispererStreamingService.GenerateAssistantResponse, AmazonCodeWhispererService.ListAvailableProfiles
+ *        or AmazonCodeWhispererService.ListAvailableModels; another target or content type answers 400
+ *        {"__type":"com.amazon.coral.service#UnknownOperationException","message":null} (the AWS JSON protocol's answer
+ *        to an operation it cannot route; the doc leaves the real body open)
+ *   POST /{region}/mcp                     reserved for web search: 404 for now
+ * Refresh in another auth region than the account's still works: the doc knows auth hosts are regional but not that
+ * refresh tokens are region-bound.
  */
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -17,6 +36,13 @@
 
 #define MAX_SMALL_BODY 65536
 #define BODY_BEARER_INVALID "{\"message\":\"The bearer token included in the request is invalid.\",\"reason\":null}"
+#define BODY_BEARER_INVALID_2026 "{\"message\":\"The bearer token included in the request is invalid.\"}"
+#define BODY_UNKNOWN_OPERATION "{\"__type\":\"com.amazon.coral.service#UnknownOperationException\",\"message\":null}"
+#define TARGET_GENERATE "AmazonCodeWhispererStreamingService.GenerateAssistantResponse"
+#define TARGET_PROFILES "AmazonCodeWhispererService.ListAvailableProfiles"
+#define TARGET_MODELS "AmazonCodeWhispererService.ListAvailableModels"
+#define AUTH_MASK_SOCIAL (1u << K2A_SIM_AUTH_SOCIAL)
+#define AUTH_MASK_IDC ((1u << K2A_SIM_AUTH_SOCIAL) | (1u << K2A_SIM_AUTH_IDC) | (1u << K2A_SIM_AUTH_BUILDERID))
 #define PROFILE_ARN_PREFIX "arn:aws:codewhisperer:us-east-1:699475941385:profile/"
 #define BASE_CREDITS 50.0
 #define TRIAL_CREDITS 500.0
@@ -27,12 +53,14 @@ typedef struct st_sim_handler_t {
 } sim_handler_t;
 
 static const char help_text[] =
-    "kiro-sim: a Kiro (CodeWhisperer) simulator.\n\n"
-    "POST /refreshToken {\"refreshToken\":\"sim-ok-a\"}          Social refresh\n"
-    "POST /token {clientId,clientSecret,grantType,refreshToken}  IdC refresh\n"
-    "GET  /getUsageLimits          (Authorization: Bearer <accessToken>)\n"
-    "POST /ListAvailableModels     (Authorization: Bearer <accessToken>)\n"
-    "POST /generateAssistantResponse  EventStream reply; [[sim:...]] directives in the last user message\n"
+    "kiro-sim: a Kiro (CodeWhisperer) simulator. {region} = us-east-1 | eu-central-1, optional (us-east-1).\n\n"
+    "POST /{region}/refreshToken {\"refreshToken\":\"sim-ok-a\"}          Social refresh\n"
+    "POST /{region}/token {clientId,clientSecret,grantType,refreshToken}  IdC refresh\n"
+    "POST /entra/token  client_id=..&grant_type=refresh_token&refresh_token=..&scope=offline_access  external_idp\n"
+    "GET  /{region}/getUsageLimits          (Authorization: Bearer <accessToken>)\n"
+    "GET  /{region}/ListAvailableModels?origin=AI_EDITOR[&maxResults=N][&profileArn=..][&nextToken=..]\n"
+    "POST /{region}/generateAssistantResponse  EventStream reply; [[sim:...]] directives in the last user message\n"
+    "POST /{region}/  x-amz-target: " TARGET_GENERATE " | " TARGET_PROFILES " | " TARGET_MODELS "\n"
     "GET  /sim/stats, POST /sim/reset[?all=1], GET /sim/last-request (body of the last generate)\n"
     "GET|POST /sim/sse?frames=N&size=S  a finished Anthropic SSE answer (the benchmark's pure-proxy baseline)\n\n"
     "Run `kiro-sim --help` for account kinds and directives.\n";
@@ -44,7 +72,16 @@ void k2a_sim_config_init(k2a_sim_config_t *cfg)
     cfg->token_ttl = 3600;
     cfg->slow_refresh_ms = 500;
     cfg->bad_refresh_status = 401;
+    cfg->overage_status = 402;
+    cfg->capacity_status = 429;
     k2a_sim_limits_init(&cfg->limits);
+    cfg->limits.modern = true;
+    cfg->limits.max_payload = K2A_SIM_DEFAULT_MAX_BODY_BYTES;
+}
+
+const char *k2a_sim_body_bearer_invalid(const k2a_sim_server_t *srv)
+{
+    return srv->cfg.legacy ? BODY_BEARER_INVALID : BODY_BEARER_INVALID_2026;
 }
 
 void k2a_sim_add_common_headers(k2a_sim_server_t *srv, h2o_req_t *req, const char *content_type)
@@ -92,16 +129,16 @@ static const char *get_str(yajl_val obj, const char *key)
     return NULL;
 }
 
-static uint64_t now_ms(k2a_sim_server_t *srv)
+uint64_t k2a_sim_now_ms(k2a_sim_server_t *srv)
 {
     uv_update_time(srv->loop);
     return uv_now(srv->loop);
 }
 
 /* Common refresh logic. Returns the account and the new refresh token (in new_refresh), or NULL when the refresh token
- * is rejected (bad-refresh kind, stale rotated token, unknown name). */
-static k2a_sim_account_t *do_refresh(k2a_sim_server_t *srv, const char *refresh_token, char *new_refresh, size_t sz,
-                                     const char **access)
+ * is rejected (bad-refresh kind, stale rotated token, unknown name, an auth kind this endpoint does not serve). */
+k2a_sim_account_t *k2a_sim_do_refresh(k2a_sim_server_t *srv, const char *refresh_token, char *new_refresh, size_t sz,
+                                      const char **access, unsigned auth_mask)
 {
     uint32_t gen;
     k2a_sim_account_t *acct = k2a_sim_account_for_refresh(&srv->accounts, refresh_token, &gen);
@@ -109,7 +146,7 @@ static k2a_sim_account_t *do_refresh(k2a_sim_server_t *srv, const char *refresh_
         return NULL;
     ++acct->c.requests;
     if (acct->kind == K2A_SIM_KIND_BADREFRESH || (acct->kind == K2A_SIM_KIND_ROTATE && gen != acct->rotate_gen) ||
-        (acct->kind != K2A_SIM_KIND_ROTATE && gen != 0)) {
+        (acct->kind != K2A_SIM_KIND_ROTATE && gen != 0) || (auth_mask & (1u << acct->auth)) == 0) {
         ++acct->c.refresh_failures;
         return NULL;
     }
@@ -117,7 +154,8 @@ static k2a_sim_account_t *do_refresh(k2a_sim_server_t *srv, const char *refresh_
         snprintf(new_refresh, sz, "%s-r%u", acct->name, ++acct->rotate_gen);
     else
         snprintf(new_refresh, sz, "%s", acct->name);
-    *access = k2a_sim_token_issue(&srv->accounts, acct, now_ms(srv), (uint64_t)srv->cfg.token_ttl * 1000);
+    uint32_t ttl = acct->ttl_s != 0 ? acct->ttl_s : srv->cfg.token_ttl;
+    *access = k2a_sim_token_issue(&srv->accounts, acct, k2a_sim_now_ms(srv), (uint64_t)ttl * 1000);
     if (*access == NULL)
         return NULL;
     ++acct->c.refreshes;
@@ -147,15 +185,20 @@ static int handle_social_refresh(k2a_sim_server_t *srv, h2o_req_t *req)
     k2a_sim_account_t *acct;
     if (rt == NULL || rt[0] == '\0') {
         RESPOND_LIT(srv, req, 400, bad_request);
-    } else if (strlen(rt) > 400 || (acct = do_refresh(srv, rt, new_refresh, sizeof(new_refresh), &access)) == NULL) {
+    } else if (strlen(rt) > 400 ||
+               (acct = k2a_sim_do_refresh(srv, rt, new_refresh, sizeof(new_refresh), &access, AUTH_MASK_SOCIAL)) == NULL) {
         /* Rejected refresh tokens: --bad-refresh-status (401 by default; real Social also answers 400) with the body
          * seen in kiro2api issue #4. */
         RESPOND_LIT(srv, req, srv->cfg.bad_refresh_status, "{\"message\":\"Invalid refresh token provided\"}");
     } else {
         k2a_buf_t out = K2A_BUF_INIT(0);
-        profile_arn(acct, arn, sizeof(arn));
+        /* 2025: a per-account ARN of the Social account; 2026: the account's own (the Social default, or the eu one) */
+        if (srv->cfg.legacy)
+            profile_arn(acct, arn, sizeof(arn));
+        else
+            snprintf(arn, sizeof(arn), "%s", acct->arn);
         k2a_buf_appendf(&out, "{\"accessToken\":\"%s\",\"expiresIn\":%u,\"profileArn\":\"%s\",\"refreshToken\":\"", access,
-                        srv->cfg.token_ttl, arn);
+                        acct->ttl_s != 0 ? acct->ttl_s : srv->cfg.token_ttl, arn);
         k2a_buf_append_json_escaped(&out, new_refresh, strlen(new_refresh));
         k2a_buf_appendstr(&out, "\"}");
         k2a_sim_respond_json(srv, req, 200, out.base, out.len,
@@ -185,12 +228,13 @@ static int handle_idc_refresh(k2a_sim_server_t *srv, h2o_req_t *req)
         RESPOND_LIT(srv, req, 400,
                     "{\"error\":\"unsupported_grant_type\",\"error_description\":\"grantType must be refresh_token\"}");
     } else if (rt == NULL || rt[0] == '\0' || strlen(rt) > 400 ||
-               (acct = do_refresh(srv, rt, new_refresh, sizeof(new_refresh), &access)) == NULL) {
+               (acct = k2a_sim_do_refresh(srv, rt, new_refresh, sizeof(new_refresh), &access, AUTH_MASK_IDC)) == NULL) {
         RESPOND_LIT(srv, req, srv->cfg.bad_refresh_status,
                     "{\"error\":\"invalid_grant\",\"error_description\":\"Invalid refresh token provided\"}");
     } else {
         k2a_buf_t out = K2A_BUF_INIT(0);
-        k2a_buf_appendf(&out, "{\"accessToken\":\"%s\",\"expiresIn\":%u,\"refreshToken\":\"", access, srv->cfg.token_ttl);
+        k2a_buf_appendf(&out, "{\"accessToken\":\"%s\",\"expiresIn\":%u,\"refreshToken\":\"", access,
+                        acct->ttl_s != 0 ? acct->ttl_s : srv->cfg.token_ttl);
         k2a_buf_append_json_escaped(&out, new_refresh, strlen(new_refresh));
         k2a_buf_appendstr(&out, "\",\"tokenType\":\"Bearer\"}");
         k2a_sim_respond_json(srv, req, 200, out.base, out.len,
@@ -201,20 +245,39 @@ static int handle_idc_refresh(k2a_sim_server_t *srv, h2o_req_t *req)
     return 0;
 }
 
-k2a_sim_token_t *k2a_sim_require_bearer(k2a_sim_server_t *srv, h2o_req_t *req)
+k2a_sim_token_t *k2a_sim_require_bearer_ex(k2a_sim_server_t *srv, h2o_req_t *req, bool idp_type_needed)
 {
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
     k2a_sim_token_t *t = NULL;
     if (i >= 0) {
         h2o_iovec_t v = req->headers.entries[i].value;
-        if (v.len > 7 && strncasecmp(v.base, "Bearer ", 7) == 0)
-            t = k2a_sim_token_find(&srv->accounts, v.base + 7, v.len - 7, now_ms(srv));
+        if (v.len > 11 && strncasecmp(v.base, "Bearer ksk_", 11) == 0) {
+            /* an API key is the bearer itself; without "tokentype: API_KEY" Kiro reads it as an OAuth token (XW) */
+            k2a_sim_account_t *acct;
+            if (k2a_sim_header_is(req, "tokentype", "API_KEY") &&
+                (acct = k2a_sim_account_for_key(&srv->accounts, v.base + 7, v.len - 7)) != NULL &&
+                (t = k2a_sim_token_find(&srv->accounts, v.base + 7, v.len - 7, k2a_sim_now_ms(srv))) == NULL)
+                t = k2a_sim_token_add(&srv->accounts, acct, v.base + 7, v.len - 7, UINT64_MAX);
+        } else if (v.len > 7 && strncasecmp(v.base, "Bearer ", 7) == 0) {
+            t = k2a_sim_token_find(&srv->accounts, v.base + 7, v.len - 7, k2a_sim_now_ms(srv));
+        }
     }
-    if (t == NULL)
-        RESPOND_LIT(srv, req, 403, BODY_BEARER_INVALID);
-    else
-        ++t->account->c.requests;
+    if (t != NULL && t->account->auth == K2A_SIM_AUTH_EXTIDP && idp_type_needed &&
+        !k2a_sim_header_is(req, "tokentype", "EXTERNAL_IDP"))
+        t = NULL;
+    if (t == NULL) {
+        const char *body = k2a_sim_body_bearer_invalid(srv);
+        k2a_sim_respond_json(srv, req, 403, body, strlen(body), 0);
+        return NULL;
+    }
+    ++t->account->c.requests;
+    k2a_sim_conn_seen(srv, req, t);
     return t;
+}
+
+k2a_sim_token_t *k2a_sim_require_bearer(k2a_sim_server_t *srv, h2o_req_t *req)
+{
+    return k2a_sim_require_bearer_ex(srv, req, true);
 }
 
 /* Start of next month (UTC), as epoch seconds. */
@@ -232,13 +295,15 @@ static long long next_reset(void)
     return (long long)timegm(&tm);
 }
 
-static int handle_usage(k2a_sim_server_t *srv, h2o_req_t *req)
+static int handle_usage(k2a_sim_server_t *srv, h2o_req_t *req, const k2a_sim_route_t *route)
 {
     k2a_sim_token_t *t = k2a_sim_require_bearer(srv, req);
     if (t == NULL)
         return 0;
     k2a_sim_account_t *acct = t->account;
     ++acct->c.usage_calls;
+    if (k2a_sim_rest_arn_rejected(srv, req, route, acct, k2a_sim_query_param(req, "profileArn")))
+        return 0;
     /* Credits: a base allowance of 50 plus an ACTIVE free trial of 500; generate replies consume their metering usage
      * (base first). Exhausted accounts: both used up and the trial EXPIRED, so the remaining credit is 0. */
     bool exhausted = acct->kind == K2A_SIM_KIND_EXHAUSTED;
@@ -272,84 +337,108 @@ static int handle_usage(k2a_sim_server_t *srv, h2o_req_t *req)
     return 0;
 }
 
-static int handle_models(k2a_sim_server_t *srv, h2o_req_t *req)
-{
-    static const struct {
-        const char *id, *name;
-        double rate;
-    } models[] = {
-        {"auto", "Auto", 1.0},
-        {"claude-sonnet-4.5", "Claude Sonnet 4.5", 1.3},
-        {"claude-sonnet-4.6", "Claude Sonnet 4.6", 1.3},
-        {"claude-sonnet-4", "Claude Sonnet 4", 1.3},
-        {"claude-sonnet-5", "Claude Sonnet 5", 1.3},
-        {"claude-opus-4.5", "Claude Opus 4.5", 2.2},
-        {"claude-opus-4.6", "Claude Opus 4.6", 2.2},
-        {"claude-opus-4.7", "Claude Opus 4.7", 2.2},
-        {"claude-haiku-4.5", "Claude Haiku 4.5", 0.4},
-        {"CLAUDE_SONNET_4_5_20250929_V1_0", "Claude Sonnet 4.5 (2025-09-29)", 1.3},
-        {"CLAUDE_SONNET_4_20250514_V1_0", "Claude Sonnet 4 (2025-05-14)", 1.3},
-        {"CLAUDE_3_7_SONNET_20250219_V1_0", "Claude 3.7 Sonnet", 1.0},
-        {"CLAUDE_3_5_HAIKU_20241022_V1_0", "Claude 3.5 Haiku", 0.4},
-    };
-    k2a_sim_token_t *t = k2a_sim_require_bearer(srv, req);
-    if (t == NULL)
-        return 0;
-    ++t->account->c.model_calls;
-    k2a_buf_t out = K2A_BUF_INIT(0);
-    k2a_buf_appendstr(&out, "{\"models\":[");
-    for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); ++i) {
-        bool big = strstr(models[i].id, "4.6") != NULL;
-        k2a_buf_appendf(&out,
-                        "%s{\"modelId\":\"%s\",\"modelName\":\"%s\",\"description\":\"%s (kiro-sim)\",\"rateMultiplier\":%.1f,"
-                        "\"rateUnit\":\"Credit\",\"supportedInputTypes\":[\"TEXT\",\"IMAGE\"],"
-                        "\"tokenLimits\":{\"maxInputTokens\":%d,\"maxOutputTokens\":64000}}",
-                        i ? "," : "", models[i].id, models[i].name, models[i].name, models[i].rate, big ? 1000000 : 200000);
-    }
-    for (size_t i = 0; i < srv->cfg.limits.nextra_models; ++i) {
-        k2a_buf_appendstr(&out, ",{\"modelId\":\"");
-        k2a_buf_append_json_escaped(&out, srv->cfg.limits.extra_models[i], strlen(srv->cfg.limits.extra_models[i]));
-        k2a_buf_appendstr(&out, "\",\"modelName\":\"extra (kiro-sim)\",\"supportedInputTypes\":[\"TEXT\"],"
-                                "\"tokenLimits\":{\"maxInputTokens\":200000,\"maxOutputTokens\":64000}}");
-    }
-    k2a_buf_appendstr(&out, "],\"defaultModel\":{\"modelId\":\"auto\",\"modelName\":\"Auto\"}}");
-    respond_buf(srv, req, 200, &out);
-    return 0;
-}
-
 static bool is_method(h2o_req_t *req, const char *m)
 {
     return h2o_memis(req->method.base, req->method.len, m, strlen(m));
 }
 
-static bool is_path(h2o_req_t *req, const char *p)
+static bool is_route(const k2a_sim_route_t *route, const char *p)
 {
-    return h2o_memis(req->path_normalized.base, req->path_normalized.len, p, strlen(p));
+    return h2o_memis(route->path, route->path_len, p, strlen(p));
+}
+
+/* A first path segment shaped like an AWS region: letters, then "-word" parts, then "-<digit>" (us-gov-west-1). */
+static bool looks_like_region(const char *s, size_t n)
+{
+    if (n < 6 || s[0] < 'a' || s[0] > 'z' || s[1] < 'a' || s[1] > 'z' || s[2] != '-' || s[n - 1] < '0' || s[n - 1] > '9' ||
+        s[n - 2] != '-')
+        return false;
+    for (size_t i = 3; i < n - 2; ++i)
+        if ((s[i] < 'a' || s[i] > 'z') && s[i] != '-')
+            return false;
+    return true;
+}
+
+/* Splits the region prefix off the path (2026 mode). Returns false after answering 404 for an unknown region. */
+static bool parse_route(k2a_sim_server_t *srv, h2o_req_t *req, k2a_sim_route_t *route)
+{
+    static const char *const regions[] = {K2A_SIM_REGION_US, K2A_SIM_REGION_EU};
+    const char *p = req->path_normalized.base;
+    size_t n = req->path_normalized.len;
+    route->region = K2A_SIM_REGION_US;
+    route->path = p;
+    route->path_len = n;
+    if (srv->cfg.legacy || n < 2 || p[0] != '/')
+        return true;
+    const char *seg = p + 1, *slash = memchr(seg, '/', n - 1);
+    size_t seglen = slash != NULL ? (size_t)(slash - seg) : n - 1;
+    for (size_t i = 0; i < sizeof(regions) / sizeof(regions[0]); ++i) {
+        if (seglen == strlen(regions[i]) && memcmp(seg, regions[i], seglen) == 0) {
+            route->region = regions[i];
+            route->path = slash != NULL ? slash : "/";
+            route->path_len = slash != NULL ? n - (size_t)(slash - p) : 1;
+            return true;
+        }
+    }
+    if (looks_like_region(seg, seglen)) {
+        k2a_buf_t out = K2A_BUF_INIT(0);
+        k2a_buf_appendstr(&out, "{\"message\":\"kiro-sim: no Kiro endpoint in region ");
+        k2a_buf_append_json_escaped(&out, seg, seglen);
+        k2a_buf_appendstr(&out, " (q.<region>.amazonaws.com does not resolve)\",\"reason\":null}");
+        respond_buf(srv, req, 404, &out);
+        return false;
+    }
+    return true;
+}
+
+/* The endpoint of an awsJson call on POST /{region}/ (K2A_SIM_EP_OTHER when it is not one). */
+static k2a_sim_endpoint_t aws_json_endpoint(h2o_req_t *req)
+{
+    if (!k2a_sim_header_is(req, "content-type", "application/x-amz-json-1.0"))
+        return K2A_SIM_EP_OTHER;
+    if (k2a_sim_header_is(req, "x-amz-target", TARGET_GENERATE))
+        return K2A_SIM_EP_GENERATE;
+    if (k2a_sim_header_is(req, "x-amz-target", TARGET_PROFILES))
+        return K2A_SIM_EP_PROFILES;
+    if (k2a_sim_header_is(req, "x-amz-target", TARGET_MODELS))
+        return K2A_SIM_EP_MODELS;
+    return K2A_SIM_EP_OTHER;
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     k2a_sim_server_t *srv = ((sim_handler_t *)self)->srv;
-    bool post = is_method(req, "POST"), get = is_method(req, "GET");
+    bool post = is_method(req, "POST"), get = is_method(req, "GET"), modern = !srv->cfg.legacy, aws_json = false;
     k2a_sim_endpoint_t ep = K2A_SIM_EP_OTHER;
-    if (is_path(req, "/refreshToken"))
+    k2a_sim_route_t route;
+    if (!parse_route(srv, req, &route)) {
+        ++srv->stats.requests[ep];
+        return 0;
+    }
+    if (is_route(&route, "/refreshToken"))
         ep = K2A_SIM_EP_SOCIAL_REFRESH;
-    else if (is_path(req, "/token"))
+    else if (is_route(&route, "/token"))
         ep = K2A_SIM_EP_IDC_REFRESH;
-    else if (is_path(req, "/getUsageLimits"))
+    else if (is_route(&route, "/getUsageLimits"))
         ep = K2A_SIM_EP_USAGE;
-    else if (is_path(req, "/ListAvailableModels"))
+    else if (is_route(&route, "/ListAvailableModels"))
         ep = K2A_SIM_EP_MODELS;
-    else if (is_path(req, "/generateAssistantResponse"))
+    else if (is_route(&route, "/generateAssistantResponse"))
         ep = K2A_SIM_EP_GENERATE;
-    else if (is_path(req, "/sim/stats"))
+    else if (modern && is_route(&route, "/mcp"))
+        ep = K2A_SIM_EP_MCP;
+    else if (modern && is_route(&route, "/entra/token"))
+        ep = K2A_SIM_EP_ENTRA;
+    else if (modern && post && is_route(&route, "/") && (ep = aws_json_endpoint(req)) != K2A_SIM_EP_OTHER)
+        aws_json = true;
+    else if (is_route(&route, "/sim/stats"))
         ep = K2A_SIM_EP_STATS;
-    else if (is_path(req, "/sim/reset"))
+    else if (is_route(&route, "/sim/reset"))
         ep = K2A_SIM_EP_RESET;
-    else if (is_path(req, "/sim/sse"))
+    else if (is_route(&route, "/sim/sse"))
         ep = K2A_SIM_EP_SSE;
     ++srv->stats.requests[ep];
-    if (get && is_path(req, "/sim/last-request")) {
+    if (get && is_route(&route, "/sim/last-request")) {
         k2a_sim_respond_json(srv, req, 200, srv->last_generate.base != NULL ? srv->last_generate.base : "{}",
                              srv->last_generate.base != NULL ? srv->last_generate.len : 2, 0);
         return 0;
@@ -364,18 +453,32 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         if (post)
             return handle_idc_refresh(srv, req);
         break;
+    case K2A_SIM_EP_ENTRA:
+        if (post)
+            return k2a_sim_handle_entra_token(srv, req);
+        break;
     case K2A_SIM_EP_USAGE:
         if (get)
-            return handle_usage(srv, req);
+            return handle_usage(srv, req, &route);
         break;
     case K2A_SIM_EP_MODELS:
-        if (get || post)
-            return handle_models(srv, req);
+        if (aws_json)
+            return k2a_sim_handle_models_2026(srv, req, &route, true);
+        if (modern && get)
+            return k2a_sim_handle_models_2026(srv, req, &route, false);
+        if (!modern && (get || post))
+            return k2a_sim_handle_models_2025(srv, req);
         break;
+    case K2A_SIM_EP_PROFILES:
+        return k2a_sim_handle_profiles(srv, req, &route);
     case K2A_SIM_EP_GENERATE:
         if (post)
-            return k2a_sim_handle_generate(srv, req);
+            return k2a_sim_handle_generate(srv, req, &route);
         break;
+    case K2A_SIM_EP_MCP:
+        /* reserved for web search (kiro-protocol-2026 §10) */
+        RESPOND_LIT(srv, req, 404, "{\"message\":\"Not Found\",\"reason\":null}");
+        return 0;
     case K2A_SIM_EP_STATS:
         if (get) {
             k2a_buf_t out = K2A_BUF_INIT(0);
@@ -391,6 +494,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             uint64_t open = srv->stats.open_streams;
             memset(&srv->stats, 0, sizeof(srv->stats));
             srv->stats.open_streams = srv->stats.max_open_streams = open;
+            if (srv->conns != NULL)
+                memset(srv->conns, 0, K2A_SIM_CONN_SLOTS * sizeof(*srv->conns));
             if (all)
                 k2a_sim_accounts_clear(&srv->accounts);
             else
@@ -404,11 +509,15 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             return k2a_sim_handle_sse(srv, req);
         break;
     case K2A_SIM_EP_OTHER:
-        if (get && is_path(req, "/")) {
+        if (get && is_route(&route, "/")) {
             req->res.status = 200;
             req->res.reason = "OK";
             k2a_sim_add_common_headers(srv, req, "text/plain; charset=utf-8");
             h2o_send_inline(req, help_text, sizeof(help_text) - 1);
+            return 0;
+        }
+        if (modern && post && is_route(&route, "/")) {
+            RESPOND_LIT(srv, req, 400, BODY_UNKNOWN_OPERATION);
             return 0;
         }
         RESPOND_LIT(srv, req, 404, "{\"message\":\"Not Found\",\"reason\":null}");
@@ -490,7 +599,10 @@ int k2a_sim_server_create(uv_loop_t *loop, const k2a_sim_config_t *cfg, k2a_sim_
     srv->cfg = *cfg;
     srv->loop = loop;
     k2a_buf_init(&srv->last_generate, 1 << 20);
-    if ((r = k2a_sim_accounts_init(&srv->accounts)) != 0) {
+    srv->conns = calloc(K2A_SIM_CONN_SLOTS, sizeof(*srv->conns));
+    r = srv->conns == NULL ? K2A_ENOMEM : k2a_sim_accounts_init(&srv->accounts);
+    if (r != 0) {
+        free(srv->conns);
         k2a_sim_accounts_dispose(&srv->accounts);
         k2a_buf_dispose(&srv->last_generate);
         free(srv);
@@ -541,5 +653,6 @@ void k2a_sim_server_destroy(k2a_sim_server_t *srv)
         SSL_CTX_free(srv->accept_ctx.ssl_ctx);
     k2a_sim_accounts_dispose(&srv->accounts);
     k2a_buf_dispose(&srv->last_generate);
+    free(srv->conns);
     free(srv);
 }

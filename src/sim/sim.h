@@ -4,6 +4,14 @@
  * EventStream bodies, validates requests strictly, and is steered by the refresh token's name (account behaviour)
  * and by [[sim:...]] directives in the last user message (reply shape and faults). Everything is asynchronous: no
  * thread per request, one timer per delayed stream, frames produced lazily.
+ *
+ * By default it follows Kiro as it is in 2026 (shared/docs/kiro-protocol-2026.md §13): region path prefixes
+ * (/us-east-1/..., /eu-central-1/...), the awsJson routes on POST /{region}/, ListAvailableProfiles, paged
+ * ListAvailableModels, a required and account-checked profileArn, dotted model ids with per-account tiers, header
+ * fingerprint checks, ksk_ API keys and external_idp accounts, and the §9 error bodies. --legacy-2025 restores the
+ * 2025 behaviour. Where the rules live: validate.c (body rules), server.c (routes, refresh, usage), control.c
+ * (profiles, models, external_idp token, headers, connection statistics), generate.c (account states), accounts.c
+ * (account kinds and their ARNs); `kiro-sim --help` lists them all for test writers.
  */
 #ifndef K2A_SIM_SIM_H
 #define K2A_SIM_SIM_H
@@ -25,6 +33,10 @@ typedef struct st_k2a_sim_config_t {
     size_t chunk;             /* 0 = one write per frame; else writes of exactly this many bytes */
     uint32_t slow_refresh_ms; /* delay of sim-slowrefresh-* refreshes, default 500 */
     int bad_refresh_status;   /* status of a rejected refresh token, default 401 */
+    bool legacy;              /* --legacy-2025: the 2025 behaviour (no profileArn, old model ids, old routes, no header checks) */
+    bool strict_headers;      /* --strict-headers: a missing or malformed fingerprint header is a 400, not a warning */
+    int overage_status;       /* status of sim-overage-* (OVERAGE_REQUEST_LIMIT_EXCEEDED), 402 or 400 */
+    int capacity_status;      /* status of sim-capacity-* (INSUFFICIENT_MODEL_CAPACITY), 429 or 400 */
     k2a_sim_limits_t limits;
 } k2a_sim_config_t;
 

@@ -1,11 +1,19 @@
 /*
  * kiro-sim's strict request validator (see validate.h). The body is checked in this order, and the first
  * violated rule decides the answer, like a real service that stops at its first complaint:
- *   1. size above limits->max_payload                 -> 400 CONTENT_LENGTH_EXCEEDS_THRESHOLD
+ *   1. size above limits->max_payload                 -> 400 CONTENT_LENGTH_EXCEEDS_THRESHOLD (2025 mode)
+ *                                                      -> 400 Improperly formed request. (2026 mode, "payload_too_large")
  *   2. JSON nesting deeper than 128, malformed JSON    -> 400 Improperly formed request.
+ *   2026 mode only (kiro-protocol-2026 §13 rules 2-4), against the caller:
+ *      no root profileArn (not an API key)             -> 400 {"message":"profileArn is required for this request."}
+ *      profileArn not the account's: the Builder ID placeholder from an enterprise (IdC, external_idp) token
+ *                                                      -> 403 {"message":"The bearer token included in the request is invalid."}
+ *                                      any other ARN   -> 403 {"message":"User is not authorized to make this call.","reason":null}
+ *      the ARN's region is not the host's              -> 400 Improperly formed request.
  *   3. the shape: per object, the allowed keys, their types, required keys, no nulls, no duplicate keys
- *   4. modelId not a known id                          -> 400 INVALID_MODEL_ID
+ *   4. modelId not a known id (current and history)    -> 400 INVALID_MODEL_ID; 2026: also opus/gpt on a FREE account
  *   5. the conversation rules (history order, tool use/result pairing, tool specs, empty content)
+ *   6. 2026 mode: body bytes / 4 above the model's maxInputTokens -> 400 CONTENT_LENGTH_EXCEEDS_THRESHOLD
  * Only the structural part of conversationState is checked for unknown keys and nulls: free-form JSON inside
  * toolUses[].input, inputSchema.json and toolResults[].content[].json is passed through untouched, as Kiro does.
  */
@@ -20,6 +28,9 @@
 #include "sim/validate.h"
 
 #define BODY_MALFORMED "{\"message\":\"Improperly formed request.\",\"reason\":null}"
+#define BODY_ARN_REQUIRED "{\"message\":\"profileArn is required for this request.\"}"
+#define BODY_BEARER_INVALID_2026 "{\"message\":\"The bearer token included in the request is invalid.\"}"
+#define BODY_NOT_AUTHORIZED "{\"message\":\"User is not authorized to make this call.\",\"reason\":null}"
 #define BODY_TOO_LONG "{\"message\":\"Input is too long.\",\"reason\":\"CONTENT_LENGTH_EXCEEDS_THRESHOLD\"}"
 /* Real body, seen in jwadow/kiro-gateway#61. */
 #define BODY_BAD_MODEL                                                                                                             \
@@ -54,6 +65,7 @@ typedef struct st_field_t {
 typedef struct st_ctx_t {
     const k2a_sim_limits_t *limits;
     k2a_sim_validation_t *out;
+    const k2a_sim_caller_t *caller;
 } ctx_t;
 
 static int reject_with(ctx_t *c, const char *body, const char *rule, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -73,17 +85,66 @@ static int reject_with(ctx_t *c, const char *body, const char *rule, const char 
 
 void k2a_sim_limits_init(k2a_sim_limits_t *limits)
 {
+    limits->modern = false;
     limits->max_payload = K2A_SIM_DEFAULT_MAX_PAYLOAD;
     limits->max_tool_description = K2A_SIM_DEFAULT_MAX_TOOL_DESCRIPTION;
     limits->extra_models = NULL;
     limits->nextra_models = 0;
 }
 
+/* The 2026 catalog: the dotted ids of kiro-protocol-2026 §3 with the windows of §12 (OCX's numbers where peers differ;
+ * auto as KRA: 1M) and the effort schemas of §7 (4.6 models without xhigh). claude-sonnet-4 is an accepted alias that
+ * ListAvailableModels does not list. */
+#define EFFORT_CLAUDE "[\"low\",\"medium\",\"high\",\"xhigh\",\"max\"]"
+#define EFFORT_CLAUDE_46 "[\"low\",\"medium\",\"high\",\"max\"]"
+#define EFFORT_GPT "[\"none\",\"low\",\"medium\",\"high\",\"xhigh\"]"
+static const k2a_sim_model_t catalog[] = {
+    {"auto", "Auto", 1000000, 64000, 1.0, false, true, true, NULL, NULL},
+    {"claude-sonnet-5", "Claude Sonnet 5", 1000000, 64000, 1.3, false, true, true, "output_config", EFFORT_CLAUDE},
+    {"claude-opus-5", "Claude Opus 5", 1000000, 64000, 2.2, true, true, true, "output_config", EFFORT_CLAUDE},
+    {"claude-opus-4.8", "Claude Opus 4.8", 1000000, 64000, 2.2, true, true, true, "output_config", EFFORT_CLAUDE},
+    {"claude-opus-4.7", "Claude Opus 4.7", 1000000, 64000, 2.2, true, true, true, "output_config", EFFORT_CLAUDE},
+    {"claude-opus-4.6", "Claude Opus 4.6", 1000000, 64000, 2.2, true, true, true, "output_config", EFFORT_CLAUDE_46},
+    {"claude-opus-4.5", "Claude Opus 4.5", 200000, 64000, 2.2, true, true, true, NULL, NULL},
+    {"claude-sonnet-4.6", "Claude Sonnet 4.6", 1000000, 64000, 1.3, false, true, true, "output_config", EFFORT_CLAUDE_46},
+    {"claude-sonnet-4.5", "Claude Sonnet 4.5", 200000, 64000, 1.3, false, true, true, NULL, NULL},
+    {"claude-sonnet-4.0", "Claude Sonnet 4", 200000, 64000, 1.3, false, true, true, NULL, NULL},
+    {"claude-sonnet-4", "Claude Sonnet 4", 200000, 64000, 1.3, false, true, false, NULL, NULL},
+    {"claude-haiku-4.5", "Claude Haiku 4.5", 200000, 64000, 0.4, false, true, true, NULL, NULL},
+    {"deepseek-3.2", "DeepSeek 3.2", 128000, 32000, 0.25, false, false, true, NULL, NULL},
+    {"minimax-m2.5", "MiniMax M2.5", 200000, 32000, 0.25, false, false, true, NULL, NULL},
+    {"minimax-m2.1", "MiniMax M2.1", 200000, 32000, 0.15, false, false, true, NULL, NULL},
+    {"glm-5", "GLM 5", 200000, 32000, 0.5, false, false, true, NULL, NULL},
+    {"qwen3-coder-next", "Qwen3 Coder Next", 256000, 64000, 0.05, false, false, true, NULL, NULL},
+    {"gpt-5.6-sol", "GPT-5.6 Sol", 272000, 128000, 2.0, true, true, true, "reasoning", EFFORT_GPT},
+    {"gpt-5.6-terra", "GPT-5.6 Terra", 272000, 128000, 1.0, true, true, true, NULL, NULL},
+    {"gpt-5.6-luna", "GPT-5.6 Luna", 272000, 128000, 0.5, true, true, true, NULL, NULL},
+};
+
+const k2a_sim_model_t *k2a_sim_catalog(size_t *n)
+{
+    *n = sizeof(catalog) / sizeof(catalog[0]);
+    return catalog;
+}
+
+const k2a_sim_model_t *k2a_sim_catalog_find(const char *id)
+{
+    for (size_t i = 0; i < sizeof(catalog) / sizeof(catalog[0]); ++i)
+        if (strcmp(id, catalog[i].id) == 0)
+            return &catalog[i];
+    return NULL;
+}
+
 int k2a_sim_model_known(const char *model_id, const k2a_sim_limits_t *limits)
 {
-    for (size_t i = 0; i < sizeof(known_models) / sizeof(known_models[0]); ++i)
-        if (strcmp(model_id, known_models[i]) == 0)
+    if (limits != NULL && limits->modern) {
+        if (k2a_sim_catalog_find(model_id) != NULL)
             return 1;
+    } else {
+        for (size_t i = 0; i < sizeof(known_models) / sizeof(known_models[0]); ++i)
+            if (strcmp(model_id, known_models[i]) == 0)
+                return 1;
+    }
     if (limits != NULL)
         for (size_t i = 0; i < limits->nextra_models; ++i)
             if (strcmp(model_id, limits->extra_models[i]) == 0)
@@ -164,9 +225,15 @@ static int check_object(ctx_t *c, yajl_val obj, const char *path, const field_t 
 
 static int check_model(ctx_t *c, yajl_val model, const char *path)
 {
-    /* Rule "model_unknown": a modelId outside the known set (§2.7 + dotted ids + --model flags) -> INVALID_MODEL_ID. */
+    /* Rule "model_unknown": a modelId outside the known set (2025: §2.7 + dotted ids; 2026: the catalog; both: --model
+     * flags) -> INVALID_MODEL_ID. */
     if (model != NULL && !k2a_sim_model_known(model->u.string, c->limits))
         return reject_with(c, BODY_BAD_MODEL, "model_unknown", "%s.modelId \"%.64s\" is not a known model", path, model->u.string);
+    /* Rule "model_tier" (2026): opus and gpt on a FREE account -> INVALID_MODEL_ID (kiro-protocol-2026 §3). */
+    const k2a_sim_model_t *m;
+    if (model != NULL && c->limits->modern && c->caller != NULL && c->caller->free_tier &&
+        (m = k2a_sim_catalog_find(model->u.string)) != NULL && m->premium)
+        return reject_with(c, BODY_BAD_MODEL, "model_tier", "%s.modelId \"%.64s\" is not in the FREE tier", path, model->u.string);
     return 0;
 }
 
@@ -338,7 +405,8 @@ static void append_user_text(k2a_buf_t *text, yajl_val content, yajl_val results
 
 static int check_conversation(ctx_t *c, yajl_val root, k2a_buf_t *user_text)
 {
-    static const field_t root_fields[] = {{"conversationState", T_OBJ, true}, {"profileArn", T_STR, false}};
+    static const field_t root_fields[] = {
+        {"conversationState", T_OBJ, true}, {"profileArn", T_STR, false}, {"additionalModelRequestFields", T_OBJ, false}};
     static const field_t state_fields[] = {{"agentContinuationId", T_STR, false}, {"agentTaskType", T_STR, false},
                                            {"chatTriggerType", T_STR, true},      {"currentMessage", T_OBJ, true},
                                            {"conversationId", T_STR, false},      {"history", T_ARR, false}};
@@ -346,10 +414,11 @@ static int check_conversation(ctx_t *c, yajl_val root, k2a_buf_t *user_text)
     static const field_t entry_fields[] = {{"userInputMessage", T_OBJ, false}, {"assistantResponseMessage", T_OBJ, false}};
     static const field_t assistant_fields[] = {{"content", T_STR, true}, {"toolUses", T_ARR, false}};
     static const field_t use_fields[] = {{"toolUseId", T_STR, true}, {"name", T_STR, true}, {"input", T_OBJ, true}};
-    yajl_val rv[2], sv[6], cv[1], ev[2], av[2], uv[3], cur_ctx[2], hctx[2];
+    yajl_val rv[3], sv[6], cv[1], ev[2], av[2], uv[3], cur_ctx[2], hctx[2];
     char path[64];
 
-    if (check_object(c, root, "body", root_fields, 2, rv) != 0 ||
+    /* additionalModelRequestFields is a known root key in the 2026 mode only */
+    if (check_object(c, root, "body", root_fields, c->limits->modern ? 3 : 2, rv) != 0 ||
         check_object(c, rv[0], "conversationState", state_fields, 6, sv) != 0 ||
         check_object(c, sv[3], "conversationState.currentMessage", current_fields, 1, cv) != 0)
         return -1;
@@ -455,24 +524,86 @@ static size_t json_depth(const char *p, size_t len, size_t limit)
     return max;
 }
 
+/* The profileArn rules of the 2026 mode (kiro-protocol-2026 §13 rules 2-4), checked right after the JSON parse. */
+static int check_profile_arn(ctx_t *c, yajl_val root)
+{
+    const k2a_sim_caller_t *caller = c->caller;
+    yajl_val arn = NULL;
+    if (!YAJL_IS_OBJECT(root))
+        return REJECT(c, "wrong_type", "body must be an object");
+    for (size_t k = 0; k < root->u.object.len; ++k)
+        if (strcmp(root->u.object.keys[k], "profileArn") == 0)
+            arn = root->u.object.values[k];
+    if (caller == NULL || caller->account_arn == NULL)
+        return 0; /* an API key: no profileArn needed (one sent is checked by the shape rules only) */
+    /* Rule "profile_arn_required": no root profileArn (a null counts as none). */
+    if (arn == NULL || YAJL_IS_NULL(arn))
+        return reject_with(c, BODY_ARN_REQUIRED, "profile_arn_required", "body has no profileArn");
+    if (!YAJL_IS_STRING(arn))
+        return REJECT(c, "wrong_type", "body.profileArn has the wrong JSON type");
+    const char *s = arn->u.string;
+    if (strcmp(s, caller->account_arn) != 0) {
+        /* Rule "profile_arn_placeholder": an enterprise token sending the Builder ID placeholder (KRA 0.6.0). */
+        if (caller->enterprise && strcmp(s, K2A_SIM_ARN_BUILDERID) == 0) {
+            reject_with(c, BODY_BEARER_INVALID_2026, "profile_arn_placeholder", "enterprise token with the Builder ID placeholder");
+            c->out->status = 403;
+            return -1;
+        }
+        /* Rule "profile_arn_foreign": any other ARN that is not the account's. */
+        reject_with(c, BODY_NOT_AUTHORIZED, "profile_arn_foreign", "profileArn \"%.100s\" is not the account's", s);
+        c->out->status = 403;
+        return -1;
+    }
+    /* Rule "profile_arn_region": arn:aws:codewhisperer:<region>:... names another region than the host's. */
+    const char *region = strchr(s, ':');
+    for (int i = 0; i < 2 && region != NULL; ++i)
+        region = strchr(region + 1, ':');
+    const char *end = region != NULL ? strchr(region + 1, ':') : NULL;
+    const char *host = caller->host_region != NULL ? caller->host_region : K2A_SIM_REGION_US;
+    if (end == NULL || (size_t)(end - region - 1) != strlen(host) || strncmp(region + 1, host, strlen(host)) != 0)
+        return REJECT(c, "profile_arn_region", "profileArn region is not the host region %s", host);
+    return 0;
+}
+
+/* Rule "input_too_long" (2026): the token estimate, body bytes / 4, above the current model's maxInputTokens. */
+static int check_input_tokens(ctx_t *c, yajl_val root, size_t len)
+{
+    static const char *model_path[] = {"conversationState", "currentMessage", "userInputMessage", "modelId", NULL};
+    yajl_val mv = yajl_tree_get(root, model_path, yajl_t_string);
+    const k2a_sim_model_t *m = k2a_sim_catalog_find(mv != NULL ? mv->u.string : "auto");
+    size_t window = m != NULL ? m->max_input : 200000; /* --model extras: 200k */
+    size_t tokens = len / K2A_SIM_BYTES_PER_TOKEN;
+    if (tokens > window)
+        return reject_with(c, BODY_TOO_LONG, "input_too_long", "about %zu input tokens, above the %zu-token window", tokens,
+                           window);
+    return 0;
+}
+
 int k2a_sim_validate_request_ex(const char *json, size_t len, const k2a_sim_limits_t *limits, k2a_sim_validation_t *out,
                                 k2a_buf_t *user_text)
+{
+    return k2a_sim_validate_request_caller(json, len, limits, NULL, out, user_text);
+}
+
+int k2a_sim_validate_request_caller(const char *json, size_t len, const k2a_sim_limits_t *limits, const k2a_sim_caller_t *caller,
+                                    k2a_sim_validation_t *out, k2a_buf_t *user_text)
 {
     k2a_sim_limits_t defaults;
     if (limits == NULL) {
         k2a_sim_limits_init(&defaults);
         limits = &defaults;
     }
-    ctx_t c = {limits, out};
+    ctx_t c = {limits, out, caller};
     out->status = 200;
     out->rule = "";
     out->body[0] = '\0';
     out->detail[0] = '\0';
 
-    /* Rule "payload_too_large": the whole body above --max-payload bytes (KGW: ~615 KB gives a 400). */
+    /* Rule "payload_too_large": the whole body above --max-payload bytes (KGW: ~615 KB gives a 400): 2025 mode
+     * CONTENT_LENGTH_EXCEEDS_THRESHOLD, 2026 mode "Improperly formed request." (kiro-protocol-2026 §9). */
     if (len > limits->max_payload)
-        return reject_with(&c, BODY_TOO_LONG, "payload_too_large", "body of %zu bytes is above the %zu-byte limit", len,
-                           limits->max_payload),
+        return reject_with(&c, limits->modern ? BODY_MALFORMED : BODY_TOO_LONG, "payload_too_large",
+                           "body of %zu bytes is above the %zu-byte limit", len, limits->max_payload),
                out->status;
     /* Rule "json_depth": nesting deeper than 128 levels (also keeps yajl_tree_free's recursion bounded). */
     size_t depth = json_depth(json, len, K2A_SIM_MAX_JSON_DEPTH);
@@ -498,8 +629,11 @@ int k2a_sim_validate_request_ex(const char *json, size_t len, const k2a_sim_limi
         return REJECT(&c, "json_syntax", "malformed JSON: %.100s", err), out->status;
     }
     size_t text_mark = user_text != NULL ? user_text->len : 0;
-    if (check_conversation(&c, root, user_text) != 0 && user_text != NULL)
-        user_text->len = text_mark;
+    if ((limits->modern && check_profile_arn(&c, root) != 0) || check_conversation(&c, root, user_text) != 0 ||
+        (limits->modern && check_input_tokens(&c, root, len) != 0)) {
+        if (user_text != NULL)
+            user_text->len = text_mark;
+    }
     yajl_tree_free(root);
     return out->status;
 }

@@ -1,6 +1,7 @@
 """Helpers for the kiro-sim integration tests (python3 standard library only).
 
-- Sim: starts build/kiro-sim (env K2A_SIM) on --port 0, reads the first stdout line for the URL, stops it.
+- Sim: starts build/kiro-sim (env K2A_SIM) on --port 0, reads the first stdout line for the URL, stops it. It runs in
+  kiro-sim's default (2026) mode; pass "--legacy-2025" for the 2025 rules.
 - parse_frames(): an AWS EventStream parser that verifies both CRCs (raises CrcError / Truncated).
 - Request builders for generateAssistantResponse bodies and small HTTP helpers.
 Every address used is loopback.
@@ -27,6 +28,21 @@ SANITIZER_ENV = {
 os.environ.update(SANITIZER_ENV)
 SOURCE_DIR = os.environ.get("K2A_SOURCE_DIR") or os.path.abspath(os.path.join(HERE, "..", ".."))
 FIXTURES_DIR = os.path.join(SOURCE_DIR, "tests", "fixtures", "upstream")
+# profileArns of kiro-sim accounts (kiro-protocol-2026 section 2.2; src/sim/accounts.c)
+SOCIAL_ARN = "arn:aws:codewhisperer:us-east-1:699475941385:profile/EHGA3GRVQMUK"
+SOCIAL_EU_ARN = "arn:aws:codewhisperer:eu-central-1:699475941385:profile/EUSIMSOCIAL1"
+BUILDER_ID_ARN = "arn:aws:codewhisperer:us-east-1:638616132270:profile/AAAACCCCXXXX"
+MACHINE_ID = "5f4dcc3b5aa765d61d8327deb882cf995f4dcc3b5aa765d61d8327deb882cf99"
+# the fingerprint headers of a generate call, IDE shape (kiro-protocol-2026 section 5.1)
+KIRO_HEADERS = {
+    "x-amzn-codewhisperer-optout": "true",
+    "x-amzn-kiro-agent-mode": "vibe",
+    "x-amz-user-agent": "aws-sdk-js/1.0.34 KiroIDE-0.11.107-" + MACHINE_ID,
+    "user-agent": ("aws-sdk-js/1.0.34 ua/2.1 os/linux#6.1.0 lang/js md/nodejs#22.22.0 api/codewhispererstreaming#1.0.34 m/E "
+                   "KiroIDE-0.11.107-" + MACHINE_ID),
+    "amz-sdk-invocation-id": "0b7e2f4c-1d2a-4e5f-9a8b-7c6d5e4f3a2b",
+    "amz-sdk-request": "attempt=1; max=3",
+}
 
 
 def sim_binary():
@@ -147,9 +163,10 @@ class Sim:
         status, _ = self.json("POST", "/sim/reset" + ("?all=1" if all_ else ""))
         assert status == 200
 
-    def generate(self, token, body, timeout=30):
-        """Returns (status, headers, raw body bytes)."""
-        return self.request("POST", "/generateAssistantResponse", body, token=token, timeout=timeout)
+    def generate(self, token, body, timeout=30, headers=None, path="/generateAssistantResponse"):
+        """Returns (status, headers, raw body bytes). Sends the IDE fingerprint headers unless headers is given."""
+        return self.request("POST", path, body, token=token, timeout=timeout,
+                            headers=KIRO_HEADERS if headers is None else headers)
 
 
 class CrcError(Exception):
@@ -262,7 +279,9 @@ def user_message(content, model="auto", tools=None, tool_results=None, images=No
             "userInputMessageContext": ctx}
 
 
-def request_body(content="hello", model="auto", tools=None, tool_results=None, history=None, images=None):
+def request_body(content="hello", model="auto", tools=None, tool_results=None, history=None, images=None,
+                 profile_arn=SOCIAL_ARN):
+    """A generateAssistantResponse body; profile_arn=None leaves profileArn out."""
     state = {
         "agentContinuationId": "7f3c2a1e-9b4d-5e6f-8a1b-2c3d4e5f6a7b",
         "agentTaskType": "vibe",
@@ -272,7 +291,10 @@ def request_body(content="hello", model="auto", tools=None, tool_results=None, h
     }
     if history:
         state["history"] = history
-    return {"conversationState": state}
+    body = {"conversationState": state}
+    if profile_arn is not None:
+        body["profileArn"] = profile_arn
+    return body
 
 
 def tool_spec(name, description="A tool", schema=None):

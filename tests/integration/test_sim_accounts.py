@@ -1,5 +1,7 @@
-"""kiro-sim's endpoints and account kinds: startup line, --help, Social and IdC refresh (rotation, rejection, client
-check), getUsageLimits, ListAvailableModels, generate per account kind, /sim/stats and /sim/reset, token expiry."""
+"""kiro-sim's endpoints and account kinds in its 2025 mode (--legacy-2025, which the gateway's tests use until the
+gateway speaks 2026 Kiro): startup line, --help, Social and IdC refresh (rotation, rejection, client check),
+getUsageLimits, ListAvailableModels, generate per account kind, /sim/stats and /sim/reset, token expiry. The 2026 mode
+is tested in test_sim_2026.py."""
 import json
 import re
 import subprocess
@@ -67,7 +69,7 @@ def test_idc_refresh():
     assert st == 400 and doc["error"] == "unsupported_grant_type"
     st, doc = idc(SIM, "sim-badrefresh-idc")
     assert st == 401 and doc["error"] == "invalid_grant"
-    with Sim("--idc-client-id", "cid-good", "--idc-client-secret", "sec-good", "--bad-refresh-status", "400") as sim:
+    with Sim("--legacy-2025", "--idc-client-id", "cid-good", "--idc-client-secret", "sec-good", "--bad-refresh-status", "400") as sim:
         st, doc = idc(sim, "sim-ok-a", cid="cid-good", secret="wrong")
         assert st == 400 and doc["error"] == "invalid_client", doc
         st, doc = idc(sim, "sim-ok-a", cid="other", secret="sec-good")
@@ -206,7 +208,7 @@ def test_slow_refresh_does_not_block():
 
 
 def test_token_expiry():
-    with Sim("--token-ttl", "2") as sim:
+    with Sim("--legacy-2025", "--token-ttl", "2") as sim:
         st, doc = sim.json("POST", "/refreshToken", {"refreshToken": "sim-ok-ttl"})
         assert doc["expiresIn"] == 2
         token = doc["accessToken"]
@@ -219,7 +221,7 @@ def test_token_expiry():
 
 def main():
     global SIM
-    with Sim("--slow-refresh-ms", "1500") as sim:
+    with Sim("--legacy-2025", "--slow-refresh-ms", "1500") as sim:
         SIM = sim
         run_tests([test_startup_line_and_help, test_social_refresh, test_idc_refresh, test_rotating_refresh_tokens,
                    test_usage_limits, test_models, test_generate_per_account_kind, test_403_once, test_stats_and_reset,

@@ -1,5 +1,6 @@
-"""kiro-sim's strict validation of generateAssistantResponse bodies: well-formed requests are accepted, and each shape
-Kiro rejects gets Kiro's exact status and body. Every rule of src/sim/validate.c has a case here."""
+"""kiro-sim's strict validation of generateAssistantResponse bodies in its 2025 mode (--legacy-2025): well-formed
+requests are accepted, and each shape Kiro rejects gets Kiro's exact status and body. Every rule of src/sim/validate.c
+has a case here; the 2026-only rules are in test_sim_2026.py."""
 import copy
 import json
 
@@ -203,7 +204,7 @@ def test_bearer_required():
 def test_flags_change_limits():
     global SIM, TOKEN
     saved = SIM, TOKEN
-    with Sim("--max-payload", "2000", "--max-tool-description", "50", "--model", "my-model") as sim:
+    with Sim("--legacy-2025", "--max-payload", "2000", "--max-tool-description", "50", "--model", "my-model") as sim:
         SIM, TOKEN = sim, sim.refresh("sim-ok-flags")
         try:
             check(request_body("x" * 1900), 400, TOO_LONG, "payload_too_large")
@@ -228,7 +229,7 @@ def test_rejection_counters():
 
 def main():
     global SIM, TOKEN
-    with Sim() as sim:
+    with Sim("--legacy-2025") as sim:
         SIM = sim
         TOKEN = sim.refresh("sim-ok-validate")
         run_tests([test_good_requests_accepted, test_history_order, test_tool_pairing, test_tools_rules,

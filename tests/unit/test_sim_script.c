@@ -2,6 +2,7 @@
  * Unit tests for kiro-sim's pure parts: the request validator (k2a_sim_validate_request, which the gateway's fuzz
  * target also calls) and the directive plan + lazy frame producer. The validator gets a good body, a few bad ones,
  * a 100 000-deep nesting and 20 000 seeded random mutations of a good body (must never crash, always 200 or 400).
+ * The 2026 mode gets the profileArn, catalog, tier and size rules against a caller, and its own random mutations.
  * The producer's frames are decoded with the EventStream decoder (CRCs checked) and the tool input pieces are
  * reassembled byte for byte.
  */
@@ -123,6 +124,136 @@ static void test_validator_random_mutations(void **state)
     free(buf);
 }
 
+/* The 2026 mode (kiro-protocol-2026 §13): the profileArn rules against the caller, the catalog and tiers, the byte and
+ * token limits, additionalModelRequestFields as a known key; and random mutations of a 2026 body stay 200/400/403. */
+#define ARN_SOCIAL_Q "\"arn:aws:codewhisperer:us-east-1:699475941385:profile/EHGA3GRVQMUK\""
+static const char good26[] =
+    "{\"conversationState\":{\"chatTriggerType\":\"MANUAL\",\"currentMessage\":{\"userInputMessage\":{"
+    "\"content\":\"hi\",\"modelId\":\"claude-sonnet-4.5\",\"origin\":\"AI_EDITOR\"}}},\"profileArn\":" ARN_SOCIAL_Q
+    ",\"additionalModelRequestFields\":{\"output_config\":{\"effort\":\"high\"}}}";
+
+static int validate26(const char *json, const k2a_sim_caller_t *caller, k2a_sim_validation_t *v)
+{
+    k2a_sim_limits_t lim;
+    k2a_sim_limits_init(&lim);
+    lim.modern = true;
+    lim.max_payload = K2A_SIM_DEFAULT_MAX_BODY_BYTES;
+    return k2a_sim_validate_request_caller(json, strlen(json), &lim, caller, v, NULL);
+}
+
+static char *replace(const char *s, const char *from, const char *to)
+{
+    const char *at = strstr(s, from);
+    assert_non_null(at);
+    char *out = malloc(strlen(s) + strlen(to) + 1);
+    memcpy(out, s, at - s);
+    strcpy(out + (at - s), to);
+    strcat(out, at + strlen(from));
+    return out;
+}
+
+static void expect26(const char *json, const k2a_sim_caller_t *caller, int status, const char *rule, const char *body)
+{
+    k2a_sim_validation_t v;
+    assert_int_equal(validate26(json, caller, &v), status);
+    assert_string_equal(v.rule, rule);
+    if (body != NULL)
+        assert_string_equal(v.body, body);
+}
+
+static void test_validator_2026(void **state)
+{
+    const k2a_sim_caller_t social = {K2A_SIM_ARN_SOCIAL, false, false, K2A_SIM_REGION_US};
+    const k2a_sim_caller_t social_eu_host = {K2A_SIM_ARN_SOCIAL, false, false, K2A_SIM_REGION_EU};
+    const k2a_sim_caller_t free_tier = {K2A_SIM_ARN_SOCIAL, false, true, K2A_SIM_REGION_US};
+    const k2a_sim_caller_t idc = {"arn:aws:codewhisperer:us-east-1:610548660232:profile/ABCDEFGHIJKL", true, false,
+                                  K2A_SIM_REGION_US};
+    const k2a_sim_caller_t api_key = {NULL, false, false, K2A_SIM_REGION_US};
+    k2a_sim_validation_t v;
+    expect26(good26, &social, 200, "", NULL);
+    /* the 2025 mode rejects the 2026 root key and accepts the body otherwise */
+    assert_int_equal(k2a_sim_validate_request(good26, sizeof(good26) - 1, &v), 400);
+    assert_string_equal(v.rule, "unknown_field");
+    char *s = replace(good26, ",\"profileArn\":" ARN_SOCIAL_Q, "");
+    expect26(s, &social, 400, "profile_arn_required", "{\"message\":\"profileArn is required for this request.\"}");
+    expect26(s, &api_key, 200, "", NULL);
+    free(s);
+    expect26(good26, &social_eu_host, 400, "profile_arn_region", "{\"message\":\"Improperly formed request.\",\"reason\":null}");
+    expect26(good26, &idc, 403, "profile_arn_foreign",
+             "{\"message\":\"User is not authorized to make this call.\",\"reason\":null}");
+    s = replace(good26, "EHGA3GRVQMUK\"", "EHGA3GRVQMUK-not\"");
+    expect26(s, &social, 403, "profile_arn_foreign", NULL);
+    free(s);
+    s = replace(good26, ARN_SOCIAL_Q, "\"" K2A_SIM_ARN_BUILDERID "\"");
+    expect26(s, &idc, 403, "profile_arn_placeholder", "{\"message\":\"The bearer token included in the request is invalid.\"}");
+    expect26(s, &social, 403, "profile_arn_foreign", NULL);
+    free(s);
+    s = replace(good26, "claude-sonnet-4.5", "CLAUDE_SONNET_4_5_20250929_V1_0");
+    expect26(s, &social, 400, "model_unknown", NULL);
+    free(s);
+    s = replace(good26, "claude-sonnet-4.5", "claude-opus-4.7");
+    expect26(s, &social, 200, "", NULL);
+    expect26(s, &free_tier, 400, "model_tier",
+             "{\"message\":\"Invalid model. Please select a different model to continue.\",\"reason\":\"INVALID_MODEL_ID\"}");
+    free(s);
+    /* sizes: 615000 bytes is the byte limit; deepseek-3.2 (128000 tokens) rejects 520000 bytes by estimate */
+    size_t big = 615001;
+    char *pad = malloc(big + 1);
+    memset(pad, 'x', big);
+    pad[big] = '\0';
+    char *body = replace(good26, "\"hi\"", "\"\"");
+    size_t base = strlen(body);
+    free(body);
+    pad[big - base] = '\0';
+    char *padq = malloc(big + 3);
+    snprintf(padq, big + 3, "\"%s\"", pad);
+    body = replace(good26, "\"hi\"", padq);
+    assert_int_equal(strlen(body), big);
+    expect26(body, &social, 400, "payload_too_large", "{\"message\":\"Improperly formed request.\",\"reason\":null}");
+    free(body);
+    pad[520000 - base] = '\0';
+    snprintf(padq, big + 3, "\"%s\"", pad);
+    body = replace(good26, "\"hi\"", padq);
+    char *ds = replace(body, "claude-sonnet-4.5", "deepseek-3.2");
+    expect26(ds, &social, 400, "input_too_long",
+             "{\"message\":\"Input is too long.\",\"reason\":\"CONTENT_LENGTH_EXCEEDS_THRESHOLD\"}");
+    expect26(body, &social, 200, "", NULL);
+    free(ds);
+    free(body);
+    free(padq);
+    free(pad);
+}
+
+static void test_validator_2026_random_mutations(void **state)
+{
+    static const char alphabet[] = "{}[]\",:0 nulltruefalse\\\x80\xc3";
+    const k2a_sim_caller_t idc = {"arn:aws:codewhisperer:us-east-1:610548660232:profile/ABCDEFGHIJKL", true, true,
+                                  K2A_SIM_REGION_US};
+    const k2a_sim_caller_t social = {K2A_SIM_ARN_SOCIAL, false, false, K2A_SIM_REGION_US};
+    size_t len = sizeof(good26) - 1;
+    char *buf = malloc(len + 16);
+    k2a_sim_limits_t lim;
+    k2a_sim_limits_init(&lim);
+    lim.modern = true;
+    for (int i = 0; i < 20000; ++i) {
+        memcpy(buf, good26, len);
+        size_t n = len;
+        for (int m = 1 + rnd() % 3; m > 0; --m) {
+            size_t at = rnd() % n;
+            if (rnd() % 2 == 0) {
+                buf[at] = alphabet[rnd() % (sizeof(alphabet) - 1)];
+            } else {
+                memmove(buf + at, buf + at + 1, n - at - 1);
+                --n;
+            }
+        }
+        k2a_sim_validation_t v;
+        int st = k2a_sim_validate_request_caller(buf, n, &lim, i % 2 ? &idc : &social, &v, NULL);
+        assert_true(st == 200 || st == 400 || st == 403);
+    }
+    free(buf);
+}
+
 typedef struct st_collect_t {
     int n;
     char types[32][32];
@@ -208,6 +339,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validator_good_and_text), cmocka_unit_test(test_validator_rejects),
         cmocka_unit_test(test_validator_deep_nesting),  cmocka_unit_test(test_validator_random_mutations),
+        cmocka_unit_test(test_validator_2026),          cmocka_unit_test(test_validator_2026_random_mutations),
         cmocka_unit_test(test_plan_tool_pieces),        cmocka_unit_test(test_plan_errors_and_echo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
