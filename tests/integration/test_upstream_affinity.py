@@ -9,6 +9,8 @@ retries on the same account). Concurrent streaming requests over three accounts 
   token), different per account and unchanged by the rotation;
 - refresh calls send Connection: close and the Social refresh headers;
 - with KIRO_UPSTREAM_REUSE=never every connection carries exactly one request and announces Connection: close.
+The same property is then checked through kiro-sim's own per-connection statistics (four accounts, concurrent
+streams): no connection saw two accounts.
 """
 import hashlib
 import http.server
@@ -20,7 +22,7 @@ import unittest
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
-from k2a import CLIENT_KEY, Gateway, main, request
+from k2a import CLIENT_KEY, Gateway, Sim, main, request, sim_accounts_env
 
 ACCOUNTS = {"rt-alpha-0123456789": "alpha", "rt-bravo-0123456789": "bravo", "rt-charlie-012345678": "charlie"}
 VERSION = "0.12.333"
@@ -258,6 +260,32 @@ class UpstreamAffinityTest(unittest.TestCase):
         with stub.lock:
             for cid, reqs in stub.conns.items():
                 self.assertLessEqual(len(reqs), 1, "connection %d carried %d requests" % (cid, len(reqs)))
+
+
+class SimConnectionStatsTest(unittest.TestCase):
+    def test_sim_sees_one_account_per_connection(self):
+        sim = Sim()
+        self.addCleanup(sim.cleanup)
+        names = ["sim-ok-conn%d" % i for i in range(4)]
+        gw = Gateway(env=sim_accounts_env(sim, names, {"KIRO_POOL_STRATEGY": "round_robin"}))
+        self.addCleanup(gw.cleanup)
+        body = {"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": True,
+                "messages": [{"role": "user", "content": "[[sim:text frames=5 size=8]] hi"}]}
+
+        def one(_):
+            return request(gw.port, "POST", "/v1/messages", body=body, key=CLIENT_KEY)
+
+        with ThreadPoolExecutor(8) as ex:
+            for _ in range(3):
+                for st, _, data in ex.map(one, range(8)):
+                    self.assertEqual(st, 200, data[:300])
+        s = sim.stats()
+        self.assertGreaterEqual(sum(s["accounts"][n]["generates"] for n in names), 24)
+        self.assertTrue(all(s["accounts"][n]["generates"] > 0 for n in names), s["accounts"])
+        self.assertEqual(s["connections_multi_account"], 0, s)
+        self.assertEqual(s["max_accounts_per_connection"], 1, s)
+        gw.assert_clean_exit(self)
+        sim.assert_clean_exit(self)
 
 
 if __name__ == "__main__":
