@@ -22,7 +22,7 @@ import unittest
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
-from k2a import CLIENT_KEY, Gateway, Sim, main, request, sim_accounts_env
+from k2a import CLIENT_KEY, SIM, Gateway, Proc, Sim, main, request, sim_accounts_env
 
 ACCOUNTS = {"rt-alpha-0123456789": "alpha", "rt-bravo-0123456789": "bravo", "rt-charlie-012345678": "charlie"}
 VERSION = "0.12.333"
@@ -286,6 +286,24 @@ class SimConnectionStatsTest(unittest.TestCase):
         self.assertEqual(s["max_accounts_per_connection"], 1, s)
         gw.assert_clean_exit(self)
         sim.assert_clean_exit(self)
+
+    def test_headers_pass_the_2026_simulator(self):
+        """kiro-sim in its 2026 mode checks the fingerprint headers of every generate call (names only in its log): none
+        is missing or malformed, whatever the answer to the body is."""
+        sim = Proc([SIM, "--port", "0"], name="kiro-sim")  # the 2026 mode: no --legacy-2025
+        self.addCleanup(sim.cleanup)
+        sim.base = "http://127.0.0.1:%d" % sim.port
+        gw = Gateway(env=sim_accounts_env(sim, ["sim-ok-fp1", "sim-ok-fp2"], {"KIRO_POOL_STRATEGY": "round_robin"}))
+        self.addCleanup(gw.cleanup)
+        for _ in range(4):
+            request(gw.port, "POST", "/v1/messages", key=CLIENT_KEY, body={
+                "model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]})
+        st, _, data = request(sim.port, "GET", "/sim/stats")
+        self.assertEqual(st, 200)
+        s = json.loads(data)
+        self.assertGreaterEqual(s["requests"]["generateAssistantResponse"], 4, s["requests"])
+        self.assertEqual((s["header_warnings"], s["header_warnings_by_name"]), (0, {}), sim.stderr()[-2000:])
+        gw.assert_clean_exit(self)
 
 
 if __name__ == "__main__":
