@@ -284,6 +284,10 @@ class SimConnectionStatsTest(unittest.TestCase):
         self.assertTrue(all(s["accounts"][n]["generates"] > 0 for n in names), s["accounts"])
         self.assertEqual(s["connections_multi_account"], 0, s)
         self.assertEqual(s["max_accounts_per_connection"], 1, s)
+        st, _, metrics = request(gw.port, "GET", "/metrics", key=CLIENT_KEY)
+        self.assertEqual(st, 200)
+        self.assertRegex(metrics.decode(), r"(?m)^# TYPE k2a_upstream_connections_evicted_total counter\n"
+                                           r"k2a_upstream_connections_evicted_total \d+$")
         gw.assert_clean_exit(self)
         sim.assert_clean_exit(self)
 
