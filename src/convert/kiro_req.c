@@ -9,6 +9,9 @@
  * key, every escaped run) cost more than the rest of normalize+encode together (bench/RESULTS.md). Strings are
  * escaped in place 8 bytes at a time; pre-serialised JSON (tool inputs, schemas) and validated base64 are copied
  * verbatim. Every golden test parses the output back, so the structure is checked on each case.
+ *
+ * The same code measures without writing (k2a_kiro_measure: the output NULL, sizes summed), which is how the payload
+ * budget trims the history before anything is encoded: the output buffer never has to hold more than the budget.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -23,7 +26,8 @@
 #define MAX_NESTING 16
 
 typedef struct st_enc_t {
-    k2a_buf_t *out;
+    k2a_buf_t *out; /* NULL: measuring only, the size accumulates in n */
+    size_t n;
     int err;
     unsigned depth;
     bool first[MAX_NESTING]; /* no member written yet in the container at this depth */
@@ -34,6 +38,10 @@ static void put(enc_t *e, const char *s, size_t n)
     if (e->err != 0)
         return;
     k2a_buf_t *b = e->out;
+    if (b == NULL) {
+        e->n += n;
+        return;
+    }
     if (b->cap - b->len <= n && (e->err = k2a_buf_reserve(b, n)) != 0)
         return;
     memcpy(b->base + b->len, s, n);
@@ -121,6 +129,36 @@ static bool room(enc_t *e, char **dst, char **end, size_t need)
     return true;
 }
 
+/* True when none of the 8 bytes of w is a control character, '"' or '\\' (SWAR, Hacker's Delight). */
+static inline bool plain8(uint64_t w)
+{
+    uint64_t ctl = (w - 0x2020202020202020ull) & ~w, quote = w ^ 0x2222222222222222ull, bsl = w ^ 0x5c5c5c5c5c5c5c5cull;
+    quote = (quote - 0x0101010101010101ull) & ~quote;
+    bsl = (bsl - 0x0101010101010101ull) & ~bsl;
+    return ((ctl | quote | bsl) & 0x8080808080808080ull) == 0;
+}
+
+/* The bytes str() writes for s: the quotes, and each byte as it is escaped (class 1: 2 bytes, class 2: 6). */
+static size_t escaped_size(k2a_str_t s)
+{
+    static const unsigned char extra[3] = {0, 1, 5};
+    const unsigned char *p = (const unsigned char *)(s.base != NULL ? s.base : ""), *pend = p + s.len;
+    size_t n = s.len + 2;
+    while (p < pend) {
+        while (pend - p >= 8) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            if (!plain8(w))
+                break;
+            p += 8;
+        }
+        const unsigned char *stop = pend - p > 8 ? p + 8 : pend;
+        for (; p < stop; ++p)
+            n += extra[esc_class[*p]];
+    }
+    return n;
+}
+
 /*
  * A string value, escaped straight into the output buffer. Strings are valid UTF-8 already (yajl validated them
  * on input; the normalizer cuts only on character boundaries), so, like yajl_gen without yajl_gen_validate_utf8,
@@ -130,8 +168,12 @@ static void str(enc_t *e, k2a_str_t s)
 {
     if (e->err != 0)
         return;
-    const unsigned char *p = (const unsigned char *)(s.base != NULL ? s.base : ""), *pend = p + s.len;
     k2a_buf_t *b = e->out;
+    if (b == NULL) {
+        e->n += escaped_size(s);
+        return;
+    }
+    const unsigned char *p = (const unsigned char *)(s.base != NULL ? s.base : ""), *pend = p + s.len;
     if ((e->err = k2a_buf_reserve(b, s.len + s.len / 16 + 2)) != 0)
         return;
     char *dst = b->base + b->len, *end = b->base + b->cap - 1;
@@ -141,10 +183,7 @@ static void str(enc_t *e, k2a_str_t s)
         while (pend - p >= 8) {
             uint64_t w;
             memcpy(&w, p, 8);
-            uint64_t ctl = (w - 0x2020202020202020ull) & ~w, quote = w ^ 0x2222222222222222ull, bsl = w ^ 0x5c5c5c5c5c5c5c5cull;
-            quote = (quote - 0x0101010101010101ull) & ~quote;
-            bsl = (bsl - 0x0101010101010101ull) & ~bsl;
-            if (((ctl | quote | bsl) & 0x8080808080808080ull) != 0)
+            if (!plain8(w))
                 break;
             if (end - dst < 8 && !room(e, &dst, &end, (size_t)(pend - p) + 8))
                 return;
@@ -319,56 +358,77 @@ static void encode_assistant(enc_t *e, const k2a_kiro_turn_t *t)
     END_OBJ(e);
 }
 
+/* Where the next byte goes: the output length, or the size measured so far. */
+static size_t pos(const enc_t *e)
+{
+    return e->out != NULL ? e->out->len : e->n;
+}
+
+static int encode_conv(enc_t *e, const k2a_kiro_conv_t *conv, const k2a_kiro_encode_ids_t *ids, size_t *history_spans)
+{
+    e->err = 0;
+    e->depth = 0;
+    e->first[0] = true;
+
+    OBJ(e);
+    KEY(e, "conversationState");
+    OBJ(e);
+    KEY(e, "agentContinuationId");
+    str(e, ids->agent_continuation_id);
+    KEY(e, "agentTaskType");
+    PUTLIT(e, "\"vibe\"");
+    KEY(e, "chatTriggerType");
+    PUTLIT(e, "\"MANUAL\"");
+    KEY(e, "currentMessage");
+    OBJ(e);
+    encode_user(e, &conv->current, conv, ids, true);
+    END_OBJ(e);
+    KEY(e, "conversationId");
+    str(e, ids->conversation_id);
+    if (conv->nhistory != 0) {
+        KEY(e, "history");
+        ARR(e);
+        for (size_t i = 0; i < conv->nhistory; ++i) {
+            if (history_spans != NULL)
+                history_spans[i] = pos(e);
+            const k2a_kiro_turn_t *t = &conv->history[i];
+            ELEM_OBJ(e);
+            if (t->assistant)
+                encode_assistant(e, t);
+            else
+                encode_user(e, t, conv, ids, false);
+            END_OBJ(e);
+        }
+        if (history_spans != NULL)
+            history_spans[conv->nhistory] = pos(e);
+        END_ARR(e);
+    }
+    END_OBJ(e);
+    if (ids->profile_arn.len != 0) {
+        KEY(e, "profileArn");
+        str(e, ids->profile_arn);
+    }
+    END_OBJ(e);
+    if (e->err == 0 && e->depth != 0)
+        e->err = K2A_EINTERNAL;
+    return e->err;
+}
+
 int k2a_kiro_encode(const k2a_kiro_conv_t *conv, const k2a_kiro_encode_ids_t *ids, k2a_buf_t *out, size_t *history_spans)
 {
     enc_t e;
     e.out = out;
-    e.err = 0;
-    e.depth = 0;
-    e.first[0] = true;
+    e.n = 0;
+    return encode_conv(&e, conv, ids, history_spans);
+}
 
-    OBJ(&e);
-    KEY(&e, "conversationState");
-    OBJ(&e);
-    KEY(&e, "agentContinuationId");
-    str(&e, ids->agent_continuation_id);
-    KEY(&e, "agentTaskType");
-    PUTLIT(&e, "\"vibe\"");
-    KEY(&e, "chatTriggerType");
-    PUTLIT(&e, "\"MANUAL\"");
-    KEY(&e, "currentMessage");
-    OBJ(&e);
-    encode_user(&e, &conv->current, conv, ids, true);
-    END_OBJ(&e);
-    KEY(&e, "conversationId");
-    str(&e, ids->conversation_id);
-    if (conv->nhistory != 0) {
-        KEY(&e, "history");
-        ARR(&e);
-        for (size_t i = 0; i < conv->nhistory; ++i) {
-            if (history_spans != NULL)
-                history_spans[i] = out->len;
-            const k2a_kiro_turn_t *t = &conv->history[i];
-            ELEM_OBJ(&e);
-            if (t->assistant)
-                encode_assistant(&e, t);
-            else
-                encode_user(&e, t, conv, ids, false);
-            END_OBJ(&e);
-        }
-        if (history_spans != NULL)
-            history_spans[conv->nhistory] = out->len;
-        END_ARR(&e);
-    }
-    END_OBJ(&e);
-    if (ids->profile_arn.len != 0) {
-        KEY(&e, "profileArn");
-        str(&e, ids->profile_arn);
-    }
-    END_OBJ(&e);
-    if (e.err == 0 && e.depth != 0)
-        e.err = K2A_EINTERNAL;
-    return e.err;
+size_t k2a_kiro_measure(const k2a_kiro_conv_t *conv, const k2a_kiro_encode_ids_t *ids, size_t *history_spans)
+{
+    enc_t e;
+    e.out = NULL;
+    e.n = 0;
+    encode_conv(&e, conv, ids, history_spans); /* measuring cannot fail: nothing is allocated and the nesting is fixed */
+    return e.n;
 }
 
 /* ---------- identities (§2.8) ---------- */
@@ -488,35 +548,40 @@ int k2a_kiro_build_request(const k2a_ir_request_t *req, const k2a_kiro_build_par
     ids.agent_continuation_id = continuation_id(params, arena);
     ids.profile_arn = params->profile_arn;
 
+    /* The payload budget, applied before anything is written: measuring is exact (the encoder's own code without the
+     * writes) and linear, so a history of any size costs one measure, one drop, one more measure and one encode, and
+     * the output buffer only ever holds a body that fits the budget. */
     size_t *spans = k2a_arena_alloc(arena, (conv.nhistory + 1) * sizeof(*spans));
     if (spans == NULL)
         return k2a_convert_error_set(err, K2A_ENOMEM, "request too large for the conversion memory limit");
     size_t max = params->norm.max_payload_bytes, dropped = 0, nhistory0 = conv.nhistory;
-    k2a_buf_reset(out);
-    if ((r = k2a_kiro_encode(&conv, &ids, out, spans)) != 0)
-        return encode_failed(r, err);
-    while (max != 0 && out->len > max) {
+    size_t size = k2a_kiro_measure(&conv, &ids, spans), size0 = size;
+    while (max != 0 && size > max) {
         size_t droppable = k2a_normalize_droppable_pairs(&conv);
         if (droppable == 0)
             break;
-        /* the bytes of the oldest pairs are known exactly: drop just enough of them (the result can only be smaller) */
-        size_t excess = out->len - max, freed = 0, k = 0;
+        /* the bytes of the oldest pairs are known exactly: drop just enough of them (the result can only be smaller:
+         * the first kept turn may also lose its comma and the tool results that answered a dropped turn) */
+        size_t excess = size - max, freed = 0, k = 0;
         while (k < droppable && freed < excess) {
             size_t first = conv.nsystem + 2 * k;
             freed += spans[first + 2] - spans[first];
             ++k;
         }
         dropped += k2a_normalize_drop_oldest(&conv, k);
-        k2a_buf_reset(out);
-        if ((r = k2a_kiro_encode(&conv, &ids, out, spans)) != 0)
-            return encode_failed(r, err);
+        size = k2a_kiro_measure(&conv, &ids, spans);
     }
-    if (max != 0 && out->len > max)
+    if (max != 0 && size > max)
         return k2a_convert_error_set(
             err, K2A_EPAYLOAD_TOOBIG,
-            "conversation too large for Kiro: %zu bytes after dropping %zu of %zu history turns (limit %zu "
-            "bytes); the system prompt, tools and latest message alone exceed it",
-            out->len, dropped, nhistory0 - conv.nsystem, max);
+            "prompt is too long: %zu bytes > %zu maximum (the Kiro request was %zu bytes; after dropping %zu "
+            "of %zu history turns the system prompt, tools and latest message alone exceed the limit)",
+            size, max, size0, dropped, nhistory0 - conv.nsystem);
+    k2a_buf_reset(out);
+    if ((r = k2a_kiro_encode(&conv, &ids, out, NULL)) != 0)
+        return encode_failed(r, err);
+    if (out->len != size) /* the measure and the encoder share their code: this cannot happen */
+        return k2a_convert_error_set(err, K2A_EINTERNAL, "the Kiro request measured %zu bytes but encoded to %zu", size, out->len);
     if (dropped != 0)
         k2a_info("kiro request: dropped %zu oldest history turns to fit %zu bytes (now %zu)", dropped, max, out->len);
 
