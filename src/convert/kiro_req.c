@@ -549,8 +549,8 @@ int k2a_kiro_build_request(const k2a_ir_request_t *req, const k2a_kiro_build_par
     ids.profile_arn = params->profile_arn;
 
     /* The payload budget, applied before anything is written: measuring is exact (the encoder's own code without the
-     * writes) and linear, so a history of any size costs one measure, one drop, one more measure and one encode, and
-     * the output buffer only ever holds a body that fits the budget. */
+     * writes) and linear, so a history of any size costs one measure of the whole, at most two of what is kept, and one
+     * encode; the output buffer only ever holds a body that fits the budget. */
     size_t *spans = k2a_arena_alloc(arena, (conv.nhistory + 1) * sizeof(*spans));
     if (spans == NULL)
         return k2a_convert_error_set(err, K2A_ENOMEM, "request too large for the conversion memory limit");
@@ -560,15 +560,17 @@ int k2a_kiro_build_request(const k2a_ir_request_t *req, const k2a_kiro_build_par
         size_t droppable = k2a_normalize_droppable_pairs(&conv);
         if (droppable == 0)
             break;
-        /* the bytes of the oldest pairs are known exactly: drop just enough of them (the result can only be smaller:
-         * the first kept turn may also lose its comma and the tool results that answered a dropped turn) */
+        /* The spans give the bytes of the oldest pairs: k pairs free at least `excess`. Dropping them frees a little
+         * more: the first kept user turn loses the tool results that answered a dropped turn (and maybe its comma).
+         * Those results are part of pair k, so k - 1 pairs may already be enough: drop k - 1 and measure; when that is
+         * not enough, the next round drops exactly one more pair (its span then covers the rest). */
         size_t excess = size - max, freed = 0, k = 0;
         while (k < droppable && freed < excess) {
             size_t first = conv.nsystem + 2 * k;
             freed += spans[first + 2] - spans[first];
             ++k;
         }
-        dropped += k2a_normalize_drop_oldest(&conv, k);
+        dropped += k2a_normalize_drop_oldest(&conv, k > 1 ? k - 1 : 1);
         size = k2a_kiro_measure(&conv, &ids, spans);
     }
     if (max != 0 && size > max)

@@ -261,6 +261,36 @@ static void test_2000_tool_pairs_are_trimmed_not_413(void **state)
     assert_true(f->res.history_turns_dropped > 2 * 1000);
 }
 
+/* Dropping a pair also removes the tool results that answered it from the next user turn: when those free enough, one
+ * pair goes, not two. */
+static void test_results_of_a_dropped_tool_call_count_towards_the_budget(void **state)
+{
+    fx_t *f = *state;
+    load(f, tool_pairs(10, 5000));
+    f->p.norm.max_payload_bytes = 0;
+    k2a_buf_dispose(&f->out);
+    k2a_buf_init(&f->out, 0);
+    assert_int_equal(build(f), 0);
+    size_t full = f->out.len;
+    /* pair 0 (the first question and the first tool call) is a few hundred bytes: 1 000 more can only come from the
+     * 5 000-byte result of that tool call, which goes with it */
+    f->p.norm.max_payload_bytes = full - 1000;
+    assert_int_equal(build(f), 0);
+    assert_int_equal(f->res.history_turns_dropped, 2);
+    assert_true(f->out.len <= full - 1000);
+    assert_null(memmem(f->out.base, f->out.len, "toolu_000000", 12));
+    assert_non_null(memmem(f->out.base, f->out.len, "\"toolUseId\":\"toolu_000001\"", 26)); /* pair 1's tool call stays */
+    assert_null(memmem(f->out.base, f->out.len, "r0 ", 3));                                 /* result 0 went with pair 0 */
+    assert_non_null(memmem(f->out.base, f->out.len, "r1 ", 3));
+    /* 1 000 more than that: pair 1 goes too, with result 1 */
+    size_t one = full - f->out.len;
+    f->p.norm.max_payload_bytes = full - one - 1000;
+    assert_int_equal(build(f), 0);
+    assert_int_equal(f->res.history_turns_dropped, 4);
+    assert_null(memmem(f->out.base, f->out.len, "r1 ", 3));
+    assert_non_null(memmem(f->out.base, f->out.len, "r2 ", 3));
+}
+
 static void test_hundreds_of_3k_turns_are_trimmed_not_413(void **state)
 {
     fx_t *f = *state;
@@ -381,9 +411,13 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_2000_tool_pairs_are_trimmed_not_413),    T(test_hundreds_of_3k_turns_are_trimmed_not_413),
-        T(test_a_few_huge_turns_are_dropped_whole),     T(test_30mb_history_is_trimmed_in_linear_time),
-        T(test_latest_turn_too_big_is_prompt_too_long), T(test_measure_equals_encoding),
+        T(test_2000_tool_pairs_are_trimmed_not_413),
+        T(test_results_of_a_dropped_tool_call_count_towards_the_budget),
+        T(test_hundreds_of_3k_turns_are_trimmed_not_413),
+        T(test_a_few_huge_turns_are_dropped_whole),
+        T(test_30mb_history_is_trimmed_in_linear_time),
+        T(test_latest_turn_too_big_is_prompt_too_long),
+        T(test_measure_equals_encoding),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
