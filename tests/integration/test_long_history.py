@@ -14,7 +14,8 @@ from e2e_util import check_sse, sse_summary
 from k2a import CLIENT_KEY, Gateway, Sim, main, parse_sse, request, sim_accounts_env
 
 MODEL = "claude-sonnet-4-5"
-BUDGET = 600000 - 256  # KIRO_MAX_PAYLOAD_BYTES's default, less the room kept for a profileArn
+LIMIT = 600000  # KIRO_MAX_PAYLOAD_BYTES's default: the whole body Kiro gets, profileArn included
+BUDGET = LIMIT - 256  # what the conversation may take (the rest is kept for the account's profileArn)
 MB = 1000 * 1000
 LATEST = "The latest question, which must reach Kiro intact: \"quotes\", tabs\t, newlines\n, é, 中文. " * 40
 SYSTEM = "You are a helpful assistant working on a long task."
@@ -165,7 +166,7 @@ class LongHistory(unittest.TestCase):
         self.assertEqual(after["generates_total"] - before["generates_total"], 1)
         self.assertEqual(after["rejections"], before["rejections"], after["last_rejection"])
         raw = self.last_kiro_body()
-        self.assertLessEqual(len(raw), BUDGET)
+        self.assertLessEqual(len(raw), LIMIT)
         cs = json.loads(raw)["conversationState"]
         # the oldest turns went, the system prompt stayed, the history still starts with a user turn and alternates
         hist = cs["history"]
