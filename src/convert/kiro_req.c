@@ -174,7 +174,8 @@ static void str(enc_t *e, k2a_str_t s)
         return;
     }
     const unsigned char *p = (const unsigned char *)(s.base != NULL ? s.base : ""), *pend = p + s.len;
-    if ((e->err = k2a_buf_reserve(b, s.len + s.len / 16 + 2)) != 0)
+    /* room for some escapes up front; near a bounded buffer's end only what the plain string needs (room() adds more) */
+    if (k2a_buf_reserve(b, s.len + s.len / 16 + 2) != 0 && (e->err = k2a_buf_reserve(b, s.len + 2)) != 0)
         return;
     char *dst = b->base + b->len, *end = b->base + b->cap - 1;
     *dst++ = '"';

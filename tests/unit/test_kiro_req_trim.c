@@ -366,6 +366,34 @@ static void test_latest_turn_too_big_is_prompt_too_long(void **state)
     assert_non_null(strstr(f->err.message, "after dropping 0 of 2 history turns"));
 }
 
+/* A latest message that fits the budget with little to spare is encoded into the bounded buffer: the encoder must not
+ * ask the buffer for more than the body needs. */
+static void test_latest_message_just_under_the_budget_fits_the_bounded_buffer(void **state)
+{
+    fx_t *f = *state;
+    size_t closest = 0, over = 0;
+    for (size_t size = (BUDGET - 3000) * 100 / 101; size <= BUDGET * 100 / 101; size += 37) { /* 1 byte in 100 is escaped */
+        k2a_buf_t b = K2A_BUF_INIT(0);
+        ap(&b, "{\"model\":\"claude-sonnet-4-5\",\"messages\":[{\"role\":\"user\",\"content\":\"old\"},{\"role\":"
+               "\"assistant\",\"content\":\"ok\"},{\"role\":\"user\",\"content\":\"");
+        for (size_t i = 0; i < size; ++i)
+            assert_int_equal(k2a_buf_append(&b, i % 100 == 99 ? "\\n" : "x", i % 100 == 99 ? 2 : 1), 0);
+        ap(&b, "\"}]}");
+        load(f, k2a_buf_cstr(&b));
+        int r = build(f);
+        if (r == K2A_EPAYLOAD_TOOBIG) { /* over the budget, whatever is dropped */
+            ++over;
+            continue;
+        }
+        assert_int_equal(r, 0); /* never the buffer's K2A_ETOOBIG */
+        assert_true(f->out.len <= BUDGET);
+        if (f->out.len > closest)
+            closest = f->out.len;
+    }
+    assert_true(over > 0);
+    assert_true(closest > BUDGET - 40); /* the steps came within 37 bytes of the budget, and that fitted */
+}
+
 /* k2a_kiro_measure is the encoder without the writes: same size, same spans, whatever needs escaping */
 static void test_measure_equals_encoding(void **state)
 {
@@ -417,6 +445,7 @@ int main(void)
         T(test_a_few_huge_turns_are_dropped_whole),
         T(test_30mb_history_is_trimmed_in_linear_time),
         T(test_latest_turn_too_big_is_prompt_too_long),
+        T(test_latest_message_just_under_the_budget_fits_the_bounded_buffer),
         T(test_measure_equals_encoding),
     };
 #undef T
