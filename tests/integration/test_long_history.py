@@ -215,6 +215,27 @@ class LongHistory(unittest.TestCase):
             with self.subTest(dialect=dialect, stream=stream):
                 self.run_case("30MB-2000-tool-pairs", dialect, stream)
 
+    def test_latest_message_just_under_the_budget_is_sent_not_413(self):
+        for dialect in ("anthropic", "openai"):
+            with self.subTest(dialect=dialect):
+                before = self.sim.stats()
+                # the latest message takes all but 1 500 bytes of the budget once escaped as Kiro gets it
+                latest = ("plain words that need no escaping, " * 3 + "\n") * (BUDGET // 100)
+                latest = latest[:len(latest) * (BUDGET - 1600) // len(json.dumps(latest, ensure_ascii=False))]
+                while len(json.dumps(latest, ensure_ascii=False)) > BUDGET - 1500:
+                    latest = latest[:-100]
+                messages, tools = text_turns(20, 3000)
+                messages[-1] = {"role": "user", "content": latest}
+                _, (st, _, data) = self.post(dialect, request_body(dialect, messages, tools, False))
+                self.assertEqual(st, 200, data[:600])
+                self.check_answer(dialect, False, data)
+                raw = self.last_kiro_body()
+                self.assertLessEqual(len(raw), LIMIT)
+                self.assertGreater(len(raw), BUDGET - 1500)
+                cs = json.loads(raw)["conversationState"]
+                self.assertEqual(cs["currentMessage"]["userInputMessage"]["content"], latest)
+                self.assertEqual(self.sim.stats()["rejections"], before["rejections"])
+
     # ---------- too long even alone ----------
 
     def check_prompt_too_long(self, dialect, st, data):
