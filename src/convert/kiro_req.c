@@ -10,8 +10,9 @@
  * escaped in place 8 bytes at a time; pre-serialised JSON (tool inputs, schemas) and validated base64 are copied
  * verbatim. Every golden test parses the output back, so the structure is checked on each case.
  *
- * The same code measures without writing (k2a_kiro_measure: the output NULL, sizes summed), which is how the payload
- * budget trims the history before anything is encoded: the output buffer never has to hold more than the budget.
+ * The same code measures without writing (k2a_kiro_measure: the output NULL, sizes summed). That is how the payload
+ * budget trims a history that does not fit: measure, drop the oldest pairs, encode what is left, so the output buffer
+ * never has to hold more than the budget, whatever the size of the history.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -530,6 +531,21 @@ static int encode_failed(int r, k2a_convert_error_t *err)
     return k2a_convert_error_set(err, r, "encoding the Kiro request failed: %s", k2a_strerror(r));
 }
 
+/* Fills *res for a body built into out. */
+static int built(const k2a_model_resolution_t *model, const k2a_kiro_conv_t *conv, const k2a_kiro_encode_ids_t *ids,
+                 const k2a_buf_t *out, size_t dropped, k2a_kiro_build_result_t *res)
+{
+    res->kiro_model_id = model->kiro_model_id;
+    res->public_model = model->public_name;
+    res->tool_names = conv->names;
+    res->thinking = conv->thinking;
+    res->history_turns_dropped = dropped;
+    res->payload_bytes = out->len;
+    res->conversation_id = ids->conversation_id;
+    res->agent_continuation_id = ids->agent_continuation_id;
+    return 0;
+}
+
 int k2a_kiro_build_request(const k2a_ir_request_t *req, const k2a_kiro_build_params_t *params, k2a_arena_t *arena, k2a_buf_t *out,
                            k2a_kiro_build_result_t *res, k2a_convert_error_t *err)
 {
@@ -549,15 +565,25 @@ int k2a_kiro_build_request(const k2a_ir_request_t *req, const k2a_kiro_build_par
     ids.agent_continuation_id = continuation_id(params, arena);
     ids.profile_arn = params->profile_arn;
 
-    /* The payload budget, applied before anything is written: measuring is exact (the encoder's own code without the
-     * writes) and linear, so a history of any size costs one measure of the whole, at most two of what is kept, and one
-     * encode; the output buffer only ever holds a body that fits the budget. */
+    /* Most requests fit: encode once. Into the exchange's buffer (bounded by KIRO_MAX_PAYLOAD_BYTES) an attempt that does
+     * not fit stops at the buffer's end, so it costs at most the budget's worth of work whatever the history's size. */
+    size_t max = params->norm.max_payload_bytes;
+    k2a_buf_reset(out);
+    r = k2a_kiro_encode(&conv, &ids, out, NULL);
+    if (r == 0 && (max == 0 || out->len <= max))
+        return built(&model, &conv, &ids, out, 0, res);
+    if (r != 0 && (r != K2A_ETOOBIG || max == 0))
+        return encode_failed(r, err);
+
+    /* The payload budget: measuring is exact (the encoder's own code without the writes) and linear, so trimming a history
+     * of any size costs one measure of the whole, at most two of what is kept, and one encode, and the output buffer
+     * only ever holds a body that fits the budget. */
     size_t *spans = k2a_arena_alloc(arena, (conv.nhistory + 1) * sizeof(*spans));
     if (spans == NULL)
         return k2a_convert_error_set(err, K2A_ENOMEM, "request too large for the conversion memory limit");
-    size_t max = params->norm.max_payload_bytes, dropped = 0, nhistory0 = conv.nhistory;
+    size_t dropped = 0, nhistory0 = conv.nhistory;
     size_t size = k2a_kiro_measure(&conv, &ids, spans), size0 = size;
-    while (max != 0 && size > max) {
+    while (size > max) {
         size_t droppable = k2a_normalize_droppable_pairs(&conv);
         if (droppable == 0)
             break;
@@ -574,7 +600,7 @@ int k2a_kiro_build_request(const k2a_ir_request_t *req, const k2a_kiro_build_par
         dropped += k2a_normalize_drop_oldest(&conv, k > 1 ? k - 1 : 1);
         size = k2a_kiro_measure(&conv, &ids, spans);
     }
-    if (max != 0 && size > max)
+    if (size > max)
         return k2a_convert_error_set(
             err, K2A_EPAYLOAD_TOOBIG,
             "prompt is too long: %zu bytes > %zu maximum (the Kiro request was %zu bytes; after dropping %zu "
@@ -587,14 +613,5 @@ int k2a_kiro_build_request(const k2a_ir_request_t *req, const k2a_kiro_build_par
         return k2a_convert_error_set(err, K2A_EINTERNAL, "the Kiro request measured %zu bytes but encoded to %zu", size, out->len);
     if (dropped != 0)
         k2a_info("kiro request: dropped %zu oldest history turns to fit %zu bytes (now %zu)", dropped, max, out->len);
-
-    res->kiro_model_id = model.kiro_model_id;
-    res->public_model = model.public_name;
-    res->tool_names = conv.names;
-    res->thinking = conv.thinking;
-    res->history_turns_dropped = dropped;
-    res->payload_bytes = out->len;
-    res->conversation_id = ids.conversation_id;
-    res->agent_continuation_id = ids.agent_continuation_id;
-    return 0;
+    return built(&model, &conv, &ids, out, dropped, res);
 }
