@@ -9,6 +9,10 @@
  * key, every escaped run) cost more than the rest of normalize+encode together (bench/RESULTS.md). Strings are
  * escaped in place 8 bytes at a time; pre-serialised JSON (tool inputs, schemas) and validated base64 are copied
  * verbatim. Every golden test parses the output back, so the structure is checked on each case.
+ *
+ * The same code measures without writing (k2a_kiro_measure: the output NULL, sizes summed). That is how the payload
+ * budget trims a history that does not fit: measure, drop the oldest pairs, encode what is left, so the output buffer
+ * never has to hold more than the budget, whatever the size of the history.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -23,7 +27,8 @@
 #define MAX_NESTING 16
 
 typedef struct st_enc_t {
-    k2a_buf_t *out;
+    k2a_buf_t *out; /* NULL: measuring only, the size accumulates in n */
+    size_t n;
     int err;
     unsigned depth;
     bool first[MAX_NESTING]; /* no member written yet in the container at this depth */
@@ -34,6 +39,10 @@ static void put(enc_t *e, const char *s, size_t n)
     if (e->err != 0)
         return;
     k2a_buf_t *b = e->out;
+    if (b == NULL) {
+        e->n += n;
+        return;
+    }
     if (b->cap - b->len <= n && (e->err = k2a_buf_reserve(b, n)) != 0)
         return;
     memcpy(b->base + b->len, s, n);
@@ -121,6 +130,36 @@ static bool room(enc_t *e, char **dst, char **end, size_t need)
     return true;
 }
 
+/* True when none of the 8 bytes of w is a control character, '"' or '\\' (SWAR, Hacker's Delight). */
+static inline bool plain8(uint64_t w)
+{
+    uint64_t ctl = (w - 0x2020202020202020ull) & ~w, quote = w ^ 0x2222222222222222ull, bsl = w ^ 0x5c5c5c5c5c5c5c5cull;
+    quote = (quote - 0x0101010101010101ull) & ~quote;
+    bsl = (bsl - 0x0101010101010101ull) & ~bsl;
+    return ((ctl | quote | bsl) & 0x8080808080808080ull) == 0;
+}
+
+/* The bytes str() writes for s: the quotes, and each byte as it is escaped (class 1: 2 bytes, class 2: 6). */
+static size_t escaped_size(k2a_str_t s)
+{
+    static const unsigned char extra[3] = {0, 1, 5};
+    const unsigned char *p = (const unsigned char *)(s.base != NULL ? s.base : ""), *pend = p + s.len;
+    size_t n = s.len + 2;
+    while (p < pend) {
+        while (pend - p >= 8) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            if (!plain8(w))
+                break;
+            p += 8;
+        }
+        const unsigned char *stop = pend - p > 8 ? p + 8 : pend;
+        for (; p < stop; ++p)
+            n += extra[esc_class[*p]];
+    }
+    return n;
+}
+
 /*
  * A string value, escaped straight into the output buffer. Strings are valid UTF-8 already (yajl validated them
  * on input; the normalizer cuts only on character boundaries), so, like yajl_gen without yajl_gen_validate_utf8,
@@ -130,9 +169,14 @@ static void str(enc_t *e, k2a_str_t s)
 {
     if (e->err != 0)
         return;
-    const unsigned char *p = (const unsigned char *)(s.base != NULL ? s.base : ""), *pend = p + s.len;
     k2a_buf_t *b = e->out;
-    if ((e->err = k2a_buf_reserve(b, s.len + s.len / 16 + 2)) != 0)
+    if (b == NULL) {
+        e->n += escaped_size(s);
+        return;
+    }
+    const unsigned char *p = (const unsigned char *)(s.base != NULL ? s.base : ""), *pend = p + s.len;
+    /* room for some escapes up front; near a bounded buffer's end only what the plain string needs (room() adds more) */
+    if (k2a_buf_reserve(b, s.len + s.len / 16 + 2) != 0 && (e->err = k2a_buf_reserve(b, s.len + 2)) != 0)
         return;
     char *dst = b->base + b->len, *end = b->base + b->cap - 1;
     *dst++ = '"';
@@ -141,10 +185,7 @@ static void str(enc_t *e, k2a_str_t s)
         while (pend - p >= 8) {
             uint64_t w;
             memcpy(&w, p, 8);
-            uint64_t ctl = (w - 0x2020202020202020ull) & ~w, quote = w ^ 0x2222222222222222ull, bsl = w ^ 0x5c5c5c5c5c5c5c5cull;
-            quote = (quote - 0x0101010101010101ull) & ~quote;
-            bsl = (bsl - 0x0101010101010101ull) & ~bsl;
-            if (((ctl | quote | bsl) & 0x8080808080808080ull) != 0)
+            if (!plain8(w))
                 break;
             if (end - dst < 8 && !room(e, &dst, &end, (size_t)(pend - p) + 8))
                 return;
@@ -319,56 +360,77 @@ static void encode_assistant(enc_t *e, const k2a_kiro_turn_t *t)
     END_OBJ(e);
 }
 
+/* Where the next byte goes: the output length, or the size measured so far. */
+static size_t pos(const enc_t *e)
+{
+    return e->out != NULL ? e->out->len : e->n;
+}
+
+static int encode_conv(enc_t *e, const k2a_kiro_conv_t *conv, const k2a_kiro_encode_ids_t *ids, size_t *history_spans)
+{
+    e->err = 0;
+    e->depth = 0;
+    e->first[0] = true;
+
+    OBJ(e);
+    KEY(e, "conversationState");
+    OBJ(e);
+    KEY(e, "agentContinuationId");
+    str(e, ids->agent_continuation_id);
+    KEY(e, "agentTaskType");
+    PUTLIT(e, "\"vibe\"");
+    KEY(e, "chatTriggerType");
+    PUTLIT(e, "\"MANUAL\"");
+    KEY(e, "currentMessage");
+    OBJ(e);
+    encode_user(e, &conv->current, conv, ids, true);
+    END_OBJ(e);
+    KEY(e, "conversationId");
+    str(e, ids->conversation_id);
+    if (conv->nhistory != 0) {
+        KEY(e, "history");
+        ARR(e);
+        for (size_t i = 0; i < conv->nhistory; ++i) {
+            if (history_spans != NULL)
+                history_spans[i] = pos(e);
+            const k2a_kiro_turn_t *t = &conv->history[i];
+            ELEM_OBJ(e);
+            if (t->assistant)
+                encode_assistant(e, t);
+            else
+                encode_user(e, t, conv, ids, false);
+            END_OBJ(e);
+        }
+        if (history_spans != NULL)
+            history_spans[conv->nhistory] = pos(e);
+        END_ARR(e);
+    }
+    END_OBJ(e);
+    if (ids->profile_arn.len != 0) {
+        KEY(e, "profileArn");
+        str(e, ids->profile_arn);
+    }
+    END_OBJ(e);
+    if (e->err == 0 && e->depth != 0)
+        e->err = K2A_EINTERNAL;
+    return e->err;
+}
+
 int k2a_kiro_encode(const k2a_kiro_conv_t *conv, const k2a_kiro_encode_ids_t *ids, k2a_buf_t *out, size_t *history_spans)
 {
     enc_t e;
     e.out = out;
-    e.err = 0;
-    e.depth = 0;
-    e.first[0] = true;
+    e.n = 0;
+    return encode_conv(&e, conv, ids, history_spans);
+}
 
-    OBJ(&e);
-    KEY(&e, "conversationState");
-    OBJ(&e);
-    KEY(&e, "agentContinuationId");
-    str(&e, ids->agent_continuation_id);
-    KEY(&e, "agentTaskType");
-    PUTLIT(&e, "\"vibe\"");
-    KEY(&e, "chatTriggerType");
-    PUTLIT(&e, "\"MANUAL\"");
-    KEY(&e, "currentMessage");
-    OBJ(&e);
-    encode_user(&e, &conv->current, conv, ids, true);
-    END_OBJ(&e);
-    KEY(&e, "conversationId");
-    str(&e, ids->conversation_id);
-    if (conv->nhistory != 0) {
-        KEY(&e, "history");
-        ARR(&e);
-        for (size_t i = 0; i < conv->nhistory; ++i) {
-            if (history_spans != NULL)
-                history_spans[i] = out->len;
-            const k2a_kiro_turn_t *t = &conv->history[i];
-            ELEM_OBJ(&e);
-            if (t->assistant)
-                encode_assistant(&e, t);
-            else
-                encode_user(&e, t, conv, ids, false);
-            END_OBJ(&e);
-        }
-        if (history_spans != NULL)
-            history_spans[conv->nhistory] = out->len;
-        END_ARR(&e);
-    }
-    END_OBJ(&e);
-    if (ids->profile_arn.len != 0) {
-        KEY(&e, "profileArn");
-        str(&e, ids->profile_arn);
-    }
-    END_OBJ(&e);
-    if (e.err == 0 && e.depth != 0)
-        e.err = K2A_EINTERNAL;
-    return e.err;
+size_t k2a_kiro_measure(const k2a_kiro_conv_t *conv, const k2a_kiro_encode_ids_t *ids, size_t *history_spans)
+{
+    enc_t e;
+    e.out = NULL;
+    e.n = 0;
+    encode_conv(&e, conv, ids, history_spans); /* measuring cannot fail: nothing is allocated and the nesting is fixed */
+    return e.n;
 }
 
 /* ---------- identities (§2.8) ---------- */
@@ -469,6 +531,21 @@ static int encode_failed(int r, k2a_convert_error_t *err)
     return k2a_convert_error_set(err, r, "encoding the Kiro request failed: %s", k2a_strerror(r));
 }
 
+/* Fills *res for a body built into out. */
+static int built(const k2a_model_resolution_t *model, const k2a_kiro_conv_t *conv, const k2a_kiro_encode_ids_t *ids,
+                 const k2a_buf_t *out, size_t dropped, k2a_kiro_build_result_t *res)
+{
+    res->kiro_model_id = model->kiro_model_id;
+    res->public_model = model->public_name;
+    res->tool_names = conv->names;
+    res->thinking = conv->thinking;
+    res->history_turns_dropped = dropped;
+    res->payload_bytes = out->len;
+    res->conversation_id = ids->conversation_id;
+    res->agent_continuation_id = ids->agent_continuation_id;
+    return 0;
+}
+
 int k2a_kiro_build_request(const k2a_ir_request_t *req, const k2a_kiro_build_params_t *params, k2a_arena_t *arena, k2a_buf_t *out,
                            k2a_kiro_build_result_t *res, k2a_convert_error_t *err)
 {
@@ -488,45 +565,53 @@ int k2a_kiro_build_request(const k2a_ir_request_t *req, const k2a_kiro_build_par
     ids.agent_continuation_id = continuation_id(params, arena);
     ids.profile_arn = params->profile_arn;
 
+    /* Most requests fit: encode once. Into the exchange's buffer (bounded by KIRO_MAX_PAYLOAD_BYTES) an attempt that does
+     * not fit stops at the buffer's end, so it costs at most the budget's worth of work whatever the history's size. */
+    size_t max = params->norm.max_payload_bytes;
+    k2a_buf_reset(out);
+    r = k2a_kiro_encode(&conv, &ids, out, NULL);
+    if (r == 0 && (max == 0 || out->len <= max))
+        return built(&model, &conv, &ids, out, 0, res);
+    if (r != 0 && (r != K2A_ETOOBIG || max == 0))
+        return encode_failed(r, err);
+
+    /* The payload budget: measuring is exact (the encoder's own code without the writes) and linear, so trimming a history
+     * of any size costs one measure of the whole, at most two of what is kept, and one encode, and the output buffer
+     * only ever holds a body that fits the budget. */
     size_t *spans = k2a_arena_alloc(arena, (conv.nhistory + 1) * sizeof(*spans));
     if (spans == NULL)
         return k2a_convert_error_set(err, K2A_ENOMEM, "request too large for the conversion memory limit");
-    size_t max = params->norm.max_payload_bytes, dropped = 0, nhistory0 = conv.nhistory;
-    k2a_buf_reset(out);
-    if ((r = k2a_kiro_encode(&conv, &ids, out, spans)) != 0)
-        return encode_failed(r, err);
-    while (max != 0 && out->len > max) {
+    size_t dropped = 0, nhistory0 = conv.nhistory;
+    size_t size = k2a_kiro_measure(&conv, &ids, spans), size0 = size;
+    while (size > max) {
         size_t droppable = k2a_normalize_droppable_pairs(&conv);
         if (droppable == 0)
             break;
-        /* the bytes of the oldest pairs are known exactly: drop just enough of them (the result can only be smaller) */
-        size_t excess = out->len - max, freed = 0, k = 0;
+        /* The spans give the bytes of the oldest pairs: k pairs free at least `excess`. Dropping them frees a little
+         * more: the first kept user turn loses the tool results that answered a dropped turn (and maybe its comma).
+         * Those results are part of pair k, so k - 1 pairs may already be enough: drop k - 1 and measure; when that is
+         * not enough, the next round drops exactly one more pair (its span then covers the rest). */
+        size_t excess = size - max, freed = 0, k = 0;
         while (k < droppable && freed < excess) {
             size_t first = conv.nsystem + 2 * k;
             freed += spans[first + 2] - spans[first];
             ++k;
         }
-        dropped += k2a_normalize_drop_oldest(&conv, k);
-        k2a_buf_reset(out);
-        if ((r = k2a_kiro_encode(&conv, &ids, out, spans)) != 0)
-            return encode_failed(r, err);
+        dropped += k2a_normalize_drop_oldest(&conv, k > 1 ? k - 1 : 1);
+        size = k2a_kiro_measure(&conv, &ids, spans);
     }
-    if (max != 0 && out->len > max)
+    if (size > max)
         return k2a_convert_error_set(
             err, K2A_EPAYLOAD_TOOBIG,
-            "conversation too large for Kiro: %zu bytes after dropping %zu of %zu history turns (limit %zu "
-            "bytes); the system prompt, tools and latest message alone exceed it",
-            out->len, dropped, nhistory0 - conv.nsystem, max);
+            "prompt is too long: %zu bytes > %zu maximum (the Kiro request was %zu bytes; after dropping %zu "
+            "of %zu history turns the system prompt, tools and latest message alone exceed the limit)",
+            size, max, size0, dropped, nhistory0 - conv.nsystem);
+    k2a_buf_reset(out);
+    if ((r = k2a_kiro_encode(&conv, &ids, out, NULL)) != 0)
+        return encode_failed(r, err);
+    if (out->len != size) /* the measure and the encoder share their code: this cannot happen */
+        return k2a_convert_error_set(err, K2A_EINTERNAL, "the Kiro request measured %zu bytes but encoded to %zu", size, out->len);
     if (dropped != 0)
         k2a_info("kiro request: dropped %zu oldest history turns to fit %zu bytes (now %zu)", dropped, max, out->len);
-
-    res->kiro_model_id = model.kiro_model_id;
-    res->public_model = model.public_name;
-    res->tool_names = conv.names;
-    res->thinking = conv.thinking;
-    res->history_turns_dropped = dropped;
-    res->payload_bytes = out->len;
-    res->conversation_id = ids.conversation_id;
-    res->agent_continuation_id = ids.agent_continuation_id;
-    return 0;
+    return built(&model, &conv, &ids, out, dropped, res);
 }

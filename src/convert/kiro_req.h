@@ -2,8 +2,8 @@
  * The Kiro request: k2a_kiro_build_request() is the one call the HTTP handlers make to turn a decoded IR
  * request into the body of POST generateAssistantResponse (docs/kiro-protocol.md §2.2). It resolves the
  * model, runs the normalizer, derives conversationId / agentContinuationId (§2.8), encodes the
- * conversationState with yajl_gen into one buffer, and enforces the payload budget by dropping the
- * oldest history pairs and re-encoding. The encoder alone (k2a_kiro_encode) is exposed for tests and for
+ * conversationState into one buffer, and enforces the payload budget: a body over it is measured, the oldest
+ * history pairs are dropped and what is left is encoded again. The encoder alone (k2a_kiro_encode) is exposed for tests and for
  * re-encoding with another account's profileArn.
  */
 #ifndef K2A_CONVERT_KIRO_REQ_H
@@ -56,9 +56,12 @@ void k2a_kiro_build_params_init(k2a_kiro_build_params_t *params, const k2a_model
 /*
  * Builds the Kiro body into out (reset first; out->max bounds it, K2A_ETOOBIG past it). req is not modified and
  * must outlive nothing: the body is self-contained once built. Strings of *res point into the arena, the model
- * map or req. Returns 0, or a negative K2A_E* with err filled for the client: K2A_EMODEL_UNKNOWN,
- * K2A_EEMPTY_MESSAGES, K2A_EIMAGE_INVALID, K2A_EPAYLOAD_TOOBIG (over params->norm.max_payload_bytes even after
- * dropping every droppable history pair), K2A_ETOOBIG, K2A_ENOMEM.
+ * map or req. A body over params->norm.max_payload_bytes (0 = no budget) loses its oldest history pairs until it fits,
+ * whatever the size of the history, so out->max needs only to be a little over the budget (the encoder may ask for 16
+ * bytes beyond what it writes; the exchange leaves 256 for the profileArn). Returns 0, or a
+ * negative K2A_E* with err filled for the client: K2A_EMODEL_UNKNOWN, K2A_EEMPTY_MESSAGES, K2A_EIMAGE_INVALID,
+ * K2A_EPAYLOAD_TOOBIG (over the budget even after dropping every droppable history pair; the message starts
+ * "prompt is too long: <bytes> bytes > <budget> maximum", the wording clients compact on), K2A_ETOOBIG, K2A_ENOMEM.
  */
 int k2a_kiro_build_request(const k2a_ir_request_t *req, const k2a_kiro_build_params_t *params, k2a_arena_t *arena, k2a_buf_t *out,
                            k2a_kiro_build_result_t *res, k2a_convert_error_t *err);
@@ -76,6 +79,10 @@ typedef struct st_k2a_kiro_encode_ids_t {
  * history array's closing bracket is. Returns 0, K2A_ETOOBIG (out->max) or K2A_ENOMEM.
  */
 int k2a_kiro_encode(const k2a_kiro_conv_t *conv, const k2a_kiro_encode_ids_t *ids, k2a_buf_t *out, size_t *history_spans);
+
+/* The exact number of bytes k2a_kiro_encode would append for conv, without writing them (linear in the input, no
+ * allocation); history_spans as above, as offsets from the start of the body. */
+size_t k2a_kiro_measure(const k2a_kiro_conv_t *conv, const k2a_kiro_encode_ids_t *ids, size_t *history_spans);
 
 /* conversationId per the rules of k2a_kiro_build_params_t (points into params/req or the arena). */
 k2a_str_t k2a_kiro_conversation_id(const k2a_ir_request_t *req, const k2a_kiro_build_params_t *params, k2a_arena_t *arena);

@@ -1,7 +1,8 @@
 /*
  * Shared by the request fuzz targets (fuzz_anthropic_req, fuzz_openai_req): builds the Kiro body of a decoded request
  * exactly as the gateway does (k2a_kiro_build_request, then the profileArn splice of src/http/exchange.c) and checks the
- * result. A build either fails cleanly (a negative K2A_E* with a client message, nothing else) or yields a body that is
+ * result, with the output buffer bounded as the gateway bounds it. A build either fails cleanly (a negative K2A_E* with a
+ * client message, nothing else; never the buffer's K2A_ETOOBIG) or yields a body within the payload budget that is
  * valid JSON AND that kiro-sim's validator (k2a_sim_validate_request: the shapes real Kiro answers 400 "Improperly formed
  * request." to) accepts. Anything else aborts with the validator's rule and detail on stderr.
  */
@@ -66,16 +67,22 @@ static void fuzz_check_kiro_build(const k2a_ir_request_t *req, size_t max_payloa
     p.now = 1767225600;
     if (max_payload_bytes != 0)
         p.norm.max_payload_bytes = max_payload_bytes;
+    /* the gateway's buffer: KIRO_MAX_PAYLOAD_BYTES, with the budget 256 bytes below it (src/http/exchange.c) */
     k2a_buf_t out;
-    k2a_buf_init(&out, 64 * 1024 * 1024);
+    k2a_buf_init(&out, max_payload_bytes != 0 ? max_payload_bytes + 256 : 64 * 1024 * 1024);
     k2a_kiro_build_result_t res;
     memset(&err, 0, sizeof(err));
     int r = k2a_kiro_build_request(req, &p, arena, &out, &res, &err);
     if (r != 0) {
         FUZZ_CHECK(r < 0 && err.code == r && err.message[0] != '\0', "unclean build error %d (%s) code %d message '%s'", r,
                    k2a_errname(r), err.code, err.message);
+        /* a conversation over the budget is trimmed or "prompt is too long", never the buffer's limit */
+        FUZZ_CHECK(r != K2A_ETOOBIG, "K2A_ETOOBIG from the bounded buffer: %s", err.message);
+        FUZZ_CHECK(r != K2A_EPAYLOAD_TOOBIG || strncmp(err.message, "prompt is too long: ", 20) == 0, "message '%s'", err.message);
     } else {
         FUZZ_CHECK(out.len == res.payload_bytes, "payload_bytes %zu != body length %zu", res.payload_bytes, out.len);
+        FUZZ_CHECK(out.len <= p.norm.max_payload_bytes, "body of %zu bytes over the budget of %zu", out.len,
+                   p.norm.max_payload_bytes);
         FUZZ_CHECK(out.len != 0 && out.base[out.len - 1] == '}', "body does not end with '}' (the profileArn splice needs it)");
         fuzz_validate_body("the Kiro body", k2a_buf_cstr(&out), out.len);
         /* the gateway splices a Social account's profileArn before the closing brace (src/http/exchange.c) */
