@@ -107,7 +107,7 @@ static const var_t vars[] = {
     {"KIRO_UPSTREAM_REUSE", T_ENUM, F(upstream_reuse), "account", 0, 0, "account|never",
      "account: a keep-alive connection only ever carries one account's requests; never: Connection: close, a new connection "
      "per request"},
-    {"KIRO_UPSTREAM_MAX_IDLE_PER_ACCOUNT", T_INT, F(upstream_max_idle_per_account), "4", 1, 100000, NULL,
+    {"KIRO_UPSTREAM_MAX_IDLE_PER_ACCOUNT", T_INT, F(upstream_max_idle_per_account), "32", 1, 100000, NULL,
      "idle keep-alive connections kept per account and origin (within KIRO_UPSTREAM_MAX_IDLE)"},
     /* lifecycle and limits */
     {"KIRO_SHUTDOWN_GRACE_MS", T_INT, F(shutdown_grace_ms), "10000", 0, 3600000, NULL,

@@ -690,7 +690,7 @@ int k2a_upstream_create(uv_loop_t *loop, const k2a_upstream_config_t *cfg, k2a_u
     if (up->cfg.dns_timeout_ms == 0)
         up->cfg.dns_timeout_ms = 5000;
     if (up->cfg.max_idle_per_affinity == 0)
-        up->cfg.max_idle_per_affinity = 4;
+        up->cfg.max_idle_per_affinity = 32;
     int r;
     if ((r = copy_strings(up, cfg)) != 0 || (r = setup_proxy(up)) != 0 || (r = setup_tls(up)) != 0 ||
         (r = dns_create(loop, &up->cfg, &up->stats, &up->dns)) != 0) {

@@ -164,7 +164,7 @@ void k2a_upstream_config_init(k2a_upstream_config_t *cfg)
     cfg->dns_cache_max = 256;
     cfg->max_conns_per_origin = 256;
     cfg->max_idle_per_origin = 32;
-    cfg->max_idle_per_affinity = 4;
+    cfg->max_idle_per_affinity = 32;
     cfg->pool_idle_timeout_ms = 30000;
     cfg->max_header_bytes = 64 * 1024;
     cfg->max_headers = 100;
