@@ -158,7 +158,7 @@ static int post(k2a_dispatch_t *d, const k2a_lease_t *l, k2a_http_response_t **r
         k2a_buf_dispose(&auth);
         return K2A_ENOMEM;
     }
-    k2a_http_header_t h[7];
+    k2a_http_header_t h[8];
     size_t nh = 0;
     h[nh++] = (k2a_http_header_t){K2A_STRLIT("Authorization"), k2a_str(auth.base, auth.len)};
     h[nh++] = HDR("Content-Type", "application/json");
@@ -167,12 +167,17 @@ static int post(k2a_dispatch_t *d, const k2a_lease_t *l, k2a_http_response_t **r
     h[nh++] = HDR("x-amzn-kiro-agent-mode", p->agent_mode);
     h[nh++] = HDR("x-amz-user-agent", xamz);
     h[nh++] = HDR("user-agent", ua);
+    /* credential kind (kiro-protocol-2026 §11): API keys and external IdPs say what their bearer token is */
+    if (l->token_type != NULL)
+        h[nh++] = HDR("tokentype", l->token_type);
     uv_buf_t b[2];
     unsigned nb = 0;
     if (d->body_prefix_len != 0)
         b[nb++] = uv_buf_init((char *)d->body_prefix, (unsigned)d->body_prefix_len);
     b[nb++] = uv_buf_init(d->body.base != NULL ? d->body.base : "", (unsigned)d->body.len);
-    k2a_http_request_t req = {.url = &p->generate_url, .method = "POST", .headers = h, .nheaders = nh, .body = b, .nbody = nb};
+    /* the account's data-plane region (pool/endpoints.c) */
+    const k2a_url_t *url = l->generate_url != NULL ? l->generate_url : &p->generate_url;
+    k2a_http_request_t req = {.url = url, .method = "POST", .headers = h, .nheaders = nh, .body = b, .nbody = nb};
     int r = k2a_upstream_request(d->up, &req, resp);
     k2a_buf_dispose(&auth);
     return r;

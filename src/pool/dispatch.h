@@ -29,7 +29,7 @@
 struct st_k2a_http_response_t;
 
 /* Encodes the Kiro request body for this account into body (empty on entry; profileArn differs per account:
- * lease->profile_arn, NULL for IdC). Returns 0 or a negative K2A_E* (which ends the dispatch with that error). */
+ * lease->profile_arn, NULL for API keys). Returns 0 or a negative K2A_E* (which ends the dispatch with that error). */
 typedef int (*k2a_dispatch_build_cb)(void *ctx, const k2a_lease_t *lease, k2a_buf_t *body);
 
 #define K2A_DISPATCH_MAX_TRIES 24

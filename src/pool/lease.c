@@ -76,10 +76,14 @@ static int fill_lease(k2a_lease_t *l, k2a_account_t *a)
 {
     free(l->access_token);
     free(l->profile_arn);
+    const char *arn = k2a_account_generate_arn(a); /* pool/region.h: configured, learned, or the kind's default */
     l->access_token = strdup(a->access_token);
-    l->profile_arn = a->profile_arn != NULL ? strdup(a->profile_arn) : NULL;
+    l->profile_arn = arn != NULL ? strdup(arn) : NULL;
     l->token_gen = a->token_gen;
-    if (l->access_token == NULL || (a->profile_arn != NULL && l->profile_arn == NULL))
+    l->region = k2a_account_region(a);
+    l->generate_url = &k2a_pool_region_urls(a->pool, l->region)->generate;
+    l->token_type = k2a_account_token_type(a);
+    if (l->access_token == NULL || (arn != NULL && l->profile_arn == NULL))
         return K2A_ENOMEM;
     return 0;
 }
