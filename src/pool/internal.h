@@ -124,6 +124,7 @@ struct st_k2a_account_t {
     uint8_t arn_source;   /* K2A_ARN_SRC_*: where profile_arn came from */
     uint8_t lap_state;    /* K2A_LAP_*: ListAvailableProfiles for IdC/external_idp accounts without an ARN */
     int64_t lap_retry_at; /* wall clock ms: a failed ListAvailableProfiles is tried again at a refresh after this */
+    bool resolving;       /* the refresh job is asking ListAvailableProfiles: requests wait for the ARN with the token */
 };
 
 enum { K2A_ARN_SRC_NONE = 0, K2A_ARN_SRC_REFRESH, K2A_ARN_SRC_PROFILES, K2A_ARN_SRC_STATE };

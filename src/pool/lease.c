@@ -137,7 +137,7 @@ int k2a_pool_acquire(k2a_pool_t *p, k2a_pool_exclude_t *exclude, k2a_pool_skip_c
             return at_cap ? K2A_EBUSY : K2A_ENO_ACCOUNT;
         }
         take(a);
-        if (!k2a_account_token_valid(a, k2a_pool_now_ms())) {
+        if (!k2a_account_token_valid(a, k2a_pool_now_ms()) || a->resolving) {
             bool waited = false;
             int r = self != NULL ? k2a_account_await_token(a, 0, &waited) : K2A_EINVAL;
             if (waited)

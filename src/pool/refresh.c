@@ -46,7 +46,7 @@ int k2a_account_await_token(k2a_account_t *a, uint64_t after_gen, bool *waited)
 {
     k2a_coro_t *self = k2a_coro_current();
     for (int round = 0;; ++round) {
-        if (a->token_gen > after_gen && k2a_account_token_valid(a, k2a_pool_now_ms()))
+        if (a->token_gen > after_gen && k2a_account_token_valid(a, k2a_pool_now_ms()) && !a->resolving)
             return 0;
         if (a->removed || a->pool->shutting_down)
             return K2A_ENO_ACCOUNT;
@@ -427,8 +427,12 @@ static void refresh_job(k2a_pool_job_t *job)
     k2a_pool_t *p = job->pool;
     k2a_verdict_t v;
     int r = do_refresh(a, &v);
-    if (r == 0 && k2a_account_wants_profiles(a, k2a_pool_now_ms()))
-        k2a_account_resolve_profile(a); /* before waking the waiters: their requests need the ARN */
+    if (r == 0 && k2a_account_wants_profiles(a, k2a_pool_now_ms())) {
+        /* before waking the waiters: their requests need the ARN; new requests wait too (lease.c) */
+        a->resolving = true;
+        k2a_account_resolve_profile(a);
+        a->resolving = false;
+    }
     a->refreshing = false;
     if (r == 0) {
         ++a->refreshes;
