@@ -147,7 +147,7 @@ static int opt_region(yajl_val obj, const char *key, size_t idx, char out[24], c
     if (k2a_region_index(s) < 0) {
         char q[41];
         shown(s, q);
-        FAIL("%s \"%s\" is not a Kiro region (us-east-1 or eu-central-1)", key, q);
+        FAIL("%s is not a Kiro region: expected us-east-1 or eu-central-1, got \"%s\"", key, q);
     }
     snprintf(out, 24, "%s", s);
     return 0;

@@ -148,9 +148,9 @@ static void test_config_errors(void **state)
         {"[[]]", "KIRO_AUTH_TOKEN: entry 0: not a JSON object"},
         /* regions, ARNs and the newer credential kinds */
         {"[{\"refreshToken\":\"ok-token-0\",\"region\":\"ap-south-1\"}]",
-         "KIRO_AUTH_TOKEN: entry 0: region \"ap-south-1\" is not a Kiro region (us-east-1 or eu-central-1)"},
+         "KIRO_AUTH_TOKEN: entry 0: region is not a Kiro region: expected us-east-1 or eu-central-1, got \"ap-south-1\""},
         {"[{\"refreshToken\":\"ok-token-0\"},{\"refreshToken\":\"ok-token-1\",\"apiRegion\":\"us-west-2\"}]",
-         "KIRO_AUTH_TOKEN: entry 1: apiRegion \"us-west-2\" is not a Kiro region"},
+         "KIRO_AUTH_TOKEN: entry 1: apiRegion is not a Kiro region"},
         {"[{\"refreshToken\":\"ok-token-0\",\"region\":7}]", "KIRO_AUTH_TOKEN: entry 0: region must be a non-empty string"},
         {"[{\"refreshToken\":\"ok-token-0\",\"profileArn\":\"arn:aws:codewhisperer:us-east-1:1234:profile/X\"}]",
          "KIRO_AUTH_TOKEN: entry 0: profileArn is not of the form arn:aws:codewhisperer:<region>:<12 digits>:profile/<id>"},
