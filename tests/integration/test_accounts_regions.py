@@ -199,6 +199,33 @@ class Failover(Base):
         self.assertEqual(len(self.stub.find("generate", "at-rt-bad")), 1)
 
 
+    def test_identity_rejections_fail_over(self):
+        # 403 "not authorized" (the ARN does not fit the identity): invalid at once, no retry on the same account
+        self.stub.script["rt-na"] = {"generate": (403, {"message": "User is not authorized to make this call.", "reason": None})}
+        # 403 bearer invalid even with a fresh token: invalid after one refresh, the reason names the ARN sent
+        self.stub.script["rt-bi"] = {"generate": (403, {"message": "The bearer token included in the request is invalid."})}
+        gw = self.gateway([idc("rt-na", provider="BuilderId"), {"auth": "Social", "refreshToken": "rt-bi"},
+                           {"auth": "Social", "refreshToken": "rt-ok"}], {"KIRO_MAX_ATTEMPTS": "3"})
+        self.ask(gw)
+        self.assertEqual(len(self.stub.find("generate", "at-rt-na")), 1)
+        self.assertEqual(len(self.stub.find("generate", "at-rt-bi")), 2)  # refreshed once, retried once
+        self.assertEqual(len(self.stub.find("generate", "at-rt-ok")), 1)
+        st, _, body = request(gw.port, "GET", "/api/tokens", key=CLIENT_KEY)
+        tokens = json.loads(body)["tokens"]
+        self.assertEqual([t["state"] for t in tokens], ["invalid", "invalid", "ok"])
+        self.assertIn("User is not authorized", tokens[0]["state_reason"])
+        self.assertIn(BUILDER_ID, tokens[0]["state_reason"])
+        self.assertIn("also after a token refresh", tokens[1]["state_reason"])
+        self.assertIn(SOCIAL_DEFAULT, tokens[1]["state_reason"])
+
+    def test_only_account_with_a_bad_arn_is_not_a_client_error(self):
+        self.stub.script["rt-only"] = {"generate": (400, {"message": "profileArn is required for this request."})}
+        gw = self.gateway([{"auth": "Social", "refreshToken": "rt-only"}])
+        st, _, body = request(gw.port, "POST", "/v1/messages", message(), key=CLIENT_KEY)
+        self.assertEqual(st, 503, body)  # the gateway's account problem, never a 400 for the client
+        self.assertIn("profileArn", json.loads(body)["error"]["message"])
+
+
 class Persist(Base):
     def test_profile_arn_survives_a_restart(self):
         self.stub.script["rt-p"] = {"profiles": {"us-east-1": [ARN_US]}}
