@@ -474,6 +474,7 @@ int k2a_pool_config_from(k2a_pool_config_t *pc, const k2a_config_t *c, char *err
     pc->idc_refresh_url = c->idc_refresh_url;
     pc->kiro_version = c->kiro_version;
     pc->agent_mode = c->agent_mode;
+    pc->api_fallback_base = c->api_fallback_base;
     if (c->first_byte_timeout_ms > 0 && c->first_byte_timeout_ms < (int64_t)pc->refresh_timeout_ms)
         pc->refresh_timeout_ms = (uint32_t)c->first_byte_timeout_ms;
     return 0;

@@ -142,8 +142,9 @@ void k2a_dispatch_set_body_prefix(k2a_dispatch_t *d, const char *prefix, size_t 
 
 #define HDR(n, v) ((k2a_http_header_t){K2A_STRLIT(n), k2a_cstr(v)})
 
-/* POSTs d->body_prefix + d->body with the lease's token. Returns 0 with *resp (any status) or a transport error. */
-static int post(k2a_dispatch_t *d, const k2a_lease_t *l, k2a_http_response_t **resp)
+/* POSTs d->body_prefix + d->body with the lease's token to url (NULL: the lease's data-plane URL). Returns 0 with *resp (any
+ * status) or a transport error. */
+static int post(k2a_dispatch_t *d, const k2a_lease_t *l, const k2a_url_t *url, k2a_http_response_t **resp)
 {
     k2a_pool_t *p = d->pool;
     char xamz[200], ua[320];
@@ -176,11 +177,32 @@ static int post(k2a_dispatch_t *d, const k2a_lease_t *l, k2a_http_response_t **r
         b[nb++] = uv_buf_init((char *)d->body_prefix, (unsigned)d->body_prefix_len);
     b[nb++] = uv_buf_init(d->body.base != NULL ? d->body.base : "", (unsigned)d->body.len);
     /* the account's data-plane region (pool/endpoints.c) */
-    const k2a_url_t *url = l->generate_url != NULL ? l->generate_url : &p->generate_url;
+    if (url == NULL)
+        url = l->generate_url != NULL ? l->generate_url : &p->generate_url;
     k2a_http_request_t req = {.url = url, .method = "POST", .headers = h, .nheaders = nh, .body = b, .nbody = nb};
     int r = k2a_upstream_request(d->up, &req, resp);
     k2a_buf_dispose(&auth);
     return r;
+}
+
+/* Whether the same account is tried on the fallback host after this answer of the primary (kiro-protocol-2026 §4.4: KRA on
+ * 429, 408 and 5xx; OCX when the host does not resolve or connect, or does not know the route). Never after a timeout once
+ * connected (the wait would double) nor after a 400 (the request's fault). */
+static bool fallback_worthy(int transport_err, int status)
+{
+    switch (transport_err) {
+    case 0:
+        return status == 429 || status == 408 || status >= 500 || status == 404 || status == 405;
+    case K2A_EDNS:
+    case K2A_EDNS_TIMEOUT:
+    case K2A_ECONNECT_REFUSED:
+    case K2A_ECONNECT_TIMEOUT:
+    case K2A_ECONNECT:
+    case K2A_ETLS_HANDSHAKE:
+        return true;
+    default:
+        return false;
+    }
 }
 
 /* ---- operations on the pool's own loop ----
@@ -334,6 +356,7 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
         if (r != 0)
             return r;
         bool same_account_retry = false;
+        const k2a_url_t *url = NULL; /* the lease's data-plane URL; the fallback host once (KIRO_API_FALLBACK_BASE) */
         for (;;) {
             k2a_buf_reset(&d->body);
             if ((r = build(ctx, &out->lease, &d->body)) != 0) {
@@ -345,7 +368,7 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
             out->number = d->attempts + (same_account_retry ? 1 : 0);
             out->started_at = uv_now(loop);
             k2a_http_response_t *resp = NULL;
-            r = post(d, &out->lease, &resp);
+            r = post(d, &out->lease, url, &resp);
             int status = 0;
             k2a_buf_reset(&d->error_body);
             if (r == 0) {
@@ -372,6 +395,15 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
                 return finish(d, K2A_ECANCELED);
             }
             d->upstream_status = status;
+            if (url == NULL && out->lease.fallback_url != NULL && fallback_worthy(r, status)) {
+                /* the same account on the fallback host before the next account (kiro-protocol-2026 §4.4): the primary's
+                 * answer is recorded, not held against the account */
+                char why[220];
+                snprintf(why, sizeof(why), "%s; trying the fallback host", v.detail);
+                add_try(d, &out->lease, v.err, status, why);
+                url = out->lease.fallback_url;
+                continue;
+            }
             snprintf(text(d)->upstream_message, sizeof(text(d)->upstream_message), "%s", v.message);
             snprintf(text(d)->upstream_reason, sizeof(text(d)->upstream_reason), "%s", v.reason);
             add_try(d, &out->lease, v.err, status, v.detail);

@@ -3,8 +3,9 @@
  * it, POST generateAssistantResponse with the headers of kiro-protocol §2.1, and on a failure before the
  * response is accepted classify it (health.h), teach the pool (state machine) and try another account, up to
  * KIRO_MAX_ATTEMPTS accounts. An invalid-bearer 401/403 is retried once per request on the SAME account after a
- * single-flight refresh (that retry is not counted as another account). A client error (400) stops at once:
- * the same body would fail on every account.
+ * single-flight refresh (that retry is not counted as another account). With KIRO_API_FALLBACK_BASE, a 429/408/5xx or
+ * a connection failure is first retried once on the same account at the fallback host. A client error (400) stops at
+ * once: the same body would fail on every account.
  *
  * Usage from the handler's coroutine:
  *     k2a_dispatch_t d; k2a_dispatch_attempt_t a;

@@ -49,6 +49,13 @@ int k2a_pool_endpoints_init(k2a_pool_t *p, char *err, size_t errlen)
         size_t n = strlen(u->base);
         while (n > 0 && u->base[n - 1] == '/')
             u->base[--n] = '\0';
+        if (p->api_fallback_base != NULL && p->api_fallback_base[0] != '\0' &&
+            (r = fill_url(p->api_fallback_base, rg, "/generateAssistantResponse", &u->fallback_str, &u->fallback)) != 0) {
+            if (r == K2A_ENOMEM)
+                return r;
+            snprintf(err, errlen, "KIRO_API_FALLBACK_BASE: not an http(s) URL (with {region} = %s)", rg);
+            return K2A_ECONFIG;
+        }
         if ((r = fill_url(p->social_url, rg, NULL, &u->social_str, &u->social)) != 0) {
             if (r == K2A_ENOMEM)
                 return r;
@@ -75,6 +82,7 @@ void k2a_pool_endpoints_dispose(k2a_pool_t *p)
         free(u->mcp_str);
         free(u->social_str);
         free(u->idc_str);
+        free(u->fallback_str);
         memset(u, 0, sizeof(*u));
     }
 }

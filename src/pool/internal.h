@@ -144,6 +144,8 @@ typedef struct st_k2a_region_urls_t {
     char *base;       /* no trailing slash */
     char *generate_str, *root_str, *mcp_str, *social_str, *idc_str;
     k2a_url_t generate, root, mcp, social, idc;
+    char *fallback_str; /* KIRO_API_FALLBACK_BASE + /generateAssistantResponse, NULL when off */
+    k2a_url_t fallback;
 } k2a_region_urls_t;
 
 /* A coroutine parked on an account's in-flight refresh, or on the pool's slot queue. Lives on the waiter's stack. */
@@ -202,6 +204,7 @@ struct st_k2a_pool_t {
     k2a_pool_stats_t stats;
     /* per-region endpoints, indexed as k2a_regions (endpoints.c) */
     k2a_region_urls_t region_urls[K2A_NREGIONS];
+    char *api_fallback_base; /* owned copy of cfg.api_fallback_base ("" = off) */
 };
 
 /* wall clock, ms since the epoch */

@@ -81,7 +81,9 @@ static int fill_lease(k2a_lease_t *l, k2a_account_t *a)
     l->profile_arn = arn != NULL ? strdup(arn) : NULL;
     l->token_gen = a->token_gen;
     l->region = k2a_account_region(a);
-    l->generate_url = &k2a_pool_region_urls(a->pool, l->region)->generate;
+    const k2a_region_urls_t *u = k2a_pool_region_urls(a->pool, l->region);
+    l->generate_url = &u->generate;
+    l->fallback_url = u->fallback_str != NULL ? &u->fallback : NULL;
     l->token_type = k2a_account_token_type(a);
     if (l->access_token == NULL || (arn != NULL && l->profile_arn == NULL))
         return K2A_ENOMEM;

@@ -350,8 +350,9 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
     p->idc_url = dup_or_empty(cfg->idc_refresh_url);
     p->kiro_version = dup_or_empty(cfg->kiro_version);
     p->agent_mode = dup_or_empty(cfg->agent_mode);
+    p->api_fallback_base = dup_or_empty(cfg->api_fallback_base);
     if (p->auth_token_src == NULL || p->state_file == NULL || p->api_base == NULL || p->social_url == NULL || p->idc_url == NULL ||
-        p->kiro_version == NULL || p->agent_mode == NULL) {
+        p->kiro_version == NULL || p->agent_mode == NULL || p->api_fallback_base == NULL) {
         r = K2A_ENOMEM;
         goto Fail;
     }
@@ -362,6 +363,7 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
     p->cfg.idc_refresh_url = p->idc_url;
     p->cfg.kiro_version = p->kiro_version;
     p->cfg.agent_mode = p->agent_mode;
+    p->cfg.api_fallback_base = p->api_fallback_base;
     if (p->cfg.max_attempts == 0)
         p->cfg.max_attempts = 1;
     if (p->cfg.refresh_ahead_pct < 10 || p->cfg.refresh_ahead_pct > 95)
@@ -446,6 +448,7 @@ Fail:
     free(p->agent_mode);
     free(p->generate_url_str);
     k2a_pool_endpoints_dispose(p);
+    free(p->api_fallback_base);
     free(p);
     return r;
 }
@@ -620,5 +623,6 @@ void k2a_pool_destroy(k2a_pool_t *p)
     free(p->agent_mode);
     free(p->generate_url_str);
     k2a_pool_endpoints_dispose(p);
+    free(p->api_fallback_base);
     free(p);
 }

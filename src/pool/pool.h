@@ -105,6 +105,7 @@ typedef struct st_k2a_pool_config_t {
     uint32_t save_debounce_ms;        /* state writes are coalesced this long after the last change; default 200 */
     uint32_t warmup_stagger_ms;       /* start-up refreshes of accounts without a valid token are this far apart; 100 */
     bool warmup;                      /* refresh accounts without a valid token at start (default true) */
+    const char *api_fallback_base;    /* KIRO_API_FALLBACK_BASE: NULL or "" = no same-account fallback host */
 } k2a_pool_config_t;
 
 /* Defaults (everything but auth_token, which must be set). */
@@ -232,6 +233,7 @@ typedef struct st_k2a_lease_t {
     const char *region;                      /* data-plane region */
     const struct st_k2a_url_t *generate_url; /* generateAssistantResponse in that region */
     const char *token_type;                  /* "API_KEY", "EXTERNAL_IDP" or NULL: the tokentype header */
+    const struct st_k2a_url_t *fallback_url; /* generateAssistantResponse on KIRO_API_FALLBACK_BASE, NULL when off */
 } k2a_lease_t;
 
 /* The accounts a request has already tried (skipped by the next acquire). */

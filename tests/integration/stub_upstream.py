@@ -7,7 +7,8 @@ Accounts are told apart by their access token, which is "at-" + the refresh toke
 Behaviour per refresh token is scripted through Stub.script:
     {"rt-x": {"refresh_arn": "arn:...",              # profileArn in the refresh answer
               "profiles": {"us-east-1": ["arn:..."], "eu-central-1": 403},   # ListAvailableProfiles per region
-              "generate": (400, {"message": "profileArn is required for this request."})}}
+              "generate": (400, {"message": "profileArn is required for this request."}),
+              "generate_primary": (429, {...})}}         # only on the primary host, not on "/fb/..."
 """
 import http.server
 import json
@@ -35,9 +36,12 @@ def es_frame(event_type, payload):
 
 
 def split_region(path):
-    """("/eu-central-1/x?q" -> ("eu-central-1", "/x", "q")); region None without a prefix."""
+    """("/eu-central-1/x?q" -> ("eu-central-1", "/x", "q")); region None without a prefix. A leading "/fb" (the fallback
+    host of the tests) is dropped first."""
     parsed = urllib.parse.urlsplit(path)
     p = parsed.path
+    if p.startswith("/fb/"):
+        p = p[3:]
     for r in REGIONS:
         if p == "/" + r or p.startswith("/" + r + "/"):
             rest = p[len(r) + 1:] or "/"
@@ -133,6 +137,7 @@ class Stub:
             except ValueError:
                 body = urllib.parse.parse_qs(raw.decode(), keep_blank_values=True)
         rec = {"kind": kind, "method": method, "path": h.path, "region": region, "route": path,
+               "fallback": h.path.startswith("/fb/"),
                "query": urllib.parse.parse_qs(query), "headers": headers, "body": body}
         with self.lock:
             self.requests.append(rec)
@@ -180,6 +185,8 @@ class Stub:
     def _generate(self, h, rec):
         rt = self._rt_of(rec["headers"].get("authorization", ""))
         scripted = self.script.get(rt, {}).get("generate")
+        if scripted is None and not rec["fallback"]:
+            scripted = self.script.get(rt, {}).get("generate_primary")
         if scripted is not None:
             self._send(h, scripted[0], scripted[1])
             return

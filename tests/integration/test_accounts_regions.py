@@ -226,6 +226,31 @@ class Failover(Base):
         self.assertIn("profileArn", json.loads(body)["error"]["message"])
 
 
+class Fallback(Base):
+    THROTTLED = {"generate_primary": (429, {"message": "Too many requests, please wait before trying again.", "reason": None})}
+
+    def test_same_account_on_the_fallback_host(self):
+        self.stub.script["rt-fb"] = self.THROTTLED
+        gw = self.gateway([{"auth": "Social", "refreshToken": "rt-fb"}, {"auth": "Social", "refreshToken": "rt-fb2"}],
+                          {"KIRO_API_FALLBACK_BASE": self.stub.base + "/fb/{region}"})
+        self.ask(gw)
+        gens = self.stub.find("generate")
+        self.assertEqual([(g["path"], g["headers"]["authorization"]) for g in gens],
+                         [("/us-east-1/generateAssistantResponse", "Bearer at-rt-fb"),
+                          ("/fb/us-east-1/generateAssistantResponse", "Bearer at-rt-fb")])
+        self.assertEqual(gens[0]["body"], gens[1]["body"])
+        st, _, body = request(gw.port, "GET", "/api/tokens", key=CLIENT_KEY)
+        self.assertEqual(json.loads(body)["tokens"][0]["state"], "ok")  # the primary's 429 is not held against it
+
+    def test_off_by_default(self):
+        self.stub.script["rt-nf"] = self.THROTTLED
+        gw = self.gateway([{"auth": "Social", "refreshToken": "rt-nf"}, {"auth": "Social", "refreshToken": "rt-nf2"}])
+        self.ask(gw)
+        gens = self.stub.find("generate")
+        self.assertEqual([g["headers"]["authorization"] for g in gens], ["Bearer at-rt-nf", "Bearer at-rt-nf2"])
+        self.assertFalse(any(g["fallback"] for g in gens))
+
+
 class Persist(Base):
     def test_profile_arn_survives_a_restart(self):
         self.stub.script["rt-p"] = {"profiles": {"us-east-1": [ARN_US]}}
