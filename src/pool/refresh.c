@@ -151,7 +151,6 @@ int k2a_pool_http_call(k2a_pool_t *p, const k2a_url_t *url, const char *method, 
         r = 0; /* an error body cut at the limit still tells what happened */
     return r;
 }
-#define http_call k2a_pool_http_call
 
 static yajl_val obj_get(yajl_val obj, const char *key)
 {
@@ -403,7 +402,7 @@ static int do_refresh(k2a_account_t *a, k2a_verdict_t *v)
         return r;
     }
     /* the refresh token in flight: remembered, so that a rotation racing a reload is attributed correctly */
-    r = http_call(p, url, "POST", h, nh, body.base, body.len, &resp, REFRESH_BODY_MAX, &status);
+    r = k2a_pool_http_call(p, url, "POST", h, nh, body.base, body.len, &resp, REFRESH_BODY_MAX, &status);
     k2a_buf_dispose(&body);
     free(idp_url_str);
     k2a_pool_classify_refresh(r, status, resp.base, resp.len, v);
@@ -551,7 +550,7 @@ static void usage_job(k2a_pool_job_t *job)
     size_t nh = sizeof(h) / sizeof(h[0]) - (k2a_account_token_type(a) == NULL); /* tokentype: API keys, external IdPs */
     int status = 0;
     ++a->usage_polls;
-    r = http_call(p, &parsed, "GET", h, nh, NULL, 0, &resp, USAGE_BODY_MAX, &status);
+    r = k2a_pool_http_call(p, &parsed, "GET", h, nh, NULL, 0, &resp, USAGE_BODY_MAX, &status);
     free(token);
     if (r == K2A_ECANCELED)
         goto Exit;
