@@ -451,56 +451,28 @@ static void hex_bytes(char *out, const unsigned char *b, size_t n)
     }
 }
 
-k2a_str_t k2a_kiro_conversation_id(const k2a_ir_request_t *req, const k2a_kiro_build_params_t *params, k2a_arena_t *arena)
+/* 8-4-4-4-12 hex digits. */
+static bool is_uuid(k2a_str_t s)
 {
-    if (header_ok(params->session_header))
-        return params->session_header;
-    if (req->session_id.len != 0)
-        return req->session_id;
-    if (header_ok(params->conversation_header))
-        return params->conversation_header;
-    char hour[16];
-    struct tm tm;
-    time_t now = params->now;
-    localtime_r(&now, &tm);
-    strftime(hour, sizeof(hour), "%Y%m%d%H", &tm);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
-    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_md5(), NULL) != 1 ||
-        EVP_DigestUpdate(ctx, params->client_ip.base != NULL ? params->client_ip.base : "", params->client_ip.len) != 1 ||
-        EVP_DigestUpdate(ctx, "|", 1) != 1 ||
-        EVP_DigestUpdate(ctx, params->user_agent.base != NULL ? params->user_agent.base : "", params->user_agent.len) != 1 ||
-        EVP_DigestUpdate(ctx, "|", 1) != 1 || EVP_DigestUpdate(ctx, hour, strlen(hour)) != 1 ||
-        EVP_DigestFinal_ex(ctx, md, &mdlen) != 1) {
-        EVP_MD_CTX_free(ctx);
-        return K2A_STRLIT("conv-0000000000000000");
+    if (s.len != 36)
+        return false;
+    for (size_t i = 0; i < 36; ++i) {
+        char c = s.base[i];
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+            return false;
     }
-    EVP_MD_CTX_free(ctx);
-    char *buf = k2a_arena_alloc(arena, 5 + 16 + 1);
-    if (buf == NULL)
-        return K2A_STRLIT("conv-0000000000000000");
-    memcpy(buf, "conv-", 5);
-    hex_bytes(buf + 5, md, 8);
-    buf[21] = '\0';
-    return k2a_str(buf, 21);
+    return true;
 }
 
-static k2a_str_t continuation_id(const k2a_kiro_build_params_t *params, k2a_arena_t *arena)
+/* 16 bytes as a UUID string in the arena (version and variant bits set: `version` 3 = name-based, 4 = random). */
+static k2a_str_t uuid_format(unsigned char b[16], unsigned version, k2a_arena_t *arena, k2a_str_t fallback)
 {
-    if (header_ok(params->continuation_header))
-        return params->continuation_header;
-    unsigned char b[16];
-    if (params->random != NULL)
-        params->random(params->random_ctx, b, sizeof(b));
-    else if (RAND_bytes(b, sizeof(b)) != 1)
-        memset(b, 0x5a, sizeof(b));
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[6] = (unsigned char)((b[6] & 0x0f) | (version << 4));
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     char *buf = k2a_arena_alloc(arena, 37);
     if (buf == NULL)
-        return K2A_STRLIT("00000000-0000-4000-8000-000000000000");
-    /* 8-4-4-4-12 */
+        return fallback;
     hex_bytes(buf, b, 4);
     buf[8] = '-';
     hex_bytes(buf + 9, b + 4, 2);
@@ -512,6 +484,63 @@ static k2a_str_t continuation_id(const k2a_kiro_build_params_t *params, k2a_aren
     hex_bytes(buf + 24, b + 10, 6);
     buf[36] = '\0';
     return k2a_str(buf, 36);
+}
+
+#define NIL_CONVERSATION K2A_STRLIT("00000000-0000-3000-8000-000000000000")
+
+/* MD5 of the pieces, as a name-based UUID. */
+static k2a_str_t uuid_of(const k2a_str_t *parts, size_t n, k2a_arena_t *arena)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    bool ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1;
+    for (size_t i = 0; ok && i < n; ++i)
+        ok = (i == 0 || EVP_DigestUpdate(ctx, "|", 1) == 1) &&
+             EVP_DigestUpdate(ctx, parts[i].base != NULL ? parts[i].base : "", parts[i].len) == 1;
+    ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen >= 16;
+    EVP_MD_CTX_free(ctx);
+    return ok ? uuid_format(md, 3, arena, NIL_CONVERSATION) : NIL_CONVERSATION;
+}
+
+k2a_str_t k2a_kiro_conversation_id(const k2a_ir_request_t *req, const k2a_kiro_build_params_t *params, k2a_arena_t *arena)
+{
+    /* a UUID (kiro-protocol-2026 §12), stable for the client's session: a session id that is one is sent as it is, any other
+     * is mapped onto one */
+    k2a_str_t src = K2A_STR_NULL;
+    if (header_ok(params->session_header))
+        src = params->session_header;
+    else if (req->session_id.len != 0)
+        src = req->session_id;
+    else if (header_ok(params->conversation_header))
+        src = params->conversation_header;
+    if (src.len != 0) {
+        if (is_uuid(src))
+            return src;
+        k2a_str_t parts[] = {K2A_STRLIT("kiro2api-conversation"), src};
+        return uuid_of(parts, 2, arena);
+    }
+    /* no session: the client, its user agent and the hour */
+    char hour[16];
+    struct tm tm;
+    time_t now = params->now;
+    localtime_r(&now, &tm);
+    strftime(hour, sizeof(hour), "%Y%m%d%H", &tm);
+    k2a_str_t parts[] = {params->client_ip, params->user_agent, k2a_cstr(hour)};
+    return uuid_of(parts, 3, arena);
+}
+
+static k2a_str_t continuation_id(const k2a_kiro_build_params_t *params, k2a_arena_t *arena)
+{
+    /* a fresh UUID v4 per request; a client's own id is kept only when it is a UUID */
+    if (header_ok(params->continuation_header) && is_uuid(params->continuation_header))
+        return params->continuation_header;
+    unsigned char b[16];
+    if (params->random != NULL)
+        params->random(params->random_ctx, b, sizeof(b));
+    else if (RAND_bytes(b, sizeof(b)) != 1)
+        memset(b, 0x5a, sizeof(b));
+    return uuid_format(b, 4, arena, K2A_STRLIT("00000000-0000-4000-8000-000000000000"));
 }
 
 /* ---------- the builder ---------- */

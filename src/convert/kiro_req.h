@@ -24,16 +24,17 @@
 typedef struct st_k2a_kiro_build_params_t {
     const k2a_model_map_t *model_map; /* required */
     k2a_normalize_config_t norm;      /* k2a_normalize_config_default(), overridden from the environment */
-    /* conversation identity (§2.8), first non-empty wins: session_header (x-claude-code-session-id), the IR's
-     * session id (metadata.user_id), conversation_header (X-Conversation-ID), else
-     * "conv-" + 16 hex of md5(client_ip "|" user_agent "|" YYYYMMDDHH of `now` in local time).
-     * Header values longer than 256 bytes are ignored. */
+    /* conversation identity (§2.8), always a UUID: the first non-empty of session_header (x-claude-code-session-id), the
+     * IR's session id (metadata.user_id), conversation_header (X-Conversation-ID), sent as it is when it is a UUID, else
+     * the name-based UUID (version 3 bits) of md5("kiro2api-conversation" "|" value); without any, the one of
+     * md5(client_ip "|" user_agent "|" YYYYMMDDHH of `now` in local time). Header values longer than 256 bytes are
+     * ignored. */
     k2a_str_t session_header;
     k2a_str_t conversation_header;
     k2a_str_t client_ip;
     k2a_str_t user_agent;
     time_t now;
-    k2a_str_t continuation_header; /* X-Agent-Continuation-ID; else a fresh UUID v4 from `random` */
+    k2a_str_t continuation_header; /* X-Agent-Continuation-ID when it is a UUID; else a fresh UUID v4 from `random` */
     k2a_str_t profile_arn;         /* sent at the root for Social accounts; empty = omitted */
     k2a_random_cb random;          /* NULL = OpenSSL RAND_bytes */
     void *random_ctx;

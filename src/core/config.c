@@ -76,12 +76,16 @@ static const var_t vars[] = {
     {"KIRO_PING_INTERVAL_MS", T_INT, F(ping_interval_ms), "15000", 100, 3600000, NULL,
      "SSE ping interval while the upstream is silent"},
     /* upstream */
-    {"KIRO_API_BASE", T_STR, F(api_base), "https://codewhisperer.us-east-1.amazonaws.com", 0, 0, NULL,
-     "base URL of generateAssistantResponse, getUsageLimits, ListAvailableModels"},
-    {"KIRO_SOCIAL_REFRESH_URL", T_STR, F(social_refresh_url), "https://prod.us-east-1.auth.desktop.kiro.dev/refreshToken", 0, 0,
-     NULL, "Social refresh endpoint"},
-    {"KIRO_IDC_REFRESH_URL", T_STR, F(idc_refresh_url), "https://oidc.us-east-1.amazonaws.com/token", 0, 0, NULL,
-     "IdC (AWS SSO OIDC) refresh endpoint"},
+    {"KIRO_API_BASE", T_STR, F(api_base), "https://q.{region}.amazonaws.com", 0, 0, NULL,
+     "base URL of generateAssistantResponse, ListAvailableProfiles, getUsageLimits, ListAvailableModels; {region} = the "
+     "account's data-plane region"},
+    {"KIRO_API_FALLBACK_BASE", T_STR, F(api_fallback_base), "", 0, 0, NULL,
+     "second data-plane base (e.g. https://runtime.{region}.kiro.dev) tried once on the same account after a 429, 408, 5xx "
+     "or connection failure, before the next account (unset = off)"},
+    {"KIRO_SOCIAL_REFRESH_URL", T_STR, F(social_refresh_url), "https://prod.{region}.auth.desktop.kiro.dev/refreshToken", 0, 0,
+     NULL, "Social refresh endpoint; {region} = the account's auth region"},
+    {"KIRO_IDC_REFRESH_URL", T_STR, F(idc_refresh_url), "https://oidc.{region}.amazonaws.com/token", 0, 0, NULL,
+     "IdC (AWS SSO OIDC) refresh endpoint; {region} = the account's auth region"},
     {"KIRO_IDE_VERSION", T_STR, F(kiro_version), "0.12.333", 0, 0, NULL,
      "KiroIDE version sent in user-agent headers (never changed automatically; see docs/kiro-compat.md)"},
     {"KIRO_AGENT_MODE", T_STR, F(agent_mode), "vibe", 0, 0, NULL, "x-amzn-kiro-agent-mode header value"},
@@ -319,6 +323,11 @@ int k2a_config_validate(const k2a_config_t *c, char *err, size_t errlen)
     } urls[] = {{"KIRO_API_BASE", F(api_base)},
                 {"KIRO_SOCIAL_REFRESH_URL", F(social_refresh_url)},
                 {"KIRO_IDC_REFRESH_URL", F(idc_refresh_url)}};
+    if (c->api_fallback_base[0] != '\0' && strncmp(c->api_fallback_base, "https://", 8) != 0 &&
+        strncmp(c->api_fallback_base, "http://", 7) != 0) {
+        snprintf(err, errlen, "KIRO_API_FALLBACK_BASE: expected an http:// or https:// URL, got '%s'", c->api_fallback_base);
+        return K2A_ECONFIG;
+    }
     for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); ++i) {
         const char *u = *(char *const *)((const char *)c + urls[i].offset);
         if (strncmp(u, "https://", 8) != 0 && strncmp(u, "http://", 7) != 0) {

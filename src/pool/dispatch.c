@@ -145,10 +145,11 @@ void k2a_dispatch_set_body_prefix(k2a_dispatch_t *d, const char *prefix, size_t 
 
 #define HDR(n, v) ((k2a_http_header_t){K2A_STRLIT(n), k2a_cstr(v)})
 
-/* POSTs d->body_prefix + d->body with the lease's token, as the Kiro IDE does: its header set in its order, a fresh
- * invocation id per attempt, attempt = this attempt's number on this account. The connection carries only this account's
- * requests (affinity = the account's id). Returns 0 with *resp (any status) or a transport error. */
-static int post(k2a_dispatch_t *d, const k2a_lease_t *l, unsigned attempt, k2a_http_response_t **resp)
+/* POSTs d->body_prefix + d->body with the lease's token to url (NULL: the lease's data-plane URL), as the Kiro IDE does:
+ * its header set in its order, a fresh invocation id per attempt, attempt = this attempt's number on this account. The
+ * connection carries only this account's requests (affinity = the account's id). Returns 0 with *resp (any status) or a
+ * transport error. */
+static int post(k2a_dispatch_t *d, const k2a_lease_t *l, const k2a_url_t *url, unsigned attempt, k2a_http_response_t **resp)
 {
     k2a_pool_t *p = d->pool;
     char xamz[200], ua[360], invocation[37], request[48];
@@ -162,7 +163,7 @@ static int post(k2a_dispatch_t *d, const k2a_lease_t *l, unsigned attempt, k2a_h
         return K2A_ENOMEM;
     }
     bool close = !k2a_upstream_keeps_alive(d->up);
-    k2a_http_header_t h[10];
+    k2a_http_header_t h[11];
     size_t nh = 0;
     h[nh++] = HDR("content-type", "application/json");
     if (close)
@@ -175,12 +176,18 @@ static int post(k2a_dispatch_t *d, const k2a_lease_t *l, unsigned attempt, k2a_h
     h[nh++] = HDR("amz-sdk-invocation-id", invocation);
     h[nh++] = HDR("amz-sdk-request", request);
     h[nh++] = (k2a_http_header_t){K2A_STRLIT("authorization"), k2a_str(auth.base, auth.len)};
+    /* credential kind (kiro-protocol-2026 §11): API keys and external IdPs say what their bearer token is */
+    if (l->token_type != NULL)
+        h[nh++] = HDR("tokentype", l->token_type);
     uv_buf_t b[2];
     unsigned nb = 0;
     if (d->body_prefix_len != 0)
         b[nb++] = uv_buf_init((char *)d->body_prefix, (unsigned)d->body_prefix_len);
     b[nb++] = uv_buf_init(d->body.base != NULL ? d->body.base : "", (unsigned)d->body.len);
-    k2a_http_request_t req = {.url = &p->generate_url,
+    /* the account's data-plane region (pool/endpoints.c) */
+    if (url == NULL)
+        url = l->generate_url != NULL ? l->generate_url : &p->generate_url;
+    k2a_http_request_t req = {.url = url,
                               .method = "POST",
                               .headers = h,
                               .nheaders = nh,
@@ -192,6 +199,26 @@ static int post(k2a_dispatch_t *d, const k2a_lease_t *l, unsigned attempt, k2a_h
     int r = k2a_upstream_request(d->up, &req, resp);
     k2a_buf_dispose(&auth);
     return r;
+}
+
+/* Whether the same account is tried on the fallback host after this answer of the primary (kiro-protocol-2026 §4.4: KRA on
+ * 429, 408 and 5xx; OCX when the host does not resolve or connect, or does not know the route). Never after a timeout once
+ * connected (the wait would double) nor after a 400 (the request's fault). */
+static bool fallback_worthy(int transport_err, int status)
+{
+    switch (transport_err) {
+    case 0:
+        return status == 429 || status == 408 || status >= 500 || status == 404 || status == 405;
+    case K2A_EDNS:
+    case K2A_EDNS_TIMEOUT:
+    case K2A_ECONNECT_REFUSED:
+    case K2A_ECONNECT_TIMEOUT:
+    case K2A_ECONNECT:
+    case K2A_ETLS_HANDSHAKE:
+        return true;
+    default:
+        return false;
+    }
 }
 
 /* ---- operations on the pool's own loop ----
@@ -391,6 +418,7 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
         if (r != 0)
             return r;
         bool same_account_retry = false;
+        const k2a_url_t *url = NULL; /* the lease's data-plane URL; the fallback host once (KIRO_API_FALLBACK_BASE) */
         for (;;) {
             k2a_buf_reset(&d->body);
             if ((r = build(ctx, &out->lease, &d->body)) != 0) {
@@ -402,7 +430,7 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
             out->number = d->attempts + (same_account_retry ? 1 : 0);
             out->started_at = uv_now(loop);
             k2a_http_response_t *resp = NULL;
-            r = post(d, &out->lease, same_account_retry ? 2 : 1, &resp);
+            r = post(d, &out->lease, url, same_account_retry ? 2 : 1, &resp);
             int status = 0;
             k2a_buf_reset(&d->error_body);
             if (r == 0) {
@@ -441,6 +469,15 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
                 return finish(d, K2A_ECANCELED);
             }
             d->upstream_status = status;
+            if (url == NULL && out->lease.fallback_url != NULL && fallback_worthy(r, status)) {
+                /* the same account on the fallback host before the next account (kiro-protocol-2026 §4.4): the primary's
+                 * answer is recorded, not held against the account */
+                char why[220];
+                snprintf(why, sizeof(why), "%s; trying the fallback host", v.detail);
+                add_try(d, &out->lease, v.err, status, why);
+                url = out->lease.fallback_url;
+                continue;
+            }
             snprintf(text(d)->upstream_message, sizeof(text(d)->upstream_message), "%s", v.message);
             snprintf(text(d)->upstream_reason, sizeof(text(d)->upstream_reason), "%s", v.reason);
             add_try(d, &out->lease, v.err, status, v.detail);

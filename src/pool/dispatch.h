@@ -3,8 +3,9 @@
  * it, POST generateAssistantResponse with the headers of kiro-protocol §2.1, and on a failure before the
  * response is accepted classify it (health.h), teach the pool (state machine) and try another account, up to
  * KIRO_MAX_ATTEMPTS accounts. An invalid-bearer 401/403 is retried once per request on the SAME account after a
- * single-flight refresh (that retry is not counted as another account). A client error (400) stops at once:
- * the same body would fail on every account.
+ * single-flight refresh (that retry is not counted as another account). With KIRO_API_FALLBACK_BASE, a 429/408/5xx or
+ * a connection failure is first retried once on the same account at the fallback host. A client error (400) stops at
+ * once: the same body would fail on every account.
  *
  * Usage from the handler's coroutine:
  *     k2a_dispatch_t d; k2a_dispatch_attempt_t a;
@@ -29,7 +30,7 @@
 struct st_k2a_http_response_t;
 
 /* Encodes the Kiro request body for this account into body (empty on entry; profileArn differs per account:
- * lease->profile_arn, NULL for IdC). Returns 0 or a negative K2A_E* (which ends the dispatch with that error). */
+ * lease->profile_arn, NULL for API keys). Returns 0 or a negative K2A_E* (which ends the dispatch with that error). */
 typedef int (*k2a_dispatch_build_cb)(void *ctx, const k2a_lease_t *lease, k2a_buf_t *body);
 
 #define K2A_DISPATCH_MAX_TRIES 24

@@ -18,8 +18,8 @@
 
 const char *k2a_pool_action_name(k2a_pool_action_t a)
 {
-    static const char *const names[] = {"ok",       "client",    "auth",  "forbidden", "quota",
-                                        "throttle", "transient", "local", "invalid",   "canceled"};
+    static const char *const names[] = {"ok",        "client", "auth",    "forbidden", "quota", "throttle",
+                                        "transient", "local",  "invalid", "canceled",  "config"};
     return (unsigned)a < sizeof(names) / sizeof(names[0]) ? names[a] : "unknown";
 }
 
@@ -157,6 +157,11 @@ void k2a_pool_classify(int transport_err, int status, const char *body, size_t l
             set(out, K2A_ACT_THROTTLE, K2A_ETHROTTLED, "rate limited (429: %.120s)", out->message);
         else
             set(out, K2A_ACT_THROTTLE, K2A_ETHROTTLED, "rate limited (429)");
+    } else if ((status == 400 || status == 403) &&
+               (contains(body, len, "profileArn is required") || contains(body, len, "User is not authorized to make this call"))) {
+        /* the account's ARN (or identity) is wrong: the same request works on a well-configured account */
+        set(out, K2A_ACT_CONFIG, K2A_EACCOUNT_INVALID, "profileArn not accepted (%d %.150s)", status,
+            out->message[0] ? out->message : "no message");
     } else if (status == 401 || (status == 403 && bearer)) {
         set(out, K2A_ACT_AUTH, K2A_EUPSTREAM_AUTH, "access token rejected (%d)", status);
     } else if (status == 403) {

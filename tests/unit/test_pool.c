@@ -58,6 +58,33 @@ static void test_config_array_object_file(void **state)
     assert_true(l.entries[2].disabled);
     k2a_account_list_dispose(&l);
 
+    /* every credential kind, with regions and an explicit profileArn */
+    assert_int_equal(
+        parse("[{\"auth\":\"IdC\",\"provider\":\"BuilderId\",\"refreshToken\":\"rt-b\",\"clientId\":\"c\","
+              "\"clientSecret\":\"s\",\"region\":\"eu-central-1\"},"
+              "{\"auth\":\"ApiKey\",\"apiKey\":\"ksk_abc\",\"apiRegion\":\"eu-central-1\"},"
+              "{\"auth\":\"external_idp\",\"refreshToken\":\"rt-e\",\"clientId\":\"cid\",\"tokenEndpoint\":"
+              "\"https://login.microsoftonline.com/t/oauth2/v2.0/token\",\"scope\":\"api://x/.default offline_access\"},"
+              "{\"auth\":\"Social\",\"refreshToken\":\"rt-s\",\"profileArn\":"
+              "\"arn:aws:codewhisperer:eu-central-1:123456789012:profile/ABCDEF\"}]",
+              &l, err),
+        0);
+    assert_int_equal(l.n, 4);
+    assert_int_equal(l.entries[0].auth, K2A_AUTH_IDC);
+    assert_true(l.entries[0].builder_id);
+    assert_string_equal(l.entries[0].region, "eu-central-1");
+    assert_int_equal(l.entries[1].auth, K2A_AUTH_API_KEY);
+    assert_string_equal(l.entries[1].refresh_token, "ksk_abc");
+    assert_string_equal(l.entries[1].api_region, "eu-central-1");
+    assert_int_equal(l.entries[2].auth, K2A_AUTH_EXTERNAL_IDP);
+    assert_string_equal(l.entries[2].client_id, "cid");
+    assert_null(l.entries[2].client_secret);
+    assert_string_equal(l.entries[2].scope, "api://x/.default offline_access");
+    assert_string_equal(l.entries[3].profile_arn, "arn:aws:codewhisperer:eu-central-1:123456789012:profile/ABCDEF");
+    assert_string_equal(k2a_auth_kind_name(l.entries[0].auth, l.entries[0].builder_id), "builder_id");
+    assert_string_equal(k2a_auth_kind_name(l.entries[2].auth, false), "external_idp");
+    k2a_account_list_dispose(&l);
+
     /* a single object; auth case-insensitive */
     assert_int_equal(
         parse("  {\"auth\":\"idc\",\"refreshToken\":\"rt-single-1\",\"clientId\":\"a\",\"clientSecret\":\"b\"}", &l, err), 0);
@@ -110,14 +137,47 @@ static void test_config_errors(void **state)
         {"[{\"auth\":\"IdC\",\"refreshToken\":\"ok-token-0\",\"clientSecret\":\"c\",\"clientId\":\"\"}]",
          "KIRO_AUTH_TOKEN: entry 0: IdC account needs clientId and clientSecret (clientId is missing or empty)"},
         {"[{\"auth\":\"Oauth\",\"refreshToken\":\"ok-token-0\"}]",
-         "KIRO_AUTH_TOKEN: entry 0: auth must be \"Social\" or \"IdC\", got \"Oauth\""},
-        {"[{\"auth\":1,\"refreshToken\":\"ok-token-0\"}]", "KIRO_AUTH_TOKEN: entry 0: auth must be \"Social\" or \"IdC\""},
+         "KIRO_AUTH_TOKEN: entry 0: auth must be \"Social\", \"IdC\", \"BuilderId\", \"ApiKey\" or \"ExternalIdp\", got \"Oauth\""},
+        {"[{\"auth\":1,\"refreshToken\":\"ok-token-0\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: auth must be \"Social\", \"IdC\", \"BuilderId\", \"ApiKey\" or \"ExternalIdp\""},
         {"[{\"refreshToken\":\"ok-token-0\",\"disabled\":\"yes\"}]", "KIRO_AUTH_TOKEN: entry 0: disabled must be true or false"},
         {"[{\"refreshToken\":\"ok-token-0\",\"description\":5}]", "KIRO_AUTH_TOKEN: entry 0: description must be a string"},
         {"[{\"refreshToken\":\"ok-token-0\"},{\"refreshToken\":\"ok-token-0\"}]",
          "KIRO_AUTH_TOKEN: entry 1: same auth and refreshToken as entry 0"},
         {"[{\"refreshToken\":\"ok-token-0\",\"disabled\":true}]", "KIRO_AUTH_TOKEN: every account is disabled"},
         {"[[]]", "KIRO_AUTH_TOKEN: entry 0: not a JSON object"},
+        /* regions, ARNs and the newer credential kinds */
+        {"[{\"refreshToken\":\"ok-token-0\",\"region\":\"ap-south-1\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: region is not a Kiro region: expected us-east-1 or eu-central-1, got \"ap-south-1\""},
+        {"[{\"refreshToken\":\"ok-token-0\"},{\"refreshToken\":\"ok-token-1\",\"apiRegion\":\"us-west-2\"}]",
+         "KIRO_AUTH_TOKEN: entry 1: apiRegion is not a Kiro region"},
+        {"[{\"refreshToken\":\"ok-token-0\",\"region\":7}]", "KIRO_AUTH_TOKEN: entry 0: region must be a non-empty string"},
+        {"[{\"refreshToken\":\"ok-token-0\",\"profileArn\":\"arn:aws:codewhisperer:us-east-1:1234:profile/X\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: profileArn is not of the form arn:aws:codewhisperer:<region>:<12 digits>:profile/<id>"},
+        {"[{\"refreshToken\":\"ok-token-0\",\"profileArn\":\"arn:aws:codewhisperer:ap-south-1:123456789012:profile/X\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: profileArn names a region Kiro does not serve"},
+        {"[{\"auth\":\"ApiKey\",\"apiKey\":\"ksk_ok-token-0\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: apiRegion is required for an ApiKey account"},
+        {"[{\"auth\":\"ApiKey\",\"apiRegion\":\"us-east-1\"}]", "KIRO_AUTH_TOKEN: entry 0: apiKey is missing"},
+        {"[{\"auth\":\"ApiKey\",\"apiKey\":\"ok-token-0\",\"apiRegion\":\"us-east-1\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: apiKey must start with \"ksk_\""},
+        {"[{\"auth\":\"ApiKey\",\"apiKey\":\"ksk_ok-token-0\",\"apiRegion\":\"us-east-1\",\"profileArn\":"
+         "\"arn:aws:codewhisperer:us-east-1:123456789012:profile/X\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: profileArn is not used by an ApiKey account"},
+        {"[{\"auth\":\"ExternalIdp\",\"refreshToken\":\"ok-token-0\",\"tokenEndpoint\":\"https://login.example/t\","
+         "\"scope\":\"x offline_access\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: clientId is required for an ExternalIdp account"},
+        {"[{\"auth\":\"ExternalIdp\",\"refreshToken\":\"ok-token-0\",\"clientId\":\"c\",\"scope\":\"s\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: tokenEndpoint is required for an ExternalIdp account"},
+        {"[{\"auth\":\"ExternalIdp\",\"refreshToken\":\"ok-token-0\",\"clientId\":\"c\",\"scope\":\"s\",\"tokenEndpoint\":"
+         "\"ftp://x\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: tokenEndpoint is not an http(s) URL"},
+        {"[{\"auth\":\"ExternalIdp\",\"refreshToken\":\"ok-token-0\",\"clientId\":\"c\",\"tokenEndpoint\":\"https://l/t\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: scope is required for an ExternalIdp account"},
+        {"[{\"auth\":\"Social\",\"provider\":\"BuilderId\",\"refreshToken\":\"ok-token-0\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: provider \"BuilderId\" needs auth \"IdC\""},
+        {"[{\"auth\":\"BuilderId\",\"refreshToken\":\"ok-token-0\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: IdC account needs clientId and clientSecret"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
         k2a_account_list_t l;
@@ -140,7 +200,8 @@ static void test_config_error_message_is_one_printable_line(void **state)
     k2a_account_list_t l;
     char err[256] = "";
     assert_int_equal(parse("[{\"auth\":\"soci\\u000al\\u001b[31m\",\"refreshToken\":\"ok-token-0\"}]", &l, err), K2A_ECONFIG);
-    assert_string_equal(err, "KIRO_AUTH_TOKEN: entry 0: auth must be \"Social\" or \"IdC\", got \"soci?l?[31m\"");
+    assert_string_equal(err, "KIRO_AUTH_TOKEN: entry 0: auth must be \"Social\", \"IdC\", \"BuilderId\", \"ApiKey\" or "
+                             "\"ExternalIdp\", got \"soci?l?[31m\"");
     assert_int_equal(parse("[{\"auth\":"
                            "\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3"
                            "\xa9\xc3\xa9\xc3\xa9"
@@ -273,6 +334,11 @@ static void test_error_matrix(void **state)
         const char *detail;
     } cases[] = {
         {0, 200, "", K2A_ACT_OK, 0, "ok"},
+        /* the account's ARN/identity: its configuration, never the client's fault */
+        {0, 400, "{\"message\":\"profileArn is required for this request.\"}", K2A_ACT_CONFIG, K2A_EACCOUNT_INVALID,
+         "profileArn not accepted (400 profileArn is required for this request.)"},
+        {0, 403, "{\"message\":\"User is not authorized to make this call.\",\"reason\":null}", K2A_ACT_CONFIG,
+         K2A_EACCOUNT_INVALID, "profileArn not accepted (403 User is not authorized to make this call.)"},
         {0, 403, "{\"message\":\"The bearer token included in the request is invalid.\",\"reason\":null}", K2A_ACT_AUTH,
          K2A_EUPSTREAM_AUTH, "access token rejected (403)"},
         {0, 401, "{\"message\":\"Unauthorized\"}", K2A_ACT_AUTH, K2A_EUPSTREAM_AUTH, "access token rejected (401)"},
