@@ -57,7 +57,7 @@ void k2a_kiro_build_params_init(k2a_kiro_build_params_t *params, const k2a_model
  * Builds the Kiro body into out (reset first; out->max bounds it, K2A_ETOOBIG past it). req is not modified and
  * must outlive nothing: the body is self-contained once built. Strings of *res point into the arena, the model
  * map or req. Returns 0, or a negative K2A_E* with err filled for the client: K2A_EMODEL_UNKNOWN,
- * K2A_EEMPTY_MESSAGES, K2A_EIMAGE_INVALID, K2A_EPAYLOAD_TOOBIG (over params->norm.max_payload_bytes even after
+ * K2A_EMODEL_INVALID, K2A_EEMPTY_MESSAGES, K2A_EIMAGE_INVALID, K2A_EPAYLOAD_TOOBIG (over params->norm.max_payload_bytes even after
  * dropping every droppable history pair), K2A_ETOOBIG, K2A_ENOMEM.
  */
 int k2a_kiro_build_request(const k2a_ir_request_t *req, const k2a_kiro_build_params_t *params, k2a_arena_t *arena, k2a_buf_t *out,

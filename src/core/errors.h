@@ -69,6 +69,7 @@
     XX(UPSTREAM_EXCEPTION, "upstream: exception in the response stream")                                                           \
     XX(UPSTREAM_TRUNCATED, "upstream: response stream ended early")                                                                \
     XX(UPSTREAM_TOOL_TOOBIG, "upstream: tool input exceeds its configured limit")                                                  \
+    XX(MODEL_INVALID, "request: invalid model name")                                                                               \
     /* pool */                                                                                                                     \
     XX(NO_ACCOUNT, "pool: no usable account")                                                                                      \
     XX(ACCOUNT_INVALID, "pool: account credentials rejected")                                                                      \
@@ -78,7 +79,8 @@
     XX(UPSTREAM_AUTH, "pool: upstream rejected the access token")                                                                  \
     XX(UPSTREAM_BAD_REQUEST, "upstream: request rejected as improperly formed")                                                    \
     XX(UPSTREAM_CONTENT_LENGTH, "upstream: input exceeds the model's context")                                                     \
-    XX(UPSTREAM_SERVER, "upstream: server error")
+    XX(UPSTREAM_SERVER, "upstream: server error")                                                                                  \
+    XX(MODEL_UNAVAILABLE, "pool: no account offers the model")
 
 enum {
 #define K2A__XX(name, msg) K2A__EIDX_##name,
