@@ -55,6 +55,9 @@ static const var_t vars[] = {
      "in-flight requests per account (0 = unlimited)"},
     {"KIRO_USAGE_POLL_INTERVAL_S", T_INT, F(usage_poll_interval_s), "900", 0, 86400, NULL,
      "seconds between background getUsageLimits polls per account (0 = never)"},
+    {"KIRO_CATALOG_REFRESH_S", T_INT, F(catalog_refresh_s), "21600", 0, 604800, NULL,
+     "seconds between background ListAvailableModels fetches per account; requests go to accounts whose catalog has "
+     "the model (0 = never: every account is tried)"},
     {"KIRO_REFRESH_AHEAD_PCT", T_INT, F(refresh_ahead_pct), "80", 10, 95, NULL,
      "refresh an access token in the background after this share of its lifetime"},
     /* logging */

@@ -72,6 +72,8 @@ typedef struct st_k2a_config_t {
     int64_t max_concurrent;
     int64_t coro_stack_kb;
     char *static_dir;
+    /* accounts (continued) */
+    int64_t catalog_refresh_s;
 } k2a_config_t;
 
 /* Fills every field with its default. */

@@ -119,6 +119,13 @@ struct st_k2a_account_t {
     uv_timer_t usage_timer;   /* getUsageLimits polling */
     uv_timer_t wake_timer;    /* end of cooling / exhausted */
     bool timers_open;
+    /* model catalog (catalog_job.c) */
+    struct st_k2a_catalog_t *catalog; /* ListAvailableModels, NULL while unknown */
+    char **models_missing;            /* answered INVALID_MODEL_ID while the catalog was unknown */
+    size_t nmissing;
+    bool catalog_fetching;
+    unsigned catalog_fail_n;
+    int64_t catalog_retry_at; /* wall clock ms: no fetch before (after a failure) */
 };
 
 /* A coroutine parked on an account's in-flight refresh, or on the pool's slot queue. Lives on the waiter's stack. */
@@ -175,6 +182,9 @@ struct st_k2a_pool_t {
     bool shutting_down;
     unsigned open_handles;
     k2a_pool_stats_t stats;
+    /* model catalogs (catalog_job.c): one timer starts the due ListAvailableModels fetches, at most one per tick */
+    uv_timer_t catalog_timer;
+    bool catalog_timer_open;
 };
 
 /* wall clock, ms since the epoch */
@@ -233,5 +243,28 @@ void k2a_account_start_usage_poll(k2a_account_t *a);
 void k2a_pool_cancel_jobs(k2a_pool_t *p);
 /* Wakes every waiter of a's refresh with result. */
 void k2a_account_wake_waiters(k2a_account_t *a, int result);
+/* Starts a background ListAvailableModels fetch unless one is running (it runs k2a_catalog_job). */
+void k2a_account_start_catalog_fetch(k2a_account_t *a);
+/* In a coroutine: sends a request on the pool's upstream client with the refresh timeouts and reads the whole body (at most
+ * max bytes; an error body cut at the limit is kept). Returns 0 with *status set, or a transport error. */
+int k2a_pool_http_call(k2a_pool_t *p, const k2a_url_t *url, const char *method, const k2a_http_header_t *headers, size_t nheaders,
+                       const char *body, size_t body_len, k2a_buf_t *resp_body, size_t max, int *status);
+
+/* catalog_job.c */
+/* The fetch itself (in the job's coroutine). */
+void k2a_catalog_job(k2a_account_t *a);
+/* The pool's fetch timer: started by create (when KIRO_CATALOG_REFRESH_S > 0), closed by shutdown. */
+void k2a_catalog_start(k2a_pool_t *p);
+void k2a_catalog_stop(k2a_pool_t *p);
+/* False when the account's catalog is known and lacks the model, or the account answered INVALID_MODEL_ID for it. */
+bool k2a_account_may_serve(const k2a_account_t *a, const char *model);
+/* Kiro answered INVALID_MODEL_ID: the model is missing for this account until its next catalog fetch. */
+void k2a_account_mark_model_missing(k2a_account_t *a, const char *model);
+/* The account's maxInputTokens for the model, 0 when its catalog does not say. */
+int64_t k2a_account_model_window(const k2a_account_t *a, const char *model);
+/* State file: the catalog as a string (NULL when unknown), and back (a bad string is ignored). */
+char *k2a_account_catalog_encode(const k2a_account_t *a);
+void k2a_account_catalog_restore(k2a_account_t *a, const char *json);
+void k2a_account_catalog_free(k2a_account_t *a);
 
 #endif

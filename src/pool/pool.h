@@ -87,6 +87,7 @@ typedef struct st_k2a_pool_config_t {
     uint32_t save_debounce_ms;        /* state writes are coalesced this long after the last change; default 200 */
     uint32_t warmup_stagger_ms;       /* start-up refreshes of accounts without a valid token are this far apart; 100 */
     bool warmup;                      /* refresh accounts without a valid token at start (default true) */
+    unsigned catalog_refresh_s;       /* KIRO_CATALOG_REFRESH_S: ListAvailableModels per account; 0 = never, default 21600 */
 } k2a_pool_config_t;
 
 /* Defaults (everything but auth_token, which must be set). */
@@ -212,11 +213,13 @@ typedef struct st_k2a_lease_t {
     uint64_t acquired_at; /* uv_now, ms */
 } k2a_lease_t;
 
-/* The accounts a request has already tried (skipped by the next acquire). */
+/* The accounts a request has already tried (skipped by the next acquire), and the Kiro modelId it needs: accounts whose
+ * catalog is known and lacks it are skipped too (NULL = any account). */
 #define K2A_POOL_MAX_EXCLUDE 64
 typedef struct st_k2a_pool_exclude_t {
     uint64_t ids[K2A_POOL_MAX_EXCLUDE];
     size_t n;
+    const char *model; /* borrowed */
 } k2a_pool_exclude_t;
 
 /* In a coroutine: takes a usable account not in `exclude` (may be NULL) according to the strategy, with a valid access
@@ -236,5 +239,27 @@ void k2a_pool_release(k2a_lease_t *lease);
 int k2a_pool_refresh_lease(k2a_lease_t *lease);
 /* A unique id of the lease's account (for k2a_pool_exclude_t). */
 uint64_t k2a_lease_account_id(const k2a_lease_t *lease);
+
+/* ---- models (the accounts' ListAvailableModels catalogs, pool/catalog.h) ---- */
+
+typedef struct st_k2a_pool_model_t {
+    char id[129];       /* Kiro modelId */
+    char name[129];     /* modelName of the first catalog that has one, "" when none */
+    int64_t max_input;  /* the largest tokenLimits.maxInputTokens among the catalogs, 0 when none says */
+    int64_t max_output; /* the same for maxOutputTokens */
+} k2a_pool_model_t;
+
+/* On the pool's loop: the union of the known catalogs of the accounts in the pool, sorted by id (claude-sonnet-4 and
+ * claude-sonnet-4.0 count once), at most max entries; *known is false when no account's catalog is known yet. Returns the
+ * number of entries written. */
+size_t k2a_pool_models(k2a_pool_t *p, k2a_pool_model_t *out, size_t max, bool *known);
+/* The same from a coroutine on any worker loop (runs on the pool's loop). */
+size_t k2a_pool_models_call(k2a_pool_t *p, k2a_pool_model_t *out, size_t max, bool *known);
+/* On the pool's loop: the context window of a Kiro modelId: the largest maxInputTokens of the catalogs that list it, else
+ * the built-in figure (convert/model_map.h k2a_model_default_window). */
+int64_t k2a_pool_model_window(k2a_pool_t *p, const char *model);
+/* On the pool's loop: true when some account may serve the model (its catalog has it, or is not known yet and it has not
+ * answered INVALID_MODEL_ID for it), counting only accounts that are configured and not disabled or invalid. */
+bool k2a_pool_model_servable(k2a_pool_t *p, const char *model);
 
 #endif

@@ -18,7 +18,7 @@
 #define REFRESH_BODY_MAX (64 * 1024)
 #define USAGE_BODY_MAX (1024 * 1024)
 
-enum { JOB_REFRESH = 0, JOB_USAGE = 1 };
+enum { JOB_REFRESH = 0, JOB_USAGE = 1, JOB_CATALOG = 2 };
 
 /* ---- waiters ---- */
 
@@ -93,8 +93,10 @@ static k2a_pool_job_t *start_job(k2a_account_t *a, int kind)
     k2a_plink_insert_before(&p->jobs, &job->link);
     if (kind == JOB_REFRESH)
         a->refreshing = true;
-    else
+    else if (kind == JOB_USAGE)
         a->usage_polling = true;
+    else
+        a->catalog_fetching = true;
     /* never nest coroutines: from inside one, start the job from the loop */
     if (k2a_coro_current() != NULL)
         k2a_coro_wake(job->co, 0);
@@ -115,6 +117,12 @@ void k2a_account_start_usage_poll(k2a_account_t *a)
 {
     if (!a->usage_polling)
         start_job(a, JOB_USAGE);
+}
+
+void k2a_account_start_catalog_fetch(k2a_account_t *a)
+{
+    if (!a->catalog_fetching)
+        start_job(a, JOB_CATALOG);
 }
 
 void k2a_pool_cancel_jobs(k2a_pool_t *p)
@@ -150,6 +158,12 @@ static int http_call(k2a_pool_t *p, const k2a_url_t *url, const char *method, co
     if (r == K2A_ETOOBIG && *status != 200)
         r = 0; /* an error body cut at the limit still tells what happened */
     return r;
+}
+
+int k2a_pool_http_call(k2a_pool_t *p, const k2a_url_t *url, const char *method, const k2a_http_header_t *headers, size_t nheaders,
+                       const char *body, size_t body_len, k2a_buf_t *resp_body, size_t max, int *status)
+{
+    return http_call(p, url, method, headers, nheaders, body, body_len, resp_body, max, status);
 }
 
 static yajl_val obj_get(yajl_val obj, const char *key)
@@ -480,16 +494,20 @@ static void job_main(k2a_coro_t *co, void *arg)
     if (!k2a_coro_canceled(co)) {
         if (job->kind == JOB_REFRESH)
             refresh_job(job);
-        else
+        else if (job->kind == JOB_USAGE)
             usage_job(job);
+        else
+            k2a_catalog_job(a);
     }
     if (job->kind == JOB_REFRESH) {
         if (a->refreshing) { /* canceled before it ran */
             a->refreshing = false;
             k2a_account_wake_waiters(a, K2A_ECANCELED);
         }
-    } else {
+    } else if (job->kind == JOB_USAGE) {
         a->usage_polling = false;
+    } else {
+        a->catalog_fetching = false;
     }
     k2a_plink_unlink(&job->link);
     free(job);

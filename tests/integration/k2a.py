@@ -156,10 +156,17 @@ class Gateway(Proc):
         super().__init__([BIN] + list(args), env=e, cwd=cwd, name="kiro2api", wait_lines=lines)
 
 
+CURRENT_MODELS = ("claude-opus-4.8", "claude-opus-5")
+
+
 class Sim(Proc):
     def __init__(self, args=(), env=None):
         if "--fixtures-dir" not in args:  # [[sim:replay file=...]] reads the upstream captures
             args = ["--fixtures-dir", os.path.join(FIXTURES, "upstream")] + list(args)
+        # current Kiro modelIds the gateway maps Claude Code's names to, in case this kiro-sim does not know them yet
+        # (it then also lists them in ListAvailableModels)
+        for model in CURRENT_MODELS:
+            args = list(args) + ["--model", model]
         super().__init__([SIM, "--port", "0"] + list(args), env=env, name="kiro-sim")
 
     @property
