@@ -251,9 +251,9 @@ void k2a_catalog_job(k2a_account_t *a)
                  a->catalog->default_model != NULL ? a->catalog->default_model : "-");
         k2a_pool_mark_dirty(p, false);
     } else {
-        uint64_t interval = (uint64_t)p->cfg.catalog_refresh_s * 1000;
-        uint64_t d = k2a_pool_backoff_ms(RETRY_BASE_MS, interval > RETRY_BASE_MS ? interval : RETRY_BASE_MS, a->catalog_fail_n++,
-                                         K2A_POOL_BACKOFF_JITTER_PCT, k2a_rand_u64());
+        /* 1 min doubling up to the refresh interval (a shorter interval retries at its own pace) */
+        uint64_t interval = (uint64_t)p->cfg.catalog_refresh_s * 1000, base = interval < RETRY_BASE_MS ? interval : RETRY_BASE_MS;
+        uint64_t d = k2a_pool_backoff_ms(base, interval, a->catalog_fail_n++, K2A_POOL_BACKOFF_JITTER_PCT, k2a_rand_u64());
         a->catalog_retry_at = k2a_pool_now_ms() + (int64_t)d;
         k2a_warn("pool: %s: ListAvailableModels failed (%s); %s, next try in %llu s", a->label,
                  detail[0] ? detail : k2a_strerror(r), a->catalog != NULL ? "keeping the previous catalog" : "no catalog yet",
