@@ -221,13 +221,15 @@ static intptr_t op_acquire(void *arg)
     acquire_args_t *x = arg;
     k2a_dispatch_t *d = x->d;
     k2a_pool_t *p = d->pool;
-    if (d->tried.model != NULL && !k2a_pool_model_servable(p, d->tried.model))
-        return model_unavailable(d);
+    /* whether any account may serve the model is only asked when none was found (it walks the accounts) */
+    bool has_model = d->tried.model != NULL;
     if (d->attempts >= p->cfg.max_attempts)
-        return finish(d, K2A_ENO_ACCOUNT);
+        return has_model && !k2a_pool_model_servable(p, d->tried.model) ? model_unavailable(d) : finish(d, K2A_ENO_ACCOUNT);
     uint64_t retry_after = 0;
     int r = k2a_pool_acquire(p, &d->tried, on_skip, d, &x->out->lease, &retry_after);
     if (r != 0) {
+        if (r == K2A_ENO_ACCOUNT && has_model && !k2a_pool_model_servable(p, d->tried.model))
+            return model_unavailable(d);
         d->retry_after_ms = retry_after;
         return finish(d, r);
     }
