@@ -325,8 +325,10 @@ static bool counts(const k2a_account_t *a)
 
 bool k2a_pool_model_servable(k2a_pool_t *p, const char *model)
 {
+    /* every configured account counts, usable or not: when the accounts that may serve it are cooling, invalid or
+     * disabled, the client hears about them (503), not that the model does not exist */
     for (size_t i = 0; i < p->naccounts; ++i)
-        if (counts(p->accounts[i]) && k2a_account_may_serve(p->accounts[i], model))
+        if (!p->accounts[i]->removed && k2a_account_may_serve(p->accounts[i], model))
             return true;
     return false;
 }

@@ -258,8 +258,8 @@ size_t k2a_pool_models_call(k2a_pool_t *p, k2a_pool_model_t *out, size_t max, bo
 /* On the pool's loop: the context window of a Kiro modelId: the largest maxInputTokens of the catalogs that list it, else
  * the built-in figure (convert/model_map.h k2a_model_default_window). */
 int64_t k2a_pool_model_window(k2a_pool_t *p, const char *model);
-/* On the pool's loop: true when some account may serve the model (its catalog has it, or is not known yet and it has not
- * answered INVALID_MODEL_ID for it), counting only accounts that are configured and not disabled or invalid. */
+/* On the pool's loop: true when some configured account (usable now or not) may serve the model: its catalog has it, or
+ * is not known yet and it has not answered INVALID_MODEL_ID for it. */
 bool k2a_pool_model_servable(k2a_pool_t *p, const char *model);
 
 #endif
