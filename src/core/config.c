@@ -73,7 +73,9 @@ static const var_t vars[] = {
      "largest accepted request body (413 past it); images arrive as base64"},
     {"KIRO_MAX_PAYLOAD_BYTES", T_INT, F(max_payload_bytes), "600000", 10 * KB, 64 * MB, NULL,
      "budget for the request sent to Kiro: oldest history turns are dropped past it"},
-    {"KIRO_MODEL_MAP", T_STR, F(model_map), "", 0, 0, NULL, "JSON object of extra model-name -> Kiro modelId mappings"},
+    {"KIRO_MODEL_MAP", T_STR, F(model_map), "", 0, 0, NULL,
+     "JSON object of model-name -> Kiro modelId overrides of the naming rule (\"prefix*\" keys for families, null refuses "
+     "a name)"},
     {"KIRO_INPUT_TOKENS_FROM_CONTEXT", T_BOOL, F(input_tokens_from_context), "false", 0, 0, NULL,
      "report Kiro's contextUsage figure as final input_tokens when larger than the estimate (else the estimate everywhere)"},
     {"KIRO_PING_INTERVAL_MS", T_INT, F(ping_interval_ms), "15000", 100, 3600000, NULL,
