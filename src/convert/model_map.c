@@ -397,16 +397,17 @@ int k2a_model_normalize(k2a_str_t name, char *out, size_t outsz, bool *thinking)
         return K2A_EMODEL_INVALID;
     size_t n = name.len;
     memcpy(out, name.base, n);
+    bool claude = n >= 7 && strncasecmp(out, "claude-", 7) == 0;
+    if (claude) /* Claude names are matched in lower case, suffixes included */
+        for (size_t i = 0; i < n; ++i)
+            if (out[i] >= 'A' && out[i] <= 'Z')
+                out[i] = (char)(out[i] - 'A' + 'a');
     strip_suffixes(out, &n, thinking);
     if (n == 0 || out[n - 1] == '-')
         return K2A_EMODEL_INVALID;
     out[n] = '\0';
-    if (strncasecmp(out, "claude-", 7) == 0) {
-        for (size_t i = 0; i < n; ++i)
-            if (out[i] >= 'A' && out[i] <= 'Z')
-                out[i] = (char)(out[i] - 'A' + 'a');
+    if (claude && n > 7)
         claude_rule(out, outsz);
-    }
     return 0;
 }
 

@@ -67,21 +67,47 @@ static bool valid_id(const char *s)
     return true;
 }
 
-/* A copy of at most max bytes (cut on a UTF-8 boundary) with control characters, quotes and backslashes blanked. */
-static char *clean_text(const char *s, size_t max)
+/* Length of the well-formed UTF-8 sequence at s (shortest form, no surrogates, at most U+10FFFF), 0 when there is none. */
+static size_t utf8_len(const unsigned char *s, size_t n)
 {
-    size_t n = strlen(s);
-    if (n > max) {
-        n = max;
-        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-            --n;
+    size_t len = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 0;
+    if (len == 0 || s[0] > 0xf4 || len > n)
+        return 0;
+    uint32_t cp = s[0] & (0x7f >> len);
+    for (size_t i = 1; i < len; ++i) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
     }
-    char *out = malloc(n + 1);
+    if ((len == 2 && cp < 0x80) || (len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return len;
+}
+
+/* A copy of at most max bytes (whole UTF-8 sequences) with control characters, quotes and backslashes blanked and
+ * malformed UTF-8 replaced by '?'. */
+static char *clean_text(const char *str, size_t max)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t n = strlen(str), o = 0;
+    char *out = malloc((n < max ? n : max) + 1);
     if (out == NULL)
         return NULL;
-    for (size_t i = 0; i < n; ++i)
-        out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f || s[i] == '"' || s[i] == '\\' ? ' ' : s[i];
-    out[n] = '\0';
+    for (size_t i = 0; i < n;) {
+        size_t l = s[i] < 0x80 ? 1 : utf8_len(s + i, n - i);
+        if (o + (l != 0 ? l : 1) > max)
+            break;
+        if (l > 1) {
+            memcpy(out + o, s + i, l);
+            o += l;
+            i += l;
+            continue;
+        }
+        unsigned char c = s[i++];
+        out[o++] = l == 0 ? '?' : c < 0x20 || c == 0x7f || c == '"' || c == '\\' ? ' ' : (char)c;
+    }
+    out[o] = '\0';
     return out;
 }
 

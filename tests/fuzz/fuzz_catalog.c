@@ -31,7 +31,8 @@ static void check_catalog(const k2a_catalog_t *c)
     for (size_t i = 0; i < c->n; ++i) {
         const k2a_catalog_model_t *m = &c->models[i];
         size_t n = strlen(m->id);
-        CHECK(n >= 1 && n <= K2A_MODEL_ID_MAX && strspn(m->id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") == n,
+        CHECK(n >= 1 && n <= K2A_MODEL_ID_MAX &&
+                  strspn(m->id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") == n,
               "id %s", m->id);
         CHECK(strlen(m->name) <= K2A_CATALOG_MAX_NAME, "name length %zu", strlen(m->name));
         for (const char *p = m->name; *p; ++p)

@@ -91,8 +91,10 @@ static void test_rule_claude_code_names(void **state)
     expect(m, "claude-opus-4-6[1m]-thinking", "claude-opus-4.6", true);
     expect(m, "claude-3-7-sonnet-20250219-thinking", "claude-sonnet-3.7", true);
     expect_full(m, "claude-opus-4-8-thinking", "claude-opus-4.8", true, false, "claude-opus-4-8");
-    /* case */
+    /* case: Claude names are matched in lower case, suffixes included (fuzz finding: "-thinkiNg" survived one pass) */
     expect(m, "Claude-Opus-4-5", "claude-opus-4.5", false);
+    expect(m, "claude-opus-4-5-THINKING[1M]", "claude-opus-4.5", true);
+    expect(m, "gpt-5.6-Thinking", "gpt-5.6-Thinking", false); /* other names keep their case */
     k2a_model_map_destroy(m);
 }
 
