@@ -94,7 +94,7 @@ char *k2a_account_catalog_encode(const k2a_account_t *a)
 
 void k2a_account_catalog_restore(k2a_account_t *a, const char *json)
 {
-    if (json == NULL)
+    if (json == NULL || a->pool->cfg.catalog_refresh_s == 0) /* catalogs off: a stored one would never be renewed */
         return;
     k2a_catalog_t *c = malloc(sizeof(*c));
     if (c == NULL)

@@ -60,6 +60,10 @@ static void test_rule_claude_code_names(void **state)
     expect(m, "claude-opus-4-8", "claude-opus-4.8", false);
     expect(m, "claude-opus-4-8[1m]", "claude-opus-4.8", false);
     expect(m, "claude-opus-5", "claude-opus-5", false);
+    expect(m, "claude-opus-5-20261015", "claude-opus-5", false);
+    expect(m, "claude-opus-5-thinking", "claude-opus-5", true);
+    expect(m, "claude-opus-4-6-20260205", "claude-opus-4.6", false);
+    expect(m, "claude-opus-4-8-thinking[1m]", "claude-opus-4.8", true);
     expect(m, "claude-opus-4-1-20250805", "claude-opus-4.1", false);
     expect(m, "claude-opus-4-20250514", "claude-opus-4", false);
     /* Sonnet 4 - 4.6 and 5 */
@@ -74,9 +78,13 @@ static void test_rule_claude_code_names(void **state)
     expect(m, "claude-sonnet-4-6[1m]", "claude-sonnet-4.6", false);
     expect(m, "claude-sonnet-5", "claude-sonnet-5", false);
     expect(m, "claude-sonnet-5[1m]", "claude-sonnet-5", false);
+    expect(m, "claude-sonnet-5-20260901", "claude-sonnet-5", false);
+    expect(m, "claude-sonnet-4-6-20260217", "claude-sonnet-4.6", false);
+    expect(m, "claude-sonnet-4-6-thinking", "claude-sonnet-4.6", true);
     /* Haiku 4.5 */
     expect(m, "claude-haiku-4-5", "claude-haiku-4.5", false);
     expect(m, "claude-haiku-4-5-20251001", "claude-haiku-4.5", false);
+    expect(m, "claude-haiku-4-5-20251001-thinking", "claude-haiku-4.5", true);
     /* the Claude 3 order */
     expect(m, "claude-3-7-sonnet-20250219", "claude-sonnet-3.7", false);
     expect(m, "claude-3-7-sonnet-latest", "claude-3-7-sonnet-latest", false); /* no form matches: unchanged */
