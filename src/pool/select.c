@@ -7,8 +7,7 @@
  *  - for balanced, buckets indexed by in-flight count, each least-recently-used first, and the lowest
  *    non-empty bucket: picking and releasing move one account between neighbouring buckets in O(1).
  * A pick therefore costs O(1 + accounts skipped because the request already tried them, their model catalog lacks
- * the requested model, or they are at their
- * concurrency cap), independent of the pool size.
+ * the requested model, or they are at their concurrency cap), independent of the pool size.
  */
 #include <stdlib.h>
 #include "core/errors.h"

@@ -200,7 +200,11 @@ static void test_config_strategy(void **state)
     assert_int_equal(pc.max_attempts, 3);
     assert_int_equal(pc.refresh_ahead_pct, 80);
     assert_int_equal(pc.usage_poll_interval_s, 900);
+    assert_int_equal(pc.catalog_refresh_s, 21600);
     assert_string_equal(pc.state_file, "./data/kiro2api-state.json");
+    c.catalog_refresh_s = 0;
+    assert_int_equal(k2a_pool_config_from(&pc, &c, err, sizeof(err)), 0);
+    assert_int_equal(pc.catalog_refresh_s, 0);
     k2a_config_dispose(&c);
 }
 
