@@ -6,11 +6,13 @@
  * (+ profileArn when the account has a real one, + nextToken) with the REST headers of getUsageLimits,
  * following nextToken until it is missing or blank; a repeated token or more than K2A_CATALOG_MAX_PAGES
  * pages is an error. A failed fetch keeps the previous catalog. Selection asks k2a_account_may_serve; a
- * Kiro INVALID_MODEL_ID answer removes the model from the account's catalog until the next fetch.
+ * Kiro INVALID_MODEL_ID answer removes the model from the account's catalog until the next fetch. /api/tokens shows
+ * each account's catalog size, default model and fetch time.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "convert/model_map.h"
 #include "core/errors.h"
 #include "core/log.h"
@@ -106,6 +108,28 @@ void k2a_account_catalog_restore(k2a_account_t *a, const char *json)
     }
     k2a_account_catalog_free(a);
     a->catalog = c;
+}
+
+void k2a_account_render_catalog(const k2a_account_t *a, k2a_buf_t *out)
+{
+    if (a->catalog == NULL) {
+        k2a_buf_appendstr(out, ",\"models\":null");
+        return;
+    }
+    char at[32] = "";
+    time_t t = (time_t)(a->catalog->fetched_at / 1000);
+    struct tm tm;
+    if (a->catalog->fetched_at > 0 && gmtime_r(&t, &tm) != NULL)
+        strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    k2a_buf_appendf(out, ",\"models\":%zu,\"models_fetched_at\":%s%s%s,\"models_default\":", a->catalog->n, at[0] ? "\"" : "",
+                    at[0] ? at : "null", at[0] ? "\"" : "");
+    if (a->catalog->default_model == NULL) {
+        k2a_buf_appendstr(out, "null");
+    } else {
+        k2a_buf_appendstr(out, "\"");
+        k2a_buf_append_json_escaped(out, a->catalog->default_model, strlen(a->catalog->default_model));
+        k2a_buf_appendstr(out, "\"");
+    }
 }
 
 /* ---- the fetch ---- */

@@ -266,5 +266,7 @@ int64_t k2a_account_model_window(const k2a_account_t *a, const char *model);
 char *k2a_account_catalog_encode(const k2a_account_t *a);
 void k2a_account_catalog_restore(k2a_account_t *a, const char *json);
 void k2a_account_catalog_free(k2a_account_t *a);
+/* /api/tokens: ,"models":<count, null while unknown>,"models_default":..,"models_fetched_at":<ms> */
+void k2a_account_render_catalog(const k2a_account_t *a, k2a_buf_t *out);
 
 #endif

@@ -219,6 +219,10 @@ class Models(unittest.TestCase):
             self.assertNotIn("nextToken", a_calls[0])
             self.assertEqual(a_calls[1]["nextToken"], "page-2")
             self.assertEqual(len([q for acct, q in listings if acct == ACCOUNT_B]), 1)
+            t = json.loads(request(gw.port, "GET", "/api/tokens", key=CLIENT_KEY)[2])["tokens"]
+            self.assertEqual([(a["models"], a["models_default"]) for a in t],
+                             [(2, "claude-sonnet-4.5"), (2, "claude-sonnet-4.5")])
+            self.assertTrue(all(a["models_fetched_at"].endswith("Z") for a in t))
 
             # 2. routing: opus 4.8 only on A (B, first in sequential order, is not tried)
             before_b, before_a = self.stub.count("gen", ACCOUNT_B), self.stub.count("gen", ACCOUNT_A)
