@@ -584,6 +584,11 @@ int k2a_kiro_build_request(const k2a_ir_request_t *req, const k2a_kiro_build_par
     int r;
     if ((r = k2a_model_map_resolve(params->model_map, req->model, &model, err)) != 0)
         return r;
+    /* the resolution may hold the id in its own buffer: the result outlives it */
+    char *model_id = k2a_arena_strndup(arena, model.kiro_model_id.base, model.kiro_model_id.len);
+    if (model_id == NULL)
+        return k2a_convert_error_set(err, K2A_ENOMEM, "request too large for the conversion memory limit");
+    model.kiro_model_id = k2a_str(model_id, model.kiro_model_id.len);
     k2a_kiro_conv_t conv;
     if ((r = k2a_normalize_for_kiro(req, &params->norm, model.thinking_forced, arena, &conv, err)) != 0)
         return r;

@@ -60,9 +60,9 @@ void k2a_kiro_build_params_init(k2a_kiro_build_params_t *params, const k2a_model
  * map or req. A body over params->norm.max_payload_bytes (0 = no budget) loses its oldest history pairs until it fits,
  * whatever the size of the history, so out->max needs only to be a little over the budget (the encoder may ask for 16
  * bytes beyond what it writes; the exchange leaves 256 for the profileArn). Returns 0, or a
- * negative K2A_E* with err filled for the client: K2A_EMODEL_UNKNOWN, K2A_EEMPTY_MESSAGES, K2A_EIMAGE_INVALID,
- * K2A_EPAYLOAD_TOOBIG (over the budget even after dropping every droppable history pair; the message starts
- * "prompt is too long: <bytes> bytes > <budget> maximum", the wording clients compact on), K2A_ETOOBIG, K2A_ENOMEM.
+ * negative K2A_E* with err filled for the client: K2A_EMODEL_UNKNOWN, K2A_EMODEL_INVALID, K2A_EEMPTY_MESSAGES,
+ * K2A_EIMAGE_INVALID, K2A_EPAYLOAD_TOOBIG (over the budget even after dropping every droppable history pair; the message
+ * starts "prompt is too long: <bytes> bytes > <budget> maximum", the wording clients compact on), K2A_ETOOBIG, K2A_ENOMEM.
  */
 int k2a_kiro_build_request(const k2a_ir_request_t *req, const k2a_kiro_build_params_t *params, k2a_arena_t *arena, k2a_buf_t *out,
                            k2a_kiro_build_result_t *res, k2a_convert_error_t *err);

@@ -61,8 +61,8 @@ typedef struct st_k2a_kiro_resp_config_t {
      * usage reports it instead of the estimate when it is larger: Kiro adds a hidden system prompt, so the estimate runs
      * low, and a higher number makes Claude Code compact earlier rather than hit CONTENT_LENGTH_EXCEEDS. */
     bool reconcile_input;
-    /* Context window used to turn contextUsagePercentage into tokens: 0 means 200 000; the caller passes 1 000 000 for
-     * the models it flags as 1M-context. */
+    /* Context window used to turn contextUsagePercentage into tokens: 0 means 200 000; the exchange passes the model's
+     * (its catalog's maxInputTokens on the account, else convert/model_map.h k2a_model_default_window). */
     int64_t context_window;
     /* Maximum bytes of input JSON per tool block; 0 means K2A_KIRO_RESP_DEFAULT_MAX_TOOL_INPUT. Past it: ERROR
      * K2A_EUPSTREAM_TOOL_TOOBIG. */

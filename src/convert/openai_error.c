@@ -67,6 +67,8 @@ static const k2a_openai_error_info_t table[K2A__EIDX_MAX] = {
     BAD(JSON_DEPTH, "invalid_json"),
     BAD(MISSING_FIELD, "missing_required_parameter"),
     ROW(MODEL_UNKNOWN, 404, "invalid_request_error", "model_not_found"),
+    BAD(MODEL_INVALID, "invalid_value"),
+    ROW(MODEL_UNAVAILABLE, 400, "invalid_request_error", "model_not_found"),
     BAD(IMAGE_INVALID, "invalid_image"),
     BAD(IMAGE_URL, "invalid_image_url"),
     BAD(PAYLOAD_TOOBIG, "context_length_exceeded"),

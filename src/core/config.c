@@ -55,6 +55,9 @@ static const var_t vars[] = {
      "in-flight requests per account (0 = unlimited)"},
     {"KIRO_USAGE_POLL_INTERVAL_S", T_INT, F(usage_poll_interval_s), "900", 0, 86400, NULL,
      "seconds between background getUsageLimits polls per account (0 = never)"},
+    {"KIRO_CATALOG_REFRESH_S", T_INT, F(catalog_refresh_s), "21600", 0, 604800, NULL,
+     "seconds between background ListAvailableModels fetches per account; requests go to accounts whose catalog has "
+     "the model (0 = never: every account is tried)"},
     {"KIRO_REFRESH_AHEAD_PCT", T_INT, F(refresh_ahead_pct), "80", 10, 95, NULL,
      "refresh an access token in the background after this share of its lifetime"},
     /* logging */
@@ -70,7 +73,9 @@ static const var_t vars[] = {
      "largest accepted request body (413 past it); images arrive as base64"},
     {"KIRO_MAX_PAYLOAD_BYTES", T_INT, F(max_payload_bytes), "600000", 10 * KB, 64 * MB, NULL,
      "budget for the request sent to Kiro: oldest history turns are dropped past it"},
-    {"KIRO_MODEL_MAP", T_STR, F(model_map), "", 0, 0, NULL, "JSON object of extra model-name -> Kiro modelId mappings"},
+    {"KIRO_MODEL_MAP", T_STR, F(model_map), "", 0, 0, NULL,
+     "JSON object of model-name -> Kiro modelId overrides of the naming rule (\"prefix*\" keys for families, null refuses "
+     "a name)"},
     {"KIRO_INPUT_TOKENS_FROM_CONTEXT", T_BOOL, F(input_tokens_from_context), "false", 0, 0, NULL,
      "report Kiro's contextUsage figure as final input_tokens when larger than the estimate (else the estimate everywhere)"},
     {"KIRO_PING_INTERVAL_MS", T_INT, F(ping_interval_ms), "15000", 100, 3600000, NULL,

@@ -75,6 +75,8 @@ typedef struct st_k2a_config_t {
     int64_t coro_stack_kb;
     char *static_dir;
     char *api_fallback_base; /* KIRO_API_FALLBACK_BASE: "" = no same-account fallback host */
+    /* accounts (continued) */
+    int64_t catalog_refresh_s;
 } k2a_config_t;
 
 /* Fills every field with its default. */

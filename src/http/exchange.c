@@ -15,6 +15,7 @@
 #include "convert/anthropic_resp.h"
 #include "convert/kiro_req.h"
 #include "convert/kiro_resp.h"
+#include "convert/model_map.h"
 #include "convert/openai_error.h"
 #include "convert/openai_req.h"
 #include "convert/openai_resp.h"
@@ -361,6 +362,10 @@ static void start_parser(exchange_t *x)
     cfg.thinking = x->built.thinking;
     cfg.thinking_omitted = x->ir.thinking.display_omitted;
     cfg.input_tokens = x->input_tokens;
+    /* the model's window: its catalog entry on this attempt's account, else the built-in figure (1M for the 4.6+ models) */
+    cfg.context_window = x->dispatch.model_window > 0
+                             ? x->dispatch.model_window
+                             : k2a_model_default_window(x->built.kiro_model_id.base, x->built.kiro_model_id.len);
     cfg.map_tool_name = map_tool_name;
     cfg.map_tool_name_ctx = x;
     cfg.request_id = x->call->request_id;
@@ -547,6 +552,7 @@ static void run(k2a_call_t *call, const dialect_t *dialect)
     k2a_dispatch_init(d, s->pool, call->request_id, x->ir.stream);
     k2a_dispatch_use_upstream(d, s->upstream);
     k2a_dispatch_set_body_prefix(d, x->body.base, x->body.len - 1);
+    k2a_dispatch_set_model(d, x->built.kiro_model_id.base); /* NUL-terminated in the call's arena */
     start_writer(x);
     start_ping(x);
     for (;;) {

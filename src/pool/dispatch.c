@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include "convert/model_map.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/coro.h"
@@ -25,6 +26,8 @@ void k2a_dispatch_init(k2a_dispatch_t *d, k2a_pool_t *pool, const char *request_
 {
     memset(d, 0, offsetof(k2a_dispatch_t, tried));
     d->tried.n = 0;
+    d->tried.model = NULL;
+    d->model_window = 0;
     d->pool = pool;
     d->up = pool->up;
     d->request_id = request_id;
@@ -232,20 +235,61 @@ typedef struct st_acquire_args_t {
     k2a_dispatch_attempt_t *out;
 } acquire_args_t;
 
+/* No account may serve the requested model: the client's 400, naming the model and the available ones. */
+static int model_unavailable(k2a_dispatch_t *d)
+{
+    enum { MAX_LISTED = 128 };
+    k2a_pool_model_t *models = malloc(MAX_LISTED * sizeof(*models));
+    bool known = false;
+    size_t n = models != NULL ? k2a_pool_models(d->pool, models, MAX_LISTED, &known) : 0;
+    char *m = text(d)->message;
+    size_t size = sizeof(d->text->message), len;
+    snprintf(m, size, "model \"%.128s\" is not available on any configured Kiro account; available models: ", d->tried.model);
+    for (size_t i = 0; i < n; ++i) {
+        len = strlen(m);
+        if (len + strlen(models[i].id) + 8 >= size) {
+            snprintf(m + len, size - len, ", ...");
+            break;
+        }
+        snprintf(m + len, size - len, "%s%s", i ? ", " : "", models[i].id);
+    }
+    if (n == 0 && known) {
+        snprintf(m + strlen(m), size - strlen(m), "none");
+    } else if (n == 0) {
+        /* no catalog yet (the first fetch runs after the first refresh): Kiro's current IDs as the doc lists them */
+        len = strlen(m);
+        snprintf(m + len, size - len, "not known yet (no account's catalog has arrived); Kiro's current models: ");
+        for (size_t i = 0; k2a_model_builtin_ids[i] != NULL; ++i) {
+            len = strlen(m);
+            if (len + strlen(k2a_model_builtin_ids[i]) + 8 >= size)
+                break;
+            snprintf(m + len, size - len, "%s%s", i ? ", " : "", k2a_model_builtin_ids[i]);
+        }
+    }
+    free(models);
+    d->err = K2A_EMODEL_UNAVAILABLE;
+    return d->err;
+}
+
 static intptr_t op_acquire(void *arg)
 {
     acquire_args_t *x = arg;
     k2a_dispatch_t *d = x->d;
     k2a_pool_t *p = d->pool;
+    /* whether any account may serve the model is only asked when none was found (it walks the accounts) */
+    bool has_model = d->tried.model != NULL;
     if (d->attempts >= p->cfg.max_attempts)
-        return finish(d, K2A_ENO_ACCOUNT);
+        return has_model && !k2a_pool_model_servable(p, d->tried.model) ? model_unavailable(d) : finish(d, K2A_ENO_ACCOUNT);
     uint64_t retry_after = 0;
     int r = k2a_pool_acquire(p, &d->tried, on_skip, d, &x->out->lease, &retry_after);
     if (r != 0) {
+        if (r == K2A_ENO_ACCOUNT && has_model && !k2a_pool_model_servable(p, d->tried.model))
+            return model_unavailable(d);
         d->retry_after_ms = retry_after;
         return finish(d, r);
     }
     k2a_account_t *a = x->out->lease.account;
+    d->model_window = d->tried.model != NULL ? k2a_account_model_window(a, d->tried.model) : 0;
     if (d->tried.n < K2A_POOL_MAX_EXCLUDE)
         d->tried.ids[d->tried.n++] = a->id;
     if (++d->attempts > 1)
@@ -273,6 +317,17 @@ static intptr_t op_verdict(void *arg)
     k2a_verdict_t *v = x->v;
     k2a_account_t *a = out->lease.account;
     k2a_account_apply_verdict(a, v, out->lease.token_gen);
+    if (v->action == K2A_ACT_MODEL) {
+        /* this account may not use the model: another one may (a request without a model has nowhere else to go) */
+        k2a_account_mark_model_missing(a, d->tried.model);
+        k2a_pool_release(&out->lease);
+        if (d->tried.model == NULL) {
+            d->err = v->err;
+            snprintf(text(d)->message, sizeof(text(d)->message), "%s", v->detail);
+            return v->err;
+        }
+        return NEXT_ACCOUNT;
+    }
     if (v->action == K2A_ACT_CLIENT || v->action == K2A_ACT_LOCAL) {
         /* the same request would fail on every account */
         k2a_pool_release(&out->lease);
@@ -579,6 +634,7 @@ int k2a_dispatch_http_status(const k2a_dispatch_t *d)
         return 200;
     case K2A_EUPSTREAM_BAD_REQUEST:
     case K2A_EUPSTREAM_CONTENT_LENGTH:
+    case K2A_EMODEL_UNAVAILABLE:
         return 400;
     case K2A_EHTTP_STATUS:
         return d->upstream_status >= 400 && d->upstream_status < 500 ? d->upstream_status : 502;

@@ -86,6 +86,9 @@ typedef struct st_k2a_dispatch_t {
     k2a_dispatch_text_t *text;
     /* The larger members come last: k2a_dispatch_init zeroes only what precedes them; tried is counted (tried.n). */
     k2a_pool_exclude_t tried;
+    /* The context window of the requested model on the current attempt's account (its catalog's maxInputTokens), 0 when
+     * its catalog does not say (k2a_dispatch_set_model). */
+    int64_t model_window;
 } k2a_dispatch_t;
 
 /* The client-facing summary naming the cause of every attempt ("" when nothing failed). */
@@ -115,6 +118,14 @@ static inline void k2a_dispatch_use_upstream(k2a_dispatch_t *d, struct st_k2a_up
  * A caller whose body is the same for every account but its end (the profileArn) passes the common part here and writes
  * only the end in the callback, so that the body is not copied per attempt. */
 void k2a_dispatch_set_body_prefix(k2a_dispatch_t *d, const char *prefix, size_t len);
+/* Optional: the Kiro modelId of the request (borrowed, valid until the last k2a_dispatch_next). Accounts whose catalog is
+ * known and lacks it are not tried; an account answering INVALID_MODEL_ID loses it from its catalog and the request fails
+ * over; when no account may serve it, k2a_dispatch_next fails with K2A_EMODEL_UNAVAILABLE and a message naming the model
+ * and the available ones. */
+static inline void k2a_dispatch_set_model(k2a_dispatch_t *d, const char *model)
+{
+    d->tried.model = model;
+}
 
 /* In a coroutine: see the file comment. Returns 0 with out filled (an open 200 response and its lease), or a negative K2A_E*
  * with d->err, d->message and the upstream fields set. K2A_ECANCELED when the coroutine was canceled (no account is
@@ -137,8 +148,8 @@ void k2a_dispatch_attempt_done(k2a_dispatch_t *d, k2a_dispatch_attempt_t *a, int
 /* Releases whatever is still held (an attempt the handler did not finish counts as failed after commit). */
 void k2a_dispatch_dispose(k2a_dispatch_t *d);
 
-/* A suggested client status for d->err (the HTTP layer decides): 400 for BAD_REQUEST/CONTENT_LENGTH, the upstream status
- * for other 4xx, 429 for THROTTLED and EXHAUSTED, 503 for NO_ACCOUNT / BUSY / account problems, 504 for timeouts, 502 for
+/* A suggested client status for d->err (the HTTP layer decides): 400 for BAD_REQUEST/CONTENT_LENGTH/MODEL_UNAVAILABLE, the upstream
+ * status for other 4xx, 429 for THROTTLED and EXHAUSTED, 503 for NO_ACCOUNT / BUSY / account problems, 504 for timeouts, 502 for
  * other upstream failures. */
 int k2a_dispatch_http_status(const k2a_dispatch_t *d);
 

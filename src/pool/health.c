@@ -19,7 +19,7 @@
 const char *k2a_pool_action_name(k2a_pool_action_t a)
 {
     static const char *const names[] = {"ok",        "client", "auth",    "forbidden", "quota", "throttle",
-                                        "transient", "local",  "invalid", "canceled",  "config"};
+                                        "transient", "local",  "invalid", "canceled",  "config", "model"};
     return (unsigned)a < sizeof(names) / sizeof(names[0]) ? names[a] : "unknown";
 }
 
@@ -167,6 +167,8 @@ void k2a_pool_classify(int transport_err, int status, const char *body, size_t l
     } else if (status == 403) {
         const char *why = out->reason[0] ? out->reason : out->message[0] ? out->message : "forbidden";
         set(out, K2A_ACT_FORBIDDEN, K2A_EACCOUNT_INVALID, "account forbidden (403 %.150s)", why);
+    } else if (status == 400 && strcmp(out->reason, "INVALID_MODEL_ID") == 0) {
+        set(out, K2A_ACT_MODEL, K2A_EMODEL_UNAVAILABLE, "model not available to this account (INVALID_MODEL_ID)");
     } else if (status == 400 &&
                (strcmp(out->reason, "CONTENT_LENGTH_EXCEEDS_THRESHOLD") == 0 || contains(body, len, "CONTENT_LENGTH_EXCEEDS"))) {
         set(out, K2A_ACT_CLIENT, K2A_EUPSTREAM_CONTENT_LENGTH, "input too long (CONTENT_LENGTH_EXCEEDS_THRESHOLD)");

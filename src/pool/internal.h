@@ -125,6 +125,13 @@ struct st_k2a_account_t {
     uint8_t lap_state;    /* K2A_LAP_*: ListAvailableProfiles for IdC/external_idp accounts without an ARN */
     int64_t lap_retry_at; /* wall clock ms: a failed ListAvailableProfiles is tried again at a refresh after this */
     bool resolving;       /* the refresh job is asking ListAvailableProfiles: requests wait for the ARN with the token */
+    /* model catalog (catalog_job.c) */
+    struct st_k2a_catalog_t *catalog; /* ListAvailableModels, NULL while unknown */
+    char **models_missing;            /* answered INVALID_MODEL_ID while the catalog was unknown */
+    size_t nmissing;
+    bool catalog_fetching;
+    unsigned catalog_fail_n;
+    int64_t catalog_retry_at; /* wall clock ms: no fetch before (after a failure) */
 };
 
 enum { K2A_ARN_SRC_NONE = 0, K2A_ARN_SRC_REFRESH, K2A_ARN_SRC_PROFILES, K2A_ARN_SRC_STATE };
@@ -205,6 +212,9 @@ struct st_k2a_pool_t {
     /* per-region endpoints, indexed as k2a_regions (endpoints.c) */
     k2a_region_urls_t region_urls[K2A_NREGIONS];
     char *api_fallback_base; /* owned copy of cfg.api_fallback_base ("" = off) */
+    /* model catalogs (catalog_job.c): one timer starts the due ListAvailableModels fetches, at most one per tick */
+    uv_timer_t catalog_timer;
+    bool catalog_timer_open;
 };
 
 /* wall clock, ms since the epoch */
@@ -298,5 +308,26 @@ bool k2a_account_wants_profiles(const k2a_account_t *a, int64_t now);
 /* In a coroutine (the refresh job): asks ListAvailableProfiles for the account's ARN, its region first, then the other;
  * adopts the first non-blank ARN (persisted), or records that there is none. */
 void k2a_account_resolve_profile(k2a_account_t *a);
+/* Starts a background ListAvailableModels fetch unless one is running (it runs k2a_catalog_job). */
+void k2a_account_start_catalog_fetch(k2a_account_t *a);
+
+/* catalog_job.c */
+/* The fetch itself (in the job's coroutine). */
+void k2a_catalog_job(k2a_account_t *a);
+/* The pool's fetch timer: started by create (when KIRO_CATALOG_REFRESH_S > 0), closed by shutdown. */
+void k2a_catalog_start(k2a_pool_t *p);
+void k2a_catalog_stop(k2a_pool_t *p);
+/* False when the account's catalog is known and lacks the model, or the account answered INVALID_MODEL_ID for it. */
+bool k2a_account_may_serve(const k2a_account_t *a, const char *model);
+/* Kiro answered INVALID_MODEL_ID: the model is missing for this account until its next catalog fetch. */
+void k2a_account_mark_model_missing(k2a_account_t *a, const char *model);
+/* The account's maxInputTokens for the model, 0 when its catalog does not say. */
+int64_t k2a_account_model_window(const k2a_account_t *a, const char *model);
+/* State file: the catalog as a string (NULL when unknown), and back (a bad string is ignored). */
+char *k2a_account_catalog_encode(const k2a_account_t *a);
+void k2a_account_catalog_restore(k2a_account_t *a, const char *json);
+void k2a_account_catalog_free(k2a_account_t *a);
+/* /api/tokens: ,"models":<count, null while unknown>,"models_default":..,"models_fetched_at":<ms> */
+void k2a_account_render_catalog(const k2a_account_t *a, k2a_buf_t *out);
 
 #endif

@@ -75,6 +75,7 @@ static void account_free(k2a_account_t *a)
     free(a->refresh_token);
     free(a->access_token);
     free(a->profile_arn);
+    k2a_account_catalog_free(a);
     free(a);
 }
 
@@ -230,6 +231,7 @@ static void apply_record(k2a_account_t *a, const k2a_account_snapshot_t *s, int6
     a->in_tokens = s->in_tokens;
     a->out_tokens = s->out_tokens;
     a->last_used = s->last_used_ms;
+    k2a_account_catalog_restore(a, s->catalog);
 }
 
 /* Arms an account's timers after creation, a load or a reload. refresh_slot staggers the start-up refreshes (accounts without
@@ -309,6 +311,7 @@ static void free_record(k2a_account_snapshot_t *s)
     free(s->access_token);
     free(s->profile_arn);
     free(s->reason);
+    free(s->catalog);
 }
 
 static void add_orphan(k2a_pool_t *p, const k2a_account_t *a)
@@ -412,6 +415,7 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
     uv_timer_init(loop, &p->save_timer);
     p->save_timer.data = p;
     ++p->open_handles;
+    k2a_catalog_start(p);
     /* the loop's clock was cached when the loop started and start-up work may have taken a while since: without this the
      * first start-up refreshes are already due and fire together instead of warmup_stagger_ms apart */
     uv_update_time(loop);
@@ -586,6 +590,7 @@ void k2a_pool_shutdown(k2a_pool_t *p)
     if (p->dirty && !p->saving)
         k2a_pool_start_save(p);
     uv_close((uv_handle_t *)&p->save_timer, on_save_timer_closed);
+    k2a_catalog_stop(p);
 }
 
 bool k2a_pool_closed(k2a_pool_t *p)

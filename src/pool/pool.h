@@ -115,6 +115,7 @@ typedef struct st_k2a_pool_config_t {
     uint32_t warmup_stagger_ms;       /* start-up refreshes of accounts without a valid token are this far apart; 100 */
     bool warmup;                      /* refresh accounts without a valid token at start (default true) */
     const char *api_fallback_base;    /* KIRO_API_FALLBACK_BASE: NULL or "" = no same-account fallback host */
+    unsigned catalog_refresh_s;       /* KIRO_CATALOG_REFRESH_S: ListAvailableModels per account; 0 = never, default 21600 */
 } k2a_pool_config_t;
 
 /* Defaults (everything but auth_token, which must be set). */
@@ -245,11 +246,13 @@ typedef struct st_k2a_lease_t {
     const struct st_k2a_url_t *fallback_url; /* generateAssistantResponse on KIRO_API_FALLBACK_BASE, NULL when off */
 } k2a_lease_t;
 
-/* The accounts a request has already tried (skipped by the next acquire). */
+/* The accounts a request has already tried (skipped by the next acquire), and the Kiro modelId it needs: accounts whose
+ * catalog is known and lacks it are skipped too (NULL = any account). */
 #define K2A_POOL_MAX_EXCLUDE 64
 typedef struct st_k2a_pool_exclude_t {
     uint64_t ids[K2A_POOL_MAX_EXCLUDE];
     size_t n;
+    const char *model; /* borrowed */
 } k2a_pool_exclude_t;
 
 /* In a coroutine: takes a usable account not in `exclude` (may be NULL) according to the strategy, with a valid access
@@ -282,5 +285,26 @@ const struct st_k2a_url_t *k2a_pool_api_url(k2a_pool_t *p, const char *region, c
 /* The ARN a REST call (getUsageLimits, ListAvailableModels) of the lease's account carries, or NULL: never the Builder ID
  * placeholder, which REST answers with 403. */
 const char *k2a_lease_rest_arn(const k2a_lease_t *lease);
+/* ---- models (the accounts' ListAvailableModels catalogs, pool/catalog.h) ---- */
+
+typedef struct st_k2a_pool_model_t {
+    char id[129];       /* Kiro modelId */
+    char name[129];     /* modelName of the first catalog that has one, "" when none */
+    int64_t max_input;  /* the largest tokenLimits.maxInputTokens among the catalogs, 0 when none says */
+    int64_t max_output; /* the same for maxOutputTokens */
+} k2a_pool_model_t;
+
+/* On the pool's loop: the union of the known catalogs of the accounts in the pool, sorted by id (claude-sonnet-4 and
+ * claude-sonnet-4.0 count once), at most max entries; *known is false when no account's catalog is known yet. Returns the
+ * number of entries written. */
+size_t k2a_pool_models(k2a_pool_t *p, k2a_pool_model_t *out, size_t max, bool *known);
+/* The same from a coroutine on any worker loop (runs on the pool's loop). */
+size_t k2a_pool_models_call(k2a_pool_t *p, k2a_pool_model_t *out, size_t max, bool *known);
+/* On the pool's loop: the context window of a Kiro modelId: the largest maxInputTokens of the catalogs that list it, else
+ * the built-in figure (convert/model_map.h k2a_model_default_window). */
+int64_t k2a_pool_model_window(k2a_pool_t *p, const char *model);
+/* On the pool's loop: true when some configured account (usable now or not) may serve the model: its catalog has it, or
+ * is not known yet and it has not answered INVALID_MODEL_ID for it. */
+bool k2a_pool_model_servable(k2a_pool_t *p, const char *model);
 
 #endif

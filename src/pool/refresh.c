@@ -19,7 +19,7 @@
 #define REFRESH_BODY_MAX (64 * 1024)
 #define USAGE_BODY_MAX (1024 * 1024)
 
-enum { JOB_REFRESH = 0, JOB_USAGE = 1 };
+enum { JOB_REFRESH = 0, JOB_USAGE = 1, JOB_CATALOG = 2 };
 
 /* ---- waiters ---- */
 
@@ -94,8 +94,10 @@ static k2a_pool_job_t *start_job(k2a_account_t *a, int kind)
     k2a_plink_insert_before(&p->jobs, &job->link);
     if (kind == JOB_REFRESH)
         a->refreshing = true;
-    else
+    else if (kind == JOB_USAGE)
         a->usage_polling = true;
+    else
+        a->catalog_fetching = true;
     /* never nest coroutines: from inside one, start the job from the loop */
     if (k2a_coro_current() != NULL)
         k2a_coro_wake(job->co, 0);
@@ -116,6 +118,12 @@ void k2a_account_start_usage_poll(k2a_account_t *a)
 {
     if (!a->usage_polling)
         start_job(a, JOB_USAGE);
+}
+
+void k2a_account_start_catalog_fetch(k2a_account_t *a)
+{
+    if (!a->catalog_fetching)
+        start_job(a, JOB_CATALOG);
 }
 
 void k2a_pool_cancel_jobs(k2a_pool_t *p)
@@ -581,16 +589,20 @@ static void job_main(k2a_coro_t *co, void *arg)
     if (!k2a_coro_canceled(co)) {
         if (job->kind == JOB_REFRESH)
             refresh_job(job);
-        else
+        else if (job->kind == JOB_USAGE)
             usage_job(job);
+        else
+            k2a_catalog_job(a);
     }
     if (job->kind == JOB_REFRESH) {
         if (a->refreshing) { /* canceled before it ran */
             a->refreshing = false;
             k2a_account_wake_waiters(a, K2A_ECANCELED);
         }
-    } else {
+    } else if (job->kind == JOB_USAGE) {
         a->usage_polling = false;
+    } else {
+        a->catalog_fetching = false;
     }
     k2a_plink_unlink(&job->link);
     free(job);

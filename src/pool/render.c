@@ -145,6 +145,7 @@ int k2a_pool_render_tokens_json(k2a_pool_t *p, k2a_buf_t *out)
         put_str(out, "last_error", a->last_error);
         put_time(out, "last_error_at", a->last_error_at);
         put_time(out, "last_used", a->last_used);
+        k2a_account_render_catalog(a, out);
         k2a_buf_appendstr(out, "}");
     }
     k2a_buf_appendf(out,

@@ -119,6 +119,7 @@ void k2a_account_apply_verdict(k2a_account_t *a, const k2a_verdict_t *v, uint64_
     case K2A_ACT_CANCELED:
         return;
     case K2A_ACT_CLIENT:
+    case K2A_ACT_MODEL:
         k2a_account_note_error(a, K2A_ERRC_CLIENT, v->detail);
         return;
     case K2A_ACT_LOCAL:

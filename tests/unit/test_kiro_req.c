@@ -314,7 +314,7 @@ static void test_build_result(void **state)
          "{\"model\":\"claude-opus-4-8-thinking\",\"tools\":[{\"name\":\"mcp__this_tool_name_is_definitely_longer_than_sixty_four_"
          "bytes_in_total\"}],\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
     assert_int_equal(build(f), 0);
-    assert_str(f->res.kiro_model_id, "CLAUDE_SONNET_4_5_20250929_V1_0");
+    assert_str(f->res.kiro_model_id, "claude-opus-4.8");
     assert_str(f->res.public_model, "claude-opus-4-8");
     assert_true(f->res.thinking);
     assert_int_equal(f->res.tool_names.n, 1);
@@ -323,9 +323,9 @@ static void test_build_result(void **state)
     assert_int_equal(f->res.payload_bytes, f->out.len);
     assert_str(f->res.conversation_id, "bf9df79a-b65c-3cb1-a786-35653dcc7564");
 
-    load(f, "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
-    assert_int_equal(build(f), K2A_EMODEL_UNKNOWN);
-    assert_non_null(strstr(f->err.message, "model \"gpt-4o\" is not available"));
+    load(f, "{\"model\":\"gpt 4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+    assert_int_equal(build(f), K2A_EMODEL_INVALID);
+    assert_non_null(strstr(f->err.message, "model \"gpt 4o\" is not a valid model name"));
 
     load(f, SIMPLE);
     k2a_buf_dispose(&f->out);

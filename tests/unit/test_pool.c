@@ -20,6 +20,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/rand.h"
+#include "pool/catalog.h"
 #include "pool/dispatch.h"
 #include "pool/health.h"
 #include "pool/internal.h"
@@ -260,7 +261,11 @@ static void test_config_strategy(void **state)
     assert_int_equal(pc.max_attempts, 3);
     assert_int_equal(pc.refresh_ahead_pct, 80);
     assert_int_equal(pc.usage_poll_interval_s, 900);
+    assert_int_equal(pc.catalog_refresh_s, 21600);
     assert_string_equal(pc.state_file, "./data/kiro2api-state.json");
+    c.catalog_refresh_s = 0;
+    assert_int_equal(k2a_pool_config_from(&pc, &c, err, sizeof(err)), 0);
+    assert_int_equal(pc.catalog_refresh_s, 0);
     k2a_config_dispose(&c);
 }
 
@@ -364,6 +369,8 @@ static void test_error_matrix(void **state)
         {K2A_ECONNECT_REFUSED, 0, NULL, K2A_ACT_TRANSIENT, K2A_ECONNECT_REFUSED, "upstream: connection refused"},
         {K2A_EFIRST_BYTE_TIMEOUT, 0, NULL, K2A_ACT_TRANSIENT, K2A_EFIRST_BYTE_TIMEOUT, NULL},
         {K2A_ETLS_HANDSHAKE, 0, NULL, K2A_ACT_TRANSIENT, K2A_ETLS_HANDSHAKE, NULL},
+        {0, 400, "{\"message\":\"Invalid model. Please select a different model to continue.\",\"reason\":\"INVALID_MODEL_ID\"}",
+         K2A_ACT_MODEL, K2A_EMODEL_UNAVAILABLE, "model not available to this account (INVALID_MODEL_ID)"},
         {K2A_ERESET_BEFORE_RESPONSE, 0, NULL, K2A_ACT_TRANSIENT, K2A_ERESET_BEFORE_RESPONSE, NULL},
         {K2A_EDNS, 0, NULL, K2A_ACT_LOCAL, K2A_EDNS, NULL},
         {K2A_ETLS_VERIFY, 0, NULL, K2A_ACT_LOCAL, K2A_ETLS_VERIFY, NULL},
@@ -643,6 +650,80 @@ static void test_strategy_sequential(void **state)
     assert_int_equal(k2a_pool_acquire(f.pool, NULL, NULL, NULL, &l[0], &retry), K2A_ENO_ACCOUNT);
     assert_true(retry > 0 && retry <= 2400);
     assert_false(k2a_pool_ready(f.pool));
+    fixture_stop(&f);
+}
+
+/* Routing by model catalog: accounts whose known catalog lacks the model are skipped, an account without a catalog is
+ * tried, INVALID_MODEL_ID marks remove a model, the pool's union and windows, and the catalogs in the state file. */
+static void test_model_catalogs(void **state)
+{
+    fixture_t f;
+    fixture_start(&f, 3, K2A_POOL_SEQUENTIAL, 0);
+    k2a_account_t **a = f.pool->accounts;
+    k2a_account_catalog_restore(a[0], "{\"models\":[{\"modelId\":\"claude-sonnet-4.5\",\"modelName\":\"Sonnet\","
+                                      "\"tokenLimits\":{\"maxInputTokens\":200000}},{\"modelId\":\"claude-sonnet-4.0\"}],"
+                                      "\"fetchedAt\":1767225600000}");
+    k2a_account_catalog_restore(a[2], "{\"models\":[{\"modelId\":\"claude-opus-4.8\",\"tokenLimits\":{\"maxInputTokens\":"
+                                      "1000000,\"maxOutputTokens\":64000}},{\"modelId\":\"claude-sonnet-4.5\","
+                                      "\"tokenLimits\":{\"maxInputTokens\":180000}}]}");
+    k2a_account_catalog_restore(a[1], "not json"); /* ignored: still unknown */
+    assert_non_null(a[0]->catalog);
+    assert_null(a[1]->catalog);
+    k2a_lease_t l;
+    k2a_pool_exclude_t ex = {.n = 0, .model = "claude-opus-4.8"};
+    assert_int_equal(k2a_pool_acquire(f.pool, &ex, NULL, NULL, &l, NULL), 0);
+    assert_int_equal(l.index, 1); /* account 0 lacks it, account 1 is not known yet: tried */
+    k2a_pool_release(&l);
+    k2a_account_mark_model_missing(a[1], "claude-opus-4.8"); /* Kiro said INVALID_MODEL_ID */
+    assert_false(k2a_account_may_serve(a[1], "claude-opus-4.8"));
+    assert_true(k2a_account_may_serve(a[1], "claude-sonnet-4.5"));
+    assert_int_equal(k2a_pool_acquire(f.pool, &ex, NULL, NULL, &l, NULL), 0);
+    assert_int_equal(l.index, 2);
+    assert_int_equal(k2a_account_model_window(a[2], "claude-opus-4.8"), 1000000);
+    k2a_pool_release(&l);
+    /* claude-sonnet-4 and claude-sonnet-4.0 are one model */
+    ex.model = "claude-sonnet-4";
+    assert_int_equal(k2a_pool_acquire(f.pool, &ex, NULL, NULL, &l, NULL), 0);
+    assert_int_equal(l.index, 0);
+    k2a_pool_release(&l);
+    /* a model nobody has */
+    ex.model = "claude-sonnet-5";
+    assert_true(k2a_pool_model_servable(f.pool, "claude-sonnet-5")); /* account 1 might */
+    k2a_account_mark_model_missing(a[1], "claude-sonnet-5");
+    assert_false(k2a_pool_model_servable(f.pool, "claude-sonnet-5"));
+    assert_int_equal(k2a_pool_acquire(f.pool, &ex, NULL, NULL, &l, NULL), K2A_ENO_ACCOUNT);
+    /* INVALID_MODEL_ID on an account with a catalog removes the model from it */
+    k2a_account_mark_model_missing(a[0], "claude-sonnet-4.5");
+    assert_int_equal(a[0]->catalog->n, 1);
+    /* the union (accounts with a known catalog), sorted, and the windows */
+    k2a_pool_model_t models[8];
+    bool known = false;
+    size_t n = k2a_pool_models(f.pool, models, 8, &known);
+    assert_true(known);
+    assert_int_equal(n, 3);
+    assert_string_equal(models[0].id, "claude-opus-4.8");
+    assert_int_equal(models[0].max_output, 64000);
+    assert_string_equal(models[1].id, "claude-sonnet-4.0");
+    assert_string_equal(models[2].id, "claude-sonnet-4.5");
+    assert_int_equal(models[2].max_input, 180000);
+    assert_int_equal(k2a_pool_models(f.pool, models, 1, &known), 1); /* bounded */
+    assert_int_equal(k2a_pool_model_window(f.pool, "claude-opus-4.8"), 1000000);
+    assert_int_equal(k2a_pool_model_window(f.pool, "claude-sonnet-4.5"), 180000);
+    assert_int_equal(k2a_pool_model_window(f.pool, "claude-sonnet-4.6"), 1000000); /* built in */
+    assert_int_equal(k2a_pool_model_window(f.pool, "claude-haiku-4.5"), 200000);
+    /* the catalogs are in the state file, the account without one has none */
+    k2a_buf_t json = K2A_BUF_INIT(0);
+    assert_int_equal(k2a_pool_encode_state(f.pool, &json), 0);
+    k2a_pool_snapshot_t snap;
+    char err[128];
+    assert_int_equal(k2a_pool_snapshot_decode(json.base, json.len, &snap, err, sizeof(err)), 0);
+    assert_int_equal(snap.n, 3);
+    assert_non_null(snap.accounts[0].catalog);
+    assert_null(snap.accounts[1].catalog);
+    assert_non_null(strstr(snap.accounts[2].catalog, "\"claude-opus-4.8\""));
+    assert_non_null(strstr(snap.accounts[0].catalog, "\"fetchedAt\":1767225600000"));
+    k2a_pool_snapshot_dispose(&snap);
+    k2a_buf_dispose(&json);
     fixture_stop(&f);
 }
 
@@ -1088,6 +1169,7 @@ int main(void)
         cmocka_unit_test(test_error_matrix),
         cmocka_unit_test(test_backoff_math),
         cmocka_unit_test(test_strategy_sequential),
+        cmocka_unit_test(test_model_catalogs),
         cmocka_unit_test(test_strategy_round_robin),
         cmocka_unit_test(test_cursor_after_every_account_left),
         cmocka_unit_test(test_strategy_balanced),
