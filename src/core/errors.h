@@ -71,6 +71,7 @@
     XX(UPSTREAM_TOOL_TOOBIG, "upstream: tool input exceeds its configured limit")                                                  \
     XX(UPSTREAM_TOOBIG, "upstream: the answer exceeds the non-streaming size limit (use stream: true)")                            \
     XX(UPSTREAM_NOT_EVENTSTREAM, "upstream: the answer is not an EventStream")                                                     \
+    XX(UPSTREAM_FILTERED, "upstream: the request was blocked by upstream content filtering")                                       \
     /* pool */                                                                                                                     \
     XX(NO_ACCOUNT, "pool: no usable account")                                                                                      \
     XX(ACCOUNT_INVALID, "pool: account credentials rejected")                                                                      \
