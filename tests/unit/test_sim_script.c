@@ -247,28 +247,30 @@ static void expect_ends(const char *text, const char *want)
 }
 
 #define END(reason)                                                                                                                \
-    "metadataEvent {\"stopReason\":\"" reason "\"}\ncontextUsageEvent {\"contextUsagePercentage\":1.5}\n"                       \
+    "metadataEvent {\"stopReason\":\"" reason "\"}\ncontextUsageEvent {\"contextUsagePercentage\":1.5}\n"                          \
     "meteringEvent {\"unit\":\"credit\",\"unitPlural\":\"credits\",\"usage\":0.0123}\n"
 
 static void test_plan_2026_end_and_events(void **state)
 {
     expect_ends("hi", END("END_TURN"));
-    expect_ends("hi [[sim:stop reason=MAX_TOKENS]] [[sim:tokenusage in=10 out=20 cacheread=30 cachewrite=40]]",
-                "metadataEvent {\"stopReason\":\"MAX_TOKENS\",\"tokenUsage\":{\"uncachedInputTokens\":10,\"cacheReadInputTokens\":30,"
-                "\"cacheWriteInputTokens\":40,\"outputTokens\":20,\"totalTokens\":100}}\n"
-                "contextUsageEvent {\"contextUsagePercentage\":1.5}\n"
-                "meteringEvent {\"unit\":\"credit\",\"unitPlural\":\"credits\",\"usage\":0.0123}\n");
+    expect_ends(
+        "hi [[sim:stop reason=MAX_TOKENS]] [[sim:tokenusage in=10 out=20 cacheread=30 cachewrite=40]]",
+        "metadataEvent {\"stopReason\":\"MAX_TOKENS\",\"tokenUsage\":{\"uncachedInputTokens\":10,\"cacheReadInputTokens\":30,"
+        "\"cacheWriteInputTokens\":40,\"outputTokens\":20,\"totalTokens\":100}}\n"
+        "contextUsageEvent {\"contextUsagePercentage\":1.5}\n"
+        "meteringEvent {\"unit\":\"credit\",\"unitPlural\":\"credits\",\"usage\":0.0123}\n");
     expect_ends("[[sim:tool name=W input={} pieces=1]]", "\"stop\":true}\n" END("TOOL_USE"));
     /* no content at all; after two text frames */
     expect_reply("x [[sim:filtered]]", END("CONTENT_FILTERED"));
     char *got = reply_lines("[[sim:text frames=5 size=2]] [[sim:filtered after=2]]");
-    assert_non_null(strstr(got, "assistantResponseEvent {\"content\":\"lo\"}\nassistantResponseEvent {\"content\":\"re\"}\n"
-                                END("CONTENT_FILTERED")));
+    assert_non_null(strstr(
+        got, "assistantResponseEvent {\"content\":\"lo\"}\nassistantResponseEvent {\"content\":\"re\"}\n" END("CONTENT_FILTERED")));
     free(got);
     /* reasoning where placed, text then signature; redacted after text */
-    expect_reply("[[sim:reasoning text=\"ab\" signature=\"sg\"]] [[sim:text frames=1 size=2]] [[sim:reasoning redacted=\"Zz\"]]",
-                 "reasoningContentEvent {\"text\":\"ab\"}\nreasoningContentEvent {\"signature\":\"sg\"}\n"
-                 "assistantResponseEvent {\"content\":\"lo\"}\nreasoningContentEvent {\"redactedContent\":\"Zz\"}\n" END("END_TURN"));
+    expect_reply(
+        "[[sim:reasoning text=\"ab\" signature=\"sg\"]] [[sim:text frames=1 size=2]] [[sim:reasoning redacted=\"Zz\"]]",
+        "reasoningContentEvent {\"text\":\"ab\"}\nreasoningContentEvent {\"signature\":\"sg\"}\n"
+        "assistantResponseEvent {\"content\":\"lo\"}\nreasoningContentEvent {\"redactedContent\":\"Zz\"}\n" END("END_TURN"));
     /* a cut tool call: pieces without the last, no stop, nothing after */
     got = reply_lines("[[sim:cuttool name=W input={\"a\":1} pieces=2]] [[sim:text frames=1]]");
     assert_null(strstr(got, "\"stop\""));
@@ -296,9 +298,9 @@ static void test_plan_errors_and_echo(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_validator_good_and_text), cmocka_unit_test(test_validator_rejects),
-        cmocka_unit_test(test_validator_deep_nesting),  cmocka_unit_test(test_validator_random_mutations),
-        cmocka_unit_test(test_plan_tool_pieces),        cmocka_unit_test(test_plan_errors_and_echo),
+        cmocka_unit_test(test_validator_good_and_text),  cmocka_unit_test(test_validator_rejects),
+        cmocka_unit_test(test_validator_deep_nesting),   cmocka_unit_test(test_validator_random_mutations),
+        cmocka_unit_test(test_plan_tool_pieces),         cmocka_unit_test(test_plan_errors_and_echo),
         cmocka_unit_test(test_plan_2026_end_and_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
