@@ -207,12 +207,15 @@ int k2a_kiro_resp_on_frame(k2a_kiro_resp_t *p, const k2a_es_frame_t *f);
  * BLOCK_STOP of the open block and STOP with tool_use (if any tool block was started), max_tokens (exception),
  * model_context_window_exceeded (contextUsagePercentage >= 100) or end_turn. STOP's usage: input_tokens = the estimate (or,
  * with reconcile_input, contextUsagePercentage x window / 100 when that is larger), output_tokens =
- * the §4.6 streaming counter over the events emitted (plus hidden thinking text), credits and context %.
+ * the §4.6 streaming counter over the events emitted (plus hidden thinking text), credits and context %; when
+ * metadataEvent carried tokenUsage, Kiro's figures instead (input_tokens = uncached, cache_read_input_tokens,
+ * cache_creation_input_tokens, output_tokens). The metadataEvent stop reason applies as described at the top.
  * Returns 0, the K2A_E* of the ERROR emitted, or the sink's non-zero result. */
 int k2a_kiro_resp_finish(k2a_kiro_resp_t *p, int transport_error);
 const k2a_kiro_resp_seen_t *k2a_kiro_resp_seen(const k2a_kiro_resp_t *p);
-/* The input tokens of the final usage (see _finish and reconcile_input), Kiro's own figure from contextUsageEvent (-1 when
- * none came), and the output counter so far. */
+/* The input tokens of the final usage (see _finish and reconcile_input; with tokenUsage, uncached + cache read + cache
+ * write), Kiro's own figure from contextUsageEvent (-1 when none came), and the output tokens so far (tokenUsage's
+ * outputTokens when it came, else the counter). */
 int64_t k2a_kiro_resp_input_tokens(const k2a_kiro_resp_t *p);
 int64_t k2a_kiro_resp_context_tokens(const k2a_kiro_resp_t *p);
 int64_t k2a_kiro_resp_output_tokens(const k2a_kiro_resp_t *p);
