@@ -72,6 +72,7 @@
     XX(UPSTREAM_TOOBIG, "upstream: the answer exceeds the non-streaming size limit (use stream: true)")                            \
     XX(UPSTREAM_NOT_EVENTSTREAM, "upstream: the answer is not an EventStream")                                                     \
     XX(MODEL_INVALID, "request: invalid model name")                                                                               \
+    XX(UPSTREAM_FILTERED, "upstream: the request was blocked by upstream content filtering")                                       \
     /* pool */                                                                                                                     \
     XX(NO_ACCOUNT, "pool: no usable account")                                                                                      \
     XX(ACCOUNT_INVALID, "pool: account credentials rejected")                                                                      \

@@ -447,8 +447,8 @@ static void describe_not_eventstream(const k2a_http_response_t *resp, const k2a_
     }
     start[n] = '\0';
     if (body->len == 0)
-        snprintf(out, outsz, "Kiro's endpoint answered 200 with an empty body%s%s%s, not an EventStream", type[0] ? " (content-type " : "",
-                 type, type[0] ? ")" : "");
+        snprintf(out, outsz, "Kiro's endpoint answered 200 with an empty body%s%s%s, not an EventStream",
+                 type[0] ? " (content-type " : "", type, type[0] ? ")" : "");
     else
         snprintf(out, outsz,
                  "Kiro's endpoint answered 200 with content-type %s (%zu%s bytes: \"%s%s\"), not an EventStream: a proxy or "
@@ -465,7 +465,7 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
     if (d->open != NULL) /* the previous attempt was not finished: treat it as failed */
         k2a_dispatch_attempt_failed(d, d->open, K2A_EUPSTREAM_TRUNCATED, "abandoned by the handler");
     if (d->err == K2A_EUPSTREAM_BAD_REQUEST || d->err == K2A_EUPSTREAM_CONTENT_LENGTH || d->err == K2A_EUPSTREAM_NOT_EVENTSTREAM ||
-        d->err == K2A_EUPSTREAM_TOOBIG)
+        d->err == K2A_EUPSTREAM_TOOBIG || d->err == K2A_EUPSTREAM_FILTERED)
         return d->err; /* attempt_failed said it is the client's fault, or not Kiro answering */
     for (;;) {
         acquire_args_t aa = {d, out};
@@ -572,8 +572,9 @@ void k2a_dispatch_attempt_failed(k2a_dispatch_t *d, k2a_dispatch_attempt_t *a, i
             v->action = K2A_ACT_CLIENT;
             d->err = err;
             snprintf(text(d)->message, sizeof(text(d)->message), "%s", detail != NULL ? detail : k2a_strerror(err));
-        } else if (err == K2A_EUPSTREAM_NOT_EVENTSTREAM || err == K2A_EUPSTREAM_TOOBIG) {
-            /* an empty 200, or an answer over the non-streaming limit: no penalty, and no other account would do better */
+        } else if (err == K2A_EUPSTREAM_NOT_EVENTSTREAM || err == K2A_EUPSTREAM_TOOBIG || err == K2A_EUPSTREAM_FILTERED) {
+            /* an empty 200, an answer over the non-streaming limit, or a request Kiro's content filter blocked: no penalty
+             * (not the account's fault), and no other account would do better */
             v->action = K2A_ACT_LOCAL;
             d->err = err;
             snprintf(text(d)->message, sizeof(text(d)->message), "%s", detail != NULL ? detail : k2a_strerror(err));
@@ -635,6 +636,7 @@ int k2a_dispatch_http_status(const k2a_dispatch_t *d)
     case K2A_EUPSTREAM_BAD_REQUEST:
     case K2A_EUPSTREAM_CONTENT_LENGTH:
     case K2A_EMODEL_UNAVAILABLE:
+    case K2A_EUPSTREAM_FILTERED:
         return 400;
     case K2A_EHTTP_STATUS:
         return d->upstream_status >= 400 && d->upstream_status < 500 ? d->upstream_status : 502;
