@@ -1,0 +1,595 @@
+/*
+ * Tool schema sanitizer (see tool_schema.h). Schemas are small and bounded (K2A_TOOL_SCHEMA_MAX_BYTES, depth
+ * checked on the text before parsing), so the input is parsed with yajl_tree and the output written with yajl_gen
+ * into the caller's bounded buffer. The walk knows which positions hold schemas (so keywords are only removed
+ * there) and which hold user-chosen names (properties, $defs, definitions) or plain values (enum, const, default).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+#include "core/errors.h"
+#include "convert/tool_schema.h"
+
+#define MAX_FLATTEN_DEPTH 4     /* combinators inside root combinator variants, $refs to $refs */
+#define MAX_FLATTEN_VISITS 4096 /* variant schemas merged into one root (a $ref may name the same one many times) */
+#define MAX_FLATTEN_NAMES 65536 /* property and required names collected, repeats included */
+
+typedef struct st_ctx_t {
+    yajl_gen g;
+    k2a_buf_t *out;
+    int err;
+    k2a_tool_schema_strip_t mode;
+    k2a_tool_schema_info_t *info;
+    yajl_val root;
+    size_t visits; /* merge_schema calls */
+} ctx_t;
+
+static void on_print(void *p, const char *s, size_t n)
+{
+    ctx_t *c = p;
+    if (c->err == 0)
+        c->err = k2a_buf_append(c->out, s, n);
+}
+
+static void st(ctx_t *c, yajl_gen_status s)
+{
+    if (s != yajl_gen_status_ok && c->err == 0)
+        c->err = s == yajl_max_depth_exceeded ? K2A_EJSON_DEPTH : K2A_EINTERNAL;
+}
+
+static void gen_str(ctx_t *c, const char *s)
+{
+    st(c, yajl_gen_string(c->g, (const unsigned char *)s, strlen(s)));
+}
+
+/* ---------- keyword tables ---------- */
+
+static bool in_list(const char *k, const char *const *list)
+{
+    for (; *list != NULL; ++list)
+        if (strcmp(k, *list) == 0)
+            return true;
+    return false;
+}
+
+static const char *const always_removed[] = {"$schema", "cache_control", NULL};
+
+static const char *const strict_removed[] = {"pattern",
+                                             "format",
+                                             "minLength",
+                                             "maxLength",
+                                             "minimum",
+                                             "maximum",
+                                             "exclusiveMinimum",
+                                             "exclusiveMaximum",
+                                             "multipleOf",
+                                             "minItems",
+                                             "maxItems",
+                                             "uniqueItems",
+                                             "minProperties",
+                                             "maxProperties",
+                                             "patternProperties",
+                                             "propertyNames",
+                                             "dependentRequired",
+                                             "dependentSchemas",
+                                             "dependencies",
+                                             "if",
+                                             "then",
+                                             "else",
+                                             "contains",
+                                             "minContains",
+                                             "maxContains",
+                                             "unevaluatedProperties",
+                                             "unevaluatedItems",
+                                             "additionalProperties",
+                                             "encrypted",
+                                             NULL};
+
+/* keywords whose value is an object of name -> schema */
+static const char *const schema_maps[] = {"properties", "$defs", "definitions", "patternProperties", "dependentSchemas", NULL};
+/* keywords whose value is an array of schemas */
+static const char *const schema_arrays[] = {"anyOf", "oneOf", "allOf", "prefixItems", NULL};
+/* keywords whose value is one schema */
+static const char *const schema_ones[] = {
+    "not",           "additionalItems",       "additionalProperties", "if", "then", "else", "contains",
+    "propertyNames", "unevaluatedProperties", "unevaluatedItems",     NULL};
+
+static bool content_keyword(const char *k)
+{
+    return strncmp(k, "content", 7) == 0 && k[7] >= 'A' && k[7] <= 'Z';
+}
+
+static bool removed(ctx_t *c, const char *k, yajl_val v)
+{
+    if (in_list(k, always_removed))
+        return true;
+    if (c->mode != K2A_TOOL_SCHEMA_STRICT)
+        return false;
+    if (in_list(k, strict_removed) || content_keyword(k))
+        return true;
+    return strcmp(k, "required") == 0 && YAJL_IS_ARRAY(v) && v->u.array.len == 0;
+}
+
+/* ---------- generic output ---------- */
+
+static void gen_value(ctx_t *c, yajl_val v)
+{
+    if (c->err != 0)
+        return;
+    switch (v->type) {
+    case yajl_t_string:
+        gen_str(c, v->u.string);
+        break;
+    case yajl_t_number:
+        st(c, yajl_gen_number(c->g, v->u.number.r, strlen(v->u.number.r)));
+        break;
+    case yajl_t_true:
+    case yajl_t_false:
+        st(c, yajl_gen_bool(c->g, v->type == yajl_t_true));
+        break;
+    case yajl_t_null:
+        st(c, yajl_gen_null(c->g));
+        break;
+    case yajl_t_object:
+        st(c, yajl_gen_map_open(c->g));
+        for (size_t i = 0; i < v->u.object.len; ++i) {
+            gen_str(c, v->u.object.keys[i]);
+            gen_value(c, v->u.object.values[i]);
+        }
+        st(c, yajl_gen_map_close(c->g));
+        break;
+    case yajl_t_array:
+        st(c, yajl_gen_array_open(c->g));
+        for (size_t i = 0; i < v->u.array.len; ++i)
+            gen_value(c, v->u.array.values[i]);
+        st(c, yajl_gen_array_close(c->g));
+        break;
+    default:
+        st(c, yajl_gen_null(c->g));
+        break;
+    }
+}
+
+/* "required": the string entries, each once. Returns how many were written (nothing is written when none). */
+static size_t count_required(yajl_val v)
+{
+    size_t n = 0;
+    if (YAJL_IS_ARRAY(v))
+        for (size_t i = 0; i < v->u.array.len; ++i)
+            n += YAJL_IS_STRING(v->u.array.values[i]);
+    return n;
+}
+
+static void gen_schema(ctx_t *c, yajl_val v);
+
+static void gen_member(ctx_t *c, const char *k, yajl_val v)
+{
+    if (in_list(k, schema_maps) && YAJL_IS_OBJECT(v)) {
+        st(c, yajl_gen_map_open(c->g));
+        for (size_t i = 0; i < v->u.object.len; ++i) {
+            gen_str(c, v->u.object.keys[i]);
+            gen_schema(c, v->u.object.values[i]);
+        }
+        st(c, yajl_gen_map_close(c->g));
+    } else if ((in_list(k, schema_arrays) || strcmp(k, "items") == 0) && YAJL_IS_ARRAY(v)) {
+        st(c, yajl_gen_array_open(c->g));
+        for (size_t i = 0; i < v->u.array.len; ++i)
+            gen_schema(c, v->u.array.values[i]);
+        st(c, yajl_gen_array_close(c->g));
+    } else if (in_list(k, schema_ones) || strcmp(k, "items") == 0) {
+        gen_schema(c, v);
+    } else {
+        gen_value(c, v); /* type, description, enum, const, default, $ref, title, unknown keywords: as they are */
+    }
+}
+
+/* One member of a schema object, unless it is removed. */
+static void schema_member(ctx_t *c, const char *k, yajl_val v)
+{
+    if (removed(c, k, v)) {
+        if (c->info != NULL)
+            ++c->info->removed;
+        return;
+    }
+    gen_str(c, k);
+    gen_member(c, k, v);
+}
+
+/* A value at a schema position: objects are walked, anything else (true/false schemas, or junk) is copied. */
+static void gen_schema(ctx_t *c, yajl_val v)
+{
+    if (c->err != 0)
+        return;
+    if (!YAJL_IS_OBJECT(v)) {
+        gen_value(c, v);
+        return;
+    }
+    st(c, yajl_gen_map_open(c->g));
+    for (size_t i = 0; i < v->u.object.len; ++i)
+        schema_member(c, v->u.object.keys[i], v->u.object.values[i]);
+    st(c, yajl_gen_map_close(c->g));
+}
+
+/* ---------- the root ---------- */
+
+static yajl_val member(yajl_val obj, const char *k)
+{
+    if (!YAJL_IS_OBJECT(obj))
+        return NULL;
+    for (size_t i = 0; i < obj->u.object.len; ++i)
+        if (strcmp(obj->u.object.keys[i], k) == 0)
+            return obj->u.object.values[i];
+    return NULL;
+}
+
+/* 1: "object" (or no type at all), 0: a type that does not allow an object */
+static bool type_allows_object(yajl_val t)
+{
+    if (t == NULL)
+        return true;
+    if (YAJL_IS_STRING(t))
+        return strcmp(t->u.string, "object") == 0;
+    if (YAJL_IS_ARRAY(t)) {
+        for (size_t i = 0; i < t->u.array.len; ++i)
+            if (YAJL_IS_STRING(t->u.array.values[i]) && strcmp(t->u.array.values[i]->u.string, "object") == 0)
+                return true;
+    }
+    return false;
+}
+
+static bool is_combinator(const char *k)
+{
+    return strcmp(k, "anyOf") == 0 || strcmp(k, "oneOf") == 0 || strcmp(k, "allOf") == 0;
+}
+
+/* A local "$ref" ("#/$defs/X" or "#/definitions/X") resolved in the root; NULL when it is anything else. */
+static yajl_val resolve_ref(ctx_t *c, yajl_val ref)
+{
+    if (!YAJL_IS_STRING(ref))
+        return NULL;
+    const char *s = ref->u.string, *name;
+    yajl_val defs;
+    if (strncmp(s, "#/$defs/", 8) == 0) {
+        defs = member(c->root, "$defs");
+        name = s + 8;
+    } else if (strncmp(s, "#/definitions/", 14) == 0) {
+        defs = member(c->root, "definitions");
+        name = s + 14;
+    } else {
+        return NULL;
+    }
+    if (strchr(name, '/') != NULL || strchr(name, '~') != NULL)
+        return NULL;
+    return member(defs, name);
+}
+
+/* What a flattened root collects: pointers into the tree. */
+typedef struct st_prop_t {
+    const char *key;
+    yajl_val val;
+} prop_t;
+
+typedef struct st_flat_t {
+    prop_t *props;
+    size_t np, capp;
+    const char **req;
+    size_t nreq, capreq;
+    yajl_val description;
+} flat_t;
+
+static bool grow(void **v, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return true;
+    size_t nc = *cap != 0 ? *cap * 2 : 16;
+    void *nv = realloc(*v, nc * elem);
+    if (nv == NULL)
+        return false;
+    *v = nv;
+    *cap = nc;
+    return true;
+}
+
+/* Names are collected with repeats; dedupe() keeps the first of each (sorting, so that hostile inputs stay n log n). */
+static int add_property(flat_t *f, const char *k, yajl_val v)
+{
+    if (!grow((void **)&f->props, &f->capp, f->np, sizeof(*f->props)))
+        return K2A_ENOMEM;
+    f->props[f->np].key = k;
+    f->props[f->np].val = v;
+    ++f->np;
+    return 0;
+}
+
+static int add_required(flat_t *f, yajl_val req)
+{
+    if (!YAJL_IS_ARRAY(req))
+        return 0;
+    for (size_t i = 0; i < req->u.array.len; ++i) {
+        yajl_val e = req->u.array.values[i];
+        if (!YAJL_IS_STRING(e))
+            continue;
+        if (!grow((void **)&f->req, &f->capreq, f->nreq, sizeof(*f->req)))
+            return K2A_ENOMEM;
+        f->req[f->nreq++] = e->u.string;
+    }
+    return 0;
+}
+
+typedef struct st_ikey_t {
+    const char *key;
+    size_t index;
+} ikey_t;
+
+static int cmp_ikey(const void *a, const void *b)
+{
+    const ikey_t *x = a, *y = b;
+    int r = strcmp(x->key, y->key);
+    return r != 0 ? r : x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Marks in keep[] the first occurrence of every key of keys[0..n). */
+static int first_of_each(const char *const *keys, size_t stride, size_t n, bool *keep)
+{
+    if (n == 0)
+        return 0;
+    ikey_t *v = malloc(n * sizeof(*v));
+    if (v == NULL)
+        return K2A_ENOMEM;
+    for (size_t i = 0; i < n; ++i) {
+        v[i].key = *(const char *const *)((const char *)keys + i * stride);
+        v[i].index = i;
+        keep[i] = false;
+    }
+    qsort(v, n, sizeof(*v), cmp_ikey);
+    for (size_t i = 0; i < n; ++i)
+        if (i == 0 || strcmp(v[i].key, v[i - 1].key) != 0)
+            keep[v[i].index] = true;
+    free(v);
+    return 0;
+}
+
+/* Merges an object schema (the root or a variant) into f. with_required: its "required" counts (the root, allOf). */
+static int merge_schema(ctx_t *c, flat_t *f, yajl_val s, bool with_required, unsigned depth)
+{
+    int r;
+    if (depth > MAX_FLATTEN_DEPTH || !YAJL_IS_OBJECT(s))
+        return 0;
+    if (++c->visits > MAX_FLATTEN_VISITS || f->np + f->nreq > MAX_FLATTEN_NAMES)
+        return K2A_ETOOBIG;
+    yajl_val ref = member(s, "$ref"), target = resolve_ref(c, ref);
+    if (target != NULL && target != s && (r = merge_schema(c, f, target, with_required, depth + 1)) != 0)
+        return r;
+    if (!type_allows_object(member(s, "type")))
+        return 0; /* a variant that is a string, an array...: nothing to merge */
+    if (f->description == NULL) {
+        yajl_val d = member(s, "description");
+        if (YAJL_IS_STRING(d))
+            f->description = d;
+    }
+    yajl_val props = member(s, "properties");
+    if (YAJL_IS_OBJECT(props))
+        for (size_t i = 0; i < props->u.object.len; ++i)
+            if ((r = add_property(f, props->u.object.keys[i], props->u.object.values[i])) != 0)
+                return r;
+    if (with_required && (r = add_required(f, member(s, "required"))) != 0)
+        return r;
+    for (size_t i = 0; i < s->u.object.len; ++i) {
+        const char *k = s->u.object.keys[i];
+        yajl_val v = s->u.object.values[i];
+        if (!is_combinator(k) || !YAJL_IS_ARRAY(v))
+            continue;
+        bool all = strcmp(k, "allOf") == 0;
+        for (size_t j = 0; j < v->u.array.len; ++j)
+            if ((r = merge_schema(c, f, v->u.array.values[j], with_required && all, depth + 1)) != 0)
+                return r;
+    }
+    return 0;
+}
+
+static void flat_free(flat_t *f)
+{
+    free(f->props);
+    free(f->req);
+}
+
+/* Keys of the root that the flattened form writes itself (or drops). */
+static bool flat_own_key(const char *k)
+{
+    return strcmp(k, "type") == 0 || strcmp(k, "properties") == 0 || strcmp(k, "required") == 0 || strcmp(k, "description") == 0 ||
+           strcmp(k, "$ref") == 0 || is_combinator(k);
+}
+
+static int gen_flattened(ctx_t *c, yajl_val root)
+{
+    flat_t f;
+    memset(&f, 0, sizeof(f));
+    int r = merge_schema(c, &f, root, true, 0);
+    if (r != 0) {
+        flat_free(&f);
+        return r;
+    }
+    bool *pkeep = malloc((f.np + f.nreq + 1) * sizeof(*pkeep)), *rkeep = pkeep + f.np;
+    if (pkeep == NULL || (r = first_of_each(f.np != 0 ? &f.props[0].key : NULL, sizeof(*f.props), f.np, pkeep)) != 0 ||
+        (r = first_of_each(f.req, sizeof(*f.req), f.nreq, rkeep)) != 0) {
+        free(pkeep);
+        flat_free(&f);
+        return r != 0 ? r : K2A_ENOMEM;
+    }
+    if (c->info != NULL)
+        c->info->flattened = true;
+    st(c, yajl_gen_map_open(c->g));
+    gen_str(c, "type");
+    gen_str(c, "object");
+    if (f.description != NULL) {
+        gen_str(c, "description");
+        gen_value(c, f.description);
+    }
+    gen_str(c, "properties");
+    st(c, yajl_gen_map_open(c->g));
+    for (size_t i = 0; i < f.np; ++i) {
+        if (!pkeep[i])
+            continue; /* the first definition of a name wins */
+        gen_str(c, f.props[i].key);
+        gen_schema(c, f.props[i].val);
+    }
+    st(c, yajl_gen_map_close(c->g));
+    if (f.nreq != 0) {
+        gen_str(c, "required");
+        st(c, yajl_gen_array_open(c->g));
+        for (size_t i = 0; i < f.nreq; ++i)
+            if (rkeep[i])
+                gen_str(c, f.req[i]);
+        st(c, yajl_gen_array_close(c->g));
+    }
+    for (size_t i = 0; i < root->u.object.len; ++i)
+        if (!flat_own_key(root->u.object.keys[i]))
+            schema_member(c, root->u.object.keys[i], root->u.object.values[i]);
+    st(c, yajl_gen_map_close(c->g));
+    free(pkeep);
+    flat_free(&f);
+    return 0;
+}
+
+static void gen_replacement(ctx_t *c, yajl_val root)
+{
+    if (c->info != NULL)
+        c->info->root_replaced = true;
+    st(c, yajl_gen_map_open(c->g));
+    gen_str(c, "type");
+    gen_str(c, "object");
+    yajl_val d = member(root, "description");
+    if (YAJL_IS_STRING(d)) {
+        gen_str(c, "description");
+        gen_value(c, d);
+    }
+    gen_str(c, "properties");
+    st(c, yajl_gen_map_open(c->g));
+    st(c, yajl_gen_map_close(c->g));
+    st(c, yajl_gen_map_close(c->g));
+}
+
+static int gen_root(ctx_t *c, yajl_val root)
+{
+    if (!YAJL_IS_OBJECT(root) || !type_allows_object(member(root, "type"))) {
+        gen_replacement(c, root);
+        return 0;
+    }
+    bool flatten = resolve_ref(c, member(root, "$ref")) != NULL;
+    for (size_t i = 0; i < root->u.object.len && !flatten; ++i)
+        flatten = is_combinator(root->u.object.keys[i]);
+    if (flatten)
+        return gen_flattened(c, root);
+    yajl_val type = member(root, "type");
+    st(c, yajl_gen_map_open(c->g));
+    if (type == NULL) {
+        gen_str(c, "type");
+        gen_str(c, "object");
+        if (c->info != NULL)
+            c->info->root_typed = true;
+    }
+    for (size_t i = 0; i < root->u.object.len; ++i) {
+        const char *k = root->u.object.keys[i];
+        yajl_val v = root->u.object.values[i];
+        if (strcmp(k, "type") == 0) {
+            if (v != type)
+                continue; /* a second "type" member */
+            if (!YAJL_IS_STRING(v) && c->info != NULL)
+                c->info->root_typed = true; /* ["object","null"] */
+            gen_str(c, "type");
+            gen_str(c, "object");
+            continue;
+        }
+        if (strcmp(k, "required") == 0 && YAJL_IS_ARRAY(v) && count_required(v) != v->u.array.len) {
+            /* entries that are not names are dropped; an array left empty goes too */
+            if (count_required(v) == 0 && c->mode == K2A_TOOL_SCHEMA_STRICT) {
+                if (c->info != NULL)
+                    ++c->info->removed;
+                continue;
+            }
+            gen_str(c, "required");
+            st(c, yajl_gen_array_open(c->g));
+            for (size_t j = 0; j < v->u.array.len; ++j)
+                if (YAJL_IS_STRING(v->u.array.values[j]))
+                    gen_value(c, v->u.array.values[j]);
+            st(c, yajl_gen_array_close(c->g));
+            continue;
+        }
+        schema_member(c, k, v);
+    }
+    st(c, yajl_gen_map_close(c->g));
+    return 0;
+}
+
+/* ---------- entry point ---------- */
+
+/* Nesting depth of JSON text (outside strings); stops counting past limit. */
+static unsigned text_depth(const char *s, size_t n, unsigned limit)
+{
+    unsigned depth = 0, max = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < n; ++i) {
+        char ch = s[i];
+        if (in_str) {
+            if (ch == '\\')
+                ++i;
+            else if (ch == '"')
+                in_str = false;
+        } else if (ch == '"') {
+            in_str = true;
+        } else if (ch == '{' || ch == '[') {
+            if (++depth > max && (max = depth) > limit)
+                return max;
+        } else if ((ch == '}' || ch == ']') && depth > 0) {
+            --depth;
+        }
+    }
+    return max;
+}
+
+int k2a_tool_schema_sanitize(const char *json, size_t len, k2a_tool_schema_strip_t mode, k2a_buf_t *out,
+                             k2a_tool_schema_info_t *info)
+{
+    if (info != NULL)
+        memset(info, 0, sizeof(*info));
+    if (len == 0)
+        return k2a_buf_appendstr(out, "{\"type\":\"object\",\"properties\":{}}");
+    if (len > K2A_TOOL_SCHEMA_MAX_BYTES)
+        return K2A_ETOOBIG;
+    if (text_depth(json, len, K2A_TOOL_SCHEMA_MAX_DEPTH) > K2A_TOOL_SCHEMA_MAX_DEPTH)
+        return K2A_EJSON_DEPTH;
+    if (memchr(json, '\0', len) != NULL)
+        return K2A_EJSON_SYNTAX;
+    char *copy = malloc(len + 1);
+    if (copy == NULL)
+        return K2A_ENOMEM;
+    memcpy(copy, json, len);
+    copy[len] = '\0';
+    char errbuf[128];
+    yajl_val root = yajl_tree_parse(copy, errbuf, sizeof(errbuf));
+    free(copy);
+    if (root == NULL)
+        return strstr(errbuf, "memory") != NULL ? K2A_ENOMEM : K2A_EJSON_SYNTAX;
+
+    ctx_t c;
+    memset(&c, 0, sizeof(c));
+    c.out = out;
+    c.mode = mode;
+    c.info = info;
+    c.root = root;
+    size_t start = out->len;
+    if ((c.g = yajl_gen_alloc(NULL)) == NULL) {
+        yajl_tree_free(root);
+        return K2A_ENOMEM;
+    }
+    yajl_gen_config(c.g, yajl_gen_print_callback, on_print, &c);
+    int r = gen_root(&c, root);
+    if (r == 0)
+        r = c.err;
+    yajl_gen_free(c.g);
+    yajl_tree_free(root);
+    if (r != 0)
+        out->len = start;
+    return r;
+}
