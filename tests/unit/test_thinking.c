@@ -142,7 +142,7 @@ static void test_native_effort_in_the_body(void **state)
     assert_string_equal(system_text(f), "S");
     assert_true(f->res.native_effort);
     assert_true(f->res.thinking);
-    assert_non_null(strstr(f->out.base, "},\"additionalModelRequestFields\":{\"output_config\":{\"effort\":\"max\"}}}"));
+    assert_non_null(strstr(k2a_buf_cstr(&f->out), "},\"additionalModelRequestFields\":{\"output_config\":{\"effort\":\"max\"}}}"));
     /* native fields off (KIRO_NATIVE_EFFORT=false, or the retry after a refusal): tags */
     assert_int_equal(build(f, ADAPTIVE("claude-opus-4-8", "max"), false), 0);
     assert_null(native_effort(f));
@@ -188,12 +188,12 @@ static void test_small_max_tokens(void **state)
                            "\"budget_tokens\":1024}" MSG,
                            true),
                      0);
-    assert_null(strstr(f->out.base, "<thinking_mode>"));
+    assert_null(strstr(k2a_buf_cstr(&f->out), "<thinking_mode>"));
     assert_false(f->res.thinking);
     assert_int_equal(build(f, "{\"model\":\"claude-sonnet-4-5-thinking\",\"max_tokens\":511" MSG, true), 0);
-    assert_null(strstr(f->out.base, "<thinking_mode>"));
+    assert_null(strstr(k2a_buf_cstr(&f->out), "<thinking_mode>"));
     assert_int_equal(build(f, "{\"model\":\"claude-sonnet-4-5-thinking\",\"max_tokens\":512" MSG, true), 0);
-    assert_non_null(strstr(f->out.base, "<max_thinking_length>384</max_thinking_length>"));
+    assert_non_null(strstr(k2a_buf_cstr(&f->out), "<max_thinking_length>384</max_thinking_length>"));
     assert_true(f->res.thinking);
 }
 
@@ -237,7 +237,7 @@ static void test_history_thinking(void **state)
     const char *rdp[] = {"assistantResponseMessage", "reasoningContent", "redactedContent", NULL};
     assert_string_equal(get(a, rdp)->u.string, "ENC");
     assert_int_equal(build(f, HISTORY("claude-opus-5"), false), 0);
-    assert_null(strstr(f->out.base, "reasoningContent"));
+    assert_null(strstr(k2a_buf_cstr(&f->out), "reasoningContent"));
 }
 
 static void test_tool_names_distinct_and_mapped_back(void **state)
