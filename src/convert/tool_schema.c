@@ -1,12 +1,12 @@
 /*
  * Tool schema sanitizer (see tool_schema.h). Schemas are small and bounded (K2A_TOOL_SCHEMA_MAX_BYTES, depth
- * checked on the text before parsing), so the input is parsed with yajl_tree and the output written with yajl_gen
- * into the caller's bounded buffer. The walk knows which positions hold schemas (so keywords are only removed
- * there) and which hold user-chosen names (properties, $defs, definitions) or plain values (enum, const, default).
+ * checked on the text before parsing), so the input is parsed with yajl_tree and the output written straight into the
+ * caller's bounded buffer (strings escaped by k2a_buf_append_json_escaped, numbers as their original text). The walk
+ * knows which positions hold schemas (so keywords are only removed there) and which hold user-chosen names (properties,
+ * $defs, definitions) or plain values (enum, const, default).
  */
 #include <stdlib.h>
 #include <string.h>
-#include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 #include "core/errors.h"
 #include "convert/tool_schema.h"
@@ -15,98 +15,234 @@
 #define MAX_FLATTEN_VISITS 4096 /* variant schemas merged into one root (a $ref may name the same one many times) */
 #define MAX_FLATTEN_NAMES 65536 /* property and required names collected, repeats included */
 
+#define MAX_OUT_DEPTH (K2A_TOOL_SCHEMA_MAX_DEPTH + 4)
+
+typedef struct st_level_t {
+    bool first;      /* nothing written yet in this container */
+    bool map;        /* an object: keys and values alternate */
+    bool want_value; /* (map) a key was written: the next item is its value */
+} level_t;
+
 typedef struct st_ctx_t {
-    yajl_gen g;
     k2a_buf_t *out;
     int err;
     k2a_tool_schema_strip_t mode;
     k2a_tool_schema_info_t *info;
     yajl_val root;
     size_t visits; /* merge_schema calls */
+    unsigned depth;
+    level_t lv[MAX_OUT_DEPTH + 1];
 } ctx_t;
 
-static void on_print(void *p, const char *s, size_t n)
+/* ---------- a minimal JSON writer over the bounded buffer (yajl_gen's print callback per token cost as much as the
+ * parse) ---------- */
+
+static void put(ctx_t *c, const char *s, size_t n)
 {
-    ctx_t *c = p;
     if (c->err == 0)
         c->err = k2a_buf_append(c->out, s, n);
 }
 
-static void st(ctx_t *c, yajl_gen_status s)
+/* The separator before an item: ',' between items, ':' between a key and its value. */
+static void pre(ctx_t *c)
 {
-    if (s != yajl_gen_status_ok && c->err == 0)
-        c->err = s == yajl_max_depth_exceeded ? K2A_EJSON_DEPTH : K2A_EINTERNAL;
+    level_t *l = &c->lv[c->depth];
+    if (c->depth == 0)
+        return;
+    if (l->map && l->want_value) {
+        put(c, ":", 1);
+        l->want_value = false;
+        return;
+    }
+    if (!l->first)
+        put(c, ",", 1);
+    l->first = false;
+    if (l->map)
+        l->want_value = true;
 }
 
-static void gen_str(ctx_t *c, const char *s)
+static void w_open(ctx_t *c, bool map)
 {
-    st(c, yajl_gen_string(c->g, (const unsigned char *)s, strlen(s)));
+    pre(c);
+    put(c, map ? "{" : "[", 1);
+    if (c->depth >= MAX_OUT_DEPTH) {
+        if (c->err == 0)
+            c->err = K2A_EJSON_DEPTH;
+        return;
+    }
+    level_t *l = &c->lv[++c->depth];
+    l->first = true;
+    l->map = map;
+    l->want_value = false;
 }
 
-/* ---------- keyword tables ---------- */
-
-static bool in_list(const char *k, const char *const *list)
+static void w_close(ctx_t *c, bool map)
 {
-    for (; *list != NULL; ++list)
-        if (strcmp(k, *list) == 0)
-            return true;
-    return false;
+    put(c, map ? "}" : "]", 1);
+    if (c->depth > 0)
+        --c->depth;
 }
 
-static const char *const always_removed[] = {"$schema", "cache_control", NULL};
-
-static const char *const strict_removed[] = {"pattern",
-                                             "format",
-                                             "minLength",
-                                             "maxLength",
-                                             "minimum",
-                                             "maximum",
-                                             "exclusiveMinimum",
-                                             "exclusiveMaximum",
-                                             "multipleOf",
-                                             "minItems",
-                                             "maxItems",
-                                             "uniqueItems",
-                                             "minProperties",
-                                             "maxProperties",
-                                             "patternProperties",
-                                             "propertyNames",
-                                             "dependentRequired",
-                                             "dependentSchemas",
-                                             "dependencies",
-                                             "if",
-                                             "then",
-                                             "else",
-                                             "contains",
-                                             "minContains",
-                                             "maxContains",
-                                             "unevaluatedProperties",
-                                             "unevaluatedItems",
-                                             "additionalProperties",
-                                             "encrypted",
-                                             NULL};
-
-/* keywords whose value is an object of name -> schema */
-static const char *const schema_maps[] = {"properties", "$defs", "definitions", "patternProperties", "dependentSchemas", NULL};
-/* keywords whose value is an array of schemas */
-static const char *const schema_arrays[] = {"anyOf", "oneOf", "allOf", "prefixItems", NULL};
-/* keywords whose value is one schema */
-static const char *const schema_ones[] = {
-    "not",           "additionalItems",       "additionalProperties", "if", "then", "else", "contains",
-    "propertyNames", "unevaluatedProperties", "unevaluatedItems",     NULL};
-
-static bool content_keyword(const char *k)
+static void w_str(ctx_t *c, const char *s)
 {
-    return strncmp(k, "content", 7) == 0 && k[7] >= 'A' && k[7] <= 'Z';
+    pre(c);
+    put(c, "\"", 1);
+    if (c->err == 0)
+        c->err = k2a_buf_append_json_escaped(c->out, s, strlen(s));
+    put(c, "\"", 1);
 }
 
-static bool removed(ctx_t *c, const char *k, yajl_val v)
+static void w_raw(ctx_t *c, const char *s)
 {
-    if (in_list(k, always_removed))
+    pre(c);
+    put(c, s, strlen(s));
+}
+
+/* ---------- keyword classes ---------- */
+
+enum {
+    KW_ALWAYS = 1, /* removed in every mode: $schema, cache_control */
+    KW_STRICT = 2, /* removed in strict mode (the list of tool_schema.h) */
+    KW_MAP = 4,    /* value: an object of name -> schema */
+    KW_ARRAY = 8,  /* value: an array of schemas */
+    KW_ONE = 16,   /* value: one schema */
+    KW_ITEMS = 32, /* value: one schema or an array of schemas */
+};
+
+/* The class of a schema keyword (KW_* flags), 0 for any other key: a switch on the length, then at most a few compares. */
+static unsigned kw_class(const char *k)
+{
+    size_t n = strlen(k);
+    switch (n) {
+    case 2:
+        if (memcmp(k, "if", 2) == 0)
+            return KW_STRICT | KW_ONE;
+        break;
+    case 3:
+        if (memcmp(k, "not", 3) == 0)
+            return KW_ONE;
+        break;
+    case 4:
+        if (memcmp(k, "else", 4) == 0)
+            return KW_STRICT | KW_ONE;
+        if (memcmp(k, "then", 4) == 0)
+            return KW_STRICT | KW_ONE;
+        break;
+    case 5:
+        if (memcmp(k, "$defs", 5) == 0)
+            return KW_MAP;
+        if (memcmp(k, "allOf", 5) == 0)
+            return KW_ARRAY;
+        if (memcmp(k, "anyOf", 5) == 0)
+            return KW_ARRAY;
+        if (memcmp(k, "items", 5) == 0)
+            return KW_ITEMS;
+        if (memcmp(k, "oneOf", 5) == 0)
+            return KW_ARRAY;
+        break;
+    case 6:
+        if (memcmp(k, "format", 6) == 0)
+            return KW_STRICT;
+        break;
+    case 7:
+        if (memcmp(k, "$schema", 7) == 0)
+            return KW_ALWAYS;
+        if (memcmp(k, "maximum", 7) == 0)
+            return KW_STRICT;
+        if (memcmp(k, "minimum", 7) == 0)
+            return KW_STRICT;
+        if (memcmp(k, "pattern", 7) == 0)
+            return KW_STRICT;
+        break;
+    case 8:
+        if (memcmp(k, "contains", 8) == 0)
+            return KW_STRICT | KW_ONE;
+        if (memcmp(k, "maxItems", 8) == 0)
+            return KW_STRICT;
+        if (memcmp(k, "minItems", 8) == 0)
+            return KW_STRICT;
+        break;
+    case 9:
+        if (memcmp(k, "encrypted", 9) == 0)
+            return KW_STRICT;
+        if (memcmp(k, "maxLength", 9) == 0)
+            return KW_STRICT;
+        if (memcmp(k, "minLength", 9) == 0)
+            return KW_STRICT;
+        break;
+    case 10:
+        if (memcmp(k, "multipleOf", 10) == 0)
+            return KW_STRICT;
+        if (memcmp(k, "properties", 10) == 0)
+            return KW_MAP;
+        break;
+    case 11:
+        if (memcmp(k, "definitions", 11) == 0)
+            return KW_MAP;
+        if (memcmp(k, "maxContains", 11) == 0)
+            return KW_STRICT;
+        if (memcmp(k, "minContains", 11) == 0)
+            return KW_STRICT;
+        if (memcmp(k, "prefixItems", 11) == 0)
+            return KW_ARRAY;
+        if (memcmp(k, "uniqueItems", 11) == 0)
+            return KW_STRICT;
+        break;
+    case 12:
+        if (memcmp(k, "dependencies", 12) == 0)
+            return KW_STRICT;
+        break;
+    case 13:
+        if (memcmp(k, "cache_control", 13) == 0)
+            return KW_ALWAYS;
+        if (memcmp(k, "maxProperties", 13) == 0)
+            return KW_STRICT;
+        if (memcmp(k, "minProperties", 13) == 0)
+            return KW_STRICT;
+        if (memcmp(k, "propertyNames", 13) == 0)
+            return KW_STRICT | KW_ONE;
+        break;
+    case 15:
+        if (memcmp(k, "additionalItems", 15) == 0)
+            return KW_ONE;
+        break;
+    case 16:
+        if (memcmp(k, "dependentSchemas", 16) == 0)
+            return KW_STRICT | KW_MAP;
+        if (memcmp(k, "exclusiveMaximum", 16) == 0)
+            return KW_STRICT;
+        if (memcmp(k, "exclusiveMinimum", 16) == 0)
+            return KW_STRICT;
+        if (memcmp(k, "unevaluatedItems", 16) == 0)
+            return KW_STRICT | KW_ONE;
+        break;
+    case 17:
+        if (memcmp(k, "dependentRequired", 17) == 0)
+            return KW_STRICT;
+        if (memcmp(k, "patternProperties", 17) == 0)
+            return KW_STRICT | KW_MAP;
+        break;
+    case 20:
+        if (memcmp(k, "additionalProperties", 20) == 0)
+            return KW_STRICT | KW_ONE;
+        break;
+    case 21:
+        if (memcmp(k, "unevaluatedProperties", 21) == 0)
+            return KW_STRICT | KW_ONE;
+        break;
+    default:
+        break;
+    }
+    return strncmp(k, "content", 7) == 0 && k[7] >= 'A' && k[7] <= 'Z' ? KW_STRICT : 0; /* contentMediaType... */
+}
+
+static bool removed(ctx_t *c, unsigned cls, const char *k, yajl_val v)
+{
+    if ((cls & KW_ALWAYS) != 0)
         return true;
     if (c->mode != K2A_TOOL_SCHEMA_STRICT)
         return false;
-    if (in_list(k, strict_removed) || content_keyword(k))
+    if ((cls & KW_STRICT) != 0)
         return true;
     return strcmp(k, "required") == 0 && YAJL_IS_ARRAY(v) && v->u.array.len == 0;
 }
@@ -119,34 +255,34 @@ static void gen_value(ctx_t *c, yajl_val v)
         return;
     switch (v->type) {
     case yajl_t_string:
-        gen_str(c, v->u.string);
+        w_str(c, v->u.string);
         break;
     case yajl_t_number:
-        st(c, yajl_gen_number(c->g, v->u.number.r, strlen(v->u.number.r)));
+        w_raw(c, v->u.number.r);
         break;
     case yajl_t_true:
     case yajl_t_false:
-        st(c, yajl_gen_bool(c->g, v->type == yajl_t_true));
+        w_raw(c, v->type == yajl_t_true ? "true" : "false");
         break;
     case yajl_t_null:
-        st(c, yajl_gen_null(c->g));
+        w_raw(c, "null");
         break;
     case yajl_t_object:
-        st(c, yajl_gen_map_open(c->g));
+        w_open(c, true);
         for (size_t i = 0; i < v->u.object.len; ++i) {
-            gen_str(c, v->u.object.keys[i]);
+            w_str(c, v->u.object.keys[i]);
             gen_value(c, v->u.object.values[i]);
         }
-        st(c, yajl_gen_map_close(c->g));
+        w_close(c, true);
         break;
     case yajl_t_array:
-        st(c, yajl_gen_array_open(c->g));
+        w_open(c, false);
         for (size_t i = 0; i < v->u.array.len; ++i)
             gen_value(c, v->u.array.values[i]);
-        st(c, yajl_gen_array_close(c->g));
+        w_close(c, false);
         break;
     default:
-        st(c, yajl_gen_null(c->g));
+        w_raw(c, "null");
         break;
     }
 }
@@ -163,21 +299,21 @@ static size_t count_required(yajl_val v)
 
 static void gen_schema(ctx_t *c, yajl_val v);
 
-static void gen_member(ctx_t *c, const char *k, yajl_val v)
+static void gen_member(ctx_t *c, unsigned cls, yajl_val v)
 {
-    if (in_list(k, schema_maps) && YAJL_IS_OBJECT(v)) {
-        st(c, yajl_gen_map_open(c->g));
+    if ((cls & KW_MAP) != 0 && YAJL_IS_OBJECT(v)) {
+        w_open(c, true);
         for (size_t i = 0; i < v->u.object.len; ++i) {
-            gen_str(c, v->u.object.keys[i]);
+            w_str(c, v->u.object.keys[i]);
             gen_schema(c, v->u.object.values[i]);
         }
-        st(c, yajl_gen_map_close(c->g));
-    } else if ((in_list(k, schema_arrays) || strcmp(k, "items") == 0) && YAJL_IS_ARRAY(v)) {
-        st(c, yajl_gen_array_open(c->g));
+        w_close(c, true);
+    } else if ((cls & (KW_ARRAY | KW_ITEMS)) != 0 && YAJL_IS_ARRAY(v)) {
+        w_open(c, false);
         for (size_t i = 0; i < v->u.array.len; ++i)
             gen_schema(c, v->u.array.values[i]);
-        st(c, yajl_gen_array_close(c->g));
-    } else if (in_list(k, schema_ones) || strcmp(k, "items") == 0) {
+        w_close(c, false);
+    } else if ((cls & (KW_ONE | KW_ITEMS)) != 0) {
         gen_schema(c, v);
     } else {
         gen_value(c, v); /* type, description, enum, const, default, $ref, title, unknown keywords: as they are */
@@ -187,13 +323,14 @@ static void gen_member(ctx_t *c, const char *k, yajl_val v)
 /* One member of a schema object, unless it is removed. */
 static void schema_member(ctx_t *c, const char *k, yajl_val v)
 {
-    if (removed(c, k, v)) {
+    unsigned cls = kw_class(k);
+    if (removed(c, cls, k, v)) {
         if (c->info != NULL)
             ++c->info->removed;
         return;
     }
-    gen_str(c, k);
-    gen_member(c, k, v);
+    w_str(c, k);
+    gen_member(c, cls, v);
 }
 
 /* A value at a schema position: objects are walked, anything else (true/false schemas, or junk) is copied. */
@@ -205,10 +342,10 @@ static void gen_schema(ctx_t *c, yajl_val v)
         gen_value(c, v);
         return;
     }
-    st(c, yajl_gen_map_open(c->g));
+    w_open(c, true);
     for (size_t i = 0; i < v->u.object.len; ++i)
         schema_member(c, v->u.object.keys[i], v->u.object.values[i]);
-    st(c, yajl_gen_map_close(c->g));
+    w_close(c, true);
 }
 
 /* ---------- the root ---------- */
@@ -419,34 +556,34 @@ static int gen_flattened(ctx_t *c, yajl_val root)
     }
     if (c->info != NULL)
         c->info->flattened = true;
-    st(c, yajl_gen_map_open(c->g));
-    gen_str(c, "type");
-    gen_str(c, "object");
+    w_open(c, true);
+    w_str(c, "type");
+    w_str(c, "object");
     if (f.description != NULL) {
-        gen_str(c, "description");
+        w_str(c, "description");
         gen_value(c, f.description);
     }
-    gen_str(c, "properties");
-    st(c, yajl_gen_map_open(c->g));
+    w_str(c, "properties");
+    w_open(c, true);
     for (size_t i = 0; i < f.np; ++i) {
         if (!pkeep[i])
             continue; /* the first definition of a name wins */
-        gen_str(c, f.props[i].key);
+        w_str(c, f.props[i].key);
         gen_schema(c, f.props[i].val);
     }
-    st(c, yajl_gen_map_close(c->g));
+    w_close(c, true);
     if (f.nreq != 0) {
-        gen_str(c, "required");
-        st(c, yajl_gen_array_open(c->g));
+        w_str(c, "required");
+        w_open(c, false);
         for (size_t i = 0; i < f.nreq; ++i)
             if (rkeep[i])
-                gen_str(c, f.req[i]);
-        st(c, yajl_gen_array_close(c->g));
+                w_str(c, f.req[i]);
+        w_close(c, false);
     }
     for (size_t i = 0; i < root->u.object.len; ++i)
         if (!flat_own_key(root->u.object.keys[i]))
             schema_member(c, root->u.object.keys[i], root->u.object.values[i]);
-    st(c, yajl_gen_map_close(c->g));
+    w_close(c, true);
     free(pkeep);
     flat_free(&f);
     return 0;
@@ -456,18 +593,18 @@ static void gen_replacement(ctx_t *c, yajl_val root)
 {
     if (c->info != NULL)
         c->info->root_replaced = true;
-    st(c, yajl_gen_map_open(c->g));
-    gen_str(c, "type");
-    gen_str(c, "object");
+    w_open(c, true);
+    w_str(c, "type");
+    w_str(c, "object");
     yajl_val d = member(root, "description");
     if (YAJL_IS_STRING(d)) {
-        gen_str(c, "description");
+        w_str(c, "description");
         gen_value(c, d);
     }
-    gen_str(c, "properties");
-    st(c, yajl_gen_map_open(c->g));
-    st(c, yajl_gen_map_close(c->g));
-    st(c, yajl_gen_map_close(c->g));
+    w_str(c, "properties");
+    w_open(c, true);
+    w_close(c, true);
+    w_close(c, true);
 }
 
 static int gen_root(ctx_t *c, yajl_val root)
@@ -482,10 +619,10 @@ static int gen_root(ctx_t *c, yajl_val root)
     if (flatten)
         return gen_flattened(c, root);
     yajl_val type = member(root, "type");
-    st(c, yajl_gen_map_open(c->g));
+    w_open(c, true);
     if (type == NULL) {
-        gen_str(c, "type");
-        gen_str(c, "object");
+        w_str(c, "type");
+        w_str(c, "object");
         if (c->info != NULL)
             c->info->root_typed = true;
     }
@@ -497,8 +634,8 @@ static int gen_root(ctx_t *c, yajl_val root)
                 continue; /* a second "type" member */
             if (!YAJL_IS_STRING(v) && c->info != NULL)
                 c->info->root_typed = true; /* ["object","null"] */
-            gen_str(c, "type");
-            gen_str(c, "object");
+            w_str(c, "type");
+            w_str(c, "object");
             continue;
         }
         if (strcmp(k, "required") == 0 && YAJL_IS_ARRAY(v) && count_required(v) != v->u.array.len) {
@@ -508,17 +645,17 @@ static int gen_root(ctx_t *c, yajl_val root)
                     ++c->info->removed;
                 continue;
             }
-            gen_str(c, "required");
-            st(c, yajl_gen_array_open(c->g));
+            w_str(c, "required");
+            w_open(c, false);
             for (size_t j = 0; j < v->u.array.len; ++j)
                 if (YAJL_IS_STRING(v->u.array.values[j]))
                     gen_value(c, v->u.array.values[j]);
-            st(c, yajl_gen_array_close(c->g));
+            w_close(c, false);
             continue;
         }
         schema_member(c, k, v);
     }
-    st(c, yajl_gen_map_close(c->g));
+    w_close(c, true);
     return 0;
 }
 
@@ -579,15 +716,9 @@ int k2a_tool_schema_sanitize(const char *json, size_t len, k2a_tool_schema_strip
     c.info = info;
     c.root = root;
     size_t start = out->len;
-    if ((c.g = yajl_gen_alloc(NULL)) == NULL) {
-        yajl_tree_free(root);
-        return K2A_ENOMEM;
-    }
-    yajl_gen_config(c.g, yajl_gen_print_callback, on_print, &c);
     int r = gen_root(&c, root);
     if (r == 0)
         r = c.err;
-    yajl_gen_free(c.g);
     yajl_tree_free(root);
     if (r != 0)
         out->len = start;
