@@ -200,7 +200,7 @@ int k2a_norm_tool_schema(k2a_str_t schema, k2a_tool_schema_strip_t mode, k2a_are
     k2a_tool_schema_info_t info;
     int r = k2a_buf_reserve(&b, schema.len + 64); /* the output is about the input's size: one allocation */
     if (r == 0)
-        r = k2a_tool_schema_sanitize(schema.base, schema.len, mode, &b, &info);
+        r = k2a_tool_schema_sanitize_cached(schema.base, schema.len, mode, &b, &info);
     if (r == 0) {
         if (b.len == schema.len && memcmp(b.base, schema.base, b.len) == 0) {
             *out = schema; /* already in Kiro's shape: zero-copy */

@@ -5,6 +5,8 @@
  * knows which positions hold schemas (so keywords are only removed there) and which hold user-chosen names (properties,
  * $defs, definitions) or plain values (enum, const, default).
  */
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_tree.h>
@@ -723,4 +725,85 @@ int k2a_tool_schema_sanitize(const char *json, size_t len, k2a_tool_schema_strip
     if (r != 0)
         out->len = start;
     return r;
+}
+
+/* ---------- the cache ---------- */
+
+/* Clients send the same tool list with every request (Claude Code: 24 schemas, 15 KB): the sanitized form of recent
+ * schemas is kept in a small direct-mapped table shared by every worker loop (a mutex around each lookup and store; the
+ * output is copied while it is held). Only successes of inputs up to CACHE_MAX_INPUT bytes are kept, at most
+ * CACHE_SLOTS of them: ~25 MB in the worst case, a few hundred KB for real clients. */
+#define CACHE_SLOTS 128
+#define CACHE_MAX_INPUT ((size_t)64 * 1024)
+
+typedef struct st_cache_slot_t {
+    uint64_t hash;
+    k2a_tool_schema_strip_t mode;
+    char *in, *out; /* one allocation: in[0..in_len) then out[0..out_len) */
+    size_t in_len, out_len;
+    k2a_tool_schema_info_t info;
+} cache_slot_t;
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static cache_slot_t cache[CACHE_SLOTS];
+
+static uint64_t hash_bytes(const char *s, size_t n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+        s += 8;
+        n -= 8;
+    }
+    while (n > 0) {
+        h = (h ^ (unsigned char)*s++) * 0x100000001b3ull;
+        --n;
+    }
+    h ^= h >> 29;
+    return h * 0xc4ceb9fe1a85ec53ull;
+}
+
+int k2a_tool_schema_sanitize_cached(const char *json, size_t len, k2a_tool_schema_strip_t mode, k2a_buf_t *out,
+                                    k2a_tool_schema_info_t *info)
+{
+    if (len == 0 || len > CACHE_MAX_INPUT)
+        return k2a_tool_schema_sanitize(json, len, mode, out, info);
+    uint64_t h = hash_bytes(json, len) ^ (uint64_t)mode;
+    cache_slot_t *s = &cache[h % CACHE_SLOTS];
+    pthread_mutex_lock(&cache_lock);
+    if (s->in != NULL && s->hash == h && s->mode == mode && s->in_len == len && memcmp(s->in, json, len) == 0) {
+        int r = k2a_buf_append(out, s->out, s->out_len); /* nothing is appended when it fails */
+        if (info != NULL)
+            *info = s->info;
+        pthread_mutex_unlock(&cache_lock);
+        return r;
+    }
+    pthread_mutex_unlock(&cache_lock);
+    k2a_tool_schema_info_t mine;
+    size_t start = out->len;
+    int r = k2a_tool_schema_sanitize(json, len, mode, out, &mine);
+    if (info != NULL)
+        *info = mine;
+    if (r != 0)
+        return r;
+    size_t olen = out->len - start;
+    char *copy = malloc(len + olen);
+    if (copy == NULL)
+        return 0; /* not kept: the answer is still right */
+    memcpy(copy, json, len);
+    memcpy(copy + len, out->base + start, olen);
+    pthread_mutex_lock(&cache_lock);
+    free(s->in);
+    s->hash = h;
+    s->mode = mode;
+    s->in = copy;
+    s->out = copy + len;
+    s->in_len = len;
+    s->out_len = olen;
+    s->info = mine;
+    pthread_mutex_unlock(&cache_lock);
+    return 0;
 }

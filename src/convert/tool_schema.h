@@ -59,4 +59,9 @@ static inline size_t k2a_tool_schema_max_output(size_t len)
 int k2a_tool_schema_sanitize(const char *json, size_t len, k2a_tool_schema_strip_t mode, k2a_buf_t *out,
                              k2a_tool_schema_info_t *info);
 
+/* The same answer, remembered: a process-wide table (thread-safe) keeps the output of the last schemas seen, so the tool
+ * list a client sends with every request is sanitized once. */
+int k2a_tool_schema_sanitize_cached(const char *json, size_t len, k2a_tool_schema_strip_t mode, k2a_buf_t *out,
+                                    k2a_tool_schema_info_t *info);
+
 #endif

@@ -187,6 +187,15 @@ static void fixture_schema(const char *name, const char *tool, yajl_val schema, 
 
     char *minimal = check(in, K2A_TOOL_SCHEMA_MINIMAL);
     char *strict = check(in, K2A_TOOL_SCHEMA_STRICT);
+    /* the cached entry point answers the same, first from the sanitizer, then from the cache */
+    for (int k = 0; k < 2; ++k) {
+        k2a_buf_t b;
+        k2a_buf_init(&b, 0);
+        assert_int_equal(k2a_tool_schema_sanitize_cached(in, strlen(in), K2A_TOOL_SCHEMA_STRICT, &b, NULL), 0);
+        assert_int_equal(b.len, strlen(strict));
+        assert_memory_equal(b.base, strict, b.len);
+        k2a_buf_dispose(&b);
+    }
     char err[128];
     yajl_val vi = yajl_tree_parse(in, err, sizeof(err)), vm = yajl_tree_parse(minimal, err, sizeof(err)),
              vs = yajl_tree_parse(strict, err, sizeof(err));
@@ -482,11 +491,50 @@ static void test_bounds(void **state)
     k2a_buf_dispose(&out);
 }
 
+static void test_cache(void **state)
+{
+    (void)state;
+    const char *in = "{\"$schema\":\"x\",\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"pattern\":\"^a\"}}}";
+    const char *strict = "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}}}";
+    const char *minimal = "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"pattern\":\"^a\"}}}";
+    k2a_tool_schema_info_t info;
+    for (int k = 0; k < 3; ++k) {
+        k2a_buf_t b;
+        k2a_buf_init(&b, 0);
+        k2a_buf_appendstr(&b, "x"); /* appended after what the buffer holds */
+        assert_int_equal(k2a_tool_schema_sanitize_cached(in, strlen(in), K2A_TOOL_SCHEMA_STRICT, &b, &info), 0);
+        assert_int_equal(info.removed, 2);
+        assert_int_equal(b.len, 1 + strlen(strict));
+        assert_memory_equal(b.base + 1, strict, strlen(strict));
+        /* the mode is part of the key */
+        k2a_buf_reset(&b);
+        assert_int_equal(k2a_tool_schema_sanitize_cached(in, strlen(in), K2A_TOOL_SCHEMA_MINIMAL, &b, &info), 0);
+        assert_int_equal(b.len, strlen(minimal));
+        assert_memory_equal(b.base, minimal, b.len);
+        k2a_buf_dispose(&b);
+    }
+    /* a hit still honours the buffer's maximum, and appends nothing then */
+    k2a_buf_t small;
+    k2a_buf_init(&small, 10);
+    assert_int_equal(k2a_tool_schema_sanitize_cached(in, strlen(in), K2A_TOOL_SCHEMA_STRICT, &small, NULL), K2A_ETOOBIG);
+    assert_int_equal(small.len, 0);
+    k2a_buf_dispose(&small);
+    /* failures are not kept */
+    k2a_buf_t b;
+    k2a_buf_init(&b, 0);
+    for (int k = 0; k < 2; ++k)
+        assert_int_equal(k2a_tool_schema_sanitize_cached("{\"a\":", 5, K2A_TOOL_SCHEMA_STRICT, &b, NULL), K2A_EJSON_SYNTAX);
+    assert_int_equal(b.len, 0);
+    k2a_buf_dispose(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fixture_schemas),  cmocka_unit_test(test_compliant_unchanged), cmocka_unit_test(test_root_type),
-        cmocka_unit_test(test_root_combinators), cmocka_unit_test(test_stripping),           cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_fixture_schemas), cmocka_unit_test(test_compliant_unchanged),
+        cmocka_unit_test(test_root_type),       cmocka_unit_test(test_root_combinators),
+        cmocka_unit_test(test_stripping),       cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
