@@ -1,7 +1,7 @@
 /*
- * Rendering rules of the normalizer (normalize_rules.h, rules 11-18): tool specs (names shortened to 64
- * bytes with a reversible map, descriptions cut on a UTF-8 boundary, schemas cleaned as little as
- * possible), IR messages → Kiro turns (text joined with "\n", tool results flattened to one text,
+ * Rendering rules of the normalizer (normalize_rules.h, rules 11-18): tool specs (names outside Kiro's charset or
+ * over 64 bytes rewritten with a reversible map, descriptions cut on a UTF-8 boundary, schemas sanitized by
+ * tool_schema.c), IR messages → Kiro turns (text joined with "\n", tool results flattened to one text,
  * history thinking inlined as <thinking> tags), placeholders for empty turns, stub specs for tools that
  * only the history mentions. Strings are joined in two passes (measure, then copy) into the arena.
  */
@@ -10,7 +10,6 @@
 #include <openssl/evp.h>
 #include "core/errors.h"
 #include "core/log.h"
-#include "convert/json_util.h"
 #include "convert/normalize_rules.h"
 #include "convert/strset.h"
 #include "convert/tool_schema.h"
