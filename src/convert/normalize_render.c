@@ -246,7 +246,7 @@ int k2a_norm_tools(const k2a_ir_request_t *w, const k2a_normalize_config_t *cfg,
                 return r;
             return k2a_convert_error_set(err, r, "tools[%zu].input_schema (tool \"%.*s\"): %s", i,
                                          (int)(t->name.len < 64 ? t->name.len : 64), t->name.base,
-                                         r == K2A_EJSON_DEPTH ? "nested deeper than 120 levels"
+                                         r == K2A_EJSON_DEPTH ? "nested deeper than 128 levels"
                                          : r == K2A_ETOOBIG   ? "too large to convert"
                                                               : "not a valid JSON schema");
         }

@@ -34,7 +34,7 @@ typedef enum en_k2a_tool_schema_strip_t {
 } k2a_tool_schema_strip_t;
 
 #define K2A_TOOL_SCHEMA_MAX_BYTES ((size_t)1024 * 1024) /* input text */
-#define K2A_TOOL_SCHEMA_MAX_DEPTH 120 /* nesting of objects and arrays in the input (yajl_gen writes at most 127) */
+#define K2A_TOOL_SCHEMA_MAX_DEPTH 128 /* nesting of objects and arrays in the input (the request decoder's own limit) */
 
 /* What the sanitizer changed (for debug logs and tests). */
 typedef struct st_k2a_tool_schema_info_t {

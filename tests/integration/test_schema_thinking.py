@@ -168,6 +168,36 @@ class SchemaThinking(unittest.TestCase):
         self.assertEqual(spec["inputSchema"]["json"], {"type": "object", "properties": {
             "path": {"type": "string"}, "fd": {"type": "integer"}}})
 
+    def test_deep_and_refused_schemas(self):
+        # the sanitizer recurses once per level on the request's coroutine stack. The deepest schema the decoder accepts
+        # (the body nests at most 128 levels, the schema starts at level 4: 125) is sanitized without harm; kiro-sim then
+        # refuses the Kiro body, which nests deeper than its parser allows, and says so
+        def deep(levels):
+            inner = {"type": "string"}
+            for _ in range(levels):
+                inner = {"type": "object", "properties": {"a": inner}}
+            return {"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}],
+                    "tools": [{"name": "deep", "description": "d", "input_schema": inner}]}
+        st, data = self.messages(deep(62))
+        self.assertIn(st, (200, 400), data[:2000])
+        if st == 400:
+            self.assertIn(b"Improperly formed request", data)
+            self.assertEqual(len(self.rec.take()), 1, "the gateway sent it: the refusal is upstream's")
+        st, data = self.messages(deep(55))  # 111 levels: through
+        self.assertEqual(st, 200, data[:2000])
+        self.assertEqual(len(self.rec.take()), 1)
+        # an array root is not refused: it becomes an empty object schema
+        tool = {"name": "arr", "description": "d", "input_schema": {"type": "array", "items": {"type": "string"}}}
+        for dialect, body in (("anthropic", {"model": "claude-sonnet-4-5", "max_tokens": 100, "tools": [tool]}),
+                              ("openai", {"model": "claude-sonnet-4-5", "tools": [{"type": "function", "function": {
+                                  "name": "arr", "parameters": tool["input_schema"]}}]})):
+            body["messages"] = [{"role": "user", "content": "hi"}]
+            st, data = self.messages(body, dialect)
+            self.assertEqual(st, 200, data[:2000])
+            sent = self.rec.take()
+            spec = sent[0]["conversationState"]["currentMessage"]["userInputMessage"]["userInputMessageContext"]["tools"][0]
+            self.assertEqual(spec["toolSpecification"]["inputSchema"]["json"], {"type": "object", "properties": {}})
+
     def test_small_max_tokens_carry_no_thinking(self):
         cases = (
             ("anthropic", {"model": "claude-sonnet-4-5", "max_tokens": 64,

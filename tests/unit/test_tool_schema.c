@@ -414,24 +414,24 @@ static void test_bounds(void **state)
 {
     (void)state;
     int rc;
-    /* deep nesting: 120 levels pass, 121 do not */
+    /* deep nesting: 128 levels pass, 129 do not */
     k2a_buf_t in;
     k2a_buf_init(&in, 0);
-    for (int i = 0; i < 60; ++i)
+    for (int i = 0; i < 64; ++i)
         k2a_buf_appendstr(&in, "{\"properties\":{\"a\":");
     k2a_buf_appendstr(&in, "{}");
-    for (int i = 0; i < 60; ++i)
+    for (int i = 0; i < 64; ++i)
         k2a_buf_appendstr(&in, "}}");
     k2a_buf_t out;
     k2a_buf_init(&out, 0);
-    /* 60 * 2 + 1 levels: too deep */
+    /* 64 * 2 + 1 levels: too deep */
     assert_int_equal(k2a_tool_schema_sanitize(in.base, in.len, K2A_TOOL_SCHEMA_STRICT, &out, NULL), K2A_EJSON_DEPTH);
     assert_int_equal(out.len, 0);
     k2a_buf_reset(&in);
-    for (int i = 0; i < 59; ++i)
+    for (int i = 0; i < 63; ++i)
         k2a_buf_appendstr(&in, "{\"properties\":{\"a\":");
-    k2a_buf_appendstr(&in, "[{}]"); /* 59 * 2 + 2 = 120 levels */
-    for (int i = 0; i < 59; ++i)
+    k2a_buf_appendstr(&in, "[{}]"); /* 63 * 2 + 2 = 128 levels */
+    for (int i = 0; i < 63; ++i)
         k2a_buf_appendstr(&in, "}}");
     assert_int_equal(k2a_tool_schema_sanitize(in.base, in.len, K2A_TOOL_SCHEMA_STRICT, &out, NULL), 0);
     free(check(k2a_buf_cstr(&in), K2A_TOOL_SCHEMA_STRICT));
