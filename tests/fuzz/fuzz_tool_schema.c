@@ -2,7 +2,8 @@
  * libFuzzer target for the tool schema sanitizer (src/convert/tool_schema.c). Byte 0 picks the mode (bit 0: minimal),
  * the rest is the schema text. Checks: no crash, leak or sanitizer report; an accepted schema gives valid JSON whose
  * root is an object with "type":"object" and no anyOf/oneOf/allOf, no larger than k2a_tool_schema_max_output of the
- * input; sanitizing the output again gives it back unchanged (idempotent); a refusal leaves the buffer as it was.
+ * input; sanitizing the output again gives it back unchanged (idempotent), and the cached entry point gives the same
+ * bytes; a refusal leaves the buffer as it was.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -64,6 +65,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         check_root(&out);
         if (k2a_tool_schema_sanitize(out.base, out.len, mode, &again, NULL) != 0 || again.len != out.len ||
+            memcmp(again.base, out.base, out.len) != 0)
+            abort();
+        /* the cached entry point answers the same bytes */
+        k2a_buf_reset(&again);
+        if (k2a_tool_schema_sanitize_cached(in, len, mode, &again, NULL) != 0 || again.len != out.len ||
             memcmp(again.base, out.base, out.len) != 0)
             abort();
     }
