@@ -369,7 +369,7 @@ int k2a_kiro_encode(const k2a_kiro_conv_t *conv, const k2a_kiro_encode_ids_t *id
         END_ARR(&e);
     }
     END_OBJ(&e);
-    if (conv->native_effort.len != 0) { /* kept right after conversationState: see k2a_kiro_build_request */
+    if (conv->native_effort.len != 0) { /* at the root, camelCase outside, snake_case inside (kiro-protocol-2026.md §7) */
         KEY(&e, "additionalModelRequestFields");
         PUTLIT(&e, "{\"output_config\":{\"effort\":");
         str(&e, conv->native_effort);

@@ -39,7 +39,7 @@ typedef struct st_k2a_kiro_build_params_t {
     void *random_ctx;
     /* Native thinking fields (kiro-protocol-2026.md §7): when true (the default) and k2a_model_accepts_effort says the
      * Kiro model takes them, adaptive thinking is sent as the root additionalModelRequestFields.output_config.effort
-     * instead of tags, and redacted thinking of the history as reasoningContent. false: never (KIRO_NATIVE_EFFORT=off,
+     * instead of tags, and redacted thinking of the history as reasoningContent. false: never (KIRO_NATIVE_EFFORT=false,
      * or the retry after Kiro refused the field). */
     bool native_fields;
 } k2a_kiro_build_params_t;
