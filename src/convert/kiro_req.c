@@ -22,6 +22,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "convert/kiro_req.h"
+#include "convert/model_effort.h"
 
 #define MAX_ID_HEADER 256
 #define MAX_NESTING 16
@@ -335,7 +336,7 @@ static void encode_user(enc_t *e, const k2a_kiro_turn_t *t, const k2a_kiro_conv_
     END_OBJ(e);
 }
 
-static void encode_assistant(enc_t *e, const k2a_kiro_turn_t *t)
+static void encode_assistant(enc_t *e, const k2a_kiro_turn_t *t, bool reasoning)
 {
     KEY(e, "assistantResponseMessage");
     OBJ(e);
@@ -356,6 +357,13 @@ static void encode_assistant(enc_t *e, const k2a_kiro_turn_t *t)
             END_OBJ(e);
         }
         END_ARR(e);
+    }
+    if (reasoning && t->redacted.len != 0) { /* what kiro-cli replays (kiro-protocol-2026.md §7) */
+        KEY(e, "reasoningContent");
+        OBJ(e);
+        KEY(e, "redactedContent");
+        str(e, t->redacted);
+        END_OBJ(e);
     }
     END_OBJ(e);
 }
@@ -396,7 +404,7 @@ static int encode_conv(enc_t *e, const k2a_kiro_conv_t *conv, const k2a_kiro_enc
             const k2a_kiro_turn_t *t = &conv->history[i];
             ELEM_OBJ(e);
             if (t->assistant)
-                encode_assistant(e, t);
+                encode_assistant(e, t, conv->reasoning_content);
             else
                 encode_user(e, t, conv, ids, false);
             END_OBJ(e);
@@ -406,6 +414,12 @@ static int encode_conv(enc_t *e, const k2a_kiro_conv_t *conv, const k2a_kiro_enc
         END_ARR(e);
     }
     END_OBJ(e);
+    if (conv->native_effort.len != 0) { /* at the root, camelCase outside, snake_case inside (kiro-protocol-2026.md §7) */
+        KEY(e, "additionalModelRequestFields");
+        PUTLIT(e, "{\"output_config\":{\"effort\":");
+        str(e, conv->native_effort);
+        PUTLIT(e, "}}");
+    }
     if (ids->profile_arn.len != 0) {
         KEY(e, "profileArn");
         str(e, ids->profile_arn);
@@ -551,6 +565,7 @@ void k2a_kiro_build_params_init(k2a_kiro_build_params_t *params, const k2a_model
     params->model_map = model_map;
     params->norm = k2a_normalize_config_default();
     params->now = time(NULL);
+    params->native_fields = true;
 }
 
 static int encode_failed(int r, k2a_convert_error_t *err)
@@ -568,6 +583,7 @@ static int built(const k2a_model_resolution_t *model, const k2a_kiro_conv_t *con
     res->public_model = model->public_name;
     res->tool_names = conv->names;
     res->thinking = conv->thinking;
+    res->native_effort = conv->native_effort.len != 0;
     res->history_turns_dropped = dropped;
     res->payload_bytes = out->len;
     res->conversation_id = ids->conversation_id;
@@ -590,7 +606,11 @@ int k2a_kiro_build_request(const k2a_ir_request_t *req, const k2a_kiro_build_par
         return k2a_convert_error_set(err, K2A_ENOMEM, "request too large for the conversion memory limit");
     model.kiro_model_id = k2a_str(model_id, model.kiro_model_id.len);
     k2a_kiro_conv_t conv;
-    if ((r = k2a_normalize_for_kiro(req, &params->norm, model.thinking_forced, arena, &conv, err)) != 0)
+    k2a_normalize_config_t norm = params->norm;
+    norm.native_effort = params->native_fields && req->thinking.mode == K2A_THINKING_ADAPTIVE &&
+                         k2a_model_accepts_effort(model.kiro_model_id, k2a_norm_thinking_effort(req));
+    norm.reasoning_content = params->native_fields && k2a_model_accepts_effort(model.kiro_model_id, K2A_STR_NULL);
+    if ((r = k2a_normalize_for_kiro(req, &norm, model.thinking_forced, arena, &conv, err)) != 0)
         return r;
 
     k2a_kiro_encode_ids_t ids;

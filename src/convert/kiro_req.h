@@ -38,6 +38,11 @@ typedef struct st_k2a_kiro_build_params_t {
     k2a_str_t profile_arn;         /* sent at the root for Social accounts; empty = omitted */
     k2a_random_cb random;          /* NULL = OpenSSL RAND_bytes */
     void *random_ctx;
+    /* Native thinking fields (kiro-protocol-2026.md §7): when true (the default) and k2a_model_accepts_effort says the
+     * Kiro model takes them, adaptive thinking is sent as the root additionalModelRequestFields.output_config.effort
+     * instead of tags, and redacted thinking of the history as reasoningContent. false: never (KIRO_NATIVE_EFFORT=false,
+     * or the retry after Kiro refused the field). */
+    bool native_fields;
 } k2a_kiro_build_params_t;
 
 typedef struct st_k2a_kiro_build_result_t {
@@ -49,6 +54,7 @@ typedef struct st_k2a_kiro_build_result_t {
     size_t payload_bytes;         /* == out->len */
     k2a_str_t conversation_id;
     k2a_str_t agent_continuation_id;
+    bool native_effort; /* additionalModelRequestFields was sent (the retry without it rebuilds with native_fields false) */
 } k2a_kiro_build_result_t;
 
 /* Sets params to defaults: default normalizer config, time(NULL), everything else empty. */

@@ -69,6 +69,11 @@ static const var_t vars[] = {
     /* conversion */
     {"MAX_TOOL_DESCRIPTION_LENGTH", T_INT, F(max_tool_description_length), "10000", 16, 1000000, NULL,
      "tool descriptions longer than this many bytes are cut (on a UTF-8 boundary)"},
+    {"KIRO_TOOL_SCHEMA_STRIP", T_ENUM, F(tool_schema_strip), "strict", 0, 0, "strict|minimal",
+     "tool schemas: strict also removes the validation keywords Kiro may refuse (pattern, format, bounds, "
+     "additionalProperties...); minimal only fixes the root and removes $schema"},
+    {"KIRO_NATIVE_EFFORT", T_BOOL, F(native_effort), "true", 0, 0, NULL,
+     "send adaptive thinking's effort as additionalModelRequestFields to the models known to take it (else as prompt tags)"},
     {"KIRO_MAX_BODY_BYTES", T_INT, F(max_body_bytes), "33554432", 1024, 1024 * MB, NULL,
      "largest accepted request body (413 past it); images arrive as base64"},
     {"KIRO_MAX_PAYLOAD_BYTES", T_INT, F(max_payload_bytes), "600000", 10 * KB, 64 * MB, NULL,

@@ -40,6 +40,8 @@ typedef struct st_k2a_config_t {
     bool debug;
     /* conversion */
     int64_t max_tool_description_length;
+    char *tool_schema_strip; /* "strict" | "minimal" */
+    bool native_effort;
     int64_t max_body_bytes;
     int64_t max_payload_bytes;
     char *model_map;

@@ -517,6 +517,19 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
                 if (rr == K2A_ECANCELED)
                     r = rr;
             }
+            if (r == 0 && status == 400 && d->native_fallback != NULL &&
+                memmem(d->error_body.base != NULL ? d->error_body.base : "", d->error_body.len, "additionalModelRequestFields",
+                       28) != NULL) {
+                /* the model does not take the native thinking fields: the same account, once, without them */
+                k2a_dispatch_native_fallback_cb cb = d->native_fallback;
+                d->native_fallback = NULL;
+                K2A_LOG(K2A_LOG_INFO, d->request_id, "pool: %s: Kiro refused additionalModelRequestFields; asking again without it",
+                        out->lease.label);
+                if (cb(d->native_fallback_ctx)) {
+                    same_account_retry = true;
+                    continue;
+                }
+            }
             k2a_verdict_t v;
             k2a_pool_classify(r, status, d->error_body.base, d->error_body.len, &v);
             if (v.action == K2A_ACT_CANCELED) {

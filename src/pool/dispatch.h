@@ -33,6 +33,9 @@ struct st_k2a_http_response_t;
  * lease->profile_arn, NULL for API keys). Returns 0 or a negative K2A_E* (which ends the dispatch with that error). */
 typedef int (*k2a_dispatch_build_cb)(void *ctx, const k2a_lease_t *lease, k2a_buf_t *body);
 
+/* Rebuilds the body without the native thinking fields (see k2a_dispatch_set_native_fallback). Returns true when it did. */
+typedef bool (*k2a_dispatch_native_fallback_cb)(void *ctx);
+
 #define K2A_DISPATCH_MAX_TRIES 24
 #define K2A_DISPATCH_ERROR_BODY_MAX (64 * 1024)
 
@@ -71,6 +74,9 @@ typedef struct st_k2a_dispatch_t {
     const char *body_prefix; /* borrowed, see k2a_dispatch_set_body_prefix */
     size_t body_prefix_len;
     k2a_dispatch_attempt_t *open; /* the attempt whose lease/response is still held */
+    /* see k2a_dispatch_set_native_fallback (NULL once used) */
+    k2a_dispatch_native_fallback_cb native_fallback;
+    void *native_fallback_ctx;
     /* the outcome, valid after k2a_dispatch_next returned an error */
     int err;                 /* K2A_E*: K2A_EUPSTREAM_BAD_REQUEST, K2A_EUPSTREAM_CONTENT_LENGTH, K2A_EHTTP_STATUS (other 4xx),
                                 K2A_ENO_ACCOUNT, K2A_EEXHAUSTED, K2A_ETHROTTLED, K2A_EUPSTREAM_AUTH, K2A_EACCOUNT_INVALID,
@@ -125,6 +131,16 @@ void k2a_dispatch_set_body_prefix(k2a_dispatch_t *d, const char *prefix, size_t 
 static inline void k2a_dispatch_set_model(k2a_dispatch_t *d, const char *model)
 {
     d->tried.model = model;
+}
+
+/* Optional: the body carries additionalModelRequestFields (kiro-protocol-2026.md §7). When Kiro answers 400 naming that
+ * field ("additionalModelRequestFields is not supported for this model", "Invalid additionalModelRequestFields"), cb
+ * rebuilds the body without it (it may call k2a_dispatch_set_body_prefix) and the same account is asked again: once per
+ * request, not counted as another attempt, no penalty. */
+static inline void k2a_dispatch_set_native_fallback(k2a_dispatch_t *d, k2a_dispatch_native_fallback_cb cb, void *ctx)
+{
+    d->native_fallback = cb;
+    d->native_fallback_ctx = ctx;
 }
 
 /* In a coroutine: see the file comment. Returns 0 with out filled (an open 200 response and its lease), or a negative K2A_E*

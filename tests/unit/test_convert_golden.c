@@ -291,6 +291,7 @@ static int run_case(const char *name)
     static const char *const current[] = {"claude-opus-4.8", "claude-opus-5", "claude-sonnet-4.0"};
     k2a_sim_limits_t vlimits;
     k2a_sim_limits_init(&vlimits);
+    vlimits.modern = true; /* Kiro as it is now: dotted model ids, additionalModelRequestFields */
     vlimits.extra_models = current;
     vlimits.nextra_models = sizeof(current) / sizeof(current[0]);
     if (k2a_sim_validate_request_ex(out.base, out.len, &vlimits, &val, NULL) != 200) {
