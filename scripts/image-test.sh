@@ -211,8 +211,12 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 if [ ! -x build/kiro-sim ]; then
     log "build/kiro-sim missing: building it"
-    cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build build -j"$(nproc)" --target kiro-sim >/dev/null ||
+    tests_flag=$([ -f build/CMakeCache.txt ] || echo -DK2A_TESTS=OFF)
+    if ! cmake -S . -B build -DCMAKE_BUILD_TYPE=Release $tests_flag >"$work/cmake.log" 2>&1 ||
+        ! cmake --build build -j"$(nproc)" --target kiro-sim >>"$work/cmake.log" 2>&1; then
+        tail -n 40 "$work/cmake.log"
         die "cannot build build/kiro-sim"
+    fi
 fi
 sim_port=$(free_port)
 build/kiro-sim --host 127.0.0.1 --port "$sim_port" >"$work/sim.log" 2>&1 &
