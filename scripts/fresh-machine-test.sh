@@ -65,13 +65,15 @@ if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
 fi
 log "repository: commit $commit, cloned into the containers from a read-only bare copy"
 
-# new_machine NAME: starts $tag-NAME (into $machine), a container of the bare bookworm image with git and make
-# installed, as on a machine where someone just typed `apt-get install git make` to fetch the project
+# new_machine NAME UID: starts $tag-NAME (into $machine), a container of the bare bookworm image with git and make
+# installed, as on a machine where someone just typed `apt-get install git make` to fetch the project. Its copy of
+# the repository belongs to UID, the user who clones it (git refuses a repository of another owner).
 new_machine() {
     machine=$tag-$1
     containers+=("$machine")
+    cp -a "$work/kiro2api.git" "$work/$1.git" && chown -R "$2:$2" "$work/$1.git" || die "cannot copy the repository"
     podman run -d --name "$machine" --hostname "$1" --network host \
-        -v "$work/kiro2api.git:/srv/kiro2api.git:ro" "$base_full" sleep infinity >"$work/$1.run.log" 2>&1 ||
+        -v "$work/$1.git:/srv/kiro2api.git:ro" "$base_full" sleep infinity >"$work/$1.run.log" 2>&1 ||
         die "podman run: $(cat "$work/$1.run.log")"
     if ! podman exec -e DEBIAN_FRONTEND=noninteractive "$machine" bash -c \
         'apt-get update -q && apt-get install -y -q --no-install-recommends git make' >"$work/$1.apt.log" 2>&1; then
@@ -138,7 +140,7 @@ demo_checks() {
 
 # ---------------------------------------------------------------------------------------------- as root
 log "machine 1: make run as root"
-new_machine root-machine
+new_machine root-machine 0
 clone "$machine" root /root
 port1=$(free_port)
 t0=$(date +%s)
@@ -153,9 +155,9 @@ podman rm -f -t 2 "$machine" >/dev/null 2>&1
 
 # ---------------------------------------------------------------------------------------------- as a user
 log "machine 2: make run as a normal user"
-new_machine user-machine
+new_machine user-machine 1000
 m2=$machine
-podman exec "$m2" useradd --create-home --shell /bin/bash dev || die "useradd failed"
+podman exec "$m2" useradd --uid 1000 --create-home --shell /bin/bash dev || die "useradd failed"
 clone "$m2" dev /home/dev
 first=$work/user-first.log
 podman exec -u dev -w /home/dev/kiro2api "$m2" make run >"$first" 2>&1
