@@ -101,7 +101,7 @@ wait_gateway() {
     t0=$(date +%s)
     while [ $(($(date +%s) - t0)) -lt "$timeout_s" ]; do
         if curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$port/healthz"; then
-            log "gateway up on 127.0.0.1:$port after $(($(date +%s) - t0))s (packages, build, start)"
+            log "gateway up on 127.0.0.1:$port after $(($(date +%s) - t0))s"
             return 0
         fi
         if ! kill -0 "$run_pid" 2>/dev/null; then
