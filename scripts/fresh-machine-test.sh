@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's set-up on a new machine: two containers of a bare Debian 12 (the debootstrap minbase image of
-# scripts/podman-common.sh, with only git and make added) clone this repository and run `make run`.
+# scripts/podman-common.sh, with only git and make added) clone this repository and run `make run` (a third runs
+# `make test` with K2A_FRESH_MAKE_TEST=1, below).
 #   as root:        `make run` installs the build packages, builds, and starts the demo; the test waits for the
 #                   gateway, checks that it says it runs against the bundled simulator, that no test package was
 #                   installed, and streams a /v1/messages request (message_start .. message_stop).
@@ -11,8 +12,10 @@
 # as this machine's apt does; the gateway's port is a free loopback port that curl on the host reaches); the
 # simulator inside listens on 127.0.0.1 too. Everything the test creates is removed on exit (the base image
 # stays cached). Run by `make image-test`; it downloads Debian packages, so it is not part of `make test`.
-#   K2A_FRESH_TIMEOUT  seconds each `make run` may take to bring the gateway up (default 1200)
-#   K2A_IMAGE_FRESH=1  make the base images anew first (debootstrap)
+#   K2A_FRESH_TIMEOUT    seconds each `make run` may take to bring the gateway up (default 1200)
+#   K2A_FRESH_MAKE_TEST=1  also `make test` (foundation tests only) as a user on a third machine: the install line
+#                          for the test set, npm's clients, all three builds (about 450 MB of npm packages)
+#   K2A_IMAGE_FRESH=1      make the base images anew first (debootstrap)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 src_dir=$(pwd)
@@ -193,6 +196,45 @@ if wait_gateway "$port2" "$work/user.log"; then
     check "user: the build belongs to the user" test "$(podman exec "$m2" stat -c %U /home/dev/kiro2api/build/kiro2api)" = dev
 else
     fail "user: make run then brought the gateway up"
+fi
+
+# ---------------------------------------------------------------------------------------------- make test (opt-in)
+# The other README command, as a normal user on a third new machine: the install line for the test set, then
+# `make test` with only the foundation tests (it still installs the npm clients and builds all three trees).
+if [ "${K2A_FRESH_MAKE_TEST:-0}" = 1 ]; then
+    podman rm -f -t 2 "$m2" >/dev/null 2>&1
+    log "machine 3: make test as a normal user (K2A_FRESH_MAKE_TEST=1)"
+    new_machine test-machine 1000
+    m3=$machine
+    podman exec "$m3" useradd --uid 1000 --create-home --shell /bin/bash dev || die "useradd failed"
+    clone "$m3" dev /home/dev
+    first=$work/test-first.log
+    podman exec -u dev -w /home/dev/kiro2api "$m3" make test >"$first" 2>&1
+    first_rc=$?
+    sed 's/^/    | /' "$first"
+    line=$(grep -m1 "^  su -c 'apt-get update && apt-get install -y " "$first" | sed 's/^  //')
+    check "make test as a user without the packages fails with one su -c line (exit $first_rc)" \
+        test "$first_rc" -ne 0 -a "$(grep -c "^  su -c 'apt-get update" "$first")" = 1
+    check "... that names the build, unit-test, fuzz and client packages" \
+        bash -c 'for p in gcc cmake libcmocka-dev python3 clang libclang-rt-14-dev curl chromium nodejs npm; do
+            grep -qE " $p( |'"'"')" <<<"$1" || exit 1; done' _ "$line"
+    t0=$(date +%s)
+    if [ -n "$line" ] && podman exec -u root "$m3" bash -c "$line" >"$work/test-install.log" 2>&1; then
+        ok "the printed line ran as root ($(($(date +%s) - t0))s)"
+    else
+        tail -n 20 "$work/test-install.log" | sed 's/^/    /'
+        fail "the printed line ran as root"
+    fi
+    t0=$(date +%s)
+    podman exec -u dev -w /home/dev/kiro2api -e CTEST_ARGS="-R foundation" "$m3" make test >"$work/test.log" 2>&1
+    test_rc=$?
+    grep -E "tests passed|tests failed|make test:|^deps:" "$work/test.log" | sed 's/^/    | /'
+    if ! check "make test as the user then passes (exit $test_rc, $(($(date +%s) - t0))s)" \
+        bash -c '[ "$1" = 0 ] && grep -q "make test: both builds passed" "$2" &&
+            [ "$(grep -c "100% tests passed" "$2")" = 2 ]' _ "$test_rc" "$work/test.log"; then
+        tail -n 40 "$work/test.log" | sed 's/^/    /'
+    fi
+    check "... with no 'Entering directory' lines" bash -c '! grep -q "Entering directory" "$1"' _ "$work/test.log"
 fi
 
 log "fresh-machine: $passes passed, $fails failed (total $(($(date +%s) - t_start))s)"
