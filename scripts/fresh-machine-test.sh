@@ -225,8 +225,18 @@ if [ "${K2A_FRESH_MAKE_TEST:-0}" = 1 ]; then
         tail -n 20 "$work/test-install.log" | sed 's/^/    /'
         fail "the printed line ran as root"
     fi
+    # npm in the container trusts what npm here trusts: where this machine reaches the registry through a proxy
+    # with a CA of its own (NODE_EXTRA_CA_CERTS, or npm's cafile), the container gets that bundle too, as the base
+    # image gets apt's settings
+    npm_ca=${NODE_EXTRA_CA_CERTS:-}
+    if [ -z "$npm_ca" ] && command -v npm >/dev/null; then npm_ca=$(npm config get cafile 2>/dev/null); fi
+    ca_env=()
+    if [ -n "$npm_ca" ] && [ "$npm_ca" != null ] && [ -f "$npm_ca" ]; then
+        podman cp "$npm_ca" "$m3:/etc/k2a-host-ca.crt" && podman exec "$m3" chmod 0644 /etc/k2a-host-ca.crt &&
+            ca_env=(-e NODE_EXTRA_CA_CERTS=/etc/k2a-host-ca.crt) && log "npm trusts this machine's CA bundle ($npm_ca)"
+    fi
     t0=$(date +%s)
-    podman exec -u dev -w /home/dev/kiro2api -e CTEST_ARGS="-R foundation" "$m3" make test >"$work/test.log" 2>&1
+    podman exec -u dev -w /home/dev/kiro2api -e CTEST_ARGS="-R foundation" "${ca_env[@]}" "$m3" make test >"$work/test.log" 2>&1
     test_rc=$?
     grep -E "tests passed|tests failed|make test:|^deps:" "$work/test.log" | sed 's/^/    | /'
     if ! check "make test as the user then passes (exit $test_rc, $(($(date +%s) - t0))s)" \
