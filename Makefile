@@ -25,9 +25,9 @@ configure = @mkdir -p $(1) && if ! $(3) cmake -S . -B $(1) $(2) >$(1)/configure.
 	cat $(1)/configure.log >&2; echo "make: CMake could not configure $(1)/ (its output above, also in $(1)/configure.log)" >&2; \
 	exit 1; fi
 
-# The release build of the two binaries needs no test package: a new build/ is configured without the tests
-# (K2A_TESTS=OFF); one that build-all or `make test` configured keeps them.
-BUILD_TESTS_FLAG = $(if $(wildcard build/CMakeCache.txt),,-DK2A_TESTS=OFF)
+# The release build of the two binaries needs no test package: build/ is configured without the tests (K2A_TESTS=OFF)
+# unless build-all or `make test` switched them on there and cmocka is still installed.
+BUILD_TESTS_FLAG = $(if $(and $(shell grep -s '^K2A_TESTS:BOOL=ON' build/CMakeCache.txt),$(shell pkg-config --exists cmocka 2>/dev/null && echo y)),,-DK2A_TESTS=OFF)
 
 .PHONY: all build build-all asan deps deps-all deps-fuzz deps-test deps-bench deps-soak run test test-release test-asan \
 	fuzz fuzz-build soak bench bench-quick image-test format clean
