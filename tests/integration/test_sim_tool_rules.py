@@ -83,8 +83,8 @@ class SimToolRules(unittest.TestCase):
             body["tools"] = tools
         return self.call("anthropic", body)
 
-    def openai(self, messages, tools=None):
-        body = {"model": MODEL, "max_tokens": 1024, "messages": messages}
+    def openai(self, messages, tools=None, **extra):
+        body = dict({"model": MODEL, "max_tokens": 1024, "messages": messages}, **extra)
         if tools is not None:
             body["tools"] = tools
         return self.call("openai", body)
@@ -126,6 +126,9 @@ class SimToolRules(unittest.TestCase):
                               ("claude-haiku-4-5", "low"), ("claude-opus-4-6", "bogus")):
             self.anthropic([{"role": "user", "content": "think"}], model=model, thinking={"type": "adaptive"},
                            output_config={"effort": effort})
+        for model, effort in (("claude-opus-4-6", "xhigh"), ("claude-opus-4-6", "high"), ("claude-sonnet-4-5", "low"),
+                              ("claude-opus-4-7", "xhigh")):
+            self.openai([{"role": "user", "content": "think"}], model=model, reasoning_effort=effort)
 
 
 if __name__ == "__main__":
