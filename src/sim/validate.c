@@ -422,6 +422,8 @@ static int check_user(ctx_t *c, yajl_val msg, const char *path, bool current, ya
 
 static bool has_tool_use_id(yajl_val items, const char *id)
 {
+    if (id == NULL)
+        return true; /* not reached: the shape rules require every toolUseId */
     for (size_t j = 0; items != NULL && j < items->u.array.len; ++j) {
         const char *other = object_str(items->u.array.values[j], "toolUseId");
         if (other != NULL && strcmp(other, id) == 0)
