@@ -116,7 +116,8 @@ def test_help_documents_the_2026_rules():
     assert p.returncode == 0
     for needle in (b"--legacy-2025", b"--strict-headers", b"--max-body-bytes", b"--overage-status", b"--capacity-status",
                    b"sim-socialeu-X", b"sim-idc-X", b"sim-builderid-X", b"sim-free-X", b"sim-extidp-X", b"ksk_sim-X",
-                   b"sim-ttlN-X", b"profileArn is required", b"UnknownOperationException", b"/entra/token"):
+                   b"sim-ttlN-X", b"profileArn is required", b"UnknownOperationException", b"/entra/token", b"TOOL_SCHEMA_INVALID",
+                   b"REQUEST_BODY_INVALID", b"TOOL_USE_RESULT_MISMATCH", b"TOOL_CONFIG_MISSING", b"Invalid\n"):
         assert needle in p.stdout, needle
     for bad in (["--overage-status", "401"], ["--capacity-status", "500"]):
         assert run_checked([sim_binary()] + bad, timeout=10).returncode == 2, bad
