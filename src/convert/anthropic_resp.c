@@ -69,11 +69,14 @@ static int append_json_string(k2a_buf_t *b, k2a_str_t s)
 
 static int append_usage(k2a_buf_t *b, const k2a_ir_usage_t *u, int64_t output_tokens)
 {
-    return k2a_buf_appendf(b,
-                           "{\"input_tokens\":%lld,\"cache_creation_input_tokens\":%lld,\"cache_read_input_tokens\":%lld,"
-                           "\"output_tokens\":%lld}",
-                           (long long)u->input_tokens, (long long)u->cache_creation_input_tokens,
-                           (long long)u->cache_read_input_tokens, (long long)output_tokens);
+    int r = k2a_buf_appendf(b,
+                            "{\"input_tokens\":%lld,\"cache_creation_input_tokens\":%lld,\"cache_read_input_tokens\":%lld,"
+                            "\"output_tokens\":%lld",
+                            (long long)u->input_tokens, (long long)u->cache_creation_input_tokens,
+                            (long long)u->cache_read_input_tokens, (long long)output_tokens);
+    if (r == 0 && u->web_search_requests > 0)
+        r = k2a_buf_appendf(b, ",\"server_tool_use\":{\"web_search_requests\":%lld}", (long long)u->web_search_requests);
+    return r != 0 ? r : APPEND_LIT(b, "}");
 }
 
 /* ---------- streaming ---------- */
@@ -391,7 +394,8 @@ int k2a_anthropic_msg_render(k2a_anthropic_msg_t *m, k2a_buf_t *out)
     if ((r = APPEND_LIT(out, "{\"id\":\"")) != 0 || (r = k2a_buf_append(out, m->id, K2A_ANTHROPIC_ID_LEN)) != 0 ||
         (r = APPEND_LIT(out, "\",\"type\":\"message\",\"role\":\"assistant\",\"model\":")) != 0 ||
         (r = append_json_string(out, m->model)) != 0 || (r = APPEND_LIT(out, ",\"content\":[")) != 0 ||
-        (r = render_blocks(m, out)) != 0 ||
+        (m->prefix_content.len != 0 && (r = k2a_buf_append(out, m->prefix_content.base, m->prefix_content.len)) != 0) ||
+        (m->prefix_content.len != 0 && m->nblocks != 0 && (r = APPEND_LIT(out, ",")) != 0) || (r = render_blocks(m, out)) != 0 ||
         (r = k2a_buf_appendf(
              out, "],\"stop_reason\":\"%s\",\"stop_sequence\":null,\"usage\":", k2a_anthropic_stop_reason(m->stop_reason))) != 0 ||
         (r = append_usage(out, &m->usage, m->usage.output_tokens)) != 0 || (r = APPEND_LIT(out, "}")) != 0) {

@@ -25,6 +25,7 @@
 #include "core/rand.h"
 #include "eventstream/eventstream.h"
 #include "http/exchange.h"
+#include "http/websearch.h"
 #include "pool/dispatch.h"
 #include "upstream/upstream.h"
 
@@ -84,6 +85,7 @@ struct st_exchange_t {
     /* the dispatch and its current attempt live here rather than in run()'s frame (see there) */
     k2a_dispatch_t dispatch;
     k2a_dispatch_attempt_t attempt;
+    k2a_websearch_t *ws; /* the web_search server tool's blocks before the model's (http/websearch.h), or NULL */
 };
 
 static void random_bytes(void *ctx, void *buf, size_t len)
@@ -311,7 +313,18 @@ static int on_ir_event(void *p, const k2a_ir_event_t *ev)
                  ev->error_message.base != NULL ? ev->error_message.base : "");
         return 0;
     }
-    int r = x->dialect->writer_on_event(x, ev);
+    int r;
+    if (x->ws != NULL) {
+        /* after the web search's blocks: the model's indices move past them, and the usage counts the searches */
+        k2a_ir_event_t shifted = *ev;
+        if (x->ir.stream && (ev->type == K2A_EV_BLOCK_START || ev->type == K2A_EV_DELTA || ev->type == K2A_EV_BLOCK_STOP))
+            shifted.index += x->ws->index_offset;
+        if (ev->type == K2A_EV_STOP || ev->type == K2A_EV_USAGE)
+            shifted.usage.web_search_requests = x->ws->requests;
+        r = x->dialect->writer_on_event(x, &shifted);
+    } else {
+        r = x->dialect->writer_on_event(x, ev);
+    }
     if (r != 0 && x->sink_error == 0)
         x->sink_error = r;
     return r;
@@ -344,6 +357,12 @@ static void start_writer(exchange_t *x)
     ev.usage.credits = -1;
     ev.usage.context_usage_pct = -1;
     on_ir_event(x, &ev);
+    if (x->ws != NULL) {
+        if (x->ir.stream)
+            k2a_buf_append(&x->stage, x->ws->sse.base, x->ws->sse.len);
+        else
+            x->w.amsg.prefix_content = k2a_str(x->ws->content.base, x->ws->content.len);
+    }
 }
 
 static void stop_writer(exchange_t *x)
@@ -483,6 +502,8 @@ static __attribute__((noinline)) int decode_and_build(exchange_t *x)
         respond_error(x, K2A_ENO_ACCOUNT, "no Kiro account is configured (set KIRO_AUTH_TOKEN)");
         return K2A_ENO_ACCOUNT;
     }
+    if (x->ir.web_search.requested)
+        x->ws = k2a_websearch_prepare(call, &x->ir); /* runs the search; the results join the request as text */
 
     /* 2. build the Kiro request once, leaving room for a profileArn */
     k2a_kiro_build_params_init(&x->params, s->model_map);
@@ -605,6 +626,7 @@ Exit:
     stop_writer(x);
     k2a_buf_dispose(&x->body);
     k2a_buf_dispose(&x->stage);
+    k2a_websearch_dispose(x->ws);
 }
 
 void k2a_exchange_anthropic(k2a_call_t *call)

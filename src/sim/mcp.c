@@ -6,8 +6,8 @@
  * (every title contains it) so that tests can assert them.
  *
  * Checks: a valid bearer (403 otherwise), the header x-amzn-kiro-profile-arn (missing: 400 "profileArn is required for
- * this request."; not the account's ARN: 403 "User is not authorized to make this call."). An optout or agent-mode header
- * is counted in /sim/stats (missing_headers, under its name) since real clients never send it here. A body that is not a
+ * this request."; not the account's ARN, 2026 mode only: 403 "User is not authorized to make this call."). An optout or agent-mode
+ * header is counted in /sim/stats (missing_headers, under its name) since real clients never send it here. A body that is not a
  * tools/call of web_search answers a JSON-RPC error (HTTP 200, {"error":{"code","message"}}).
  *
  * Directives in the query: [[mcp:error]] a JSON-RPC error; [[mcp:empty]] no results; [[mcp:stall ms=N]] the answer is
@@ -142,7 +142,7 @@ int k2a_sim_handle_mcp(k2a_sim_server_t *srv, h2o_req_t *req)
         return 0;
     }
     h2o_iovec_t arn = req->headers.entries[hi].value;
-    if (acct->arn[0] == '\0' || !h2o_memis(arn.base, arn.len, acct->arn, strlen(acct->arn))) {
+    if (!srv->cfg.legacy && (acct->arn[0] == '\0' || !h2o_memis(arn.base, arn.len, acct->arn, strlen(acct->arn)))) {
         k2a_sim_stats_reject(&srv->stats, "mcp_profile_arn_mismatch");
         RESPOND_LIT(srv, req, 403, "{\"message\":\"User is not authorized to make this call.\"}");
         return 0;

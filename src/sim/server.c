@@ -425,7 +425,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         ep = K2A_SIM_EP_MODELS;
     else if (is_route(&route, "/generateAssistantResponse"))
         ep = K2A_SIM_EP_GENERATE;
-    else if (modern && is_route(&route, "/mcp"))
+    else if (is_route(&route, "/mcp")) /* web search: served in both modes */
         ep = K2A_SIM_EP_MCP;
     else if (modern && is_route(&route, "/entra/token"))
         ep = K2A_SIM_EP_ENTRA;
