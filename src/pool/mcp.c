@@ -73,6 +73,12 @@ static intptr_t op_verdict(void *arg)
 {
     mcp_t *m = arg;
     k2a_account_t *a = m->lease.account;
+    if (m->v.action == K2A_ACT_TRANSIENT && (m->oc->err == K2A_EFIRST_BYTE_TIMEOUT || m->oc->err == K2A_EIDLE_TIMEOUT)) {
+        /* the search's own deadline (KIRO_WEB_SEARCH_TIMEOUT_MS) passed: the search is over, and a slow search says
+         * nothing about the account's generate calls: no penalty, no other account */
+        k2a_pool_release(&m->lease);
+        return m->oc->err;
+    }
     if (m->v.action == K2A_ACT_FORBIDDEN) {
         /* a 403 that is not about the token: on /mcp it speaks of the profile (a wrong or missing ARN, no web search for
          * this subscription), not of the account's health: generate calls still work, so no penalty, the next account */
