@@ -328,6 +328,26 @@ int k2a_anthropic_msg_on_event(void *ctx, const k2a_ir_event_t *ev)
     }
 }
 
+int k2a_anthropic_msg_add_raw(k2a_anthropic_msg_t *m, const char *json, size_t len)
+{
+    if (m->error != 0 || m->stopped)
+        return m->error;
+    if (m->nblocks == m->cap) {
+        size_t cap = m->cap != 0 ? m->cap * 2 : 4;
+        k2a_anthropic_msg_block_t *b = realloc(m->blocks, cap * sizeof(*b));
+        if (b == NULL)
+            return msg_fail(m, K2A_ENOMEM, K2A_STRLIT("out of memory"));
+        m->blocks = b;
+        m->cap = cap;
+    }
+    k2a_anthropic_msg_block_t *b = &m->blocks[m->nblocks++];
+    memset(b, 0, sizeof(*b));
+    b->kind = K2A_BLOCK_DOCUMENT; /* never a model block: marks a raw one */
+    k2a_buf_init(&b->text, 0);
+    int r = k2a_buf_append(&b->text, json, len);
+    return r != 0 ? msg_fail(m, r, K2A_STRLIT("out of memory")) : 0;
+}
+
 k2a_str_t k2a_anthropic_msg_error_message(const k2a_anthropic_msg_t *m)
 {
     return k2a_str(m->error_message.base != NULL ? m->error_message.base : "", m->error_message.len);
@@ -368,6 +388,10 @@ static int render_blocks(k2a_anthropic_msg_t *m, k2a_buf_t *out)
                 return r;
             break;
         }
+        case K2A_BLOCK_DOCUMENT: /* a raw block (k2a_anthropic_msg_add_raw) */
+            if ((r = k2a_buf_append(out, text.base, text.len)) != 0)
+                return r;
+            break;
         case K2A_BLOCK_THINKING:
             if ((r = APPEND_LIT(out, "{\"type\":\"thinking\",\"thinking\":")) != 0 || (r = append_json_string(out, text)) != 0 ||
                 (r = APPEND_LIT(out, ",\"signature\":\"" K2A_ANTHROPIC_THINKING_SIGNATURE "\"}")) != 0)

@@ -93,6 +93,9 @@ int k2a_anthropic_msg_on_event(void *m, const k2a_ir_event_t *ev);
  * Usage is the parser's final usage (the same numbers the streaming form reports for the same upstream body). */
 int k2a_anthropic_msg_render(k2a_anthropic_msg_t *m, k2a_buf_t *out);
 k2a_str_t k2a_anthropic_msg_error_message(const k2a_anthropic_msg_t *m);
+/* Appends a content block given as a compact JSON object, rendered verbatim at the next index (web search's
+ * server_tool_use and web_search_tool_result between two turns of the model). Returns 0 or the K2A_E* of the failure. */
+int k2a_anthropic_msg_add_raw(k2a_anthropic_msg_t *m, const char *json, size_t len);
 
 /* The stop_reason string of the Anthropic API ("end_turn", "tool_use", "max_tokens", "model_context_window_exceeded",
  * "stop_sequence"). */

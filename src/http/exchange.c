@@ -303,6 +303,12 @@ static void stop_ping(exchange_t *x)
 
 /* ---- the response body ---- */
 
+static int forward_to_writer(void *p, const k2a_ir_event_t *ev)
+{
+    exchange_t *x = p;
+    return x->dialect->writer_on_event(x, ev);
+}
+
 static int on_ir_event(void *p, const k2a_ir_event_t *ev)
 {
     exchange_t *x = p;
@@ -314,7 +320,9 @@ static int on_ir_event(void *p, const k2a_ir_event_t *ev)
         return 0;
     }
     int r;
-    if (x->ws != NULL) {
+    if (x->ws != NULL && x->ws->mixed) {
+        r = k2a_websearch_on_event(x->ws, ev, forward_to_writer, x); /* the search loop (http/websearch.h) */
+    } else if (x->ws != NULL) {
         /* after the web search's blocks: the model's indices move past them, and the usage counts the searches */
         k2a_ir_event_t shifted = *ev;
         if (x->ir.stream && (ev->type == K2A_EV_BLOCK_START || ev->type == K2A_EV_DELTA || ev->type == K2A_EV_BLOCK_STOP))
@@ -387,6 +395,8 @@ static void start_parser(exchange_t *x)
     k2a_kiro_resp_init(&x->parser, &cfg, on_ir_event, x);
     x->parser_live = true;
     x->fail_detail[0] = '\0';
+    if (x->ws != NULL && x->ws->mixed)
+        k2a_websearch_turn_start(x->ws);
     if (!x->writer_live)
         start_writer(x);
 }
@@ -543,6 +553,42 @@ static __attribute__((noinline)) void respond_aggregate(exchange_t *x)
     k2a_buf_dispose(&json);
 }
 
+/* Between two turns of the model (mixed tool sets, http/websearch.h): runs the search it asked for, sends the blocks,
+ * builds the Kiro request again with the results and starts a fresh dispatch. Returns 0 to go on, or non-zero when the
+ * answer ended (answered here for a non-stream request). */
+static __attribute__((noinline)) int web_search_turn(exchange_t *x)
+{
+    k2a_dispatch_t *d = &x->dispatch;
+    int r = k2a_websearch_next_turn(x->ws, x->call, &x->ir, x->ir.stream ? &x->stage : NULL, x->ir.stream ? NULL : &x->w.amsg,
+                                    forward_to_writer, x);
+    if (r == 0) {
+        k2a_convert_error_t cerr = {0};
+        k2a_buf_dispose(&x->body);
+        k2a_buf_init(&x->body, (size_t)x->server->config->max_payload_bytes);
+        if ((r = k2a_kiro_build_request(&x->ir, &x->params, &x->call->arena, &x->body, &x->built, &cerr)) != 0) {
+            K2A_LOG(K2A_LOG_WARN, x->call->request_id, "web search: cannot build the next turn: %s", cerr.message);
+            k2a_ir_event_t stop = x->ws->held;
+            stop.stop_reason = K2A_STOP_END_TURN;
+            stop.usage.web_search_requests = x->ws->requests;
+            forward_to_writer(x, &stop);
+        }
+    }
+    if (r != 0) {
+        if (!x->ir.stream)
+            respond_aggregate(x);
+        else
+            drain(x);
+        return 1;
+    }
+    if (x->ir.stream && drain(x) != 0)
+        return 1;
+    k2a_dispatch_dispose(d);
+    k2a_dispatch_init(d, x->server->pool, x->call->request_id, x->ir.stream);
+    k2a_dispatch_use_upstream(d, x->server->upstream);
+    k2a_dispatch_set_body_prefix(d, x->body.base, x->body.len - 1);
+    return 0;
+}
+
 static void run(k2a_call_t *call, const dialect_t *dialect)
 {
     k2a_server_t *s = call->server;
@@ -607,13 +653,16 @@ static void run(k2a_call_t *call, const dialect_t *dialect)
         const k2a_kiro_resp_seen_t *seen = k2a_kiro_resp_seen(&x->parser);
         double credits = seen->credits < 0 ? 0 : seen->credits;
         int64_t in = k2a_kiro_resp_input_tokens(&x->parser), out = k2a_kiro_resp_output_tokens(&x->parser);
-        if (!x->ir.stream)
+        bool search = seen->error == 0 && k2a_websearch_pending(x->ws); /* the model asked for a web search */
+        if (!x->ir.stream && !search)
             respond_aggregate(x);
         k2a_dispatch_attempt_done(d, a, seen->error, credits, in, out);
         K2A_LOG(K2A_LOG_INFO, call->request_id, "%s: %s, %lld in / %lld out tokens, %.4f credits, attempt %u",
                 x->built.kiro_model_id.base, seen->error != 0 ? k2a_errname(seen->error) : "ok", (long long)in, (long long)out,
                 credits, a->number);
         stop_parser(x);
+        if (search && web_search_turn(x) == 0)
+            continue; /* the next turn of the model, with the search's results */
         break;
     }
     stop_ping(x);
