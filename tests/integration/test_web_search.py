@@ -5,7 +5,10 @@
 2. the official Anthropic SDK (create and stream) gets the same blocks;
 3. the real Claude Code CLI runs its WebSearch tool and its answer holds the simulator's result titles;
 4. errors: an MCP error, no result, a timeout: still the whole sequence with no result, and the model told so;
-5. the query never reaches the log at INFO.
+5. the query never reaches the log at INFO;
+6. web_search beside a client tool (Bash): the model asks for a search mid-turn ([[sim:websearch]]), the gateway runs it
+   and the model continues within the same answer; max_uses bounds the loop (a request past it gets max_uses_exceeded);
+7. OpenAI's web_search_options is a clear 400.
 The npm-client tests are skipped only when tests/clients is not installed."""
 import json
 import os
@@ -141,6 +144,63 @@ class WebSearch(unittest.TestCase):
         finally:
             gw.cleanup()
             sim.cleanup()
+
+    def mixed(self, content, max_uses, stream):
+        bash = {"name": "Bash", "description": "run a command",
+                "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}
+        body = {"model": "claude-sonnet-4-5", "max_tokens": 400, "stream": stream,
+                "tools": [dict(TOOL, max_uses=max_uses), bash], "messages": [{"role": "user", "content": content}]}
+        data = self.post(body)
+        if not stream:
+            m = json.loads(data)
+            return m["content"], m["stop_reason"], m["usage"]
+        evs = [(e, json.loads(d)) for e, d in parse_sse(data) if e not in (None, ":comment", "ping")]
+        self.assertEqual(evs[-1][0], "message_stop")
+        blocks = {}
+        for e, d in evs:
+            if e == "content_block_start":
+                self.assertNotIn(d["index"], blocks)
+                blocks[d["index"]] = dict(d["content_block"])
+            elif e == "content_block_delta" and d["delta"]["type"] == "text_delta":
+                blocks[d["index"]]["text"] += d["delta"]["text"]
+        self.assertEqual(sorted(blocks), list(range(len(blocks))))
+        delta = [d for e, d in evs if e == "message_delta"][0]
+        return [blocks[i] for i in range(len(blocks))], delta["delta"]["stop_reason"], delta["usage"]
+
+    def test_mixed_tools_loop(self):
+        q = "mixed search"
+        for stream in (False, True):
+            content, stop, usage = self.mixed('look it up [[sim:websearch query="%s"]]' % q, 3, stream)
+            self.assertEqual([b["type"] for b in content], ["server_tool_use", "web_search_tool_result", "text"], content)
+            self.assertEqual(content[0]["input"], {"query": q})
+            self.assertEqual(content[1]["tool_use_id"], content[0]["id"])
+            self.assertEqual([r["title"] for r in content[1]["content"]], titles(q))
+            # the continuation: the model got the results as the search's tool result
+            self.assertIn('Web search results for the query "%s"' % q, content[2]["text"])
+            self.assertEqual(stop, "end_turn")
+            self.assertEqual(usage["server_tool_use"], {"web_search_requests": 1})
+        self.assertEqual(self.sim.stats()["rejections"], 0)
+
+    def test_mixed_max_uses(self):
+        # the first search's results carry a second search request: with max_uses 1 it is refused, the model is told
+        q = "loop [[sim:websearch query=again]]"
+        for stream in (False, True):
+            content, stop, usage = self.mixed('go [[sim:websearch query="%s"]]' % q, 1, stream)
+            self.assertEqual([b["type"] for b in content],
+                             ["server_tool_use", "web_search_tool_result", "server_tool_use", "web_search_tool_result", "text"],
+                             content)
+            self.assertEqual(len(content[1]["content"]), 3)
+            self.assertEqual(content[2]["input"], {"query": "again"})
+            self.assertEqual(content[3]["content"], {"type": "web_search_tool_result_error", "error_code": "max_uses_exceeded"})
+            self.assertIn("No search was run", content[4]["text"])
+            self.assertEqual(stop, "end_turn")
+            self.assertEqual(usage["server_tool_use"], {"web_search_requests": 1})
+
+    def test_openai_web_search_options(self):
+        body = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}], "web_search_options": {}}
+        st, _, data = request(self.gw.port, "POST", "/v1/chat/completions", body, key=CLIENT_KEY)
+        self.assertEqual(st, 400, data)
+        self.assertIn("web_search_options", json.loads(data)["error"]["message"])
 
     def test_sdk(self):
         if shutil.which("node") is None or not os.path.isdir(os.path.join(CLIENTS, "node_modules", "@anthropic-ai", "sdk")):
