@@ -196,6 +196,39 @@ class WebSearch(unittest.TestCase):
             self.assertEqual(stop, "end_turn")
             self.assertEqual(usage["server_tool_use"], {"web_search_requests": 1})
 
+    def test_sim_mcp_endpoint(self):
+        sim = self.sim
+        st, _, data = request(sim.port, "POST", "/refreshToken", {"refreshToken": "sim-ok-mcpdirect"})
+        self.assertEqual(st, 200, data)
+        tok = json.loads(data)
+        call = {"id": "web_search_tooluse_x", "jsonrpc": "2.0", "method": "tools/call",
+                "params": {"name": "web_search", "arguments": {"query": "direct q"}}}
+        auth = {"authorization": "Bearer " + tok["accessToken"]}
+        # no profile ARN header: 400 with Kiro's wording
+        st, _, data = request(sim.port, "POST", "/mcp", call, headers=auth)
+        self.assertEqual((st, json.loads(data)), (400, {"message": "profileArn is required for this request."}))
+        # no bearer: 403
+        st, _, _ = request(sim.port, "POST", "/mcp", call, headers={"x-amzn-kiro-profile-arn": tok["profileArn"]})
+        self.assertEqual(st, 403)
+        hdr = dict(auth, **{"x-amzn-kiro-profile-arn": tok["profileArn"]})
+        # region-prefixed paths exist in the simulator's 2026 mode only
+        for path in ("/mcp", "/us-east-1/mcp") if os.environ.get("K2A_SIM_MODERN") == "1" else ("/mcp",):
+            st, _, data = request(sim.port, "POST", path, call, headers=hdr)
+            self.assertEqual(st, 200, data)
+            doc = json.loads(data)
+            self.assertEqual((doc["id"], doc["jsonrpc"], doc["result"]["isError"]), ("web_search_tooluse_x", "2.0", False))
+            inner = json.loads(doc["result"]["content"][0]["text"])
+            self.assertEqual([r["title"] for r in inner["results"]], titles("direct q"))
+            self.assertEqual(set(inner["results"][0]), {"title", "url", "snippet", "publishedDate", "id", "domain",
+                                                        "maxVerbatimWordLimit", "publicDomain"})
+            self.assertEqual((inner["totalResults"], inner["query"], inner["error"]), (3, "direct q", None))
+        # a malformed call and the error directive: JSON-RPC errors
+        st, _, data = request(sim.port, "POST", "/mcp", dict(call, method="tools/list"), headers=hdr)
+        self.assertEqual((st, json.loads(data)["error"]["code"]), (200, -32601))
+        bad = dict(call, params={"name": "web_search", "arguments": {"query": "x [[mcp:error]]"}})
+        st, _, data = request(sim.port, "POST", "/mcp", bad, headers=hdr)
+        self.assertEqual((st, json.loads(data)["error"]["code"]), (200, -32603))
+
     def test_openai_web_search_options(self):
         body = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}], "web_search_options": {}}
         st, _, data = request(self.gw.port, "POST", "/v1/chat/completions", body, key=CLIENT_KEY)
