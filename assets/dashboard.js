@@ -120,7 +120,16 @@
       if (t.user_email) name.appendChild(el("div", "sub", t.user_email));
       if (t.subscription) name.appendChild(el("div", "sub", t.subscription));
       tr.appendChild(name);
-      tr.appendChild(el("td", null, t.auth_type === "idc" ? "IdC" : "Social"));
+      var kinds = {idc: "IdC", builder_id: "Builder ID", api_key: "API key", external_idp: "External IdP", social: "Social"};
+      var auth = el("td");
+      auth.appendChild(el("div", null, kinds[t.auth_type] || t.auth_type));
+      if (t.region) auth.appendChild(el("div", "sub", t.region));
+      if (t.profile_arn) {
+        var arn = el("div", "sub", "ARN: " + (t.profile_arn_source || ""));
+        arn.title = t.profile_arn;
+        auth.appendChild(arn);
+      }
+      tr.appendChild(auth);
       var st = el("td");
       var shown = t.refreshing && t.state === "ok" ? "refreshing" : t.state;
       st.appendChild(el("span", "badge state-" + shown, shown));

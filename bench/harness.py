@@ -530,7 +530,7 @@ class Bench:
             "KIRO_STATE_FILE": os.path.join(tempfile.mkdtemp(prefix="state-", dir=self.tmp), "state.json"),
             # one upstream connection per stream in flight, kept alive between requests (the default 256 would queue
             # the 512- and 10 000-stream runs, which measure the gateway, not a connection limit)
-            "KIRO_UPSTREAM_MAX_CONNS": "16384", "KIRO_UPSTREAM_MAX_IDLE": "1024",
+            "KIRO_UPSTREAM_MAX_CONNS": "16384", "KIRO_UPSTREAM_MAX_IDLE": "1024", "KIRO_UPSTREAM_MAX_IDLE_PER_ACCOUNT": "1024",
             "KIRO_USAGE_POLL_INTERVAL_S": "0",
         }
         env.update(extra or {})
@@ -747,6 +747,83 @@ class Bench:
             log("compare: this gateway %s (user %s), %s %s (user %s), nginx %s per request (medians)" % (
                 us(med("gateway_cpu_us")), us(med("gateway_user_us")), self.args.compare_gateway, us(med("other_cpu_us")),
                 us(med("other_user_us")), us(med("nginx_cpu_us"))))
+
+    def scenario_reuse(self):
+        """KIRO_UPSTREAM_REUSE over TLS (opt-in: --only reuse). A second kiro-sim serves HTTPS with a throw-away CA; two
+        gateways use it, one with reuse=account and one with reuse=never, in alternating rounds (stream-small, wrk, 64
+        connections): CPU per request of each gateway and of the simulator (a handshake costs both ends), and upstream
+        TLS handshakes and connections per request from each gateway's /metrics."""
+        ca_dir = tempfile.mkdtemp(prefix="ca-", dir=self.tmp)
+
+        def sh(*a):
+            subprocess.run(list(a), check=True, capture_output=True, cwd=ca_dir)
+        sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key",
+           "-out", "ca.pem", "-days", "2", "-subj", "/CN=bench CA", "-addext", "basicConstraints=critical,CA:TRUE")
+        sh("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "key.pem", "-out",
+           "srv.csr", "-subj", "/CN=127.0.0.1")
+        with open(os.path.join(ca_dir, "ext.cnf"), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+        sh("openssl", "x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+           "cert.pem", "-days", "2", "-extfile", "ext.cnf")
+        sim = Proc("kiro-sim-tls", [SIM_BIN, "--port", "0", "--tls-cert", os.path.join(ca_dir, "cert.pem"), "--tls-key",
+                                    os.path.join(ca_dir, "key.pem"), "--fixtures-dir",
+                                    os.path.join(ROOT, "tests", "fixtures", "upstream")], cpus=self.aux_cpus, wait_listen=1)
+        base = "https://127.0.0.1:%d" % sim.port
+        modes = ["account", "never"]
+        gws = {}
+        for m in modes:
+            gws[m] = self.start_gateway("kiro2api-reuse-%s" % m, api_base=base, extra={
+                "KIRO_UPSTREAM_REUSE": m, "KIRO_CA_FILE": os.path.join(ca_dir, "ca.pem"),
+                "KIRO_SOCIAL_REFRESH_URL": base + "/refreshToken", "KIRO_IDC_REFRESH_URL": base + "/token"})
+        for m in modes:
+            self.check_once(gws[m].port, "/v1/messages", self.bodies["small"], self.gw_headers, "event: message_stop",
+                            "reuse/" + m)
+
+        def metrics(g):
+            st, _, body = http_request(g.port, "GET", "/metrics", None, {"x-api-key": CLIENT_KEY})
+            assert st == 200, body
+            out = {}
+            for name in ("tls_handshakes_total", "tls_resumptions_total", "connections_opened_total"):
+                mm = re.search(r"^k2a_upstream_%s (\d+)" % name, body.decode(), re.M)
+                out[name] = int(mm.group(1)) if mm else 0
+            return out
+        rounds = 3 if self.quick else 5
+        saved_sim, self.sim = self.sim, sim  # the meter's "sim" set is the TLS simulator here
+        out = []
+        try:
+            for i in range(rounds):
+                row = {}
+                for m in modes[i % 2:] + modes[:i % 2]:
+                    before = metrics(gws[m])
+                    r = self.measured("wrk", "reuse/%s/wrk/c64/round%d" % (m, i + 1), gws[m], gws[m].port, "/v1/messages",
+                                      self.bodies["small"], self.gw_headers, 64, max(2, self.d // 2), "event: message_stop")
+                    after = metrics(gws[m])
+                    n = r.get("ok") or r["requests"]
+                    row[m] = {"cpu_us": r["sut"]["cpu_us"], "user_us": r["sut"]["user_us"], "sim_cpu_us": r["sim"]["cpu_us"],
+                              "rps": r["rps"], "errors": r["errors"],
+                              "handshakes_per_req": (after["tls_handshakes_total"] - before["tls_handshakes_total"]) / n,
+                              "resumed_per_req": (after["tls_resumptions_total"] - before["tls_resumptions_total"]) / n,
+                              "conns_per_req": (after["connections_opened_total"] - before["connections_opened_total"]) / n}
+                    log("reuse round %d %-7s: gateway %s/req (sim %s/req), %.0f req/s, %.3f handshakes/req (%.3f resumed), "
+                        "%.3f connections/req, errors %d" % (i + 1, m, us(row[m]["cpu_us"]), us(row[m]["sim_cpu_us"]),
+                                                             row[m]["rps"], row[m]["handshakes_per_req"],
+                                                             row[m]["resumed_per_req"], row[m]["conns_per_req"],
+                                                             row[m]["errors"]))
+                out.append(row)
+        finally:
+            self.sim = saved_sim
+            for g in gws.values():
+                g.stop()
+            sim.stop()
+        self.results["reuse_rounds"] = out
+        med = lambda m, k: sorted(r[m][k] for r in out)[len(out) // 2]
+        for m in modes:
+            log("reuse %-7s medians: gateway %s/req, sim %s/req, %.0f req/s, %.3f handshakes/req" % (
+                m, us(med(m, "cpu_us")), us(med(m, "sim_cpu_us")), med(m, "rps"), med(m, "handshakes_per_req")))
+        ratios = sorted(r["never"]["cpu_us"] / r["account"]["cpu_us"] for r in out)
+        sim_ratios = sorted(r["never"]["sim_cpu_us"] / r["account"]["sim_cpu_us"] for r in out)
+        log("reuse: never / account CPU per request, median of rounds: gateway %.2f x, simulator %.2f x" % (
+            ratios[len(ratios) // 2], sim_ratios[len(sim_ratios) // 2]))
 
     def scenario_cc(self):
         for c in (1, 64):
@@ -966,6 +1043,8 @@ class Bench:
                 ("openai", self.scenario_openai),
                 ("nonstream", self.scenario_nonstream), ("many-streams", self.scenario_many_streams),
                 ("workers", self.scenario_workers), ("convert", self.scenario_convert)]
+        if self.only is not None and "reuse" in self.only:  # opt-in: it starts a TLS simulator and two more gateways
+            plan.append(("reuse", self.scenario_reuse))
         if not self.quick:
             plan.insert(4, ("logging", self.scenario_logging))
         for name, fn in plan:
@@ -1312,7 +1391,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="about 2 minutes: shorter runs, fewer cells")
     ap.add_argument("--only", help="comma-separated scenarios: stream-small,cpu,cc,openai,nonstream,logging,many-streams,"
-                                   "workers,convert")
+                                   "workers,convert, and reuse (opt-in: KIRO_UPSTREAM_REUSE account vs never over TLS)")
     ap.add_argument("--duration", type=int, help="seconds per measurement (default 10, quick 2)")
     ap.add_argument("--compare-gateway", metavar="BIN",
                     help="cpu scenario: also measure this other kiro2api binary in the same rounds (before/after)")

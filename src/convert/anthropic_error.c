@@ -46,7 +46,10 @@ static const struct {
     {K2A_EUNSUPPORTED, 400, T_INVALID},
     {K2A_EUPSTREAM_BAD_REQUEST, 400, T_INVALID},
     {K2A_EUPSTREAM_CONTENT_LENGTH, 400, T_INVALID},
+    {K2A_EUPSTREAM_FILTERED, 400, T_INVALID}, /* Kiro's content filter blocked the request: as KRA answers it */
     {K2A_EMODEL_UNKNOWN, 404, T_NOT_FOUND},
+    {K2A_EMODEL_INVALID, 400, T_INVALID},
+    {K2A_EMODEL_UNAVAILABLE, 400, T_INVALID}, /* no account's catalog has it: the request itself must change */
     {K2A_ENOTFOUND, 404, T_NOT_FOUND},
     {K2A_ETOOBIG, 413, T_TOO_LARGE},
     {K2A_EPAYLOAD_TOOBIG, 400, T_INVALID}, /* the conversation, not the body: "prompt is too long" makes Claude Code compact */

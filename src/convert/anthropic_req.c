@@ -457,6 +457,7 @@ static int on_number(void *ctx, const char *s, size_t l)
         if (i < 0)
             return k2a_areq_fail(d, K2A_EBAD_PARAM, "max_tokens: must not be negative");
         r->max_tokens = i;
+        d->has_max_tokens = true;
         break;
     case S_TH_BUDGET:
         if (!k2a_areq_parse_int(s, l, &i))
@@ -618,6 +619,11 @@ int k2a_anthropic_decode(const char *body, size_t len, const k2a_convert_limits_
     }
     if (!d->has_messages) {
         ret = k2a_convert_error_set(err, K2A_EMISSING_FIELD, "messages: missing");
+        goto Exit;
+    }
+    if (d->has_max_tokens && d->req->max_tokens == 0 && d->req->thinking.mode == K2A_THINKING_ENABLED) {
+        /* no room for a thinking budget (kiro-protocol-2026.md §7) */
+        ret = k2a_convert_error_set(err, K2A_EBAD_PARAM, "thinking: type \"enabled\" needs max_tokens greater than 0");
         goto Exit;
     }
 Exit:

@@ -183,6 +183,7 @@ typedef struct st_dec_t {
     size_t nblocks_total;
     size_t msg_cap, sys_cap, tools_cap, stop_cap;
     bool has_model, has_messages;
+    bool has_max_tokens; /* max_tokens was sent (0 is then a value, not "not given") */
 } dec_t;
 
 /* ---------- small helpers ---------- */

@@ -37,6 +37,8 @@ const char *k2a_anthropic_stop_reason(k2a_ir_stop_reason_t r)
         return "model_context_window_exceeded";
     case K2A_STOP_STOP_SEQUENCE:
         return "stop_sequence";
+    case K2A_STOP_REFUSAL:
+        return "refusal";
     case K2A_STOP_END_TURN:
     default:
         return "end_turn";
@@ -98,7 +100,13 @@ static int find_open(const k2a_anthropic_sse_t *w, int index)
     return -1;
 }
 
-static int sse_block_stop(k2a_anthropic_sse_t *w, int index)
+/* The upstream's signature when it sent one (reasoningContentEvent), else ours for thinking that came as plain text. */
+static k2a_str_t thinking_signature(k2a_str_t upstream)
+{
+    return upstream.len != 0 ? upstream : K2A_STRLIT(K2A_ANTHROPIC_THINKING_SIGNATURE);
+}
+
+static int sse_block_stop(k2a_anthropic_sse_t *w, int index, k2a_str_t signature)
 {
     int r, slot = find_open(w, index);
     if (slot < 0)
@@ -109,8 +117,8 @@ static int sse_block_stop(k2a_anthropic_sse_t *w, int index)
         w->thinking_index = -1;
         if ((r = APPEND_LIT(w->out, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":")) != 0 ||
             (r = append_uint(w->out, (unsigned)index)) != 0 ||
-            (r = APPEND_LIT(w->out, ",\"delta\":{\"type\":\"signature_delta\",\"signature\":\"" K2A_ANTHROPIC_THINKING_SIGNATURE
-                                    "\"}}\n\n")) != 0)
+            (r = APPEND_LIT(w->out, ",\"delta\":{\"type\":\"signature_delta\",\"signature\":")) != 0 ||
+            (r = append_json_string(w->out, thinking_signature(signature))) != 0 || (r = APPEND_LIT(w->out, "}}\n\n")) != 0)
             return r;
     }
     if ((r = APPEND_LIT(w->out, "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":")) != 0 ||
@@ -138,6 +146,12 @@ static int sse_block_start(k2a_anthropic_sse_t *w, const k2a_ir_event_t *ev)
     case K2A_BLOCK_THINKING:
         w->thinking_index = ev->index;
         return APPEND_LIT(w->out, "{\"type\":\"thinking\",\"thinking\":\"\"}}\n\n");
+    case K2A_BLOCK_REDACTED_THINKING:
+        /* the opaque data comes whole in the start event; the block has no delta */
+        if ((r = APPEND_LIT(w->out, "{\"type\":\"redacted_thinking\",\"data\":")) != 0 ||
+            (r = append_json_string(w->out, ev->text)) != 0)
+            return r;
+        return APPEND_LIT(w->out, "}}\n\n");
     default:
         return APPEND_LIT(w->out, "{\"type\":\"text\",\"text\":\"\"}}\n\n");
     }
@@ -176,7 +190,7 @@ static int sse_stop(k2a_anthropic_sse_t *w, const k2a_ir_event_t *ev)
         for (size_t i = 1; i < w->nopen; ++i)
             if (w->open[i] < lowest)
                 lowest = w->open[i];
-        if ((r = sse_block_stop(w, lowest)) != 0)
+        if ((r = sse_block_stop(w, lowest, K2A_STR_NULL)) != 0)
             return r;
     }
     if ((r = k2a_buf_appendf(w->out,
@@ -215,7 +229,7 @@ int k2a_anthropic_sse_on_event(void *ctx, const k2a_ir_event_t *ev)
     case K2A_EV_DELTA:
         return sse_delta(w, ev);
     case K2A_EV_BLOCK_STOP:
-        return sse_block_stop(w, ev->index);
+        return sse_block_stop(w, ev->index, ev->signature);
     case K2A_EV_STOP:
         return sse_stop(w, ev);
     case K2A_EV_ERROR:
@@ -247,6 +261,7 @@ void k2a_anthropic_msg_dispose(k2a_anthropic_msg_t *m)
         k2a_buf_dispose(&m->blocks[i].text);
         free(m->blocks[i].tool_id);
         free(m->blocks[i].tool_name);
+        free(m->blocks[i].signature);
     }
     free(m->blocks);
     m->blocks = NULL;
@@ -296,6 +311,15 @@ int k2a_anthropic_msg_on_event(void *ctx, const k2a_ir_event_t *ev)
         memset(b, 0, sizeof(*b));
         b->kind = ev->block;
         k2a_buf_init(&b->text, 0);
+        if (ev->block == K2A_BLOCK_REDACTED_THINKING) {
+            /* its data comes whole with the start */
+            if (m->bytes + ev->text.len > m->max_bytes)
+                return msg_fail(m, K2A_EUPSTREAM_TOOBIG,
+                                K2A_STRLIT("Kiro's answer is larger than the non-streaming limit; use stream: true"));
+            m->bytes += ev->text.len;
+            if (k2a_buf_append(&b->text, ev->text.base, ev->text.len) != 0)
+                return msg_fail(m, K2A_ENOMEM, K2A_STRLIT("out of memory"));
+        }
         if (ev->block == K2A_BLOCK_TOOL_USE) {
             b->tool_id = dup_str(ev->tool_id);
             b->tool_name = dup_str(ev->tool_name);
@@ -315,6 +339,12 @@ int k2a_anthropic_msg_on_event(void *ctx, const k2a_ir_event_t *ev)
         int r = k2a_buf_append(&m->blocks[ev->index].text, ev->text.base, ev->text.len);
         return r != 0 ? msg_fail(m, r, K2A_STRLIT("out of memory")) : 0;
     }
+    case K2A_EV_BLOCK_STOP:
+        if (ev->signature.len != 0 && ev->index >= 0 && (size_t)ev->index < m->nblocks &&
+            m->blocks[ev->index].kind == K2A_BLOCK_THINKING && m->blocks[ev->index].signature == NULL &&
+            (m->blocks[ev->index].signature = dup_str(ev->signature)) == NULL)
+            return msg_fail(m, K2A_ENOMEM, K2A_STRLIT("out of memory"));
+        return 0;
     case K2A_EV_STOP:
         m->stopped = true;
         m->stop_reason = ev->stop_reason;
@@ -394,7 +424,13 @@ static int render_blocks(k2a_anthropic_msg_t *m, k2a_buf_t *out)
             break;
         case K2A_BLOCK_THINKING:
             if ((r = APPEND_LIT(out, "{\"type\":\"thinking\",\"thinking\":")) != 0 || (r = append_json_string(out, text)) != 0 ||
-                (r = APPEND_LIT(out, ",\"signature\":\"" K2A_ANTHROPIC_THINKING_SIGNATURE "\"}")) != 0)
+                (r = APPEND_LIT(out, ",\"signature\":")) != 0 ||
+                (r = append_json_string(out, thinking_signature(k2a_cstr(b->signature)))) != 0 || (r = APPEND_LIT(out, "}")) != 0)
+                return r;
+            break;
+        case K2A_BLOCK_REDACTED_THINKING:
+            if ((r = APPEND_LIT(out, "{\"type\":\"redacted_thinking\",\"data\":")) != 0 ||
+                (r = append_json_string(out, text)) != 0 || (r = APPEND_LIT(out, "}")) != 0)
                 return r;
             break;
         default:

@@ -1,8 +1,9 @@
 /*
  * Anthropic Messages response writers: IR events in, client bytes out (DESIGN.md §2 step 7).
  *  - k2a_anthropic_sse_t writes the streaming form (kiro-protocol.md §4.2 with the [REC] fixes): message_start with
- *    a random msg_ id and the cache usage fields Claude Code reads, ping, content blocks with consecutive indices,
- *    a signature_delta before each thinking block's stop, message_delta + message_stop, or one "event: error" after
+ *    a random msg_ id and the cache usage fields Claude Code reads, ping, content blocks with consecutive indices
+ *    (text, thinking, redacted_thinking with its data in the start event, tool_use), a signature_delta before each
+ *    thinking block's stop (the upstream's signature, or ours), message_delta + message_stop, or one "event: error" after
  *    which nothing more is written.
  *  - k2a_anthropic_msg_t aggregates the events of a non-streaming request and renders one Message JSON object, tool
  *    inputs parsed (an input that is not a JSON object is an error, never a silent {}).
@@ -21,7 +22,8 @@
 
 /* "msg_" + 24 base62 characters */
 #define K2A_ANTHROPIC_ID_LEN 28
-/* The signature sent with every thinking block. Kiro's thinking is plain text with no signature; a client must get a
+/* The signature sent with a thinking block that came without one (reasoningContentEvent's signature is used when Kiro
+ * sends one). Kiro's tag thinking is plain text with no signature; a client must get a
  * non-empty one (Claude Code and the SDKs keep it and send it back with the block; some proxies drop unsigned blocks).
  * It is base64 of "kiro2api: unsigned thinking from Kiro" so that it reads as what it is, and the request side can
  * recognise it when the block comes back in the history. */
@@ -59,9 +61,10 @@ static inline bool k2a_anthropic_sse_done(const k2a_anthropic_sse_t *w)
 /* ---------- non-streaming ---------- */
 
 typedef struct st_k2a_anthropic_msg_block_t {
-    k2a_ir_block_kind_t kind; /* TEXT, THINKING or TOOL_USE */
-    k2a_buf_t text;           /* text, thinking text, or the concatenated tool-input JSON */
+    k2a_ir_block_kind_t kind; /* TEXT, THINKING, REDACTED_THINKING or TOOL_USE */
+    k2a_buf_t text;           /* text, thinking text, redacted data, or the concatenated tool-input JSON */
     char *tool_id, *tool_name;
+    char *signature; /* THINKING: the upstream's signature (NULL: ours) */
 } k2a_anthropic_msg_block_t;
 
 typedef struct st_k2a_anthropic_msg_t {
@@ -98,7 +101,7 @@ k2a_str_t k2a_anthropic_msg_error_message(const k2a_anthropic_msg_t *m);
 int k2a_anthropic_msg_add_raw(k2a_anthropic_msg_t *m, const char *json, size_t len);
 
 /* The stop_reason string of the Anthropic API ("end_turn", "tool_use", "max_tokens", "model_context_window_exceeded",
- * "stop_sequence"). */
+ * "stop_sequence", "refusal"). */
 const char *k2a_anthropic_stop_reason(k2a_ir_stop_reason_t r);
 
 #endif

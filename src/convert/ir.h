@@ -143,6 +143,8 @@ typedef enum en_k2a_ir_stop_reason_t {
     K2A_STOP_MAX_TOKENS,
     K2A_STOP_CONTEXT_WINDOW, /* "model_context_window_exceeded" */
     K2A_STOP_STOP_SEQUENCE,
+    K2A_STOP_REFUSAL, /* Kiro's CONTENT_FILTERED / GUARDRAIL_INTERVENED after some output: Anthropic "refusal", OpenAI
+                         "content_filter" (with no output it is an ERROR instead) */
 } k2a_ir_stop_reason_t;
 
 typedef struct st_k2a_ir_usage_t {
@@ -158,8 +160,10 @@ typedef struct st_k2a_ir_usage_t {
 typedef struct st_k2a_ir_event_t {
     k2a_ir_event_type_t type;
     int index;                        /* BLOCK_START, DELTA, BLOCK_STOP: consecutive from 0 */
-    k2a_ir_block_kind_t block;        /* BLOCK_START, DELTA: TEXT, THINKING or TOOL_USE */
-    k2a_str_t text;                   /* DELTA: the text, thinking text, or raw tool-input JSON piece (valid UTF-8) */
+    k2a_ir_block_kind_t block;        /* BLOCK_START, DELTA: TEXT, THINKING, TOOL_USE or REDACTED_THINKING */
+    k2a_str_t text;                   /* DELTA: the text, thinking text, or raw tool-input JSON piece (valid UTF-8);
+                                         BLOCK_START of REDACTED_THINKING: its opaque data (the block has no delta) */
+    k2a_str_t signature;              /* BLOCK_STOP of THINKING: the upstream's signature, empty when it sent none */
     k2a_str_t tool_id;                /* BLOCK_START of TOOL_USE */
     k2a_str_t tool_name;              /* BLOCK_START of TOOL_USE: the client's original name */
     k2a_ir_stop_reason_t stop_reason; /* STOP */

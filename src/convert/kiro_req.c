@@ -22,6 +22,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "convert/kiro_req.h"
+#include "convert/model_effort.h"
 
 #define MAX_ID_HEADER 256
 #define MAX_NESTING 16
@@ -335,7 +336,7 @@ static void encode_user(enc_t *e, const k2a_kiro_turn_t *t, const k2a_kiro_conv_
     END_OBJ(e);
 }
 
-static void encode_assistant(enc_t *e, const k2a_kiro_turn_t *t)
+static void encode_assistant(enc_t *e, const k2a_kiro_turn_t *t, bool reasoning)
 {
     KEY(e, "assistantResponseMessage");
     OBJ(e);
@@ -356,6 +357,13 @@ static void encode_assistant(enc_t *e, const k2a_kiro_turn_t *t)
             END_OBJ(e);
         }
         END_ARR(e);
+    }
+    if (reasoning && t->redacted.len != 0) { /* what kiro-cli replays (kiro-protocol-2026.md §7) */
+        KEY(e, "reasoningContent");
+        OBJ(e);
+        KEY(e, "redactedContent");
+        str(e, t->redacted);
+        END_OBJ(e);
     }
     END_OBJ(e);
 }
@@ -396,7 +404,7 @@ static int encode_conv(enc_t *e, const k2a_kiro_conv_t *conv, const k2a_kiro_enc
             const k2a_kiro_turn_t *t = &conv->history[i];
             ELEM_OBJ(e);
             if (t->assistant)
-                encode_assistant(e, t);
+                encode_assistant(e, t, conv->reasoning_content);
             else
                 encode_user(e, t, conv, ids, false);
             END_OBJ(e);
@@ -406,6 +414,12 @@ static int encode_conv(enc_t *e, const k2a_kiro_conv_t *conv, const k2a_kiro_enc
         END_ARR(e);
     }
     END_OBJ(e);
+    if (conv->native_effort.len != 0) { /* at the root, camelCase outside, snake_case inside (kiro-protocol-2026.md §7) */
+        KEY(e, "additionalModelRequestFields");
+        PUTLIT(e, "{\"output_config\":{\"effort\":");
+        str(e, conv->native_effort);
+        PUTLIT(e, "}}");
+    }
     if (ids->profile_arn.len != 0) {
         KEY(e, "profileArn");
         str(e, ids->profile_arn);
@@ -451,56 +465,28 @@ static void hex_bytes(char *out, const unsigned char *b, size_t n)
     }
 }
 
-k2a_str_t k2a_kiro_conversation_id(const k2a_ir_request_t *req, const k2a_kiro_build_params_t *params, k2a_arena_t *arena)
+/* 8-4-4-4-12 hex digits. */
+static bool is_uuid(k2a_str_t s)
 {
-    if (header_ok(params->session_header))
-        return params->session_header;
-    if (req->session_id.len != 0)
-        return req->session_id;
-    if (header_ok(params->conversation_header))
-        return params->conversation_header;
-    char hour[16];
-    struct tm tm;
-    time_t now = params->now;
-    localtime_r(&now, &tm);
-    strftime(hour, sizeof(hour), "%Y%m%d%H", &tm);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
-    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_md5(), NULL) != 1 ||
-        EVP_DigestUpdate(ctx, params->client_ip.base != NULL ? params->client_ip.base : "", params->client_ip.len) != 1 ||
-        EVP_DigestUpdate(ctx, "|", 1) != 1 ||
-        EVP_DigestUpdate(ctx, params->user_agent.base != NULL ? params->user_agent.base : "", params->user_agent.len) != 1 ||
-        EVP_DigestUpdate(ctx, "|", 1) != 1 || EVP_DigestUpdate(ctx, hour, strlen(hour)) != 1 ||
-        EVP_DigestFinal_ex(ctx, md, &mdlen) != 1) {
-        EVP_MD_CTX_free(ctx);
-        return K2A_STRLIT("conv-0000000000000000");
+    if (s.len != 36)
+        return false;
+    for (size_t i = 0; i < 36; ++i) {
+        char c = s.base[i];
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+            return false;
     }
-    EVP_MD_CTX_free(ctx);
-    char *buf = k2a_arena_alloc(arena, 5 + 16 + 1);
-    if (buf == NULL)
-        return K2A_STRLIT("conv-0000000000000000");
-    memcpy(buf, "conv-", 5);
-    hex_bytes(buf + 5, md, 8);
-    buf[21] = '\0';
-    return k2a_str(buf, 21);
+    return true;
 }
 
-static k2a_str_t continuation_id(const k2a_kiro_build_params_t *params, k2a_arena_t *arena)
+/* 16 bytes as a UUID string in the arena (version and variant bits set: `version` 3 = name-based, 4 = random). */
+static k2a_str_t uuid_format(unsigned char b[16], unsigned version, k2a_arena_t *arena, k2a_str_t fallback)
 {
-    if (header_ok(params->continuation_header))
-        return params->continuation_header;
-    unsigned char b[16];
-    if (params->random != NULL)
-        params->random(params->random_ctx, b, sizeof(b));
-    else if (RAND_bytes(b, sizeof(b)) != 1)
-        memset(b, 0x5a, sizeof(b));
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[6] = (unsigned char)((b[6] & 0x0f) | (version << 4));
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     char *buf = k2a_arena_alloc(arena, 37);
     if (buf == NULL)
-        return K2A_STRLIT("00000000-0000-4000-8000-000000000000");
-    /* 8-4-4-4-12 */
+        return fallback;
     hex_bytes(buf, b, 4);
     buf[8] = '-';
     hex_bytes(buf + 9, b + 4, 2);
@@ -514,6 +500,63 @@ static k2a_str_t continuation_id(const k2a_kiro_build_params_t *params, k2a_aren
     return k2a_str(buf, 36);
 }
 
+#define NIL_CONVERSATION K2A_STRLIT("00000000-0000-3000-8000-000000000000")
+
+/* MD5 of the pieces, as a name-based UUID. */
+static k2a_str_t uuid_of(const k2a_str_t *parts, size_t n, k2a_arena_t *arena)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    bool ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1;
+    for (size_t i = 0; ok && i < n; ++i)
+        ok = (i == 0 || EVP_DigestUpdate(ctx, "|", 1) == 1) &&
+             EVP_DigestUpdate(ctx, parts[i].base != NULL ? parts[i].base : "", parts[i].len) == 1;
+    ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen >= 16;
+    EVP_MD_CTX_free(ctx);
+    return ok ? uuid_format(md, 3, arena, NIL_CONVERSATION) : NIL_CONVERSATION;
+}
+
+k2a_str_t k2a_kiro_conversation_id(const k2a_ir_request_t *req, const k2a_kiro_build_params_t *params, k2a_arena_t *arena)
+{
+    /* a UUID (kiro-protocol-2026 §12), stable for the client's session: a session id that is one is sent as it is, any other
+     * is mapped onto one */
+    k2a_str_t src = K2A_STR_NULL;
+    if (header_ok(params->session_header))
+        src = params->session_header;
+    else if (req->session_id.len != 0)
+        src = req->session_id;
+    else if (header_ok(params->conversation_header))
+        src = params->conversation_header;
+    if (src.len != 0) {
+        if (is_uuid(src))
+            return src;
+        k2a_str_t parts[] = {K2A_STRLIT("kiro2api-conversation"), src};
+        return uuid_of(parts, 2, arena);
+    }
+    /* no session: the client, its user agent and the hour */
+    char hour[16];
+    struct tm tm;
+    time_t now = params->now;
+    localtime_r(&now, &tm);
+    strftime(hour, sizeof(hour), "%Y%m%d%H", &tm);
+    k2a_str_t parts[] = {params->client_ip, params->user_agent, k2a_cstr(hour)};
+    return uuid_of(parts, 3, arena);
+}
+
+static k2a_str_t continuation_id(const k2a_kiro_build_params_t *params, k2a_arena_t *arena)
+{
+    /* a fresh UUID v4 per request; a client's own id is kept only when it is a UUID */
+    if (header_ok(params->continuation_header) && is_uuid(params->continuation_header))
+        return params->continuation_header;
+    unsigned char b[16];
+    if (params->random != NULL)
+        params->random(params->random_ctx, b, sizeof(b));
+    else if (RAND_bytes(b, sizeof(b)) != 1)
+        memset(b, 0x5a, sizeof(b));
+    return uuid_format(b, 4, arena, K2A_STRLIT("00000000-0000-4000-8000-000000000000"));
+}
+
 /* ---------- the builder ---------- */
 
 void k2a_kiro_build_params_init(k2a_kiro_build_params_t *params, const k2a_model_map_t *model_map)
@@ -522,6 +565,7 @@ void k2a_kiro_build_params_init(k2a_kiro_build_params_t *params, const k2a_model
     params->model_map = model_map;
     params->norm = k2a_normalize_config_default();
     params->now = time(NULL);
+    params->native_fields = true;
 }
 
 static int encode_failed(int r, k2a_convert_error_t *err)
@@ -539,6 +583,7 @@ static int built(const k2a_model_resolution_t *model, const k2a_kiro_conv_t *con
     res->public_model = model->public_name;
     res->tool_names = conv->names;
     res->thinking = conv->thinking;
+    res->native_effort = conv->native_effort.len != 0;
     res->history_turns_dropped = dropped;
     res->payload_bytes = out->len;
     res->conversation_id = ids->conversation_id;
@@ -555,8 +600,17 @@ int k2a_kiro_build_request(const k2a_ir_request_t *req, const k2a_kiro_build_par
     int r;
     if ((r = k2a_model_map_resolve(params->model_map, req->model, &model, err)) != 0)
         return r;
+    /* the resolution may hold the id in its own buffer: the result outlives it */
+    char *model_id = k2a_arena_strndup(arena, model.kiro_model_id.base, model.kiro_model_id.len);
+    if (model_id == NULL)
+        return k2a_convert_error_set(err, K2A_ENOMEM, "request too large for the conversion memory limit");
+    model.kiro_model_id = k2a_str(model_id, model.kiro_model_id.len);
     k2a_kiro_conv_t conv;
-    if ((r = k2a_normalize_for_kiro(req, &params->norm, model.thinking_forced, arena, &conv, err)) != 0)
+    k2a_normalize_config_t norm = params->norm;
+    norm.native_effort = params->native_fields && req->thinking.mode == K2A_THINKING_ADAPTIVE &&
+                         k2a_model_accepts_effort(model.kiro_model_id, k2a_norm_thinking_effort(req));
+    norm.reasoning_content = params->native_fields && k2a_model_accepts_effort(model.kiro_model_id, K2A_STR_NULL);
+    if ((r = k2a_normalize_for_kiro(req, &norm, model.thinking_forced, arena, &conv, err)) != 0)
         return r;
 
     k2a_kiro_encode_ids_t ids;

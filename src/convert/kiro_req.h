@@ -24,19 +24,25 @@
 typedef struct st_k2a_kiro_build_params_t {
     const k2a_model_map_t *model_map; /* required */
     k2a_normalize_config_t norm;      /* k2a_normalize_config_default(), overridden from the environment */
-    /* conversation identity (§2.8), first non-empty wins: session_header (x-claude-code-session-id), the IR's
-     * session id (metadata.user_id), conversation_header (X-Conversation-ID), else
-     * "conv-" + 16 hex of md5(client_ip "|" user_agent "|" YYYYMMDDHH of `now` in local time).
-     * Header values longer than 256 bytes are ignored. */
+    /* conversation identity (§2.8), always a UUID: the first non-empty of session_header (x-claude-code-session-id), the
+     * IR's session id (metadata.user_id), conversation_header (X-Conversation-ID), sent as it is when it is a UUID, else
+     * the name-based UUID (version 3 bits) of md5("kiro2api-conversation" "|" value); without any, the one of
+     * md5(client_ip "|" user_agent "|" YYYYMMDDHH of `now` in local time). Header values longer than 256 bytes are
+     * ignored. */
     k2a_str_t session_header;
     k2a_str_t conversation_header;
     k2a_str_t client_ip;
     k2a_str_t user_agent;
     time_t now;
-    k2a_str_t continuation_header; /* X-Agent-Continuation-ID; else a fresh UUID v4 from `random` */
+    k2a_str_t continuation_header; /* X-Agent-Continuation-ID when it is a UUID; else a fresh UUID v4 from `random` */
     k2a_str_t profile_arn;         /* sent at the root for Social accounts; empty = omitted */
     k2a_random_cb random;          /* NULL = OpenSSL RAND_bytes */
     void *random_ctx;
+    /* Native thinking fields (kiro-protocol-2026.md §7): when true (the default) and k2a_model_accepts_effort says the
+     * Kiro model takes them, adaptive thinking is sent as the root additionalModelRequestFields.output_config.effort
+     * instead of tags, and redacted thinking of the history as reasoningContent. false: never (KIRO_NATIVE_EFFORT=false,
+     * or the retry after Kiro refused the field). */
+    bool native_fields;
 } k2a_kiro_build_params_t;
 
 typedef struct st_k2a_kiro_build_result_t {
@@ -48,6 +54,7 @@ typedef struct st_k2a_kiro_build_result_t {
     size_t payload_bytes;         /* == out->len */
     k2a_str_t conversation_id;
     k2a_str_t agent_continuation_id;
+    bool native_effort; /* additionalModelRequestFields was sent (the retry without it rebuilds with native_fields false) */
 } k2a_kiro_build_result_t;
 
 /* Sets params to defaults: default normalizer config, time(NULL), everything else empty. */
@@ -59,9 +66,9 @@ void k2a_kiro_build_params_init(k2a_kiro_build_params_t *params, const k2a_model
  * map or req. A body over params->norm.max_payload_bytes (0 = no budget) loses its oldest history pairs until it fits,
  * whatever the size of the history, so out->max needs only to be a little over the budget (the encoder may ask for 16
  * bytes beyond what it writes; the exchange leaves 256 for the profileArn). Returns 0, or a
- * negative K2A_E* with err filled for the client: K2A_EMODEL_UNKNOWN, K2A_EEMPTY_MESSAGES, K2A_EIMAGE_INVALID,
- * K2A_EPAYLOAD_TOOBIG (over the budget even after dropping every droppable history pair; the message starts
- * "prompt is too long: <bytes> bytes > <budget> maximum", the wording clients compact on), K2A_ETOOBIG, K2A_ENOMEM.
+ * negative K2A_E* with err filled for the client: K2A_EMODEL_UNKNOWN, K2A_EMODEL_INVALID, K2A_EEMPTY_MESSAGES,
+ * K2A_EIMAGE_INVALID, K2A_EPAYLOAD_TOOBIG (over the budget even after dropping every droppable history pair; the message
+ * starts "prompt is too long: <bytes> bytes > <budget> maximum", the wording clients compact on), K2A_ETOOBIG, K2A_ENOMEM.
  */
 int k2a_kiro_build_request(const k2a_ir_request_t *req, const k2a_kiro_build_params_t *params, k2a_arena_t *arena, k2a_buf_t *out,
                            k2a_kiro_build_result_t *res, k2a_convert_error_t *err);

@@ -57,87 +57,6 @@ static const char *header_str(const k2a_es_frame_t *f, const char *name, size_t 
     return NULL;
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), 0 when invalid, or -1 when s holds a valid but incomplete prefix. */
-static int utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2;
-    else if (c >= 0xe0 && c <= 0xef)
-        len = 3;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4;
-    else
-        return 0;
-    for (size_t i = 1; i < len; ++i) {
-        if (i >= n)
-            return -1;
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        /* the second byte's range rules out overlongs, surrogates and code points above U+10FFFF */
-        if (i == 1 &&
-            ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) || (c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f)))
-            return 0;
-    }
-    return (int)len;
-}
-
-/* Bytes of s that end on a sequence boundary: a valid incomplete sequence at the very end (at most 3 bytes) is left out. */
-static size_t utf8_complete_prefix(const char *s, size_t n)
-{
-    size_t back = n < 3 ? n : 3;
-    for (size_t k = 1; k <= back; ++k) {
-        unsigned char c = (unsigned char)s[n - k];
-        if ((c & 0xc0) == 0x80)
-            continue; /* continuation byte: keep looking for the lead byte */
-        if (c >= 0xc2 && utf8_seq((const unsigned char *)s + n - k, k) == -1)
-            return n - k;
-        break;
-    }
-    return n;
-}
-
-/* Returns s itself when it is valid UTF-8, else a copy in `fix` with each invalid byte replaced by U+FFFD. */
-static int utf8_sanitize(k2a_buf_t *fix, const char **s, size_t *n)
-{
-    const unsigned char *u = (const unsigned char *)*s;
-    size_t i = 0, len = *n;
-    while (i < len) {
-        if (u[i] < 0x80) {
-            ++i;
-            continue;
-        }
-        int l = utf8_seq(u + i, len - i);
-        if (l <= 0)
-            break;
-        i += (size_t)l;
-    }
-    if (i == len)
-        return 0;
-    int r;
-    k2a_buf_reset(fix);
-    if ((r = k2a_buf_append(fix, u, i)) != 0)
-        return r;
-    while (i < len) {
-        int l = u[i] < 0x80 ? 1 : utf8_seq(u + i, len - i);
-        if (l <= 0) {
-            if ((r = k2a_buf_append(fix, REPLACEMENT, 3)) != 0)
-                return r;
-            ++i;
-        } else {
-            if ((r = k2a_buf_append(fix, u + i, (size_t)l)) != 0)
-                return r;
-            i += (size_t)l;
-        }
-    }
-    *s = fix->base;
-    *n = fix->len;
-    return 0;
-}
-
 /* ---------- emitting ---------- */
 
 static int emit(k2a_kiro_resp_t *p, const k2a_ir_event_t *ev)
@@ -163,15 +82,33 @@ static int64_t reconciled_input(const k2a_kiro_resp_t *p)
     return in;
 }
 
+#define TU_INPUT_MASK ((1u << K2A_KIRO_TU_UNCACHED) | (1u << K2A_KIRO_TU_CACHE_READ) | (1u << K2A_KIRO_TU_CACHE_WRITE))
+
+/* metadataEvent.tokenUsage, when it came, is Kiro's real count and replaces the estimates: input_tokens = uncached,
+ * cache_read_input_tokens = cacheRead, cache_creation_input_tokens = cacheWrite (as Anthropic splits them). */
 static k2a_ir_usage_t current_usage(const k2a_kiro_resp_t *p)
 {
     k2a_ir_usage_t u;
     memset(&u, 0, sizeof(u));
     u.input_tokens = reconciled_input(p);
     u.output_tokens = k2a_tokens_counter_total(&p->counter);
+    if (p->token_usage_mask & TU_INPUT_MASK) {
+        u.input_tokens = p->token_usage[K2A_KIRO_TU_UNCACHED];
+        u.cache_read_input_tokens = p->token_usage[K2A_KIRO_TU_CACHE_READ];
+        u.cache_creation_input_tokens = p->token_usage[K2A_KIRO_TU_CACHE_WRITE];
+    }
+    if (p->token_usage_mask & (1u << K2A_KIRO_TU_OUTPUT))
+        u.output_tokens = p->token_usage[K2A_KIRO_TU_OUTPUT];
     u.credits = p->seen.credits;
     u.context_usage_pct = p->seen.context_usage_pct;
     return u;
+}
+
+/* The answer is being cut for length (ContentLengthExceeded, MAX_TOKENS, context window full): an open tool block keeps
+ * its partial input, as in Anthropic's API, and the stop reason tells the client. */
+static bool cut_for_length(const k2a_kiro_resp_t *p)
+{
+    return p->stop_override == K2A_STOP_MAX_TOKENS || p->stop_override == K2A_STOP_CONTEXT_WINDOW;
 }
 
 static int emit_error(k2a_kiro_resp_t *p, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -229,7 +166,7 @@ static int emit_delta(k2a_kiro_resp_t *p, k2a_ir_block_kind_t kind, const char *
         return 0;
     }
     k2a_ir_event_t ev = {.type = K2A_EV_DELTA, .index = p->open_index, .block = kind, .text = k2a_str(s, n)};
-    if ((r = utf8_sanitize(&p->fix, &ev.text.base, &ev.text.len)) != 0)
+    if ((r = k2a__kiro_utf8_sanitize(&p->fix, &ev.text.base, &ev.text.len)) != 0)
         return r;
     /* what the client receives of a tool input is checked when the block closes (bounded by max_tool_input) */
     if (kind == K2A_BLOCK_TOOL_USE && (r = k2a_buf_append(&p->tool_input, ev.text.base, ev.text.len)) != 0)
@@ -289,7 +226,7 @@ static int close_tool(k2a_kiro_resp_t *p)
      * broken input for a complete call (Claude Code then runs Write with {}: peers.md §2.2). Unless the response is being
      * cut for length (ContentLengthExceeded, context window full): then, as in Anthropic's API, the block keeps its
      * partial input and the stop reason (max_tokens / model_context_window_exceeded) tells the client. */
-    if (p->tool_input.len != 0 && p->stop_override < 0 && !is_json_object(p->tool_input.base, p->tool_input.len))
+    if (p->tool_input.len != 0 && !cut_for_length(p) && !is_json_object(p->tool_input.base, p->tool_input.len))
         return emit_error(p, K2A_EUPSTREAM_EVENT,
                           "Kiro sent tool call %.*s (%.*s) with an input that is not a JSON object (%zu bytes)",
                           (int)p->tool_name.len, p->tool_name.base, (int)p->tool_id.len, p->tool_id.base, p->tool_input.len);
@@ -310,8 +247,19 @@ static int close_open_block(k2a_kiro_resp_t *p)
     if (p->open_kind == K2A_BLOCK_TOOL_USE && (r = close_tool(p)) != 0)
         return r;
     k2a_ir_event_t ev = {.type = K2A_EV_BLOCK_STOP, .index = p->open_index, .block = p->open_kind};
+    if (p->open_kind == K2A_BLOCK_THINKING) {
+        if (p->reason_tail_len != 0) {
+            /* reasoning text that ended inside a UTF-8 sequence */
+            p->reason_tail_len = 0;
+            if ((r = emit_delta(p, K2A_BLOCK_THINKING, REPLACEMENT, 3)) != 0)
+                return r;
+        }
+        ev.signature = k2a_str(p->think_sig.base != NULL ? p->think_sig.base : "", p->think_sig.len);
+    }
     p->open_index = -1;
-    return emit(p, &ev);
+    r = emit(p, &ev);
+    k2a_buf_reset(&p->think_sig);
+    return r;
 }
 
 /* ---------- text and the thinking splitter ---------- */
@@ -498,7 +446,7 @@ static int on_content(k2a_kiro_resp_t *p, const char *s, size_t n)
         n = p->work.len;
         p->text_tail_len = 0;
     }
-    size_t ok = utf8_complete_prefix(s, n);
+    size_t ok = k2a__kiro_utf8_complete_prefix(s, n);
     p->text_tail_len = n - ok;
     memcpy(p->text_tail, s + ok, p->text_tail_len);
     n = ok;
@@ -526,7 +474,7 @@ static int tool_piece(k2a_kiro_resp_t *p, const char *s, size_t n)
         n = p->work.len;
         p->tool_tail_len = 0;
     }
-    size_t ok = utf8_complete_prefix(s, n);
+    size_t ok = k2a__kiro_utf8_complete_prefix(s, n);
     p->tool_tail_len = n - ok;
     memcpy(p->tool_tail, s + ok, p->tool_tail_len);
     size_t max = p->cfg.max_tool_input != 0 ? p->cfg.max_tool_input : K2A_KIRO_RESP_DEFAULT_MAX_TOOL_INPUT;
@@ -553,8 +501,8 @@ static int start_tool(k2a_kiro_resp_t *p, const char *id, size_t id_len, const c
     /* the id is kept as sent (continuation frames are matched on it); the client gets valid UTF-8 for both */
     k2a_buf_reset(&p->tool_id);
     k2a_buf_reset(&p->tool_name);
-    if ((r = utf8_sanitize(&p->fix, &client.base, &client.len)) != 0 || (r = k2a_buf_append(&p->tool_id, id, id_len)) != 0 ||
-        (r = k2a_buf_append(&p->tool_name, client.base, client.len)) != 0)
+    if ((r = k2a__kiro_utf8_sanitize(&p->fix, &client.base, &client.len)) != 0 ||
+        (r = k2a_buf_append(&p->tool_id, id, id_len)) != 0 || (r = k2a_buf_append(&p->tool_name, client.base, client.len)) != 0)
         return r;
     p->tool_bytes = 0;
     p->tool_tail_len = 0;
@@ -565,7 +513,7 @@ static int start_tool(k2a_kiro_resp_t *p, const char *id, size_t id_len, const c
     k2a_ir_event_t ev = {.type = K2A_EV_BLOCK_START, .index = p->next_index, .block = K2A_BLOCK_TOOL_USE};
     ev.tool_id = k2a_str(p->tool_id.base, p->tool_id.len);
     ev.tool_name = k2a_str(p->tool_name.base, p->tool_name.len);
-    if ((r = utf8_sanitize(&p->fix, &ev.tool_id.base, &ev.tool_id.len)) != 0)
+    if ((r = k2a__kiro_utf8_sanitize(&p->fix, &ev.tool_id.base, &ev.tool_id.len)) != 0)
         return r;
     p->open_index = p->next_index++;
     p->open_kind = K2A_BLOCK_TOOL_USE;
@@ -656,9 +604,21 @@ static int finish_ok(k2a_kiro_resp_t *p)
     int r;
     if ((r = text_boundary(p)) != 0 || (r = close_open_block(p)) != 0)
         return r;
+    k2a_kiro_stop_t ks = p->seen.stop;
+    bool filtered = ks == K2A_KIRO_STOP_CONTENT_FILTERED || ks == K2A_KIRO_STOP_GUARDRAIL;
+    if (filtered && !p->seen.content_emitted) /* nothing to show: an error in the client's dialect, as KRA answers it */
+        return emit_error(p, K2A_EUPSTREAM_FILTERED, "Request was blocked by upstream content filtering%s",
+                          ks == K2A_KIRO_STOP_GUARDRAIL ? " (guardrail intervened)" : "");
+    if (ks == K2A_KIRO_STOP_MALFORMED_TOOL_USE || ks == K2A_KIRO_STOP_MALFORMED_MODEL_OUTPUT)
+        return emit_error(p, K2A_EUPSTREAM_EXCEPTION, "Kiro ended the answer with stopReason %s",
+                          ks == K2A_KIRO_STOP_MALFORMED_TOOL_USE ? "MALFORMED_TOOL_USE" : "MALFORMED_MODEL_OUTPUT");
     k2a_ir_event_t ev = {.type = K2A_EV_STOP};
     if (p->stop_override >= 0)
         ev.stop_reason = (k2a_ir_stop_reason_t)p->stop_override;
+    else if (filtered)
+        ev.stop_reason = K2A_STOP_REFUSAL;
+    else if (ks == K2A_KIRO_STOP_STOP_SEQUENCE)
+        ev.stop_reason = K2A_STOP_STOP_SEQUENCE;
     else
         ev.stop_reason = p->seen.tool_used ? K2A_STOP_TOOL_USE : K2A_STOP_END_TURN;
     ev.usage = current_usage(p);
@@ -712,10 +672,138 @@ static int on_exception(k2a_kiro_resp_t *p, const k2a_es_frame_t *fr, bool is_er
                       (int)mlen, msg);
 }
 
+/* ---------- the 2026 events: metadata, reasoning, metering, invalid state ---------- */
+
+static void set_context_pct(k2a_kiro_resp_t *p, double pct)
+{
+    p->seen.context_usage_pct = pct;
+    if (pct >= 100 && p->stop_override < 0)
+        p->stop_override = K2A_STOP_CONTEXT_WINDOW;
+}
+
+static int emit_usage(k2a_kiro_resp_t *p)
+{
+    k2a_ir_event_t ev = {.type = K2A_EV_USAGE};
+    ev.usage = current_usage(p);
+    return p->sink(p->sink_ctx, &ev);
+}
+
+/* metadataEvent: the stop reason (applied when the answer ends), tokenUsage, contextUsagePercentage. Kiro sends it after
+ * the content and before contextUsageEvent and meteringEvent, so it does not end the answer itself. */
+static int on_metadata(k2a_kiro_resp_t *p)
+{
+    struct st_k2a_kiro_fields_t *f = &p->f;
+    if (f->has_stop_reason) {
+        p->seen.stop = k2a__kiro_parse_stop(p->scratch.base + f->sr_off, f->sr_len);
+        if (p->seen.stop == K2A_KIRO_STOP_MAX_TOKENS)
+            p->stop_override = K2A_STOP_MAX_TOKENS;
+        else if (p->seen.stop == K2A_KIRO_STOP_CONTEXT_WINDOW)
+            p->stop_override = K2A_STOP_CONTEXT_WINDOW;
+        else if (p->seen.stop == K2A_KIRO_STOP_OTHER)
+            k2a_log_fields(K2A_LOG_INFO, p->cfg.request_id, NULL, 0, "unknown Kiro stopReason %.*s: the content decides",
+                           (int)(f->sr_len > 64 ? 64 : f->sr_len), p->scratch.base + f->sr_off);
+    }
+    for (int i = 0; i < K2A_KIRO_TU_MAX; ++i) {
+        if (f->tu_mask & (1u << i)) {
+            p->token_usage[i] = (int64_t)f->tu[i];
+            p->token_usage_mask |= 1u << i;
+        }
+    }
+    if (f->has_pct)
+        set_context_pct(p, f->pct);
+    return f->tu_mask != 0 || f->has_pct ? emit_usage(p) : 0;
+}
+
+/* Joins a UTF-8 sequence split between reasoning pieces and holds back an incomplete one at the end (*s, *n updated). */
+static int reason_join(k2a_kiro_resp_t *p, const char **s, size_t *n)
+{
+    int r;
+    if (p->reason_tail_len != 0) {
+        k2a_buf_reset(&p->work);
+        if ((r = k2a_buf_append(&p->work, p->reason_tail, p->reason_tail_len)) != 0 || (r = k2a_buf_append(&p->work, *s, *n)) != 0)
+            return r;
+        *s = p->work.base;
+        *n = p->work.len;
+        p->reason_tail_len = 0;
+    }
+    size_t ok = k2a__kiro_utf8_complete_prefix(*s, *n);
+    p->reason_tail_len = *n - ok;
+    memcpy(p->reason_tail, *s + ok, p->reason_tail_len);
+    *n = ok;
+    return 0;
+}
+
+/* reasoningContentEvent {text, signature, redactedContent} (kiro-protocol-2026.md §7). With thinking requested: text is a
+ * THINKING block (the one open, or a new one after whatever else is open: GPT models send reasoning after the text), the
+ * signature is that block's, redactedContent a REDACTED_THINKING block of its own. Without: the text is plain text (as
+ * KRA does) and the rest is dropped (a signature or opaque data means nothing outside a thinking block). */
+static int on_reasoning(k2a_kiro_resp_t *p)
+{
+    struct st_k2a_kiro_fields_t *f = &p->f;
+    const char *sc = p->scratch.base;
+    int r;
+    if (!p->cfg.thinking) {
+        if (f->has_signature || f->has_redacted)
+            k2a_debug("reasoning signature / redacted content dropped: thinking was not requested");
+        return f->has_text ? on_content(p, sc + f->text_off, f->text_len) : 0;
+    }
+    if ((f->has_text && f->text_len != 0) || (f->has_signature && f->sig_len != 0)) {
+        bool reasoning_open = p->open_index >= 0 && p->open_kind == K2A_BLOCK_THINKING && p->think == K2A_KIRO_THINK_OFF;
+        if (!reasoning_open && ((r = text_boundary(p)) != 0 || (r = ensure_block(p, K2A_BLOCK_THINKING)) != 0))
+            return r;
+        if (f->has_text && f->text_len != 0) {
+            const char *s = sc + f->text_off;
+            size_t n = f->text_len;
+            if ((r = reason_join(p, &s, &n)) != 0 || (r = emit_delta(p, K2A_BLOCK_THINKING, s, n)) != 0)
+                return r;
+        }
+        if (f->has_signature && f->sig_len != 0) {
+            k2a_buf_reset(&p->think_sig);
+            const char *sig = sc + f->sig_off;
+            size_t n = f->sig_len;
+            if ((r = k2a__kiro_utf8_sanitize(&p->fix, &sig, &n)) != 0)
+                return r;
+            if (k2a_buf_append(&p->think_sig, sig, n) != 0)
+                k2a_log_fields(K2A_LOG_WARN, p->cfg.request_id, NULL, 0, "reasoning signature of %zu bytes dropped (too long)", n);
+        }
+    }
+    if (f->has_redacted && f->red_len != 0) {
+        if ((r = text_boundary(p)) != 0 || (r = close_open_block(p)) != 0)
+            return r;
+        k2a_ir_event_t ev = {.type = K2A_EV_BLOCK_START, .index = p->next_index++, .block = K2A_BLOCK_REDACTED_THINKING};
+        ev.text = k2a_str(sc + f->red_off, f->red_len);
+        if ((r = k2a__kiro_utf8_sanitize(&p->fix, &ev.text.base, &ev.text.len)) != 0)
+            return r;
+        p->seen.content_emitted = true;
+        if ((r = emit(p, &ev)) != 0)
+            return r;
+        k2a_ir_event_t stop = {.type = K2A_EV_BLOCK_STOP, .index = ev.index, .block = K2A_BLOCK_REDACTED_THINKING};
+        return emit(p, &stop);
+    }
+    return 0;
+}
+
+/* meteringEvent: Kiro's last frame, after which the connection often stays open: it completes the answer at once. Inside a
+ * tool call (an order Kiro does not send) that would close a call whose input may be cut: an ERROR instead. */
+static int on_metering(k2a_kiro_resp_t *p, bool parsed)
+{
+    int r;
+    if (parsed && p->f.has_usage)
+        p->seen.credits = (p->seen.credits < 0 ? 0 : p->seen.credits) + p->f.usage;
+    p->seen.metered = true;
+    if ((r = emit_usage(p)) != 0)
+        return r;
+    if (p->open_index >= 0 && p->open_kind == K2A_BLOCK_TOOL_USE && !cut_for_length(p))
+        return emit_error(p, K2A_EUPSTREAM_TRUNCATED,
+                          "Kiro sent its last frame (meteringEvent) inside tool call %.*s (%.*s) after %zu bytes of input",
+                          (int)p->tool_name.len, p->tool_name.base, (int)p->tool_id.len, p->tool_id.base, p->tool_bytes);
+    return finish_ok(p);
+}
+
 static int on_event(k2a_kiro_resp_t *p, const k2a_es_frame_t *fr, const char *et, size_t etl)
 {
     int r;
-    enum { E_TEXT, E_TOOL, E_METER, E_CONTEXT } kind;
+    enum { E_TEXT, E_TOOL, E_METER, E_CONTEXT, E_METADATA, E_REASONING, E_INVALID } kind;
     if (k2a__kiro_str_eq(et, etl, "assistantResponseEvent"))
         kind = E_TEXT;
     else if (k2a__kiro_str_eq(et, etl, "toolUseEvent"))
@@ -724,7 +812,14 @@ static int on_event(k2a_kiro_resp_t *p, const k2a_es_frame_t *fr, const char *et
         kind = E_METER;
     else if (k2a__kiro_str_eq(et, etl, "contextUsageEvent"))
         kind = E_CONTEXT;
+    else if (k2a__kiro_str_eq(et, etl, "metadataEvent"))
+        kind = E_METADATA;
+    else if (k2a__kiro_str_eq(et, etl, "reasoningContentEvent"))
+        kind = E_REASONING;
+    else if (k2a__kiro_str_eq(et, etl, "invalidStateEvent"))
+        kind = E_INVALID;
     else {
+        /* messageMetadataEvent ({conversationId} / utteranceId) and anything newer: nothing for the client */
         ++p->seen.ignored_frames;
         k2a_debug("kiro event %.*s ignored", (int)etl, et);
         return 0;
@@ -732,9 +827,9 @@ static int on_event(k2a_kiro_resp_t *p, const k2a_es_frame_t *fr, const char *et
     if ((r = k2a__kiro_parse_payload(p, fr, et, etl)) != 0) {
         if (r != K2A_EUPSTREAM_EVENT)
             return r;
-        if (kind == E_METER || kind == E_CONTEXT) {
+        if (kind == E_METER || kind == E_CONTEXT || kind == E_METADATA) {
             k2a_log_fields(K2A_LOG_WARN, p->cfg.request_id, NULL, 0, "malformed %.*s payload ignored", (int)etl, et);
-            return 0;
+            return kind == E_METER ? on_metering(p, false) : 0; /* still the last frame */
         }
         /* flushing held-back text may itself end the response (closing a tool whose input is not JSON): one ERROR only */
         if ((r = text_boundary(p)) != 0)
@@ -751,18 +846,24 @@ static int on_event(k2a_kiro_resp_t *p, const k2a_es_frame_t *fr, const char *et
     case E_TOOL:
         return on_tool_event(p);
     case E_METER:
-    case E_CONTEXT: {
-        if (kind == E_METER && p->f.has_usage)
-            p->seen.credits = (p->seen.credits < 0 ? 0 : p->seen.credits) + p->f.usage;
-        else if (kind == E_CONTEXT && p->f.has_pct) {
-            p->seen.context_usage_pct = p->f.pct;
-            if (p->f.pct >= 100 && p->stop_override < 0)
-                p->stop_override = K2A_STOP_CONTEXT_WINDOW;
-        } else
+        return on_metering(p, true);
+    case E_CONTEXT:
+        if (!p->f.has_pct)
             return 0;
-        k2a_ir_event_t ev = {.type = K2A_EV_USAGE};
-        ev.usage = current_usage(p);
-        return p->sink(p->sink_ctx, &ev);
+        set_context_pct(p, p->f.pct);
+        return emit_usage(p);
+    case E_METADATA:
+        return on_metadata(p);
+    case E_REASONING:
+        return on_reasoning(p);
+    case E_INVALID: {
+        /* terminal (OCX): what was held back is still content the client should see */
+        const char *sc = p->scratch.base;
+        size_t rl = p->f.reason_len > 256 ? 256 : p->f.reason_len, ml = p->f.message_len > 2048 ? 2048 : p->f.message_len;
+        if ((r = text_boundary(p)) != 0)
+            return r;
+        return emit_error(p, K2A_EUPSTREAM_EXCEPTION, "Kiro invalidStateEvent %.*s: %.*s", (int)rl, sc + p->f.reason_off, (int)ml,
+                          sc + p->f.message_off);
     }
     }
     return 0;
@@ -792,6 +893,7 @@ int k2a_kiro_resp_init(k2a_kiro_resp_t *p, const k2a_kiro_resp_config_t *cfg, k2
     k2a_buf_init(&p->work, MAX_FRAME_SCRATCH);
     k2a_buf_init(&p->fix, 3 * (size_t)MAX_FRAME_SCRATCH);
     k2a_buf_init(&p->msg, 4096);
+    k2a_buf_init(&p->think_sig, 64 * 1024);
     /* pointers are computed from these bases even when nothing was stored yet (base + 0): keep them non-NULL */
     if (k2a_buf_reserve(&p->scratch, 256) != 0 || k2a_buf_reserve(&p->pend, 64) != 0 || k2a_buf_reserve(&p->done_tools, 64) != 0)
         return K2A_ENOMEM;
@@ -813,6 +915,7 @@ void k2a_kiro_resp_dispose(k2a_kiro_resp_t *p)
     k2a_buf_dispose(&p->work);
     k2a_buf_dispose(&p->fix);
     k2a_buf_dispose(&p->msg);
+    k2a_buf_dispose(&p->think_sig);
 }
 
 int k2a_kiro_resp_start(k2a_kiro_resp_t *p)
@@ -872,6 +975,9 @@ const k2a_kiro_resp_seen_t *k2a_kiro_resp_seen(const k2a_kiro_resp_t *p)
 
 int64_t k2a_kiro_resp_input_tokens(const k2a_kiro_resp_t *p)
 {
+    if (p->token_usage_mask & TU_INPUT_MASK)
+        return p->token_usage[K2A_KIRO_TU_UNCACHED] + p->token_usage[K2A_KIRO_TU_CACHE_READ] +
+               p->token_usage[K2A_KIRO_TU_CACHE_WRITE];
     return reconciled_input(p);
 }
 
@@ -882,5 +988,7 @@ int64_t k2a_kiro_resp_context_tokens(const k2a_kiro_resp_t *p)
 
 int64_t k2a_kiro_resp_output_tokens(const k2a_kiro_resp_t *p)
 {
+    if (p->token_usage_mask & (1u << K2A_KIRO_TU_OUTPUT))
+        return p->token_usage[K2A_KIRO_TU_OUTPUT];
     return k2a_tokens_counter_total(&p->counter);
 }

@@ -5,6 +5,20 @@
  * those carried by start and stop frames), never fakes a successful end (a stream that ends inside a tool call or
  * with a transport error ends with an ERROR event), and splits <thinking>…</thinking> into a thinking block.
  *
+ * The 2026 answer (kiro-protocol-2026.md §7, §8): content, reasoningContentEvent, then metadataEvent (stop reason,
+ * optional tokenUsage and contextUsagePercentage), contextUsageEvent and meteringEvent, which is Kiro's last frame:
+ * Kiro often leaves the connection open after it, so metering completes the answer at once (seen.finished; STOP, or
+ * ERROR when a tool call is still open and the answer is not being cut for length); later frames are ignored and the
+ * caller must not wait for the body to end (nor put the connection back in a pool). An answer without metering still
+ * ends at the end of the body. metadataEvent's stopReason is applied at the end: MAX_TOKENS / MODEL_CONTEXT_WINDOW_EXCEEDED
+ * / STOP_SEQUENCE as such, CONTENT_FILTERED / GUARDRAIL_INTERVENED as REFUSAL after some content or ERROR
+ * K2A_EUPSTREAM_FILTERED with none, MALFORMED_* as ERROR, END_TURN / TOOL_USE / unknown values as the content implies.
+ * tokenUsage, when present, replaces the estimates in the final usage. reasoningContentEvent: with cfg.thinking, text
+ * is a THINKING block (its signature goes on the block's BLOCK_STOP) and redactedContent a REDACTED_THINKING block of its
+ * own (data in BLOCK_START), also after text (GPT models send it at the end); without, the text is plain text (as KRA
+ * does) and signature / redacted content are dropped. invalidStateEvent is a terminal ERROR; messageMetadataEvent is
+ * ignored.
+ *
  * How the HTTP layer drives it, per upstream response:
  *   k2a_kiro_resp_init(&p, &cfg, sink, ctx);   once the upstream answered 200
  *   k2a_kiro_resp_start(&p);                    MESSAGE_START now (HTTP/1.1 needs a real first write)
@@ -61,8 +75,8 @@ typedef struct st_k2a_kiro_resp_config_t {
      * usage reports it instead of the estimate when it is larger: Kiro adds a hidden system prompt, so the estimate runs
      * low, and a higher number makes Claude Code compact earlier rather than hit CONTENT_LENGTH_EXCEEDS. */
     bool reconcile_input;
-    /* Context window used to turn contextUsagePercentage into tokens: 0 means 200 000; the caller passes 1 000 000 for
-     * the models it flags as 1M-context. */
+    /* Context window used to turn contextUsagePercentage into tokens: 0 means 200 000; the exchange passes the model's
+     * (its catalog's maxInputTokens on the account, else convert/model_map.h k2a_model_default_window). */
     int64_t context_window;
     /* Maximum bytes of input JSON per tool block; 0 means K2A_KIRO_RESP_DEFAULT_MAX_TOOL_INPUT. Past it: ERROR
      * K2A_EUPSTREAM_TOOL_TOOBIG. */
@@ -74,6 +88,31 @@ typedef struct st_k2a_kiro_resp_config_t {
     const char *request_id;
 } k2a_kiro_resp_config_t;
 
+/* The stopReason of metadataEvent (kiro-protocol-2026.md §8). */
+typedef enum en_k2a_kiro_stop_t {
+    K2A_KIRO_STOP_NONE = 0, /* no metadataEvent, or one without a stopReason */
+    K2A_KIRO_STOP_END_TURN,
+    K2A_KIRO_STOP_STOP_SEQUENCE,
+    K2A_KIRO_STOP_MAX_TOKENS,
+    K2A_KIRO_STOP_TOOL_USE,
+    K2A_KIRO_STOP_CONTEXT_WINDOW, /* MODEL_CONTEXT_WINDOW_EXCEEDED */
+    K2A_KIRO_STOP_CONTENT_FILTERED,
+    K2A_KIRO_STOP_GUARDRAIL, /* GUARDRAIL_INTERVENED */
+    K2A_KIRO_STOP_MALFORMED_TOOL_USE,
+    K2A_KIRO_STOP_MALFORMED_MODEL_OUTPUT,
+    K2A_KIRO_STOP_OTHER, /* a value this version does not know: ends as the content implies */
+} k2a_kiro_stop_t;
+
+/* The members of metadataEvent.tokenUsage, in k2a_kiro_resp_t.token_usage[]. */
+enum {
+    K2A_KIRO_TU_UNCACHED = 0,
+    K2A_KIRO_TU_CACHE_READ,
+    K2A_KIRO_TU_CACHE_WRITE,
+    K2A_KIRO_TU_OUTPUT,
+    K2A_KIRO_TU_TOTAL,
+    K2A_KIRO_TU_MAX
+};
+
 /* What the parser has seen so far (k2a_kiro_resp_seen). */
 typedef struct st_k2a_kiro_resp_seen_t {
     bool content_emitted;     /* a BLOCK_START reached the sink: the client may have bytes of content; no failover now */
@@ -81,7 +120,9 @@ typedef struct st_k2a_kiro_resp_seen_t {
     bool finished;            /* STOP or ERROR was emitted */
     int error;                /* the K2A_E* of the ERROR emitted, else 0 */
     double credits;           /* sum of meteringEvent usage; < 0 when none came */
-    double context_usage_pct; /* last contextUsageEvent percentage; < 0 when none came */
+    double context_usage_pct; /* last contextUsageEvent (or metadataEvent) percentage; < 0 when none came */
+    bool metered;             /* meteringEvent came: Kiro's last frame, which completed the answer */
+    k2a_kiro_stop_t stop;     /* metadataEvent's stopReason */
     uint64_t frames;          /* frames handed to on_frame */
     uint64_t ignored_frames;  /* unknown event types and frames after the end */
 } k2a_kiro_resp_seen_t;
@@ -98,7 +139,14 @@ typedef struct st_k2a_kiro_resp_t {
     void *sink_ctx;
     k2a_kiro_resp_seen_t seen;
     k2a_tokens_counter_t counter;
-    int stop_override; /* -1, or a k2a_ir_stop_reason_t forced by an exception or context usage */
+    int stop_override; /* -1, or a k2a_ir_stop_reason_t forced by an exception, context usage or metadataEvent */
+    /* metadataEvent.tokenUsage: real figures that replace the estimates in the final usage (bit i of token_usage_mask set
+     * when token_usage[i] came) */
+    unsigned token_usage_mask;
+    int64_t token_usage[K2A_KIRO_TU_MAX];
+    k2a_buf_t think_sig; /* the signature of reasoningContentEvent for the open thinking block */
+    char reason_tail[4]; /* incomplete UTF-8 sequence held back from the previous reasoning text piece */
+    size_t reason_tail_len;
     /* the open block */
     int next_index;
     int open_index; /* -1 when no block is open */
@@ -129,7 +177,12 @@ typedef struct st_k2a_kiro_resp_t {
         int key; /* which field the pending value belongs to */
         bool ok, complete;
         bool has_content, has_followup, has_name, has_id, has_input, input_is_object, stop, has_usage, has_pct;
+        bool has_text, has_signature, has_redacted, has_stop_reason;
         size_t content_off, content_len, name_off, name_len, id_off, id_len, input_off, input_len;
+        size_t text_off, text_len, sig_off, sig_len, red_off, red_len, sr_off, sr_len;
+        int tu_depth, tu_key; /* inside tokenUsage (0: not yet, -1: done) and the member whose value comes next */
+        unsigned tu_mask;
+        double tu[K2A_KIRO_TU_MAX];
         size_t message_off, message_len, type_off, type_len, reason_off, reason_len;
         size_t input_obj_start, input_obj_end;
         double usage, pct;
@@ -154,12 +207,15 @@ int k2a_kiro_resp_on_frame(k2a_kiro_resp_t *p, const k2a_es_frame_t *f);
  * BLOCK_STOP of the open block and STOP with tool_use (if any tool block was started), max_tokens (exception),
  * model_context_window_exceeded (contextUsagePercentage >= 100) or end_turn. STOP's usage: input_tokens = the estimate (or,
  * with reconcile_input, contextUsagePercentage x window / 100 when that is larger), output_tokens =
- * the §4.6 streaming counter over the events emitted (plus hidden thinking text), credits and context %.
+ * the §4.6 streaming counter over the events emitted (plus hidden thinking text), credits and context %; when
+ * metadataEvent carried tokenUsage, Kiro's figures instead (input_tokens = uncached, cache_read_input_tokens,
+ * cache_creation_input_tokens, output_tokens). The metadataEvent stop reason applies as described at the top.
  * Returns 0, the K2A_E* of the ERROR emitted, or the sink's non-zero result. */
 int k2a_kiro_resp_finish(k2a_kiro_resp_t *p, int transport_error);
 const k2a_kiro_resp_seen_t *k2a_kiro_resp_seen(const k2a_kiro_resp_t *p);
-/* The input tokens of the final usage (see _finish and reconcile_input), Kiro's own figure from contextUsageEvent (-1 when
- * none came), and the output counter so far. */
+/* The input tokens of the final usage (see _finish and reconcile_input; with tokenUsage, uncached + cache read + cache
+ * write), Kiro's own figure from contextUsageEvent (-1 when none came), and the output tokens so far (tokenUsage's
+ * outputTokens when it came, else the counter). */
 int64_t k2a_kiro_resp_input_tokens(const k2a_kiro_resp_t *p);
 int64_t k2a_kiro_resp_context_tokens(const k2a_kiro_resp_t *p);
 int64_t k2a_kiro_resp_output_tokens(const k2a_kiro_resp_t *p);

@@ -1,5 +1,6 @@
 /*
- * Private to the Kiro response parser (kiro_resp.c, kiro_resp_payload.c): the payload reader and two string helpers.
+ * Private to the Kiro response parser (kiro_resp.c, kiro_resp_payload.c, kiro_resp_utf8.c): the payload reader, the
+ * stop-reason reader and the string and UTF-8 helpers.
  */
 #ifndef K2A_CONVERT_KIRO_RESP_INTERNAL_H
 #define K2A_CONVERT_KIRO_RESP_INTERNAL_H
@@ -29,5 +30,14 @@ static inline bool k2a__kiro_str_contains(const char *hay, size_t len, const cha
  * Returns 0, K2A_EUPSTREAM_EVENT when the payload is not one complete JSON object (an empty payload reads as {}), or
  * K2A_ENOMEM. */
 int k2a__kiro_parse_payload(k2a_kiro_resp_t *p, const k2a_es_frame_t *fr, const char *event_type, size_t event_type_len);
+
+/* metadataEvent's stopReason (either case) as a k2a_kiro_stop_t; K2A_KIRO_STOP_OTHER when unknown. */
+k2a_kiro_stop_t k2a__kiro_parse_stop(const char *s, size_t n);
+
+/* Bytes of s that end on a sequence boundary: a valid incomplete sequence at the very end (at most 3 bytes) is left out. */
+size_t k2a__kiro_utf8_complete_prefix(const char *s, size_t n);
+/* Leaves *s alone when it is valid UTF-8, else points it at a copy in `fix` with each invalid byte replaced by U+FFFD.
+ * Returns 0 or the buffer's K2A_ENOMEM / K2A_ETOOBIG. */
+int k2a__kiro_utf8_sanitize(k2a_buf_t *fix, const char **s, size_t *n);
 
 #endif

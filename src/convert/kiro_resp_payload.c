@@ -6,6 +6,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <yajl/yajl_parse.h>
 #include <yajl/yajl_tree.h>
 #include "convert/kiro_resp_internal.h"
@@ -25,6 +26,11 @@ enum {
     KEY_TYPE,
     KEY_REASON,
     KEY_WRAPPER,
+    KEY_TEXT,
+    KEY_SIGNATURE,
+    KEY_REDACTED,
+    KEY_STOP_REASON,
+    KEY_TOKEN_USAGE,
     KEY_OTHER,
 };
 
@@ -82,9 +88,32 @@ static int cb_string(void *ctx, const unsigned char *s, size_t len)
     case KEY_STOP:
         f->stop = k2a__kiro_str_eq((const char *)s, len, "true");
         return 1;
+    case KEY_TEXT:
+        f->has_text = true;
+        return cb_copy(p, s, len, &f->text_off, &f->text_len);
+    case KEY_SIGNATURE:
+        f->has_signature = true;
+        return cb_copy(p, s, len, &f->sig_off, &f->sig_len);
+    case KEY_REDACTED:
+        f->has_redacted = true;
+        return cb_copy(p, s, len, &f->red_off, &f->red_len);
+    case KEY_STOP_REASON:
+        f->has_stop_reason = true;
+        return cb_copy(p, s, len, &f->sr_off, &f->sr_len);
     default:
         return 1;
     }
+}
+
+/* A member of metadataEvent's tokenUsage object (the one nested object whose members are read). */
+static int token_usage_key(const char *s, size_t len)
+{
+    static const char *const names[K2A_KIRO_TU_MAX] = {"uncachedInputTokens", "cacheReadInputTokens", "cacheWriteInputTokens",
+                                                       "outputTokens", "totalTokens"};
+    for (int i = 0; i < K2A_KIRO_TU_MAX; ++i)
+        if (k2a__kiro_str_eq(s, len, names[i]))
+            return i;
+    return -1;
 }
 
 static int cb_number(void *ctx, double v)
@@ -94,6 +123,14 @@ static int cb_number(void *ctx, double v)
     if (f->depth == 0) {
         f->ok = false;
         return 0;
+    }
+    if (f->tu_depth != 0 && f->depth == f->tu_depth) {
+        if (f->tu_key >= 0 && v >= 0 && v < 1e15) {
+            f->tu[f->tu_key] = v;
+            f->tu_mask |= 1u << f->tu_key;
+        }
+        f->tu_key = -1;
+        return 1;
     }
     if (f->depth != f->base_depth)
         return 1;
@@ -159,6 +196,9 @@ static int cb_start(k2a_kiro_resp_t *p, bool is_map)
             f->skip_depth = f->depth + 1;
         } else if (f->key == KEY_FOLLOWUP) {
             f->has_followup = true;
+        } else if (f->key == KEY_TOKEN_USAGE && is_map && f->tu_depth == 0) {
+            f->tu_depth = f->depth + 1; /* {"tokenUsage":{...}}: its numeric members are read */
+            f->tu_key = -1;
         } else if (f->key == KEY_WRAPPER && is_map && f->base_depth == 1) {
             f->base_depth = 2; /* {"assistantResponseEvent":{...}}: read the inner object */
         }
@@ -186,6 +226,8 @@ static int cb_end(void *ctx)
         f->input_obj_end = yajl_get_bytes_consumed(p->yajl);
         f->skip_depth = 0;
     }
+    if (f->tu_depth != 0 && f->depth == f->tu_depth)
+        f->tu_depth = -1; /* read once: a second tokenUsage object is skipped */
     --f->depth;
     if (f->depth == 0)
         f->complete = true;
@@ -196,6 +238,10 @@ static int cb_map_key(void *ctx, const unsigned char *k, size_t len)
 {
     k2a_kiro_resp_t *p = ctx;
     struct st_k2a_kiro_fields_t *f = &p->f;
+    if (f->tu_depth > 0 && f->depth == f->tu_depth) {
+        f->tu_key = token_usage_key((const char *)k, len);
+        return 1;
+    }
     if (f->depth != f->base_depth)
         return 1;
     const char *s = (const char *)k;
@@ -206,6 +252,8 @@ static int cb_map_key(void *ctx, const unsigned char *k, size_t len)
             key = KEY_NAME;
         else if (memcmp(s, "stop", 4) == 0)
             key = KEY_STOP;
+        else if (memcmp(s, "text", 4) == 0)
+            key = KEY_TEXT;
         break;
     case 5:
         if (memcmp(s, "input", 5) == 0)
@@ -228,6 +276,22 @@ static int cb_map_key(void *ctx, const unsigned char *k, size_t len)
     case 9:
         if (memcmp(s, "toolUseId", 9) == 0)
             key = KEY_ID;
+        else if (memcmp(s, "signature", 9) == 0)
+            key = KEY_SIGNATURE;
+        break;
+    case 10:
+        if (memcmp(s, "stopReason", 10) == 0)
+            key = KEY_STOP_REASON;
+        else if (memcmp(s, "tokenUsage", 10) == 0)
+            key = KEY_TOKEN_USAGE;
+        break;
+    case 11:
+        if (memcmp(s, "stop_reason", 11) == 0)
+            key = KEY_STOP_REASON;
+        break;
+    case 15:
+        if (memcmp(s, "redactedContent", 15) == 0)
+            key = KEY_REDACTED;
         break;
     case 14:
         if (memcmp(s, "followupPrompt", 14) == 0)
@@ -312,6 +376,28 @@ int k2a__kiro_parse_payload(k2a_kiro_resp_t *p, const k2a_es_frame_t *fr, const 
         return K2A_EUPSTREAM_EVENT;
     }
     return 0;
+}
+
+k2a_kiro_stop_t k2a__kiro_parse_stop(const char *s, size_t n)
+{
+    static const struct {
+        const char *name;
+        k2a_kiro_stop_t stop;
+    } map[] = {
+        {"END_TURN", K2A_KIRO_STOP_END_TURN},
+        {"STOP_SEQUENCE", K2A_KIRO_STOP_STOP_SEQUENCE},
+        {"MAX_TOKENS", K2A_KIRO_STOP_MAX_TOKENS},
+        {"TOOL_USE", K2A_KIRO_STOP_TOOL_USE},
+        {"MODEL_CONTEXT_WINDOW_EXCEEDED", K2A_KIRO_STOP_CONTEXT_WINDOW},
+        {"CONTENT_FILTERED", K2A_KIRO_STOP_CONTENT_FILTERED},
+        {"GUARDRAIL_INTERVENED", K2A_KIRO_STOP_GUARDRAIL},
+        {"MALFORMED_TOOL_USE", K2A_KIRO_STOP_MALFORMED_TOOL_USE},
+        {"MALFORMED_MODEL_OUTPUT", K2A_KIRO_STOP_MALFORMED_MODEL_OUTPUT},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); ++i)
+        if (n == strlen(map[i].name) && strncasecmp(s, map[i].name, n) == 0) /* "end_turn" as well */
+            return map[i].stop;
+    return K2A_KIRO_STOP_OTHER;
 }
 
 int k2a_kiro_resp_classify_http(int status, const char *body, size_t len, k2a_buf_t *message)

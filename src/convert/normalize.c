@@ -19,6 +19,9 @@ k2a_normalize_config_t k2a_normalize_config_default(void)
     c.thinking_budget_default = K2A_NORMALIZE_DEFAULT_THINKING_BUDGET;
     c.thinking_budget_min = K2A_NORMALIZE_THINKING_BUDGET_MIN;
     c.thinking_budget_max = K2A_NORMALIZE_THINKING_BUDGET_MAX;
+    c.tool_schema_strip = K2A_TOOL_SCHEMA_STRICT;
+    c.native_effort = false;
+    c.reasoning_content = false;
     return c;
 }
 
@@ -60,11 +63,11 @@ int k2a_normalize_for_kiro(const k2a_ir_request_t *req, const k2a_normalize_conf
     int r;
     if ((r = k2a_norm_old_images(&w, cfg, arena)) != 0 || (r = k2a_norm_validate_images(&w, cfg, err)) != 0 ||
         (r = k2a_norm_fold_system(&w, arena, &system)) != 0 ||
-        (r = k2a_norm_thinking_prefix(&w, cfg, thinking_forced, arena, &system, &out->thinking)) != 0 ||
+        (r = k2a_norm_thinking_prefix(&w, cfg, thinking_forced, arena, &system, &out->thinking, &out->native_effort)) != 0 ||
         (r = k2a_norm_drop_prefill(&w, err)) != 0 || (r = k2a_norm_merge_same_role(&w, arena)) != 0 ||
         (r = k2a_norm_leading_assistant(&w, arena)) != 0 || (r = k2a_norm_dedupe_tool_results(&w, arena)) != 0 ||
         (r = k2a_norm_drop_unanswered_tool_uses(&w, arena)) != 0 || (r = k2a_norm_drop_orphan_tool_results(&w, arena)) != 0 ||
-        (r = k2a_norm_tools(&w, cfg, &out->names, arena, &out->tools, &out->ntools)) != 0)
+        (r = k2a_norm_tools(&w, cfg, &out->names, arena, &out->tools, &out->ntools, err)) != 0)
         return rule_failed(r, err);
 
     /* layout: [system pair] + messages[0 .. n-2] as history, messages[n-1] (a user message) as current */
@@ -82,7 +85,7 @@ int k2a_normalize_for_kiro(const k2a_ir_request_t *req, const k2a_normalize_conf
         const k2a_ir_message_t *m = &w.messages[i];
         k2a_kiro_turn_t *t = &out->history[out->nsystem + i];
         if (m->role == K2A_ROLE_ASSISTANT)
-            r = k2a_norm_render_assistant(m, out->thinking, &out->names, arena, t);
+            r = k2a_norm_render_assistant(m, true, &out->names, arena, t); /* history thinking is never dropped (§7) */
         else
             r = k2a_norm_render_user(m, &out->names, arena, t);
         if (r != 0)
@@ -94,6 +97,7 @@ int k2a_normalize_for_kiro(const k2a_ir_request_t *req, const k2a_normalize_conf
     k2a_norm_fill_empty(&out->current);
     if ((r = k2a_norm_stub_tools(out, arena)) != 0)
         return rule_failed(r, err);
+    out->reasoning_content = cfg->reasoning_content;
     return 0;
 }
 

@@ -16,6 +16,7 @@
 #include "core/str.h"
 #include "convert/convert_error.h"
 #include "convert/ir.h"
+#include "convert/tool_schema.h"
 
 typedef struct st_k2a_normalize_config_t {
     size_t max_tool_description;     /* MAX_TOOL_DESCRIPTION_LENGTH: bytes, cut on a UTF-8 boundary; default 10 000 */
@@ -26,6 +27,11 @@ typedef struct st_k2a_normalize_config_t {
     int64_t thinking_budget_default; /* <max_thinking_length> when none was given; default 20 000 */
     int64_t thinking_budget_min;     /* budgets are clamped to [min, max]; defaults 1 024 and 24 576 */
     int64_t thinking_budget_max;
+    k2a_tool_schema_strip_t tool_schema_strip; /* KIRO_TOOL_SCHEMA_STRIP: strict (default) or minimal, see tool_schema.h */
+    bool native_effort;                        /* per request (set by k2a_kiro_build_request): the model takes
+                                                  additionalModelRequestFields.output_config.effort, so adaptive thinking goes there, not in tags */
+    bool reasoning_content; /* per request: the model takes native fields, so redacted thinking of the history is sent as
+                               assistantResponseMessage.reasoningContent.redactedContent (else it is left out) */
 } k2a_normalize_config_t;
 
 #define K2A_NORMALIZE_DEFAULT_MAX_TOOL_DESCRIPTION 10000
@@ -35,6 +41,7 @@ typedef struct st_k2a_normalize_config_t {
 #define K2A_NORMALIZE_DEFAULT_THINKING_BUDGET 20000
 #define K2A_NORMALIZE_THINKING_BUDGET_MIN 1024
 #define K2A_NORMALIZE_THINKING_BUDGET_MAX 24576
+#define K2A_NORMALIZE_THINKING_MIN_MAX_TOKENS 512 /* no thinking below this max_tokens (kiro-protocol-2026.md §7) */
 
 k2a_normalize_config_t k2a_normalize_config_default(void);
 
@@ -48,22 +55,25 @@ k2a_normalize_config_t k2a_normalize_config_default(void);
 #define K2A_NORM_STUB_TOOL_DESCRIPTION "Tool used in conversation history" /* kiro.rs */
 #define K2A_NORM_MAX_TOOL_NAME 64
 
-/* ---------- tool-name map (Kiro rejects names over 64 bytes) ---------- */
+/* ---------- tool-name map (Kiro accepts only ^[a-zA-Z0-9_-]{1,64}$) ---------- */
 
 typedef struct st_k2a_tool_name_pair_t {
-    k2a_str_t kiro;   /* the name sent to Kiro: prefix + "_" + 12 hex of sha256(client), at most 64 bytes */
+    k2a_str_t kiro;   /* the name sent to Kiro: sanitized prefix + "_" + 12 hex of sha256(client), at most 64 bytes */
     k2a_str_t client; /* the client's original name */
 } k2a_tool_name_pair_t;
 
 typedef struct st_k2a_tool_names_t {
-    k2a_tool_name_pair_t *pairs; /* only the shortened names; in the arena */
+    k2a_tool_name_pair_t *pairs; /* only the rewritten names; in the arena */
     size_t n, cap;
     void *index; /* the normalizer's lookup set of client names (internal; NULL until needed) */
 } k2a_tool_names_t;
 
-/* The client's name for a tool name Kiro used (a tool_use in the response). Names that were not shortened come
+/* The client's name for a tool name Kiro used (a tool_use in the response). Names that were not rewritten come
  * back unchanged. m may be NULL. The result points into the map or is kiro_name itself. */
 k2a_str_t k2a_tool_names_to_client(const k2a_tool_names_t *m, k2a_str_t kiro_name);
+
+/* The effort of adaptive thinking: output_config.effort / reasoning_effort when it is a lower-case word, else "high". */
+k2a_str_t k2a_norm_thinking_effort(const k2a_ir_request_t *req);
 
 /* ---------- the normalized conversation ---------- */
 
@@ -94,6 +104,7 @@ typedef struct st_k2a_kiro_turn_t {
     size_t nresults;
     k2a_kiro_tool_use_t *uses; /* assistant turns */
     size_t nuses;
+    k2a_str_t redacted; /* assistant turns: the data of the first redacted_thinking block */
 } k2a_kiro_turn_t;
 
 typedef struct st_k2a_kiro_tool_spec_t {
@@ -110,7 +121,9 @@ typedef struct st_k2a_kiro_conv_t {
     k2a_kiro_tool_spec_t *tools;
     size_t ntools;
     k2a_tool_names_t names;
-    bool thinking; /* the <thinking_mode> tags were sent: the response must be split on <thinking> */
+    bool thinking;           /* thinking was requested (tags or native field): the response must be split on <thinking> */
+    k2a_str_t native_effort; /* non-empty: sent as additionalModelRequestFields.output_config.effort (no tags) */
+    bool reasoning_content;  /* history turns' redacted thinking is sent as reasoningContent (cfg->reasoning_content) */
 } k2a_kiro_conv_t;
 
 /*

@@ -107,20 +107,40 @@ static bool contains(k2a_str_t hay, const char *needle)
     return hay.len >= n && memmem(hay.base, hay.len, needle, n) != NULL;
 }
 
+k2a_str_t k2a_norm_thinking_effort(const k2a_ir_request_t *req)
+{
+    return effort_ok(req->thinking.effort) ? req->thinking.effort : K2A_STRLIT("high");
+}
+
 int k2a_norm_thinking_prefix(const k2a_ir_request_t *w, const k2a_normalize_config_t *cfg, bool forced, k2a_arena_t *arena,
-                             k2a_str_t *system, bool *on)
+                             k2a_str_t *system, bool *on, k2a_str_t *native_effort)
 {
     k2a_ir_thinking_t mode = w->thinking.mode;
     int64_t budget = w->thinking.budget_tokens;
+    *native_effort = K2A_STR_NULL;
     if (forced && mode == K2A_THINKING_OFF) {
         mode = K2A_THINKING_ENABLED;
         budget = 0;
     }
-    *on = mode != K2A_THINKING_OFF;
-    if (!*on)
+    *on = false;
+    if (mode == K2A_THINKING_OFF)
         return 0;
+    if (w->max_tokens > 0 && w->max_tokens < K2A_NORMALIZE_THINKING_MIN_MAX_TOKENS) {
+        /* Claude Code's side requests (titles, summaries: max_tokens 64..512) come back empty with thinking on */
+        k2a_debug("normalize: max_tokens %lld < %d, no thinking requested from Kiro", (long long)w->max_tokens,
+                  K2A_NORMALIZE_THINKING_MIN_MAX_TOKENS);
+        return 0;
+    }
+    *on = true;
     if (contains(*system, "<thinking_mode>")) {
         k2a_debug("normalize: system prompt already carries <thinking_mode>, no thinking tags added");
+        return 0;
+    }
+    if (mode == K2A_THINKING_ADAPTIVE && cfg->native_effort) {
+        /* additionalModelRequestFields.output_config.effort is sent instead of the tags (§7: never both) */
+        *native_effort = k2a_norm_thinking_effort(w);
+        k2a_debug("normalize: thinking effort \"%.*s\" sent as additionalModelRequestFields", (int)native_effort->len,
+                  native_effort->base);
         return 0;
     }
     char prefix[160];
@@ -132,10 +152,13 @@ int k2a_norm_thinking_prefix(const k2a_ir_request_t *w, const k2a_normalize_conf
             budget = cfg->thinking_budget_min;
         if (budget > cfg->thinking_budget_max)
             budget = cfg->thinking_budget_max;
+        /* a budget that reaches max_tokens leaves no room for the answer: Kiro then answers an empty 200 */
+        if (w->max_tokens > 0 && budget > w->max_tokens * 3 / 4)
+            budget = w->max_tokens * 3 / 4;
         n = snprintf(prefix, sizeof(prefix),
                      "<thinking_mode>enabled</thinking_mode><max_thinking_length>%lld</max_thinking_length>", (long long)budget);
     } else {
-        k2a_str_t e = effort_ok(w->thinking.effort) ? w->thinking.effort : K2A_STRLIT("high");
+        k2a_str_t e = k2a_norm_thinking_effort(w);
         n = snprintf(prefix, sizeof(prefix), "<thinking_mode>adaptive</thinking_mode><thinking_effort>%.*s</thinking_effort>",
                      (int)e.len, e.base);
     }

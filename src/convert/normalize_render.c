@@ -1,7 +1,7 @@
 /*
- * Rendering rules of the normalizer (normalize_rules.h, rules 11-18): tool specs (names shortened to 64
- * bytes with a reversible map, descriptions cut on a UTF-8 boundary, schemas cleaned as little as
- * possible), IR messages → Kiro turns (text joined with "\n", tool results flattened to one text,
+ * Rendering rules of the normalizer (normalize_rules.h, rules 11-18): tool specs (names outside Kiro's charset or
+ * over 64 bytes rewritten with a reversible map, descriptions cut on a UTF-8 boundary, schemas sanitized by
+ * tool_schema.c), IR messages → Kiro turns (text joined with "\n", tool results flattened to one text,
  * history thinking inlined as <thinking> tags), placeholders for empty turns, stub specs for tools that
  * only the history mentions. Strings are joined in two passes (measure, then copy) into the arena.
  */
@@ -10,9 +10,9 @@
 #include <openssl/evp.h>
 #include "core/errors.h"
 #include "core/log.h"
-#include "convert/json_util.h"
 #include "convert/normalize_rules.h"
 #include "convert/strset.h"
+#include "convert/tool_schema.h"
 
 /* ---------- small helpers ---------- */
 
@@ -95,25 +95,46 @@ k2a_str_t k2a_tool_names_to_client(const k2a_tool_names_t *m, k2a_str_t kiro_nam
     return kiro_name;
 }
 
+/* Kiro's name rule (kiro-protocol-2026.md §6): ^[a-zA-Z0-9_-]{1,64}$ */
+bool k2a_norm_tool_name_ok(k2a_str_t name)
+{
+    if (name.len == 0 || name.len > K2A_NORM_MAX_TOOL_NAME)
+        return false;
+    for (size_t i = 0; i < name.len; ++i) {
+        char c = name.base[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
 int k2a_norm_tool_name(k2a_str_t name, k2a_tool_names_t *names, k2a_arena_t *arena, k2a_str_t *out)
 {
-    if (name.len <= K2A_NORM_MAX_TOOL_NAME) {
+    if (k2a_norm_tool_name_ok(name)) {
         *out = name;
         return 0;
     }
     /* the Kiro name is a function of the client name: compute it every time, record the pair once (a hash set
-     * keeps hostile requests with thousands of long names linear) */
+     * keeps hostile requests with thousands of long names linear). Every rewritten name carries the hash of the
+     * client's name, so two client names never meet in one Kiro name (nor a rewritten name a valid one). */
     k2a_strset_t *seen = names->index;
     bool known = seen != NULL && k2a_strset_has(seen, name);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
     if (EVP_Digest(name.base, name.len, md, &mdlen, EVP_sha256(), NULL) != 1)
         return K2A_EINTERNAL;
-    size_t plen = utf8_cut(name, K2A_NORM_MAX_TOOL_NAME - 13);
-    char *buf = k2a_arena_alloc(arena, plen + 14);
+    char *buf = k2a_arena_alloc(arena, K2A_NORM_MAX_TOOL_NAME + 1);
     if (buf == NULL)
         return K2A_ENOMEM;
-    memcpy(buf, name.base, plen);
+    /* the prefix: the name with every character outside [a-zA-Z0-9_-] (a UTF-8 sequence counts as one) as '_' */
+    size_t plen = 0;
+    for (size_t i = 0; i < name.len && plen < K2A_NORM_MAX_TOOL_NAME - 13; ++i) {
+        unsigned char c = (unsigned char)name.base[i];
+        if ((c & 0xc0) == 0x80)
+            continue; /* a continuation byte: its lead byte wrote the '_' */
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+        buf[plen++] = ok ? (char)c : '_';
+    }
     buf[plen] = '_';
     static const char hex[] = "0123456789abcdef";
     for (int i = 0; i < 6; ++i) {
@@ -143,7 +164,7 @@ int k2a_norm_tool_name(k2a_str_t name, k2a_tool_names_t *names, k2a_arena_t *are
     } else {
         k2a_strset_add(seen, name);
     }
-    k2a_debug("normalize: tool name of %zu bytes shortened to \"%.*s\"", name.len, (int)out->len, out->base);
+    k2a_debug("normalize: tool name of %zu bytes rewritten to \"%.*s\"", name.len, (int)out->len, out->base);
     return 0;
 }
 
@@ -167,27 +188,38 @@ k2a_str_t k2a_norm_tool_description(k2a_str_t desc, k2a_str_t name, size_t max)
 
 /* ---------- 13. schemas ---------- */
 
-int k2a_norm_tool_schema(k2a_str_t schema, k2a_arena_t *arena, k2a_str_t *out)
+int k2a_norm_tool_schema(k2a_str_t schema, k2a_tool_schema_strip_t mode, k2a_arena_t *arena, k2a_str_t *out)
 {
     if (schema.len == 0) {
         *out = K2A_STRLIT("{\"type\":\"object\",\"properties\":{}}");
         return 0;
     }
-    if (memmem(schema.base, schema.len, "\"cache_control\"", 15) == NULL) {
-        *out = schema;
-        return 0;
+    k2a_buf_t b;
+    k2a_buf_init(&b, k2a_tool_schema_max_output(schema.len));
+    k2a_tool_schema_info_t info;
+    int r = k2a_buf_reserve(&b, schema.len + 64); /* the output is about the input's size: one allocation */
+    if (r == 0)
+        r = k2a_tool_schema_sanitize_cached(schema.base, schema.len, mode, &b, &info);
+    if (r == 0) {
+        if (b.len == schema.len && memcmp(b.base, schema.base, b.len) == 0) {
+            *out = schema; /* already in Kiro's shape: zero-copy */
+        } else {
+            char *p = k2a_arena_strndup(arena, b.base, b.len);
+            if (p == NULL)
+                r = K2A_ENOMEM;
+            else
+                *out = k2a_str(p, b.len);
+        }
     }
-    size_t dropped = 0;
-    int r = k2a_json_reserialize(arena, schema.base, schema.len, schema.len + 16, K2A_JSON_DROP_CACHE_CONTROL, out, &dropped);
-    if (r != 0)
-        return r;
-    if (dropped != 0)
-        k2a_debug("normalize: removed %zu cache_control member(s) from a tool schema", dropped);
-    return 0;
+    k2a_buf_dispose(&b);
+    if (r == 0 && (info.removed != 0 || info.root_typed || info.root_replaced || info.flattened))
+        k2a_debug("normalize: tool schema: %zu member(s) removed%s%s%s", info.removed, info.root_typed ? ", root typed object" : "",
+                  info.root_replaced ? ", non-object root replaced" : "", info.flattened ? ", root combinators flattened" : "");
+    return r;
 }
 
 int k2a_norm_tools(const k2a_ir_request_t *w, const k2a_normalize_config_t *cfg, k2a_tool_names_t *names, k2a_arena_t *arena,
-                   k2a_kiro_tool_spec_t **out, size_t *nout)
+                   k2a_kiro_tool_spec_t **out, size_t *nout, k2a_convert_error_t *err)
 {
     *out = NULL;
     *nout = 0;
@@ -209,8 +241,15 @@ int k2a_norm_tools(const k2a_ir_request_t *w, const k2a_normalize_config_t *cfg,
             continue;
         }
         s->description = k2a_norm_tool_description(t->description, t->name, cfg->max_tool_description);
-        if ((r = k2a_norm_tool_schema(t->input_schema, arena, &s->schema)) != 0)
-            return r;
+        if ((r = k2a_norm_tool_schema(t->input_schema, cfg->tool_schema_strip, arena, &s->schema)) != 0) {
+            if (r == K2A_ENOMEM)
+                return r;
+            return k2a_convert_error_set(err, r, "tools[%zu].input_schema (tool \"%.*s\"): %s", i,
+                                         (int)(t->name.len < 64 ? t->name.len : 64), t->name.base,
+                                         r == K2A_EJSON_DEPTH ? "nested deeper than 128 levels"
+                                         : r == K2A_ETOOBIG   ? "too large to convert"
+                                                              : "not a valid JSON schema");
+        }
         ++n;
     }
     *out = v;
@@ -353,6 +392,10 @@ int k2a_norm_render_assistant(const k2a_ir_message_t *m, bool inline_thinking, k
         case K2A_BLOCK_THINKING:
             thinking[nt++] = b->text;
             break;
+        case K2A_BLOCK_REDACTED_THINKING:
+            if (out->redacted.len == 0)
+                out->redacted = b->text;
+            break;
         case K2A_BLOCK_TOOL_USE: {
             k2a_kiro_tool_use_t *u = &out->uses[out->nuses++];
             u->id = b->id;
@@ -399,9 +442,8 @@ void k2a_norm_fill_empty(k2a_kiro_turn_t *t)
 
 /* ---------- 17. stub tools ---------- */
 
-#define STUB_SCHEMA                                                                                                                \
-    "{\"$schema\":\"http://json-schema.org/draft-07/schema#\",\"type\":\"object\",\"properties\":{},\"required\":[],"              \
-    "\"additionalProperties\":true}"
+/* the shape every schema takes after k2a_tool_schema_sanitize (no $schema, no additionalProperties, no empty required) */
+#define STUB_SCHEMA "{\"type\":\"object\",\"properties\":{}}"
 
 int k2a_norm_stub_tools(k2a_kiro_conv_t *c, k2a_arena_t *arena)
 {

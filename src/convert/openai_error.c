@@ -67,6 +67,8 @@ static const k2a_openai_error_info_t table[K2A__EIDX_MAX] = {
     BAD(JSON_DEPTH, "invalid_json"),
     BAD(MISSING_FIELD, "missing_required_parameter"),
     ROW(MODEL_UNKNOWN, 404, "invalid_request_error", "model_not_found"),
+    BAD(MODEL_INVALID, "invalid_value"),
+    ROW(MODEL_UNAVAILABLE, 400, "invalid_request_error", "model_not_found"),
     BAD(IMAGE_INVALID, "invalid_image"),
     BAD(IMAGE_URL, "invalid_image_url"),
     BAD(PAYLOAD_TOOBIG, "context_length_exceeded"),
@@ -79,6 +81,7 @@ static const k2a_openai_error_info_t table[K2A__EIDX_MAX] = {
     UPSTREAM(UPSTREAM_TOOL_TOOBIG, 502, "upstream_error"),
     UPSTREAM(UPSTREAM_TOOBIG, 502, "upstream_response_too_large"),
     UPSTREAM(UPSTREAM_NOT_EVENTSTREAM, 502, "upstream_error"),
+    ROW(UPSTREAM_FILTERED, 400, "invalid_request_error", "content_filter"),
     ROW(CLIENT_AUTH, 401, "invalid_request_error", "invalid_api_key"),
     /* pool: failures left after failover over every account */
     ROW(NO_ACCOUNT, 503, "server_error", "no_available_account"),

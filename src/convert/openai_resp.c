@@ -47,6 +47,8 @@ const char *k2a_openai_finish_reason(k2a_ir_stop_reason_t reason, bool any_tool_
         return "length";
     case K2A_STOP_STOP_SEQUENCE:
         return "stop";
+    case K2A_STOP_REFUSAL:
+        return "content_filter";
     case K2A_STOP_END_TURN:
     default:
         return any_tool_call ? "tool_calls" : "stop";

@@ -28,8 +28,8 @@ void k2a_openai_format_id(char dst[K2A_OPENAI_ID_SIZE], const uint8_t random[K2A
 /* The same with the bytes drawn from a random source (k2a_rand_fill in production, a seeded one in tests). */
 void k2a_openai_make_id(char dst[K2A_OPENAI_ID_SIZE], k2a_random_cb random, void *random_ctx);
 
-/* The OpenAI finish_reason of an IR stop reason ("stop", "tool_calls", "length"); any_tool_call turns an
- * end_turn into "tool_calls" because OpenAI clients run tools only on that reason. */
+/* The OpenAI finish_reason of an IR stop reason ("stop", "tool_calls", "length", "content_filter" for a refusal);
+ * any_tool_call turns an end_turn into "tool_calls" because OpenAI clients run tools only on that reason. */
 const char *k2a_openai_finish_reason(k2a_ir_stop_reason_t reason, bool any_tool_call);
 
 /* ---------- streaming writer ---------- */
@@ -68,8 +68,9 @@ void k2a_openai_stream_dispose(k2a_openai_stream_t *w);
  *   ERROR               `data: {"error":{…}}` (openai_error.h table) and nothing more: no finish chunk and no
  *                       [DONE], so that a client that ignores error objects still sees an unterminated stream
  *   PING                the SSE comment `: ping`
- * BLOCK_STOP and USAGE write nothing. Returns 0, K2A_ETOOBIG/K2A_ENOMEM from out, or K2A_EINTERNAL for a tool delta
- * whose block was never started (a producer bug). */
+ * BLOCK_STOP and USAGE write nothing, nor does a REDACTED_THINKING block: its data is opaque (only Anthropic clients can
+ * send it back), so an OpenAI client sees nothing of it. Returns 0, K2A_ETOOBIG/K2A_ENOMEM from out, or K2A_EINTERNAL for a tool
+ * delta whose block was never started (a producer bug). */
 int k2a_openai_stream_on_event(void *w, const k2a_ir_event_t *ev);
 
 /* True once STOP or ERROR has been written: the HTTP layer ends the response after draining out. */

@@ -55,6 +55,9 @@ static const var_t vars[] = {
      "in-flight requests per account (0 = unlimited)"},
     {"KIRO_USAGE_POLL_INTERVAL_S", T_INT, F(usage_poll_interval_s), "900", 0, 86400, NULL,
      "seconds between background getUsageLimits polls per account (0 = never)"},
+    {"KIRO_CATALOG_REFRESH_S", T_INT, F(catalog_refresh_s), "21600", 0, 604800, NULL,
+     "seconds between background ListAvailableModels fetches per account; requests go to accounts whose catalog has "
+     "the model (0 = never: every account is tried)"},
     {"KIRO_REFRESH_AHEAD_PCT", T_INT, F(refresh_ahead_pct), "80", 10, 95, NULL,
      "refresh an access token in the background after this share of its lifetime"},
     /* logging */
@@ -66,11 +69,18 @@ static const var_t vars[] = {
     /* conversion */
     {"MAX_TOOL_DESCRIPTION_LENGTH", T_INT, F(max_tool_description_length), "10000", 16, 1000000, NULL,
      "tool descriptions longer than this many bytes are cut (on a UTF-8 boundary)"},
+    {"KIRO_TOOL_SCHEMA_STRIP", T_ENUM, F(tool_schema_strip), "strict", 0, 0, "strict|minimal",
+     "tool schemas: strict also removes the validation keywords Kiro may refuse (pattern, format, bounds, "
+     "additionalProperties...); minimal only fixes the root and removes $schema"},
+    {"KIRO_NATIVE_EFFORT", T_BOOL, F(native_effort), "true", 0, 0, NULL,
+     "send adaptive thinking's effort as additionalModelRequestFields to the models known to take it (else as prompt tags)"},
     {"KIRO_MAX_BODY_BYTES", T_INT, F(max_body_bytes), "33554432", 1024, 1024 * MB, NULL,
      "largest accepted request body (413 past it); images arrive as base64"},
     {"KIRO_MAX_PAYLOAD_BYTES", T_INT, F(max_payload_bytes), "600000", 10 * KB, 64 * MB, NULL,
      "budget for the request sent to Kiro: oldest history turns are dropped past it"},
-    {"KIRO_MODEL_MAP", T_STR, F(model_map), "", 0, 0, NULL, "JSON object of extra model-name -> Kiro modelId mappings"},
+    {"KIRO_MODEL_MAP", T_STR, F(model_map), "", 0, 0, NULL,
+     "JSON object of model-name -> Kiro modelId overrides of the naming rule (\"prefix*\" keys for families, null refuses "
+     "a name)"},
     {"KIRO_INPUT_TOKENS_FROM_CONTEXT", T_BOOL, F(input_tokens_from_context), "false", 0, 0, NULL,
      "report Kiro's contextUsage figure as final input_tokens when larger than the estimate (else the estimate everywhere)"},
     {"KIRO_PING_INTERVAL_MS", T_INT, F(ping_interval_ms), "15000", 100, 3600000, NULL,
@@ -78,14 +88,19 @@ static const var_t vars[] = {
     {"KIRO_WEB_SEARCH_TIMEOUT_MS", T_INT, F(web_search_timeout_ms), "20000", 100, 600000, NULL,
      "web search through Kiro's MCP endpoint: the longest wait for one search's answer (then: no results)"},
     /* upstream */
-    {"KIRO_API_BASE", T_STR, F(api_base), "https://codewhisperer.us-east-1.amazonaws.com", 0, 0, NULL,
-     "base URL of generateAssistantResponse, getUsageLimits, ListAvailableModels"},
-    {"KIRO_SOCIAL_REFRESH_URL", T_STR, F(social_refresh_url), "https://prod.us-east-1.auth.desktop.kiro.dev/refreshToken", 0, 0,
-     NULL, "Social refresh endpoint"},
-    {"KIRO_IDC_REFRESH_URL", T_STR, F(idc_refresh_url), "https://oidc.us-east-1.amazonaws.com/token", 0, 0, NULL,
-     "IdC (AWS SSO OIDC) refresh endpoint"},
-    {"KIRO_IDE_VERSION", T_STR, F(kiro_version), "0.2.13", 0, 0, NULL, "KiroIDE version sent in user-agent headers"},
-    {"KIRO_AGENT_MODE", T_STR, F(agent_mode), "spec", 0, 0, NULL, "x-amzn-kiro-agent-mode header value"},
+    {"KIRO_API_BASE", T_STR, F(api_base), "https://q.{region}.amazonaws.com", 0, 0, NULL,
+     "base URL of generateAssistantResponse, ListAvailableProfiles, getUsageLimits, ListAvailableModels; {region} = the "
+     "account's data-plane region"},
+    {"KIRO_API_FALLBACK_BASE", T_STR, F(api_fallback_base), "", 0, 0, NULL,
+     "second data-plane base (e.g. https://runtime.{region}.kiro.dev) tried once on the same account after a 429, 408, 5xx "
+     "or connection failure, before the next account (unset = off)"},
+    {"KIRO_SOCIAL_REFRESH_URL", T_STR, F(social_refresh_url), "https://prod.{region}.auth.desktop.kiro.dev/refreshToken", 0, 0,
+     NULL, "Social refresh endpoint; {region} = the account's auth region"},
+    {"KIRO_IDC_REFRESH_URL", T_STR, F(idc_refresh_url), "https://oidc.{region}.amazonaws.com/token", 0, 0, NULL,
+     "IdC (AWS SSO OIDC) refresh endpoint; {region} = the account's auth region"},
+    {"KIRO_IDE_VERSION", T_STR, F(kiro_version), "0.12.333", 0, 0, NULL,
+     "KiroIDE version sent in user-agent headers (never changed automatically; see docs/kiro-compat.md)"},
+    {"KIRO_AGENT_MODE", T_STR, F(agent_mode), "vibe", 0, 0, NULL, "x-amzn-kiro-agent-mode header value"},
     {"KIRO_CA_FILE", T_STR, F(ca_file), "", 0, 0, NULL, "extra PEM CA bundle trusted for upstream TLS (added to the system store)"},
     {"KIRO_TLS_INSECURE", T_BOOL, F(tls_insecure), "false", 0, 0, NULL,
      "disable upstream certificate verification (local testing only; logged as a warning)"},
@@ -105,6 +120,11 @@ static const var_t vars[] = {
      "upstream connections per origin (0 = KIRO_MAX_CONCURRENT: every stream holds its connection)"},
     {"KIRO_UPSTREAM_MAX_IDLE", T_INT, F(upstream_max_idle), "32", 0, 100000, NULL, "idle keep-alive connections kept per origin"},
     {"KIRO_UPSTREAM_IDLE_MS", T_INT, F(upstream_idle_ms), "30000", 100, 3600000, NULL, "idle keep-alive connection lifetime"},
+    {"KIRO_UPSTREAM_REUSE", T_ENUM, F(upstream_reuse), "account", 0, 0, "account|never",
+     "account: a keep-alive connection only ever carries one account's requests; never: Connection: close, a new connection "
+     "per request"},
+    {"KIRO_UPSTREAM_MAX_IDLE_PER_ACCOUNT", T_INT, F(upstream_max_idle_per_account), "32", 1, 100000, NULL,
+     "idle keep-alive connections kept per account and origin (within KIRO_UPSTREAM_MAX_IDLE)"},
     /* lifecycle and limits */
     {"KIRO_SHUTDOWN_GRACE_MS", T_INT, F(shutdown_grace_ms), "10000", 0, 3600000, NULL,
      "on SIGTERM/SIGINT, how long in-flight responses may finish"},
@@ -315,6 +335,11 @@ int k2a_config_validate(const k2a_config_t *c, char *err, size_t errlen)
     } urls[] = {{"KIRO_API_BASE", F(api_base)},
                 {"KIRO_SOCIAL_REFRESH_URL", F(social_refresh_url)},
                 {"KIRO_IDC_REFRESH_URL", F(idc_refresh_url)}};
+    if (c->api_fallback_base[0] != '\0' && strncmp(c->api_fallback_base, "https://", 8) != 0 &&
+        strncmp(c->api_fallback_base, "http://", 7) != 0) {
+        snprintf(err, errlen, "KIRO_API_FALLBACK_BASE: expected an http:// or https:// URL, got '%s'", c->api_fallback_base);
+        return K2A_ECONFIG;
+    }
     for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); ++i) {
         const char *u = *(char *const *)((const char *)c + urls[i].offset);
         if (strncmp(u, "https://", 8) != 0 && strncmp(u, "http://", 7) != 0) {

@@ -40,6 +40,8 @@ typedef struct st_k2a_config_t {
     bool debug;
     /* conversion */
     int64_t max_tool_description_length;
+    char *tool_schema_strip; /* "strict" | "minimal" */
+    bool native_effort;
     int64_t max_body_bytes;
     int64_t max_payload_bytes;
     char *model_map;
@@ -66,6 +68,8 @@ typedef struct st_k2a_config_t {
     int64_t upstream_max_conns;
     int64_t upstream_max_idle;
     int64_t upstream_idle_ms;
+    char *upstream_reuse; /* "account" | "never" */
+    int64_t upstream_max_idle_per_account;
     /* server lifecycle and limits */
     int64_t shutdown_grace_ms;
     int64_t header_timeout_ms;
@@ -73,6 +77,9 @@ typedef struct st_k2a_config_t {
     int64_t max_concurrent;
     int64_t coro_stack_kb;
     char *static_dir;
+    char *api_fallback_base; /* KIRO_API_FALLBACK_BASE: "" = no same-account fallback host */
+    /* accounts (continued) */
+    int64_t catalog_refresh_s;
 } k2a_config_t;
 
 /* Fills every field with its default. */

@@ -71,6 +71,8 @@
     XX(UPSTREAM_TOOL_TOOBIG, "upstream: tool input exceeds its configured limit")                                                  \
     XX(UPSTREAM_TOOBIG, "upstream: the answer exceeds the non-streaming size limit (use stream: true)")                            \
     XX(UPSTREAM_NOT_EVENTSTREAM, "upstream: the answer is not an EventStream")                                                     \
+    XX(MODEL_INVALID, "request: invalid model name")                                                                               \
+    XX(UPSTREAM_FILTERED, "upstream: the request was blocked by upstream content filtering")                                       \
     /* pool */                                                                                                                     \
     XX(NO_ACCOUNT, "pool: no usable account")                                                                                      \
     XX(ACCOUNT_INVALID, "pool: account credentials rejected")                                                                      \
@@ -80,7 +82,8 @@
     XX(UPSTREAM_AUTH, "pool: upstream rejected the access token")                                                                  \
     XX(UPSTREAM_BAD_REQUEST, "upstream: request rejected as improperly formed")                                                    \
     XX(UPSTREAM_CONTENT_LENGTH, "upstream: input exceeds the model's context")                                                     \
-    XX(UPSTREAM_SERVER, "upstream: server error")
+    XX(UPSTREAM_SERVER, "upstream: server error")                                                                                  \
+    XX(MODEL_UNAVAILABLE, "pool: no account offers the model")
 
 enum {
 #define K2A__XX(name, msg) K2A__EIDX_##name,

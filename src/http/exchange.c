@@ -15,6 +15,8 @@
 #include "convert/anthropic_resp.h"
 #include "convert/kiro_req.h"
 #include "convert/kiro_resp.h"
+#include "convert/model_effort.h"
+#include "convert/model_map.h"
 #include "convert/openai_error.h"
 #include "convert/openai_req.h"
 #include "convert/openai_resp.h"
@@ -388,6 +390,10 @@ static void start_parser(exchange_t *x)
     cfg.thinking = x->built.thinking;
     cfg.thinking_omitted = x->ir.thinking.display_omitted;
     cfg.input_tokens = x->input_tokens;
+    /* the model's window: its catalog entry on this attempt's account, else the built-in figure (1M for the 4.6+ models) */
+    cfg.context_window = x->dispatch.model_window > 0
+                             ? x->dispatch.model_window
+                             : k2a_model_default_window(x->built.kiro_model_id.base, x->built.kiro_model_id.len);
     cfg.map_tool_name = map_tool_name;
     cfg.map_tool_name_ctx = x;
     cfg.request_id = x->call->request_id;
@@ -491,6 +497,20 @@ static int build_for_account(void *ctx, const k2a_lease_t *lease, k2a_buf_t *out
     return 0;
 }
 
+/* Kiro refused additionalModelRequestFields for this model (k2a_dispatch_set_native_fallback): remember it for the model and
+ * rebuild the body without native fields (so thinking goes back to prompt tags). */
+static bool native_fallback(void *ctx)
+{
+    exchange_t *x = ctx;
+    k2a_model_effort_unsupported(x->built.kiro_model_id);
+    x->params.native_fields = false;
+    k2a_convert_error_t cerr = {0};
+    if (k2a_kiro_build_request(&x->ir, &x->params, &x->call->arena, &x->body, &x->built, &cerr) != 0)
+        return false;
+    k2a_dispatch_set_body_prefix(&x->dispatch, x->body.base, x->body.len - 1);
+    return true;
+}
+
 /* ---- the exchange ---- */
 
 /* Decode and build: the deep phase (yajl, the normalizer, the encoder), in its own frame so that its stack is not part of
@@ -518,6 +538,9 @@ static __attribute__((noinline)) int decode_and_build(exchange_t *x)
     /* 2. build the Kiro request once, leaving room for a profileArn */
     k2a_kiro_build_params_init(&x->params, s->model_map);
     x->params.norm.max_tool_description = (size_t)s->config->max_tool_description_length;
+    x->params.norm.tool_schema_strip =
+        strcmp(s->config->tool_schema_strip, "minimal") == 0 ? K2A_TOOL_SCHEMA_MINIMAL : K2A_TOOL_SCHEMA_STRICT;
+    x->params.native_fields = s->config->native_effort;
     x->params.norm.max_payload_bytes =
         (size_t)s->config->max_payload_bytes > 512 ? (size_t)s->config->max_payload_bytes - 256 : 256;
     x->params.session_header = call->session_id_header;
@@ -586,6 +609,9 @@ static __attribute__((noinline)) int web_search_turn(exchange_t *x)
     k2a_dispatch_init(d, x->server->pool, x->call->request_id, x->ir.stream);
     k2a_dispatch_use_upstream(d, x->server->upstream);
     k2a_dispatch_set_body_prefix(d, x->body.base, x->body.len - 1);
+    k2a_dispatch_set_model(d, x->built.kiro_model_id.base);
+    if (x->built.native_effort)
+        k2a_dispatch_set_native_fallback(d, native_fallback, x);
     return 0;
 }
 
@@ -614,6 +640,9 @@ static void run(k2a_call_t *call, const dialect_t *dialect)
     k2a_dispatch_init(d, s->pool, call->request_id, x->ir.stream);
     k2a_dispatch_use_upstream(d, s->upstream);
     k2a_dispatch_set_body_prefix(d, x->body.base, x->body.len - 1);
+    k2a_dispatch_set_model(d, x->built.kiro_model_id.base); /* NUL-terminated in the call's arena */
+    if (x->built.native_effort)
+        k2a_dispatch_set_native_fallback(d, native_fallback, x);
     start_writer(x);
     start_ping(x);
     for (;;) {

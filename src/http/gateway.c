@@ -36,6 +36,8 @@ static void upstream_config_from(k2a_upstream_config_t *uc, const k2a_config_t *
     uc->max_conns_per_origin = (uint32_t)conns;
     uc->max_idle_per_origin = (uint32_t)c->upstream_max_idle;
     uc->pool_idle_timeout_ms = (uint32_t)c->upstream_idle_ms;
+    uc->reuse_never = strcmp(c->upstream_reuse, "never") == 0;
+    uc->max_idle_per_affinity = (uint32_t)c->upstream_max_idle_per_account;
     uc->dns_servers = c->dns_servers[0] != '\0' ? c->dns_servers : NULL;
     uc->ca_file = c->ca_file[0] != '\0' ? c->ca_file : NULL;
     uc->tls_insecure = c->tls_insecure;
@@ -345,11 +347,15 @@ static void render_upstream(k2a_buf_t *out, const k2a_upstream_stats_t *st)
                     "# TYPE k2a_upstream_tls_handshakes_total counter\nk2a_upstream_tls_handshakes_total %llu\n"
                     "# HELP k2a_upstream_tls_resumptions_total Upstream TLS handshakes that resumed a session.\n"
                     "# TYPE k2a_upstream_tls_resumptions_total counter\nk2a_upstream_tls_resumptions_total %llu\n"
+                    "# HELP k2a_upstream_connections_evicted_total Idle upstream connections closed to make room for "
+                    "another account's.\n"
+                    "# TYPE k2a_upstream_connections_evicted_total counter\nk2a_upstream_connections_evicted_total %llu\n"
                     "# HELP k2a_upstream_requests_total Upstream requests by outcome.\n"
                     "# TYPE k2a_upstream_requests_total counter\n",
                     (unsigned long long)st->conns_opened, (unsigned long long)st->conns_reused, (unsigned long long)st->conns_open,
                     (unsigned long long)st->conns_idle, (unsigned long long)st->dns_cache_hits, (unsigned long long)st->dns_queries,
-                    (unsigned long long)st->tls_handshakes, (unsigned long long)st->tls_resumptions);
+                    (unsigned long long)st->tls_handshakes, (unsigned long long)st->tls_resumptions,
+                    (unsigned long long)st->conns_evicted);
     for (int i = 0; i < K2A_UPSTREAM_OUTCOME_MAX; ++i)
         if (st->requests[i] != 0)
             k2a_buf_appendf(out, "k2a_upstream_requests_total{outcome=\"%s\"} %llu\n", k2a_upstream_outcome_name(i),
@@ -390,6 +396,7 @@ int k2a_gateway_render_metrics(k2a_server_t *s, k2a_buf_t *out)
         up.conns_reused += a.upstream.conns_reused;
         up.conns_open += a.upstream.conns_open;
         up.conns_idle += a.upstream.conns_idle;
+        up.conns_evicted += a.upstream.conns_evicted;
         up.dns_cache_hits += a.upstream.dns_cache_hits;
         up.dns_queries += a.upstream.dns_queries;
         up.tls_handshakes += a.upstream.tls_handshakes;

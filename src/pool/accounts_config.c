@@ -4,16 +4,18 @@
  * Unlike kiro2api an invalid entry is a start-up error naming the entry (0-based, as on the dashboard)
  * and the problem; error messages never quote a secret.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <openssl/evp.h>
 #include <yajl/yajl_tree.h>
 #include "core/errors.h"
 #include "core/log.h"
-#include "pool/pool.h"
+#include "pool/internal.h"
 
 static yajl_val obj_get(yajl_val obj, const char *key)
 {
@@ -38,6 +40,10 @@ void k2a_account_list_dispose(k2a_account_list_t *list)
         free(e->client_id);
         free(e->client_secret);
         free(e->description);
+        free(e->machine_id);
+        free(e->profile_arn);
+        free(e->token_endpoint);
+        free(e->scope);
     }
     free(list->entries);
     list->entries = NULL;
@@ -71,9 +77,148 @@ static int read_file(const char *path, char **out)
     return 0;
 }
 
+/* ---- machineId ---- */
+
+static void sha256_hex2(const char *a, const char *b, char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    if (c == NULL || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1 || EVP_DigestUpdate(c, a, strlen(a)) != 1 ||
+        EVP_DigestUpdate(c, b, strlen(b)) != 1 || EVP_DigestFinal_ex(c, md, &mdlen) != 1 || mdlen != 32)
+        abort(); /* only out of memory can fail here */
+    EVP_MD_CTX_free(c);
+    for (int i = 0; i < 32; ++i) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+void k2a_account_machine_id(const k2a_account_config_t *cfg, char out[65])
+{
+    if (cfg->machine_id != NULL && strlen(cfg->machine_id) == 64) {
+        memcpy(out, cfg->machine_id, 65);
+        return;
+    }
+    bool api_key = strncmp(cfg->refresh_token, "ksk_", 4) == 0;
+    sha256_hex2(api_key ? "KiroAPIKey/" : "KotlinNativeAPI/", cfg->refresh_token, out);
+}
+
+int k2a_machine_id_normalize(const char *in, char out[65])
+{
+    char hex[65];
+    size_t n = 0, dashes = 0;
+    for (const char *p = in; *p != '\0'; ++p) {
+        if (*p == '-') {
+            ++dashes;
+            continue;
+        }
+        if (!isxdigit((unsigned char)*p) || n == 64)
+            return K2A_EINVAL;
+        hex[n++] = (char)tolower((unsigned char)*p);
+    }
+    if (n == 32 &&
+        (dashes == 0 || (dashes == 4 && strlen(in) == 36 && in[8] == '-' && in[13] == '-' && in[18] == '-' && in[23] == '-'))) {
+        memcpy(out, hex, 32);
+        memcpy(out + 32, hex, 32);
+    } else if (n == 64 && dashes == 0) {
+        memcpy(out, hex, 64);
+    } else {
+        return K2A_EINVAL;
+    }
+    out[64] = '\0';
+    return 0;
+}
+
 static bool is_blank(const char *s)
 {
     return s[strspn(s, " \t\r\n")] == '\0';
+}
+
+/* Quotes at most 40 bytes of s, printable ASCII only: the message is one line of a log or of stderr. */
+static void shown(const char *s, char out[41])
+{
+    size_t n = 0;
+    for (; s[n] != '\0' && n < 40; ++n)
+        out[n] = s[n] >= 0x20 && s[n] < 0x7f ? s[n] : '?';
+    out[n] = '\0';
+}
+
+/* Case-insensitive comparison that ignores '_' and '-' ("ExternalIdp" == "external_idp"). */
+static bool kind_eq(const char *a, const char *b)
+{
+    for (;;) {
+        while (*a == '_' || *a == '-')
+            ++a;
+        while (*b == '_' || *b == '-')
+            ++b;
+        if (*a == '\0' || *b == '\0')
+            return *a == *b;
+        char x = *a >= 'A' && *a <= 'Z' ? *a + 32 : *a, y = *b >= 'A' && *b <= 'Z' ? *b + 32 : *b;
+        if (x != y)
+            return false;
+        ++a, ++b;
+    }
+}
+
+#define FAIL(fmt, ...)                                                                                                             \
+    do {                                                                                                                           \
+        snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: " fmt, idx, ##__VA_ARGS__);                                             \
+        return K2A_ECONFIG;                                                                                                        \
+    } while (0)
+
+/* An optional string field: absent/null -> NULL; a non-string or a blank string is an error (lenient: treated as absent,
+ * as the IdC client fields always were). */
+static int opt_str_x(yajl_val obj, const char *key, size_t max, bool lenient, size_t idx, const char **out, char *err,
+                     size_t errlen)
+{
+    yajl_val v = obj_get(obj, key);
+    *out = NULL;
+    if (v == NULL || YAJL_IS_NULL(v) || (lenient && (!YAJL_IS_STRING(v) || is_blank(str_of(v)))))
+        return 0;
+    if (!YAJL_IS_STRING(v) || is_blank(str_of(v)))
+        FAIL("%s must be a non-empty string", key);
+    if (strlen(str_of(v)) > max)
+        FAIL("%s is longer than %zu bytes", key, max);
+    for (const char *p = str_of(v); *p; ++p)
+        if ((unsigned char)*p < 0x20)
+            FAIL("%s holds a control character", key);
+    *out = str_of(v);
+    return 0;
+}
+
+static int opt_str(yajl_val obj, const char *key, size_t max, size_t idx, const char **out, char *err, size_t errlen)
+{
+    return opt_str_x(obj, key, max, false, idx, out, err, errlen);
+}
+
+/* An optional region field: absent -> "", else one of the regions Kiro serves. */
+static int opt_region(yajl_val obj, const char *key, size_t idx, char out[24], char *err, size_t errlen)
+{
+    const char *s;
+    int r;
+    out[0] = '\0';
+    if ((r = opt_str(obj, key, 64, idx, &s, err, errlen)) != 0 || s == NULL)
+        return r;
+    if (k2a_region_index(s) < 0) {
+        char q[41];
+        shown(s, q);
+        FAIL("%s is not a Kiro region: expected us-east-1 or eu-central-1, got \"%s\"", key, q);
+    }
+    snprintf(out, 24, "%s", s);
+    return 0;
+}
+
+static char *dup_opt(const char *s, bool *oom)
+{
+    if (s == NULL)
+        return NULL;
+    char *d = strdup(s);
+    if (d == NULL)
+        *oom = true;
+    return d;
 }
 
 /* Validates one entry into *e. Returns 0 or K2A_ECONFIG with err set. */
@@ -84,74 +229,115 @@ static int parse_entry(yajl_val v, size_t idx, k2a_account_config_t *e, char *er
         snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: not a JSON object", idx);
         return K2A_ECONFIG;
     }
-    yajl_val auth = obj_get(v, "auth"), rt = obj_get(v, "refreshToken"), cid = obj_get(v, "clientId"),
-             cs = obj_get(v, "clientSecret"), dis = obj_get(v, "disabled"), desc = obj_get(v, "description");
-    e->auth = K2A_AUTH_SOCIAL;
+    yajl_val auth = obj_get(v, "auth"), rt = obj_get(v, "refreshToken"), dis = obj_get(v, "disabled"),
+             desc = obj_get(v, "description"), mid = obj_get(v, "machineId");
+    const char *cid, *cs, *provider, *api_key, *endpoint, *scope, *arn;
+    int r;
+    if ((r = opt_str_x(v, "clientId", 4096, true, idx, &cid, err, errlen)) != 0 ||
+        (r = opt_str_x(v, "clientSecret", 16384, true, idx, &cs, err, errlen)) != 0 ||
+        (r = opt_str(v, "provider", 64, idx, &provider, err, errlen)) != 0 ||
+        (r = opt_str(v, "apiKey", 16384, idx, &api_key, err, errlen)) != 0 ||
+        (r = opt_str(v, "tokenEndpoint", 2048, idx, &endpoint, err, errlen)) != 0 ||
+        (r = opt_str(v, "scope", 1024, idx, &scope, err, errlen)) != 0 ||
+        (r = opt_str(v, "profileArn", 256, idx, &arn, err, errlen)) != 0 ||
+        (r = opt_region(v, "region", idx, e->region, err, errlen)) != 0 ||
+        (r = opt_region(v, "apiRegion", idx, e->api_region, err, errlen)) != 0)
+        return r;
+    bool builder = provider != NULL && kind_eq(provider, "BuilderId");
+    e->auth = builder ? K2A_AUTH_IDC : K2A_AUTH_SOCIAL;
     if (auth != NULL && !YAJL_IS_NULL(auth)) {
-        if (!YAJL_IS_STRING(auth)) {
-            snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: auth must be \"Social\" or \"IdC\"", idx);
-            return K2A_ECONFIG;
-        }
+        static const char kinds[] = "\"Social\", \"IdC\", \"BuilderId\", \"ApiKey\" or \"ExternalIdp\"";
+        if (!YAJL_IS_STRING(auth))
+            FAIL("auth must be %s", kinds);
         const char *a = str_of(auth);
-        if (a[0] == '\0' || strcasecmp(a, "Social") == 0) {
+        if (a[0] == '\0' || kind_eq(a, "Social")) {
+            if (builder)
+                FAIL("provider \"BuilderId\" needs auth \"IdC\" (or \"BuilderId\")");
             e->auth = K2A_AUTH_SOCIAL;
-        } else if (strcasecmp(a, "IdC") == 0) {
+        } else if (kind_eq(a, "IdC")) {
             e->auth = K2A_AUTH_IDC;
+        } else if (kind_eq(a, "BuilderId")) {
+            e->auth = K2A_AUTH_IDC;
+            builder = true;
+        } else if (kind_eq(a, "ApiKey")) {
+            e->auth = K2A_AUTH_API_KEY;
+        } else if (kind_eq(a, "ExternalIdp")) {
+            e->auth = K2A_AUTH_EXTERNAL_IDP;
         } else {
-            /* quote at most 40 bytes, printable ASCII only: the message is one line of a log or of stderr */
-            char shown[41];
-            size_t n = 0;
-            for (; a[n] != '\0' && n < sizeof(shown) - 1; ++n)
-                shown[n] = a[n] >= 0x20 && a[n] < 0x7f ? a[n] : '?';
-            shown[n] = '\0';
-            snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: auth must be \"Social\" or \"IdC\", got \"%s\"", idx, shown);
-            return K2A_ECONFIG;
+            char q[41];
+            shown(a, q);
+            FAIL("auth must be %s, got \"%s\"", kinds, q);
         }
     }
-    if (rt == NULL || YAJL_IS_NULL(rt)) {
-        snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: refreshToken is missing", idx);
-        return K2A_ECONFIG;
+    e->builder_id = builder;
+    const char *token;
+    if (e->auth == K2A_AUTH_API_KEY) {
+        if (api_key == NULL)
+            FAIL("apiKey is missing (an ApiKey account holds a \"ksk_...\" key)");
+        if (strncmp(api_key, "ksk_", 4) != 0)
+            FAIL("apiKey must start with \"ksk_\"");
+        if (e->api_region[0] == '\0')
+            FAIL("apiRegion is required for an ApiKey account (us-east-1 or eu-central-1)");
+        if (arn != NULL)
+            FAIL("profileArn is not used by an ApiKey account");
+        token = api_key;
+    } else {
+        if (rt == NULL || YAJL_IS_NULL(rt))
+            FAIL("refreshToken is missing");
+        if (!YAJL_IS_STRING(rt) || is_blank(str_of(rt)))
+            FAIL("refreshToken must be a non-empty string");
+        if (strlen(str_of(rt)) > 16384)
+            FAIL("refreshToken is longer than 16384 bytes");
+        token = str_of(rt);
     }
-    if (!YAJL_IS_STRING(rt) || is_blank(str_of(rt))) {
-        snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: refreshToken must be a non-empty string", idx);
-        return K2A_ECONFIG;
+    if (dis != NULL && !YAJL_IS_NULL(dis) && !YAJL_IS_TRUE(dis) && !YAJL_IS_FALSE(dis))
+        FAIL("disabled must be true or false");
+    if (desc != NULL && !YAJL_IS_NULL(desc) && !YAJL_IS_STRING(desc))
+        FAIL("description must be a string");
+    if (desc != NULL && YAJL_IS_STRING(desc) && strlen(str_of(desc)) > 120)
+        FAIL("description is longer than 120 bytes");
+    if (e->auth == K2A_AUTH_IDC && (cid == NULL || cs == NULL)) {
+        FAIL("IdC account needs clientId and clientSecret%s", cid == NULL && cs == NULL ? ""
+                                                              : cid == NULL             ? " (clientId is missing or empty)"
+                                                                                        : " (clientSecret is missing or empty)");
     }
-    if (strlen(str_of(rt)) > 16384) {
-        snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: refreshToken is longer than 16384 bytes", idx);
-        return K2A_ECONFIG;
+    if (e->auth == K2A_AUTH_EXTERNAL_IDP) {
+        if (cid == NULL)
+            FAIL("clientId is required for an ExternalIdp account");
+        if (endpoint == NULL)
+            FAIL("tokenEndpoint is required for an ExternalIdp account");
+        k2a_url_t u;
+        if (k2a_url_parse(endpoint, strlen(endpoint), &u) != 0)
+            FAIL("tokenEndpoint is not an http(s) URL");
+        if (scope == NULL)
+            FAIL("scope is required for an ExternalIdp account (it must include offline_access)");
     }
-    if (dis != NULL && !YAJL_IS_NULL(dis) && !YAJL_IS_TRUE(dis) && !YAJL_IS_FALSE(dis)) {
-        snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: disabled must be true or false", idx);
-        return K2A_ECONFIG;
+    if (arn != NULL) {
+        int ar = k2a_arn_parse(arn, NULL);
+        if (ar == K2A_EUNSUPPORTED)
+            FAIL("profileArn names a region Kiro does not serve (us-east-1 or eu-central-1)");
+        if (ar != 0)
+            FAIL("profileArn is not of the form arn:aws:codewhisperer:<region>:<12 digits>:profile/<id>");
     }
-    if (desc != NULL && !YAJL_IS_NULL(desc) && !YAJL_IS_STRING(desc)) {
-        snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: description must be a string", idx);
-        return K2A_ECONFIG;
-    }
-    if (desc != NULL && YAJL_IS_STRING(desc) && strlen(str_of(desc)) > 120) {
-        snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: description is longer than 120 bytes", idx);
-        return K2A_ECONFIG;
-    }
-    if (e->auth == K2A_AUTH_IDC) {
-        bool cid_ok = cid != NULL && YAJL_IS_STRING(cid) && !is_blank(str_of(cid));
-        bool cs_ok = cs != NULL && YAJL_IS_STRING(cs) && !is_blank(str_of(cs));
-        if (!cid_ok || !cs_ok) {
-            snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: IdC account needs clientId and clientSecret%s", idx,
-                     !cid_ok && !cs_ok ? ""
-                     : !cid_ok         ? " (clientId is missing or empty)"
-                                       : " (clientSecret is missing or empty)");
-            return K2A_ECONFIG;
-        }
-    }
-    e->refresh_token = strdup(str_of(rt));
-    e->description = strdup(desc != NULL && YAJL_IS_STRING(desc) ? str_of(desc) : "");
+    char machine_id[65];
+    if (mid != NULL && !YAJL_IS_NULL(mid) && (!YAJL_IS_STRING(mid) || k2a_machine_id_normalize(str_of(mid), machine_id) != 0))
+        FAIL("machineId must be 64 hex digits or a UUID (32 hex digits)");
+    bool oom = false;
+    e->refresh_token = dup_opt(token, &oom);
+    e->description = dup_opt(desc != NULL && YAJL_IS_STRING(desc) ? str_of(desc) : "", &oom);
     e->disabled = dis != NULL && YAJL_IS_TRUE(dis);
-    if (e->auth == K2A_AUTH_IDC) {
-        e->client_id = strdup(str_of(cid));
-        e->client_secret = strdup(str_of(cs));
+    if (mid != NULL && YAJL_IS_STRING(mid))
+        e->machine_id = dup_opt(machine_id, &oom);
+    if (e->auth == K2A_AUTH_IDC || e->auth == K2A_AUTH_EXTERNAL_IDP)
+        e->client_id = dup_opt(cid, &oom);
+    if (e->auth == K2A_AUTH_IDC)
+        e->client_secret = dup_opt(cs, &oom);
+    if (e->auth == K2A_AUTH_EXTERNAL_IDP) {
+        e->token_endpoint = dup_opt(endpoint, &oom);
+        e->scope = dup_opt(scope, &oom);
     }
-    if (e->refresh_token == NULL || e->description == NULL ||
-        (e->auth == K2A_AUTH_IDC && (e->client_id == NULL || e->client_secret == NULL))) {
+    e->profile_arn = dup_opt(arn, &oom);
+    if (oom) {
         snprintf(err, errlen, "KIRO_AUTH_TOKEN: out of memory");
         return K2A_ENOMEM;
     }
@@ -164,6 +350,8 @@ static int parse_entry(yajl_val v, size_t idx, k2a_account_config_t *e, char *er
         k2a_log_add_secret(e->client_secret, strlen(e->client_secret));
     return 0;
 }
+
+#undef FAIL
 
 /* Parses the JSON text of KIRO_AUTH_TOKEN; source names it in messages ("the value" or the file's path). */
 static int parse_accounts_json(const char *text, const char *source, k2a_account_list_t *out, char *err, size_t errlen)
@@ -310,12 +498,13 @@ void k2a_pool_config_init(k2a_pool_config_t *pc)
     pc->strategy = K2A_POOL_SEQUENTIAL;
     pc->max_attempts = 3;
     pc->usage_poll_interval_s = 900;
+    pc->catalog_refresh_s = 21600;
     pc->refresh_ahead_pct = 80;
-    pc->api_base = "https://codewhisperer.us-east-1.amazonaws.com";
-    pc->social_refresh_url = "https://prod.us-east-1.auth.desktop.kiro.dev/refreshToken";
-    pc->idc_refresh_url = "https://oidc.us-east-1.amazonaws.com/token";
-    pc->kiro_version = "0.2.13";
-    pc->agent_mode = "spec";
+    pc->api_base = "https://q.{region}.amazonaws.com";
+    pc->social_refresh_url = "https://prod.{region}.auth.desktop.kiro.dev/refreshToken";
+    pc->idc_refresh_url = "https://oidc.{region}.amazonaws.com/token";
+    pc->kiro_version = "0.12.333";
+    pc->agent_mode = "vibe";
     pc->refresh_timeout_ms = 30000;
     pc->queue_timeout_ms = 30000;
     pc->save_debounce_ms = 200;
@@ -339,6 +528,7 @@ int k2a_pool_config_from(k2a_pool_config_t *pc, const k2a_config_t *c, char *err
     pc->max_attempts = (unsigned)c->max_attempts;
     pc->account_max_concurrency = (unsigned)c->account_max_concurrency;
     pc->usage_poll_interval_s = (unsigned)c->usage_poll_interval_s;
+    pc->catalog_refresh_s = (unsigned)c->catalog_refresh_s;
     if (c->refresh_ahead_pct < 10 || c->refresh_ahead_pct > 95) {
         snprintf(err, errlen, "KIRO_REFRESH_AHEAD_PCT: expected 10..95");
         return K2A_ECONFIG;
@@ -349,7 +539,50 @@ int k2a_pool_config_from(k2a_pool_config_t *pc, const k2a_config_t *c, char *err
     pc->idc_refresh_url = c->idc_refresh_url;
     pc->kiro_version = c->kiro_version;
     pc->agent_mode = c->agent_mode;
+    pc->api_fallback_base = c->api_fallback_base;
     if (c->first_byte_timeout_ms > 0 && c->first_byte_timeout_ms < (int64_t)pc->refresh_timeout_ms)
         pc->refresh_timeout_ms = (uint32_t)c->first_byte_timeout_ms;
     return 0;
+}
+
+const char *k2a_auth_kind_name(k2a_auth_kind_t kind, bool builder_id)
+{
+    switch (kind) {
+    case K2A_AUTH_IDC:
+        return builder_id ? "builder_id" : "idc";
+    case K2A_AUTH_API_KEY:
+        return "api_key";
+    case K2A_AUTH_EXTERNAL_IDP:
+        return "external_idp";
+    default:
+        return "social";
+    }
+}
+
+void k2a_account_config_dispose(k2a_account_config_t *c)
+{
+    free(c->refresh_token);
+    free(c->client_id);
+    free(c->client_secret);
+    free(c->description);
+    free(c->profile_arn);
+    free(c->token_endpoint);
+    free(c->scope);
+    free(c->machine_id);
+    memset(c, 0, sizeof(*c));
+}
+
+int k2a_account_config_copy(k2a_account_config_t *dst, const k2a_account_config_t *src)
+{
+    bool oom = false;
+    *dst = *src;
+    dst->refresh_token = dup_opt(src->refresh_token, &oom);
+    dst->client_id = dup_opt(src->client_id, &oom);
+    dst->client_secret = dup_opt(src->client_secret, &oom);
+    dst->description = dup_opt(src->description != NULL ? src->description : "", &oom);
+    dst->profile_arn = dup_opt(src->profile_arn, &oom);
+    dst->token_endpoint = dup_opt(src->token_endpoint, &oom);
+    dst->scope = dup_opt(src->scope, &oom);
+    dst->machine_id = dup_opt(src->machine_id, &oom);
+    return oom ? K2A_ENOMEM : 0;
 }

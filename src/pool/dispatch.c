@@ -10,11 +10,14 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include "convert/model_map.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/coro.h"
+#include "core/rand.h"
 #include "core/xloop.h"
 #include "pool/dispatch.h"
+#include "pool/fingerprint.h"
 #include "pool/internal.h"
 
 #define BODY_MAX (256 * 1024 * 1024)
@@ -23,6 +26,8 @@ void k2a_dispatch_init(k2a_dispatch_t *d, k2a_pool_t *pool, const char *request_
 {
     memset(d, 0, offsetof(k2a_dispatch_t, tried));
     d->tried.n = 0;
+    d->tried.model = NULL;
+    d->model_window = 0;
     d->pool = pool;
     d->up = pool->up;
     d->request_id = request_id;
@@ -143,40 +148,80 @@ void k2a_dispatch_set_body_prefix(k2a_dispatch_t *d, const char *prefix, size_t 
 
 #define HDR(n, v) ((k2a_http_header_t){K2A_STRLIT(n), k2a_cstr(v)})
 
-/* POSTs d->body_prefix + d->body with the lease's token. Returns 0 with *resp (any status) or a transport error. */
-static int post(k2a_dispatch_t *d, const k2a_lease_t *l, k2a_http_response_t **resp)
+/* POSTs d->body_prefix + d->body with the lease's token to url (NULL: the lease's data-plane URL), as the Kiro IDE does:
+ * its header set in its order, a fresh invocation id per attempt, attempt = this attempt's number on this account. The
+ * connection carries only this account's requests (affinity = the account's id). Returns 0 with *resp (any status) or a
+ * transport error. */
+static int post(k2a_dispatch_t *d, const k2a_lease_t *l, const k2a_url_t *url, unsigned attempt, k2a_http_response_t **resp)
 {
     k2a_pool_t *p = d->pool;
-    char xamz[200], ua[320];
+    char xamz[200], ua[360], invocation[37], request[48];
     k2a_buf_t auth = K2A_BUF_INIT(0);
-    snprintf(xamz, sizeof(xamz), "aws-sdk-js/1.0.18 KiroIDE-%s-%s", p->kiro_version, l->machine_id);
-    snprintf(ua, sizeof(ua),
-             "aws-sdk-js/1.0.18 ua/2.1 os/darwin#25.0.0 lang/js md/nodejs#20.16.0 api/codewhispererstreaming#1.0.18 m/E "
-             "KiroIDE-%s-%s",
-             p->kiro_version, l->machine_id);
+    k2a_fp_streaming_ua(p->kiro_version, l->machine_id, xamz, sizeof(xamz), ua, sizeof(ua));
+    k2a_rand_uuid4(invocation);
+    snprintf(request, sizeof(request), "attempt=%u; max=%u", attempt, K2A_FP_GENERATE_MAX_ATTEMPTS);
     k2a_buf_appendstr(&auth, "Bearer ");
     if (k2a_buf_appendstr(&auth, l->access_token) != 0) {
         k2a_buf_dispose(&auth);
         return K2A_ENOMEM;
     }
-    k2a_http_header_t h[7];
+    bool close = !k2a_upstream_keeps_alive(d->up);
+    k2a_http_header_t h[11];
     size_t nh = 0;
-    h[nh++] = (k2a_http_header_t){K2A_STRLIT("Authorization"), k2a_str(auth.base, auth.len)};
-    h[nh++] = HDR("Content-Type", "application/json");
-    if (d->stream)
-        h[nh++] = HDR("Accept", "text/event-stream");
+    h[nh++] = HDR("content-type", "application/json");
+    if (close)
+        h[nh++] = HDR("connection", "close");
+    h[nh++] = HDR("x-amzn-codewhisperer-optout", "true");
     h[nh++] = HDR("x-amzn-kiro-agent-mode", p->agent_mode);
     h[nh++] = HDR("x-amz-user-agent", xamz);
     h[nh++] = HDR("user-agent", ua);
+    size_t host_index = nh;
+    h[nh++] = HDR("amz-sdk-invocation-id", invocation);
+    h[nh++] = HDR("amz-sdk-request", request);
+    h[nh++] = (k2a_http_header_t){K2A_STRLIT("authorization"), k2a_str(auth.base, auth.len)};
+    /* credential kind (kiro-protocol-2026 §11): API keys and external IdPs say what their bearer token is */
+    if (l->token_type != NULL)
+        h[nh++] = HDR("tokentype", l->token_type);
     uv_buf_t b[2];
     unsigned nb = 0;
     if (d->body_prefix_len != 0)
         b[nb++] = uv_buf_init((char *)d->body_prefix, (unsigned)d->body_prefix_len);
     b[nb++] = uv_buf_init(d->body.base != NULL ? d->body.base : "", (unsigned)d->body.len);
-    k2a_http_request_t req = {.url = &p->generate_url, .method = "POST", .headers = h, .nheaders = nh, .body = b, .nbody = nb};
+    /* the account's data-plane region (pool/endpoints.c) */
+    if (url == NULL)
+        url = l->generate_url != NULL ? l->generate_url : &p->generate_url;
+    k2a_http_request_t req = {.url = url,
+                              .method = "POST",
+                              .headers = h,
+                              .nheaders = nh,
+                              .body = b,
+                              .nbody = nb,
+                              .affinity = k2a_lease_account_id(l),
+                              .close = close,
+                              .host_index = host_index};
     int r = k2a_upstream_request(d->up, &req, resp);
     k2a_buf_dispose(&auth);
     return r;
+}
+
+/* Whether the same account is tried on the fallback host after this answer of the primary (kiro-protocol-2026 §4.4: KRA on
+ * 429, 408 and 5xx; OCX when the host does not resolve or connect, or does not know the route). Never after a timeout once
+ * connected (the wait would double) nor after a 400 (the request's fault). */
+static bool fallback_worthy(int transport_err, int status)
+{
+    switch (transport_err) {
+    case 0:
+        return status == 429 || status == 408 || status >= 500 || status == 404 || status == 405;
+    case K2A_EDNS:
+    case K2A_EDNS_TIMEOUT:
+    case K2A_ECONNECT_REFUSED:
+    case K2A_ECONNECT_TIMEOUT:
+    case K2A_ECONNECT:
+    case K2A_ETLS_HANDSHAKE:
+        return true;
+    default:
+        return false;
+    }
 }
 
 /* ---- operations on the pool's own loop ----
@@ -190,20 +235,61 @@ typedef struct st_acquire_args_t {
     k2a_dispatch_attempt_t *out;
 } acquire_args_t;
 
+/* No account may serve the requested model: the client's 400, naming the model and the available ones. */
+static int model_unavailable(k2a_dispatch_t *d)
+{
+    enum { MAX_LISTED = 128 };
+    k2a_pool_model_t *models = malloc(MAX_LISTED * sizeof(*models));
+    bool known = false;
+    size_t n = models != NULL ? k2a_pool_models(d->pool, models, MAX_LISTED, &known) : 0;
+    char *m = text(d)->message;
+    size_t size = sizeof(d->text->message), len;
+    snprintf(m, size, "model \"%.128s\" is not available on any configured Kiro account; available models: ", d->tried.model);
+    for (size_t i = 0; i < n; ++i) {
+        len = strlen(m);
+        if (len + strlen(models[i].id) + 8 >= size) {
+            snprintf(m + len, size - len, ", ...");
+            break;
+        }
+        snprintf(m + len, size - len, "%s%s", i ? ", " : "", models[i].id);
+    }
+    if (n == 0 && known) {
+        snprintf(m + strlen(m), size - strlen(m), "none");
+    } else if (n == 0) {
+        /* no catalog yet (the first fetch runs after the first refresh): Kiro's current IDs as the doc lists them */
+        len = strlen(m);
+        snprintf(m + len, size - len, "not known yet (no account's catalog has arrived); Kiro's current models: ");
+        for (size_t i = 0; k2a_model_builtin_ids[i] != NULL; ++i) {
+            len = strlen(m);
+            if (len + strlen(k2a_model_builtin_ids[i]) + 8 >= size)
+                break;
+            snprintf(m + len, size - len, "%s%s", i ? ", " : "", k2a_model_builtin_ids[i]);
+        }
+    }
+    free(models);
+    d->err = K2A_EMODEL_UNAVAILABLE;
+    return d->err;
+}
+
 static intptr_t op_acquire(void *arg)
 {
     acquire_args_t *x = arg;
     k2a_dispatch_t *d = x->d;
     k2a_pool_t *p = d->pool;
+    /* whether any account may serve the model is only asked when none was found (it walks the accounts) */
+    bool has_model = d->tried.model != NULL;
     if (d->attempts >= p->cfg.max_attempts)
-        return finish(d, K2A_ENO_ACCOUNT);
+        return has_model && !k2a_pool_model_servable(p, d->tried.model) ? model_unavailable(d) : finish(d, K2A_ENO_ACCOUNT);
     uint64_t retry_after = 0;
     int r = k2a_pool_acquire(p, &d->tried, on_skip, d, &x->out->lease, &retry_after);
     if (r != 0) {
+        if (r == K2A_ENO_ACCOUNT && has_model && !k2a_pool_model_servable(p, d->tried.model))
+            return model_unavailable(d);
         d->retry_after_ms = retry_after;
         return finish(d, r);
     }
     k2a_account_t *a = x->out->lease.account;
+    d->model_window = d->tried.model != NULL ? k2a_account_model_window(a, d->tried.model) : 0;
     if (d->tried.n < K2A_POOL_MAX_EXCLUDE)
         d->tried.ids[d->tried.n++] = a->id;
     if (++d->attempts > 1)
@@ -231,6 +317,17 @@ static intptr_t op_verdict(void *arg)
     k2a_verdict_t *v = x->v;
     k2a_account_t *a = out->lease.account;
     k2a_account_apply_verdict(a, v, out->lease.token_gen);
+    if (v->action == K2A_ACT_MODEL) {
+        /* this account may not use the model: another one may (a request without a model has nowhere else to go) */
+        k2a_account_mark_model_missing(a, d->tried.model);
+        k2a_pool_release(&out->lease);
+        if (d->tried.model == NULL) {
+            d->err = v->err;
+            snprintf(text(d)->message, sizeof(text(d)->message), "%s", v->detail);
+            return v->err;
+        }
+        return NEXT_ACCOUNT;
+    }
     if (v->action == K2A_ACT_CLIENT || v->action == K2A_ACT_LOCAL) {
         /* the same request would fail on every account */
         k2a_pool_release(&out->lease);
@@ -350,8 +447,8 @@ static void describe_not_eventstream(const k2a_http_response_t *resp, const k2a_
     }
     start[n] = '\0';
     if (body->len == 0)
-        snprintf(out, outsz, "Kiro's endpoint answered 200 with an empty body%s%s%s, not an EventStream", type[0] ? " (content-type " : "",
-                 type, type[0] ? ")" : "");
+        snprintf(out, outsz, "Kiro's endpoint answered 200 with an empty body%s%s%s, not an EventStream",
+                 type[0] ? " (content-type " : "", type, type[0] ? ")" : "");
     else
         snprintf(out, outsz,
                  "Kiro's endpoint answered 200 with content-type %s (%zu%s bytes: \"%s%s\"), not an EventStream: a proxy or "
@@ -368,7 +465,7 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
     if (d->open != NULL) /* the previous attempt was not finished: treat it as failed */
         k2a_dispatch_attempt_failed(d, d->open, K2A_EUPSTREAM_TRUNCATED, "abandoned by the handler");
     if (d->err == K2A_EUPSTREAM_BAD_REQUEST || d->err == K2A_EUPSTREAM_CONTENT_LENGTH || d->err == K2A_EUPSTREAM_NOT_EVENTSTREAM ||
-        d->err == K2A_EUPSTREAM_TOOBIG)
+        d->err == K2A_EUPSTREAM_TOOBIG || d->err == K2A_EUPSTREAM_FILTERED)
         return d->err; /* attempt_failed said it is the client's fault, or not Kiro answering */
     for (;;) {
         acquire_args_t aa = {d, out};
@@ -376,6 +473,7 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
         if (r != 0)
             return r;
         bool same_account_retry = false;
+        const k2a_url_t *url = NULL; /* the lease's data-plane URL; the fallback host once (KIRO_API_FALLBACK_BASE) */
         for (;;) {
             k2a_buf_reset(&d->body);
             if ((r = build(ctx, &out->lease, &d->body)) != 0) {
@@ -387,7 +485,7 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
             out->number = d->attempts + (same_account_retry ? 1 : 0);
             out->started_at = uv_now(loop);
             k2a_http_response_t *resp = NULL;
-            r = post(d, &out->lease, &resp);
+            r = post(d, &out->lease, url, same_account_retry ? 2 : 1, &resp);
             int status = 0;
             k2a_buf_reset(&d->error_body);
             if (r == 0) {
@@ -419,6 +517,19 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
                 if (rr == K2A_ECANCELED)
                     r = rr;
             }
+            if (r == 0 && status == 400 && d->native_fallback != NULL &&
+                memmem(d->error_body.base != NULL ? d->error_body.base : "", d->error_body.len, "additionalModelRequestFields",
+                       28) != NULL) {
+                /* the model does not take the native thinking fields: the same account, once, without them */
+                k2a_dispatch_native_fallback_cb cb = d->native_fallback;
+                d->native_fallback = NULL;
+                K2A_LOG(K2A_LOG_INFO, d->request_id, "pool: %s: Kiro refused additionalModelRequestFields; asking again without it",
+                        out->lease.label);
+                if (cb(d->native_fallback_ctx)) {
+                    same_account_retry = true;
+                    continue;
+                }
+            }
             k2a_verdict_t v;
             k2a_pool_classify(r, status, d->error_body.base, d->error_body.len, &v);
             if (v.action == K2A_ACT_CANCELED) {
@@ -426,6 +537,15 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
                 return finish(d, K2A_ECANCELED);
             }
             d->upstream_status = status;
+            if (url == NULL && out->lease.fallback_url != NULL && fallback_worthy(r, status)) {
+                /* the same account on the fallback host before the next account (kiro-protocol-2026 §4.4): the primary's
+                 * answer is recorded, not held against the account */
+                char why[220];
+                snprintf(why, sizeof(why), "%s; trying the fallback host", v.detail);
+                add_try(d, &out->lease, v.err, status, why);
+                url = out->lease.fallback_url;
+                continue;
+            }
             snprintf(text(d)->upstream_message, sizeof(text(d)->upstream_message), "%s", v.message);
             snprintf(text(d)->upstream_reason, sizeof(text(d)->upstream_reason), "%s", v.reason);
             add_try(d, &out->lease, v.err, status, v.detail);
@@ -465,8 +585,9 @@ void k2a_dispatch_attempt_failed(k2a_dispatch_t *d, k2a_dispatch_attempt_t *a, i
             v->action = K2A_ACT_CLIENT;
             d->err = err;
             snprintf(text(d)->message, sizeof(text(d)->message), "%s", detail != NULL ? detail : k2a_strerror(err));
-        } else if (err == K2A_EUPSTREAM_NOT_EVENTSTREAM || err == K2A_EUPSTREAM_TOOBIG) {
-            /* an empty 200, or an answer over the non-streaming limit: no penalty, and no other account would do better */
+        } else if (err == K2A_EUPSTREAM_NOT_EVENTSTREAM || err == K2A_EUPSTREAM_TOOBIG || err == K2A_EUPSTREAM_FILTERED) {
+            /* an empty 200, an answer over the non-streaming limit, or a request Kiro's content filter blocked: no penalty
+             * (not the account's fault), and no other account would do better */
             v->action = K2A_ACT_LOCAL;
             d->err = err;
             snprintf(text(d)->message, sizeof(text(d)->message), "%s", detail != NULL ? detail : k2a_strerror(err));
@@ -527,6 +648,8 @@ int k2a_dispatch_http_status(const k2a_dispatch_t *d)
         return 200;
     case K2A_EUPSTREAM_BAD_REQUEST:
     case K2A_EUPSTREAM_CONTENT_LENGTH:
+    case K2A_EMODEL_UNAVAILABLE:
+    case K2A_EUPSTREAM_FILTERED:
         return 400;
     case K2A_EHTTP_STATUS:
         return d->upstream_status >= 400 && d->upstream_status < 500 ? d->upstream_status : 502;

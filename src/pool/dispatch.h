@@ -3,8 +3,9 @@
  * it, POST generateAssistantResponse with the headers of kiro-protocol §2.1, and on a failure before the
  * response is accepted classify it (health.h), teach the pool (state machine) and try another account, up to
  * KIRO_MAX_ATTEMPTS accounts. An invalid-bearer 401/403 is retried once per request on the SAME account after a
- * single-flight refresh (that retry is not counted as another account). A client error (400) stops at once:
- * the same body would fail on every account.
+ * single-flight refresh (that retry is not counted as another account). With KIRO_API_FALLBACK_BASE, a 429/408/5xx or
+ * a connection failure is first retried once on the same account at the fallback host. A client error (400) stops at
+ * once: the same body would fail on every account.
  *
  * Usage from the handler's coroutine:
  *     k2a_dispatch_t d; k2a_dispatch_attempt_t a;
@@ -29,8 +30,11 @@
 struct st_k2a_http_response_t;
 
 /* Encodes the Kiro request body for this account into body (empty on entry; profileArn differs per account:
- * lease->profile_arn, NULL for IdC). Returns 0 or a negative K2A_E* (which ends the dispatch with that error). */
+ * lease->profile_arn, NULL for API keys). Returns 0 or a negative K2A_E* (which ends the dispatch with that error). */
 typedef int (*k2a_dispatch_build_cb)(void *ctx, const k2a_lease_t *lease, k2a_buf_t *body);
+
+/* Rebuilds the body without the native thinking fields (see k2a_dispatch_set_native_fallback). Returns true when it did. */
+typedef bool (*k2a_dispatch_native_fallback_cb)(void *ctx);
 
 #define K2A_DISPATCH_MAX_TRIES 24
 #define K2A_DISPATCH_ERROR_BODY_MAX (64 * 1024)
@@ -70,6 +74,9 @@ typedef struct st_k2a_dispatch_t {
     const char *body_prefix; /* borrowed, see k2a_dispatch_set_body_prefix */
     size_t body_prefix_len;
     k2a_dispatch_attempt_t *open; /* the attempt whose lease/response is still held */
+    /* see k2a_dispatch_set_native_fallback (NULL once used) */
+    k2a_dispatch_native_fallback_cb native_fallback;
+    void *native_fallback_ctx;
     /* the outcome, valid after k2a_dispatch_next returned an error */
     int err;                 /* K2A_E*: K2A_EUPSTREAM_BAD_REQUEST, K2A_EUPSTREAM_CONTENT_LENGTH, K2A_EHTTP_STATUS (other 4xx),
                                 K2A_ENO_ACCOUNT, K2A_EEXHAUSTED, K2A_ETHROTTLED, K2A_EUPSTREAM_AUTH, K2A_EACCOUNT_INVALID,
@@ -85,6 +92,9 @@ typedef struct st_k2a_dispatch_t {
     k2a_dispatch_text_t *text;
     /* The larger members come last: k2a_dispatch_init zeroes only what precedes them; tried is counted (tried.n). */
     k2a_pool_exclude_t tried;
+    /* The context window of the requested model on the current attempt's account (its catalog's maxInputTokens), 0 when
+     * its catalog does not say (k2a_dispatch_set_model). */
+    int64_t model_window;
 } k2a_dispatch_t;
 
 /* The client-facing summary naming the cause of every attempt ("" when nothing failed). */
@@ -114,6 +124,24 @@ static inline void k2a_dispatch_use_upstream(k2a_dispatch_t *d, struct st_k2a_up
  * A caller whose body is the same for every account but its end (the profileArn) passes the common part here and writes
  * only the end in the callback, so that the body is not copied per attempt. */
 void k2a_dispatch_set_body_prefix(k2a_dispatch_t *d, const char *prefix, size_t len);
+/* Optional: the Kiro modelId of the request (borrowed, valid until the last k2a_dispatch_next). Accounts whose catalog is
+ * known and lacks it are not tried; an account answering INVALID_MODEL_ID loses it from its catalog and the request fails
+ * over; when no account may serve it, k2a_dispatch_next fails with K2A_EMODEL_UNAVAILABLE and a message naming the model
+ * and the available ones. */
+static inline void k2a_dispatch_set_model(k2a_dispatch_t *d, const char *model)
+{
+    d->tried.model = model;
+}
+
+/* Optional: the body carries additionalModelRequestFields (kiro-protocol-2026.md §7). When Kiro answers 400 naming that
+ * field ("additionalModelRequestFields is not supported for this model", "Invalid additionalModelRequestFields"), cb
+ * rebuilds the body without it (it may call k2a_dispatch_set_body_prefix) and the same account is asked again: once per
+ * request, not counted as another attempt, no penalty. */
+static inline void k2a_dispatch_set_native_fallback(k2a_dispatch_t *d, k2a_dispatch_native_fallback_cb cb, void *ctx)
+{
+    d->native_fallback = cb;
+    d->native_fallback_ctx = ctx;
+}
 
 /* In a coroutine: see the file comment. Returns 0 with out filled (an open 200 response and its lease), or a negative K2A_E*
  * with d->err, d->message and the upstream fields set. K2A_ECANCELED when the coroutine was canceled (no account is
@@ -136,8 +164,8 @@ void k2a_dispatch_attempt_done(k2a_dispatch_t *d, k2a_dispatch_attempt_t *a, int
 /* Releases whatever is still held (an attempt the handler did not finish counts as failed after commit). */
 void k2a_dispatch_dispose(k2a_dispatch_t *d);
 
-/* A suggested client status for d->err (the HTTP layer decides): 400 for BAD_REQUEST/CONTENT_LENGTH, the upstream status
- * for other 4xx, 429 for THROTTLED and EXHAUSTED, 503 for NO_ACCOUNT / BUSY / account problems, 504 for timeouts, 502 for
+/* A suggested client status for d->err (the HTTP layer decides): 400 for BAD_REQUEST/CONTENT_LENGTH/MODEL_UNAVAILABLE, the upstream
+ * status for other 4xx, 429 for THROTTLED and EXHAUSTED, 503 for NO_ACCOUNT / BUSY / account problems, 504 for timeouts, 502 for
  * other upstream failures. */
 int k2a_dispatch_http_status(const k2a_dispatch_t *d);
 

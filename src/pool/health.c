@@ -18,8 +18,8 @@
 
 const char *k2a_pool_action_name(k2a_pool_action_t a)
 {
-    static const char *const names[] = {"ok",       "client",    "auth",  "forbidden", "quota",
-                                        "throttle", "transient", "local", "invalid",   "canceled"};
+    static const char *const names[] = {"ok",        "client", "auth",    "forbidden", "quota", "throttle",
+                                        "transient", "local",  "invalid", "canceled",  "config", "model"};
     return (unsigned)a < sizeof(names) / sizeof(names[0]) ? names[a] : "unknown";
 }
 
@@ -157,11 +157,18 @@ void k2a_pool_classify(int transport_err, int status, const char *body, size_t l
             set(out, K2A_ACT_THROTTLE, K2A_ETHROTTLED, "rate limited (429: %.120s)", out->message);
         else
             set(out, K2A_ACT_THROTTLE, K2A_ETHROTTLED, "rate limited (429)");
+    } else if ((status == 400 || status == 403) &&
+               (contains(body, len, "profileArn is required") || contains(body, len, "User is not authorized to make this call"))) {
+        /* the account's ARN (or identity) is wrong: the same request works on a well-configured account */
+        set(out, K2A_ACT_CONFIG, K2A_EACCOUNT_INVALID, "profileArn not accepted (%d %.150s)", status,
+            out->message[0] ? out->message : "no message");
     } else if (status == 401 || (status == 403 && bearer)) {
         set(out, K2A_ACT_AUTH, K2A_EUPSTREAM_AUTH, "access token rejected (%d)", status);
     } else if (status == 403) {
         const char *why = out->reason[0] ? out->reason : out->message[0] ? out->message : "forbidden";
         set(out, K2A_ACT_FORBIDDEN, K2A_EACCOUNT_INVALID, "account forbidden (403 %.150s)", why);
+    } else if (status == 400 && strcmp(out->reason, "INVALID_MODEL_ID") == 0) {
+        set(out, K2A_ACT_MODEL, K2A_EMODEL_UNAVAILABLE, "model not available to this account (INVALID_MODEL_ID)");
     } else if (status == 400 &&
                (strcmp(out->reason, "CONTENT_LENGTH_EXCEEDS_THRESHOLD") == 0 || contains(body, len, "CONTENT_LENGTH_EXCEEDS"))) {
         set(out, K2A_ACT_CLIENT, K2A_EUPSTREAM_CONTENT_LENGTH, "input too long (CONTENT_LENGTH_EXCEEDS_THRESHOLD)");

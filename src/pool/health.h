@@ -24,6 +24,10 @@ typedef enum en_k2a_pool_action_t {
     K2A_ACT_LOCAL,     /* our side (DNS, proxy, certificate trust, bad URL, out of memory): no penalty, no failover */
     K2A_ACT_INVALID,   /* refresh only: the refresh token or IdC client was rejected: invalid */
     K2A_ACT_CANCELED,  /* the request went away: nothing to learn */
+    K2A_ACT_CONFIG,    /* the account's profileArn/identity does not fit (400 "profileArn is required", 403 "User is not
+                          authorized to make this call."): invalid with the reason, fail over; never the client's error */
+    K2A_ACT_MODEL,     /* 400 INVALID_MODEL_ID: this account may not use the model (kiro-protocol-2026 §3): mark it missing in
+                          the account's catalog and fail over, no penalty */
 } k2a_pool_action_t;
 
 const char *k2a_pool_action_name(k2a_pool_action_t a);

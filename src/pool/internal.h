@@ -14,6 +14,7 @@
 #include "core/coro.h"
 #include "pool/health.h"
 #include "pool/pool.h"
+#include "pool/region.h"
 #include "pool/store.h"
 #include "upstream/upstream.h"
 
@@ -119,7 +120,40 @@ struct st_k2a_account_t {
     uv_timer_t usage_timer;   /* getUsageLimits polling */
     uv_timer_t wake_timer;    /* end of cooling / exhausted */
     bool timers_open;
+    /* profileArn (pool/region.h, profiles.c): profile_arn above is the learned one; cfg.profile_arn wins over it */
+    uint8_t arn_source;   /* K2A_ARN_SRC_*: where profile_arn came from */
+    uint8_t lap_state;    /* K2A_LAP_*: ListAvailableProfiles for IdC/external_idp accounts without an ARN */
+    int64_t lap_retry_at; /* wall clock ms: a failed ListAvailableProfiles is tried again at a refresh after this */
+    bool resolving;       /* the refresh job is asking ListAvailableProfiles: requests wait for the ARN with the token */
+    /* model catalog (catalog_job.c) */
+    struct st_k2a_catalog_t *catalog; /* ListAvailableModels, NULL while unknown */
+    char **models_missing;            /* answered INVALID_MODEL_ID while the catalog was unknown */
+    size_t nmissing;
+    bool catalog_fetching;
+    unsigned catalog_fail_n;
+    int64_t catalog_retry_at; /* wall clock ms: no fetch before (after a failure) */
 };
+
+enum { K2A_ARN_SRC_NONE = 0, K2A_ARN_SRC_REFRESH, K2A_ARN_SRC_PROFILES, K2A_ARN_SRC_STATE };
+enum {
+    K2A_LAP_NOT_TRIED = 0,
+    K2A_LAP_DONE,   /* an ARN was found (profile_arn) */
+    K2A_LAP_NONE,   /* 403 or an empty list in every region: no enterprise profile (the Builder ID placeholder is sent) */
+    K2A_LAP_FAILED, /* transport error or another status: the placeholder for now, tried again after lap_retry_at */
+};
+#define K2A_LAP_RETRY_MS (10 * 60 * 1000)
+/* An API key never expires as far as the pool knows: its "token" is the key, valid for this long (no refresh-ahead). */
+#define K2A_API_KEY_LIFETIME_S (365 * 86400)
+
+/* The endpoints of one region: KIRO_API_BASE and the refresh URLs with {region} filled in, parsed once. */
+typedef struct st_k2a_region_urls_t {
+    const char *name; /* k2a_regions[i] */
+    char *base;       /* no trailing slash */
+    char *generate_str, *root_str, *mcp_str, *social_str, *idc_str;
+    k2a_url_t generate, root, mcp, social, idc;
+    char *fallback_str; /* KIRO_API_FALLBACK_BASE + /generateAssistantResponse, NULL when off */
+    k2a_url_t fallback;
+} k2a_region_urls_t;
 
 /* A coroutine parked on an account's in-flight refresh, or on the pool's slot queue. Lives on the waiter's stack. */
 typedef struct st_k2a_pool_waiter_t {
@@ -175,6 +209,12 @@ struct st_k2a_pool_t {
     bool shutting_down;
     unsigned open_handles;
     k2a_pool_stats_t stats;
+    /* per-region endpoints, indexed as k2a_regions (endpoints.c) */
+    k2a_region_urls_t region_urls[K2A_NREGIONS];
+    char *api_fallback_base; /* owned copy of cfg.api_fallback_base ("" = off) */
+    /* model catalogs (catalog_job.c): one timer starts the due ListAvailableModels fetches, at most one per tick */
+    uv_timer_t catalog_timer;
+    bool catalog_timer_open;
 };
 
 /* wall clock, ms since the epoch */
@@ -233,5 +273,61 @@ void k2a_account_start_usage_poll(k2a_account_t *a);
 void k2a_pool_cancel_jobs(k2a_pool_t *p);
 /* Wakes every waiter of a's refresh with result. */
 void k2a_account_wake_waiters(k2a_account_t *a, int result);
+/* One bounded HTTP call of a background job (refresh, usage, profiles), in a coroutine. Returns 0 with *status and the body
+ * (an error body cut at max still counts), or a transport K2A_E*. */
+int k2a_pool_http_call(k2a_pool_t *p, const k2a_account_t *a, const k2a_url_t *url, const char *method,
+                       const k2a_http_header_t *headers, size_t nheaders, const char *body, size_t body_len, k2a_buf_t *resp_body,
+                       size_t max, int *status);
+
+/* accounts_config.c */
+/* Deep copy (strings duplicated). Returns 0 or K2A_ENOMEM (dst then holds what was copied: dispose it). */
+int k2a_account_config_copy(k2a_account_config_t *dst, const k2a_account_config_t *src);
+void k2a_account_config_dispose(k2a_account_config_t *c);
+
+/* endpoints.c */
+/* Fills p->region_urls from the URL templates (KIRO_API_BASE, refresh URLs). Returns 0 or K2A_ECONFIG naming the variable. */
+int k2a_pool_endpoints_init(k2a_pool_t *p, char *err, size_t errlen);
+void k2a_pool_endpoints_dispose(k2a_pool_t *p);
+/* The endpoints of a region (an unknown name gets the first region's). */
+const k2a_region_urls_t *k2a_pool_region_urls(const k2a_pool_t *p, const char *region);
+/* The account's kind as region.h knows it. */
+k2a_arn_kind_t k2a_account_arn_kind(const k2a_account_t *a);
+/* The ARN the account sends on generateAssistantResponse (NULL for API keys) and on REST calls (never the placeholder). */
+const char *k2a_account_generate_arn(const k2a_account_t *a);
+const char *k2a_account_rest_arn(const k2a_account_t *a);
+/* The account's data-plane region (a name from k2a_regions). */
+const char *k2a_account_region(const k2a_account_t *a);
+/* The auth region: refresh calls go there. */
+const char *k2a_account_auth_region(const k2a_account_t *a);
+/* "API_KEY", "EXTERNAL_IDP" or NULL: the tokentype header of every data and REST call. */
+const char *k2a_account_token_type(const k2a_account_t *a);
+/* True when the account should ask ListAvailableProfiles for its ARN now (after a successful refresh). */
+bool k2a_account_wants_profiles(const k2a_account_t *a, int64_t now);
+
+/* profiles.c */
+/* In a coroutine (the refresh job): asks ListAvailableProfiles for the account's ARN, its region first, then the other;
+ * adopts the first non-blank ARN (persisted), or records that there is none. */
+void k2a_account_resolve_profile(k2a_account_t *a);
+/* Starts a background ListAvailableModels fetch unless one is running (it runs k2a_catalog_job). */
+void k2a_account_start_catalog_fetch(k2a_account_t *a);
+
+/* catalog_job.c */
+/* The fetch itself (in the job's coroutine). */
+void k2a_catalog_job(k2a_account_t *a);
+/* The pool's fetch timer: started by create (when KIRO_CATALOG_REFRESH_S > 0), closed by shutdown. */
+void k2a_catalog_start(k2a_pool_t *p);
+void k2a_catalog_stop(k2a_pool_t *p);
+/* False when the account's catalog is known and lacks the model, or the account answered INVALID_MODEL_ID for it. */
+bool k2a_account_may_serve(const k2a_account_t *a, const char *model);
+/* Kiro answered INVALID_MODEL_ID: the model is missing for this account until its next catalog fetch. */
+void k2a_account_mark_model_missing(k2a_account_t *a, const char *model);
+/* The account's maxInputTokens for the model, 0 when its catalog does not say. */
+int64_t k2a_account_model_window(const k2a_account_t *a, const char *model);
+/* State file: the catalog as a string (NULL when unknown), and back (a bad string is ignored). */
+char *k2a_account_catalog_encode(const k2a_account_t *a);
+void k2a_account_catalog_restore(k2a_account_t *a, const char *json);
+void k2a_account_catalog_free(k2a_account_t *a);
+/* /api/tokens: ,"models":<count, null while unknown>,"models_default":..,"models_fetched_at":<ms> */
+void k2a_account_render_catalog(const k2a_account_t *a, k2a_buf_t *out);
 
 #endif

@@ -76,10 +76,16 @@ static int fill_lease(k2a_lease_t *l, k2a_account_t *a)
 {
     free(l->access_token);
     free(l->profile_arn);
+    const char *arn = k2a_account_generate_arn(a); /* pool/region.h: configured, learned, or the kind's default */
     l->access_token = strdup(a->access_token);
-    l->profile_arn = a->profile_arn != NULL ? strdup(a->profile_arn) : NULL;
+    l->profile_arn = arn != NULL ? strdup(arn) : NULL;
     l->token_gen = a->token_gen;
-    if (l->access_token == NULL || (a->profile_arn != NULL && l->profile_arn == NULL))
+    l->region = k2a_account_region(a);
+    const k2a_region_urls_t *u = k2a_pool_region_urls(a->pool, l->region);
+    l->generate_url = &u->generate;
+    l->fallback_url = u->fallback_str != NULL ? &u->fallback : NULL;
+    l->token_type = k2a_account_token_type(a);
+    if (l->access_token == NULL || (arn != NULL && l->profile_arn == NULL))
         return K2A_ENOMEM;
     return 0;
 }
@@ -133,7 +139,7 @@ int k2a_pool_acquire(k2a_pool_t *p, k2a_pool_exclude_t *exclude, k2a_pool_skip_c
             return at_cap ? K2A_EBUSY : K2A_ENO_ACCOUNT;
         }
         take(a);
-        if (!k2a_account_token_valid(a, k2a_pool_now_ms())) {
+        if (!k2a_account_token_valid(a, k2a_pool_now_ms()) || a->resolving) {
             bool waited = false;
             int r = self != NULL ? k2a_account_await_token(a, 0, &waited) : K2A_EINVAL;
             if (waited)

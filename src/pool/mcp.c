@@ -11,16 +11,16 @@
 #include "core/log.h"
 #include "core/rand.h"
 #include "core/xloop.h"
+#include "pool/fingerprint.h"
 #include "pool/health.h"
 #include "pool/internal.h"
 #include "pool/mcp.h"
 #include "upstream/upstream.h"
 
-bool k2a_mcp_url(const k2a_pool_t *pool, const k2a_lease_t *lease, char *out, size_t outsz)
+const k2a_url_t *k2a_mcp_url(k2a_pool_t *pool, const k2a_lease_t *lease)
 {
-    (void)lease; /* one base for every account today */
-    int n = snprintf(out, outsz, "%s/mcp", pool->api_base);
-    return n > 0 && (size_t)n < outsz;
+    /* the account's data-plane region: KIRO_API_BASE with {region} filled in (pool/endpoints.c caches "/mcp") */
+    return k2a_pool_api_url(pool, lease->region, "/mcp", NULL, NULL);
 }
 
 typedef struct st_mcp_t {
@@ -52,7 +52,7 @@ static intptr_t op_acquire(void *arg)
         k2a_account_t *a = m->lease.account;
         if (m->tried.n < K2A_POOL_MAX_EXCLUDE)
             m->tried.ids[m->tried.n++] = a->id;
-        if (m->lease.profile_arn == NULL || m->lease.profile_arn[0] == '\0') {
+        if (k2a_lease_rest_arn(&m->lease) == NULL) {
             /* MCP needs the profile ARN (kiro-protocol-2026 §10): not this account's fault */
             note(m, m->lease.label, "no profile ARN known for the MCP call");
             k2a_pool_release(&m->lease);
@@ -113,35 +113,39 @@ static int post(mcp_t *m, k2a_upstream_t *up, const char *body, size_t len, uint
 {
     k2a_pool_t *p = m->pool;
     const k2a_lease_t *l = &m->lease;
-    char url_s[1024], xamz[200], ua[320], inv[37];
-    k2a_url_t url;
-    if (!k2a_mcp_url(p, l, url_s, sizeof(url_s)) || k2a_url_parse(url_s, strlen(url_s), &url) != 0)
+    char xamz[200], ua[360], inv[37];
+    const k2a_url_t *url = k2a_mcp_url(p, l);
+    const char *arn = k2a_lease_rest_arn(l); /* a real ARN only (never the Builder ID placeholder) */
+    if (url == NULL)
         return K2A_EBAD_URL;
-    snprintf(xamz, sizeof(xamz), "aws-sdk-js/1.0.18 KiroIDE-%s-%s", p->kiro_version, l->machine_id);
-    snprintf(ua, sizeof(ua),
-             "aws-sdk-js/1.0.18 ua/2.1 os/darwin#25.0.0 lang/js md/nodejs#20.16.0 api/codewhispererstreaming#1.0.18 m/E "
-             "KiroIDE-%s-%s",
-             p->kiro_version, l->machine_id);
+    if (arn == NULL)
+        return K2A_EINVAL;
+    k2a_fp_streaming_ua(p->kiro_version, l->machine_id, xamz, sizeof(xamz), ua, sizeof(ua));
     k2a_rand_uuid4(inv);
     k2a_buf_t auth = K2A_BUF_INIT(0);
     if (k2a_buf_appendstr(&auth, "Bearer ") != 0 || k2a_buf_appendstr(&auth, l->access_token) != 0) {
         k2a_buf_dispose(&auth);
         return K2A_ENOMEM;
     }
-    k2a_http_header_t h[] = {
-        HDR("Content-Type", "application/json"),
+    k2a_http_header_t h[8] = {
+        HDR("content-type", "application/json"),
         HDR("x-amz-user-agent", xamz),
         HDR("user-agent", ua),
         HDR("amz-sdk-invocation-id", inv),
         HDR("amz-sdk-request", "attempt=1; max=3"),
-        {K2A_STRLIT("Authorization"), k2a_str(auth.base, auth.len)},
-        HDR("x-amzn-kiro-profile-arn", l->profile_arn),
+        {K2A_STRLIT("authorization"), k2a_str(auth.base, auth.len)},
+        HDR("x-amzn-kiro-profile-arn", arn),
     };
+    size_t nh = 7;
+    if (l->token_type != NULL)
+        h[nh++] = HDR("tokentype", l->token_type);
     uv_buf_t b = uv_buf_init((char *)body, (unsigned)len);
-    k2a_http_request_t req = {.url = &url,
+    k2a_http_request_t req = {.url = url,
                               .method = "POST",
                               .headers = h,
-                              .nheaders = sizeof(h) / sizeof(h[0]),
+                              .nheaders = nh,
+                              .affinity = k2a_lease_account_id(l), /* an account's calls never share a connection */
+                              .host_index = 3,
                               .body = &b,
                               .nbody = 1,
                               .first_byte_timeout_ms = timeout_ms,

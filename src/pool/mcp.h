@@ -31,9 +31,8 @@ typedef struct st_k2a_mcp_outcome_t {
     char message[512];   /* why it failed: one clause per attempt (never the request body) */
 } k2a_mcp_outcome_t;
 
-/* Writes "<base>/mcp" for the account of lease into out (NUL-terminated; false when it does not fit). The one place that
- * names the MCP URL. */
-bool k2a_mcp_url(const k2a_pool_t *pool, const k2a_lease_t *lease, char *out, size_t outsz);
+/* The MCP URL of the lease's account: "/mcp" on its data-plane region's base (k2a_pool_api_url), NULL when none. */
+const struct st_k2a_url_t *k2a_mcp_url(k2a_pool_t *pool, const k2a_lease_t *lease);
 
 /* In a coroutine: POSTs the JSON-RPC body and appends the 200 answer's body to out (at most K2A_MCP_BODY_MAX bytes).
  * timeout_ms bounds the wait for the answer's first byte and every pause in it (0 = the upstream defaults). Returns 0,

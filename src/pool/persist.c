@@ -40,6 +40,7 @@ void k2a_account_snapshot(const k2a_account_t *a, k2a_account_snapshot_t *s)
     s->in_tokens = a->in_tokens;
     s->out_tokens = a->out_tokens;
     s->last_used_ms = a->last_used;
+    s->catalog = k2a_account_catalog_encode(a);
 }
 
 int k2a_pool_encode_state(k2a_pool_t *p, k2a_buf_t *out)
@@ -60,6 +61,7 @@ int k2a_pool_encode_state(k2a_pool_t *p, k2a_buf_t *out)
         d->access_token = o->accounts[i].access_token != NULL ? strdup(o->accounts[i].access_token) : NULL;
         d->profile_arn = o->accounts[i].profile_arn != NULL ? strdup(o->accounts[i].profile_arn) : NULL;
         d->reason = o->accounts[i].reason != NULL ? strdup(o->accounts[i].reason) : NULL;
+        d->catalog = o->accounts[i].catalog != NULL ? strdup(o->accounts[i].catalog) : NULL;
     }
     int r = k2a_pool_snapshot_encode(&snap, out);
     k2a_pool_snapshot_dispose(&snap);

@@ -71,13 +71,11 @@ void k2a_account_ref(k2a_account_t *a)
 
 static void account_free(k2a_account_t *a)
 {
-    free(a->cfg.refresh_token);
-    free(a->cfg.client_id);
-    free(a->cfg.client_secret);
-    free(a->cfg.description);
+    k2a_account_config_dispose(&a->cfg);
     free(a->refresh_token);
     free(a->access_token);
     free(a->profile_arn);
+    k2a_account_catalog_free(a);
     free(a);
 }
 
@@ -114,6 +112,21 @@ static void make_label(k2a_account_t *a)
         snprintf(a->label, sizeof(a->label), "account %zu", a->index);
 }
 
+/* The account key's prefix per kind: the key (and so the state-file record) of Social and IdC accounts is unchanged. */
+static const char *key_prefix(k2a_auth_kind_t kind)
+{
+    switch (kind) {
+    case K2A_AUTH_IDC:
+        return "IdC:";
+    case K2A_AUTH_API_KEY:
+        return "ApiKey:";
+    case K2A_AUTH_EXTERNAL_IDP:
+        return "ExternalIdp:";
+    default:
+        return "Social:";
+    }
+}
+
 static k2a_account_t *account_new(k2a_pool_t *p, const k2a_account_config_t *cfg, size_t index)
 {
     k2a_account_t *a = calloc(1, sizeof(*a));
@@ -126,21 +139,28 @@ static k2a_account_t *account_new(k2a_pool_t *p, const k2a_account_config_t *cfg
     k2a_plink_init(&a->olink);
     k2a_plink_init(&a->blink);
     k2a_plink_init(&a->waiters);
-    a->cfg.auth = cfg->auth;
-    a->cfg.disabled = cfg->disabled;
-    a->cfg.refresh_token = strdup(cfg->refresh_token);
-    a->cfg.description = strdup(cfg->description);
-    a->cfg.client_id = cfg->client_id != NULL ? strdup(cfg->client_id) : NULL;
-    a->cfg.client_secret = cfg->client_secret != NULL ? strdup(cfg->client_secret) : NULL;
+    int cr = k2a_account_config_copy(&a->cfg, cfg);
     a->refresh_token = strdup(cfg->refresh_token);
-    if (a->cfg.refresh_token == NULL || a->cfg.description == NULL || a->refresh_token == NULL ||
-        (cfg->client_id != NULL && a->cfg.client_id == NULL) || (cfg->client_secret != NULL && a->cfg.client_secret == NULL)) {
+    if (cr != 0 || a->refresh_token == NULL) {
         account_free(a);
         return NULL;
     }
-    sha256_hex(cfg->auth == K2A_AUTH_IDC ? "IdC:" : "Social:", cfg->refresh_token, a->key);
-    /* kiro.rs: machineId = sha256("KotlinNativeAPI/" + refreshToken); from the configured token, so it stays stable */
-    sha256_hex("KotlinNativeAPI/", cfg->refresh_token, a->machine_id);
+    sha256_hex(key_prefix(cfg->auth), cfg->refresh_token, a->key);
+    /* configured, or derived from the configured token or API key (not the rotated one), so it stays stable */
+    k2a_account_machine_id(cfg, a->machine_id);
+    if (cfg->auth == K2A_AUTH_API_KEY) {
+        /* the key is the bearer token: usable at once, never refreshed */
+        int64_t now = k2a_pool_now_ms();
+        if ((a->access_token = strdup(cfg->refresh_token)) == NULL) {
+            account_free(a);
+            return NULL;
+        }
+        a->expires_in_s = K2A_API_KEY_LIFETIME_S;
+        a->expires_at = now + (int64_t)K2A_API_KEY_LIFETIME_S * 1000;
+        a->refreshed_at = now;
+        a->token_gen = 1;
+        a->ever_refreshed = true;
+    }
     make_label(a);
     a->state = cfg->disabled ? K2A_ACCOUNT_DISABLED : K2A_ACCOUNT_OK;
     return a;
@@ -175,8 +195,25 @@ static void apply_record(k2a_account_t *a, const k2a_account_snapshot_t *s, int6
         a->token_gen = 1;
         a->ever_refreshed = true;
     }
-    if (s->profile_arn != NULL)
+    if (s->profile_arn != NULL && k2a_arn_parse(s->profile_arn, NULL) == 0) {
         replace_str(&a->profile_arn, s->profile_arn);
+        a->arn_source = K2A_ARN_SRC_STATE;
+    }
+    if (a->cfg.auth == K2A_AUTH_API_KEY) {
+        /* the configured key is the token, whatever the file says */
+        replace_str(&a->refresh_token, a->cfg.refresh_token);
+        replace_str(&a->access_token, a->cfg.refresh_token);
+        a->expires_in_s = K2A_API_KEY_LIFETIME_S;
+        a->expires_at = now + (int64_t)K2A_API_KEY_LIFETIME_S * 1000;
+    } else if (a->access_token != NULL && k2a_account_wants_profiles(a, now)) {
+        /* an account that still has to learn its ARN starts with a refresh, which asks ListAvailableProfiles */
+        k2a_log_remove_secret(a->access_token, strlen(a->access_token));
+        free(a->access_token);
+        a->access_token = NULL;
+        a->expires_at = 0;
+        a->token_gen = 0;
+        a->ever_refreshed = false;
+    }
     k2a_account_state_t st;
     if (a->state == K2A_ACCOUNT_OK && parse_state(s->state, &st) && (st == K2A_ACCOUNT_COOLING || st == K2A_ACCOUNT_EXHAUSTED) &&
         s->until_ms > now) {
@@ -194,6 +231,7 @@ static void apply_record(k2a_account_t *a, const k2a_account_snapshot_t *s, int6
     a->in_tokens = s->in_tokens;
     a->out_tokens = s->out_tokens;
     a->last_used = s->last_used_ms;
+    k2a_account_catalog_restore(a, s->catalog);
 }
 
 /* Arms an account's timers after creation, a load or a reload. refresh_slot staggers the start-up refreshes (accounts without
@@ -238,24 +276,14 @@ static void retire_account(k2a_account_t *a)
 
 static int parse_urls(k2a_pool_t *p, char *err, size_t errlen)
 {
-    size_t n = strlen(p->api_base);
-    while (n > 0 && p->api_base[n - 1] == '/')
-        p->api_base[--n] = '\0';
-    if ((p->generate_url_str = malloc(n + 64)) == NULL)
-        return K2A_ENOMEM;
-    snprintf(p->generate_url_str, n + 64, "%s/generateAssistantResponse", p->api_base);
-    if (k2a_url_parse(p->generate_url_str, strlen(p->generate_url_str), &p->generate_url) != 0) {
-        snprintf(err, errlen, "KIRO_API_BASE: not an http(s) URL");
-        return K2A_ECONFIG;
-    }
-    if (k2a_url_parse(p->social_url, strlen(p->social_url), &p->social_url_parsed) != 0) {
-        snprintf(err, errlen, "KIRO_SOCIAL_REFRESH_URL: not an http(s) URL");
-        return K2A_ECONFIG;
-    }
-    if (k2a_url_parse(p->idc_url, strlen(p->idc_url), &p->idc_url_parsed) != 0) {
-        snprintf(err, errlen, "KIRO_IDC_REFRESH_URL: not an http(s) URL");
-        return K2A_ECONFIG;
-    }
+    int r = k2a_pool_endpoints_init(p, err, errlen);
+    if (r != 0)
+        return r;
+    /* the first region's endpoints, for code that predates per-account regions */
+    const k2a_region_urls_t *u = &p->region_urls[0];
+    p->generate_url = u->generate;
+    p->social_url_parsed = u->social;
+    p->idc_url_parsed = u->idc;
     return 0;
 }
 
@@ -283,6 +311,7 @@ static void free_record(k2a_account_snapshot_t *s)
     free(s->access_token);
     free(s->profile_arn);
     free(s->reason);
+    free(s->catalog);
 }
 
 static void add_orphan(k2a_pool_t *p, const k2a_account_t *a)
@@ -323,8 +352,9 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
     p->idc_url = dup_or_empty(cfg->idc_refresh_url);
     p->kiro_version = dup_or_empty(cfg->kiro_version);
     p->agent_mode = dup_or_empty(cfg->agent_mode);
+    p->api_fallback_base = dup_or_empty(cfg->api_fallback_base);
     if (p->auth_token_src == NULL || p->state_file == NULL || p->api_base == NULL || p->social_url == NULL || p->idc_url == NULL ||
-        p->kiro_version == NULL || p->agent_mode == NULL) {
+        p->kiro_version == NULL || p->agent_mode == NULL || p->api_fallback_base == NULL) {
         r = K2A_ENOMEM;
         goto Fail;
     }
@@ -335,6 +365,7 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
     p->cfg.idc_refresh_url = p->idc_url;
     p->cfg.kiro_version = p->kiro_version;
     p->cfg.agent_mode = p->agent_mode;
+    p->cfg.api_fallback_base = p->api_fallback_base;
     if (p->cfg.max_attempts == 0)
         p->cfg.max_attempts = 1;
     if (p->cfg.refresh_ahead_pct < 10 || p->cfg.refresh_ahead_pct > 95)
@@ -384,6 +415,7 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
     uv_timer_init(loop, &p->save_timer);
     p->save_timer.data = p;
     ++p->open_handles;
+    k2a_catalog_start(p);
     /* the loop's clock was cached when the loop started and start-up work may have taken a while since: without this the
      * first start-up refreshes are already due and fire together instead of warmup_stagger_ms apart */
     uv_update_time(loop);
@@ -418,6 +450,8 @@ Fail:
     free(p->kiro_version);
     free(p->agent_mode);
     free(p->generate_url_str);
+    k2a_pool_endpoints_dispose(p);
+    free(p->api_fallback_base);
     free(p);
     return r;
 }
@@ -442,7 +476,7 @@ int k2a_pool_reload(k2a_pool_t *p, const char *text_or_path, char *err, size_t e
     char key[65];
     for (size_t i = 0; i < list.n; ++i) {
         const k2a_account_config_t *c = &list.entries[i];
-        sha256_hex(c->auth == K2A_AUTH_IDC ? "IdC:" : "Social:", c->refresh_token, key);
+        sha256_hex(key_prefix(c->auth), c->refresh_token, key);
         k2a_account_t *a = NULL;
         for (size_t j = 0; j < p->naccounts; ++j) {
             if (p->accounts[j] != NULL && strcmp(p->accounts[j]->key, key) == 0) {
@@ -454,12 +488,21 @@ int k2a_pool_reload(k2a_pool_t *p, const char *text_or_path, char *err, size_t e
         if (a != NULL) {
             ++kept;
             a->index = i;
-            replace_str(&a->cfg.description, c->description);
-            replace_str(&a->cfg.client_id, c->client_id);
-            replace_str(&a->cfg.client_secret, c->client_secret);
-            if (a->cfg.description == NULL)
-                a->cfg.description = strdup("");
+            /* everything but the key (kind + token) may change: description, client credentials, regions, profileArn */
+            k2a_account_config_t nc;
+            if (k2a_account_config_copy(&nc, c) == 0) {
+                bool arn_changed = (nc.profile_arn == NULL) != (a->cfg.profile_arn == NULL) ||
+                                   (nc.profile_arn != NULL && strcmp(nc.profile_arn, a->cfg.profile_arn) != 0);
+                k2a_account_config_dispose(&a->cfg);
+                a->cfg = nc;
+                if (arn_changed && a->lap_state != K2A_LAP_DONE)
+                    a->lap_state = K2A_LAP_NOT_TRIED; /* asked again at the next refresh if still needed */
+            } else {
+                k2a_account_config_dispose(&nc);
+                k2a_warn("pool: reload: out of memory, entry %zu keeps its previous settings", i);
+            }
             make_label(a);
+            k2a_account_machine_id(c, a->machine_id); /* a machineId set or removed by the operator */
             a->cfg.disabled = c->disabled;
             if (c->disabled && a->state != K2A_ACCOUNT_DISABLED) {
                 k2a_account_set_state(a, K2A_ACCOUNT_DISABLED, 0, "disabled in the configuration");
@@ -547,6 +590,7 @@ void k2a_pool_shutdown(k2a_pool_t *p)
     if (p->dirty && !p->saving)
         k2a_pool_start_save(p);
     uv_close((uv_handle_t *)&p->save_timer, on_save_timer_closed);
+    k2a_catalog_stop(p);
 }
 
 bool k2a_pool_closed(k2a_pool_t *p)
@@ -583,5 +627,7 @@ void k2a_pool_destroy(k2a_pool_t *p)
     free(p->kiro_version);
     free(p->agent_mode);
     free(p->generate_url_str);
+    k2a_pool_endpoints_dispose(p);
+    free(p->api_fallback_base);
     free(p);
 }

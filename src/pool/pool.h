@@ -26,15 +26,31 @@ struct st_k2a_pool_store_t;
 
 /* ---- configuration of the accounts (KIRO_AUTH_TOKEN) ---- */
 
-typedef enum en_k2a_auth_kind_t { K2A_AUTH_SOCIAL = 0, K2A_AUTH_IDC } k2a_auth_kind_t;
+/* Credential kinds (kiro-protocol-2026 §11). A Builder ID account is an IdC account with builder_id set. */
+typedef enum en_k2a_auth_kind_t {
+    K2A_AUTH_SOCIAL = 0, /* GitHub/Google login: refreshToken at prod.<region>.auth.desktop.kiro.dev */
+    K2A_AUTH_IDC,        /* IAM Identity Center (enterprise) or Builder ID: refreshToken + clientId/clientSecret at oidc.<region> */
+    K2A_AUTH_API_KEY,    /* a Kiro API key "ksk_...": no refresh, tokentype: API_KEY */
+    K2A_AUTH_EXTERNAL_IDP, /* an external IdP (Entra ID): OAuth refresh at tokenEndpoint, tokentype: EXTERNAL_IDP */
+} k2a_auth_kind_t;
+
+/* "social" | "idc" | "builder_id" | "api_key" | "external_idp" (dashboard, /api/tokens). */
+const char *k2a_auth_kind_name(k2a_auth_kind_t kind, bool builder_id);
 
 typedef struct st_k2a_account_config_t {
     k2a_auth_kind_t auth;
-    char *refresh_token; /* never NULL */
-    char *client_id;     /* IdC: never NULL; Social: NULL */
-    char *client_secret; /* IdC: never NULL; Social: NULL */
+    char *refresh_token; /* never NULL (an API key account: the key itself) */
+    char *client_id;     /* IdC, ExternalIdp: never NULL; else NULL */
+    char *client_secret; /* IdC: never NULL; else NULL */
     char *description;   /* never NULL ("" when absent) */
     bool disabled;
+    char *machine_id; /* "machineId" normalised to 64 lowercase hex digits, or NULL (derived, k2a_account_machine_id) */
+    bool builder_id;      /* IdC with "provider":"BuilderId" */
+    char *profile_arn;    /* "profileArn": sent instead of any learned ARN; NULL when absent */
+    char *token_endpoint; /* ExternalIdp "tokenEndpoint"; else NULL */
+    char *scope;          /* ExternalIdp "scope"; else NULL */
+    char region[24];      /* "region": auth region ("" = us-east-1) */
+    char api_region[24];  /* "apiRegion": data-plane region when no ARN names one ("" = region) */
 } k2a_account_config_t;
 
 typedef struct st_k2a_account_list_t {
@@ -46,8 +62,11 @@ typedef struct st_k2a_account_list_t {
 #define K2A_POOL_MAX_AUTH_FILE (4 * 1024 * 1024)
 
 /* Parses KIRO_AUTH_TOKEN exactly as kiro2api reads it: the value names a regular file holding the JSON, or is the JSON
- * itself; the JSON is an array of account objects or one object. Fields: auth ("Social" | "IdC", case-insensitive, missing
- * = Social), refreshToken, clientId, clientSecret (IdC), disabled (bool), description (string); unknown keys are ignored.
+ * itself; the JSON is an array of account objects or one object. Fields: auth ("Social" | "IdC" | "BuilderId" | "ApiKey" |
+ * "ExternalIdp", case-insensitive, missing = Social), refreshToken, clientId, clientSecret (IdC), provider ("BuilderId" on an
+ * IdC account), apiKey (ApiKey: "ksk_..."), tokenEndpoint and scope (ExternalIdp), region, apiRegion, profileArn, machineId
+ * (string, see k2a_machine_id_normalize), disabled (bool), description (string); unknown keys are ignored. Regions must be
+ * us-east-1 or eu-central-1; an ApiKey account must name its apiRegion.
  * Unlike kiro2api an invalid entry is an error, never silently dropped. Entries are numbered from 0, as on the dashboard.
  * Returns 0 with the list in *out (free with k2a_account_list_dispose), or K2A_ECONFIG with a one-line message in err such as
  * "KIRO_AUTH_TOKEN: entry 2: IdC account needs clientId and clientSecret". The message never contains a secret. Every
@@ -56,6 +75,14 @@ int k2a_pool_parse_accounts(const char *text_or_path, k2a_account_list_t *out, c
 /* The same for the JSON text itself, never a path (the fuzz target and tools that already hold the text). */
 int k2a_pool_parse_accounts_json(const char *json, k2a_account_list_t *out, char *err, size_t errlen);
 void k2a_account_list_dispose(k2a_account_list_t *list);
+
+/* The machineId an account announces in its user agents (64 lowercase hex digits + NUL in out[65]): the configured one when
+ * cfg->machine_id is set, else sha256_hex("KotlinNativeAPI/" + refreshToken), or sha256_hex("KiroAPIKey/" + key) when the
+ * credential is a ksk_ API key. Always from the ORIGINALLY configured token, so a rotation never changes it. */
+void k2a_account_machine_id(const k2a_account_config_t *cfg, char out[65]);
+/* Normalises a configured machineId: 64 hex digits (lower-cased), or a UUID (32 hex digits, dashes allowed) doubled to 64.
+ * Returns 0 or K2A_EINVAL for anything else. */
+int k2a_machine_id_normalize(const char *in, char out[65]);
 
 /* ---- pool configuration ---- */
 
@@ -80,13 +107,15 @@ typedef struct st_k2a_pool_config_t {
     const char *api_base;             /* KIRO_API_BASE (generateAssistantResponse, getUsageLimits) */
     const char *social_refresh_url;   /* KIRO_SOCIAL_REFRESH_URL */
     const char *idc_refresh_url;      /* KIRO_IDC_REFRESH_URL */
-    const char *kiro_version;         /* KIRO_IDE_VERSION, e.g. "0.2.13" */
-    const char *agent_mode;           /* KIRO_AGENT_MODE, e.g. "spec" */
+    const char *kiro_version;         /* KIRO_IDE_VERSION, e.g. "0.12.333" */
+    const char *agent_mode;           /* KIRO_AGENT_MODE, e.g. "vibe" */
     uint32_t refresh_timeout_ms;      /* first-byte timeout of refresh and usage calls; default 30000 */
     uint32_t queue_timeout_ms;        /* how long a request waits for a slot when every account is at its cap; 30000 */
     uint32_t save_debounce_ms;        /* state writes are coalesced this long after the last change; default 200 */
     uint32_t warmup_stagger_ms;       /* start-up refreshes of accounts without a valid token are this far apart; 100 */
     bool warmup;                      /* refresh accounts without a valid token at start (default true) */
+    const char *api_fallback_base;    /* KIRO_API_FALLBACK_BASE: NULL or "" = no same-account fallback host */
+    unsigned catalog_refresh_s;       /* KIRO_CATALOG_REFRESH_S: ListAvailableModels per account; 0 = never, default 21600 */
 } k2a_pool_config_t;
 
 /* Defaults (everything but auth_token, which must be set). */
@@ -121,7 +150,7 @@ void k2a_pool_destroy(k2a_pool_t *p);
  * originally configured refresh token), so an unchanged entry keeps its rotated token, access token, state and counters
  * (an `invalid` one gets a fresh chance); new entries are added, removed ones leave the pool at once but stay alive until
  * their last lease is released (in-flight streams are never dropped); description, disabled and IdC client credentials are
- * updated. On a parse error nothing changes and K2A_ECONFIG is returned with the message in err. */
+ * updated, and so is the machineId. On a parse error nothing changes and K2A_ECONFIG is returned with the message in err. */
 int k2a_pool_reload(k2a_pool_t *p, const char *text_or_path, char *err, size_t errlen);
 
 /* /readyz: true when at least one account is usable now (enabled, not cooling/exhausted/invalid, and holding an access token
@@ -206,17 +235,24 @@ typedef struct st_k2a_lease_t {
     const char *description; /* "" when none */
     k2a_auth_kind_t auth;
     char *access_token;
-    char *profile_arn; /* NULL when unknown (IdC) */
+    char *profile_arn; /* the ARN sent at the body root (pool/region.h k2a_arn_for_generate); NULL for API keys */
     char machine_id[65];
     uint64_t token_gen;   /* which refresh produced access_token */
     uint64_t acquired_at; /* uv_now, ms */
+    /* where and how this account is called (valid while the pool lives) */
+    const char *region;                      /* data-plane region */
+    const struct st_k2a_url_t *generate_url; /* generateAssistantResponse in that region */
+    const char *token_type;                  /* "API_KEY", "EXTERNAL_IDP" or NULL: the tokentype header */
+    const struct st_k2a_url_t *fallback_url; /* generateAssistantResponse on KIRO_API_FALLBACK_BASE, NULL when off */
 } k2a_lease_t;
 
-/* The accounts a request has already tried (skipped by the next acquire). */
+/* The accounts a request has already tried (skipped by the next acquire), and the Kiro modelId it needs: accounts whose
+ * catalog is known and lacks it are skipped too (NULL = any account). */
 #define K2A_POOL_MAX_EXCLUDE 64
 typedef struct st_k2a_pool_exclude_t {
     uint64_t ids[K2A_POOL_MAX_EXCLUDE];
     size_t n;
+    const char *model; /* borrowed */
 } k2a_pool_exclude_t;
 
 /* In a coroutine: takes a usable account not in `exclude` (may be NULL) according to the strategy, with a valid access
@@ -236,5 +272,39 @@ void k2a_pool_release(k2a_lease_t *lease);
 int k2a_pool_refresh_lease(k2a_lease_t *lease);
 /* A unique id of the lease's account (for k2a_pool_exclude_t). */
 uint64_t k2a_lease_account_id(const k2a_lease_t *lease);
+
+/* ---- endpoints (the one place that turns an account into URLs) ---- */
+
+/* The URL of `path` (starting with '/', may carry a query, e.g. "/ListAvailableModels?origin=AI_EDITOR") on the data plane
+ * of `region` (lease->region): KIRO_API_BASE with {region} filled in (a base without {region} serves every region). The
+ * fixed paths "/generateAssistantResponse", "/" and "/mcp" come from a per-region cache, parsed once; anything else is built
+ * into *scratch_str (reset first) and parsed into *scratch, so the result lives as long as they do. Returns NULL when the
+ * URL cannot be built (memory). Safe from any loop: the cache is read-only after k2a_pool_create. */
+const struct st_k2a_url_t *k2a_pool_api_url(k2a_pool_t *p, const char *region, const char *path, k2a_buf_t *scratch_str,
+                                            struct st_k2a_url_t *scratch);
+/* The ARN a REST call (getUsageLimits, ListAvailableModels) of the lease's account carries, or NULL: never the Builder ID
+ * placeholder, which REST answers with 403. */
+const char *k2a_lease_rest_arn(const k2a_lease_t *lease);
+/* ---- models (the accounts' ListAvailableModels catalogs, pool/catalog.h) ---- */
+
+typedef struct st_k2a_pool_model_t {
+    char id[129];       /* Kiro modelId */
+    char name[129];     /* modelName of the first catalog that has one, "" when none */
+    int64_t max_input;  /* the largest tokenLimits.maxInputTokens among the catalogs, 0 when none says */
+    int64_t max_output; /* the same for maxOutputTokens */
+} k2a_pool_model_t;
+
+/* On the pool's loop: the union of the known catalogs of the accounts in the pool, sorted by id (claude-sonnet-4 and
+ * claude-sonnet-4.0 count once), at most max entries; *known is false when no account's catalog is known yet. Returns the
+ * number of entries written. */
+size_t k2a_pool_models(k2a_pool_t *p, k2a_pool_model_t *out, size_t max, bool *known);
+/* The same from a coroutine on any worker loop (runs on the pool's loop). */
+size_t k2a_pool_models_call(k2a_pool_t *p, k2a_pool_model_t *out, size_t max, bool *known);
+/* On the pool's loop: the context window of a Kiro modelId: the largest maxInputTokens of the catalogs that list it, else
+ * the built-in figure (convert/model_map.h k2a_model_default_window). */
+int64_t k2a_pool_model_window(k2a_pool_t *p, const char *model);
+/* On the pool's loop: true when some configured account (usable now or not) may serve the model: its catalog has it, or
+ * is not known yet and it has not answered INVALID_MODEL_ID for it. */
+bool k2a_pool_model_servable(k2a_pool_t *p, const char *model);
 
 #endif

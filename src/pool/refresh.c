@@ -1,10 +1,10 @@
 /*
- * Background jobs of the pool: token refresh (Social and IdC, kiro-protocol §1.2/§1.3) and getUsageLimits
- * polling (§1.5). Each job is a coroutine on the loop holding a reference to its account. A refresh is
- * single-flight per account: whoever needs a token (a request, refresh-ahead, a usage poll) parks on the
- * account's waiter list, and the one job wakes them all with its result, so N concurrent requests cause
- * one refresh. Requests never run the refresh on their own stack: a client that goes away cannot cancel a
- * refresh that others wait for.
+ * Background jobs of the pool: token refresh (Social and IdC, kiro-protocol §1.2/§1.3; external IdPs and API keys,
+ * kiro-protocol-2026 §11; each at its account's auth region), then ListAvailableProfiles when the account needs its ARN
+ * (profiles.c), and getUsageLimits polling (§1.5). Each job is a coroutine on the loop holding a reference to its account. A
+ * refresh is single-flight per account: whoever needs a token (a request, refresh-ahead, a usage poll) parks on the account's
+ * waiter list, and the one job wakes them all with its result, so N concurrent requests cause one refresh. Requests never run the
+ * refresh on their own stack: a client that goes away cannot cancel a refresh that others wait for.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,12 +13,13 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/rand.h"
+#include "pool/fingerprint.h"
 #include "pool/internal.h"
 
 #define REFRESH_BODY_MAX (64 * 1024)
 #define USAGE_BODY_MAX (1024 * 1024)
 
-enum { JOB_REFRESH = 0, JOB_USAGE = 1 };
+enum { JOB_REFRESH = 0, JOB_USAGE = 1, JOB_CATALOG = 2 };
 
 /* ---- waiters ---- */
 
@@ -46,7 +47,7 @@ int k2a_account_await_token(k2a_account_t *a, uint64_t after_gen, bool *waited)
 {
     k2a_coro_t *self = k2a_coro_current();
     for (int round = 0;; ++round) {
-        if (a->token_gen > after_gen && k2a_account_token_valid(a, k2a_pool_now_ms()))
+        if (a->token_gen > after_gen && k2a_account_token_valid(a, k2a_pool_now_ms()) && !a->resolving)
             return 0;
         if (a->removed || a->pool->shutting_down)
             return K2A_ENO_ACCOUNT;
@@ -93,8 +94,10 @@ static k2a_pool_job_t *start_job(k2a_account_t *a, int kind)
     k2a_plink_insert_before(&p->jobs, &job->link);
     if (kind == JOB_REFRESH)
         a->refreshing = true;
-    else
+    else if (kind == JOB_USAGE)
         a->usage_polling = true;
+    else
+        a->catalog_fetching = true;
     /* never nest coroutines: from inside one, start the job from the loop */
     if (k2a_coro_current() != NULL)
         k2a_coro_wake(job->co, 0);
@@ -117,6 +120,12 @@ void k2a_account_start_usage_poll(k2a_account_t *a)
         start_job(a, JOB_USAGE);
 }
 
+void k2a_account_start_catalog_fetch(k2a_account_t *a)
+{
+    if (!a->catalog_fetching)
+        start_job(a, JOB_CATALOG);
+}
+
 void k2a_pool_cancel_jobs(k2a_pool_t *p)
 {
     for (k2a_plink_t *l = p->jobs.next; l != &p->jobs; l = l->next)
@@ -127,9 +136,12 @@ void k2a_pool_cancel_jobs(k2a_pool_t *p)
 
 #define HDR(n, v) ((k2a_http_header_t){K2A_STRLIT(n), k2a_cstr(v)})
 
-/* Sends a request and reads the whole body (bounded). Returns 0 with *status set, or a transport error. */
-static int http_call(k2a_pool_t *p, const k2a_url_t *url, const char *method, const k2a_http_header_t *headers, size_t nheaders,
-                     const char *body, size_t body_len, k2a_buf_t *resp_body, size_t max, int *status)
+/* Sends a request and reads the whole body (bounded). Returns 0 with *status set, or a transport error. Control calls are
+ * made as the IDE makes them (Connection: close, a connection of their own), on the account's affinity key so that not
+ * even a TLS session is shared with another account. */
+int k2a_pool_http_call(k2a_pool_t *p, const k2a_account_t *a, const k2a_url_t *url, const char *method,
+                       const k2a_http_header_t *headers, size_t nheaders, const char *body, size_t body_len, k2a_buf_t *resp_body,
+                       size_t max, int *status)
 {
     uv_buf_t b = uv_buf_init((char *)body, (unsigned)body_len);
     k2a_http_request_t req = {.url = url,
@@ -139,7 +151,9 @@ static int http_call(k2a_pool_t *p, const k2a_url_t *url, const char *method, co
                               .body = body != NULL ? &b : NULL,
                               .nbody = body != NULL ? 1 : 0,
                               .first_byte_timeout_ms = p->cfg.refresh_timeout_ms,
-                              .idle_timeout_ms = p->cfg.refresh_timeout_ms};
+                              .idle_timeout_ms = p->cfg.refresh_timeout_ms,
+                              .affinity = a->id,
+                              .close = true};
     k2a_http_response_t *resp = NULL;
     int r = k2a_upstream_request(p->up, &req, &resp);
     if (r != 0)
@@ -176,6 +190,8 @@ static int adopt_refresh(k2a_account_t *a, k2a_buf_t *body, char *detail, size_t
     char *text = k2a_buf_cstr(body);
     yajl_val v = text != NULL ? yajl_tree_parse(text, NULL, 0) : NULL;
     const char *access = obj_str(v, "accessToken");
+    if (access == NULL) /* OAuth's spelling: external IdPs (RFC 6749 §5.1) */
+        access = obj_str(v, "access_token");
     if (access == NULL) {
         yajl_tree_free(v);
         snprintf(detail, detailsz, "token refresh answered 200 without an accessToken");
@@ -184,6 +200,8 @@ static int adopt_refresh(k2a_account_t *a, k2a_buf_t *body, char *detail, size_t
     int64_t now = k2a_pool_now_ms();
     double expires_in = 3600;
     yajl_val ev = obj_get(v, "expiresIn");
+    if (ev == NULL)
+        ev = obj_get(v, "expires_in");
     if (ev != NULL && YAJL_IS_NUMBER(ev))
         expires_in = YAJL_IS_INTEGER(ev) ? (double)YAJL_GET_INTEGER(ev) : YAJL_GET_DOUBLE(ev);
     if (expires_in < 0)
@@ -206,12 +224,19 @@ static int adopt_refresh(k2a_account_t *a, k2a_buf_t *body, char *detail, size_t
     a->refreshed_at = now;
     ++a->token_gen;
     const char *arn = obj_str(v, "profileArn");
+    if (arn != NULL && k2a_arn_parse(arn, NULL) != 0) {
+        k2a_warn("pool: %s: the refresh answer's profileArn is malformed or in an unknown region: ignored", a->label);
+        arn = NULL;
+    }
     if (arn != NULL && (a->profile_arn == NULL || strcmp(a->profile_arn, arn) != 0)) {
         free(a->profile_arn);
         a->profile_arn = strdup(arn);
+        a->arn_source = K2A_ARN_SRC_REFRESH;
     }
     bool rotated = false;
     const char *rt = obj_str(v, "refreshToken");
+    if (rt == NULL)
+        rt = obj_str(v, "refresh_token");
     if (rt != NULL && strcmp(rt, a->refresh_token) != 0) {
         char *nr = strdup(rt);
         if (nr != NULL) {
@@ -260,24 +285,101 @@ static int await_rotations_durable(k2a_pool_t *p, const char *label)
     return 0;
 }
 
+/* application/x-www-form-urlencoded value (RFC 3986 unreserved kept, everything else %XX). */
+static int form_encode(k2a_buf_t *out, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    int r = 0;
+    for (; *s && r == 0; ++s) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
+            c == '~') {
+            r = k2a_buf_append(out, s, 1);
+        } else {
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+            r = k2a_buf_append(out, e, 3);
+        }
+    }
+    return r;
+}
+
+/* An API key account "refreshes" by taking its key again (a new token generation, so that an auth retry can tell). */
+static int adopt_api_key(k2a_account_t *a, k2a_verdict_t *v)
+{
+    memset(v, 0, sizeof(*v));
+    char *key = strdup(a->cfg.refresh_token);
+    if (key == NULL) {
+        v->action = K2A_ACT_LOCAL;
+        v->err = K2A_ENOMEM;
+        snprintf(v->detail, sizeof(v->detail), "out of memory");
+        return v->err;
+    }
+    free(a->access_token);
+    a->access_token = key;
+    int64_t now = k2a_pool_now_ms();
+    a->prev_expires_at = a->expires_at;
+    a->expires_in_s = K2A_API_KEY_LIFETIME_S;
+    a->expires_at = now + (int64_t)K2A_API_KEY_LIFETIME_S * 1000;
+    a->refreshed_at = now;
+    ++a->token_gen;
+    if (!a->ever_refreshed) {
+        a->ever_refreshed = true;
+        if (a->eligible)
+            ++a->pool->nready;
+    }
+    v->action = K2A_ACT_OK;
+    snprintf(v->detail, sizeof(v->detail), "ok");
+    return 0;
+}
+
 static int do_refresh(k2a_account_t *a, k2a_verdict_t *v)
 {
     k2a_pool_t *p = a->pool;
     k2a_buf_t body = K2A_BUF_INIT(0), resp = K2A_BUF_INIT(REFRESH_BODY_MAX);
-    char ua[200];
+    char ua[200], invocation[37];
     int status = 0, r;
     const k2a_url_t *url;
     k2a_http_header_t h[8];
     size_t nh = 0;
-    if ((r = await_rotations_durable(p, a->label)) != 0) {
+    if (a->cfg.auth != K2A_AUTH_API_KEY && (r = await_rotations_durable(p, a->label)) != 0) {
         memset(v, 0, sizeof(*v));
         v->action = K2A_ACT_CANCELED;
         v->err = r;
         snprintf(v->detail, sizeof(v->detail), "canceled");
         return r;
     }
-    if (a->cfg.auth == K2A_AUTH_IDC) {
-        url = &p->idc_url_parsed;
+    const k2a_region_urls_t *ru = k2a_pool_region_urls(p, k2a_account_auth_region(a));
+    k2a_url_t idp_url;
+    char *idp_url_str = NULL;
+    if (a->cfg.auth == K2A_AUTH_API_KEY) {
+        /* nothing to refresh: the key is the bearer token */
+        k2a_buf_dispose(&body);
+        return adopt_api_key(a, v);
+    } else if (a->cfg.auth == K2A_AUTH_EXTERNAL_IDP) {
+        /* the OAuth refresh of the external IdP (kiro-protocol-2026 §11): form-encoded, no secret. The URL is a private copy:
+         * a reload may replace the account's configuration while this call waits. */
+        if ((idp_url_str = strdup(a->cfg.token_endpoint)) == NULL ||
+            k2a_url_parse(idp_url_str, strlen(idp_url_str), &idp_url) != 0) {
+            free(idp_url_str);
+            k2a_buf_dispose(&body);
+            memset(v, 0, sizeof(*v));
+            v->action = K2A_ACT_LOCAL;
+            v->err = K2A_EBAD_URL;
+            snprintf(v->detail, sizeof(v->detail), "token refresh: bad tokenEndpoint");
+            return v->err;
+        }
+        url = &idp_url;
+        k2a_buf_appendstr(&body, "client_id=");
+        form_encode(&body, a->cfg.client_id);
+        k2a_buf_appendstr(&body, "&grant_type=refresh_token&refresh_token=");
+        form_encode(&body, a->refresh_token);
+        k2a_buf_appendstr(&body, "&scope=");
+        r = form_encode(&body, a->cfg.scope);
+        h[nh++] = HDR("Content-Type", "application/x-www-form-urlencoded");
+        h[nh++] = HDR("Accept", "application/json");
+        h[nh++] = HDR("Accept-Encoding", "identity");
+    } else if (a->cfg.auth == K2A_AUTH_IDC) {
+        url = &ru->idc;
         k2a_buf_appendstr(&body, "{\"clientId\":\"");
         k2a_buf_append_json_escaped(&body, a->cfg.client_id, strlen(a->cfg.client_id));
         k2a_buf_appendstr(&body, "\",\"clientSecret\":\"");
@@ -285,26 +387,26 @@ static int do_refresh(k2a_account_t *a, k2a_verdict_t *v)
         k2a_buf_appendstr(&body, "\",\"grantType\":\"refresh_token\",\"refreshToken\":\"");
         k2a_buf_append_json_escaped(&body, a->refresh_token, strlen(a->refresh_token));
         r = k2a_buf_appendstr(&body, "\"}");
-        h[nh++] = HDR("Content-Type", "application/json");
-        h[nh++] = HDR("x-amz-user-agent",
-                      "aws-sdk-js/3.738.0 ua/2.1 os/other lang/js md/browser#unknown_unknown api/sso-oidc#3.738.0 m/E KiroIDE");
-        h[nh++] = HDR("Accept", "*/*");
-        h[nh++] = HDR("Accept-Language", "*");
-        h[nh++] = HDR("sec-fetch-mode", "cors");
-        h[nh++] = HDR("User-Agent", "node");
-        h[nh++] = HDR("Accept-Encoding", "identity");
+        k2a_rand_uuid4(invocation);
+        h[nh++] = HDR("content-type", "application/json");
+        h[nh++] = HDR("x-amz-user-agent", K2A_FP_IDC_X_AMZ_USER_AGENT);
+        h[nh++] = HDR("user-agent", K2A_FP_IDC_USER_AGENT);
+        h[nh++] = HDR("amz-sdk-invocation-id", invocation);
+        h[nh++] = HDR("amz-sdk-request", "attempt=1; max=4");
+        h[nh++] = HDR("Connection", "close");
     } else {
-        url = &p->social_url_parsed;
+        url = &ru->social;
         k2a_buf_appendstr(&body, "{\"refreshToken\":\"");
         k2a_buf_append_json_escaped(&body, a->refresh_token, strlen(a->refresh_token));
         r = k2a_buf_appendstr(&body, "\"}");
-        snprintf(ua, sizeof(ua), "KiroIDE-%s-%s", p->kiro_version, a->machine_id);
+        k2a_fp_social_ua(p->kiro_version, a->machine_id, ua, sizeof(ua));
         h[nh++] = HDR("Content-Type", "application/json");
         h[nh++] = HDR("Accept", "application/json, text/plain, */*");
         h[nh++] = HDR("User-Agent", ua);
-        h[nh++] = HDR("Accept-Encoding", "identity");
+        h[nh++] = HDR("Connection", "close");
     }
     if (r != 0) {
+        free(idp_url_str);
         k2a_buf_dispose(&body);
         memset(v, 0, sizeof(*v));
         v->action = K2A_ACT_LOCAL;
@@ -313,8 +415,9 @@ static int do_refresh(k2a_account_t *a, k2a_verdict_t *v)
         return r;
     }
     /* the refresh token in flight: remembered, so that a rotation racing a reload is attributed correctly */
-    r = http_call(p, url, "POST", h, nh, body.base, body.len, &resp, REFRESH_BODY_MAX, &status);
+    r = k2a_pool_http_call(p, a, url, "POST", h, nh, body.base, body.len, &resp, REFRESH_BODY_MAX, &status);
     k2a_buf_dispose(&body);
+    free(idp_url_str);
     k2a_pool_classify_refresh(r, status, resp.base, resp.len, v);
     if (v->action == K2A_ACT_OK) {
         char detail[200];
@@ -336,6 +439,12 @@ static void refresh_job(k2a_pool_job_t *job)
     k2a_pool_t *p = job->pool;
     k2a_verdict_t v;
     int r = do_refresh(a, &v);
+    if (r == 0 && k2a_account_wants_profiles(a, k2a_pool_now_ms())) {
+        /* before waking the waiters: their requests need the ARN; new requests wait too (lease.c) */
+        a->resolving = true;
+        k2a_account_resolve_profile(a);
+        a->resolving = false;
+    }
     a->refreshing = false;
     if (r == 0) {
         ++a->refreshes;
@@ -417,7 +526,7 @@ static void usage_job(k2a_pool_job_t *job)
 {
     k2a_account_t *a = job->account;
     k2a_pool_t *p = job->pool;
-    k2a_buf_t url = K2A_BUF_INIT(0), resp = K2A_BUF_INIT(USAGE_BODY_MAX);
+    k2a_buf_t url = K2A_BUF_INIT(0), path = K2A_BUF_INIT(0), resp = K2A_BUF_INIT(USAGE_BODY_MAX);
     uint64_t interval = (uint64_t)p->cfg.usage_poll_interval_s * 1000;
     if (a->state == K2A_ACCOUNT_INVALID || a->state == K2A_ACCOUNT_DISABLED)
         goto Next;
@@ -425,20 +534,17 @@ static void usage_job(k2a_pool_job_t *job)
     int r = k2a_account_await_token(a, 0, &waited);
     if (r != 0)
         goto Next;
-    k2a_buf_appendf(&url, "%s/getUsageLimits?isEmailRequired=true&origin=AI_EDITOR&resourceType=AGENTIC_REQUEST", p->api_base);
-    if (a->profile_arn != NULL) {
-        k2a_buf_appendstr(&url, "&profileArn=");
-        url_encode(&url, a->profile_arn);
+    k2a_buf_appendstr(&path, "/getUsageLimits?isEmailRequired=true&origin=AI_EDITOR&resourceType=AGENTIC_REQUEST");
+    const char *rest_arn = k2a_account_rest_arn(a); /* never the Builder ID placeholder */
+    if (rest_arn != NULL) {
+        k2a_buf_appendstr(&path, "&profileArn=");
+        url_encode(&path, rest_arn);
     }
     k2a_url_t parsed;
-    char *u = k2a_buf_cstr(&url);
-    if (u == NULL || k2a_url_parse(u, url.len, &parsed) != 0)
+    if (k2a_buf_cstr(&path) == NULL || k2a_pool_api_url(p, k2a_account_region(a), path.base, &url, &parsed) == NULL)
         goto Next;
-    char xamz[200], ua[300], auth[64 + 16384], invocation[37];
-    snprintf(xamz, sizeof(xamz), "aws-sdk-js/1.0.0 KiroIDE-%s-%s", p->kiro_version, a->machine_id);
-    snprintf(ua, sizeof(ua),
-             "aws-sdk-js/1.0.0 ua/2.1 os/darwin#24.6.0 lang/js md/nodejs#20.16.0 api/codewhispererruntime#1.0.0 m/E KiroIDE-%s-%s",
-             p->kiro_version, a->machine_id);
+    char xamz[200], ua[360], auth[64 + 16384], invocation[37];
+    k2a_fp_rest_ua(p->kiro_version, a->machine_id, xamz, sizeof(xamz), ua, sizeof(ua));
     char *token = strdup(a->access_token); /* the account's copy may be replaced while we wait */
     if (token == NULL)
         goto Next;
@@ -449,10 +555,12 @@ static void usage_job(k2a_pool_job_t *job)
                              HDR("amz-sdk-invocation-id", invocation),
                              HDR("amz-sdk-request", "attempt=1; max=1"),
                              HDR("Authorization", auth),
-                             HDR("Accept-Encoding", "identity")};
+                             HDR("Connection", "close"),
+                             HDR("tokentype", k2a_account_token_type(a))};
+    size_t nh = sizeof(h) / sizeof(h[0]) - (k2a_account_token_type(a) == NULL); /* tokentype: API keys, external IdPs */
     int status = 0;
     ++a->usage_polls;
-    r = http_call(p, &parsed, "GET", h, sizeof(h) / sizeof(h[0]), NULL, 0, &resp, USAGE_BODY_MAX, &status);
+    r = k2a_pool_http_call(p, a, &parsed, "GET", h, nh, NULL, 0, &resp, USAGE_BODY_MAX, &status);
     free(token);
     if (r == K2A_ECANCELED)
         goto Exit;
@@ -470,6 +578,7 @@ Next:
         k2a_account_schedule_usage(a, interval - interval / 20 + k2a_rand_below(interval / 10 + 1)); /* +-5 % */
 Exit:
     k2a_buf_dispose(&url);
+    k2a_buf_dispose(&path);
     k2a_buf_dispose(&resp);
 }
 
@@ -480,16 +589,20 @@ static void job_main(k2a_coro_t *co, void *arg)
     if (!k2a_coro_canceled(co)) {
         if (job->kind == JOB_REFRESH)
             refresh_job(job);
-        else
+        else if (job->kind == JOB_USAGE)
             usage_job(job);
+        else
+            k2a_catalog_job(a);
     }
     if (job->kind == JOB_REFRESH) {
         if (a->refreshing) { /* canceled before it ran */
             a->refreshing = false;
             k2a_account_wake_waiters(a, K2A_ECANCELED);
         }
-    } else {
+    } else if (job->kind == JOB_USAGE) {
         a->usage_polling = false;
+    } else {
+        a->catalog_fetching = false;
     }
     k2a_plink_unlink(&job->link);
     free(job);

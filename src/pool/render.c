@@ -90,12 +90,24 @@ int k2a_pool_render_tokens_json(k2a_pool_t *p, k2a_buf_t *out)
         k2a_buf_appendf(out, "%s{\"index\":%zu", i ? "," : "", a->index);
         put_str(out, "description", a->cfg.description);
         k2a_buf_appendf(out, ",\"auth_type\":\"%s\",\"status\":\"%s\",\"state\":\"%s\",\"refreshing\":%s",
-                        a->cfg.auth == K2A_AUTH_IDC ? "idc" : "social", kiro2api_status(a), k2a_account_state_name(a->state),
+                        k2a_auth_kind_name(a->cfg.auth, a->cfg.builder_id), kiro2api_status(a), k2a_account_state_name(a->state),
                         a->refreshing ? "true" : "false");
         put_time(out, "state_until", a->until);
         put_str(out, "state_reason", a->reason);
         k2a_buf_appendf(out, ",\"token_preview\":\"%s\"", tail);
-        if (a->cfg.auth == K2A_AUTH_IDC && a->cfg.client_id != NULL) {
+        /* where and as whom the account is called: an ARN is no secret, and a wrong one is the usual cause of 400/403 */
+        static const char *const arn_sources[] = {"default", "refresh", "ListAvailableProfiles", "state file"};
+        const char *arn = k2a_account_generate_arn(a);
+        put_str(out, "region", k2a_account_region(a));
+        put_str(out, "auth_region", k2a_account_auth_region(a));
+        put_str(out, "profile_arn", arn);
+        put_str(out, "profile_arn_source",
+                arn == NULL                                                            ? NULL
+                : a->cfg.profile_arn != NULL                                           ? "configured"
+                : a->profile_arn != NULL && arn == a->profile_arn && a->arn_source < 4 ? arn_sources[a->arn_source]
+                : a->cfg.builder_id || a->cfg.auth != K2A_AUTH_SOCIAL                  ? "placeholder"
+                                                                                       : "default");
+        if (a->cfg.client_id != NULL) {
             /* kiro2api: first 5 + "***" + last 3 when longer than 10 */
             size_t n = strlen(a->cfg.client_id);
             char cid[16];
@@ -133,6 +145,7 @@ int k2a_pool_render_tokens_json(k2a_pool_t *p, k2a_buf_t *out)
         put_str(out, "last_error", a->last_error);
         put_time(out, "last_error_at", a->last_error_at);
         put_time(out, "last_used", a->last_used);
+        k2a_account_render_catalog(a, out);
         k2a_buf_appendstr(out, "}");
     }
     k2a_buf_appendf(out,

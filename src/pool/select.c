@@ -6,8 +6,8 @@
  *    cursor on every pick;
  *  - for balanced, buckets indexed by in-flight count, each least-recently-used first, and the lowest
  *    non-empty bucket: picking and releasing move one account between neighbouring buckets in O(1).
- * A pick therefore costs O(1 + accounts skipped because the request already tried them or they are at their
- * concurrency cap), independent of the pool size.
+ * A pick therefore costs O(1 + accounts skipped because the request already tried them, their model catalog lacks
+ * the requested model, or they are at their concurrency cap), independent of the pool size.
  */
 #include <stdlib.h>
 #include "core/errors.h"
@@ -140,7 +140,7 @@ static bool excluded(const k2a_pool_exclude_t *ex, const k2a_account_t *a)
     for (size_t i = 0; i < ex->n; ++i)
         if (ex->ids[i] == a->id)
             return true;
-    return false;
+    return ex->model != NULL && !k2a_account_may_serve(a, ex->model);
 }
 
 /* Walks the configuration-order ring from start; returns the first account not excluded and below its cap. */

@@ -119,6 +119,7 @@ void k2a_account_apply_verdict(k2a_account_t *a, const k2a_verdict_t *v, uint64_
     case K2A_ACT_CANCELED:
         return;
     case K2A_ACT_CLIENT:
+    case K2A_ACT_MODEL:
         k2a_account_note_error(a, K2A_ERRC_CLIENT, v->detail);
         return;
     case K2A_ACT_LOCAL:
@@ -130,8 +131,14 @@ void k2a_account_apply_verdict(k2a_account_t *a, const k2a_verdict_t *v, uint64_
         if (a->state == K2A_ACCOUNT_INVALID || a->state == K2A_ACCOUNT_DISABLED)
             return;
         if (a->auth_fail_gen != 0 && token_gen > a->auth_fail_gen) {
-            /* a token obtained after the first rejection was rejected too: quarantine */
-            snprintf(reason, sizeof(reason), "%s, also after a token refresh", v->detail);
+            /* a token obtained after the first rejection was rejected too: quarantine. With a fresh token the cause is
+             * usually the ARN/identity pair (kiro-protocol-2026 §9): say which ARN was sent. */
+            const char *arn = k2a_account_generate_arn(a);
+            if (arn != NULL)
+                snprintf(reason, sizeof(reason), "%s, also after a token refresh (sent profileArn %s: check \"profileArn\")",
+                         v->detail, arn);
+            else
+                snprintf(reason, sizeof(reason), "%s, also after a token refresh", v->detail);
             k2a_account_set_state(a, K2A_ACCOUNT_INVALID, 0, reason);
             return;
         }
@@ -142,6 +149,17 @@ void k2a_account_apply_verdict(k2a_account_t *a, const k2a_verdict_t *v, uint64_
             k2a_account_start_refresh(a);
         }
         return;
+    case K2A_ACT_CONFIG: {
+        /* an account configuration problem (kiro-protocol-2026 §2): visible, with what was sent and how to fix it */
+        k2a_account_note_error(a, K2A_ERRC_FORBIDDEN, v->detail);
+        if (a->state == K2A_ACCOUNT_INVALID || a->state == K2A_ACCOUNT_DISABLED)
+            return;
+        const char *arn = k2a_account_generate_arn(a);
+        snprintf(reason, sizeof(reason), "%s; sent profileArn %s: set \"profileArn\" in the account JSON", v->detail,
+                 arn != NULL ? arn : "none");
+        k2a_account_set_state(a, K2A_ACCOUNT_INVALID, 0, reason);
+        return;
+    }
     case K2A_ACT_QUOTA:
         k2a_account_note_error(a, K2A_ERRC_QUOTA, v->detail);
         if (a->state == K2A_ACCOUNT_INVALID || a->state == K2A_ACCOUNT_DISABLED)
@@ -228,6 +246,8 @@ static uint64_t refresh_ahead_delay(k2a_account_t *a, int64_t now)
 
 void k2a_pool_schedule_refresh_ahead(k2a_account_t *a)
 {
+    if (a->cfg.auth == K2A_AUTH_API_KEY)
+        return; /* nothing to refresh */
     /* at least 1 s apart, even when the upstream grants absurdly short lifetimes: never a refresh storm */
     uint64_t d = refresh_ahead_delay(a, k2a_pool_now_ms());
     k2a_account_schedule_refresh(a, d < 1000 ? 1000 : d);

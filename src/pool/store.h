@@ -33,6 +33,7 @@ typedef struct st_k2a_account_snapshot_t {
     uint64_t requests, errors;
     int64_t in_tokens, out_tokens;
     int64_t last_used_ms;
+    char *catalog; /* the account's model catalog (pool/catalog.h k2a_catalog_encode), NULL when unknown */
 } k2a_account_snapshot_t;
 
 typedef struct st_k2a_pool_snapshot_t {
@@ -49,7 +50,7 @@ const k2a_account_snapshot_t *k2a_pool_snapshot_find(const k2a_pool_snapshot_t *
  *   {"version":1,"saved_at":<ms>,"accounts":[{"key":"<hex>","refresh_token":"..","access_token":"..",
  *    "profile_arn":"..","expires_at":<ms>,"expires_in":<s>,"refreshed_at":<ms>,"state":"exhausted","until":<ms>,
  *    "reason":"..","usage_known":true,"credits_remaining":1.5,"credits_limit":550,"credits_consumed":0.2,
- *    "next_reset":<ms>,"requests":1,"errors":0,"in_tokens":0,"out_tokens":0,"last_used":<ms>}]}
+ *    "next_reset":<ms>,"requests":1,"errors":0,"in_tokens":0,"out_tokens":0,"last_used":<ms>,"catalog":"{..}"}]}
  * Unknown keys are ignored on decode; a record without key or refresh_token is skipped. decode returns 0 or
  * K2A_ECONFIG with a message in err (not JSON, wrong shape, unknown version). */
 int k2a_pool_snapshot_encode(const k2a_pool_snapshot_t *s, k2a_buf_t *out);

@@ -28,6 +28,7 @@ void k2a_pool_snapshot_dispose(k2a_pool_snapshot_t *s)
         free(s->accounts[i].access_token);
         free(s->accounts[i].profile_arn);
         free(s->accounts[i].reason);
+        free(s->accounts[i].catalog);
     }
     free(s->accounts);
     s->accounts = NULL;
@@ -68,10 +69,12 @@ int k2a_pool_snapshot_encode(const k2a_pool_snapshot_t *s, k2a_buf_t *out)
         k2a_buf_appendf(out,
                         ",\"usage_known\":%s,\"credits_remaining\":%.17g,\"credits_limit\":%.17g,\"credits_consumed\":%.17g,"
                         "\"next_reset\":%lld,\"requests\":%llu,\"errors\":%llu,\"in_tokens\":%lld,\"out_tokens\":%lld,"
-                        "\"last_used\":%lld}",
+                        "\"last_used\":%lld",
                         a->usage_known ? "true" : "false", a->credits_remaining, a->credits_limit, a->credits_consumed,
                         (long long)a->next_reset_ms, (unsigned long long)a->requests, (unsigned long long)a->errors,
                         (long long)a->in_tokens, (long long)a->out_tokens, (long long)a->last_used_ms);
+        put_str(out, "catalog", a->catalog);
+        k2a_buf_appendstr(out, "}");
     }
     return k2a_buf_appendstr(out, "\n]}\n");
 }
@@ -176,6 +179,7 @@ int k2a_pool_snapshot_decode(const char *json, size_t len, k2a_pool_snapshot_t *
         s->in_tokens = get_i64(a, "in_tokens");
         s->out_tokens = get_i64(a, "out_tokens");
         s->last_used_ms = get_i64(a, "last_used");
+        s->catalog = get_strdup(a, "catalog");
         if (s->refresh_token == NULL) {
             ret = K2A_ENOMEM;
             goto Exit;

@@ -21,6 +21,8 @@
  *   sim-423-        423 {"message":"Your account is locked.","reason":null} (the doc knows the status only)
  *   sim-500-        500 internal error
  * The __type prefixes the doc elides are completed as com.amazon.aws.codewhisperer#..., like its ThrottlingException.
+ * [[sim:keepopen]] puts the end of a complete body off by K2A_SIM_KEEPOPEN_MS (the same timer), as Kiro often does after
+ * its last frame (meteringEvent).
  */
 #include <math.h>
 #include <stdio.h>
@@ -67,6 +69,7 @@ typedef struct st_sim_stream_t {
     sim_guard_t *guard;
     uv_timer_t timer;
     bool timer_init, started, inflight, eof, in_pump, dead, tick, flush, counted, fault_done;
+    bool held, holding; /* [[sim:keepopen]]: the body's end was put off (once), and the timer has not fired yet */
     /* a delayed JSON answer */
     int inline_status;
     char *inline_body;
@@ -208,6 +211,7 @@ static void on_timer(uv_timer_t *t)
         h2o_start_response(s->req, &s->super);
     } else {
         s->tick = true;
+        s->holding = false;
     }
     pump(s);
 }
@@ -370,6 +374,15 @@ static void pump(sim_stream_t *s)
             s->out_off = 0;
         }
         if (s->eof) {
+            if (s->holding)
+                break;
+            if (s->plan.keepopen && !s->held && s->end_state == H2O_SEND_STATE_FINAL && s->plan.fault == K2A_SIM_FAULT_NONE &&
+                !s->plan.cut_end && s->replay == NULL) {
+                /* as Kiro often does: every frame sent, metering last, and the body does not end; the client closes it */
+                s->held = s->holding = true;
+                start_timer(s, K2A_SIM_KEEPOPEN_MS);
+                break;
+            }
             h2o_send(detach(s), NULL, 0, s->end_state);
             break;
         }

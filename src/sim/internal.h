@@ -22,9 +22,10 @@
 #define K2A_SIM_DEFAULT_CREDITS 0.0123 /* meteringEvent usage unless [[sim:usage credits=X]] */
 
 typedef enum en_k2a_sim_step_kind_t {
-    K2A_SIM_STEP_TEXT,    /* owned text split into frames of 1..8 code points */
-    K2A_SIM_STEP_GENTEXT, /* `frames` frames of `size` bytes of deterministic ASCII text */
-    K2A_SIM_STEP_TOOL,    /* start frame, input pieces, stop frame */
+    K2A_SIM_STEP_TEXT,      /* owned text split into frames of 1..8 code points */
+    K2A_SIM_STEP_GENTEXT,   /* `frames` frames of `size` bytes of deterministic ASCII text */
+    K2A_SIM_STEP_TOOL,      /* start frame, input pieces, stop frame (cut: all pieces but the last, no stop frame) */
+    K2A_SIM_STEP_REASONING, /* reasoningContentEvent: text split into frames, then signature, then redactedContent */
 } k2a_sim_step_kind_t;
 
 typedef struct st_k2a_sim_step_t {
@@ -36,6 +37,9 @@ typedef struct st_k2a_sim_step_t {
     char id[32];           /* TOOL: tooluse_ + 22 base64url chars */
     uint32_t pieces;       /* TOOL: number of input pieces actually sent (<= input length) */
     size_t *cuts;          /* TOOL: pieces-1 increasing cut offsets into text */
+    bool cut;              /* TOOL: [[sim:cuttool]]: the answer ends after this step, cleanly, with no stop and no metering */
+    char *signature;       /* REASONING: NULL = none */
+    char *redacted;        /* REASONING: NULL = none */
 } k2a_sim_step_t;
 
 typedef enum en_k2a_sim_fault_t {
@@ -59,12 +63,23 @@ typedef struct st_k2a_sim_plan_t {
     double credits, context_pct;
     bool have_credits, have_context;
     uint64_t seed;
+    /* the end of the answer: metadataEvent{stopReason[,tokenUsage]}, contextUsageEvent, meteringEvent */
+    bool keepopen;     /* [[sim:keepopen]]: after metering the body does not end (until the client closes, or 60 s) */
+    char *stop_reason; /* [[sim:stop reason=R]]; NULL = as the content implies (TOOL_USE, CONTENT_FILTERED, END_TURN) */
+    bool have_tokens;  /* [[sim:tokenusage ...]]: metadataEvent carries tokenUsage */
+    uint32_t tok_in, tok_out, tok_cache_read, tok_cache_write;
+    bool filtered; /* [[sim:filtered after=N]]: the content stops after N text frames, stopReason CONTENT_FILTERED */
+    uint32_t filtered_after;
+    bool cut_end; /* a [[sim:cuttool]] step: the body ends after it, without the end frames */
 } k2a_sim_plan_t;
 
+#define K2A_SIM_KEEPOPEN_MS 60000
+
 typedef struct st_k2a_sim_cursor_t {
-    size_t step; /* nsteps: metering next; nsteps+1: contextUsage next; nsteps+2: done */
+    size_t step; /* nsteps: metadata next; nsteps+1: contextUsage next; nsteps+2: metering next; nsteps+3: done */
     size_t pos;
     uint64_t rng;
+    uint32_t text_frames; /* text frames produced (for [[sim:filtered after=N]]) */
 } k2a_sim_cursor_t;
 
 /* Parses the directives of text into plan. Returns 0, or K2A_EINVAL with a message in err (unknown directive, bad

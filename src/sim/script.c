@@ -323,7 +323,7 @@ static int apply_directive(k2a_sim_plan_t *plan, const char *name, param_t *para
             return fail(err, errsz, "kiro-sim: %s must be at least 1", "size");
         return 0;
     }
-    if (strcmp(name, "tool") == 0) {
+    if (strcmp(name, "tool") == 0 || strcmp(name, "cuttool") == 0) {
         uint32_t pieces;
         if ((r = get_uint(params, np, "pieces", 3, MAX_PIECES, &pieces, err, errsz)) != 0)
             return r;
@@ -343,6 +343,8 @@ static int apply_directive(k2a_sim_plan_t *plan, const char *name, param_t *para
         if (s->name == NULL || s->text == NULL)
             return K2A_ENOMEM;
         make_tool_id(s->id, rng);
+        if (name[0] == 'c') /* the answer ends here: input pieces without the last one, no stop, no metering */
+            s->cut = plan->cut_end = true;
         return plan_tool_cuts(s, pieces, rng);
     }
     if (strcmp(name, "websearch") == 0) {
@@ -373,6 +375,41 @@ static int apply_directive(k2a_sim_plan_t *plan, const char *name, param_t *para
             return K2A_ENOMEM;
         make_tool_id(s->id, rng);
         return plan_tool_cuts(s, 1, rng);
+    }
+    if (strcmp(name, "reasoning") == 0) {
+        k2a_sim_step_t *s = add_step(plan, K2A_SIM_STEP_REASONING);
+        if (s == NULL)
+            return fail(err, errsz, "kiro-sim: too many directives%s", "");
+        s->text = take_param(params, np, "text", "", &s->text_len);
+        s->signature = take_param(params, np, "signature", NULL, NULL);
+        s->redacted = take_param(params, np, "redacted", NULL, NULL);
+        if (s->text == NULL)
+            return K2A_ENOMEM;
+        return 0;
+    }
+    if (strcmp(name, "keepopen") == 0) {
+        plan->keepopen = true;
+        return 0;
+    }
+    if (strcmp(name, "stop") == 0) {
+        free(plan->stop_reason);
+        plan->stop_reason = take_param(params, np, "reason", NULL, NULL);
+        if (plan->stop_reason == NULL || plan->stop_reason[0] == '\0' || strpbrk(plan->stop_reason, "\"\\") != NULL)
+            return fail(err, errsz, "kiro-sim: %s needs reason=NAME", "stop");
+        return 0;
+    }
+    if (strcmp(name, "tokenusage") == 0) {
+        plan->have_tokens = true;
+        if ((r = get_uint(params, np, "in", 0, UINT32_MAX, &plan->tok_in, err, errsz)) != 0 ||
+            (r = get_uint(params, np, "out", 0, UINT32_MAX, &plan->tok_out, err, errsz)) != 0 ||
+            (r = get_uint(params, np, "cacheread", 0, UINT32_MAX, &plan->tok_cache_read, err, errsz)) != 0 ||
+            (r = get_uint(params, np, "cachewrite", 0, UINT32_MAX, &plan->tok_cache_write, err, errsz)) != 0)
+            return r;
+        return 0;
+    }
+    if (strcmp(name, "filtered") == 0) {
+        plan->filtered = true;
+        return get_uint(params, np, "after", 0, MAX_FRAMES, &plan->filtered_after, err, errsz);
     }
     if (strcmp(name, "thinking") == 0) {
         size_t tlen;
@@ -483,7 +520,8 @@ int k2a_sim_plan_parse(k2a_sim_plan_t *plan, const char *text, size_t len, char 
         if (r == 0) {
             r = apply_directive(plan, name, params, np, &rng, err, errsz);
             if (strcmp(name, "text") == 0 || strcmp(name, "tool") == 0 || strcmp(name, "websearch") == 0)
-                has_content = true;
+                if (strcmp(name, "text") == 0 || strcmp(name, "tool") == 0 || strcmp(name, "cuttool") == 0)
+                    has_content = true;
         }
         for (size_t i = 0; i < np; ++i)
             free(params[i].value);
@@ -520,6 +558,8 @@ void k2a_sim_plan_dispose(k2a_sim_plan_t *plan)
         free(plan->steps[i].text);
         free(plan->steps[i].name);
         free(plan->steps[i].cuts);
+        free(plan->steps[i].signature);
+        free(plan->steps[i].redacted);
     }
     free(plan->steps);
     plan->steps = NULL;
@@ -528,7 +568,8 @@ void k2a_sim_plan_dispose(k2a_sim_plan_t *plan)
     free(plan->exception_message);
     free(plan->status_message);
     free(plan->replay_file);
-    plan->exception_type = plan->exception_message = plan->status_message = plan->replay_file = NULL;
+    free(plan->stop_reason);
+    plan->exception_type = plan->exception_message = plan->status_message = plan->replay_file = plan->stop_reason = NULL;
 }
 
 void k2a_sim_cursor_init(k2a_sim_cursor_t *cur, const k2a_sim_plan_t *plan)
@@ -536,6 +577,7 @@ void k2a_sim_cursor_init(k2a_sim_cursor_t *cur, const k2a_sim_plan_t *plan)
     cur->step = 0;
     cur->pos = 0;
     cur->rng = plan->seed ^ 0x5bd1e995ULL;
+    cur->text_frames = 0;
 }
 
 int k2a_sim_append_raw_json(k2a_buf_t *out, const char *s, size_t n)
@@ -597,6 +639,28 @@ static int tool_frame(k2a_buf_t *out, k2a_buf_t *payload, const k2a_sim_step_t *
     return k2a_es_encode_event(out, "toolUseEvent", payload->base, payload->len);
 }
 
+/* reasoningContentEvent {"<key>":"<value>"} */
+static int reasoning_frame(k2a_buf_t *out, k2a_buf_t *payload, const char *key, const char *value, size_t len)
+{
+    int r;
+    if ((r = k2a_buf_appendf(payload, "{\"%s\":\"", key)) != 0 || (r = k2a_buf_append_json_escaped(payload, value, len)) != 0 ||
+        (r = k2a_buf_appendstr(payload, "\"}")) != 0)
+        return r;
+    return k2a_es_encode_event(out, "reasoningContentEvent", payload->base, payload->len);
+}
+
+/* The end of 1..8 code points of text from pos (a frame's worth). */
+static size_t text_piece_end(const char *text, size_t len, size_t pos, uint64_t *rng)
+{
+    size_t want = 1 + splitmix64(rng) % 8, e = pos;
+    for (size_t chars = 0; e < len && chars < want; ++chars) {
+        ++e;
+        while (e < len && ((unsigned char)text[e] & 0xc0) == 0x80)
+            ++e;
+    }
+    return e;
+}
+
 /* Produces the frame of step s at cur->pos; returns 1 (frame), 0 (step exhausted) or < 0. */
 static int step_frame(const k2a_sim_step_t *s, k2a_sim_cursor_t *cur, k2a_buf_t *out, k2a_buf_t *payload)
 {
@@ -604,12 +668,7 @@ static int step_frame(const k2a_sim_step_t *s, k2a_sim_cursor_t *cur, k2a_buf_t 
     case K2A_SIM_STEP_TEXT: {
         if (cur->pos >= s->text_len)
             return 0;
-        size_t want = 1 + splitmix64(&cur->rng) % 8, e = cur->pos;
-        for (size_t chars = 0; e < s->text_len && chars < want; ++chars) {
-            ++e;
-            while (e < s->text_len && ((unsigned char)s->text[e] & 0xc0) == 0x80)
-                ++e;
-        }
+        size_t e = text_piece_end(s->text, s->text_len, cur->pos, &cur->rng);
         int r = content_frame(out, payload, s->text + cur->pos, e - cur->pos);
         cur->pos = e;
         return r < 0 ? r : 1;
@@ -634,17 +693,49 @@ static int step_frame(const k2a_sim_step_t *s, k2a_sim_cursor_t *cur, k2a_buf_t 
         size_t phase = cur->pos++;
         if (phase == 0)
             return tool_frame(out, payload, s, NULL, 0, false) < 0 ? K2A_ENOMEM : 1;
-        if (phase <= s->pieces) {
+        if (phase <= s->pieces && !(s->cut && phase == s->pieces)) {
             size_t i = phase - 1;
             size_t from = i == 0 ? 0 : s->cuts[i - 1], to = i + 1 == s->pieces ? s->text_len : s->cuts[i];
             return tool_frame(out, payload, s, s->text + from, to - from, false) < 0 ? K2A_ENOMEM : 1;
         }
-        if (phase == s->pieces + 1)
+        if (phase == s->pieces + 1 && !s->cut)
             return tool_frame(out, payload, s, NULL, 0, true) < 0 ? K2A_ENOMEM : 1;
+        return 0;
+    }
+    case K2A_SIM_STEP_REASONING: {
+        if (cur->pos < s->text_len) {
+            size_t e = text_piece_end(s->text, s->text_len, cur->pos, &cur->rng);
+            int r = reasoning_frame(out, payload, "text", s->text + cur->pos, e - cur->pos);
+            cur->pos = e;
+            return r < 0 ? r : 1;
+        }
+        if (cur->pos == s->text_len) {
+            ++cur->pos;
+            if (s->signature != NULL)
+                return reasoning_frame(out, payload, "signature", s->signature, strlen(s->signature)) < 0 ? K2A_ENOMEM : 1;
+        }
+        if (cur->pos == s->text_len + 1) {
+            ++cur->pos;
+            if (s->redacted != NULL)
+                return reasoning_frame(out, payload, "redactedContent", s->redacted, strlen(s->redacted)) < 0 ? K2A_ENOMEM : 1;
+        }
         return 0;
     }
     }
     return 0;
+}
+
+/* The stopReason of metadataEvent: the directive's, else what the content implies. */
+static const char *stop_reason(const k2a_sim_plan_t *plan)
+{
+    if (plan->stop_reason != NULL)
+        return plan->stop_reason;
+    if (plan->filtered)
+        return "CONTENT_FILTERED";
+    for (size_t i = 0; i < plan->nsteps; ++i)
+        if (plan->steps[i].kind == K2A_SIM_STEP_TOOL)
+            return "TOOL_USE";
+    return "END_TURN";
 }
 
 int k2a_sim_next_frame(const k2a_sim_plan_t *plan, k2a_sim_cursor_t *cur, k2a_buf_t *out, bool *in_tail)
@@ -652,20 +743,45 @@ int k2a_sim_next_frame(const k2a_sim_plan_t *plan, k2a_sim_cursor_t *cur, k2a_bu
     k2a_buf_t payload = K2A_BUF_INIT(0);
     int r = 0;
     while (cur->step < plan->nsteps) {
-        if ((r = step_frame(&plan->steps[cur->step], cur, out, &payload)) != 0)
+        const k2a_sim_step_t *s = &plan->steps[cur->step];
+        bool text = s->kind == K2A_SIM_STEP_TEXT || s->kind == K2A_SIM_STEP_GENTEXT;
+        if (plan->filtered && text && cur->text_frames >= plan->filtered_after) {
+            cur->step = plan->nsteps; /* the content filter stopped the answer here */
+            break;
+        }
+        if ((r = step_frame(s, cur, out, &payload)) != 0) {
+            if (r == 1 && text)
+                ++cur->text_frames;
             goto Exit;
+        }
         ++cur->step;
         cur->pos = 0;
+        if (s->cut) {
+            cur->step = plan->nsteps + 3; /* a cut tool call: nothing after it */
+            break;
+        }
     }
     if (in_tail != NULL)
         *in_tail = true;
     if (cur->step == plan->nsteps) {
-        double credits = plan->have_credits ? plan->credits : K2A_SIM_DEFAULT_CREDITS;
-        k2a_buf_appendf(&payload, "{\"unit\":\"credit\",\"unitPlural\":\"credits\",\"usage\":%.10g}", credits);
-        r = k2a_es_encode_event(out, "meteringEvent", payload.base, payload.len) < 0 ? K2A_ENOMEM : 1;
+        k2a_buf_appendf(&payload, "{\"stopReason\":\"%s\"", stop_reason(plan));
+        if (plan->have_tokens) {
+            uint64_t total = (uint64_t)plan->tok_in + plan->tok_out + plan->tok_cache_read + plan->tok_cache_write;
+            k2a_buf_appendf(&payload,
+                            ",\"tokenUsage\":{\"uncachedInputTokens\":%u,\"cacheReadInputTokens\":%u,\"cacheWriteInputTokens\":%u,"
+                            "\"outputTokens\":%u,\"totalTokens\":%llu}",
+                            plan->tok_in, plan->tok_cache_read, plan->tok_cache_write, plan->tok_out, (unsigned long long)total);
+        }
+        k2a_buf_appendstr(&payload, "}");
+        r = k2a_es_encode_event(out, "metadataEvent", payload.base, payload.len) < 0 ? K2A_ENOMEM : 1;
     } else if (cur->step == plan->nsteps + 1) {
         k2a_buf_appendf(&payload, "{\"contextUsagePercentage\":%.10g}", plan->context_pct);
         r = k2a_es_encode_event(out, "contextUsageEvent", payload.base, payload.len) < 0 ? K2A_ENOMEM : 1;
+    } else if (cur->step == plan->nsteps + 2) {
+        /* Kiro's last frame, exactly this shape (KRA events/metering.rs) */
+        double credits = plan->have_credits ? plan->credits : K2A_SIM_DEFAULT_CREDITS;
+        k2a_buf_appendf(&payload, "{\"unit\":\"credit\",\"unitPlural\":\"credits\",\"usage\":%.10g}", credits);
+        r = k2a_es_encode_event(out, "meteringEvent", payload.base, payload.len) < 0 ? K2A_ENOMEM : 1;
     } else {
         r = 0;
     }

@@ -400,8 +400,8 @@ int conn_tls_handshake(conn_t *c, SSL_CTX *ctx, const char *host, bool verify, u
         if (ok != 1)
             return K2A_ENOMEM;
     }
-    if (c->origin->session != NULL && SSL_SESSION_is_resumable(c->origin->session))
-        SSL_set_session(c->ssl, c->origin->session);
+    if (c->aff != NULL && c->aff->session != NULL && SSL_SESSION_is_resumable(c->aff->session))
+        SSL_set_session(c->ssl, c->aff->session);
     for (;;) {
         ERR_clear_error();
         int r = SSL_do_handshake(c->ssl);

@@ -105,21 +105,46 @@ static void put_uint(k2a_buf_t *b, unsigned long long v)
     put(b, tmp + n, sizeof(tmp) - n);
 }
 
-static int build_head(k2a_buf_t *b, const k2a_http_request_t *req, size_t body_len)
+static bool name_eq(k2a_str_t name, const char *lit)
+{
+    size_t n = strlen(lit);
+    return name.len == n && strncasecmp(name.base, lit, n) == 0;
+}
+
+static void put_host(k2a_buf_t *b, const k2a_url_t *u)
+{
+    bool v6 = memchr(u->host.base, ':', u->host.len) != NULL;
+    put(b, "Host: ", 6);
+    if (v6)
+        put(b, "[", 1);
+    put(b, u->host.base, u->host.len);
+    if (v6)
+        put(b, "]", 1);
+    if (u->port != (u->tls ? 443 : 80)) {
+        put(b, ":", 1);
+        put_uint(b, u->port);
+    }
+    put(b, "\r\n", 2);
+}
+
+/* The request head: the caller's headers in their order with Host before headers[host_index]; a closing request without a
+ * Connection header of the caller's gets "Connection: close" after them; Content-Length last. */
+static int build_head(k2a_buf_t *b, const k2a_http_request_t *req, size_t body_len, bool close)
 {
     if (!is_token(req->method))
         return K2A_EINVAL;
     const k2a_url_t *u = req->url;
-    bool v6 = memchr(u->host.base, ':', u->host.len) != NULL;
-    bool default_port = u->port == (u->tls ? 443 : 80);
     bool bodyless = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
     size_t method_len = strlen(req->method);
-    /* method SP path " HTTP/1.1\r\nHost: " [host] ":65535\r\n", headers, "Content-Length: 20 digits\r\n\r\n" */
-    size_t need = method_len + 1 + u->path.len + 17 + u->host.len + 2 + 8 + 40;
+    /* method SP path " HTTP/1.1\r\n" "Host: [" host "]:65535\r\n", headers, "Connection: close\r\n",
+     * "Content-Length: 20 digits\r\n\r\n" */
+    size_t need = method_len + 1 + u->path.len + 11 + 6 + u->host.len + 2 + 8 + 19 + 40;
+    bool has_connection = false;
     for (size_t i = 0; i < req->nheaders; ++i) {
         const k2a_http_header_t *h = &req->headers[i];
         if (h->name.len == 0 || has_ctl(h->name) || has_ctl(h->value) || memchr(h->name.base, ':', h->name.len) != NULL)
             return K2A_EINVAL;
+        has_connection = has_connection || name_eq(h->name, "connection");
         need += h->name.len + 2 + h->value.len + 2;
     }
     int r = k2a_buf_reserve(b, need);
@@ -128,24 +153,20 @@ static int build_head(k2a_buf_t *b, const k2a_http_request_t *req, size_t body_l
     put(b, req->method, method_len);
     put(b, " ", 1);
     put(b, u->path.base, u->path.len);
-    put(b, " HTTP/1.1\r\nHost: ", 17);
-    if (v6)
-        put(b, "[", 1);
-    put(b, u->host.base, u->host.len);
-    if (v6)
-        put(b, "]", 1);
-    if (!default_port) {
-        put(b, ":", 1);
-        put_uint(b, u->port);
-    }
-    put(b, "\r\n", 2);
+    put(b, " HTTP/1.1\r\n", 11);
     for (size_t i = 0; i < req->nheaders; ++i) {
         const k2a_http_header_t *h = &req->headers[i];
+        if (i == req->host_index)
+            put_host(b, u);
         put(b, h->name.base, h->name.len);
         put(b, ": ", 2);
         put(b, h->value.base, h->value.len);
         put(b, "\r\n", 2);
     }
+    if (req->host_index >= req->nheaders)
+        put_host(b, u);
+    if (close && !has_connection)
+        put(b, "Connection: close\r\n", 19);
     if (body_len > 0 || !bodyless) {
         put(b, "Content-Length: ", 16);
         put_uint(b, body_len);
@@ -213,7 +234,7 @@ static int setup_body(resp_t *r, size_t nh)
             conn_keep |= token_in_list(v, "keep-alive");
         }
     }
-    r->keepalive = !conn_close && (r->pub.minor_version >= 1 || conn_keep);
+    r->keepalive = !conn_close && !r->close_conn && (r->pub.minor_version >= 1 || conn_keep);
     r->pub.content_length = -1;
     int status = r->pub.status;
     if (r->head_method || status == 204 || status == 304 || (status >= 100 && status < 200)) {
@@ -273,7 +294,7 @@ int http_exchange(resp_t *r, const k2a_http_request_t *req, uint32_t first_byte_
         body_len += req->body[i].len;
     k2a_buf_t hb;
     k2a_buf_init(&hb, REQUEST_HEAD_MAX);
-    int rc = build_head(&hb, req, body_len);
+    int rc = build_head(&hb, req, body_len, r->close_conn);
     if (rc != 0) {
         k2a_buf_dispose(&hb);
         return rc;

@@ -51,8 +51,20 @@ bool dns_parse_literal(const char *host, uint16_t port, k2a_sockaddr_t *out);
 /* ---- origins and connections ---- */
 
 typedef struct st_origin_t origin_t;
+typedef struct st_aff_t aff_t;
 typedef struct st_conn_t conn_t;
 typedef struct st_slot_waiter_t slot_waiter_t;
+
+/* One affinity key of an origin (an account, or 0 for calls without one): its idle connections and its TLS session, so
+ * that neither a connection nor a resumption ticket is ever shared by two accounts. Created on first use, freed with the
+ * origin (the keys are the pool's accounts: bounded). */
+struct st_aff_t {
+    aff_t *next; /* hash chain */
+    uint64_t key;
+    SSL_SESSION *session; /* the latest session the server gave us on this key, offered on its next handshake */
+    conn_t *idle;         /* idle connections of this key, most recently used first (aff_next/aff_prev) */
+    size_t nidle;
+};
 
 struct st_origin_t {
     origin_t *next;
@@ -61,11 +73,12 @@ struct st_origin_t {
     uint16_t port;
     bool tls;
     bool proxied;
-    SSL_SESSION *session; /* the latest session the server gave us, offered on the next handshake */
-    conn_t *idle;         /* idle connections, most recently used first */
+    conn_t *idle, *idle_tail; /* every idle connection of the origin, most recently used first (idle_next/idle_prev) */
     size_t nidle;
     size_t nconns; /* slots taken: connecting + busy + idle */
     slot_waiter_t *waiters_head, *waiters_tail;
+    aff_t **affs; /* hash table of the affinity keys (chained), naffs_cap buckets (a power of two) */
+    size_t naffs, naffs_cap;
 };
 
 enum { CONN_WAIT_NONE = 0, CONN_WAIT_CONNECT, CONN_WAIT_READ, CONN_WAIT_WRITE };
@@ -80,7 +93,9 @@ struct st_conn_t {
     uv_write_t write_req;
     k2a_upstream_t *up;
     origin_t *origin;
+    aff_t *aff; /* the only affinity key whose requests this connection carries */
     conn_t *idle_next, *idle_prev;
+    conn_t *aff_next, *aff_prev;
     k2a_coro_t *waiter; /* the coroutine parked on this connection */
     int wait_kind;
     int timeout_err; /* the code an expiring timer yields for the current await */
@@ -106,7 +121,7 @@ int conn_open(k2a_upstream_t *up, origin_t *origin, const k2a_sockaddr_t *addr, 
 /* Sends CONNECT host:port through the proxy at the other end of c and awaits a 2xx. Returns 0, K2A_EPROXY,
  * K2A_ECONNECT_TIMEOUT, K2A_ECANCELED. */
 int conn_proxy_connect(conn_t *c, const char *host, uint16_t port, const char *proxy_auth, uint64_t timeout_ms);
-/* Runs the TLS handshake (SNI, verification against host, ALPN http/1.1, session resumption from c->origin). Returns 0,
+/* Runs the TLS handshake (SNI, verification against host, ALPN http/1.1, session resumption from c->aff). Returns 0,
  * K2A_ETLS_VERIFY, K2A_ETLS_HANDSHAKE, K2A_ECONNECT_TIMEOUT, K2A_ECANCELED, K2A_ENOMEM. */
 int conn_tls_handshake(conn_t *c, SSL_CTX *ctx, const char *host, bool verify, uint64_t timeout_ms);
 /* Awaits application bytes. Returns their count with *data pointing into the connection (valid until the next conn call),
@@ -131,7 +146,7 @@ void conn_idle_stop(conn_t *c);
 
 /* A connection holding a slot closed: give the slot back and wake a waiter. */
 void pool_on_conn_closed(conn_t *c);
-/* A TLS session arrived for c's origin. Takes ownership of sess. */
+/* A TLS session arrived for c's origin and affinity key. Takes ownership of sess. */
 void pool_on_new_session(conn_t *c, SSL_SESSION *sess);
 
 /* ---- HTTP/1.1 (http.c) ---- */
@@ -157,7 +172,8 @@ typedef struct st_resp_t {
     bool done;
     bool keepalive;
     bool head_method;
-    bool got_bytes; /* any response byte arrived (no retry after that) */
+    bool got_bytes;  /* any response byte arrived (no retry after that) */
+    bool close_conn; /* set by the caller of http_exchange: send Connection: close, never keep the connection */
 } resp_t;
 
 resp_t *http_resp_create(k2a_upstream_t *up);

@@ -4,6 +4,9 @@
  * failure), tunnel through the proxy, handshake, exchange; a request that fails on a reused connection
  * before any response byte is retried once on a new connection. Origins are few (the AWS endpoints), so
  * they live in a list; an origin is keyed by scheme, host, port and whether it goes through the proxy.
+ * Within an origin, connections belong to one affinity key (an account): idle ones are found per key, and
+ * the origin's bounds (connections, idle connections) are shared by evicting the least recently used idle
+ * connection of any key, so that no account's idle connections can starve another's.
  */
 #include <openssl/err.h>
 #include <stdlib.h>
@@ -102,21 +105,118 @@ static void slot_give_back(origin_t *o)
     slot_signal(o);
 }
 
-/* ---- pool ---- */
+/* ---- affinity keys ---- */
+
+static size_t aff_bucket(uint64_t key, size_t cap)
+{
+    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
+}
+
+/* The origin's entry for key, created on first use. NULL without memory. */
+static aff_t *aff_get(origin_t *o, uint64_t key)
+{
+    if (o->affs != NULL)
+        for (aff_t *a = o->affs[aff_bucket(key, o->naffs_cap)]; a != NULL; a = a->next)
+            if (a->key == key)
+                return a;
+    if (o->affs == NULL || o->naffs >= 2 * o->naffs_cap) {
+        /* (re)hash: chains stay short however many accounts the pool holds */
+        size_t cap = o->affs == NULL ? 16 : 2 * o->naffs_cap;
+        aff_t **t = calloc(cap, sizeof(*t));
+        if (t == NULL)
+            return NULL;
+        for (size_t i = 0; i < o->naffs_cap; ++i)
+            for (aff_t *a = o->affs[i], *n; a != NULL; a = n) {
+                n = a->next;
+                size_t b = aff_bucket(a->key, cap);
+                a->next = t[b];
+                t[b] = a;
+            }
+        free(o->affs);
+        o->affs = t;
+        o->naffs_cap = cap;
+    }
+    aff_t *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return NULL;
+    a->key = key;
+    size_t b = aff_bucket(key, o->naffs_cap);
+    a->next = o->affs[b];
+    o->affs[b] = a;
+    ++o->naffs;
+    return a;
+}
+
+static void affs_free(origin_t *o)
+{
+    for (size_t i = 0; i < o->naffs_cap; ++i)
+        for (aff_t *a = o->affs[i], *n; a != NULL; a = n) {
+            n = a->next;
+            if (a->session != NULL)
+                SSL_SESSION_free(a->session);
+            free(a);
+        }
+    free(o->affs);
+    o->affs = NULL;
+    o->naffs = o->naffs_cap = 0;
+}
+
+/* ---- pool: every idle connection is on two lists, its origin's (LRU order, for eviction) and its key's (for reuse) ---- */
+
+static void idle_link(conn_t *c)
+{
+    origin_t *o = c->origin;
+    aff_t *a = c->aff;
+    c->idle = 1;
+    c->idle_prev = NULL;
+    c->idle_next = o->idle;
+    if (o->idle != NULL)
+        o->idle->idle_prev = c;
+    else
+        o->idle_tail = c;
+    o->idle = c;
+    ++o->nidle;
+    c->aff_prev = NULL;
+    c->aff_next = a->idle;
+    if (a->idle != NULL)
+        a->idle->aff_prev = c;
+    a->idle = c;
+    ++a->nidle;
+    ++o->up->stats.conns_idle;
+}
 
 static void idle_unlink(conn_t *c)
 {
     origin_t *o = c->origin;
+    aff_t *a = c->aff;
     if (c->idle_prev != NULL)
         c->idle_prev->idle_next = c->idle_next;
     else
         o->idle = c->idle_next;
     if (c->idle_next != NULL)
         c->idle_next->idle_prev = c->idle_prev;
+    else
+        o->idle_tail = c->idle_prev;
     c->idle_next = c->idle_prev = NULL;
+    if (c->aff_prev != NULL)
+        c->aff_prev->aff_next = c->aff_next;
+    else
+        a->idle = c->aff_next;
+    if (c->aff_next != NULL)
+        c->aff_next->aff_prev = c->aff_prev;
+    c->aff_next = c->aff_prev = NULL;
+    --a->nidle;
     c->idle = 0;
     --o->nidle;
     --o->up->stats.conns_idle;
+}
+
+/* Closes the origin's least recently used idle connection (whatever its key) to make room. */
+static void evict_lru(origin_t *o)
+{
+    ++o->up->stats.conns_idle_closed;
+    ++o->up->stats.conns_evicted;
+    conn_close(o->idle_tail); /* unlinks it and gives its slot back (pool_on_conn_closed) */
 }
 
 void pool_on_conn_closed(conn_t *c)
@@ -132,16 +232,20 @@ void pool_on_conn_closed(conn_t *c)
 
 void pool_on_new_session(conn_t *c, SSL_SESSION *sess)
 {
-    origin_t *o = c->origin;
-    if (o->session != NULL)
-        SSL_SESSION_free(o->session);
-    o->session = sess;
+    aff_t *a = c->aff;
+    if (a == NULL) {
+        SSL_SESSION_free(sess);
+        return;
+    }
+    if (a->session != NULL)
+        SSL_SESSION_free(a->session);
+    a->session = sess;
 }
 
 static int on_new_session(SSL *ssl, SSL_SESSION *sess)
 {
     conn_t *c = SSL_get_app_data(ssl);
-    if (c == NULL || c->origin == NULL)
+    if (c == NULL || c->aff == NULL)
         return 0;
     pool_on_new_session(c, sess);
     return 1; /* we keep the reference */
@@ -151,33 +255,30 @@ static void pool_put(conn_t *c)
 {
     origin_t *o = c->origin;
     k2a_upstream_t *up = o->up;
-    if (o->nidle >= up->cfg.max_idle_per_origin || !conn_usable(c)) {
+    bool key_full = c->aff->key != 0 && c->aff->nidle >= up->cfg.max_idle_per_affinity;
+    if (up->cfg.max_idle_per_origin == 0 || key_full || !conn_usable(c)) {
         ++up->stats.conns_idle_closed;
         conn_release(c);
         return;
     }
+    if (o->nidle >= up->cfg.max_idle_per_origin)
+        evict_lru(o); /* the newest connection is the likeliest to be wanted again */
     c->owned = 0;
-    c->idle = 1;
-    c->idle_prev = NULL;
-    c->idle_next = o->idle;
-    if (o->idle != NULL)
-        o->idle->idle_prev = c;
-    o->idle = c;
-    ++o->nidle;
-    ++up->stats.conns_idle;
+    idle_link(c);
     conn_idle_start(c, up->cfg.pool_idle_timeout_ms);
     slot_signal(o);
 }
 
-/* Takes an idle connection (*out) or a slot for a new one (*out == NULL). */
-static int acquire(origin_t *o, bool allow_idle, uint32_t timeout_ms, conn_t **out)
+/* Takes an idle connection of key a (*out) or a slot for a new one (*out == NULL). At the origin's connection limit, an idle
+ * connection of another key is closed for the slot rather than waiting for a busy one to finish. */
+static int acquire(origin_t *o, aff_t *a, bool allow_idle, uint32_t timeout_ms, conn_t **out)
 {
     k2a_upstream_t *up = o->up;
     uint64_t deadline = timeout_ms != 0 ? uv_now(up->loop) + timeout_ms : UINT64_MAX;
     *out = NULL;
     for (;;) {
-        while (allow_idle && o->idle != NULL) {
-            conn_t *c = o->idle;
+        while (allow_idle && a->idle != NULL) {
+            conn_t *c = a->idle;
             idle_unlink(c);
             conn_idle_stop(c);
             c->owned = 1;
@@ -191,6 +292,10 @@ static int acquire(origin_t *o, bool allow_idle, uint32_t timeout_ms, conn_t **o
         if (o->nconns < up->cfg.max_conns_per_origin) {
             ++o->nconns;
             return 0;
+        }
+        if (o->idle_tail != NULL) {
+            evict_lru(o);
+            continue;
         }
         uint64_t now = uv_now(up->loop);
         if (now >= deadline)
@@ -221,7 +326,7 @@ static origin_t *origin_get(k2a_upstream_t *up, const k2a_url_t *url, const char
 }
 
 /* DNS, TCP (next address on failure), proxy tunnel, TLS. The slot is the caller's. */
-static int establish(k2a_upstream_t *up, origin_t *o, uint32_t connect_timeout_ms, conn_t **out)
+static int establish(k2a_upstream_t *up, origin_t *o, aff_t *aff, uint32_t connect_timeout_ms, conn_t **out)
 {
     const char *host = o->proxied ? up->proxy_host : o->host;
     uint16_t port = o->proxied ? up->proxy.port : o->port;
@@ -250,8 +355,10 @@ static int establish(k2a_upstream_t *up, origin_t *o, uint32_t connect_timeout_m
                 attempt = 1;
         }
         r = conn_open(up, o, &addrs.addr[i], attempt, &c);
-        if (r == 0)
+        if (r == 0) {
+            c->aff = aff;
             break;
+        }
         err = r;
         if (r == K2A_ECANCELED || r == K2A_ENOMEM)
             return r;
@@ -343,7 +450,9 @@ int k2a_upstream_request(k2a_upstream_t *up, const k2a_http_request_t *req, k2a_
     int rc;
     resp_t *r = NULL;
     origin_t *o = origin_get(up, url, host, proxied);
-    if (o == NULL || (r = http_resp_create(up)) == NULL) {
+    aff_t *aff = o != NULL ? aff_get(o, req->affinity) : NULL;
+    bool close = req->close || up->cfg.reuse_never;
+    if (aff == NULL || (r = http_resp_create(up)) == NULL) {
         rc = K2A_ENOMEM;
         goto done;
     }
@@ -355,13 +464,13 @@ int k2a_upstream_request(k2a_upstream_t *up, const k2a_http_request_t *req, k2a_
             break;
         }
         conn_t *c;
-        if ((rc = acquire(o, !retried, connect_timeout, &c)) != 0)
+        if ((rc = acquire(o, aff, !retried && !close, connect_timeout, &c)) != 0)
             break;
         bool reused = c != NULL;
         if (reused) {
             ++up->stats.conns_reused;
         } else {
-            if ((rc = establish(up, o, connect_timeout, &c)) != 0) {
+            if ((rc = establish(up, o, aff, connect_timeout, &c)) != 0) {
                 slot_give_back(o);
                 break;
             }
@@ -371,6 +480,7 @@ int k2a_upstream_request(k2a_upstream_t *up, const k2a_http_request_t *req, k2a_
         }
         r->conn = c;
         r->idle_timeout_ms = idle_timeout;
+        r->close_conn = close;
         rc = http_exchange(r, req, fb_timeout);
         if (rc == 0) {
             r->pub.reused = reused;
@@ -415,6 +525,11 @@ void k2a_upstream_release(k2a_http_response_t *resp)
     }
     --r->up->inflight;
     http_resp_free(r);
+}
+
+bool k2a_upstream_keeps_alive(const k2a_upstream_t *up)
+{
+    return !up->cfg.reuse_never;
 }
 
 void k2a_upstream_get_stats(const k2a_upstream_t *up, k2a_upstream_stats_t *out)
@@ -574,6 +689,8 @@ int k2a_upstream_create(uv_loop_t *loop, const k2a_upstream_config_t *cfg, k2a_u
         up->cfg.max_conns_per_origin = 256;
     if (up->cfg.dns_timeout_ms == 0)
         up->cfg.dns_timeout_ms = 5000;
+    if (up->cfg.max_idle_per_affinity == 0)
+        up->cfg.max_idle_per_affinity = 32;
     int r;
     if ((r = copy_strings(up, cfg)) != 0 || (r = setup_proxy(up)) != 0 || (r = setup_tls(up)) != 0 ||
         (r = dns_create(loop, &up->cfg, &up->stats, &up->dns)) != 0) {
@@ -597,8 +714,7 @@ void k2a_upstream_destroy(k2a_upstream_t *up)
             conn_close(o->idle);
         while (o->waiters_head != NULL)
             slot_finish(o->waiters_head, K2A_ECANCELED);
-        if (o->session != NULL)
-            SSL_SESSION_free(o->session);
+        affs_free(o);
         free(o->host);
         free(o);
     }

@@ -1,7 +1,8 @@
 /*
  * The upstream HTTP/1.1 client: every call to AWS (chat, refresh, usage) goes through it. One
  * k2a_upstream_t per loop holds the c-ares resolver (with a TTL cache), the OpenSSL client context
- * (with a TLS session per origin) and a keep-alive connection pool per origin. Requests are made from
+ * (with a TLS session per origin) and a keep-alive connection pool per origin and affinity key (one
+ * account's requests per connection). Requests are made from
  * coroutines (core/coro.h) and await loop events; nothing here blocks the loop.
  *
  * Design: TLS runs through OpenSSL memory BIOs over uv_tcp_t; the response head is parsed by
@@ -60,13 +61,17 @@ typedef struct st_k2a_upstream_config_t {
     bool tls_insecure;              /* skip certificate and host name verification (logs a warning at create) */
     const char *proxy;              /* "http://[user:pass@]host:port" for CONNECT tunnels (https and http origins), or NULL */
     const char *no_proxy;           /* NO_PROXY list, see k2a_no_proxy_match; NULL = none */
+    /* connection affinity (see k2a_http_request_t.affinity) */
+    bool reuse_never;               /* every request on a new connection with Connection: close (KIRO_UPSTREAM_REUSE=never) */
+    uint32_t max_idle_per_affinity; /* idle connections kept per non-zero affinity key; default 4 (0 = default) */
 } k2a_upstream_config_t;
 
 /* Fills every field with its default (no proxy, system DNS, system CA store). */
 void k2a_upstream_config_init(k2a_upstream_config_t *cfg);
 /* Overrides fields from the environment: KIRO_CONNECT_TIMEOUT_MS, KIRO_FIRST_BYTE_TIMEOUT_MS, KIRO_IDLE_TIMEOUT_MS,
  * KIRO_DNS_TIMEOUT_MS, KIRO_DNS_MAX_TTL, KIRO_DNS_CACHE_MAX, KIRO_DNS_SERVERS, KIRO_UPSTREAM_MAX_CONNS,
- * KIRO_UPSTREAM_MAX_IDLE, KIRO_UPSTREAM_POOL_IDLE_MS, KIRO_CA_FILE, KIRO_TLS_INSECURE (1/true/yes), KIRO_UPSTREAM_PROXY
+ * KIRO_UPSTREAM_MAX_IDLE, KIRO_UPSTREAM_POOL_IDLE_MS, KIRO_UPSTREAM_MAX_IDLE_PER_ACCOUNT, KIRO_UPSTREAM_REUSE (account|never),
+ * KIRO_CA_FILE, KIRO_TLS_INSECURE (1/true/yes), KIRO_UPSTREAM_PROXY
  * (else HTTPS_PROXY, else https_proxy), NO_PROXY (else no_proxy). String fields point into the environment. Returns 0 or
  * K2A_ECONFIG (the variable's name is logged) when a number does not parse. */
 int k2a_upstream_config_from_env(k2a_upstream_config_t *cfg);
@@ -90,7 +95,8 @@ typedef struct st_k2a_http_header_t {
 typedef struct st_k2a_http_request_t {
     const k2a_url_t *url;             /* borrowed until k2a_upstream_request returns */
     const char *method;               /* "POST", "GET", ... */
-    const k2a_http_header_t *headers; /* extra headers; Host, Content-Length and Connection are written by the client */
+    const k2a_http_header_t *headers; /* extra headers; the client writes Host (see host_index), Content-Length, and
+                                       * Connection: close on a closing request that has no Connection header */
     size_t nheaders;
     const uv_buf_t *body; /* the body as iovecs (sent without copying over plain TCP, encrypted once over TLS), or NULL */
     size_t nbody;
@@ -98,6 +104,12 @@ typedef struct st_k2a_http_request_t {
     uint32_t connect_timeout_ms;
     uint32_t first_byte_timeout_ms;
     uint32_t idle_timeout_ms;
+    /* Connection affinity: a connection only ever carries requests of one key (the account id for calls made with an account's
+     * token; 0 = calls without an account, which share their own connections). Idle connections are pooled per origin AND
+     * key. */
+    uint64_t affinity;
+    bool close;        /* send Connection: close and never reuse the connection (also forced by cfg.reuse_never) */
+    size_t host_index; /* Host is written before headers[host_index] (0 = first; >= nheaders = after the last) */
 } k2a_http_request_t;
 
 typedef struct st_k2a_http_response_t {
@@ -146,6 +158,10 @@ k2a_str_t k2a_http_response_header(const k2a_http_response_t *resp, const char *
  * otherwise (body not fully read, error, Connection: close, cancellation). Frees resp. Callable outside coroutines. */
 void k2a_upstream_release(k2a_http_response_t *resp);
 
+/* False when the client never reuses a connection (cfg.reuse_never): callers that fix their header order put their own
+ * "Connection: close" where it belongs (the client appends one to requests that have none). */
+bool k2a_upstream_keeps_alive(const k2a_upstream_t *up);
+
 /* ---- statistics (/metrics) ---- */
 
 typedef enum en_k2a_upstream_outcome_t {
@@ -174,6 +190,7 @@ typedef struct st_k2a_upstream_stats_t {
     uint64_t conns_open;        /* gauge: established connections now open (busy + idle) */
     uint64_t conns_idle;        /* gauge: idle connections in the pools */
     uint64_t conns_idle_closed; /* idle connections dropped: peer closed, unexpected data, idle timeout, pool full */
+    uint64_t conns_evicted;     /* of which closed to make room for another affinity key (slot or idle bound reached) */
     uint64_t dns_cache_hits;
     uint64_t dns_cache_misses;                   /* lookups that needed a query (or joined one in flight) */
     uint64_t dns_queries;                        /* queries handed to c-ares */

@@ -164,6 +164,7 @@ void k2a_upstream_config_init(k2a_upstream_config_t *cfg)
     cfg->dns_cache_max = 256;
     cfg->max_conns_per_origin = 256;
     cfg->max_idle_per_origin = 32;
+    cfg->max_idle_per_affinity = 32;
     cfg->pool_idle_timeout_ms = 30000;
     cfg->max_header_bytes = 64 * 1024;
     cfg->max_headers = 100;
@@ -206,6 +207,7 @@ int k2a_upstream_config_from_env(k2a_upstream_config_t *cfg)
         {"KIRO_UPSTREAM_MAX_CONNS", offsetof(k2a_upstream_config_t, max_conns_per_origin)},
         {"KIRO_UPSTREAM_MAX_IDLE", offsetof(k2a_upstream_config_t, max_idle_per_origin)},
         {"KIRO_UPSTREAM_POOL_IDLE_MS", offsetof(k2a_upstream_config_t, pool_idle_timeout_ms)},
+        {"KIRO_UPSTREAM_MAX_IDLE_PER_ACCOUNT", offsetof(k2a_upstream_config_t, max_idle_per_affinity)},
     };
     int r;
     for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); ++i)
@@ -223,6 +225,13 @@ int k2a_upstream_config_from_env(k2a_upstream_config_t *cfg)
         cfg->proxy = s;
     if ((s = env_str("NO_PROXY")) != NULL || (s = env_str("no_proxy")) != NULL)
         cfg->no_proxy = s;
+    if ((s = env_str("KIRO_UPSTREAM_REUSE")) != NULL) {
+        if (strcasecmp(s, "account") != 0 && strcasecmp(s, "never") != 0) {
+            k2a_error("invalid KIRO_UPSTREAM_REUSE=%s: expected account or never", s);
+            return K2A_ECONFIG;
+        }
+        cfg->reuse_never = strcasecmp(s, "never") == 0;
+    }
     return 0;
 }
 

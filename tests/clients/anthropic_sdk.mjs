@@ -2,7 +2,7 @@
 // messages.create (non-stream), messages.stream with a tool (inputJson events, finalMessage), messages.countTokens, and
 // the typed error of an unknown model. Prints one JSON document with what the SDK returned; the python test asserts.
 // Env: K2A_BASE_URL (http://127.0.0.1:PORT), K2A_KEY (the gateway's client key), K2A_MODEL.
-import Anthropic, { NotFoundError } from '@anthropic-ai/sdk';
+import Anthropic, { BadRequestError } from '@anthropic-ai/sdk';
 
 const client = new Anthropic({ baseURL: process.env.K2A_BASE_URL, apiKey: process.env.K2A_KEY, maxRetries: 0, timeout: 60000 });
 const model = process.env.K2A_MODEL || 'claude-sonnet-4-5';
@@ -47,12 +47,13 @@ out.stream = { partials, lastSnapshot: snapshots[snapshots.length - 1] ?? null, 
 // 3. countTokens of the same request
 out.countTokens = await client.messages.countTokens({ model, tools: [tool], messages });
 
-// 4. an unknown model is the SDK's NotFoundError
+// 4. a model no account has is the SDK's BadRequestError (400) naming the model and what is available
 try {
   await client.messages.create({ model: 'claude-no-such-model', max_tokens: 10, messages: [{ role: 'user', content: 'x' }] });
   out.unknownModel = { thrown: false };
 } catch (e) {
-  out.unknownModel = { thrown: true, notFound: e instanceof NotFoundError, status: e.status, type: e.error?.error?.type ?? null };
+  out.unknownModel = { thrown: true, badRequest: e instanceof BadRequestError, status: e.status, type: e.error?.error?.type ?? null,
+                      message: e.error?.error?.message ?? '' };
 }
 
 console.log(JSON.stringify(out));

@@ -6,15 +6,17 @@
  * thinking omitted, bit 2 dedupe, bit 3 a 64-byte tool-input limit, bit 4 end with a transport error, bit 5 OpenAI
  * stream_options.include_usage), then records [kind u8][len u16 BE][bytes]. kind % 10: 0 assistantResponseEvent
  * (payload as is), 1 toolUseEvent (as is), 2 meteringEvent, 3 contextUsageEvent, 4 exception frame
- * (ContentLengthExceededException when len is even, else ThrottlingException), 5 error frame, 6 an unknown event,
- * 7 assistantResponseEvent {"content":"<bytes>"}, 8 toolUseEvent piece {"name":"T","toolUseId":"t<kind/10>",
- * "input":"<bytes>"}, 9 the same with "stop":true.
- * Invariants: MESSAGE_START first, consecutive indices, one open block, deltas of the open block's kind and valid
- * UTF-8, exactly one STOP or ERROR and it is last; both streaming writers accept every event, and what they write
- * (checked after every frame, the way the HTTP layer sends it) is well-formed SSE with consecutive block / tool-call
- * indices, ends with message_stop / [DONE] or an error, and never presents a tool call as complete unless its input is
- * a JSON object (or the stop reason is a length stop); both dialects agree on the outcome and the number of tool calls; each
- * aggregator either renders a JSON document (tool inputs / arguments JSON objects) or fails with a K2A_E* code and writes nothing.
+ * (ContentLengthExceededException when len is even, else ThrottlingException), 5 error frame, 6 the 2026 events by
+ * (kind / 10) % 8: 0 messageMetadataEvent, 1 metadataEvent, 2 reasoningContentEvent, 3 invalidStateEvent (payload as is),
+ * 4 metadataEvent {"stopReason":"<bytes>"}, 5 / 6 / 7 reasoningContentEvent {"text" / "signature" / "redactedContent":
+ * "<bytes>"}; kind % 10 == 7 assistantResponseEvent {"content":"<bytes>"}, 8 toolUseEvent piece
+ * {"name":"T","toolUseId":"t<kind/10>", "input":"<bytes>"}, 9 the same with "stop":true. Invariants: MESSAGE_START first,
+ * consecutive indices, one open block, deltas of the open block's kind and valid UTF-8, exactly one STOP or ERROR and it is last;
+ * both streaming writers accept every event, and what they write (checked after every frame, the way the HTTP layer sends it) is
+ * well-formed SSE with consecutive block / tool-call indices, ends with message_stop / [DONE] or an error, and never presents a
+ * tool call as complete unless its input is a JSON object (or the stop reason is a length stop); both dialects agree on the outcome
+ * and the number of tool calls; each aggregator either renders a JSON document (tool inputs / arguments JSON objects) or fails with
+ * a K2A_E* code and writes nothing.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -97,17 +99,21 @@ static int on_event(void *ctx, const k2a_ir_event_t *ev)
         CHECK(ev->index == c->next);
         c->open = c->next++;
         c->open_kind = ev->block;
+        if (ev->block == K2A_BLOCK_REDACTED_THINKING)
+            CHECK(ev->text.len != 0 && utf8_valid((const unsigned char *)ev->text.base, ev->text.len));
         if (ev->block == K2A_BLOCK_TOOL_USE)
             CHECK(ev->tool_id.len != 0 && ev->tool_name.len != 0 &&
                   utf8_valid((const unsigned char *)ev->tool_name.base, ev->tool_name.len));
         break;
     case K2A_EV_DELTA:
-        CHECK(ev->index == c->open && ev->block == c->open_kind);
+        CHECK(ev->index == c->open && ev->block == c->open_kind && ev->block != K2A_BLOCK_REDACTED_THINKING);
         CHECK(ev->text.len != 0);
         CHECK(utf8_valid((const unsigned char *)ev->text.base, ev->text.len));
         break;
     case K2A_EV_BLOCK_STOP:
         CHECK(ev->index == c->open);
+        CHECK(ev->signature.len == 0 ||
+              (c->open_kind == K2A_BLOCK_THINKING && utf8_valid((const unsigned char *)ev->signature.base, ev->signature.len)));
         c->open = -1;
         break;
     case K2A_EV_STOP:
@@ -254,8 +260,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             k2a_es_encode(&frame, h, 3, b, len);
             break;
         }
-        case 6:
-            k2a_es_encode_event(&frame, "messageMetadataEvent", b, len);
+        case 6: /* the 2026 events, by (kind / 10) % 8 */
+            switch ((kind / 10) % 8) {
+            case 0:
+                k2a_es_encode_event(&frame, "messageMetadataEvent", b, len);
+                break;
+            case 1:
+                k2a_es_encode_event(&frame, "metadataEvent", b, len);
+                break;
+            case 2:
+                k2a_es_encode_event(&frame, "reasoningContentEvent", b, len);
+                break;
+            case 3:
+                k2a_es_encode_event(&frame, "invalidStateEvent", b, len);
+                break;
+            default: {
+                static const char *const keys[] = {"stopReason", "text", "signature", "redactedContent"};
+                const char *et = (kind / 10) % 8 == 4 ? "metadataEvent" : "reasoningContentEvent";
+                k2a_buf_appendf(&payload, "{\"%s\":\"", keys[(kind / 10) % 8 - 4]);
+                json_raw(&payload, b, len);
+                k2a_buf_appendstr(&payload, "\"}");
+                k2a_es_encode_event(&frame, et, payload.base, payload.len);
+                break;
+            }
+            }
             break;
         case 7:
             k2a_buf_appendstr(&payload, "{\"content\":\"");
@@ -272,6 +300,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (frame.len != 0)
             feed(&p, &frame);
+        /* metadataEvent said MAX_TOKENS / MODEL_CONTEXT_WINDOW_EXCEEDED: a partial tool input may be kept */
+        if (p.stop_override == K2A_STOP_MAX_TOKENS || p.stop_override == K2A_STOP_CONTEXT_WINDOW)
+            acheck.length_cut = true;
         /* the HTTP layer sends what the writers staged after every frame, then resets */
         sse_anthropic_feed(&acheck, &out);
         sse_openai_feed(&ocheck, &oout);

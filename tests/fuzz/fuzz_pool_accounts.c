@@ -5,9 +5,11 @@
  * (bytes after an embedded NUL are ignored, as for an environment variable).
  * Invariants: an accepted list has 1..K2A_POOL_MAX_ACCOUNTS entries, at least one enabled, each with a non-blank
  * refresh token of at most 16384 bytes, a description of at most 120 bytes without control characters, clientId and
- * clientSecret exactly for IdC entries, no two entries with the same auth and refresh token; a refused input gives
+ * clientSecret exactly for IdC entries (clientId, tokenEndpoint and scope for ExternalIdp; a "ksk_" key, an apiRegion and
+ * no profileArn for ApiKey), every region known and every profileArn well-formed, a machineId absent or of 64 lowercase
+ * hex digits, no two entries with the same auth and refresh token; a refused input gives
  * K2A_ECONFIG/K2A_ENOMEM with a one-line message that starts with "KIRO_AUTH_TOKEN: " and never contains a refresh
- * token or client secret of the input (found with an independent yajl_tree walk) outside the auth value it quotes;
+ * token, client secret or API key of the input (found with an independent yajl_tree walk) outside the auth value it quotes;
  * secrets made only of characters that the fixed message texts use are not checked, since they could match those texts
  * by chance.
  */
@@ -19,6 +21,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "pool/pool.h"
+#include "pool/region.h"
 
 #define CHECK(c, ...)                                                                                                              \
     do {                                                                                                                           \
@@ -47,7 +50,7 @@ static void check_no_secret(yajl_val v, const char *err, const char *quoted)
     for (size_t i = 0; i < v->u.object.len; ++i) {
         const char *k = v->u.object.keys[i];
         yajl_val s = v->u.object.values[i];
-        if ((strcmp(k, "refreshToken") != 0 && strcmp(k, "clientSecret") != 0) || !YAJL_IS_STRING(s))
+        if ((strcmp(k, "refreshToken") != 0 && strcmp(k, "clientSecret") != 0 && strcmp(k, "apiKey") != 0) || !YAJL_IS_STRING(s))
             continue;
         const char *secret = s->u.string;
         /* the message may quote an auth value (a secret inside it is the input's own doing), and a secret made only of
@@ -82,11 +85,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(e->description != NULL && strlen(e->description) <= 120, "entry %zu description", i);
             for (const char *p = e->description; *p; ++p)
                 CHECK((unsigned char)*p >= 0x20, "entry %zu description has a control character", i);
+            CHECK(e->machine_id == NULL || (strlen(e->machine_id) == 64 && strspn(e->machine_id, "0123456789abcdef") == 64),
+                  "entry %zu machineId not 64 lowercase hex", i);
             if (e->auth == K2A_AUTH_IDC)
                 CHECK(e->client_id != NULL && e->client_secret != NULL && !blank(e->client_id) && !blank(e->client_secret),
                       "entry %zu IdC credentials", i);
+            else if (e->auth == K2A_AUTH_EXTERNAL_IDP)
+                CHECK(e->client_id != NULL && !blank(e->client_id) && e->client_secret == NULL && e->token_endpoint != NULL &&
+                          e->scope != NULL,
+                      "entry %zu ExternalIdp fields", i);
+            else if (e->auth == K2A_AUTH_API_KEY)
+                CHECK(e->client_id == NULL && e->client_secret == NULL && strncmp(e->refresh_token, "ksk_", 4) == 0 &&
+                          k2a_region_index(e->api_region) >= 0 && e->profile_arn == NULL,
+                      "entry %zu ApiKey fields", i);
             else
                 CHECK(e->auth == K2A_AUTH_SOCIAL && e->client_id == NULL && e->client_secret == NULL, "entry %zu Social", i);
+            CHECK(!e->builder_id || e->auth == K2A_AUTH_IDC, "entry %zu Builder ID that is not IdC", i);
+            CHECK(e->profile_arn == NULL || k2a_arn_parse(e->profile_arn, NULL) == 0, "entry %zu profileArn", i);
+            CHECK(e->region[0] == '\0' || k2a_region_index(e->region) >= 0, "entry %zu region", i);
+            CHECK(e->api_region[0] == '\0' || k2a_region_index(e->api_region) >= 0, "entry %zu apiRegion", i);
             for (size_t j = 0; j < i; ++j)
                 CHECK(list.entries[j].auth != e->auth || strcmp(list.entries[j].refresh_token, e->refresh_token) != 0,
                       "entries %zu and %zu are duplicates", j, i);

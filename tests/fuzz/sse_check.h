@@ -174,7 +174,11 @@ static void sse_anthropic_block(void *ctx, const char *b, size_t n)
                         "content_block_start index %lld, expected %d with no block open (open: %d)", index, c->next_index, c->open);
             yajl_val cb = sse_get(v, "content_block");
             const char *ct = sse_str(cb, "type");
-            SSE_REQUIRE(ct != NULL && (!strcmp(ct, "text") || !strcmp(ct, "thinking") || !strcmp(ct, "tool_use")), "block type");
+            SSE_REQUIRE(ct != NULL && (!strcmp(ct, "text") || !strcmp(ct, "thinking") || !strcmp(ct, "tool_use") ||
+                                       !strcmp(ct, "redacted_thinking")),
+                        "block type");
+            if (!strcmp(ct, "redacted_thinking"))
+                SSE_REQUIRE(sse_str(cb, "data") != NULL, "redacted_thinking block without data");
             if (!strcmp(ct, "tool_use")) {
                 yajl_val in = sse_get(cb, "input");
                 SSE_REQUIRE(sse_str(cb, "id") != NULL && sse_str(cb, "id")[0] && sse_str(cb, "name") != NULL &&
@@ -193,6 +197,8 @@ static void sse_anthropic_block(void *ctx, const char *b, size_t n)
             SSE_REQUIRE(dt != NULL, "delta without type");
             if (!strcmp(c->open_type, "text"))
                 SSE_REQUIRE(!strcmp(dt, "text_delta") && sse_str(delta, "text") != NULL, "text block got %s", dt);
+            else if (!strcmp(c->open_type, "redacted_thinking"))
+                SSE_FAIL("a delta (%s) in a redacted_thinking block", dt);
             else if (!strcmp(c->open_type, "thinking"))
                 SSE_REQUIRE((!strcmp(dt, "thinking_delta") && sse_str(delta, "thinking") != NULL) ||
                                 (!strcmp(dt, "signature_delta") && sse_str(delta, "signature") != NULL),

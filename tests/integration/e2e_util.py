@@ -60,7 +60,7 @@ def check_sse(tc, data):
         elif e == "message_delta":
             tc.assertIsNone(open_idx, "message_delta with block %s open" % open_idx)
             tc.assertIn(d["delta"]["stop_reason"], ("end_turn", "tool_use", "max_tokens", "stop_sequence",
-                                                    "model_context_window_exceeded"))
+                                                    "model_context_window_exceeded", "refusal"))
         elif e == "message_stop":
             tc.assertEqual(evs[i - 1][0], "message_delta")
             ended = "message_stop"

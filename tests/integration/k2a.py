@@ -159,6 +159,7 @@ class Gateway(Proc):
 # The gateway's tests run kiro-sim in its 2025 mode until the gateway speaks Kiro as it is in 2026; K2A_SIM_MODERN=1
 # runs them against the 2026 rules (flip the default here once the gateway passes them).
 SIM_MODE_ARGS = [] if os.environ.get("K2A_SIM_MODERN") == "1" else ["--legacy-2025"]
+CURRENT_MODELS = ("claude-opus-4.8", "claude-opus-5")
 
 
 class Sim(Proc):
@@ -166,6 +167,10 @@ class Sim(Proc):
         if "--fixtures-dir" not in args:  # [[sim:replay file=...]] reads the upstream captures
             args = ["--fixtures-dir", os.path.join(FIXTURES, "upstream")] + list(args)
         args = SIM_MODE_ARGS + list(args)
+        # current Kiro modelIds the gateway maps Claude Code's names to, in case this kiro-sim does not know them yet
+        # (it then also lists them in ListAvailableModels)
+        for model in CURRENT_MODELS:
+            args = list(args) + ["--model", model]
         super().__init__([SIM, "--port", "0"] + list(args), env=env, name="kiro-sim")
 
     @property

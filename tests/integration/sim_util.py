@@ -314,14 +314,24 @@ def hist_assistant(content, tool_uses=None):
     return {"assistantResponseMessage": m}
 
 
-def assert_healthy_tail(frames):
-    """A healthy reply ends with meteringEvent then contextUsageEvent."""
-    assert len(frames) >= 2, frames
-    assert frames[-2].event_type == "meteringEvent", frames[-2]
-    m = frames[-2].json()
+TAIL = 3  # metadataEvent, contextUsageEvent, meteringEvent
+
+
+def assert_healthy_tail(frames, stop_reason=None):
+    """A healthy reply ends as Kiro's do: metadataEvent{stopReason}, contextUsageEvent, meteringEvent (the last frame,
+    exactly {"unit","unitPlural","usage"})."""
+    assert len(frames) >= TAIL, frames
+    assert frames[-3].event_type == "metadataEvent", frames[-3]
+    meta = frames[-3].json()
+    assert isinstance(meta["stopReason"], str) and "tokenUsage" not in meta, meta
+    if stop_reason is not None:
+        assert meta["stopReason"] == stop_reason, meta
+    assert frames[-2].event_type == "contextUsageEvent", frames[-2]
+    assert isinstance(frames[-2].json()["contextUsagePercentage"], (int, float))
+    assert frames[-1].event_type == "meteringEvent", frames[-1]
+    m = frames[-1].json()
+    assert list(m) == ["unit", "unitPlural", "usage"], m
     assert m["unit"] == "credit" and m["unitPlural"] == "credits" and isinstance(m["usage"], float), m
-    assert frames[-1].event_type == "contextUsageEvent", frames[-1]
-    assert isinstance(frames[-1].json()["contextUsagePercentage"], (int, float))
 
 
 def run_tests(tests):

@@ -45,7 +45,12 @@ class ClaudeCode(unittest.TestCase):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "LANG": "C.UTF-8",
                "ANTHROPIC_BASE_URL": "http://127.0.0.1:%d" % self.gw.port, "ANTHROPIC_API_KEY": CLIENT_KEY,
                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_TELEMETRY": "1", "DISABLE_AUTOUPDATER": "1",
-               "DISABLE_ERROR_REPORTING": "1", "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+               "DISABLE_ERROR_REPORTING": "1", "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1",
+               # this Claude Code's default (claude-opus-5-5) is not a Kiro model: the gateway never downgrades it
+               # silently (test_default_model_not_on_kiro_is_a_clear_error), so pick models Kiro serves
+               "ANTHROPIC_MODEL": "claude-opus-4-8", "ANTHROPIC_SMALL_FAST_MODEL": "claude-haiku-4-5",
+               "ANTHROPIC_DEFAULT_HAIKU_MODEL": "claude-haiku-4-5"}
+        env.update(getattr(self, "extra_env", {}))
         try:
             r = subprocess.run([CLAUDE, "-p", prompt, "--output-format", "json"] + list(args), env=env, cwd=cwd,
                                capture_output=True, text=True, timeout=60 * SLOW, stdin=subprocess.DEVNULL)

@@ -58,7 +58,8 @@ class DialectEquivalence(unittest.TestCase):
                 self.assertEqual(st, 200)
                 bodies.append(sent)
             a, o = (json.loads(b) for b in bodies)
-            self.assertEqual(a["conversationState"]["conversationId"], "conv-equivalence-test")
+            # X-Conversation-ID is not a UUID: the gateway maps it onto one, md5("kiro2api-conversation|" + id)
+            self.assertEqual(a["conversationState"]["conversationId"], "096d0891-7569-358b-ba66-e45a5933f83b")
             self.assertEqual(len(a["conversationState"]["history"]), 4)  # system pair + the tool round
             self.assertEqual(a, o)
             self.assertEqual(bodies[0], bodies[1])  # byte for byte, not only the same JSON value

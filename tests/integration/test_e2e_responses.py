@@ -35,7 +35,8 @@ class Responses(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.sim = Sim()
+        # the replay goldens name claude-3-5-haiku-20241022 (Kiro modelId claude-haiku-3.5, which kiro-sim does not list)
+        cls.sim = Sim(["--model", "claude-haiku-3.5"])
         cls.gw = Gateway(env=sim_accounts_env(cls.sim, ["sim-ok-resp"]))
         cls.n = 0
 

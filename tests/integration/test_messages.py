@@ -46,7 +46,7 @@ class Messages(unittest.TestCase):
         st, h, data = self.post(body("hello there"))
         self.assertEqual(st, 200, data)
         self.assertTrue(h["content-type"].startswith("text/event-stream"))
-        self.assertEqual(h["x-kiro-model"], "CLAUDE_SONNET_4_5_20250929_V1_0")
+        self.assertEqual(h["x-kiro-model"], "claude-sonnet-4.5")
         evs = parse_sse(data)
         names = [e for e, _ in evs]
         self.assertEqual(names[0], "message_start")
@@ -103,10 +103,17 @@ class Messages(unittest.TestCase):
         self.assertEqual(msg["content"][-1]["name"], "lookup_20250101")
 
     def test_validator_400_is_an_anthropic_400(self):
-        # an assistant-only conversation is repaired by the normalizer, but an unknown model is the client's problem
+        # an assistant-only conversation is repaired by the normalizer, but a model no account has is the client's problem
+        # (Kiro answers INVALID_MODEL_ID, or the accounts' catalogs lack it): a 400 naming the model
         st, _, data = self.post(body("hi", model="gpt-nope"))
-        self.assertEqual(st, 404, data)
-        self.assertEqual(json.loads(data)["error"]["type"], "not_found_error")
+        self.assertEqual(st, 400, data)
+        err = json.loads(data)["error"]
+        self.assertEqual(err["type"], "invalid_request_error")
+        self.assertIn('model "gpt-nope" is not available on any configured Kiro account', err["message"])
+        # a name that cannot be a model at all
+        st, _, data = self.post(body("hi", model="claude\u0007opus"))
+        self.assertEqual(st, 400, data)
+        self.assertIn("not a valid model name", json.loads(data)["error"]["message"])
         st, _, data = self.post({"model": MODEL, "max_tokens": 10, "messages": "not a list"})
         self.assertEqual(st, 400)
         err = json.loads(data)["error"]

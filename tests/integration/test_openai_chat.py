@@ -190,7 +190,9 @@ class OpenAIChat(unittest.TestCase):
             ({"model": MODEL, "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "tool_calls": [
                 {"type": "function", "function": {"name": "f", "arguments": "{}"}}]}]}, AUTH, 400,
              "missing_required_parameter", "messages[1].tool_calls[0].id"),
-            ({"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}, AUTH, 404, "model_not_found", "no-such-model"),
+            ({"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}, AUTH, 400, "model_not_found", "no-such-model"),
+            ({"model": "x" * 129, "messages": [{"role": "user", "content": "hi"}]}, AUTH, 400, "invalid_value",
+             "not a valid model name"),
             ({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}, {"authorization": "Bearer wrong"}, 401,
              "invalid_api_key", ""),
             ('{"model": "x", "messages": [', AUTH, 400, "invalid_json", "malformed JSON"),

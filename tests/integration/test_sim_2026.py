@@ -9,7 +9,7 @@ import json
 import time
 import urllib.parse
 
-from sim_util import (BUILDER_ID_ARN, KIRO_HEADERS, SOCIAL_ARN, SOCIAL_EU_ARN, Sim, hist_assistant, hist_user, parse_frames,
+from sim_util import (BUILDER_ID_ARN, assert_healthy_tail, KIRO_HEADERS, SOCIAL_ARN, SOCIAL_EU_ARN, Sim, hist_assistant, hist_user, parse_frames,
                       request_body, run_checked, run_tests, sim_binary, tool_spec)
 
 MALFORMED = {"message": "Improperly formed request.", "reason": None}
@@ -69,7 +69,7 @@ def gen(sim, token, body, region=None, headers=None, expect=None):
 def ok(sim, token, body, region=None, headers=None):
     st, data = gen(sim, token, body, region, headers)
     assert st == 200, (st, data[:300])
-    assert parse_frames(data)[-1].event_type == "contextUsageEvent"
+    assert_healthy_tail(parse_frames(data))
 
 
 def aws_json(sim, token, target, body, region="us-east-1", extra=None):
@@ -313,7 +313,7 @@ def test_rule13_aws_json_generate():
     t = refresh(SIM, "sim-ok-awsjson")["accessToken"]
     st, hd, data = aws_json(SIM, t, "AmazonCodeWhispererStreamingService.GenerateAssistantResponse", request_body("hi"))
     assert st == 200 and hd["content-type"] == "application/vnd.amazon.eventstream"
-    assert parse_frames(data)[-1].event_type == "contextUsageEvent"
+    assert_healthy_tail(parse_frames(data))
     st, _, data = aws_json(SIM, t, "AmazonCodeWhispererStreamingService.GenerateAssistantResponse", request_body("hi"),
                            region="eu-central-1")
     assert (st, json.loads(data)) == (400, MALFORMED), "the Social ARN is in us-east-1"

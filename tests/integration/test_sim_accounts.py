@@ -143,7 +143,7 @@ def test_generate_per_account_kind():
         assert (st, json.loads(data)) == (status, body), name
     token = SIM.refresh("sim-ok-g")
     st, headers, data = SIM.generate(token, request_body("hi"))
-    assert st == 200 and parse_frames(data)[-1].event_type == "contextUsageEvent"
+    assert st == 200 and parse_frames(data)[-1].event_type == "meteringEvent"
     assert re.match(r"^[0-9a-f]{8}-", headers["x-amzn-requestid"])
 
 

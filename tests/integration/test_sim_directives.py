@@ -33,7 +33,7 @@ def frames_of(content, **kw):
 
 def test_echo_default():
     frames, body = frames_of("hello wörld 你好 ok")
-    content = frames[:-2]
+    content = frames[:-3]
     assert all(f.event_type == "assistantResponseEvent" for f in content), frames
     assert text_of(frames) == "echo: hello wörld 你好 ok"
     for f in content:
@@ -44,10 +44,10 @@ def test_echo_default():
         assert f.header_names == [":event-type", ":content-type", ":message-type"], f.header_names
         assert f.header_types == [7, 7, 7]
         assert f.headers[":content-type"] == "application/json" and f.message_type == "event"
-    assert_healthy_tail(frames)
+    assert_healthy_tail(frames, "END_TURN")
     size = len(json.dumps(body, ensure_ascii=False).encode())
-    assert frames[-1].json()["contextUsagePercentage"] == round(size / 8000.0, 2)
-    assert frames[-2].json()["usage"] == 0.0123
+    assert frames[-2].json()["contextUsagePercentage"] == round(size / 8000.0, 2)
+    assert frames[-1].json()["usage"] == 0.0123
 
 
 def test_echo_limits_and_strips_directives():
@@ -60,7 +60,8 @@ def test_echo_limits_and_strips_directives():
 
 def test_text_frames():
     frames, _ = frames_of("[[sim:text frames=5 size=10]]")
-    assert [f.event_type for f in frames] == ["assistantResponseEvent"] * 5 + ["meteringEvent", "contextUsageEvent"]
+    assert [f.event_type for f in frames] == ["assistantResponseEvent"] * 5 + ["metadataEvent", "contextUsageEvent",
+                                                                                      "meteringEvent"]
     pieces = [f.json()["content"] for f in frames[:5]]
     assert all(len(p.encode()) == 10 for p in pieces)
     assert "".join(pieces) == (PHRASE * 2)[:50]
@@ -100,8 +101,8 @@ def test_tool_pieces_split_utf8():
     assert broken >= 1, "no piece ends inside a UTF-8 sequence: %r" % parts
     # the raw bytes of the partial sequence are in the payload itself (not \u escapes, not U+FFFD)
     assert any(b"\xef\xbf\xbd" not in f.payload and b"\xe5" in f.payload for f in frames)
-    assert frames[first_tool + 8:][0].event_type == "meteringEvent"
-    assert_healthy_tail(frames)
+    assert frames[first_tool + 8:][0].event_type == "metadataEvent"
+    assert_healthy_tail(frames, "TOOL_USE")
     # deterministic: the same request gives the same bytes
     status, _, data1, _ = gen(content)
     status, _, data2, _ = gen(content)
@@ -115,7 +116,7 @@ def test_multiple_tools_in_sequence():
     id1, _ = tool_input_check(frames[0:], "Read", '{"path":"/a"}', 2)
     id2, _ = tool_input_check(frames[4:], "Write", '{"path":"/b","content":"ü"}', 3)
     assert id1 != id2
-    assert [f.event_type for f in frames[9:]] == ["meteringEvent", "contextUsageEvent"]
+    assert [f.event_type for f in frames[9:]] == ["metadataEvent", "contextUsageEvent", "meteringEvent"]
 
 
 def test_tool_directive_in_tool_result():
@@ -134,8 +135,8 @@ def test_thinking():
     frames, _ = frames_of("why? [[sim:thinking]]")
     text = text_of(frames)
     assert text.startswith("<thinking>") and "</thinking>\n\necho: why?" in text, text
-    assert not any("<thinking>" in f.json().get("content", "") for f in frames[:-2])
-    assert not any("</thinking>" in f.json().get("content", "") for f in frames[:-2])
+    assert not any("<thinking>" in f.json().get("content", "") for f in frames[:-3])
+    assert not any("</thinking>" in f.json().get("content", "") for f in frames[:-3])
     frames, _ = frames_of('[[sim:thinking text="hmm"]][[sim:text frames=1 size=3]]')
     assert text_of(frames) == "<thinking>hmm</thinking>\n\nlor"
 
@@ -257,12 +258,12 @@ def test_badcrc():
         raise AssertionError("CRC error expected")
     except CrcError as e:
         assert "message CRC of frame 2" in str(e), e
-    # the frames after the corrupted one are intact: 5 text + metering + contextUsage in all
+    # the frames after the corrupted one are intact: 5 text + metadata + contextUsage + metering in all
     off, n = 0, 0
     while off < len(data):
         off += int.from_bytes(data[off:off + 4], "big")
         n += 1
-    assert off == len(data) and n == 7
+    assert off == len(data) and n == 8
 
 
 def test_end_clean_without_tail():
@@ -281,8 +282,8 @@ def test_stall_and_drip():
     c.close()
     t0 = time.monotonic()
     frames, _ = frames_of("[[sim:text frames=4 size=3]][[sim:drip ms=150]]")
-    assert len(frames) == 6
-    assert time.monotonic() - t0 >= 0.75, "6 frames dripped every 150 ms take at least 5 intervals"
+    assert len(frames) == 7
+    assert time.monotonic() - t0 >= 0.9, "7 frames dripped every 150 ms take at least 6 intervals"
     t0 = time.monotonic()
     status, _, data, _ = gen("[[sim:status code=429]][[sim:stall ms=300]]")
     assert status == 429 and time.monotonic() - t0 >= 0.3
@@ -290,7 +291,7 @@ def test_stall_and_drip():
 
 def test_drip_frames_arrive_one_by_one():
     head, chunks, clean = raw_http(request_body("[[sim:text frames=3 size=5]][[sim:drip ms=20]]"), TOKEN)
-    assert clean and len(chunks) == 5
+    assert clean and len(chunks) == 6
     assert [f.event_type for f in parse_frames(b"".join(chunks))][:3] == ["assistantResponseEvent"] * 3
     for c in chunks:  # one frame per write
         assert len(parse_frames(c)) == 1
@@ -315,8 +316,8 @@ def test_replay_fixture():
 
 def test_usage_directive_and_unknown_directive():
     frames, _ = frames_of("[[sim:usage credits=0.5 context=99.5]] hi")
-    assert frames[-2].json() == {"unit": "credit", "unitPlural": "credits", "usage": 0.5}
-    assert frames[-1].json() == {"contextUsagePercentage": 99.5}
+    assert frames[-1].json() == {"unit": "credit", "unitPlural": "credits", "usage": 0.5}
+    assert frames[-2].json() == {"contextUsagePercentage": 99.5}
     for bad in ("[[sim:frobnicate]]", "[[sim:text frames=x]]", "[[sim:text frames=2", "[[sim:tool input={]]"):
         status, _, data, _ = gen(bad)
         assert status == 400 and json.loads(data)["reason"] == "SIM_DIRECTIVE", (bad, data)

@@ -58,7 +58,7 @@ def test_concurrent_drip_streams():
     for head, body in results:
         assert head.startswith(b"HTTP/1.1 200"), head[:40]
         frames = parse_frames(body)
-        assert len(frames) == 7 and len(text_of(frames)) == 80
+        assert len(frames) == 8 and len(text_of(frames)) == 80
         assert_healthy_tail(frames)
     s = SIM.stats()
     assert s["streams_total"] == N and s["open_streams"] == 0, s

@@ -48,7 +48,7 @@ def check(body, status, expect, rule=None):
 
 def accepted(body):
     data = check(body, 200, None)
-    assert parse_frames(data)[-1].event_type == "contextUsageEvent"
+    assert parse_frames(data)[-1].event_type == "meteringEvent"
 
 
 def rejected(rule, mutate, expect=MALFORMED, base=None):

@@ -117,22 +117,25 @@ static void test_conversation_id_precedence(void **state)
             "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
     f->p.session_header = K2A_STRLIT("hdr-session");
     f->p.conversation_header = K2A_STRLIT("hdr-conv");
-    assert_str(k2a_kiro_conversation_id(&f->req, &f->p, &f->arena), "hdr-session");
+    /* not a UUID: mapped onto one, md5("kiro2api-conversation|hdr-session") with version 3 bits */
+    assert_str(k2a_kiro_conversation_id(&f->req, &f->p, &f->arena), "5bc7e941-a9e2-3f13-9a8a-2455f53b7b8d");
+    f->p.session_header = K2A_STRLIT("6F9619FF-8B86-D011-B42D-00C04FC964FF"); /* a UUID: as it is */
+    assert_str(k2a_kiro_conversation_id(&f->req, &f->p, &f->arena), "6F9619FF-8B86-D011-B42D-00C04FC964FF");
     f->p.session_header = K2A_STR_NULL;
     assert_str(k2a_kiro_conversation_id(&f->req, &f->p, &f->arena), "0b4445e1-f5be-49e1-87ce-62bbc28ad705");
     f->req.session_id = K2A_STR_NULL;
-    assert_str(k2a_kiro_conversation_id(&f->req, &f->p, &f->arena), "hdr-conv");
+    assert_str(k2a_kiro_conversation_id(&f->req, &f->p, &f->arena), "3058aea5-af6c-33f9-800c-05b721a264e2");
     char big[300];
     memset(big, 'x', sizeof(big));
     f->p.conversation_header = k2a_str(big, sizeof(big)); /* over 256 bytes: ignored */
-    /* md5("127.0.0.1|golden-test|2026010100")[0..8] */
-    assert_str(k2a_kiro_conversation_id(&f->req, &f->p, &f->arena), "conv-bf9df79ab65cccb1");
+    /* md5("127.0.0.1|golden-test|2026010100") as a UUID */
+    assert_str(k2a_kiro_conversation_id(&f->req, &f->p, &f->arena), "bf9df79a-b65c-3cb1-a786-35653dcc7564");
     f->p.now += 3599; /* same hour bucket */
-    assert_str(k2a_kiro_conversation_id(&f->req, &f->p, &f->arena), "conv-bf9df79ab65cccb1");
+    assert_str(k2a_kiro_conversation_id(&f->req, &f->p, &f->arena), "bf9df79a-b65c-3cb1-a786-35653dcc7564");
     f->p.now += 1;
     k2a_str_t next = k2a_kiro_conversation_id(&f->req, &f->p, &f->arena);
-    assert_false(k2a_str_eq_lit(next, "conv-bf9df79ab65cccb1"));
-    assert_int_equal(next.len, 21);
+    assert_false(k2a_str_eq_lit(next, "bf9df79a-b65c-3cb1-a786-35653dcc7564"));
+    assert_int_equal(next.len, 36);
 }
 
 static void test_continuation_id(void **state)
@@ -155,11 +158,15 @@ static void test_continuation_id(void **state)
     first[36] = '\0';
     assert_int_equal(build(f), 0);
     assert_false(k2a_str_eq_lit(f->res.agent_continuation_id, first)); /* fresh per request */
-    f->p.continuation_header = K2A_STRLIT("my-continuation");
+    f->p.continuation_header = K2A_STRLIT("my-continuation");          /* not a UUID: ignored */
     assert_int_equal(build(f), 0);
-    assert_str(f->res.agent_continuation_id, "my-continuation");
+    assert_int_equal(f->res.agent_continuation_id.len, 36);
+    f->p.continuation_header = K2A_STRLIT("7f3c2a1e-9b4d-4e6f-8a1b-2c3d4e5f6a7b");
+    assert_int_equal(build(f), 0);
+    assert_str(f->res.agent_continuation_id, "7f3c2a1e-9b4d-4e6f-8a1b-2c3d4e5f6a7b");
     yajl_val v = parse_out(f);
-    assert_string_equal(YAJL_GET_STRING(get(v, "conversationState", "agentContinuationId", NULL, NULL)), "my-continuation");
+    assert_string_equal(YAJL_GET_STRING(get(v, "conversationState", "agentContinuationId", NULL, NULL)),
+                        "7f3c2a1e-9b4d-4e6f-8a1b-2c3d4e5f6a7b");
     yajl_tree_free(v);
 }
 
@@ -269,7 +276,7 @@ static void test_payload_budget_drops_just_enough(void **state)
     fx_t *f = *state;
     char *body = pairs_request(10, 500, true);
     load(f, body);
-    f->p.continuation_header = K2A_STRLIT("fixed"); /* same bytes on every build */
+    f->p.continuation_header = K2A_STRLIT("7f3c2a1e-9b4d-4e6f-8a1b-2c3d4e5f6a7b"); /* same bytes on every build */
     assert_int_equal(build(f), 0);
     size_t full = f->out.len;
     assert_int_equal(f->res.history_turns_dropped, 0);
@@ -307,18 +314,18 @@ static void test_build_result(void **state)
          "{\"model\":\"claude-opus-4-8-thinking\",\"tools\":[{\"name\":\"mcp__this_tool_name_is_definitely_longer_than_sixty_four_"
          "bytes_in_total\"}],\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
     assert_int_equal(build(f), 0);
-    assert_str(f->res.kiro_model_id, "CLAUDE_SONNET_4_5_20250929_V1_0");
+    assert_str(f->res.kiro_model_id, "claude-opus-4.8");
     assert_str(f->res.public_model, "claude-opus-4-8");
     assert_true(f->res.thinking);
     assert_int_equal(f->res.tool_names.n, 1);
     assert_str(k2a_tool_names_to_client(&f->res.tool_names, f->res.tool_names.pairs[0].kiro),
                "mcp__this_tool_name_is_definitely_longer_than_sixty_four_bytes_in_total");
     assert_int_equal(f->res.payload_bytes, f->out.len);
-    assert_str(f->res.conversation_id, "conv-bf9df79ab65cccb1");
+    assert_str(f->res.conversation_id, "bf9df79a-b65c-3cb1-a786-35653dcc7564");
 
-    load(f, "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
-    assert_int_equal(build(f), K2A_EMODEL_UNKNOWN);
-    assert_non_null(strstr(f->err.message, "model \"gpt-4o\" is not available"));
+    load(f, "{\"model\":\"gpt 4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+    assert_int_equal(build(f), K2A_EMODEL_INVALID);
+    assert_non_null(strstr(f->err.message, "model \"gpt 4o\" is not a valid model name"));
 
     load(f, SIMPLE);
     k2a_buf_dispose(&f->out);

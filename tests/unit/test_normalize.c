@@ -196,8 +196,9 @@ static const char *thinking_prefix(fx_t *f, const char *json, bool forced, const
 {
     static char out[512];
     load(f, json);
-    k2a_str_t sys = k2a_cstr(system);
-    assert_int_equal(k2a_norm_thinking_prefix(&f->w, &f->cfg, forced, &f->arena, &sys, on), 0);
+    k2a_str_t sys = k2a_cstr(system), native;
+    assert_int_equal(k2a_norm_thinking_prefix(&f->w, &f->cfg, forced, &f->arena, &sys, on, &native), 0);
+    assert_int_equal(native.len, 0); /* f->cfg.native_effort is false */
     snprintf(out, sizeof(out), "%.*s", (int)sys.len, sys.base != NULL ? sys.base : "");
     return out;
 }
@@ -244,6 +245,60 @@ static void test_thinking_prefix(void **state)
                                         "<thinking_mode>enabled</thinking_mode> mine", &on),
                         "<thinking_mode>enabled</thinking_mode> mine");
     assert_true(on);
+#undef M
+}
+
+/* kiro-protocol-2026.md §7: no thinking below max_tokens 512 (Claude Code's 64..512-token side requests came back empty),
+ * the budget at most 3/4 of max_tokens, adaptive effort sent natively when the model takes it (and then no tags). */
+static void test_thinking_max_tokens_guards(void **state)
+{
+    fx_t *f = *state;
+    bool on;
+#define M ",\"messages\":[{\"role\":\"user\",\"content\":\"u\"}]}"
+    assert_string_equal(
+        thinking_prefix(f, "{\"model\":\"m\",\"max_tokens\":64,\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":4096}" M, false,
+                        "S", &on),
+        "S");
+    assert_false(on);
+    assert_string_equal(
+        thinking_prefix(f, "{\"model\":\"m\",\"max_tokens\":511,\"thinking\":{\"type\":\"adaptive\"}" M, false, "S", &on), "S");
+    assert_false(on);
+    /* forced by a -thinking model name: the same guard */
+    assert_string_equal(thinking_prefix(f, "{\"model\":\"m\",\"max_tokens\":100" M, true, "S", &on), "S");
+    assert_false(on);
+    /* 512 is enough; the budget is cut to 3/4 of max_tokens (below the 1024 floor: the cap wins) */
+    assert_string_equal(
+        thinking_prefix(f, "{\"model\":\"m\",\"max_tokens\":512,\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":4096}" M,
+                        false, NULL, &on),
+        "<thinking_mode>enabled</thinking_mode><max_thinking_length>384</max_thinking_length>");
+    assert_true(on);
+    /* Claude Code: max_tokens 32000, budget_tokens 31999 */
+    assert_string_equal(
+        thinking_prefix(f, "{\"model\":\"m\",\"max_tokens\":32000,\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":31999}" M,
+                        false, NULL, &on),
+        "<thinking_mode>enabled</thinking_mode><max_thinking_length>24000</max_thinking_length>");
+    assert_string_equal(
+        thinking_prefix(f, "{\"model\":\"m\",\"max_tokens\":8000,\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":7999}" M,
+                        false, NULL, &on),
+        "<thinking_mode>enabled</thinking_mode><max_thinking_length>6000</max_thinking_length>");
+    /* adaptive has no budget: max_tokens only gates it */
+    assert_string_equal(
+        thinking_prefix(f, "{\"model\":\"m\",\"max_tokens\":600,\"thinking\":{\"type\":\"adaptive\"}" M, false, NULL, &on),
+        "<thinking_mode>adaptive</thinking_mode><thinking_effort>high</thinking_effort>");
+    /* native effort: no tags, the effort is handed back */
+    load(f, "{\"model\":\"m\",\"max_tokens\":64000,\"thinking\":{\"type\":\"adaptive\"},\"output_config\":{\"effort\":\"max\"}" M);
+    f->cfg.native_effort = true;
+    k2a_str_t sys = K2A_STRLIT("S"), native;
+    assert_int_equal(k2a_norm_thinking_prefix(&f->w, &f->cfg, false, &f->arena, &sys, &on, &native), 0);
+    assert_str(sys, "S");
+    assert_str(native, "max");
+    assert_true(on);
+    /* enabled thinking keeps its tags even then (the native field carries an effort, not a budget) */
+    load(f, "{\"model\":\"m\",\"max_tokens\":64000,\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":2048}" M);
+    assert_int_equal(k2a_norm_thinking_prefix(&f->w, &f->cfg, false, &f->arena, &sys, &on, &native), 0);
+    assert_int_equal(native.len, 0);
+    assert_true(strstr(sys.base, "<max_thinking_length>2048<") != NULL);
+    f->cfg.native_effort = false;
 #undef M
 }
 
@@ -377,13 +432,14 @@ static void test_tool_name(void **state)
     /* unknown names map to themselves */
     assert_str(k2a_tool_names_to_client(&names, K2A_STRLIT("Bash")), "Bash");
     assert_str(k2a_tool_names_to_client(NULL, K2A_STRLIT("Bash")), "Bash");
-    /* the prefix never cuts a UTF-8 character: 50 ASCII bytes then 3-byte characters */
+    /* characters outside [a-zA-Z0-9_-] become '_' (a UTF-8 character counts as one): 50 ASCII bytes then 3-byte characters */
     char utf[200];
     memset(utf, 'x', 50);
     strcpy(utf + 50, "\xe5\x90\x8d\xe5\x90\x8d\xe5\x90\x8d\xe5\x90\x8d\xe5\x90\x8d");
     assert_int_equal(k2a_norm_tool_name(k2a_cstr(utf), &names, &f->arena, &out), 0);
-    assert_int_equal(out.len, 50 + 13);
+    assert_int_equal(out.len, 64);
     assert_int_equal(out.base[50], '_');
+    assert_true(k2a_norm_tool_name_ok(out));
     /* two long names with the same prefix differ */
     char n70a[71], n70b[71];
     memset(n70a, 'c', 70);
@@ -447,17 +503,23 @@ static void test_tool_schema(void **state)
 {
     fx_t *f = *state;
     k2a_str_t out;
-    assert_int_equal(k2a_norm_tool_schema(K2A_STR_NULL, &f->arena, &out), 0);
+    assert_int_equal(k2a_norm_tool_schema(K2A_STR_NULL, K2A_TOOL_SCHEMA_STRICT, &f->arena, &out), 0);
     assert_str(out, "{\"type\":\"object\",\"properties\":{}}");
-    k2a_str_t keep = K2A_STRLIT("{\"$schema\":\"x\",\"type\":\"object\",\"anyOf\":[{}],\"additionalProperties\":false}");
-    assert_int_equal(k2a_norm_tool_schema(keep, &f->arena, &out), 0);
-    assert_ptr_equal(out.base, keep.base); /* untouched, zero-copy */
+    k2a_str_t keep =
+        K2A_STRLIT("{\"type\":\"object\",\"properties\":{\"a\":{\"anyOf\":[{\"type\":\"string\"},{\"type\":\"null\"}]}}}");
+    assert_int_equal(k2a_norm_tool_schema(keep, K2A_TOOL_SCHEMA_STRICT, &f->arena, &out), 0);
+    assert_ptr_equal(out.base, keep.base); /* already compliant: untouched, zero-copy */
+    k2a_str_t mcp = K2A_STRLIT("{\"$schema\":\"x\",\"type\":\"object\",\"anyOf\":[{}],\"additionalProperties\":false}");
+    assert_int_equal(k2a_norm_tool_schema(mcp, K2A_TOOL_SCHEMA_STRICT, &f->arena, &out), 0);
+    assert_str(out, "{\"type\":\"object\",\"properties\":{}}");
+    assert_int_equal(k2a_norm_tool_schema(mcp, K2A_TOOL_SCHEMA_MINIMAL, &f->arena, &out), 0);
+    assert_str(out, "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}");
     assert_int_equal(
         k2a_norm_tool_schema(K2A_STRLIT("{\"type\":\"object\",\"cache_control\":{\"type\":\"ephemeral\"},\"properties\":{"
                                         "\"cache_control\":{\"type\":\"string\",\"cache_control\":1},\"p\":{\"items\":{"
                                         "\"cache_control\":[1,{\"a\":2}],\"type\":\"string\"}}},\"$defs\":{"
                                         "\"cache_control\":{\"type\":\"null\"}}}"),
-                             &f->arena, &out),
+                             K2A_TOOL_SCHEMA_STRICT, &f->arena, &out),
         0);
     assert_str(out,
                "{\"type\":\"object\",\"properties\":{\"cache_control\":{\"type\":\"string\"},\"p\":{\"items\":{\"type\":\"string\"}"
@@ -472,7 +534,7 @@ static void test_tools_rule(void **state)
     k2a_tool_names_t names = {0};
     k2a_kiro_tool_spec_t *tools;
     size_t n;
-    assert_int_equal(k2a_norm_tools(&f->w, &f->cfg, &names, &f->arena, &tools, &n), 0);
+    assert_int_equal(k2a_norm_tools(&f->w, &f->cfg, &names, &f->arena, &tools, &n, &f->err), 0);
     assert_int_equal(n, 2); /* "read" repeats "Read" for Kiro (case-insensitive) */
     assert_str(tools[0].schema, "{\"type\":\"object\",\"properties\":{}}");
     assert_str(tools[1].name, "W");
@@ -535,8 +597,9 @@ static void test_render_assistant(void **state)
     assert_int_equal(t.uses[0].name.len, 64);
     assert_str(t.uses[0].input, "{\"k\":1}");
     assert_int_equal(names.n, 1);
+    assert_str(t.redacted, "x"); /* redacted thinking is kept for reasoningContent */
     assert_int_equal(k2a_norm_render_assistant(&f->w.messages[0], false, &names, &f->arena, &t), 0);
-    assert_str(t.content, "a\nb"); /* thinking off: history thinking is not sent */
+    assert_str(t.content, "a\nb"); /* inline_thinking false (the normalizer itself always inlines) */
 }
 
 static void test_fill_empty(void **state)
@@ -614,7 +677,7 @@ static void test_stub_tools(void **state)
     assert_str(c.tools[0].name, "Read");
     assert_str(c.tools[1].name, "Gone");
     assert_str(c.tools[1].description, "Tool used in conversation history");
-    assert_non_null(strstr(c.tools[1].schema.base, "\"additionalProperties\":true"));
+    assert_str(c.tools[1].schema, "{\"type\":\"object\",\"properties\":{}}"); /* the shape of a sanitized schema */
 }
 
 /* ---------- the driver ---------- */
@@ -701,6 +764,7 @@ int main(void)
         T(test_validate_images_names_message),
         T(test_fold_system),
         T(test_thinking_prefix),
+        T(test_thinking_max_tokens_guards),
         T(test_drop_prefill),
         T(test_merge_same_role),
         T(test_leading_assistant),

@@ -20,6 +20,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/rand.h"
+#include "pool/catalog.h"
 #include "pool/dispatch.h"
 #include "pool/health.h"
 #include "pool/internal.h"
@@ -56,6 +57,33 @@ static void test_config_array_object_file(void **state)
     assert_false(l.entries[1].disabled);
     assert_int_equal(l.entries[2].auth, K2A_AUTH_SOCIAL); /* missing auth = Social */
     assert_true(l.entries[2].disabled);
+    k2a_account_list_dispose(&l);
+
+    /* every credential kind, with regions and an explicit profileArn */
+    assert_int_equal(
+        parse("[{\"auth\":\"IdC\",\"provider\":\"BuilderId\",\"refreshToken\":\"rt-b\",\"clientId\":\"c\","
+              "\"clientSecret\":\"s\",\"region\":\"eu-central-1\"},"
+              "{\"auth\":\"ApiKey\",\"apiKey\":\"ksk_abc\",\"apiRegion\":\"eu-central-1\"},"
+              "{\"auth\":\"external_idp\",\"refreshToken\":\"rt-e\",\"clientId\":\"cid\",\"tokenEndpoint\":"
+              "\"https://login.microsoftonline.com/t/oauth2/v2.0/token\",\"scope\":\"api://x/.default offline_access\"},"
+              "{\"auth\":\"Social\",\"refreshToken\":\"rt-s\",\"profileArn\":"
+              "\"arn:aws:codewhisperer:eu-central-1:123456789012:profile/ABCDEF\"}]",
+              &l, err),
+        0);
+    assert_int_equal(l.n, 4);
+    assert_int_equal(l.entries[0].auth, K2A_AUTH_IDC);
+    assert_true(l.entries[0].builder_id);
+    assert_string_equal(l.entries[0].region, "eu-central-1");
+    assert_int_equal(l.entries[1].auth, K2A_AUTH_API_KEY);
+    assert_string_equal(l.entries[1].refresh_token, "ksk_abc");
+    assert_string_equal(l.entries[1].api_region, "eu-central-1");
+    assert_int_equal(l.entries[2].auth, K2A_AUTH_EXTERNAL_IDP);
+    assert_string_equal(l.entries[2].client_id, "cid");
+    assert_null(l.entries[2].client_secret);
+    assert_string_equal(l.entries[2].scope, "api://x/.default offline_access");
+    assert_string_equal(l.entries[3].profile_arn, "arn:aws:codewhisperer:eu-central-1:123456789012:profile/ABCDEF");
+    assert_string_equal(k2a_auth_kind_name(l.entries[0].auth, l.entries[0].builder_id), "builder_id");
+    assert_string_equal(k2a_auth_kind_name(l.entries[2].auth, false), "external_idp");
     k2a_account_list_dispose(&l);
 
     /* a single object; auth case-insensitive */
@@ -110,14 +138,47 @@ static void test_config_errors(void **state)
         {"[{\"auth\":\"IdC\",\"refreshToken\":\"ok-token-0\",\"clientSecret\":\"c\",\"clientId\":\"\"}]",
          "KIRO_AUTH_TOKEN: entry 0: IdC account needs clientId and clientSecret (clientId is missing or empty)"},
         {"[{\"auth\":\"Oauth\",\"refreshToken\":\"ok-token-0\"}]",
-         "KIRO_AUTH_TOKEN: entry 0: auth must be \"Social\" or \"IdC\", got \"Oauth\""},
-        {"[{\"auth\":1,\"refreshToken\":\"ok-token-0\"}]", "KIRO_AUTH_TOKEN: entry 0: auth must be \"Social\" or \"IdC\""},
+         "KIRO_AUTH_TOKEN: entry 0: auth must be \"Social\", \"IdC\", \"BuilderId\", \"ApiKey\" or \"ExternalIdp\", got \"Oauth\""},
+        {"[{\"auth\":1,\"refreshToken\":\"ok-token-0\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: auth must be \"Social\", \"IdC\", \"BuilderId\", \"ApiKey\" or \"ExternalIdp\""},
         {"[{\"refreshToken\":\"ok-token-0\",\"disabled\":\"yes\"}]", "KIRO_AUTH_TOKEN: entry 0: disabled must be true or false"},
         {"[{\"refreshToken\":\"ok-token-0\",\"description\":5}]", "KIRO_AUTH_TOKEN: entry 0: description must be a string"},
         {"[{\"refreshToken\":\"ok-token-0\"},{\"refreshToken\":\"ok-token-0\"}]",
          "KIRO_AUTH_TOKEN: entry 1: same auth and refreshToken as entry 0"},
         {"[{\"refreshToken\":\"ok-token-0\",\"disabled\":true}]", "KIRO_AUTH_TOKEN: every account is disabled"},
         {"[[]]", "KIRO_AUTH_TOKEN: entry 0: not a JSON object"},
+        /* regions, ARNs and the newer credential kinds */
+        {"[{\"refreshToken\":\"ok-token-0\",\"region\":\"ap-south-1\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: region is not a Kiro region: expected us-east-1 or eu-central-1, got \"ap-south-1\""},
+        {"[{\"refreshToken\":\"ok-token-0\"},{\"refreshToken\":\"ok-token-1\",\"apiRegion\":\"us-west-2\"}]",
+         "KIRO_AUTH_TOKEN: entry 1: apiRegion is not a Kiro region"},
+        {"[{\"refreshToken\":\"ok-token-0\",\"region\":7}]", "KIRO_AUTH_TOKEN: entry 0: region must be a non-empty string"},
+        {"[{\"refreshToken\":\"ok-token-0\",\"profileArn\":\"arn:aws:codewhisperer:us-east-1:1234:profile/X\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: profileArn is not of the form arn:aws:codewhisperer:<region>:<12 digits>:profile/<id>"},
+        {"[{\"refreshToken\":\"ok-token-0\",\"profileArn\":\"arn:aws:codewhisperer:ap-south-1:123456789012:profile/X\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: profileArn names a region Kiro does not serve"},
+        {"[{\"auth\":\"ApiKey\",\"apiKey\":\"ksk_ok-token-0\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: apiRegion is required for an ApiKey account"},
+        {"[{\"auth\":\"ApiKey\",\"apiRegion\":\"us-east-1\"}]", "KIRO_AUTH_TOKEN: entry 0: apiKey is missing"},
+        {"[{\"auth\":\"ApiKey\",\"apiKey\":\"ok-token-0\",\"apiRegion\":\"us-east-1\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: apiKey must start with \"ksk_\""},
+        {"[{\"auth\":\"ApiKey\",\"apiKey\":\"ksk_ok-token-0\",\"apiRegion\":\"us-east-1\",\"profileArn\":"
+         "\"arn:aws:codewhisperer:us-east-1:123456789012:profile/X\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: profileArn is not used by an ApiKey account"},
+        {"[{\"auth\":\"ExternalIdp\",\"refreshToken\":\"ok-token-0\",\"tokenEndpoint\":\"https://login.example/t\","
+         "\"scope\":\"x offline_access\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: clientId is required for an ExternalIdp account"},
+        {"[{\"auth\":\"ExternalIdp\",\"refreshToken\":\"ok-token-0\",\"clientId\":\"c\",\"scope\":\"s\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: tokenEndpoint is required for an ExternalIdp account"},
+        {"[{\"auth\":\"ExternalIdp\",\"refreshToken\":\"ok-token-0\",\"clientId\":\"c\",\"scope\":\"s\",\"tokenEndpoint\":"
+         "\"ftp://x\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: tokenEndpoint is not an http(s) URL"},
+        {"[{\"auth\":\"ExternalIdp\",\"refreshToken\":\"ok-token-0\",\"clientId\":\"c\",\"tokenEndpoint\":\"https://l/t\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: scope is required for an ExternalIdp account"},
+        {"[{\"auth\":\"Social\",\"provider\":\"BuilderId\",\"refreshToken\":\"ok-token-0\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: provider \"BuilderId\" needs auth \"IdC\""},
+        {"[{\"auth\":\"BuilderId\",\"refreshToken\":\"ok-token-0\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: IdC account needs clientId and clientSecret"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
         k2a_account_list_t l;
@@ -140,7 +201,8 @@ static void test_config_error_message_is_one_printable_line(void **state)
     k2a_account_list_t l;
     char err[256] = "";
     assert_int_equal(parse("[{\"auth\":\"soci\\u000al\\u001b[31m\",\"refreshToken\":\"ok-token-0\"}]", &l, err), K2A_ECONFIG);
-    assert_string_equal(err, "KIRO_AUTH_TOKEN: entry 0: auth must be \"Social\" or \"IdC\", got \"soci?l?[31m\"");
+    assert_string_equal(err, "KIRO_AUTH_TOKEN: entry 0: auth must be \"Social\", \"IdC\", \"BuilderId\", \"ApiKey\" or "
+                             "\"ExternalIdp\", got \"soci?l?[31m\"");
     assert_int_equal(parse("[{\"auth\":"
                            "\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3"
                            "\xa9\xc3\xa9\xc3\xa9"
@@ -199,7 +261,11 @@ static void test_config_strategy(void **state)
     assert_int_equal(pc.max_attempts, 3);
     assert_int_equal(pc.refresh_ahead_pct, 80);
     assert_int_equal(pc.usage_poll_interval_s, 900);
+    assert_int_equal(pc.catalog_refresh_s, 21600);
     assert_string_equal(pc.state_file, "./data/kiro2api-state.json");
+    c.catalog_refresh_s = 0;
+    assert_int_equal(k2a_pool_config_from(&pc, &c, err, sizeof(err)), 0);
+    assert_int_equal(pc.catalog_refresh_s, 0);
     k2a_config_dispose(&c);
 }
 
@@ -273,6 +339,11 @@ static void test_error_matrix(void **state)
         const char *detail;
     } cases[] = {
         {0, 200, "", K2A_ACT_OK, 0, "ok"},
+        /* the account's ARN/identity: its configuration, never the client's fault */
+        {0, 400, "{\"message\":\"profileArn is required for this request.\"}", K2A_ACT_CONFIG, K2A_EACCOUNT_INVALID,
+         "profileArn not accepted (400 profileArn is required for this request.)"},
+        {0, 403, "{\"message\":\"User is not authorized to make this call.\",\"reason\":null}", K2A_ACT_CONFIG,
+         K2A_EACCOUNT_INVALID, "profileArn not accepted (403 User is not authorized to make this call.)"},
         {0, 403, "{\"message\":\"The bearer token included in the request is invalid.\",\"reason\":null}", K2A_ACT_AUTH,
          K2A_EUPSTREAM_AUTH, "access token rejected (403)"},
         {0, 401, "{\"message\":\"Unauthorized\"}", K2A_ACT_AUTH, K2A_EUPSTREAM_AUTH, "access token rejected (401)"},
@@ -298,6 +369,8 @@ static void test_error_matrix(void **state)
         {K2A_ECONNECT_REFUSED, 0, NULL, K2A_ACT_TRANSIENT, K2A_ECONNECT_REFUSED, "upstream: connection refused"},
         {K2A_EFIRST_BYTE_TIMEOUT, 0, NULL, K2A_ACT_TRANSIENT, K2A_EFIRST_BYTE_TIMEOUT, NULL},
         {K2A_ETLS_HANDSHAKE, 0, NULL, K2A_ACT_TRANSIENT, K2A_ETLS_HANDSHAKE, NULL},
+        {0, 400, "{\"message\":\"Invalid model. Please select a different model to continue.\",\"reason\":\"INVALID_MODEL_ID\"}",
+         K2A_ACT_MODEL, K2A_EMODEL_UNAVAILABLE, "model not available to this account (INVALID_MODEL_ID)"},
         {K2A_ERESET_BEFORE_RESPONSE, 0, NULL, K2A_ACT_TRANSIENT, K2A_ERESET_BEFORE_RESPONSE, NULL},
         {K2A_EDNS, 0, NULL, K2A_ACT_LOCAL, K2A_EDNS, NULL},
         {K2A_ETLS_VERIFY, 0, NULL, K2A_ACT_LOCAL, K2A_ETLS_VERIFY, NULL},
@@ -577,6 +650,80 @@ static void test_strategy_sequential(void **state)
     assert_int_equal(k2a_pool_acquire(f.pool, NULL, NULL, NULL, &l[0], &retry), K2A_ENO_ACCOUNT);
     assert_true(retry > 0 && retry <= 2400);
     assert_false(k2a_pool_ready(f.pool));
+    fixture_stop(&f);
+}
+
+/* Routing by model catalog: accounts whose known catalog lacks the model are skipped, an account without a catalog is
+ * tried, INVALID_MODEL_ID marks remove a model, the pool's union and windows, and the catalogs in the state file. */
+static void test_model_catalogs(void **state)
+{
+    fixture_t f;
+    fixture_start(&f, 3, K2A_POOL_SEQUENTIAL, 0);
+    k2a_account_t **a = f.pool->accounts;
+    k2a_account_catalog_restore(a[0], "{\"models\":[{\"modelId\":\"claude-sonnet-4.5\",\"modelName\":\"Sonnet\","
+                                      "\"tokenLimits\":{\"maxInputTokens\":200000}},{\"modelId\":\"claude-sonnet-4.0\"}],"
+                                      "\"fetchedAt\":1767225600000}");
+    k2a_account_catalog_restore(a[2], "{\"models\":[{\"modelId\":\"claude-opus-4.8\",\"tokenLimits\":{\"maxInputTokens\":"
+                                      "1000000,\"maxOutputTokens\":64000}},{\"modelId\":\"claude-sonnet-4.5\","
+                                      "\"tokenLimits\":{\"maxInputTokens\":180000}}]}");
+    k2a_account_catalog_restore(a[1], "not json"); /* ignored: still unknown */
+    assert_non_null(a[0]->catalog);
+    assert_null(a[1]->catalog);
+    k2a_lease_t l;
+    k2a_pool_exclude_t ex = {.n = 0, .model = "claude-opus-4.8"};
+    assert_int_equal(k2a_pool_acquire(f.pool, &ex, NULL, NULL, &l, NULL), 0);
+    assert_int_equal(l.index, 1); /* account 0 lacks it, account 1 is not known yet: tried */
+    k2a_pool_release(&l);
+    k2a_account_mark_model_missing(a[1], "claude-opus-4.8"); /* Kiro said INVALID_MODEL_ID */
+    assert_false(k2a_account_may_serve(a[1], "claude-opus-4.8"));
+    assert_true(k2a_account_may_serve(a[1], "claude-sonnet-4.5"));
+    assert_int_equal(k2a_pool_acquire(f.pool, &ex, NULL, NULL, &l, NULL), 0);
+    assert_int_equal(l.index, 2);
+    assert_int_equal(k2a_account_model_window(a[2], "claude-opus-4.8"), 1000000);
+    k2a_pool_release(&l);
+    /* claude-sonnet-4 and claude-sonnet-4.0 are one model */
+    ex.model = "claude-sonnet-4";
+    assert_int_equal(k2a_pool_acquire(f.pool, &ex, NULL, NULL, &l, NULL), 0);
+    assert_int_equal(l.index, 0);
+    k2a_pool_release(&l);
+    /* a model nobody has */
+    ex.model = "claude-sonnet-5";
+    assert_true(k2a_pool_model_servable(f.pool, "claude-sonnet-5")); /* account 1 might */
+    k2a_account_mark_model_missing(a[1], "claude-sonnet-5");
+    assert_false(k2a_pool_model_servable(f.pool, "claude-sonnet-5"));
+    assert_int_equal(k2a_pool_acquire(f.pool, &ex, NULL, NULL, &l, NULL), K2A_ENO_ACCOUNT);
+    /* INVALID_MODEL_ID on an account with a catalog removes the model from it */
+    k2a_account_mark_model_missing(a[0], "claude-sonnet-4.5");
+    assert_int_equal(a[0]->catalog->n, 1);
+    /* the union (accounts with a known catalog), sorted, and the windows */
+    k2a_pool_model_t models[8];
+    bool known = false;
+    size_t n = k2a_pool_models(f.pool, models, 8, &known);
+    assert_true(known);
+    assert_int_equal(n, 3);
+    assert_string_equal(models[0].id, "claude-opus-4.8");
+    assert_int_equal(models[0].max_output, 64000);
+    assert_string_equal(models[1].id, "claude-sonnet-4.0");
+    assert_string_equal(models[2].id, "claude-sonnet-4.5");
+    assert_int_equal(models[2].max_input, 180000);
+    assert_int_equal(k2a_pool_models(f.pool, models, 1, &known), 1); /* bounded */
+    assert_int_equal(k2a_pool_model_window(f.pool, "claude-opus-4.8"), 1000000);
+    assert_int_equal(k2a_pool_model_window(f.pool, "claude-sonnet-4.5"), 180000);
+    assert_int_equal(k2a_pool_model_window(f.pool, "claude-sonnet-4.6"), 1000000); /* built in */
+    assert_int_equal(k2a_pool_model_window(f.pool, "claude-haiku-4.5"), 200000);
+    /* the catalogs are in the state file, the account without one has none */
+    k2a_buf_t json = K2A_BUF_INIT(0);
+    assert_int_equal(k2a_pool_encode_state(f.pool, &json), 0);
+    k2a_pool_snapshot_t snap;
+    char err[128];
+    assert_int_equal(k2a_pool_snapshot_decode(json.base, json.len, &snap, err, sizeof(err)), 0);
+    assert_int_equal(snap.n, 3);
+    assert_non_null(snap.accounts[0].catalog);
+    assert_null(snap.accounts[1].catalog);
+    assert_non_null(strstr(snap.accounts[2].catalog, "\"claude-opus-4.8\""));
+    assert_non_null(strstr(snap.accounts[0].catalog, "\"fetchedAt\":1767225600000"));
+    k2a_pool_snapshot_dispose(&snap);
+    k2a_buf_dispose(&json);
     fixture_stop(&f);
 }
 
@@ -1022,6 +1169,7 @@ int main(void)
         cmocka_unit_test(test_error_matrix),
         cmocka_unit_test(test_backoff_math),
         cmocka_unit_test(test_strategy_sequential),
+        cmocka_unit_test(test_model_catalogs),
         cmocka_unit_test(test_strategy_round_robin),
         cmocka_unit_test(test_cursor_after_every_account_left),
         cmocka_unit_test(test_strategy_balanced),

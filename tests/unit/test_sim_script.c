@@ -307,17 +307,109 @@ static void test_plan_tool_pieces(void **state)
     k2a_es_decoder_init(&d, 0);
     assert_int_equal(k2a_es_decoder_feed(&d, out.base, out.len, on_frame, &c), 0);
     assert_false(k2a_es_decoder_has_partial(&d));
-    assert_int_equal(c.n, 9);
+    assert_int_equal(c.n, 10);
     assert_string_equal(c.types[0], "toolUseEvent");
     assert_string_equal(c.types[6], "toolUseEvent");
-    assert_string_equal(c.types[7], "meteringEvent");
+    /* the end as Kiro sends it: metadata, context usage, metering last */
+    assert_string_equal(c.types[7], "metadataEvent");
     assert_string_equal(c.types[8], "contextUsageEvent");
+    assert_string_equal(c.types[9], "meteringEvent");
     assert_int_equal(c.input.len, sizeof(input) - 1);
     assert_memory_equal(c.input.base, input, sizeof(input) - 1);
     k2a_es_decoder_dispose(&d);
     k2a_buf_dispose(&c.input);
     k2a_buf_dispose(&out);
     k2a_sim_plan_dispose(&plan);
+}
+
+/* The frames of a reply as "type payload" lines. */
+static int on_frame_line(void *ctx, const k2a_es_frame_t *f)
+{
+    k2a_buf_t *b = ctx;
+    size_t len;
+    const char *t = k2a_es_frame_header_str(f, ":event-type", &len);
+    if (t == NULL)
+        t = k2a_es_frame_header_str(f, ":exception-type", &len);
+    assert_non_null(t);
+    k2a_buf_append(b, t, len);
+    k2a_buf_append(b, " ", 1);
+    k2a_buf_append(b, f->payload, f->payload_len);
+    k2a_buf_append(b, "\n", 1);
+    return 0;
+}
+
+static char *reply_lines(const char *text)
+{
+    k2a_sim_plan_t plan;
+    k2a_sim_cursor_t cur;
+    char err[160];
+    if (k2a_sim_plan_parse(&plan, text, strlen(text), err, sizeof(err)) != 0)
+        fail_msg("%s: %s", text, err);
+    plan.context_pct = 1.5;
+    k2a_buf_t out = K2A_BUF_INIT(0), lines = K2A_BUF_INIT(0);
+    k2a_sim_cursor_init(&cur, &plan);
+    while (k2a_sim_next_frame(&plan, &cur, &out, NULL) == 1)
+        ;
+    k2a_es_decoder_t d;
+    k2a_es_decoder_init(&d, 0);
+    assert_int_equal(k2a_es_decoder_feed(&d, out.base, out.len, on_frame_line, &lines), 0);
+    k2a_es_decoder_dispose(&d);
+    k2a_buf_append(&lines, "", 1);
+    k2a_buf_dispose(&out);
+    k2a_sim_plan_dispose(&plan);
+    return lines.base;
+}
+
+static void expect_reply(const char *text, const char *want)
+{
+    char *got = reply_lines(text);
+    if (strcmp(got, want) != 0)
+        fail_msg("%s\n got:\n%s\nwant:\n%s", text, got, want);
+    free(got);
+}
+
+static void expect_ends(const char *text, const char *want)
+{
+    char *got = reply_lines(text);
+    size_t g = strlen(got), w = strlen(want);
+    if (g < w || strcmp(got + g - w, want) != 0)
+        fail_msg("%s\n got:\n%s\nwant at the end:\n%s", text, got, want);
+    free(got);
+}
+
+#define END(reason)                                                                                                                \
+    "metadataEvent {\"stopReason\":\"" reason "\"}\ncontextUsageEvent {\"contextUsagePercentage\":1.5}\n"                          \
+    "meteringEvent {\"unit\":\"credit\",\"unitPlural\":\"credits\",\"usage\":0.0123}\n"
+
+static void test_plan_2026_end_and_events(void **state)
+{
+    expect_ends("hi", END("END_TURN"));
+    expect_ends(
+        "hi [[sim:stop reason=MAX_TOKENS]] [[sim:tokenusage in=10 out=20 cacheread=30 cachewrite=40]]",
+        "metadataEvent {\"stopReason\":\"MAX_TOKENS\",\"tokenUsage\":{\"uncachedInputTokens\":10,\"cacheReadInputTokens\":30,"
+        "\"cacheWriteInputTokens\":40,\"outputTokens\":20,\"totalTokens\":100}}\n"
+        "contextUsageEvent {\"contextUsagePercentage\":1.5}\n"
+        "meteringEvent {\"unit\":\"credit\",\"unitPlural\":\"credits\",\"usage\":0.0123}\n");
+    expect_ends("[[sim:tool name=W input={} pieces=1]]", "\"stop\":true}\n" END("TOOL_USE"));
+    /* no content at all; after two text frames */
+    expect_reply("x [[sim:filtered]]", END("CONTENT_FILTERED"));
+    char *got = reply_lines("[[sim:text frames=5 size=2]] [[sim:filtered after=2]]");
+    assert_non_null(strstr(
+        got, "assistantResponseEvent {\"content\":\"lo\"}\nassistantResponseEvent {\"content\":\"re\"}\n" END("CONTENT_FILTERED")));
+    free(got);
+    /* reasoning where placed, text then signature; redacted after text */
+    expect_reply(
+        "[[sim:reasoning text=\"ab\" signature=\"sg\"]] [[sim:text frames=1 size=2]] [[sim:reasoning redacted=\"Zz\"]]",
+        "reasoningContentEvent {\"text\":\"ab\"}\nreasoningContentEvent {\"signature\":\"sg\"}\n"
+        "assistantResponseEvent {\"content\":\"lo\"}\nreasoningContentEvent {\"redactedContent\":\"Zz\"}\n" END("END_TURN"));
+    /* a cut tool call: pieces without the last, no stop, nothing after */
+    got = reply_lines("[[sim:cuttool name=W input={\"a\":1} pieces=2]] [[sim:text frames=1]]");
+    assert_null(strstr(got, "\"stop\""));
+    assert_null(strstr(got, "metadataEvent"));
+    assert_null(strstr(got, "meteringEvent"));
+    assert_null(strstr(got, "assistantResponseEvent"));
+    assert_non_null(strstr(got, "\"input\":\""));
+    free(got);
 }
 
 static void test_plan_errors_and_echo(void **state)
@@ -341,6 +433,7 @@ int main(void)
         cmocka_unit_test(test_validator_deep_nesting),  cmocka_unit_test(test_validator_random_mutations),
         cmocka_unit_test(test_validator_2026),          cmocka_unit_test(test_validator_2026_random_mutations),
         cmocka_unit_test(test_plan_tool_pieces),        cmocka_unit_test(test_plan_errors_and_echo),
+        cmocka_unit_test(test_plan_2026_end_and_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
  * Upstream client against the real simulator (build/kiro-sim) over TLS with a test CA: a Social refresh
  * (small JSON POST), generateAssistantResponse streamed as EventStream and decoded frame by frame as the
  * pieces arrive, a stream cut in the middle (K2A_ERESET_MID_BODY), an error status read with its body,
- * and keep-alive reuse across all of them. Skipped when kiro-sim was not built.
+ * and keep-alive reuse across all of them; a response released after Kiro's last frame while its body has not ended
+ * ([[sim:keepopen]]) is closed, never pooled. Skipped when kiro-sim was not built.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -167,7 +168,7 @@ static void test_sim_over_tls(void **state)
     assert_int_equal(f.stream.status, 200);
     assert_int_equal(f.stream.body_rc, 0);
     assert_int_equal(f.stream.es_rc, 0);
-    assert_true(f.stream.frames >= 12 + 2); /* text frames, then metering and context usage */
+    assert_true(f.stream.frames >= 12 + 3); /* text frames, then metadata, context usage and metering */
     assert_true(f.stream.pieces >= 2);      /* the drip arrived piece by piece */
     assert_true(f.stream.reused);
 
@@ -194,10 +195,92 @@ static void test_sim_over_tls(void **state)
         k2a_buf_dispose(&all[i]->body);
 }
 
+/* Kiro's last frame is meteringEvent and it often leaves the body open after it ([[sim:keepopen]]): a response released
+ * before its body ended must not go back to the pool (the next request would read the rest of this one). */
+static int on_frame_metering(void *ctx, const k2a_es_frame_t *f)
+{
+    size_t len;
+    const char *t = k2a_es_frame_header_str(f, ":event-type", &len);
+    if (t != NULL && len == 13 && memcmp(t, "meteringEvent", 13) == 0)
+        *(bool *)ctx = true;
+    return 0;
+}
+
+typedef struct st_keepopen_t {
+    call_t refresh, again;
+    char token[512];
+    int rc, status;
+    bool metered, reused;
+    k2a_upstream_stats_t before, after;
+} keepopen_t;
+
+static void keepopen_fn(k2a_coro_t *co, void *arg)
+{
+    keepopen_t *k = arg;
+    call("/refreshToken", NULL, "{\"refreshToken\":\"sim-ok-keepopen\"}", &k->refresh);
+    char *tok = strstr(k2a_buf_cstr(&k->refresh.body), "\"accessToken\":\"");
+    if (tok == NULL)
+        return;
+    tok += 15;
+    snprintf(k->token, sizeof(k->token), "%.*s", (int)strcspn(tok, "\""), tok);
+    char body[2048], u[256], auth[600];
+    gen_body(body, sizeof(body), "hi [[sim:keepopen]]");
+    snprintf(u, sizeof(u), "https://127.0.0.1:%d/generateAssistantResponse", sim.port);
+    snprintf(auth, sizeof(auth), "Bearer %s", k->token);
+    k2a_url_t pu;
+    k2a_url_parse(u, strlen(u), &pu);
+    k2a_http_header_t h[2] = {{K2A_STRLIT("Content-Type"), K2A_STRLIT("application/json")},
+                              {K2A_STRLIT("Authorization"), k2a_cstr(auth)}};
+    uv_buf_t b = uv_buf_init(body, (unsigned)strlen(body));
+    k2a_http_request_t req = {.url = &pu, .method = "POST", .headers = h, .nheaders = 2, .body = &b, .nbody = 1};
+    k2a_http_response_t *resp;
+    if ((k->rc = k2a_upstream_request(up, &req, &resp)) != 0)
+        return;
+    k->status = resp->status;
+    k->reused = resp->reused;
+    k2a_es_decoder_t dec;
+    k2a_es_decoder_init(&dec, 0);
+    while (!k->metered) { /* read up to the metering frame, never to the end of the body (it does not end) */
+        const char *d;
+        intptr_t n = k2a_upstream_read(resp, &d);
+        if (n <= 0 || k2a_es_decoder_feed(&dec, d, (size_t)n, on_frame_metering, &k->metered) < 0)
+            break;
+    }
+    k2a_es_decoder_dispose(&dec);
+    k2a_upstream_get_stats(up, &k->before);
+    k2a_upstream_release(resp);
+    k2a_upstream_get_stats(up, &k->after);
+    call("/generateAssistantResponse", k->token, gen_body(body, sizeof(body), "hello"), &k->again);
+}
+
+static void test_sim_keepopen_not_pooled(void **state)
+{
+    if (up == NULL)
+        skip();
+    keepopen_t k;
+    memset(&k, 0, sizeof(k));
+    ut_run(&loop, keepopen_fn, &k);
+    assert_int_equal(k.refresh.status, 200);
+    assert_int_equal(k.rc, 0);
+    assert_int_equal(k.status, 200);
+    assert_true(k.metered);
+    assert_true(k.reused); /* the refresh's connection, back in the pool after its complete body */
+    assert_int_equal(k.before.conns_open, 1);
+    assert_int_equal(k.after.conns_open, 0); /* closed, */
+    assert_int_equal(k.after.conns_idle, 0); /* not pooled */
+    assert_int_equal(k.again.rc, 0);
+    assert_int_equal(k.again.status, 200);
+    assert_int_equal(k.again.body_rc, 0);
+    assert_false(k.again.reused);
+    k2a_buf_dispose(&k.refresh.body);
+    k2a_buf_dispose(&k.again.body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sim_over_tls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sim_keepopen_not_pooled, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,7 @@
  * Upstream client over TLS against http_server.py --tls with a test CA made by the openssl CLI for this
  * run (SAN IP:127.0.0.1 and DNS:upstream.test; names come from fake_dns.py, never the machine's
  * resolver): verification on, wrong CA and wrong host name refused as K2A_ETLS_VERIFY, a non-TLS peer as
- * K2A_ETLS_HANDSHAKE, session resumption, pooling, big bodies, cancellation; and HTTPS through
+ * K2A_ETLS_HANDSHAKE, session resumption (per affinity key), pooling, big bodies, cancellation; and HTTPS through
  * connect_proxy.py with basic auth (wrong credentials -> K2A_EPROXY) and NO_PROXY.
  */
 #include <stdarg.h>
@@ -211,6 +211,45 @@ static void test_session_resumption(void **state)
     seq_dispose(&s);
 }
 
+/* A TLS session is resumed only by the affinity key (account) that got it: key 2's first handshake is a full one even
+ * though key 1 holds a session for the same origin. */
+typedef struct st_keyed_t {
+    uint64_t keys[4];
+    ut_result_t res[4];
+} keyed_t;
+
+static void keyed_fn(k2a_coro_t *co, void *arg)
+{
+    keyed_t *k = arg;
+    char u[256];
+    snprintf(u, sizeof(u), "https://upstream.test:%d/ok", srv.port);
+    for (size_t i = 0; i < 4; ++i) {
+        k2a_http_request_t tmpl = {.affinity = k->keys[i], .close = true};
+        ut_fetch(up, "GET", u, NULL, 0, &tmpl, &k->res[i]);
+    }
+}
+
+static void test_session_per_affinity(void **state)
+{
+    make_client();
+    keyed_t k = {.keys = {1, 2, 1, 2}};
+    ut_run(&loop, keyed_fn, &k);
+    for (int i = 0; i < 4; ++i) {
+        assert_body(&k.res[i], "hello");
+        assert_false(k.res[i].reused);
+    }
+    assert_false(k.res[0].tls_resumed);
+    assert_false(k.res[1].tls_resumed);
+    assert_true(k.res[2].tls_resumed);
+    assert_true(k.res[3].tls_resumed);
+    k2a_upstream_stats_t st;
+    k2a_upstream_get_stats(up, &st);
+    assert_int_equal(st.tls_handshakes, 4);
+    assert_int_equal(st.tls_resumptions, 2);
+    for (int i = 0; i < 4; ++i)
+        ut_result_dispose(&k.res[i]);
+}
+
 typedef struct st_many_t {
     int n, ok, reused;
 } many_t;
@@ -406,6 +445,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_insecure_skips_verification, setup, teardown),
         cmocka_unit_test_setup_teardown(test_non_tls_peer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_resumption, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_per_affinity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_reuse_100, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bodies_over_tls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_mid_body, setup, teardown),

@@ -34,6 +34,7 @@ void rs_rec_dispose(rs_rec_t *r)
         free(r->ev[i].tool_id);
         free(r->ev[i].tool_name);
         free(r->ev[i].message);
+        free(r->ev[i].signature);
     }
     free(r->ev);
     memset(r, 0, sizeof(*r));
@@ -55,10 +56,12 @@ int rs_rec_sink(void *ctx, const k2a_ir_event_t *ev)
     e->stop_reason = ev->stop_reason;
     e->usage = ev->usage;
     e->error = ev->error;
-    if (ev->type == K2A_EV_DELTA) {
+    if (ev->type == K2A_EV_DELTA || (ev->type == K2A_EV_BLOCK_START && ev->block == K2A_BLOCK_REDACTED_THINKING)) {
         e->text = dupn(ev->text.base, ev->text.len);
         e->text_len = ev->text.len;
     }
+    if (ev->type == K2A_EV_BLOCK_STOP && ev->signature.len != 0)
+        e->signature = dupn(ev->signature.base, ev->signature.len);
     if (ev->type == K2A_EV_BLOCK_START && ev->block == K2A_BLOCK_TOOL_USE) {
         e->tool_id = dupn(ev->tool_id.base, ev->tool_id.len);
         e->tool_name = dupn(ev->tool_name.base, ev->tool_name.len);
@@ -191,7 +194,10 @@ char *rs_rec_concat_kind(const rs_rec_t *r, k2a_ir_block_kind_t kind, size_t *le
 
 static const char *kind_name(k2a_ir_block_kind_t k)
 {
-    return k == K2A_BLOCK_TOOL_USE ? "tool" : k == K2A_BLOCK_THINKING ? "think" : "text";
+    return k == K2A_BLOCK_TOOL_USE            ? "tool"
+           : k == K2A_BLOCK_THINKING          ? "think"
+           : k == K2A_BLOCK_REDACTED_THINKING ? "redacted"
+                                              : "text";
 }
 
 char *rs_rec_describe(const rs_rec_t *r)

@@ -20,13 +20,14 @@ typedef struct st_rs_event_t {
     k2a_ir_event_type_t type;
     int index;
     k2a_ir_block_kind_t block;
-    char *text; /* NUL-terminated copy (DELTA) */
+    char *text; /* NUL-terminated copy (DELTA; BLOCK_START of REDACTED_THINKING: its data) */
     size_t text_len;
     char *tool_id, *tool_name;
     k2a_ir_stop_reason_t stop_reason;
     k2a_ir_usage_t usage;
     int error;
     char *message;
+    char *signature; /* BLOCK_STOP with a signature */
 } rs_event_t;
 
 typedef struct st_rs_rec_t {

@@ -1,0 +1,92 @@
+/*
+ * UTF-8 helpers of the Kiro response parser (see kiro_resp_internal.h): Kiro splits text and tool input into pieces at
+ * arbitrary byte offsets, so a piece may end inside a multi-byte sequence. The parser holds back such an incomplete tail
+ * until the next piece completes it, and replaces any byte that can never be valid UTF-8 by U+FFFD, so that every string
+ * a client receives is valid UTF-8 (JSON requires it) without losing the characters that were merely split.
+ */
+#include <string.h>
+#include "convert/kiro_resp_internal.h"
+#include "core/errors.h"
+
+#define REPLACEMENT "\xef\xbf\xbd"
+
+/* Length of the valid UTF-8 sequence at s (1..4), 0 when invalid, or -1 when s holds a valid but incomplete prefix. */
+static int utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2;
+    else if (c >= 0xe0 && c <= 0xef)
+        len = 3;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4;
+    else
+        return 0;
+    for (size_t i = 1; i < len; ++i) {
+        if (i >= n)
+            return -1;
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        /* the second byte's range rules out overlongs, surrogates and code points above U+10FFFF */
+        if (i == 1 &&
+            ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) || (c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f)))
+            return 0;
+    }
+    return (int)len;
+}
+
+/* Bytes of s that end on a sequence boundary: a valid incomplete sequence at the very end (at most 3 bytes) is left out. */
+size_t k2a__kiro_utf8_complete_prefix(const char *s, size_t n)
+{
+    size_t back = n < 3 ? n : 3;
+    for (size_t k = 1; k <= back; ++k) {
+        unsigned char c = (unsigned char)s[n - k];
+        if ((c & 0xc0) == 0x80)
+            continue; /* continuation byte: keep looking for the lead byte */
+        if (c >= 0xc2 && utf8_seq((const unsigned char *)s + n - k, k) == -1)
+            return n - k;
+        break;
+    }
+    return n;
+}
+
+/* Returns s itself when it is valid UTF-8, else a copy in `fix` with each invalid byte replaced by U+FFFD. */
+int k2a__kiro_utf8_sanitize(k2a_buf_t *fix, const char **s, size_t *n)
+{
+    const unsigned char *u = (const unsigned char *)*s;
+    size_t i = 0, len = *n;
+    while (i < len) {
+        if (u[i] < 0x80) {
+            ++i;
+            continue;
+        }
+        int l = utf8_seq(u + i, len - i);
+        if (l <= 0)
+            break;
+        i += (size_t)l;
+    }
+    if (i == len)
+        return 0;
+    int r;
+    k2a_buf_reset(fix);
+    if ((r = k2a_buf_append(fix, u, i)) != 0)
+        return r;
+    while (i < len) {
+        int l = u[i] < 0x80 ? 1 : utf8_seq(u + i, len - i);
+        if (l <= 0) {
+            if ((r = k2a_buf_append(fix, REPLACEMENT, 3)) != 0)
+                return r;
+            ++i;
+        } else {
+            if ((r = k2a_buf_append(fix, u + i, (size_t)l)) != 0)
+                return r;
+            i += (size_t)l;
+        }
+    }
+    *s = fix->base;
+    *n = fix->len;
+    return 0;
+}
