@@ -512,8 +512,7 @@ class Bench:
     # ---- processes
 
     def start_sim(self):
-        # --legacy-2025: the 2025 rules, which the gateway speaks today (drop it once the gateway speaks 2026 Kiro)
-        self.sim = Proc("kiro-sim", [SIM_BIN, "--port", "0", "--legacy-2025", "--fixtures-dir",
+        self.sim = Proc("kiro-sim", [SIM_BIN, "--port", "0", "--fixtures-dir",
                                      os.path.join(ROOT, "tests", "fixtures", "upstream")], cpus=self.aux_cpus, wait_listen=1)
         st, _, body = http_request(self.sim.port, "POST", "/refreshToken", json.dumps({"refreshToken": "sim-ok-direct"}),
                                    {"content-type": "application/json"})

@@ -1,15 +1,34 @@
 #!/usr/bin/env bash
-# Installs the Debian packages kiro2api needs to build and test, when they are missing.
-# As root it runs apt-get itself; otherwise it prints the one command to run and fails.
-# Usage: deps/install.sh [build|test|bench|image]
+# Installs the Debian packages a make target needs, when they are missing. As root it runs apt-get itself;
+# otherwise it prints the one line to run as root (`su -c '...'`, listing exactly what is missing) and fails.
+# Usage: deps/install.sh SET, where SET is what the target builds or runs:
+#   build  the release gateway and simulator (make, make run)
+#   all    build + the unit tests and micro-benchmarks that CMake configures with K2A_TESTS=ON
+#          (make build-all, make asan)
+#   fuzz   build + clang and its libFuzzer runtime (make fuzz-build, make fuzz)
+#   test   all + fuzz + what the tests run: curl, nghttp2, openssl, chromium, Node.js (make test)
+#   bench  all + the load generators and nginx (make bench)
+#   soak   build + python3 (make soak)
+#   image  podman, debootstrap and what the container tests drive (make image-test)
 set -euo pipefail
 what=${1:-build}
 
-pkgs=(gcc make cmake pkg-config libh2o-dev libuv1-dev libyajl-dev libssl-dev libc-ares-dev zlib1g-dev)
+build=(gcc make cmake pkg-config libh2o-dev libuv1-dev libyajl-dev libssl-dev libc-ares-dev zlib1g-dev)
+all=("${build[@]}" libcmocka-dev python3)
+fuzz=("${build[@]}" clang libclang-rt-14-dev llvm) # llvm: llvm-symbolizer, so fuzz findings print symbolized stacks
 case "$what" in
-test) pkgs+=(libcmocka-dev python3 curl nghttp2-client openssl clang libclang-rt-14-dev llvm chromium) ;;
-bench) pkgs+=(python3 curl nghttp2-client wrk nginx-light openssl) ;;
-image) pkgs+=(podman buildah debootstrap runc slirp4netns golang-github-containernetworking-plugin-dnsname podman-compose python3 curl) ;;
+build) pkgs=("${build[@]}") ;;
+all) pkgs=("${all[@]}") ;;
+fuzz) pkgs=("${fuzz[@]}") ;;
+test) pkgs=("${all[@]}" clang libclang-rt-14-dev llvm curl nghttp2-client openssl chromium) ;;
+bench) pkgs=("${all[@]}" curl nghttp2-client wrk nginx-light openssl) ;;
+soak) pkgs=("${build[@]}" python3) ;;
+image) pkgs=(podman buildah debootstrap runc slirp4netns golang-github-containernetworking-plugin-dnsname podman-compose
+    python3 curl git) ;;
+*)
+    echo "deps/install.sh: unknown set '$what' (build, all, fuzz, test, bench, soak or image)" >&2
+    exit 2
+    ;;
 esac
 
 missing=()
@@ -33,7 +52,12 @@ if [ "$(id -u)" -eq 0 ]; then
     apt-get update -q >/dev/null
     apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 else
-    echo "deps: missing Debian packages. Run:" >&2
-    echo "  sudo apt-get install -y ${missing[*]}" >&2
+    cmd="apt-get update && apt-get install -y --no-install-recommends ${missing[*]}"
+    {
+        echo "deps: missing Debian packages (set '$what'): ${missing[*]}"
+        echo "deps: install them as root with this one line (su asks for root's password), then run make again:"
+        echo "  su -c '$cmd'"
+        echo "deps: (or run the part in quotes in a root shell, or with sudo: sudo sh -c '...')"
+    } >&2
     exit 1
 fi

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make image-test`: builds the container image with podman (no Docker engine, no registry) and runs it for
 # real. The debian:bookworm / bookworm-slim base images are made locally with debootstrap from the mirror
-# apt already uses, and kept in podman's storage with the Dockerfile's two package stages (later runs skip
-# those steps). The test builds the Dockerfile, checks the runtime image (no compiler, non-root, assets, the
+# apt already uses (scripts/podman-common.sh), and kept in podman's storage with the Dockerfile's two package
+# stages (later runs skip those steps). The test builds the Dockerfile, checks the runtime image (no compiler, non-root, assets, the
 # /data volume), runs kiro-sim on the host (127.0.0.1) and the gateway in a container that reaches it, waits
 # for /healthz, runs the image's HEALTHCHECK, checks /v1/models, streams a /v1/messages request, stops the
 # container with SIGTERM, then runs docker-compose.yml (gateway with .env + secret + volume, and the demo
@@ -17,11 +17,11 @@ cd "$(dirname "$0")/.."
 src_dir=$(pwd)
 
 image=localhost/kiro2api:test
-base_full=localhost/debian:bookworm
-base_slim=localhost/debian:bookworm-slim
 tag=k2a-imgtest-$$
 work=$(mktemp -d /tmp/k2a-image-test.XXXXXX)
 t_start=$(date +%s)
+# shellcheck source=scripts/podman-common.sh
+. scripts/podman-common.sh
 fails=0
 passes=0
 sim_pid=""
@@ -30,17 +30,6 @@ images_before=""
 volumes_before=""
 main_port=""
 demo_port=""
-
-# This machine: crun refuses its cgroup layout (runc works), and containers may not raise rlimits above the
-# host's, so the defaults are set to what is allowed.
-cat >"$work/containers.conf" <<'EOF'
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-
-[engine]
-runtime = "runc"
-EOF
-export CONTAINERS_CONF="$work/containers.conf"
 
 log() { printf '[image-test %3ss] %s\n' "$(($(date +%s) - t_start))" "$*"; }
 ok() { passes=$((passes + 1)); log "ok: $*"; }
@@ -77,73 +66,16 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 command -v podman >/dev/null || die "podman is missing (deps/install.sh image installs it)"
+podman_conf
 
 # ---------------------------------------------------------------------------------------------- base images
-# The Debian mirror apt uses here: the first deb-type URI of a bookworm suite in the apt sources.
-debian_mirror() {
-    local f
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] || continue
-        awk 'BEGIN{RS=""; FS="\n"} /Types:[^\n]*deb([ \n]|$)/ && /Suites:[^\n]*bookworm([ \n]|$)/ {
-                 for (i = 1; i <= NF; i++) if ($i ~ /^URIs:/) { split($i, a, " "); print a[2]; exit } }' "$f"
-    done
-    grep -hE '^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?[a-z]+://[^ ]+[[:space:]]+bookworm[[:space:]]' \
-        /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | sed -E 's/^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?//' |
-        awk '{print $1}'
-}
-
-make_base() {
-    local mirror rootfs=$work/rootfs
-    mirror=$(debian_mirror | head -n1)
-    [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
-    command -v debootstrap >/dev/null || die "debootstrap is missing"
-    log "making the base images: debootstrap --variant=minbase bookworm from $mirror"
-    if ! debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1; then
-        tail -n 20 "$work/debootstrap.log"
-        die "debootstrap failed"
-    fi
-    # apt inside the image uses the same sources and the same Acquire settings as this machine's apt.
-    if ls /etc/apt/sources.list.d/*.sources >/dev/null 2>&1; then
-        rm -f "$rootfs/etc/apt/sources.list"
-        for f in /etc/apt/sources.list.d/*.sources; do
-            # deb-src stanzas are dropped: the image never builds from Debian sources
-            awk 'BEGIN{RS=""; ORS="\n\n"} !/Types:[^\n]*deb-src/ || /Types:[^\n]*deb([ \n]|$)/' "$f" \
-                >"$rootfs/etc/apt/sources.list.d/$(basename "$f")"
-        done
-    fi
-    apt-config dump | grep -E '^Acquire::(Check-Valid-Until|Check-Date|https?::Proxy) ' \
-        >"$rootfs/etc/apt/apt.conf.d/90image-test" || rm -f "$rootfs/etc/apt/apt.conf.d/90image-test"
-    rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb \
-        "$rootfs"/var/log/*.log "$rootfs"/var/log/apt/*
-    tar -C "$rootfs" -c . | podman import -q --change 'CMD ["bash"]' - "$base_full" >/dev/null || die "podman import failed"
-    # bookworm-slim: like Debian's official one, without documentation, manuals and translations
-    find "$rootfs/usr/share/doc" -mindepth 1 ! -name copyright ! -type d -delete
-    find "$rootfs/usr/share/doc" -mindepth 1 -type d -empty -delete
-    rm -rf "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/usr/share/groff/* \
-        "$rootfs"/usr/share/lintian/* "$rootfs"/usr/share/locale/*
-    cat >"$rootfs/etc/dpkg/dpkg.cfg.d/slim" <<'EOF'
-path-exclude /usr/share/doc/*
-path-include /usr/share/doc/*/copyright
-path-exclude /usr/share/man/*
-path-exclude /usr/share/groff/*
-path-exclude /usr/share/info/*
-path-exclude /usr/share/lintian/*
-path-exclude /usr/share/locale/*
-EOF
-    tar -C "$rootfs" -c . | podman import -q --change 'CMD ["bash"]' - "$base_slim" >/dev/null || die "podman import failed"
-    rm -rf "$rootfs"
-}
-
 if [ "${K2A_IMAGE_FRESH:-0}" = 1 ]; then
     log "K2A_IMAGE_FRESH=1: dropping the cached images"
     podman rmi -f localhost/kiro2api-cache:build-deps localhost/kiro2api-cache:runtime-base "$base_full" "$base_slim" \
         docker.io/library/debian:bookworm docker.io/library/debian:bookworm-slim >/dev/null 2>&1
 fi
-if podman image exists "$base_full" && podman image exists "$base_slim"; then
-    log "base images cached ($base_full, $base_slim)"
-else
-    make_base
-fi
+base_images
+
 # The Dockerfile's FROM lines name Docker Hub's images; these tags make them resolve locally.
 podman tag "$base_full" docker.io/library/debian:bookworm
 podman tag "$base_slim" docker.io/library/debian:bookworm-slim
@@ -207,15 +139,18 @@ check "kiro2api and kiro-sim run" grep -qx binaries-run "$work/inside.txt"
 grep -E '^(has|pkg):' "$work/inside.txt" | sed 's/^/    /'
 
 # ---------------------------------------------------------------------------------------------- run
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 if [ ! -x build/kiro-sim ]; then
     log "build/kiro-sim missing: building it"
-    cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build build -j"$(nproc)" --target kiro-sim >/dev/null ||
+    tests_flag=$([ -f build/CMakeCache.txt ] || echo -DK2A_TESTS=OFF)
+    if ! cmake -S . -B build -DCMAKE_BUILD_TYPE=Release $tests_flag >"$work/cmake.log" 2>&1 ||
+        ! cmake --build build -j"$(nproc)" --target kiro-sim >>"$work/cmake.log" 2>&1; then
+        tail -n 40 "$work/cmake.log"
         die "cannot build build/kiro-sim"
+    fi
 fi
 sim_port=$(free_port)
-build/kiro-sim --host 127.0.0.1 --port "$sim_port" --legacy-2025 >"$work/sim.log" 2>&1 &
+build/kiro-sim --host 127.0.0.1 --port "$sim_port" >"$work/sim.log" 2>&1 &
 sim_pid=$!
 for _ in $(seq 50); do grep -q "listening on" "$work/sim.log" 2>/dev/null && break; sleep 0.1; done
 grep -q "listening on http://127.0.0.1:$sim_port" "$work/sim.log" || die "kiro-sim did not start: $(cat "$work/sim.log")"
@@ -268,27 +203,6 @@ check "GET /v1/models without the key is refused (401)" \
 curl -sN --max-time 20 -H "x-api-key: $key" -H 'content-type: application/json' \
     -d '{"model":"claude-sonnet-4-5","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"hello"}]}' \
     -D "$work/msg.headers" "http://127.0.0.1:$gw_port/v1/messages" >"$work/msg.sse" 2>"$work/msg.err"
-sse_check() {
-    python3 - "$1" <<'PY'
-import json, sys
-events, data, text = [], {}, ""
-cur = None
-for line in open(sys.argv[1], encoding="utf-8"):
-    line = line.rstrip("\r\n")
-    if line.startswith("event:"):
-        cur = line[6:].strip()
-    elif line.startswith("data:") and cur:
-        d = json.loads(line[5:])
-        events.append(cur)
-        if cur == "content_block_delta" and d.get("delta", {}).get("type") == "text_delta":
-            text += d["delta"]["text"]
-names = [e for e in events if e != "ping"]
-ok = (names[:1] == ["message_start"] and names[-1:] == ["message_stop"]
-      and "content_block_start" in names and "message_delta" in names and text == "echo: hello")
-print("    events:", " ".join(names)[:300], "| text:", repr(text))
-sys.exit(0 if ok else 1)
-PY
-}
 check "POST /v1/messages streams text/event-stream" grep -qi '^content-type: text/event-stream' "$work/msg.headers"
 if ! check "the SSE stream goes message_start .. message_stop with the sim's 'echo: hello'" sse_check "$work/msg.sse"; then
     head -c 600 "$work/msg.headers" "$work/msg.sse" | sed 's/^/    /'

@@ -26,14 +26,25 @@ if [ -z "$auth" ]; then
         echo "kiro2api: no KIRO_AUTH_TOKEN and no build/kiro-sim to run a demo with" >&2
         exit 1
     fi
-    fifo=$(mktemp -u)
-    mkfifo "$fifo"
-    # --legacy-2025: the simulator's 2025 rules, which the gateway speaks today
-    build/kiro-sim --port 0 --legacy-2025 >"$fifo" 2>/dev/null &
+    # kiro-sim prints "kiro-sim listening on http://HOST:PORT" first; its output stays in a temporary log that is
+    # shown if it does not start
+    sim_log=$(mktemp)
+    build/kiro-sim --host 127.0.0.1 --port 0 >"$sim_log" 2>&1 &
     sim_pid=$!
-    read -r line <"$fifo"
-    rm -f "$fifo"
-    sim_url=$(echo "$line" | sed -E 's/.*listening on (https?:\/\/[^ ]+).*/\1/')
+    sim_url=""
+    for _ in $(seq 100); do
+        sim_url=$(sed -nE 's/.*listening on (https?:\/\/[^ ]+).*/\1/p' "$sim_log" | head -n1)
+        [ -n "$sim_url" ] && break
+        kill -0 "$sim_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if [ -z "$sim_url" ]; then
+        echo "kiro2api: the bundled simulator (build/kiro-sim) did not start:" >&2
+        cat "$sim_log" >&2
+        rm -f "$sim_log"
+        exit 1
+    fi
+    rm -f "$sim_log"
     cat <<MSG
 ================================================================================
  DEMO MODE: no Kiro account is configured (KIRO_AUTH_TOKEN is unset), so kiro2api

@@ -3,8 +3,8 @@
 # ASan+UBSan build with LeakSanitizer on, then a short pass of every libFuzzer target (build-fuzz/,
 # TEST_FUZZ_SECONDS per target, default 20; 0 skips it). Each step prints its own summary; the script fails
 # if any fails. CTEST_ARGS passes extra arguments (e.g. CTEST_ARGS="-R unit"). KIRO_TEST_IMAGE=1 also builds
-# and runs the container image (`make image-test`). The long runs (60 s per fuzz target in CI, 10 M
-# executions, the 30-minute soak) are outside: `make fuzz`, `make soak`.
+# and runs the container image and tries `make run` on new Debian 12 containers (`make image-test`). The long
+# runs (60 s per fuzz target in CI, 10 M executions, the 30-minute soak) are outside: `make fuzz`, `make soak`.
 set -u
 cd "$(dirname "$0")/.."
 jobs=${JOBS:-$(nproc)}
@@ -25,8 +25,13 @@ if [ "$fuzz_secs" != 0 ] && [ -z "${CTEST_ARGS:-}" ]; then
 fi
 if [ "${KIRO_TEST_IMAGE:-0}" = 1 ]; then
     also="$also and the image test"
-    echo "== container image (KIRO_TEST_IMAGE=1: podman build + run, scripts/image-test.sh) =="
-    { deps/install.sh image && scripts/image-test.sh; } || rc=1
+    echo "== container image and a new machine (KIRO_TEST_IMAGE=1: scripts/image-test.sh, scripts/fresh-machine-test.sh) =="
+    if deps/install.sh image; then
+        scripts/image-test.sh || rc=1
+        scripts/fresh-machine-test.sh || rc=1
+    else
+        rc=1
+    fi
 fi
 if [ $rc -eq 0 ]; then echo "make test: both builds${also} passed"; else echo "make test: FAILED"; fi
 exit $rc

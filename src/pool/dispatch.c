@@ -532,6 +532,18 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
             }
             k2a_verdict_t v;
             k2a_pool_classify(r, status, d->error_body.base, d->error_body.len, &v);
+            size_t sent = d->body_prefix_len + d->body.len;
+            if (v.err == K2A_EUPSTREAM_BAD_REQUEST && sent > K2A_KIRO_BYTE_LIMIT_FLOOR &&
+                strstr(v.message, "Improperly formed request") != NULL) {
+                /* Kiro's byte limit answers "Improperly formed request." with no reason (kiro-protocol-2026 §9: measured at
+                 * ~615 KB and at 1.25-1.3 MB). Over the smallest measurement, that is the size of the conversation: the
+                 * client's error that makes it compact, not a malformed request. */
+                v.err = K2A_EUPSTREAM_CONTENT_LENGTH;
+                snprintf(v.detail, sizeof(v.detail),
+                         "the %zu-byte Kiro request is over Kiro's byte limit (Kiro answered \"Improperly formed request.\"; "
+                         "KIRO_MAX_PAYLOAD_BYTES keeps requests under it)",
+                         sent);
+            }
             if (v.action == K2A_ACT_CANCELED) {
                 k2a_xloop_call(p->owner, op_release_sync, &out->lease);
                 return finish(d, K2A_ECANCELED);

@@ -37,6 +37,9 @@ typedef int (*k2a_dispatch_build_cb)(void *ctx, const k2a_lease_t *lease, k2a_bu
 typedef bool (*k2a_dispatch_native_fallback_cb)(void *ctx);
 
 #define K2A_DISPATCH_MAX_TRIES 24
+/* The smallest byte limit peers measured for a Kiro request (kiro-protocol-2026 §9: ~615 KB; others 1.25-1.3 MB), less a
+ * margin: an "Improperly formed request." answer to a larger body is taken for the size limit. */
+#define K2A_KIRO_BYTE_LIMIT_FLOOR 600000
 #define K2A_DISPATCH_ERROR_BODY_MAX (64 * 1024)
 
 /* What happened to one account in this request. */

@@ -156,9 +156,9 @@ class Gateway(Proc):
         super().__init__([BIN] + list(args), env=e, cwd=cwd, name="kiro2api", wait_lines=lines)
 
 
-# The gateway's tests run kiro-sim in its 2025 mode until the gateway speaks Kiro as it is in 2026; K2A_SIM_MODERN=1
-# runs them against the 2026 rules (flip the default here once the gateway passes them).
-SIM_MODE_ARGS = [] if os.environ.get("K2A_SIM_MODERN") == "1" else ["--legacy-2025"]
+# The gateway's tests run kiro-sim as Kiro is now (its default, 2026 mode); K2A_SIM_LEGACY=1 runs them against the 2025
+# rules instead, to see what a change does to a gateway still speaking those.
+SIM_MODE_ARGS = ["--legacy-2025"] if os.environ.get("K2A_SIM_LEGACY") == "1" else []
 CURRENT_MODELS = ("claude-opus-4.8", "claude-opus-5")
 
 

@@ -267,42 +267,44 @@ class LongHistory(unittest.TestCase):
 
 
 class KiroSaysInputTooLong(unittest.TestCase):
-    """Kiro's own limit below the gateway's budget: its 400 CONTENT_LENGTH_EXCEEDS_THRESHOLD reaches the client as the
-    compact error, on the first account, without failing over to the second."""
+    """Kiro's own limits above the gateway's budget reach the client as the compact error, on the first account, without
+    failing over to the second, and without penalising either: the token limit (400 CONTENT_LENGTH_EXCEEDS_THRESHOLD,
+    "Input is too long.") and the byte limit ("Improperly formed request." to a body over ~615 KB, kiro-protocol-2026 §9)."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.sim = Sim(["--max-payload", "200000"])
-        cls.gw = Gateway(env=sim_accounts_env(cls.sim, ["sim-ok-tl-a", "sim-ok-tl-b"], {"KIRO_MAX_PAYLOAD_BYTES": "1000000"}))
-
-    @classmethod
-    def tearDownClass(cls):
+    def run_case(self, sim_args, budget, turns, rule):
+        sim = Sim(sim_args)
+        gw = Gateway(env=sim_accounts_env(sim, ["sim-ok-tl-a", "sim-ok-tl-b"], {"KIRO_MAX_PAYLOAD_BYTES": str(budget)}))
         try:
-            cls.gw.assert_clean_exit(unittest.TestCase())
+            for dialect in ("anthropic", "openai"):
+                for stream in (False, True):
+                    with self.subTest(rule=rule, dialect=dialect, stream=stream):
+                        before = sim.stats()
+                        messages, tools = text_turns(turns, 3000)
+                        body = json.dumps(request_body(dialect, messages, tools, stream), ensure_ascii=False,
+                                          separators=(",", ":")).encode()
+                        st, _, data = request(gw.port, "POST", PATHS[dialect], body=body, key=CLIENT_KEY, timeout=60,
+                                              headers={"content-type": "application/json"})
+                        LongHistory.check_prompt_too_long(self, dialect, st, data)
+                        after = sim.stats()
+                        self.assertEqual(after["generates_total"] - before["generates_total"], 1)  # no failover
+                        self.assertEqual(after["rejections_by_rule"].get(rule, 0) - before["rejections_by_rule"].get(rule, 0),
+                                         1, after["rejections_by_rule"])
+            # the accounts were not penalised: both still usable
+            st, _, data = request(gw.port, "GET", "/api/tokens", key=CLIENT_KEY)
+            self.assertEqual(st, 200)
+            self.assertEqual([a["state"] for a in json.loads(data)["tokens"]], ["ok", "ok"])
+            gw.assert_clean_exit(self)
         finally:
-            cls.gw.cleanup()
-            cls.sim.cleanup()
+            gw.cleanup()
+            sim.cleanup()
 
-    def test_kiro_content_length_400_is_prompt_too_long_without_failover(self):
-        for dialect in ("anthropic", "openai"):
-            for stream in (False, True):
-                with self.subTest(dialect=dialect, stream=stream):
-                    before = self.sim.stats()
-                    messages, tools = text_turns(40, 3000)  # ~500 KB: under the gateway's budget, over Kiro's
-                    body = json.dumps(request_body(dialect, messages, tools, stream), ensure_ascii=False,
-                                      separators=(",", ":")).encode()
-                    st, _, data = request(self.gw.port, "POST", PATHS[dialect], body=body, key=CLIENT_KEY, timeout=60,
-                                          headers={"content-type": "application/json"})
-                    LongHistory.check_prompt_too_long(self, dialect, st, data)
-                    after = self.sim.stats()
-                    self.assertEqual(after["generates_total"] - before["generates_total"], 1)  # no failover
-                    self.assertEqual(after["rejections_by_rule"].get("payload_too_large", 0) -
-                                     before["rejections_by_rule"].get("payload_too_large", 0), 1,
-                                     after["rejections_by_rule"])
-        # the accounts were not penalised: both still usable
-        st, _, data = request(self.gw.port, "GET", "/api/tokens", key=CLIENT_KEY)
-        self.assertEqual(st, 200)
-        self.assertEqual([a["state"] for a in json.loads(data)["tokens"]], ["ok", "ok"])
+    def test_kiro_token_limit_400_is_prompt_too_long_without_failover(self):
+        # ~960 KB: under both byte limits, over the 200 000-token window of claude-sonnet-4.5 by kiro-sim's bytes/4 estimate
+        self.run_case(["--max-body-bytes", "2000000"], 2000000, 320, "input_too_long")
+
+    def test_kiro_byte_limit_400_is_prompt_too_long_without_failover(self):
+        # ~700 KB: under the gateway's raised budget, over Kiro's 615 000-byte limit
+        self.run_case([], 1000000, 230, "payload_too_large")
 
 
 if __name__ == "__main__":

@@ -68,9 +68,9 @@ static void sim_start(sim_t *s, const char *const *extra)
     sim_path(path, sizeof(path));
     const char *argv[32] = {path, "--port", "0"};
     size_t n = 3;
-    /* kiro-sim's 2025 mode until the gateway speaks Kiro as it is in 2026 (K2A_SIM_MODERN=1: the 2026 rules) */
-    if (getenv("K2A_SIM_MODERN") == NULL || strcmp(getenv("K2A_SIM_MODERN"), "1") != 0)
-        argv[n++] = "--legacy-2025";
+    /* kiro-sim's lenient 2025 mode: these tests drive the pool's mechanics (refresh, failover, states) with hand-made
+     * bodies; Kiro's current rules are the integration tests' (tests/integration run kiro-sim in its default mode) */
+    argv[n++] = "--legacy-2025";
     for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 31; ++i)
         argv[n++] = extra[i];
     argv[n] = NULL;
