@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import unittest
 
-from k2a import CLIENT_KEY, SLOW, SOURCE_DIR, Gateway, Sim, main, parse_sse, request, sim_accounts_env
+from k2a import CLIENT_KEY, SIM_MODE_ARGS, SLOW, SOURCE_DIR, Gateway, Sim, main, parse_sse, request, sim_accounts_env
 
 CLIENTS = os.path.join(SOURCE_DIR, "tests", "clients")
 CLAUDE = os.path.join(CLIENTS, "node_modules", ".bin", "claude")
@@ -223,7 +223,7 @@ class WebSearch(unittest.TestCase):
         self.assertEqual(st, 403)
         hdr = dict(auth, **{"x-amzn-kiro-profile-arn": tok["profileArn"]})
         # region-prefixed paths exist in the simulator's 2026 mode only
-        for path in ("/mcp", "/us-east-1/mcp") if os.environ.get("K2A_SIM_MODERN") == "1" else ("/mcp",):
+        for path in ("/mcp",) if "--legacy-2025" in SIM_MODE_ARGS else ("/mcp", "/us-east-1/mcp"):
             st, _, data = request(sim.port, "POST", path, call, headers=hdr)
             self.assertEqual(st, 200, data)
             doc = json.loads(data)
