@@ -269,6 +269,21 @@ void k2a_anthropic_msg_dispose(k2a_anthropic_msg_t *m)
     k2a_buf_dispose(&m->error_message);
 }
 
+void k2a_anthropic_msg_truncate(k2a_anthropic_msg_t *m, size_t n)
+{
+    for (size_t i = n; i < m->nblocks; ++i) {
+        k2a_buf_dispose(&m->blocks[i].text);
+        free(m->blocks[i].tool_id);
+        free(m->blocks[i].tool_name);
+        free(m->blocks[i].signature);
+    }
+    if (n < m->nblocks)
+        m->nblocks = n;
+    m->stopped = false;
+    m->error = 0;
+    k2a_buf_reset(&m->error_message);
+}
+
 static int msg_fail(k2a_anthropic_msg_t *m, int err, k2a_str_t message)
 {
     if (m->error == 0) {

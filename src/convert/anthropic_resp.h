@@ -99,6 +99,9 @@ k2a_str_t k2a_anthropic_msg_error_message(const k2a_anthropic_msg_t *m);
 /* Appends a content block given as a compact JSON object, rendered verbatim at the next index (web search's
  * server_tool_use and web_search_tool_result between two turns of the model). Returns 0 or the K2A_E* of the failure. */
 int k2a_anthropic_msg_add_raw(k2a_anthropic_msg_t *m, const char *json, size_t len);
+/* Forgets every block from index n on and any failure (an attempt that failed over after earlier turns of the same answer:
+ * the next attempt starts again at n). */
+void k2a_anthropic_msg_truncate(k2a_anthropic_msg_t *m, size_t n);
 
 /* The stop_reason string of the Anthropic API ("end_turn", "tool_use", "max_tokens", "model_context_window_exceeded",
  * "stop_sequence", "refusal"). */

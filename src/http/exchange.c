@@ -675,7 +675,9 @@ static void run(k2a_call_t *call, const dialect_t *dialect)
                     why != NULL ? why : "");
             k2a_dispatch_attempt_failed(d, a, r, why != NULL ? why : k2a_strerror(r));
             stop_parser(x);
-            if (!x->ir.stream)
+            if (!x->ir.stream && x->ws != NULL && x->ws->mixed && x->ws->base > 0)
+                k2a_anthropic_msg_truncate(&x->w.amsg, (size_t)x->ws->base); /* the earlier turns of the answer stay */
+            else if (!x->ir.stream)
                 stop_writer(x); /* the aggregate starts over; a stream keeps its writer (message_start is staged or sent) */
             continue;
         }

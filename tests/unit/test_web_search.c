@@ -13,6 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include <yajl/yajl_tree.h>
+#include "convert/anthropic_resp.h"
 #include "convert/web_search.h"
 #include "core/errors.h"
 
@@ -239,11 +240,47 @@ static void test_query_and_dates(void **state)
     assert_string_equal(id, "srvtoolu_07070707070707070707070707070707");
 }
 
+/* The aggregate of a multi-turn answer: raw search blocks between the model's, and a failed attempt forgotten. */
+static void test_msg_raw_and_truncate(void **state)
+{
+    (void)state;
+    k2a_anthropic_msg_t m;
+    k2a_anthropic_msg_init(&m, K2A_STRLIT("claude-x"), fixed_random, NULL, 0);
+    k2a_ir_event_t ev = {.type = K2A_EV_MESSAGE_START};
+    assert_int_equal(k2a_anthropic_msg_on_event(&m, &ev), 0);
+    assert_int_equal(k2a_anthropic_msg_add_raw(&m, "{\"type\":\"server_tool_use\",\"id\":\"s\"}", 35), 0);
+    assert_int_equal(k2a_anthropic_msg_add_raw(&m, "{\"type\":\"web_search_tool_result\"}", 33), 0);
+    /* a failed attempt: one text block, then forgotten */
+    ev = (k2a_ir_event_t){.type = K2A_EV_BLOCK_START, .index = 2, .block = K2A_BLOCK_TEXT};
+    assert_int_equal(k2a_anthropic_msg_on_event(&m, &ev), 0);
+    ev = (k2a_ir_event_t){.type = K2A_EV_DELTA, .index = 2, .block = K2A_BLOCK_TEXT, .text = K2A_STRLIT("lost")};
+    assert_int_equal(k2a_anthropic_msg_on_event(&m, &ev), 0);
+    k2a_anthropic_msg_truncate(&m, 2);
+    ev = (k2a_ir_event_t){.type = K2A_EV_BLOCK_START, .index = 2, .block = K2A_BLOCK_TEXT};
+    assert_int_equal(k2a_anthropic_msg_on_event(&m, &ev), 0);
+    ev = (k2a_ir_event_t){.type = K2A_EV_DELTA, .index = 2, .block = K2A_BLOCK_TEXT, .text = K2A_STRLIT("kept")};
+    assert_int_equal(k2a_anthropic_msg_on_event(&m, &ev), 0);
+    ev = (k2a_ir_event_t){.type = K2A_EV_BLOCK_STOP, .index = 2};
+    assert_int_equal(k2a_anthropic_msg_on_event(&m, &ev), 0);
+    ev = (k2a_ir_event_t){.type = K2A_EV_STOP, .stop_reason = K2A_STOP_END_TURN};
+    ev.usage.web_search_requests = 1;
+    assert_int_equal(k2a_anthropic_msg_on_event(&m, &ev), 0);
+    k2a_buf_t out = K2A_BUF_INIT(0);
+    assert_int_equal(k2a_anthropic_msg_render(&m, &out), 0);
+    assert_non_null(strstr(out.base,
+                           "\"content\":[{\"type\":\"server_tool_use\",\"id\":\"s\"},{\"type\":\"web_search_tool_result\"},"
+                           "{\"type\":\"text\",\"text\":\"kept\"}]"));
+    assert_null(strstr(out.base, "lost"));
+    assert_non_null(strstr(out.base, "\"server_tool_use\":{\"web_search_requests\":1}"));
+    k2a_buf_dispose(&out);
+    k2a_anthropic_msg_dispose(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rpc_body),      cmocka_unit_test(test_parse_documented), cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_parse_hostile), cmocka_unit_test(test_query_and_dates),
+        cmocka_unit_test(test_parse_hostile), cmocka_unit_test(test_query_and_dates),  cmocka_unit_test(test_msg_raw_and_truncate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
