@@ -203,6 +203,8 @@ static k2a_websearch_t *prepare_mixed(k2a_call_t *call, k2a_ir_request_t *ir)
                                  "\"The search query\"}},\"required\":[\"query\"]}");
     ir->tools = tools;
     ++ir->ntools;
+    if (ir->tool_choice == K2A_TOOL_CHOICE_TOOL && k2a_str_eq(ir->tool_choice_name, K2A_STRLIT("web_search")))
+        ir->tool_choice_name = t->name; /* "use web_search" names the declared tool */
     ws->mixed = true;
     ws->max_uses = ir->web_search.max_uses > 0 ? ir->web_search.max_uses : K2A_WS_DEFAULT_MAX_USES;
     return ws;
