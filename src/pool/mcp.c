@@ -79,9 +79,10 @@ static intptr_t op_verdict(void *arg)
         k2a_pool_release(&m->lease);
         return m->oc->err;
     }
-    if (m->v.action == K2A_ACT_FORBIDDEN) {
-        /* a 403 that is not about the token: on /mcp it speaks of the profile (a wrong or missing ARN, no web search for
-         * this subscription), not of the account's health: generate calls still work, so no penalty, the next account */
+    if (m->v.action == K2A_ACT_FORBIDDEN || m->v.action == K2A_ACT_CONFIG || m->v.action == K2A_ACT_MODEL) {
+        /* a 403 that is not about the token, a profile answer ("profileArn is required", "User is not authorized"), a
+         * model answer: on /mcp they speak of the profile's web search (a wrong or missing ARN, no web search for this
+         * subscription), not of the account's generate calls, which still work: no penalty, the next account */
         k2a_pool_release(&m->lease);
         return NEXT_ACCOUNT;
     }

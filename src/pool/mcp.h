@@ -8,8 +8,8 @@
  * Headers (§10): content-type, the streaming user-agent pair, amz-sdk-invocation-id, amz-sdk-request, Authorization and
  * x-amzn-kiro-profile-arn; never the optout or agent-mode header, and the body carries no profileArn. An account without a
  * known profile ARN is skipped (MCP needs it), without a penalty; so is an account answered by a 403 that is not about its
- * token (the profile may lack web search while its generate calls work). A search past its deadline ends the call (the
- * timeout is the search's budget, not the account's fault): no penalty and no other account.
+ * token or by a profile or model error (the profile may lack web search while its generate calls work). A search past its deadline
+ * ends the call (the timeout is the search's budget, not the account's fault): no penalty and no other account.
  */
 #ifndef K2A_POOL_MCP_H
 #define K2A_POOL_MCP_H
