@@ -121,15 +121,18 @@ static void test_parse_documented(void **state)
     /* renderings */
     k2a_buf_t out = K2A_BUF_INIT(0);
     assert_int_equal(k2a_ws_results_json(&out, &res), 0);
+    assert_non_null(k2a_buf_cstr(&out));
     assert_non_null(strstr(out.base, "{\"type\":\"web_search_result\",\"title\":\"First\",\"url\":\"https://a.example/1\","
                                      "\"encrypted_content\":\"one\",\"page_age\":\"January 2, 2026\"}"));
     assert_non_null(strstr(out.base, "\"page_age\":null}"));
     k2a_buf_reset(&out);
     assert_int_equal(k2a_ws_context_text(&out, K2A_STRLIT("q"), &res, NULL), 0);
+    assert_non_null(k2a_buf_cstr(&out));
     assert_non_null(strstr(out.base, "[1] First\nURL: https://a.example/1\nPublished: January 2, 2026\none\n"));
     k2a_buf_reset(&out);
     res.n = 0;
     assert_int_equal(k2a_ws_context_text(&out, K2A_STRLIT("q"), &res, "MCP error -32603"), 0);
+    assert_non_null(k2a_buf_cstr(&out));
     assert_non_null(strstr(out.base, "The web search failed (MCP error -32603)"));
     k2a_buf_dispose(&out);
     k2a_arena_dispose(&arena);
@@ -267,6 +270,7 @@ static void test_msg_raw_and_truncate(void **state)
     assert_int_equal(k2a_anthropic_msg_on_event(&m, &ev), 0);
     k2a_buf_t out = K2A_BUF_INIT(0);
     assert_int_equal(k2a_anthropic_msg_render(&m, &out), 0);
+    assert_non_null(k2a_buf_cstr(&out));
     assert_non_null(strstr(out.base,
                            "\"content\":[{\"type\":\"server_tool_use\",\"id\":\"s\"},{\"type\":\"web_search_tool_result\"},"
                            "{\"type\":\"text\",\"text\":\"kept\"}]"));
