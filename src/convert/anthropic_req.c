@@ -464,6 +464,13 @@ static int on_number(void *ctx, const char *s, size_t l)
             return k2a_areq_fail_type(d, "an integer");
         d->th.budget = i;
         break;
+    case S_T_MAX_USES:
+        if (!k2a_areq_parse_int(s, l, &i))
+            return k2a_areq_fail_type(d, "an integer");
+        if (i < 1)
+            return k2a_areq_fail(d, K2A_EBAD_PARAM, "tools: max_uses must be at least 1");
+        d->tool.max_uses = i;
+        break;
     case S_TEMPERATURE:
     case S_TOP_P:
         if (!k2a_areq_parse_double(s, l, &v))

@@ -1,7 +1,7 @@
 /*
  * The Anthropic request decoder's builders → IR objects (see anthropic_req_internal.h): content blocks (with
- * the deferred type errors of their fields), messages, tools (server tools dropped), system blocks, tool_choice
- * and thinking; and the session id carried by metadata.user_id.
+ * the deferred type errors of their fields), messages, tools (web_search noted in the IR, other server tools dropped), system
+ * blocks, tool_choice and thinking; and the session id carried by metadata.user_id.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -198,6 +198,13 @@ static bool is_web_search_name(k2a_str_t n)
 
 int k2a_areq_finish_tool(dec_t *d)
 {
+    if (d->tool.has_type && d->tool.type.len > 11 && memcmp(d->tool.type.base, "web_search_", 11) == 0 && d->tool.has_name &&
+        key_is(d->tool.name, "web_search")) {
+        /* Anthropic's web search server tool: the gateway runs it through Kiro's MCP endpoint (http/websearch.c) */
+        d->req->web_search.requested = true;
+        d->req->web_search.max_uses = d->tool.max_uses;
+        return 1;
+    }
     if (d->tool.has_type && !key_is(d->tool.type, "custom")) {
         k2a_debug("anthropic request: dropping server tool of type \"%.*s\"", (int)(d->tool.type.len < 64 ? d->tool.type.len : 64),
                   d->tool.type.base);

@@ -77,6 +77,7 @@ enum {
     S_T_DESCRIPTION,
     S_T_TYPE,
     S_T_INPUT_SCHEMA,
+    S_T_MAX_USES,
     S_TC_TYPE,
     S_TC_NAME,
     S_TH_TYPE,
@@ -169,6 +170,7 @@ typedef struct st_dec_t {
     struct {
         k2a_str_t name, description, type, input_schema;
         bool has_name, has_type;
+        int64_t max_uses; /* server tools: max_uses (0 = not given) */
     } tool;
     struct {
         k2a_str_t type, name;

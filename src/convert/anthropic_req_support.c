@@ -215,6 +215,7 @@ const char *k2a_areq_slot_expect(uint8_t slot)
     switch (slot) {
     case S_MAX_TOKENS:
     case S_TH_BUDGET:
+    case S_T_MAX_USES:
         return "an integer";
     case S_TEMPERATURE:
     case S_TOP_P:
@@ -379,6 +380,8 @@ uint8_t k2a_areq_key_slot(frame_t *f, k2a_str_t k)
             return S_T_TYPE;
         if (key_is(k, "input_schema"))
             return S_T_INPUT_SCHEMA;
+        if (key_is(k, "max_uses"))
+            return S_T_MAX_USES;
         return S_IGNORE;
     case C_TOOL_CHOICE:
         return key_is(k, "type") ? S_TC_TYPE : key_is(k, "name") ? S_TC_NAME : S_IGNORE;

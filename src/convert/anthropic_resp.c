@@ -71,11 +71,14 @@ static int append_json_string(k2a_buf_t *b, k2a_str_t s)
 
 static int append_usage(k2a_buf_t *b, const k2a_ir_usage_t *u, int64_t output_tokens)
 {
-    return k2a_buf_appendf(b,
-                           "{\"input_tokens\":%lld,\"cache_creation_input_tokens\":%lld,\"cache_read_input_tokens\":%lld,"
-                           "\"output_tokens\":%lld}",
-                           (long long)u->input_tokens, (long long)u->cache_creation_input_tokens,
-                           (long long)u->cache_read_input_tokens, (long long)output_tokens);
+    int r = k2a_buf_appendf(b,
+                            "{\"input_tokens\":%lld,\"cache_creation_input_tokens\":%lld,\"cache_read_input_tokens\":%lld,"
+                            "\"output_tokens\":%lld",
+                            (long long)u->input_tokens, (long long)u->cache_creation_input_tokens,
+                            (long long)u->cache_read_input_tokens, (long long)output_tokens);
+    if (r == 0 && u->web_search_requests > 0)
+        r = k2a_buf_appendf(b, ",\"server_tool_use\":{\"web_search_requests\":%lld}", (long long)u->web_search_requests);
+    return r != 0 ? r : APPEND_LIT(b, "}");
 }
 
 /* ---------- streaming ---------- */
@@ -266,6 +269,21 @@ void k2a_anthropic_msg_dispose(k2a_anthropic_msg_t *m)
     k2a_buf_dispose(&m->error_message);
 }
 
+void k2a_anthropic_msg_truncate(k2a_anthropic_msg_t *m, size_t n)
+{
+    for (size_t i = n; i < m->nblocks; ++i) {
+        k2a_buf_dispose(&m->blocks[i].text);
+        free(m->blocks[i].tool_id);
+        free(m->blocks[i].tool_name);
+        free(m->blocks[i].signature);
+    }
+    if (n < m->nblocks)
+        m->nblocks = n;
+    m->stopped = false;
+    m->error = 0;
+    k2a_buf_reset(&m->error_message);
+}
+
 static int msg_fail(k2a_anthropic_msg_t *m, int err, k2a_str_t message)
 {
     if (m->error == 0) {
@@ -355,6 +373,26 @@ int k2a_anthropic_msg_on_event(void *ctx, const k2a_ir_event_t *ev)
     }
 }
 
+int k2a_anthropic_msg_add_raw(k2a_anthropic_msg_t *m, const char *json, size_t len)
+{
+    if (m->error != 0 || m->stopped)
+        return m->error;
+    if (m->nblocks == m->cap) {
+        size_t cap = m->cap != 0 ? m->cap * 2 : 4;
+        k2a_anthropic_msg_block_t *b = realloc(m->blocks, cap * sizeof(*b));
+        if (b == NULL)
+            return msg_fail(m, K2A_ENOMEM, K2A_STRLIT("out of memory"));
+        m->blocks = b;
+        m->cap = cap;
+    }
+    k2a_anthropic_msg_block_t *b = &m->blocks[m->nblocks++];
+    memset(b, 0, sizeof(*b));
+    b->kind = K2A_BLOCK_DOCUMENT; /* never a model block: marks a raw one */
+    k2a_buf_init(&b->text, 0);
+    int r = k2a_buf_append(&b->text, json, len);
+    return r != 0 ? msg_fail(m, r, K2A_STRLIT("out of memory")) : 0;
+}
+
 k2a_str_t k2a_anthropic_msg_error_message(const k2a_anthropic_msg_t *m)
 {
     return k2a_str(m->error_message.base != NULL ? m->error_message.base : "", m->error_message.len);
@@ -395,6 +433,10 @@ static int render_blocks(k2a_anthropic_msg_t *m, k2a_buf_t *out)
                 return r;
             break;
         }
+        case K2A_BLOCK_DOCUMENT: /* a raw block (k2a_anthropic_msg_add_raw) */
+            if ((r = k2a_buf_append(out, text.base, text.len)) != 0)
+                return r;
+            break;
         case K2A_BLOCK_THINKING:
             if ((r = APPEND_LIT(out, "{\"type\":\"thinking\",\"thinking\":")) != 0 || (r = append_json_string(out, text)) != 0 ||
                 (r = APPEND_LIT(out, ",\"signature\":")) != 0 ||
@@ -427,7 +469,8 @@ int k2a_anthropic_msg_render(k2a_anthropic_msg_t *m, k2a_buf_t *out)
     if ((r = APPEND_LIT(out, "{\"id\":\"")) != 0 || (r = k2a_buf_append(out, m->id, K2A_ANTHROPIC_ID_LEN)) != 0 ||
         (r = APPEND_LIT(out, "\",\"type\":\"message\",\"role\":\"assistant\",\"model\":")) != 0 ||
         (r = append_json_string(out, m->model)) != 0 || (r = APPEND_LIT(out, ",\"content\":[")) != 0 ||
-        (r = render_blocks(m, out)) != 0 ||
+        (m->prefix_content.len != 0 && (r = k2a_buf_append(out, m->prefix_content.base, m->prefix_content.len)) != 0) ||
+        (m->prefix_content.len != 0 && m->nblocks != 0 && (r = APPEND_LIT(out, ",")) != 0) || (r = render_blocks(m, out)) != 0 ||
         (r = k2a_buf_appendf(
              out, "],\"stop_reason\":\"%s\",\"stop_sequence\":null,\"usage\":", k2a_anthropic_stop_reason(m->stop_reason))) != 0 ||
         (r = append_usage(out, &m->usage, m->usage.output_tokens)) != 0 || (r = APPEND_LIT(out, "}")) != 0) {

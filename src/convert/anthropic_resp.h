@@ -78,6 +78,9 @@ typedef struct st_k2a_anthropic_msg_t {
     k2a_ir_usage_t usage;
     int error; /* K2A_E* of an ERROR event or of a failure while aggregating */
     k2a_buf_t error_message;
+    /* content blocks rendered before the aggregated ones: compact JSON objects separated by commas (web search's
+     * server_tool_use and web_search_tool_result); borrowed, empty when none */
+    k2a_str_t prefix_content;
 } k2a_anthropic_msg_t;
 
 /* max_bytes bounds the aggregated content (0 means 64 MiB); past it the response fails with K2A_ETOOBIG. */
@@ -93,6 +96,12 @@ int k2a_anthropic_msg_on_event(void *m, const k2a_ir_event_t *ev);
  * Usage is the parser's final usage (the same numbers the streaming form reports for the same upstream body). */
 int k2a_anthropic_msg_render(k2a_anthropic_msg_t *m, k2a_buf_t *out);
 k2a_str_t k2a_anthropic_msg_error_message(const k2a_anthropic_msg_t *m);
+/* Appends a content block given as a compact JSON object, rendered verbatim at the next index (web search's
+ * server_tool_use and web_search_tool_result between two turns of the model). Returns 0 or the K2A_E* of the failure. */
+int k2a_anthropic_msg_add_raw(k2a_anthropic_msg_t *m, const char *json, size_t len);
+/* Forgets every block from index n on and any failure (an attempt that failed over after earlier turns of the same answer:
+ * the next attempt starts again at n). */
+void k2a_anthropic_msg_truncate(k2a_anthropic_msg_t *m, size_t n);
 
 /* The stop_reason string of the Anthropic API ("end_turn", "tool_use", "max_tokens", "model_context_window_exceeded",
  * "stop_sequence", "refusal"). */

@@ -118,6 +118,10 @@ typedef struct st_k2a_ir_request_t {
     bool json_object;      /* OpenAI response_format json_object */
     k2a_str_t session_id;  /* from metadata.user_id (JSON string or "..._session_<uuid>"), for a stable conversationId */
     k2a_str_t user_id_raw; /* metadata.user_id as sent */
+    struct {
+        bool requested;   /* Anthropic's web_search_* server tool (named web_search) was in tools[] (not in tools[] here) */
+        int64_t max_uses; /* its max_uses; 0 = not given */
+    } web_search;
 } k2a_ir_request_t;
 
 /* ---------- response events ---------- */
@@ -148,8 +152,9 @@ typedef struct st_k2a_ir_usage_t {
     int64_t output_tokens;
     int64_t cache_read_input_tokens;
     int64_t cache_creation_input_tokens;
-    double credits;           /* from meteringEvent; < 0 when unknown */
-    double context_usage_pct; /* from contextUsageEvent; < 0 when unknown */
+    double credits;              /* from meteringEvent; < 0 when unknown */
+    double context_usage_pct;    /* from contextUsageEvent; < 0 when unknown */
+    int64_t web_search_requests; /* searches the gateway ran for this answer (Anthropic usage.server_tool_use); 0 = none */
 } k2a_ir_usage_t;
 
 typedef struct st_k2a_ir_event_t {

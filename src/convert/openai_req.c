@@ -51,6 +51,7 @@ enum {
     K_FUNCTIONS,
     K_FUNCTION_CALL,
     K_REASONING_CONTENT,
+    K_WEB_SEARCH_OPTIONS,
 };
 
 static const struct {
@@ -95,6 +96,7 @@ static const struct {
     KEY("json_schema", K_JSON_SCHEMA),
     KEY("schema", K_SCHEMA),
     KEY("functions", K_FUNCTIONS),
+    KEY("web_search_options", K_WEB_SEARCH_OPTIONS),
 #undef KEY
 };
 
@@ -322,6 +324,11 @@ static int root_value(k2a_oa_parser_t *p, uint8_t key, const value_t *v, int *pu
         p->rf_type = p->rf_name = p->rf_description = p->rf_schema = K2A_STR_NULL;
         *push = OA_RESPONSE_FORMAT;
         return 0;
+    case K_WEB_SEARCH_OPTIONS:
+        /* a clear refusal rather than an answer that silently never searched (README "Web search") */
+        return k2a_oa_fail(p, K2A_EBAD_PARAM,
+                           "web_search_options is not supported on /v1/chat/completions: web search is served on /v1/messages "
+                           "with the web_search_20250305 tool");
     default:
         return 0; /* user, seed, logprobs, presence_penalty, metadata, ...: ignored */
     }

@@ -88,6 +88,8 @@ static const var_t vars[] = {
      "report Kiro's contextUsage figure as final input_tokens when larger than the estimate (else the estimate everywhere)"},
     {"KIRO_PING_INTERVAL_MS", T_INT, F(ping_interval_ms), "15000", 100, 3600000, NULL,
      "SSE ping interval while the upstream is silent"},
+    {"KIRO_WEB_SEARCH_TIMEOUT_MS", T_INT, F(web_search_timeout_ms), "20000", 100, 600000, NULL,
+     "web search through Kiro's MCP endpoint: the longest wait for one search's answer (then: no results)"},
     /* upstream */
     {"KIRO_API_BASE", T_STR, F(api_base), "https://q.{region}.amazonaws.com", 0, 0, NULL,
      "base URL of generateAssistantResponse, ListAvailableProfiles, getUsageLimits, ListAvailableModels; {region} = the "

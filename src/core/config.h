@@ -46,6 +46,7 @@ typedef struct st_k2a_config_t {
     int64_t max_payload_bytes;
     char *model_map;
     int64_t ping_interval_ms;
+    int64_t web_search_timeout_ms;
     bool input_tokens_from_context;
     /* upstream */
     char *api_base;

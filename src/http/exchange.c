@@ -27,6 +27,7 @@
 #include "core/rand.h"
 #include "eventstream/eventstream.h"
 #include "http/exchange.h"
+#include "http/websearch.h"
 #include "pool/dispatch.h"
 #include "upstream/upstream.h"
 
@@ -86,6 +87,7 @@ struct st_exchange_t {
     /* the dispatch and its current attempt live here rather than in run()'s frame (see there) */
     k2a_dispatch_t dispatch;
     k2a_dispatch_attempt_t attempt;
+    k2a_websearch_t *ws; /* the web_search server tool's blocks before the model's (http/websearch.h), or NULL */
 };
 
 static void random_bytes(void *ctx, void *buf, size_t len)
@@ -303,6 +305,12 @@ static void stop_ping(exchange_t *x)
 
 /* ---- the response body ---- */
 
+static int forward_to_writer(void *p, const k2a_ir_event_t *ev)
+{
+    exchange_t *x = p;
+    return x->dialect->writer_on_event(x, ev);
+}
+
 static int on_ir_event(void *p, const k2a_ir_event_t *ev)
 {
     exchange_t *x = p;
@@ -313,7 +321,20 @@ static int on_ir_event(void *p, const k2a_ir_event_t *ev)
                  ev->error_message.base != NULL ? ev->error_message.base : "");
         return 0;
     }
-    int r = x->dialect->writer_on_event(x, ev);
+    int r;
+    if (x->ws != NULL && x->ws->mixed) {
+        r = k2a_websearch_on_event(x->ws, ev, forward_to_writer, x); /* the search loop (http/websearch.h) */
+    } else if (x->ws != NULL) {
+        /* after the web search's blocks: the model's indices move past them, and the usage counts the searches */
+        k2a_ir_event_t shifted = *ev;
+        if (x->ir.stream && (ev->type == K2A_EV_BLOCK_START || ev->type == K2A_EV_DELTA || ev->type == K2A_EV_BLOCK_STOP))
+            shifted.index += x->ws->index_offset;
+        if (ev->type == K2A_EV_STOP || ev->type == K2A_EV_USAGE)
+            shifted.usage.web_search_requests = x->ws->requests;
+        r = x->dialect->writer_on_event(x, &shifted);
+    } else {
+        r = x->dialect->writer_on_event(x, ev);
+    }
     if (r != 0 && x->sink_error == 0)
         x->sink_error = r;
     return r;
@@ -346,6 +367,12 @@ static void start_writer(exchange_t *x)
     ev.usage.credits = -1;
     ev.usage.context_usage_pct = -1;
     on_ir_event(x, &ev);
+    if (x->ws != NULL) {
+        if (x->ir.stream)
+            k2a_buf_append(&x->stage, x->ws->sse.base, x->ws->sse.len);
+        else
+            x->w.amsg.prefix_content = k2a_str(x->ws->content.base, x->ws->content.len);
+    }
 }
 
 static void stop_writer(exchange_t *x)
@@ -374,6 +401,8 @@ static void start_parser(exchange_t *x)
     k2a_kiro_resp_init(&x->parser, &cfg, on_ir_event, x);
     x->parser_live = true;
     x->fail_detail[0] = '\0';
+    if (x->ws != NULL && x->ws->mixed)
+        k2a_websearch_turn_start(x->ws);
     if (!x->writer_live)
         start_writer(x);
 }
@@ -503,6 +532,8 @@ static __attribute__((noinline)) int decode_and_build(exchange_t *x)
         respond_error(x, K2A_ENO_ACCOUNT, "no Kiro account is configured (set KIRO_AUTH_TOKEN)");
         return K2A_ENO_ACCOUNT;
     }
+    if (x->ir.web_search.requested)
+        x->ws = k2a_websearch_prepare(call, &x->ir); /* runs the search; the results join the request as text */
 
     /* 2. build the Kiro request once, leaving room for a profileArn */
     k2a_kiro_build_params_init(&x->params, s->model_map);
@@ -543,6 +574,45 @@ static __attribute__((noinline)) void respond_aggregate(exchange_t *x)
         respond_error(x, rr, m[0] != '\0' ? m : k2a_strerror(rr));
     }
     k2a_buf_dispose(&json);
+}
+
+/* Between two turns of the model (mixed tool sets, http/websearch.h): runs the search it asked for, sends the blocks,
+ * builds the Kiro request again with the results and starts a fresh dispatch. Returns 0 to go on, or non-zero when the
+ * answer ended (answered here for a non-stream request). */
+static __attribute__((noinline)) int web_search_turn(exchange_t *x)
+{
+    k2a_dispatch_t *d = &x->dispatch;
+    int r = k2a_websearch_next_turn(x->ws, x->call, &x->ir, x->ir.stream ? &x->stage : NULL, x->ir.stream ? NULL : &x->w.amsg,
+                                    forward_to_writer, x);
+    if (r == 0) {
+        k2a_convert_error_t cerr = {0};
+        k2a_buf_dispose(&x->body);
+        k2a_buf_init(&x->body, (size_t)x->server->config->max_payload_bytes);
+        if ((r = k2a_kiro_build_request(&x->ir, &x->params, &x->call->arena, &x->body, &x->built, &cerr)) != 0) {
+            K2A_LOG(K2A_LOG_WARN, x->call->request_id, "web search: cannot build the next turn: %s", cerr.message);
+            k2a_ir_event_t stop = x->ws->held;
+            stop.stop_reason = K2A_STOP_END_TURN;
+            stop.usage.web_search_requests = x->ws->requests;
+            forward_to_writer(x, &stop);
+        }
+    }
+    if (r != 0) {
+        if (!x->ir.stream)
+            respond_aggregate(x);
+        else
+            drain(x);
+        return 1;
+    }
+    if (x->ir.stream && drain(x) != 0)
+        return 1;
+    k2a_dispatch_dispose(d);
+    k2a_dispatch_init(d, x->server->pool, x->call->request_id, x->ir.stream);
+    k2a_dispatch_use_upstream(d, x->server->upstream);
+    k2a_dispatch_set_body_prefix(d, x->body.base, x->body.len - 1);
+    k2a_dispatch_set_model(d, x->built.kiro_model_id.base);
+    if (x->built.native_effort)
+        k2a_dispatch_set_native_fallback(d, native_fallback, x);
+    return 0;
 }
 
 static void run(k2a_call_t *call, const dialect_t *dialect)
@@ -605,20 +675,25 @@ static void run(k2a_call_t *call, const dialect_t *dialect)
                     why != NULL ? why : "");
             k2a_dispatch_attempt_failed(d, a, r, why != NULL ? why : k2a_strerror(r));
             stop_parser(x);
-            if (!x->ir.stream)
+            if (!x->ir.stream && x->ws != NULL && x->ws->mixed && x->ws->base > 0)
+                k2a_anthropic_msg_truncate(&x->w.amsg, (size_t)x->ws->base); /* the earlier turns of the answer stay */
+            else if (!x->ir.stream)
                 stop_writer(x); /* the aggregate starts over; a stream keeps its writer (message_start is staged or sent) */
             continue;
         }
         const k2a_kiro_resp_seen_t *seen = k2a_kiro_resp_seen(&x->parser);
         double credits = seen->credits < 0 ? 0 : seen->credits;
         int64_t in = k2a_kiro_resp_input_tokens(&x->parser), out = k2a_kiro_resp_output_tokens(&x->parser);
-        if (!x->ir.stream)
+        bool search = seen->error == 0 && k2a_websearch_pending(x->ws); /* the model asked for a web search */
+        if (!x->ir.stream && !search)
             respond_aggregate(x);
         k2a_dispatch_attempt_done(d, a, seen->error, credits, in, out);
         K2A_LOG(K2A_LOG_INFO, call->request_id, "%s: %s, %lld in / %lld out tokens, %.4f credits, attempt %u",
                 x->built.kiro_model_id.base, seen->error != 0 ? k2a_errname(seen->error) : "ok", (long long)in, (long long)out,
                 credits, a->number);
         stop_parser(x);
+        if (search && web_search_turn(x) == 0)
+            continue; /* the next turn of the model, with the search's results */
         break;
     }
     stop_ping(x);
@@ -631,6 +706,7 @@ Exit:
     stop_writer(x);
     k2a_buf_dispose(&x->body);
     k2a_buf_dispose(&x->stage);
+    k2a_websearch_dispose(x->ws);
 }
 
 void k2a_exchange_anthropic(k2a_call_t *call)

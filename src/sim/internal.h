@@ -301,6 +301,8 @@ int k2a_sim_handle_profiles(k2a_sim_server_t *srv, h2o_req_t *req, const k2a_sim
 int k2a_sim_handle_models_2026(k2a_sim_server_t *srv, h2o_req_t *req, const k2a_sim_route_t *route, bool aws_json);
 int k2a_sim_handle_models_2025(k2a_sim_server_t *srv, h2o_req_t *req);
 int k2a_sim_handle_entra_token(k2a_sim_server_t *srv, h2o_req_t *req);
+/* POST /mcp: web search through JSON-RPC tools/call (mcp.c). */
+int k2a_sim_handle_mcp(k2a_sim_server_t *srv, h2o_req_t *req);
 /* Checks a profileArn given to a REST call (getUsageLimits, ListAvailableModels): the placeholder -> 403 Invalid token,
  * someone else's -> 403 not authorized, another region -> 400. Returns true when it answered. */
 bool k2a_sim_rest_arn_rejected(k2a_sim_server_t *srv, h2o_req_t *req, const k2a_sim_route_t *route, const k2a_sim_account_t *acct,

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/buf.h"
 #include "core/errors.h"
 #include "eventstream/eventstream.h"
 #include "sim/internal.h"
@@ -346,6 +347,35 @@ static int apply_directive(k2a_sim_plan_t *plan, const char *name, param_t *para
             s->cut = plan->cut_end = true;
         return plan_tool_cuts(s, pieces, rng);
     }
+    if (strcmp(name, "websearch") == 0) {
+        /* the model asks for a web search: a toolUse named web_search (or name=...) with {"query": ...} */
+        size_t qlen;
+        char *query = take_param(params, np, "query", NULL, &qlen);
+        if (query == NULL || qlen == 0) {
+            free(query);
+            return fail(err, errsz, "kiro-sim: %s needs query=...", "websearch");
+        }
+        k2a_buf_t in = K2A_BUF_INIT(0);
+        r = k2a_buf_appendstr(&in, "{\"query\":\"");
+        if (r == 0)
+            r = k2a_buf_append_json_escaped(&in, query, qlen);
+        if (r == 0)
+            r = k2a_buf_appendstr(&in, "\"}");
+        free(query);
+        k2a_sim_step_t *s = r == 0 ? add_step(plan, K2A_SIM_STEP_TOOL) : NULL;
+        if (s == NULL) {
+            k2a_buf_dispose(&in);
+            return fail(err, errsz, "kiro-sim: too many directives%s", "");
+        }
+        s->name = take_param(params, np, "name", "web_search", NULL);
+        s->text = dup_mem(in.base, in.len);
+        s->text_len = in.len;
+        k2a_buf_dispose(&in);
+        if (s->name == NULL || s->text == NULL)
+            return K2A_ENOMEM;
+        make_tool_id(s->id, rng);
+        return plan_tool_cuts(s, 1, rng);
+    }
     if (strcmp(name, "reasoning") == 0) {
         k2a_sim_step_t *s = add_step(plan, K2A_SIM_STEP_REASONING);
         if (s == NULL)
@@ -489,8 +519,9 @@ int k2a_sim_plan_parse(k2a_sim_plan_t *plan, const char *text, size_t len, char 
         }
         if (r == 0) {
             r = apply_directive(plan, name, params, np, &rng, err, errsz);
-            if (strcmp(name, "text") == 0 || strcmp(name, "tool") == 0 || strcmp(name, "cuttool") == 0)
-                has_content = true;
+            if (strcmp(name, "text") == 0 || strcmp(name, "tool") == 0 || strcmp(name, "websearch") == 0)
+                if (strcmp(name, "text") == 0 || strcmp(name, "tool") == 0 || strcmp(name, "cuttool") == 0)
+                    has_content = true;
         }
         for (size_t i = 0; i < np; ++i)
             free(params[i].value);

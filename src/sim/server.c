@@ -19,7 +19,7 @@
  *        or AmazonCodeWhispererService.ListAvailableModels; another target or content type answers 400
  *        {"__type":"com.amazon.coral.service#UnknownOperationException","message":null} (the AWS JSON protocol's answer
  *        to an operation it cannot route; the doc leaves the real body open)
- *   POST /{region}/mcp                     reserved for web search: 404 for now
+ *   POST /{region}/mcp                     web search, JSON-RPC tools/call web_search (mcp.c)
  * Refresh in another auth region than the account's still works: the doc knows auth hosts are regional but not that
  * refresh tokens are region-bound.
  */
@@ -425,7 +425,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         ep = K2A_SIM_EP_MODELS;
     else if (is_route(&route, "/generateAssistantResponse"))
         ep = K2A_SIM_EP_GENERATE;
-    else if (modern && is_route(&route, "/mcp"))
+    else if (is_route(&route, "/mcp")) /* web search: served in both modes */
         ep = K2A_SIM_EP_MCP;
     else if (modern && is_route(&route, "/entra/token"))
         ep = K2A_SIM_EP_ENTRA;
@@ -476,9 +476,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             return k2a_sim_handle_generate(srv, req, &route);
         break;
     case K2A_SIM_EP_MCP:
-        /* reserved for web search (kiro-protocol-2026 §10) */
-        RESPOND_LIT(srv, req, 404, "{\"message\":\"Not Found\",\"reason\":null}");
-        return 0;
+        if (post)
+            return k2a_sim_handle_mcp(srv, req);
+        break;
     case K2A_SIM_EP_STATS:
         if (get) {
             k2a_buf_t out = K2A_BUF_INIT(0);

@@ -571,8 +571,9 @@ def test_rule14_list_available_models():
 def test_rule14_routes():
     t = refresh(SIM, "sim-ok-routes")["accessToken"]
     for path in ("/mcp", "/us-east-1/mcp", "/eu-central-1/mcp"):
+        # web search (src/sim/mcp.c; tests/integration/test_web_search.py): without x-amzn-kiro-profile-arn, a 400
         st, _, data = SIM.request("POST", path, {"jsonrpc": "2.0"}, token=t)
-        assert (st, json.loads(data)) == (404, {"message": "Not Found", "reason": None}), path
+        assert (st, json.loads(data)) == (400, {"message": "profileArn is required for this request."}), path
     ok(SIM, t, request_body("hi"))  # the unprefixed routes still serve us-east-1
     assert SIM.request("GET", "/getUsageLimits", token=t)[0] == 200
     assert SIM.request("GET", "/us-east-1/getUsageLimits", token=t)[0] == 200
