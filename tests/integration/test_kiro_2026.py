@@ -369,7 +369,16 @@ class Catalogs(SimCase):
 
     def test_free_tier_alone_lists_what_is_available(self):
         gw = self.gateway([accounts(self.sim, "free", "c2")])
+        # at once (the catalog may not have arrived): a 400 naming the model, never another model tried
+        body, headers = fixture_request(load_fixture(SMALL_FIXTURE), "claude-opus-4-7", True)
+        st, _, data = self.post(gw, body, headers)
+        self.assertEqual(st, 400, data)
+        self.assertRegex(json.loads(data)["error"]["message"], r'"claude-opus-4[-.]7"')
+        acct = self.sim_account("sim-free-c2")
+        if acct is not None and acct["last_request"] is not None:
+            self.assertEqual(acct["last_request"]["model"], "claude-opus-4.7", acct)
         wait_catalogs(self, gw, 1)
+        tried = (self.sim_account("sim-free-c2") or {}).get("generates", 0)
         body, headers = fixture_request(load_fixture(SMALL_FIXTURE), "claude-opus-4-8", False)
         st, _, data = self.post(gw, body, headers)
         self.assertEqual(st, 400, data)
@@ -385,12 +394,32 @@ class Catalogs(SimCase):
         err = json.loads(data)["error"]
         self.assertEqual(err["code"], "model_not_found")
         self.assertIn("claude-sonnet-4.5", err["message"])
-        self.assertEqual(self.sim_account("sim-free-c2")["generates"], 0)
+        self.assertEqual(self.sim_account("sim-free-c2")["generates"], tried)  # known from the catalog: not sent
         st, _, data = request(gw.port, "GET", "/v1/models", key=CLIENT_KEY)
         ids = {m["id"] for m in json.loads(data)["data"]}
         self.assertNotIn("claude-opus-4.8", ids)
         self.assertIn("claude-sonnet-4.5", ids)
         self.assertEqual(tokens(gw)[0]["state"], "ok")
+
+
+class SimLastRequest(SimCase):
+    """kiro-sim's own record of a generate call that breaks the header rules (what Kinds relies on)."""
+
+    def test_last_request_counts_header_warnings(self):
+        st, _, data = request(self.sim.port, "POST", "/eu-central-1/refreshToken", {"refreshToken": "sim-socialeu-raw"})
+        self.assertEqual(st, 200, data)
+        bearer = json.loads(data)["accessToken"]
+        body = {"profileArn": SOCIAL_EU_ARN, "conversationState": {"chatTriggerType": "MANUAL", "conversationId": "c",
+                "currentMessage": {"userInputMessage": {"content": "hi", "modelId": "claude-sonnet-4.5", "origin": "AI_EDITOR"}}}}
+        st, _, data = request(self.sim.port, "POST", "/eu-central-1/generateAssistantResponse?x=1", body,
+                              headers={"authorization": "Bearer " + bearer, "tokentype": "SOMETHING"})
+        self.assertEqual(st, 400, data)  # --strict-headers
+        last = self.sim_account("sim-socialeu-raw")["last_request"]
+        self.assertEqual(last["status"], 400)
+        self.assertEqual(last["header_warnings"], 6, last)  # none of the six fingerprint headers
+        self.assertEqual((last["path"], last["region"], last["tokentype"]),
+                         ("/eu-central-1/generateAssistantResponse", EU, "SOMETHING"))
+        self.assertEqual((last["model"], last["profile_arn"]), ("", ""))  # refused before the body was read
 
 
 # Scripted account states (kiro-protocol-2026 section 9): kiro-sim name prefix -> the state /api/tokens shows after
