@@ -215,6 +215,12 @@ KINDS = {
 }
 
 
+# where /api/tokens says each kind's profileArn came from (README "profileArn")
+ARN_SOURCES = {"social": "refresh", "socialeu": "refresh", "free": "refresh", "idc": "ListAvailableProfiles",
+               "idceu": "ListAvailableProfiles", "extidp": "ListAvailableProfiles", "builderid": "placeholder",
+               "apikey": None}
+
+
 class Kinds(SimCase):
     def check_last(self, name, kind, want_models):
         arn, region, tokentype = KINDS[kind]
@@ -272,6 +278,8 @@ class Kinds(SimCase):
                     self.check_last(name, kind, MODELS[ONE_MODEL])
         t = tokens(gw)
         self.assertEqual(t[0]["state"], "ok", t)
+        self.assertEqual(t[0].get("profile_arn_source"), ARN_SOURCES[kind], t)
+        self.assertEqual(t[0]["region"], KINDS[kind][1], t)
 
     def test_social(self):
         self.run_kind("social")
