@@ -93,6 +93,7 @@ static const k2a_openai_error_info_t table[K2A__EIDX_MAX] = {
     BAD(UPSTREAM_BAD_REQUEST, "upstream_rejected_request"),
     BAD(UPSTREAM_CONTENT_LENGTH, "context_length_exceeded"),
     UPSTREAM(UPSTREAM_SERVER, 502, "upstream_error"),
+    ROW(UPSTREAM_CAPACITY, 503, "server_error", "model_overloaded"),
 };
 
 static const k2a_openai_error_info_t internal_error = {500, "server_error", "internal_error"};

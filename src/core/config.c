@@ -58,6 +58,9 @@ static const var_t vars[] = {
     {"KIRO_CATALOG_REFRESH_S", T_INT, F(catalog_refresh_s), "21600", 0, 604800, NULL,
      "seconds between background ListAvailableModels fetches per account; requests go to accounts whose catalog has "
      "the model (0 = never: every account is tried)"},
+    {"KIRO_FLAGGED_COOLDOWN_S", T_INT, F(flagged_cooldown_s), "1800", 1, 604800, NULL,
+     "how long an account rests after Kiro's \"suspicious activity\" 429 (no fast retry: that is what gets accounts "
+     "suspended)"},
     {"KIRO_REFRESH_AHEAD_PCT", T_INT, F(refresh_ahead_pct), "80", 10, 95, NULL,
      "refresh an access token in the background after this share of its lifetime"},
     /* logging */

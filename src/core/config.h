@@ -79,6 +79,7 @@ typedef struct st_k2a_config_t {
     char *api_fallback_base; /* KIRO_API_FALLBACK_BASE: "" = no same-account fallback host */
     /* accounts (continued) */
     int64_t catalog_refresh_s;
+    int64_t flagged_cooldown_s;
 } k2a_config_t;
 
 /* Fills every field with its default. */

@@ -83,6 +83,7 @@
     XX(UPSTREAM_BAD_REQUEST, "upstream: request rejected as improperly formed")                                                    \
     XX(UPSTREAM_CONTENT_LENGTH, "upstream: input exceeds the model's context")                                                     \
     XX(UPSTREAM_SERVER, "upstream: server error")                                                                                  \
+    XX(UPSTREAM_CAPACITY, "upstream: the model is at capacity")                                                                                  \
     XX(MODEL_UNAVAILABLE, "pool: no account offers the model")
 
 enum {

@@ -499,6 +499,7 @@ void k2a_pool_config_init(k2a_pool_config_t *pc)
     pc->max_attempts = 3;
     pc->usage_poll_interval_s = 900;
     pc->catalog_refresh_s = 21600;
+    pc->flagged_cooldown_s = 1800;
     pc->refresh_ahead_pct = 80;
     pc->api_base = "https://q.{region}.amazonaws.com";
     pc->social_refresh_url = "https://prod.{region}.auth.desktop.kiro.dev/refreshToken";
@@ -529,6 +530,7 @@ int k2a_pool_config_from(k2a_pool_config_t *pc, const k2a_config_t *c, char *err
     pc->account_max_concurrency = (unsigned)c->account_max_concurrency;
     pc->usage_poll_interval_s = (unsigned)c->usage_poll_interval_s;
     pc->catalog_refresh_s = (unsigned)c->catalog_refresh_s;
+    pc->flagged_cooldown_s = (unsigned)c->flagged_cooldown_s;
     if (c->refresh_ahead_pct < 10 || c->refresh_ahead_pct > 95) {
         snprintf(err, errlen, "KIRO_REFRESH_AHEAD_PCT: expected 10..95");
         return K2A_ECONFIG;

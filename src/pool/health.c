@@ -18,8 +18,9 @@
 
 const char *k2a_pool_action_name(k2a_pool_action_t a)
 {
-    static const char *const names[] = {"ok",        "client", "auth",    "forbidden", "quota", "throttle",
-                                        "transient", "local",  "invalid", "canceled",  "config", "model"};
+    static const char *const names[] = {"ok",       "client", "auth",   "forbidden", "quota",  "throttle", "transient",
+                                        "local",    "invalid", "canceled", "config",   "model",  "flagged",  "banned",
+                                        "capacity"};
     return (unsigned)a < sizeof(names) / sizeof(names[0]) ? names[a] : "unknown";
 }
 
@@ -133,6 +134,84 @@ static void classify_transport(int err, k2a_verdict_t *out)
     }
 }
 
+/* The error matrix of generateAssistantResponse (kiro-protocol-2026 §9), one row per Kiro answer, first match wins. A row
+ * matches a status range and, when given, the body's reason (exact) and/or a text the body contains. `what` starts the
+ * detail; with `say` the status and Kiro's message (or reason) follow in parentheses. What each action does to the
+ * account and the request is in health.h and README "Kiro's errors". */
+typedef struct st_row_t {
+    int st_lo, st_hi;
+    const char *reason; /* exact, after the "#" of a __type; NULL = any */
+    const char *text;   /* contained in the body; NULL = any */
+    k2a_pool_action_t action;
+    int err; /* the K2A_E* class the client gets when no other account serves the request */
+    const char *what;
+    bool say;
+} row_t;
+
+static const row_t rows[] = {
+    /* quota: exhausted until the reset date, fail over */
+    {400, 402, "OVERAGE_REQUEST_LIMIT_EXCEEDED", NULL, K2A_ACT_QUOTA, K2A_EEXHAUSTED, "overage limit reached (OVERAGE_REQUEST_LIMIT_EXCEEDED)", false},
+    {0, 999, "MONTHLY_REQUEST_COUNT", NULL, K2A_ACT_QUOTA, K2A_EEXHAUSTED, "quota exhausted (MONTHLY_REQUEST_COUNT)", false},
+    {0, 999, NULL, "MONTHLY_REQUEST_COUNT", K2A_ACT_QUOTA, K2A_EEXHAUSTED, "quota exhausted (MONTHLY_REQUEST_COUNT)", false},
+    {402, 402, NULL, NULL, K2A_ACT_QUOTA, K2A_EEXHAUSTED, "quota exhausted (402)", false},
+    /* the model is busy everywhere (per model, not per account): no penalty, fail over, the client is told to retry */
+    {400, 429, "INSUFFICIENT_MODEL_CAPACITY", NULL, K2A_ACT_CAPACITY, K2A_EUPSTREAM_CAPACITY,
+     "model at capacity (INSUFFICIENT_MODEL_CAPACITY)", false},
+    {500, 599, "MODEL_TEMPORARILY_UNAVAILABLE", NULL, K2A_ACT_CAPACITY, K2A_EUPSTREAM_CAPACITY,
+     "model temporarily unavailable (MODEL_TEMPORARILY_UNAVAILABLE)", false},
+    /* the account is flagged: a long cooling, never a fast retry (that is what gets accounts suspended) */
+    {429, 429, NULL, "suspicious activity", K2A_ACT_FLAGGED, K2A_ETHROTTLED, "flagged for suspicious activity (429)", false},
+    {429, 429, NULL, "credit limit", K2A_ACT_THROTTLE, K2A_ETHROTTLED, "rate limited", true},
+    {429, 429, NULL, NULL, K2A_ACT_THROTTLE, K2A_ETHROTTLED, "rate limited (429)", false},
+    /* the account's profileArn/identity does not fit: its configuration */
+    {400, 403, NULL, "profileArn is required", K2A_ACT_CONFIG, K2A_EACCOUNT_INVALID, "profileArn not accepted", true},
+    {400, 403, NULL, "User is not authorized to make this call", K2A_ACT_CONFIG, K2A_EACCOUNT_INVALID, "profileArn not accepted", true},
+    /* suspended, locked: out until an operator acts */
+    {403, 403, "TEMPORARILY_SUSPENDED", NULL, K2A_ACT_BANNED, K2A_EACCOUNT_INVALID, "suspended by Kiro (TEMPORARILY_SUSPENDED)", false},
+    {403, 403, NULL, "temporarily suspended", K2A_ACT_BANNED, K2A_EACCOUNT_INVALID, "suspended by Kiro", true},
+    {403, 403, NULL, "temporarily is suspended", K2A_ACT_BANNED, K2A_EACCOUNT_INVALID, "suspended by Kiro", true},
+    {403, 403, NULL, "security precaution", K2A_ACT_BANNED, K2A_EACCOUNT_INVALID, "locked by Kiro", true},
+    {423, 423, NULL, NULL, K2A_ACT_BANNED, K2A_EACCOUNT_INVALID, "account locked (423)", false},
+    /* the access token: refresh and retry once on the same account */
+    {401, 401, NULL, NULL, K2A_ACT_AUTH, K2A_EUPSTREAM_AUTH, "access token rejected (401)", false},
+    {403, 403, NULL, "bearer token included in the request is invalid", K2A_ACT_AUTH, K2A_EUPSTREAM_AUTH, "access token rejected (403)", false},
+    {403, 403, NULL, "The security token included in the request is expired", K2A_ACT_AUTH, K2A_EUPSTREAM_AUTH,
+     "access token rejected (403)", false},
+    {403, 403, NULL, "ExpiredTokenException", K2A_ACT_AUTH, K2A_EUPSTREAM_AUTH, "access token rejected (403)", false},
+    {403, 403, NULL, "Invalid token", K2A_ACT_AUTH, K2A_EUPSTREAM_AUTH, "access token rejected (403 Invalid token)", false},
+    {403, 403, NULL, NULL, K2A_ACT_FORBIDDEN, K2A_EACCOUNT_INVALID, "account forbidden", true},
+    /* per account: this account may not use the model */
+    {400, 400, "INVALID_MODEL_ID", NULL, K2A_ACT_MODEL, K2A_EMODEL_UNAVAILABLE, "model not available to this account (INVALID_MODEL_ID)",
+     false},
+    /* the client's request: the same on every account, so no failover and no penalty */
+    {400, 400, "CONTENT_LENGTH_EXCEEDS_THRESHOLD", NULL, K2A_ACT_CLIENT, K2A_EUPSTREAM_CONTENT_LENGTH,
+     "input too long (CONTENT_LENGTH_EXCEEDS_THRESHOLD)", false},
+    {400, 400, NULL, "CONTENT_LENGTH_EXCEEDS", K2A_ACT_CLIENT, K2A_EUPSTREAM_CONTENT_LENGTH, "input too long (CONTENT_LENGTH_EXCEEDS_THRESHOLD)",
+     false},
+    {400, 400, "TOOL_USE_RESULT_MISMATCH", NULL, K2A_ACT_CLIENT, K2A_EUPSTREAM_BAD_REQUEST, "tool uses and results do not pair up", true},
+    {400, 400, "TOOL_SCHEMA_INVALID", NULL, K2A_ACT_CLIENT, K2A_EUPSTREAM_BAD_REQUEST, "a tool schema was refused", true},
+    {400, 400, "REQUEST_BODY_INVALID", NULL, K2A_ACT_CLIENT, K2A_EUPSTREAM_BAD_REQUEST, "a tool was refused", true},
+    {400, 400, "TOOL_CONFIG_MISSING", NULL, K2A_ACT_CLIENT, K2A_EUPSTREAM_BAD_REQUEST, "tools missing for the history's tool calls",
+     true},
+    {400, 400, NULL, NULL, K2A_ACT_CLIENT, K2A_EUPSTREAM_BAD_REQUEST, "rejected as bad request", true},
+    /* Kiro's side: a short cooling, fail over */
+    {408, 408, NULL, NULL, K2A_ACT_TRANSIENT, K2A_EUPSTREAM_SERVER, "upstream 408", false},
+    {500, 599, NULL, NULL, K2A_ACT_TRANSIENT, K2A_EUPSTREAM_SERVER, "upstream %d", false},
+};
+
+const char *k2a_pool_classify_row(size_t i, int *st_lo, int *st_hi, const char **reason, const char **text,
+                                  k2a_pool_action_t *action)
+{
+    if (i >= sizeof(rows) / sizeof(rows[0]))
+        return NULL;
+    *st_lo = rows[i].st_lo;
+    *st_hi = rows[i].st_hi;
+    *reason = rows[i].reason;
+    *text = rows[i].text;
+    *action = rows[i].action;
+    return rows[i].what;
+}
+
 void k2a_pool_classify(int transport_err, int status, const char *body, size_t len, k2a_verdict_t *out)
 {
     memset(out, 0, sizeof(*out));
@@ -146,43 +225,27 @@ void k2a_pool_classify(int transport_err, int status, const char *body, size_t l
         return;
     }
     parse_error_body(body, len, out);
-    bool monthly = strcmp(out->reason, "MONTHLY_REQUEST_COUNT") == 0 || contains(body, len, "MONTHLY_REQUEST_COUNT");
-    bool bearer = contains(body, len, "bearer token included in the request is invalid") ||
-                  contains(body, len, "The security token included in the request is expired") ||
-                  contains(body, len, "ExpiredTokenException");
-    if (status == 402 || monthly) {
-        set(out, K2A_ACT_QUOTA, K2A_EEXHAUSTED, "quota exhausted (%s)", out->reason[0] ? out->reason : "402");
-    } else if (status == 429) {
-        if (out->message[0] != '\0' && strstr(out->message, "credit limit") != NULL)
-            set(out, K2A_ACT_THROTTLE, K2A_ETHROTTLED, "rate limited (429: %.120s)", out->message);
-        else
-            set(out, K2A_ACT_THROTTLE, K2A_ETHROTTLED, "rate limited (429)");
-    } else if ((status == 400 || status == 403) &&
-               (contains(body, len, "profileArn is required") || contains(body, len, "User is not authorized to make this call"))) {
-        /* the account's ARN (or identity) is wrong: the same request works on a well-configured account */
-        set(out, K2A_ACT_CONFIG, K2A_EACCOUNT_INVALID, "profileArn not accepted (%d %.150s)", status,
-            out->message[0] ? out->message : "no message");
-    } else if (status == 401 || (status == 403 && bearer)) {
-        set(out, K2A_ACT_AUTH, K2A_EUPSTREAM_AUTH, "access token rejected (%d)", status);
-    } else if (status == 403) {
-        const char *why = out->reason[0] ? out->reason : out->message[0] ? out->message : "forbidden";
-        set(out, K2A_ACT_FORBIDDEN, K2A_EACCOUNT_INVALID, "account forbidden (403 %.150s)", why);
-    } else if (status == 400 && strcmp(out->reason, "INVALID_MODEL_ID") == 0) {
-        set(out, K2A_ACT_MODEL, K2A_EMODEL_UNAVAILABLE, "model not available to this account (INVALID_MODEL_ID)");
-    } else if (status == 400 &&
-               (strcmp(out->reason, "CONTENT_LENGTH_EXCEEDS_THRESHOLD") == 0 || contains(body, len, "CONTENT_LENGTH_EXCEEDS"))) {
-        set(out, K2A_ACT_CLIENT, K2A_EUPSTREAM_CONTENT_LENGTH, "input too long (CONTENT_LENGTH_EXCEEDS_THRESHOLD)");
-    } else if (status == 400) {
-        set(out, K2A_ACT_CLIENT, K2A_EUPSTREAM_BAD_REQUEST, "rejected as bad request (400 %.150s)",
-            out->message[0] ? out->message : "Improperly formed request.");
-    } else if (status >= 500) {
-        set(out, K2A_ACT_TRANSIENT, K2A_EUPSTREAM_SERVER, "upstream %d", status);
-    } else if (status == 408) {
-        set(out, K2A_ACT_TRANSIENT, K2A_EUPSTREAM_SERVER, "upstream 408");
-    } else {
-        /* 404, 405, 413, ...: the same request fails on every account. */
-        set(out, K2A_ACT_CLIENT, K2A_EHTTP_STATUS, "upstream %d%s%.150s", status, out->message[0] ? " " : "", out->message);
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); ++i) {
+        const row_t *r = &rows[i];
+        if (status < r->st_lo || status > r->st_hi || (r->reason != NULL && strcmp(out->reason, r->reason) != 0) ||
+            (r->text != NULL && !contains(body, len, r->text)))
+            continue;
+        if (strstr(r->what, "%d") != NULL) {
+            set(out, r->action, r->err, "upstream %d", status);
+        } else if (r->say) {
+            const char *why = out->message[0] ? out->message : out->reason[0] ? out->reason : "no message";
+            if (r->action == K2A_ACT_CLIENT && r->err == K2A_EUPSTREAM_BAD_REQUEST && r->reason == NULL && !out->message[0])
+                why = "Improperly formed request.";
+            if (r->action == K2A_ACT_FORBIDDEN && out->reason[0])
+                why = out->reason;
+            set(out, r->action, r->err, "%s (%d %.150s)", r->what, status, why);
+        } else {
+            set(out, r->action, r->err, "%s", r->what);
+        }
+        return;
     }
+    /* 404, 405, 413, ...: the same request fails on every account. */
+    set(out, K2A_ACT_CLIENT, K2A_EHTTP_STATUS, "upstream %d%s%.150s", status, out->message[0] ? " " : "", out->message);
 }
 
 void k2a_pool_classify_refresh(int transport_err, int status, const char *body, size_t len, k2a_verdict_t *out)

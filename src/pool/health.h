@@ -28,6 +28,12 @@ typedef enum en_k2a_pool_action_t {
                           authorized to make this call."): invalid with the reason, fail over; never the client's error */
     K2A_ACT_MODEL,     /* 400 INVALID_MODEL_ID: this account may not use the model (kiro-protocol-2026 §3): mark it missing in
                           the account's catalog and fail over, no penalty */
+    K2A_ACT_FLAGGED,   /* 429 "suspicious activity": the account cools for KIRO_FLAGGED_COOLDOWN_S (30 min), fail over; never a
+                          fast retry (kiro-protocol-2026 §9) */
+    K2A_ACT_BANNED,    /* 403 TEMPORARILY_SUSPENDED / locked "as a security precaution", 423: invalid at once with the reason
+                          (no refresh first), until an operator acts; fail over */
+    K2A_ACT_CAPACITY,  /* INSUFFICIENT_MODEL_CAPACITY, MODEL_TEMPORARILY_UNAVAILABLE: the model is busy, not the account: no
+                          penalty, fail over; the client gets overloaded (529 / 503) with Retry-After */
 } k2a_pool_action_t;
 
 const char *k2a_pool_action_name(k2a_pool_action_t a);
@@ -44,6 +50,10 @@ typedef struct st_k2a_verdict_t {
 /* Classifies one generateAssistantResponse outcome: transport_err (0 or a K2A_E* from the upstream client) or an HTTP
  * status with its (possibly partial, possibly empty) body. Status 200 with transport_err 0 is K2A_ACT_OK. */
 void k2a_pool_classify(int transport_err, int status, const char *body, size_t len, k2a_verdict_t *out);
+/* The rows of the generate-call error matrix, for tests and documentation: row i's status range, reason, text, action and
+ * detail prefix; NULL past the last row. */
+const char *k2a_pool_classify_row(size_t i, int *st_lo, int *st_hi, const char **reason, const char **text,
+                                  k2a_pool_action_t *action);
 /* Same for a refresh call (Social /refreshToken, IdC /token): 400/401/403 -> K2A_ACT_INVALID (invalid_grant, "Invalid
  * refresh token provided", invalid_client, ...), 429 -> THROTTLE, 5xx and transport errors -> TRANSIENT. */
 void k2a_pool_classify_refresh(int transport_err, int status, const char *body, size_t len, k2a_verdict_t *out);

@@ -116,6 +116,7 @@ typedef struct st_k2a_pool_config_t {
     bool warmup;                      /* refresh accounts without a valid token at start (default true) */
     const char *api_fallback_base;    /* KIRO_API_FALLBACK_BASE: NULL or "" = no same-account fallback host */
     unsigned catalog_refresh_s;       /* KIRO_CATALOG_REFRESH_S: ListAvailableModels per account; 0 = never, default 21600 */
+    unsigned flagged_cooldown_s;      /* KIRO_FLAGGED_COOLDOWN_S: cooling after a "suspicious activity" 429, default 1800 */
 } k2a_pool_config_t;
 
 /* Defaults (everything but auth_token, which must be set). */

@@ -122,6 +122,25 @@ void k2a_account_apply_verdict(k2a_account_t *a, const k2a_verdict_t *v, uint64_
     case K2A_ACT_MODEL:
         k2a_account_note_error(a, K2A_ERRC_CLIENT, v->detail);
         return;
+    case K2A_ACT_CAPACITY:
+        /* the model is busy, not the account: counted, no cooling */
+        k2a_account_note_error(a, K2A_ERRC_THROTTLE, v->detail);
+        return;
+    case K2A_ACT_FLAGGED:
+        /* kiro-protocol-2026 §9: Kiro limits this account "while we investigate"; a fast retry is what gets accounts
+         * suspended, so it rests for the whole cooldown, however many requests were in flight */
+        k2a_account_note_error(a, K2A_ERRC_THROTTLE, v->detail);
+        if (a->state == K2A_ACCOUNT_INVALID || a->state == K2A_ACCOUNT_DISABLED || a->state == K2A_ACCOUNT_EXHAUSTED)
+            return;
+        if (a->state != K2A_ACCOUNT_COOLING || a->until < now + (int64_t)a->pool->cfg.flagged_cooldown_s * 1000)
+            k2a_account_set_state(a, K2A_ACCOUNT_COOLING, now + (int64_t)a->pool->cfg.flagged_cooldown_s * 1000, v->detail);
+        return;
+    case K2A_ACT_BANNED:
+        /* suspended or locked by Kiro: no refresh helps; out until an operator acts (SIGHUP after fixing it) */
+        k2a_account_note_error(a, K2A_ERRC_FORBIDDEN, v->detail);
+        if (a->state != K2A_ACCOUNT_DISABLED)
+            k2a_account_set_state(a, K2A_ACCOUNT_INVALID, 0, v->detail);
+        return;
     case K2A_ACT_LOCAL:
         k2a_account_note_error(a, K2A_ERRC_LOCAL, v->detail);
         return;

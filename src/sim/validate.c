@@ -12,8 +12,14 @@
  *      the ARN's region is not the host's              -> 400 Improperly formed request.
  *   3. the shape: per object, the allowed keys, their types, required keys, no nulls, no duplicate keys
  *   4. modelId not a known id (current and history)    -> 400 INVALID_MODEL_ID; 2026: also opus/gpt on a FREE account
- *   5. the conversation rules (history order, tool use/result pairing, tool specs, empty content)
- *   6. 2026 mode: body bytes / 4 above the model's maxInputTokens -> 400 CONTENT_LENGTH_EXCEEDS_THRESHOLD
+ *   5. the conversation rules (history order, tool use/result pairing, tool specs, empty content); in the 2026 mode
+ *      (kiro-protocol-2026 §13 rules 7-10) with Kiro's bodies: a tool schema root with oneOf/anyOf/allOf or a type
+ *      other than "object" -> TOOL_SCHEMA_INVALID; a tool name outside [a-zA-Z0-9_-]{1,64} or a blank description
+ *      -> "Invalid tool use format." (REQUEST_BODY_INVALID); an unanswered toolUse or an orphan toolResult
+ *      -> TOOL_USE_RESULT_MISMATCH naming the ids; tool traffic with no current tools -> TOOL_CONFIG_MISSING
+ *   6. 2026 mode: additionalModelRequestFields against the model's schema (rule 12) -> 400 "... is not supported for
+ *      this model" / "Invalid additionalModelRequestFields"
+ *   7. 2026 mode: body bytes / 4 above the model's maxInputTokens -> 400 CONTENT_LENGTH_EXCEEDS_THRESHOLD
  * Only the structural part of conversationState is checked for unknown keys and nulls: free-form JSON inside
  * toolUses[].input, inputSchema.json and toolResults[].content[].json is passed through untouched, as Kiro does.
  */
@@ -24,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 #include "sim/validate.h"
 
@@ -35,6 +42,21 @@
 /* Real body, seen in jwadow/kiro-gateway#61. */
 #define BODY_BAD_MODEL                                                                                                             \
     "{\"message\":\"Invalid model. Please select a different model to continue.\",\"reason\":\"INVALID_MODEL_ID\"}"
+/* The 2026 tool and model-field bodies (kiro-protocol-2026 §6, §7, §9; guessed texts: docs/kiro-compat.md, "kiro-sim tool
+ * rules"). */
+#define BODY_TOOL_SCHEMA                                                                                                           \
+    "{\"__type\":\"ValidationException\",\"message\":\"input_schema does not support oneOf, allOf, or anyOf at the top "           \
+    "level\",\"reason\":\"TOOL_SCHEMA_INVALID\"}"
+#define BODY_TOOL_FORMAT "{\"message\":\"Invalid tool use format.\",\"reason\":\"REQUEST_BODY_INVALID\"}"
+#define BODY_TOOL_CONFIG                                                                                                           \
+    "{\"message\":\"Tool configuration is missing for the tool use in the conversation history.\",\"reason\":"                     \
+    "\"TOOL_CONFIG_MISSING\"}"
+#define BODY_FIELDS_UNSUPPORTED "{\"message\":\"additionalModelRequestFields is not supported for this model\"}"
+#define BODY_FIELDS_INVALID "{\"message\":\"Invalid additionalModelRequestFields\"}"
+#define MSG_UNANSWERED "`tool_use` ids were found without `tool_result` blocks immediately after: "
+#define MSG_ORPHAN "unexpected `tool_use_id` found in `tool_result` blocks: "
+#define MSG_ORPHAN_END ". Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
+#define MSG_MAX_IDS 600 /* bytes of the id list in a TOOL_USE_RESULT_MISMATCH message (body: validate.h) */
 
 /* modelIds accepted by default: the kiro2api table of docs/kiro-protocol.md §2.7 (plus the historic haiku id seen in
  * captured IDE requests) and the dotted lowercase ids that 2026 gateways send. */
@@ -82,6 +104,10 @@ static int reject_with(ctx_t *c, const char *body, const char *rule, const char 
 }
 
 #define REJECT(c, rule, ...) reject_with((c), BODY_MALFORMED, (rule), __VA_ARGS__)
+/* A tool-format rule: "Invalid tool use format." in the 2026 mode, "Improperly formed request." in the 2025 one. */
+#define TOOL_REJECT(c, rule, ...) reject_with((c), (c)->limits->modern ? BODY_TOOL_FORMAT : BODY_MALFORMED, (rule), __VA_ARGS__)
+/* A tool-configuration rule: TOOL_CONFIG_MISSING in the 2026 mode, "Improperly formed request." in the 2025 one. */
+#define CONFIG_REJECT(c, rule, ...) reject_with((c), (c)->limits->modern ? BODY_TOOL_CONFIG : BODY_MALFORMED, (rule), __VA_ARGS__)
 
 void k2a_sim_limits_init(k2a_sim_limits_t *limits)
 {
@@ -299,6 +325,26 @@ static int check_tool_results(ctx_t *c, yajl_val results, const char *path)
     return 0;
 }
 
+#define NAME_CHARSET "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
+
+static int check_schema_root(ctx_t *c, yajl_val schema, const char *path, size_t i)
+{
+    static const char *const combinators[] = {"oneOf", "anyOf", "allOf"};
+    yajl_val type = NULL;
+    for (size_t k = 0; k < schema->u.object.len; ++k) {
+        const char *key = schema->u.object.keys[k];
+        for (size_t j = 0; j < sizeof(combinators) / sizeof(combinators[0]); ++j)
+            if (strcmp(key, combinators[j]) == 0)
+                return reject_with(c, BODY_TOOL_SCHEMA, "tool_schema_root", "%s[%zu].inputSchema.json has a root %s", path, i, key);
+        if (strcmp(key, "type") == 0)
+            type = schema->u.object.values[k];
+    }
+    if (type == NULL || !YAJL_IS_STRING(type) || strcmp(type->u.string, "object") != 0)
+        return reject_with(c, BODY_TOOL_SCHEMA, "tool_schema_root", "%s[%zu].inputSchema.json root type is not \"object\"", path,
+                           i);
+    return 0;
+}
+
 static int check_tools(ctx_t *c, yajl_val tools, const char *path)
 {
     static const field_t tool_fields[] = {{"toolSpecification", T_OBJ, true}};
@@ -311,12 +357,23 @@ static int check_tools(ctx_t *c, yajl_val tools, const char *path)
             return -1;
         const char *name = sv[0]->u.string;
         size_t namelen = strlen(name);
-        /* Rule "empty_tool_name". */
+        /* Rule "empty_tool_name" (2026: "Invalid tool use format."). */
         if (namelen == 0)
-            return REJECT(c, "empty_tool_name", "%s[%zu] has an empty name", path, i);
+            return TOOL_REJECT(c, "empty_tool_name", "%s[%zu] has an empty name", path, i);
         /* Rule "tool_name_too_long": Kiro rejects names over 64 characters (AIClient, kiro.rs shorten them). */
         if (count_code_points(name) > K2A_SIM_MAX_TOOL_NAME)
-            return REJECT(c, "tool_name_too_long", "%s[%zu].name is longer than %d characters", path, i, K2A_SIM_MAX_TOOL_NAME);
+            return TOOL_REJECT(c, "tool_name_too_long", "%s[%zu].name is longer than %d characters", path, i,
+                               K2A_SIM_MAX_TOOL_NAME);
+        /* Rule "tool_name_charset" (2026): a name outside ^[a-zA-Z0-9_-]{1,64}$ (kiro-protocol-2026 §6, OCX kiro-wire.ts). */
+        if (c->limits->modern && strspn(name, NAME_CHARSET) != namelen)
+            return TOOL_REJECT(c, "tool_name_charset", "%s[%zu].name \"%.64s\" is outside [a-zA-Z0-9_-]", path, i, name);
+        /* Rule "tool_description_empty" (2026): an empty or blank description (XW measured 400 without one, 200 with). */
+        if (c->limits->modern && is_blank(sv[1]->u.string))
+            return TOOL_REJECT(c, "tool_description_empty", "%s[%zu] \"%.64s\" has an empty description", path, i, name);
+        /* Rule "tool_schema_root" (2026): a root oneOf/anyOf/allOf, or a root type other than "object" (kiro-protocol-2026
+         * §6: KRA forces the root to {"type":"object"}). */
+        if (c->limits->modern && check_schema_root(c, jv[0], path, i) != 0)
+            return -1;
         /* Rule "server_tool": Anthropic's web search server tool forwarded as a plain tool (named web_search or
          * websearch), which Kiro's generate call does not serve (peers.md §2.1). A client tool whose name merely ends
          * in "_YYYYMMDD" (lookup_20250101) is an ordinary tool: Kiro's only documented name rule is the charset
@@ -363,21 +420,139 @@ static int check_user(ctx_t *c, yajl_val msg, const char *path, bool current, ya
     return 0;
 }
 
-/* Rule "tool_result_orphan": every toolResult must answer a toolUse of the assistant message right before it. */
+static bool has_tool_use_id(yajl_val items, const char *id)
+{
+    if (id == NULL)
+        return true; /* not reached: the shape rules require every toolUseId */
+    for (size_t j = 0; items != NULL && j < items->u.array.len; ++j) {
+        const char *other = object_str(items->u.array.values[j], "toolUseId");
+        if (other != NULL && strcmp(other, id) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Bytes that id takes once JSON-escaped (yajl: \uXXXX for control characters, \" and \\). */
+static size_t escaped_len(const char *id)
+{
+    size_t n = 0;
+    for (; *id != '\0'; ++id)
+        n += (unsigned char)*id < 0x20 ? 6 : (*id == '"' || *id == '\\') ? 2 : 1;
+    return n;
+}
+
+/* A TOOL_USE_RESULT_MISMATCH answer (2026): the message is prefix, then the toolUseIds of `items` that `others` lacks
+ * (", "-separated, as many as fit in MSG_MAX_IDS escaped bytes), then suffix. The body is written with yajl_gen. */
+static int reject_mismatch(ctx_t *c, const char *rule, const char *prefix, const char *suffix, yajl_val items, yajl_val others,
+                           const char *path)
+{
+    char msg[sizeof(MSG_ORPHAN) + MSG_MAX_IDS + sizeof(MSG_ORPHAN_END) + sizeof(MSG_UNANSWERED)];
+    size_t len = (size_t)snprintf(msg, sizeof(msg), "%s", prefix), budget = MSG_MAX_IDS, n = 0;
+    for (size_t i = 0; i < items->u.array.len; ++i) {
+        const char *id = object_str(items->u.array.values[i], "toolUseId");
+        if (id == NULL || has_tool_use_id(others, id))
+            continue;
+        size_t need = escaped_len(id) + (n > 0 ? 2 : 0);
+        if (need > budget)
+            break;
+        len += (size_t)snprintf(msg + len, sizeof(msg) - len, "%s%s", n > 0 ? ", " : "", id);
+        budget -= need;
+        ++n;
+    }
+    snprintf(msg + len, sizeof(msg) - len, "%s", suffix);
+    reject_with(c, BODY_MALFORMED, rule, "%s: %.200s", path, msg);
+    yajl_gen g = yajl_gen_alloc(NULL);
+    if (g == NULL)
+        return -1; /* keeps the generic body */
+    const unsigned char *out;
+    size_t outlen;
+    yajl_gen_map_open(g);
+    yajl_gen_string(g, (const unsigned char *)"message", 7);
+    yajl_gen_string(g, (const unsigned char *)msg, strlen(msg));
+    yajl_gen_string(g, (const unsigned char *)"reason", 6);
+    yajl_gen_string(g, (const unsigned char *)"TOOL_USE_RESULT_MISMATCH", 24);
+    yajl_gen_map_close(g);
+    if (yajl_gen_get_buf(g, &out, &outlen) == yajl_gen_status_ok && outlen < sizeof(c->out->body)) {
+        memcpy(c->out->body, out, outlen);
+        c->out->body[outlen] = '\0';
+    }
+    yajl_gen_free(g);
+    return -1;
+}
+
+/* The pairing of one user message's toolResults with the toolUses of the assistant message right before it (NULL when
+ * there is none):
+ * Rule "tool_use_unanswered" (2026): a toolUse with no toolResult in the very next user message (the current message for
+ * the last history assistant) -> TOOL_USE_RESULT_MISMATCH listing the ids (KRA endpoint/mod.rs).
+ * Rule "tool_result_orphan": a toolResult answering no toolUse of that assistant message -> 2025 "Improperly formed
+ * request.", 2026 TOOL_USE_RESULT_MISMATCH naming the ids. */
 static int check_pairing(ctx_t *c, yajl_val results, yajl_val prev_tool_uses, const char *path)
 {
-    if (results == NULL)
-        return 0;
-    for (size_t i = 0; i < results->u.array.len; ++i) {
+    if (c->limits->modern) {
+        for (size_t i = 0; prev_tool_uses != NULL && i < prev_tool_uses->u.array.len; ++i)
+            if (!has_tool_use_id(results, object_str(prev_tool_uses->u.array.values[i], "toolUseId")))
+                return reject_mismatch(c, "tool_use_unanswered", MSG_UNANSWERED, "", prev_tool_uses, results, path);
+    }
+    for (size_t i = 0; results != NULL && i < results->u.array.len; ++i) {
         const char *id = object_str(results->u.array.values[i], "toolUseId");
-        bool found = false;
-        for (size_t j = 0; prev_tool_uses != NULL && j < prev_tool_uses->u.array.len && !found; ++j) {
-            const char *use_id = object_str(prev_tool_uses->u.array.values[j], "toolUseId");
-            found = use_id != NULL && strcmp(use_id, id) == 0;
+        if (has_tool_use_id(prev_tool_uses, id))
+            continue;
+        if (c->limits->modern)
+            return reject_mismatch(c, "tool_result_orphan", MSG_ORPHAN, MSG_ORPHAN_END, results, prev_tool_uses, path);
+        return REJECT(c, "tool_result_orphan", "%s: toolResult \"%.64s\" has no toolUse in the preceding assistant message", path,
+                      id);
+    }
+    return 0;
+}
+
+/* Rule "history_tools_without_tools" (2026), the toolResults half: tool results in a user message (history or current)
+ * while the current message has no tools -> TOOL_CONFIG_MISSING. */
+static int check_results_need_tools(ctx_t *c, yajl_val results, size_t ntools, const char *path)
+{
+    if (c->limits->modern && ntools == 0 && results != NULL && results->u.array.len > 0)
+        return CONFIG_REJECT(c, "history_tools_without_tools", "%s has toolResults but currentMessage has no tools", path);
+    return 0;
+}
+
+/* True when the JSON array text `list` (a catalog effort_enum) holds the string value. */
+static bool enum_has(const char *list, const char *value)
+{
+    char quoted[40];
+    if (strlen(value) > sizeof(quoted) - 3 || strchr(value, '"') != NULL || strchr(value, '\\') != NULL)
+        return false;
+    snprintf(quoted, sizeof(quoted), "\"%s\"", value);
+    return strstr(list, quoted) != NULL;
+}
+
+/* The root additionalModelRequestFields (2026, kiro-protocol-2026 §7), against the current model's catalog entry
+ * (control.c lists it as additionalModelRequestFieldsSchema: {<effort_field>: {effort: <enum>}}):
+ * Rule "model_fields_unsupported": the model has no schema (or is not in the catalog: auto, --model extras, no modelId
+ * = auto) -> 400 "additionalModelRequestFields is not supported for this model".
+ * Rule "model_fields_invalid": a key other than the model's effort field, a non-object value, a key other than effort
+ * inside it, or an effort outside the model's enum ("xhigh" on the 4.6 models) -> 400 "Invalid
+ * additionalModelRequestFields". An empty object is accepted, as the schema requires nothing. */
+static int check_model_fields(ctx_t *c, yajl_val fields, yajl_val user)
+{
+    if (fields == NULL)
+        return 0;
+    const char *model = object_str(user, "modelId");
+    const k2a_sim_model_t *m = k2a_sim_catalog_find(model != NULL ? model : "auto");
+    if (m == NULL || m->effort_field == NULL)
+        return reject_with(c, BODY_FIELDS_UNSUPPORTED, "model_fields_unsupported",
+                           "additionalModelRequestFields sent to \"%.64s\", which has no schema for it", model ? model : "auto");
+    for (size_t k = 0; k < fields->u.object.len; ++k) {
+        yajl_val v = fields->u.object.values[k];
+        if (strcmp(fields->u.object.keys[k], m->effort_field) != 0 || !YAJL_IS_OBJECT(v))
+            return reject_with(c, BODY_FIELDS_INVALID, "model_fields_invalid",
+                               "additionalModelRequestFields.%.32s is not the object %s of \"%s\"", fields->u.object.keys[k],
+                               m->effort_field, m->id);
+        for (size_t j = 0; j < v->u.object.len; ++j) {
+            yajl_val e = v->u.object.values[j];
+            if (strcmp(v->u.object.keys[j], "effort") != 0 || !YAJL_IS_STRING(e) || !enum_has(m->effort_enum, e->u.string))
+                return reject_with(c, BODY_FIELDS_INVALID, "model_fields_invalid",
+                                   "additionalModelRequestFields.%s.%.32s is not an effort of %s %s", m->effort_field,
+                                   v->u.object.keys[j], m->id, m->effort_enum);
         }
-        if (!found)
-            return REJECT(c, "tool_result_orphan", "%s: toolResult \"%.64s\" has no toolUse in the preceding assistant message",
-                          path, id);
     }
     return 0;
 }
@@ -447,7 +622,8 @@ static int check_conversation(ctx_t *c, yajl_val root, k2a_buf_t *user_text)
         if (want_user != (ev[0] != NULL))
             return REJECT(c, "history_alternation", "%s: history must alternate user/assistant starting with user", path);
         if (ev[0] != NULL) {
-            if (check_user(c, ev[0], path, false, hctx) != 0 || check_pairing(c, hctx[1], prev_tool_uses, path) != 0)
+            if (check_user(c, ev[0], path, false, hctx) != 0 || check_results_need_tools(c, hctx[1], ntools, path) != 0 ||
+                check_pairing(c, hctx[1], prev_tool_uses, path) != 0)
                 return -1;
             continue;
         }
@@ -463,9 +639,9 @@ static int check_conversation(ctx_t *c, yajl_val root, k2a_buf_t *user_text)
             if (check_object(c, av[1]->u.array.values[j], path, use_fields, 3, uv) != 0)
                 return -1;
             /* Rule "history_tools_without_tools": toolUses in history while the current message has no tools
-             * (CLIProxyAPIPlus #73). */
+             * (CLIProxyAPIPlus #73; 2026: TOOL_CONFIG_MISSING, XW pool.rs). */
             if (ntools == 0)
-                return REJECT(c, "history_tools_without_tools", "%s has toolUses but currentMessage has no tools", path);
+                return CONFIG_REJECT(c, "history_tools_without_tools", "%s has toolUses but currentMessage has no tools", path);
             /* Rule "history_tool_unknown": a history toolUse names a tool absent from the current tools
              * (case-insensitive, as kiro.rs learned). */
             bool found = false;
@@ -486,7 +662,10 @@ static int check_conversation(ctx_t *c, yajl_val root, k2a_buf_t *user_text)
     /* Rule "history_ends_with_user": a non-empty history must end with an assistant message. */
     if (nhist % 2 != 0)
         return REJECT(c, "history_ends_with_user", "history must end with an assistantResponseMessage");
-    if (check_pairing(c, cur_ctx[1], nhist > 0 ? prev_tool_uses : NULL, "currentMessage") != 0)
+    if (check_results_need_tools(c, cur_ctx[1], ntools, "currentMessage") != 0 ||
+        check_pairing(c, cur_ctx[1], nhist > 0 ? prev_tool_uses : NULL, "currentMessage") != 0)
+        return -1;
+    if (c->limits->modern && check_model_fields(c, rv[2], cv[0]) != 0)
         return -1;
 
     yajl_val content = NULL;

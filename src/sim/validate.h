@@ -14,7 +14,10 @@
  *     (body bytes / 4) above the model's input window (the catalog below) answers CONTENT_LENGTH_EXCEEDS_THRESHOLD;
  *   - profileArn at the root is required (not for ksk_ API keys), must be the caller's (403), and in the host region;
  *   - only the dotted model ids of the catalog (plus --model ones) are valid, and FREE accounts get no opus or gpt;
- *   - additionalModelRequestFields is a known root key.
+ *   - additionalModelRequestFields is a known root key, valid only on the models whose catalog entry has an effort
+ *     field, with an effort of the model's enum;
+ *   - the tool rules answer Kiro's own bodies (TOOL_SCHEMA_INVALID, REQUEST_BODY_INVALID, TOOL_USE_RESULT_MISMATCH,
+ *     TOOL_CONFIG_MISSING), and add the root-schema, name-charset, blank-description and unanswered-toolUse rules.
  */
 #ifndef K2A_SIM_VALIDATE_H
 #define K2A_SIM_VALIDATE_H
@@ -73,7 +76,7 @@ const k2a_sim_model_t *k2a_sim_catalog_find(const char *id);
 typedef struct st_k2a_sim_validation_t {
     int status;            /* 200 when Kiro would accept the body, else 400 (403 for the profileArn ownership rule) */
     const char *rule;      /* stable id of the violated rule ("" when accepted), e.g. "history_alternation" */
-    char body[256];        /* Kiro's JSON error body ("" when accepted) */
+    char body[1024];       /* Kiro's JSON error body ("" when accepted) */
     char detail[256];      /* human-readable reason with the JSON path (for logs and test messages) */
     char model_id[64];     /* conversationState.currentMessage.userInputMessage.modelId ("" when absent, cut at 63) */
     char profile_arn[128]; /* the root profileArn ("" when absent, cut at 127) */

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 import unittest
 
 from e2e_util import gentext
@@ -86,6 +87,16 @@ class ClaudeCode(unittest.TestCase):
         self.assertIn(("POST", "/v1/messages", "200"), requests)
         self.assertEqual(self.sim.stats()["generates_total"] - before, 1)
         self.assertEqual(self.sim.stats()["rejections"], 0)
+
+    def test_answer_held_open_after_metering_ends_at_once(self):
+        # Kiro often keeps the connection open after its last frame (meteringEvent): the run must end when the answer is
+        # complete, not when the upstream idle timeout (300 s) fires; 30 s is a hang check, not a performance figure
+        t0 = time.monotonic()
+        result, requests, why = self.claude("say hi [[sim:text frames=3 size=10]] [[sim:keepopen]]")
+        took = time.monotonic() - t0
+        self.assertEqual((result["type"], result["subtype"], result["is_error"]), ("result", "success", False), why)
+        self.assertEqual(result["result"].strip(), gentext(3, 10).strip(), why)
+        self.assertLess(took, 30 * SLOW, why)
 
     def test_bash_tool_turn(self):
         before = self.sim.stats()["generates_total"]

@@ -31,6 +31,16 @@ SUSPENDED = {"message": "Your User ID is temporarily suspended. We detected unus
              "precaution. To restore access, please contact our support team to verify your identity: "
              "https://support.aws.amazon.com/#/contacts/kiro", "reason": "TEMPORARILY_SUSPENDED"}
 LOCKED = {"message": "Your account is locked.", "reason": None}
+SCHEMA_INVALID = {"__type": "ValidationException", "message": "input_schema does not support oneOf, allOf, or anyOf at the top level",
+                  "reason": "TOOL_SCHEMA_INVALID"}
+TOOL_FORMAT = {"message": "Invalid tool use format.", "reason": "REQUEST_BODY_INVALID"}
+TOOL_CONFIG = {"message": "Tool configuration is missing for the tool use in the conversation history.",
+               "reason": "TOOL_CONFIG_MISSING"}
+UNANSWERED = "`tool_use` ids were found without `tool_result` blocks immediately after: "
+ORPHAN = "unexpected `tool_use_id` found in `tool_result` blocks: %s. Each `tool_result` block must have a corresponding " \
+         "`tool_use` block in the previous message."
+FIELDS_UNSUPPORTED = {"message": "additionalModelRequestFields is not supported for this model"}
+FIELDS_INVALID = {"message": "Invalid additionalModelRequestFields"}
 CATALOG = ["auto", "claude-sonnet-5", "claude-opus-5", "claude-opus-4.8", "claude-opus-4.7", "claude-opus-4.6", "claude-opus-4.5",
            "claude-sonnet-4.6", "claude-sonnet-4.5", "claude-sonnet-4.0", "claude-haiku-4.5", "deepseek-3.2", "minimax-m2.5",
            "minimax-m2.1", "glm-5", "qwen3-coder-next", "gpt-5.6-sol", "gpt-5.6-terra", "gpt-5.6-luna"]
@@ -106,7 +116,8 @@ def test_help_documents_the_2026_rules():
     assert p.returncode == 0
     for needle in (b"--legacy-2025", b"--strict-headers", b"--max-body-bytes", b"--overage-status", b"--capacity-status",
                    b"sim-socialeu-X", b"sim-idc-X", b"sim-builderid-X", b"sim-free-X", b"sim-extidp-X", b"ksk_sim-X",
-                   b"sim-ttlN-X", b"profileArn is required", b"UnknownOperationException", b"/entra/token"):
+                   b"sim-ttlN-X", b"profileArn is required", b"UnknownOperationException", b"/entra/token", b"TOOL_SCHEMA_INVALID",
+                   b"REQUEST_BODY_INVALID", b"TOOL_USE_RESULT_MISMATCH", b"TOOL_CONFIG_MISSING", b"Invalid\n"):
         assert needle in p.stdout, needle
     for bad in (["--overage-status", "401"], ["--capacity-status", "500"]):
         assert run_checked([sim_binary()] + bad, timeout=10).returncode == 2, bad
@@ -195,9 +206,9 @@ def test_rule4_region_of_the_arn_and_the_host():
 
 def test_rule5_shape():
     t = refresh(SIM, "sim-ok-shape")["accessToken"]
-    b = request_body("hi")
+    b = request_body("hi", model="claude-sonnet-4.6")
     b["additionalModelRequestFields"] = {"output_config": {"effort": "high"}}
-    ok(SIM, t, b)  # a known root key now
+    ok(SIM, t, b)  # a known root key now (rule 12 checks it against the model)
     b = request_body("hi")
     b["inferenceConfig"] = {"maxTokens": 10}
     gen(SIM, t, b, expect=(400, MALFORMED))
@@ -245,6 +256,139 @@ def test_rule11_conversation_rules():
     for rule, body in cases:
         gen(SIM, t, body, expect=(400, MALFORMED))
         assert last_rule(SIM) == rule, (last_rule(SIM), rule)
+
+
+def expect_rule(sim, t, body, status, doc, rule):
+    gen(sim, t, body, expect=(status, doc))
+    assert last_rule(sim) == rule, (last_rule(sim), rule)
+
+
+def tool_use(tid, name="t"):
+    return {"toolUseId": tid, "name": name, "input": {}}
+
+
+def tool_result(tid, text="ok"):
+    return {"toolUseId": tid, "content": [{"text": text}], "status": "success"}
+
+
+def user_results(results, content=""):
+    return {"userInputMessage": {"content": content, "modelId": "auto", "origin": "AI_EDITOR",
+                                 "userInputMessageContext": {"toolResults": results}}}
+
+
+def test_rule7_tool_schema_root():
+    t = refresh(SIM, "sim-ok-rule7")["accessToken"]
+    for schema in ({"anyOf": [{"type": "object", "properties": {}}]},
+                   {"type": "object", "properties": {}, "oneOf": [{"required": ["a"]}]},
+                   {"type": "object", "allOf": [{"properties": {}}]},
+                   {"type": "array", "items": {}}, {"type": ["object", "null"]}, {"properties": {}}):
+        expect_rule(SIM, t, request_body("hi", tools=[tool_spec("ok_tool"), tool_spec("t", schema=schema)]), 400,
+                    SCHEMA_INVALID, "tool_schema_root")
+    # nested combinators, additionalProperties, $defs: accepted
+    nested = {"type": "object", "properties": {"a": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                                               "b": {"oneOf": [{"type": "object"}]}}, "additionalProperties": False}
+    ok(SIM, t, request_body("hi", tools=[tool_spec("t", schema=nested)]))
+
+
+def test_rule8_tool_names_and_descriptions():
+    t = refresh(SIM, "sim-ok-rule8")["accessToken"]
+    cases = [("empty_tool_name", tool_spec("")), ("tool_name_too_long", tool_spec("a" * 65)),
+             ("tool_name_charset", tool_spec("mcp.files/read")), ("tool_name_charset", tool_spec("read file")),
+             ("tool_name_charset", tool_spec("caf\u00e9")), ("tool_description_empty", tool_spec("t", description="")),
+             ("tool_description_empty", tool_spec("t", description=" \n\t "))]
+    for rule, spec in cases:
+        expect_rule(SIM, t, request_body("hi", tools=[spec]), 400, TOOL_FORMAT, rule)
+    ok(SIM, t, request_body("hi", tools=[tool_spec("A-z_09-" + "x" * 57, description="d")]))  # 64 characters
+
+
+def test_rule9_tool_use_result_mismatch():
+    t = refresh(SIM, "sim-ok-rule9")["accessToken"]
+    tools = [tool_spec("t")]
+    # the last history assistant's toolUses must be answered by currentMessage's toolResults
+    h = [hist_user("a"), hist_assistant("", [tool_use("tooluse_A"), tool_use("tooluse_B")])]
+    ok(SIM, t, request_body("", tools=tools, history=h, tool_results=[tool_result("tooluse_A"), tool_result("tooluse_B")]))
+    gen(SIM, t, request_body("", tools=tools, history=h, tool_results=[tool_result("tooluse_A")]),
+        expect=(400, {"message": UNANSWERED + "tooluse_B", "reason": "TOOL_USE_RESULT_MISMATCH"}))
+    assert last_rule(SIM) == "tool_use_unanswered"
+    gen(SIM, t, request_body("next", tools=tools, history=h),
+        expect=(400, {"message": UNANSWERED + "tooluse_A, tooluse_B", "reason": "TOOL_USE_RESULT_MISMATCH"}))
+    assert last_rule(SIM) == "tool_use_unanswered"
+    # an unanswered toolUse inside history: the next history user message must carry the results
+    h2 = h + [hist_user("no results"), hist_assistant("done")]
+    gen(SIM, t, request_body("hi", tools=tools, history=h2),
+        expect=(400, {"message": UNANSWERED + "tooluse_A, tooluse_B", "reason": "TOOL_USE_RESULT_MISMATCH"}))
+    h3 = h + [user_results([tool_result("tooluse_A"), tool_result("tooluse_B")]), hist_assistant("done")]
+    ok(SIM, t, request_body("hi", tools=tools, history=h3))
+    # orphan results (the existing rule, now with the mismatch body naming them)
+    orphan = [tool_result("tooluse_A"), tool_result("tooluse_B"), tool_result("tooluse_\"Z")]
+    gen(SIM, t, request_body("", tools=tools, history=h, tool_results=orphan),
+        expect=(400, {"message": ORPHAN % 'tooluse_"Z', "reason": "TOOL_USE_RESULT_MISMATCH"}))
+    assert last_rule(SIM) == "tool_result_orphan"
+    gen(SIM, t, request_body("", tools=tools, history=[hist_user("a"), hist_assistant("b")],
+                             tool_results=[tool_result("tooluse_X")]),
+        expect=(400, {"message": ORPHAN % "tooluse_X", "reason": "TOOL_USE_RESULT_MISMATCH"}))
+    assert last_rule(SIM) == "tool_result_orphan"
+    # a long id list is bounded: the body stays valid JSON
+    many = [tool_use("tooluse_%03d_%s" % (i, "x" * 50)) for i in range(40)]
+    st, data = gen(SIM, t, request_body("go", tools=tools, history=[hist_user("a"), hist_assistant("", many)]))
+    doc = json.loads(data)
+    assert st == 400 and doc["reason"] == "TOOL_USE_RESULT_MISMATCH" and doc["message"].startswith(UNANSWERED + "tooluse_000_")
+    assert 600 < len(doc["message"]) < 700, len(doc["message"])
+
+
+def test_rule10_tool_config_missing():
+    t = refresh(SIM, "sim-ok-rule10")["accessToken"]
+    h = [hist_user("a"), hist_assistant("", [tool_use("tooluse_A")]), user_results([tool_result("tooluse_A")]),
+         hist_assistant("done")]
+    expect_rule(SIM, t, request_body("hi", history=h), 400, TOOL_CONFIG, "history_tools_without_tools")
+    expect_rule(SIM, t, request_body("", history=h[:2], tool_results=[tool_result("tooluse_A")]), 400, TOOL_CONFIG,
+                "history_tools_without_tools")
+    # a result in a history user message, or in the current one, also counts as tool traffic
+    expect_rule(SIM, t, request_body("hi", history=[user_results([tool_result("tooluse_Q")], "x"), hist_assistant("b")]), 400,
+                TOOL_CONFIG, "history_tools_without_tools")
+    ok(SIM, t, request_body("hi", tools=[tool_spec("t")], history=h))
+
+
+def test_rule12_additional_model_request_fields():
+    t = refresh(SIM, "sim-ok-rule12")["accessToken"]
+
+    def body(model, fields):
+        b = request_body("hi", model=model)
+        b["additionalModelRequestFields"] = fields
+        return b
+    claude = ("claude-opus-4.6", "claude-opus-4.7", "claude-opus-4.8", "claude-sonnet-4.6", "claude-opus-5", "claude-sonnet-5")
+    for model in claude:
+        for effort in ("low", "medium", "high", "max"):
+            ok(SIM, t, body(model, {"output_config": {"effort": effort}}))
+        ok(SIM, t, body(model, {}))
+    for model in ("claude-opus-4.7", "claude-opus-4.8", "claude-opus-5", "claude-sonnet-5"):
+        ok(SIM, t, body(model, {"output_config": {"effort": "xhigh"}}))
+    for effort in ("none", "low", "xhigh"):
+        ok(SIM, t, body("gpt-5.6-sol", {"reasoning": {"effort": effort}}))
+    for model in ("auto", "claude-opus-4.5", "claude-sonnet-4.5", "claude-haiku-4.5", "claude-sonnet-4.0", "deepseek-3.2",
+                  "gpt-5.6-terra"):
+        expect_rule(SIM, t, body(model, {"output_config": {"effort": "high"}}), 400, FIELDS_UNSUPPORTED,
+                    "model_fields_unsupported")
+    b = body("claude-opus-4.6", {})
+    del b["conversationState"]["currentMessage"]["userInputMessage"]["modelId"]  # no modelId: auto
+    expect_rule(SIM, t, b, 400, FIELDS_UNSUPPORTED, "model_fields_unsupported")
+    invalid = [("claude-opus-4.6", {"output_config": {"effort": "xhigh"}}),
+               ("claude-sonnet-4.6", {"output_config": {"effort": "xhigh"}}),
+               ("claude-opus-4.7", {"output_config": {"effort": "none"}}),
+               ("claude-opus-4.7", {"output_config": {"effort": "HIGH"}}),
+               ("claude-opus-4.7", {"output_config": {"effort": 3}}),
+               ("claude-opus-4.7", {"output_config": {"budget_tokens": 1024}}),
+               ("claude-opus-4.7", {"output_config": "high"}),
+               ("claude-opus-4.7", {"reasoning": {"effort": "high"}}),
+               ("claude-opus-4.7", {"output_config": {"effort": "high"}, "thinking": {"type": "adaptive"}}),
+               ("gpt-5.6-sol", {"reasoning": {"effort": "max"}}),
+               ("gpt-5.6-sol", {"output_config": {"effort": "high"}})]
+    for model, fields in invalid:
+        expect_rule(SIM, t, body(model, fields), 400, FIELDS_INVALID, "model_fields_invalid")
+    rules = SIM.stats()["rejections_by_rule"]
+    for rule in ("model_fields_unsupported", "model_fields_invalid", "tool_schema_root", "tool_name_charset",
+                 "tool_description_empty", "tool_use_unanswered", "tool_result_orphan", "history_tools_without_tools"):
+        assert rules.get(rule, 0) >= 1, (rule, rules)
 
 
 def test_rule13_headers_warn_by_default():
@@ -530,6 +674,18 @@ def test_legacy_2025_keeps_the_old_behaviour():
         assert sim.request("POST", "/ListAvailableModels", {}, token=t)[0] == 200
         assert sim.json("GET", "/getUsageLimits", token="bogus") == (403, BEARER_2025)
         gen(sim, refresh(sim, "sim-403-legacy")["accessToken"], request_body("hi"), expect=(403, BEARER_2025))
+        # the tool rules keep the 2025 body, and the 2026-only ones do not apply
+        h = [hist_user("a"), hist_assistant("", [tool_use("tooluse_A")])]
+        for rule, b in (("empty_tool_name", request_body("hi", tools=[tool_spec("")])),
+                        ("tool_name_too_long", request_body("hi", tools=[tool_spec("a" * 65)])),
+                        ("history_tools_without_tools", request_body("", history=h, tool_results=[tool_result("tooluse_A")])),
+                        ("tool_result_orphan", request_body("", tools=[tool_spec("t")], history=h,
+                                                            tool_results=[tool_result("tooluse_Z")]))):
+            gen(sim, t, b, expect=(400, MALFORMED))
+            assert sim.stats()["last_rejection"] == rule, (sim.stats()["last_rejection"], rule)
+        for b in (request_body("hi", tools=[tool_spec("mcp.x", description="", schema={"anyOf": []})]),
+                  request_body("next", tools=[tool_spec("t")], history=h)):
+            assert gen(sim, t, b)[0] == 200
     t = refresh(SIM, "sim-ok-legacy")["accessToken"]
     gen(SIM, t, request_body("hi", model="CLAUDE_SONNET_4_5_20250929_V1_0"), expect=(400, BAD_MODEL))
 
@@ -541,7 +697,8 @@ def main():
         run_tests([test_help_documents_the_2026_rules, test_rule1_body_bytes_and_token_estimate,
                    test_rule2_profile_arn_required, test_rule3_profile_arn_of_another_account,
                    test_rule4_region_of_the_arn_and_the_host, test_rule5_shape, test_rule6_models_and_tiers,
-                   test_rule11_conversation_rules, test_rule13_headers_warn_by_default, test_rule13_credential_types,
+                   test_rule7_tool_schema_root, test_rule8_tool_names_and_descriptions, test_rule9_tool_use_result_mismatch,
+                   test_rule10_tool_config_missing, test_rule11_conversation_rules, test_rule12_additional_model_request_fields, test_rule13_headers_warn_by_default, test_rule13_credential_types,
                    test_rule13_aws_json_generate, test_rule14_list_available_profiles, test_rule14_list_available_models,
                    test_rule14_routes, test_rule15_account_states, test_rule17_connection_statistics,
                    test_refresh_endpoints_by_auth_kind, test_legacy_2025_keeps_the_old_behaviour])

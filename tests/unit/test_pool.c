@@ -347,8 +347,42 @@ static void test_error_matrix(void **state)
         {0, 403, "{\"message\":\"The bearer token included in the request is invalid.\",\"reason\":null}", K2A_ACT_AUTH,
          K2A_EUPSTREAM_AUTH, "access token rejected (403)"},
         {0, 401, "{\"message\":\"Unauthorized\"}", K2A_ACT_AUTH, K2A_EUPSTREAM_AUTH, "access token rejected (401)"},
-        {0, 403, "{\"message\":\"Your account is suspended\",\"reason\":\"TEMPORARILY_SUSPENDED\"}", K2A_ACT_FORBIDDEN,
-         K2A_EACCOUNT_INVALID, "account forbidden (403 TEMPORARILY_SUSPENDED)"},
+        /* every §9 row of kiro-protocol-2026 (the bodies as kiro-sim answers them) */
+        {0, 403, "{\"message\":\"Your User ID is temporarily suspended. We detected unusual user activity.\",\"reason\":"
+                 "\"TEMPORARILY_SUSPENDED\"}",
+         K2A_ACT_BANNED, K2A_EACCOUNT_INVALID, "suspended by Kiro (TEMPORARILY_SUSPENDED)"},
+        {0, 403, "{\"message\":\"Your User ID (x) temporarily is suspended. We've locked your account as a security "
+                 "precaution.\",\"reason\":null}",
+         K2A_ACT_BANNED, K2A_EACCOUNT_INVALID, NULL},
+        {0, 423, "{\"message\":\"Your account is locked.\",\"reason\":null}", K2A_ACT_BANNED, K2A_EACCOUNT_INVALID,
+         "account locked (423)"},
+        {0, 429, "{\"message\":\"Due to suspicious activity, we are imposing temporary limits on how frequently your account "
+                 "(d-9067c98495.x) can send a request to Kiro while we investigate.\",\"reason\":null}",
+         K2A_ACT_FLAGGED, K2A_ETHROTTLED, "flagged for suspicious activity (429)"},
+        {0, 402, "{\"__type\":\"com.amazon.aws.codewhisperer#ServiceQuotaExceededException\",\"message\":\"You have reached the "
+                 "limit for overages.\",\"reason\":\"OVERAGE_REQUEST_LIMIT_EXCEEDED\"}",
+         K2A_ACT_QUOTA, K2A_EEXHAUSTED, "overage limit reached (OVERAGE_REQUEST_LIMIT_EXCEEDED)"},
+        {0, 400, "{\"__type\":\"com.amazon.aws.codewhisperer#ServiceQuotaExceededException\",\"message\":\"You have reached the "
+                 "limit for overages.\",\"reason\":\"OVERAGE_REQUEST_LIMIT_EXCEEDED\"}",
+         K2A_ACT_QUOTA, K2A_EEXHAUSTED, "overage limit reached (OVERAGE_REQUEST_LIMIT_EXCEEDED)"},
+        {0, 429, "{\"__type\":\"com.amazon.aws.codewhisperer#ThrottlingException\",\"message\":\"I am experiencing high "
+                 "traffic, please try again shortly.\",\"reason\":\"INSUFFICIENT_MODEL_CAPACITY\"}",
+         K2A_ACT_CAPACITY, K2A_EUPSTREAM_CAPACITY, "model at capacity (INSUFFICIENT_MODEL_CAPACITY)"},
+        {0, 400, "{\"__type\":\"com.amazon.aws.codewhisperer#ThrottlingException\",\"message\":\"I am experiencing high "
+                 "traffic, please try again shortly.\",\"reason\":\"INSUFFICIENT_MODEL_CAPACITY\"}",
+         K2A_ACT_CAPACITY, K2A_EUPSTREAM_CAPACITY, "model at capacity (INSUFFICIENT_MODEL_CAPACITY)"},
+        {0, 503, "{\"message\":\"x\",\"reason\":\"MODEL_TEMPORARILY_UNAVAILABLE\"}", K2A_ACT_CAPACITY, K2A_EUPSTREAM_CAPACITY, NULL},
+        {0, 400, "{\"message\":\"`tool_use` ids were found without `tool_result` blocks immediately after: t1\",\"reason\":"
+                 "\"TOOL_USE_RESULT_MISMATCH\"}",
+         K2A_ACT_CLIENT, K2A_EUPSTREAM_BAD_REQUEST, NULL},
+        {0, 400, "{\"__type\":\"ValidationException\",\"message\":\"input_schema does not support oneOf, allOf, or anyOf at the "
+                 "top level\",\"reason\":\"TOOL_SCHEMA_INVALID\"}",
+         K2A_ACT_CLIENT, K2A_EUPSTREAM_BAD_REQUEST, NULL},
+        {0, 400, "{\"message\":\"Invalid tool use format.\",\"reason\":\"REQUEST_BODY_INVALID\"}", K2A_ACT_CLIENT,
+         K2A_EUPSTREAM_BAD_REQUEST, "a tool was refused (400 Invalid tool use format.)"},
+        {0, 400, "{\"message\":\"x\",\"reason\":\"TOOL_CONFIG_MISSING\"}", K2A_ACT_CLIENT, K2A_EUPSTREAM_BAD_REQUEST, NULL},
+        {0, 403, "{\"message\":\"Invalid token\"}", K2A_ACT_AUTH, K2A_EUPSTREAM_AUTH, NULL},
+        {0, 524, "timeout", K2A_ACT_TRANSIENT, K2A_EUPSTREAM_SERVER, "upstream 524"},
         {0, 403, "{\"__type\":\"com.amazon.aws#AccessDeniedException\",\"message\":\"denied\"}", K2A_ACT_FORBIDDEN,
          K2A_EACCOUNT_INVALID, "account forbidden (403 AccessDeniedException)"},
         {0, 402, "{\"message\":\"You have reached the limit.\",\"reason\":\"MONTHLY_REQUEST_COUNT\"}", K2A_ACT_QUOTA,
@@ -918,8 +952,32 @@ static void test_state_machine(void **state)
     k2a_account_apply_verdict(a, &v, a->token_gen);
     assert_int_equal(a->state, K2A_ACCOUNT_OK);
     assert_true(a->eligible);
+    /* a "suspicious activity" 429: cooling for the whole KIRO_FLAGGED_COOLDOWN_S, however many requests were in flight */
+    const char *flag = "{\"message\":\"Due to suspicious activity, we are imposing temporary limits on how frequently your "
+                       "account (d-1.x) can send a request to Kiro while we investigate.\",\"reason\":null}";
+    k2a_pool_classify(0, 429, flag, strlen(flag), &v);
+    assert_int_equal(v.action, K2A_ACT_FLAGGED);
+    k2a_account_apply_verdict(a, &v, a->token_gen);
+    assert_int_equal(a->state, K2A_ACCOUNT_COOLING);
+    assert_true(a->until >= k2a_pool_now_ms() + 1799 * 1000LL);
+    k2a_account_set_state(a, K2A_ACCOUNT_OK, 0, "");
+    /* the model at capacity: counted, no cooling */
+    const char *cap = "{\"__type\":\"com.amazon.aws.codewhisperer#ThrottlingException\",\"message\":\"I am experiencing high "
+                      "traffic, please try again shortly.\",\"reason\":\"INSUFFICIENT_MODEL_CAPACITY\"}";
+    k2a_pool_classify(0, 429, cap, strlen(cap), &v);
+    assert_int_equal(v.action, K2A_ACT_CAPACITY);
+    k2a_account_apply_verdict(a, &v, a->token_gen);
+    assert_int_equal(a->state, K2A_ACCOUNT_OK);
+    /* suspended by Kiro: invalid at once, no refresh first */
+    const char *banned = "{\"message\":\"Your User ID is temporarily suspended.\",\"reason\":\"TEMPORARILY_SUSPENDED\"}";
+    k2a_pool_classify(0, 403, banned, strlen(banned), &v);
+    assert_int_equal(v.action, K2A_ACT_BANNED);
+    k2a_account_apply_verdict(a, &v, a->token_gen);
+    assert_int_equal(a->state, K2A_ACCOUNT_INVALID);
+    assert_non_null(strstr(a->reason, "TEMPORARILY_SUSPENDED"));
+    k2a_account_set_state(a, K2A_ACCOUNT_OK, 0, "");
     /* a non-bearer 403 kills the token (background refresh); a 403 with a newer token -> invalid */
-    const char *susp = "{\"message\":\"suspended\",\"reason\":\"TEMPORARILY_SUSPENDED\"}";
+    const char *susp = "{\"message\":\"denied\",\"reason\":\"AccessDeniedException\"}";
     k2a_pool_classify(0, 403, susp, strlen(susp), &v);
     uint64_t gen = a->token_gen;
     k2a_account_apply_verdict(a, &v, gen);
@@ -928,7 +986,7 @@ static void test_state_machine(void **state)
     assert_true(a->refreshing); /* a refresh job was started (it will fail: no upstream in this test) */
     k2a_account_apply_verdict(a, &v, gen + 1);
     assert_int_equal(a->state, K2A_ACCOUNT_INVALID);
-    assert_non_null(strstr(a->reason, "TEMPORARILY_SUSPENDED"));
+    assert_non_null(strstr(a->reason, "AccessDeniedException"));
     assert_false(a->eligible);
     fixture_stop(&f);
 }

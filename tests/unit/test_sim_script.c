@@ -129,7 +129,7 @@ static void test_validator_random_mutations(void **state)
 #define ARN_SOCIAL_Q "\"arn:aws:codewhisperer:us-east-1:699475941385:profile/EHGA3GRVQMUK\""
 static const char good26[] =
     "{\"conversationState\":{\"chatTriggerType\":\"MANUAL\",\"currentMessage\":{\"userInputMessage\":{"
-    "\"content\":\"hi\",\"modelId\":\"claude-sonnet-4.5\",\"origin\":\"AI_EDITOR\"}}},\"profileArn\":" ARN_SOCIAL_Q
+    "\"content\":\"hi\",\"modelId\":\"claude-sonnet-4.6\",\"origin\":\"AI_EDITOR\"}}},\"profileArn\":" ARN_SOCIAL_Q
     ",\"additionalModelRequestFields\":{\"output_config\":{\"effort\":\"high\"}}}";
 
 static int validate26(const char *json, const k2a_sim_caller_t *caller, k2a_sim_validation_t *v)
@@ -188,13 +188,30 @@ static void test_validator_2026(void **state)
     expect26(s, &idc, 403, "profile_arn_placeholder", "{\"message\":\"The bearer token included in the request is invalid.\"}");
     expect26(s, &social, 403, "profile_arn_foreign", NULL);
     free(s);
-    s = replace(good26, "claude-sonnet-4.5", "CLAUDE_SONNET_4_5_20250929_V1_0");
+    s = replace(good26, "claude-sonnet-4.6", "CLAUDE_SONNET_4_5_20250929_V1_0");
     expect26(s, &social, 400, "model_unknown", NULL);
     free(s);
-    s = replace(good26, "claude-sonnet-4.5", "claude-opus-4.7");
+    s = replace(good26, "claude-sonnet-4.6", "claude-opus-4.7");
     expect26(s, &social, 200, "", NULL);
     expect26(s, &free_tier, 400, "model_tier",
              "{\"message\":\"Invalid model. Please select a different model to continue.\",\"reason\":\"INVALID_MODEL_ID\"}");
+    free(s);
+    /* additionalModelRequestFields: only on a model with the schema, with one of its efforts */
+    s = replace(good26, "claude-sonnet-4.6", "claude-sonnet-4.5");
+    expect26(s, &social, 400, "model_fields_unsupported",
+             "{\"message\":\"additionalModelRequestFields is not supported for this model\"}");
+    free(s);
+    s = replace(good26, "\"high\"", "\"xhigh\"");
+    expect26(s, &social, 400, "model_fields_invalid", "{\"message\":\"Invalid additionalModelRequestFields\"}");
+    char *s2 = replace(s, "claude-sonnet-4.6", "claude-opus-4.7");
+    expect26(s2, &social, 200, "", NULL);
+    free(s2);
+    free(s);
+    s = replace(good26, "output_config", "reasoning");
+    expect26(s, &social, 400, "model_fields_invalid", NULL);
+    s2 = replace(s, "claude-sonnet-4.6", "gpt-5.6-sol");
+    expect26(s2, &social, 200, "", NULL);
+    free(s2);
     free(s);
     /* sizes: 615000 bytes is the byte limit; deepseek-3.2 (128000 tokens) rejects 520000 bytes by estimate */
     size_t big = 615001;
@@ -214,7 +231,9 @@ static void test_validator_2026(void **state)
     pad[520000 - base] = '\0';
     snprintf(padq, big + 3, "\"%s\"", pad);
     body = replace(good26, "\"hi\"", padq);
-    char *ds = replace(body, "claude-sonnet-4.5", "deepseek-3.2");
+    char *ds0 = replace(body, "claude-sonnet-4.6", "deepseek-3.2");
+    char *ds = replace(ds0, ",\"additionalModelRequestFields\":{\"output_config\":{\"effort\":\"high\"}}", "");
+    free(ds0);
     expect26(ds, &social, 400, "input_too_long",
              "{\"message\":\"Input is too long.\",\"reason\":\"CONTENT_LENGTH_EXCEEDS_THRESHOLD\"}");
     expect26(body, &social, 200, "", NULL);
@@ -429,10 +448,10 @@ static void test_plan_errors_and_echo(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_validator_good_and_text), cmocka_unit_test(test_validator_rejects),
-        cmocka_unit_test(test_validator_deep_nesting),  cmocka_unit_test(test_validator_random_mutations),
-        cmocka_unit_test(test_validator_2026),          cmocka_unit_test(test_validator_2026_random_mutations),
-        cmocka_unit_test(test_plan_tool_pieces),        cmocka_unit_test(test_plan_errors_and_echo),
+        cmocka_unit_test(test_validator_good_and_text),  cmocka_unit_test(test_validator_rejects),
+        cmocka_unit_test(test_validator_deep_nesting),   cmocka_unit_test(test_validator_random_mutations),
+        cmocka_unit_test(test_validator_2026),           cmocka_unit_test(test_validator_2026_random_mutations),
+        cmocka_unit_test(test_plan_tool_pieces),         cmocka_unit_test(test_plan_errors_and_echo),
         cmocka_unit_test(test_plan_2026_end_and_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
