@@ -115,8 +115,10 @@ void k2a_sim_accounts_dispose(k2a_sim_accounts_t *a)
 void k2a_sim_accounts_reset_counters(k2a_sim_accounts_t *a)
 {
     for (size_t i = 0; i < a->nabuckets; ++i)
-        for (k2a_sim_account_t *x = a->abuckets[i]; x != NULL; x = x->next)
+        for (k2a_sim_account_t *x = a->abuckets[i]; x != NULL; x = x->next) {
             memset(&x->c, 0, sizeof(x->c));
+            memset(&x->last, 0, sizeof(x->last));
+        }
 }
 
 int k2a_sim_parse_kind_ex(const char *refresh_token, k2a_sim_kind_t *kind, uint32_t *ttl_s)
@@ -431,6 +433,29 @@ static const char *const endpoint_names[K2A_SIM_EP_MAX] = {"refreshToken",
                                                            "sim/sse",
                                                            "other"};
 
+static void append_json_str(k2a_buf_t *out, const char *key, const char *s)
+{
+    k2a_buf_appendf(out, ",\"%s\":\"", key);
+    k2a_buf_append_json_escaped(out, s, strlen(s));
+    k2a_buf_appendstr(out, "\"");
+}
+
+/* ,"last_request":{...} of an account (null before its first generate call); peer strings are escaped. */
+static void append_last_request(k2a_buf_t *out, const k2a_sim_last_request_t *l)
+{
+    if (!l->seen) {
+        k2a_buf_appendstr(out, ",\"last_request\":null");
+        return;
+    }
+    k2a_buf_appendf(out, ",\"last_request\":{\"status\":%d,\"header_warnings\":%u,\"region\":\"%s\"", l->status, l->header_warnings,
+                    l->region != NULL ? l->region : "");
+    append_json_str(out, "model", l->model);
+    append_json_str(out, "profile_arn", l->profile_arn);
+    append_json_str(out, "path", l->path);
+    append_json_str(out, "tokentype", l->tokentype);
+    k2a_buf_appendstr(out, "}");
+}
+
 int k2a_sim_stats_json(const k2a_sim_stats_t *s, const k2a_sim_accounts_t *a, k2a_buf_t *out)
 {
     uint64_t total = 0;
@@ -464,12 +489,14 @@ int k2a_sim_stats_json(const k2a_sim_stats_t *s, const k2a_sim_accounts_t *a, k2
             k2a_buf_appendf(out,
                             "\":{\"requests\":%llu,\"refreshes\":%llu,\"refresh_failures\":%llu,\"usage_calls\":%llu,"
                             "\"model_calls\":%llu,\"generates\":%llu,\"generate_ok\":%llu,\"tokens_issued\":%llu,"
-                            "\"rotation\":%u,\"used_credits\":%.6g,\"region\":\"%s\",\"profile_arn\":\"%s\"}",
+                            "\"rotation\":%u,\"used_credits\":%.6g,\"region\":\"%s\",\"profile_arn\":\"%s\"",
                             (unsigned long long)x->c.requests, (unsigned long long)x->c.refreshes,
                             (unsigned long long)x->c.refresh_failures, (unsigned long long)x->c.usage_calls,
                             (unsigned long long)x->c.model_calls, (unsigned long long)x->c.generates,
                             (unsigned long long)x->c.generate_ok, (unsigned long long)x->tokens_issued, x->rotate_gen,
                             x->used_credits, x->region, x->arn);
+            append_last_request(out, &x->last);
+            k2a_buf_appendstr(out, "}");
             refreshes += x->c.refreshes;
             generates += x->c.generates;
             first = false;

@@ -303,7 +303,14 @@ int k2a_sim_handle_models_2026(k2a_sim_server_t *srv, h2o_req_t *req, const k2a_
     for (size_t i = 0; i < ncat && n < 64; ++i)
         if (cat[i].listed && !(acct->free_tier && cat[i].premium))
             visible[n++] = &cat[i];
-    size_t total = n + srv->cfg.limits.nextra_models;
+    /* --model ids the catalog already has are listed by it, under the account's tier (a FREE account does not see an
+     * opus id given with --model) */
+    const char *extras[64];
+    size_t nextras = 0;
+    for (size_t i = 0; i < srv->cfg.limits.nextra_models && nextras < 64; ++i)
+        if (k2a_sim_catalog_find(srv->cfg.limits.extra_models[i]) == NULL)
+            extras[nextras++] = srv->cfg.limits.extra_models[i];
+    size_t total = n + nextras;
     size_t off = 0;
     if (next != NULL && next[0] != '\0') {
         char *end;
@@ -332,7 +339,7 @@ int k2a_sim_handle_models_2026(k2a_sim_server_t *srv, h2o_req_t *req, const k2a_
         if (i < n) {
             append_model(&out, visible[i]);
         } else {
-            const char *id = srv->cfg.limits.extra_models[i - n];
+            const char *id = extras[i - n];
             k2a_buf_appendstr(&out, "{\"modelId\":\"");
             k2a_buf_append_json_escaped(&out, id, strlen(id));
             k2a_buf_appendstr(&out, "\",\"modelName\":\"extra (kiro-sim)\",\"description\":\"--model (kiro-sim)\","

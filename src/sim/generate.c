@@ -509,6 +509,27 @@ static int state_answer(k2a_sim_server_t *srv, k2a_sim_token_t *tok, k2a_buf_t *
     }
 }
 
+/* Starts the account's last_request record of this generate call (its status is filled in as it is answered). */
+static k2a_sim_last_request_t *note_last_request(h2o_req_t *req, const k2a_sim_route_t *route, k2a_sim_account_t *acct,
+                                                 uint64_t header_warnings)
+{
+    k2a_sim_last_request_t *last = &acct->last;
+    memset(last, 0, sizeof(*last));
+    last->seen = true;
+    last->region = route->region;
+    size_t plen = req->query_at != SIZE_MAX && req->query_at < req->path.len ? req->query_at : req->path.len;
+    snprintf(last->path, sizeof(last->path), "%.*s", (int)(plen < sizeof(last->path) ? plen : sizeof(last->path) - 1),
+             req->path.base);
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("tokentype"), -1);
+    if (i >= 0) {
+        const h2o_iovec_t *tv = &req->headers.entries[i].value;
+        snprintf(last->tokentype, sizeof(last->tokentype), "%.*s",
+                 (int)(tv->len < sizeof(last->tokentype) ? tv->len : sizeof(last->tokentype) - 1), tv->base);
+    }
+    last->header_warnings = header_warnings > UINT32_MAX ? UINT32_MAX : (uint32_t)header_warnings;
+    return last;
+}
+
 int k2a_sim_handle_generate(k2a_sim_server_t *srv, h2o_req_t *req, const k2a_sim_route_t *route)
 {
     k2a_sim_token_t *tok = k2a_sim_require_bearer(srv, req);
@@ -517,9 +538,14 @@ int k2a_sim_handle_generate(k2a_sim_server_t *srv, h2o_req_t *req, const k2a_sim
     k2a_sim_account_t *acct = tok->account;
     ++acct->c.generates;
     /* Headers (2026): warnings counted in /sim/stats, or a 400 under --strict-headers. */
-    const char *bad_header;
-    if (!srv->cfg.legacy && (bad_header = k2a_sim_check_headers(srv, req)) != NULL && srv->cfg.strict_headers) {
+    const char *bad_header = NULL;
+    uint64_t warnings_before = srv->stats.header_warnings;
+    if (!srv->cfg.legacy)
+        bad_header = k2a_sim_check_headers(srv, req);
+    k2a_sim_last_request_t *last = note_last_request(req, route, acct, srv->stats.header_warnings - warnings_before);
+    if (bad_header != NULL && srv->cfg.strict_headers) {
         k2a_sim_stats_reject(&srv->stats, "bad_header");
+        last->status = 400;
         RESPOND_LITERAL(srv, req, 400, BODY_MALFORMED);
         return 0;
     }
@@ -537,7 +563,11 @@ int k2a_sim_handle_generate(k2a_sim_server_t *srv, h2o_req_t *req, const k2a_sim
         .free_tier = acct->free_tier,
         .host_region = route->region,
     };
-    if (k2a_sim_validate_request_caller(body, len, &srv->cfg.limits, &caller, &v, &text) != 200) {
+    int verdict = k2a_sim_validate_request_caller(body, len, &srv->cfg.limits, &caller, &v, &text);
+    memcpy(last->model, v.model_id, sizeof(last->model));
+    memcpy(last->profile_arn, v.profile_arn, sizeof(last->profile_arn));
+    last->status = verdict;
+    if (verdict != 200) {
         k2a_sim_stats_reject(&srv->stats, v.rule);
         fprintf(stderr, "kiro-sim: %d %s: %s\n", v.status, v.rule, v.detail);
         k2a_sim_respond_json(srv, req, v.status, v.body, strlen(v.body), 0);
@@ -548,6 +578,7 @@ int k2a_sim_handle_generate(k2a_sim_server_t *srv, h2o_req_t *req, const k2a_sim
     k2a_buf_t state = K2A_BUF_INIT(0);
     int state_status = state_answer(srv, tok, &state);
     if (state_status != 0) {
+        last->status = state_status;
         k2a_sim_respond_json(srv, req, state_status, state.base, state.len, 0);
         k2a_buf_dispose(&state);
         goto Done;
@@ -566,6 +597,7 @@ int k2a_sim_handle_generate(k2a_sim_server_t *srv, h2o_req_t *req, const k2a_sim
         goto Done;
     }
     if (plan.status != 0) {
+        last->status = plan.status;
         k2a_buf_t out = K2A_BUF_INIT(0);
         status_body(plan.status, plan.status_message, &out);
         k2a_sim_respond_json(srv, req, plan.status, out.base, out.len, plan.stall_ms);

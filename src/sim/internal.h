@@ -141,6 +141,18 @@ typedef struct st_k2a_sim_counters_t {
     uint64_t requests, refreshes, refresh_failures, usage_calls, model_calls, generates, generate_ok;
 } k2a_sim_counters_t;
 
+/* What the account's last generateAssistantResponse carried (GET /sim/stats accounts.<name>.last_request). */
+typedef struct st_k2a_sim_last_request_t {
+    bool seen;
+    int status;               /* the HTTP status it was answered with (200 = a stream started) */
+    char model[64];           /* currentMessage modelId ("" = none) */
+    char profile_arn[128];    /* root profileArn ("" = none) */
+    const char *region;       /* the host region of its path */
+    char path[64];            /* the path it was sent to (query cut off) */
+    char tokentype[24];       /* the tokentype header ("" = none) */
+    uint32_t header_warnings; /* fingerprint headers missing or malformed on it */
+} k2a_sim_last_request_t;
+
 typedef struct st_k2a_sim_account_t {
     char *name; /* the original refresh token, e.g. sim-rotate-a */
     k2a_sim_kind_t kind;
@@ -155,6 +167,7 @@ typedef struct st_k2a_sim_account_t {
     uint32_t ttl_s;     /* sim-ttl<N>: access-token lifetime; 0 = --token-ttl */
     char arn[96];       /* its profileArn ("" for API keys) */
     k2a_sim_counters_t c;
+    k2a_sim_last_request_t last;
     struct st_k2a_sim_account_t *next;
 } k2a_sim_account_t;
 

@@ -758,6 +758,18 @@ static int check_input_tokens(ctx_t *c, yajl_val root, size_t len)
     return 0;
 }
 
+/* Copies the modelId and profileArn a body names into out (for /sim/stats last_request), whatever the verdict. */
+static void note_request(k2a_sim_validation_t *out, yajl_val root)
+{
+    static const char *model_path[] = {"conversationState", "currentMessage", "userInputMessage", "modelId", NULL};
+    static const char *arn_path[] = {"profileArn", NULL};
+    yajl_val mv = yajl_tree_get(root, model_path, yajl_t_string), av = yajl_tree_get(root, arn_path, yajl_t_string);
+    if (mv != NULL)
+        snprintf(out->model_id, sizeof(out->model_id), "%s", mv->u.string);
+    if (av != NULL)
+        snprintf(out->profile_arn, sizeof(out->profile_arn), "%s", av->u.string);
+}
+
 int k2a_sim_validate_request_ex(const char *json, size_t len, const k2a_sim_limits_t *limits, k2a_sim_validation_t *out,
                                 k2a_buf_t *user_text)
 {
@@ -777,6 +789,8 @@ int k2a_sim_validate_request_caller(const char *json, size_t len, const k2a_sim_
     out->rule = "";
     out->body[0] = '\0';
     out->detail[0] = '\0';
+    out->model_id[0] = '\0';
+    out->profile_arn[0] = '\0';
 
     /* Rule "payload_too_large": the whole body above --max-payload bytes (KGW: ~615 KB gives a 400): 2025 mode
      * CONTENT_LENGTH_EXCEEDS_THRESHOLD, 2026 mode "Improperly formed request." (kiro-protocol-2026 §9). */
@@ -807,6 +821,7 @@ int k2a_sim_validate_request_caller(const char *json, size_t len, const k2a_sim_
                 *p = ' ';
         return REJECT(&c, "json_syntax", "malformed JSON: %.100s", err), out->status;
     }
+    note_request(out, root);
     size_t text_mark = user_text != NULL ? user_text->len : 0;
     if ((limits->modern && check_profile_arn(&c, root) != 0) || check_conversation(&c, root, user_text) != 0 ||
         (limits->modern && check_input_tokens(&c, root, len) != 0)) {

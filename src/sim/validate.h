@@ -74,10 +74,12 @@ const k2a_sim_model_t *k2a_sim_catalog(size_t *n);
 const k2a_sim_model_t *k2a_sim_catalog_find(const char *id);
 
 typedef struct st_k2a_sim_validation_t {
-    int status;       /* 200 when Kiro would accept the body, else 400 (403 for the profileArn ownership rule) */
-    const char *rule; /* stable id of the violated rule ("" when accepted), e.g. "history_alternation" */
-    char body[1024];  /* Kiro's JSON error body ("" when accepted) */
-    char detail[256]; /* human-readable reason with the JSON path (for logs and test messages) */
+    int status;            /* 200 when Kiro would accept the body, else 400 (403 for the profileArn ownership rule) */
+    const char *rule;      /* stable id of the violated rule ("" when accepted), e.g. "history_alternation" */
+    char body[1024];       /* Kiro's JSON error body ("" when accepted) */
+    char detail[256];      /* human-readable reason with the JSON path (for logs and test messages) */
+    char model_id[64];     /* conversationState.currentMessage.userInputMessage.modelId ("" when absent, cut at 63) */
+    char profile_arn[128]; /* the root profileArn ("" when absent, cut at 127) */
 } k2a_sim_validation_t;
 
 /* Fills the default limits: the 2025 mode, 600000 bytes, 10000 code points, no extra models. */
