@@ -13,11 +13,13 @@
 #include "core/config.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "doctor/doctor.h"
 #include "http/gateway.h"
 
 static void usage(FILE *fp)
 {
     fprintf(fp, "usage: kiro2api [--config FILE] [PORT]\n"
+                "       kiro2api doctor [--no-generate] [--json] [--config FILE]\n"
                 "       kiro2api --help | --version\n\n"
                 "A gateway that serves the Anthropic Messages API and the OpenAI Chat Completions API\n"
                 "with Kiro (AWS CodeWhisperer) accounts behind it.\n\n"
@@ -61,6 +63,8 @@ int main(int argc, char **argv)
                                              {"help", no_argument, NULL, 'h'},
                                              {"version", no_argument, NULL, 'V'},
                                              {NULL, 0, NULL, 0}};
+    if (argc > 1 && strcmp(argv[1], "doctor") == 0)
+        return k2a_doctor_main(argc - 1, argv + 1); /* checks the accounts; no server */
     static k2a_config_t config;
     const char *config_file = NULL;
     int opt;

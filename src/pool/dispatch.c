@@ -204,6 +204,14 @@ static int post(k2a_dispatch_t *d, const k2a_lease_t *l, const k2a_url_t *url, u
     return r;
 }
 
+int k2a_dispatch_post_lease(k2a_dispatch_t *d, const k2a_lease_t *l, const char *body, size_t len,
+                            struct st_k2a_http_response_t **resp)
+{
+    k2a_dispatch_set_body_prefix(d, body, len);
+    k2a_buf_reset(&d->body);
+    return post(d, l, NULL, 1, resp);
+}
+
 /* Whether the same account is tried on the fallback host after this answer of the primary (kiro-protocol-2026 §4.4: KRA on
  * 429, 408 and 5xx; OCX when the host does not resolve or connect, or does not know the route). Never after a timeout once
  * connected (the wait would double) nor after a 400 (the request's fault). */

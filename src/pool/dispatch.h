@@ -151,6 +151,12 @@ static inline void k2a_dispatch_set_native_fallback(k2a_dispatch_t *d, k2a_dispa
  * penalised). */
 int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx, k2a_dispatch_attempt_t *out);
 
+/* In a coroutine: one POST of `body` to the lease's generateAssistantResponse with exactly the headers of a request
+ * (diagnostics: kiro2api doctor; no failover, no verdict applied). Returns 0 with *resp (any status; release it with
+ * k2a_upstream_release) or a transport K2A_E*. */
+int k2a_dispatch_post_lease(k2a_dispatch_t *d, const k2a_lease_t *l, const char *body, size_t len,
+                            struct st_k2a_http_response_t **resp);
+
 /* The 200 body failed before anything was sent to the client (truncated, bad CRC, exception before content, first-byte
  * or idle timeout): err is its K2A_E*, detail a short text. The account cools briefly (a transient failure), the response
  * and lease are released, and the next k2a_dispatch_next tries another account (counting as an attempt). For an in-stream
