@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "doctor/doctor.h"
 #include "http/gateway.h"
+#include "trace/trace.h"
 
 static void usage(FILE *fp)
 {
@@ -97,7 +98,7 @@ int main(int argc, char **argv)
             return fail_config(&config, err[0] != '\0' ? err : "too many arguments");
     }
     if (k2a_config_load_env(&config, err, sizeof(err)) != 0 || k2a_config_validate(&config, err, sizeof(err)) != 0 ||
-        configure_logging(&config, err, sizeof(err)) != 0)
+        configure_logging(&config, err, sizeof(err)) != 0 || k2a_trace_setup_from(&config, NULL, false, err, sizeof(err)) != 0)
         return fail_config(&config, err);
     if (config.client_token[0] == '\0') {
         if (!is_loopback(config.host))

@@ -17,15 +17,18 @@
 #include "doctor/doctor.h"
 #include "doctor/doctor_check.h"
 #include "pool/internal.h"
+#include "trace/trace.h"
 #include "upstream/upstream.h"
 
 static void usage(FILE *fp)
 {
-    fprintf(fp, "usage: kiro2api doctor [--no-generate] [--json] [--config FILE]\n\n"
+    fprintf(fp, "usage: kiro2api doctor [--no-generate] [--json] [--trace DIR] [--keep-text] [--config FILE]\n\n"
                 "Checks every account of KIRO_AUTH_TOKEN end to end without starting the server: token refresh (or API\n"
                 "key), profileArn and region, model catalog, usage, and one minimal generate call (a one-word prompt;\n"
                 "--no-generate skips it). Exit status 0 when every enabled account works, 1 otherwise, 2 on a\n"
-                "configuration error. Secrets are never printed.\n");
+                "configuration error. Secrets are never printed.\n"
+                "--trace DIR writes a redacted trace of every generate call (KIRO_TRACE_DIR; tokens, keys, ARN account\n"
+                "numbers and machine ids masked, prompt and answer texts replaced by their lengths unless --keep-text).\n");
 }
 
 typedef struct st_run_t {
@@ -139,6 +142,15 @@ static int run(const k2a_config_t *c, const k2a_doctor_opts_t *opts)
         k2a_doctor_print_table(r.acc, r.n);
     free(r.acc);
     status = all_ok ? 0 : 1;
+    while (k2a_trace_pending() > 0 && uv_run(&loop, UV_RUN_ONCE) != 0) { /* the traces reach the disk */
+    }
+    if (k2a_trace_enabled()) {
+        uint64_t written, skipped;
+        k2a_trace_counts(&written, &skipped);
+        fprintf(stderr, "kiro2api doctor: %llu trace(s) written to %s%s\n", (unsigned long long)written,
+                opts->trace_dir != NULL ? opts->trace_dir : c->trace_dir,
+                skipped > 0 ? " (some skipped: KIRO_TRACE_MAX_FILES reached)" : "");
+    }
 Exit:
     if (pool != NULL) {
         k2a_pool_shutdown(pool);
@@ -163,6 +175,8 @@ int k2a_doctor_main(int argc, char **argv)
     static const struct option longopts[] = {{"no-generate", no_argument, NULL, 'n'},
                                              {"json", no_argument, NULL, 'j'},
                                              {"config", required_argument, NULL, 'c'},
+                                             {"trace", required_argument, NULL, 't'},
+                                             {"keep-text", no_argument, NULL, 'k'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     k2a_doctor_opts_t opts = {0};
@@ -179,6 +193,12 @@ int k2a_doctor_main(int argc, char **argv)
         case 'c':
             opts.config_file = optarg;
             break;
+        case 't':
+            opts.trace_dir = optarg;
+            break;
+        case 'k':
+            opts.keep_text = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -194,6 +214,11 @@ int k2a_doctor_main(int argc, char **argv)
     static k2a_config_t config;
     char err[512] = "";
     if (load_config(&config, opts.config_file, err, sizeof(err)) != 0) {
+        fprintf(stderr, "kiro2api doctor: configuration error: %s\n", err);
+        k2a_config_dispose(&config);
+        return 2;
+    }
+    if (k2a_trace_setup_from(&config, opts.trace_dir, opts.keep_text, err, sizeof(err)) != 0) {
         fprintf(stderr, "kiro2api doctor: configuration error: %s\n", err);
         k2a_config_dispose(&config);
         return 2;

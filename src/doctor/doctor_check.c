@@ -327,6 +327,7 @@ static void do_generate(k2a_pool_t *p, k2a_account_t *a, k2a_doctor_account_t *o
     }
     step_end(&o->generate, t0);
     o->generate.status = status;
+    k2a_dispatch_trace_capture(&d, resp_body.base, resp_body.len);
     if (r != 0) {
         snprintf(o->generate.detail, sizeof(o->generate.detail), "%s", k2a_strerror(r));
         set_hint(o, net_hint, k2a_strerror(r));
@@ -354,6 +355,7 @@ static void do_generate(k2a_pool_t *p, k2a_account_t *a, k2a_doctor_account_t *o
             snprintf(o->generate.detail, sizeof(o->generate.detail), "%zu event(s) from %s", x.events, o->model);
         }
     }
+    k2a_dispatch_trace_end(&d, !o->generate.ok, r, o->generate.detail);
     k2a_buf_dispose(&body);
     k2a_buf_dispose(&resp_body);
     k2a_dispatch_dispose(&d);
