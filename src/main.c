@@ -20,7 +20,7 @@
 static void usage(FILE *fp)
 {
     fprintf(fp, "usage: kiro2api [--config FILE] [PORT]\n"
-                "       kiro2api doctor [--no-generate] [--json] [--config FILE]\n"
+                "       kiro2api doctor [--no-generate] [--probe] [--json] [--trace DIR] [--keep-text] [--config FILE]\n"
                 "       kiro2api --help | --version\n\n"
                 "A gateway that serves the Anthropic Messages API and the OpenAI Chat Completions API\n"
                 "with Kiro (AWS CodeWhisperer) accounts behind it.\n\n"

@@ -149,6 +149,9 @@ static const var_t vars[] = {
      "traces kept in KIRO_TRACE_DIR: past it new traces are skipped and counted, none is deleted"},
     {"KIRO_TRACE_KEEP_TEXT", T_BOOL, F(trace_keep_text), "false", 0, 0, NULL,
      "keep prompt, tool and result texts in traces (false: replaced by their lengths)"},
+    {"KIRO_PROBE_BASES", T_STR, F(probe_bases),
+     "https://q.{region}.amazonaws.com,https://runtime.{region}.kiro.dev,https://codewhisperer.us-east-1.amazonaws.com", 0, 0, NULL,
+     "kiro2api doctor --probe: the data-plane host templates tried with each request shape (comma-separated)"},
 };
 
 #define NVARS (sizeof(vars) / sizeof(vars[0]))

@@ -86,6 +86,7 @@ typedef struct st_k2a_config_t {
     int64_t trace_max_bytes;
     int64_t trace_max_files;
     bool trace_keep_text;
+    char *probe_bases; /* KIRO_PROBE_BASES: kiro2api doctor --probe */
 } k2a_config_t;
 
 /* Fills every field with its default. */

@@ -22,11 +22,13 @@
 
 static void usage(FILE *fp)
 {
-    fprintf(fp, "usage: kiro2api doctor [--no-generate] [--json] [--trace DIR] [--keep-text] [--config FILE]\n\n"
+    fprintf(fp, "usage: kiro2api doctor [--no-generate] [--probe] [--json] [--trace DIR] [--keep-text] [--config FILE]\n\n"
                 "Checks every account of KIRO_AUTH_TOKEN end to end without starting the server: token refresh (or API\n"
                 "key), profileArn and region, model catalog, usage, and one minimal generate call (a one-word prompt;\n"
                 "--no-generate skips it). Exit status 0 when every enabled account works, 1 otherwise, 2 on a\n"
                 "configuration error. Secrets are never printed.\n"
+                "--probe adds the matrix of hosts (KIRO_PROBE_BASES) x request shapes (REST JSON, awsJson, /mcp web search;\n"
+                "the Builder ID placeholder for IdC tokens): one more small generate call per cell.\n"
                 "--trace DIR writes a redacted trace of every generate call (KIRO_TRACE_DIR; tokens, keys, ARN account\n"
                 "numbers and machine ids masked, prompt and answer texts replaced by their lengths unless --keep-text).\n");
 }
@@ -128,6 +130,8 @@ static int run(const k2a_config_t *c, const k2a_doctor_opts_t *opts)
     if (!opts->json && !opts->no_generate)
         printf("Note: the generate check sends one one-word request per account and uses a little of its quota "
                "(--no-generate skips it).\n");
+    if (!opts->json && opts->probe)
+        printf("Note: --probe sends a few more one-word requests per account (each host and request shape).\n");
     fflush(stdout);
     k2a_coro_resume(co, 0);
     while (!r.done && uv_run(&loop, UV_RUN_ONCE) != 0) {
@@ -172,13 +176,10 @@ Exit:
 
 int k2a_doctor_main(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"no-generate", no_argument, NULL, 'n'},
-                                             {"json", no_argument, NULL, 'j'},
-                                             {"config", required_argument, NULL, 'c'},
-                                             {"trace", required_argument, NULL, 't'},
-                                             {"keep-text", no_argument, NULL, 'k'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"no-generate", no_argument, NULL, 'n'},  {"json", no_argument, NULL, 'j'},
+                                             {"config", required_argument, NULL, 'c'}, {"trace", required_argument, NULL, 't'},
+                                             {"probe", no_argument, NULL, 'p'},        {"keep-text", no_argument, NULL, 'k'},
+                                             {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     k2a_doctor_opts_t opts = {0};
     int opt;
     optind = 1;
@@ -198,6 +199,9 @@ int k2a_doctor_main(int argc, char **argv)
             break;
         case 'k':
             opts.keep_text = true;
+            break;
+        case 'p':
+            opts.probe = true;
             break;
         case 'h':
             usage(stdout);
@@ -223,6 +227,7 @@ int k2a_doctor_main(int argc, char **argv)
         k2a_config_dispose(&config);
         return 2;
     }
+    opts.probe_bases = config.probe_bases;
     signal(SIGPIPE, SIG_IGN);
     int status = run(&config, &opts);
     k2a_config_dispose(&config);

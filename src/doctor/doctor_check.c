@@ -387,6 +387,8 @@ void k2a_doctor_check_account(k2a_pool_t *p, size_t index, const k2a_doctor_opts
     do_usage(a, o);
     if (!opts->no_generate)
         do_generate(p, a, o);
+    if (opts->probe)
+        k2a_doctor_probe_account(p, index, opts, o);
     if (!o->models.ok && o->hint[0] == '\0')
         set_hint(o, "ListAvailableModels failed (%s): the account may still work; try again later", o->models.detail);
 }

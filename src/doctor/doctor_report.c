@@ -72,6 +72,11 @@ void k2a_doctor_print_table(const k2a_doctor_account_t *acc, size_t n)
                 printf("  %s: %s\n", names[k], steps[k]->detail);
         if (!a->ok || a->disabled)
             printf("  fix: %s\n", a->hint);
+        for (size_t k = 0; k < a->nprobes; ++k) {
+            char c[32];
+            cell(&a->probes[k].step, c, sizeof(c));
+            printf("  probe %-11s %-60.60s %-18s %s\n", a->probes[k].shape, a->probes[k].base, c, a->probes[k].step.detail);
+        }
     }
 }
 
@@ -150,6 +155,22 @@ int k2a_doctor_print_json(const k2a_doctor_account_t *acc, size_t n, bool all_ok
         step(g, "models_call", &a->models);
         step(g, "usage", &a->usage);
         step(g, "generate", &a->generate);
+        str(g, "probe");
+        yajl_gen_array_open(g);
+        for (size_t k = 0; k < a->nprobes; ++k) {
+            yajl_gen_map_open(g);
+            kv(g, "base", a->probes[k].base);
+            kv(g, "shape", a->probes[k].shape);
+            str(g, "status");
+            yajl_gen_integer(g, a->probes[k].step.status);
+            str(g, "ok");
+            yajl_gen_bool(g, a->probes[k].step.ok);
+            str(g, "latency_ms");
+            yajl_gen_integer(g, a->probes[k].step.ms);
+            kv(g, "detail", a->probes[k].step.detail);
+            yajl_gen_map_close(g);
+        }
+        yajl_gen_array_close(g);
         kv(g, "verdict", a->disabled ? "skipped" : a->ok ? "ok" : "failed");
         kv(g, "hint", a->hint[0] ? a->hint : NULL);
         yajl_gen_map_close(g);

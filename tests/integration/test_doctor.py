@@ -185,6 +185,42 @@ class Doctor(unittest.TestCase):
         self.assertEqual(verdicts["social"], "ok")
         self.assertEqual(p.returncode, 1)
 
+    def test_probe_reports_each_host_and_shape(self):
+        rows = [GOOD[0], GOOD[1], GOOD[2]]
+        env_extra = {"KIRO_PROBE_BASES": "%s/{region}, %s/nowhere" % (self.sim.base, self.sim.base)}
+        before = self.sim.stats()["requests"]
+        p = subprocess.run([BIN, "doctor", "--probe", "--json"], env=dict(self.env(rows), **env_extra), cwd=self.tmp.name,
+                           capture_output=True, text=True, timeout=120 * SLOW)
+        assert_no_sanitizer_report(self, p.stderr, "kiro2api doctor")
+        self.assert_no_secret(p.stdout + p.stderr, rows)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr[-3000:])
+        after = self.sim.stats()["requests"]
+        doc = json.loads(p.stdout)
+        by_name = {a["name"].split("(", 1)[1].rstrip(")"): a for a in doc["accounts"]}
+        for name, acct in by_name.items():
+            cells = {(c["base"].rsplit("/", 1)[1], c["shape"]): c for c in acct["probe"]}
+            with self.subTest(account=name):
+                # the simulator's host answers both generate shapes; /mcp is reserved there (404), another path is 404
+                self.assertEqual(cells[("{region}", "rest")]["status"], 200, acct["probe"])
+                self.assertEqual(cells[("{region}", "awsjson")]["status"], 200, acct["probe"])
+                self.assertEqual(cells[("{region}", "mcp")]["status"], 404, acct["probe"])
+                for shape in ("rest", "awsjson", "mcp"):
+                    self.assertEqual(cells[("nowhere", shape)]["status"], 404, acct["probe"])
+                if name == "social":
+                    self.assertNotIn(("{region}", "placeholder"), cells)
+                elif name == "builder":
+                    self.assertEqual(cells[("{region}", "placeholder")]["status"], 200, acct["probe"])
+                else:  # an IdC enterprise token with the Builder ID placeholder: refused
+                    self.assertEqual(cells[("{region}", "placeholder")]["status"], 403, acct["probe"])
+        # per account: the check's generate and the two generate shapes on the first base (the awsJson call counts as a
+        # generate in the simulator); the placeholder cell of the two IdC tokens
+        self.assertEqual(after["generateAssistantResponse"] - before["generateAssistantResponse"], 3 * 3 + 2)
+        self.assertGreaterEqual(after["mcp"] - before["mcp"], 3)
+        p = subprocess.run([BIN, "doctor", "--probe"], env=dict(self.env(rows[:1]), **env_extra), cwd=self.tmp.name,
+                           capture_output=True, text=True, timeout=120 * SLOW)
+        self.assertIn("--probe sends a few more", p.stdout.splitlines()[1])
+        self.assertRegex(p.stdout, r"probe rest +http://127\.0\.0\.1:\d+/\{region\} +ok 200")
+
     def test_configuration_error_is_exit_2(self):
         env = dict(os.environ, KIRO_AUTH_TOKEN="[{\"auth\":\"IdC\",\"refreshToken\":\"x\"}]")
         p = subprocess.run([BIN, "doctor"], env=env, cwd=self.tmp.name, capture_output=True, text=True, timeout=60 * SLOW)
