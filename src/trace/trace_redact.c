@@ -28,20 +28,25 @@ void k2a_trace_mask_text(k2a_buf_t *out, const char *s, size_t len)
     while (i < len) {
         size_t j = i;
         if (isxdigit((unsigned char)s[i]) && (i == 0 || !isxdigit((unsigned char)s[i - 1]))) {
-            bool digits = true;
-            while (j < len && isxdigit((unsigned char)s[j])) {
-                digits = digits && isdigit((unsigned char)s[j]);
+            while (j < len && isxdigit((unsigned char)s[j]))
                 ++j;
-            }
-            size_t n = j - i;
-            if ((digits && n == 12) || n >= 32) {
-                /* an AWS account number (ARN), a machine id or another long hex identifier: the last 4 stay */
+            if (j - i >= 32) { /* a machine id or another long hex identifier: the last 4 stay */
                 k2a_buf_appendstr(out, "****");
                 k2a_buf_append(out, s + j - 4, 4);
                 i = j;
                 continue;
             }
-            k2a_buf_append(out, s + i, n);
+            j = i;
+        }
+        if (isdigit((unsigned char)s[i]) && (i == 0 || !isdigit((unsigned char)s[i - 1]))) {
+            while (j < len && isdigit((unsigned char)s[j]))
+                ++j;
+            if (j - i == 12) { /* an AWS account number (in an ARN, also URL-encoded): the last 4 stay */
+                k2a_buf_appendstr(out, "****");
+                k2a_buf_append(out, s + j - 4, 4);
+            } else {
+                k2a_buf_append(out, s + i, j - i);
+            }
             i = j;
             continue;
         }
