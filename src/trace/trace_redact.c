@@ -152,9 +152,13 @@ static void gen_value(gen_ctx_t *c, yajl_val v, bool text, int depth)
     } else if (YAJL_IS_STRING(v)) {
         gen_masked(c, str_of(v), strlen(str_of(v)));
     } else if (YAJL_IS_NUMBER(v)) {
+        const char *raw = v->u.number.r != NULL ? v->u.number.r : "0";
         k2a_buf_reset(&c->scratch);
-        k2a_trace_mask_text(&c->scratch, v->u.number.r, strlen(v->u.number.r));
-        yajl_gen_number(c->g, c->scratch.base, c->scratch.len);
+        k2a_trace_mask_text(&c->scratch, raw, strlen(raw));
+        if (c->scratch.len == strlen(raw) && memcmp(c->scratch.base, raw, c->scratch.len) == 0)
+            yajl_gen_number(c->g, raw, strlen(raw));
+        else /* a masked number is no number any more: it goes as a string */
+            yajl_gen_string(c->g, (const unsigned char *)c->scratch.base, c->scratch.len);
     } else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)) {
         yajl_gen_bool(c->g, YAJL_IS_TRUE(v));
     } else if (depth >= MAX_DEPTH) {
