@@ -4,6 +4,7 @@ holds the same facts, the exit status is 0 only when every account works, --no-g
 (/sim/stats), and neither output holds a configured secret or an ARN's account number in full."""
 import json
 import os
+import socket
 import subprocess
 import tempfile
 import unittest
@@ -38,6 +39,9 @@ BAD = [
     ({"auth": "Social", "refreshToken": "sim-suspicious-doctor-0001", "description": "flagged"}, "failed",
      "suspicious activity"),
     ({"auth": "Social", "refreshToken": "sim-423-doctor-0001", "description": "locked"}, "failed", "suspended or locked"),
+    ({"auth": "Social", "refreshToken": "sim-overage-doctor-0001", "description": "overage"}, "failed", "no credits left"),
+    ({"auth": "Social", "refreshToken": "sim-capacity-doctor-0001", "description": "capacity"}, "failed", "at capacity"),
+    ({"auth": "Social", "refreshToken": "sim-429-doctor-0001", "description": "throttled"}, "failed", "rate limited"),
     ({"auth": "Social", "refreshToken": "sim-ok-doctor-wrongarn-0001", "description": "wrongarn",
       "profileArn": "arn:aws:codewhisperer:us-east-1:610548660232:profile/NOTMINE00000"}, "failed", "profileArn not accepted"),
 ]
@@ -220,6 +224,24 @@ class Doctor(unittest.TestCase):
                            capture_output=True, text=True, timeout=120 * SLOW)
         self.assertIn("--probe sends a few more", p.stdout.splitlines()[1])
         self.assertRegex(p.stdout, r"probe rest +http://127\.0\.0\.1:\d+/\{region\} +ok 200")
+
+    def test_unreachable_service_is_a_network_hint(self):
+        rows = [GOOD[0]]
+        env = self.env(rows)
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        closed.close()  # nothing listens there
+        env["KIRO_SOCIAL_REFRESH_URL"] = "http://127.0.0.1:%d/refreshToken" % port
+        p = subprocess.run([BIN, "doctor", "--json"], env=env, cwd=self.tmp.name, capture_output=True, text=True,
+                           timeout=120 * SLOW)
+        assert_no_sanitizer_report(self, p.stderr, "kiro2api doctor")
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr[-2000:])
+        acct = json.loads(p.stdout)["accounts"][0]
+        self.assertEqual(acct["verdict"], "failed")
+        self.assertEqual(acct["refresh"]["status"], 0)
+        self.assertIn("cannot reach Kiro", acct["hint"])
+        self.assertIn("KIRO_UPSTREAM_PROXY", acct["hint"])
 
     def test_configuration_error_is_exit_2(self):
         env = dict(os.environ, KIRO_AUTH_TOKEN="[{\"auth\":\"IdC\",\"refreshToken\":\"x\"}]")
