@@ -142,6 +142,31 @@ class Traces(unittest.TestCase):
             self.assertIn("trace-old.k2at", files)  # nothing deleted
             self.assertEqual(stat.S_IMODE(os.stat(tdir).st_mode), 0o700)
 
+    def test_file_size_bound_cuts_at_a_frame(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            tdir = os.path.join(tmp, "traces")
+            gw = self.gateway(tdir, {"KIRO_TRACE_MAX_BYTES": "4096"})
+            try:
+                body = {"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": True,
+                        "messages": [{"role": "user", "content": "[[sim:text frames=200 size=100]]"}]}
+                st, _, data = request(gw.port, "POST", "/v1/messages", body=body, key=CLIENT_KEY, timeout=60)
+                self.assertEqual(st, 200, data[:300])
+                gw.assert_clean_exit(self)
+            finally:
+                gw.cleanup()
+            sampled = []
+            for f in os.listdir(tdir):
+                meta, req, resp = read_trace(os.path.join(tdir, f))
+                if not meta["failed"]:
+                    sampled.append((f, meta, resp))
+            self.assertEqual(len(sampled), 1)
+            f, meta, resp = sampled[0]
+            self.assertTrue(meta["truncated"], meta)
+            self.assertLessEqual(len(resp), 4096)
+            self.assertLess(os.path.getsize(os.path.join(tdir, f)), 4096 + 4096)  # the head and the request add a little
+            frames = parse_frames(resp)  # whole frames only, valid CRCs
+            self.assertGreater(len(frames), 5)
+
     def test_trace_to_case_replays_byte_identically(self):
         with tempfile.TemporaryDirectory() as tmp:
             tdir = os.path.join(tmp, "traces")
