@@ -29,7 +29,7 @@ configure = @mkdir -p $(1) && if ! $(3) cmake -S . -B $(1) $(2) >$(1)/configure.
 # unless build-all or `make test` switched them on there and cmocka is still installed.
 BUILD_TESTS_FLAG = $(if $(and $(shell grep -s '^K2A_TESTS:BOOL=ON' build/CMakeCache.txt),$(shell pkg-config --exists cmocka 2>/dev/null && echo y)),,-DK2A_TESTS=OFF)
 
-.PHONY: all build build-all asan deps deps-all deps-fuzz deps-test deps-bench deps-soak run test test-release test-asan \
+.PHONY: all build build-all asan deps deps-all deps-fuzz deps-test deps-bench deps-soak run doctor test test-release test-asan \
 	fuzz fuzz-build soak bench bench-quick image-test format clean
 
 all: build
@@ -68,6 +68,11 @@ asan: deps-all
 
 run: build
 	@scripts/run.sh
+
+# checks every configured account end to end (DOCTOR_ARGS="--no-generate --json" ...)
+DOCTOR_ARGS ?=
+doctor: build
+	@build/kiro2api doctor $(DOCTOR_ARGS)
 
 test: deps-test build-all asan fuzz-build
 	@scripts/test.sh

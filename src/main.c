@@ -13,11 +13,14 @@
 #include "core/config.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "doctor/doctor.h"
 #include "http/gateway.h"
+#include "trace/trace.h"
 
 static void usage(FILE *fp)
 {
     fprintf(fp, "usage: kiro2api [--config FILE] [PORT]\n"
+                "       kiro2api doctor [--no-generate] [--probe] [--json] [--trace DIR] [--keep-text] [--config FILE]\n"
                 "       kiro2api --help | --version\n\n"
                 "A gateway that serves the Anthropic Messages API and the OpenAI Chat Completions API\n"
                 "with Kiro (AWS CodeWhisperer) accounts behind it.\n\n"
@@ -61,6 +64,8 @@ int main(int argc, char **argv)
                                              {"help", no_argument, NULL, 'h'},
                                              {"version", no_argument, NULL, 'V'},
                                              {NULL, 0, NULL, 0}};
+    if (argc > 1 && strcmp(argv[1], "doctor") == 0)
+        return k2a_doctor_main(argc - 1, argv + 1); /* checks the accounts; no server */
     static k2a_config_t config;
     const char *config_file = NULL;
     int opt;
@@ -93,7 +98,7 @@ int main(int argc, char **argv)
             return fail_config(&config, err[0] != '\0' ? err : "too many arguments");
     }
     if (k2a_config_load_env(&config, err, sizeof(err)) != 0 || k2a_config_validate(&config, err, sizeof(err)) != 0 ||
-        configure_logging(&config, err, sizeof(err)) != 0)
+        configure_logging(&config, err, sizeof(err)) != 0 || k2a_trace_setup_from(&config, NULL, false, err, sizeof(err)) != 0)
         return fail_config(&config, err);
     if (config.client_token[0] == '\0') {
         if (!is_loopback(config.host))

@@ -140,6 +140,20 @@ static const var_t vars[] = {
     {"KIRO_CORO_STACK_KB", T_INT, F(coro_stack_kb), "64", 32, 8192, NULL, "coroutine stack size"},
     {"KIRO_STATIC_DIR", T_STR, F(static_dir), "", 0, 0, NULL,
      "dashboard files (default: assets/ next to the binary or in the cwd)"},
+    /* traces */
+    {"KIRO_TRACE_DIR", T_STR, F(trace_dir), "", 0, 0, NULL,
+     "write a redacted trace of every failed upstream exchange here (mode 0600 files in a 0700 directory; unset = off)"},
+    {"KIRO_TRACE_SAMPLE", T_INT, F(trace_sample), "0", 0, 1000000000, NULL,
+     "with KIRO_TRACE_DIR, also trace 1 in N of the successful exchanges (0 = none)"},
+    {"KIRO_TRACE_MAX_BYTES", T_INT, F(trace_max_bytes), "1048576", 4 * KB, 1024 * MB, NULL,
+     "size bound of one trace file (the response is cut past it)"},
+    {"KIRO_TRACE_MAX_FILES", T_INT, F(trace_max_files), "200", 1, 1000000, NULL,
+     "traces kept in KIRO_TRACE_DIR: past it new traces are skipped and counted, none is deleted"},
+    {"KIRO_TRACE_KEEP_TEXT", T_BOOL, F(trace_keep_text), "false", 0, 0, NULL,
+     "keep prompt, tool and result texts in traces (false: replaced by their lengths)"},
+    {"KIRO_PROBE_BASES", T_STR, F(probe_bases),
+     "https://q.{region}.amazonaws.com,https://runtime.{region}.kiro.dev,https://codewhisperer.us-east-1.amazonaws.com", 0, 0, NULL,
+     "kiro2api doctor --probe: the data-plane host templates tried with each request shape (comma-separated)"},
 };
 
 #define NVARS (sizeof(vars) / sizeof(vars[0]))

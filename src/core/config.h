@@ -81,6 +81,13 @@ typedef struct st_k2a_config_t {
     /* accounts (continued) */
     int64_t catalog_refresh_s;
     int64_t flagged_cooldown_s;
+    /* traces of upstream exchanges (trace/trace.h) */
+    char *trace_dir;
+    int64_t trace_sample;
+    int64_t trace_max_bytes;
+    int64_t trace_max_files;
+    bool trace_keep_text;
+    char *probe_bases; /* KIRO_PROBE_BASES: kiro2api doctor --probe */
 } k2a_config_t;
 
 /* Fills every field with its default. */

@@ -428,6 +428,7 @@ static int pump(exchange_t *x, k2a_dispatch_attempt_t *a, const char **why)
     *why = NULL;
     while ((n = k2a_upstream_read(a->resp, &data)) > 0) {
         any = true;
+        k2a_dispatch_trace_capture(&x->dispatch, data, (size_t)n); /* a bounded copy, only when tracing is on */
         int r = k2a_es_decoder_feed(&x->decoder, data, (size_t)n, on_frame, x);
         const k2a_kiro_resp_seen_t *seen = k2a_kiro_resp_seen(&x->parser);
         if (r < 0 && !seen->finished) {

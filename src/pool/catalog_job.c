@@ -177,8 +177,7 @@ static int fetch(k2a_account_t *a, const char *token, k2a_catalog_t *c, char *de
     char next[K2A_CATALOG_MAX_TOKEN], *seen[K2A_CATALOG_MAX_PAGES] = {NULL};
     size_t nseen = 0;
     char xamz[200], ua[360], invocation[37];
-    k2a_buf_t url = K2A_BUF_INIT(0), scratch = K2A_BUF_INIT(0), resp = K2A_BUF_INIT(K2A_CATALOG_MAX_BODY),
-              auth = K2A_BUF_INIT(0);
+    k2a_buf_t url = K2A_BUF_INIT(0), scratch = K2A_BUF_INIT(0), resp = K2A_BUF_INIT(K2A_CATALOG_MAX_BODY), auth = K2A_BUF_INIT(0);
     int r = 0;
     next[0] = '\0';
     k2a_fp_rest_ua(p->kiro_version, a->machine_id, xamz, sizeof(xamz), ua, sizeof(ua));
@@ -254,13 +253,18 @@ Exit:
 
 void k2a_catalog_job(k2a_account_t *a)
 {
+    char detail[200] = "";
+    k2a_account_catalog_now(a, detail, sizeof(detail));
+}
+
+int k2a_account_catalog_now(k2a_account_t *a, char *detail, size_t detailsz)
+{
     k2a_pool_t *p = a->pool;
     if (a->access_token == NULL)
-        return;
+        return K2A_EREFRESH;
     char *token = strdup(a->access_token); /* the account's copy may be replaced while we wait */
     k2a_catalog_t *c = calloc(1, sizeof(*c));
-    char detail[200] = "";
-    int r = token != NULL && c != NULL ? fetch(a, token, c, detail, sizeof(detail)) : K2A_ENOMEM;
+    int r = token != NULL && c != NULL ? fetch(a, token, c, detail, detailsz) : K2A_ENOMEM;
     free(token);
     if (r == K2A_ECANCELED) {
         /* shutdown: nothing learned */
@@ -287,6 +291,7 @@ void k2a_catalog_job(k2a_account_t *a)
         k2a_catalog_dispose(c);
         free(c);
     }
+    return r;
 }
 
 /* ---- the timer ---- */

@@ -19,6 +19,7 @@
 #include "pool/dispatch.h"
 #include "pool/fingerprint.h"
 #include "pool/internal.h"
+#include "trace/trace.h"
 
 #define BODY_MAX (256 * 1024 * 1024)
 
@@ -200,8 +201,33 @@ static int post(k2a_dispatch_t *d, const k2a_lease_t *l, const k2a_url_t *url, u
                               .close = close,
                               .host_index = host_index};
     int r = k2a_upstream_request(d->up, &req, resp);
+    if (k2a_trace_enabled()) { /* the exchange's record; its outcome ends it (trace_end) */
+        k2a_trace_discard(&d->trace);
+        d->trace = k2a_trace_begin(l->label, "POST", url, h, nh, b, nb);
+        if (r == 0)
+            k2a_trace_response_head(d->trace, *resp);
+    }
     k2a_buf_dispose(&auth);
     return r;
+}
+
+void k2a_dispatch_trace_capture_slow(k2a_dispatch_t *d, const void *data, size_t len)
+{
+    k2a_trace_capture(d->trace, data, len);
+}
+
+void k2a_dispatch_trace_end(k2a_dispatch_t *d, bool failed, int transport_err, const char *outcome)
+{
+    if (d->trace != NULL)
+        k2a_trace_end(&d->trace, k2a_coro_loop(), failed, transport_err, outcome);
+}
+
+int k2a_dispatch_post_lease(k2a_dispatch_t *d, const k2a_lease_t *l, const char *body, size_t len,
+                            struct st_k2a_http_response_t **resp)
+{
+    k2a_dispatch_set_body_prefix(d, body, len);
+    k2a_buf_reset(&d->body);
+    return post(d, l, NULL, 1, resp);
 }
 
 /* Whether the same account is tried on the fallback host after this answer of the primary (kiro-protocol-2026 §4.4: KRA on
@@ -495,6 +521,8 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
                      * (no penalty, no failover: every account would meet the same thing); the client is told what arrived */
                     k2a_upstream_read_error_body(resp, &d->error_body);
                     describe_not_eventstream(resp, &d->error_body, text(d)->message, sizeof(text(d)->message));
+                    k2a_dispatch_trace_capture(d, d->error_body.base, d->error_body.len);
+                    k2a_dispatch_trace_end(d, true, 0, "answer is not an EventStream");
                     k2a_upstream_release(resp);
                     add_try(d, &out->lease, K2A_EUPSTREAM_NOT_EVENTSTREAM, 200, "answer is not an EventStream");
                     k2a_xloop_call(p->owner, op_release_sync, &out->lease);
@@ -532,6 +560,9 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
             }
             k2a_verdict_t v;
             k2a_pool_classify(r, status, d->error_body.base, d->error_body.len, &v);
+            /* the exchange's outcome is known: its trace (when tracing is on) */
+            k2a_dispatch_trace_capture(d, d->error_body.base, d->error_body.len);
+            k2a_dispatch_trace_end(d, v.action != K2A_ACT_CANCELED, r, v.detail);
             size_t sent = d->body_prefix_len + d->body.len;
             if (v.err == K2A_EUPSTREAM_BAD_REQUEST && sent > K2A_KIRO_BYTE_LIMIT_FLOOR &&
                 strstr(v.message, "Improperly formed request") != NULL) {
@@ -582,6 +613,7 @@ void k2a_dispatch_attempt_failed(k2a_dispatch_t *d, k2a_dispatch_attempt_t *a, i
         k2a_upstream_release(a->resp);
         a->resp = NULL;
     }
+    k2a_dispatch_trace_end(d, err != K2A_ECANCELED, 0, detail != NULL && detail[0] ? detail : k2a_strerror(err));
     if (a->lease.account == NULL)
         return;
     done_msg_t *m = calloc(1, sizeof(*m));
@@ -625,6 +657,7 @@ void k2a_dispatch_attempt_done(k2a_dispatch_t *d, k2a_dispatch_attempt_t *a, int
         k2a_upstream_release(a->resp);
         a->resp = NULL;
     }
+    k2a_dispatch_trace_end(d, err != 0 && err != K2A_ECANCELED, 0, err == 0 ? "ok" : k2a_strerror(err));
     if (a->lease.account == NULL)
         return;
     done_msg_t *m = calloc(1, sizeof(*m));
@@ -644,6 +677,7 @@ void k2a_dispatch_dispose(k2a_dispatch_t *d)
 {
     if (d->open != NULL)
         k2a_dispatch_attempt_done(d, d->open, K2A_EUPSTREAM_TRUNCATED, 0, 0, 0);
+    k2a_trace_discard(&d->trace);
     k2a_buf_dispose(&d->body);
     k2a_buf_dispose(&d->error_body);
     free(d->tries);

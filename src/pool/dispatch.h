@@ -28,6 +28,7 @@
 #include "pool/pool.h"
 
 struct st_k2a_http_response_t;
+struct st_k2a_trace_rec_t;
 
 /* Encodes the Kiro request body for this account into body (empty on entry; profileArn differs per account:
  * lease->profile_arn, NULL for API keys). Returns 0 or a negative K2A_E* (which ends the dispatch with that error). */
@@ -93,6 +94,8 @@ typedef struct st_k2a_dispatch_t {
     /* The texts of a failure, allocated when the first one is written (NULL while every attempt succeeds: 2.3 KB that
      * would otherwise sit in the frame of every streaming request); read them with the accessors below. */
     k2a_dispatch_text_t *text;
+    /* The trace of the current attempt (KIRO_TRACE_DIR, trace/trace.h), NULL when tracing is off. */
+    struct st_k2a_trace_rec_t *trace;
     /* The larger members come last: k2a_dispatch_init zeroes only what precedes them; tried is counted (tried.n). */
     k2a_pool_exclude_t tried;
     /* The context window of the requested model on the current attempt's account (its catalog's maxInputTokens), 0 when
@@ -150,6 +153,22 @@ static inline void k2a_dispatch_set_native_fallback(k2a_dispatch_t *d, k2a_dispa
  * with d->err, d->message and the upstream fields set. K2A_ECANCELED when the coroutine was canceled (no account is
  * penalised). */
 int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx, k2a_dispatch_attempt_t *out);
+
+/* In a coroutine: one POST of `body` to the lease's generateAssistantResponse with exactly the headers of a request
+ * (diagnostics: kiro2api doctor; no failover, no verdict applied). Returns 0 with *resp (any status; release it with
+ * k2a_upstream_release) or a transport K2A_E*. */
+int k2a_dispatch_post_lease(k2a_dispatch_t *d, const k2a_lease_t *l, const char *body, size_t len,
+                            struct st_k2a_http_response_t **resp);
+
+/* Response bytes of the open attempt as the caller reads them, for its trace (a bounded copy; nothing when tracing is off). */
+void k2a_dispatch_trace_capture_slow(k2a_dispatch_t *d, const void *data, size_t len);
+static inline void k2a_dispatch_trace_capture(k2a_dispatch_t *d, const void *data, size_t len)
+{
+    if (d->trace != NULL)
+        k2a_dispatch_trace_capture_slow(d, data, len);
+}
+/* The outcome of an attempt posted with k2a_dispatch_post_lease (the other attempts end their traces themselves). */
+void k2a_dispatch_trace_end(k2a_dispatch_t *d, bool failed, int transport_err, const char *outcome);
 
 /* The 200 body failed before anything was sent to the client (truncated, bad CRC, exception before content, first-byte
  * or idle timeout): err is its K2A_E*, detail a short text. The account cools briefly (a transient failure), the response

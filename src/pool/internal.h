@@ -265,6 +265,12 @@ void k2a_select_dispose(k2a_pool_t *p);
 /* In a coroutine: makes sure a has an access token newer than after_gen (0 = any valid token), joining or starting the
  * single-flight refresh. Returns 0 or the refresh's K2A_E* (K2A_ECANCELED when the caller was canceled). */
 int k2a_account_await_token(k2a_account_t *a, uint64_t after_gen, bool *waited);
+/* In a coroutine, now (kiro2api doctor): the account's refresh (and profile resolution) as the background job does it, with its
+ * verdict in *v. Returns 0, K2A_EBUSY when a refresh is already running, or the refresh's K2A_E*. */
+int k2a_account_refresh_now(k2a_account_t *a, k2a_verdict_t *v);
+/* In a coroutine, now: one getUsageLimits call with the current token (no polling scheduled). Returns 0 (usage applied), or
+ * a K2A_E* with *status (0 for transport errors) and *v classifying the answer. */
+int k2a_account_usage_now(k2a_account_t *a, int *status, k2a_verdict_t *v);
 /* Starts a background refresh unless one is running. */
 void k2a_account_start_refresh(k2a_account_t *a);
 /* Starts a background usage poll unless one is running. */
@@ -314,6 +320,8 @@ void k2a_account_start_catalog_fetch(k2a_account_t *a);
 /* catalog_job.c */
 /* The fetch itself (in the job's coroutine). */
 void k2a_catalog_job(k2a_account_t *a);
+/* The same in the caller's coroutine, now: returns 0 (a->catalog replaced) or a K2A_E* with a short text in detail. */
+int k2a_account_catalog_now(k2a_account_t *a, char *detail, size_t detailsz);
 /* The pool's fetch timer: started by create (when KIRO_CATALOG_REFRESH_S > 0), closed by shutdown. */
 void k2a_catalog_start(k2a_pool_t *p);
 void k2a_catalog_stop(k2a_pool_t *p);

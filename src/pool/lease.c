@@ -177,6 +177,29 @@ int k2a_pool_acquire(k2a_pool_t *p, k2a_pool_exclude_t *exclude, k2a_pool_skip_c
     }
 }
 
+int k2a_pool_lease_index(k2a_pool_t *p, size_t index, k2a_lease_t *lease)
+{
+    memset(lease, 0, sizeof(*lease));
+    if (index >= p->naccounts)
+        return K2A_ENOTFOUND;
+    k2a_account_t *a = p->accounts[index];
+    if (a->access_token == NULL)
+        return K2A_EREFRESH;
+    take(a);
+    lease->account = a;
+    lease->index = a->index;
+    lease->label = a->label;
+    lease->description = a->cfg.description;
+    lease->auth = a->cfg.auth;
+    memcpy(lease->machine_id, a->machine_id, sizeof(lease->machine_id));
+    lease->acquired_at = uv_now(p->loop);
+    if (fill_lease(lease, a) != 0) {
+        k2a_pool_release(lease);
+        return K2A_ENOMEM;
+    }
+    return 0;
+}
+
 void k2a_pool_release(k2a_lease_t *lease)
 {
     if (lease->account == NULL)

@@ -44,7 +44,7 @@ typedef struct st_k2a_account_config_t {
     char *client_secret; /* IdC: never NULL; else NULL */
     char *description;   /* never NULL ("" when absent) */
     bool disabled;
-    char *machine_id; /* "machineId" normalised to 64 lowercase hex digits, or NULL (derived, k2a_account_machine_id) */
+    char *machine_id;     /* "machineId" normalised to 64 lowercase hex digits, or NULL (derived, k2a_account_machine_id) */
     bool builder_id;      /* IdC with "provider":"BuilderId" */
     char *profile_arn;    /* "profileArn": sent instead of any learned ARN; NULL when absent */
     char *token_endpoint; /* ExternalIdp "tokenEndpoint"; else NULL */
@@ -265,6 +265,9 @@ typedef struct st_k2a_pool_exclude_t {
 typedef void (*k2a_pool_skip_cb)(void *ctx, const k2a_lease_t *lease, int err, const char *detail);
 int k2a_pool_acquire(k2a_pool_t *p, k2a_pool_exclude_t *exclude, k2a_pool_skip_cb on_skip, void *ctx, k2a_lease_t *lease,
                      uint64_t *retry_after_ms);
+/* A lease on the account at `index` whatever its state (diagnostics: kiro2api doctor), with its current access token.
+ * Returns 0, K2A_ENOTFOUND, or K2A_EREFRESH when the account has no access token yet. Release it with k2a_pool_release. */
+int k2a_pool_lease_index(k2a_pool_t *p, size_t index, k2a_lease_t *lease);
 /* Gives the account back (in-flight count, balanced buckets, queued waiters). Safe outside coroutines. Idempotent. */
 void k2a_pool_release(k2a_lease_t *lease);
 /* In a coroutine: makes sure the lease's account has an access token newer than lease->token_gen (refreshing once, single

@@ -433,10 +433,10 @@ static int do_refresh(k2a_account_t *a, k2a_verdict_t *v)
     return v->action == K2A_ACT_OK ? 0 : v->err;
 }
 
-static void refresh_job(k2a_pool_job_t *job)
+/* The refresh and what follows it (profiles, state, waiters), in the coroutine of whoever set a->refreshing. */
+static int run_refresh(k2a_account_t *a, k2a_verdict_t *out)
 {
-    k2a_account_t *a = job->account;
-    k2a_pool_t *p = job->pool;
+    k2a_pool_t *p = a->pool;
     k2a_verdict_t v;
     int r = do_refresh(a, &v);
     if (r == 0 && k2a_account_wants_profiles(a, k2a_pool_now_ms())) {
@@ -476,6 +476,22 @@ static void refresh_job(k2a_pool_job_t *job)
         }
     }
     k2a_account_wake_waiters(a, r);
+    if (out != NULL)
+        *out = v;
+    return r;
+}
+
+static void refresh_job(k2a_pool_job_t *job)
+{
+    run_refresh(job->account, NULL);
+}
+
+int k2a_account_refresh_now(k2a_account_t *a, k2a_verdict_t *v)
+{
+    if (a->refreshing || k2a_coro_current() == NULL)
+        return K2A_EBUSY;
+    a->refreshing = true;
+    return run_refresh(a, v);
 }
 
 /* ---- usage ---- */
@@ -522,18 +538,15 @@ static void apply_usage(k2a_account_t *a, const k2a_usage_t *u)
     k2a_pool_mark_dirty(a->pool, false);
 }
 
-static void usage_job(k2a_pool_job_t *job)
+/* One getUsageLimits call with the account's current token. Returns 0 (usage applied), K2A_ECANCELED, or another K2A_E*
+ * with *status (0 for transport errors) and *v describing the answer. */
+static int usage_call(k2a_account_t *a, int *status_out, k2a_verdict_t *v)
 {
-    k2a_account_t *a = job->account;
-    k2a_pool_t *p = job->pool;
+    k2a_pool_t *p = a->pool;
     k2a_buf_t url = K2A_BUF_INIT(0), path = K2A_BUF_INIT(0), resp = K2A_BUF_INIT(USAGE_BODY_MAX);
-    uint64_t interval = (uint64_t)p->cfg.usage_poll_interval_s * 1000;
-    if (a->state == K2A_ACCOUNT_INVALID || a->state == K2A_ACCOUNT_DISABLED)
-        goto Next;
-    bool waited = false;
-    int r = k2a_account_await_token(a, 0, &waited);
-    if (r != 0)
-        goto Next;
+    int r = K2A_ENOMEM;
+    memset(v, 0, sizeof(*v));
+    *status_out = 0;
     k2a_buf_appendstr(&path, "/getUsageLimits?isEmailRequired=true&origin=AI_EDITOR&resourceType=AGENTIC_REQUEST");
     const char *rest_arn = k2a_account_rest_arn(a); /* never the Builder ID placeholder */
     if (rest_arn != NULL) {
@@ -542,12 +555,12 @@ static void usage_job(k2a_pool_job_t *job)
     }
     k2a_url_t parsed;
     if (k2a_buf_cstr(&path) == NULL || k2a_pool_api_url(p, k2a_account_region(a), path.base, &url, &parsed) == NULL)
-        goto Next;
+        goto Exit;
     char xamz[200], ua[360], auth[64 + 16384], invocation[37];
     k2a_fp_rest_ua(p->kiro_version, a->machine_id, xamz, sizeof(xamz), ua, sizeof(ua));
-    char *token = strdup(a->access_token); /* the account's copy may be replaced while we wait */
+    char *token = a->access_token != NULL ? strdup(a->access_token) : NULL; /* the account's copy may be replaced */
     if (token == NULL)
-        goto Next;
+        goto Exit;
     snprintf(auth, sizeof(auth), "Bearer %s", token);
     k2a_rand_uuid4(invocation);
     k2a_http_header_t h[] = {HDR("x-amz-user-agent", xamz),
@@ -562,6 +575,7 @@ static void usage_job(k2a_pool_job_t *job)
     ++a->usage_polls;
     r = k2a_pool_http_call(p, a, &parsed, "GET", h, nh, NULL, 0, &resp, USAGE_BODY_MAX, &status);
     free(token);
+    *status_out = status;
     if (r == K2A_ECANCELED)
         goto Exit;
     k2a_usage_t usage;
@@ -569,17 +583,37 @@ static void usage_job(k2a_pool_job_t *job)
         apply_usage(a, &usage);
     } else {
         ++a->usage_failures;
-        k2a_verdict_t v;
-        k2a_pool_classify(r, status, resp.base, resp.len, &v);
-        k2a_warn("pool: %s: getUsageLimits failed: %s", a->label, r != 0 ? k2a_strerror(r) : v.detail);
+        k2a_pool_classify(r, status, resp.base, resp.len, v);
+        k2a_warn("pool: %s: getUsageLimits failed: %s", a->label, r != 0 ? k2a_strerror(r) : v->detail);
+        if (r == 0)
+            r = v->err != 0 ? v->err : K2A_EHTTP_STATUS;
     }
-Next:
-    if (interval > 0)
-        k2a_account_schedule_usage(a, interval - interval / 20 + k2a_rand_below(interval / 10 + 1)); /* +-5 % */
 Exit:
     k2a_buf_dispose(&url);
     k2a_buf_dispose(&path);
     k2a_buf_dispose(&resp);
+    return r;
+}
+
+int k2a_account_usage_now(k2a_account_t *a, int *status, k2a_verdict_t *v)
+{
+    return usage_call(a, status, v);
+}
+
+static void usage_job(k2a_pool_job_t *job)
+{
+    k2a_account_t *a = job->account;
+    k2a_pool_t *p = job->pool;
+    uint64_t interval = (uint64_t)p->cfg.usage_poll_interval_s * 1000;
+    if (a->state != K2A_ACCOUNT_INVALID && a->state != K2A_ACCOUNT_DISABLED) {
+        bool waited = false;
+        int status = 0;
+        k2a_verdict_t v;
+        if (k2a_account_await_token(a, 0, &waited) == 0 && usage_call(a, &status, &v) == K2A_ECANCELED)
+            return;
+    }
+    if (interval > 0)
+        k2a_account_schedule_usage(a, interval - interval / 20 + k2a_rand_below(interval / 10 + 1)); /* +-5 % */
 }
 
 static void job_main(k2a_coro_t *co, void *arg)
