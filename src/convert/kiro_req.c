@@ -15,12 +15,14 @@
  * never has to hold more than the budget, whatever the size of the history.
  */
 #include <stdint.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/rand.h"
 #include "convert/kiro_req.h"
 #include "convert/model_effort.h"
 
@@ -502,13 +504,22 @@ static k2a_str_t uuid_format(unsigned char b[16], unsigned version, k2a_arena_t 
 
 #define NIL_CONVERSATION K2A_STRLIT("00000000-0000-3000-8000-000000000000")
 
+/* OpenSSL 3 looks a digest up by name on every EVP_md5() init (a locked hash-table walk); fetch it once per process. */
+static EVP_MD *md5_md;
+static pthread_once_t md5_once = PTHREAD_ONCE_INIT;
+static void md5_fetch(void)
+{
+    md5_md = EVP_MD_fetch(NULL, "MD5", NULL);
+}
+
 /* MD5 of the pieces, as a name-based UUID. */
 static k2a_str_t uuid_of(const k2a_str_t *parts, size_t n, k2a_arena_t *arena)
 {
+    pthread_once(&md5_once, md5_fetch);
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
-    bool ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1;
+    bool ok = ctx != NULL && md5_md != NULL && EVP_DigestInit_ex(ctx, md5_md, NULL) == 1;
     for (size_t i = 0; ok && i < n; ++i)
         ok = (i == 0 || EVP_DigestUpdate(ctx, "|", 1) == 1) &&
              EVP_DigestUpdate(ctx, parts[i].base != NULL ? parts[i].base : "", parts[i].len) == 1;
@@ -538,7 +549,7 @@ k2a_str_t k2a_kiro_conversation_id(const k2a_ir_request_t *req, const k2a_kiro_b
     char hour[16];
     struct tm tm;
     time_t now = params->now;
-    localtime_r(&now, &tm);
+    gmtime_r(&now, &tm); /* UTC: localtime_r takes the time-zone lock on every call */
     strftime(hour, sizeof(hour), "%Y%m%d%H", &tm);
     k2a_str_t parts[] = {params->client_ip, params->user_agent, k2a_cstr(hour)};
     return uuid_of(parts, 3, arena);
@@ -552,8 +563,12 @@ static k2a_str_t continuation_id(const k2a_kiro_build_params_t *params, k2a_aren
     unsigned char b[16];
     if (params->random != NULL)
         params->random(params->random_ctx, b, sizeof(b));
-    else if (RAND_bytes(b, sizeof(b)) != 1)
-        memset(b, 0x5a, sizeof(b));
+    else {
+        /* unique, not secret: the process's fast generator (core/rand), not OpenSSL's locked DRBG */
+        uint64_t r0 = k2a_rand_u64(), r1 = k2a_rand_u64();
+        memcpy(b, &r0, 8);
+        memcpy(b + 8, &r1, 8);
+    }
     return uuid_format(b, 4, arena, K2A_STRLIT("00000000-0000-4000-8000-000000000000"));
 }
 

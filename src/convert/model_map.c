@@ -364,30 +364,44 @@ static void claude_rule(char *buf, size_t bufsz)
         if (*p == '\0' && dash != NULL)
             return; /* trailing '-' */
     }
-    char family[32], ver[16];
+    /* the family token and the one or two version tokens, by position (no snprintf: this runs for every request) */
+    int fi, v1, v2 = -1;
     if (k == 2 && all_lower(tok[0], tlen[0]) && is_version(tok[1], tlen[1])) { /* claude-sonnet-4, claude-opus-4.5 */
-        snprintf(family, sizeof(family), "%.*s", (int)tlen[0], tok[0]);
-        snprintf(ver, sizeof(ver), "%.*s", (int)tlen[1], tok[1]);
+        fi = 0, v1 = 1;
     } else if (k == 3 && all_lower(tok[0], tlen[0]) && is_version(tok[1], tlen[1]) && memchr(tok[1], '.', tlen[1]) == NULL &&
                tlen[2] <= 2 && all_digits(tok[2], tlen[2])) { /* claude-opus-4-5 */
-        snprintf(family, sizeof(family), "%.*s", (int)tlen[0], tok[0]);
-        snprintf(ver, sizeof(ver), "%.*s.%.*s", (int)tlen[1], tok[1], (int)tlen[2], tok[2]);
+        fi = 0, v1 = 1, v2 = 2;
     } else if (k == 2 && is_version(tok[0], tlen[0]) && all_lower(tok[1], tlen[1])) { /* claude-3.7-sonnet, claude-3-opus */
-        snprintf(family, sizeof(family), "%.*s", (int)tlen[1], tok[1]);
-        snprintf(ver, sizeof(ver), "%.*s", (int)tlen[0], tok[0]);
+        fi = 1, v1 = 0;
     } else if (k == 3 && tlen[0] <= 3 && all_digits(tok[0], tlen[0]) && tlen[1] <= 2 && all_digits(tok[1], tlen[1]) &&
                all_lower(tok[2], tlen[2])) { /* claude-3-7-sonnet */
-        snprintf(family, sizeof(family), "%.*s", (int)tlen[2], tok[2]);
-        snprintf(ver, sizeof(ver), "%.*s.%.*s", (int)tlen[0], tok[0], (int)tlen[1], tok[1]);
+        fi = 2, v1 = 0, v2 = 1;
     } else {
         return;
     }
-    if (strlen(family) >= sizeof(family) - 1)
+    char family[32], ver[16];
+    if (tlen[fi] >= sizeof(family) - 1 || tlen[v1] + (v2 >= 0 ? 1 + tlen[v2] : 0) >= sizeof(ver))
         return;
-    size_t vl = strlen(ver);
+    memcpy(family, tok[fi], tlen[fi]);
+    family[tlen[fi]] = '\0';
+    size_t vl = tlen[v1];
+    memcpy(ver, tok[v1], vl);
+    if (v2 >= 0) {
+        ver[vl++] = '.';
+        memcpy(ver + vl, tok[v2], tlen[v2]);
+        vl += tlen[v2];
+    }
+    ver[vl] = '\0';
     if (vl > 2 && strcmp(ver + vl - 2, ".0") == 0) /* claude-sonnet-4.0 is claude-sonnet-4 (docs/kiro-compat.md) */
-        ver[vl - 2] = '\0';
-    snprintf(buf, bufsz, "claude-%s-%s", family, ver);
+        ver[vl -= 2] = '\0';
+    size_t fl = tlen[fi];
+    if (7 + fl + 1 + vl + 1 > bufsz)
+        return;
+    /* family and ver are copies: buf may be overwritten */
+    memcpy(buf, "claude-", 7);
+    memcpy(buf + 7, family, fl);
+    buf[7 + fl] = '-';
+    memcpy(buf + 8 + fl, ver, vl + 1);
 }
 
 int k2a_model_normalize(k2a_str_t name, char *out, size_t outsz, bool *thinking)

@@ -160,7 +160,14 @@ static int post(k2a_dispatch_t *d, const k2a_lease_t *l, const k2a_url_t *url, u
     k2a_buf_t auth = K2A_BUF_INIT(0);
     k2a_fp_streaming_ua(p->kiro_version, l->machine_id, xamz, sizeof(xamz), ua, sizeof(ua));
     k2a_rand_uuid4(invocation);
-    snprintf(request, sizeof(request), "attempt=%u; max=%u", attempt, K2A_FP_GENERATE_MAX_ATTEMPTS);
+    /* "attempt=N; max=M" by hand: N and M are single digits (1-2 and 3) on every generate call */
+    if (attempt < 10 && K2A_FP_GENERATE_MAX_ATTEMPTS < 10) {
+        memcpy(request, "attempt=N; max=M", 17);
+        request[8] = (char)('0' + attempt);
+        request[15] = (char)('0' + K2A_FP_GENERATE_MAX_ATTEMPTS);
+    } else {
+        snprintf(request, sizeof(request), "attempt=%u; max=%u", attempt, K2A_FP_GENERATE_MAX_ATTEMPTS);
+    }
     k2a_buf_appendstr(&auth, "Bearer ");
     if (k2a_buf_appendstr(&auth, l->access_token) != 0) {
         k2a_buf_dispose(&auth);
