@@ -61,8 +61,12 @@ struct st_k2a_server_t {
     bool shutting_down;
     size_t inflight;
     int exit_status;
-    struct st_k2a_call_t *calls; /* coroutine-served requests still running (call.c) */
-    size_t ncalls;               /* how many */
+    struct st_k2a_call_t *calls;   /* coroutine-served requests still running (call.c) */
+    size_t ncalls;                 /* how many */
+    struct st_k2a_call_t *sending; /* calls with an h2o_send awaiting proceed (write-stall watch) */
+    uv_timer_t *stall_timer;       /* ends responses stalled past KIRO_WRITE_STALL_TIMEOUT_MS */
+    size_t nconns;                 /* client connections open */
+    size_t max_conns;              /* KIRO_MAX_CONNECTIONS' share of this worker */
     size_t max_calls; /* KIRO_MAX_CONCURRENT's share of this worker: more calls at once are refused with 503 (0 = no limit) */
     /* the process this server is one worker of (http/gateway.h), and the modules it uses */
     struct st_k2a_gateway_t *gateway;

@@ -1,0 +1,194 @@
+"""Fault suite, limits: clients that stop reading (HTTP/1.1 sockets that never read, HTTP/2 streams with a zero window)
+are ended by KIRO_WRITE_STALL_TIMEOUT_MS and release their request and account slots and their upstream stream; at
+KIRO_MAX_CONNECTIONS new client connections are closed at accept while upstream calls keep working. Each test asserts
+what the clients get and that the gateway serves normally afterwards, and the run ends with a clean exit."""
+import json
+import os
+import socket
+import struct
+import threading
+import time
+import unittest
+
+from k2a import CLIENT_KEY, SLOW, Gateway, Sim, main, sim_accounts_env
+from hostile import (PATHS, assert_serves, body_for, metrics, raise_fd_limit, raw_request, upstream_busy, wait_until)
+
+STALL_MS = 1500
+BIG = "[[sim:text frames=20000 size=1000]]"  # ~20 MB of answer: far more than the socket buffers hold
+
+
+# ---------------------------------------------------------------- a minimal HTTP/2 client (h2c prior knowledge)
+
+def hpack_int(value, prefix_bits, first=0):
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes([first | value])
+    out = [first | limit]
+    value -= limit
+    while value >= 128:
+        out.append((value & 127) | 128)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def hpack_literal(name, value):
+    """Literal header field without indexing, new name (RFC 7541 §6.2.2), no Huffman."""
+    name, value = name.encode(), value.encode()
+    return b"\x00" + hpack_int(len(name), 7) + name + hpack_int(len(value), 7) + value
+
+
+def h2_frame(ftype, flags, stream_id, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", stream_id) + payload
+
+
+def h2_request(port, path, body, initial_window=0):
+    """Opens an h2c connection whose streams have a zero (or given) initial window, sends one POST on stream 1 and returns
+    the socket. The caller never grants window, so the gateway cannot send a byte of the response body."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOW)
+    settings = struct.pack(">HI", 0x4, initial_window)  # SETTINGS_INITIAL_WINDOW_SIZE
+    block = b"".join(hpack_literal(n, v) for n, v in (
+        (":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "127.0.0.1"),
+        ("content-type", "application/json"), ("x-api-key", CLIENT_KEY), ("content-length", str(len(body)))))
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(0x4, 0, 0, settings) + h2_frame(0x1, 0x4, 1, block) +
+              h2_frame(0x0, 0x1, 1, body))
+    return s
+
+
+def small_rcvbuf_socket(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(10 * SLOW)
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def drained_to_end(s, timeout):
+    """Reads what is left on a socket until the peer ends it; True when it did within timeout."""
+    s.settimeout(timeout)
+    try:
+        while s.recv(1 << 20):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+class WriteStall(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = Sim()
+        cls.gw = Gateway(env=sim_accounts_env(cls.sim, ["sim-ok-l1"], {
+            "KIRO_WORKERS": "1", "KIRO_ACCOUNT_MAX_CONCURRENCY": "2", "KIRO_WRITE_STALL_TIMEOUT_MS": str(STALL_MS)}))
+
+    @classmethod
+    def tearDownClass(cls):
+        tc = unittest.TestCase()
+        try:
+            cls.gw.assert_clean_exit(tc)
+            cls.sim.assert_clean_exit(tc)
+        finally:
+            cls.gw.cleanup()
+            cls.sim.cleanup()
+
+    def released(self, stuck, before, opened_at):
+        m = self.gw.port
+        self.assertTrue(wait_until(lambda: metrics(m).get("k2a_http_write_stalls_total", 0) >= before + len(stuck),
+                                   (STALL_MS / 1000.0 + 1.0) * SLOW, interval=0.02), metrics(m))
+        took = time.monotonic() - opened_at
+        # ended within the stall timeout (plus the watch's tick of a quarter of it and the time the buffers took to fill)
+        self.assertLess(took, (STALL_MS / 1000.0) * 1.25 + 2.0 * SLOW, "stuck readers ended after %.1f s" % took)
+        self.assertTrue(wait_until(lambda: self.sim.stats()["open_streams"] == 0 and upstream_busy(m) == 0, 5 * SLOW),
+                        "the upstream streams of the stuck readers are still open")
+        for s in stuck:
+            self.assertTrue(drained_to_end(s, 5 * SLOW), "the gateway did not end the stuck connection")
+            s.close()
+        # the slots are free: a normal request is served at once
+        t0 = time.monotonic()
+        assert_serves(self, m)
+        took = time.monotonic() - t0
+        self.assertLess(took, 1.0 * SLOW, "a request after the stall took %.2f s" % took)
+        print("write stall: %d stuck reader(s) ended, the next request answered in %.0f ms" % (len(stuck), took * 1000))
+
+    def test_http1_readers_that_never_read(self):
+        before = metrics(self.gw.port).get("k2a_http_write_stalls_total", 0)
+        opened_at = time.monotonic()
+        stuck = []
+        for _ in range(2):
+            s = small_rcvbuf_socket(self.gw.port)
+            s.sendall(raw_request("POST", PATHS["anthropic"], json.dumps(body_for("anthropic", BIG)).encode()))
+            stuck.append(s)
+        # both account slots are held while the readers are stuck
+        self.assertTrue(wait_until(lambda: self.sim.stats()["open_streams"] == 2, 5 * SLOW), self.sim.stats())
+        self.released(stuck, before, opened_at)
+
+    def test_http2_streams_with_zero_window(self):
+        before = metrics(self.gw.port).get("k2a_http_write_stalls_total", 0)
+        opened_at = time.monotonic()
+        stuck = [h2_request(self.gw.port, PATHS["openai"], json.dumps(body_for("openai", BIG)).encode()) for _ in range(2)]
+        self.assertTrue(wait_until(lambda: self.sim.stats()["open_streams"] == 2, 5 * SLOW), self.sim.stats())
+        self.released(stuck, before, opened_at)
+
+
+class ConnectionCap(unittest.TestCase):
+    def test_connections_past_the_cap_are_closed_at_accept(self):
+        raise_fd_limit()
+        sim = Sim()
+        gw = Gateway(env=sim_accounts_env(sim, ["sim-ok-l2"], {"KIRO_WORKERS": "1", "KIRO_MAX_CONNECTIONS": "40"}))
+        idle = []
+        try:
+            for _ in range(40):
+                idle.append(socket.create_connection(("127.0.0.1", gw.port), timeout=5 * SLOW))
+            self.assertTrue(wait_until(lambda: len(os.listdir("/proc/%d/fd" % gw.p.pid)) >= 40, 5 * SLOW))
+            # the 41st is accepted by the kernel and closed by the gateway at once
+            extra = socket.create_connection(("127.0.0.1", gw.port), timeout=5 * SLOW)
+            self.assertTrue(drained_to_end(extra, 5 * SLOW), "a connection past the cap was not closed")
+            extra.close()
+            # a slot frees when an idle connection goes; upstream calls keep working meanwhile
+            idle.pop().close()
+            t0 = time.monotonic()
+            ok = False
+            while not ok and time.monotonic() - t0 < 5 * SLOW:
+                try:
+                    assert_serves(self, gw.port)
+                    ok = True
+                except (ConnectionError, OSError, AssertionError):
+                    time.sleep(0.05)
+            self.assertTrue(ok, "no request was served once a slot freed")
+            self.assertGreaterEqual(metrics_retry(gw.port).get("k2a_http_connections_refused_total", 0), 1)
+        finally:
+            for s in idle:
+                s.close()
+            tc = unittest.TestCase()
+            try:
+                self.assertTrue(wait_until(lambda: can_connect(gw.port), 5 * SLOW))
+                gw.assert_clean_exit(tc)
+                sim.assert_clean_exit(tc)
+            finally:
+                gw.cleanup()
+                sim.cleanup()
+
+
+def can_connect(port):
+    try:
+        metrics(port)
+        return True
+    except (ConnectionError, OSError, AssertionError):
+        return False
+
+
+def metrics_retry(port):
+    deadline = time.monotonic() + 5 * SLOW
+    while True:
+        try:
+            return metrics(port)
+        except (ConnectionError, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+if __name__ == "__main__":
+    main()
