@@ -13,8 +13,10 @@ import tempfile
 import time
 import unittest
 
+import k2a
 from k2a import CLIENT_KEY, SLOW, Gateway, Sim, main, sim_accounts_env
-from hostile import (PATHS, assert_serves, body_for, metrics, raise_fd_limit, raw_request, upstream_busy, wait_until)
+from hostile import (PATHS, KeepAlive, assert_serves, body_for, metrics, raise_fd_limit, raw_request, upstream_busy,
+                     wait_until)
 
 STALL_MS = 1500
 BIG = "[[sim:text frames=20000 size=1000]]"  # ~20 MB of answer: far more than the socket buffers hold
@@ -136,42 +138,72 @@ class WriteStall(unittest.TestCase):
 
 
 class ConnectionCap(unittest.TestCase):
-    def test_connections_past_the_cap_are_closed_at_accept(self):
+    def test_at_the_descriptor_derived_cap_new_connections_are_refused_and_upstream_and_state_work(self):
         raise_fd_limit()
-        sim = Sim()
-        gw = Gateway(env=sim_accounts_env(sim, ["sim-ok-l2"], {"KIRO_WORKERS": "1", "KIRO_MAX_CONNECTIONS": "40"}))
-        idle = []
+        name = "sim-rotate-cap1"
+        tmp = tempfile.mkdtemp(prefix="k2a-limits-cap-")
+        path = os.path.join(tmp, "state.json")
+        sim = Sim(args=["--token-ttl", "2"])  # rotations (state writes) keep happening while the gateway is at its cap
+        # an open-file limit of 256: the cap is 256 - 256/4 = 192 client connections, 64 descriptors stay for the rest
+        saved_bin = k2a.BIN
+        k2a.BIN = "/bin/sh"
         try:
-            for _ in range(40):
-                idle.append(socket.create_connection(("127.0.0.1", gw.port), timeout=5 * SLOW))
-            self.assertTrue(wait_until(lambda: len(os.listdir("/proc/%d/fd" % gw.p.pid)) >= 40, 5 * SLOW))
-            # the 41st is accepted by the kernel and closed by the gateway at once
+            gw = Gateway(args=["-c", 'ulimit -n 256 && exec "$0"', os.path.abspath(saved_bin)],
+                         env=sim_accounts_env(sim, [name], {"KIRO_WORKERS": "1", "KIRO_STATE_FILE": path,
+                                                            "KIRO_UPSTREAM_REUSE": "never",
+                                                            "KIRO_HEADER_TIMEOUT_MS": "60000"}))
+        finally:
+            k2a.BIN = saved_bin
+        conns = []
+        try:
+            ka = KeepAlive(gw.port)
+            conns.append(ka.sock)
+            for _ in range(191):
+                conns.append(socket.create_connection(("127.0.0.1", gw.port), timeout=5 * SLOW))
+            self.assertTrue(wait_until(lambda: sum(1 for _ in os.listdir("/proc/%d/fd" % gw.p.pid)) >= 192, 5 * SLOW))
+            # the next one is closed at accept
             extra = socket.create_connection(("127.0.0.1", gw.port), timeout=5 * SLOW)
             self.assertTrue(drained_to_end(extra, 5 * SLOW), "a connection past the cap was not closed")
             extra.close()
-            # a slot frees when an idle connection goes; upstream calls keep working meanwhile
-            idle.pop().close()
-            t0 = time.monotonic()
-            ok = False
-            while not ok and time.monotonic() - t0 < 5 * SLOW:
-                try:
-                    assert_serves(self, gw.port)
-                    ok = True
-                except (ConnectionError, OSError, AssertionError):
-                    time.sleep(0.05)
-            self.assertTrue(ok, "no request was served once a slot freed")
-            self.assertGreaterEqual(metrics_retry(gw.port).get("k2a_http_connections_refused_total", 0), 1)
+            # at the cap: requests on a connection already open are served, each on a new upstream connection
+            for i in range(3):
+                st, _, data = ka.request("POST", PATHS["anthropic"],
+                                         json.dumps(body_for("anthropic", "at the cap %d" % i, stream=False)).encode())
+                self.assertEqual(st, 200, data[:500])
+                self.assertIn(b"at the cap %d" % i, data)
+            # and state writes keep up with the rotations
+            self.assertTrue(wait_until(lambda: sim.stats()["accounts"].get(name, {}).get("rotation", 0) >= 3 and
+                                       generation(state_token(path, name), name) >= 3, 10 * SLOW),
+                            (sim.stats()["accounts"].get(name), state_token(path, name)))
+            m = json.loads(json.dumps(metrics_over(ka)))
+            self.assertGreaterEqual(m.get("k2a_http_connections_refused_total", 0), 1, m)
+            print("connection cap: 192 client connections held, the next refused, upstream calls and state writes fine")
         finally:
-            for s in idle:
+            for s in conns:
                 s.close()
-            tc = unittest.TestCase()
             try:
                 self.assertTrue(wait_until(lambda: can_connect(gw.port), 5 * SLOW))
-                gw.assert_clean_exit(tc)
-                sim.assert_clean_exit(tc)
+                gw.assert_clean_exit(unittest.TestCase())
+                sim.assert_clean_exit(unittest.TestCase())
             finally:
                 gw.cleanup()
                 sim.cleanup()
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def metrics_over(ka):
+    """/metrics on an open keep-alive connection (a new one would be refused at the cap)."""
+    st, _, data = ka.request("GET", "/metrics")
+    assert st == 200, data
+    out = {}
+    for line in data.decode().splitlines():
+        if line and not line.startswith("#"):
+            k, _, v = line.rpartition(" ")
+            try:
+                out[k] = float(v)
+            except ValueError:
+                pass
+    return out
 
 
 def state_token(path, name):
@@ -247,17 +279,6 @@ def can_connect(port):
         return True
     except (ConnectionError, OSError, AssertionError):
         return False
-
-
-def metrics_retry(port):
-    deadline = time.monotonic() + 5 * SLOW
-    while True:
-        try:
-            return metrics(port)
-        except (ConnectionError, OSError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 if __name__ == "__main__":
