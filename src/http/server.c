@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "http/call.h"
 #include "http/gateway.h"
+#include "http/limits.h"
 #include "http/router.h"
 #include "http/server.h"
 
@@ -101,6 +102,8 @@ int k2a_server_init(k2a_server_t *s, uv_loop_t *loop, const k2a_config_t *config
     s->globalconf.max_request_entity_size = (size_t)config->max_body_bytes * 4 + 64 * 1024 * 1024;
     s->globalconf.http1.req_timeout = (uint64_t)config->header_timeout_ms;
     s->globalconf.http2.idle_timeout = (uint64_t)config->keepalive_timeout_ms;
+    /* requests run at once per HTTP/2 connection (more wait in h2o's queue): agents run a handful in parallel */
+    s->globalconf.http2.max_concurrent_requests_per_connection = 32;
     s->globalconf.handshake_timeout = (uint64_t)config->header_timeout_ms;
     s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("kiro2api"));
     h2o_hostconf_t *host = h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
@@ -133,16 +136,17 @@ int k2a_server_init(k2a_server_t *s, uv_loop_t *loop, const k2a_config_t *config
     return 0;
 }
 
-/* A client connection's handle, counted against KIRO_MAX_CONNECTIONS until h2o closes it (h2o owns handle.data). */
-typedef struct st_client_conn_t {
-    uv_tcp_t tcp;
-    k2a_server_t *server;
-} client_conn_t;
-
 static void on_client_closed(uv_handle_t *h)
 {
-    client_conn_t *c = (client_conn_t *)h;
-    --c->server->nconns;
+    k2a_client_conn_t *c = (k2a_client_conn_t *)h;
+    k2a_server_t *s = c->server;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        s->clients = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    --s->nconns;
     free(c);
 }
 
@@ -152,10 +156,14 @@ static void on_accept(uv_stream_t *listener, int status)
         return; /* EMFILE and the like: libuv retries once a descriptor frees up */
     h2o_accept_ctx_t *actx = listener->data;
     k2a_server_t *s = H2O_STRUCT_FROM_MEMBER(k2a_server_t, ctx, actx->ctx);
-    client_conn_t *conn = malloc(sizeof(*conn));
+    k2a_client_conn_t *conn = calloc(1, sizeof(*conn));
     if (conn == NULL)
         return;
     conn->server = s;
+    conn->next = s->clients;
+    if (conn->next != NULL)
+        conn->next->prev = conn;
+    s->clients = conn;
     ++s->nconns;
     uv_tcp_init(listener->loop, &conn->tcp);
     if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0) {
@@ -256,6 +264,8 @@ int k2a_server_listen(k2a_server_t *s, int port, int tls_port, char *err, size_t
     tick = tick < 50 ? 50 : tick;
     uv_timer_start(s->stall_timer, on_stall_tick, tick, tick);
     uv_unref((uv_handle_t *)s->stall_timer);
+    if (k2a_limits_start(s) != 0)
+        return K2A_ENOMEM;
     int r = open_listener(s, port, &s->accept_plain, &s->listener, &s->port, "PORT", err, errlen);
     if (r != 0)
         return r;
@@ -292,6 +302,7 @@ static void on_shutdown_tick(uv_timer_t *t)
     /* close the timer first: what on_shutdown_end releases may run the loop, and this tick must not come again */
     close_handle((uv_handle_t **)&s->shutdown_timer);
     close_handle((uv_handle_t **)&s->stall_timer);
+    close_handle((uv_handle_t **)&s->limits_check);
     close_handle((uv_handle_t **)&s->sig_term);
     close_handle((uv_handle_t **)&s->sig_int);
     close_handle((uv_handle_t **)&s->sig_hup);

@@ -206,6 +206,152 @@ def metrics_over(ka):
     return out
 
 
+def h2_open(port, settings=b""):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOW)
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(0x4, 0, 0, settings))
+    return s
+
+
+def h2_post_head(path, extra=b""):
+    return b"".join(hpack_literal(n, v) for n, v in (
+        (":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "127.0.0.1"),
+        ("content-type", "application/json"), ("x-api-key", CLIENT_KEY))) + extra
+
+
+def h2_header_block(stream_id, block):
+    """HEADERS + CONTINUATION frames (16 KiB each) carrying block, END_HEADERS on the last; the stream stays open."""
+    frames = []
+    first = True
+    while True:
+        piece, block = block[:16384], block[16384:]
+        flags = 0x4 if not block else 0
+        frames.append(h2_frame(0x1 if first else 0x9, flags, stream_id, piece))
+        first = False
+        if not block:
+            return b"".join(frames)
+
+
+def try_send(s, data):
+    try:
+        s.sendall(data)
+        return True
+    except OSError:
+        return False
+
+
+def gone(s, timeout):
+    """True when the gateway ended the connection within timeout (whatever frames it sent first)."""
+    s.settimeout(0.2)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if not s.recv(1 << 16):
+                return True
+        except socket.timeout:
+            continue
+        except OSError:
+            return True
+    return False
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def tmp_spills(pid):
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if "h2o.b." in os.readlink("/proc/%d/fd/%s" % (pid, fd)):
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
+class H2Bounds(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = Sim()
+        cls.gw = Gateway(env=sim_accounts_env(cls.sim, ["sim-ok-l3"], {
+            "KIRO_WORKERS": "1", "KIRO_MAX_BUFFERED_BYTES": str(64 << 20)}))
+
+    @classmethod
+    def tearDownClass(cls):
+        tc = unittest.TestCase()
+        try:
+            cls.gw.assert_clean_exit(tc)
+            cls.sim.assert_clean_exit(tc)
+        finally:
+            cls.gw.cleanup()
+            cls.sim.cleanup()
+
+    def served_fast(self):
+        t0 = time.monotonic()
+        assert_serves(self, self.gw.port)
+        took = time.monotonic() - t0
+        self.assertLess(took, 1.0 * SLOW, "a normal request took %.2f s" % took)
+        return took
+
+    def test_hpack_bomb(self):
+        pid = self.gw.p.pid
+        before_rss = rss_kb(pid)
+        before = metrics(self.gw.port).get("k2a_http_connections_limited_total", 0)
+        s = h2_open(self.gw.port)
+        # one 4 000-byte header put in the dynamic table, then ~400 000 one-byte references to it per header block
+        table = b"\x40" + hpack_int(6, 7) + b"x-bomb" + hpack_int(4000, 7) + b"b" * 4000
+        refs = b"\xbe" * 400000
+        sent = 0
+        for i in range(30):
+            block = h2_post_head(PATHS["anthropic"], (table if i == 0 else b"") + refs)
+            if not try_send(s, h2_header_block(1 + 2 * i, block)):
+                break
+            sent += 1
+        self.assertTrue(gone(s, 5 * SLOW), "the bomb connection was not closed")
+        s.close()
+        grew = (rss_kb(pid) - before_rss) / 1024.0
+        self.assertGreaterEqual(metrics(self.gw.port).get("k2a_http_connections_limited_total", 0), before + 1)
+        took = self.served_fast()
+        self.assertLess(grew, 400, "RSS grew by %.0f MB" % grew)
+        print("HPACK bomb: %d block(s) sent before the close, RSS +%.0f MB, next request in %.0f ms" % (sent, grew, took * 1000))
+
+    def test_body_flood(self):
+        pid = self.gw.p.pid
+        before_rss = rss_kb(pid)
+        before = metrics(self.gw.port).get("k2a_http_connections_limited_total", 0)
+        chunk = b"a" * 16384
+        # one stream past h2o's 32 MiB spill threshold: held in memory, no file under /tmp
+        a = h2_open(self.gw.port)
+        a.sendall(h2_header_block(1, h2_post_head(PATHS["anthropic"])))
+        for _ in range((40 << 20) // len(chunk)):
+            a.sendall(h2_frame(0x0, 0, 1, chunk))
+        self.assertTrue(wait_until(lambda: metrics(self.gw.port).get("k2a_http_buffered_bytes", 0) >= 40 << 20, 5 * SLOW),
+                        metrics(self.gw.port).get("k2a_http_buffered_bytes"))
+        self.assertEqual(tmp_spills(pid), 0, "a request body spilled to /tmp")
+        # another connection takes the total past KIRO_MAX_BUFFERED_BYTES (64 MiB): the largest connection is closed
+        b = h2_open(self.gw.port)
+        ok = True
+        for sid in (1, 3, 5):
+            ok = ok and try_send(b, h2_header_block(sid, h2_post_head(PATHS["anthropic"])))
+        for _ in range((10 << 20) // len(chunk)):
+            for sid in (1, 3, 5):
+                ok = ok and try_send(b, h2_frame(0x0, 0, sid, chunk))
+        self.assertTrue(gone(a, 5 * SLOW), "the largest connection was not closed past the total bound")
+        a.close()
+        b.close()
+        self.assertGreaterEqual(metrics(self.gw.port).get("k2a_http_connections_limited_total", 0), before + 1)
+        self.assertEqual(tmp_spills(pid), 0)
+        grew = (rss_kb(pid) - before_rss) / 1024.0
+        self.assertLess(grew, 2 * 64 + 64, "RSS grew by %.0f MB" % grew)
+        took = self.served_fast()
+        print("body flood: 40 MiB held without a /tmp file; past 64 MiB in total the largest connection closed; RSS +%.0f MB"
+              ", next request in %.0f ms" % (grew, took * 1000))
+
+
 def state_token(path, name):
     """The refresh token the state file holds for the account configured as `name` (None while unreadable)."""
     try:
