@@ -11,6 +11,8 @@
  * and, while the total over all connections exceeds KIRO_MAX_BUFFERED_BYTES, the largest ones are shut down.
  */
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include "h2o.h"
 #include "h2o/http2.h"
@@ -149,6 +151,54 @@ void k2a_limits_scan(k2a_server_t *s, bool full)
 
 /* After every loop turn: the HTTP/2 connections (an HPACK block decodes into far more than it weighs, so as soon as
  * possible), and every K2A_LIMITS_SCAN_MS all connections. */
+/* picohttpparser, as libh2o 2.2.5 exports it (its header is not installed). */
+struct phr_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path, size_t *path_len,
+                      int *minor_version, struct phr_header *headers, size_t *num_headers, size_t last_len);
+
+static bool name_is(const struct phr_header *h, const char *name)
+{
+    return h->name_len == strlen(name) && strncasecmp(h->name, name, h->name_len) == 0;
+}
+
+bool k2a_limits_framing_conflict(h2o_req_t *req)
+{
+    if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL)
+        return false;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL || sock->input == NULL || sock->input->size == 0)
+        return false;
+    /* the request's head is still at the start of the socket buffer: h2o consumes it once the response is sent */
+    struct phr_header headers[H2O_MAX_HEADERS];
+    size_t nheaders = H2O_MAX_HEADERS, method_len, path_len;
+    const char *method, *path;
+    int minor;
+    if (phr_parse_request(sock->input->bytes, sock->input->size, &method, &method_len, &path, &path_len, &minor, headers, &nheaders,
+                          0) <= 0)
+        return false;
+    const struct phr_header *cl = NULL;
+    bool te = false;
+    for (size_t i = 0; i < nheaders; ++i) {
+        if (headers[i].name == NULL)
+            continue; /* a continuation line */
+        if (name_is(&headers[i], "transfer-encoding")) {
+            te = true;
+        } else if (name_is(&headers[i], "content-length")) {
+            if (cl != NULL && (cl->value_len != headers[i].value_len || memcmp(cl->value, headers[i].value, cl->value_len) != 0))
+                return true; /* two different lengths */
+            if (memchr(headers[i].value, ',', headers[i].value_len) != NULL)
+                return true; /* a list of lengths */
+            cl = &headers[i];
+        }
+    }
+    return te && cl != NULL; /* both framings */
+}
+
 static void on_check(uv_check_t *h)
 {
     k2a_server_t *s = h->data;

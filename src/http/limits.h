@@ -27,6 +27,12 @@ static inline int k2a_limits_headers_ok(const h2o_req_t *req)
     return n <= K2A_MAX_REQ_HEADER_BYTES;
 }
 
+/* HTTP/1.1: whether the request's raw head carries conflicting framing (two different Content-Length values, a list of
+ * them, or Content-Length with Transfer-Encoding). h2o 2.2.5 takes the first length or lets chunked win and drops
+ * both headers from req->headers, so the raw head is parsed again. Such a request is answered 400 and the connection
+ * closed (RFC 9112 §6.3). */
+bool k2a_limits_framing_conflict(h2o_req_t *req);
+
 /* Sets the bounds up (and turns off h2o's spill of large buffers to temporary files). Returns 0 or -1 (no memory). */
 int k2a_limits_start(k2a_server_t *s);
 /* One scan of the HTTP/2 connections, and with full of every client connection's socket buffer too (normally run by the

@@ -174,6 +174,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     k2a_ir_dialect_t dialect = dialect_of(rc.route, req->path_normalized);
     k2a_http_add_common_headers(req, rc.request_id);
 
+    if (k2a_limits_framing_conflict(req)) {
+        req->http1_is_persistent = 0; /* what follows the head cannot be framed: never read as a next request */
+        k2a_http_send_error(
+            req, dialect, 400, "invalid_request_error",
+            "conflicting message framing: Content-Length with Transfer-Encoding, or differing Content-Length values");
+        return 0;
+    }
     if (method_is(req, "OPTIONS"))
         return preflight(req);
 

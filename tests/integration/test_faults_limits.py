@@ -297,6 +297,46 @@ class H2Bounds(unittest.TestCase):
         self.assertLess(took, 1.0 * SLOW, "a normal request took %.2f s" % took)
         return took
 
+    def raw(self, data):
+        s = socket.create_connection(("127.0.0.1", self.gw.port), timeout=10 * SLOW)
+        try:
+            s.sendall(data)
+            out = b""
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except ConnectionResetError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            return out
+        finally:
+            s.close()
+
+    def test_conflicting_framing_is_400(self):
+        body = json.dumps(body_for("anthropic", "framing", stream=False)).encode()
+        head = ("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: %s\r\nContent-Type: application/json\r\n" %
+                (PATHS["anthropic"], CLIENT_KEY)).encode()
+        chunked = b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+        shapes = {
+            "two lengths": head + b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n" % (len(body), len(body) + 5) + body +
+                           b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+            "a list of lengths": head + b"Content-Length: %d, 7\r\n\r\n" % len(body) + body,
+            "length and chunked": head + b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n" % len(chunked) + chunked,
+        }
+        for what, data in shapes.items():
+            out = self.raw(data)
+            self.assertTrue(out.startswith(b"HTTP/1.1 400"), "%s: %r" % (what, out[:300]))
+            if what != "a list of lengths":  # h2o refuses that one itself ("broken content-length header")
+                self.assertIn(b"conflicting message framing", out, what)
+            self.assertEqual(out.count(b"HTTP/1.1 "), 1, "%s: the rest was read as another request" % what)
+        # the same length twice is one length
+        out = self.raw(head + b"Content-Length: %d\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" %
+                       (len(body), len(body)) + body)
+        self.assertTrue(out.startswith(b"HTTP/1.1 200"), out[:300])
+        self.served_fast()
+
     def test_hpack_bomb(self):
         pid = self.gw.p.pid
         before_rss = rss_kb(pid)
