@@ -5,6 +5,8 @@
  */
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -87,6 +89,7 @@ static void send_pending(k2a_call_t *call)
     call->bytes_written += vec.len;
     call->last_write_at = uv_now(call->server->loop);
     call->send_since = call->last_write_at;
+    call->last_outq = -2; /* not looked at yet */
     link_sending(call);
     h2o_send_state_t state = H2O_SEND_STATE_IN_PROGRESS;
     if (call->final_queued) {
@@ -144,13 +147,33 @@ static void shutdown_client(h2o_req_t *req)
         shutdown(fd, SHUT_RDWR);
 }
 
+/* Bytes of the client's socket the kernel still holds (-1 when unknown): when it moves, the client is taking bytes. */
+static int client_outq(h2o_req_t *req)
+{
+    h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    int fd = sock != NULL ? h2o_socket_get_fd(sock) : -1, n = -1;
+    if (fd < 0 || ioctl(fd, SIOCOUTQ, &n) != 0)
+        return -1;
+    return n;
+}
+
 size_t k2a_call_end_stalled(k2a_server_t *server, uint64_t now, uint64_t stall_ms)
 {
     size_t n = 0;
     k2a_call_t *call = server->sending;
     while (call != NULL) {
         k2a_call_t *next = call->snext;
-        if (call->in_flight && !call->req_gone && now - call->send_since >= stall_ms) {
+        if (!call->in_flight || call->req_gone) {
+            call = next;
+            continue;
+        }
+        /* a slow reader still drains the kernel's queue: that is progress, not a stall */
+        int outq = client_outq(call->req);
+        if (outq != call->last_outq) {
+            call->last_outq = outq;
+            call->send_since = now;
+        }
+        if (now - call->send_since >= stall_ms) {
             unlink_sending(call);
             call->stalled = 1;
             ++server->metrics.write_stalls;

@@ -51,7 +51,8 @@ struct st_k2a_call_t {
     size_t high_water;      /* bytes queued before the writer parks */
     uint64_t bytes_written; /* response body bytes handed to h2o */
     uint64_t last_write_at; /* loop time of the last write, for pings */
-    uint64_t send_since;    /* loop time the send in flight was handed to h2o */
+    uint64_t send_since;    /* loop time the send in flight was handed to h2o, or the client last took bytes */
+    int last_outq;          /* the client socket's unsent bytes at the last stall check */
     unsigned started : 1;   /* h2o_start_response was called */
     unsigned in_flight : 1; /* an h2o_send awaits proceed */
     unsigned final_queued : 1;

@@ -129,6 +129,23 @@ class WriteStall(unittest.TestCase):
         self.assertTrue(wait_until(lambda: self.sim.stats()["open_streams"] == 2, 5 * SLOW), self.sim.stats())
         self.released(stuck, before, opened_at)
 
+    def test_a_slow_reader_is_not_a_stalled_one(self):
+        before = metrics(self.gw.port).get("k2a_http_write_stalls_total", 0)
+        s = small_rcvbuf_socket(self.gw.port)
+        s.sendall(raw_request("POST", PATHS["anthropic"], json.dumps(body_for("anthropic", BIG)).encode()))
+        got = 0
+        deadline = time.monotonic() + 2.5 * STALL_MS / 1000.0
+        while time.monotonic() < deadline:  # 4 KB every 100 ms: far slower than the response, never stopped
+            data = s.recv(4096)
+            self.assertTrue(data, "the gateway ended a response its client was still reading")
+            got += len(data)
+            time.sleep(0.1)
+        self.assertEqual(metrics(self.gw.port).get("k2a_http_write_stalls_total", 0), before)
+        s.close()
+        self.assertTrue(wait_until(lambda: self.sim.stats()["open_streams"] == 0 and upstream_busy(self.gw.port) == 0,
+                                   5 * SLOW))
+        print("slow reader: %d bytes read over %.1f s, not ended" % (got, 2.5 * STALL_MS / 1000.0))
+
     def test_http2_streams_with_zero_window(self):
         before = metrics(self.gw.port).get("k2a_http_write_stalls_total", 0)
         opened_at = time.monotonic()
