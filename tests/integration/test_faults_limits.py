@@ -88,7 +88,8 @@ class WriteStall(unittest.TestCase):
     def setUpClass(cls):
         cls.sim = Sim()
         cls.gw = Gateway(env=sim_accounts_env(cls.sim, ["sim-ok-l1"], {
-            "KIRO_WORKERS": "1", "KIRO_ACCOUNT_MAX_CONCURRENCY": "2", "KIRO_WRITE_STALL_TIMEOUT_MS": str(STALL_MS)}))
+            "KIRO_WORKERS": "1", "KIRO_ACCOUNT_MAX_CONCURRENCY": "2", "KIRO_WRITE_STALL_TIMEOUT_MS": str(STALL_MS),
+            "KIRO_HEADER_TIMEOUT_MS": "1500"}))
 
     @classmethod
     def tearDownClass(cls):
@@ -147,6 +148,21 @@ class WriteStall(unittest.TestCase):
         self.assertTrue(wait_until(lambda: self.sim.stats()["open_streams"] == 0 and upstream_busy(self.gw.port) == 0,
                                    5 * SLOW))
         print("slow reader: %d bytes read over %.1f s, not ended" % (got, 2.5 * STALL_MS / 1000.0))
+
+    def test_http2_body_timeout_is_not_reset_by_pings(self):
+        before = metrics(self.gw.port).get("k2a_http_connections_limited_total", 0)
+        s = h2_open(self.gw.port)
+        s.sendall(h2_header_block(1, h2_post_head(PATHS["anthropic"])) + h2_frame(0x0, 0, 1, b'{"model":'))
+        opened = time.monotonic()
+        closed = False
+        while time.monotonic() - opened < 6 * SLOW and not closed:
+            closed = not try_send(s, h2_frame(0x6, 0, 0, b"12345678")) or gone(s, 0.2)  # a PING every 200 ms
+        took = time.monotonic() - opened
+        s.close()
+        self.assertTrue(closed, "a body still arriving after KIRO_HEADER_TIMEOUT_MS kept its connection")
+        self.assertLess(took, 1.5 + 2.0 * SLOW)
+        self.assertGreaterEqual(metrics(self.gw.port).get("k2a_http_connections_limited_total", 0), before + 1)
+        print("HTTP/2 body timeout: connection closed after %.1f s despite PINGs" % took)
 
     def test_http2_streams_with_zero_window(self):
         before = metrics(self.gw.port).get("k2a_http_write_stalls_total", 0)
