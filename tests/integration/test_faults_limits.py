@@ -226,6 +226,50 @@ class ConnectionCap(unittest.TestCase):
                 shutil.rmtree(tmp, ignore_errors=True)
 
 
+class DescriptorExhaustion(unittest.TestCase):
+    def test_emfile_on_an_upstream_connect_is_local_and_not_charged_to_the_account(self):
+        raise_fd_limit()
+        sim = Sim()
+        saved_bin = k2a.BIN
+        k2a.BIN = "/bin/sh"
+        try:  # no connection cap: the descriptors run out for real
+            gw = Gateway(args=["-c", 'ulimit -n 128 && exec "$0"', os.path.abspath(saved_bin)],
+                         env=sim_accounts_env(sim, ["sim-ok-l4"], {"KIRO_WORKERS": "1", "KIRO_MAX_CONNECTIONS": "100000",
+                                                                   "KIRO_UPSTREAM_REUSE": "never",
+                                                                   "KIRO_HEADER_TIMEOUT_MS": "60000"}))
+        finally:
+            k2a.BIN = saved_bin
+        conns = []
+        try:
+            ka = KeepAlive(gw.port)
+            st, _, _ = ka.request("POST", PATHS["anthropic"], json.dumps(body_for("anthropic", "warm", stream=False)).encode())
+            self.assertEqual(st, 200)
+            for _ in range(160):  # more than the gateway has descriptors left
+                conns.append(socket.create_connection(("127.0.0.1", gw.port), timeout=5 * SLOW))
+            time.sleep(0.5)
+            st, _, data = ka.request("POST", PATHS["anthropic"],
+                                     json.dumps(body_for("anthropic", "no descriptor", stream=False)).encode())
+            self.assertEqual(st, 503, data[:500])
+            self.assertIn(b"descriptor", data)
+            for s in conns:
+                s.close()
+            conns = []
+            # the account was not cooled: the next request is served at once
+            ok = wait_until(lambda: ka.request("POST", PATHS["anthropic"], json.dumps(
+                body_for("anthropic", "after", stream=False)).encode())[0] == 200, 3 * SLOW, interval=0.1)
+            self.assertTrue(ok, "the account was charged for the gateway's own descriptor shortage")
+        finally:
+            for s in conns:
+                s.close()
+            try:
+                self.assertTrue(wait_until(lambda: can_connect(gw.port), 5 * SLOW))
+                gw.assert_clean_exit(unittest.TestCase())
+                sim.assert_clean_exit(unittest.TestCase())
+            finally:
+                gw.cleanup()
+                sim.cleanup()
+
+
 def metrics_over(ka):
     """/metrics on an open keep-alive connection (a new one would be refused at the cap)."""
     st, _, data = ka.request("GET", "/metrics")
