@@ -137,6 +137,14 @@ static const var_t vars[] = {
      "idle client connections are closed after this"},
     {"KIRO_MAX_CONCURRENT", T_INT, F(max_concurrent), "20000", 1, 1000000, NULL,
      "requests handled at once (each holds a coroutine); 503 past it"},
+    {"KIRO_WRITE_STALL_TIMEOUT_MS", T_INT, F(write_stall_timeout_ms), "30000", 100, 3600000, NULL,
+     "a response whose client has taken no bytes for this long is ended, its upstream call cancelled and its slots freed"},
+    {"KIRO_MAX_CONNECTIONS", T_INT, F(max_connections), "0", 0, 10000000, NULL,
+     "client connections at once, past it new ones are closed at accept (0: the open-file limit less a reserve for "
+     "upstream connections and the state file)"},
+    {"KIRO_MAX_BUFFERED_BYTES", T_INT, F(max_buffered_bytes), "1073741824", 16 * MB, 1024 * 1024 * MB, NULL,
+     "request bytes (bodies, header blocks) all client connections of a worker may hold before their handlers run; past "
+     "it the largest connections are closed"},
     {"KIRO_CORO_STACK_KB", T_INT, F(coro_stack_kb), "64", 32, 8192, NULL, "coroutine stack size"},
     {"KIRO_STATIC_DIR", T_STR, F(static_dir), "", 0, 0, NULL,
      "dashboard files (default: assets/ next to the binary or in the cwd)"},

@@ -75,6 +75,9 @@ typedef struct st_k2a_config_t {
     int64_t header_timeout_ms;
     int64_t keepalive_timeout_ms;
     int64_t max_concurrent;
+    int64_t write_stall_timeout_ms; /* a response whose client takes no bytes this long is ended */
+    int64_t max_connections;        /* client connections at once (0 = derived from RLIMIT_NOFILE) */
+    int64_t max_buffered_bytes;     /* request bytes all client connections may hold before handlers run */
     int64_t coro_stack_kb;
     char *static_dir;
     char *api_fallback_base; /* KIRO_API_FALLBACK_BASE: "" = no same-account fallback host */

@@ -83,8 +83,10 @@
     XX(UPSTREAM_BAD_REQUEST, "upstream: request rejected as improperly formed")                                                    \
     XX(UPSTREAM_CONTENT_LENGTH, "upstream: input exceeds the model's context")                                                     \
     XX(UPSTREAM_SERVER, "upstream: server error")                                                                                  \
-    XX(UPSTREAM_CAPACITY, "upstream: the model is at capacity")                                                                                  \
-    XX(MODEL_UNAVAILABLE, "pool: no account offers the model")
+    XX(UPSTREAM_CAPACITY, "upstream: the model is at capacity")                                                                    \
+    XX(MODEL_UNAVAILABLE, "pool: no account offers the model")                                                                     \
+    XX(NOFD, "local: out of file descriptors")                                                                                     \
+    XX(STATE_UNWRITTEN, "pool: a rotated refresh token is not written to the state file yet")
 
 enum {
 #define K2A__XX(name, msg) K2A__EIDX_##name,

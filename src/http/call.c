@@ -5,6 +5,9 @@
  */
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +22,31 @@ typedef struct st_call_ref_t {
     k2a_call_t *call;
 } call_ref_t;
 
+static void unlink_sending(k2a_call_t *call)
+{
+    if (call->sprev == NULL && call->server->sending != call)
+        return;
+    if (call->sprev != NULL)
+        call->sprev->snext = call->snext;
+    else
+        call->server->sending = call->snext;
+    if (call->snext != NULL)
+        call->snext->sprev = call->sprev;
+    call->sprev = call->snext = NULL;
+}
+
+static void link_sending(k2a_call_t *call)
+{
+    unlink_sending(call);
+    call->snext = call->server->sending;
+    if (call->snext != NULL)
+        call->snext->sprev = call;
+    call->server->sending = call;
+}
+
 static void call_free(k2a_call_t *call)
 {
+    unlink_sending(call);
     k2a_buf_dispose(&call->out[0]);
     k2a_buf_dispose(&call->out[1]);
     k2a_arena_dispose(&call->arena);
@@ -35,6 +61,7 @@ static void mark_gone(k2a_call_t *call)
         return;
     call->req_gone = 1;
     call->req = NULL;
+    unlink_sending(call);
     if (!call->co_done && !call->final_sent)
         k2a_coro_cancel(call->co);
 }
@@ -61,6 +88,9 @@ static void send_pending(k2a_call_t *call)
     call->in_flight = 1;
     call->bytes_written += vec.len;
     call->last_write_at = uv_now(call->server->loop);
+    call->send_since = call->last_write_at;
+    call->last_outq = -2; /* not looked at yet */
+    link_sending(call);
     h2o_send_state_t state = H2O_SEND_STATE_IN_PROGRESS;
     if (call->final_queued) {
         call->final_sent = 1;
@@ -73,6 +103,7 @@ static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
 {
     k2a_call_t *call = H2O_STRUCT_FROM_MEMBER(k2a_call_t, generator, gen);
     call->in_flight = 0;
+    unlink_sending(call);
     if (call->waiting_drain && call->out[call->filling].len <= call->high_water) {
         call->waiting_drain = 0;
         k2a_coro_wake(call->co, 0);
@@ -103,6 +134,60 @@ static void unlink_call(k2a_call_t *call)
     if (call->next != NULL)
         call->next->prev = call->prev;
     call->prev = call->next = NULL;
+}
+
+/* Shuts the client's socket down in both directions without closing the descriptor: h2o's pending write fails (EPIPE)
+ * and its read sees the end, so h2o tears the connection down on its own path. On HTTP/2 this ends the connection's
+ * other streams too: h2o 2.2.5 exports no way to reset one stream from a handler. */
+static void shutdown_client(h2o_req_t *req)
+{
+    h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    int fd = sock != NULL ? h2o_socket_get_fd(sock) : -1;
+    if (fd >= 0)
+        shutdown(fd, SHUT_RDWR);
+}
+
+/* Bytes of the client's socket the kernel still holds (-1 when unknown): when it moves, the client is taking bytes. */
+static int client_outq(h2o_req_t *req)
+{
+    h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    int fd = sock != NULL ? h2o_socket_get_fd(sock) : -1, n = -1;
+    if (fd < 0 || ioctl(fd, SIOCOUTQ, &n) != 0)
+        return -1;
+    return n;
+}
+
+size_t k2a_call_end_stalled(k2a_server_t *server, uint64_t now, uint64_t stall_ms)
+{
+    size_t n = 0;
+    k2a_call_t *call = server->sending;
+    while (call != NULL) {
+        k2a_call_t *next = call->snext;
+        if (!call->in_flight || call->req_gone) {
+            call = next;
+            continue;
+        }
+        /* a slow reader still drains the kernel's queue: that is progress, not a stall */
+        int outq = client_outq(call->req);
+        if (outq != call->last_outq) {
+            call->last_outq = outq;
+            call->send_since = now;
+        }
+        if (now - call->send_since >= stall_ms) {
+            unlink_sending(call);
+            call->stalled = 1;
+            ++server->metrics.write_stalls;
+            ++n;
+            k2a_warn("request %s: the client took no bytes for %llu ms (KIRO_WRITE_STALL_TIMEOUT_MS): response ended",
+                     call->request_id, (unsigned long long)(now - call->send_since));
+            h2o_req_t *req = call->req;
+            if (!call->co_done && !call->final_sent)
+                k2a_coro_cancel(call->co); /* unwinds the upstream call and releases the slots it holds */
+            shutdown_client(req);
+        }
+        call = next;
+    }
+    return n;
 }
 
 size_t k2a_call_cancel_all(k2a_server_t *server)

@@ -27,8 +27,9 @@ typedef void (*k2a_call_fn)(k2a_call_t *call);
 
 struct st_k2a_call_t {
     k2a_server_t *server;
-    k2a_call_t *prev, *next; /* server->calls while the coroutine runs */
-    h2o_req_t *req;          /* NULL once the client is gone or the response is complete */
+    k2a_call_t *prev, *next;   /* server->calls while the coroutine runs */
+    k2a_call_t *sprev, *snext; /* server->sending while an h2o_send awaits proceed (write-stall watch) */
+    h2o_req_t *req;            /* NULL once the client is gone or the response is complete */
     h2o_generator_t generator;
     k2a_coro_t *co;
     k2a_call_fn fn;
@@ -50,6 +51,8 @@ struct st_k2a_call_t {
     size_t high_water;      /* bytes queued before the writer parks */
     uint64_t bytes_written; /* response body bytes handed to h2o */
     uint64_t last_write_at; /* loop time of the last write, for pings */
+    uint64_t send_since;    /* loop time the send in flight was handed to h2o, or the client last took bytes */
+    int last_outq;          /* the client socket's unsent bytes at the last stall check */
     unsigned started : 1;   /* h2o_start_response was called */
     unsigned in_flight : 1; /* an h2o_send awaits proceed */
     unsigned final_queued : 1;
@@ -57,11 +60,17 @@ struct st_k2a_call_t {
     unsigned req_gone : 1; /* generator stopped or request disposed */
     unsigned co_done : 1;
     unsigned waiting_drain : 1;
+    unsigned stalled : 1; /* ended by the write-stall timeout */
 };
 
 /* Starts a coroutine for req running fn. Copies the body and the headers of interest first. On failure (no coroutine slot:
  * answers 503 itself) returns K2A_EBUSY. Call from the h2o handler. */
 int k2a_call_start(h2o_req_t *req, k2a_route_t route, k2a_ir_dialect_t dialect, const char *request_id, k2a_call_fn fn);
+
+/* Ends every response whose client has taken no bytes for KIRO_WRITE_STALL_TIMEOUT_MS: its coroutine is cancelled (the
+ * upstream call, the request slot and the account's concurrency slot are released) and the client connection is shut
+ * down. Returns how many were ended. Run from the server's stall timer. */
+size_t k2a_call_end_stalled(k2a_server_t *server, uint64_t now, uint64_t stall_ms);
 
 /* Cancels every running call of the server (shutdown past its grace period). Returns how many were still running. */
 size_t k2a_call_cancel_all(k2a_server_t *server);

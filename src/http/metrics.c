@@ -47,6 +47,10 @@ void k2a_metrics_add(k2a_metrics_t *into, const k2a_metrics_t *from)
     }
     into->inflight += from->inflight;
     into->rejected_busy += from->rejected_busy;
+    into->write_stalls += from->write_stalls;
+    into->conns_refused += from->conns_refused;
+    into->conns_limited += from->conns_limited;
+    into->buffered_bytes += from->buffered_bytes;
 }
 
 int k2a_metrics_render(const k2a_metrics_t *m, k2a_buf_t *out)
@@ -72,6 +76,22 @@ int k2a_metrics_render(const k2a_metrics_t *m, k2a_buf_t *out)
         "# TYPE k2a_http_rejected_busy_total counter\n"
         "k2a_http_rejected_busy_total %llu\n",
         (unsigned long long)m->rejected_busy);
+    OUT("# HELP k2a_http_write_stalls_total Responses ended because the client took no bytes for KIRO_WRITE_STALL_TIMEOUT_MS.\n"
+        "# TYPE k2a_http_write_stalls_total counter\n"
+        "k2a_http_write_stalls_total %llu\n",
+        (unsigned long long)m->write_stalls);
+    OUT("# HELP k2a_http_connections_refused_total Client connections closed at accept (KIRO_MAX_CONNECTIONS).\n"
+        "# TYPE k2a_http_connections_refused_total counter\n"
+        "k2a_http_connections_refused_total %llu\n",
+        (unsigned long long)m->conns_refused);
+    OUT("# HELP k2a_http_connections_limited_total Client connections closed for exceeding a header, buffer or body-time bound.\n"
+        "# TYPE k2a_http_connections_limited_total counter\n"
+        "k2a_http_connections_limited_total %llu\n",
+        (unsigned long long)m->conns_limited);
+    OUT("# HELP k2a_http_buffered_bytes Request bytes client connections hold before their handlers run (last scan).\n"
+        "# TYPE k2a_http_buffered_bytes gauge\n"
+        "k2a_http_buffered_bytes %llu\n",
+        (unsigned long long)m->buffered_bytes);
     OUT("# HELP k2a_http_request_bytes_total Request body bytes received, by route.\n"
         "# TYPE k2a_http_request_bytes_total counter\n");
     for (int route = 0; route < K2A_METRICS_ROUTES; ++route)

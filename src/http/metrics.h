@@ -21,7 +21,11 @@ typedef struct st_k2a_metrics_t {
     double latency_sum[K2A_METRICS_ROUTES];
     uint64_t latency_count[K2A_METRICS_ROUTES];
     int64_t inflight;
-    uint64_t rejected_busy; /* 503 because every coroutine slot was taken */
+    uint64_t rejected_busy;  /* 503 because every coroutine slot was taken */
+    uint64_t write_stalls;   /* responses ended by KIRO_WRITE_STALL_TIMEOUT_MS */
+    uint64_t conns_refused;  /* client connections closed at accept (KIRO_MAX_CONNECTIONS) */
+    uint64_t conns_limited;  /* client connections closed for holding too much (limits.c) */
+    uint64_t buffered_bytes; /* request bytes held before handlers run, at the last scan (gauge) */
 } k2a_metrics_t;
 
 extern const char *const k2a_metrics_route_names[K2A_METRICS_ROUTES];

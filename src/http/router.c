@@ -12,6 +12,7 @@
 #include "core/rand.h"
 #include "http/handlers.h"
 #include "http/respond.h"
+#include "http/limits.h"
 #include "http/router.h"
 
 typedef struct st_route_def_t {
@@ -173,6 +174,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     k2a_ir_dialect_t dialect = dialect_of(rc.route, req->path_normalized);
     k2a_http_add_common_headers(req, rc.request_id);
 
+    if (k2a_limits_framing_conflict(req)) {
+        req->http1_is_persistent = 0; /* what follows the head cannot be framed: never read as a next request */
+        k2a_http_send_error(
+            req, dialect, 400, "invalid_request_error",
+            "conflicting message framing: Content-Length with Transfer-Encoding, or differing Content-Length values");
+        return 0;
+    }
     if (method_is(req, "OPTIONS"))
         return preflight(req);
 
@@ -199,6 +207,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, def->methods, strlen(def->methods));
         k2a_http_send_error(req, dialect, 405, "invalid_request_error",
                             get ? "method not allowed: use GET" : "method not allowed: use POST");
+        return 0;
+    }
+    if (!k2a_limits_headers_ok(req)) {
+        k2a_http_send_error(req, dialect, 431, "invalid_request_error", "request headers exceed their bound (count or bytes)");
         return 0;
     }
     if (req->entity.len > (size_t)s->config->max_body_bytes) {

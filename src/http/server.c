@@ -13,11 +13,14 @@
 #include <openssl/ssl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "core/errors.h"
 #include "core/log.h"
 #include "http/call.h"
+#include "http/gateway.h"
+#include "http/limits.h"
 #include "http/router.h"
 #include "http/server.h"
 
@@ -99,6 +102,8 @@ int k2a_server_init(k2a_server_t *s, uv_loop_t *loop, const k2a_config_t *config
     s->globalconf.max_request_entity_size = (size_t)config->max_body_bytes * 4 + 64 * 1024 * 1024;
     s->globalconf.http1.req_timeout = (uint64_t)config->header_timeout_ms;
     s->globalconf.http2.idle_timeout = (uint64_t)config->keepalive_timeout_ms;
+    /* requests run at once per HTTP/2 connection (more wait in h2o's queue): agents run a handful in parallel */
+    s->globalconf.http2.max_concurrent_requests_per_connection = 32;
     s->globalconf.handshake_timeout = (uint64_t)config->header_timeout_ms;
     s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("kiro2api"));
     h2o_hostconf_t *host = h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
@@ -131,22 +136,71 @@ int k2a_server_init(k2a_server_t *s, uv_loop_t *loop, const k2a_config_t *config
     return 0;
 }
 
+static void on_client_closed(uv_handle_t *h)
+{
+    k2a_client_conn_t *c = (k2a_client_conn_t *)h;
+    k2a_server_t *s = c->server;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        s->clients = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    --s->nconns;
+    free(c);
+}
+
 static void on_accept(uv_stream_t *listener, int status)
 {
     if (status != 0)
-        return;
+        return; /* EMFILE and the like: libuv retries once a descriptor frees up */
     h2o_accept_ctx_t *actx = listener->data;
-    uv_tcp_t *conn = malloc(sizeof(*conn));
+    k2a_server_t *s = H2O_STRUCT_FROM_MEMBER(k2a_server_t, ctx, actx->ctx);
+    k2a_client_conn_t *conn = calloc(1, sizeof(*conn));
     if (conn == NULL)
         return;
-    uv_tcp_init(listener->loop, conn);
-    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+    conn->server = s;
+    conn->next = s->clients;
+    if (conn->next != NULL)
+        conn->next->prev = conn;
+    s->clients = conn;
+    ++s->nconns;
+    uv_tcp_init(listener->loop, &conn->tcp);
+    if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0) {
+        uv_close((uv_handle_t *)&conn->tcp, on_client_closed);
         return;
     }
-    uv_tcp_nodelay(conn, 1);
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+    if (s->max_conns != 0 && s->nconns > s->max_conns) {
+        /* at the cap: refused at once, so that the descriptors left stay for upstream calls and the state file */
+        ++s->metrics.conns_refused;
+        uv_close((uv_handle_t *)&conn->tcp, on_client_closed);
+        return;
+    }
+    uv_tcp_nodelay(&conn->tcp, 1);
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&conn->tcp, on_client_closed);
     h2o_accept(actx, sock);
+}
+
+static void on_stall_tick(uv_timer_t *t)
+{
+    k2a_server_t *s = t->data;
+    k2a_call_end_stalled(s, uv_now(s->loop), (uint64_t)s->config->write_stall_timeout_ms);
+}
+
+/* KIRO_MAX_CONNECTIONS, or the open-file limit less a reserve for upstream connections, the state file, logs and the
+ * loop's own descriptors (1024, or a quarter of a small limit); shared by the workers. */
+static size_t connection_cap(const k2a_config_t *c, unsigned nworkers)
+{
+    uint64_t cap = (uint64_t)c->max_connections;
+    if (cap == 0) {
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+            return 0;
+        uint64_t limit = (uint64_t)rl.rlim_cur, reserve = limit >= 4096 ? 1024 : limit / 4;
+        cap = limit - reserve;
+    }
+    cap /= nworkers > 0 ? nworkers : 1;
+    return cap > 0 ? (size_t)cap : 1;
 }
 
 static int parse_addr(const char *host, int port, struct sockaddr_storage *ss)
@@ -201,6 +255,17 @@ static int open_listener(k2a_server_t *s, int port, h2o_accept_ctx_t *actx, uv_t
 
 int k2a_server_listen(k2a_server_t *s, int port, int tls_port, char *err, size_t errlen)
 {
+    s->max_conns = connection_cap(s->config, s->gateway != NULL ? s->gateway->nworkers : 1);
+    if ((s->stall_timer = malloc(sizeof(*s->stall_timer))) == NULL)
+        return K2A_ENOMEM;
+    uv_timer_init(s->loop, s->stall_timer);
+    s->stall_timer->data = s;
+    uint64_t tick = (uint64_t)s->config->write_stall_timeout_ms / 8;
+    tick = tick < 50 ? 50 : tick;
+    uv_timer_start(s->stall_timer, on_stall_tick, tick, tick);
+    uv_unref((uv_handle_t *)s->stall_timer);
+    if (k2a_limits_start(s) != 0)
+        return K2A_ENOMEM;
     int r = open_listener(s, port, &s->accept_plain, &s->listener, &s->port, "PORT", err, errlen);
     if (r != 0)
         return r;
@@ -236,6 +301,8 @@ static void on_shutdown_tick(uv_timer_t *t)
         k2a_info("shutdown: %zu request(s) still in flight, stopping", s->inflight);
     /* close the timer first: what on_shutdown_end releases may run the loop, and this tick must not come again */
     close_handle((uv_handle_t **)&s->shutdown_timer);
+    close_handle((uv_handle_t **)&s->stall_timer);
+    close_handle((uv_handle_t **)&s->limits_check);
     close_handle((uv_handle_t **)&s->sig_term);
     close_handle((uv_handle_t **)&s->sig_int);
     close_handle((uv_handle_t **)&s->sig_hup);

@@ -16,6 +16,13 @@
 #include "http/metrics.h"
 
 typedef struct st_k2a_server_t k2a_server_t;
+
+/* A client connection's handle, counted against KIRO_MAX_CONNECTIONS until h2o closes it (h2o owns tcp.data: its socket). */
+typedef struct st_k2a_client_conn_t {
+    uv_tcp_t tcp;
+    k2a_server_t *server;
+    struct st_k2a_client_conn_t *prev, *next;
+} k2a_client_conn_t;
 struct st_k2a_model_map_t;
 struct st_k2a_upstream_t;
 struct st_k2a_pool_t;
@@ -61,8 +68,17 @@ struct st_k2a_server_t {
     bool shutting_down;
     size_t inflight;
     int exit_status;
-    struct st_k2a_call_t *calls; /* coroutine-served requests still running (call.c) */
-    size_t ncalls;               /* how many */
+    struct st_k2a_call_t *calls;   /* coroutine-served requests still running (call.c) */
+    size_t ncalls;                 /* how many */
+    struct st_k2a_call_t *sending; /* calls with an h2o_send awaiting proceed (write-stall watch) */
+    uv_timer_t *stall_timer;       /* ends responses stalled past KIRO_WRITE_STALL_TIMEOUT_MS */
+    size_t nconns;                 /* client connections open */
+    size_t max_conns;              /* KIRO_MAX_CONNECTIONS' share of this worker */
+    k2a_client_conn_t *clients;    /* every open client connection */
+    /* request bytes held before a handler runs (limits.c) */
+    size_t max_conn_buffered, max_total_buffered, buffered_bytes, socket_buffered;
+    uv_check_t *limits_check;
+    uint64_t limits_scanned_at;
     size_t max_calls; /* KIRO_MAX_CONCURRENT's share of this worker: more calls at once are refused with 503 (0 = no limit) */
     /* the process this server is one worker of (http/gateway.h), and the modules it uses */
     struct st_k2a_gateway_t *gateway;

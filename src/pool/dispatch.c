@@ -714,6 +714,8 @@ int k2a_dispatch_http_status(const k2a_dispatch_t *d)
     case K2A_EUPSTREAM_AUTH:
     case K2A_EACCOUNT_INVALID:
     case K2A_EREFRESH:
+    case K2A_ENOFD:
+    case K2A_ESTATE_UNWRITTEN:
         return 503;
     case K2A_ECONNECT_TIMEOUT:
     case K2A_EFIRST_BYTE_TIMEOUT:

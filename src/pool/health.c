@@ -124,6 +124,7 @@ static void classify_transport(int err, k2a_verdict_t *out)
     case K2A_ETLS_VERIFY:
     case K2A_EBAD_URL:
     case K2A_ENOMEM:
+    case K2A_ENOFD:
     case K2A_EINVAL:
     case K2A_EBUSY:
         set(out, K2A_ACT_LOCAL, err, "%s", k2a_strerror(err));

@@ -202,6 +202,7 @@ struct st_k2a_pool_t {
     /* rotated refresh tokens: rotations adopted / included in the save in flight / known durable. A refresh does not start
      * while a rotation is not durable (refresh.c), so a kill -9 loses at most the rotation whose refresh is in flight. */
     uint64_t rotation_seq, rotation_saving_seq, rotation_durable_seq;
+    unsigned save_fail_n;        /* consecutive failed writes: the retry backs off from 1 s to 10 s */
     uint64_t warmup_next;        /* uv_now before which no other start-up refresh starts */
     k2a_plink_t durable_waiters; /* refresh jobs waiting for that write */
     /* background jobs */

@@ -74,7 +74,7 @@ static void on_saved(void *data, int result)
     p->saving = false;
     if (result == 0)
         p->rotation_durable_seq = p->rotation_saving_seq;
-    /* refresh jobs waiting for a rotation to be durable look again (a failed write lets them go: see refresh.c) */
+    /* refresh jobs waiting for a rotation to be durable look again (a failed write defers them: see refresh.c) */
     while (!k2a_plist_empty(&p->durable_waiters)) {
         k2a_pool_waiter_t *w = K2A_PLINK_OWNER(k2a_pool_waiter_t, link, p->durable_waiters.next);
         k2a_plink_unlink(&w->link);
@@ -83,11 +83,20 @@ static void on_saved(void *data, int result)
     }
     if (result == 0) {
         ++p->stats.saves;
+        if (p->save_fail_n != 0)
+            k2a_info("pool: the state file is written again");
+        p->save_fail_n = 0;
     } else {
         ++p->stats.save_failures;
         p->dirty = true;
         if (!p->shutting_down) {
-            uv_timer_start(&p->save_timer, on_save_timer, 1000, 0); /* retry */
+            /* retry with backoff; refreshes wait meanwhile when a rotated refresh token is in the unwritten state */
+            uint64_t delay = p->save_fail_n < 4 ? 1000u << p->save_fail_n : 10000u;
+            ++p->save_fail_n;
+            k2a_warn("pool: cannot write the state file (%s); retrying in %llu ms%s", k2a_strerror(result),
+                     (unsigned long long)delay,
+                     p->rotation_durable_seq != p->rotation_seq ? ", refreshes wait until a rotated refresh token is written" : "");
+            uv_timer_start(&p->save_timer, on_save_timer, delay, 0);
             return;
         }
     }

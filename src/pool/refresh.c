@@ -262,8 +262,10 @@ static int adopt_refresh(k2a_account_t *a, k2a_buf_t *body, char *detail, size_t
 
 /* Before a refresh: waits until every rotated refresh token adopted so far is durable. Kiro retires the old token before
  * it answers, so the rotation of a refresh in flight can never be made durable; without this gate a slow write (fsync)
- * would leave several rotations exposed to a crash at once. A failed write lets the refresh go (a broken disk must not
- * stop refreshes). Returns 0 or K2A_ECANCELED. */
+ * would leave several rotations exposed to a crash at once. When the write fails (full or read-only disk, no descriptor
+ * left) the refresh does not go: another rotation would only widen what a crash loses. The account keeps its current
+ * access token while it is valid, persist.c retries the write with backoff, and the refresh is tried again after it.
+ * Returns 0, K2A_ESTATE_UNWRITTEN or K2A_ECANCELED. */
 static int await_rotations_durable(k2a_pool_t *p, const char *label)
 {
     while (p->rotation_durable_seq != p->rotation_seq && !p->shutting_down) {
@@ -271,7 +273,7 @@ static int await_rotations_durable(k2a_pool_t *p, const char *label)
         if (!p->saving)
             k2a_pool_start_save(p); /* normally already running: rotations are written at once */
         if (!p->saving)
-            return 0; /* nothing could be started (no store, encode failure): do not wait */
+            return p->store == NULL ? 0 : K2A_ESTATE_UNWRITTEN; /* the snapshot could not even be encoded */
         k2a_pool_waiter_t w = {.co = k2a_coro_current()};
         k2a_plink_insert_before(&p->durable_waiters, &w.link);
         int r = (int)k2a_coro_park(on_waiter_cancel, &w);
@@ -280,7 +282,7 @@ static int await_rotations_durable(k2a_pool_t *p, const char *label)
         if (r == K2A_ECANCELED)
             return r;
         if (r != 0)
-            return 0; /* the write failed */
+            return K2A_ESTATE_UNWRITTEN; /* the write failed */
     }
     return 0;
 }
@@ -343,9 +345,15 @@ static int do_refresh(k2a_account_t *a, k2a_verdict_t *v)
     size_t nh = 0;
     if (a->cfg.auth != K2A_AUTH_API_KEY && (r = await_rotations_durable(p, a->label)) != 0) {
         memset(v, 0, sizeof(*v));
-        v->action = K2A_ACT_CANCELED;
         v->err = r;
-        snprintf(v->detail, sizeof(v->detail), "canceled");
+        if (r == K2A_ECANCELED) {
+            v->action = K2A_ACT_CANCELED;
+            snprintf(v->detail, sizeof(v->detail), "canceled");
+        } else {
+            v->action = K2A_ACT_LOCAL; /* the disk's fault, not the account's */
+            snprintf(v->detail, sizeof(v->detail),
+                     "token refresh deferred: a rotated refresh token is not written to the state file yet");
+        }
         return r;
     }
     const k2a_region_urls_t *ru = k2a_pool_region_urls(p, k2a_account_auth_region(a));

@@ -155,6 +155,10 @@ static void on_connect(uv_connect_t *req, int status)
     case UV_ETIMEDOUT:
         r = K2A_ECONNECT_TIMEOUT;
         break;
+    case UV_EMFILE:
+    case UV_ENFILE:
+        r = K2A_ENOFD;
+        break;
     default:
         r = K2A_ECONNECT;
         break;
@@ -187,7 +191,11 @@ int conn_open(k2a_upstream_t *up, origin_t *origin, const k2a_sockaddr_t *addr, 
     int r = uv_tcp_connect(&c->connect_req, &c->tcp, &addr->sa, on_connect);
     if (r != 0) {
         conn_release(c);
-        return r == UV_ECONNREFUSED ? K2A_ECONNECT_REFUSED : r == UV_ENOMEM ? K2A_ENOMEM : K2A_ECONNECT;
+        /* out of descriptors is this process's trouble, never the account's */
+        return r == UV_ECONNREFUSED               ? K2A_ECONNECT_REFUSED
+               : r == UV_ENOMEM                   ? K2A_ENOMEM
+               : r == UV_EMFILE || r == UV_ENFILE ? K2A_ENOFD
+                                                  : K2A_ECONNECT;
     }
     if ((r = (int)conn_wait(c, CONN_WAIT_CONNECT, timeout_ms, K2A_ECONNECT_TIMEOUT)) != 0) {
         conn_release(c);

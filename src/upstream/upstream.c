@@ -360,7 +360,7 @@ static int establish(k2a_upstream_t *up, origin_t *o, aff_t *aff, uint32_t conne
             break;
         }
         err = r;
-        if (r == K2A_ECANCELED || r == K2A_ENOMEM)
+        if (r == K2A_ECANCELED || r == K2A_ENOMEM || r == K2A_ENOFD)
             return r;
         ++up->stats.connect_failures;
         k2a_debug("upstream: connect to %s:%u (address %zu of %zu) failed: %s", host, port, i + 1, addrs.n, k2a_errname(r));
