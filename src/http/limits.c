@@ -72,6 +72,39 @@ static size_t header_bytes(const h2o_req_t *req)
     return n;
 }
 
+/* True when the connection has had a header block in progress (HEADERS without END_HEADERS and its CONTINUATIONs) for
+ * longer than KIRO_HEADER_TIMEOUT_MS. h2o 2.2.5 keeps its idle timer running on any frame, so a client sending a PING
+ * every few seconds could park an unfinished block for ever; this clock starts when the block is first seen and only a
+ * finished block (or the connection's end) stops it. */
+static bool header_block_too_slow(k2a_server_t *s, h2o_http2_conn_t *conn, int fd, uint64_t now_ms)
+{
+    if ((size_t)fd >= s->h2_head_cap) {
+        if (conn->_headers_unparsed == NULL || fd >= (1 << 22))
+            return false;
+        size_t cap = s->h2_head_cap < 256 ? 256 : s->h2_head_cap;
+        while (cap <= (size_t)fd)
+            cap *= 2;
+        struct st_k2a_h2_head_seen_t *v = realloc(s->h2_head_seen, cap * sizeof(*v));
+        if (v == NULL)
+            return false;
+        memset(v + s->h2_head_cap, 0, (cap - s->h2_head_cap) * sizeof(*v));
+        s->h2_head_seen = v;
+        s->h2_head_cap = cap;
+    }
+    struct st_k2a_h2_head_seen_t *e = &s->h2_head_seen[fd];
+    if (conn->_headers_unparsed == NULL) {
+        if (e->conn_id == conn->super.id)
+            e->since_ms = 0;
+        return false;
+    }
+    if (e->conn_id != conn->super.id || e->since_ms == 0) {
+        e->conn_id = conn->super.id;
+        e->since_ms = now_ms;
+        return false;
+    }
+    return now_ms > e->since_ms && now_ms - e->since_ms > (uint64_t)s->config->header_timeout_ms;
+}
+
 static void scan_http2(scan_t *sc, h2o_http2_conn_t *conn, uint64_t now_ms)
 {
     k2a_server_t *s = sc->s;
@@ -80,6 +113,8 @@ static void scan_http2(scan_t *sc, h2o_http2_conn_t *conn, uint64_t now_ms)
         return;
     size_t bytes = conn->_headers_unparsed != NULL ? conn->_headers_unparsed->size : 0;
     const char *why = NULL;
+    if (header_block_too_slow(s, conn, fd, now_ms))
+        why = "a header block still arriving after KIRO_HEADER_TIMEOUT_MS";
     for (khint_t i = 0; conn->streams != NULL && i < kh_end(conn->streams); ++i) {
         if (!kh_exist(conn->streams, i))
             continue;

@@ -367,4 +367,7 @@ void k2a_server_dispose(k2a_server_t *s)
     if (s->mimemap != NULL)
         h2o_mem_release_shared(s->mimemap);
     s->mimemap = NULL;
+    free(s->h2_head_seen);
+    s->h2_head_seen = NULL;
+    s->h2_head_cap = 0;
 }

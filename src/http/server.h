@@ -79,6 +79,13 @@ struct st_k2a_server_t {
     size_t max_conn_buffered, max_total_buffered, buffered_bytes, socket_buffered;
     uv_check_t *limits_check;
     uint64_t limits_scanned_at;
+    /* HTTP/2 header blocks still arriving (HEADERS without END_HEADERS, then CONTINUATION), by descriptor: since when, for
+     * which connection (a reused descriptor starts over); grown on demand, freed by k2a_server_dispose */
+    struct st_k2a_h2_head_seen_t {
+        uint64_t conn_id; /* h2o's connection id: unique in the process, unlike the descriptor or the address */
+        uint64_t since_ms;
+    } *h2_head_seen;
+    size_t h2_head_cap;
     size_t max_calls; /* KIRO_MAX_CONCURRENT's share of this worker: more calls at once are refused with 503 (0 = no limit) */
     /* the process this server is one worker of (http/gateway.h), and the modules it uses */
     struct st_k2a_gateway_t *gateway;

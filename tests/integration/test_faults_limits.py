@@ -164,6 +164,23 @@ class WriteStall(unittest.TestCase):
         self.assertGreaterEqual(metrics(self.gw.port).get("k2a_http_connections_limited_total", 0), before + 1)
         print("HTTP/2 body timeout: connection closed after %.1f s despite PINGs" % took)
 
+    def test_http2_unfinished_header_block_times_out(self):
+        # HEADERS without END_HEADERS, then silence: h2o holds the unfinished block (up to its request-size cap) until its
+        # idle timeout (KIRO_KEEPALIVE_TIMEOUT_MS, a minute); the gateway ends it after KIRO_HEADER_TIMEOUT_MS. (A PING
+        # cannot keep it alive: any frame but CONTINUATION there is a protocol error that h2o closes on at once.)
+        before = metrics(self.gw.port).get("k2a_http_connections_limited_total", 0)
+        s = h2_open(self.gw.port)
+        s.sendall(h2_frame(0x1, 0, 1, h2_post_head(PATHS["anthropic"])))  # no END_HEADERS: CONTINUATION due
+        opened = time.monotonic()
+        closed = gone(s, 6 * SLOW)
+        took = time.monotonic() - opened
+        s.close()
+        self.assertTrue(closed, "an unfinished header block kept its connection past KIRO_HEADER_TIMEOUT_MS")
+        self.assertGreaterEqual(took, 1.2)  # not before the timeout
+        self.assertLess(took, 1.5 + 2.0 * SLOW)
+        self.assertGreaterEqual(metrics(self.gw.port).get("k2a_http_connections_limited_total", 0), before + 1)
+        print("HTTP/2 unfinished header block: connection closed after %.1f s" % took)
+
     def test_http2_streams_with_zero_window(self):
         before = metrics(self.gw.port).get("k2a_http_write_stalls_total", 0)
         opened_at = time.monotonic()
