@@ -11,6 +11,7 @@
 #include <string.h>
 #include <yajl/yajl_tree.h>
 #include "core/errors.h"
+#include "core/json_text.h"
 #include "convert/tool_schema.h"
 
 #define MAX_FLATTEN_DEPTH 4     /* combinators inside root combinator variants, $refs to $refs */
@@ -663,30 +664,6 @@ static int gen_root(ctx_t *c, yajl_val root)
 
 /* ---------- entry point ---------- */
 
-/* Nesting depth of JSON text (outside strings); stops counting past limit. */
-static unsigned text_depth(const char *s, size_t n, unsigned limit)
-{
-    unsigned depth = 0, max = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < n; ++i) {
-        char ch = s[i];
-        if (in_str) {
-            if (ch == '\\')
-                ++i;
-            else if (ch == '"')
-                in_str = false;
-        } else if (ch == '"') {
-            in_str = true;
-        } else if (ch == '{' || ch == '[') {
-            if (++depth > max && (max = depth) > limit)
-                return max;
-        } else if ((ch == '}' || ch == ']') && depth > 0) {
-            --depth;
-        }
-    }
-    return max;
-}
-
 int k2a_tool_schema_sanitize(const char *json, size_t len, k2a_tool_schema_strip_t mode, k2a_buf_t *out,
                              k2a_tool_schema_info_t *info)
 {
@@ -696,7 +673,7 @@ int k2a_tool_schema_sanitize(const char *json, size_t len, k2a_tool_schema_strip
         return k2a_buf_appendstr(out, "{\"type\":\"object\",\"properties\":{}}");
     if (len > K2A_TOOL_SCHEMA_MAX_BYTES)
         return K2A_ETOOBIG;
-    if (text_depth(json, len, K2A_TOOL_SCHEMA_MAX_DEPTH) > K2A_TOOL_SCHEMA_MAX_DEPTH)
+    if (k2a_json_text_depth(json, len, K2A_TOOL_SCHEMA_MAX_DEPTH, NULL) > K2A_TOOL_SCHEMA_MAX_DEPTH)
         return K2A_EJSON_DEPTH;
     if (memchr(json, '\0', len) != NULL)
         return K2A_EJSON_SYNTAX;

@@ -10,6 +10,7 @@
 #include <yajl/yajl_tree.h>
 #include "convert/model_map.h"
 #include "core/errors.h"
+#include "core/json_text.h"
 #include "pool/catalog.h"
 
 #define MAX_EFFORTS 8
@@ -215,30 +216,6 @@ static int add_model(k2a_catalog_t *c, yajl_val v)
     return 0;
 }
 
-/* Nesting depth of a JSON text (brackets outside strings); stops counting past limit. */
-static bool depth_ok(const char *s, size_t len, unsigned limit)
-{
-    unsigned depth = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < len; ++i) {
-        char ch = s[i];
-        if (in_str) {
-            if (ch == '\\')
-                ++i;
-            else if (ch == '"')
-                in_str = false;
-        } else if (ch == '"') {
-            in_str = true;
-        } else if (ch == '{' || ch == '[') {
-            if (++depth > limit)
-                return false;
-        } else if ((ch == '}' || ch == ']') && depth > 0) {
-            --depth;
-        }
-    }
-    return true;
-}
-
 static int fail(char *err, size_t errlen, const char *why)
 {
     if (errlen != 0)
@@ -255,7 +232,7 @@ static int parse(const char *body, size_t len, k2a_catalog_t *c, char *next_toke
         return fail(err, errlen, "empty body");
     if (len > K2A_CATALOG_MAX_BODY)
         return fail(err, errlen, "body too large");
-    if (!depth_ok(body, len, K2A_CATALOG_MAX_DEPTH))
+    if (k2a_json_text_depth(body, len, K2A_CATALOG_MAX_DEPTH, NULL) > K2A_CATALOG_MAX_DEPTH)
         return fail(err, errlen, "JSON nested too deeply");
     char *copy = malloc(len + 1);
     if (copy == NULL)

@@ -15,6 +15,7 @@
 #include <time.h>
 #include "convert/model_map.h"
 #include "core/errors.h"
+#include "core/json_text.h"
 #include "core/log.h"
 #include "core/rand.h"
 #include "core/xloop.h"
@@ -135,21 +136,6 @@ void k2a_account_render_catalog(const k2a_account_t *a, k2a_buf_t *out)
 
 /* ---- the fetch ---- */
 
-static void url_encode(k2a_buf_t *out, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (; *s; ++s) {
-        unsigned char c = (unsigned char)*s;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
-            c == '~') {
-            k2a_buf_append(out, s, 1);
-        } else {
-            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-            k2a_buf_append(out, e, 3);
-        }
-    }
-}
-
 /* The one place the catalog URL is built: the account's data-plane region on KIRO_API_BASE, the ARN only when it is a
  * real one (the Builder ID placeholder is answered 403 "Invalid token" on REST calls, kiro-protocol-2026 §2.2). */
 static int catalog_url(k2a_pool_t *p, k2a_account_t *a, const char *next_token, k2a_buf_t *path, k2a_buf_t *scratch,
@@ -159,11 +145,11 @@ static int catalog_url(k2a_pool_t *p, k2a_account_t *a, const char *next_token, 
     const char *arn = k2a_account_rest_arn(a);
     if (arn != NULL) {
         k2a_buf_appendstr(path, "&profileArn=");
-        url_encode(path, arn);
+        k2a_buf_append_url_encoded(path, arn);
     }
     if (next_token[0] != '\0') {
         k2a_buf_appendstr(path, "&nextToken=");
-        url_encode(path, next_token);
+        k2a_buf_append_url_encoded(path, next_token);
     }
     if (k2a_buf_cstr(path) == NULL || k2a_pool_api_url(p, k2a_account_region(a), path->base, scratch, parsed) == NULL)
         return K2A_ENOMEM;

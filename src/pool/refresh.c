@@ -11,6 +11,7 @@
 #include <string.h>
 #include <yajl/yajl_tree.h>
 #include "core/errors.h"
+#include "core/json_text.h"
 #include "core/log.h"
 #include "core/rand.h"
 #include "pool/fingerprint.h"
@@ -504,21 +505,6 @@ int k2a_account_refresh_now(k2a_account_t *a, k2a_verdict_t *v)
 
 /* ---- usage ---- */
 
-static void url_encode(k2a_buf_t *out, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (; *s; ++s) {
-        unsigned char c = (unsigned char)*s;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
-            c == '~') {
-            k2a_buf_append(out, s, 1);
-        } else {
-            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-            k2a_buf_append(out, e, 3);
-        }
-    }
-}
-
 static void apply_usage(k2a_account_t *a, const k2a_usage_t *u)
 {
     int64_t now = k2a_pool_now_ms();
@@ -559,7 +545,7 @@ static int usage_call(k2a_account_t *a, int *status_out, k2a_verdict_t *v)
     const char *rest_arn = k2a_account_rest_arn(a); /* never the Builder ID placeholder */
     if (rest_arn != NULL) {
         k2a_buf_appendstr(&path, "&profileArn=");
-        url_encode(&path, rest_arn);
+        k2a_buf_append_url_encoded(&path, rest_arn);
     }
     k2a_url_t parsed;
     if (k2a_buf_cstr(&path) == NULL || k2a_pool_api_url(p, k2a_account_region(a), path.base, &url, &parsed) == NULL)

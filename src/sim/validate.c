@@ -32,6 +32,7 @@
 #include <strings.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
+#include "core/json_text.h"
 #include "sim/validate.h"
 
 #define BODY_MALFORMED "{\"message\":\"Improperly formed request.\",\"reason\":null}"
@@ -676,33 +677,6 @@ static int check_conversation(ctx_t *c, yajl_val root, k2a_buf_t *user_text)
     return 0;
 }
 
-/* Maximum nesting depth of [ and { outside strings; stops counting early once above the limit. A '/' outside strings
- * (a comment, which yajl_tree would accept) counts as SIZE_MAX - 1: it is never valid JSON. */
-static size_t json_depth(const char *p, size_t len, size_t limit)
-{
-    size_t depth = 0, max = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < len; ++i) {
-        char ch = p[i];
-        if (in_str) {
-            if (ch == '\\')
-                ++i;
-            else if (ch == '"')
-                in_str = false;
-        } else if (ch == '"') {
-            in_str = true;
-        } else if (ch == '/') {
-            return SIZE_MAX - 1;
-        } else if (ch == '[' || ch == '{') {
-            if (++depth > max && (max = depth) > limit)
-                return max;
-        } else if ((ch == ']' || ch == '}') && depth > 0) {
-            --depth;
-        }
-    }
-    return max;
-}
-
 /* The profileArn rules of the 2026 mode (kiro-protocol-2026 §13 rules 2-4), checked right after the JSON parse. */
 static int check_profile_arn(ctx_t *c, yajl_val root)
 {
@@ -799,8 +773,9 @@ int k2a_sim_validate_request_caller(const char *json, size_t len, const k2a_sim_
                            "body of %zu bytes is above the %zu-byte limit", len, limits->max_payload),
                out->status;
     /* Rule "json_depth": nesting deeper than 128 levels (also keeps yajl_tree_free's recursion bounded). */
-    size_t depth = json_depth(json, len, K2A_SIM_MAX_JSON_DEPTH);
-    if (depth == SIZE_MAX - 1)
+    bool comment; /* a '/' outside strings (a comment, which yajl_tree would accept) is never valid JSON */
+    size_t depth = k2a_json_text_depth(json, len, K2A_SIM_MAX_JSON_DEPTH, &comment);
+    if (comment)
         return REJECT(&c, "json_syntax", "a comment or '/' outside a string"), out->status;
     if (depth > K2A_SIM_MAX_JSON_DEPTH)
         return REJECT(&c, "json_depth", "JSON nested deeper than %d levels", K2A_SIM_MAX_JSON_DEPTH), out->status;

@@ -16,6 +16,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/errors.h"
+#include "core/json_text.h"
 #include "core/log.h"
 #include "core/rand.h"
 
@@ -260,6 +261,23 @@ static void test_log_text_escapes_control_bytes(void **state)
     unlink(path);
 }
 
+static void test_json_text_depth_and_url_encoding(void **state)
+{
+    bool comment;
+    assert_int_equal(k2a_json_text_depth("{\"a\":[1,{\"b\":\"[[[{\\\"\"}]}", 20, 10, &comment), 3);
+    assert_false(comment);
+    assert_int_equal(k2a_json_text_depth("[[[[[[", 6, 3, NULL), 4); /* stops one past the limit */
+    assert_int_equal(k2a_json_text_depth("{} // x", 7, 8, &comment), 1);
+    assert_true(comment);
+    assert_int_equal(k2a_json_text_depth("\"/\"", 3, 8, &comment), 0);
+    assert_false(comment); /* inside a string */
+    k2a_buf_t b;
+    k2a_buf_init(&b, 0);
+    assert_int_equal(k2a_buf_append_url_encoded(&b, "arn:aws:x/Y_z-1.~ é"), 0);
+    assert_string_equal(k2a_buf_cstr(&b), "arn%3Aaws%3Ax%2FY_z-1.~%20%C3%A9");
+    k2a_buf_dispose(&b);
+}
+
 static void test_log_levels_parse(void **state)
 {
     k2a_log_level_t l;
@@ -297,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_config_files_and_env),
         cmocka_unit_test(test_log_masks_secrets),
         cmocka_unit_test(test_log_text_escapes_control_bytes),
+        cmocka_unit_test(test_json_text_depth_and_url_encoding),
         cmocka_unit_test(test_log_levels_parse),
         cmocka_unit_test(test_rand_ids),
     };
