@@ -255,7 +255,11 @@ class NetworkFaults(unittest.TestCase):
         sim = Sim()
         dns = FakeDNS(mode=mode, names={"kiro.fault.test": "127.0.0.1"})
         env = sim_accounts_env(sim, ["sim-ok-dns"], {"KIRO_API_BASE": "http://kiro.fault.test:%d" % sim.port,
-                                                     "KIRO_DNS_SERVERS": dns.server, "KIRO_DNS_TIMEOUT_MS": "300"})
+                                                     "KIRO_DNS_SERVERS": dns.server, "KIRO_DNS_TIMEOUT_MS": "300",
+                                                     # only the test's requests look the name up: a background catalog
+                                                     # fetch or usage poll would leave a silent query in flight that the
+                                                     # request after the switch joins (and times out with)
+                                                     "KIRO_CATALOG_REFRESH_S": "0", "KIRO_USAGE_POLL_INTERVAL_S": "0"})
         gw = Gateway(env=env)
         try:
             for dialect in DIALECTS:
