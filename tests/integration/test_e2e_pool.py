@@ -169,7 +169,8 @@ class Pool(unittest.TestCase):
     def test_api_tokens_and_metrics_show_no_secret(self):
         state = os.path.join(tempfile.mkdtemp(prefix="k2a-pool-state-"), "state.json")
         names = ["sim-ok-secret-one-0a1b2c3d", "sim-rotate-secret-two-4e5f", idc("sim-ok-secret-idc-6a7b")]
-        extra = {"KIRO_STATE_FILE": state, "KIRO_USAGE_POLL_INTERVAL_S": "0"}
+        # no background polls or catalog fetches: the 20 hits below must cause no upstream call of any kind
+        extra = {"KIRO_STATE_FILE": state, "KIRO_USAGE_POLL_INTERVAL_S": "0", "KIRO_CATALOG_REFRESH_S": "0"}
         with gateway(self, self.sim, names, extra) as gw:
             wait_accounts(self, gw, ["ok", "ok", "ok"])
             self.ok(gw)
