@@ -84,7 +84,7 @@ struct st_k2a_server_t {
     struct st_k2a_h2_head_seen_t {
         uint64_t conn_id; /* h2o's connection id: unique in the process, unlike the descriptor or the address */
         uint64_t since_ms;
-    } *h2_head_seen;
+    } * h2_head_seen;
     size_t h2_head_cap;
     size_t max_calls; /* KIRO_MAX_CONCURRENT's share of this worker: more calls at once are refused with 503 (0 = no limit) */
     /* the process this server is one worker of (http/gateway.h), and the modules it uses */

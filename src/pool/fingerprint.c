@@ -15,7 +15,7 @@ static void cat_ua(char *out, size_t out_size, const char *a, size_t alen, const
         return;
 #define PUT(s, l)                                                                                                                  \
     do {                                                                                                                           \
-        size_t k_ = (l) < out_size - 1 - n ? (l) : out_size - 1 - n;                                                                \
+        size_t k_ = (l) < out_size - 1 - n ? (l) : out_size - 1 - n;                                                               \
         memcpy(out + n, (s), k_);                                                                                                  \
         n += k_;                                                                                                                   \
     } while (0)

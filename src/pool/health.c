@@ -18,9 +18,8 @@
 
 const char *k2a_pool_action_name(k2a_pool_action_t a)
 {
-    static const char *const names[] = {"ok",       "client", "auth",   "forbidden", "quota",  "throttle", "transient",
-                                        "local",    "invalid", "canceled", "config",   "model",  "flagged",  "banned",
-                                        "capacity"};
+    static const char *const names[] = {"ok",      "client",   "auth",   "forbidden", "quota",   "throttle", "transient", "local",
+                                        "invalid", "canceled", "config", "model",     "flagged", "banned",   "capacity"};
     return (unsigned)a < sizeof(names) / sizeof(names[0]) ? names[a] : "unknown";
 }
 
@@ -151,7 +150,8 @@ typedef struct st_row_t {
 
 static const row_t rows[] = {
     /* quota: exhausted until the reset date, fail over */
-    {400, 402, "OVERAGE_REQUEST_LIMIT_EXCEEDED", NULL, K2A_ACT_QUOTA, K2A_EEXHAUSTED, "overage limit reached (OVERAGE_REQUEST_LIMIT_EXCEEDED)", false},
+    {400, 402, "OVERAGE_REQUEST_LIMIT_EXCEEDED", NULL, K2A_ACT_QUOTA, K2A_EEXHAUSTED,
+     "overage limit reached (OVERAGE_REQUEST_LIMIT_EXCEEDED)", false},
     {0, 999, "MONTHLY_REQUEST_COUNT", NULL, K2A_ACT_QUOTA, K2A_EEXHAUSTED, "quota exhausted (MONTHLY_REQUEST_COUNT)", false},
     {0, 999, NULL, "MONTHLY_REQUEST_COUNT", K2A_ACT_QUOTA, K2A_EEXHAUSTED, "quota exhausted (MONTHLY_REQUEST_COUNT)", false},
     {402, 402, NULL, NULL, K2A_ACT_QUOTA, K2A_EEXHAUSTED, "quota exhausted (402)", false},
@@ -166,30 +166,34 @@ static const row_t rows[] = {
     {429, 429, NULL, NULL, K2A_ACT_THROTTLE, K2A_ETHROTTLED, "rate limited (429)", false},
     /* the account's profileArn/identity does not fit: its configuration */
     {400, 403, NULL, "profileArn is required", K2A_ACT_CONFIG, K2A_EACCOUNT_INVALID, "profileArn not accepted", true},
-    {400, 403, NULL, "User is not authorized to make this call", K2A_ACT_CONFIG, K2A_EACCOUNT_INVALID, "profileArn not accepted", true},
+    {400, 403, NULL, "User is not authorized to make this call", K2A_ACT_CONFIG, K2A_EACCOUNT_INVALID, "profileArn not accepted",
+     true},
     /* suspended, locked: out until an operator acts */
-    {403, 403, "TEMPORARILY_SUSPENDED", NULL, K2A_ACT_BANNED, K2A_EACCOUNT_INVALID, "suspended by Kiro (TEMPORARILY_SUSPENDED)", false},
+    {403, 403, "TEMPORARILY_SUSPENDED", NULL, K2A_ACT_BANNED, K2A_EACCOUNT_INVALID, "suspended by Kiro (TEMPORARILY_SUSPENDED)",
+     false},
     {403, 403, NULL, "temporarily suspended", K2A_ACT_BANNED, K2A_EACCOUNT_INVALID, "suspended by Kiro", true},
     {403, 403, NULL, "temporarily is suspended", K2A_ACT_BANNED, K2A_EACCOUNT_INVALID, "suspended by Kiro", true},
     {403, 403, NULL, "security precaution", K2A_ACT_BANNED, K2A_EACCOUNT_INVALID, "locked by Kiro", true},
     {423, 423, NULL, NULL, K2A_ACT_BANNED, K2A_EACCOUNT_INVALID, "account locked (423)", false},
     /* the access token: refresh and retry once on the same account */
     {401, 401, NULL, NULL, K2A_ACT_AUTH, K2A_EUPSTREAM_AUTH, "access token rejected (401)", false},
-    {403, 403, NULL, "bearer token included in the request is invalid", K2A_ACT_AUTH, K2A_EUPSTREAM_AUTH, "access token rejected (403)", false},
+    {403, 403, NULL, "bearer token included in the request is invalid", K2A_ACT_AUTH, K2A_EUPSTREAM_AUTH,
+     "access token rejected (403)", false},
     {403, 403, NULL, "The security token included in the request is expired", K2A_ACT_AUTH, K2A_EUPSTREAM_AUTH,
      "access token rejected (403)", false},
     {403, 403, NULL, "ExpiredTokenException", K2A_ACT_AUTH, K2A_EUPSTREAM_AUTH, "access token rejected (403)", false},
     {403, 403, NULL, "Invalid token", K2A_ACT_AUTH, K2A_EUPSTREAM_AUTH, "access token rejected (403 Invalid token)", false},
     {403, 403, NULL, NULL, K2A_ACT_FORBIDDEN, K2A_EACCOUNT_INVALID, "account forbidden", true},
     /* per account: this account may not use the model */
-    {400, 400, "INVALID_MODEL_ID", NULL, K2A_ACT_MODEL, K2A_EMODEL_UNAVAILABLE, "model not available to this account (INVALID_MODEL_ID)",
-     false},
+    {400, 400, "INVALID_MODEL_ID", NULL, K2A_ACT_MODEL, K2A_EMODEL_UNAVAILABLE,
+     "model not available to this account (INVALID_MODEL_ID)", false},
     /* the client's request: the same on every account, so no failover and no penalty */
     {400, 400, "CONTENT_LENGTH_EXCEEDS_THRESHOLD", NULL, K2A_ACT_CLIENT, K2A_EUPSTREAM_CONTENT_LENGTH,
      "input too long (CONTENT_LENGTH_EXCEEDS_THRESHOLD)", false},
-    {400, 400, NULL, "CONTENT_LENGTH_EXCEEDS", K2A_ACT_CLIENT, K2A_EUPSTREAM_CONTENT_LENGTH, "input too long (CONTENT_LENGTH_EXCEEDS_THRESHOLD)",
-     false},
-    {400, 400, "TOOL_USE_RESULT_MISMATCH", NULL, K2A_ACT_CLIENT, K2A_EUPSTREAM_BAD_REQUEST, "tool uses and results do not pair up", true},
+    {400, 400, NULL, "CONTENT_LENGTH_EXCEEDS", K2A_ACT_CLIENT, K2A_EUPSTREAM_CONTENT_LENGTH,
+     "input too long (CONTENT_LENGTH_EXCEEDS_THRESHOLD)", false},
+    {400, 400, "TOOL_USE_RESULT_MISMATCH", NULL, K2A_ACT_CLIENT, K2A_EUPSTREAM_BAD_REQUEST, "tool uses and results do not pair up",
+     true},
     {400, 400, "TOOL_SCHEMA_INVALID", NULL, K2A_ACT_CLIENT, K2A_EUPSTREAM_BAD_REQUEST, "a tool schema was refused", true},
     {400, 400, "REQUEST_BODY_INVALID", NULL, K2A_ACT_CLIENT, K2A_EUPSTREAM_BAD_REQUEST, "a tool was refused", true},
     {400, 400, "TOOL_CONFIG_MISSING", NULL, K2A_ACT_CLIENT, K2A_EUPSTREAM_BAD_REQUEST, "tools missing for the history's tool calls",

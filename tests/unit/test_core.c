@@ -255,7 +255,8 @@ static void test_log_text_escapes_control_bytes(void **state)
     assert_int_equal(strchr(text, '\n') - text, (ptrdiff_t)strlen(text) - 1); /* exactly one line */
     assert_null(strchr(text, '\r'));
     assert_null(strchr(text, 0x1b));
-    assert_non_null(strstr(text, "[req\\n1] model claude\\r\\n2026-01-01T00:00:00.000Z ERROR forged\\x1b[31mred\\x7f\\\\x ünïcode"));
+    assert_non_null(
+        strstr(text, "[req\\n1] model claude\\r\\n2026-01-01T00:00:00.000Z ERROR forged\\x1b[31mred\\x7f\\\\x ünïcode"));
     assert_non_null(strstr(text, "path=/v1/\\nmessages"));
     k2a_log_close();
     unlink(path);

@@ -348,35 +348,45 @@ static void test_error_matrix(void **state)
          K2A_EUPSTREAM_AUTH, "access token rejected (403)"},
         {0, 401, "{\"message\":\"Unauthorized\"}", K2A_ACT_AUTH, K2A_EUPSTREAM_AUTH, "access token rejected (401)"},
         /* every §9 row of kiro-protocol-2026 (the bodies as kiro-sim answers them) */
-        {0, 403, "{\"message\":\"Your User ID is temporarily suspended. We detected unusual user activity.\",\"reason\":"
-                 "\"TEMPORARILY_SUSPENDED\"}",
+        {0, 403,
+         "{\"message\":\"Your User ID is temporarily suspended. We detected unusual user activity.\",\"reason\":"
+         "\"TEMPORARILY_SUSPENDED\"}",
          K2A_ACT_BANNED, K2A_EACCOUNT_INVALID, "suspended by Kiro (TEMPORARILY_SUSPENDED)"},
-        {0, 403, "{\"message\":\"Your User ID (x) temporarily is suspended. We've locked your account as a security "
-                 "precaution.\",\"reason\":null}",
+        {0, 403,
+         "{\"message\":\"Your User ID (x) temporarily is suspended. We've locked your account as a security "
+         "precaution.\",\"reason\":null}",
          K2A_ACT_BANNED, K2A_EACCOUNT_INVALID, NULL},
         {0, 423, "{\"message\":\"Your account is locked.\",\"reason\":null}", K2A_ACT_BANNED, K2A_EACCOUNT_INVALID,
          "account locked (423)"},
-        {0, 429, "{\"message\":\"Due to suspicious activity, we are imposing temporary limits on how frequently your account "
-                 "(d-9067c98495.x) can send a request to Kiro while we investigate.\",\"reason\":null}",
+        {0, 429,
+         "{\"message\":\"Due to suspicious activity, we are imposing temporary limits on how frequently your account "
+         "(d-9067c98495.x) can send a request to Kiro while we investigate.\",\"reason\":null}",
          K2A_ACT_FLAGGED, K2A_ETHROTTLED, "flagged for suspicious activity (429)"},
-        {0, 402, "{\"__type\":\"com.amazon.aws.codewhisperer#ServiceQuotaExceededException\",\"message\":\"You have reached the "
-                 "limit for overages.\",\"reason\":\"OVERAGE_REQUEST_LIMIT_EXCEEDED\"}",
+        {0, 402,
+         "{\"__type\":\"com.amazon.aws.codewhisperer#ServiceQuotaExceededException\",\"message\":\"You have reached the "
+         "limit for overages.\",\"reason\":\"OVERAGE_REQUEST_LIMIT_EXCEEDED\"}",
          K2A_ACT_QUOTA, K2A_EEXHAUSTED, "overage limit reached (OVERAGE_REQUEST_LIMIT_EXCEEDED)"},
-        {0, 400, "{\"__type\":\"com.amazon.aws.codewhisperer#ServiceQuotaExceededException\",\"message\":\"You have reached the "
-                 "limit for overages.\",\"reason\":\"OVERAGE_REQUEST_LIMIT_EXCEEDED\"}",
+        {0, 400,
+         "{\"__type\":\"com.amazon.aws.codewhisperer#ServiceQuotaExceededException\",\"message\":\"You have reached the "
+         "limit for overages.\",\"reason\":\"OVERAGE_REQUEST_LIMIT_EXCEEDED\"}",
          K2A_ACT_QUOTA, K2A_EEXHAUSTED, "overage limit reached (OVERAGE_REQUEST_LIMIT_EXCEEDED)"},
-        {0, 429, "{\"__type\":\"com.amazon.aws.codewhisperer#ThrottlingException\",\"message\":\"I am experiencing high "
-                 "traffic, please try again shortly.\",\"reason\":\"INSUFFICIENT_MODEL_CAPACITY\"}",
+        {0, 429,
+         "{\"__type\":\"com.amazon.aws.codewhisperer#ThrottlingException\",\"message\":\"I am experiencing high "
+         "traffic, please try again shortly.\",\"reason\":\"INSUFFICIENT_MODEL_CAPACITY\"}",
          K2A_ACT_CAPACITY, K2A_EUPSTREAM_CAPACITY, "model at capacity (INSUFFICIENT_MODEL_CAPACITY)"},
-        {0, 400, "{\"__type\":\"com.amazon.aws.codewhisperer#ThrottlingException\",\"message\":\"I am experiencing high "
-                 "traffic, please try again shortly.\",\"reason\":\"INSUFFICIENT_MODEL_CAPACITY\"}",
+        {0, 400,
+         "{\"__type\":\"com.amazon.aws.codewhisperer#ThrottlingException\",\"message\":\"I am experiencing high "
+         "traffic, please try again shortly.\",\"reason\":\"INSUFFICIENT_MODEL_CAPACITY\"}",
          K2A_ACT_CAPACITY, K2A_EUPSTREAM_CAPACITY, "model at capacity (INSUFFICIENT_MODEL_CAPACITY)"},
-        {0, 503, "{\"message\":\"x\",\"reason\":\"MODEL_TEMPORARILY_UNAVAILABLE\"}", K2A_ACT_CAPACITY, K2A_EUPSTREAM_CAPACITY, NULL},
-        {0, 400, "{\"message\":\"`tool_use` ids were found without `tool_result` blocks immediately after: t1\",\"reason\":"
-                 "\"TOOL_USE_RESULT_MISMATCH\"}",
+        {0, 503, "{\"message\":\"x\",\"reason\":\"MODEL_TEMPORARILY_UNAVAILABLE\"}", K2A_ACT_CAPACITY, K2A_EUPSTREAM_CAPACITY,
+         NULL},
+        {0, 400,
+         "{\"message\":\"`tool_use` ids were found without `tool_result` blocks immediately after: t1\",\"reason\":"
+         "\"TOOL_USE_RESULT_MISMATCH\"}",
          K2A_ACT_CLIENT, K2A_EUPSTREAM_BAD_REQUEST, NULL},
-        {0, 400, "{\"__type\":\"ValidationException\",\"message\":\"input_schema does not support oneOf, allOf, or anyOf at the "
-                 "top level\",\"reason\":\"TOOL_SCHEMA_INVALID\"}",
+        {0, 400,
+         "{\"__type\":\"ValidationException\",\"message\":\"input_schema does not support oneOf, allOf, or anyOf at the "
+         "top level\",\"reason\":\"TOOL_SCHEMA_INVALID\"}",
          K2A_ACT_CLIENT, K2A_EUPSTREAM_BAD_REQUEST, NULL},
         {0, 400, "{\"message\":\"Invalid tool use format.\",\"reason\":\"REQUEST_BODY_INVALID\"}", K2A_ACT_CLIENT,
          K2A_EUPSTREAM_BAD_REQUEST, "a tool was refused (400 Invalid tool use format.)"},
