@@ -18,6 +18,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "http/gateway.h"
+#include "pool/admin.h"
 #include "pool/pool.h"
 #include "upstream/upstream.h"
 
@@ -58,6 +59,7 @@ static void release_modules(k2a_server_t *s)
     if (s->worker == 0 && gw->pool != NULL) {
         struct st_k2a_pool_t *pool = gw->pool;
         gw->pool = NULL;
+        k2a_pool_admin_dispose(pool);
         k2a_pool_destroy(pool);
     }
     s->pool = NULL;
@@ -107,7 +109,8 @@ static void on_reload(k2a_server_t *s)
     }
     /* a path is re-read from disk; the pool lives on this loop (worker 0 handles the signals) */
     char err[512];
-    if (k2a_pool_reload(gw->pool, gw->config->auth_token, err, sizeof(err)) != 0)
+    /* the configuration and the accounts added through the admin API (pool/admin.h) */
+    if (k2a_pool_admin_reload(gw->pool, err, sizeof(err)) != 0)
         k2a_error("SIGHUP: accounts not reloaded: %s", err);
     else
         k2a_info("SIGHUP: accounts reloaded");
@@ -147,7 +150,8 @@ static int setup_worker(k2a_worker_t *w)
     if (w->index == 0 && c->auth_token[0] != '\0') {
         k2a_pool_config_t pc;
         if (k2a_pool_config_from(&pc, c, w->err, sizeof(w->err)) != 0 ||
-            k2a_pool_create(&w->loop, s->upstream, &pc, NULL, &gw->pool, w->err, sizeof(w->err)) != 0)
+            k2a_pool_create(&w->loop, s->upstream, &pc, NULL, &gw->pool, w->err, sizeof(w->err)) != 0 ||
+            k2a_pool_admin_init(gw->pool, w->err, sizeof(w->err)) != 0)
             return 2;
         k2a_info("account pool: %zu account(s), strategy %s", k2a_pool_naccounts(gw->pool), c->pool_strategy);
     }
