@@ -24,5 +24,6 @@ int k2a_h_messages(h2o_req_t *req, const k2a_route_ctx_t *rc);
 int k2a_h_count_tokens(h2o_req_t *req, const k2a_route_ctx_t *rc);
 int k2a_h_chat_completions(h2o_req_t *req, const k2a_route_ctx_t *rc);
 int k2a_h_api_tokens(h2o_req_t *req, const k2a_route_ctx_t *rc);
+int k2a_h_admin(h2o_req_t *req, const k2a_route_ctx_t *rc); /* /api/admin/...: admin.h */
 
 #endif

@@ -22,7 +22,7 @@ typedef struct st_route_def_t {
     k2a_route_t route;
     bool prefix; /* also matches path + "/" + anything */
     bool auth;
-    const char *methods; /* accepted methods, "GET" or "POST" ("GET" implies HEAD) */
+    const char *methods; /* accepted methods, "GET" or "POST" ("GET" implies HEAD), "*" = the handler checks */
 } route_def_t;
 
 static const route_def_t routes[] = {
@@ -30,6 +30,7 @@ static const route_def_t routes[] = {
     {"/readyz", K2A_ROUTE_READYZ, false, false, "GET"},
     {"/metrics", K2A_ROUTE_METRICS, false, true, "GET"},
     {"/api/tokens", K2A_ROUTE_API_TOKENS, false, true, "GET"},
+    {"/api/admin", K2A_ROUTE_ADMIN, true, false, "*"}, /* KIRO_ADMIN_TOKEN only, methods per endpoint: h_admin.c */
     {"/v1/models", K2A_ROUTE_MODELS, true, true, "GET"},
     {"/v1/messages/count_tokens", K2A_ROUTE_COUNT_TOKENS, false, true, "POST"},
     {"/v1/messages", K2A_ROUTE_MESSAGES, false, true, "POST"},
@@ -161,7 +162,7 @@ static bool method_is(h2o_req_t *req, const char *m)
 static int preflight(h2o_req_t *req)
 {
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-methods"), 0, NULL,
-                          H2O_STRLIT("GET, POST, OPTIONS"));
+                          H2O_STRLIT("GET, POST, PATCH, DELETE, OPTIONS"));
     h2o_iovec_t asked = k2a_http_header(req, "access-control-request-headers");
     if (asked.base != NULL && asked.len <= 1024)
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-headers"), 0, NULL, asked.base,
@@ -223,7 +224,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     bool get = strcmp(def->methods, "GET") == 0;
-    if (get ? !(method_is(req, "GET") || method_is(req, "HEAD")) : !method_is(req, def->methods)) {
+    if (strcmp(def->methods, "*") == 0) {
+        get = method_is(req, "GET") || method_is(req, "HEAD");
+    } else if (get ? !(method_is(req, "GET") || method_is(req, "HEAD")) : !method_is(req, def->methods)) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, def->methods, strlen(def->methods));
         k2a_http_send_error(req, dialect, 405, "invalid_request_error",
                             get ? "method not allowed: use GET" : "method not allowed: use POST");
@@ -255,6 +258,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return k2a_h_metrics(req, &rc);
     case K2A_ROUTE_API_TOKENS:
         return k2a_h_api_tokens(req, &rc);
+    case K2A_ROUTE_ADMIN:
+        return k2a_h_admin(req, &rc);
     case K2A_ROUTE_MODELS:
         return k2a_h_models(req, &rc);
     case K2A_ROUTE_MESSAGES:

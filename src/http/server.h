@@ -40,6 +40,7 @@ typedef enum en_k2a_route_t {
     K2A_ROUTE_MESSAGES,
     K2A_ROUTE_COUNT_TOKENS,
     K2A_ROUTE_CHAT_COMPLETIONS,
+    K2A_ROUTE_ADMIN,
     K2A_ROUTE_MAX
 } k2a_route_t;
 
