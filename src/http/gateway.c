@@ -17,6 +17,7 @@
 #include "core/coro.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "http/admin_keys.h"
 #include "http/gateway.h"
 #include "keys/keys_async.h"
 #include "pool/pool.h"
@@ -93,6 +94,7 @@ static int open_keys(k2a_gateway_t *gw)
             b->destroy(b);
         return 2;
     }
+    k2a_admin_register_routes(k2a_admin_key_routes);
     if (k2a_keys_count(gw->keys) > 0)
         k2a_info("client keys: %zu managed key(s) loaded from %s", k2a_keys_count(gw->keys), path);
     return 0;
