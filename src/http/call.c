@@ -364,6 +364,7 @@ void k2a_call_finish(k2a_call_t *call)
     if (call->final_queued || call->req_gone)
         return;
     call->final_queued = 1;
+    k2a_keys_gate_end(call); /* the answer is complete: the key's slot is free for the client's next request */
     send_pending(call);
 }
 

@@ -691,10 +691,10 @@ static void run(k2a_call_t *call, const dialect_t *dialect)
         double credits = seen->credits < 0 ? 0 : seen->credits;
         int64_t in = k2a_kiro_resp_input_tokens(&x->parser), out = k2a_kiro_resp_output_tokens(&x->parser);
         bool search = seen->error == 0 && k2a_websearch_pending(x->ws); /* the model asked for a web search */
+        k2a_keys_gate_charge(call, in, out, credits);                   /* before the answer: the client's next request sees it */
         if (!x->ir.stream && !search)
             respond_aggregate(x);
         k2a_dispatch_attempt_done(d, a, seen->error, credits, in, out);
-        k2a_keys_gate_charge(call, in, out, credits);
         K2A_LOG(K2A_LOG_INFO, call->request_id, "%s: %s, %lld in / %lld out tokens, %.4f credits, attempt %u",
                 x->built.kiro_model_id.base, seen->error != 0 ? k2a_errname(seen->error) : "ok", (long long)in, (long long)out,
                 credits, a->number);

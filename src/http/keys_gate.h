@@ -15,7 +15,8 @@
 int k2a_keys_gate_admit(k2a_call_t *call, k2a_str_t model);
 /* Adds one upstream attempt's tokens and credits to the call's key. */
 void k2a_keys_gate_charge(k2a_call_t *call, int64_t input_tokens, int64_t output_tokens, double credits);
-/* The call ended: gives back the key's slot, counting an error when the answer was not a success. Idempotent. */
+/* The call's answer is complete or the call ended: gives back the key's slot, counting an error when the answer was not a
+ * success. Idempotent. */
 void k2a_keys_gate_end(k2a_call_t *call);
 
 #endif
