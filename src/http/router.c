@@ -8,12 +8,14 @@
 #include <openssl/sha.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include "core/log.h"
 #include "core/rand.h"
 #include "http/handlers.h"
 #include "http/respond.h"
 #include "http/limits.h"
 #include "http/router.h"
+#include "keys/keys.h"
 
 typedef struct st_route_def_t {
     const char *path;
@@ -107,10 +109,13 @@ static bool key_matches(const unsigned char digest[32], const char *key, size_t 
     return CRYPTO_memcmp(d, digest, 32) == 0;
 }
 
-/* The key from `Authorization: Bearer <key>` (or the whole header without the prefix, as kiro2api does) or `x-api-key`. */
-static bool authorized(k2a_server_t *s, h2o_req_t *req, k2a_route_t route)
+/* The key from `Authorization: Bearer <key>` (or the whole header without the prefix, as kiro2api does) or `x-api-key`.
+ * With a key store (keys/keys.h), client keys are looked up there (KIRO_CLIENT_TOKEN is its built-in key): the matched key
+ * goes to s->routed_key, and a disabled or expired one is refused with its reason in *why. */
+static bool authorized(k2a_server_t *s, h2o_req_t *req, k2a_route_t route, const char **why)
 {
-    if (!s->has_client_key && !s->has_admin_key)
+    s->routed_key = NULL;
+    if (!s->has_client_key && !s->has_admin_key && !k2a_keys_required(s->keys))
         return true; /* loopback-only mode without a key: refused at start unless bound to loopback */
     bool admin_ok = s->has_admin_key && (route == K2A_ROUTE_API_TOKENS || route == K2A_ROUTE_METRICS);
     h2o_iovec_t candidates[2];
@@ -131,8 +136,18 @@ static bool authorized(k2a_server_t *s, h2o_req_t *req, k2a_route_t route)
     bool ok = false;
     for (size_t i = 0; i < n; ++i) {
         /* evaluate every comparison: the time taken must not depend on which one matched */
-        if (s->has_client_key)
+        if (s->keys != NULL) {
+            k2a_key_t *k = k2a_keys_lookup(s->keys, candidates[i].base, candidates[i].len);
+            k2a_keys_verdict_t v = k != NULL ? k2a_keys_check(k, (int64_t)time(NULL)) : K2A_KEYS_DELETED;
+            if (k != NULL && v == K2A_KEYS_OK) {
+                ok = true;
+                s->routed_key = k;
+            } else if (k != NULL) {
+                *why = k2a_keys_verdict_message(v);
+            }
+        } else if (s->has_client_key) {
             ok |= key_matches(s->client_key_sha256, candidates[i].base, candidates[i].len);
+        }
         if (admin_ok)
             ok |= key_matches(s->admin_key_sha256, candidates[i].base, candidates[i].len);
     }
@@ -166,6 +181,7 @@ static int preflight(h2o_req_t *req)
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     k2a_server_t *s = k2a_server_of(req);
+    s->routed_key = NULL;
     ++s->metrics.inflight;
     ++s->inflight;
 
@@ -188,7 +204,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     const route_def_t *def = route_def(rc.route);
     if (def == NULL) {
         bool api = req->path_normalized.len >= 3 && memcmp(req->path_normalized.base, "/v1", 3) == 0;
-        if (api && !authorized(s, req, rc.route)) {
+        const char *why = NULL;
+        if (api && !authorized(s, req, rc.route, &why)) {
             k2a_http_send_error(req, dialect, 401, "authentication_error", "invalid API key");
             return 0;
         }
@@ -198,9 +215,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         k2a_http_send_error(req, dialect, 404, "not_found_error", msg);
         return 0;
     }
-    if (def->auth && !authorized(s, req, rc.route)) {
+    const char *why = NULL;
+    if (def->auth && !authorized(s, req, rc.route, &why)) {
         k2a_http_send_error(req, dialect, 401, "authentication_error",
-                            dialect == K2A_DIALECT_OPENAI ? "Incorrect API key provided" : "invalid x-api-key");
+                            why != NULL                     ? why
+                            : dialect == K2A_DIALECT_OPENAI ? "Incorrect API key provided"
+                                                            : "invalid x-api-key");
         return 0;
     }
     bool get = strcmp(def->methods, "GET") == 0;
