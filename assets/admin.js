@@ -198,6 +198,7 @@
       var expired = k.expires_at && k.expires_at * 1000 < Date.now();
       var st = !k.enabled ? "disabled" : expired ? "expired" : "ok";
       tr.setAttribute("data-key-id", k.id);
+      tr.setAttribute("data-key-name", k.name);
       tr.setAttribute("data-state", st);
       tr.appendChild(el("td", null, k.name));
       tr.appendChild(el("td", "mono", (k.key_prefix || "") + "…"));
@@ -311,7 +312,7 @@
       return metric === "tokens" ? (d.input_tokens || 0) + (d.output_tokens || 0) : (d[metric] || 0);
     });
     var max = Math.max.apply(null, [0].concat(vals));
-    var top = max > 0 ? max * 1.1 : 1;
+    var top = metric === "credits" ? (max > 0 ? max * 1.1 : 1) : Math.max(1, Math.ceil(max * 1.1));
     var svg = document.createElementNS(NS, "svg");
     svg.setAttribute("viewBox", "0 0 " + W + " " + H);
     svg.setAttribute("width", W);
@@ -332,7 +333,7 @@
     days.forEach(function (d, i) {
       var h = (H - B - T) * vals[i] / top, x = L + 4 + i * slot + (slot - bw) / 2;
       var r = add("rect", { x: x.toFixed(1), y: (H - B - h).toFixed(1), width: bw.toFixed(1), height: Math.max(h, vals[i] > 0 ? 1 : 0).toFixed(1),
-        fill: "#3182ce", "class": "bar", "data-date": d.date, "data-value": vals[i] });
+        fill: "#3182ce", "class": "ubar", "data-date": d.date, "data-value": vals[i] });
       var tip = document.createElementNS(NS, "title");
       tip.textContent = d.date + ": " + num(vals[i], metric === "credits" ? 2 : 0) + " " + metric;
       r.appendChild(tip);

@@ -410,7 +410,7 @@ class DashboardAdmin(unittest.TestCase):
                              "document.getElementById('new-key-value').textContent")
             self.assertTrue(new_key.startswith("k2a-"), new_key)
             c.screenshot("admin-key-created.png")
-            row = "#keys-table tr[data-key-id]"
+            row = "#keys-table tr[data-key-name=alice]"
             c.wait(self, "the key's row", "!!document.querySelector(%s)" % json.dumps(row))
             self.assertIn("100/min", c.js("document.querySelector(%s).textContent" % json.dumps(row)))
             # use it, then see its usage
@@ -421,9 +421,18 @@ class DashboardAdmin(unittest.TestCase):
             c.click(row + " button[data-action=usage]")
             c.fill("#usage-metric", "requests")
             c.js("document.getElementById('usage-metric').dispatchEvent(new Event('change'))")
-            c.wait(self, "a usage bar", "Array.prototype.some.call(document.querySelectorAll('#usage-chart svg rect.bar'),"
+            c.wait(self, "a usage bar", "Array.prototype.some.call(document.querySelectorAll('#usage-chart svg rect.ubar'),"
                    " function(r){return Number(r.getAttribute('data-value')) >= 1;})")
             c.screenshot("admin-key-usage.png")
+            # change its limits through the form
+            c.click(row + " button[data-action=limits]")
+            self.assertEqual(c.js("document.getElementById('kf-rpm').value"), "100")
+            c.fill("#kf-rpm", "200")
+            c.click("#kf-submit")
+            c.wait(self, "the new limit", "document.querySelector(%s).textContent.indexOf('200/min') >= 0" % json.dumps(row))
+            st, keys = self.admin("GET", "keys")
+            alice = [k for k in keys["keys"] if k["name"] == "alice"][0]
+            self.assertEqual((alice["limits"]["rpm"], alice["limits"]["credits_day"]), (200, 50))
             # disable it: refused at once
             c.click(row + " button[data-action=disable]")
             c.wait(self, "the key disabled", "document.querySelector(%s).getAttribute('data-state') === 'disabled'"
