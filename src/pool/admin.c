@@ -338,6 +338,12 @@ int k2a_pool_admin_apply(k2a_pool_t *p)
         return r;
     r = k2a_pool_reload_list(p, &list);
     k2a_account_list_dispose(&list);
+    /* say who disabled what: the reload names the configuration */
+    for (size_t i = 0; i < p->naccounts; ++i) {
+        k2a_account_t *a = p->accounts[i];
+        if (a->state == K2A_ACCOUNT_DISABLED && override_of(a->key) == 1)
+            snprintf(a->reason, sizeof(a->reason), "disabled through the admin API");
+    }
     return r;
 }
 
@@ -429,6 +435,9 @@ static void set_target(k2a_pool_admin_req_t *r, const k2a_account_t *a)
         snprintf(r->target, sizeof(r->target), "account %.*s (%.120s)", K2A_POOL_ADMIN_ID_LEN, a->key, a->cfg.description);
     else
         snprintf(r->target, sizeof(r->target), "account %.*s", K2A_POOL_ADMIN_ID_LEN, a->key);
+    for (char *c = r->target; *c != '\0'; ++c) /* one log line, whatever the label holds */
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
 }
 
 static void on_durable_cancel(k2a_coro_t *co, void *data)

@@ -15,7 +15,7 @@ import tempfile
 import time
 import unittest
 
-from k2a import CLIENT_KEY, SLOW, Gateway, Sim, main, request, sim_accounts_env
+from k2a import CLIENT_KEY, SLOW, Gateway, Sim, assert_no_sanitizer_report, main, request, sim_accounts_env
 
 ADMIN_KEY = "test-admin-key-9876543210-abcdef"
 REFRESH_A = "sim-ok-admin-test-account-a"
@@ -367,6 +367,47 @@ class AdminAccounts(unittest.TestCase):
         gw = self.start()
         self.assertEqual(accounts(gw)[a]["state"], "ok")
         self.stop(gw)
+
+    def test_decisions_override_the_configuration(self):
+        a, b = short(REFRESH_A), short(REFRESH_B)
+        self.write_config([{"auth": "Social", "refreshToken": REFRESH_A},
+                           {"auth": "Social", "refreshToken": REFRESH_B, "disabled": True}])
+        gw = self.start()
+        self.assertEqual(accounts(gw)[b]["state"], "disabled")
+        st, _, js, raw = admin(gw, "POST", "accounts/%s/enable" % b)
+        self.assertEqual((st, js["state"]), (200, "ok"), raw)
+        st, _, js, raw = admin(gw, "POST", "accounts/%s/disable" % a)
+        self.assertEqual(st, 200, raw)
+        gw.send_signal(signal.SIGHUP)
+        time.sleep(0.3 * SLOW)
+        acc = accounts(gw)
+        self.assertEqual((acc[a]["state"], acc[b]["state"]), ("disabled", "ok"), "the decisions survive a reload")
+        self.stop(gw)
+        gw = self.start()
+        acc = accounts(gw)
+        self.assertEqual((acc[a]["state"], acc[b]["state"]), ("disabled", "ok"), "and a restart")
+        self.assertEqual(acc[a]["state_reason"], "disabled through the admin API")
+        self.stop(gw)
+        # a corrupt admin file stops the start, naming it, rather than be overwritten later
+        with open(os.path.join(self.dir, "admin-accounts.json"), "w") as f:
+            f.write("{broken")
+        env = sim_accounts_env(self.sim, [], {"KIRO_AUTH_TOKEN": self.config, "KIRO_STATE_FILE": self.state,
+                                             "KIRO_ADMIN_TOKEN": ADMIN_KEY})
+        with self.assertRaises(RuntimeError) as cm:
+            self.gws.append(Gateway(env=env))
+        self.assertIn("admin-accounts.json", str(cm.exception))
+        assert_no_sanitizer_report(self, str(cm.exception), "kiro2api")
+
+    def test_without_state_file(self):
+        self.write_config([{"auth": "Social", "refreshToken": REFRESH_A}])
+        gw = self.start({"KIRO_STATE_FILE": ""})
+        st, _, js, raw = admin(gw, "GET", "accounts")
+        self.assertEqual((st, js["persistent"]), (200, False), raw)
+        st, _, js, raw = admin(gw, "POST", "accounts", body={"refreshToken": REFRESH_B})
+        self.assertEqual(st, 201, raw)
+        self.assertEqual(len(accounts(gw)), 2, "applied in memory")
+        self.stop(gw)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "admin-accounts.json")))
 
     def test_removed_account_finishes_its_stream(self):
         b = short(REFRESH_B)
