@@ -260,20 +260,25 @@ static int load_file(char *err, size_t errlen)
         k2a_buf_t b = K2A_BUF_INIT(0);
         char key[65], e[400];
         int er = encode_value(&b, accts->u.array.values[i], "disabled", 0);
-        if (er == 0 && k2a_buf_append(&b, "", 1) == 0 && validate_account(b.base, key, e, sizeof(e)) != 0) {
+        if (er == 0)
+            er = k2a_buf_append(&b, "", 1);
+        if (er != 0) {
+            k2a_buf_dispose(&b);
+            snprintf(err, errlen, "%s: account %zu: %s", G.path, i, k2a_strerror(er));
+            r = er;
+            goto Exit;
+        }
+        if (validate_account(b.base, key, e, sizeof(e)) != 0) {
             snprintf(err, errlen, "%s: account %zu: %s", G.path, i, e);
             k2a_buf_dispose(&b);
             goto Exit;
         }
-        if (er != 0 || k2a_pool_admin_is_api(key) || add_api(b.base, key) != 0) {
-            k2a_buf_dispose(&b);
-            if (er != 0) {
-                r = er;
-                goto Exit;
-            }
-            continue; /* a duplicate: kept once */
-        }
+        er = k2a_pool_admin_is_api(key) ? 0 : add_api(b.base, key); /* a duplicate is kept once */
         k2a_buf_dispose(&b);
+        if (er != 0) {
+            r = er;
+            goto Exit;
+        }
     }
     for (size_t i = 0; dis != NULL && YAJL_IS_OBJECT(dis) && i < dis->u.object.len; ++i) {
         const char *k = dis->u.object.keys[i];
