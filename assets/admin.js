@@ -215,6 +215,13 @@
         num(u.output_tokens) + " / " + num(u.credits, 2)));
       var td = el("td", "actions");
       td.appendChild(button("Usage", "usage", function () { state.usageId = k.id; renderUsage(); }));
+      if (k.builtin) {
+        /* KIRO_CLIENT_TOKEN: set in the configuration, not editable here */
+        td.appendChild(el("span", "sub", "KIRO_CLIENT_TOKEN"));
+        tr.appendChild(td);
+        tbody.appendChild(tr);
+        return;
+      }
       td.appendChild(button("Limits", "limits", function () { editKey(k); }));
       if (k.enabled)
         td.appendChild(button("Disable", "disable", function () { act("disable key " + k.name, "PATCH", "keys/" + k.id, { enabled: false }); }));

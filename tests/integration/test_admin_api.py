@@ -202,7 +202,7 @@ class AdminAccounts(unittest.TestCase):
 
     def test_accounts_lifecycle_and_persistence(self):
         self.write_config([{"auth": "Social", "refreshToken": REFRESH_A, "description": "configured"}])
-        gw = self.start()
+        gw = self.start({"KIRO_WORKERS": "4"})  # requests land on other workers than the pool's: the cross-loop path
         a, b, c = short(REFRESH_A), short(REFRESH_B), short(REFRESH_C)
         acc = wait_until(self, "account A ok", lambda: (lambda x: x if x.get(a, {}).get("has_access_token") else None)(
             accounts(gw)))

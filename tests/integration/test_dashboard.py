@@ -413,6 +413,9 @@ class DashboardAdmin(unittest.TestCase):
             row = "#keys-table tr[data-key-name=alice]"
             c.wait(self, "the key's row", "!!document.querySelector(%s)" % json.dumps(row))
             self.assertIn("100/min", c.js("document.querySelector(%s).textContent" % json.dumps(row)))
+            # the built-in key (KIRO_CLIENT_TOKEN) is listed without the actions the API refuses for it
+            builtin = "#keys-table tr[data-key-name=default]"
+            self.assertEqual(c.js("document.querySelectorAll(%s).length" % json.dumps(builtin + " button[data-action=delete]")), 0)
             # use it, then see its usage
             self.assertEqual(self.message(new_key), 200)
             c.click("#refresh")
