@@ -303,6 +303,7 @@ static void test_usage_days_pruned(void **state)
     /* the usage rendering fills the days without use with zeros, oldest first */
     k2a_buf_t out = K2A_BUF_INIT(0);
     assert_int_equal(k2a_keys_render_usage(ks, k->id, 4, T0 + 6 * 86400, &out), 0);
+    k2a_buf_append(&out, "", 1); /* NUL-terminated for strstr */
     assert_non_null(strstr(out.base, "{\"date\":\"2026-12-09\",\"requests\":1"));
     assert_non_null(strstr(out.base, "{\"date\":\"2026-12-12\",\"requests\":0"));
     assert_null(strstr(out.base, "2026-12-08"));
@@ -403,6 +404,7 @@ static void test_metrics_bounded(void **state)
     }
     k2a_buf_t out = K2A_BUF_INIT(0);
     assert_int_equal(k2a_keys_render_metrics(ks, &out), 0);
+    k2a_buf_append(&out, "", 1);
     assert_non_null(strstr(out.base, "k2a_key_requests_total{key=\"a\"} 1\n"));
     assert_non_null(strstr(out.base, "k2a_key_requests_total{key=\"b\"} 1\n"));
     assert_null(strstr(out.base, "key=\"c\""));
