@@ -92,24 +92,36 @@ int main(int argc, char **argv)
     secrets = calloc(NKEYS, sizeof(*secrets));
     secrets_one = calloc(1, sizeof(*secrets_one));
     k2a_keys_t *one = make_store(1, secrets_one), *many = make_store(NKEYS, secrets);
-    printf("client-key path per request (SHA-256 + lookup + check + admit/charge/release), %.1f s per row\n", secs);
+    printf("client-key path per request (SHA-256 + lookup + check + admit/charge/release): best of 5 runs of %.2f s\n", secs);
+    static const struct {
+        const char *name;
+        int many;
+        mode_t_ mode;
+    } cases[] = {
+        {"lookup only, 1 key", 0, LOOKUP_ONLY},
+        {"lookup only, 10000 keys (random key each)", 1, LOOKUP_ONLY},
+        {"full path, 1 key", 0, SAME_KEY},
+        {"full path, 10000 keys (always the same key)", 1, SAME_KEY},
+        {"full path, 10000 keys (random key each)", 1, ANY_KEY},
+    };
+    enum { NC = sizeof(cases) / sizeof(cases[0]) };
+    double best[NC];
+    uint64_t refused[NC] = {0}, r;
+    run(one, secrets_one, 1, SAME_KEY, secs / 4, &r); /* warm-up */
+    run(many, secrets, NKEYS, ANY_KEY, secs / 4, &r);
+    /* the cases interleaved, five times: a noisy neighbour shows up in one run, not in the best of five */
+    for (int rep = 0; rep < 5; ++rep)
+        for (int c = 0; c < NC; ++c) {
+            /* LOOKUP_ONLY draws a random key of the store, as ANY_KEY does */
+            double ns = cases[c].many ? run(many, secrets, NKEYS, cases[c].mode, secs, &r)
+                                      : run(one, secrets_one, 1, cases[c].mode, secs, &r);
+            if (rep == 0 || ns < best[c])
+                best[c] = ns;
+            refused[c] += r;
+        }
     printf("%-44s %10s %10s\n", "case", "ns/req", "refused");
-    /* warm-up, then each case twice, interleaved, so that a noisy neighbour shows as a spread */
-    uint64_t refused;
-    run(one, secrets_one, 1, SAME_KEY, secs / 4, &refused);
-    run(many, secrets, NKEYS, ANY_KEY, secs / 4, &refused);
-    for (int rep = 0; rep < 2; ++rep) {
-        double a = run(one, secrets_one, 1, LOOKUP_ONLY, secs, &refused);
-        printf("%-44s %10.0f %10s\n", "lookup only, 1 key", a, "-");
-        double b = run(many, secrets, NKEYS, LOOKUP_ONLY, secs, &refused);
-        printf("%-44s %10.0f %10s\n", "lookup only, 10000 keys (random key each)", b, "-");
-        double c = run(one, secrets_one, 1, SAME_KEY, secs, &refused);
-        printf("%-44s %10.0f %10llu\n", "full path, 1 key", c, (unsigned long long)refused);
-        double d = run(many, secrets, NKEYS, SAME_KEY, secs, &refused);
-        printf("%-44s %10.0f %10llu\n", "full path, 10000 keys (always the same key)", d, (unsigned long long)refused);
-        double e = run(many, secrets, NKEYS, ANY_KEY, secs, &refused);
-        printf("%-44s %10.0f %10llu\n", "full path, 10000 keys (random key each)", e, (unsigned long long)refused);
-    }
+    for (int c = 0; c < NC; ++c)
+        printf("%-44s %10.0f %10llu\n", cases[c].name, best[c], (unsigned long long)refused[c]);
     k2a_keys_destroy(one);
     k2a_keys_destroy(many);
     free(secrets);
