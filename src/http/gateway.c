@@ -202,14 +202,14 @@ static int setup_worker(k2a_worker_t *w)
     }
     s->pool = gw->pool;
     s->keys = gw->keys;
-    if (w->index == 0 && gw->keys != NULL)
-        gw->keys_flusher = k2a_keys_flusher_start(gw->keys, &w->loop, (uint64_t)c->keys_save_interval_s * 1000);
     if (k2a_server_listen(s, w->index == 0 ? c->port : gw->port, w->index == 0 ? c->tls_port : gw->tls_port, w->err,
                           sizeof(w->err)) != 0)
         return 1;
     if (w->index == 0) {
         gw->port = s->port;
         gw->tls_port = s->tls_port;
+        if (gw->keys != NULL) /* usage is saved when it changed (and at shutdown, close_keys) */
+            gw->keys_flusher = k2a_keys_flusher_start(gw->keys, &w->loop, (uint64_t)c->keys_save_interval_s * 1000);
     }
     return 0;
 }

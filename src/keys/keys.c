@@ -6,6 +6,7 @@
  * what was already charged, so the one request that crosses a credit limit is served in full.
  */
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -160,10 +161,26 @@ k2a_key_t *k2a_keys_find(k2a_keys_t *ks, const unsigned char digest[32])
     return NULL;
 }
 
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL); /* kept for the process: SHA256() fetches it on every call */
+}
+
+void k2a_keys_sha256(const void *data, size_t len, unsigned char out[32])
+{
+    pthread_once(&sha256_once, fetch_sha256);
+    unsigned n;
+    if (sha256_md == NULL || EVP_Digest(data, len, out, &n, sha256_md, NULL) != 1)
+        SHA256(data, len, out);
+}
+
 k2a_key_t *k2a_keys_lookup(k2a_keys_t *ks, const char *secret, size_t len)
 {
     unsigned char d[32];
-    SHA256((const unsigned char *)secret, len, d);
+    k2a_keys_sha256(secret, len, d);
     return k2a_keys_find(ks, d);
 }
 
@@ -267,7 +284,7 @@ int k2a_keys_create(const k2a_keys_config_t *cfg, k2a_keys_backend_t *backend, k
         strcpy(k->id, "default");
         strcpy(k->name, "default");
         strcpy(k->prefix, "(env)");
-        SHA256((const unsigned char *)cfg->client_token, strlen(cfg->client_token), k->hash);
+        k2a_keys_sha256(cfg->client_token, strlen(cfg->client_token), k->hash);
         k->created_at = time(NULL);
         link_key(ks, k);
         ks->builtin = k;
@@ -375,28 +392,43 @@ k2a_keys_verdict_t k2a_keys_check(k2a_key_t *k, int64_t now_s)
     return v;
 }
 
-/* Drops window entries older than 60 s; resizes the ring when the limit changed (keeping the newest entries). */
-static int window_prepare(k2a_key_t *k, int64_t now_ms)
+/* Moves the window into a ring of cap entries, keeping the newest. */
+static int window_resize(k2a_key_t *k, size_t cap)
 {
-    size_t cap = (size_t)k->limits.rpm;
-    if (k->window_cap != cap) {
-        uint64_t *w = calloc(cap, sizeof(*w));
-        if (w == NULL)
-            return K2A_ENOMEM;
-        size_t keep = k->window_len < cap ? k->window_len : cap;
-        for (size_t i = 0; i < keep; ++i)
-            w[i] = k->window[(k->window_head + k->window_len - keep + i) % k->window_cap];
-        free(k->window);
-        k->window = w;
-        k->window_cap = cap;
-        k->window_head = 0;
-        k->window_len = keep;
-    }
+    uint64_t *w = malloc(cap * sizeof(*w));
+    if (w == NULL)
+        return K2A_ENOMEM;
+    size_t keep = k->window_len < cap ? k->window_len : cap;
+    for (size_t i = 0; i < keep; ++i)
+        w[i] = k->window[(k->window_head + k->window_len - keep + i) % k->window_cap];
+    free(k->window);
+    k->window = w;
+    k->window_cap = cap;
+    k->window_head = 0;
+    k->window_len = keep;
+    return 0;
+}
+
+/* Drops window entries older than 60 s, and makes room for one more entry unless the window holds `rpm` already. The ring
+ * grows with use (doubling, up to the limit) and shrinks when the limit was lowered: a key holds one timestamp per request
+ * of its last minute, not `rpm` of them. Returns whether another request fits. */
+static bool window_admits(k2a_key_t *k, int64_t now_ms)
+{
+    size_t rpm = (size_t)k->limits.rpm;
+    if (k->window_cap > rpm && window_resize(k, rpm) != 0)
+        return false;
     while (k->window_len > 0 && (int64_t)k->window[k->window_head] <= now_ms - 60000) {
         k->window_head = (k->window_head + 1) % k->window_cap;
         --k->window_len;
     }
-    return 0;
+    if (k->window_len >= rpm)
+        return false;
+    if (k->window_len == k->window_cap) {
+        size_t cap = k->window_cap ? k->window_cap * 2 : 8;
+        if (window_resize(k, cap < rpm ? cap : rpm) != 0)
+            return false;
+    }
+    return true;
 }
 
 static int64_t ceil_s(int64_t ms)
@@ -428,7 +460,7 @@ k2a_keys_verdict_t k2a_keys_admit(k2a_key_t *k, const char *model, size_t model_
         goto Refused;
     }
     if (k->limits.rpm > 0) {
-        if (window_prepare(k, now_ms) != 0 || k->window_len >= k->window_cap) {
+        if (!window_admits(k, now_ms)) {
             v = K2A_KEYS_RPM;
             *retry_after_s = k->window_len > 0 ? ceil_s((int64_t)k->window[k->window_head] + 60000 - now_ms) : 1;
             goto Refused;
@@ -657,7 +689,7 @@ int k2a_keys_add(k2a_keys_t *ks, const k2a_keys_spec_t *spec, int64_t now_s, cha
         return K2A_EINTERNAL;
     }
     hexify(idb, sizeof(idb), k->id);
-    SHA256((const unsigned char *)secret_out, K2A_KEYS_SECRET_LEN, k->hash);
+    k2a_keys_sha256(secret_out, K2A_KEYS_SECRET_LEN, k->hash);
     memcpy(k->prefix, secret_out, K2A_KEYS_PREFIX_LEN);
     k->prefix[K2A_KEYS_PREFIX_LEN] = '\0';
     snprintf(k->name, sizeof(k->name), "%s", spec->name);

@@ -63,7 +63,7 @@ struct st_k2a_key_t {
     size_t nmodels; /* 0 = every model */
     k2a_key_limits_t limits;
     int64_t inflight;
-    uint64_t *window; /* RPM sliding window: ring of admission times (ms), capacity limits.rpm */
+    uint64_t *window; /* RPM sliding window: ring of the last minute's admission times (ms), at most limits.rpm */
     size_t window_cap, window_len, window_head;
     k2a_key_day_t *days; /* ascending by day, at most usage_days entries */
     size_t ndays, days_cap;

@@ -98,7 +98,8 @@ class ClientKeys(unittest.TestCase):
         def one(i):
             go.wait()
             openai = i % 2 == 1
-            results[i] = (openai, self.chat(k["key"], openai=openai, text="[[sim:stall ms=%d]] hold" % hold_ms))
+            results[i] = (openai, self.chat(k["key"], openai=openai, stream=(i % 4 < 2),
+                                            text="[[sim:stall ms=%d]] hold" % hold_ms))
 
         threads = [threading.Thread(target=one, args=(i,)) for i in range(100)]
         for t in threads:
