@@ -116,6 +116,9 @@ const k2a_dialect_error_t k2a_anthropic_error_rows[K2A__EIDX_MAX] = {
     ROW(REQ_HEADERS_TOOBIG, 431, T_INVALID),
     ROW(FRAMING, 400, T_INVALID),
     ROW(SHUTTING_DOWN, 503, T_OVERLOADED),
+    /* client keys (http/keys_gate.c): a limit answers 429 with Retry-After */
+    ROW(KEY_LIMIT, 429, T_RATE),
+    ROW(KEY_FORBIDDEN, 403, T_PERMISSION),
 };
 
 k2a_anthropic_error_map_t k2a_anthropic_error_map(int err)

@@ -102,6 +102,9 @@ const k2a_dialect_error_t k2a_openai_error_rows[K2A__EIDX_MAX] = {
     ROW(REQ_HEADERS_TOOBIG, 431, "invalid_request_error", "invalid_request"),
     ROW(FRAMING, 400, "invalid_request_error", "invalid_request"),
     ROW(SHUTTING_DOWN, 503, "server_error", "service_unavailable"),
+    /* client keys (http/keys_gate.c): a limit answers 429 with Retry-After */
+    ROW(KEY_LIMIT, 429, "requests", "rate_limit_exceeded"),
+    ROW(KEY_FORBIDDEN, 403, "invalid_request_error", "model_not_found"),
 };
 
 static const k2a_openai_error_info_t internal_error = {500, "server_error", "internal_error"};

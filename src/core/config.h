@@ -91,6 +91,12 @@ typedef struct st_k2a_config_t {
     int64_t trace_max_files;
     bool trace_keep_text;
     char *probe_bases; /* KIRO_PROBE_BASES: kiro2api doctor --probe */
+    /* managed client keys (keys/keys.h) */
+    char *keys_file; /* "" = kiro2api-keys.json beside KIRO_STATE_FILE */
+    int64_t keys_max;
+    int64_t keys_usage_days;
+    int64_t keys_metrics_max;
+    int64_t keys_save_interval_s;
 } k2a_config_t;
 
 /* Fills every field with its default. */

@@ -91,7 +91,10 @@
     XX(METHOD, "request: method not allowed")                                                                                      \
     XX(REQ_HEADERS_TOOBIG, "request: headers exceed their bound (count or bytes)")                                                 \
     XX(FRAMING, "request: conflicting message framing")                                                                            \
-    XX(SHUTTING_DOWN, "the gateway is shutting down")
+    XX(SHUTTING_DOWN, "the gateway is shutting down")                                                                              \
+    /* client keys */                                                                                                              \
+    XX(KEY_LIMIT, "client key: over one of its limits")                                                                            \
+    XX(KEY_FORBIDDEN, "client key: the model is not allowed for this key")
 
 enum {
 #define K2A__XX(name, msg) K2A__EIDX_##name,

@@ -14,6 +14,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "http/call.h"
+#include "http/keys_gate.h"
 #include "http/respond.h"
 
 #define DEFAULT_HIGH_WATER (256 * 1024)
@@ -205,6 +206,7 @@ static void call_main(k2a_coro_t *co, void *arg)
     k2a_call_t *call = arg;
     link_call(call);
     call->fn(call);
+    k2a_keys_gate_end(call);
     if (!call->req_gone && !call->final_queued) {
         if (!call->started) {
             k2a_error("request %s: handler returned without a response", call->request_id);
@@ -254,6 +256,7 @@ int k2a_call_start(h2o_req_t *req, k2a_route_t route, const k2a_dialect_t *diale
     call->route = route;
     call->dialect = dialect;
     call->fn = fn;
+    call->key = server->routed_key; /* set by the router for this very request */
     call->high_water = DEFAULT_HIGH_WATER;
     k2a_buf_init(&call->out[0], 0);
     k2a_buf_init(&call->out[1], 0);
@@ -296,7 +299,7 @@ int k2a_call_begin(k2a_call_t *call, int status, const char *content_type, ...)
     if (call->req_gone)
         return K2A_ECANCELED;
     h2o_req_t *req = call->req;
-    req->res.status = status;
+    req->res.status = call->status = status;
     req->res.reason = k2a_http_reason(status);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, h2o_strdup(&req->pool, content_type, SIZE_MAX).base,
                    strlen(content_type));
@@ -360,6 +363,7 @@ void k2a_call_finish(k2a_call_t *call)
     if (call->final_queued || call->req_gone)
         return;
     call->final_queued = 1;
+    k2a_keys_gate_end(call); /* the answer is complete: the key's slot is free for the client's next request */
     send_pending(call);
 }
 

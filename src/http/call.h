@@ -60,7 +60,10 @@ struct st_k2a_call_t {
     unsigned req_gone : 1; /* generator stopped or request disposed */
     unsigned co_done : 1;
     unsigned waiting_drain : 1;
-    unsigned stalled : 1; /* ended by the write-stall timeout */
+    unsigned stalled : 1;      /* ended by the write-stall timeout */
+    unsigned key_admitted : 1; /* holds a slot of key (http/keys_gate.h) */
+    int status;                /* the response status, once begun */
+    struct st_k2a_key_t *key;  /* the managed client key that authorised the request, NULL when none */
 };
 
 /* Starts a coroutine for req running fn. Copies the body and the headers of interest first. On failure (no coroutine slot:

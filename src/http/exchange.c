@@ -24,6 +24,7 @@
 #include "eventstream/eventstream.h"
 #include "http/exchange.h"
 #include "http/handlers.h"
+#include "http/keys_gate.h"
 #include "http/websearch.h"
 #include "pool/dispatch.h"
 #include "upstream/upstream.h"
@@ -415,6 +416,8 @@ static __attribute__((noinline)) int decode_and_build(exchange_t *x)
         respond_error(x, r, cerr.message);
         return r;
     }
+    if ((r = k2a_keys_gate_admit(call, x->ir.model)) != 0)
+        return r; /* the client key's limits, before any upstream call */
     if (s->model_map == NULL || s->pool == NULL) {
         respond_error(x, K2A_ENO_ACCOUNT, "no Kiro account is configured (set KIRO_AUTH_TOKEN)");
         return K2A_ENO_ACCOUNT;
@@ -589,6 +592,8 @@ static void run(k2a_call_t *call)
             K2A_LOG(K2A_LOG_INFO, call->request_id, "client went away; upstream request aborted");
             k2a_dispatch_attempt_done(d, a, K2A_ECANCELED, k2a_kiro_resp_seen(&x->parser)->credits, x->input_tokens,
                                       k2a_kiro_resp_output_tokens(&x->parser));
+            k2a_keys_gate_charge(call, x->input_tokens, k2a_kiro_resp_output_tokens(&x->parser),
+                                 k2a_kiro_resp_seen(&x->parser)->credits);
             stop_parser(x);
             break;
         }
@@ -598,6 +603,8 @@ static void run(k2a_call_t *call)
                     why != NULL ? why : k2a_strerror(r));
             k2a_dispatch_attempt_done(d, a, r, k2a_kiro_resp_seen(&x->parser)->credits, x->input_tokens,
                                       k2a_kiro_resp_output_tokens(&x->parser));
+            k2a_keys_gate_charge(call, x->input_tokens, k2a_kiro_resp_output_tokens(&x->parser),
+                                 k2a_kiro_resp_seen(&x->parser)->credits); /* what reached the client is the key's */
             stop_parser(x);
             break;
         }
@@ -616,6 +623,7 @@ static void run(k2a_call_t *call)
         double credits = seen->credits < 0 ? 0 : seen->credits;
         int64_t in = k2a_kiro_resp_input_tokens(&x->parser), out = k2a_kiro_resp_output_tokens(&x->parser);
         bool search = seen->error == 0 && k2a_websearch_pending(x->ws); /* the model asked for a web search */
+        k2a_keys_gate_charge(call, in, out, credits);                   /* before the answer: the client's next request sees it */
         if (!x->ir.stream && !search)
             respond_aggregate(x);
         k2a_dispatch_attempt_done(d, a, seen->error, credits, in, out);

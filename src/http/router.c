@@ -9,6 +9,7 @@
 #include <openssl/sha.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include "core/log.h"
 #include "core/rand.h"
 #include "http/handlers.h"
@@ -16,13 +17,14 @@
 #include "http/limits.h"
 #include "http/router.h"
 #include "convert/dialect.h"
+#include "keys/keys.h"
 
 typedef struct st_route_def_t {
     const char *path;
     k2a_route_t route;
     bool prefix; /* also matches path + "/" + anything */
     bool auth;
-    const char *methods; /* accepted methods, "GET" or "POST" ("GET" implies HEAD) */
+    const char *methods; /* accepted methods, "GET" or "POST" ("GET" implies HEAD), "*" = the handler checks */
     int (*handler)(h2o_req_t *req, const k2a_route_ctx_t *rc);
     const k2a_dialect_t *dialect; /* the shape of the route's errors (and of a chat route's API); NULL: Anthropic's */
     const char *family;           /* NULL, or a path prefix whose unknown paths answer in this dialect (e.g. "/v1/chat") */
@@ -36,6 +38,8 @@ static const route_def_t routes[] = {
     {"/readyz", K2A_ROUTE_READYZ, false, false, "GET", k2a_h_readyz, NULL, NULL},
     {"/metrics", K2A_ROUTE_METRICS, false, true, "GET", k2a_h_metrics, NULL, NULL},
     {"/api/tokens", K2A_ROUTE_API_TOKENS, false, true, "GET", k2a_h_api_tokens, NULL, NULL},
+    /* KIRO_ADMIN_TOKEN only, methods per endpoint: h_admin.c */
+    {"/api/admin", K2A_ROUTE_ADMIN, true, false, "*", k2a_h_admin, NULL, NULL},
     {"/v1/models", K2A_ROUTE_MODELS, true, true, "GET", k2a_h_models, NULL, NULL},
     {"/v1/messages/count_tokens", K2A_ROUTE_COUNT_TOKENS, false, true, "POST", k2a_h_count_tokens, ANTHROPIC, NULL},
     {"/v1/messages", K2A_ROUTE_MESSAGES, false, true, "POST", k2a_h_exchange, ANTHROPIC, NULL},
@@ -136,10 +140,13 @@ static bool key_matches(const unsigned char digest[32], const char *key, size_t 
     return CRYPTO_memcmp(d, digest, 32) == 0;
 }
 
-/* The key from `Authorization: Bearer <key>` (or the whole header without the prefix, as kiro2api does) or `x-api-key`. */
-static bool authorized(k2a_server_t *s, h2o_req_t *req, k2a_route_t route)
+/* The key from `Authorization: Bearer <key>` (or the whole header without the prefix, as kiro2api does) or `x-api-key`.
+ * With a key store (keys/keys.h), client keys are looked up there (KIRO_CLIENT_TOKEN is its built-in key): the matched key
+ * goes to s->routed_key, and a disabled or expired one is refused with its reason in *why. */
+static bool authorized(k2a_server_t *s, h2o_req_t *req, k2a_route_t route, const char **why)
 {
-    if (!s->has_client_key && !s->has_admin_key)
+    s->routed_key = NULL;
+    if (!s->has_client_key && !s->has_admin_key && !k2a_keys_required(s->keys))
         return true; /* loopback-only mode without a key: refused at start unless bound to loopback */
     bool admin_ok = s->has_admin_key && (route == K2A_ROUTE_API_TOKENS || route == K2A_ROUTE_METRICS);
     h2o_iovec_t candidates[2];
@@ -160,8 +167,18 @@ static bool authorized(k2a_server_t *s, h2o_req_t *req, k2a_route_t route)
     bool ok = false;
     for (size_t i = 0; i < n; ++i) {
         /* evaluate every comparison: the time taken must not depend on which one matched */
-        if (s->has_client_key)
+        if (s->keys != NULL) {
+            k2a_key_t *k = k2a_keys_lookup(s->keys, candidates[i].base, candidates[i].len);
+            k2a_keys_verdict_t v = k != NULL ? k2a_keys_check(k, (int64_t)time(NULL)) : K2A_KEYS_DELETED;
+            if (k != NULL && v == K2A_KEYS_OK) {
+                ok = true;
+                s->routed_key = k;
+            } else if (k != NULL) {
+                *why = k2a_keys_verdict_message(v);
+            }
+        } else if (s->has_client_key) {
             ok |= key_matches(s->client_key_sha256, candidates[i].base, candidates[i].len);
+        }
         if (admin_ok)
             ok |= key_matches(s->admin_key_sha256, candidates[i].base, candidates[i].len);
     }
@@ -176,7 +193,7 @@ static bool method_is(h2o_req_t *req, const char *m)
 static int preflight(h2o_req_t *req)
 {
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-methods"), 0, NULL,
-                          H2O_STRLIT("GET, POST, OPTIONS"));
+                          H2O_STRLIT("GET, POST, PATCH, DELETE, OPTIONS"));
     h2o_iovec_t asked = k2a_http_header(req, "access-control-request-headers");
     if (asked.base != NULL && asked.len <= 1024)
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-headers"), 0, NULL, asked.base,
@@ -195,6 +212,7 @@ static int preflight(h2o_req_t *req)
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     k2a_server_t *s = k2a_server_of(req);
+    s->routed_key = NULL;
     ++s->metrics.inflight;
     ++s->inflight;
 
@@ -217,7 +235,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
     if (def == NULL) {
         bool api = req->path_normalized.len >= 3 && memcmp(req->path_normalized.base, "/v1", 3) == 0;
-        if (api && !authorized(s, req, rc.route)) {
+        const char *why = NULL;
+        if (api && !authorized(s, req, rc.route, &why)) {
             k2a_http_send_error(req, dialect, K2A_ECLIENT_AUTH, "invalid API key");
             return 0;
         }
@@ -227,13 +246,17 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         k2a_http_send_error(req, dialect, K2A_ENOTFOUND, msg);
         return 0;
     }
-    if (def->auth && !authorized(s, req, rc.route)) {
+    const char *why = NULL;
+    if (def->auth && !authorized(s, req, rc.route, &why)) {
         k2a_http_send_error(req, dialect, K2A_ECLIENT_AUTH,
-                            "invalid API key: send the gateway's client key as x-api-key or Authorization: Bearer");
+                            why != NULL ? why
+                                        : "invalid API key: send the gateway's client key as x-api-key or Authorization: Bearer");
         return 0;
     }
     bool get = strcmp(def->methods, "GET") == 0;
-    if (get ? !(method_is(req, "GET") || method_is(req, "HEAD")) : !method_is(req, def->methods)) {
+    if (strcmp(def->methods, "*") == 0) {
+        get = method_is(req, "GET") || method_is(req, "HEAD");
+    } else if (get ? !(method_is(req, "GET") || method_is(req, "HEAD")) : !method_is(req, def->methods)) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, def->methods, strlen(def->methods));
         k2a_http_send_error(req, dialect, K2A_EMETHOD, get ? "method not allowed: use GET" : "method not allowed: use POST");
         return 0;

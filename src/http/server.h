@@ -41,6 +41,7 @@ typedef enum en_k2a_route_t {
     K2A_ROUTE_MESSAGES,
     K2A_ROUTE_COUNT_TOKENS,
     K2A_ROUTE_CHAT_COMPLETIONS,
+    K2A_ROUTE_ADMIN,
     K2A_ROUTE_MAX
 } k2a_route_t;
 
@@ -94,6 +95,8 @@ struct st_k2a_server_t {
     struct st_k2a_model_map_t *model_map; /* shared, read-only */
     struct st_k2a_upstream_t *upstream;   /* this worker's */
     struct st_k2a_pool_t *pool;           /* shared; its state lives on worker 0's loop */
+    struct st_k2a_keys_t *keys;           /* managed client keys, shared by the workers (NULL: KIRO_CLIENT_TOKEN only) */
+    struct st_k2a_key_t *routed_key;      /* the key of the request being routed (router.c -> k2a_call_start) */
     /* called on SIGHUP (e.g. the pool re-reads KIRO_AUTH_TOKEN) */
     void (*on_reload)(k2a_server_t *server);
     /* shutdown: when it begins (stop background jobs), whether the loop may stop yet (worker 0 waits for the other

@@ -286,6 +286,12 @@ int k2a_pool_http_call(k2a_pool_t *p, const k2a_account_t *a, const k2a_url_t *u
                        const k2a_http_header_t *headers, size_t nheaders, const char *body, size_t body_len, k2a_buf_t *resp_body,
                        size_t max, int *status);
 
+/* pool.c: the stable key of a configured account (sha256 hex of its kind and ORIGINAL refresh token), and a reload from an
+ * already parsed list (k2a_pool_reload's work after parsing; the list stays the caller's). Returns 0 or K2A_ENOMEM (the
+ * entries that could be set up are in the pool). */
+void k2a_account_config_key(const k2a_account_config_t *c, char out[65]);
+int k2a_pool_reload_list(k2a_pool_t *p, const k2a_account_list_t *list);
+
 /* accounts_config.c */
 /* Deep copy (strings duplicated). Returns 0 or K2A_ENOMEM (dst then holds what was copied: dispose it). */
 int k2a_account_config_copy(k2a_account_config_t *dst, const k2a_account_config_t *src);

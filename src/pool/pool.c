@@ -456,6 +456,11 @@ Fail:
     return r;
 }
 
+void k2a_account_config_key(const k2a_account_config_t *c, char out[65])
+{
+    sha256_hex(key_prefix(c->auth), c->refresh_token, out);
+}
+
 int k2a_pool_reload(k2a_pool_t *p, const char *text_or_path, char *err, size_t errlen)
 {
     k2a_account_list_t list;
@@ -466,11 +471,20 @@ int k2a_pool_reload(k2a_pool_t *p, const char *text_or_path, char *err, size_t e
     }
     if ((r = k2a_pool_parse_accounts(text_or_path, &list, err, errlen)) != 0)
         return r;
-    k2a_account_t **next = calloc(list.n, sizeof(*next));
-    if (next == NULL) {
-        k2a_account_list_dispose(&list);
+    r = k2a_pool_reload_list(p, &list);
+    k2a_account_list_dispose(&list);
+    return r;
+}
+
+int k2a_pool_reload_list(k2a_pool_t *p, const k2a_account_list_t *accounts)
+{
+    const k2a_account_list_t list = *accounts;
+    int r = 0;
+    if (p->shutting_down)
+        return K2A_EINVAL;
+    k2a_account_t **next = calloc(list.n > 0 ? list.n : 1, sizeof(*next));
+    if (next == NULL)
         return K2A_ENOMEM;
-    }
     int64_t now = k2a_pool_now_ms();
     size_t added = 0, kept = 0, removed = 0, slot = 0;
     char key[65];
@@ -558,7 +572,6 @@ int k2a_pool_reload(k2a_pool_t *p, const char *text_or_path, char *err, size_t e
     free(p->accounts);
     p->accounts = next;
     p->naccounts = n;
-    k2a_account_list_dispose(&list);
     k2a_pool_mark_dirty(p, true);
     k2a_info("pool: reloaded: %zu kept, %zu added, %zu removed", kept, added, removed);
     return r;
