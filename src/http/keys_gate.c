@@ -26,7 +26,8 @@ static int respond(k2a_call_t *call, k2a_keys_verdict_t v, int64_t retry_after_s
     const char *otype = status == 401 ? "invalid_request_error" : status == 403 ? "invalid_request_error" : "requests";
     const char *ocode = status == 401 ? "invalid_api_key" : status == 403 ? "model_not_found" : "rate_limit_exceeded";
     k2a_buf_t body = K2A_BUF_INIT(0);
-    if (call->dialect == K2A_DIALECT_OPENAI)
+    /* by route, not by dialect object: every chat route but Anthropic's Messages answers errors in OpenAI's shape */
+    if (call->route != K2A_ROUTE_MESSAGES && call->route != K2A_ROUTE_COUNT_TOKENS)
         k2a_buf_appendf(&body, "{\"error\":{\"message\":\"%s\",\"type\":\"%s\",\"param\":null,\"code\":\"%s\"}}", msg, otype,
                         ocode);
     else
