@@ -3,8 +3,8 @@ before any upstream call (the simulator's generate count proves it), each refusa
 Retry-After for the 429s: a 10-concurrency key gets exactly 10 of 100 requests sent at once, a small credit limit refuses
 once the simulator's metering passed it (the crossing request is served), an RPM limit holds, a disabled, expired or
 deleted key gets 401 at once, a model outside the key's patterns gets 403. Usage per key per day survives a restart (and a
-kill -9, through the periodic save), and
-the secret of a key never appears in the gateway's log, /metrics or the keys file."""
+kill -9, through the periodic save), and the secret of a key never appears in the gateway's log, /metrics or the keys
+file."""
 import json
 import os
 import tempfile
