@@ -61,7 +61,8 @@ struct st_k2a_call_t {
     unsigned co_done : 1;
     unsigned waiting_drain : 1;
     unsigned stalled : 1;      /* ended by the write-stall timeout */
-    unsigned key_admitted : 1; /* holds a slot of key (http/keys_gate.h) */
+    unsigned key_admitted : 1; /* admitted by its client key (http/keys_gate.h) */
+    unsigned key_released : 1; /* and the key's concurrency slot given back */
     int status;                /* the response status, once begun */
     struct st_k2a_key_t *key;  /* the managed client key that authorised the request, NULL when none */
 };

@@ -129,8 +129,11 @@ static int parse_spec(k2a_admin_req_t *ar, k2a_keys_spec_t *spec)
                                       v->u.object.keys[i]);
                 return -1;
             }
-            if (!number_of(v->u.object.values[i], &x) || x > 1e15) {
-                k2a_admin_bad_request(ar, "\"limits.%s\" must be a number >= 0 (0 or null: no limit)", limit_names[which]);
+            yajl_val lv = v->u.object.values[i];
+            bool whole = which != 2 && which != 3; /* rpm, concurrency and tokens_day count things */
+            if (!number_of(lv, &x) || x > 1e15 || (whole && YAJL_IS_NUMBER(lv) && !YAJL_IS_INTEGER(lv))) {
+                k2a_admin_bad_request(ar, "\"limits.%s\" must be %s >= 0 (0 or null: no limit)", limit_names[which],
+                                      whole ? "an integer" : "a number");
                 return -1;
             }
             spec->has_limit[which] = true;

@@ -62,9 +62,9 @@ void k2a_keys_gate_charge(k2a_call_t *call, int64_t input_tokens, int64_t output
 
 void k2a_keys_gate_end(k2a_call_t *call)
 {
-    if (call->key == NULL || !call->key_admitted)
+    if (call->key == NULL || !call->key_admitted || call->key_released)
         return;
-    call->key_admitted = 0;
+    call->key_released = 1; /* usage may still be charged (keys_gate_charge) */
     bool failed = !call->started || call->status >= 400 || call->stalled;
     k2a_keys_release(call->server->keys, call->key, failed, now_ms());
 }

@@ -788,6 +788,14 @@ int k2a_keys_delete(k2a_keys_t *ks, const char *id)
     atomic_store_explicit(&k->deleted, true, memory_order_release);
     unlink_key(ks, k);
     ks->retired[ks->nretired++] = k; /* requests may still hold it: freed with the store */
+    pthread_mutex_lock(&k->mu);      /* what it no longer needs goes now: a retired key is a few hundred bytes */
+    free(k->window);
+    k->window = NULL;
+    k->window_cap = k->window_len = k->window_head = 0;
+    free(k->days);
+    k->days = NULL;
+    k->ndays = k->days_cap = 0;
+    pthread_mutex_unlock(&k->mu);
     atomic_fetch_sub_explicit(&ks->nlive, 1, memory_order_relaxed);
     atomic_store_explicit(&ks->dirty, true, memory_order_relaxed);
     pthread_mutex_unlock(&ks->wmu);

@@ -2,8 +2,9 @@
 before any upstream call (the simulator's generate count proves it), each refusal in the client's own dialect with
 Retry-After for the 429s: a 10-concurrency key gets exactly 10 of 100 requests sent at once, a small credit limit refuses
 once the simulator's metering passed it (the crossing request is served), an RPM limit holds, a disabled, expired or
-deleted key gets 401 at once, a model outside the key's patterns gets 403. Usage per key per day survives a restart, and
-the secret of a key never appears in the gateway's log, /metrics or the keys file."""
+deleted key gets 401 at once, a model outside the key's patterns gets 403. Usage per key per day survives a restart (and a
+kill -9, through the periodic save), and the secret of a key never appears in the gateway's log, /metrics or the keys
+file."""
 import json
 import os
 import tempfile
@@ -205,6 +206,10 @@ class ClientKeys(unittest.TestCase):
         self.admin("POST", "keys", {"name": "ok", "limits": {"rpm": -1}}, expect=400)
         self.admin("POST", "keys", {"name": "ok", "limits": {"rpm": 10001}}, expect=400)
         self.admin("POST", "keys", {"name": "ok", "limits": {"burst": 1}}, expect=400)
+        self.admin("POST", "keys", {"name": "ok", "limits": {"concurrency": 1.5}}, expect=400)
+        self.admin("POST", "keys", {"name": "ok", "limits": {"credits_day": "1"}}, expect=400)
+        self.admin("POST", "keys", {"name": "ok", "enabled": "yes"}, expect=400)
+        self.admin("POST", "keys", ["not", "an", "object"], expect=400)
         self.admin("POST", "keys", {"name": "ok", "models": ["a"] * 33}, expect=400)
         self.admin("POST", "keys", {"name": "ok", "models": ["bad pattern"]}, expect=400)
         self.admin("POST", "keys", {"name": "ok", "expires_at": "tomorrow"}, expect=400)
@@ -256,6 +261,51 @@ class ClientKeys(unittest.TestCase):
             self.assertNotIn(secret[4:], stored)
             self.assertNotIn(secret, self.gw.stderr())
         self.gw.assert_clean_exit(self)
+
+
+class UsageFlush(unittest.TestCase):
+    """Usage reaches the keys file within KIRO_KEYS_SAVE_INTERVAL_S without a clean stop: after kill -9 a restart on the
+    same file has it."""
+
+    def test_usage_saved_by_the_timer_survives_kill_9(self):
+        sim = Sim()
+        state_dir = tempfile.mkdtemp(prefix="k2a-keys-flush-")
+        keys_file = os.path.join(state_dir, "kiro2api-keys.json")
+        env = sim_accounts_env(sim, ["sim-ok-flush"], {
+            "KIRO_ADMIN_TOKEN": ADMIN, "KIRO_STATE_FILE": os.path.join(state_dir, "state.json"),
+            "KIRO_KEYS_SAVE_INTERVAL_S": "1", "KIRO_CATALOG_REFRESH_S": "0", "KIRO_USAGE_POLL_INTERVAL_S": "0"})
+        gw = Gateway(env=env)
+        try:
+            st, _, b = request(gw.port, "POST", "/api/admin/keys", body={"name": "flushed"}, headers=AH)
+            self.assertEqual(st, 201, b)
+            k = json.loads(b)
+            for _ in range(4):
+                st, _, b = request(gw.port, "POST", "/v1/messages", key=k["key"],
+                                   body=anthropic_body("[[sim:usage credits=0.25]] x"))
+                self.assertEqual(st, 200, b)
+
+            def saved():
+                with open(keys_file) as f:
+                    doc = json.load(f)
+                usage = [key["usage"] for key in doc["keys"] if key["id"] == k["id"]][0]
+                return usage and usage[-1]["requests"] == 4 and abs(usage[-1]["credits"] - 1.0) < 1e-9
+
+            deadline = time.time() + 10 * SLOW
+            while not saved() and time.time() < deadline:
+                time.sleep(0.1)
+            self.assertTrue(saved(), "usage not saved within KIRO_KEYS_SAVE_INTERVAL_S")
+            gw.stop(sig=9)
+            gw.cleanup()
+            gw = Gateway(env=env)
+            st, _, b = request(gw.port, "GET", "/api/admin/keys/%s/usage?days=1" % k["id"], headers=AH)
+            self.assertEqual(st, 200, b)
+            day = json.loads(b)["days"][0]
+            self.assertEqual((day["requests"], day["credits"]), (4, 1.0))
+            gw.assert_clean_exit(self)
+        finally:
+            gw.cleanup()
+            sim.stop()
+            sim.cleanup()
 
 
 if __name__ == "__main__":
