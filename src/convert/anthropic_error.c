@@ -57,6 +57,7 @@ static const struct {
     /* accounts and limits */
     {K2A_EEXHAUSTED, 429, T_RATE},
     {K2A_ETHROTTLED, 429, T_RATE},
+    {K2A_EPACED, 429, T_RATE}, /* every suitable account at its KIRO_ACCOUNT_RPM: Retry-After says when a slot opens */
     {K2A_ENO_ACCOUNT, 503, T_OVERLOADED},
     {K2A_EACCOUNT_INVALID, 503, T_OVERLOADED},
     {K2A_EUPSTREAM_AUTH, 503, T_OVERLOADED},

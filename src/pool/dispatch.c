@@ -28,6 +28,8 @@ void k2a_dispatch_init(k2a_dispatch_t *d, k2a_pool_t *pool, const char *request_
     memset(d, 0, offsetof(k2a_dispatch_t, tried));
     d->tried.n = 0;
     d->tried.model = NULL;
+    d->tried.session = 0;
+    d->tried.why = NULL;
     d->model_window = 0;
     d->pool = pool;
     d->up = pool->up;
@@ -113,6 +115,14 @@ static int finish(k2a_dispatch_t *d, int err)
     d->err = err;
     if (err == K2A_ECANCELED) {
         snprintf(text(d)->message, sizeof(text(d)->message), "request canceled");
+        return err;
+    }
+    if (err == K2A_EPACED) { /* the client's 429 with Retry-After, whatever failed before */
+        snprintf(text(d)->message, sizeof(text(d)->message),
+                 "every Kiro account that could serve this request is at its pace (KIRO_ACCOUNT_RPM); the next slot opens in "
+                 "%llu ms%s",
+                 (unsigned long long)d->retry_after_ms, d->ntries != 0 ? "; before that: " : "");
+        append_tries(d);
         return err;
     }
     if (d->ntries == 0) {
@@ -322,6 +332,11 @@ static intptr_t op_acquire(void *arg)
         return finish(d, r);
     }
     k2a_account_t *a = x->out->lease.account;
+    if (k2a_log_enabled(K2A_LOG_DEBUG))
+        K2A_LOG(K2A_LOG_DEBUG, d->request_id, "pool: %s chosen (%s; session %016llx; attempt %u)", a->label,
+                d->tried.why != NULL ? d->tried.why : k2a_pool_strategy_name(p->cfg.strategy), (unsigned long long)d->tried.session,
+                d->attempts + 1);
+    d->tried.why = NULL;
     d->model_window = d->tried.model != NULL ? k2a_account_model_window(a, d->tried.model) : 0;
     if (d->tried.n < K2A_POOL_MAX_EXCLUDE)
         d->tried.ids[d->tried.n++] = a->id;
@@ -378,6 +393,7 @@ static intptr_t op_verdict(void *arg)
         }
         if (r == 0) {
             ++a->requests;
+            k2a_pace_attempt(a); /* another generate call of the account: it counts (the retry itself is not held back) */
             return RETRY_SAME;
         }
         add_try(d, &out->lease, r, 0, a->last_error[0] ? a->last_error : k2a_strerror(r));
@@ -708,6 +724,7 @@ int k2a_dispatch_http_status(const k2a_dispatch_t *d)
         return d->upstream_status >= 400 && d->upstream_status < 500 ? d->upstream_status : 502;
     case K2A_ETHROTTLED:
     case K2A_EEXHAUSTED:
+    case K2A_EPACED:
         return 429;
     case K2A_ENO_ACCOUNT:
     case K2A_EBUSY:
