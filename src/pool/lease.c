@@ -130,7 +130,7 @@ int k2a_pool_acquire(k2a_pool_t *p, k2a_pool_exclude_t *exclude, k2a_pool_skip_c
             return K2A_ECANCELED;
         bool at_cap;
         k2a_account_t *a = exclude->session != 0 && k2a_sticky_enabled(p) ? k2a_sticky_pick(p, exclude, &at_cap)
-                                                                           : k2a_select_pick(p, exclude, &at_cap);
+                                                                          : k2a_select_pick(p, exclude, &at_cap);
         if (a == NULL) {
             if (at_cap && self != NULL) {
                 int r = wait_slot(p, p->cfg.queue_timeout_ms, woken);

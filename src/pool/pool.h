@@ -122,12 +122,12 @@ typedef struct st_k2a_pool_config_t {
     unsigned catalog_refresh_s;       /* KIRO_CATALOG_REFRESH_S: ListAvailableModels per account; 0 = never, default 21600 */
     unsigned flagged_cooldown_s;      /* KIRO_FLAGGED_COOLDOWN_S: cooling after a "suspicious activity" 429, default 1800 */
     /* pacing and session-sticky routing (issue 22: pool/pace.h, pool/sticky.h) */
-    unsigned account_rpm;         /* KIRO_ACCOUNT_RPM: generate attempts per account per window, 0 = unpaced */
-    unsigned pace_window_s;       /* KIRO_PACE_WINDOW_S: the window, default 60 */
-    uint32_t pace_wait_ms;        /* KIRO_PACE_WAIT_MS: how long a request waits for a pace slot, default 5000 */
-    bool sticky;                  /* KIRO_POOL_STICKY: sessions stick to accounts on top of the strategy */
-    unsigned sticky_idle_s;       /* KIRO_STICKY_IDLE_S: a session unused this long is forgotten, default 3600 */
-    size_t sticky_max_sessions;   /* KIRO_STICKY_MAX_SESSIONS: sessions tracked, default 100000 */
+    unsigned account_rpm;       /* KIRO_ACCOUNT_RPM: generate attempts per account per window, 0 = unpaced */
+    unsigned pace_window_s;     /* KIRO_PACE_WINDOW_S: the window, default 60 */
+    uint32_t pace_wait_ms;      /* KIRO_PACE_WAIT_MS: how long a request waits for a pace slot, default 5000 */
+    bool sticky;                /* KIRO_POOL_STICKY: sessions stick to accounts on top of the strategy */
+    unsigned sticky_idle_s;     /* KIRO_STICKY_IDLE_S: a session unused this long is forgotten, default 3600 */
+    size_t sticky_max_sessions; /* KIRO_STICKY_MAX_SESSIONS: sessions tracked, default 100000 */
 } k2a_pool_config_t;
 
 /* Defaults (everything but auth_token, which must be set). */
