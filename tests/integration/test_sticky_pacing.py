@@ -116,6 +116,11 @@ class Sticky(unittest.TestCase):
                 self.assertEqual({a: n for a, n in delta.items() if n}, {want: 1}, "session %s" % s)
             self.assertEqual(sum(a["sessions"] for a in tokens(gw)["tokens"]), 20)
             self.assertEqual(tokens(gw)["tokens"][ACCOUNTS.index(cooled)]["sessions"], 0)
+            # the debug log says which account each attempt got and why
+            log = gw.stderr()
+            log = log.decode() if isinstance(log, bytes) else log
+            for why in ("new: least-loaded", "sticky hit", "moved: cooling"):
+                self.assertIn("(%s; session " % why, log)
 
     def test_openai_user_sticks(self):
         env = dict(QUIET, KIRO_POOL_STRATEGY="round_robin", KIRO_POOL_STICKY="1")
