@@ -3,6 +3,7 @@
  * request), the session key, and the pick that keeps a session on its account. Runs on the pool's loop only.
  */
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -168,16 +169,27 @@ void k2a_sticky_table_forget_owner(k2a_sticky_table_t *t, void *owner)
 
 /* ---- the key ---- */
 
-/* 64 bits of SHA-256 over kind + text (never 0); 0 when text is empty or without memory. */
+static EVP_MD *sha256;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+/* Fetched once (OpenSSL 3 would otherwise look the algorithm up at every digest: most of its cost). */
+static void fetch_sha256(void)
+{
+    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+/* 64 bits of SHA-256 over kind + text (never 0); 0 when text is empty or without memory. Called on any worker loop. */
 static uint64_t hash64(const char *kind, k2a_str_t text)
 {
     if (text.len == 0 || text.base == NULL)
         return 0;
+    pthread_once(&sha256_once, fetch_sha256);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
     EVP_MD_CTX *c = EVP_MD_CTX_new();
-    bool ok = c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(c, kind, strlen(kind)) == 1 &&
-              EVP_DigestUpdate(c, text.base, text.len) == 1 && EVP_DigestFinal_ex(c, md, &mdlen) == 1 && mdlen >= 8;
+    bool ok = c != NULL && sha256 != NULL && EVP_DigestInit_ex(c, sha256, NULL) == 1 &&
+              EVP_DigestUpdate(c, kind, strlen(kind)) == 1 && EVP_DigestUpdate(c, text.base, text.len) == 1 &&
+              EVP_DigestFinal_ex(c, md, &mdlen) == 1 && mdlen >= 8;
     EVP_MD_CTX_free(c);
     if (!ok)
         return 0; /* the request then goes by the strategy */
