@@ -402,6 +402,14 @@ static intptr_t op_verdict(void *arg)
     return NEXT_ACCOUNT;
 }
 
+/* Another generate call on the lease's account (the fallback host, the retry without the native thinking fields): the
+ * pace counts it, without holding it back. */
+static intptr_t op_pace_note(void *arg)
+{
+    k2a_pace_attempt(((k2a_lease_t *)arg)->account);
+    return 0;
+}
+
 static intptr_t op_release_sync(void *arg)
 {
     k2a_pool_release(arg);
@@ -578,6 +586,7 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
                         out->lease.label);
                 if (cb(d->native_fallback_ctx)) {
                     same_account_retry = true;
+                    k2a_xloop_call(p->owner, op_pace_note, &out->lease);
                     continue;
                 }
             }
@@ -610,6 +619,7 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
                 snprintf(why, sizeof(why), "%s; trying the fallback host", v.detail);
                 add_try(d, &out->lease, v.err, status, why);
                 url = out->lease.fallback_url;
+                k2a_xloop_call(p->owner, op_pace_note, &out->lease);
                 continue;
             }
             snprintf(text(d)->upstream_message, sizeof(text(d)->upstream_message), "%s", v.message);

@@ -248,7 +248,11 @@ size_t k2a_sticky_sessions(const k2a_account_t *a)
     return a->sessions;
 }
 
-/* NULL when the session may stay on a, else why it moves. */
+/* A session whose account is at its concurrency cap (parallel requests of one session: Claude Code's side requests) sends
+ * this request elsewhere without moving: the session stays pinned. */
+static const char OVERFLOW[] = "overflow: its account is at its concurrency cap (the session stays pinned)";
+
+/* NULL when the session may stay on a, else why it moves (or OVERFLOW). */
 static const char *unusable(const k2a_pool_exclude_t *ex, const k2a_account_t *a)
 {
     if (!a->eligible) {
@@ -274,7 +278,7 @@ static const char *unusable(const k2a_pool_exclude_t *ex, const k2a_account_t *a
         return "moved: lacks the model";
     unsigned cap = k2a_account_max_concurrency(a);
     if (cap != 0 && a->inflight >= cap)
-        return "moved: at its concurrency cap";
+        return OVERFLOW;
     return NULL;
 }
 
@@ -295,7 +299,7 @@ k2a_account_t *k2a_sticky_pick(k2a_pool_t *p, k2a_pool_exclude_t *ex, bool *at_c
     if (why == NULL)
         why = p->cfg.strategy == K2A_POOL_STICKY ? "new: least-loaded" : "new: by the strategy";
     ex->why = why;
-    if (a != NULL)
+    if (a != NULL && why != OVERFLOW)
         k2a_sticky_table_pin(&p->sticky, ex->session, a, now); /* without memory the session is simply not pinned */
     return a;
 }

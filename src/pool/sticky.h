@@ -1,7 +1,8 @@
 /*
- * Session-sticky routing (issue 22): a client session stays on one account while that account is usable and under its
- * limits, moves only when it is not (cooling, exhausted, invalid, lacking the model, over its pace or concurrency, or
- * failed in this request), and then stays on the new one. New sessions go to the least-loaded usable account
+ * Session-sticky routing (issue 22): a client session stays on one account while that account is usable, moves only
+ * when it is not (cooling, exhausted, invalid, lacking the model, over its pace, or failed in this request), and then
+ * stays on the new one. A request that finds its account at its concurrency cap is served elsewhere without moving the
+ * session (an overflow: parallel requests of one session must not make it hop). New sessions go to the least-loaded usable account
  * (KIRO_POOL_STRATEGY=sticky: fewest in-flight requests, least recently used first) or, with KIRO_POOL_STICKY=1 on top
  * of another strategy, to that strategy's pick.
  *

@@ -3,6 +3,8 @@
   each: every session's turns reach one account (kiro-sim's conversationIds per account), and new sessions spread
   over the pool; /api/tokens and /metrics count the sessions pinned per account;
 - an account made to cool (a 429) loses its sessions to other accounts, and they stay there after it recovers;
+- a request that finds its session's account at its max_concurrency (set per account) is served elsewhere, and the
+  session stays where it was;
 - the OpenAI `user` field keeps a session too;
 - KIRO_ACCOUNT_RPM=6 (over a short KIRO_PACE_WINDOW_S): of 100 requests, no account sees more than 6 generate calls
   in any window (kiro-sim's call times), the rest are served as slots free or refused with 429 + Retry-After in
@@ -121,6 +123,29 @@ class Sticky(unittest.TestCase):
             log = log.decode() if isinstance(log, bytes) else log
             for why in ("new: least-loaded", "sticky hit", "moved: cooling"):
                 self.assertIn("(%s; session " % why, log)
+
+    def test_concurrency_overflow_keeps_the_session(self):
+        # per-account max_concurrency 1: a second request of the session while the first runs goes elsewhere, and the
+        # session stays on its account
+        names = ["sim-ok-cap%d" % i for i in range(2)]
+        accounts = [{"auth": "Social", "refreshToken": n, "max_concurrency": 1} for n in names]
+        with gateway(self, self.sim, accounts, dict(QUIET, KIRO_POOL_STRATEGY="sticky")) as gw:
+            wait_until(self, "2 usable accounts", lambda: all(a["state"] == "ok" and a["expires_at"]
+                                                              for a in tokens(gw)["tokens"]))
+            self.assertEqual([a["max_concurrency"] for a in tokens(gw)["tokens"]], [1, 1])
+            s = str(uuid.uuid4())
+            self.turn(gw, s, "first")
+            (home, _), = conversations(self.sim, names)[s].items()
+            slow = threading.Thread(target=self.turn, args=(gw, s, "[[sim:stall ms=%d]]" % int(800 * SLOW)))
+            slow.start()
+            wait_until(self, "the slow turn in flight", lambda: tokens(gw)["tokens"][names.index(home)]["in_flight"] == 1)
+            self.turn(gw, s, "while the first runs")
+            slow.join()
+            self.turn(gw, s, "afterwards")
+            conv = conversations(self.sim, names)[s]
+            self.assertEqual(conv.get(home), 3, conv)
+            self.assertEqual(sum(conv.values()), 4, conv)
+            self.assertIn("overflow: its account is at its concurrency cap", gw.stderr())
 
     def test_openai_user_sticks(self):
         env = dict(QUIET, KIRO_POOL_STRATEGY="round_robin", KIRO_POOL_STICKY="1")
