@@ -260,7 +260,8 @@ uint64_t k2a_lease_account_id(const k2a_lease_t *lease)
 
 bool k2a_pool_ready(k2a_pool_t *p)
 {
-    return p != NULL && !p->shutting_down && p->nready > 0;
+    /* an account at its pace is out of the selection for seconds, not unusable: it keeps the pool ready */
+    return p != NULL && !p->shutting_down && (p->nready > 0 || k2a_pace_any_ready(p));
 }
 
 size_t k2a_pool_naccounts(k2a_pool_t *p)

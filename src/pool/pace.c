@@ -195,6 +195,16 @@ uint64_t k2a_pace_soonest(k2a_pool_t *p, const k2a_pool_exclude_t *ex)
     return soonest == 0 ? 0 : soonest - now;
 }
 
+bool k2a_pace_any_ready(k2a_pool_t *p)
+{
+    for (k2a_plink_t *l = p->paced.next; l != &p->paced; l = l->next) {
+        const k2a_account_t *a = ACCOUNT_OF_PLINK(l);
+        if (!a->removed && a->state == K2A_ACCOUNT_OK && a->ever_refreshed)
+            return true;
+    }
+    return false;
+}
+
 void k2a_pace_forget(k2a_account_t *a)
 {
     if (a->paced) {

@@ -62,6 +62,9 @@ unsigned k2a_pace_attempts(struct st_k2a_account_t *a);
 /* Milliseconds until the soonest slot among the paced accounts the request could use (not excluded, may serve its
  * model), at least 1; 0 when no such account is paced. Walks the paced accounts only: called when a pick found nothing. */
 uint64_t k2a_pace_soonest(struct st_k2a_pool_t *p, const struct st_k2a_pool_exclude_t *ex);
+/* True when some account out of the selection only because of its pace has a token (/readyz: still ready). Walks the
+ * paced accounts only: called when no account is in the selection. */
+bool k2a_pace_any_ready(struct st_k2a_pool_t *p);
 /* The account leaves the pool (reload) or is destroyed: off the paced list, window freed. */
 void k2a_pace_forget(struct st_k2a_account_t *a);
 /* The accounts or their limits changed (create, reload): whether some account has its own max_concurrency. */

@@ -8,7 +8,7 @@
 - the OpenAI `user` field keeps a session too;
 - KIRO_ACCOUNT_RPM=6 (over a short KIRO_PACE_WINDOW_S): of 100 requests, no account sees more than 6 generate calls
   in any window (kiro-sim's call times), the rest are served as slots free or refused with 429 + Retry-After in
-  each dialect after KIRO_PACE_WAIT_MS."""
+  each dialect after KIRO_PACE_WAIT_MS; /readyz stays 200 while accounts are at their pace."""
 import json
 import threading
 import unittest
@@ -232,6 +232,14 @@ class Pacing(unittest.TestCase):
             st, _, metrics = request(gw.port, "GET", "/metrics", key=CLIENT_KEY)
             self.assertIn(b"k2a_account_pace_attempts{", metrics)
             self.assertIn(b"k2a_account_pace_rpm{", metrics)
+            # accounts at their pace are out of the rotation for seconds, not unusable: /readyz stays 200
+            wait_until(self, "every window empty", lambda: not any(a["pace"]["attempts"] for a in tokens(gw)["tokens"]))
+            for i in range(RPM * len(PACED)):
+                st, _, data = post(gw, body("fill %d" % i, stream=False))
+                self.assertEqual(st, 200, data)
+            self.assertTrue(all(a["pace"]["paced"] for a in tokens(gw)["tokens"]), tokens(gw)["tokens"])
+            st, _, data = request(gw.port, "GET", "/readyz")
+            self.assertEqual(st, 200, data)
 
 
 if __name__ == "__main__":
