@@ -1,7 +1,7 @@
 /*
  * Leases: a request takes an account (strategy in select.c, session stickiness in sticky.c), awaiting its
  * single-flight refresh when the token is stale (refresh.c) and queueing FIFO with a timeout when every
- * candidate is at its concurrency cap (KIRO_QUEUE_TIMEOUT) or at its pace (KIRO_PACE_WAIT_MS, pace.c: then
+ * candidate is at its concurrency cap (30 s) or at its pace (KIRO_PACE_WAIT_MS, pace.c: then
  * K2A_EPACED with the time until the soonest slot); every lease is a generate attempt counted by the pace. The
  * lease holds a reference, so a reload cannot free the account under a running stream. Also the read-only
  * introspection used by /readyz, tests and tools.
