@@ -5,7 +5,7 @@
 - an account made to cool (a 429) loses its sessions to other accounts, and they stay there after it recovers;
 - a request that finds its session's account at its max_concurrency (set per account) is served elsewhere, and the
   session stays where it was;
-- the OpenAI `user` field keeps a session too;
+- the OpenAI `user` field, the x-claude-code-session-id header and, failing all, the client key keep a session too;
 - KIRO_ACCOUNT_RPM=6 (over a short KIRO_PACE_WINDOW_S): of 100 requests, no account sees more than 6 generate calls
   in any window (kiro-sim's call times), the rest are served as slots free or refused with 429 + Retry-After in
   each dialect after KIRO_PACE_WAIT_MS; /readyz stays 200 while accounts are at their pace."""
@@ -147,7 +147,7 @@ class Sticky(unittest.TestCase):
             self.assertEqual(sum(conv.values()), 4, conv)
             self.assertIn("overflow: its account is at its concurrency cap", gw.stderr())
 
-    def test_openai_user_sticks(self):
+    def test_other_session_keys_stick(self):
         env = dict(QUIET, KIRO_POOL_STRATEGY="round_robin", KIRO_POOL_STICKY="1")
         names = ["sim-ok-user%d" % i for i in range(3)]
         with gateway(self, self.sim, names, env) as gw:
@@ -161,6 +161,15 @@ class Sticky(unittest.TestCase):
                 self.assertEqual(st, 200, data)
             served = {n: self.sim.stats()["accounts"][n]["generate_ok"] - before[n] for n in names}
             self.assertEqual(sorted(served.values()), [0, 0, 6], served)  # round_robin alone would give 2 each
+            # the x-claude-code-session-id header alone, then nothing but the client key: a session each
+            for headers in ({"x-claude-code-session-id": str(uuid.uuid4())}, {}):
+                before = {n: self.sim.stats()["accounts"][n]["generate_ok"] for n in names}
+                for i in range(4):
+                    st, _, data = request(gw.port, "POST", "/v1/messages", key=CLIENT_KEY, headers=headers,
+                                          body=body("turn %d" % i, stream=False))
+                    self.assertEqual(st, 200, data)
+                served = {n: self.sim.stats()["accounts"][n]["generate_ok"] - before[n] for n in names}
+                self.assertEqual(sorted(served.values()), [0, 0, 4], (headers, served))
 
 
 class Pacing(unittest.TestCase):
