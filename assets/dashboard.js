@@ -158,6 +158,9 @@
       tr.appendChild(el("td", "num", num(t.requests)));
       tr.appendChild(el("td", "num", num(t.errors)));
       tr.appendChild(el("td", "num", t.in_flight));
+      /* sessions pinned (sticky routing) and attempts in the pace window / rpm ("–" when unpaced) */
+      var pace = t.pace || {};
+      tr.appendChild(el("td", "num", (t.sessions || 0) + " · " + (pace.rpm ? (pace.attempts || 0) + "/" + pace.rpm : "–")));
       tr.appendChild(el("td", "num", num(t.input_tokens) + " / " + num(t.output_tokens)));
       tr.appendChild(el("td", null, ago(t.last_used)));
       var le = el("td", "sub", t.last_error || "");

@@ -58,6 +58,7 @@ const k2a_dialect_error_t k2a_anthropic_error_rows[K2A__EIDX_MAX] = {
     /* accounts and limits */
     ROW(EXHAUSTED, 429, T_RATE),
     ROW(THROTTLED, 429, T_RATE),
+    ROW(PACED, 429, T_RATE), /* every suitable account at its KIRO_ACCOUNT_RPM: Retry-After says when a slot opens */
     ROW(NO_ACCOUNT, 503, T_OVERLOADED),
     ROW(ACCOUNT_INVALID, 503, T_OVERLOADED),
     ROW(UPSTREAM_AUTH, 503, T_OVERLOADED),

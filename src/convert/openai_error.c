@@ -92,6 +92,7 @@ const k2a_dialect_error_t k2a_openai_error_rows[K2A__EIDX_MAX] = {
     ROW(REFRESH, 503, "server_error", "no_available_account"),
     ROW(EXHAUSTED, 429, "insufficient_quota", "insufficient_quota"),
     ROW(THROTTLED, 429, "requests", "rate_limit_exceeded"),
+    ROW(PACED, 429, "requests", "rate_limit_exceeded"),
     ROW(UPSTREAM_AUTH, 503, "server_error", "no_available_account"),
     BAD(UPSTREAM_BAD_REQUEST, "upstream_rejected_request"),
     BAD(UPSTREAM_CONTENT_LENGTH, "context_length_exceeded"),

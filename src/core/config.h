@@ -30,6 +30,13 @@ typedef struct st_k2a_config_t {
     char *pool_strategy;
     int64_t max_attempts;
     int64_t account_max_concurrency;
+    /* pacing and session-sticky routing (pool/pace.h, pool/sticky.h) */
+    int64_t account_rpm;
+    int64_t pace_window_s;
+    int64_t pace_wait_ms;
+    bool pool_sticky;
+    int64_t sticky_idle_s;
+    int64_t sticky_max_sessions;
     int64_t usage_poll_interval_s;
     int64_t refresh_ahead_pct;
     /* logging */

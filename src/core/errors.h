@@ -87,6 +87,7 @@
     XX(MODEL_UNAVAILABLE, "pool: no account offers the model")                                                                     \
     XX(NOFD, "local: out of file descriptors")                                                                                     \
     XX(STATE_UNWRITTEN, "pool: a rotated refresh token is not written to the state file yet")                                      \
+    XX(PACED, "pool: every suitable account is at its request pace")                                                              \
     /* http */                                                                                                                     \
     XX(METHOD, "request: method not allowed")                                                                                      \
     XX(REQ_HEADERS_TOOBIG, "request: headers exceed their bound (count or bytes)")                                                 \

@@ -11,11 +11,13 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "core/errors.h"
 #include "core/log.h"
 #include "http/call.h"
 #include "http/keys_gate.h"
 #include "http/respond.h"
+#include "pool/sticky.h"
 
 #define DEFAULT_HIGH_WATER (256 * 1024)
 
@@ -222,6 +224,18 @@ static void call_main(k2a_coro_t *co, void *arg)
         call_free(call);
 }
 
+/* The client key as router.c reads it (Authorization without "Bearer ", else x-api-key), hashed at once: the last session
+ * key of sticky routing. */
+static uint64_t client_key_id(h2o_req_t *req)
+{
+    h2o_iovec_t k = k2a_http_header(req, "authorization");
+    if (k.base != NULL && k.len >= 7 && strncasecmp(k.base, "bearer ", 7) == 0)
+        k.base += 7, k.len -= 7;
+    if (k.base == NULL || k.len == 0)
+        k = k2a_http_header(req, "x-api-key");
+    return k.base != NULL && k.len != 0 && k.len <= 4096 ? k2a_sticky_client_key(k2a_str(k.base, k.len)) : 0;
+}
+
 static k2a_str_t copy_header(k2a_call_t *call, h2o_req_t *req, const char *name, size_t max)
 {
     h2o_iovec_t v = k2a_http_header(req, name);
@@ -270,6 +284,7 @@ int k2a_call_start(h2o_req_t *req, k2a_route_t route, const k2a_dialect_t *diale
     call->body_len = req->entity.len;
     call->user_agent = copy_header(call, req, "user-agent", 1024);
     call->session_id_header = copy_header(call, req, "x-claude-code-session-id", 128);
+    call->client_key_id = client_key_id(req);
     call->conversation_id_header = copy_header(call, req, "x-conversation-id", 128);
     call->continuation_id_header = copy_header(call, req, "x-agent-continuation-id", 128);
     copy_peer(call, req);

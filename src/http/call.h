@@ -43,6 +43,7 @@ struct st_k2a_call_t {
     k2a_str_t user_agent;
     k2a_str_t client_ip;
     k2a_str_t session_id_header;      /* x-claude-code-session-id */
+    uint64_t client_key_id;           /* the presented client key hashed (pool/sticky.h k2a_sticky_client_key), 0 = none */
     k2a_str_t conversation_id_header; /* x-conversation-id */
     k2a_str_t continuation_id_header; /* x-agent-continuation-id */
     /* response state */

@@ -27,6 +27,7 @@
 #include "http/keys_gate.h"
 #include "http/websearch.h"
 #include "pool/dispatch.h"
+#include "pool/sticky.h"
 #include "upstream/upstream.h"
 
 typedef struct st_exchange_t exchange_t;
@@ -501,6 +502,8 @@ static __attribute__((noinline)) int web_search_turn(exchange_t *x)
     k2a_dispatch_use_upstream(d, x->server->upstream);
     k2a_dispatch_set_body_prefix(d, x->body.base, x->body.len - 1);
     k2a_dispatch_set_model(d, x->built.kiro_model_id.base);
+    k2a_dispatch_set_session(d, k2a_sticky_key(x->ir.session_id.len != 0 ? x->ir.session_id : x->call->session_id_header,
+                                               x->ir.user_id_raw, x->call->client_key_id));
     if (x->built.native_effort)
         k2a_dispatch_set_native_fallback(d, native_fallback, x);
     return 0;
@@ -561,6 +564,8 @@ static void run(k2a_call_t *call)
     k2a_dispatch_use_upstream(d, s->upstream);
     k2a_dispatch_set_body_prefix(d, x->body.base, x->body.len - 1);
     k2a_dispatch_set_model(d, x->built.kiro_model_id.base); /* NUL-terminated in the call's arena */
+    k2a_dispatch_set_session(d, k2a_sticky_key(x->ir.session_id.len != 0 ? x->ir.session_id : call->session_id_header,
+                                               x->ir.user_id_raw, call->client_key_id));
     if (x->built.native_effort)
         k2a_dispatch_set_native_fallback(d, native_fallback, x);
     if ((r = start_writer(x)) != 0) {

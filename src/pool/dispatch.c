@@ -28,6 +28,8 @@ void k2a_dispatch_init(k2a_dispatch_t *d, k2a_pool_t *pool, const char *request_
     memset(d, 0, offsetof(k2a_dispatch_t, tried));
     d->tried.n = 0;
     d->tried.model = NULL;
+    d->tried.session = 0;
+    d->tried.why = NULL;
     d->model_window = 0;
     d->pool = pool;
     d->up = pool->up;
@@ -113,6 +115,14 @@ static int finish(k2a_dispatch_t *d, int err)
     d->err = err;
     if (err == K2A_ECANCELED) {
         snprintf(text(d)->message, sizeof(text(d)->message), "request canceled");
+        return err;
+    }
+    if (err == K2A_EPACED) { /* the client's 429 with Retry-After, whatever failed before */
+        snprintf(text(d)->message, sizeof(text(d)->message),
+                 "every Kiro account that could serve this request is at its pace (KIRO_ACCOUNT_RPM); the next slot opens in "
+                 "%llu ms%s",
+                 (unsigned long long)d->retry_after_ms, d->ntries != 0 ? "; before that: " : "");
+        append_tries(d);
         return err;
     }
     if (d->ntries == 0) {
@@ -322,6 +332,11 @@ static intptr_t op_acquire(void *arg)
         return finish(d, r);
     }
     k2a_account_t *a = x->out->lease.account;
+    if (k2a_log_enabled(K2A_LOG_DEBUG))
+        K2A_LOG(K2A_LOG_DEBUG, d->request_id, "pool: %s chosen (%s; session %016llx; attempt %u)", a->label,
+                d->tried.why != NULL ? d->tried.why : k2a_pool_strategy_name(p->cfg.strategy), (unsigned long long)d->tried.session,
+                d->attempts + 1);
+    d->tried.why = NULL;
     d->model_window = d->tried.model != NULL ? k2a_account_model_window(a, d->tried.model) : 0;
     if (d->tried.n < K2A_POOL_MAX_EXCLUDE)
         d->tried.ids[d->tried.n++] = a->id;
@@ -378,12 +393,21 @@ static intptr_t op_verdict(void *arg)
         }
         if (r == 0) {
             ++a->requests;
+            k2a_pace_attempt(a); /* another generate call of the account: it counts (the retry itself is not held back) */
             return RETRY_SAME;
         }
         add_try(d, &out->lease, r, 0, a->last_error[0] ? a->last_error : k2a_strerror(r));
     }
     k2a_pool_release(&out->lease);
     return NEXT_ACCOUNT;
+}
+
+/* Another generate call on the lease's account (the fallback host, the retry without the native thinking fields): the
+ * pace counts it, without holding it back. */
+static intptr_t op_pace_note(void *arg)
+{
+    k2a_pace_attempt(((k2a_lease_t *)arg)->account);
+    return 0;
 }
 
 static intptr_t op_release_sync(void *arg)
@@ -562,6 +586,7 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
                         out->lease.label);
                 if (cb(d->native_fallback_ctx)) {
                     same_account_retry = true;
+                    k2a_xloop_call(p->owner, op_pace_note, &out->lease);
                     continue;
                 }
             }
@@ -594,6 +619,7 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
                 snprintf(why, sizeof(why), "%s; trying the fallback host", v.detail);
                 add_try(d, &out->lease, v.err, status, why);
                 url = out->lease.fallback_url;
+                k2a_xloop_call(p->owner, op_pace_note, &out->lease);
                 continue;
             }
             snprintf(text(d)->upstream_message, sizeof(text(d)->upstream_message), "%s", v.message);

@@ -139,6 +139,13 @@ static inline void k2a_dispatch_set_model(k2a_dispatch_t *d, const char *model)
     d->tried.model = model;
 }
 
+/* Optional: the client session of the request (pool/sticky.h k2a_sticky_key; 0 = none). With KIRO_POOL_STRATEGY=sticky or
+ * KIRO_POOL_STICKY=1, a session stays on its account while that account is usable (pool/sticky.h). */
+static inline void k2a_dispatch_set_session(k2a_dispatch_t *d, uint64_t session)
+{
+    d->tried.session = session;
+}
+
 /* Optional: the body carries additionalModelRequestFields (kiro-protocol-2026.md §7). When Kiro answers 400 naming that
  * field ("additionalModelRequestFields is not supported for this model", "Invalid additionalModelRequestFields"), cb
  * rebuilds the body without it (it may call k2a_dispatch_set_body_prefix) and the same account is asked again: once per

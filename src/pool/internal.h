@@ -13,8 +13,10 @@
 #include <uv.h>
 #include "core/coro.h"
 #include "pool/health.h"
+#include "pool/pace.h"
 #include "pool/pool.h"
 #include "pool/region.h"
+#include "pool/sticky.h"
 #include "pool/store.h"
 #include "upstream/upstream.h"
 
@@ -73,6 +75,11 @@ struct st_k2a_account_t {
     bool eligible;     /* linked in the pool's selection lists */
     k2a_plink_t olink; /* pool->eligible, in index order */
     k2a_plink_t blink; /* pool->buckets[inflight] (balanced) */
+    /* pacing and sessions (pace.c, sticky.c) */
+    k2a_pace_window_t pace; /* the attempts of the last KIRO_PACE_WINDOW_S */
+    bool paced;             /* at its pace: out of the selection until its next slot (linked in pool->paced) */
+    k2a_plink_t pace_link;
+    size_t sessions; /* sessions pinned to it */
     k2a_account_config_t cfg;
     char key[65];
     char machine_id[65];
@@ -193,7 +200,15 @@ struct st_k2a_pool_t {
     k2a_account_t *seq_cursor, *rr_cursor;
     k2a_plink_t *buckets; /* balanced: buckets[k] = eligible accounts with k in-flight, least recently used first */
     size_t nbuckets, min_bucket;
-    k2a_plink_t slot_waiters; /* acquires waiting for a concurrency slot */
+    k2a_plink_t slot_waiters; /* acquires waiting for a concurrency slot or a pace slot, FIFO */
+    bool caps_vary;           /* some account has its own max_concurrency (balanced picks cannot stop at the first capped) */
+    /* pacing (pace.c): accounts at their pace, and the timer of the soonest slot */
+    k2a_plink_t paced;
+    uv_timer_t pace_timer;
+    bool pace_timer_open;
+    uint64_t pace_due; /* monotonic ms the timer is armed for, 0 = not armed */
+    /* session-sticky routing (sticky.c) */
+    k2a_sticky_table_t sticky;
     /* durable state */
     k2a_pool_store_t *store;
     k2a_pool_snapshot_t orphans; /* records of the state file that match no configured account (kept and written back) */

@@ -76,6 +76,7 @@ static void account_free(k2a_account_t *a)
     free(a->access_token);
     free(a->profile_arn);
     k2a_account_catalog_free(a);
+    k2a_pace_forget(a);
     free(a);
 }
 
@@ -139,9 +140,10 @@ static k2a_account_t *account_new(k2a_pool_t *p, const k2a_account_config_t *cfg
     k2a_plink_init(&a->olink);
     k2a_plink_init(&a->blink);
     k2a_plink_init(&a->waiters);
+    k2a_plink_init(&a->pace_link);
     int cr = k2a_account_config_copy(&a->cfg, cfg);
     a->refresh_token = strdup(cfg->refresh_token);
-    if (cr != 0 || a->refresh_token == NULL) {
+    if (cr != 0 || a->refresh_token == NULL || k2a_pace_account_setup(a) != 0) {
         account_free(a);
         return NULL;
     }
@@ -269,6 +271,8 @@ static void start_account(k2a_account_t *a, size_t refresh_slot, size_t usage_sl
 static void retire_account(k2a_account_t *a)
 {
     a->removed = true;
+    k2a_pace_forget(a);
+    k2a_sticky_forget_account(a->pool, a); /* its sessions move on their next request */
     k2a_pool_update_eligibility(a);
     close_timers(a);
     k2a_account_unref(a); /* the pool's reference */
@@ -372,8 +376,9 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
         p->cfg.refresh_ahead_pct = 80;
     if ((r = parse_urls(p, err, errlen)) != 0)
         goto Fail;
-    if ((r = k2a_select_init(p)) != 0)
+    if ((r = k2a_select_init(p)) != 0 || (r = k2a_sticky_init(p)) != 0)
         goto Fail;
+    k2a_plink_init(&p->paced);
     if ((r = k2a_pool_parse_accounts(cfg->auth_token, &list, err, errlen)) != 0)
         goto Fail;
     if (p->store == NULL && p->state_file[0] != '\0' && (p->store = k2a_pool_file_store_create(loop, p->state_file)) == NULL) {
@@ -416,6 +421,8 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
     p->save_timer.data = p;
     ++p->open_handles;
     k2a_catalog_start(p);
+    k2a_pace_init(p);
+    k2a_pace_limits_changed(p);
     /* the loop's clock was cached when the loop started and start-up work may have taken a while since: without this the
      * first start-up refreshes are already due and fire together instead of warmup_stagger_ms apart */
     uv_update_time(loop);
@@ -442,6 +449,7 @@ Fail:
     if (p->store != NULL)
         p->store->destroy(p->store);
     k2a_select_dispose(p);
+    k2a_sticky_dispose(p);
     free(p->auth_token_src);
     free(p->state_file);
     free(p->api_base);
@@ -509,6 +517,8 @@ int k2a_pool_reload_list(k2a_pool_t *p, const k2a_account_list_t *accounts)
                                    (nc.profile_arn != NULL && strcmp(nc.profile_arn, a->cfg.profile_arn) != 0);
                 k2a_account_config_dispose(&a->cfg);
                 a->cfg = nc;
+                if (k2a_pace_account_setup(a) != 0) /* "rpm" may have changed */
+                    k2a_warn("pool: reload: out of memory, entry %zu keeps its previous pace window", i);
                 if (arn_changed && a->lap_state != K2A_LAP_DONE)
                     a->lap_state = K2A_LAP_NOT_TRIED; /* asked again at the next refresh if still needed */
             } else {
@@ -572,6 +582,7 @@ int k2a_pool_reload_list(k2a_pool_t *p, const k2a_account_list_t *accounts)
     free(p->accounts);
     p->accounts = next;
     p->naccounts = n;
+    k2a_pace_limits_changed(p);
     k2a_pool_mark_dirty(p, true);
     k2a_info("pool: reloaded: %zu kept, %zu added, %zu removed", kept, added, removed);
     return r;
@@ -604,6 +615,7 @@ void k2a_pool_shutdown(k2a_pool_t *p)
         k2a_pool_start_save(p);
     uv_close((uv_handle_t *)&p->save_timer, on_save_timer_closed);
     k2a_catalog_stop(p);
+    k2a_pace_stop(p);
 }
 
 bool k2a_pool_closed(k2a_pool_t *p)
@@ -632,6 +644,7 @@ void k2a_pool_destroy(k2a_pool_t *p)
     if (p->store != NULL)
         p->store->destroy(p->store);
     k2a_select_dispose(p);
+    k2a_sticky_dispose(p);
     free(p->auth_token_src);
     free(p->state_file);
     free(p->api_base);
