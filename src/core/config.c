@@ -40,7 +40,8 @@ static const var_t vars[] = {
      "event-loop threads sharing the port with SO_REUSEPORT (0 = one per core)"},
     /* clients */
     {"KIRO_CLIENT_TOKEN", T_STR, F(client_token), "", 0, 0, NULL,
-     "client key for /v1/* and /api/* (Authorization: Bearer or x-api-key); required unless listening on loopback only"},
+     "client key for /v1/* and /api/* (Authorization: Bearer or x-api-key); required beyond loopback unless KIRO_ADMIN_TOKEN is "
+     "set (then clients use managed keys)"},
     {"KIRO_ADMIN_TOKEN", T_STR, F(admin_token), "", 0, 0, NULL, "optional separate key accepted for /api/* and the dashboard"},
     /* accounts */
     {"KIRO_AUTH_TOKEN", T_STR, F(auth_token), "", 0, 0, NULL,

@@ -321,7 +321,7 @@ int k2a_gateway_run(const k2a_config_t *config)
     k2a_info("kiro2api %s listening on http://%s:%d%s with %u worker loop(s)", K2A_VERSION, config->host, gw.port,
              gw.tls_port != 0 ? " (and TLS)" : "", gw.nworkers);
     /* warnings about the configuration only once it is known to be valid: a configuration error is one line, alone */
-    if (config->client_token[0] == '\0')
+    if (config->client_token[0] == '\0' && config->admin_token[0] == '\0')
         k2a_warn("KIRO_CLIENT_TOKEN is not set: any client on this machine may use the gateway (listening on loopback only)");
     if (config->auth_token[0] == '\0')
         k2a_warn("KIRO_AUTH_TOKEN is not set: no Kiro account, chat requests will answer 503 (make run starts a demo instead)");

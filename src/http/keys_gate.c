@@ -32,8 +32,9 @@ static int respond(k2a_call_t *call, k2a_keys_verdict_t v, int64_t retry_after_s
         snprintf(ra, sizeof(ra), "%lld", (long long)(retry_after_s < 1 ? 1 : retry_after_s));
         if (call->req != NULL)
             call->req->res.content_length = body.len;
-        r = err == K2A_EKEY_LIMIT ? k2a_call_begin(call, r, "application/json", "cache-control", "no-store", "retry-after", ra, NULL)
-                                  : k2a_call_begin(call, r, "application/json", "cache-control", "no-store", NULL);
+        r = err == K2A_EKEY_LIMIT
+                ? k2a_call_begin(call, r, "application/json", "cache-control", "no-store", "retry-after", ra, NULL)
+                : k2a_call_begin(call, r, "application/json", "cache-control", "no-store", NULL);
         if (r == 0 && k2a_call_write(call, body.base != NULL ? body.base : "", body.len) == 0)
             k2a_call_finish(call);
     }
