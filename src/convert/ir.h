@@ -86,13 +86,7 @@ typedef enum en_k2a_ir_thinking_t {
     K2A_THINKING_ADAPTIVE, /* Anthropic {"type":"adaptive"} */
 } k2a_ir_thinking_t;
 
-typedef enum en_k2a_ir_dialect_t {
-    K2A_DIALECT_ANTHROPIC = 0,
-    K2A_DIALECT_OPENAI,
-} k2a_ir_dialect_t;
-
 typedef struct st_k2a_ir_request_t {
-    k2a_ir_dialect_t dialect;
     k2a_str_t model;        /* as the client sent it */
     k2a_ir_block_t *system; /* TEXT blocks */
     size_t nsystem;

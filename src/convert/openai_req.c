@@ -883,7 +883,6 @@ int k2a_openai_decode(const char *body, size_t len, const k2a_convert_limits_t *
     }
     k2a_convert_error_clear(err);
     memset(out, 0, sizeof(*out));
-    out->dialect = K2A_DIALECT_OPENAI;
 
     k2a_oa_parser_t p;
     memset(&p, 0, sizeof(p));

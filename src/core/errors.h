@@ -86,7 +86,12 @@
     XX(UPSTREAM_CAPACITY, "upstream: the model is at capacity")                                                                    \
     XX(MODEL_UNAVAILABLE, "pool: no account offers the model")                                                                     \
     XX(NOFD, "local: out of file descriptors")                                                                                     \
-    XX(STATE_UNWRITTEN, "pool: a rotated refresh token is not written to the state file yet")
+    XX(STATE_UNWRITTEN, "pool: a rotated refresh token is not written to the state file yet")                                      \
+    /* http */                                                                                                                     \
+    XX(METHOD, "request: method not allowed")                                                                                      \
+    XX(REQ_HEADERS_TOOBIG, "request: headers exceed their bound (count or bytes)")                                                 \
+    XX(FRAMING, "request: conflicting message framing")                                                                            \
+    XX(SHUTTING_DOWN, "the gateway is shutting down")
 
 enum {
 #define K2A__XX(name, msg) K2A__EIDX_##name,

@@ -208,7 +208,7 @@ static void call_main(k2a_coro_t *co, void *arg)
     if (!call->req_gone && !call->final_queued) {
         if (!call->started) {
             k2a_error("request %s: handler returned without a response", call->request_id);
-            k2a_call_respond_error(call, 500, "api_error", "internal error: the handler produced no response");
+            k2a_call_respond_error(call, K2A_EINTERNAL, "internal error: the handler produced no response");
         } else {
             k2a_call_finish(call);
         }
@@ -241,7 +241,7 @@ static void copy_peer(k2a_call_t *call, h2o_req_t *req)
     call->client_ip = k2a_arena_strdup_str(&call->arena, k2a_cstr(host));
 }
 
-int k2a_call_start(h2o_req_t *req, k2a_route_t route, k2a_ir_dialect_t dialect, const char *request_id, k2a_call_fn fn)
+int k2a_call_start(h2o_req_t *req, k2a_route_t route, const k2a_dialect_t *dialect, const char *request_id, k2a_call_fn fn)
 {
     k2a_server_t *server = k2a_server_of(req);
     if (server->max_calls != 0 && server->ncalls >= server->max_calls)
@@ -287,8 +287,7 @@ int k2a_call_start(h2o_req_t *req, k2a_route_t route, k2a_ir_dialect_t dialect, 
 
 Busy:
     ++server->metrics.rejected_busy;
-    k2a_http_send_error(req, dialect, 503, "overloaded_error",
-                        "the gateway is at its concurrency limit (KIRO_MAX_CONCURRENT); retry shortly");
+    k2a_http_send_error(req, dialect, K2A_EBUSY, "the gateway is at its concurrency limit (KIRO_MAX_CONCURRENT); retry shortly");
     return K2A_EBUSY;
 }
 
@@ -377,12 +376,12 @@ int k2a_call_respond_json(k2a_call_t *call, int status, const char *json, size_t
     return 0;
 }
 
-int k2a_call_respond_error(k2a_call_t *call, int status, const char *type, const char *message)
+int k2a_call_respond_error(k2a_call_t *call, int err, const char *message)
 {
     k2a_buf_t body = K2A_BUF_INIT(0);
-    int r = k2a_http_error_body(&body, call->dialect, status, type, message);
-    if (r == 0)
-        r = k2a_call_respond_json(call, status, body.base, body.len);
+    int r = k2a_dialect_error_body(call->dialect, &body, err, k2a_cstr(message != NULL ? message : ""));
+    if (r > 0)
+        r = k2a_call_respond_json(call, r, body.base, body.len);
     k2a_buf_dispose(&body);
     return r;
 }

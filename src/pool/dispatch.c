@@ -693,39 +693,3 @@ void k2a_dispatch_dispose(k2a_dispatch_t *d)
     free(d->text);
     d->text = NULL;
 }
-
-int k2a_dispatch_http_status(const k2a_dispatch_t *d)
-{
-    switch (d->err) {
-    case 0:
-        return 200;
-    case K2A_EUPSTREAM_BAD_REQUEST:
-    case K2A_EUPSTREAM_CONTENT_LENGTH:
-    case K2A_EMODEL_UNAVAILABLE:
-    case K2A_EUPSTREAM_FILTERED:
-        return 400;
-    case K2A_EHTTP_STATUS:
-        return d->upstream_status >= 400 && d->upstream_status < 500 ? d->upstream_status : 502;
-    case K2A_ETHROTTLED:
-    case K2A_EEXHAUSTED:
-        return 429;
-    case K2A_ENO_ACCOUNT:
-    case K2A_EBUSY:
-    case K2A_EUPSTREAM_AUTH:
-    case K2A_EACCOUNT_INVALID:
-    case K2A_EREFRESH:
-    case K2A_ENOFD:
-    case K2A_ESTATE_UNWRITTEN:
-        return 503;
-    case K2A_ECONNECT_TIMEOUT:
-    case K2A_EFIRST_BYTE_TIMEOUT:
-    case K2A_EIDLE_TIMEOUT:
-    case K2A_EDNS_TIMEOUT:
-    case K2A_ETIMEDOUT:
-        return 504;
-    case K2A_ECANCELED:
-        return 499;
-    default:
-        return 502;
-    }
-}

@@ -186,9 +186,4 @@ void k2a_dispatch_attempt_done(k2a_dispatch_t *d, k2a_dispatch_attempt_t *a, int
 /* Releases whatever is still held (an attempt the handler did not finish counts as failed after commit). */
 void k2a_dispatch_dispose(k2a_dispatch_t *d);
 
-/* A suggested client status for d->err (the HTTP layer decides): 400 for BAD_REQUEST/CONTENT_LENGTH/MODEL_UNAVAILABLE, the upstream
- * status for other 4xx, 429 for THROTTLED and EXHAUSTED, 503 for NO_ACCOUNT / BUSY / account problems, 504 for timeouts, 502 for
- * other upstream failures. */
-int k2a_dispatch_http_status(const k2a_dispatch_t *d);
-
 #endif
