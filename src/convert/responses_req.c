@@ -841,7 +841,6 @@ int k2a_responses_decode_ex(const char *body, size_t len, const char *prior, siz
     k2a_convert_error_clear(err);
     memset(out, 0, sizeof(*out));
     memset(extra, 0, sizeof(*extra));
-    out->dialect = K2A_DIALECT_OPENAI;
     extra->store = true;
     extra->parallel_tool_calls = true;
 

@@ -34,9 +34,8 @@ typedef struct st_k2a_responses_extra_t {
 } k2a_responses_extra_t;
 
 /*
- * Decodes body[0..len) into *out (zeroed first; dialect K2A_DIALECT_OPENAI, since the model-facing mapping is the Chat
- * one) and *extra. prior[0..prior_len), when not NULL, is a JSON array of input items (a stored conversation, see
- * previous_response_id) decoded before the body's own input, as if it were its beginning.
+ * Decodes body[0..len) into *out (zeroed first) and *extra. prior[0..prior_len), when not NULL, is a JSON array of input items (a
+ * stored conversation, see previous_response_id) decoded before the body's own input, as if it were its beginning.
  *
  * Mapping (documented rules, README "OpenAI Responses API", docs/kiro-compat.md):
  *  - input: a string -> one USER text message; or items: `message` (also an item with a role and no type) with role

@@ -14,7 +14,7 @@
 #include <cmocka.h>
 #include "convert/responses_req.h"
 #include "core/errors.h"
-#include "http/responses_store.h"
+#include "convert/responses_store.h"
 
 typedef struct st_dec_t {
     k2a_arena_t arena;

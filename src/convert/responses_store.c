@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/errors.h"
-#include "http/responses_store.h"
+#include "convert/responses_store.h"
 
 typedef struct st_entry_t {
     struct st_entry_t *chain;       /* next in the bucket */
@@ -85,6 +85,14 @@ k2a_responses_store_t *k2a_responses_store_shared(const k2a_config_t *config)
     if (shared == NULL)
         shared = k2a_responses_store_new((size_t)config->responses_store_max, (size_t)config->responses_store_max_bytes,
                                          config->responses_store_ttl_s);
+    k2a_responses_store_t *s = shared;
+    pthread_mutex_unlock(&shared_mutex);
+    return s;
+}
+
+k2a_responses_store_t *k2a_responses_store_current(void)
+{
+    pthread_mutex_lock(&shared_mutex);
     k2a_responses_store_t *s = shared;
     pthread_mutex_unlock(&shared_mutex);
     return s;

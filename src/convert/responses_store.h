@@ -8,8 +8,8 @@
  * would cost more than the answer, and a store that several gateway instances can share is the Redis backend's job. The
  * interface is kept to put/get/delete/expire so that such a backend can take its place.
  */
-#ifndef K2A_HTTP_RESPONSES_STORE_H
-#define K2A_HTTP_RESPONSES_STORE_H
+#ifndef K2A_CONVERT_RESPONSES_STORE_H
+#define K2A_CONVERT_RESPONSES_STORE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -24,9 +24,11 @@ typedef struct st_k2a_responses_store_t k2a_responses_store_t;
 k2a_responses_store_t *k2a_responses_store_new(size_t max_count, size_t max_bytes, int64_t ttl_s);
 void k2a_responses_store_free(k2a_responses_store_t *s);
 
-/* The process's store, sized by KIRO_RESPONSES_STORE_MAX, _MAX_BYTES and _TTL_S (created on first use). NULL when the
- * store is off (KIRO_RESPONSES_STORE_MAX=0) or out of memory. */
+/* The process's store, sized by KIRO_RESPONSES_STORE_MAX, _MAX_BYTES and _TTL_S (created on first use, by the HTTP layer
+ * before a Responses request is decoded). NULL when the store is off (KIRO_RESPONSES_STORE_MAX=0) or out of memory. */
 k2a_responses_store_t *k2a_responses_store_shared(const k2a_config_t *config);
+/* The process's store once k2a_responses_store_shared created it, else NULL (the Responses dialect's view of it). */
+k2a_responses_store_t *k2a_responses_store_current(void);
 
 /* Keeps (a copy of) response[0..rlen) and items[0..ilen) under id, replacing an entry of the same id, evicting the
  * oldest entries to stay within the bounds. now = unix seconds. Returns 0, K2A_ETOOBIG (one entry larger than the whole
