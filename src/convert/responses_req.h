@@ -48,7 +48,9 @@ typedef struct st_k2a_responses_extra_t {
  *    them form one turn); `reasoning` {summary[].text, or content[].text} -> a THINKING block; item_reference and
  *    other item types -> K2A_EBAD_PARAM.
  *  - instructions -> the first system block. tools: `function` {name, description, parameters, strict} exactly as a
- *    Chat tool; built-in tools (web_search, file_search, computer_use, code_interpreter, mcp, ...) -> K2A_EBAD_PARAM.
+ *    Chat tool; web_search / web_search_preview and `namespace` groups are accepted and not offered to the model
+ *    (clients such as the Codex CLI declare them on every request); the other built-in tools (file_search,
+ *    computer_use, code_interpreter, mcp, custom, ...) -> K2A_EBAD_PARAM.
  *  - tool_choice: auto | none | required | {"type":"function","name"}; max_output_tokens -> max_tokens;
  *    reasoning.effort as Chat's reasoning_effort; text.format json_object as Chat's response_format json_object,
  *    json_schema (name, description, schema) as Chat's json_schema (best effort: an instruction with the schema);

@@ -307,11 +307,10 @@ int k2a_rp_finish_tool(k2a_rp_parser_t *r)
     k2a_oa_parser_t *p = &r->p;
     k2a_str_t t = p->tool.type;
     if (t.base != NULL && !k2a_str_eq_lit(t, "function")) {
-        if (k2a_str_has_prefix(t, "web_search"))
-            return k2a_oa_fail_field(p, K2A_EBAD_PARAM, "type",
-                                     "the %.*s tool is not supported on /v1/responses: web search is served on /v1/messages with "
-                                     "the web_search_20250305 tool",
-                                     lim(t.len), t.base);
+        /* Declared by clients on every request whether or not the user wants them (the Codex CLI sends web_search and a
+         * namespace of sub-agent tools): accepted and not offered to the model (docs/kiro-compat.md "Responses API") */
+        if (k2a_str_has_prefix(t, "web_search") || k2a_str_eq_lit(t, "namespace"))
+            return 0;
         return k2a_oa_fail_field(p, K2A_EBAD_PARAM, "type", "tool type '%.*s' is not supported (only function)", lim(t.len),
                                  t.base);
     }

@@ -56,7 +56,7 @@ out.retrieve = { id: got.id, output_text: got.output_text };
 
 // 6. a bad request is the SDK's BadRequestError with the JSON path as param
 try {
-  await client.responses.create({ model, input: 'x', tools: [{ type: 'web_search_preview' }] });
+  await client.responses.create({ model, input: 'x', tools: [{ type: 'file_search', vector_store_ids: ['vs_1'] }] });
   out.bad = { thrown: false };
 } catch (e) {
   out.bad = { thrown: true, badRequest: e instanceof BadRequestError, status: e.status, param: e.param ?? null, message: e.message };

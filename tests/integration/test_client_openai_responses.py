@@ -62,7 +62,7 @@ class OpenAIResponsesSdk(unittest.TestCase):
             b = out["bad"]
             self.assertTrue(b["thrown"] and b["badRequest"], b)
             self.assertEqual((b["status"], b["param"]), (400, "tools[0].type"))
-            self.assertIn("web_search_preview", b["message"])
+            self.assertIn("file_search", b["message"])
             gw.assert_clean_exit(self)
         finally:
             gw.cleanup()

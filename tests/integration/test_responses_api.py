@@ -194,8 +194,8 @@ class ResponsesAPI(unittest.TestCase):
     def test_error_shapes(self):
         cases = [
             ({"model": MODEL, "input": 5}, AUTH, 400, "input", "expected a string or an array of items"),
-            ({"model": MODEL, "input": "x", "tools": [{"type": "web_search_preview"}]}, AUTH, 400, "tools[0].type",
-             "web_search_preview"),
+            ({"model": MODEL, "input": "x", "tools": [{"type": "function", "name": "f"}, {"type": "file_search"}]}, AUTH, 400,
+             "tools[1].type", "file_search"),
             ({"model": MODEL, "input": [{"type": "function_call", "name": "f", "arguments": "{}"}]}, AUTH, 400,
              "input[0].call_id", "is required"),
             ({"model": MODEL, "input": "x", "text": {"format": {"type": "yaml"}}}, AUTH, 400, "text.format.type", "yaml"),

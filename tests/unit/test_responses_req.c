@@ -120,6 +120,20 @@ static void test_prior(void **state)
     done(&d);
 }
 
+/* web_search and namespace tools are accepted and not offered to the model (the Codex CLI always declares them) */
+static void test_ignored_tools(void **state)
+{
+    dec_t d;
+    decode(&d, "{\"model\":\"m\",\"input\":\"x\",\"tools\":[{\"type\":\"web_search\",\"external_web_access\":true},"
+               "{\"type\":\"namespace\",\"name\":\"ns\",\"tools\":[{\"type\":\"function\",\"name\":\"g\"}]},"
+               "{\"type\":\"function\",\"name\":\"f\"},{\"type\":\"web_search_preview\"}]}");
+    assert_int_equal(d.rc, 0);
+    assert_int_equal(d.req.ntools, 1);
+    assert_true(k2a_str_eq_lit(d.req.tools[0].name, "f"));
+    assert_false(d.req.web_search.requested);
+    done(&d);
+}
+
 static void test_errors(void **state)
 {
     expect_error("{\"model\":\"m\",\"input\":5}", K2A_EJSON_TYPE, "input: expected a string or an array of items, got a number");
@@ -127,9 +141,6 @@ static void test_errors(void **state)
     expect_error("{\"model\":\"m\"}", K2A_EMISSING_FIELD, "input: is required");
     expect_error("{\"model\":\"m\",\"input\":[]}", K2A_EEMPTY_MESSAGES,
                  "input: must contain at least one user or assistant message");
-    expect_error("{\"model\":\"m\",\"input\":\"x\",\"tools\":[{\"type\":\"web_search_preview\"}]}", K2A_EBAD_PARAM,
-                 "tools[0].type: the web_search_preview tool is not supported on /v1/responses: web search is served on "
-                 "/v1/messages with the web_search_20250305 tool");
     expect_error("{\"model\":\"m\",\"input\":\"x\",\"tools\":[{\"type\":\"file_search\"}]}", K2A_EBAD_PARAM,
                  "tools[0].type: tool type 'file_search' is not supported (only function)");
     expect_error("{\"model\":\"m\",\"input\":\"x\",\"tools\":[{\"type\":\"function\"}]}", K2A_EMISSING_FIELD,
@@ -271,9 +282,13 @@ static void test_store(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_extras), cmocka_unit_test(test_prior),
-        cmocka_unit_test(test_errors), cmocka_unit_test(test_json_schema_best_effort),
-        cmocka_unit_test(test_limits), cmocka_unit_test(test_store),
+        cmocka_unit_test(test_extras),
+        cmocka_unit_test(test_prior),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_ignored_tools),
+        cmocka_unit_test(test_json_schema_best_effort),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
