@@ -234,8 +234,17 @@ static int root_value(k2a_rp_parser_t *r, uint8_t key, const value_t *v, int *pu
         r->input_start = r->offset - 1;
         *push = R_INPUT;
         return 0;
-    case K_INSTRUCTIONS:
-        return get_str(r, v, &x->instructions);
+    case K_INSTRUCTIONS: {
+        if ((e = get_str(r, v, &x->instructions)) != 0)
+            return e;
+        /* the literal as sent: from the quote after the key to the end of the token */
+        size_t b = r->key_end;
+        while (b < r->offset && p->body[b] != '"')
+            ++b;
+        if (b + 2 <= r->offset && p->body[r->offset - 1] == '"')
+            x->instructions_json = k2a_str(p->body + b, r->offset - b);
+        return 0;
+    }
     case K_TOOLS:
         if (v->type != V_ARRAY)
             return type_error(r, v, "an array");
@@ -786,6 +795,8 @@ static int on_map_key(void *ctx, const unsigned char *s, size_t len)
     if (p->capture != OA_CAP_NONE)
         return ret(r, cap_key(r, (const char *)s, len));
     k2a_oa_frame_t *f = &p->frames[p->depth - 1];
+    if (p->depth == 1)
+        r->key_end = yajl_get_bytes_consumed(r->h);
     f->key = key_id((const char *)s, len);
     f->keylen = (uint8_t)(len < K2A_OA_KEY_MAX ? len : K2A_OA_KEY_MAX);
     memcpy(f->keytext, s, f->keylen);

@@ -4,6 +4,7 @@
  * the finished items are kept as JSON for response.completed, the non-stream object and the response store. Each SSE
  * event is one `event:` line and one `data:` line whose JSON ends with the stream's next sequence_number.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/errors.h"
@@ -42,6 +43,8 @@ static int json_str(k2a_buf_t *out, const char *s, size_t n)
     return k2a_buf_append(out, "\"", 1);
 }
 
+static int render_static(k2a_responses_writer_t *w);
+
 static void merge_usage(k2a_ir_usage_t *dst, const k2a_ir_usage_t *src)
 {
     if (src->input_tokens != 0)
@@ -70,6 +73,9 @@ int k2a_responses_writer_init(k2a_responses_writer_t *w, k2a_buf_t *out, int64_t
     k2a_buf_init(&w->items, w->max_bytes);
     k2a_buf_init(&w->scratch, 0);
     k2a_buf_init(&w->error_message, 4096);
+    k2a_buf_init(&w->head, 0);
+    k2a_buf_init(&w->mid_a, 0);
+    k2a_buf_init(&w->mid_b, 0);
     w->model_copy = malloc(model.len + 1);
     if (w->model_copy == NULL)
         return K2A_ENOMEM;
@@ -78,7 +84,7 @@ int k2a_responses_writer_init(k2a_responses_writer_t *w, k2a_buf_t *out, int64_t
     w->model_copy[model.len] = '\0';
     w->model = k2a_str(w->model_copy, model.len);
     k2a_responses_make_id(w->id, "resp_", random, random_ctx);
-    return 0;
+    return render_static(w);
 }
 
 static void item_dispose(k2a_responses_item_t *it)
@@ -96,6 +102,9 @@ void k2a_responses_writer_dispose(k2a_responses_writer_t *w)
     k2a_buf_dispose(&w->items);
     k2a_buf_dispose(&w->scratch);
     k2a_buf_dispose(&w->error_message);
+    k2a_buf_dispose(&w->head);
+    k2a_buf_dispose(&w->mid_a);
+    k2a_buf_dispose(&w->mid_b);
     free(w->model_copy);
     w->model_copy = NULL;
 }
@@ -134,18 +143,100 @@ static const char *incomplete_reason(k2a_ir_stop_reason_t r)
     }
 }
 
+/* Decimal digits of v appended (no printf on the per-event path). */
+static int append_i64(k2a_buf_t *out, int64_t v)
+{
+    char tmp[24];
+    size_t n = sizeof(tmp);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        tmp[--n] = '-';
+    return k2a_buf_append(out, tmp + n, sizeof(tmp) - n);
+}
+
+/* A number as %g does, without printf for the usual 1 */
+static int append_number(k2a_buf_t *out, double v)
+{
+    if (v == 1.0)
+        return k2a_buf_append(out, "1", 1);
+    return k2a_buf_appendf(out, "%g", v);
+}
+
+/* The parts of the response object that do not change during the answer, rendered once at init:
+ *   head  `{"id":"resp_…","object":"response","created_at":N,"status":"`
+ *   mid_a `,"instructions":…,"max_output_tokens":…,"metadata":…,"model":…`
+ *   mid_b `,"parallel_tool_calls":…,…,"truncation":"disabled"` */
+static int render_static(k2a_responses_writer_t *w)
+{
+    const k2a_responses_extra_t *x = w->echo;
+    k2a_buf_t *h = &w->head, *a = &w->mid_a, *b = &w->mid_b;
+    /* sized once: these are rendered a single time, and copied into every response object */
+    CHECK(k2a_buf_reserve(h, 128));
+    CHECK(k2a_buf_reserve(a,
+                          (x != NULL ? x->instructions_json.len + x->instructions.len + x->metadata.len : 0) + w->model.len + 128));
+    CHECK(k2a_buf_reserve(b, (x != NULL ? x->tools_json.len + x->tool_choice.len + x->previous_response_id.len : 0) + 320));
+    CHECK(APPEND_LIT(h, "{\"id\":\""));
+    CHECK(k2a_buf_appendstr(h, w->id));
+    CHECK(APPEND_LIT(h, "\",\"object\":\"response\",\"created_at\":"));
+    CHECK(append_i64(h, w->created_at));
+    CHECK(APPEND_LIT(h, ",\"status\":\""));
+    CHECK(APPEND_LIT(a, ",\"instructions\":"));
+    if (x != NULL && x->instructions_json.len != 0)
+        CHECK(k2a_buf_append(a, x->instructions_json.base, x->instructions_json.len));
+    else if (x != NULL && x->instructions.len != 0)
+        CHECK(json_str(a, x->instructions.base, x->instructions.len));
+    else
+        CHECK(APPEND_LIT(a, "null"));
+    if (x != NULL && x->has_max_output_tokens) {
+        CHECK(APPEND_LIT(a, ",\"max_output_tokens\":"));
+        CHECK(append_i64(a, x->max_output_tokens));
+    } else
+        CHECK(APPEND_LIT(a, ",\"max_output_tokens\":null"));
+    CHECK(APPEND_LIT(a, ",\"metadata\":"));
+    CHECK(echo_raw(a, x != NULL ? x->metadata : K2A_STR_NULL, "{}"));
+    CHECK(APPEND_LIT(a, ",\"model\":"));
+    CHECK(json_str(a, w->model.base, w->model.len));
+    CHECK(x == NULL || x->parallel_tool_calls ? APPEND_LIT(b, ",\"parallel_tool_calls\":true,\"previous_response_id\":")
+                                              : APPEND_LIT(b, ",\"parallel_tool_calls\":false,\"previous_response_id\":"));
+    if (x != NULL && x->previous_response_id.len != 0)
+        CHECK(json_str(b, x->previous_response_id.base, x->previous_response_id.len));
+    else
+        CHECK(APPEND_LIT(b, "null"));
+    CHECK(APPEND_LIT(b, ",\"reasoning\":{\"effort\":"));
+    if (x != NULL && x->effort.len != 0)
+        CHECK(json_str(b, x->effort.base, x->effort.len));
+    else
+        CHECK(APPEND_LIT(b, "null"));
+    CHECK(x == NULL || x->store ? APPEND_LIT(b, ",\"summary\":null},\"store\":true,\"temperature\":")
+                                : APPEND_LIT(b, ",\"summary\":null},\"store\":false,\"temperature\":"));
+    CHECK(append_number(b, w->temperature));
+    CHECK(APPEND_LIT(b, ",\"text\":{\"format\":{\"type\":"));
+    k2a_str_t fmt = x != NULL && x->text_format.len != 0 ? x->text_format : K2A_STRLIT("text");
+    CHECK(json_str(b, fmt.base, fmt.len));
+    CHECK(APPEND_LIT(b, "}},\"tool_choice\":"));
+    CHECK(echo_raw(b, x != NULL ? x->tool_choice : K2A_STR_NULL, "\"auto\""));
+    CHECK(APPEND_LIT(b, ",\"tools\":"));
+    CHECK(echo_raw(b, x != NULL ? x->tools_json : K2A_STR_NULL, "[]"));
+    CHECK(APPEND_LIT(b, ",\"top_p\":"));
+    CHECK(append_number(b, w->top_p));
+    return APPEND_LIT(b, ",\"truncation\":\"disabled\"");
+}
+
 /* status: "in_progress" (no output, no usage), "completed"/"incomplete" (output and usage), "failed" (error). */
 static int render_object(const k2a_responses_writer_t *w, k2a_buf_t *out, const char *status, bool final)
 {
-    const k2a_responses_extra_t *x = w->echo;
-    CHECK(APPEND_LIT(out, "{\"id\":\""));
-    CHECK(k2a_buf_appendstr(out, w->id));
-    CHECK(k2a_buf_appendf(out, "\",\"object\":\"response\",\"created_at\":%lld,\"status\":\"%s\",\"background\":false,\"error\":",
-                          (long long)w->created_at, status));
+    CHECK(k2a_buf_append(out, w->head.base, w->head.len));
+    CHECK(k2a_buf_appendstr(out, status));
+    CHECK(APPEND_LIT(out, "\",\"background\":false,\"error\":"));
     if (w->error != 0) {
         const k2a_openai_error_info_t *info = k2a_openai_error_info(w->error);
+        const char *code = info->code != NULL ? info->code : info->type;
         CHECK(APPEND_LIT(out, "{\"code\":"));
-        CHECK(json_str(out, info->code != NULL ? info->code : info->type, strlen(info->code != NULL ? info->code : info->type)));
+        CHECK(json_str(out, code, strlen(code)));
         CHECK(APPEND_LIT(out, ",\"message\":"));
         if (w->error_message.len != 0)
             CHECK(json_str(out, w->error_message.base, w->error_message.len));
@@ -157,46 +248,20 @@ static int render_object(const k2a_responses_writer_t *w, k2a_buf_t *out, const 
     }
     const char *why = final && w->stopped ? incomplete_reason(w->stop_reason) : NULL;
     CHECK(APPEND_LIT(out, ",\"incomplete_details\":"));
-    if (why != NULL)
-        CHECK(k2a_buf_appendf(out, "{\"reason\":\"%s\"}", why));
-    else
+    if (why != NULL) {
+        CHECK(APPEND_LIT(out, "{\"reason\":\""));
+        CHECK(k2a_buf_appendstr(out, why));
+        CHECK(APPEND_LIT(out, "\"}"));
+    } else {
         CHECK(APPEND_LIT(out, "null"));
-    CHECK(APPEND_LIT(out, ",\"instructions\":"));
-    if (x != NULL && x->instructions.len != 0)
-        CHECK(json_str(out, x->instructions.base, x->instructions.len));
-    else
-        CHECK(APPEND_LIT(out, "null"));
-    if (x != NULL && x->has_max_output_tokens)
-        CHECK(k2a_buf_appendf(out, ",\"max_output_tokens\":%lld", (long long)x->max_output_tokens));
-    else
-        CHECK(APPEND_LIT(out, ",\"max_output_tokens\":null"));
-    CHECK(APPEND_LIT(out, ",\"metadata\":"));
-    CHECK(echo_raw(out, x != NULL ? x->metadata : K2A_STR_NULL, "{}"));
-    CHECK(APPEND_LIT(out, ",\"model\":"));
-    CHECK(json_str(out, w->model.base, w->model.len));
+    }
+    CHECK(k2a_buf_append(out, w->mid_a.base, w->mid_a.len));
     CHECK(APPEND_LIT(out, ",\"output\":["));
     if (final)
         CHECK(k2a_buf_append(out, w->items.base, w->items.len));
-    CHECK(k2a_buf_appendf(
-        out, "],\"parallel_tool_calls\":%s,\"previous_response_id\":", x == NULL || x->parallel_tool_calls ? "true" : "false"));
-    if (x != NULL && x->previous_response_id.len != 0)
-        CHECK(json_str(out, x->previous_response_id.base, x->previous_response_id.len));
-    else
-        CHECK(APPEND_LIT(out, "null"));
-    CHECK(APPEND_LIT(out, ",\"reasoning\":{\"effort\":"));
-    if (x != NULL && x->effort.len != 0)
-        CHECK(json_str(out, x->effort.base, x->effort.len));
-    else
-        CHECK(APPEND_LIT(out, "null"));
-    CHECK(k2a_buf_appendf(out, ",\"summary\":null},\"store\":%s,\"temperature\":%g,\"text\":{\"format\":{\"type\":",
-                          x == NULL || x->store ? "true" : "false", w->temperature));
-    k2a_str_t fmt = x != NULL && x->text_format.len != 0 ? x->text_format : K2A_STRLIT("text");
-    CHECK(json_str(out, fmt.base, fmt.len));
-    CHECK(APPEND_LIT(out, "}},\"tool_choice\":"));
-    CHECK(echo_raw(out, x != NULL ? x->tool_choice : K2A_STR_NULL, "\"auto\""));
-    CHECK(APPEND_LIT(out, ",\"tools\":"));
-    CHECK(echo_raw(out, x != NULL ? x->tools_json : K2A_STR_NULL, "[]"));
-    CHECK(k2a_buf_appendf(out, ",\"top_p\":%g,\"truncation\":\"disabled\",\"usage\":", w->top_p));
+    CHECK(k2a_buf_append(out, "]", 1));
+    CHECK(k2a_buf_append(out, w->mid_b.base, w->mid_b.len));
+    CHECK(APPEND_LIT(out, ",\"usage\":"));
     if (final && w->error == 0)
         CHECK(append_usage(out, w));
     else
@@ -218,7 +283,9 @@ static int begin_event(k2a_responses_writer_t *w, const char *type)
 
 static int end_event(k2a_responses_writer_t *w)
 {
-    return k2a_buf_appendf(w->out, "\"sequence_number\":%lld}\n\n", (long long)w->seq++);
+    CHECK(APPEND_LIT(w->out, "\"sequence_number\":"));
+    CHECK(append_i64(w->out, w->seq++));
+    return APPEND_LIT(w->out, "}\n\n");
 }
 
 static int response_event(k2a_responses_writer_t *w, const char *type, const char *status, bool final)
@@ -241,40 +308,48 @@ static int start(k2a_responses_writer_t *w)
     return response_event(w, "response.in_progress", "in_progress", false);
 }
 
-/* `"item_id":"…","output_index":n,` */
+/* `"item_id":"…","output_index":n,` (rendered when the item starts) */
 static int item_ref(k2a_responses_writer_t *w, const k2a_responses_item_t *it)
 {
-    return k2a_buf_appendf(w->out, "\"item_id\":\"%s\",\"output_index\":%d,", it->id, it->output);
+    return k2a_buf_append(w->out, it->ref, it->reflen);
 }
 
 /* The item as JSON; done = its finished form. */
-static int render_item(k2a_buf_t *out, const k2a_responses_item_t *it, bool done)
+/* The item as JSON: in progress (q NULL), or finished with q its text (or arguments) as a JSON string, escaped once. */
+static int render_item(k2a_buf_t *out, const k2a_responses_item_t *it, const k2a_str_t *q)
 {
+    bool done = q != NULL;
     switch (it->kind) {
     case K2A_BLOCK_TEXT:
-        CHECK(k2a_buf_appendf(out, "{\"id\":\"%s\",\"type\":\"message\",\"status\":\"%s\",\"content\":[", it->id,
-                              done ? "completed" : "in_progress"));
+        CHECK(APPEND_LIT(out, "{\"id\":\""));
+        CHECK(k2a_buf_appendstr(out, it->id));
+        CHECK(done ? APPEND_LIT(out, "\",\"type\":\"message\",\"status\":\"completed\",\"content\":[")
+                   : APPEND_LIT(out, "\",\"type\":\"message\",\"status\":\"in_progress\",\"content\":["));
         if (done) {
             CHECK(APPEND_LIT(out, "{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":"));
-            CHECK(json_str(out, it->text.base, it->text.len));
+            CHECK(k2a_buf_append(out, q->base, q->len));
             CHECK(APPEND_LIT(out, "}"));
         }
         return APPEND_LIT(out, "],\"role\":\"assistant\"}");
     case K2A_BLOCK_THINKING:
-        CHECK(k2a_buf_appendf(out, "{\"id\":\"%s\",\"type\":\"reasoning\",\"summary\":[", it->id));
+        CHECK(APPEND_LIT(out, "{\"id\":\""));
+        CHECK(k2a_buf_appendstr(out, it->id));
+        CHECK(APPEND_LIT(out, "\",\"type\":\"reasoning\",\"summary\":["));
         if (done) {
             CHECK(APPEND_LIT(out, "{\"type\":\"summary_text\",\"text\":"));
-            CHECK(json_str(out, it->text.base, it->text.len));
+            CHECK(k2a_buf_append(out, q->base, q->len));
             CHECK(APPEND_LIT(out, "}"));
         }
         return APPEND_LIT(out, "]}");
     default:
-        CHECK(k2a_buf_appendf(out, "{\"id\":\"%s\",\"type\":\"function_call\",\"status\":\"%s\",\"arguments\":", it->id,
-                              done ? "completed" : "in_progress"));
-        if (done && it->text.len == 0)
-            CHECK(APPEND_LIT(out, "\"{}\""));
+        CHECK(APPEND_LIT(out, "{\"id\":\""));
+        CHECK(k2a_buf_appendstr(out, it->id));
+        CHECK(done ? APPEND_LIT(out, "\",\"type\":\"function_call\",\"status\":\"completed\",\"arguments\":")
+                   : APPEND_LIT(out, "\",\"type\":\"function_call\",\"status\":\"in_progress\",\"arguments\":"));
+        if (done)
+            CHECK(k2a_buf_append(out, q->base, q->len));
         else
-            CHECK(json_str(out, done ? it->text.base : "", done ? it->text.len : 0));
+            CHECK(APPEND_LIT(out, "\"\""));
         CHECK(APPEND_LIT(out, ",\"call_id\":"));
         CHECK(json_str(out, it->call_id.base, it->call_id.len));
         CHECK(APPEND_LIT(out, ",\"name\":"));
@@ -283,11 +358,13 @@ static int render_item(k2a_buf_t *out, const k2a_responses_item_t *it, bool done
     }
 }
 
-static int item_event(k2a_responses_writer_t *w, const char *type, const k2a_responses_item_t *it, bool done)
+static int item_event(k2a_responses_writer_t *w, const char *type, const k2a_responses_item_t *it, const k2a_str_t *q)
 {
     CHECK(begin_event(w, type));
-    CHECK(k2a_buf_appendf(w->out, "\"output_index\":%d,\"item\":", it->output));
-    CHECK(render_item(w->out, it, done));
+    CHECK(APPEND_LIT(w->out, "\"output_index\":"));
+    CHECK(append_i64(w->out, it->output));
+    CHECK(APPEND_LIT(w->out, ",\"item\":"));
+    CHECK(render_item(w->out, it, q));
     CHECK(k2a_buf_append(w->out, ",", 1));
     return end_event(w);
 }
@@ -329,9 +406,24 @@ static int on_block_start(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
     }
     ++w->nopen;
     it->output = w->noutput++;
+    {
+        static const char pre[] = "\"item_id\":\"", mid[] = "\",\"output_index\":";
+        char num[16];
+        size_t idlen = strlen(it->id), nn = 0;
+        for (int o = it->output; nn == 0 || o != 0; o /= 10)
+            num[nn++] = (char)('0' + o % 10);
+        char *r = it->ref;
+        memcpy(r, pre, sizeof(pre) - 1), r += sizeof(pre) - 1;
+        memcpy(r, it->id, idlen), r += idlen;
+        memcpy(r, mid, sizeof(mid) - 1), r += sizeof(mid) - 1;
+        while (nn != 0)
+            *r++ = num[--nn];
+        *r++ = ',';
+        it->reflen = (size_t)(r - it->ref);
+    }
     if (w->out == NULL)
         return 0;
-    CHECK(item_event(w, "response.output_item.added", it, false));
+    CHECK(item_event(w, "response.output_item.added", it, NULL));
     if (it->kind == K2A_BLOCK_TEXT) {
         CHECK(begin_event(w, "response.content_part.added"));
         CHECK(item_ref(w, it));
@@ -389,20 +481,27 @@ static int on_delta(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
 
 static int close_item(k2a_responses_writer_t *w, k2a_responses_item_t *it)
 {
+    /* the text (or arguments) as a JSON string, escaped once for the .done events, the item and the stored output */
+    k2a_buf_reset(&w->scratch);
+    if (it->kind == K2A_BLOCK_TOOL_USE && it->text.len == 0)
+        CHECK(APPEND_LIT(&w->scratch, "\"{}\""));
+    else
+        CHECK(json_str(&w->scratch, it->text.base, it->text.len));
+    k2a_str_t q = k2a_str(w->scratch.base, w->scratch.len);
     if (w->out != NULL) {
         switch (it->kind) {
         case K2A_BLOCK_TEXT:
             CHECK(begin_event(w, "response.output_text.done"));
             CHECK(item_ref(w, it));
             CHECK(APPEND_LIT(w->out, "\"content_index\":0,\"text\":"));
-            CHECK(json_str(w->out, it->text.base, it->text.len));
+            CHECK(k2a_buf_append(w->out, q.base, q.len));
             CHECK(APPEND_LIT(w->out, ",\"logprobs\":[],"));
             CHECK(end_event(w));
             CHECK(begin_event(w, "response.content_part.done"));
             CHECK(item_ref(w, it));
             CHECK(APPEND_LIT(
                 w->out, "\"content_index\":0,\"part\":{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":"));
-            CHECK(json_str(w->out, it->text.base, it->text.len));
+            CHECK(k2a_buf_append(w->out, q.base, q.len));
             CHECK(APPEND_LIT(w->out, "},"));
             CHECK(end_event(w));
             break;
@@ -410,13 +509,13 @@ static int close_item(k2a_responses_writer_t *w, k2a_responses_item_t *it)
             CHECK(begin_event(w, "response.reasoning_summary_text.done"));
             CHECK(item_ref(w, it));
             CHECK(APPEND_LIT(w->out, "\"summary_index\":0,\"text\":"));
-            CHECK(json_str(w->out, it->text.base, it->text.len));
+            CHECK(k2a_buf_append(w->out, q.base, q.len));
             CHECK(k2a_buf_append(w->out, ",", 1));
             CHECK(end_event(w));
             CHECK(begin_event(w, "response.reasoning_summary_part.done"));
             CHECK(item_ref(w, it));
             CHECK(APPEND_LIT(w->out, "\"summary_index\":0,\"part\":{\"type\":\"summary_text\",\"text\":"));
-            CHECK(json_str(w->out, it->text.base, it->text.len));
+            CHECK(k2a_buf_append(w->out, q.base, q.len));
             CHECK(APPEND_LIT(w->out, "},"));
             CHECK(end_event(w));
             break;
@@ -424,18 +523,16 @@ static int close_item(k2a_responses_writer_t *w, k2a_responses_item_t *it)
             CHECK(begin_event(w, "response.function_call_arguments.done"));
             CHECK(item_ref(w, it));
             CHECK(APPEND_LIT(w->out, "\"arguments\":"));
-            if (it->text.len == 0)
-                CHECK(APPEND_LIT(w->out, "\"{}\""));
-            else
-                CHECK(json_str(w->out, it->text.base, it->text.len));
+            CHECK(k2a_buf_append(w->out, q.base, q.len));
             CHECK(k2a_buf_append(w->out, ",", 1));
             CHECK(end_event(w));
             break;
         }
-        CHECK(item_event(w, "response.output_item.done", it, true));
+        CHECK(item_event(w, "response.output_item.done", it, &q));
     }
     int r;
-    if ((w->items.len != 0 && (r = k2a_buf_append(&w->items, ",", 1)) != 0) || (r = render_item(&w->items, it, true)) != 0)
+    if ((r = k2a_buf_reserve(&w->items, q.len + it->call_id.len + it->name.len + 256)) != 0 ||
+        (w->items.len != 0 && (r = k2a_buf_append(&w->items, ",", 1)) != 0) || (r = render_item(&w->items, it, &q)) != 0)
         return r == K2A_ETOOBIG ? K2A_EUPSTREAM_TOOBIG : r;
     item_dispose(it);
     *it = w->open[--w->nopen];

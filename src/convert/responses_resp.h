@@ -39,10 +39,12 @@ typedef struct st_k2a_responses_item_t {
     int output; /* output_index */
     k2a_ir_block_kind_t kind;
     char id[K2A_RESPONSES_ID_SIZE];
-    k2a_buf_t text;    /* text, reasoning text or arguments so far */
-    k2a_str_t call_id; /* TOOL_USE (copied into name_buf) */
-    k2a_str_t name;    /* TOOL_USE */
-    char *strings;     /* malloc'd call_id + name */
+    k2a_buf_t text;                       /* text, reasoning text or arguments so far */
+    k2a_str_t call_id;                    /* TOOL_USE (copied into strings) */
+    k2a_str_t name;                       /* TOOL_USE */
+    char *strings;                        /* malloc'd call_id + name */
+    char ref[K2A_RESPONSES_ID_SIZE + 64]; /* `"item_id":"…","output_index":n,` */
+    size_t reflen;
 } k2a_responses_item_t;
 
 typedef struct st_k2a_responses_writer_t {
@@ -63,7 +65,8 @@ typedef struct st_k2a_responses_writer_t {
     bool any_tool_call;
     k2a_responses_item_t open[K2A_RESPONSES_MAX_OPEN];
     size_t nopen;
-    k2a_buf_t items; /* the finished output items as JSON, comma-separated */
+    k2a_buf_t head, mid_a, mid_b; /* the unchanging parts of the response object (responses_resp.c render_static) */
+    k2a_buf_t items;              /* the finished output items as JSON, comma-separated */
     k2a_buf_t scratch;
     char *model_copy;
     /* the end */

@@ -53,7 +53,8 @@ static void expect_error(const char *body, int code, const char *message)
 static void test_extras(void **state)
 {
     dec_t d;
-    decode(&d, "{\"model\":\"m\",\"input\":\"Hi \\\"there\\\"\",\"metadata\":{\"a\": [1, 2]},\"tools\":[{\"type\":\"function\","
+    decode(&d, "{\"model\":\"m\", \"instructions\" :  \"Be \\u00e9 \\\"x\\\"\",\"input\":\"Hi \\\"there\\\"\",\"metadata\":{\"a\": "
+               "[1, 2]},\"tools\":[{\"type\":\"function\","
                "\"name\":\"f\"}],\"tool_choice\":{\"type\":\"function\",\"name\":\"f\"},\"max_output_tokens\":77,"
                "\"parallel_tool_calls\":false,\"previous_response_id\":null,\"reasoning\":{\"effort\":\"high\"},\"text\":"
                "{\"format\":{\"type\":\"json_object\"}},\"stream\":true}");
@@ -61,6 +62,9 @@ static void test_extras(void **state)
     assert_true(d.x.store); /* OpenAI's default */
     assert_false(d.x.parallel_tool_calls);
     assert_true(k2a_str_eq_lit(d.x.metadata, "{\"a\": [1, 2]}"));
+    /* the instructions are echoed as their literal, escapes and all */
+    assert_true(k2a_str_eq_lit(d.x.instructions_json, "\"Be \\u00e9 \\\"x\\\"\""));
+    assert_true(k2a_str_eq_lit(d.x.instructions, "Be \xc3\xa9 \"x\""));
     assert_true(k2a_str_eq_lit(d.x.input_items, "[{\"type\":\"message\",\"role\":\"user\",\"content\":\"Hi \\\"there\\\"\"}]"));
     assert_true(k2a_str_eq_lit(d.x.tools_json, "[{\"type\":\"function\",\"name\":\"f\"}]"));
     assert_true(k2a_str_eq_lit(d.x.tool_choice, "{\"type\":\"function\",\"name\":\"f\"}"));
