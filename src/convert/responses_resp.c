@@ -272,25 +272,32 @@ static int render_object(const k2a_responses_writer_t *w, k2a_buf_t *out, const 
 /* ---------- SSE ---------- */
 
 /* `event: <type>\ndata: {"type":"<type>",` — the caller appends the fields and then end_event */
-static int begin_event(k2a_responses_writer_t *w, const char *type)
-{
-    CHECK(APPEND_LIT(w->out, "event: "));
-    CHECK(k2a_buf_appendstr(w->out, type));
-    CHECK(APPEND_LIT(w->out, "\ndata: {\"type\":\""));
-    CHECK(k2a_buf_appendstr(w->out, type));
-    return APPEND_LIT(w->out, "\",");
-}
+/* `event: <type>\ndata: {"type":"<type>",` as one literal: the caller appends the fields and then end_event */
+#define EVENT_PREFIX(t) "event: " t "\ndata: {\"type\":\"" t "\","
+#define BEGIN_EVENT(w, t) APPEND_LIT((w)->out, EVENT_PREFIX(t))
+#define PREFIX_ARGS(t) EVENT_PREFIX(t), sizeof(EVENT_PREFIX(t)) - 1
 
 static int end_event(k2a_responses_writer_t *w)
 {
-    CHECK(APPEND_LIT(w->out, "\"sequence_number\":"));
-    CHECK(append_i64(w->out, w->seq++));
-    return APPEND_LIT(w->out, "}\n\n");
+    static const char key[] = "\"sequence_number\":";
+    char tmp[sizeof(key) - 1 + 24 + 3], digits[24];
+    uint64_t v = (uint64_t)w->seq++;
+    size_t nd = 0;
+    do {
+        digits[nd++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    memcpy(tmp, key, sizeof(key) - 1);
+    size_t n = sizeof(key) - 1;
+    while (nd != 0)
+        tmp[n++] = digits[--nd];
+    memcpy(tmp + n, "}\n\n", 3);
+    return k2a_buf_append(w->out, tmp, n + 3);
 }
 
-static int response_event(k2a_responses_writer_t *w, const char *type, const char *status, bool final)
+static int response_event(k2a_responses_writer_t *w, const char *prefix, size_t plen, const char *status, bool final)
 {
-    CHECK(begin_event(w, type));
+    CHECK(k2a_buf_append(w->out, prefix, plen));
     CHECK(APPEND_LIT(w->out, "\"response\":"));
     CHECK(render_object(w, w->out, status, final));
     CHECK(k2a_buf_append(w->out, ",", 1));
@@ -304,8 +311,8 @@ static int start(k2a_responses_writer_t *w)
     w->started = true;
     if (w->out == NULL)
         return 0;
-    CHECK(response_event(w, "response.created", "in_progress", false));
-    return response_event(w, "response.in_progress", "in_progress", false);
+    CHECK(response_event(w, PREFIX_ARGS("response.created"), "in_progress", false));
+    return response_event(w, PREFIX_ARGS("response.in_progress"), "in_progress", false);
 }
 
 /* `"item_id":"…","output_index":n,` (rendered when the item starts) */
@@ -358,9 +365,10 @@ static int render_item(k2a_buf_t *out, const k2a_responses_item_t *it, const k2a
     }
 }
 
-static int item_event(k2a_responses_writer_t *w, const char *type, const k2a_responses_item_t *it, const k2a_str_t *q)
+static int item_event(k2a_responses_writer_t *w, const char *prefix, size_t plen, const k2a_responses_item_t *it,
+                      const k2a_str_t *q)
 {
-    CHECK(begin_event(w, type));
+    CHECK(k2a_buf_append(w->out, prefix, plen));
     CHECK(APPEND_LIT(w->out, "\"output_index\":"));
     CHECK(append_i64(w->out, it->output));
     CHECK(APPEND_LIT(w->out, ",\"item\":"));
@@ -423,16 +431,16 @@ static int on_block_start(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
     }
     if (w->out == NULL)
         return 0;
-    CHECK(item_event(w, "response.output_item.added", it, NULL));
+    CHECK(item_event(w, PREFIX_ARGS("response.output_item.added"), it, NULL));
     if (it->kind == K2A_BLOCK_TEXT) {
-        CHECK(begin_event(w, "response.content_part.added"));
+        CHECK(BEGIN_EVENT(w, "response.content_part.added"));
         CHECK(item_ref(w, it));
         CHECK(APPEND_LIT(
             w->out, "\"content_index\":0,\"part\":{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":\"\"},"));
         return end_event(w);
     }
     if (it->kind == K2A_BLOCK_THINKING) {
-        CHECK(begin_event(w, "response.reasoning_summary_part.added"));
+        CHECK(BEGIN_EVENT(w, "response.reasoning_summary_part.added"));
         CHECK(item_ref(w, it));
         CHECK(APPEND_LIT(w->out, "\"summary_index\":0,\"part\":{\"type\":\"summary_text\",\"text\":\"\"},"));
         return end_event(w);
@@ -456,21 +464,21 @@ static int on_delta(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
         return 0;
     switch (it->kind) {
     case K2A_BLOCK_TEXT:
-        CHECK(begin_event(w, "response.output_text.delta"));
+        CHECK(BEGIN_EVENT(w, "response.output_text.delta"));
         CHECK(item_ref(w, it));
         CHECK(APPEND_LIT(w->out, "\"content_index\":0,\"delta\":"));
         CHECK(json_str(w->out, ev->text.base, ev->text.len));
         CHECK(APPEND_LIT(w->out, ",\"logprobs\":[],"));
         return end_event(w);
     case K2A_BLOCK_THINKING:
-        CHECK(begin_event(w, "response.reasoning_summary_text.delta"));
+        CHECK(BEGIN_EVENT(w, "response.reasoning_summary_text.delta"));
         CHECK(item_ref(w, it));
         CHECK(APPEND_LIT(w->out, "\"summary_index\":0,\"delta\":"));
         CHECK(json_str(w->out, ev->text.base, ev->text.len));
         CHECK(k2a_buf_append(w->out, ",", 1));
         return end_event(w);
     default:
-        CHECK(begin_event(w, "response.function_call_arguments.delta"));
+        CHECK(BEGIN_EVENT(w, "response.function_call_arguments.delta"));
         CHECK(item_ref(w, it));
         CHECK(APPEND_LIT(w->out, "\"delta\":"));
         CHECK(json_str(w->out, ev->text.base, ev->text.len));
@@ -491,13 +499,13 @@ static int close_item(k2a_responses_writer_t *w, k2a_responses_item_t *it)
     if (w->out != NULL) {
         switch (it->kind) {
         case K2A_BLOCK_TEXT:
-            CHECK(begin_event(w, "response.output_text.done"));
+            CHECK(BEGIN_EVENT(w, "response.output_text.done"));
             CHECK(item_ref(w, it));
             CHECK(APPEND_LIT(w->out, "\"content_index\":0,\"text\":"));
             CHECK(k2a_buf_append(w->out, q.base, q.len));
             CHECK(APPEND_LIT(w->out, ",\"logprobs\":[],"));
             CHECK(end_event(w));
-            CHECK(begin_event(w, "response.content_part.done"));
+            CHECK(BEGIN_EVENT(w, "response.content_part.done"));
             CHECK(item_ref(w, it));
             CHECK(APPEND_LIT(
                 w->out, "\"content_index\":0,\"part\":{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":"));
@@ -506,13 +514,13 @@ static int close_item(k2a_responses_writer_t *w, k2a_responses_item_t *it)
             CHECK(end_event(w));
             break;
         case K2A_BLOCK_THINKING:
-            CHECK(begin_event(w, "response.reasoning_summary_text.done"));
+            CHECK(BEGIN_EVENT(w, "response.reasoning_summary_text.done"));
             CHECK(item_ref(w, it));
             CHECK(APPEND_LIT(w->out, "\"summary_index\":0,\"text\":"));
             CHECK(k2a_buf_append(w->out, q.base, q.len));
             CHECK(k2a_buf_append(w->out, ",", 1));
             CHECK(end_event(w));
-            CHECK(begin_event(w, "response.reasoning_summary_part.done"));
+            CHECK(BEGIN_EVENT(w, "response.reasoning_summary_part.done"));
             CHECK(item_ref(w, it));
             CHECK(APPEND_LIT(w->out, "\"summary_index\":0,\"part\":{\"type\":\"summary_text\",\"text\":"));
             CHECK(k2a_buf_append(w->out, q.base, q.len));
@@ -520,7 +528,7 @@ static int close_item(k2a_responses_writer_t *w, k2a_responses_item_t *it)
             CHECK(end_event(w));
             break;
         default:
-            CHECK(begin_event(w, "response.function_call_arguments.done"));
+            CHECK(BEGIN_EVENT(w, "response.function_call_arguments.done"));
             CHECK(item_ref(w, it));
             CHECK(APPEND_LIT(w->out, "\"arguments\":"));
             CHECK(k2a_buf_append(w->out, q.base, q.len));
@@ -528,7 +536,7 @@ static int close_item(k2a_responses_writer_t *w, k2a_responses_item_t *it)
             CHECK(end_event(w));
             break;
         }
-        CHECK(item_event(w, "response.output_item.done", it, &q));
+        CHECK(item_event(w, PREFIX_ARGS("response.output_item.done"), it, &q));
     }
     int r;
     if ((r = k2a_buf_reserve(&w->items, q.len + it->call_id.len + it->name.len + 256)) != 0 ||
@@ -563,8 +571,9 @@ static int on_stop(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
     if (w->out == NULL)
         return 0;
     bool incomplete = incomplete_reason(ev->stop_reason) != NULL;
-    return response_event(w, incomplete ? "response.incomplete" : "response.completed", incomplete ? "incomplete" : "completed",
-                          true);
+    if (incomplete)
+        return response_event(w, PREFIX_ARGS("response.incomplete"), "incomplete", true);
+    return response_event(w, PREFIX_ARGS("response.completed"), "completed", true);
 }
 
 static int on_error(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
@@ -577,7 +586,7 @@ static int on_error(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
     if (w->out == NULL)
         return 0;
     CHECK(start(w));
-    return response_event(w, "response.failed", "failed", true);
+    return response_event(w, PREFIX_ARGS("response.failed"), "failed", true);
 }
 
 int k2a_responses_writer_on_event(void *sink, const k2a_ir_event_t *ev)
