@@ -58,7 +58,7 @@ typedef struct st_k2a_dialect_t {
     /* bytes of writer state the exchange allocates (suitably aligned) for writer_* below */
     size_t writer_size;
     /* prepares the writer in w (streaming when ctx->ir->stream); 0 or a K2A_E* (then nothing is to be disposed) */
-    int (*writer_init)(void *w, const k2a_dialect_writer_ctx_t *ctx);
+    int (*writer_init)(void *w, const k2a_dialect_writer_ctx_t *ctx) K2A_MUST_USE;
     /* the IR event sink (k2a_ir_event_cb with w as ctx): 0 or a K2A_E* (buffer full, impossible sequence) */
     k2a_ir_event_cb writer_on_event;
     /* NULL, or: a stream is committed; append to head what must reach the client before the staged bytes */

@@ -43,6 +43,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "core/errors.h"
 #include "convert/ir.h"
 #include "convert/tokens.h"
 #include "core/buf.h"
@@ -194,7 +195,7 @@ typedef struct st_k2a_kiro_resp_t {
 } k2a_kiro_resp_t;
 
 /* Initialises p (cfg is copied; its strings and callbacks must outlive p). Returns 0 or K2A_ENOMEM. */
-int k2a_kiro_resp_init(k2a_kiro_resp_t *p, const k2a_kiro_resp_config_t *cfg, k2a_ir_event_cb sink, void *sink_ctx);
+K2A_MUST_USE int k2a_kiro_resp_init(k2a_kiro_resp_t *p, const k2a_kiro_resp_config_t *cfg, k2a_ir_event_cb sink, void *sink_ctx);
 void k2a_kiro_resp_dispose(k2a_kiro_resp_t *p);
 /* Emits MESSAGE_START (usage.input_tokens = cfg->input_tokens). Returns the sink's result. */
 int k2a_kiro_resp_start(k2a_kiro_resp_t *p);

@@ -107,6 +107,9 @@ enum {
 #undef K2A__XX
 };
 
+/* Marks a function whose K2A_E* result must be handled: init functions, whose failure leaves nothing usable. */
+#define K2A_MUST_USE __attribute__((warn_unused_result))
+
 /* Human-readable message for a K2A_E* code; never NULL (unknown codes give "unknown error"). */
 const char *k2a_strerror(int err);
 /* Symbolic name without the K2A_E prefix, e.g. "ES_OVERSIZE"; never NULL. */

@@ -121,8 +121,11 @@ static int setup_worker(k2a_worker_t *w)
     uv_loop_init(&w->loop);
     size_t per_worker = (size_t)c->max_concurrent / gw->nworkers;
     k2a_coro_config_t cc = {.stack_size = (size_t)c->coro_stack_kb * 1024, .max_live = (per_worker > 0 ? per_worker : 1) + 64};
-    k2a_coro_runtime_init(&w->loop, &cc);
-    k2a_xloop_create(&w->loop, &w->xloop);
+    int r;
+    if ((r = k2a_coro_runtime_init(&w->loop, &cc)) != 0 || (r = k2a_xloop_create(&w->loop, &w->xloop)) != 0) {
+        snprintf(w->err, sizeof(w->err), "worker %d: cannot start its loop: %s", w->index, k2a_strerror(r));
+        return 2;
+    }
     int init = k2a_server_init(s, &w->loop, c, w->err, sizeof(w->err));
     s->gateway = gw;
     s->worker = w->index;
@@ -138,8 +141,7 @@ static int setup_worker(k2a_worker_t *w)
 
     k2a_upstream_config_t uc;
     upstream_config_from(&uc, c, gw->nworkers);
-    int r = k2a_upstream_create(&w->loop, &uc, &s->upstream);
-    if (r != 0) {
+    if ((r = k2a_upstream_create(&w->loop, &uc, &s->upstream)) != 0) {
         snprintf(w->err, sizeof(w->err),
                  "upstream client: %s (check KIRO_CA_FILE, KIRO_UPSTREAM_PROXY/HTTPS_PROXY, KIRO_DNS_SERVERS)", k2a_strerror(r));
         return 2;

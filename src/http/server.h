@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
+#include "core/errors.h"
 #include "h2o.h"
 #include "core/config.h"
 #include "http/metrics.h"
@@ -105,7 +106,7 @@ struct st_k2a_server_t {
 };
 
 /* Sets up h2o, TLS and the routes on `loop`. Returns 0, or K2A_ECONFIG with a message in err (bad certificate, ...). */
-int k2a_server_init(k2a_server_t *s, uv_loop_t *loop, const k2a_config_t *config, char *err, size_t errlen);
+K2A_MUST_USE int k2a_server_init(k2a_server_t *s, uv_loop_t *loop, const k2a_config_t *config, char *err, size_t errlen);
 /* Binds and listens on port (and tls_port when not 0; 0 picks a free port). With KIRO_WORKERS != 1 the sockets use
  * SO_REUSEPORT so that every worker binds the same ports. Returns 0 or K2A_EIO with a message in err. */
 int k2a_server_listen(k2a_server_t *s, int port, int tls_port, char *err, size_t errlen);

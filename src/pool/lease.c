@@ -72,6 +72,13 @@ static uint64_t soonest_recovery(k2a_pool_t *p, int64_t now)
     return best > now ? (uint64_t)(best - now) : 0;
 }
 
+/* The account's names as the lease's own (on the owner loop: a reload rewrites the account's in place). */
+static void copy_names(k2a_lease_t *l, const k2a_account_t *a)
+{
+    snprintf(l->label, sizeof(l->label), "%s", a->label);
+    snprintf(l->description, sizeof(l->description), "%s", a->cfg.description);
+}
+
 static int fill_lease(k2a_lease_t *l, k2a_account_t *a)
 {
     free(l->access_token);
@@ -146,8 +153,8 @@ int k2a_pool_acquire(k2a_pool_t *p, k2a_pool_exclude_t *exclude, k2a_pool_skip_c
                 ++p->stats.refresh_waits;
             if (r != 0) {
                 if (r != K2A_ECANCELED && on_skip != NULL) {
-                    k2a_lease_t tmp = {
-                        .account = a, .index = a->index, .label = a->label, .description = a->cfg.description, .auth = a->cfg.auth};
+                    k2a_lease_t tmp = {.account = a, .index = a->index, .auth = a->cfg.auth};
+                    copy_names(&tmp, a);
                     on_skip(ctx, &tmp, r, a->last_error[0] ? a->last_error : k2a_strerror(r));
                 }
                 give_back(a);
@@ -162,8 +169,7 @@ int k2a_pool_acquire(k2a_pool_t *p, k2a_pool_exclude_t *exclude, k2a_pool_skip_c
         }
         lease->account = a;
         lease->index = a->index;
-        lease->label = a->label;
-        lease->description = a->cfg.description;
+        copy_names(lease, a);
         lease->auth = a->cfg.auth;
         memcpy(lease->machine_id, a->machine_id, sizeof(lease->machine_id));
         lease->acquired_at = uv_now(p->loop);
@@ -188,8 +194,7 @@ int k2a_pool_lease_index(k2a_pool_t *p, size_t index, k2a_lease_t *lease)
     take(a);
     lease->account = a;
     lease->index = a->index;
-    lease->label = a->label;
-    lease->description = a->cfg.description;
+    copy_names(lease, a);
     lease->auth = a->cfg.auth;
     memcpy(lease->machine_id, a->machine_id, sizeof(lease->machine_id));
     lease->acquired_at = uv_now(p->loop);

@@ -228,12 +228,14 @@ void k2a_pool_get_stats(k2a_pool_t *p, k2a_pool_stats_t *out);
 
 typedef struct st_k2a_account_t k2a_account_t;
 
-/* One account held by one request. The strings are owned by the lease and valid until release. */
+/* One account held by one request. The strings are owned by the lease and valid until release: label and description
+ * are copies made on the pool's owner loop, because a reload (SIGHUP, on that loop) rewrites the account's while a
+ * worker loop reads the lease. */
 typedef struct st_k2a_lease_t {
     k2a_account_t *account; /* NULL when the lease is empty */
     size_t index;
-    const char *label;       /* "account 0 (main)" */
-    const char *description; /* "" when none */
+    char label[160];       /* "account 0 (main)" */
+    char description[128]; /* "" when none */
     k2a_auth_kind_t auth;
     char *access_token;
     char *profile_arn; /* the ARN sent at the body root (pool/region.h k2a_arn_for_generate); NULL for API keys */

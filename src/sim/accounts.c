@@ -17,6 +17,7 @@
 #include <sys/random.h>
 #include "core/errors.h"
 #include "sim/internal.h"
+#include "core/rand.h"
 
 static const struct {
     const char *prefix;
@@ -60,10 +61,7 @@ static uint64_t hash_str(const char *s, size_t n)
 
 static uint64_t next_random(uint64_t *state)
 {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    return k2a_splitmix64(state);
 }
 
 int k2a_sim_accounts_init(k2a_sim_accounts_t *a)

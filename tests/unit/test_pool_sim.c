@@ -164,7 +164,7 @@ static void env_init(env_t *e)
 {
     memset(e, 0, sizeof(*e));
     uv_loop_init(&e->loop);
-    k2a_coro_runtime_init(&e->loop, NULL);
+    assert_int_equal(k2a_coro_runtime_init(&e->loop, NULL), 0);
     k2a_upstream_config_t ucfg;
     k2a_upstream_config_init(&ucfg);
     ucfg.first_byte_timeout_ms = 10000;
