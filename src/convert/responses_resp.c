@@ -76,6 +76,7 @@ int k2a_responses_writer_init(k2a_responses_writer_t *w, k2a_buf_t *out, int64_t
     k2a_buf_init(&w->head, 0);
     k2a_buf_init(&w->mid_a, 0);
     k2a_buf_init(&w->mid_b, 0);
+    k2a_buf_init(&w->object, 0);
     w->model_copy = malloc(model.len + 1);
     if (w->model_copy == NULL)
         return K2A_ENOMEM;
@@ -105,6 +106,7 @@ void k2a_responses_writer_dispose(k2a_responses_writer_t *w)
     k2a_buf_dispose(&w->head);
     k2a_buf_dispose(&w->mid_a);
     k2a_buf_dispose(&w->mid_b);
+    k2a_buf_dispose(&w->object);
     free(w->model_copy);
     w->model_copy = NULL;
 }
@@ -295,13 +297,22 @@ static int end_event(k2a_responses_writer_t *w)
     return k2a_buf_append(w->out, tmp, n + 3);
 }
 
-static int response_event(k2a_responses_writer_t *w, const char *prefix, size_t plen, const char *status, bool final)
+/* An event carrying a response object already rendered. */
+static int object_event(k2a_responses_writer_t *w, const char *prefix, size_t plen, const k2a_buf_t *object)
 {
     CHECK(k2a_buf_append(w->out, prefix, plen));
     CHECK(APPEND_LIT(w->out, "\"response\":"));
-    CHECK(render_object(w, w->out, status, final));
+    CHECK(k2a_buf_append(w->out, object->base, object->len));
     CHECK(k2a_buf_append(w->out, ",", 1));
     return end_event(w);
+}
+
+/* An event carrying the final response object, which is kept for the store (k2a_responses_writer_render). */
+static int response_event(k2a_responses_writer_t *w, const char *prefix, size_t plen, const char *status, bool final)
+{
+    k2a_buf_reset(&w->object);
+    CHECK(render_object(w, &w->object, status, final));
+    return object_event(w, prefix, plen, &w->object);
 }
 
 static int start(k2a_responses_writer_t *w)
@@ -311,8 +322,13 @@ static int start(k2a_responses_writer_t *w)
     w->started = true;
     if (w->out == NULL)
         return 0;
-    CHECK(response_event(w, PREFIX_ARGS("response.created"), "in_progress", false));
-    return response_event(w, PREFIX_ARGS("response.in_progress"), "in_progress", false);
+    /* the same object twice: rendered once */
+    k2a_buf_reset(&w->object);
+    CHECK(render_object(w, &w->object, "in_progress", false));
+    CHECK(object_event(w, PREFIX_ARGS("response.created"), &w->object));
+    CHECK(object_event(w, PREFIX_ARGS("response.in_progress"), &w->object));
+    k2a_buf_reset(&w->object);
+    return 0;
 }
 
 /* `"item_id":"…","output_index":n,` (rendered when the item starts) */
@@ -630,6 +646,8 @@ int k2a_responses_writer_render(const k2a_responses_writer_t *w, k2a_buf_t *out)
         return w->error;
     if (!w->stopped)
         return K2A_EUPSTREAM_TRUNCATED;
+    if (w->object.len != 0)
+        return k2a_buf_append(out, w->object.base, w->object.len); /* response.completed's, already rendered */
     return render_object(w, out, incomplete_reason(w->stop_reason) != NULL ? "incomplete" : "completed", true);
 }
 

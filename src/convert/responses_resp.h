@@ -66,6 +66,7 @@ typedef struct st_k2a_responses_writer_t {
     k2a_responses_item_t open[K2A_RESPONSES_MAX_OPEN];
     size_t nopen;
     k2a_buf_t head, mid_a, mid_b; /* the unchanging parts of the response object (responses_resp.c render_static) */
+    k2a_buf_t object;             /* the last response object rendered (the final one once the stream ended) */
     k2a_buf_t items;              /* the finished output items as JSON, comma-separated */
     k2a_buf_t scratch;
     char *model_copy;
