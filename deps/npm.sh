@@ -11,5 +11,5 @@ if ! command -v npm >/dev/null 2>&1; then
     echo "deps: npm is missing (deps/install.sh test installs it)" >&2
     exit 1
 fi
-echo "deps: installing test clients with npm ci (about 450 MB, mostly the Claude Code binary)" >&2
+echo "deps: installing test clients with npm ci (about 880 MB, mostly the Claude Code and Codex binaries)" >&2
 npm ci --no-audit --no-fund --loglevel=error
