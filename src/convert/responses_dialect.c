@@ -104,22 +104,25 @@ static void store_response(responses_writer_t *w)
     k2a_responses_store_t *store = k2a_responses_store_current();
     if (store == NULL || w->ext == NULL || !w->ext->x.store)
         return;
-    k2a_buf_t object, items, output;
+    k2a_buf_t object, items;
     k2a_buf_init(&object, 0);
     k2a_buf_init(&items, 0);
-    k2a_buf_init(&output, 0);
-    int r;
-    if ((r = k2a_responses_writer_render(&w->w, &object)) == 0 && (r = k2a_buf_append(&items, "[", 1)) == 0 &&
-        (r = append_elements(&items, w->ext->prior)) == 0 && (r = append_elements(&items, w->ext->x.input_items)) == 0 &&
-        (r = k2a_responses_writer_items(&w->w, &output)) == 0 &&
-        (r = append_elements(&items, k2a_str(output.base, output.len))) == 0 && (r = k2a_buf_append(&items, "]", 1)) == 0)
-        r = k2a_responses_store_put(store, k2a_responses_writer_id(&w->w), object.base, object.len, items.base, items.len,
+    const k2a_buf_t *output = &w->w.items; /* the finished output items, comma-separated */
+    int r = 0;
+    /* a stream's final object is the one response.completed carried; a non-stream answer renders it */
+    const k2a_buf_t *obj = w->w.object.len != 0 ? &w->w.object : &object;
+    if ((obj == &w->w.object || (r = k2a_responses_writer_render(&w->w, &object)) == 0) &&
+        (r = k2a_buf_reserve(&items, w->ext->prior.len + w->ext->x.input_items.len + output->len + 8)) == 0 &&
+        (r = k2a_buf_append(&items, "[", 1)) == 0 && (r = append_elements(&items, w->ext->prior)) == 0 &&
+        (r = append_elements(&items, w->ext->x.input_items)) == 0 &&
+        (output->len == 0 || items.len == 1 || (r = k2a_buf_append(&items, ",", 1)) == 0) &&
+        (r = k2a_buf_append(&items, output->base, output->len)) == 0 && (r = k2a_buf_append(&items, "]", 1)) == 0)
+        r = k2a_responses_store_put(store, k2a_responses_writer_id(&w->w), obj->base, obj->len, items.base, items.len,
                                     (int64_t)time(NULL));
     if (r != 0)
         K2A_LOG(K2A_LOG_WARN, w->request_id, "response %s not stored: %s", k2a_responses_writer_id(&w->w), k2a_strerror(r));
     k2a_buf_dispose(&object);
     k2a_buf_dispose(&items);
-    k2a_buf_dispose(&output);
 }
 
 static int writer_on_event(void *p, const k2a_ir_event_t *ev)
