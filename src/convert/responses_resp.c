@@ -279,22 +279,29 @@ static int render_object(const k2a_responses_writer_t *w, k2a_buf_t *out, const 
 #define BEGIN_EVENT(w, t) APPEND_LIT((w)->out, EVENT_PREFIX(t))
 #define PREFIX_ARGS(t) EVENT_PREFIX(t), sizeof(EVENT_PREFIX(t)) - 1
 
-static int end_event(k2a_responses_writer_t *w)
+/* `<suffix>"sequence_number":N}\n\n` in one append (suffix: the end of the event's fields, at most 32 bytes) */
+static int end_event_after(k2a_responses_writer_t *w, const char *suffix, size_t slen)
 {
     static const char key[] = "\"sequence_number\":";
-    char tmp[sizeof(key) - 1 + 24 + 3], digits[24];
+    char tmp[32 + sizeof(key) - 1 + 24 + 3], digits[24];
     uint64_t v = (uint64_t)w->seq++;
     size_t nd = 0;
     do {
         digits[nd++] = (char)('0' + v % 10);
         v /= 10;
     } while (v != 0);
-    memcpy(tmp, key, sizeof(key) - 1);
-    size_t n = sizeof(key) - 1;
+    memcpy(tmp, suffix, slen);
+    memcpy(tmp + slen, key, sizeof(key) - 1);
+    size_t n = slen + sizeof(key) - 1;
     while (nd != 0)
         tmp[n++] = digits[--nd];
     memcpy(tmp + n, "}\n\n", 3);
     return k2a_buf_append(w->out, tmp, n + 3);
+}
+
+static int end_event(k2a_responses_writer_t *w)
+{
+    return end_event_after(w, "", 0);
 }
 
 /* An event carrying a response object already rendered. */
@@ -445,6 +452,20 @@ static int on_block_start(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
         *r++ = ',';
         it->reflen = (size_t)(r - it->ref);
     }
+    {
+        static const char text_head[] = EVENT_PREFIX("response.output_text.delta"),
+                          thinking_head[] = EVENT_PREFIX("response.reasoning_summary_text.delta"),
+                          tool_head[] = EVENT_PREFIX("response.function_call_arguments.delta");
+        static const char text_field[] = "\"content_index\":0,\"delta\":\"", thinking_field[] = "\"summary_index\":0,\"delta\":\"",
+                          tool_field[] = "\"delta\":\"";
+        const char *h = it->kind == K2A_BLOCK_TEXT ? text_head : it->kind == K2A_BLOCK_THINKING ? thinking_head : tool_head;
+        const char *f = it->kind == K2A_BLOCK_TEXT ? text_field : it->kind == K2A_BLOCK_THINKING ? thinking_field : tool_field;
+        size_t hl = strlen(h), fl = strlen(f);
+        memcpy(it->dhead, h, hl);
+        memcpy(it->dhead + hl, it->ref, it->reflen);
+        memcpy(it->dhead + hl + it->reflen, f, fl);
+        it->dheadlen = hl + it->reflen + fl;
+    }
     if (w->out == NULL)
         return 0;
     CHECK(item_event(w, PREFIX_ARGS("response.output_item.added"), it, NULL));
@@ -478,29 +499,12 @@ static int on_delta(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
         w->reasoning_tokens += (int64_t)(ev->text.len + 3) / 4;
     if (w->out == NULL)
         return 0;
-    switch (it->kind) {
-    case K2A_BLOCK_TEXT:
-        CHECK(BEGIN_EVENT(w, "response.output_text.delta"));
-        CHECK(item_ref(w, it));
-        CHECK(APPEND_LIT(w->out, "\"content_index\":0,\"delta\":"));
-        CHECK(json_str(w->out, ev->text.base, ev->text.len));
-        CHECK(APPEND_LIT(w->out, ",\"logprobs\":[],"));
-        return end_event(w);
-    case K2A_BLOCK_THINKING:
-        CHECK(BEGIN_EVENT(w, "response.reasoning_summary_text.delta"));
-        CHECK(item_ref(w, it));
-        CHECK(APPEND_LIT(w->out, "\"summary_index\":0,\"delta\":"));
-        CHECK(json_str(w->out, ev->text.base, ev->text.len));
-        CHECK(k2a_buf_append(w->out, ",", 1));
-        return end_event(w);
-    default:
-        CHECK(BEGIN_EVENT(w, "response.function_call_arguments.delta"));
-        CHECK(item_ref(w, it));
-        CHECK(APPEND_LIT(w->out, "\"delta\":"));
-        CHECK(json_str(w->out, ev->text.base, ev->text.len));
-        CHECK(k2a_buf_append(w->out, ",", 1));
-        return end_event(w);
-    }
+    /* the event's head (prefix, item reference, `"delta":"`) was rendered when the item started */
+    CHECK(k2a_buf_append(w->out, it->dhead, it->dheadlen));
+    CHECK(k2a_buf_append_json_escaped(w->out, ev->text.base, ev->text.len));
+    if (it->kind == K2A_BLOCK_TEXT)
+        return end_event_after(w, "\",\"logprobs\":[],", sizeof("\",\"logprobs\":[],") - 1);
+    return end_event_after(w, "\",", 2);
 }
 
 static int close_item(k2a_responses_writer_t *w, k2a_responses_item_t *it)

@@ -45,6 +45,8 @@ typedef struct st_k2a_responses_item_t {
     char *strings;                        /* malloc'd call_id + name */
     char ref[K2A_RESPONSES_ID_SIZE + 64]; /* `"item_id":"…","output_index":n,` */
     size_t reflen;
+    char dhead[256]; /* a delta event up to its text: prefix, reference and `"delta":"` */
+    size_t dheadlen;
 } k2a_responses_item_t;
 
 typedef struct st_k2a_responses_writer_t {
