@@ -1,7 +1,8 @@
 /*
  * libFuzzer target for the OpenAI Responses request decoder (src/convert/responses_req*.c) and the shared Kiro builder
- * behind it: any bytes as a request body, with small decoder limits so that every limit path is reachable. The first
- * byte, when odd, splits the rest in two: a stored conversation (the previous_response_id path) and the body. A decode
+ * behind it: any bytes as a request body, with small decoder limits so that every limit path is reachable. A first
+ * byte 0x01 (which no JSON text starts with) makes the second byte split the rest in two: a stored conversation (the
+ * previous_response_id path) and the body. A decode
  * must either succeed with a request whose every message has blocks and whose input items are a JSON array text, or
  * fail with an error code and a message; an accepted request then goes through k2a_kiro_build_request exactly as the
  * gateway runs it, and the body must be valid JSON that kiro-sim's validator accepts, or the build must fail cleanly
@@ -20,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_quiet_logs();
     size_t split = 0;
-    bool with_prior = size > 2 && (data[0] & 1);
+    bool with_prior = size > 2 && data[0] == 0x01;
     if (with_prior) {
         split = 1 + (data[1] * (size - 2)) / 256;
         ++data, --size;
