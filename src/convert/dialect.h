@@ -82,6 +82,7 @@ typedef struct st_k2a_dialect_t {
 /* The dialects (convert/anthropic_dialect.c, convert/openai_dialect.c). */
 extern const k2a_dialect_t k2a_dialect_anthropic;
 extern const k2a_dialect_t k2a_dialect_openai;
+extern const k2a_dialect_t k2a_dialect_responses; /* convert/responses_dialect.c */
 
 /* The one mapping from a K2A_E* code to a dialect's status and error type: d's row for err. Never NULL: 0, an unknown
  * code or a missing row give the row of K2A_EINTERNAL. */

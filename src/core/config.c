@@ -113,6 +113,13 @@ static const var_t vars[] = {
      "SSE ping interval while the upstream is silent"},
     {"KIRO_WEB_SEARCH_TIMEOUT_MS", T_INT, F(web_search_timeout_ms), "20000", 100, 600000, NULL,
      "web search through Kiro's MCP endpoint: the longest wait for one search's answer (then: no results)"},
+    {"KIRO_RESPONSES_STORE_MAX", T_INT, F(responses_store_max), "1000", 0, 1000000, NULL,
+     "/v1/responses answers kept for previous_response_id and GET /v1/responses/{id} (store: true; memory only; 0 = none "
+     "kept)"},
+    {"KIRO_RESPONSES_STORE_MAX_BYTES", T_INT, F(responses_store_max_bytes), "67108864", 64 * KB, 16 * 1024 * MB, NULL,
+     "bytes all kept /v1/responses answers and their conversations may hold (the oldest go first)"},
+    {"KIRO_RESPONSES_STORE_TTL_S", T_INT, F(responses_store_ttl_s), "86400", 1, 30 * 86400, NULL,
+     "seconds a kept /v1/responses answer stays usable"},
     /* upstream */
     {"KIRO_API_BASE", T_STR, F(api_base), "https://q.{region}.amazonaws.com", 0, 0, NULL,
      "base URL of generateAssistantResponse, ListAvailableProfiles, getUsageLimits, ListAvailableModels; {region} = the "

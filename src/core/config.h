@@ -54,6 +54,9 @@ typedef struct st_k2a_config_t {
     char *model_map;
     int64_t ping_interval_ms;
     int64_t web_search_timeout_ms;
+    int64_t responses_store_max;       /* stored /v1/responses answers (0 = off) */
+    int64_t responses_store_max_bytes; /* their bytes in all */
+    int64_t responses_store_ttl_s;     /* how long one is kept */
     bool input_tokens_from_context;
     /* upstream */
     char *api_base;

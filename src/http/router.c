@@ -32,6 +32,7 @@ typedef struct st_route_def_t {
 
 #define ANTHROPIC (&k2a_dialect_anthropic)
 #define OPENAI (&k2a_dialect_openai)
+#define RESPONSES (&k2a_dialect_responses)
 
 static const route_def_t routes[] = {
     {"/healthz", K2A_ROUTE_HEALTHZ, false, false, "GET", k2a_h_healthz, NULL, NULL},
@@ -44,6 +45,8 @@ static const route_def_t routes[] = {
     {"/v1/messages/count_tokens", K2A_ROUTE_COUNT_TOKENS, false, true, "POST", k2a_h_count_tokens, ANTHROPIC, NULL},
     {"/v1/messages", K2A_ROUTE_MESSAGES, false, true, "POST", k2a_h_exchange, ANTHROPIC, NULL},
     {"/v1/chat/completions", K2A_ROUTE_CHAT_COMPLETIONS, false, true, "POST", k2a_h_exchange, OPENAI, "/v1/chat"},
+    {"/v1/responses", K2A_ROUTE_RESPONSES, false, true, "POST", k2a_h_responses, RESPONSES, "/v1/responses"},
+    {"/v1/responses", K2A_ROUTE_RESPONSE_GET, true, true, "GET", k2a_h_response_get, RESPONSES, NULL},
     {"/static", K2A_ROUTE_STATIC, true, false, "GET", k2a_h_static, NULL, NULL},
     {"/", K2A_ROUTE_ROOT, false, false, "GET", k2a_h_static, NULL, NULL},
 };

@@ -42,6 +42,8 @@ typedef enum en_k2a_route_t {
     K2A_ROUTE_COUNT_TOKENS,
     K2A_ROUTE_CHAT_COMPLETIONS,
     K2A_ROUTE_ADMIN,
+    K2A_ROUTE_RESPONSES,
+    K2A_ROUTE_RESPONSE_GET,
     K2A_ROUTE_MAX
 } k2a_route_t;
 
