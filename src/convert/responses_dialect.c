@@ -17,7 +17,8 @@
 /* What the dialect keeps of a request: the decoder's extras and the stored conversation it continues. */
 typedef struct st_responses_ext_t {
     k2a_responses_extra_t x;
-    k2a_str_t prior; /* a JSON array of items, or empty */
+    k2a_str_t prior;   /* a JSON array of items, or empty */
+    const char *owner; /* the client key's id (limits->owner), or NULL: the store's scope */
 } responses_ext_t;
 
 typedef struct st_responses_writer_t {
@@ -41,7 +42,10 @@ static int decode(const char *body, size_t len, const k2a_convert_limits_t *limi
         k2a_responses_store_t *store = k2a_responses_store_current();
         k2a_buf_t items;
         k2a_buf_init(&items, limits != NULL ? limits->max_string_bytes : 0);
-        r = store != NULL ? k2a_responses_store_get(store, id.base, id.len, (int64_t)time(NULL), NULL, &items) : K2A_ENOTFOUND;
+        char key[K2A_RESPONSES_STORE_KEY_MAX + 1];
+        size_t klen = k2a_responses_store_key(key, limits != NULL ? limits->owner : NULL, id.base, id.len);
+        r = store != NULL && klen != 0 ? k2a_responses_store_get(store, key, klen, (int64_t)time(NULL), NULL, &items)
+                                       : K2A_ENOTFOUND;
         if (r == 0) {
             char *copy = k2a_arena_strndup(arena, items.base != NULL ? items.base : "[]", items.len);
             ext->prior = copy != NULL ? k2a_str(copy, items.len) : K2A_STR_NULL;
@@ -60,6 +64,9 @@ static int decode(const char *body, size_t len, const k2a_convert_limits_t *limi
         if (r != 0)
             return r;
     }
+    if (limits != NULL && limits->owner != NULL &&
+        (ext->owner = k2a_arena_strndup(arena, limits->owner, strlen(limits->owner))) == NULL)
+        return k2a_convert_error_set(err, K2A_ENOMEM, "out of memory");
     out->dialect_ext = ext;
     return 0;
 }
@@ -116,9 +123,13 @@ static void store_response(responses_writer_t *w)
         (r = k2a_buf_append(&items, "[", 1)) == 0 && (r = append_elements(&items, w->ext->prior)) == 0 &&
         (r = append_elements(&items, w->ext->x.input_items)) == 0 &&
         (output->len == 0 || items.len == 1 || (r = k2a_buf_append(&items, ",", 1)) == 0) &&
-        (r = k2a_buf_append(&items, output->base, output->len)) == 0 && (r = k2a_buf_append(&items, "]", 1)) == 0)
-        r = k2a_responses_store_put(store, k2a_responses_writer_id(&w->w), obj->base, obj->len, items.base, items.len,
-                                    (int64_t)time(NULL));
+        (r = k2a_buf_append(&items, output->base, output->len)) == 0 && (r = k2a_buf_append(&items, "]", 1)) == 0) {
+        const char *id = k2a_responses_writer_id(&w->w);
+        char key[K2A_RESPONSES_STORE_KEY_MAX + 1];
+        r = k2a_responses_store_key(key, w->ext->owner, id, strlen(id)) != 0
+                ? k2a_responses_store_put(store, key, obj->base, obj->len, items.base, items.len, (int64_t)time(NULL))
+                : K2A_ETOOBIG;
+    }
     if (r != 0)
         K2A_LOG(K2A_LOG_WARN, w->request_id, "response %s not stored: %s", k2a_responses_writer_id(&w->w), k2a_strerror(r));
     k2a_buf_dispose(&object);

@@ -130,11 +130,23 @@ static void expire_locked(k2a_responses_store_t *s, int64_t now)
         unlink_entry(s, s->head);
 }
 
+size_t k2a_responses_store_key(char *out, const char *owner, const char *id, size_t idlen)
+{
+    size_t olen = owner != NULL ? strlen(owner) : 0;
+    if (idlen == 0 || idlen > K2A_RESPONSES_STORE_ID_MAX || olen > 64 || memchr(id, '/', idlen) != NULL)
+        return 0;
+    memcpy(out, owner != NULL ? owner : "", olen);
+    out[olen] = '/';
+    memcpy(out + olen + 1, id, idlen);
+    out[olen + 1 + idlen] = '\0';
+    return olen + 1 + idlen;
+}
+
 int k2a_responses_store_put(k2a_responses_store_t *s, const char *id, const char *response, size_t rlen, const char *items,
                             size_t ilen, int64_t now)
 {
     size_t idlen = strlen(id);
-    if (idlen == 0 || idlen > K2A_RESPONSES_STORE_ID_MAX || idlen + rlen + ilen > s->max_bytes || s->max_count == 0)
+    if (idlen == 0 || idlen > K2A_RESPONSES_STORE_KEY_MAX || idlen + rlen + ilen > s->max_bytes || s->max_count == 0)
         return K2A_ETOOBIG;
     entry_t *e = malloc(sizeof(*e) + idlen + rlen + ilen + 3);
     if (e == NULL)

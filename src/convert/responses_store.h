@@ -30,9 +30,15 @@ k2a_responses_store_t *k2a_responses_store_shared(const k2a_config_t *config);
 /* The process's store once k2a_responses_store_shared created it, else NULL (the Responses dialect's view of it). */
 k2a_responses_store_t *k2a_responses_store_current(void);
 
+/* Writes the id of `id` as the key `owner` (NULL: none) sees it into out (K2A_RESPONSES_STORE_KEY_MAX bytes): entries are
+ * kept per owner, so one client key never reads another's responses. Returns its length, or 0 when id is empty, too
+ * long or contains '/' (such an id is never found). */
+#define K2A_RESPONSES_STORE_KEY_MAX (K2A_RESPONSES_STORE_ID_MAX + 72)
+size_t k2a_responses_store_key(char *out, const char *owner, const char *id, size_t idlen);
+
 /* Keeps (a copy of) response[0..rlen) and items[0..ilen) under id, replacing an entry of the same id, evicting the
  * oldest entries to stay within the bounds. now = unix seconds. Returns 0, K2A_ETOOBIG (one entry larger than the whole
- * byte cap, or an id longer than K2A_RESPONSES_STORE_ID_MAX), K2A_ENOMEM. */
+ * byte cap, or an id longer than K2A_RESPONSES_STORE_KEY_MAX), K2A_ENOMEM. */
 int k2a_responses_store_put(k2a_responses_store_t *s, const char *id, const char *response, size_t rlen, const char *items,
                             size_t ilen, int64_t now);
 

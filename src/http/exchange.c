@@ -411,6 +411,7 @@ static __attribute__((noinline)) int decode_and_build(exchange_t *x)
     const k2a_dialect_t *dialect = x->dialect;
     /* 1. decode */
     k2a_convert_limits_t limits = k2a_convert_limits_default();
+    limits.owner = k2a_keys_gate_owner(call);
     k2a_convert_error_t cerr = {0};
     int r = dialect->decode(call->body, call->body_len, &limits, &call->arena, &x->ir, &cerr);
     if (r != 0) {

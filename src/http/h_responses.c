@@ -9,6 +9,7 @@
 #include "http/handlers.h"
 #include "http/respond.h"
 #include "http/server.h"
+#include "keys/keys.h"
 
 int k2a_h_responses(h2o_req_t *req, const k2a_route_ctx_t *rc)
 {
@@ -23,8 +24,12 @@ int k2a_h_response_get(h2o_req_t *req, const k2a_route_ctx_t *rc)
     k2a_buf_t body;
     k2a_buf_init(&body, 0);
     int r = K2A_ENOTFOUND;
-    if (store != NULL && id.len != 0 && id.len <= K2A_RESPONSES_STORE_ID_MAX && memchr(id.base, '/', id.len) == NULL)
-        r = k2a_responses_store_get(store, id.base, id.len, (int64_t)time(NULL), &body, NULL);
+    /* scoped by the client key the router matched for this request: another key's response is "not found" */
+    k2a_server_t *s = k2a_server_of(req);
+    char key[K2A_RESPONSES_STORE_KEY_MAX + 1];
+    size_t klen = k2a_responses_store_key(key, s->routed_key != NULL ? s->routed_key->id : NULL, id.base, id.len);
+    if (store != NULL && klen != 0)
+        r = k2a_responses_store_get(store, key, klen, (int64_t)time(NULL), &body, NULL);
     if (r == 0) {
         k2a_http_send_json(req, 200, body.base, body.len);
     } else {

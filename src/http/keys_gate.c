@@ -43,6 +43,11 @@ static int respond(k2a_call_t *call, k2a_keys_verdict_t v, int64_t retry_after_s
     return err == K2A_EKEY_LIMIT ? K2A_EBUSY : K2A_ECLIENT_AUTH;
 }
 
+const char *k2a_keys_gate_owner(const k2a_call_t *call)
+{
+    return call->key != NULL ? call->key->id : NULL;
+}
+
 int k2a_keys_gate_admit(k2a_call_t *call, k2a_str_t model)
 {
     if (call->key == NULL)

@@ -5,6 +5,8 @@ function calls and reasoning items; the non-stream `response` object; a two-turn
 previous_response_id, GET /v1/responses/{id}, store: false; max_output_tokens (response.incomplete), a failure in the
 middle of a stream (response.failed) and the OpenAI error shapes (400 with the JSON path as param, 401, 404)."""
 import json
+import os
+import tempfile
 import unittest
 
 from k2a import CLIENT_KEY, Gateway, Sim, main, parse_sse, request, sim_accounts_env
@@ -226,6 +228,50 @@ class ResponsesAPI(unittest.TestCase):
         # the one expected refusal)
         stats = self.sim.stats()
         self.assertLessEqual(set(stats["rejections_by_rule"]), {"model_unknown"}, stats)
+
+
+class ResponsesPerClientKey(unittest.TestCase):
+    """Stored responses belong to the client key that created them: another key (or the built-in one) gets the same 404 /
+    400 as for an unknown id, so a response id leaked between team members reads nothing."""
+    ADMIN = "admin-token-for-responses-scope-0123456789"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = Sim()
+        cls.dir = tempfile.mkdtemp()
+        cls.gw = Gateway(env=sim_accounts_env(cls.sim, ["sim-ok-responses-keys"], {
+            "KIRO_ADMIN_TOKEN": cls.ADMIN, "KIRO_STATE_FILE": os.path.join(cls.dir, "state.json"), "KIRO_WORKERS": "2"}))
+        cls.keys = []
+        for name in ("alice", "bob"):
+            st, _, b = request(cls.gw.port, "POST", "/api/admin/keys", body={"name": name},
+                               headers={"authorization": "Bearer " + cls.ADMIN})
+            assert st == 201, b
+            cls.keys.append(json.loads(b)["key"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gw.assert_clean_exit(unittest.TestCase())
+        cls.gw.cleanup()
+        cls.sim.cleanup()
+
+    def test_another_key_cannot_read_or_continue_a_response(self):
+        alice, bob = ({"authorization": "Bearer " + k} for k in self.keys)
+        st, _, data = request(self.gw.port, "POST", "/v1/responses", {"model": MODEL, "input": "remember 42"}, headers=alice)
+        self.assertEqual(st, 200, data)
+        rid = json.loads(data)["id"]
+        st, _, got = request(self.gw.port, "GET", "/v1/responses/" + rid, headers=alice)
+        self.assertEqual(st, 200, got)
+        self.assertEqual(json.loads(got)["id"], rid)
+        for other in (bob, AUTH):
+            st, _, got = request(self.gw.port, "GET", "/v1/responses/" + rid, headers=other)
+            self.assertEqual(st, 404, got)
+            st, _, data = request(self.gw.port, "POST", "/v1/responses",
+                                  {"model": MODEL, "previous_response_id": rid, "input": "what number?"}, headers=other)
+            self.assertEqual(st, 400, data)
+            self.assertEqual(json.loads(data)["error"]["param"], "previous_response_id")
+        st, _, data = request(self.gw.port, "POST", "/v1/responses",
+                              {"model": MODEL, "previous_response_id": rid, "input": "what number?"}, headers=alice)
+        self.assertEqual(st, 200, data)
 
 
 if __name__ == "__main__":

@@ -283,6 +283,34 @@ static void test_store(void **state)
     k2a_responses_store_free(s);
 }
 
+/* Entries are kept per client key: the same response id under two owners is two keys, and ids that could forge one
+ * (a '/', empty, too long) have none. */
+static void test_store_key(void **state)
+{
+    (void)state;
+    char a[K2A_RESPONSES_STORE_KEY_MAX + 1], b[K2A_RESPONSES_STORE_KEY_MAX + 1];
+    size_t la = k2a_responses_store_key(a, "0123456789abcdef", "resp_1", 6);
+    size_t lb = k2a_responses_store_key(b, NULL, "resp_1", 6);
+    assert_int_equal(la, 23);
+    assert_string_equal(a, "0123456789abcdef/resp_1");
+    assert_int_equal(lb, 7);
+    assert_string_equal(b, "/resp_1");
+    assert_int_equal(k2a_responses_store_key(a, "x", "a/b", 3), 0);
+    assert_int_equal(k2a_responses_store_key(a, "x", "", 0), 0);
+    char longid[K2A_RESPONSES_STORE_ID_MAX + 2];
+    memset(longid, 'r', sizeof(longid));
+    assert_int_equal(k2a_responses_store_key(a, "x", longid, sizeof(longid)), 0);
+    assert_int_equal(k2a_responses_store_key(a, "x", longid, K2A_RESPONSES_STORE_ID_MAX), K2A_RESPONSES_STORE_ID_MAX + 2);
+    k2a_responses_store_t *s = k2a_responses_store_new(10, 1 << 20, 60);
+    assert_non_null(s);
+    la = k2a_responses_store_key(a, "aaaa", "resp_x", 6);
+    lb = k2a_responses_store_key(b, "bbbb", "resp_x", 6);
+    assert_int_equal(k2a_responses_store_put(s, a, "{}", 2, "[]", 2, 1), 0);
+    assert_int_equal(k2a_responses_store_get(s, a, la, 2, NULL, NULL), 0);
+    assert_int_equal(k2a_responses_store_get(s, b, lb, 2, NULL, NULL), K2A_ENOTFOUND);
+    k2a_responses_store_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -293,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_json_schema_best_effort),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_store),
+        cmocka_unit_test(test_store_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
