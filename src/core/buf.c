@@ -48,7 +48,8 @@ int k2a_buf_append(k2a_buf_t *b, const void *p, size_t n)
     int r;
     if (n == 0)
         return 0;
-    if ((r = k2a_buf_reserve(b, n)) != 0)
+    /* the common case first: room for n bytes and the NUL, within the maximum (len + n < cap cannot overflow) */
+    if (!(b->cap - b->len > n && (b->max == 0 || b->len + n <= b->max)) && (r = k2a_buf_reserve(b, n)) != 0)
         return r;
     memcpy(b->base + b->len, p, n);
     b->len += n;
