@@ -4,6 +4,7 @@
  * building a tree. One handle is reused for a whole response (allow_multiple_values) and replaced after a bad payload.
  * Also the classifier of non-200 upstream answers, which reads a small error document with yajl's tree API.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -324,6 +325,16 @@ static int parse_plain_content(k2a_kiro_resp_t *p, const char *s, size_t n)
     if (n < hl + 2 || memcmp(s, head, hl) != 0)
         return 0;
     size_t i = hl;
+    /* eight bytes at a time while none of them is '"', '\\' or a control character */
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, q, b;
+        memcpy(&w, s + i, 8);
+        q = w ^ (ones * '"');
+        b = w ^ (ones * '\\');
+        if ((((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w)) & highs)
+            break;
+    }
     while (i < n && s[i] != '"') {
         if (s[i] == '\\' || (unsigned char)s[i] < 0x20)
             return 0;

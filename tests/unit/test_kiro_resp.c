@@ -691,6 +691,27 @@ static void test_plain_content_fast_path(void **state)
     plain_case("{\"content\":\"f\"}}", K2A_EUPSTREAM_EVENT, NULL);
     plain_case("{\"content\":\"h", K2A_EUPSTREAM_EVENT, NULL);
     plain_case("{\"content\":\"i\"", K2A_EUPSTREAM_EVENT, NULL);
+    /* an escape, the closing quote or a control character at every offset around the 8-byte steps of the scan */
+    for (size_t at = 0; at < 26; ++at) {
+        char text[40], payload[96], want[48];
+        memset(text, 'x', at);
+        text[at] = '\0';
+        snprintf(payload, sizeof(payload), "{\"content\":\"%s\\\"q\\\\%s\"}", text, "yyyyyyyyy");
+        snprintf(want, sizeof(want), "<%s\"q\\%s>", text, "yyyyyyyyy");
+        plain_case(payload, 0, want);
+        snprintf(payload, sizeof(payload), "{\"content\":\"%s\"}", text);
+        snprintf(want, sizeof(want), "<%s>", text);
+        plain_case(payload, 0, want);
+        snprintf(payload, sizeof(payload), "{\"content\":\"%s\x01zzzzzzzzz\"}", text);
+        plain_case(payload, K2A_EUPSTREAM_EVENT, NULL);
+        /* the UTF-8 check skips 8 ASCII bytes at a time: a bad byte or a 2-byte character at every offset */
+        snprintf(payload, sizeof(payload), "{\"content\":\"%s\xffzzzzzzzzz\"}", text);
+        snprintf(want, sizeof(want), "<%s\xef\xbf\xbdzzzzzzzzz>", text);
+        plain_case(payload, 0, want);
+        snprintf(payload, sizeof(payload), "{\"content\":\"%s\xc3\xa9zzzzzzzzz\"}", text);
+        snprintf(want, sizeof(want), "<%s\xc3\xa9zzzzzzzzz>", text);
+        plain_case(payload, 0, want);
+    }
 }
 
 /* ---------- exceptions, errors, usage ---------- */
