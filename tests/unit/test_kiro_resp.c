@@ -714,6 +714,38 @@ static void test_plain_content_fast_path(void **state)
     }
 }
 
+/* :message-type and :event-type are found in any order, among other headers; a frame with no :message-type is an
+ * event; an unknown message type is ignored */
+static void test_type_headers_any_order(void **state)
+{
+    run_t r;
+    rs_frame_t fr;
+    k2a_kiro_resp_config_t cfg = base_cfg();
+    run_init(&r, &cfg);
+    rs_frame_headers(&fr, "{\"content\":\"a\"}", ":event-type", "assistantResponseEvent", ":content-type", "application/json",
+                     ":message-type", "event", NULL);
+    assert_int_equal(k2a_kiro_resp_on_frame(&r.p, &fr.f), 0);
+    rs_frame_dispose(&fr);
+    rs_frame_headers(&fr, "{\"content\":\"b\"}", ":content-type", "application/json", ":message-type", "event", ":event-type",
+                     "assistantResponseEvent", NULL);
+    assert_int_equal(k2a_kiro_resp_on_frame(&r.p, &fr.f), 0);
+    rs_frame_dispose(&fr);
+    rs_frame_headers(&fr, "{\"content\":\"c\"}", ":event-type", "assistantResponseEvent", NULL);
+    assert_int_equal(k2a_kiro_resp_on_frame(&r.p, &fr.f), 0);
+    rs_frame_dispose(&fr);
+    rs_frame_headers(&fr, "{\"content\":\"x\"}", ":message-type", "weird", ":event-type", "assistantResponseEvent", NULL);
+    assert_int_equal(k2a_kiro_resp_on_frame(&r.p, &fr.f), 0);
+    rs_frame_dispose(&fr);
+    rs_frame_headers(&fr, "{\"content\":\"y\"}", ":message-type", "event", ":event-type", "somethingNewEvent", NULL);
+    assert_int_equal(k2a_kiro_resp_on_frame(&r.p, &fr.f), 0);
+    rs_frame_dispose(&fr);
+    assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
+    rs_rec_check(&r.rec, true);
+    expect_concat(&r, 0, "abc");
+    assert_int_equal(k2a_kiro_resp_seen(&r.p)->ignored_frames, 2);
+    run_dispose(&r);
+}
+
 /* ---------- exceptions, errors, usage ---------- */
 
 static void test_exceptions(void **state)
@@ -995,6 +1027,7 @@ int main(void)
         cmocka_unit_test(test_malformed_payload_after_broken_tool_is_one_error),
         cmocka_unit_test(test_tool_name_map_and_ids),
         cmocka_unit_test(test_tool_invalid_utf8_name),
+        cmocka_unit_test(test_type_headers_any_order),
         cmocka_unit_test(test_text_utf8_split_and_dedupe),
         cmocka_unit_test(test_plain_content_fast_path),
         cmocka_unit_test(test_followup_wrapper_unknown),
