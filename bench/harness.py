@@ -1240,10 +1240,15 @@ def evaluate(res):
     m = res.get("many_streams")
     if m:
         rss = m["peak_rss_kb"] / 1024
-        ok = m["all_complete"] and rss <= TARGET_RSS_MB
+        # on a loaded machine the load generator may not hold every stream open at once: then the peak says nothing
+        # about the target (the simulator counts the streams open at the same time)
+        together = m.get("sim_max_open") or 0
+        ok = m["all_complete"] and rss <= TARGET_RSS_MB and together >= m["streams"]
         out.append(("%d concurrent streams, RSS ≤ %d MB, no error" % (TARGET_STREAMS, TARGET_RSS_MB),
-                    "%d/%d complete, %d errors, peak RSS %.1f MB" % (m["succeeded"], m["streams"], m["errors"], rss),
-                    "pass" if ok else "MISS"))
+                    "%d/%d complete, %d errors, peak RSS %.1f MB, %d open at once%s" % (
+                        m["succeeded"], m["streams"], m["errors"], rss, together,
+                        "" if together >= m["streams"] else " (not all at once: not a measurement of the target)"),
+                    "pass" if ok else ("MISS" if together >= m["streams"] else "n/a")))
     c = res.get("convert")
     if c:
         x = c[0]
