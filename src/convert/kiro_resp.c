@@ -57,26 +57,6 @@ static const char *header_str(const k2a_es_frame_t *f, const char *name, size_t 
     return NULL;
 }
 
-/* :message-type and :event-type of a frame in one pass over its headers (the first string header of each name, as
- * header_str finds it); a missing one is NULL with length 0. */
-static void frame_types(const k2a_es_frame_t *f, const char **mt, size_t *mtl, const char **et, size_t *etl)
-{
-    *mt = *et = NULL;
-    *mtl = *etl = 0;
-    for (size_t i = 0; i < f->nheaders; ++i) {
-        const k2a_es_header_t *h = &f->headers[i];
-        if (h->type != K2A_ES_STRING || h->name_len < 2 || h->name[0] != ':')
-            continue;
-        if (*mt == NULL && h->name_len == sizeof(":message-type") - 1 && memcmp(h->name, ":message-type", h->name_len) == 0) {
-            *mt = h->v.s.base;
-            *mtl = h->v.s.len;
-        } else if (*et == NULL && h->name_len == sizeof(":event-type") - 1 && memcmp(h->name, ":event-type", h->name_len) == 0) {
-            *et = h->v.s.base;
-            *etl = h->v.s.len;
-        }
-    }
-}
-
 /* ---------- emitting ---------- */
 
 static int emit(k2a_kiro_resp_t *p, const k2a_ir_event_t *ev)
@@ -956,7 +936,7 @@ int k2a_kiro_resp_on_frame(k2a_kiro_resp_t *p, const k2a_es_frame_t *f)
     }
     size_t mtl, etl;
     const char *mt, *et;
-    frame_types(f, &mt, &mtl, &et, &etl);
+    k2a__kiro_frame_types(f, &mt, &mtl, &et, &etl);
     if (mt == NULL || k2a__kiro_str_eq(mt, mtl, "event"))
         return on_event(p, f, et != NULL ? et : "", etl);
     if (k2a__kiro_str_eq(mt, mtl, "exception"))
