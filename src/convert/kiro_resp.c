@@ -70,7 +70,8 @@ static int64_t context_tokens(const k2a_kiro_resp_t *p)
     if (p->seen.context_usage_pct < 0)
         return -1;
     int64_t window = p->cfg.context_window > 0 ? p->cfg.context_window : K2A_KIRO_RESP_DEFAULT_CONTEXT_WINDOW;
-    return (int64_t)(p->seen.context_usage_pct * (double)window / 100.0);
+    double t = p->seen.context_usage_pct * (double)window / 100.0;
+    return t < 1e15 ? (int64_t)t : (int64_t)1e15; /* an absurd percentage must not overflow the conversion */
 }
 
 /* The rule (documented in kiro_resp.h): the estimate, unless reconcile_input asks for Kiro's larger figure. */
