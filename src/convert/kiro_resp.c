@@ -70,7 +70,8 @@ static int64_t context_tokens(const k2a_kiro_resp_t *p)
     if (p->seen.context_usage_pct < 0)
         return -1;
     int64_t window = p->cfg.context_window > 0 ? p->cfg.context_window : K2A_KIRO_RESP_DEFAULT_CONTEXT_WINDOW;
-    return (int64_t)(p->seen.context_usage_pct * (double)window / 100.0);
+    double t = p->seen.context_usage_pct * (double)window / 100.0;
+    return t < 1e15 ? (int64_t)t : (int64_t)1e15; /* an absurd percentage must not overflow the conversion */
 }
 
 /* The rule (documented in kiro_resp.h): the estimate, unless reconcile_input asks for Kiro's larger figure. */
@@ -936,11 +937,10 @@ int k2a_kiro_resp_on_frame(void *ctx, const k2a_es_frame_t *f)
         return 0;
     }
     size_t mtl, etl;
-    const char *mt = header_str(f, ":message-type", &mtl);
-    if (mt == NULL || k2a__kiro_str_eq(mt, mtl, "event")) {
-        const char *et = header_str(f, ":event-type", &etl);
+    const char *mt, *et;
+    k2a__kiro_frame_types(f, &mt, &mtl, &et, &etl);
+    if (mt == NULL || k2a__kiro_str_eq(mt, mtl, "event"))
         return on_event(p, f, et != NULL ? et : "", etl);
-    }
     if (k2a__kiro_str_eq(mt, mtl, "exception"))
         return on_exception(p, f, false);
     if (k2a__kiro_str_eq(mt, mtl, "error"))

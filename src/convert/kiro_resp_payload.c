@@ -2,8 +2,12 @@
  * Reading Kiro payloads (see kiro_resp_internal.h): yajl SAX callbacks that pick the few top-level members the parser
  * uses out of an event, exception or error payload, skipping everything else (nested values included) without
  * building a tree. One handle is reused for a whole response (allow_multiple_values) and replaced after a bad payload.
- * Also the classifier of non-200 upstream answers, which reads a small error document with yajl's tree API.
+ * The payloads of nearly every frame ({"content":"..."} and the flat end-of-answer objects) are read without yajl, through
+ * the same callbacks. Also the lookup of a frame's type headers, and the classifier of non-200 upstream answers, which
+ * reads a small error document with yajl's tree API.
  */
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -37,6 +41,28 @@ enum {
 static bool is_blank(char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* ---------- frame headers ---------- */
+
+/* :message-type and :event-type of a frame in one pass over its headers (the first string header of each name, as
+ * header_str finds it); a missing one is NULL with length 0. */
+void k2a__kiro_frame_types(const k2a_es_frame_t *f, const char **mt, size_t *mtl, const char **et, size_t *etl)
+{
+    *mt = *et = NULL;
+    *mtl = *etl = 0;
+    for (size_t i = 0; i < f->nheaders; ++i) {
+        const k2a_es_header_t *h = &f->headers[i];
+        if (h->type != K2A_ES_STRING || h->name_len < 2 || h->name[0] != ':')
+            continue;
+        if (*mt == NULL && h->name_len == sizeof(":message-type") - 1 && memcmp(h->name, ":message-type", h->name_len) == 0) {
+            *mt = h->v.s.base;
+            *mtl = h->v.s.len;
+        } else if (*et == NULL && h->name_len == sizeof(":event-type") - 1 && memcmp(h->name, ":event-type", h->name_len) == 0) {
+            *et = h->v.s.base;
+            *etl = h->v.s.len;
+        }
+    }
 }
 
 /* ---------- payload parsing (yajl SAX) ---------- */
@@ -324,6 +350,16 @@ static int parse_plain_content(k2a_kiro_resp_t *p, const char *s, size_t n)
     if (n < hl + 2 || memcmp(s, head, hl) != 0)
         return 0;
     size_t i = hl;
+    /* eight bytes at a time while none of them is '"', '\\' or a control character */
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, q, b;
+        memcpy(&w, s + i, 8);
+        q = w ^ (ones * '"');
+        b = w ^ (ones * '\\');
+        if ((((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w)) & highs)
+            break;
+    }
     while (i < n && s[i] != '"') {
         if (s[i] == '\\' || (unsigned char)s[i] < 0x20)
             return 0;
@@ -343,6 +379,157 @@ static int parse_plain_content(k2a_kiro_resp_t *p, const char *s, size_t n)
     return 1;
 }
 
+#define FLAT_MAX_MEMBERS 8
+#define FLAT_MAX_NUMBER 40
+
+/* A string at s[*i] (the opening quote) with no escape and no control character; its inside in *v, *vl. */
+static bool flat_string(const char *s, size_t n, size_t *i, const char **v, size_t *vl)
+{
+    size_t j = *i + 1;
+    while (j < n && s[j] != '"') {
+        if (s[j] == '\\' || (unsigned char)s[j] < 0x20)
+            return false;
+        ++j;
+    }
+    if (j >= n)
+        return false;
+    *v = s + *i + 1;
+    *vl = j - *i - 1;
+    *i = j + 1;
+    return true;
+}
+
+/* A JSON number at s[*i] as yajl's lexer reads it; *is_double when it has a fraction or an exponent. */
+static bool flat_number(const char *s, size_t n, size_t *i, bool *is_double)
+{
+    size_t j = *i;
+    *is_double = false;
+    if (j < n && s[j] == '-')
+        ++j;
+    if (j >= n || s[j] < '0' || s[j] > '9')
+        return false;
+    if (s[j] == '0')
+        ++j;
+    else
+        while (j < n && s[j] >= '0' && s[j] <= '9')
+            ++j;
+    if (j < n && s[j] == '.') {
+        *is_double = true;
+        if (++j >= n || s[j] < '0' || s[j] > '9')
+            return false;
+        while (j < n && s[j] >= '0' && s[j] <= '9')
+            ++j;
+    }
+    if (j < n && (s[j] == 'e' || s[j] == 'E')) {
+        *is_double = true;
+        if (++j < n && (s[j] == '+' || s[j] == '-'))
+            ++j;
+        if (j >= n || s[j] < '0' || s[j] > '9')
+            return false;
+        while (j < n && s[j] >= '0' && s[j] <= '9')
+            ++j;
+    }
+    if (j - *i > FLAT_MAX_NUMBER)
+        return false;
+    *i = j;
+    return true;
+}
+
+/* The small payloads at the end of every answer (metadataEvent {"stopReason":"END_TURN"}, contextUsageEvent
+ * {"contextUsagePercentage":1.25}, meteringEvent {"unit":"credit","unitPlural":"credits","usage":0.01}): one object of
+ * at most FLAT_MAX_MEMBERS members whose values are numbers or strings without escapes, read without yajl. The whole
+ * payload is checked first, then the same SAX callbacks run in the order yajl would call them, with the values yajl
+ * would give (integers of up to 18 digits summed exactly, doubles through strtod as yajl does). Returns 1 when read, 0
+ * to take yajl (any other shape, and every number yajl could refuse), or a negative K2A_E*. */
+static int parse_flat_object(k2a_kiro_resp_t *p, const char *s, size_t n)
+{
+    struct {
+        const char *k, *v;
+        size_t kl, vl;
+        bool is_string, is_double;
+    } m[FLAT_MAX_MEMBERS];
+    size_t nm = 0, i = 1;
+    if (n < 2 || s[0] != '{')
+        return 0;
+    for (;;) {
+        while (i < n && is_blank(s[i]))
+            ++i;
+        if (nm == FLAT_MAX_MEMBERS || i >= n || s[i] != '"' || !flat_string(s, n, &i, &m[nm].k, &m[nm].kl))
+            return 0;
+        while (i < n && is_blank(s[i]))
+            ++i;
+        if (i >= n || s[i] != ':')
+            return 0;
+        ++i;
+        while (i < n && is_blank(s[i]))
+            ++i;
+        if (i >= n)
+            return 0;
+        size_t vstart = i;
+        if (s[i] == '"') {
+            m[nm].is_string = true;
+            m[nm].is_double = false;
+            if (!flat_string(s, n, &i, &m[nm].v, &m[nm].vl))
+                return 0;
+        } else {
+            m[nm].is_string = false;
+            if (!flat_number(s, n, &i, &m[nm].is_double))
+                return 0;
+            m[nm].v = s + vstart;
+            m[nm].vl = i - vstart;
+            if (!m[nm].is_double && m[nm].vl > 18)
+                return 0; /* yajl decides about long integers (overflow) */
+        }
+        ++nm;
+        while (i < n && is_blank(s[i]))
+            ++i;
+        if (i < n && s[i] == ',') {
+            ++i;
+            continue;
+        }
+        if (i < n && s[i] == '}')
+            break;
+        return 0;
+    }
+    for (++i; i < n; ++i)
+        if (!is_blank(s[i]))
+            return 0;
+    /* numbers first (nothing is called before the payload is known to be read whole) */
+    double d[FLAT_MAX_MEMBERS];
+    long long ll[FLAT_MAX_MEMBERS];
+    for (size_t k = 0; k < nm; ++k) {
+        if (m[k].is_string)
+            continue;
+        if (m[k].is_double) {
+            char tmp[FLAT_MAX_NUMBER + 1];
+            memcpy(tmp, m[k].v, m[k].vl);
+            tmp[m[k].vl] = '\0';
+            errno = 0;
+            d[k] = strtod(tmp, NULL);
+            if (errno == ERANGE)
+                return 0; /* yajl refuses an overflow and accepts an underflow: let it say which */
+        } else {
+            const char *q = m[k].v;
+            bool neg = *q == '-';
+            long long v = 0;
+            for (q += neg; q < m[k].v + m[k].vl; ++q)
+                v = v * 10 + (*q - '0');
+            ll[k] = neg ? -v : v;
+        }
+    }
+    bool ok = cb_start_map(p) != 0;
+    for (size_t k = 0; ok && k < nm; ++k) {
+        ok = cb_map_key(p, (const unsigned char *)m[k].k, m[k].kl) != 0;
+        if (ok)
+            ok = m[k].is_string   ? cb_string(p, (const unsigned char *)m[k].v, m[k].vl) != 0
+                 : m[k].is_double ? cb_number(p, d[k]) != 0
+                                  : cb_integer(p, ll[k]) != 0;
+    }
+    if (!ok || cb_end(p) == 0 || !p->f.ok || !p->f.complete || p->f.depth != 0)
+        return K2A_EUPSTREAM_EVENT; /* what the SAX path answers when a callback fails */
+    return 1;
+}
+
 int k2a__kiro_parse_payload(k2a_kiro_resp_t *p, const k2a_es_frame_t *fr, const char *event_type, size_t event_type_len)
 {
     struct st_k2a_kiro_fields_t *f = &p->f;
@@ -359,6 +546,8 @@ int k2a__kiro_parse_payload(k2a_kiro_resp_t *p, const k2a_es_frame_t *fr, const 
     if (i == fr->payload_len)
         return 0; /* an empty payload reads as {} */
     int fast = parse_plain_content(p, fr->payload + i, fr->payload_len - i);
+    if (fast == 0)
+        fast = parse_flat_object(p, fr->payload + i, fr->payload_len - i);
     if (fast != 0)
         return fast < 0 ? fast : 0;
     if (p->yajl == NULL) {

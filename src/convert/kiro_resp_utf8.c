@@ -4,6 +4,7 @@
  * until the next piece completes it, and replaces any byte that can never be valid UTF-8 by U+FFFD, so that every string
  * a client receives is valid UTF-8 (JSON requires it) without losing the characters that were merely split.
  */
+#include <stdint.h>
 #include <string.h>
 #include "convert/kiro_resp_internal.h"
 #include "core/errors.h"
@@ -32,6 +33,11 @@ int k2a__kiro_utf8_sanitize(k2a_buf_t *fix, const char **s, size_t *n)
     const unsigned char *u = (const unsigned char *)*s;
     size_t i = 0, len = *n;
     while (i < len) {
+        uint64_t w;
+        if (i + 8 <= len && (memcpy(&w, u + i, 8), (w & 0x8080808080808080ULL) == 0)) {
+            i += 8; /* eight ASCII bytes */
+            continue;
+        }
         if (u[i] < 0x80) {
             ++i;
             continue;

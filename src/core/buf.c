@@ -49,7 +49,8 @@ int k2a_buf_append(k2a_buf_t *b, const void *p, size_t n)
     int r;
     if (n == 0)
         return 0;
-    if ((r = k2a_buf_reserve(b, n)) != 0)
+    /* the common case first: room for n bytes and the NUL, within the maximum (len + n < cap cannot overflow) */
+    if (!(b->cap - b->len > n && (b->max == 0 || b->len + n <= b->max)) && (r = k2a_buf_reserve(b, n)) != 0)
         return r;
     memcpy(b->base + b->len, p, n);
     b->len += n;
@@ -98,7 +99,20 @@ int k2a_buf_append_json_escaped(k2a_buf_t *b, const char *str, size_t n)
     if ((r = k2a_buf_reserve(b, n + n / 8 + 16)) != 0)
         return r;
     size_t i = 0, run = 0;
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
     while (i < n) {
+        /* eight plain ASCII bytes at a time: none >= 0x80, below 0x20, '"' or '\\' */
+        uint64_t w, q, bs;
+        if (i + 8 <= n) {
+            memcpy(&w, s + i, 8);
+            q = w ^ (ones * '"');
+            bs = w ^ (ones * '\\');
+            if (((w | ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & highs) == 0) {
+                i += 8;
+                run += 8;
+                continue;
+            }
+        }
         unsigned char c = s[i];
         if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
             ++i;

@@ -23,6 +23,8 @@
  * The __type prefixes the doc elides are completed as com.amazon.aws.codewhisperer#..., like its ThrottlingException.
  * [[sim:keepopen]] puts the end of a complete body off by K2A_SIM_KEEPOPEN_MS (the same timer), as Kiro often does after
  * its last frame (meteringEvent).
+ * A reply with none of the pacing, fault, status, replay or keep-open directives (and no --chunk / --frame-writes) is
+ * encoded whole once, cached by its user text (fastreply.c) and written in one piece: the same bytes, one write.
  */
 #include <math.h>
 #include <stdio.h>
@@ -400,6 +402,21 @@ static void pump(sim_stream_t *s)
         release(s);
 }
 
+/* A whole cached reply in one write (chunked on HTTP/1.1, as a stream's frames are); the bytes are copied into the
+ * request's pool, so the cache entry may be replaced while the write is in flight. */
+static void send_whole(k2a_sim_server_t *srv, h2o_req_t *req, k2a_sim_account_t *acct, const k2a_sim_fast_entry_t *e)
+{
+    ++srv->stats.streams_total;
+    if (srv->stats.open_streams + 1 > srv->stats.max_open_streams)
+        srv->stats.max_open_streams = srv->stats.open_streams + 1;
+    ++acct->c.generate_ok;
+    acct->used_credits += e->credits;
+    req->res.status = 200;
+    req->res.reason = "OK";
+    k2a_sim_add_common_headers(srv, req, "application/vnd.amazon.eventstream");
+    h2o_send_inline(req, e->bytes, e->len);
+}
+
 /* Reads a replay file below the fixtures directory. Small fixture files only (16 MiB cap); a blocking read is
  * acceptable in the simulator. Returns 0 or a message in err. */
 static int read_replay(k2a_sim_server_t *srv, const char *file, char **data, size_t *len, char *err, size_t errsz)
@@ -586,9 +603,19 @@ int k2a_sim_handle_generate(k2a_sim_server_t *srv, h2o_req_t *req, const k2a_sim
     }
     k2a_buf_dispose(&state);
 
+    /* Default contextUsagePercentage: the body's share of a 200k-token window at 4 bytes per token, 2 decimals. */
+    double default_pct = round((double)len / 8000.0 * 100.0) / 100.0;
+    const char *utext = text.base != NULL ? text.base : "";
+    bool fast = !srv->cfg.frame_writes && srv->cfg.chunk == 0 && text.len <= K2A_SIM_FAST_MAX_TEXT;
+    const k2a_sim_fast_entry_t *whole = fast ? k2a_sim_fast_find(&srv->fast, utext, text.len, default_pct) : NULL;
+    if (whole != NULL) {
+        send_whole(srv, req, acct, whole);
+        goto Done;
+    }
+
     k2a_sim_plan_t plan;
     char err[160];
-    if (k2a_sim_plan_parse(&plan, text.base != NULL ? text.base : "", text.len, err, sizeof(err)) != 0) {
+    if (k2a_sim_plan_parse(&plan, utext, text.len, err, sizeof(err)) != 0) {
         k2a_buf_t out = K2A_BUF_INIT(0);
         k2a_buf_appendstr(&out, "{\"message\":\"");
         k2a_buf_append_json_escaped(&out, err, strlen(err));
@@ -618,9 +645,14 @@ int k2a_sim_handle_generate(k2a_sim_server_t *srv, h2o_req_t *req, const k2a_sim
         k2a_sim_plan_dispose(&plan);
         goto Done;
     }
-    /* Default contextUsagePercentage: the body's share of a 200k-token window at 4 bytes per token, 2 decimals. */
     if (!plan.have_context)
-        plan.context_pct = round((double)len / 8000.0 * 100.0) / 100.0;
+        plan.context_pct = default_pct;
+    if (fast && k2a_sim_fast_eligible(&plan) &&
+        (whole = k2a_sim_fast_build(&srv->fast, utext, text.len, default_pct, &plan)) != NULL) {
+        k2a_sim_plan_dispose(&plan);
+        send_whole(srv, req, acct, whole);
+        goto Done;
+    }
 
     sim_stream_t *s = stream_create(srv, req);
     if (s == NULL) {

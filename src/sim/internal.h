@@ -96,6 +96,37 @@ int k2a_sim_exception_frame(const k2a_sim_plan_t *plan, k2a_buf_t *out);
  * raw, so a piece that ends inside a UTF-8 sequence stays byte-exact. */
 int k2a_sim_append_raw_json(k2a_buf_t *out, const char *s, size_t n);
 
+/* ---- whole-reply cache (fastreply.c) ---- */
+
+#define K2A_SIM_FAST_SLOTS 64
+#define K2A_SIM_FAST_MAX_TEXT (64u << 10) /* user texts longer than this are not cached */
+#define K2A_SIM_FAST_MAX_REPLY (1u << 20) /* replies longer than this are streamed frame by frame */
+
+typedef struct st_k2a_sim_fast_entry_t {
+    uint64_t hash;
+    double pct; /* the default contextUsagePercentage the reply was encoded with */
+    char *text; /* the user text (the key), owned */
+    size_t text_len;
+    char *bytes; /* the whole EventStream reply, owned; NULL = empty slot */
+    size_t len;
+    double credits; /* what the reply charges */
+} k2a_sim_fast_entry_t;
+
+typedef struct st_k2a_sim_fast_cache_t {
+    k2a_sim_fast_entry_t slots[K2A_SIM_FAST_SLOTS];
+    uint64_t hits, misses;
+} k2a_sim_fast_cache_t;
+
+void k2a_sim_fast_dispose(k2a_sim_fast_cache_t *c);
+/* True when the reply of plan can be sent whole at once: no pacing, fault, status, replay or keep-open directive. */
+bool k2a_sim_fast_eligible(const k2a_sim_plan_t *plan);
+/* The cached reply of (text, default contextUsagePercentage), or NULL. */
+const k2a_sim_fast_entry_t *k2a_sim_fast_find(k2a_sim_fast_cache_t *c, const char *text, size_t len, double pct);
+/* Encodes the whole reply of plan (parsed from text, with pct applied) and caches it; NULL when it is not eligible, too
+ * long, or memory ran out (the caller streams it frame by frame). */
+const k2a_sim_fast_entry_t *k2a_sim_fast_build(k2a_sim_fast_cache_t *c, const char *text, size_t len, double pct,
+                                               const k2a_sim_plan_t *plan);
+
 /* ---- accounts, tokens and counters (accounts.c) ---- */
 
 typedef enum en_k2a_sim_kind_t {
@@ -280,6 +311,7 @@ struct st_k2a_sim_server_t {
     uint64_t request_seq;
     k2a_buf_t last_generate;    /* body of the last generateAssistantResponse (GET /sim/last-request), at most 1 MiB */
     k2a_sim_conn_seen_t *conns; /* K2A_SIM_CONN_SLOTS entries */
+    k2a_sim_fast_cache_t fast;  /* whole replies of plain generate calls (fastreply.c) */
 };
 
 /* What a request is addressed to: the region of its path prefix (us-east-1 without one) and the path after it. */

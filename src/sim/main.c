@@ -23,7 +23,10 @@ static const char usage_text[] =
     "  --idc-client-id ID --idc-client-secret S  the only IdC client accepted (default: any non-empty pair)\n"
     "  --fixtures-dir DIR           base of [[sim:replay file=...]] (default $K2A_SOURCE_DIR/tests/fixtures/upstream,\n"
     "                               else ./tests/fixtures/upstream)\n"
-    "  --chunk BYTES                split every reply body into writes of BYTES (default: one write per frame)\n"
+    "  --chunk BYTES                split every reply body into writes of BYTES (default: a reply without pacing,\n"
+    "                               fault, status, replay or keep-open directive is encoded once, cached, and sent in\n"
+    "                               one write; any other reply is written one frame per write)\n"
+    "  --frame-writes               every reply one frame per write (no whole-reply cache)\n"
     "  --max-body-bytes BYTES       request size limit (2026 default 615000: above it 400 Improperly formed request.;\n"
     "                               a real-world alternative is 1250000); --max-payload is the same option\n"
     "  --max-tool-description N     longest accepted tool description in characters (10000)\n"
@@ -189,6 +192,7 @@ int main(int argc, char **argv)
         O_OVERAGE,
         O_CAPACITY,
         O_MAXBODY,
+        O_FRAMEW,
         O_HELP,
         O_VERSION
     };
@@ -211,6 +215,7 @@ int main(int argc, char **argv)
                                          {"overage-status", required_argument, NULL, O_OVERAGE},
                                          {"capacity-status", required_argument, NULL, O_CAPACITY},
                                          {"max-body-bytes", required_argument, NULL, O_MAXBODY},
+                                         {"frame-writes", no_argument, NULL, O_FRAMEW},
                                          {"help", no_argument, NULL, O_HELP},
                                          {"version", no_argument, NULL, O_VERSION},
                                          {NULL, 0, NULL, 0}};
@@ -262,6 +267,9 @@ int main(int argc, char **argv)
             break;
         case O_LEGACY:
             cfg.legacy = true;
+            break;
+        case O_FRAMEW:
+            cfg.frame_writes = true;
             break;
         case O_STRICT:
             cfg.strict_headers = true;

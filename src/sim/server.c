@@ -653,6 +653,7 @@ void k2a_sim_server_destroy(k2a_sim_server_t *srv)
         SSL_CTX_free(srv->accept_ctx.ssl_ctx);
     k2a_sim_accounts_dispose(&srv->accounts);
     k2a_buf_dispose(&srv->last_generate);
+    k2a_sim_fast_dispose(&srv->fast);
     free(srv->conns);
     free(srv);
 }

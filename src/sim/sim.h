@@ -31,6 +31,7 @@ typedef struct st_k2a_sim_config_t {
     const char *idc_client_secret;
     const char *fixtures_dir; /* base directory of [[sim:replay file=...]] */
     size_t chunk;             /* 0 = one write per frame; else writes of exactly this many bytes */
+    bool frame_writes;        /* --frame-writes: no whole-reply fast path (every reply streamed frame by frame) */
     uint32_t slow_refresh_ms; /* delay of sim-slowrefresh-* refreshes, default 500 */
     int bad_refresh_status;   /* status of a rejected refresh token, default 401 */
     bool legacy;              /* --legacy-2025: the 2025 behaviour (no profileArn, old model ids, old routes, no header checks) */

@@ -4,7 +4,9 @@
  * sends for a Kiro reply of N text frames of S bytes ([[sim:text frames=N size=S]]): message_start, ping,
  * content_block_start, N text deltas, content_block_stop, message_delta, message_stop. The body is built once per
  * request in the request's pool and sent chunked in N writes, one per text frame, the way the gateway forwards one
- * Kiro frame per write: the first carries the opening events, the last the closing ones. The request body is ignored.
+ * Kiro frame per write: the first carries the opening events, the last the closing ones. `&writes=1` sends the whole
+ * answer in one write instead, as a gateway does that got kiro-sim's whole reply (no pacing directive) in one read.
+ * The request body is ignored.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,8 +66,10 @@ int k2a_sim_handle_sse(k2a_sim_server_t *srv, h2o_req_t *req)
     static const char phrase[] = SSE_PHRASE;
     const size_t plen = sizeof(phrase) - 1;
     long frames = query_uint(req, "frames", 20, SSE_MAX_FRAMES), size = query_uint(req, "size", 16, SSE_MAX_SIZE);
-    if (frames < 1 || size < 1) {
-        static const char bad[] = "{\"message\":\"/sim/sse: frames must be 1..100000 and size 1..65536\",\"reason\":null}";
+    long writes = query_uint(req, "writes", 0, 1);
+    if (frames < 1 || size < 1 || writes < 0) {
+        static const char bad[] =
+            "{\"message\":\"/sim/sse: frames must be 1..100000, size 1..65536 and writes 0 or 1\",\"reason\":null}";
         k2a_sim_respond_json(srv, req, 400, bad, sizeof(bad) - 1, 0);
         return 0;
     }
@@ -124,6 +128,10 @@ int k2a_sim_handle_sse(k2a_sim_server_t *srv, h2o_req_t *req)
             p += tlen;
         }
         g->pieces[f] = h2o_iovec_init(start, (size_t)(p - start));
+    }
+    if (writes == 1) {
+        g->pieces[0] = h2o_iovec_init(body, (size_t)(p - body));
+        g->npieces = 1;
     }
 
     req->res.status = 200;

@@ -32,7 +32,6 @@
 #include <strings.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
-#include "core/json_text.h"
 #include "sim/validate.h"
 
 #define BODY_MALFORMED "{\"message\":\"Improperly formed request.\",\"reason\":null}"
@@ -90,6 +89,46 @@ typedef struct st_ctx_t {
     k2a_sim_validation_t *out;
     const k2a_sim_caller_t *caller;
 } ctx_t;
+
+size_t k2a_sim_json_depth(const char *s, size_t n, size_t limit, bool *comment)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    size_t depth = 0, max = 0;
+    bool in_str = false;
+    *comment = false;
+    for (size_t i = 0; i < n; ++i) {
+        if (in_str) {
+            uint64_t w, q, b;
+            while (i + 8 <= n) {
+                memcpy(&w, s + i, 8);
+                q = w ^ (ones * '"');
+                b = w ^ (ones * '\\');
+                if ((((q - ones) & ~q) | ((b - ones) & ~b)) & highs)
+                    break;
+                i += 8;
+            }
+            if (i >= n)
+                break;
+            if (s[i] == '\\')
+                ++i;
+            else if (s[i] == '"')
+                in_str = false;
+            continue;
+        }
+        char ch = s[i];
+        if (ch == '"') {
+            in_str = true;
+        } else if (ch == '/') {
+            *comment = true;
+        } else if (ch == '{' || ch == '[') {
+            if (++depth > max && (max = depth) > limit)
+                return max;
+        } else if ((ch == '}' || ch == ']') && depth > 0) {
+            --depth;
+        }
+    }
+    return max;
+}
 
 static int reject_with(ctx_t *c, const char *body, const char *rule, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static int reject_with(ctx_t *c, const char *body, const char *rule, const char *fmt, ...)
@@ -774,7 +813,7 @@ int k2a_sim_validate_request_caller(const char *json, size_t len, const k2a_sim_
                out->status;
     /* Rule "json_depth": nesting deeper than 128 levels (also keeps yajl_tree_free's recursion bounded). */
     bool comment; /* a '/' outside strings (a comment, which yajl_tree would accept) is never valid JSON */
-    size_t depth = k2a_json_text_depth(json, len, K2A_SIM_MAX_JSON_DEPTH, &comment);
+    size_t depth = k2a_sim_json_depth(json, len, K2A_SIM_MAX_JSON_DEPTH, &comment);
     if (comment)
         return REJECT(&c, "json_syntax", "a comment or '/' outside a string"), out->status;
     if (depth > K2A_SIM_MAX_JSON_DEPTH)

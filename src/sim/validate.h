@@ -103,4 +103,8 @@ int k2a_sim_validate_request_ex(const char *json, size_t len, const k2a_sim_limi
 int k2a_sim_validate_request_caller(const char *json, size_t len, const k2a_sim_limits_t *limits, const k2a_sim_caller_t *caller,
                                     k2a_sim_validation_t *out, k2a_buf_t *user_text);
 
+/* k2a_json_text_depth's answer (the deepest nesting, stopping once past limit; *comment on a '/' outside strings),
+ * reading the inside of strings 8 bytes at a time: a request body is mostly string content. */
+size_t k2a_sim_json_depth(const char *s, size_t n, size_t limit, bool *comment);
+
 #endif

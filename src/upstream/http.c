@@ -5,6 +5,7 @@
  * close-delimited. The head buffer is never appended to once parsed, so header slices stay valid until
  * the response is released.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -69,9 +70,22 @@ static void resp_reset(resp_t *r)
     r->got_bytes = false;
 }
 
+/* CR, LF or NUL in s. Eight bytes at a time: a word with no byte below 0x20 (the usual header text) is skipped whole;
+ * only a word that has one is looked at byte by byte. */
 static bool has_ctl(k2a_str_t s)
 {
-    for (size_t i = 0; i < s.len; ++i)
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    size_t i = 0;
+    for (; i + 8 <= s.len; i += 8) {
+        uint64_t w;
+        memcpy(&w, s.base + i, 8);
+        if (((w - ones * 0x20) & ~w & highs) == 0)
+            continue; /* no byte < 0x20 */
+        for (size_t j = i; j < i + 8; ++j)
+            if (s.base[j] == '\r' || s.base[j] == '\n' || s.base[j] == '\0')
+                return true;
+    }
+    for (; i < s.len; ++i)
         if (s.base[i] == '\r' || s.base[i] == '\n' || s.base[i] == '\0')
             return true;
     return false;

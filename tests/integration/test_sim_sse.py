@@ -2,6 +2,7 @@
 [[sim:text frames=N size=S]], the same text as the directive's Kiro frames, one HTTP chunk per text frame, GET and POST,
 bad parameters refused, and the endpoint counted in /sim/stats. Starts kiro-sim (K2A_SIM) on a loopback port."""
 import json
+import re
 import socket
 
 from sim_util import Sim, parse_frames, request_body, run_tests, text_of
@@ -76,13 +77,18 @@ def test_one_chunk_per_text_frame_get_and_post():
         assert all(c.startswith(b"event: content_block_delta\n") for c in chunks[1:])
         assert chunks[-1].endswith(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
         assert [e for e, _ in parse_sse(b"".join(chunks))].count("content_block_delta") == 7
+        # writes=1: the same bytes in one chunk
+        head1, one = raw_chunks(method, "/sim/sse?size=5&frames=7&writes=1", body)
+        assert head1.startswith(b"HTTP/1.1 200") and len(one) == 1, [len(c) for c in one]
+        strip = lambda b: re.sub(rb"msg_[A-Za-z0-9]+", b"msg_", b)  # the message id differs per request
+        assert strip(one[0]) == strip(b"".join(chunks))
 
 
 def test_defaults_and_bad_parameters():
     status, _, data = SIM.request("GET", "/sim/sse")
     assert status == 200
     assert [e for e, _ in parse_sse(data)].count("content_block_delta") == 20
-    for q in ("frames=0", "size=0", "frames=x", "size=65537", "frames=100001", "frames="):
+    for q in ("frames=0", "size=0", "frames=x", "size=65537", "frames=100001", "frames=", "writes=2"):
         status, _, data = SIM.request("GET", "/sim/sse?" + q)
         assert status == 400, (q, status, data)
     status, _, _ = SIM.request("DELETE", "/sim/sse")

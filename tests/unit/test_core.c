@@ -62,6 +62,39 @@ static void test_buf_limits_and_escaping(void **state)
     assert_int_equal(k2a_buf_append_json_escaped(&t, "ab\xe4\xbd", 4), 0);
     assert_string_equal(k2a_buf_cstr(&t), "ab\xef\xbf\xbd\xef\xbf\xbd");
     k2a_buf_dispose(&t);
+
+    /* the escaper skips 8 plain bytes at a time: every special input at every offset around those steps */
+    static const struct {
+        const char *in, *out;
+    } sp[] = {{"\"", "\\\""},
+              {"\\", "\\\\"},
+              {"\n", "\\n"},
+              {"\x01", "\\u0001"},
+              {"\x1f", "\\u001f"},
+              {"\x7f", "\x7f"},
+              {"\xff", "\xef\xbf\xbd"},
+              {"\xc3\xa9", "\xc3\xa9"},
+              {"\xe4\xbd\xa0", "\xe4\xbd\xa0"},
+              {"\xc3", "\xef\xbf\xbd"},
+              {" ", " "},
+              {"~", "~"}};
+    for (size_t k = 0; k < sizeof(sp) / sizeof(sp[0]); ++k) {
+        for (size_t at = 0; at < 26; ++at) {
+            char in2[64], want[96];
+            size_t il = strlen(sp[k].in);
+            memset(in2, 'a', at);
+            memcpy(in2 + at, sp[k].in, il);
+            memset(in2 + at + il, 'b', 9);
+            memset(want, 'a', at);
+            strcpy(want + at, sp[k].out);
+            strcat(want, "bbbbbbbbb");
+            k2a_buf_t e = K2A_BUF_INIT(0);
+            assert_int_equal(k2a_buf_append_json_escaped(&e, in2, at + il + 9), 0);
+            if (strcmp(k2a_buf_cstr(&e), want) != 0)
+                fail_msg("input %zu at %zu: got %s, want %s", k, at, k2a_buf_cstr(&e), want);
+            k2a_buf_dispose(&e);
+        }
+    }
 }
 
 static void test_arena(void **state)

@@ -805,6 +805,13 @@ static void test_context_usage(void **state)
     assert_int_equal(rs_rec_last(&r.rec)->usage.output_tokens, 0);
     assert_false(k2a_kiro_resp_seen(&r.p)->content_emitted);
     run_dispose(&r);
+
+    /* an absurd percentage is bounded, not an overflowing conversion (found by fuzz_kiro_resp) */
+    run_init(&r, &cfg);
+    assert_int_equal(rs_feed_event(&r.p, "contextUsageEvent", "{\"contextUsagePercentage\":1e30}"), 0);
+    assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
+    assert_int_equal(k2a_kiro_resp_context_tokens(&r.p), 1000000000000000LL);
+    run_dispose(&r);
 }
 
 /* ---------- thinking ---------- */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include "core/errors.h"
+#include "core/json_text.h"
 #include "eventstream/eventstream.h"
 #include "sim/internal.h"
 #include "sim/validate.h"
@@ -443,13 +444,41 @@ static void test_plan_errors_and_echo(void **state)
     k2a_sim_plan_dispose(&plan);
 }
 
+/* The simulator's depth scan (strings read 8 bytes at a time) answers what k2a_json_text_depth answers, on random text
+ * of JSON punctuation, backslashes, slashes and letters, with strings that straddle the 8-byte steps. */
+static void test_json_depth_matches_core(void **state)
+{
+    static const char alphabet[] = "\"\\{}[]/aaaaaaaa   \xc3";
+    uint64_t rng = 0x12345678;
+    for (int round = 0; round < 50000; ++round) {
+        char s[64];
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        size_t n = (size_t)(rng >> 33) % sizeof(s);
+        for (size_t i = 0; i < n; ++i) {
+            rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+            s[i] = alphabet[(rng >> 33) % (sizeof(alphabet) - 1)];
+        }
+        for (size_t limit = 2; limit <= 64; limit *= 32) {
+            bool c1, c2;
+            size_t d1 = k2a_sim_json_depth(s, n, limit, &c1), d2 = k2a_json_text_depth(s, n, limit, &c2);
+            if (d1 != d2 || c1 != c2)
+                fail_msg("round %d: depth %zu/%zu comment %d/%d on %.*s", round, d1, d2, c1, c2, (int)n, s);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_validator_good_and_text),  cmocka_unit_test(test_validator_rejects),
-        cmocka_unit_test(test_validator_deep_nesting),   cmocka_unit_test(test_validator_random_mutations),
-        cmocka_unit_test(test_validator_2026),           cmocka_unit_test(test_validator_2026_random_mutations),
-        cmocka_unit_test(test_plan_tool_pieces),         cmocka_unit_test(test_plan_errors_and_echo),
+        cmocka_unit_test(test_validator_good_and_text),
+        cmocka_unit_test(test_validator_rejects),
+        cmocka_unit_test(test_json_depth_matches_core),
+        cmocka_unit_test(test_validator_deep_nesting),
+        cmocka_unit_test(test_validator_random_mutations),
+        cmocka_unit_test(test_validator_2026),
+        cmocka_unit_test(test_validator_2026_random_mutations),
+        cmocka_unit_test(test_plan_tool_pieces),
+        cmocka_unit_test(test_plan_errors_and_echo),
         cmocka_unit_test(test_plan_2026_end_and_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

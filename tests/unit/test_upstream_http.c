@@ -761,6 +761,35 @@ static void test_invalid_requests(void **state)
     assert_int_equal(ut_proc_stat(&srv, "requests"), 0); /* nothing was sent */
     seq_dispose(&s1);
     seq_dispose(&s2);
+    /* CR, LF or NUL anywhere in a long value (the check looks at 8 bytes at a time), in the value or in the name */
+    static const size_t offsets[] = {0, 7, 8, 9, 15, 16, 22, 23};
+    static const char ctl[] = {'\r', '\n', '\0'};
+    for (size_t c = 0; c < sizeof(ctl); ++c) {
+        for (size_t o = 0; o < sizeof(offsets) / sizeof(offsets[0]); ++o) {
+            char value[24], name[24];
+            memset(value, 'v', sizeof(value));
+            memset(name, 'n', sizeof(name));
+            value[offsets[o]] = ctl[c];
+            name[offsets[o]] = ctl[c];
+            k2a_http_header_t hv[1] = {{{"X-Long-Header-Name", 18}, {value, sizeof(value)}}};
+            k2a_http_header_t hn[1] = {{{name, sizeof(name)}, {"ok", 2}}};
+            seq_t sv = {.paths = {"/ok"}, .tmpl = {.headers = hv, .nheaders = 1}};
+            seq_t sn = {.paths = {"/ok"}, .tmpl = {.headers = hn, .nheaders = 1}};
+            ut_run(&loop, seq_fn, &sv);
+            ut_run(&loop, seq_fn, &sn);
+            assert_int_equal(sv.res[0].rc, K2A_EINVAL);
+            assert_int_equal(sn.res[0].rc, K2A_EINVAL);
+            seq_dispose(&sv);
+            seq_dispose(&sn);
+        }
+    }
+    assert_int_equal(ut_proc_stat(&srv, "requests"), 0);
+    /* other control bytes (a tab) and bytes >= 0x80 are not refused */
+    k2a_http_header_t ok[1] = {{K2A_STRLIT("X-Fine"), K2A_STRLIT("tab\there and caf\xc3\xa9, long enough")}};
+    seq_t s3 = {.paths = {"/ok"}, .tmpl = {.headers = ok, .nheaders = 1}};
+    ut_run(&loop, seq_fn, &s3);
+    assert_body(&s3.res[0], "hello");
+    seq_dispose(&s3);
 }
 
 static void test_pool_idle_timeout(void **state)
