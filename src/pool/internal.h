@@ -86,6 +86,7 @@ struct st_k2a_account_t {
     int64_t refreshed_at; /* wall clock ms */
     int64_t prev_expires_at;
     uint64_t token_gen;  /* bumped by every successful refresh */
+    uint64_t rt_version; /* bumped by every rotation of refresh_token (the shared store keeps the newest version) */
     bool ever_refreshed; /* an access token was obtained (now or from the state file) */
     /* health */
     k2a_account_state_t state;
@@ -196,6 +197,7 @@ struct st_k2a_pool_t {
     k2a_plink_t slot_waiters; /* acquires waiting for a concurrency slot */
     /* durable state */
     k2a_pool_store_t *store;
+    bool store_quiet;            /* applying the store's own data (another replica's change): transitions do not echo it back */
     k2a_pool_snapshot_t orphans; /* records of the state file that match no configured account (kept and written back) */
     uv_timer_t save_timer;
     bool dirty, saving, save_urgent;

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/rand.h"
 #include "core/xloop.h"
+#include "pool/acct_state.h"
 #include "pool/internal.h"
 
 #define ORPHANS_MAX 1024
@@ -30,17 +31,6 @@ const char *k2a_account_state_name(k2a_account_state_t s)
     return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
 }
 
-static bool parse_state(const char *s, k2a_account_state_t *out)
-{
-    for (int i = 0; i <= K2A_ACCOUNT_DISABLED; ++i) {
-        if (strcmp(s, k2a_account_state_name(i)) == 0) {
-            *out = i;
-            return true;
-        }
-    }
-    return false;
-}
-
 static void sha256_hex(const char *a, const char *b, char out[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -53,13 +43,6 @@ static void sha256_hex(const char *a, const char *b, char out[65])
     for (int i = 0; i < 32; ++i)
         sprintf(out + 2 * i, "%02x", md[i]);
     out[64] = '\0';
-}
-
-static void replace_str(char **slot, const char *v)
-{
-    char *n = v != NULL ? strdup(v) : NULL;
-    free(*slot);
-    *slot = n;
 }
 
 /* ---- references ---- */
@@ -177,61 +160,6 @@ static void open_timers(k2a_account_t *a)
     a->timers_open = true;
     a->refcnt += 3;
     p->open_handles += 3;
-}
-
-/* Adopts a state-file record. */
-static void apply_record(k2a_account_t *a, const k2a_account_snapshot_t *s, int64_t now)
-{
-    if (strcmp(s->refresh_token, a->refresh_token) != 0) {
-        k2a_log_add_secret(s->refresh_token, strlen(s->refresh_token));
-        replace_str(&a->refresh_token, s->refresh_token);
-    }
-    if (s->access_token != NULL && s->expires_at_ms > now) {
-        k2a_log_add_secret(s->access_token, strlen(s->access_token));
-        replace_str(&a->access_token, s->access_token);
-        a->expires_at = s->expires_at_ms;
-        a->expires_in_s = s->expires_in_s;
-        a->refreshed_at = s->refreshed_at_ms;
-        a->token_gen = 1;
-        a->ever_refreshed = true;
-    }
-    if (s->profile_arn != NULL && k2a_arn_parse(s->profile_arn, NULL) == 0) {
-        replace_str(&a->profile_arn, s->profile_arn);
-        a->arn_source = K2A_ARN_SRC_STATE;
-    }
-    if (a->cfg.auth == K2A_AUTH_API_KEY) {
-        /* the configured key is the token, whatever the file says */
-        replace_str(&a->refresh_token, a->cfg.refresh_token);
-        replace_str(&a->access_token, a->cfg.refresh_token);
-        a->expires_in_s = K2A_API_KEY_LIFETIME_S;
-        a->expires_at = now + (int64_t)K2A_API_KEY_LIFETIME_S * 1000;
-    } else if (a->access_token != NULL && k2a_account_wants_profiles(a, now)) {
-        /* an account that still has to learn its ARN starts with a refresh, which asks ListAvailableProfiles */
-        k2a_log_remove_secret(a->access_token, strlen(a->access_token));
-        free(a->access_token);
-        a->access_token = NULL;
-        a->expires_at = 0;
-        a->token_gen = 0;
-        a->ever_refreshed = false;
-    }
-    k2a_account_state_t st;
-    if (a->state == K2A_ACCOUNT_OK && parse_state(s->state, &st) && (st == K2A_ACCOUNT_COOLING || st == K2A_ACCOUNT_EXHAUSTED) &&
-        s->until_ms > now) {
-        a->state = st;
-        a->until = s->until_ms;
-        snprintf(a->reason, sizeof(a->reason), "%s", s->reason != NULL ? s->reason : "");
-    }
-    a->usage_known = s->usage_known;
-    a->credits_remaining = s->credits_remaining;
-    a->credits_limit = s->credits_limit;
-    a->credits_consumed = s->credits_consumed;
-    a->next_reset = s->next_reset_ms;
-    a->requests = s->requests;
-    a->errors = s->errors;
-    a->in_tokens = s->in_tokens;
-    a->out_tokens = s->out_tokens;
-    a->last_used = s->last_used_ms;
-    k2a_account_catalog_restore(a, s->catalog);
 }
 
 /* Arms an account's timers after creation, a load or a reload. refresh_slot staggers the start-up refreshes (accounts without
@@ -406,7 +334,7 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
         p->accounts[p->naccounts++] = a;
         k2a_account_snapshot_t rec;
         if (take_orphan(p, a->key, &rec)) {
-            apply_record(a, &rec, now);
+            k2a_acct_restored(a, &rec, now);
             free_record(&rec);
             ++restored;
         }
@@ -522,7 +450,7 @@ int k2a_pool_reload(k2a_pool_t *p, const char *text_or_path, char *err, size_t e
             open_timers(a);
             k2a_account_snapshot_t rec;
             if (take_orphan(p, a->key, &rec)) {
-                apply_record(a, &rec, now);
+                k2a_acct_restored(a, &rec, now);
                 free_record(&rec);
             }
             bool valid = k2a_account_token_valid(a, now);
