@@ -62,8 +62,9 @@ static const struct {
     {K2A_EUPSTREAM_AUTH, 503, T_OVERLOADED},
     {K2A_EREFRESH, 503, T_OVERLOADED},
     {K2A_EBUSY, 503, T_OVERLOADED},
-    {K2A_ENOFD, 503, T_OVERLOADED},            /* the gateway's own descriptors ran out: retry shortly */
-    {K2A_ESTATE_UNWRITTEN, 503, T_OVERLOADED}, /* no refresh until the state file is written again */
+    {K2A_ENOFD, 503, T_OVERLOADED},              /* the gateway's own descriptors ran out: retry shortly */
+    {K2A_ESTATE_UNWRITTEN, 503, T_OVERLOADED},   /* no refresh until the state file is written again */
+    {K2A_ESTORE_UNAVAILABLE, 503, T_OVERLOADED}, /* a shared limit counter could not be asked (KIRO_REDIS_URL) */
     /* Kiro itself */
     {K2A_EUPSTREAM_SERVER, 529, T_OVERLOADED},
     {K2A_EUPSTREAM_CAPACITY, 529, T_OVERLOADED}, /* INSUFFICIENT_MODEL_CAPACITY: Anthropic's own "overloaded" */

@@ -47,6 +47,13 @@ static const var_t vars[] = {
      "Kiro accounts: JSON array/object or a path to a file holding it (without it, make run starts the simulator demo)"},
     {"KIRO_STATE_FILE", T_STR, F(state_file), "./data/kiro2api-state.json", 0, 0, NULL,
      "where rotated refresh tokens, access tokens and account states are persisted (mode 0600)"},
+    {"KIRO_REDIS_URL", T_STR, F(redis_url), "", 0, 0, NULL,
+     "redis://[:password@]host:port/db: share accounts (tokens, rotated refresh tokens, health, usage) between replicas "
+     "(\"\" = this process alone)"},
+    {"KIRO_REDIS_PREFIX", T_STR, F(redis_prefix), "kiro2api:", 0, 0, NULL,
+     "prefix of every Redis key, so that several gateways can share one Redis"},
+    {"KIRO_REDIS_RESYNC_MS", T_INT, F(redis_resync_ms), "5000", 100, 3600000, NULL,
+     "period of the full re-read of every account from Redis (announcements bring changes at once)"},
     {"KIRO_POOL_STRATEGY", T_ENUM, F(pool_strategy), "sequential", 0, 0, "sequential|round_robin|balanced",
      "account selection strategy"},
     {"KIRO_MAX_ATTEMPTS", T_INT, F(max_attempts), "3", 1, 20, NULL,

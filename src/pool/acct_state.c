@@ -12,6 +12,7 @@
 #include "pool/acct_state.h"
 #include "pool/catalog.h"
 #include "pool/internal.h"
+#include "pool/store_redis.h"
 
 void k2a_acct_notify(k2a_account_t *a, unsigned what)
 {
@@ -102,6 +103,8 @@ void k2a_account_set_state(k2a_account_t *a, k2a_account_state_t st, int64_t unt
     }
     a->state = st;
     a->until = until;
+    if (changed)
+        a->state_at = k2a_pool_now_ms();
     snprintf(a->reason, sizeof(a->reason), "%s", reason);
     k2a_account_arm_wake(a);
     k2a_pool_update_eligibility(a);
@@ -271,4 +274,71 @@ void k2a_acct_restored(k2a_account_t *a, const k2a_account_snapshot_t *s, int64_
     a->out_tokens = s->out_tokens;
     a->last_used = s->last_used_ms;
     k2a_account_catalog_restore(a, s->catalog);
+}
+
+void k2a_acct_shared_dispose(k2a_acct_shared_t *r)
+{
+    free(r->refresh_token);
+    free(r->access_token);
+    free(r->profile_arn);
+    free(r->reason);
+    memset(r, 0, sizeof(*r));
+}
+
+void k2a_acct_shared_applied(k2a_account_t *a, const k2a_acct_shared_t *r, unsigned take)
+{
+    k2a_pool_t *p = a->pool;
+    if (a->cfg.auth == K2A_AUTH_API_KEY || a->removed)
+        return;
+    bool quiet = p->store_quiet;
+    p->store_quiet = true;
+    if ((take & K2A_REDIS_TAKE_RT) && r->refresh_token != NULL && r->refresh_token[0] != '\0') {
+        if (strcmp(r->refresh_token, a->refresh_token) != 0) {
+            k2a_log_add_secret(r->refresh_token, strlen(r->refresh_token));
+            replace_str(&a->refresh_token, r->refresh_token);
+            /* kept on disk as well: the state file then holds the newest token even if the shared store goes away */
+            if (p->store != NULL)
+                ++p->rotation_seq;
+            k2a_pool_mark_dirty(p, true);
+        }
+        a->rt_version = r->rt_version;
+    }
+    if ((take & K2A_REDIS_TAKE_AT) && r->access_token != NULL && r->access_token[0] != '\0') {
+        char *na = strdup(r->access_token);
+        if (na != NULL) {
+            k2a_log_add_secret(na, strlen(na));
+            if (a->access_token != NULL)
+                k2a_log_remove_secret(a->access_token, strlen(a->access_token));
+            free(a->access_token);
+            a->access_token = na;
+            a->prev_expires_at = a->expires_at;
+            a->expires_at = r->expires_at_ms;
+            a->expires_in_s = r->expires_in_s;
+            a->refreshed_at = r->refreshed_at_ms;
+            ++a->token_gen;
+            a->auth_fail_gen = 0;
+            became_ready(a);
+            if (r->profile_arn != NULL && r->profile_arn[0] != '\0' && k2a_arn_parse(r->profile_arn, NULL) == 0 &&
+                (a->profile_arn == NULL || strcmp(a->profile_arn, r->profile_arn) != 0)) {
+                replace_str(&a->profile_arn, r->profile_arn);
+                a->arn_source = K2A_ARN_SRC_REFRESH;
+            }
+            if (!a->refreshing)
+                k2a_pool_schedule_refresh_ahead(a);
+            k2a_pool_mark_dirty(p, false);
+        }
+    }
+    if ((take & K2A_REDIS_TAKE_STATE) && r->has_state && a->state != K2A_ACCOUNT_DISABLED && r->state != K2A_ACCOUNT_DISABLED) {
+        int64_t now = k2a_pool_now_ms();
+        k2a_account_state_t st = (k2a_account_state_t)r->state;
+        int64_t until = r->until_ms;
+        if ((st == K2A_ACCOUNT_COOLING || st == K2A_ACCOUNT_EXHAUSTED) && until <= now) {
+            st = K2A_ACCOUNT_OK;
+            until = 0;
+        }
+        if (st != a->state || until != a->until)
+            k2a_account_set_state(a, st, until, r->reason != NULL ? r->reason : "");
+        a->state_at = r->state_at_ms;
+    }
+    p->store_quiet = quiet;
 }

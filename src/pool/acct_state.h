@@ -17,7 +17,8 @@
  *   k2a_acct_usage_polled    a getUsageLimits answer (credits, reset date; may exhaust or revive the account)
  *   k2a_acct_catalog_set     a fetched model catalog replaces the known one
  *   k2a_acct_profile_set     a profileArn was learned (refresh answer, ListAvailableProfiles)
- *   k2a_acct_restored        a stored record (state file or shared store) adopted at start-up or from another replica
+ *   k2a_acct_restored        a stored record (state file) adopted at start-up
+ *   k2a_acct_shared_applied  another replica's record (shared store): newer tokens, a later state
  */
 #ifndef K2A_POOL_ACCT_STATE_H
 #define K2A_POOL_ACCT_STATE_H
@@ -71,6 +72,21 @@ void k2a_acct_catalog_set(struct st_k2a_account_t *a, struct st_k2a_catalog_t *c
 int k2a_acct_profile_set(struct st_k2a_account_t *a, const char *arn, uint8_t source);
 /* Adopts a stored record (start-up). */
 void k2a_acct_restored(struct st_k2a_account_t *a, const k2a_account_snapshot_t *s, int64_t now);
+/* Another replica's view of the account (the shared store's record). Strings may be NULL. */
+typedef struct st_k2a_acct_shared_t {
+    char *refresh_token;
+    uint64_t rt_version;
+    char *access_token;
+    int64_t expires_at_ms, expires_in_s, refreshed_at_ms;
+    char *profile_arn;
+    bool has_state;
+    int state; /* k2a_account_state_t */
+    int64_t until_ms, state_at_ms;
+    char *reason;
+} k2a_acct_shared_t;
+void k2a_acct_shared_dispose(k2a_acct_shared_t *r);
+/* Applies what k2a_redis_merge says to take (K2A_REDIS_TAKE_*) from r; the store is not told (it is its own data). */
+void k2a_acct_shared_applied(struct st_k2a_account_t *a, const k2a_acct_shared_t *r, unsigned take);
 /* Tells the store that part of the account changed (the transitions call it; exposed for the store's own replays). */
 void k2a_acct_notify(struct st_k2a_account_t *a, unsigned what);
 

@@ -90,10 +90,17 @@ struct st_k2a_account_t {
     bool ever_refreshed; /* an access token was obtained (now or from the state file) */
     /* health */
     k2a_account_state_t state;
-    int64_t until; /* wall clock ms (cooling, exhausted) */
+    int64_t until;    /* wall clock ms (cooling, exhausted) */
+    int64_t state_at; /* wall clock ms of the last state change (the shared store keeps the latest) */
     char reason[256];
     unsigned throttle_n, transient_n, refresh_fail_n;
     uint64_t auth_fail_gen; /* token_gen of the first token rejected with 401/403 since the last success; 0 = none */
+    /* shared store (store_redis.c): parts not written yet (K2A_ACCT_CHG_*), counters already written, the lock value */
+    unsigned store_pending;
+    uint64_t store_req, store_err;
+    int64_t store_in, store_out;
+    double store_cc;
+    char store_lock[33];
     /* single-flight refresh */
     bool refreshing;
     bool warmup; /* the refresh timer is a start-up refresh: kept warmup_stagger_ms from the previous one */

@@ -15,6 +15,7 @@
 #include "core/xloop.h"
 #include "pool/acct_state.h"
 #include "pool/internal.h"
+#include "pool/store_redis.h"
 
 #define ORPHANS_MAX 1024
 
@@ -308,6 +309,19 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
         r = K2A_ENOMEM;
         goto Fail;
     }
+    if (cfg->redis_url != NULL && cfg->redis_url[0] != '\0') {
+        /* the shared store wraps the file store (it keeps the local snapshot) */
+        k2a_redis_store_config_t rc = {.url = cfg->redis_url,
+                                       .prefix = cfg->redis_prefix != NULL ? cfg->redis_prefix : "kiro2api:",
+                                       .resync_ms = cfg->redis_resync_ms,
+                                       .lock_ms = 2 * (p->cfg.refresh_timeout_ms > 0 ? p->cfg.refresh_timeout_ms : 30000)};
+        k2a_pool_store_t *inner = p->store;
+        p->store = NULL;
+        if ((r = k2a_pool_redis_store_create(loop, &rc, inner, &p->store, err, errlen)) != 0)
+            goto Fail;
+    }
+    p->cfg.redis_url = NULL; /* not kept: the store has its copy */
+    p->cfg.redis_prefix = NULL;
     if (p->store != NULL) {
         char why[512] = "";
         r = p->store->load(p->store, &p->orphans, why, sizeof(why));
@@ -347,6 +361,8 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
     /* the loop's clock was cached when the loop started and start-up work may have taken a while since: without this the
      * first start-up refreshes are already due and fire together instead of warmup_stagger_ms apart */
     uv_update_time(loop);
+    if (p->store != NULL && p->store->attach != NULL)
+        p->store->attach(p->store, p);
     size_t slot = 0;
     for (size_t i = 0; i < p->naccounts; ++i) {
         k2a_account_t *a = p->accounts[i];
@@ -519,6 +535,13 @@ void k2a_pool_shutdown(k2a_pool_t *p)
         k2a_pool_start_save(p);
     uv_close((uv_handle_t *)&p->save_timer, on_save_timer_closed);
     k2a_catalog_stop(p);
+    if (p->store != NULL && p->store->stop != NULL)
+        p->store->stop(p->store);
+}
+
+const char *k2a_pool_shared_store_status(k2a_pool_t *p)
+{
+    return p != NULL && p->store != NULL && p->store->shared_status != NULL ? p->store->shared_status(p->store) : NULL;
 }
 
 bool k2a_pool_closed(k2a_pool_t *p)

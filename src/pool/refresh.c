@@ -410,7 +410,25 @@ static int run_refresh(k2a_account_t *a, k2a_verdict_t *out)
 {
     k2a_pool_t *p = a->pool;
     k2a_verdict_t v;
-    int r = do_refresh(a, &v);
+    int r;
+    k2a_pool_store_t *st = p->store;
+    bool shared = st != NULL && st->refresh_begin != NULL && a->cfg.auth != K2A_AUTH_API_KEY;
+    int b = shared ? st->refresh_begin(st, a) : 0;
+    if (b == K2A_STORE_ADOPTED || b == K2A_ECANCELED) {
+        /* another replica refreshed the account meanwhile: its token is ours (or the pool shuts down) */
+        memset(&v, 0, sizeof(v));
+        v.action = b == K2A_ECANCELED ? K2A_ACT_CANCELED : K2A_ACT_OK;
+        v.err = b == K2A_ECANCELED ? b : 0;
+        snprintf(v.detail, sizeof(v.detail), "%s", b == K2A_ECANCELED ? "canceled" : "token from the shared store");
+        r = v.err;
+        shared = false;
+    } else {
+        r = do_refresh(a, &v);
+    }
+    if (shared) {
+        st->refresh_end(st, a, r, &v);
+        r = v.action == K2A_ACT_OK ? 0 : r;
+    }
     if (r == 0 && k2a_account_wants_profiles(a, k2a_pool_now_ms())) {
         /* before waking the waiters: their requests need the ARN; new requests wait too (lease.c) */
         a->resolving = true;

@@ -153,6 +153,9 @@ int k2a_pool_render_tokens_json(k2a_pool_t *p, k2a_buf_t *out)
                     "\"in_flight\":%u,\"requests\":%llu,\"errors\":%llu,",
                     p->naccounts, active, k2a_pool_ready(p) ? "true" : "false", k2a_pool_strategy_name(p->cfg.strategy), inflight,
                     (unsigned long long)requests, (unsigned long long)errors);
+    const char *shared = k2a_pool_shared_store_status(p);
+    if (shared != NULL)
+        k2a_buf_appendf(out, "\"shared_store\":\"%s\",", strcmp(shared, "ok") == 0 ? "ok" : "shared store unavailable");
     if (any_usage)
         k2a_buf_appendf(out, "\"credits_remaining\":%.4f,", remaining);
     else
