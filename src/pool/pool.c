@@ -314,7 +314,9 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
         k2a_redis_store_config_t rc = {.url = cfg->redis_url,
                                        .prefix = cfg->redis_prefix != NULL ? cfg->redis_prefix : "kiro2api:",
                                        .resync_ms = cfg->redis_resync_ms,
-                                       .lock_ms = 2 * (p->cfg.refresh_timeout_ms > 0 ? p->cfg.refresh_timeout_ms : 30000)};
+                                       /* a refresh lasts at most its timeout: a replica killed holding the lock delays
+                                        * the others' refresh by that long at worst */
+                                       .lock_ms = (p->cfg.refresh_timeout_ms > 0 ? p->cfg.refresh_timeout_ms : 30000) + 2000};
         k2a_pool_store_t *inner = p->store;
         p->store = NULL;
         if ((r = k2a_pool_redis_store_create(loop, &rc, inner, &p->store, err, errlen)) != 0)

@@ -27,6 +27,7 @@
 /* a connect not finished by then is abandoned and tried again (hiredis 0.14's libuv adapter ignores a poll error, so a
  * refused connect would otherwise never report) */
 #define CONNECT_TIMEOUT_MS 1000
+#define COUNTERS_FLUSH_MS 1000           /* counters (requests, tokens, credits) are added up and written once a second */
 #define HASH_FIELD_MAX (4 * 1024 * 1024) /* a catalog is the largest field */
 
 typedef struct st_redis_store_t {
@@ -42,7 +43,7 @@ typedef struct st_redis_store_t {
     bool cmd_up, sub_up, up, ever_up, stopping;
     uint64_t attached_at; /* uv_now */
     unsigned fail_n;
-    uv_timer_t reconnect_timer, resync_timer, done_timer, connect_timer;
+    uv_timer_t reconnect_timer, resync_timer, done_timer, connect_timer, counters_timer;
     bool timers_open;
     /* a save without a file store completes on the next tick */
     k2a_pool_store_saved_cb done_cb;
@@ -487,7 +488,26 @@ static void flush_pending(redis_store_t *s)
 
 static void st_changed(k2a_pool_store_t *st, k2a_account_t *a, unsigned what)
 {
-    write_account((redis_store_t *)st, a, what);
+    /* counters change with every request: written by the flush timer, not on the request's account */
+    if (what & K2A_ACCT_CHG_COUNTERS) {
+        a->store_pending |= K2A_ACCT_CHG_COUNTERS;
+        what &= ~(unsigned)K2A_ACCT_CHG_COUNTERS;
+    }
+    if (what != 0)
+        write_account((redis_store_t *)st, a, what);
+}
+
+static void on_counters_timer(uv_timer_t *t)
+{
+    redis_store_t *s = t->data;
+    k2a_pool_t *p = s->pool;
+    for (size_t i = 0; p != NULL && i < p->naccounts && s->up; ++i) {
+        k2a_account_t *a = p->accounts[i];
+        if (a->store_pending & K2A_ACCT_CHG_COUNTERS) {
+            a->store_pending &= ~(unsigned)K2A_ACCT_CHG_COUNTERS;
+            write_account(s, a, K2A_ACCT_CHG_COUNTERS);
+        }
+    }
 }
 
 /* ---- reads ---- */
@@ -677,6 +697,8 @@ static int st_refresh_begin(k2a_pool_store_t *st, k2a_account_t *a)
     snprintf(key, sizeof(key), "%slock:%s", s->prefix, a->key);
     snprintf(ms, sizeof(ms), "%u", s->lock_ms);
     for (unsigned round = 0;; ++round) {
+        if (a->token_gen != gen0 && k2a_account_token_valid(a, k2a_pool_now_ms()))
+            return K2A_STORE_ADOPTED; /* a resync or an announcement brought a token meanwhile */
         if (!s->up)
             return 0; /* unavailable: the refresh is local (README: the window while the shared store is down) */
         char val[33];
@@ -688,7 +710,9 @@ static int st_refresh_begin(k2a_pool_store_t *st, k2a_account_t *a)
         if (r == K2A_ECANCELED)
             return r;
         if (r != 0)
-            return 0; /* the connection went, or Redis refused: the refresh is local */
+            return a->token_gen != gen0 && k2a_account_token_valid(a, k2a_pool_now_ms())
+                       ? K2A_STORE_ADOPTED
+                       : 0; /* the connection went, or Redis refused: the refresh is local */
         /* the stored record first, lock or not: the newest refresh token is the only one that may be sent */
         if ((r = read_account_wait(s, a)) == K2A_ECANCELED)
             return r;
@@ -791,9 +815,11 @@ static void st_attach(k2a_pool_store_t *st, k2a_pool_t *p)
     uv_timer_init(s->loop, &s->resync_timer);
     uv_timer_init(s->loop, &s->done_timer);
     uv_timer_init(s->loop, &s->connect_timer);
-    s->reconnect_timer.data = s->resync_timer.data = s->done_timer.data = s->connect_timer.data = s;
+    uv_timer_init(s->loop, &s->counters_timer);
+    s->reconnect_timer.data = s->resync_timer.data = s->done_timer.data = s->connect_timer.data = s->counters_timer.data = s;
     s->timers_open = true;
-    p->open_handles += 4;
+    p->open_handles += 5;
+    uv_timer_start(&s->counters_timer, on_counters_timer, COUNTERS_FLUSH_MS, COUNTERS_FLUSH_MS);
     s->attached_at = uv_now(s->loop);
     /* the counters already stored are not this replica's to add again */
     for (size_t i = 0; i < p->naccounts; ++i) {
@@ -824,6 +850,7 @@ static void st_stop(k2a_pool_store_t *st)
         uv_close((uv_handle_t *)&s->resync_timer, on_timer_closed);
         uv_close((uv_handle_t *)&s->done_timer, on_timer_closed);
         uv_close((uv_handle_t *)&s->connect_timer, on_timer_closed);
+        uv_close((uv_handle_t *)&s->counters_timer, on_timer_closed);
     }
     /* a connected context sends what is queued, then closes */
     drop_ctx(&s->cmd, &s->cmd_up, true);

@@ -19,7 +19,7 @@ import time
 import unittest
 
 from e2e_util import body, post, sim_account, tokens, wait_accounts, wait_until
-from k2a import BIN, SLOW, Gateway, Sim, main, request, sim_accounts_env
+from k2a import BIN, BUILD_DIR, SLOW, Gateway, Sim, main, request, sim_accounts_env
 from redis_util import Redis
 
 QUIET = {"KIRO_USAGE_POLL_INTERVAL_S": "0", "KIRO_CATALOG_REFRESH_S": "0"}
@@ -180,7 +180,8 @@ class SharedPool(unittest.TestCase):
             a.assert_clean_exit(self)
             b.assert_clean_exit(self)
         except AssertionError:
-            print("A:\n" + a.stderr()[-4000:] + "\nB:\n" + b.stderr()[-4000:])
+            for n, gw in (("A", a), ("B", b)):
+                print("%s:\n%s" % (n, "\n".join(l for l in gw.stderr().splitlines() if "pool" in l)[-6000:]))
             raise
         finally:
             a.cleanup()
@@ -196,6 +197,20 @@ class SharedPool(unittest.TestCase):
         lines = [l for l in p.stderr.splitlines() if "KIRO_REDIS_URL" in l]
         self.assertEqual(len(lines), 1, p.stderr)
         self.assertIn("redis://", lines[0])
+
+
+class SharedCounter(unittest.TestCase):
+    def test_limit_50_over_two_replicas(self):
+        """bench_redis drives the windowed counter through two stores (two replicas' connections): a limit of 50 admits
+        exactly 50 of 400 concurrent attempts."""
+        exe = os.path.join(BUILD_DIR, "bench", "bench_redis")
+        redis = Redis()
+        try:
+            p = subprocess.run([exe, redis.url, "300"], capture_output=True, text=True, timeout=120 * SLOW)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertIn("limit 50 over two replicas, 400 attempts: 50 admitted", p.stdout)
+        finally:
+            redis.cleanup()
 
 
 class SharedRefreshAhead(unittest.TestCase):
@@ -241,6 +256,41 @@ class SharedRefreshAhead(unittest.TestCase):
             print("%.1f s, refreshes %s" % (elapsed, [sim_account(sim, n)["refreshes"] for n in names]))
         finally:
             r.close()
+            st = sim.stats()
+            sim.cleanup()
+            redis.cleanup()
+            self.assertEqual(st["rejections"], 0, st["rejections_by_rule"])
+
+
+    def test_kill_9_during_rotations_loses_nothing(self):
+        """Replica A is killed (SIGKILL) while both refresh short-lived tokens: B keeps serving, and every later refresh
+        uses the newest rotated token (the simulator refuses any other)."""
+        sim = Sim(args=["--token-ttl", "3"])
+        redis = Redis()
+        name = "sim-rotate-k9"
+        r = Replicas(self, sim, redis, [name], n=2)
+        try:
+            a, b = r.gws
+            wait_accounts(self, a, ["ok"])
+            wait_accounts(self, b, ["ok"])
+            wait_until(self, "a few rotations", lambda: sim_account(sim, name)["rotation"] >= 2)
+            a.p.kill()
+            a.p.wait()
+            rot = sim_account(sim, name)["rotation"]
+            t_end = time.monotonic() + 8 * SLOW
+            fails = []
+            while time.monotonic() < t_end:
+                st, _, data = post(b, body("after the kill", stream=False))
+                if st != 200:
+                    fails.append((st, data[:200]))
+                time.sleep(0.1)
+            self.assertEqual(fails, [])
+            acct = sim_account(sim, name)
+            self.assertGreater(acct["rotation"], rot)  # B went on refreshing alone
+            self.assertEqual(acct["refresh_failures"], 0, acct)
+            b.assert_clean_exit(self)
+        finally:
+            r.close(check=False)
             st = sim.stats()
             sim.cleanup()
             redis.cleanup()
