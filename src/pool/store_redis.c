@@ -42,6 +42,7 @@ typedef struct st_redis_store_t {
     redisAsyncContext *cmd, *sub;
     bool cmd_up, sub_up, up, ever_up, stopping;
     uint64_t attached_at; /* uv_now */
+    int64_t started_ms;   /* wall clock at attach */
     unsigned fail_n;
     uv_timer_t reconnect_timer, resync_timer, done_timer, connect_timer, counters_timer;
     bool timers_open;
@@ -315,7 +316,7 @@ static bool parse_record(const redisReply *r, k2a_acct_shared_t *out)
     return true;
 }
 
-static void apply_record(k2a_account_t *a, const k2a_acct_shared_t *rec)
+static void apply_record(redis_store_t *s, k2a_account_t *a, const k2a_acct_shared_t *rec)
 {
     int64_t now = k2a_pool_now_ms();
     /* our own token, perhaps refused since (k2a_acct_token_dead): never taken back */
@@ -325,6 +326,10 @@ static void apply_record(k2a_account_t *a, const k2a_acct_shared_t *rec)
                                     rec->has_state ? rec->state_at_ms : 0, now);
     if (same_at)
         take &= ~(unsigned)K2A_REDIS_TAKE_AT;
+    /* "invalid" has no end: a restart is how an operator retries an account (as with the state file), so an invalid
+     * verdict given before this replica started is not taken over */
+    if (rec->has_state && rec->state == K2A_ACCOUNT_INVALID && rec->state_at_ms < s->started_ms)
+        take &= ~(unsigned)K2A_REDIS_TAKE_STATE;
     if (take != 0)
         k2a_acct_shared_applied(a, rec, take);
 }
@@ -513,6 +518,7 @@ static void on_counters_timer(uv_timer_t *t)
 /* ---- reads ---- */
 
 typedef struct st_read_ctx_t {
+    redis_store_t *s;
     k2a_account_t *a; /* holds a reference */
     k2a_coro_t *co;   /* a waiting coroutine, NULL when none (or it went away) */
     bool done;
@@ -527,7 +533,7 @@ static void on_read_reply(redisAsyncContext *c, void *reply, void *data)
         res = 0;
         if (parse_record(reply, &rec)) {
             if (!rc->a->removed)
-                apply_record(rc->a, &rec);
+                apply_record(rc->s, rc->a, &rec);
             k2a_acct_shared_dispose(&rec);
         }
     }
@@ -544,6 +550,7 @@ static int read_account(redis_store_t *s, k2a_account_t *a, read_ctx_t *rc)
 {
     if (!s->up || s->cmd == NULL)
         return K2A_ESTORE_UNAVAILABLE;
+    rc->s = s;
     rc->a = a;
     k2a_account_ref(a);
     if (redisAsyncCommand(s->cmd, on_read_reply, rc, "HGETALL %sacct:%s", s->prefix, a->key) != REDIS_OK) {
@@ -821,6 +828,7 @@ static void st_attach(k2a_pool_store_t *st, k2a_pool_t *p)
     p->open_handles += 5;
     uv_timer_start(&s->counters_timer, on_counters_timer, COUNTERS_FLUSH_MS, COUNTERS_FLUSH_MS);
     s->attached_at = uv_now(s->loop);
+    s->started_ms = k2a_pool_now_ms();
     /* the counters already stored are not this replica's to add again */
     for (size_t i = 0; i < p->naccounts; ++i) {
         k2a_account_t *a = p->accounts[i];
