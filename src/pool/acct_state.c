@@ -273,6 +273,12 @@ void k2a_acct_restored(k2a_account_t *a, const k2a_account_snapshot_t *s, int64_
     a->in_tokens = s->in_tokens;
     a->out_tokens = s->out_tokens;
     a->last_used = s->last_used_ms;
+    /* what the state file counted is not this run's to add to a shared store's totals */
+    a->store_req = a->requests;
+    a->store_err = a->errors;
+    a->store_in = a->in_tokens;
+    a->store_out = a->out_tokens;
+    a->store_cc = a->credits_consumed;
     k2a_account_catalog_restore(a, s->catalog);
 }
 

@@ -41,6 +41,7 @@ typedef struct st_redis_store_t {
     char replica[17];
     redisAsyncContext *cmd, *sub;
     bool cmd_up, sub_up, up, ever_up, stopping;
+    bool warned_initial, auth_failed;
     uint64_t attached_at; /* uv_now */
     int64_t started_ms;   /* wall clock at attach */
     unsigned fail_n;
@@ -142,14 +143,8 @@ static void check_up(redis_store_t *s)
 static void on_connect(const redisAsyncContext *c, int status)
 {
     redis_store_t *s = c->data;
-    if (status == REDIS_OK) {
-        if (c == s->cmd)
-            s->cmd_up = true;
-        else
-            s->sub_up = true;
-        check_up(s);
-        return;
-    }
+    if (status == REDIS_OK)
+        return; /* usable once its PING answers (after AUTH and SELECT): on_setup_reply */
     /* hiredis frees the context after this callback */
     k2a_debug("pool: redis connect failed: %s", c->errstr);
     if (c == s->cmd) {
@@ -185,11 +180,30 @@ static void on_disconnect(const redisAsyncContext *c, int status)
 
 static void on_event(redisAsyncContext *c, void *reply, void *data);
 
-static void on_auth_reply(redisAsyncContext *c, void *reply, void *data)
+static void on_setup_reply(redisAsyncContext *c, void *reply, void *data)
 {
     redisReply *r = reply;
-    if (r != NULL && r->type == REDIS_REPLY_ERROR)
-        k2a_error("pool: redis refused AUTH/SELECT: %.*s", (int)(r->len < 200 ? r->len : 200), r->str);
+    redis_store_t *s = c->data;
+    if (r == NULL)
+        return;
+    if (r->type != REDIS_REPLY_ERROR) {
+        if (data != NULL) { /* the PING: this connection is ready */
+            if (c == s->cmd)
+                s->cmd_up = true;
+            else if (c == s->sub)
+                s->sub_up = true;
+            check_up(s);
+        }
+        return;
+    }
+    if (!s->auth_failed)
+        k2a_error("pool: redis refused the connection's set-up (check the password and db of KIRO_REDIS_URL): %.*s",
+                  (int)(r->len < 200 ? r->len : 200), r->str);
+    s->auth_failed = true;
+    /* not usable: treated as down, tried again with backoff */
+    became_down(s);
+    drop_other(s);
+    schedule_reconnect(s);
 }
 
 static redisAsyncContext *open_ctx(redis_store_t *s)
@@ -210,11 +224,11 @@ static redisAsyncContext *open_ctx(redis_store_t *s)
     redisAsyncSetConnectCallback(c, on_connect);
     redisAsyncSetDisconnectCallback(c, on_disconnect);
     if (s->url.password[0] != '\0')
-        redisAsyncCommand(c, on_auth_reply, NULL, "AUTH %s", s->url.password);
+        redisAsyncCommand(c, on_setup_reply, NULL, "AUTH %s", s->url.password);
     if (s->url.db != 0)
-        redisAsyncCommand(c, on_auth_reply, NULL, "SELECT %d", s->url.db);
+        redisAsyncCommand(c, on_setup_reply, NULL, "SELECT %d", s->url.db);
     /* hiredis 0.14 learns that the connect finished (or failed) from the first write event: something must be queued */
-    redisAsyncCommand(c, NULL, NULL, "PING");
+    redisAsyncCommand(c, on_setup_reply, s, "PING"); /* NOAUTH here: a password is needed */
     return c;
 }
 
@@ -224,6 +238,11 @@ static void on_connect_timer(uv_timer_t *t)
     if (s->up || s->stopping)
         return;
     k2a_debug("pool: redis: no connection within %d ms", CONNECT_TIMEOUT_MS);
+    if (!s->ever_up && !s->warned_initial) {
+        s->warned_initial = true;
+        k2a_warn("pool: shared store unavailable (cannot connect to redis %s:%d): serving from memory, retrying", s->url.host,
+                 s->url.port);
+    }
     drop_other(s);
     schedule_reconnect(s);
 }
@@ -919,7 +938,7 @@ int k2a_pool_redis_store_create(uv_loop_t *loop, const k2a_redis_store_config_t 
     s->resync_ms = cfg->resync_ms;
     s->lock_ms = cfg->lock_ms > 0 ? cfg->lock_ms : 60000;
     snprintf(s->replica, sizeof(s->replica), "%016llx", (unsigned long long)k2a_rand_u64());
-    s->base.name = "redis";
+    s->base.name = inner != NULL ? "the state file (shared store: redis)" : "redis";
     s->base.load = st_load;
     s->base.save = st_save;
     s->base.save_sync = st_save_sync;

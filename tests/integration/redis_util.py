@@ -14,7 +14,8 @@ REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 
 
 class Redis:
-    def __init__(self, port=None):
+    def __init__(self, port=None, password=None):
+        self.password = password
         if not os.path.exists(REDIS_SERVER):
             raise RuntimeError("redis-server is not installed (deps/install.sh test installs it)")
         self.port = port or free_port()
@@ -24,12 +25,14 @@ class Redis:
 
     @property
     def url(self):
-        return "redis://127.0.0.1:%d/0" % self.port
+        auth = ":%s@" % self.password if self.password else ""
+        return "redis://%s127.0.0.1:%d/0" % (auth, self.port)
 
     def start(self):
         self.log = open(os.path.join(self.tmp, "redis.log"), "ab")
         self.p = subprocess.Popen([REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                   "--appendonly", "no", "--dir", self.tmp, "--protected-mode", "yes"],
+                                   "--appendonly", "no", "--dir", self.tmp, "--protected-mode", "yes"]
+                                  + (["--requirepass", self.password] if self.password else []),
                                   stdout=self.log, stderr=subprocess.STDOUT, cwd=self.tmp)
         deadline = time.time() + 10 * SLOW
         while time.time() < deadline:
@@ -44,7 +47,8 @@ class Redis:
         raise RuntimeError("redis-server did not answer on port %d" % self.port)
 
     def cli(self, *args):
-        r = subprocess.run([REDIS_CLI, "-h", "127.0.0.1", "-p", str(self.port)] + [str(a) for a in args],
+        auth = ["--no-auth-warning", "-a", self.password] if self.password else []
+        r = subprocess.run([REDIS_CLI, "-h", "127.0.0.1", "-p", str(self.port)] + auth + [str(a) for a in args],
                            capture_output=True, text=True, timeout=10 * SLOW)
         if r.returncode != 0:
             raise subprocess.SubprocessError(r.stderr)

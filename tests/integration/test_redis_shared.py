@@ -189,6 +189,36 @@ class SharedPool(unittest.TestCase):
             redis.cleanup()
             shutil.rmtree(tmp, ignore_errors=True)
 
+    def test_password(self):
+        """AUTH with the URL's password; a wrong one is one error line and the replica serves from memory."""
+        redis = Redis(password="s3cret-pw")
+        try:
+            good = Gateway(env=replica_env(self.sim, redis, ["sim-ok-pw1"]))
+            try:
+                wait_accounts(self, good, ["ok"])
+                wait_until(self, "connected", lambda: tokens(good)["pool_stats"]["shared_store"] == "ok")
+                self.assertTrue(redis.keys("t:acct:*"))
+                good.assert_clean_exit(self)
+            finally:
+                good.cleanup()
+            env = replica_env(self.sim, redis, ["sim-ok-pw1"])
+            env["KIRO_REDIS_URL"] = redis.url.replace("s3cret-pw", "wrong-pw")
+            bad = Gateway(env=env)
+            try:
+                wait_accounts(self, bad, ["ok"])
+                st, _, data = post(bad, body("no redis", stream=False))
+                self.assertEqual(st, 200, data)
+                self.assertEqual(tokens(bad)["pool_stats"]["shared_store"], "shared store unavailable")
+                time.sleep(1)
+                err = bad.stderr()
+                self.assertEqual(len([l for l in err.splitlines() if "refused the connection's set-up" in l]), 1, err[-2000:])
+                self.assertNotIn("wrong-pw", err)
+                bad.assert_clean_exit(self)
+            finally:
+                bad.cleanup()
+        finally:
+            redis.cleanup()
+
     def test_bad_url_is_one_line_error(self):
         env = replica_env(self.sim, self.redis, ["sim-ok-bad1"], {"KIRO_REDIS_URL": "http://127.0.0.1:6379"})
         env.update({"KIRO_HOST": "127.0.0.1", "PORT": "0", "KIRO_STATE_FILE": ""})
