@@ -86,7 +86,7 @@
     XX(UPSTREAM_CAPACITY, "upstream: the model is at capacity")                                                                    \
     XX(MODEL_UNAVAILABLE, "pool: no account offers the model")                                                                     \
     XX(NOFD, "local: out of file descriptors")                                                                                     \
-    XX(STATE_UNWRITTEN, "pool: a rotated refresh token is not written to the state file yet")                                    \
+    XX(STATE_UNWRITTEN, "pool: a rotated refresh token is not written to the state file yet")                                      \
     XX(STORE_UNAVAILABLE, "pool: shared store unavailable")
 
 enum {
