@@ -17,10 +17,10 @@
 #include "pool/acct_state.h"
 #include "pool/internal.h"
 #include "pool/store_redis.h"
+#include "pool/store_redis_internal.h"
 /* the adapter is a header of static functions */
 #include <hiredis/adapters/libuv.h>
 
-#define PREFIX_MAX 128
 #define CONNECT_GRACE_MS 3000 /* a refresh right after start-up waits this long for the first connection */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
@@ -29,28 +29,6 @@
 #define CONNECT_TIMEOUT_MS 1000
 #define COUNTERS_FLUSH_MS 1000           /* counters (requests, tokens, credits) are added up and written once a second */
 #define HASH_FIELD_MAX (4 * 1024 * 1024) /* a catalog is the largest field */
-
-typedef struct st_redis_store_t {
-    k2a_pool_store_t base;
-    k2a_pool_store_t *inner; /* the file store, or NULL */
-    uv_loop_t *loop;
-    k2a_pool_t *pool;
-    k2a_redis_url_t url;
-    char prefix[PREFIX_MAX];
-    uint32_t resync_ms, lock_ms;
-    char replica[17];
-    redisAsyncContext *cmd, *sub;
-    bool cmd_up, sub_up, up, ever_up, stopping;
-    bool warned_initial, auth_failed;
-    uint64_t attached_at; /* uv_now */
-    int64_t started_ms;   /* wall clock at attach */
-    unsigned fail_n;
-    uv_timer_t reconnect_timer, resync_timer, done_timer, connect_timer, counters_timer;
-    bool timers_open;
-    /* a save without a file store completes on the next tick */
-    k2a_pool_store_saved_cb done_cb;
-    void *done_data;
-} redis_store_t;
 
 static const char SCRIPT_TOKEN[] =
     "local k=KEYS[1] local r=0 "
@@ -67,18 +45,14 @@ static const char SCRIPT_STATE[] = "local k=KEYS[1] "
                                    "redis.call('HSET',k,'st',ARGV[1],'until',ARGV[2],'reason',ARGV[3],'stts',ARGV[4]) return 1 end "
                                    "return 0";
 static const char SCRIPT_UNLOCK[] = "if redis.call('GET',KEYS[1])==ARGV[1] then return redis.call('DEL',KEYS[1]) end return 0";
-static const char SCRIPT_COUNTER[] = "local c=redis.call('INCRBY',KEYS[1],ARGV[1]) "
-                                     "local t=redis.call('PTTL',KEYS[1]) "
-                                     "if t<0 then redis.call('PEXPIRE',KEYS[1],ARGV[2]) t=tonumber(ARGV[2]) end "
-                                     "return {c,t}";
 
-static void connect_all(redis_store_t *s);
-static void flush_pending(redis_store_t *s);
-static void resync_all(redis_store_t *s);
+static void connect_all(k2a_redis_store_t *s);
+static void flush_pending(k2a_redis_store_t *s);
+static void resync_all(k2a_redis_store_t *s);
 
 /* ---- connection ---- */
 
-static void became_down(redis_store_t *s)
+static void became_down(k2a_redis_store_t *s)
 {
     if (s->up)
         k2a_warn("pool: shared store unavailable (redis %s:%d): serving from memory, writes are queued", s->url.host, s->url.port);
@@ -90,7 +64,7 @@ static void on_reconnect_timer(uv_timer_t *t)
     connect_all(t->data);
 }
 
-static void schedule_reconnect(redis_store_t *s)
+static void schedule_reconnect(k2a_redis_store_t *s)
 {
     if (s->stopping || !s->timers_open || s->cmd != NULL || s->sub != NULL || uv_is_active((uv_handle_t *)&s->reconnect_timer))
         return;
@@ -117,14 +91,14 @@ static void drop_ctx(redisAsyncContext **slot, bool *up, bool graceful)
     }
 }
 
-static void drop_other(redis_store_t *s)
+static void drop_other(k2a_redis_store_t *s)
 {
     /* one connection lost: the pair is rebuilt (the subscriber alone could not say what it missed) */
     drop_ctx(&s->cmd, &s->cmd_up, false);
     drop_ctx(&s->sub, &s->sub_up, false);
 }
 
-static void check_up(redis_store_t *s)
+static void check_up(k2a_redis_store_t *s)
 {
     if (!s->cmd_up || !s->sub_up || s->up)
         return;
@@ -142,7 +116,7 @@ static void check_up(redis_store_t *s)
 
 static void on_connect(const redisAsyncContext *c, int status)
 {
-    redis_store_t *s = c->data;
+    k2a_redis_store_t *s = c->data;
     if (status == REDIS_OK)
         return; /* usable once its PING answers (after AUTH and SELECT): on_setup_reply */
     /* hiredis frees the context after this callback */
@@ -161,7 +135,7 @@ static void on_connect(const redisAsyncContext *c, int status)
 
 static void on_disconnect(const redisAsyncContext *c, int status)
 {
-    redis_store_t *s = c->data;
+    k2a_redis_store_t *s = c->data;
     if (c == s->cmd) {
         s->cmd = NULL;
         s->cmd_up = false;
@@ -183,7 +157,7 @@ static void on_event(redisAsyncContext *c, void *reply, void *data);
 static void on_setup_reply(redisAsyncContext *c, void *reply, void *data)
 {
     redisReply *r = reply;
-    redis_store_t *s = c->data;
+    k2a_redis_store_t *s = c->data;
     if (r == NULL)
         return;
     if (r->type != REDIS_REPLY_ERROR) {
@@ -206,7 +180,7 @@ static void on_setup_reply(redisAsyncContext *c, void *reply, void *data)
     schedule_reconnect(s);
 }
 
-static redisAsyncContext *open_ctx(redis_store_t *s)
+static redisAsyncContext *open_ctx(k2a_redis_store_t *s)
 {
     redisAsyncContext *c = redisAsyncConnect(s->url.host, s->url.port);
     if (c == NULL)
@@ -234,7 +208,7 @@ static redisAsyncContext *open_ctx(redis_store_t *s)
 
 static void on_connect_timer(uv_timer_t *t)
 {
-    redis_store_t *s = t->data;
+    k2a_redis_store_t *s = t->data;
     if (s->up || s->stopping)
         return;
     k2a_debug("pool: redis: no connection within %d ms", CONNECT_TIMEOUT_MS);
@@ -247,7 +221,7 @@ static void on_connect_timer(uv_timer_t *t)
     schedule_reconnect(s);
 }
 
-static void connect_all(redis_store_t *s)
+static void connect_all(k2a_redis_store_t *s)
 {
     if (s->stopping || s->cmd != NULL || s->sub != NULL)
         return;
@@ -335,7 +309,7 @@ static bool parse_record(const redisReply *r, k2a_acct_shared_t *out)
     return true;
 }
 
-static void apply_record(redis_store_t *s, k2a_account_t *a, const k2a_acct_shared_t *rec)
+static void apply_record(k2a_redis_store_t *s, k2a_account_t *a, const k2a_acct_shared_t *rec)
 {
     int64_t now = k2a_pool_now_ms();
     /* our own token, perhaps refused since (k2a_acct_token_dead): never taken back */
@@ -353,7 +327,7 @@ static void apply_record(redis_store_t *s, k2a_account_t *a, const k2a_acct_shar
         k2a_acct_shared_applied(a, rec, take);
 }
 
-static k2a_account_t *find_account(redis_store_t *s, const char *key, size_t len)
+static k2a_account_t *find_account(k2a_redis_store_t *s, const char *key, size_t len)
 {
     k2a_pool_t *p = s->pool;
     if (p == NULL || len != 64)
@@ -395,7 +369,7 @@ static write_ctx_t *wctx(k2a_account_t *a, unsigned what)
     return w;
 }
 
-static void send_write(redis_store_t *s, k2a_account_t *a, unsigned what, int argc, const char **argv, const size_t *lens)
+static void send_write(k2a_redis_store_t *s, k2a_account_t *a, unsigned what, int argc, const char **argv, const size_t *lens)
 {
     write_ctx_t *w = wctx(a, what);
     if (w == NULL || redisAsyncCommandArgv(s->cmd, on_write_reply, w, argc, argv, lens) != REDIS_OK) {
@@ -407,7 +381,7 @@ static void send_write(redis_store_t *s, k2a_account_t *a, unsigned what, int ar
     }
 }
 
-static void write_account(redis_store_t *s, k2a_account_t *a, unsigned what)
+static void write_account(k2a_redis_store_t *s, k2a_account_t *a, unsigned what)
 {
     if (!s->up || s->cmd == NULL) {
         a->store_pending |= what;
@@ -498,7 +472,7 @@ static void write_account(redis_store_t *s, k2a_account_t *a, unsigned what)
     }
 }
 
-static void flush_pending(redis_store_t *s)
+static void flush_pending(k2a_redis_store_t *s)
 {
     k2a_pool_t *p = s->pool;
     for (size_t i = 0; p != NULL && i < p->naccounts && s->up; ++i) {
@@ -518,12 +492,12 @@ static void st_changed(k2a_pool_store_t *st, k2a_account_t *a, unsigned what)
         what &= ~(unsigned)K2A_ACCT_CHG_COUNTERS;
     }
     if (what != 0)
-        write_account((redis_store_t *)st, a, what);
+        write_account((k2a_redis_store_t *)st, a, what);
 }
 
 static void on_counters_timer(uv_timer_t *t)
 {
-    redis_store_t *s = t->data;
+    k2a_redis_store_t *s = t->data;
     k2a_pool_t *p = s->pool;
     for (size_t i = 0; p != NULL && i < p->naccounts && s->up; ++i) {
         k2a_account_t *a = p->accounts[i];
@@ -537,7 +511,7 @@ static void on_counters_timer(uv_timer_t *t)
 /* ---- reads ---- */
 
 typedef struct st_read_ctx_t {
-    redis_store_t *s;
+    k2a_redis_store_t *s;
     k2a_account_t *a; /* holds a reference */
     k2a_coro_t *co;   /* a waiting coroutine, NULL when none (or it went away) */
     bool done;
@@ -565,7 +539,7 @@ static void on_read_reply(redisAsyncContext *c, void *reply, void *data)
     }
 }
 
-static int read_account(redis_store_t *s, k2a_account_t *a, read_ctx_t *rc)
+static int read_account(k2a_redis_store_t *s, k2a_account_t *a, read_ctx_t *rc)
 {
     if (!s->up || s->cmd == NULL)
         return K2A_ESTORE_UNAVAILABLE;
@@ -579,7 +553,7 @@ static int read_account(redis_store_t *s, k2a_account_t *a, read_ctx_t *rc)
     return 0;
 }
 
-static void resync_all(redis_store_t *s)
+static void resync_all(k2a_redis_store_t *s)
 {
     k2a_pool_t *p = s->pool;
     for (size_t i = 0; p != NULL && i < p->naccounts && s->up; ++i) {
@@ -596,7 +570,7 @@ static void on_resync_timer(uv_timer_t *t)
 
 static void on_event(redisAsyncContext *c, void *reply, void *data)
 {
-    redis_store_t *s = c->data;
+    k2a_redis_store_t *s = c->data;
     redisReply *r = reply;
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3 || r->element[2]->type != REDIS_REPLY_STRING ||
         !field_is(r->element[0], "message"))
@@ -621,7 +595,7 @@ static void on_read_cancel(k2a_coro_t *co, void *data)
     k2a_coro_wake(co, K2A_ECANCELED);
 }
 
-static int read_account_wait(redis_store_t *s, k2a_account_t *a)
+static int read_account_wait(k2a_redis_store_t *s, k2a_account_t *a)
 {
     read_ctx_t *rc = calloc(1, sizeof(*rc));
     if (rc == NULL)
@@ -640,18 +614,9 @@ static int read_account_wait(redis_store_t *s, k2a_account_t *a)
 
 /* ---- commands a coroutine waits for ---- */
 
-typedef struct st_cmd_wait_t {
-    k2a_coro_t *co;
-    bool done;
-    int type;
-    long long integer;
-    long long integer2;
-    bool ok; /* a +OK status */
-} cmd_wait_t;
-
 static void on_cmd_reply(redisAsyncContext *c, void *reply, void *data)
 {
-    cmd_wait_t *w = data;
+    k2a_redis_wait_t *w = data;
     redisReply *r = reply;
     int res = K2A_ESTORE_UNAVAILABLE;
     if (r != NULL) {
@@ -679,17 +644,17 @@ static void on_cmd_reply(redisAsyncContext *c, void *reply, void *data)
 
 static void on_cmd_cancel(k2a_coro_t *co, void *data)
 {
-    cmd_wait_t *w = data;
+    k2a_redis_wait_t *w = data;
     w->co = NULL;
     k2a_coro_wake(co, K2A_ECANCELED);
 }
 
 /* Sends argv and waits for the answer; *out gets a copy of what the reply said. */
-static int cmd_wait(redis_store_t *s, int argc, const char **argv, cmd_wait_t *out)
+int k2a_redis_cmd_wait(k2a_redis_store_t *s, int argc, const char **argv, k2a_redis_wait_t *out)
 {
     if (!s->up || s->cmd == NULL)
         return K2A_ESTORE_UNAVAILABLE;
-    cmd_wait_t *w = calloc(1, sizeof(*w));
+    k2a_redis_wait_t *w = calloc(1, sizeof(*w));
     if (w == NULL)
         return K2A_ENOMEM;
     size_t lens[12];
@@ -712,7 +677,7 @@ static int cmd_wait(redis_store_t *s, int argc, const char **argv, cmd_wait_t *o
 
 static int st_refresh_begin(k2a_pool_store_t *st, k2a_account_t *a)
 {
-    redis_store_t *s = (redis_store_t *)st;
+    k2a_redis_store_t *s = (k2a_redis_store_t *)st;
     uint64_t gen0 = a->token_gen; /* a token adopted from here on (announcement, resync, read) makes the refresh moot */
     /* right after start-up the connection may still be on its way: a refresh waits a moment for it, so that it does not
      * send a refresh token another replica has already rotated */
@@ -731,8 +696,8 @@ static int st_refresh_begin(k2a_pool_store_t *st, k2a_account_t *a)
         uint64_t r1 = k2a_rand_u64(), r2 = k2a_rand_u64();
         snprintf(val, sizeof(val), "%016llx%016llx", (unsigned long long)r1, (unsigned long long)r2);
         const char *argv[] = {"SET", key, val, "NX", "PX", ms};
-        cmd_wait_t w = {0};
-        int r = cmd_wait(s, 6, argv, &w);
+        k2a_redis_wait_t w = {0};
+        int r = k2a_redis_cmd_wait(s, 6, argv, &w);
         if (r == K2A_ECANCELED)
             return r;
         if (r != 0)
@@ -747,8 +712,8 @@ static int st_refresh_begin(k2a_pool_store_t *st, k2a_account_t *a)
         if (a->token_gen != gen0 && k2a_account_token_valid(a, k2a_pool_now_ms())) {
             if (w.ok) {
                 const char *uargv[] = {"EVAL", SCRIPT_UNLOCK, "1", key, a->store_lock};
-                cmd_wait_t uw;
-                cmd_wait(s, 5, uargv, &uw);
+                k2a_redis_wait_t uw;
+                k2a_redis_cmd_wait(s, 5, uargv, &uw);
                 a->store_lock[0] = '\0';
             }
             return K2A_STORE_ADOPTED;
@@ -768,7 +733,7 @@ static int st_refresh_begin(k2a_pool_store_t *st, k2a_account_t *a)
 
 static void st_refresh_end(k2a_pool_store_t *st, k2a_account_t *a, int result, k2a_verdict_t *v)
 {
-    redis_store_t *s = (redis_store_t *)st;
+    k2a_redis_store_t *s = (k2a_redis_store_t *)st;
     bool held = a->store_lock[0] != '\0';
     if (held && s->up) {
         /* the token write (sent by the transition) precedes this on the same connection: once the unlock answers, the new
@@ -776,8 +741,8 @@ static void st_refresh_end(k2a_pool_store_t *st, k2a_account_t *a, int result, k
         char key[PREFIX_MAX + 80];
         snprintf(key, sizeof(key), "%slock:%s", s->prefix, a->key);
         const char *argv[] = {"EVAL", SCRIPT_UNLOCK, "1", key, a->store_lock};
-        cmd_wait_t w;
-        cmd_wait(s, 5, argv, &w);
+        k2a_redis_wait_t w;
+        k2a_redis_cmd_wait(s, 5, argv, &w);
     }
     a->store_lock[0] = '\0';
     if (result != 0 && v->action == K2A_ACT_INVALID && (!held || !s->up)) {
@@ -793,13 +758,13 @@ static void st_refresh_end(k2a_pool_store_t *st, k2a_account_t *a, int result, k
 
 static int st_load(k2a_pool_store_t *st, k2a_pool_snapshot_t *out, char *err, size_t errlen)
 {
-    redis_store_t *s = (redis_store_t *)st;
+    k2a_redis_store_t *s = (k2a_redis_store_t *)st;
     return s->inner != NULL ? s->inner->load(s->inner, out, err, errlen) : K2A_ENOTFOUND;
 }
 
 static void on_done_timer(uv_timer_t *t)
 {
-    redis_store_t *s = t->data;
+    k2a_redis_store_t *s = t->data;
     k2a_pool_store_saved_cb cb = s->done_cb;
     s->done_cb = NULL;
     if (cb != NULL)
@@ -808,7 +773,7 @@ static void on_done_timer(uv_timer_t *t)
 
 static int st_save(k2a_pool_store_t *st, k2a_buf_t *json, k2a_pool_store_saved_cb on_saved, void *data)
 {
-    redis_store_t *s = (redis_store_t *)st;
+    k2a_redis_store_t *s = (k2a_redis_store_t *)st;
     if (s->inner != NULL)
         return s->inner->save(s->inner, json, on_saved, data);
     k2a_buf_dispose(json);
@@ -822,20 +787,20 @@ static int st_save(k2a_pool_store_t *st, k2a_buf_t *json, k2a_pool_store_saved_c
 
 static int st_save_sync(k2a_pool_store_t *st, const k2a_buf_t *json)
 {
-    redis_store_t *s = (redis_store_t *)st;
+    k2a_redis_store_t *s = (k2a_redis_store_t *)st;
     return s->inner != NULL ? s->inner->save_sync(s->inner, json) : 0;
 }
 
 static void on_timer_closed(uv_handle_t *h)
 {
-    redis_store_t *s = h->data;
+    k2a_redis_store_t *s = h->data;
     if (s->pool != NULL)
         --s->pool->open_handles;
 }
 
 static void st_attach(k2a_pool_store_t *st, k2a_pool_t *p)
 {
-    redis_store_t *s = (redis_store_t *)st;
+    k2a_redis_store_t *s = (k2a_redis_store_t *)st;
     s->pool = p;
     uv_timer_init(s->loop, &s->reconnect_timer);
     uv_timer_init(s->loop, &s->resync_timer);
@@ -864,7 +829,7 @@ static void st_attach(k2a_pool_store_t *st, k2a_pool_t *p)
 
 static void st_stop(k2a_pool_store_t *st)
 {
-    redis_store_t *s = (redis_store_t *)st;
+    k2a_redis_store_t *s = (k2a_redis_store_t *)st;
     if (s->stopping)
         return;
     /* last writes (counters, a state) go before the connection closes */
@@ -886,12 +851,12 @@ static void st_stop(k2a_pool_store_t *st)
 
 static const char *st_shared_status(k2a_pool_store_t *st)
 {
-    return ((redis_store_t *)st)->up ? "ok" : "unavailable";
+    return ((k2a_redis_store_t *)st)->up ? "ok" : "unavailable";
 }
 
 static void st_destroy(k2a_pool_store_t *st)
 {
-    redis_store_t *s = (redis_store_t *)st;
+    k2a_redis_store_t *s = (k2a_redis_store_t *)st;
     if (!s->stopping)
         st_stop(st);
     if (s->cmd != NULL)
@@ -908,7 +873,7 @@ int k2a_pool_redis_store_create(uv_loop_t *loop, const k2a_redis_store_config_t 
                                 k2a_pool_store_t **out, char *err, size_t errlen)
 {
     *out = NULL;
-    redis_store_t *s = calloc(1, sizeof(*s));
+    k2a_redis_store_t *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         if (inner != NULL)
             inner->destroy(inner);
@@ -953,81 +918,7 @@ int k2a_pool_redis_store_create(uv_loop_t *loop, const k2a_redis_store_config_t 
     return 0;
 }
 
-/* ---- windowed counters ---- */
-
-typedef struct st_counter_ctx_t {
-    k2a_redis_counter_cb cb;
-    void *data;
-} counter_ctx_t;
-
-static void on_counter_reply(redisAsyncContext *c, void *reply, void *data)
+bool k2a_redis_is_store(const k2a_pool_store_t *st)
 {
-    counter_ctx_t *cc = data;
-    redisReply *r = reply;
-    if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_INTEGER &&
-        r->element[1]->type == REDIS_REPLY_INTEGER)
-        cc->cb(cc->data, 0, r->element[0]->integer, r->element[1]->integer);
-    else
-        cc->cb(cc->data, K2A_ESTORE_UNAVAILABLE, 0, 0);
-    free(cc);
-}
-
-static int counter_argv(redis_store_t *s, const char *name, int64_t n, int64_t window_ms, char *key, size_t keysz, char *nb,
-                        char *wb, const char **argv)
-{
-    if (name == NULL || strlen(name) > 200)
-        return K2A_EINVAL;
-    snprintf(key, keysz, "%srl:%s", s->prefix, name);
-    snprintf(nb, 24, "%lld", (long long)n);
-    snprintf(wb, 24, "%lld", (long long)(window_ms > 0 ? window_ms : 1));
-    argv[0] = "EVAL";
-    argv[1] = SCRIPT_COUNTER;
-    argv[2] = "1";
-    argv[3] = key;
-    argv[4] = nb;
-    argv[5] = wb;
-    return 0;
-}
-
-int k2a_redis_counter_incr(k2a_pool_store_t *st, const char *name, int64_t n, int64_t window_ms, k2a_redis_counter_cb cb,
-                           void *data)
-{
-    redis_store_t *s = (redis_store_t *)st;
-    char key[PREFIX_MAX + 216], nb[24], wb[24];
-    const char *argv[6];
-    if (s == NULL || st->refresh_begin != st_refresh_begin || !s->up || s->cmd == NULL)
-        return K2A_ESTORE_UNAVAILABLE;
-    int r = counter_argv(s, name, n, window_ms, key, sizeof(key), nb, wb, argv);
-    if (r != 0)
-        return r;
-    counter_ctx_t *cc = malloc(sizeof(*cc));
-    if (cc == NULL)
-        return K2A_ENOMEM;
-    cc->cb = cb;
-    cc->data = data;
-    size_t lens[6];
-    for (int i = 0; i < 6; ++i)
-        lens[i] = strlen(argv[i]);
-    if (redisAsyncCommandArgv(s->cmd, on_counter_reply, cc, 6, argv, lens) != REDIS_OK) {
-        free(cc);
-        return K2A_ESTORE_UNAVAILABLE;
-    }
-    return 0;
-}
-
-int k2a_redis_counter_incr_wait(k2a_pool_store_t *st, const char *name, int64_t n, int64_t window_ms, int64_t *count)
-{
-    redis_store_t *s = (redis_store_t *)st;
-    char key[PREFIX_MAX + 216], nb[24], wb[24];
-    const char *argv[6];
-    if (s == NULL || st->refresh_begin != st_refresh_begin)
-        return K2A_ESTORE_UNAVAILABLE;
-    int r = counter_argv(s, name, n, window_ms, key, sizeof(key), nb, wb, argv);
-    if (r != 0)
-        return r;
-    cmd_wait_t w = {0};
-    if ((r = cmd_wait(s, 6, argv, &w)) != 0)
-        return r;
-    *count = w.integer;
-    return 0;
+    return st != NULL && st->refresh_begin == st_refresh_begin;
 }
