@@ -3,6 +3,7 @@
  * (Prometheus text), drawn on a <canvas> by hand. No framework, no build step, no external fetch.
  * The API key is asked once and kept in sessionStorage (this tab only); "#key=..." in the URL is moved
  * there and stripped from the address bar. Server strings are inserted with textContent only.
+ * With the admin key, admin.js adds the management views (accounts actions, client keys).
  */
 (function () {
   "use strict";
@@ -116,6 +117,7 @@
     (data.tokens || []).forEach(function (t) {
       var tr = el("tr");
       tr.setAttribute("data-state", t.state);
+      tr.setAttribute("data-index", t.index);
       tr.appendChild(el("td", "num", t.index));
       var name = el("td");
       name.appendChild(el("div", null, t.description || "account " + t.index));
@@ -158,6 +160,9 @@
       tr.appendChild(el("td", "num", num(t.requests)));
       tr.appendChild(el("td", "num", num(t.errors)));
       tr.appendChild(el("td", "num", t.in_flight));
+      /* sessions pinned (sticky routing) and attempts in the pace window / rpm ("–" when unpaced) */
+      var pace = t.pace || {};
+      tr.appendChild(el("td", "num", (t.sessions || 0) + " · " + (pace.rpm ? (pace.attempts || 0) + "/" + pace.rpm : "–")));
       tr.appendChild(el("td", "num", num(t.input_tokens) + " / " + num(t.output_tokens)));
       tr.appendChild(el("td", null, ago(t.last_used)));
       var le = el("td", "sub", t.last_error || "");
@@ -270,6 +275,7 @@
     return get("/api/tokens").then(function (r) { return r.json(); }).then(function (data) {
       showMain();
       renderTokens(data);
+      if (window.k2aAdmin) window.k2aAdmin.refresh();
       status.textContent = "updated " + new Date().toLocaleTimeString();
       return get("/metrics").then(function (r) { return r.text(); }).then(function (text) {
         addSample(snapshot(parseProm(text)));
@@ -302,8 +308,10 @@
     $("auto").addEventListener("change", schedule);
     $("forget").addEventListener("click", function () {
       sessionStorage.removeItem(KEY_NAME);
+      if (window.k2aAdmin) window.k2aAdmin.reset();
       showLogin("");
     });
+    window.k2aRefresh = refresh; /* admin.js reloads the view after an action */
     if (!key()) showLogin("");
     else refresh();
     schedule();

@@ -398,6 +398,20 @@ def openai_small(directive, stream=True, size=2048):
     return b
 
 
+def responses_small(directive, stream=True, size=2048, instructions=False):
+    """The OpenAI Responses form of openai_small: the system text as a developer message before the user text (the
+    Codex CLI's shape), or as `instructions` (which every response object then echoes: three times in a stream)."""
+    if instructions:
+        b = {"model": MODEL, "max_output_tokens": 1024, "stream": stream, "instructions": "",
+             "input": "Say something. " + FREE + directive}
+        b["instructions"] = filler(max(0, size - len(json.dumps(b))))
+        return b
+    b = {"model": MODEL, "max_output_tokens": 1024, "stream": stream,
+         "input": [{"role": "developer", "content": ""}, {"role": "user", "content": "Say something. " + FREE + directive}]}
+    b["input"][0]["content"] = filler(max(0, size - len(json.dumps(b))))
+    return b
+
+
 CC_TOOL_DIRECTIVE = (FREE + '[[sim:tool name=Bash input={"command":"ls -la src","description":"List the sources"} pieces=6 '
                      'text="Let me look at the sources."]]')
 
@@ -573,6 +587,9 @@ class Bench:
         self.bodies["small"] = self.write_body("small.json", small)
         self.bodies["nonstream"] = self.write_body("nonstream.json", anthropic_small("[[sim:text frames=20 size=16]]", False))
         self.bodies["openai"] = self.write_body("openai.json", openai_small("[[sim:text frames=20 size=16]]"))
+        self.bodies["responses"] = self.write_body("responses.json", responses_small("[[sim:text frames=20 size=16]]"))
+        self.bodies["responses-instructions"] = self.write_body(
+            "responses-instructions.json", responses_small("[[sim:text frames=20 size=16]]", instructions=True))
         self.bodies["cc"] = self.write_body("cc.json", cc)
         self.cc_path, self.cc_headers = cc_path, cc_headers
         self.sizes = {k: os.path.getsize(v) for k, v in self.bodies.items()}
@@ -620,6 +637,8 @@ class Bench:
                 return g.port, "/v1/chat/completions", self.bodies["openai"], self.gw_headers, "data: [DONE]", g
             if scenario == "nonstream":
                 return g.port, "/v1/messages", self.bodies["nonstream"], self.gw_headers, '"stop_reason":"end_turn"', g
+            if scenario in ("responses", "responses-instructions"):
+                return g.port, "/v1/responses", self.bodies[scenario], self.gw_headers, "event: response.completed", g
         if name == "direct":
             body = self.kiro["cc" if scenario == "cc" else "small"]
             return (self.sim.port, "/generateAssistantResponse", body, self.kiro_headers, "contextUsageEvent", self.sim)
@@ -835,6 +854,41 @@ class Bench:
             self.cell("openai", "direct", "wrk", c)
         self.cell("openai", "gateway", "loadgen", 1)
 
+    def scenario_responses(self):
+        """The OpenAI Responses stream against the Chat Completions stream of the same conversation (the same 2 KB system
+        text and 20-frame answer; store left at its default, true: every response and its conversation are kept), CPU per
+        request of the gateway in short alternating rounds (wrk, 64 connections; all see the same machine state): the
+        system text as a developer message (the Codex CLI's shape), and as `instructions`, which the response object
+        echoes (created, in_progress and completed each carry it: 3.2x the bytes of the Chat stream). The median of the
+        per-round ratios to Chat Completions (target: within 10 %)."""
+        rounds = 3 if self.quick else 5
+        out = []
+        order = ["openai", "responses", "responses-instructions"]
+        for i in range(rounds):
+            cpu = {}
+            for kind in order[i % len(order):] + order[:i % len(order)]:
+                port, path, body, headers, expect, sut = self.target("gateway", kind)
+                cpu[kind] = self.measured("wrk", "responses/%s/wrk/c64/round%d" % (kind, i + 1), sut, port, path, body,
+                                          headers, 64, max(2, self.d // 2), expect)
+            row = {"openai_cpu_us": cpu["openai"]["sut"]["cpu_us"], "responses_cpu_us": cpu["responses"]["sut"]["cpu_us"],
+                   "instructions_cpu_us": cpu["responses-instructions"]["sut"]["cpu_us"],
+                   "openai_rps": cpu["openai"]["rps"], "responses_rps": cpu["responses"]["rps"],
+                   "instructions_rps": cpu["responses-instructions"]["rps"],
+                   "errors": sum(r["errors"] for r in cpu.values())}
+            row["ratio"] = row["responses_cpu_us"] / row["openai_cpu_us"]
+            row["ratio_instructions"] = row["instructions_cpu_us"] / row["openai_cpu_us"]
+            out.append(row)
+            log("responses round %d: chat %s, responses %s (%.3f x), responses with instructions %s (%.3f x) per request" % (
+                i + 1, us(row["openai_cpu_us"]), us(row["responses_cpu_us"]), row["ratio"], us(row["instructions_cpu_us"]),
+                row["ratio_instructions"]))
+        med = lambda k: sorted(r[k] for r in out)[len(out) // 2]
+        self.results["responses_rounds"] = out
+        self.results["responses_summary"] = {k: med(k) for k in ("openai_cpu_us", "responses_cpu_us", "instructions_cpu_us",
+                                                                 "ratio", "ratio_instructions")}
+        log("responses: medians chat %s, responses %s (%.3f x), with instructions %s (%.3f x) CPU per request" % (
+            us(med("openai_cpu_us")), us(med("responses_cpu_us")), med("ratio"), us(med("instructions_cpu_us")),
+            med("ratio_instructions")))
+
     def scenario_nonstream(self):
         for c in (1, 64):
             self.cell("nonstream", "gateway", "wrk", c)
@@ -976,7 +1030,11 @@ class Bench:
         env = self.gateway_env("http://127.0.0.1:%d" % self.sim.port)
         gw = Proc("kiro2api-callgrind", ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out_file,
                                          "--instr-atstart=no", GATEWAY_BIN], env=env, wait_listen=1, timeout=120)
-        port, path, body, headers, expect = gw.port, "/v1/messages", self.bodies["small"], self.gw_headers, "event: message_stop"
+        kind = self.args.callgrind_kind
+        path, expect = {"small": ("/v1/messages", "event: message_stop"), "openai": ("/v1/chat/completions", "data: [DONE]"),
+                        "responses": ("/v1/responses", "event: response.completed"),
+                        "responses-instructions": ("/v1/responses", "event: response.completed")}[kind]
+        port, body, headers = gw.port, self.bodies[kind], self.gw_headers
         ctl = lambda *a: subprocess.run(["callgrind_control"] + list(a) + [str(gw.pid)], capture_output=True, check=True)
         ctl("-i", "on")
         for n in (50, nreq):
@@ -1010,7 +1068,8 @@ class Bench:
                     name = re.sub(r"\s*\[.*\]$", "", m.group(2))
                     name = re.sub(r"^.*/(src/)", r"\1", name)
                     rows.setdefault(name, {})[inclusive] = ir
-        print("callgrind: %d stream-small requests (2 KB in, 20 text frames out), Ir per request: %.0f" % (nreq, total / nreq))
+        print("callgrind: %d %s requests (2 KB in, 20 text frames out), Ir per request: %.0f" % (
+            nreq, "stream-small" if kind == "small" else kind, total / nreq))
         print("%12s %12s  %s" % ("inclusive", "self", "function"))
         top = sorted(rows.items(), key=lambda kv: -kv[1].get("yes", 0))
         for name, v in top:
@@ -1034,12 +1093,13 @@ class Bench:
         self.start_nginx()
         self.results["sizes"] = self.sizes
         # a single request per target first: any failure stops the run before the numbers mean nothing
-        for scen, tgt in (("small", "gateway"), ("cc", "gateway"), ("openai", "gateway"), ("nonstream", "gateway"),
+        for scen, tgt in (("small", "gateway"), ("cc", "gateway"), ("openai", "gateway"), ("responses", "gateway"),
+                          ("nonstream", "gateway"),
                           ("small", "direct"), ("cc", "direct"), ("small", "nginx")):
             port, path, body, headers, expect, _ = self.target(tgt, scen)
             self.sizes["answer-%s-%s" % (scen, tgt)] = self.check_once(port, path, body, headers, expect, scen + "/" + tgt)
         plan = [("stream-small", self.scenario_stream_small), ("cpu", self.scenario_cpu), ("cc", self.scenario_cc),
-                ("openai", self.scenario_openai),
+                ("openai", self.scenario_openai), ("responses", self.scenario_responses),
                 ("nonstream", self.scenario_nonstream), ("many-streams", self.scenario_many_streams),
                 ("workers", self.scenario_workers), ("convert", self.scenario_convert)]
         if self.only is not None and "reuse" in self.only:  # opt-in: it starts a TLS simulator and two more gateways
@@ -1389,6 +1449,9 @@ def on_signal(signum, frame):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="about 2 minutes: shorter runs, fewer cells")
+    ap.add_argument("--callgrind-kind", default="small", choices=("small", "openai", "responses", "responses-instructions"),
+                    help="the request --callgrind sends: stream-small (Anthropic, default), its Chat Completions or its "
+                         "Responses form (system text as a developer message, or as instructions)")
     ap.add_argument("--only", help="comma-separated scenarios: stream-small,cpu,cc,openai,nonstream,logging,many-streams,"
                                    "workers,convert, and reuse (opt-in: KIRO_UPSTREAM_REUSE account vs never over TLS)")
     ap.add_argument("--duration", type=int, help="seconds per measurement (default 10, quick 2)")

@@ -104,7 +104,8 @@ static void bench_stream(double secs)
     k2a_openai_stream_t w;
     k2a_ir_event_t ev;
     k2a_buf_init(&out, 0);
-    k2a_openai_stream_init(&w, &out, "chatcmpl-bench00000000000000000", 1700000000, k2a_cstr("claude-sonnet-4-5"), true);
+    if (k2a_openai_stream_init(&w, &out, "chatcmpl-bench00000000000000000", 1700000000, k2a_cstr("claude-sonnet-4-5"), true) != 0)
+        abort();
     memset(&ev, 0, sizeof(ev));
     ev.type = K2A_EV_DELTA;
     ev.block = K2A_BLOCK_TEXT;

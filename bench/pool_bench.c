@@ -160,7 +160,8 @@ int main(int argc, char **argv)
     k2a_log_configure(K2A_LOG_ERROR, K2A_LOG_TEXT, true, NULL);
     uv_loop_t loop;
     uv_loop_init(&loop);
-    k2a_coro_runtime_init(&loop, NULL);
+    if (k2a_coro_runtime_init(&loop, NULL) != 0)
+        return 1;
     printf("acquire + release, ns per request, best of 5 runs (fresh tokens; includes copying the access token and "
            "profileArn into the lease)\n\n");
     printf("%-12s %10s %10s %22s %22s\n", "strategy", "1 acct", "50 accts", "50, 49 cooling", "50, 1000 in flight");

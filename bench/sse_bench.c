@@ -144,7 +144,8 @@ static void bench_parser(const char *name, const frames_t *fs)
     size_t first = fs->has_first, ring = 256;
     for (int run = 0; run < RUNS; ++run) {
         k2a_kiro_resp_t p;
-        k2a_kiro_resp_init(&p, &cfg, null_sink, NULL);
+        if (k2a_kiro_resp_init(&p, &cfg, null_sink, NULL) != 0)
+            abort();
         double t0 = now_ns();
         if (first)
             k2a_kiro_resp_on_frame(&p, &fs->frames[0]);
@@ -172,7 +173,8 @@ static void bench_full(const char *name, const frames_t *fs)
         k2a_anthropic_sse_t w;
         k2a_anthropic_sse_init(&w, &out, K2A_STRLIT("claude-sonnet-4-20250514"), fixed_random, NULL);
         k2a_kiro_resp_t p;
-        k2a_kiro_resp_init(&p, &cfg, k2a_anthropic_sse_on_event, &w);
+        if (k2a_kiro_resp_init(&p, &cfg, k2a_anthropic_sse_on_event, &w) != 0)
+            abort();
         k2a_es_decoder_t d;
         k2a_es_decoder_init(&d, 0);
         double t0 = now_ns();

@@ -203,7 +203,8 @@ int main(int argc, char **argv)
 
     k2a_log_configure(K2A_LOG_WARN, K2A_LOG_TEXT, true, NULL);
     uv_loop_init(&loop);
-    k2a_coro_runtime_init(&loop, NULL);
+    if (k2a_coro_runtime_init(&loop, NULL) != 0)
+        abort();
     printf("| scenario | requests | concurrency | req/s | p50 ms | p99 ms | max ms | client CPU us/req | new connections | "
            "TLS resumptions | failures |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
     run("TLS keep-alive, sequential", tls_url, ca, true, n, 1);

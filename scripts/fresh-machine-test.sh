@@ -14,7 +14,7 @@
 # stays cached). Run by `make image-test`; it downloads Debian packages, so it is not part of `make test`.
 #   K2A_FRESH_TIMEOUT    seconds each `make run` may take to bring the gateway up (default 1200)
 #   K2A_FRESH_MAKE_TEST=1  also `make test` (foundation tests only) as a user on a third machine: the install line
-#                          for the test set, npm's clients, all three builds (about 450 MB of npm packages)
+#                          for the test set, npm's clients, all three builds (about 880 MB of npm packages)
 #   K2A_IMAGE_FRESH=1      make the base images anew first (debootstrap)
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -101,9 +101,10 @@ int main(int argc, char **argv)
         configure_logging(&config, err, sizeof(err)) != 0 || k2a_trace_setup_from(&config, NULL, false, err, sizeof(err)) != 0)
         return fail_config(&config, err);
     if (config.client_token[0] == '\0') {
-        if (!is_loopback(config.host))
-            return fail_config(&config,
-                               "KIRO_CLIENT_TOKEN: required when listening beyond loopback (set it, or KIRO_HOST=127.0.0.1)");
+        /* with KIRO_ADMIN_TOKEN alone every client needs a managed key (created through /api/admin/keys) */
+        if (!is_loopback(config.host) && config.admin_token[0] == '\0')
+            return fail_config(&config, "KIRO_CLIENT_TOKEN: required when listening beyond loopback (set it, or "
+                                        "KIRO_ADMIN_TOKEN to serve managed keys only, or KIRO_HOST=127.0.0.1)");
         /* warned once the gateway is up (k2a_gateway_run): a configuration error stays the one line it promises */
     }
 

@@ -11,10 +11,13 @@
  *    Code ask the user to log in again) and "too many concurrent requests" are 503 overloaded_error;
  *  - Kiro 5xx is 529 overloaded_error (the SDKs retry it), transport failures towards Kiro are 502 api_error and
  *    timeouts 504 api_error (Anthropic has no type for those statuses; api_error is its generic server type);
- *  - everything else is 500 api_error.
+ *  - everything else is 500 api_error (an eventstream frame with too many headers is a broken Kiro answer: 502).
+ * The rows are indexed by code, one per code of core/errors.h (test_dialect_errors checks that none is missing); the
+ * dialect (anthropic_dialect.c) carries them and k2a_dialect_error() is the lookup.
  */
 #include <string.h>
 #include "convert/anthropic_error.h"
+#include "convert/dialect.h"
 #include "convert/json_compact.h"
 #include "core/errors.h"
 
@@ -27,90 +30,103 @@
 #define T_API "api_error"
 #define T_OVERLOADED "overloaded_error"
 
-static const struct {
-    int err;
-    int status;
-    const char *type;
-} table[] = {
+#define ROW(name, st, ty) [K2A__EIDX_##name] = {(st), (ty), NULL}
+
+const k2a_dialect_error_t k2a_anthropic_error_rows[K2A__EIDX_MAX] = {
     /* the client's request */
-    {K2A_EINVAL, 400, T_INVALID},
-    {K2A_EJSON_SYNTAX, 400, T_INVALID},
-    {K2A_EJSON_TYPE, 400, T_INVALID},
-    {K2A_EJSON_DEPTH, 400, T_INVALID},
-    {K2A_EMISSING_FIELD, 400, T_INVALID},
-    {K2A_EIMAGE_INVALID, 400, T_INVALID},
-    {K2A_EIMAGE_URL, 400, T_INVALID},
-    {K2A_EEMPTY_MESSAGES, 400, T_INVALID},
-    {K2A_EEMPTY_CONTENT, 400, T_INVALID},
-    {K2A_EBAD_PARAM, 400, T_INVALID},
-    {K2A_EUNSUPPORTED, 400, T_INVALID},
-    {K2A_EUPSTREAM_BAD_REQUEST, 400, T_INVALID},
-    {K2A_EUPSTREAM_CONTENT_LENGTH, 400, T_INVALID},
-    {K2A_EUPSTREAM_FILTERED, 400, T_INVALID}, /* Kiro's content filter blocked the request: as KRA answers it */
-    {K2A_EMODEL_UNKNOWN, 404, T_NOT_FOUND},
-    {K2A_EMODEL_INVALID, 400, T_INVALID},
-    {K2A_EMODEL_UNAVAILABLE, 400, T_INVALID}, /* no account's catalog has it: the request itself must change */
-    {K2A_ENOTFOUND, 404, T_NOT_FOUND},
-    {K2A_ETOOBIG, 413, T_TOO_LARGE},
-    {K2A_EPAYLOAD_TOOBIG, 400, T_INVALID}, /* the conversation, not the body: "prompt is too long" makes Claude Code compact */
-    {K2A_ECLIENT_AUTH, 401, T_AUTH},
+    ROW(INVAL, 400, T_INVALID),
+    ROW(JSON_SYNTAX, 400, T_INVALID),
+    ROW(JSON_TYPE, 400, T_INVALID),
+    ROW(JSON_DEPTH, 400, T_INVALID),
+    ROW(MISSING_FIELD, 400, T_INVALID),
+    ROW(IMAGE_INVALID, 400, T_INVALID),
+    ROW(IMAGE_URL, 400, T_INVALID),
+    ROW(EMPTY_MESSAGES, 400, T_INVALID),
+    ROW(EMPTY_CONTENT, 400, T_INVALID),
+    ROW(BAD_PARAM, 400, T_INVALID),
+    ROW(UNSUPPORTED, 400, T_INVALID),
+    ROW(UPSTREAM_BAD_REQUEST, 400, T_INVALID),
+    ROW(UPSTREAM_CONTENT_LENGTH, 400, T_INVALID),
+    ROW(UPSTREAM_FILTERED, 400, T_INVALID), /* Kiro's content filter blocked the request: as KRA answers it */
+    ROW(MODEL_UNKNOWN, 404, T_NOT_FOUND),
+    ROW(MODEL_INVALID, 400, T_INVALID),
+    ROW(MODEL_UNAVAILABLE, 400, T_INVALID), /* no account's catalog has it: the request itself must change */
+    ROW(NOTFOUND, 404, T_NOT_FOUND),
+    ROW(TOOBIG, 413, T_TOO_LARGE),
+    ROW(PAYLOAD_TOOBIG, 400, T_INVALID), /* the conversation, not the body: "prompt is too long" makes Claude Code compact */
+    ROW(CLIENT_AUTH, 401, T_AUTH),
     /* accounts and limits */
-    {K2A_EEXHAUSTED, 429, T_RATE},
-    {K2A_ETHROTTLED, 429, T_RATE},
-    {K2A_ENO_ACCOUNT, 503, T_OVERLOADED},
-    {K2A_EACCOUNT_INVALID, 503, T_OVERLOADED},
-    {K2A_EUPSTREAM_AUTH, 503, T_OVERLOADED},
-    {K2A_EREFRESH, 503, T_OVERLOADED},
-    {K2A_EBUSY, 503, T_OVERLOADED},
-    {K2A_ENOFD, 503, T_OVERLOADED},              /* the gateway's own descriptors ran out: retry shortly */
-    {K2A_ESTATE_UNWRITTEN, 503, T_OVERLOADED},   /* no refresh until the state file is written again */
-    {K2A_ESTORE_UNAVAILABLE, 503, T_OVERLOADED}, /* a shared limit counter could not be asked (KIRO_REDIS_URL) */
+    ROW(EXHAUSTED, 429, T_RATE),
+    ROW(THROTTLED, 429, T_RATE),
+    ROW(PACED, 429, T_RATE), /* every suitable account at its KIRO_ACCOUNT_RPM: Retry-After says when a slot opens */
+    ROW(NO_ACCOUNT, 503, T_OVERLOADED),
+    ROW(ACCOUNT_INVALID, 503, T_OVERLOADED),
+    ROW(UPSTREAM_AUTH, 503, T_OVERLOADED),
+    ROW(REFRESH, 503, T_OVERLOADED),
+    ROW(BUSY, 503, T_OVERLOADED),
+    ROW(NOFD, 503, T_OVERLOADED),              /* the gateway's own descriptors ran out: retry shortly */
+    ROW(STATE_UNWRITTEN, 503, T_OVERLOADED),   /* no refresh until the state file is written again */
+    ROW(STORE_UNAVAILABLE, 503, T_OVERLOADED), /* a shared limit counter could not be asked (KIRO_REDIS_URL) */
     /* Kiro itself */
-    {K2A_EUPSTREAM_SERVER, 529, T_OVERLOADED},
-    {K2A_EUPSTREAM_CAPACITY, 529, T_OVERLOADED}, /* INSUFFICIENT_MODEL_CAPACITY: Anthropic's own "overloaded" */
-    {K2A_EHTTP_STATUS, 502, T_API},
-    {K2A_EUPSTREAM_EVENT, 502, T_API},
-    {K2A_EUPSTREAM_EXCEPTION, 502, T_API},
-    {K2A_EUPSTREAM_TRUNCATED, 502, T_API},
-    {K2A_EUPSTREAM_TOOL_TOOBIG, 502, T_API},
-    {K2A_EUPSTREAM_TOOBIG, 502, T_API},
-    {K2A_EUPSTREAM_NOT_EVENTSTREAM, 502, T_API},
+    ROW(UPSTREAM_SERVER, 529, T_OVERLOADED),
+    ROW(UPSTREAM_CAPACITY, 529, T_OVERLOADED), /* INSUFFICIENT_MODEL_CAPACITY: Anthropic's own "overloaded" */
+    ROW(HTTP_STATUS, 502, T_API),
+    ROW(UPSTREAM_EVENT, 502, T_API),
+    ROW(UPSTREAM_EXCEPTION, 502, T_API),
+    ROW(UPSTREAM_TRUNCATED, 502, T_API),
+    ROW(UPSTREAM_TOOL_TOOBIG, 502, T_API),
+    ROW(UPSTREAM_TOOBIG, 502, T_API),
+    ROW(UPSTREAM_NOT_EVENTSTREAM, 502, T_API),
     /* the way to Kiro */
-    {K2A_EDNS, 502, T_API},
-    {K2A_ECONNECT_REFUSED, 502, T_API},
-    {K2A_ECONNECT, 502, T_API},
-    {K2A_ETLS_VERIFY, 502, T_API},
-    {K2A_ETLS_HANDSHAKE, 502, T_API},
-    {K2A_ETLS, 502, T_API},
-    {K2A_ERESET_BEFORE_RESPONSE, 502, T_API},
-    {K2A_ERESET_MID_BODY, 502, T_API},
-    {K2A_EHTTP_PARSE, 502, T_API},
-    {K2A_EHEADER_TOOBIG, 502, T_API},
-    {K2A_EPROXY, 502, T_API},
-    {K2A_ECLOSED, 502, T_API},
-    {K2A_EES_SHORT_FRAME, 502, T_API},
-    {K2A_EES_OVERSIZE, 502, T_API},
-    {K2A_EES_HEADER_OVERRUN, 502, T_API},
-    {K2A_EES_PRELUDE_CRC, 502, T_API},
-    {K2A_EES_MESSAGE_CRC, 502, T_API},
-    {K2A_EES_HEADER_TYPE, 502, T_API},
-    {K2A_EES_HEADER_NAME, 502, T_API},
-    {K2A_EES_TRUNCATED, 502, T_API},
-    {K2A_EDNS_TIMEOUT, 504, T_API},
-    {K2A_ECONNECT_TIMEOUT, 504, T_API},
-    {K2A_EFIRST_BYTE_TIMEOUT, 504, T_API},
-    {K2A_EIDLE_TIMEOUT, 504, T_API},
-    {K2A_ETIMEDOUT, 504, T_API},
+    ROW(DNS, 502, T_API),
+    ROW(CONNECT_REFUSED, 502, T_API),
+    ROW(CONNECT, 502, T_API),
+    ROW(TLS_VERIFY, 502, T_API),
+    ROW(TLS_HANDSHAKE, 502, T_API),
+    ROW(TLS, 502, T_API),
+    ROW(RESET_BEFORE_RESPONSE, 502, T_API),
+    ROW(RESET_MID_BODY, 502, T_API),
+    ROW(HTTP_PARSE, 502, T_API),
+    ROW(HEADER_TOOBIG, 502, T_API),
+    ROW(PROXY, 502, T_API),
+    ROW(CLOSED, 502, T_API),
+    ROW(ES_SHORT_FRAME, 502, T_API),
+    ROW(ES_OVERSIZE, 502, T_API),
+    ROW(ES_HEADER_OVERRUN, 502, T_API),
+    ROW(ES_PRELUDE_CRC, 502, T_API),
+    ROW(ES_MESSAGE_CRC, 502, T_API),
+    ROW(ES_HEADER_TYPE, 502, T_API),
+    ROW(ES_HEADER_NAME, 502, T_API),
+    ROW(ES_TRUNCATED, 502, T_API),
+    ROW(DNS_TIMEOUT, 504, T_API),
+    ROW(CONNECT_TIMEOUT, 504, T_API),
+    ROW(FIRST_BYTE_TIMEOUT, 504, T_API),
+    ROW(IDLE_TIMEOUT, 504, T_API),
+    ROW(TIMEDOUT, 504, T_API),
+    ROW(ES_TOO_MANY_HEADERS, 502, T_API),
     /* ours */
-    {K2A_ENOTIMPL, 501, T_API},
+    ROW(NOTIMPL, 501, T_API),
+    ROW(NOMEM, 500, T_API),
+    ROW(INCOMPLETE, 500, T_API),
+    ROW(IO, 500, T_API),
+    ROW(CONFIG, 500, T_API),
+    ROW(INTERNAL, 500, T_API),
+    ROW(CANCELED, 499, T_INVALID), /* only logged: the client that would read it is gone */
+    ROW(BAD_URL, 500, T_API),      /* a configured endpoint URL that does not parse */
+    /* the HTTP layer */
+    ROW(METHOD, 405, T_INVALID),
+    ROW(REQ_HEADERS_TOOBIG, 431, T_INVALID),
+    ROW(FRAMING, 400, T_INVALID),
+    ROW(SHUTTING_DOWN, 503, T_OVERLOADED),
+    /* client keys (http/keys_gate.c): a limit answers 429 with Retry-After */
+    ROW(KEY_LIMIT, 429, T_RATE),
+    ROW(KEY_FORBIDDEN, 403, T_PERMISSION),
 };
 
 k2a_anthropic_error_map_t k2a_anthropic_error_map(int err)
 {
-    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); ++i)
-        if (table[i].err == err)
-            return (k2a_anthropic_error_map_t){table[i].status, table[i].type};
-    return (k2a_anthropic_error_map_t){500, T_API};
+    const k2a_dialect_error_t *row = k2a_dialect_error(&k2a_dialect_anthropic, err);
+    return (k2a_anthropic_error_map_t){row->status, row->type};
 }
 
 const char *k2a_anthropic_error_type_for_status(int status)

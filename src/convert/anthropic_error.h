@@ -10,6 +10,10 @@
 
 #include "core/buf.h"
 #include "core/str.h"
+#include "convert/dialect.h"
+
+/* The table: one row per K2A_E* code, indexed by -(code + 1) (the dialect's error rows; reasons in anthropic_error.c). */
+extern const k2a_dialect_error_t k2a_anthropic_error_rows[K2A__EIDX_MAX];
 
 typedef struct st_k2a_anthropic_error_map_t {
     int status;       /* HTTP status of a non-streaming (or not yet started) response */

@@ -579,7 +579,6 @@ int k2a_anthropic_decode(const char *body, size_t len, const k2a_convert_limits_
     }
     k2a_convert_error_clear(err);
     memset(out, 0, sizeof(*out));
-    out->dialect = K2A_DIALECT_ANTHROPIC;
 
     dec_t *d = calloc(1, sizeof(*d));
     if (d == NULL)

@@ -26,6 +26,9 @@ typedef struct st_k2a_convert_limits_t {
     size_t max_stop_sequences;   /* entries of stop_sequences[] / stop[]; default 256 */
     size_t max_string_bytes;     /* one JSON string (decoded); default 32 MiB (a 20 MiB image is ~27 MiB of base64) */
     size_t max_json_value_bytes; /* one captured JSON subtree (tool input, input_schema) as compact text; default 16 MiB */
+    /* not a limit but the caller's scope: the client key's id (NULL: none). What a dialect keeps between requests (stored
+     * Responses) is visible only to the key that created it. */
+    const char *owner;
 } k2a_convert_limits_t;
 
 #define K2A_CONVERT_DEFAULT_MAX_DEPTH 128

@@ -86,13 +86,7 @@ typedef enum en_k2a_ir_thinking_t {
     K2A_THINKING_ADAPTIVE, /* Anthropic {"type":"adaptive"} */
 } k2a_ir_thinking_t;
 
-typedef enum en_k2a_ir_dialect_t {
-    K2A_DIALECT_ANTHROPIC = 0,
-    K2A_DIALECT_OPENAI,
-} k2a_ir_dialect_t;
-
 typedef struct st_k2a_ir_request_t {
-    k2a_ir_dialect_t dialect;
     k2a_str_t model;        /* as the client sent it */
     k2a_ir_block_t *system; /* TEXT blocks */
     size_t nsystem;
@@ -117,7 +111,8 @@ typedef struct st_k2a_ir_request_t {
     bool include_usage;    /* OpenAI stream_options.include_usage */
     bool json_object;      /* OpenAI response_format json_object */
     k2a_str_t session_id;  /* from metadata.user_id (JSON string or "..._session_<uuid>"), for a stable conversationId */
-    k2a_str_t user_id_raw; /* metadata.user_id as sent */
+    k2a_str_t user_id_raw; /* metadata.user_id as sent, or the OpenAI `user` field (sticky routing's session key) */
+    const void *dialect_ext; /* what a dialect's decoder keeps for its own writer (Responses: k2a_responses_extra_t), or NULL */
     struct {
         bool requested;   /* Anthropic's web_search_* server tool (named web_search) was in tools[] (not in tools[] here) */
         int64_t max_uses; /* its max_uses; 0 = not given */

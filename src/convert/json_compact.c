@@ -7,6 +7,7 @@
 #include <string.h>
 #include <yajl/yajl_parse.h>
 #include "convert/json_compact.h"
+#include "core/utf8.h"
 #include "core/errors.h"
 
 typedef struct st_compact_ctx_t {
@@ -159,29 +160,6 @@ static const uint8_t esc_class[256] = {
     2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xe0 */
 };
 
-/* Length of the valid UTF-8 sequence at s (2..4), or 0 when invalid or truncated. */
-static size_t utf8_valid_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    if (c >= 0xc2 && c <= 0xdf)
-        return n >= 2 && (s[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (c >= 0xe0 && c <= 0xef) {
-        if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-            return 0;
-        if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f)) /* overlong, surrogate */
-            return 0;
-        return 3;
-    }
-    if (c >= 0xf0 && c <= 0xf4) {
-        if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-            return 0;
-        if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f)) /* overlong, above U+10FFFF */
-            return 0;
-        return 4;
-    }
-    return 0;
-}
-
 int k2a_json_append_escaped(k2a_buf_t *b, const char *str, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -254,8 +232,8 @@ int k2a_json_append_escaped(k2a_buf_t *b, const char *str, size_t n)
                 ++i;
                 break;
             default: {
-                size_t l = utf8_valid_len(s + i, n - i);
-                if (l == 0) {
+                int l = k2a_utf8_seq(s + i, n - i);
+                if (l <= 0) {
                     memcpy(out, "\xef\xbf\xbd", 3);
                     out += 3;
                     ++i;

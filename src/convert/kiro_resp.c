@@ -927,8 +927,9 @@ int k2a_kiro_resp_start(k2a_kiro_resp_t *p)
     return p->sink(p->sink_ctx, &ev);
 }
 
-int k2a_kiro_resp_on_frame(k2a_kiro_resp_t *p, const k2a_es_frame_t *f)
+int k2a_kiro_resp_on_frame(void *ctx, const k2a_es_frame_t *f)
 {
+    k2a_kiro_resp_t *p = ctx;
     ++p->seen.frames;
     if (p->seen.finished) {
         ++p->seen.ignored_frames;

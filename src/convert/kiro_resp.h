@@ -33,8 +33,9 @@
  * ERROR (or a transport failure), take another account, and run a fresh parser on the new response without calling
  * _start again (the client already has message_start; block indices start from 0 again, which is right because none
  * was used). A non-streaming request has sent nothing before the end, so it may fail over on any ERROR. Keep-alive
- * pings while the upstream is silent do not go through the parser: the HTTP layer hands a K2A_EV_PING straight to its
- * writer. All functions run on the request's loop; nothing here does I/O.
+ * pings while the upstream is silent do not go through the parser: the exchange's ping timer hands a K2A_EV_PING
+ * straight to the dialect's writer (http/exchange.c), the one path by which pings reach a client. All functions run on the
+ * request's loop; nothing here does I/O.
  */
 #ifndef K2A_CONVERT_KIRO_RESP_H
 #define K2A_CONVERT_KIRO_RESP_H
@@ -42,6 +43,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "core/errors.h"
 #include "convert/ir.h"
 #include "convert/tokens.h"
 #include "core/buf.h"
@@ -193,14 +195,15 @@ typedef struct st_k2a_kiro_resp_t {
 } k2a_kiro_resp_t;
 
 /* Initialises p (cfg is copied; its strings and callbacks must outlive p). Returns 0 or K2A_ENOMEM. */
-int k2a_kiro_resp_init(k2a_kiro_resp_t *p, const k2a_kiro_resp_config_t *cfg, k2a_ir_event_cb sink, void *sink_ctx);
+K2A_MUST_USE int k2a_kiro_resp_init(k2a_kiro_resp_t *p, const k2a_kiro_resp_config_t *cfg, k2a_ir_event_cb sink, void *sink_ctx);
 void k2a_kiro_resp_dispose(k2a_kiro_resp_t *p);
 /* Emits MESSAGE_START (usage.input_tokens = cfg->input_tokens). Returns the sink's result. */
 int k2a_kiro_resp_start(k2a_kiro_resp_t *p);
-/* Handles one decoded frame (valid only during the call). Returns 0 to go on (frames after STOP/ERROR are ignored),
- * a negative K2A_E* when this frame ended the response with an ERROR (already emitted to the sink), or the sink's own
+/* Handles one decoded frame (valid only during the call); p is the k2a_kiro_resp_t, so that this is the EventStream
+ * decoder's k2a_es_on_frame_cb and the decoder hands frames straight to the parser. Returns 0 to go on (frames after STOP/ERROR are
+ * ignored), a negative K2A_E* when this frame ended the response with an ERROR (already emitted to the sink), or the sink's own
  * non-zero result (then the caller should stop: e.g. the client went away). */
-int k2a_kiro_resp_on_frame(k2a_kiro_resp_t *p, const k2a_es_frame_t *f);
+int k2a_kiro_resp_on_frame(void *p, const k2a_es_frame_t *f);
 /* Ends the response. transport_error: 0 when the body ended cleanly, else the K2A_E* that cut it (decoder error,
  * truncated frame, reset, timeout). Emits, unless already finished: ERROR when transport_error != 0 or a tool block is
  * still open (Kiro truncates large tool inputs without stop:true — never a fake end_turn); otherwise the pending text,

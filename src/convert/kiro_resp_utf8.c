@@ -7,36 +7,9 @@
 #include <string.h>
 #include "convert/kiro_resp_internal.h"
 #include "core/errors.h"
+#include "core/utf8.h"
 
 #define REPLACEMENT "\xef\xbf\xbd"
-
-/* Length of the valid UTF-8 sequence at s (1..4), 0 when invalid, or -1 when s holds a valid but incomplete prefix. */
-static int utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2;
-    else if (c >= 0xe0 && c <= 0xef)
-        len = 3;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4;
-    else
-        return 0;
-    for (size_t i = 1; i < len; ++i) {
-        if (i >= n)
-            return -1;
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        /* the second byte's range rules out overlongs, surrogates and code points above U+10FFFF */
-        if (i == 1 &&
-            ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) || (c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f)))
-            return 0;
-    }
-    return (int)len;
-}
 
 /* Bytes of s that end on a sequence boundary: a valid incomplete sequence at the very end (at most 3 bytes) is left out. */
 size_t k2a__kiro_utf8_complete_prefix(const char *s, size_t n)
@@ -46,7 +19,7 @@ size_t k2a__kiro_utf8_complete_prefix(const char *s, size_t n)
         unsigned char c = (unsigned char)s[n - k];
         if ((c & 0xc0) == 0x80)
             continue; /* continuation byte: keep looking for the lead byte */
-        if (c >= 0xc2 && utf8_seq((const unsigned char *)s + n - k, k) == -1)
+        if (c >= 0xc2 && k2a_utf8_seq((const unsigned char *)s + n - k, k) == -1)
             return n - k;
         break;
     }
@@ -63,7 +36,7 @@ int k2a__kiro_utf8_sanitize(k2a_buf_t *fix, const char **s, size_t *n)
             ++i;
             continue;
         }
-        int l = utf8_seq(u + i, len - i);
+        int l = k2a_utf8_seq(u + i, len - i);
         if (l <= 0)
             break;
         i += (size_t)l;
@@ -75,7 +48,7 @@ int k2a__kiro_utf8_sanitize(k2a_buf_t *fix, const char **s, size_t *n)
     if ((r = k2a_buf_append(fix, u, i)) != 0)
         return r;
     while (i < len) {
-        int l = u[i] < 0x80 ? 1 : utf8_seq(u + i, len - i);
+        int l = u[i] < 0x80 ? 1 : k2a_utf8_seq(u + i, len - i);
         if (l <= 0) {
             if ((r = k2a_buf_append(fix, REPLACEMENT, 3)) != 0)
                 return r;

@@ -6,7 +6,8 @@
  * Kiro is 400 context_length_exceeded, as OpenAI says it), 401 invalid_api_key, 404 model_not_found,
  * 413 request_too_large, 429 rate_limit_exceeded / insufficient_quota; what is left after failover over
  * every account (no account, refresh failures, Kiro refusing the token: the client's key was fine) is
- * 503; Kiro failures are 502 and timeouts towards it 504 (the SDKs retry 5xx); the rest 500 server_error.
+ * 503; Kiro failures are 502 and timeouts towards it 504 (the SDKs retry 5xx); the rest 500 server_error. The dialect
+ * (openai_dialect.c) carries the rows and k2a_dialect_error() is the lookup.
  */
 #include <stdbool.h>
 #include <string.h>
@@ -17,7 +18,7 @@
 #define BAD(name, co) ROW(name, 400, "invalid_request_error", co)
 #define UPSTREAM(name, st, co) ROW(name, st, "server_error", co)
 
-static const k2a_openai_error_info_t table[K2A__EIDX_MAX] = {
+const k2a_dialect_error_t k2a_openai_error_rows[K2A__EIDX_MAX] = {
     /* core */
     ROW(NOMEM, 500, "server_error", "out_of_memory"),
     ROW(INCOMPLETE, 500, "server_error", "internal_error"),
@@ -92,19 +93,28 @@ static const k2a_openai_error_info_t table[K2A__EIDX_MAX] = {
     ROW(REFRESH, 503, "server_error", "no_available_account"),
     ROW(EXHAUSTED, 429, "insufficient_quota", "insufficient_quota"),
     ROW(THROTTLED, 429, "requests", "rate_limit_exceeded"),
+    ROW(PACED, 429, "requests", "rate_limit_exceeded"),
     ROW(UPSTREAM_AUTH, 503, "server_error", "no_available_account"),
     BAD(UPSTREAM_BAD_REQUEST, "upstream_rejected_request"),
     BAD(UPSTREAM_CONTENT_LENGTH, "context_length_exceeded"),
     UPSTREAM(UPSTREAM_SERVER, 502, "upstream_error"),
     ROW(UPSTREAM_CAPACITY, 503, "server_error", "model_overloaded"),
+    /* the HTTP layer */
+    ROW(METHOD, 405, "invalid_request_error", "method_not_allowed"),
+    ROW(REQ_HEADERS_TOOBIG, 431, "invalid_request_error", "invalid_request"),
+    ROW(FRAMING, 400, "invalid_request_error", "invalid_request"),
+    ROW(SHUTTING_DOWN, 503, "server_error", "service_unavailable"),
+    /* client keys (http/keys_gate.c): a limit answers 429 with Retry-After */
+    ROW(KEY_LIMIT, 429, "requests", "rate_limit_exceeded"),
+    ROW(KEY_FORBIDDEN, 403, "invalid_request_error", "model_not_found"),
 };
 
 static const k2a_openai_error_info_t internal_error = {500, "server_error", "internal_error"};
 
 const k2a_openai_error_info_t *k2a_openai_error_info(int err)
 {
-    if (err < 0 && -err - 1 < K2A__EIDX_MAX && table[-err - 1].status != 0)
-        return &table[-err - 1];
+    if (err < 0 && -err - 1 < K2A__EIDX_MAX && k2a_openai_error_rows[-err - 1].status != 0)
+        return &k2a_openai_error_rows[-err - 1];
     return &internal_error;
 }
 
@@ -164,6 +174,12 @@ static int append_error_object(k2a_buf_t *out, const k2a_openai_error_info_t *in
     if (info->code != NULL)
         return k2a_buf_appendf(out, ",\"code\":\"%s\"}}", info->code);
     return k2a_buf_appendstr(out, ",\"code\":null}}");
+}
+
+int k2a_openai_error_object(k2a_buf_t *out, const k2a_openai_error_info_t *info, int err, const char *message, size_t len,
+                            const char *param)
+{
+    return append_error_object(out, info, err, message, len, param, true);
 }
 
 int k2a_openai_error_body(k2a_buf_t *out, int err, const char *message, size_t len, const char *param)

@@ -52,6 +52,7 @@ enum {
     K_FUNCTION_CALL,
     K_REASONING_CONTENT,
     K_WEB_SEARCH_OPTIONS,
+    K_USER,
 };
 
 static const struct {
@@ -97,6 +98,7 @@ static const struct {
     KEY("schema", K_SCHEMA),
     KEY("functions", K_FUNCTIONS),
     KEY("web_search_options", K_WEB_SEARCH_OPTIONS),
+    KEY("user", K_USER),
 #undef KEY
 };
 
@@ -329,8 +331,12 @@ static int root_value(k2a_oa_parser_t *p, uint8_t key, const value_t *v, int *pu
         return k2a_oa_fail(p, K2A_EBAD_PARAM,
                            "web_search_options is not supported on /v1/chat/completions: web search is served on /v1/messages "
                            "with the web_search_20250305 tool");
+    case K_USER: /* the end user: the session key of sticky routing (pool/sticky.h) when the request names no session */
+        if (v->len > 1024)
+            return 0; /* bounded: a longer one is not a session name */
+        return get_str(p, v, &req->user_id_raw);
     default:
-        return 0; /* user, seed, logprobs, presence_penalty, metadata, ...: ignored */
+        return 0; /* seed, logprobs, presence_penalty, metadata, ...: ignored */
     }
 }
 
@@ -883,7 +889,6 @@ int k2a_openai_decode(const char *body, size_t len, const k2a_convert_limits_t *
     }
     k2a_convert_error_clear(err);
     memset(out, 0, sizeof(*out));
-    out->dialect = K2A_DIALECT_OPENAI;
 
     k2a_oa_parser_t p;
     memset(&p, 0, sizeof(p));

@@ -26,7 +26,7 @@
     "Respond with a single valid JSON object and nothing else: no text before or after it and no Markdown code fences."
 
 /*
- * Decodes body[0..len) into *out (zeroed first), dialect K2A_DIALECT_OPENAI. Strings of *out point into body
+ * Decodes body[0..len) into *out (zeroed first). Strings of *out point into body
  * (which must outlive *out) or into arena. limits NULL = k2a_convert_limits_default().
  *
  * Mapping (documented rules):

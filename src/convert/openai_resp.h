@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "core/errors.h"
 #include "core/buf.h"
 #include "core/rand.h"
 #include "core/str.h"
@@ -55,8 +56,8 @@ typedef struct st_k2a_openai_stream_t {
 /* Prepares a writer appending to out (borrowed; the caller drains it between events). id is a NUL-terminated
  * "chatcmpl-…" (see k2a_openai_format_id), created is unix seconds, model the name the client asked for (copied).
  * include_usage is the request's stream_options.include_usage. Returns 0 or K2A_ENOMEM. */
-int k2a_openai_stream_init(k2a_openai_stream_t *w, k2a_buf_t *out, const char *id, int64_t created, k2a_str_t model,
-                           bool include_usage);
+K2A_MUST_USE int k2a_openai_stream_init(k2a_openai_stream_t *w, k2a_buf_t *out, const char *id, int64_t created, k2a_str_t model,
+                                        bool include_usage);
 void k2a_openai_stream_dispose(k2a_openai_stream_t *w);
 
 /* k2a_ir_event_cb for the streaming writer (sink = the k2a_openai_stream_t). Output per event:

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include "convert/tokens.h"
+#include "core/utf8.h"
 
 /* Counts code points and CJK code points. Invalid or truncated UTF-8 bytes count as one code point each. */
 static void count_code_points(const unsigned char *s, size_t len, int64_t *n_out, int64_t *cjk_out)
@@ -34,38 +35,19 @@ static void count_code_points(const unsigned char *s, size_t len, int64_t *n_out
             ++n;
             continue;
         }
-        size_t l = 0;
-        uint32_t cp = 0;
-        if (c >= 0xc2 && c <= 0xdf) {
-            l = 2;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            l = 3;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            l = 4;
-            cp = c & 0x07;
-        }
-        if (l == 0 || i + l > len) {
+        int l = k2a_utf8_seq(s + i, len - i);
+        if (l <= 0) {
             ++i;
             ++n;
             continue;
         }
-        size_t k;
-        for (k = 1; k < l; ++k) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                break;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
+        if (l == 3) { /* U+4E00..U+9FFF are three-byte sequences */
+            uint32_t cp = (uint32_t)(c & 0x0f) << 12 | (uint32_t)(s[i + 1] & 0x3f) << 6 | (s[i + 2] & 0x3f);
+            if (cp >= 0x4e00 && cp <= 0x9fff)
+                ++cjk;
         }
-        if (k != l || (l == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (l == 4 && (cp < 0x10000 || cp > 0x10ffff))) {
-            ++i;
-            ++n;
-            continue;
-        }
-        i += l;
+        i += (size_t)l;
         ++n;
-        if (cp >= 0x4e00 && cp <= 0x9fff)
-            ++cjk;
     }
     *n_out = n;
     *cjk_out = cjk;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <stdint.h>
 #include "core/buf.h"
+#include "core/utf8.h"
 #include "core/errors.h"
 
 void k2a_buf_init(k2a_buf_t *b, size_t max)
@@ -88,38 +89,6 @@ int k2a_buf_appendf(k2a_buf_t *b, const char *fmt, ...)
     return r;
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid/truncated. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; ++i) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return len;
-}
-
 int k2a_buf_append_json_escaped(k2a_buf_t *b, const char *str, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -137,10 +106,10 @@ int k2a_buf_append_json_escaped(k2a_buf_t *b, const char *str, size_t n)
             continue;
         }
         if (c >= 0x80) {
-            size_t l = utf8_seq_len(s + i, n - i);
-            if (l != 0) {
-                i += l;
-                run += l;
+            int l = k2a_utf8_seq(s + i, n - i);
+            if (l > 0) {
+                i += (size_t)l;
+                run += (size_t)l;
                 continue;
             }
         }

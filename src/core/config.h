@@ -33,6 +33,13 @@ typedef struct st_k2a_config_t {
     char *pool_strategy;
     int64_t max_attempts;
     int64_t account_max_concurrency;
+    /* pacing and session-sticky routing (pool/pace.h, pool/sticky.h) */
+    int64_t account_rpm;
+    int64_t pace_window_s;
+    int64_t pace_wait_ms;
+    bool pool_sticky;
+    int64_t sticky_idle_s;
+    int64_t sticky_max_sessions;
     int64_t usage_poll_interval_s;
     int64_t refresh_ahead_pct;
     /* logging */
@@ -50,6 +57,9 @@ typedef struct st_k2a_config_t {
     char *model_map;
     int64_t ping_interval_ms;
     int64_t web_search_timeout_ms;
+    int64_t responses_store_max;       /* stored /v1/responses answers (0 = off) */
+    int64_t responses_store_max_bytes; /* their bytes in all */
+    int64_t responses_store_ttl_s;     /* how long one is kept */
     bool input_tokens_from_context;
     /* upstream */
     char *api_base;
@@ -94,6 +104,12 @@ typedef struct st_k2a_config_t {
     int64_t trace_max_files;
     bool trace_keep_text;
     char *probe_bases; /* KIRO_PROBE_BASES: kiro2api doctor --probe */
+    /* managed client keys (keys/keys.h) */
+    char *keys_file; /* "" = kiro2api-keys.json beside KIRO_STATE_FILE */
+    int64_t keys_max;
+    int64_t keys_usage_days;
+    int64_t keys_metrics_max;
+    int64_t keys_save_interval_s;
 } k2a_config_t;
 
 /* Fills every field with its default. */

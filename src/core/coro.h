@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
+#include "core/errors.h"
 
 typedef struct st_k2a_coro_t k2a_coro_t;
 typedef void (*k2a_coro_fn)(k2a_coro_t *co, void *arg);
@@ -30,7 +31,7 @@ typedef struct st_k2a_coro_config_t {
 } k2a_coro_config_t;
 
 /* Sets up this thread's coroutine runtime on `loop`. Returns 0 or K2A_EINVAL. Call once per loop thread. */
-int k2a_coro_runtime_init(uv_loop_t *loop, const k2a_coro_config_t *config);
+K2A_MUST_USE int k2a_coro_runtime_init(uv_loop_t *loop, const k2a_coro_config_t *config);
 /* Releases pooled stacks and the wake handle. No coroutine may be alive. The loop must run once more afterwards so the
  * wake handle's close callback runs. */
 void k2a_coro_runtime_dispose(void);

@@ -87,6 +87,15 @@
     XX(MODEL_UNAVAILABLE, "pool: no account offers the model")                                                                     \
     XX(NOFD, "local: out of file descriptors")                                                                                     \
     XX(STATE_UNWRITTEN, "pool: a rotated refresh token is not written to the state file yet")                                      \
+    XX(PACED, "pool: every suitable account is at its request pace")                                                               \
+    /* http */                                                                                                                     \
+    XX(METHOD, "request: method not allowed")                                                                                      \
+    XX(REQ_HEADERS_TOOBIG, "request: headers exceed their bound (count or bytes)")                                                 \
+    XX(FRAMING, "request: conflicting message framing")                                                                            \
+    XX(SHUTTING_DOWN, "the gateway is shutting down")                                                                              \
+    /* client keys */                                                                                                              \
+    XX(KEY_LIMIT, "client key: over one of its limits")                                                                            \
+    XX(KEY_FORBIDDEN, "client key: the model is not allowed for this key")                                                         \
     XX(STORE_UNAVAILABLE, "pool: shared store unavailable")
 
 enum {
@@ -102,6 +111,9 @@ enum {
     K2A_ERRNO_MAP(K2A__XX)
 #undef K2A__XX
 };
+
+/* Marks a function whose K2A_E* result must be handled: init functions, whose failure leaves nothing usable. */
+#define K2A_MUST_USE __attribute__((warn_unused_result))
 
 /* Human-readable message for a K2A_E* code; never NULL (unknown codes give "unknown error"). */
 const char *k2a_strerror(int err);

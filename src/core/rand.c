@@ -14,18 +14,10 @@ static inline uint64_t rotl(uint64_t x, int k)
     return (x << k) | (x >> (64 - k));
 }
 
-static uint64_t splitmix(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 void k2a_rand_seed(uint64_t seed)
 {
     for (int i = 0; i < 4; ++i)
-        state[i] = splitmix(&seed);
+        state[i] = k2a_splitmix64(&seed);
     seeded = 1;
 }
 

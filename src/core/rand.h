@@ -9,6 +9,17 @@
 #include <stdint.h>
 
 uint64_t k2a_rand_u64(void);
+
+/* SplitMix64 (Steele, Lea, Flood 2014), the one copy: advances *state and returns the next value of its deterministic
+ * sequence. It seeds the generator below, and drives whatever must be reproducible from a seed (the simulator's
+ * scripts, tests). Not for secrets. */
+static inline uint64_t k2a_splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
 /* Uniform in [0, n) (n > 0). */
 uint64_t k2a_rand_below(uint64_t n);
 /* Writes a random UUID v4 (36 chars + NUL) into out[37]. */

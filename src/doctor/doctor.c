@@ -95,7 +95,11 @@ static int run(const k2a_config_t *c, const k2a_doctor_opts_t *opts)
     uv_loop_t loop;
     uv_loop_init(&loop);
     k2a_coro_config_t cc = {.stack_size = (size_t)c->coro_stack_kb * 1024, .max_live = 64};
-    k2a_coro_runtime_init(&loop, &cc);
+    if (k2a_coro_runtime_init(&loop, &cc) != 0) {
+        fprintf(stderr, "kiro2api doctor: cannot start the coroutine runtime (out of memory)\n");
+        uv_loop_close(&loop);
+        return 2;
+    }
     k2a_xloop_t *xloop = NULL;
     k2a_xloop_create(&loop, &xloop);
     k2a_upstream_config_t uc;

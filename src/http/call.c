@@ -11,10 +11,13 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "core/errors.h"
 #include "core/log.h"
 #include "http/call.h"
+#include "http/keys_gate.h"
 #include "http/respond.h"
+#include "pool/sticky.h"
 
 #define DEFAULT_HIGH_WATER (256 * 1024)
 
@@ -205,10 +208,11 @@ static void call_main(k2a_coro_t *co, void *arg)
     k2a_call_t *call = arg;
     link_call(call);
     call->fn(call);
+    k2a_keys_gate_end(call);
     if (!call->req_gone && !call->final_queued) {
         if (!call->started) {
             k2a_error("request %s: handler returned without a response", call->request_id);
-            k2a_call_respond_error(call, 500, "api_error", "internal error: the handler produced no response");
+            k2a_call_respond_error(call, K2A_EINTERNAL, "internal error: the handler produced no response");
         } else {
             k2a_call_finish(call);
         }
@@ -218,6 +222,18 @@ static void call_main(k2a_coro_t *co, void *arg)
     call->co_done = 1;
     if (call->req_gone)
         call_free(call);
+}
+
+/* The client key as router.c reads it (Authorization without "Bearer ", else x-api-key), hashed at once: the last session
+ * key of sticky routing. */
+static uint64_t client_key_id(h2o_req_t *req)
+{
+    h2o_iovec_t k = k2a_http_header(req, "authorization");
+    if (k.base != NULL && k.len >= 7 && strncasecmp(k.base, "bearer ", 7) == 0)
+        k.base += 7, k.len -= 7;
+    if (k.base == NULL || k.len == 0)
+        k = k2a_http_header(req, "x-api-key");
+    return k.base != NULL && k.len != 0 && k.len <= 4096 ? k2a_sticky_client_key(k2a_str(k.base, k.len)) : 0;
 }
 
 static k2a_str_t copy_header(k2a_call_t *call, h2o_req_t *req, const char *name, size_t max)
@@ -241,7 +257,7 @@ static void copy_peer(k2a_call_t *call, h2o_req_t *req)
     call->client_ip = k2a_arena_strdup_str(&call->arena, k2a_cstr(host));
 }
 
-int k2a_call_start(h2o_req_t *req, k2a_route_t route, k2a_ir_dialect_t dialect, const char *request_id, k2a_call_fn fn)
+int k2a_call_start(h2o_req_t *req, k2a_route_t route, const k2a_dialect_t *dialect, const char *request_id, k2a_call_fn fn)
 {
     k2a_server_t *server = k2a_server_of(req);
     if (server->max_calls != 0 && server->ncalls >= server->max_calls)
@@ -254,6 +270,7 @@ int k2a_call_start(h2o_req_t *req, k2a_route_t route, k2a_ir_dialect_t dialect, 
     call->route = route;
     call->dialect = dialect;
     call->fn = fn;
+    call->key = server->routed_key; /* set by the router for this very request */
     call->high_water = DEFAULT_HIGH_WATER;
     k2a_buf_init(&call->out[0], 0);
     k2a_buf_init(&call->out[1], 0);
@@ -267,6 +284,7 @@ int k2a_call_start(h2o_req_t *req, k2a_route_t route, k2a_ir_dialect_t dialect, 
     call->body_len = req->entity.len;
     call->user_agent = copy_header(call, req, "user-agent", 1024);
     call->session_id_header = copy_header(call, req, "x-claude-code-session-id", 128);
+    call->client_key_id = client_key_id(req);
     call->conversation_id_header = copy_header(call, req, "x-conversation-id", 128);
     call->continuation_id_header = copy_header(call, req, "x-agent-continuation-id", 128);
     copy_peer(call, req);
@@ -287,8 +305,7 @@ int k2a_call_start(h2o_req_t *req, k2a_route_t route, k2a_ir_dialect_t dialect, 
 
 Busy:
     ++server->metrics.rejected_busy;
-    k2a_http_send_error(req, dialect, 503, "overloaded_error",
-                        "the gateway is at its concurrency limit (KIRO_MAX_CONCURRENT); retry shortly");
+    k2a_http_send_error(req, dialect, K2A_EBUSY, "the gateway is at its concurrency limit (KIRO_MAX_CONCURRENT); retry shortly");
     return K2A_EBUSY;
 }
 
@@ -297,7 +314,7 @@ int k2a_call_begin(k2a_call_t *call, int status, const char *content_type, ...)
     if (call->req_gone)
         return K2A_ECANCELED;
     h2o_req_t *req = call->req;
-    req->res.status = status;
+    req->res.status = call->status = status;
     req->res.reason = k2a_http_reason(status);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, h2o_strdup(&req->pool, content_type, SIZE_MAX).base,
                    strlen(content_type));
@@ -361,6 +378,7 @@ void k2a_call_finish(k2a_call_t *call)
     if (call->final_queued || call->req_gone)
         return;
     call->final_queued = 1;
+    k2a_keys_gate_end(call); /* the answer is complete: the key's slot is free for the client's next request */
     send_pending(call);
 }
 
@@ -377,12 +395,12 @@ int k2a_call_respond_json(k2a_call_t *call, int status, const char *json, size_t
     return 0;
 }
 
-int k2a_call_respond_error(k2a_call_t *call, int status, const char *type, const char *message)
+int k2a_call_respond_error(k2a_call_t *call, int err, const char *message)
 {
     k2a_buf_t body = K2A_BUF_INIT(0);
-    int r = k2a_http_error_body(&body, call->dialect, status, type, message);
-    if (r == 0)
-        r = k2a_call_respond_json(call, status, body.base, body.len);
+    int r = k2a_dialect_error_body(call->dialect, &body, err, k2a_cstr(message != NULL ? message : ""));
+    if (r > 0)
+        r = k2a_call_respond_json(call, r, body.base, body.len);
     k2a_buf_dispose(&body);
     return r;
 }

@@ -19,7 +19,7 @@
 #include "core/buf.h"
 #include "core/coro.h"
 #include "core/str.h"
-#include "convert/ir.h"
+#include "convert/dialect.h"
 #include "http/server.h"
 
 typedef struct st_k2a_call_t k2a_call_t;
@@ -34,15 +34,16 @@ struct st_k2a_call_t {
     k2a_coro_t *co;
     k2a_call_fn fn;
     k2a_route_t route;
-    k2a_ir_dialect_t dialect;
-    k2a_arena_t arena; /* request-lifetime allocations of the handler */
-    char *body;        /* private copy of the request body (NUL-terminated), in the arena */
+    const k2a_dialect_t *dialect; /* the route's: the shape of its errors (and, for a chat route, of everything) */
+    k2a_arena_t arena;            /* request-lifetime allocations of the handler */
+    char *body;                   /* private copy of the request body (NUL-terminated), in the arena */
     size_t body_len;
     char request_id[72];
     /* request facts copied at start (arena strings, empty when absent) */
     k2a_str_t user_agent;
     k2a_str_t client_ip;
     k2a_str_t session_id_header;      /* x-claude-code-session-id */
+    uint64_t client_key_id;           /* the presented client key hashed (pool/sticky.h k2a_sticky_client_key), 0 = none */
     k2a_str_t conversation_id_header; /* x-conversation-id */
     k2a_str_t continuation_id_header; /* x-agent-continuation-id */
     /* response state */
@@ -60,12 +61,16 @@ struct st_k2a_call_t {
     unsigned req_gone : 1; /* generator stopped or request disposed */
     unsigned co_done : 1;
     unsigned waiting_drain : 1;
-    unsigned stalled : 1; /* ended by the write-stall timeout */
+    unsigned stalled : 1;      /* ended by the write-stall timeout */
+    unsigned key_admitted : 1; /* admitted by its client key (http/keys_gate.h) */
+    unsigned key_released : 1; /* and the key's concurrency slot given back */
+    int status;                /* the response status, once begun */
+    struct st_k2a_key_t *key;  /* the managed client key that authorised the request, NULL when none */
 };
 
 /* Starts a coroutine for req running fn. Copies the body and the headers of interest first. On failure (no coroutine slot:
  * answers 503 itself) returns K2A_EBUSY. Call from the h2o handler. */
-int k2a_call_start(h2o_req_t *req, k2a_route_t route, k2a_ir_dialect_t dialect, const char *request_id, k2a_call_fn fn);
+int k2a_call_start(h2o_req_t *req, k2a_route_t route, const k2a_dialect_t *dialect, const char *request_id, k2a_call_fn fn);
 
 /* Ends every response whose client has taken no bytes for KIRO_WRITE_STALL_TIMEOUT_MS: its coroutine is cancelled (the
  * upstream call, the request slot and the account's concurrency slot are released) and the client connection is shut
@@ -97,7 +102,8 @@ void k2a_call_flush_nowait(k2a_call_t *call);
 void k2a_call_finish(k2a_call_t *call);
 /* A complete JSON response in one go (begin + write + finish). */
 int k2a_call_respond_json(k2a_call_t *call, int status, const char *json, size_t len);
-/* An error in the call's dialect, as a complete response (only before k2a_call_begin). */
-int k2a_call_respond_error(k2a_call_t *call, int status, const char *type, const char *message);
+/* A K2A_E* error in the call's dialect, as a complete response (only before k2a_call_begin); NULL or empty message:
+ * k2a_strerror(err). */
+int k2a_call_respond_error(k2a_call_t *call, int err, const char *message);
 
 #endif

@@ -10,45 +10,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "convert/anthropic_error.h"
-#include "convert/anthropic_req.h"
-#include "convert/anthropic_resp.h"
+#include "convert/dialect.h"
 #include "convert/kiro_req.h"
 #include "convert/kiro_resp.h"
 #include "convert/model_effort.h"
 #include "convert/model_map.h"
-#include "convert/openai_error.h"
-#include "convert/openai_req.h"
-#include "convert/openai_resp.h"
 #include "convert/tokens.h"
 #include "core/coro.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/rand.h"
+#include "core/testhook.h"
 #include "eventstream/eventstream.h"
 #include "http/exchange.h"
+#include "http/handlers.h"
+#include "http/keys_gate.h"
 #include "http/websearch.h"
 #include "pool/dispatch.h"
+#include "pool/sticky.h"
 #include "upstream/upstream.h"
 
 typedef struct st_exchange_t exchange_t;
-
-/* What differs between the dialects: the request decoder, the writers and the error shapes. */
-typedef struct st_dialect_t {
-    int (*decode)(const char *body, size_t len, const k2a_convert_limits_t *limits, k2a_arena_t *arena, k2a_ir_request_t *out,
-                  k2a_convert_error_t *err);
-    int (*writer_init)(exchange_t *x);
-    k2a_ir_event_cb writer_on_event;
-    /* non-streaming: render the aggregated message into out; returns 0 or the K2A_E* of the failure (message in *msg) */
-    int (*writer_render)(exchange_t *x, k2a_buf_t *out, k2a_str_t *msg);
-    void (*writer_dispose)(exchange_t *x);
-    /* error body of a non-200 response; returns the HTTP status */
-    int (*error_body)(k2a_buf_t *out, int err, k2a_str_t message);
-    /* in-stream error event */
-    int (*error_event)(k2a_buf_t *out, int err, k2a_str_t message);
-    /* a keep-alive for a committed stream */
-    const char *ping;
-} dialect_t;
 
 /* The ping timer lives on the heap: a uv handle must outlive the coroutine frame until its close callback. */
 typedef struct st_ping_timer_t {
@@ -59,7 +41,7 @@ typedef struct st_ping_timer_t {
 struct st_exchange_t {
     k2a_call_t *call;
     k2a_server_t *server;
-    const dialect_t *dialect;
+    const k2a_dialect_t *dialect;
     k2a_ir_request_t ir;
     k2a_model_resolution_t model;
     k2a_kiro_build_params_t params;
@@ -70,17 +52,12 @@ struct st_exchange_t {
     k2a_es_decoder_t decoder;
     k2a_kiro_resp_t parser;
     bool parser_live, writer_live;
-    union {
-        k2a_anthropic_sse_t asse;
-        k2a_anthropic_msg_t amsg;
-        k2a_openai_stream_t osse;
-        k2a_openai_aggregate_t oagg;
-    } w;
-    char openai_id[K2A_OPENAI_ID_SIZE];
-    int64_t created;
+    void *w; /* the dialect's writer state (dialect->writer_size bytes in the call's arena) */
+    k2a_dialect_writer_ctx_t wctx;
     k2a_buf_t stage; /* writer output not yet handed to the call */
     bool committed;
-    bool client_gone;
+    bool content_sent;     /* content of a stream reached the client: no failover any more, and the Kiro body is gone */
+    bool fail_drain;       /* K2A_TEST_FAIL=exchange_drain: the first drain after content fails as out of memory */
     int sink_error;        /* a writer failure (K2A_ETOOBIG...) */
     char fail_detail[256]; /* the message of an attempt's ERROR kept from the writer (see on_ir_event) */
     ping_timer_t *ping;
@@ -89,113 +66,6 @@ struct st_exchange_t {
     k2a_dispatch_attempt_t attempt;
     k2a_websearch_t *ws; /* the web_search server tool's blocks before the model's (http/websearch.h), or NULL */
 };
-
-static void random_bytes(void *ctx, void *buf, size_t len)
-{
-    unsigned char *p = buf;
-    while (len > 0) {
-        uint64_t v = k2a_rand_u64();
-        size_t n = len < 8 ? len : 8;
-        memcpy(p, &v, n);
-        p += n;
-        len -= n;
-    }
-}
-
-/* ---- Anthropic ---- */
-
-static int anthropic_writer_init(exchange_t *x)
-{
-    if (x->ir.stream)
-        k2a_anthropic_sse_init(&x->w.asse, &x->stage, x->ir.model, random_bytes, NULL);
-    else
-        k2a_anthropic_msg_init(&x->w.amsg, x->ir.model, random_bytes, NULL, 0);
-    return 0;
-}
-
-static int anthropic_on_event(void *p, const k2a_ir_event_t *ev)
-{
-    exchange_t *x = p;
-    return x->ir.stream ? k2a_anthropic_sse_on_event(&x->w.asse, ev) : k2a_anthropic_msg_on_event(&x->w.amsg, ev);
-}
-
-static int anthropic_render(exchange_t *x, k2a_buf_t *out, k2a_str_t *msg)
-{
-    int r = k2a_anthropic_msg_render(&x->w.amsg, out);
-    if (r != 0)
-        *msg = k2a_anthropic_msg_error_message(&x->w.amsg);
-    return r;
-}
-
-static void anthropic_writer_dispose(exchange_t *x)
-{
-    if (!x->ir.stream)
-        k2a_anthropic_msg_dispose(&x->w.amsg);
-}
-
-static int anthropic_error_body(k2a_buf_t *out, int err, k2a_str_t message)
-{
-    int status = 500;
-    if (k2a_anthropic_error_body(out, err, message, &status) != 0)
-        return 500;
-    return status;
-}
-
-static const dialect_t anthropic = {
-    k2a_anthropic_decode,     anthropic_writer_init, anthropic_on_event,        anthropic_render,
-    anthropic_writer_dispose, anthropic_error_body,  k2a_anthropic_error_event, "event: ping\ndata: {\"type\":\"ping\"}\n\n"};
-
-/* ---- OpenAI ---- */
-
-static int openai_writer_init(exchange_t *x)
-{
-    uint8_t rnd[K2A_OPENAI_ID_RANDOM_BYTES];
-    random_bytes(NULL, rnd, sizeof(rnd));
-    k2a_openai_format_id(x->openai_id, rnd);
-    x->created = (int64_t)time(NULL);
-    if (x->ir.stream)
-        return k2a_openai_stream_init(&x->w.osse, &x->stage, x->openai_id, x->created, x->ir.model, x->ir.include_usage);
-    k2a_openai_aggregate_init(&x->w.oagg, 0, 0);
-    return 0;
-}
-
-static int openai_on_event(void *p, const k2a_ir_event_t *ev)
-{
-    exchange_t *x = p;
-    return x->ir.stream ? k2a_openai_stream_on_event(&x->w.osse, ev) : k2a_openai_aggregate_on_event(&x->w.oagg, ev);
-}
-
-static int openai_render(exchange_t *x, k2a_buf_t *out, k2a_str_t *msg)
-{
-    int r = k2a_openai_aggregate_write(&x->w.oagg, out, x->openai_id, x->created, x->ir.model);
-    if (r != 0)
-        *msg = k2a_str(x->w.oagg.error_message.base, x->w.oagg.error_message.len);
-    return r;
-}
-
-static void openai_writer_dispose(exchange_t *x)
-{
-    if (x->ir.stream)
-        k2a_openai_stream_dispose(&x->w.osse);
-    else
-        k2a_openai_aggregate_dispose(&x->w.oagg);
-}
-
-static int openai_error_body(k2a_buf_t *out, int err, k2a_str_t message)
-{
-    int status = k2a_openai_error_body(out, err, message.base, message.len, NULL);
-    return status > 0 ? status : 500;
-}
-
-static int openai_error_event(k2a_buf_t *out, int err, k2a_str_t message)
-{
-    return k2a_openai_error_chunk(out, err, message.base, message.len);
-}
-
-static const dialect_t openai = {k2a_openai_decode,     openai_writer_init, openai_on_event,    openai_render,
-                                 openai_writer_dispose, openai_error_body,  openai_error_event, ": ping\n\n"};
-
-/* ---- responses ---- */
 
 /* retry_after_ms: when every account is cooling or exhausted, the time until the soonest recovers (0 = unknown). */
 static __attribute__((noinline)) void respond_error_retry(exchange_t *x, int err, const char *message, uint64_t retry_after_ms)
@@ -207,7 +77,9 @@ static __attribute__((noinline)) void respond_error_retry(exchange_t *x, int err
         snprintf(prefixed, sizeof(prefixed), "prompt is too long: %s", message);
         message = prefixed;
     }
-    int status = x->dialect->error_body(&body, err, k2a_cstr(message));
+    int status = k2a_dialect_error_body(x->dialect, &body, err, k2a_cstr(message));
+    if (status < 0)
+        status = 500; /* the body could not be built: an empty 500 */
     if (status == 429 || status == 503 || status == 529) {
         /* the SDKs honour Retry-After: tell them when an account is expected back (at least 1 s, at most 1 h) */
         uint64_t secs = retry_after_ms == 0 ? 1 : (retry_after_ms + 999) / 1000;
@@ -238,6 +110,11 @@ static int commit(exchange_t *x)
     x->committed = true;
     int r = k2a_call_begin(x->call, 200, "text/event-stream; charset=utf-8", "cache-control", "no-cache", "x-accel-buffering", "no",
                            "x-kiro-model", x->built.kiro_model_id.base != NULL ? x->built.kiro_model_id.base : "", NULL);
+    if (r == 0 && x->dialect->writer_commit != NULL) {
+        /* what the dialect sends ahead of everything staged (e.g. an event that must come first) */
+        k2a_buf_t *head = k2a_call_buffer(x->call);
+        r = head != NULL ? x->dialect->writer_commit(x->w, head) : K2A_ECANCELED;
+    }
     return r;
 }
 
@@ -246,6 +123,11 @@ static int drain(exchange_t *x)
 {
     if (!x->committed || x->stage.len == 0)
         return x->call->req_gone ? K2A_ECANCELED : 0;
+    if (x->fail_drain && x->content_sent) {
+        x->fail_drain = false; /* K2A_TEST_FAIL=exchange_drain: as if the client's buffer could not grow */
+        k2a_buf_reset(&x->stage);
+        return K2A_ENOMEM;
+    }
     int r = k2a_call_write(x->call, x->stage.base, x->stage.len);
     k2a_buf_reset(&x->stage);
     if (r == 0)
@@ -267,14 +149,20 @@ static void on_ping(uv_timer_t *t)
     uint64_t now = uv_now(x->server->loop), interval = (uint64_t)x->server->config->ping_interval_ms;
     if (x->committed && now - x->call->last_write_at < interval)
         return;
-    /* silent for a whole interval: keep the connection alive (and commit a response still waiting for content) */
-    if (!x->committed) {
-        if (commit(x) != 0)
-            return;
-        k2a_call_write(x->call, x->stage.base, x->stage.len);
-        k2a_buf_reset(&x->stage);
+    /* silent for a whole interval: keep the connection alive (and commit a response still waiting for content). The ping
+     * is the writer's (K2A_EV_PING), staged after whatever is staged, and everything staged goes out now. */
+    if (!x->committed && commit(x) != 0)
+        return;
+    k2a_ir_event_t ev = {.type = K2A_EV_PING};
+    int r = x->dialect->writer_on_event(x->w, &ev);
+    if (r == 0)
+        r = k2a_call_write(x->call, x->stage.base, x->stage.len);
+    k2a_buf_reset(&x->stage);
+    if (r != 0) {
+        if (x->sink_error == 0)
+            x->sink_error = r;
+        return;
     }
-    k2a_call_write(x->call, x->dialect->ping, strlen(x->dialect->ping));
     k2a_call_flush_nowait(x->call);
 }
 
@@ -284,9 +172,12 @@ static void start_ping(exchange_t *x)
         return;
     ping_timer_t *pt = malloc(sizeof(*pt));
     if (pt == NULL)
-        return;
+        return; /* no keep-alive for this stream: it still works while the upstream talks */
     pt->x = x;
-    uv_timer_init(x->server->loop, &pt->timer);
+    if (uv_timer_init(x->server->loop, &pt->timer) != 0) {
+        free(pt);
+        return;
+    }
     pt->timer.data = pt;
     uint64_t interval = (uint64_t)x->server->config->ping_interval_ms;
     uv_timer_start(&pt->timer, on_ping, interval, interval);
@@ -305,12 +196,6 @@ static void stop_ping(exchange_t *x)
 
 /* ---- the response body ---- */
 
-static int forward_to_writer(void *p, const k2a_ir_event_t *ev)
-{
-    exchange_t *x = p;
-    return x->dialect->writer_on_event(x, ev);
-}
-
 static int on_ir_event(void *p, const k2a_ir_event_t *ev)
 {
     exchange_t *x = p;
@@ -323,7 +208,7 @@ static int on_ir_event(void *p, const k2a_ir_event_t *ev)
     }
     int r;
     if (x->ws != NULL && x->ws->mixed) {
-        r = k2a_websearch_on_event(x->ws, ev, forward_to_writer, x); /* the search loop (http/websearch.h) */
+        r = k2a_websearch_on_event(x->ws, ev, x->dialect->writer_on_event, x->w); /* the search loop (http/websearch.h) */
     } else if (x->ws != NULL) {
         /* after the web search's blocks: the model's indices move past them, and the usage counts the searches */
         k2a_ir_event_t shifted = *ev;
@@ -331,20 +216,12 @@ static int on_ir_event(void *p, const k2a_ir_event_t *ev)
             shifted.index += x->ws->index_offset;
         if (ev->type == K2A_EV_STOP || ev->type == K2A_EV_USAGE)
             shifted.usage.web_search_requests = x->ws->requests;
-        r = x->dialect->writer_on_event(x, &shifted);
+        r = x->dialect->writer_on_event(x->w, &shifted);
     } else {
-        r = x->dialect->writer_on_event(x, ev);
+        r = x->dialect->writer_on_event(x->w, ev);
     }
     if (r != 0 && x->sink_error == 0)
         x->sink_error = r;
-    return r;
-}
-
-static int on_frame(void *ctx, const k2a_es_frame_t *frame)
-{
-    exchange_t *x = ctx;
-    int r = k2a_kiro_resp_on_frame(&x->parser, frame);
-    /* a negative code means the frame ended the response with an ERROR (already emitted): stop decoding */
     return r;
 }
 
@@ -356,36 +233,42 @@ static k2a_str_t map_tool_name(void *ctx, k2a_str_t kiro_name)
 
 /* The writer lives for the whole exchange and gets MESSAGE_START before the first attempt, so that a ping committing a
  * silent stream never goes out ahead of message_start, and a failover never sends message_start twice. */
-static void start_writer(exchange_t *x)
+static int start_writer(exchange_t *x)
 {
+    int r;
     k2a_buf_reset(&x->stage);
     x->sink_error = 0;
-    x->dialect->writer_init(x);
+    if ((r = x->dialect->writer_init(x->w, &x->wctx)) != 0)
+        return r;
     x->writer_live = true;
     k2a_ir_event_t ev = {.type = K2A_EV_MESSAGE_START}; /* what k2a_kiro_resp_start emits */
     ev.usage.input_tokens = x->input_tokens;
     ev.usage.credits = -1;
     ev.usage.context_usage_pct = -1;
-    on_ir_event(x, &ev);
+    if ((r = on_ir_event(x, &ev)) != 0)
+        return r;
     if (x->ws != NULL) {
         if (x->ir.stream)
-            k2a_buf_append(&x->stage, x->ws->sse.base, x->ws->sse.len);
+            r = k2a_buf_append(&x->stage, x->ws->sse.base, x->ws->sse.len);
         else
-            x->w.amsg.prefix_content = k2a_str(x->ws->content.base, x->ws->content.len);
+            k2a_websearch_attach(x->ws, x->dialect->websearch_aggregate(x->w));
     }
+    return r;
 }
 
 static void stop_writer(exchange_t *x)
 {
     if (x->writer_live) {
-        x->dialect->writer_dispose(x);
+        x->dialect->writer_dispose(x->w);
         x->writer_live = false;
     }
 }
 
-/* A fresh parser per attempt (never k2a_kiro_resp_start: the writer has its MESSAGE_START already). */
-static void start_parser(exchange_t *x)
+/* A fresh parser per attempt (never k2a_kiro_resp_start: the writer has its MESSAGE_START already). Returns 0 or the K2A_E*
+ * of a parser or writer that cannot start (out of memory). */
+static int start_parser(exchange_t *x)
 {
+    int r;
     k2a_kiro_resp_config_t cfg = {0};
     cfg.thinking = x->built.thinking;
     cfg.thinking_omitted = x->ir.thinking.display_omitted;
@@ -397,14 +280,18 @@ static void start_parser(exchange_t *x)
     cfg.map_tool_name = map_tool_name;
     cfg.map_tool_name_ctx = x;
     cfg.request_id = x->call->request_id;
+    if ((r = k2a_kiro_resp_init(&x->parser, &cfg, on_ir_event, x)) != 0) {
+        k2a_kiro_resp_dispose(&x->parser);
+        return r;
+    }
     k2a_es_decoder_init(&x->decoder, 0);
-    k2a_kiro_resp_init(&x->parser, &cfg, on_ir_event, x);
     x->parser_live = true;
     x->fail_detail[0] = '\0';
     if (x->ws != NULL && x->ws->mixed)
         k2a_websearch_turn_start(x->ws);
     if (!x->writer_live)
-        start_writer(x);
+        return start_writer(x);
+    return 0;
 }
 
 static void stop_parser(exchange_t *x)
@@ -417,8 +304,9 @@ static void stop_parser(exchange_t *x)
 }
 
 /* Reads one 200 response to its end. Returns 0 when the response is complete (STOP or an ERROR the client has been, or will
- * be, told about), K2A_ECANCELED when the client went away, or a K2A_E* when it failed before anything was committed (the
- * caller fails over). */
+ * be, told about), K2A_ECANCELED when the client went away, or a K2A_E* when it failed: before any content reached the
+ * client the caller fails over; once x->content_sent is set it must not (the Kiro body is gone, and the client has part of
+ * an answer already). */
 static int pump(exchange_t *x, k2a_dispatch_attempt_t *a, const char **why)
 {
     const char *data;
@@ -429,7 +317,8 @@ static int pump(exchange_t *x, k2a_dispatch_attempt_t *a, const char **why)
     while ((n = k2a_upstream_read(a->resp, &data)) > 0) {
         any = true;
         k2a_dispatch_trace_capture(&x->dispatch, data, (size_t)n); /* a bounded copy, only when tracing is on */
-        int r = k2a_es_decoder_feed(&x->decoder, data, (size_t)n, on_frame, x);
+        /* frames go straight to the parser; a negative result means a frame ended the response with an ERROR (emitted) */
+        int r = k2a_es_decoder_feed(&x->decoder, data, (size_t)n, k2a_kiro_resp_on_frame, &x->parser);
         const k2a_kiro_resp_seen_t *seen = k2a_kiro_resp_seen(&x->parser);
         if (r < 0 && !seen->finished) {
             /* the decoder refused a frame (bad CRC, oversize...): the parser has not ended yet */
@@ -438,14 +327,13 @@ static int pump(exchange_t *x, k2a_dispatch_attempt_t *a, const char **why)
         }
         if (x->call->req_gone)
             return K2A_ECANCELED;
-        if (x->ir.stream && !x->committed && seen->content_emitted) {
-            if ((r = commit(x)) != 0)
-                return r;
-        }
-        if (x->ir.stream && seen->content_emitted && x->body.base != NULL) {
-            k2a_buf_dispose(&x->body); /* content reached the client: no failover, the Kiro body is never sent again (a
-                                          non-stream answer has sent nothing yet and may still fail over: keep it) */
+        if (x->ir.stream && seen->content_emitted && !x->content_sent) {
+            x->content_sent = true;    /* no failover from here on: run() ends the exchange on any failure */
+            k2a_buf_dispose(&x->body); /* the Kiro body is never sent again (a non-stream answer has sent nothing yet and may
+                                          still fail over: it keeps it) */
             k2a_coro_trim_stack();     /* the deep phase (decode, build, connect) is over; streaming is shallow */
+            if (!x->committed && (r = commit(x)) != 0)
+                return r;
         }
         if (seen->finished)
             break;
@@ -520,20 +408,23 @@ static __attribute__((noinline)) int decode_and_build(exchange_t *x)
 {
     k2a_call_t *call = x->call;
     k2a_server_t *s = x->server;
-    const dialect_t *dialect = x->dialect;
+    const k2a_dialect_t *dialect = x->dialect;
     /* 1. decode */
     k2a_convert_limits_t limits = k2a_convert_limits_default();
+    limits.owner = k2a_keys_gate_owner(call);
     k2a_convert_error_t cerr = {0};
     int r = dialect->decode(call->body, call->body_len, &limits, &call->arena, &x->ir, &cerr);
     if (r != 0) {
         respond_error(x, r, cerr.message);
         return r;
     }
+    if ((r = k2a_keys_gate_admit(call, x->ir.model)) != 0)
+        return r; /* the client key's limits, before any upstream call */
     if (s->model_map == NULL || s->pool == NULL) {
         respond_error(x, K2A_ENO_ACCOUNT, "no Kiro account is configured (set KIRO_AUTH_TOKEN)");
         return K2A_ENO_ACCOUNT;
     }
-    if (x->ir.web_search.requested)
+    if (x->ir.web_search.requested && dialect->websearch_aggregate != NULL)
         x->ws = k2a_websearch_prepare(call, &x->ir); /* runs the search; the results join the request as text */
 
     /* 2. build the Kiro request once, leaving room for a profileArn */
@@ -549,15 +440,15 @@ static __attribute__((noinline)) int decode_and_build(exchange_t *x)
     x->params.continuation_header = call->continuation_id_header;
     x->params.client_ip = call->client_ip;
     x->params.user_agent = call->user_agent;
-    x->params.random = random_bytes;
+    x->params.random = k2a_rand_fill;
     if ((r = k2a_kiro_build_request(&x->ir, &x->params, &call->arena, &x->body, &x->built, &cerr)) != 0) {
         respond_error(x, r, cerr.message);
         return r;
     }
     x->input_tokens = k2a_tokens_input_estimate(&x->ir, true);
     K2A_LOG(K2A_LOG_DEBUG, call->request_id, "%s request: model %.*s -> %.*s, %zu bytes to Kiro, %lld input tokens (estimate)%s",
-            dialect == &anthropic ? "anthropic" : "openai", (int)x->ir.model.len, x->ir.model.base, (int)x->built.kiro_model_id.len,
-            x->built.kiro_model_id.base, x->body.len, (long long)x->input_tokens, x->ir.stream ? ", streaming" : "");
+            dialect->name, (int)x->ir.model.len, x->ir.model.base, (int)x->built.kiro_model_id.len, x->built.kiro_model_id.base,
+            x->body.len, (long long)x->input_tokens, x->ir.stream ? ", streaming" : "");
     return 0;
 }
 
@@ -566,7 +457,7 @@ static __attribute__((noinline)) void respond_aggregate(exchange_t *x)
 {
     k2a_buf_t json = K2A_BUF_INIT(0);
     k2a_str_t msg = K2A_STR_NULL;
-    int rr = x->dialect->writer_render(x, &json, &msg);
+    int rr = x->dialect->writer_render(x->w, &json, &msg);
     if (rr == 0) {
         k2a_call_respond_json(x->call, 200, json.base, json.len);
     } else {
@@ -583,8 +474,8 @@ static __attribute__((noinline)) void respond_aggregate(exchange_t *x)
 static __attribute__((noinline)) int web_search_turn(exchange_t *x)
 {
     k2a_dispatch_t *d = &x->dispatch;
-    int r = k2a_websearch_next_turn(x->ws, x->call, &x->ir, x->ir.stream ? &x->stage : NULL, x->ir.stream ? NULL : &x->w.amsg,
-                                    forward_to_writer, x);
+    int r = k2a_websearch_next_turn(x->ws, x->call, &x->ir, x->ir.stream ? &x->stage : NULL, x->dialect->websearch_aggregate(x->w),
+                                    x->dialect->writer_on_event, x->w);
     if (r == 0) {
         k2a_convert_error_t cerr = {0};
         k2a_buf_dispose(&x->body);
@@ -594,7 +485,7 @@ static __attribute__((noinline)) int web_search_turn(exchange_t *x)
             k2a_ir_event_t stop = x->ws->held;
             stop.stop_reason = K2A_STOP_END_TURN;
             stop.usage.web_search_requests = x->ws->requests;
-            forward_to_writer(x, &stop);
+            x->dialect->writer_on_event(x->w, &stop); /* the answer ends here: a writer failure changes nothing */
         }
     }
     if (r != 0) {
@@ -606,32 +497,64 @@ static __attribute__((noinline)) int web_search_turn(exchange_t *x)
     }
     if (x->ir.stream && drain(x) != 0)
         return 1;
+    x->content_sent = false; /* the next turn fails over until its own content reaches the client */
     k2a_dispatch_dispose(d);
     k2a_dispatch_init(d, x->server->pool, x->call->request_id, x->ir.stream);
     k2a_dispatch_use_upstream(d, x->server->upstream);
     k2a_dispatch_set_body_prefix(d, x->body.base, x->body.len - 1);
     k2a_dispatch_set_model(d, x->built.kiro_model_id.base);
+    k2a_dispatch_set_session(d, k2a_sticky_key(x->ir.session_id.len != 0 ? x->ir.session_id : x->call->session_id_header,
+                                               x->ir.user_id_raw, x->call->client_key_id));
     if (x->built.native_effort)
         k2a_dispatch_set_native_fallback(d, native_fallback, x);
     return 0;
 }
 
-static void run(k2a_call_t *call, const dialect_t *dialect)
+/* The end of an exchange whose dispatch gave up (every account failed, or none is usable): an HTTP error, or an in-stream
+ * error when a ping has committed the stream meanwhile. */
+static void respond_dispatch_failure(exchange_t *x, int r)
+{
+    k2a_dispatch_t *d = &x->dispatch;
+    if (r == K2A_ECANCELED || x->call->req_gone)
+        return;
+    if (!x->committed) {
+        respond_error_retry(x, d->err != 0 ? d->err : r,
+                            k2a_dispatch_message(d)[0] != '\0' ? k2a_dispatch_message(d) : k2a_strerror(r), d->retry_after_ms);
+        return;
+    }
+    k2a_ir_event_t ev = {.type = K2A_EV_ERROR};
+    ev.error = d->err != 0 ? d->err : r;
+    ev.error_message = k2a_cstr(k2a_dispatch_message(d));
+    if (x->dialect->writer_on_event(x->w, &ev) == 0)
+        drain(x);
+}
+
+static void run(k2a_call_t *call)
 {
     k2a_server_t *s = call->server;
+    const k2a_dialect_t *dialect = call->dialect;
     exchange_t *x = k2a_arena_calloc(&call->arena, sizeof(*x));
-    if (x == NULL) {
-        k2a_call_respond_error(call, 500, "api_error", "out of memory");
+    void *w = x != NULL ? k2a_arena_calloc(&call->arena, dialect->writer_size) : NULL;
+    if (w == NULL) {
+        k2a_call_respond_error(call, K2A_ENOMEM, NULL);
         return;
     }
     x->call = call;
     x->server = s;
     x->dialect = dialect;
+    x->w = w;
+    x->fail_drain = k2a_test_fail("exchange_drain");
     k2a_buf_init(&x->body, (size_t)s->config->max_payload_bytes);
     k2a_buf_init(&x->stage, 0);
     int r;
     if (decode_and_build(x) != 0)
         goto Exit;
+    x->wctx.ir = &x->ir;
+    x->wctx.request_id = call->request_id;
+    x->wctx.out = &x->stage;
+    x->wctx.random = k2a_rand_fill;
+    x->wctx.random_ctx = NULL;
+    x->wctx.created = (int64_t)time(NULL);
 
     /* 3-8. dispatch with failover, stream the answer. This frame stays small (the deep work is in decode_and_build, the
      * dispatch's failure texts are allocated only on failure), so that a long stream holds one stack page: see
@@ -642,32 +565,52 @@ static void run(k2a_call_t *call, const dialect_t *dialect)
     k2a_dispatch_use_upstream(d, s->upstream);
     k2a_dispatch_set_body_prefix(d, x->body.base, x->body.len - 1);
     k2a_dispatch_set_model(d, x->built.kiro_model_id.base); /* NUL-terminated in the call's arena */
+    k2a_dispatch_set_session(d, k2a_sticky_key(x->ir.session_id.len != 0 ? x->ir.session_id : call->session_id_header,
+                                               x->ir.user_id_raw, call->client_key_id));
     if (x->built.native_effort)
         k2a_dispatch_set_native_fallback(d, native_fallback, x);
-    start_writer(x);
+    if ((r = start_writer(x)) != 0) {
+        respond_error(x, r, k2a_strerror(r));
+        k2a_dispatch_dispose(d);
+        goto Exit;
+    }
     start_ping(x);
     for (;;) {
         if ((r = k2a_dispatch_next(d, build_for_account, x, a)) != 0) {
-            if (r != K2A_ECANCELED && !x->call->req_gone) {
-                if (x->committed) {
-                    /* a ping committed the stream while we were failing over: the error goes in-stream */
-                    dialect->error_event(&x->stage, d->err != 0 ? d->err : r, k2a_cstr(k2a_dispatch_message(d)));
+            respond_dispatch_failure(x, r);
+            break;
+        }
+        if ((r = start_parser(x)) != 0) {
+            /* out of memory before reading the answer: the account is not at fault, and another would fare no better */
+            k2a_dispatch_attempt_done(d, a, r, 0, x->input_tokens, 0);
+            if (x->committed) {
+                k2a_ir_event_t ev = {.type = K2A_EV_ERROR, .error = r};
+                if (x->writer_live && dialect->writer_on_event(x->w, &ev) == 0)
                     drain(x);
-                } else {
-                    respond_error_retry(x, d->err != 0 ? d->err : r,
-                                        k2a_dispatch_message(d)[0] != '\0' ? k2a_dispatch_message(d) : k2a_strerror(r),
-                                        d->retry_after_ms);
-                }
+            } else if (!x->call->req_gone) {
+                respond_error(x, r, k2a_strerror(r));
             }
             break;
         }
-        start_parser(x);
         const char *why = NULL;
         r = pump(x, a, &why);
         if (r == K2A_ECANCELED) {
             K2A_LOG(K2A_LOG_INFO, call->request_id, "client went away; upstream request aborted");
             k2a_dispatch_attempt_done(d, a, K2A_ECANCELED, k2a_kiro_resp_seen(&x->parser)->credits, x->input_tokens,
                                       k2a_kiro_resp_output_tokens(&x->parser));
+            k2a_keys_gate_charge(call, x->input_tokens, k2a_kiro_resp_output_tokens(&x->parser),
+                                 k2a_kiro_resp_seen(&x->parser)->credits);
+            stop_parser(x);
+            break;
+        }
+        if (r != 0 && x->content_sent) {
+            /* content reached the client (and the Kiro body is gone): the answer ends here, cut; never a failover */
+            K2A_LOG(K2A_LOG_WARN, call->request_id, "attempt %u failed after content reached the client: %s", a->number,
+                    why != NULL ? why : k2a_strerror(r));
+            k2a_dispatch_attempt_done(d, a, r, k2a_kiro_resp_seen(&x->parser)->credits, x->input_tokens,
+                                      k2a_kiro_resp_output_tokens(&x->parser));
+            k2a_keys_gate_charge(call, x->input_tokens, k2a_kiro_resp_output_tokens(&x->parser),
+                                 k2a_kiro_resp_seen(&x->parser)->credits); /* what reached the client is the key's */
             stop_parser(x);
             break;
         }
@@ -677,7 +620,7 @@ static void run(k2a_call_t *call, const dialect_t *dialect)
             k2a_dispatch_attempt_failed(d, a, r, why != NULL ? why : k2a_strerror(r));
             stop_parser(x);
             if (!x->ir.stream && x->ws != NULL && x->ws->mixed && x->ws->base > 0)
-                k2a_anthropic_msg_truncate(&x->w.amsg, (size_t)x->ws->base); /* the earlier turns of the answer stay */
+                k2a_websearch_truncate(x->ws, dialect->websearch_aggregate(x->w)); /* the earlier turns of the answer stay */
             else if (!x->ir.stream)
                 stop_writer(x); /* the aggregate starts over; a stream keeps its writer (message_start is staged or sent) */
             continue;
@@ -686,6 +629,7 @@ static void run(k2a_call_t *call, const dialect_t *dialect)
         double credits = seen->credits < 0 ? 0 : seen->credits;
         int64_t in = k2a_kiro_resp_input_tokens(&x->parser), out = k2a_kiro_resp_output_tokens(&x->parser);
         bool search = seen->error == 0 && k2a_websearch_pending(x->ws); /* the model asked for a web search */
+        k2a_keys_gate_charge(call, in, out, credits);                   /* before the answer: the client's next request sees it */
         if (!x->ir.stream && !search)
             respond_aggregate(x);
         k2a_dispatch_attempt_done(d, a, seen->error, credits, in, out);
@@ -699,8 +643,11 @@ static void run(k2a_call_t *call, const dialect_t *dialect)
     }
     stop_ping(x);
     k2a_dispatch_dispose(d);
-    if (x->committed)
+    if (x->committed) {
+        if (x->writer_live && dialect->writer_finish != NULL && dialect->writer_finish(x->w) == 0)
+            drain(x);
         k2a_call_finish(call);
+    }
 
 Exit:
     stop_parser(x);
@@ -710,12 +657,13 @@ Exit:
     k2a_websearch_dispose(x->ws);
 }
 
-void k2a_exchange_anthropic(k2a_call_t *call)
+void k2a_exchange_run(k2a_call_t *call)
 {
-    run(call, &anthropic);
+    run(call);
 }
 
-void k2a_exchange_openai(k2a_call_t *call)
+int k2a_h_exchange(h2o_req_t *req, const k2a_route_ctx_t *rc)
 {
-    run(call, &openai);
+    k2a_call_start(req, rc->route, rc->dialect, rc->request_id, k2a_exchange_run);
+    return 0;
 }

@@ -1,6 +1,6 @@
 /*
- * One chat exchange (DESIGN.md §2): the coroutine body shared by POST /v1/messages and POST
- * /v1/chat/completions. It decodes the client's request into the IR, builds the Kiro request, sends
+ * One chat exchange (DESIGN.md §2): the coroutine body shared by every chat route, in the route's dialect
+ * (convert/dialect.h). It decodes the client's request into the IR, builds the Kiro request, sends
  * it through the account pool's dispatch (failover across accounts), and streams the EventStream
  * answer through the Kiro event parser into the dialect's writer.
  *
@@ -15,8 +15,8 @@
 #include "convert/ir.h"
 #include "http/call.h"
 
-/* The coroutine bodies (k2a_call_fn) of the two chat routes. */
-void k2a_exchange_anthropic(k2a_call_t *call);
-void k2a_exchange_openai(k2a_call_t *call);
+/* The coroutine body (k2a_call_fn) of every chat route: the call's dialect (k2a_call_t.dialect, from the route table)
+ * decodes the request and writes the answer. The route handler is k2a_h_exchange (http/handlers.h). */
+void k2a_exchange_run(k2a_call_t *call);
 
 #endif

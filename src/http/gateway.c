@@ -17,7 +17,10 @@
 #include "core/coro.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "http/admin_keys.h"
 #include "http/gateway.h"
+#include "keys/keys_async.h"
+#include "pool/admin.h"
 #include "pool/pool.h"
 #include "upstream/upstream.h"
 
@@ -58,6 +61,7 @@ static void release_modules(k2a_server_t *s)
     if (s->worker == 0 && gw->pool != NULL) {
         struct st_k2a_pool_t *pool = gw->pool;
         gw->pool = NULL;
+        k2a_pool_admin_dispose(pool);
         k2a_pool_destroy(pool);
     }
     s->pool = NULL;
@@ -68,6 +72,47 @@ static void release_modules(k2a_server_t *s)
 }
 
 static void on_shutdown_begin(k2a_server_t *s);
+
+/* The key store: KIRO_KEYS_FILE, or kiro2api-keys.json beside KIRO_STATE_FILE (nothing persisted when both are empty). */
+static int open_keys(k2a_gateway_t *gw)
+{
+    const k2a_config_t *c = gw->config;
+    char path[4096] = "";
+    if (c->keys_file[0] != '\0') {
+        snprintf(path, sizeof(path), "%s", c->keys_file);
+    } else if (c->state_file[0] != '\0') {
+        const char *slash = strrchr(c->state_file, '/');
+        snprintf(path, sizeof(path), "%.*skiro2api-keys.json", slash != NULL ? (int)(slash - c->state_file + 1) : 0, c->state_file);
+    }
+    k2a_keys_backend_t *b = path[0] != '\0' ? k2a_keys_file_backend_create(path) : NULL;
+    k2a_keys_config_t kc = {.max_keys = (size_t)c->keys_max,
+                            .usage_days = (int)c->keys_usage_days,
+                            .metrics_max = (size_t)c->keys_metrics_max,
+                            .client_token = c->client_token};
+    char err[512];
+    if (k2a_keys_create(&kc, b, &gw->keys, err, sizeof(err)) != 0) {
+        fprintf(stderr, "kiro2api: configuration error: %s\n", err);
+        if (b != NULL)
+            b->destroy(b);
+        return 2;
+    }
+    k2a_admin_register_routes(k2a_admin_key_routes);
+    if (k2a_keys_count(gw->keys) > 0)
+        k2a_info("client keys: %zu managed key(s) loaded from %s", k2a_keys_count(gw->keys), path);
+    return 0;
+}
+
+/* Saves the last usage and frees the store (every worker has stopped). */
+static void close_keys(k2a_gateway_t *gw)
+{
+    if (gw->keys == NULL)
+        return;
+    int r = k2a_keys_save_sync(gw->keys);
+    if (r != 0)
+        k2a_error("client keys: the last save failed: %s", k2a_strerror(r));
+    k2a_keys_destroy(gw->keys);
+    gw->keys = NULL;
+}
 
 static void post_shutdown(void *arg)
 {
@@ -84,6 +129,8 @@ static void on_shutdown_begin(k2a_server_t *s)
             k2a_xloop_post(gw->workers[i].xloop, post_shutdown, &gw->workers[i].server);
     if (gw->pool != NULL)
         k2a_pool_shutdown(gw->pool); /* background refreshes and polls stop; leased accounts finish their streams */
+    k2a_keys_flusher_stop(gw->keys_flusher);
+    gw->keys_flusher = NULL;
 }
 
 static bool can_stop(k2a_server_t *s)
@@ -107,7 +154,8 @@ static void on_reload(k2a_server_t *s)
     }
     /* a path is re-read from disk; the pool lives on this loop (worker 0 handles the signals) */
     char err[512];
-    if (k2a_pool_reload(gw->pool, gw->config->auth_token, err, sizeof(err)) != 0)
+    /* the configuration and the accounts added through the admin API (pool/admin.h) */
+    if (k2a_pool_admin_reload(gw->pool, err, sizeof(err)) != 0)
         k2a_error("SIGHUP: accounts not reloaded: %s", err);
     else
         k2a_info("SIGHUP: accounts reloaded");
@@ -121,8 +169,11 @@ static int setup_worker(k2a_worker_t *w)
     uv_loop_init(&w->loop);
     size_t per_worker = (size_t)c->max_concurrent / gw->nworkers;
     k2a_coro_config_t cc = {.stack_size = (size_t)c->coro_stack_kb * 1024, .max_live = (per_worker > 0 ? per_worker : 1) + 64};
-    k2a_coro_runtime_init(&w->loop, &cc);
-    k2a_xloop_create(&w->loop, &w->xloop);
+    int r;
+    if ((r = k2a_coro_runtime_init(&w->loop, &cc)) != 0 || (r = k2a_xloop_create(&w->loop, &w->xloop)) != 0) {
+        snprintf(w->err, sizeof(w->err), "worker %d: cannot start its loop: %s", w->index, k2a_strerror(r));
+        return 2;
+    }
     int init = k2a_server_init(s, &w->loop, c, w->err, sizeof(w->err));
     s->gateway = gw;
     s->worker = w->index;
@@ -138,8 +189,7 @@ static int setup_worker(k2a_worker_t *w)
 
     k2a_upstream_config_t uc;
     upstream_config_from(&uc, c, gw->nworkers);
-    int r = k2a_upstream_create(&w->loop, &uc, &s->upstream);
-    if (r != 0) {
+    if ((r = k2a_upstream_create(&w->loop, &uc, &s->upstream)) != 0) {
         snprintf(w->err, sizeof(w->err),
                  "upstream client: %s (check KIRO_CA_FILE, KIRO_UPSTREAM_PROXY/HTTPS_PROXY, KIRO_DNS_SERVERS)", k2a_strerror(r));
         return 2;
@@ -147,17 +197,21 @@ static int setup_worker(k2a_worker_t *w)
     if (w->index == 0 && c->auth_token[0] != '\0') {
         k2a_pool_config_t pc;
         if (k2a_pool_config_from(&pc, c, w->err, sizeof(w->err)) != 0 ||
-            k2a_pool_create(&w->loop, s->upstream, &pc, NULL, &gw->pool, w->err, sizeof(w->err)) != 0)
+            k2a_pool_create(&w->loop, s->upstream, &pc, NULL, &gw->pool, w->err, sizeof(w->err)) != 0 ||
+            k2a_pool_admin_init(gw->pool, w->err, sizeof(w->err)) != 0)
             return 2;
         k2a_info("account pool: %zu account(s), strategy %s", k2a_pool_naccounts(gw->pool), c->pool_strategy);
     }
     s->pool = gw->pool;
+    s->keys = gw->keys;
     if (k2a_server_listen(s, w->index == 0 ? c->port : gw->port, w->index == 0 ? c->tls_port : gw->tls_port, w->err,
                           sizeof(w->err)) != 0)
         return 1;
     if (w->index == 0) {
         gw->port = s->port;
         gw->tls_port = s->tls_port;
+        if (gw->keys != NULL) /* usage is saved when it changed (and at shutdown, close_keys) */
+            gw->keys_flusher = k2a_keys_flusher_start(gw->keys, &w->loop, (uint64_t)c->keys_save_interval_s * 1000);
     }
     return 0;
 }
@@ -221,6 +275,12 @@ int k2a_gateway_run(const k2a_config_t *config)
         return 2;
     }
 
+    if (open_keys(&gw) != 0) {
+        k2a_model_map_destroy(gw.model_map);
+        free(gw.workers);
+        return 2;
+    }
+
     /* worker 0 on this thread: it owns the pool and binds the port the others share */
     k2a_worker_t *w0 = &gw.workers[0];
     w0->gw = &gw;
@@ -261,7 +321,7 @@ int k2a_gateway_run(const k2a_config_t *config)
     k2a_info("kiro2api %s listening on http://%s:%d%s with %u worker loop(s)", K2A_VERSION, config->host, gw.port,
              gw.tls_port != 0 ? " (and TLS)" : "", gw.nworkers);
     /* warnings about the configuration only once it is known to be valid: a configuration error is one line, alone */
-    if (config->client_token[0] == '\0')
+    if (config->client_token[0] == '\0' && config->admin_token[0] == '\0')
         k2a_warn("KIRO_CLIENT_TOKEN is not set: any client on this machine may use the gateway (listening on loopback only)");
     if (config->auth_token[0] == '\0')
         k2a_warn("KIRO_AUTH_TOKEN is not set: no Kiro account, chat requests will answer 503 (make run starts a demo instead)");
@@ -275,6 +335,7 @@ Exit:
     k2a_xloop_free(w0->xloop);
     k2a_model_map_destroy(gw.model_map);
     gw.model_map = NULL;
+    close_keys(&gw);
     /* gw.workers stays allocated: idle client connections still open at exit belong to the workers' loops and h2o contexts,
      * and h2o 2.2.5 has no way to close them; keeping them reachable is what h2o's own server does too */
     if (started)
@@ -427,6 +488,7 @@ int k2a_gateway_render_metrics(k2a_server_t *s, k2a_buf_t *out)
                     "# TYPE k2a_coroutines_created_total counter\nk2a_coroutines_created_total %llu\n",
                     gw->nworkers, coro.live, coro.pooled, (unsigned long long)coro.created);
     render_upstream(out, &up);
+    k2a_keys_render_metrics(gw->keys, out);
     if (gw->pool != NULL) {
         render_args_t a = {.pool = gw->pool, .out = out};
         k2a_xloop_call(gw->workers[0].xloop, op_render_pool_metrics, &a);

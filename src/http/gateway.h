@@ -31,7 +31,9 @@ typedef struct st_k2a_worker_t {
 struct st_k2a_gateway_t {
     const k2a_config_t *config;
     struct st_k2a_model_map_t *model_map;
-    struct st_k2a_pool_t *pool; /* owned by worker 0's loop */
+    struct st_k2a_pool_t *pool;                 /* owned by worker 0's loop */
+    struct st_k2a_keys_t *keys;                 /* managed client keys, shared (keys/keys.h) */
+    struct st_k2a_keys_flusher_t *keys_flusher; /* on worker 0's loop */
     k2a_worker_t *workers;
     unsigned nworkers;
     int port, tls_port; /* bound by worker 0, shared by the others */

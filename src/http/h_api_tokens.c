@@ -12,7 +12,7 @@ static void api_tokens(k2a_call_t *call)
 {
     k2a_buf_t out = K2A_BUF_INIT(0);
     if (k2a_gateway_render_tokens(call->server, &out) != 0)
-        k2a_call_respond_error(call, 500, "api_error", "cannot render the pool state");
+        k2a_call_respond_error(call, K2A_EINTERNAL, "cannot render the pool state");
     else
         k2a_call_respond_json(call, 200, out.base, out.len);
     k2a_buf_dispose(&out);
@@ -20,6 +20,6 @@ static void api_tokens(k2a_call_t *call)
 
 int k2a_h_api_tokens(h2o_req_t *req, const k2a_route_ctx_t *rc)
 {
-    k2a_call_start(req, K2A_ROUTE_API_TOKENS, K2A_DIALECT_ANTHROPIC, rc->request_id, api_tokens);
+    k2a_call_start(req, rc->route, rc->dialect, rc->request_id, api_tokens);
     return 0;
 }

@@ -1,25 +1,14 @@
 /*
  * POST /v1/messages/count_tokens: the input-token estimate of kiro-protocol.md §4.6 for an Anthropic
- * request body — the same number /v1/messages reports in message_start for that body. Synchronous: no
- * upstream call, so no coroutine.
+ * request body (decoded by the route's dialect) — the same number /v1/messages reports in message_start for
+ * that body. Synchronous: no upstream call, so no coroutine.
  */
-#include "convert/anthropic_error.h"
-#include "convert/anthropic_req.h"
 #include "convert/model_map.h"
 #include "convert/tokens.h"
 #include "core/arena.h"
 #include "core/buf.h"
 #include "http/handlers.h"
 #include "http/respond.h"
-
-static void send_error(h2o_req_t *req, int err, const char *message)
-{
-    k2a_buf_t body = K2A_BUF_INIT(0);
-    int status = 400;
-    k2a_anthropic_error_body(&body, err, k2a_cstr(message), &status);
-    k2a_http_send_json(req, status, body.base, body.len);
-    k2a_buf_dispose(&body);
-}
 
 int k2a_h_count_tokens(h2o_req_t *req, const k2a_route_ctx_t *rc)
 {
@@ -29,13 +18,13 @@ int k2a_h_count_tokens(h2o_req_t *req, const k2a_route_ctx_t *rc)
     k2a_convert_limits_t limits = k2a_convert_limits_default();
     k2a_convert_error_t err = {0};
     k2a_ir_request_t ir;
-    int r = k2a_anthropic_decode(req->entity.base != NULL ? req->entity.base : "", req->entity.len, &limits, &arena, &ir, &err);
+    int r = rc->dialect->decode(req->entity.base != NULL ? req->entity.base : "", req->entity.len, &limits, &arena, &ir, &err);
     if (r == 0 && s->model_map != NULL) {
         k2a_model_resolution_t res;
         r = k2a_model_map_resolve(s->model_map, ir.model, &res, &err);
     }
     if (r != 0) {
-        send_error(req, r, err.message);
+        k2a_http_send_error(req, rc->dialect, r, err.message);
     } else {
         char body[64];
         int n = snprintf(body, sizeof(body), "{\"input_tokens\":%lld}", (long long)k2a_tokens_input_estimate(&ir, true));

@@ -38,6 +38,6 @@ static void readyz(k2a_call_t *call)
 
 int k2a_h_readyz(h2o_req_t *req, const k2a_route_ctx_t *rc)
 {
-    k2a_call_start(req, K2A_ROUTE_READYZ, K2A_DIALECT_ANTHROPIC, rc->request_id, readyz);
+    k2a_call_start(req, rc->route, rc->dialect, rc->request_id, readyz);
     return 0;
 }

@@ -109,7 +109,7 @@ static void one_model(k2a_call_t *call, const char *name, size_t len, const k2a_
     k2a_model_resolution_t res;
     k2a_convert_error_t err;
     if (s->model_map == NULL || k2a_model_map_resolve(s->model_map, k2a_str(name, len), &res, &err) != 0) {
-        k2a_call_respond_error(call, 404, "not_found_error", s->model_map == NULL ? "the model map is not loaded" : err.message);
+        k2a_call_respond_error(call, K2A_ENOTFOUND, s->model_map == NULL ? "the model map is not loaded" : err.message);
         return;
     }
     char id[K2A_MODEL_ID_MAX + 1];
@@ -119,7 +119,7 @@ static void one_model(k2a_call_t *call, const char *name, size_t len, const k2a_
         char msg[400];
         snprintf(msg, sizeof(msg), "model \"%.*s\" (Kiro modelId \"%s\") is not %s", (int)(len < 128 ? len : 128), name, id,
                  known ? "available on any configured Kiro account" : "a known current model (no account's catalog is known yet)");
-        k2a_call_respond_error(call, 404, "not_found_error", msg);
+        k2a_call_respond_error(call, K2A_ENOTFOUND, msg);
         return;
     }
     entry_t e = {.window = m != NULL && m->max_input > 0 ? m->max_input : k2a_model_default_window(id, strlen(id)),
@@ -148,7 +148,7 @@ static void models(k2a_call_t *call)
     k2a_pool_model_t *pm = malloc(MAX_MODELS * sizeof(*pm));
     listing_t l = {.e = malloc(3 * MAX_MODELS * sizeof(entry_t)), .cap = 3 * MAX_MODELS};
     if (pm == NULL || l.e == NULL) {
-        k2a_call_respond_error(call, 500, "api_error", "out of memory");
+        k2a_call_respond_error(call, K2A_ENOMEM, "out of memory");
         goto Exit;
     }
     bool known = false;
@@ -206,6 +206,6 @@ Exit:
 
 int k2a_h_models(h2o_req_t *req, const k2a_route_ctx_t *rc)
 {
-    k2a_call_start(req, K2A_ROUTE_MODELS, K2A_DIALECT_ANTHROPIC, rc->request_id, models);
+    k2a_call_start(req, rc->route, rc->dialect, rc->request_id, models);
     return 0;
 }

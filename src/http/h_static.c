@@ -22,7 +22,7 @@ int k2a_h_static(h2o_req_t *req, const k2a_route_ctx_t *rc)
             ok = false; /* no "..", no hidden files, no "//" */
     }
     if (!ok) {
-        k2a_http_send_error(req, K2A_DIALECT_ANTHROPIC, 404, "not_found_error", "no such file");
+        k2a_http_send_error(req, rc->dialect, K2A_ENOTFOUND, "no such file");
         return 0;
     }
     char path[PATH_MAX + 300];
@@ -35,6 +35,6 @@ int k2a_h_static(h2o_req_t *req, const k2a_route_ctx_t *rc)
                            : h2o_iovec_init(H2O_STRLIT("application/octet-stream"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
     if (h2o_file_send(req, 200, "OK", path, mime, 0) != 0)
-        k2a_http_send_error(req, K2A_DIALECT_ANTHROPIC, 404, "not_found_error", "no such file");
+        k2a_http_send_error(req, rc->dialect, K2A_ENOTFOUND, "no such file");
     return 0;
 }

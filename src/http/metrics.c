@@ -5,9 +5,9 @@
 #include "core/errors.h"
 #include "http/metrics.h"
 
-const char *const k2a_metrics_route_names[K2A_METRICS_ROUTES] = {"other",    "root",         "static",          "healthz",
-                                                                 "readyz",   "metrics",      "api_tokens",      "models",
-                                                                 "messages", "count_tokens", "chat_completions"};
+const char *const k2a_metrics_route_names[K2A_METRICS_ROUTES] = {
+    "other",  "root",     "static",       "healthz",          "readyz", "metrics",   "api_tokens",
+    "models", "messages", "count_tokens", "chat_completions", "admin",  "responses", "responses_get"};
 
 const double k2a_metrics_bucket_bounds[K2A_METRICS_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                                0.25,   0.5,   1,      2.5,   5,    10,    30,   120};

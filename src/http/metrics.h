@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include "core/buf.h"
 
-#define K2A_METRICS_ROUTES 11
+#define K2A_METRICS_ROUTES 14
 #define K2A_METRICS_BUCKETS 16
 typedef struct st_k2a_metrics_t {
     uint64_t requests[K2A_METRICS_ROUTES][500]; /* by route and status - 100 */

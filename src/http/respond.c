@@ -1,5 +1,5 @@
 /*
- * Synchronous responses and dialect-shaped errors (see respond.h).
+ * Synchronous responses and errors in a dialect's shape (see respond.h).
  */
 #include <string.h>
 #include "core/buf.h"
@@ -72,67 +72,11 @@ void k2a_http_send_json(h2o_req_t *req, int status, const char *json, size_t len
     k2a_http_send_body(req, status, "application/json", json, len);
 }
 
-static const char *openai_type(int status)
-{
-    switch (status) {
-    case 401:
-        return "authentication_error";
-    case 403:
-        return "permission_error";
-    case 404:
-        return "not_found_error";
-    case 429:
-        return "rate_limit_error";
-    default:
-        return status < 500 ? "invalid_request_error" : "server_error";
-    }
-}
-
-static const char *openai_code(int status)
-{
-    switch (status) {
-    case 401:
-        return "invalid_api_key";
-    case 403:
-        return "forbidden";
-    case 404:
-        return "not_found";
-    case 405:
-        return "method_not_allowed";
-    case 413:
-        return "request_too_large";
-    case 429:
-        return "rate_limit_exceeded";
-    case 501:
-        return "not_implemented";
-    case 503:
-        return "service_unavailable";
-    default:
-        return status < 500 ? "invalid_request" : "internal_error";
-    }
-}
-
-int k2a_http_error_body(k2a_buf_t *out, k2a_ir_dialect_t dialect, int status, const char *type, const char *message)
-{
-    int r;
-    if (dialect == K2A_DIALECT_OPENAI) {
-        if ((r = k2a_buf_appendstr(out, "{\"error\":{\"message\":\"")) != 0 ||
-            (r = k2a_buf_append_json_escaped(out, message, strlen(message))) != 0 ||
-            (r = k2a_buf_appendf(out, "\",\"type\":\"%s\",\"param\":null,\"code\":\"%s\"}}", openai_type(status),
-                                 openai_code(status))) != 0)
-            return r;
-    } else {
-        if ((r = k2a_buf_appendf(out, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":\"", type)) != 0 ||
-            (r = k2a_buf_append_json_escaped(out, message, strlen(message))) != 0 || (r = k2a_buf_appendstr(out, "\"}}")) != 0)
-            return r;
-    }
-    return 0;
-}
-
-void k2a_http_send_error(h2o_req_t *req, k2a_ir_dialect_t dialect, int status, const char *type, const char *message)
+void k2a_http_send_error(h2o_req_t *req, const k2a_dialect_t *dialect, int err, const char *message)
 {
     k2a_buf_t body = K2A_BUF_INIT(0);
-    if (k2a_http_error_body(&body, dialect, status, type, message) != 0) {
+    int status = k2a_dialect_error_body(dialect, &body, err, k2a_cstr(message != NULL ? message : ""));
+    if (status < 0) {
         k2a_buf_dispose(&body);
         h2o_send_error_generic(req, 500, "Internal Server Error", "out of memory", 0);
         return;

@@ -7,18 +7,16 @@
 #define K2A_HTTP_RESPOND_H
 
 #include "h2o.h"
-#include "convert/ir.h"
+#include "convert/dialect.h"
 
 /* Adds CORS and X-Request-ID to req->res.headers (the router calls it once per request). */
 void k2a_http_add_common_headers(h2o_req_t *req, const char *request_id);
 /* Sends a complete response with the given content type. */
 void k2a_http_send_body(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len);
 void k2a_http_send_json(h2o_req_t *req, int status, const char *json, size_t len);
-/* An error in the client's dialect: Anthropic {"type":"error","error":{"type","message"}} or OpenAI
- * {"error":{"message","type","param":null,"code"}}. `type` is the Anthropic error type; the OpenAI type/code are derived. */
-void k2a_http_send_error(h2o_req_t *req, k2a_ir_dialect_t dialect, int status, const char *type, const char *message);
-/* Builds the same error body into out (for the streaming path). */
-int k2a_http_error_body(k2a_buf_t *out, k2a_ir_dialect_t dialect, int status, const char *type, const char *message);
+/* A K2A_E* error as a complete response in the dialect's shape, with the status of its error table (convert/dialect.h).
+ * A NULL or empty message means k2a_strerror(err). */
+void k2a_http_send_error(h2o_req_t *req, const k2a_dialect_t *dialect, int err, const char *message);
 /* The reason phrase h2o wants for a status. */
 const char *k2a_http_reason(int status);
 /* Value of request header `name` (lower-case), or NULL/0. */

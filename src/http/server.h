@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
+#include "core/errors.h"
 #include "h2o.h"
 #include "core/config.h"
 #include "http/metrics.h"
@@ -40,6 +41,9 @@ typedef enum en_k2a_route_t {
     K2A_ROUTE_MESSAGES,
     K2A_ROUTE_COUNT_TOKENS,
     K2A_ROUTE_CHAT_COMPLETIONS,
+    K2A_ROUTE_ADMIN,
+    K2A_ROUTE_RESPONSES,
+    K2A_ROUTE_RESPONSE_GET,
     K2A_ROUTE_MAX
 } k2a_route_t;
 
@@ -93,6 +97,8 @@ struct st_k2a_server_t {
     struct st_k2a_model_map_t *model_map; /* shared, read-only */
     struct st_k2a_upstream_t *upstream;   /* this worker's */
     struct st_k2a_pool_t *pool;           /* shared; its state lives on worker 0's loop */
+    struct st_k2a_keys_t *keys;           /* managed client keys, shared by the workers (NULL: KIRO_CLIENT_TOKEN only) */
+    struct st_k2a_key_t *routed_key;      /* the key of the request being routed (router.c -> k2a_call_start) */
     /* called on SIGHUP (e.g. the pool re-reads KIRO_AUTH_TOKEN) */
     void (*on_reload)(k2a_server_t *server);
     /* shutdown: when it begins (stop background jobs), whether the loop may stop yet (worker 0 waits for the other
@@ -103,7 +109,7 @@ struct st_k2a_server_t {
 };
 
 /* Sets up h2o, TLS and the routes on `loop`. Returns 0, or K2A_ECONFIG with a message in err (bad certificate, ...). */
-int k2a_server_init(k2a_server_t *s, uv_loop_t *loop, const k2a_config_t *config, char *err, size_t errlen);
+K2A_MUST_USE int k2a_server_init(k2a_server_t *s, uv_loop_t *loop, const k2a_config_t *config, char *err, size_t errlen);
 /* Binds and listens on port (and tls_port when not 0; 0 picks a free port). With KIRO_WORKERS != 1 the sockets use
  * SO_REUSEPORT so that every worker binds the same ports. Returns 0 or K2A_EIO with a message in err. */
 int k2a_server_listen(k2a_server_t *s, int port, int tls_port, char *err, size_t errlen);

@@ -212,7 +212,7 @@ static k2a_websearch_t *prepare_mixed(k2a_call_t *call, k2a_ir_request_t *ir)
 
 k2a_websearch_t *k2a_websearch_prepare(k2a_call_t *call, k2a_ir_request_t *ir)
 {
-    if (!ir->web_search.requested || ir->dialect != K2A_DIALECT_ANTHROPIC)
+    if (!ir->web_search.requested)
         return NULL;
     if (ir->ntools != 0)
         return prepare_mixed(call, ir);
@@ -244,6 +244,19 @@ k2a_websearch_t *k2a_websearch_prepare(k2a_call_t *call, k2a_ir_request_t *ir)
         return NULL;
     }
     return ws;
+}
+
+void k2a_websearch_attach(k2a_websearch_t *ws, void *aggregate)
+{
+    k2a_anthropic_msg_t *msg = aggregate;
+    if (ws != NULL && msg != NULL)
+        msg->prefix_content = k2a_str(ws->content.base, ws->content.len);
+}
+
+void k2a_websearch_truncate(k2a_websearch_t *ws, void *aggregate)
+{
+    if (ws != NULL && aggregate != NULL && ws->mixed && ws->base > 0)
+        k2a_anthropic_msg_truncate(aggregate, (size_t)ws->base);
 }
 
 void k2a_websearch_dispose(k2a_websearch_t *ws)

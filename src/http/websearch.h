@@ -44,12 +44,17 @@ typedef struct st_k2a_websearch_t {
     k2a_buf_t turn_text; /* the text of this turn, for the history of the next */
 } k2a_websearch_t;
 
-/* In the request's coroutine, after decoding: when the request carries the web_search server tool and no client tool,
+/* In the request's coroutine, after decoding (for a dialect that serves the tool: k2a_dialect_t.websearch_aggregate): when
+ * the request carries the web_search server tool and no client tool,
  * runs the search and rewrites ir (the results appended as text to the last user message). Returns the prefix to send
  * (allocated; k2a_websearch_dispose), or NULL when the request is not a web search one (or out of memory: the request
  * then goes on as an ordinary one). */
 k2a_websearch_t *k2a_websearch_prepare(k2a_call_t *call, k2a_ir_request_t *ir);
 void k2a_websearch_dispose(k2a_websearch_t *ws);
+/* A non-stream answer: its aggregate (the dialect's websearch_aggregate) starts with the prefix blocks. */
+void k2a_websearch_attach(k2a_websearch_t *ws, void *aggregate);
+/* A non-stream attempt of a later turn failed over: the aggregate keeps the earlier turns' blocks only. */
+void k2a_websearch_truncate(k2a_websearch_t *ws, void *aggregate);
 
 /* Mixed tool sets: every model event goes through here. A web search request (a tool_use named K2A_WS_KIRO_TOOL or
  * web_search) is kept from the client, the other blocks move to their client index, and the STOP of a turn that asked

@@ -223,6 +223,24 @@ static char *dup_opt(const char *s, bool *oom)
 }
 
 /* Validates one entry into *e. Returns 0 or K2A_ECONFIG with err set. */
+/* "rpm" / "max_concurrency": an integer 0..100000 overriding KIRO_ACCOUNT_RPM / KIRO_ACCOUNT_MAX_CONCURRENCY for this
+ * account (0 = unlimited); absent or null = the global value (*has false). */
+static int opt_limit(yajl_val v, const char *name, size_t idx, bool *has, unsigned *out, char *err, size_t errlen)
+{
+    yajl_val x = obj_get(v, name);
+    *has = false;
+    *out = 0;
+    if (x == NULL || YAJL_IS_NULL(x))
+        return 0;
+    if (!YAJL_IS_INTEGER(x) || YAJL_GET_INTEGER(x) < 0 || YAJL_GET_INTEGER(x) > 100000) {
+        snprintf(err, errlen, "KIRO_AUTH_TOKEN: entry %zu: %s must be an integer 0..100000 (0 = unlimited)", idx, name);
+        return K2A_ECONFIG;
+    }
+    *has = true;
+    *out = (unsigned)YAJL_GET_INTEGER(x);
+    return 0;
+}
+
 static int parse_entry(yajl_val v, size_t idx, k2a_account_config_t *e, char *err, size_t errlen)
 {
     memset(e, 0, sizeof(*e));
@@ -320,6 +338,9 @@ static int parse_entry(yajl_val v, size_t idx, k2a_account_config_t *e, char *er
         if (ar != 0)
             FAIL("profileArn is not of the form arn:aws:codewhisperer:<region>:<12 digits>:profile/<id>");
     }
+    if ((r = opt_limit(v, "rpm", idx, &e->has_rpm, &e->rpm, err, errlen)) != 0 ||
+        (r = opt_limit(v, "max_concurrency", idx, &e->has_max_concurrency, &e->max_concurrency, err, errlen)) != 0)
+        return r;
     char machine_id[65];
     if (mid != NULL && !YAJL_IS_NULL(mid) && (!YAJL_IS_STRING(mid) || k2a_machine_id_normalize(str_of(mid), machine_id) != 0))
         FAIL("machineId must be 64 hex digits or a UUID (32 hex digits)");
@@ -475,6 +496,8 @@ int k2a_pool_parse_strategy(const char *s, k2a_pool_strategy_t *out)
         *out = K2A_POOL_ROUND_ROBIN;
     else if (strcasecmp(s, "balanced") == 0)
         *out = K2A_POOL_BALANCED;
+    else if (strcasecmp(s, "sticky") == 0)
+        *out = K2A_POOL_STICKY;
     else
         return K2A_EINVAL;
     return 0;
@@ -487,6 +510,8 @@ const char *k2a_pool_strategy_name(k2a_pool_strategy_t s)
         return "round_robin";
     case K2A_POOL_BALANCED:
         return "balanced";
+    case K2A_POOL_STICKY:
+        return "sticky";
     default:
         return "sequential";
     }
@@ -512,6 +537,10 @@ void k2a_pool_config_init(k2a_pool_config_t *pc)
     pc->save_debounce_ms = 200;
     pc->warmup_stagger_ms = 100;
     pc->warmup = true;
+    pc->pace_window_s = 60;
+    pc->pace_wait_ms = 5000;
+    pc->sticky_idle_s = 3600;
+    pc->sticky_max_sessions = 100000;
 }
 
 int k2a_pool_config_from(k2a_pool_config_t *pc, const k2a_config_t *c, char *err, size_t errlen)
@@ -528,7 +557,7 @@ int k2a_pool_config_from(k2a_pool_config_t *pc, const k2a_config_t *c, char *err
             return K2A_ECONFIG;
     }
     if (k2a_pool_parse_strategy(c->pool_strategy, &pc->strategy) != 0) {
-        snprintf(err, errlen, "KIRO_POOL_STRATEGY: expected sequential, round_robin or balanced");
+        snprintf(err, errlen, "KIRO_POOL_STRATEGY: expected sequential, round_robin, balanced or sticky");
         return K2A_ECONFIG;
     }
     if (c->max_attempts < 1 || c->max_attempts > 20) {
@@ -540,6 +569,12 @@ int k2a_pool_config_from(k2a_pool_config_t *pc, const k2a_config_t *c, char *err
     pc->usage_poll_interval_s = (unsigned)c->usage_poll_interval_s;
     pc->catalog_refresh_s = (unsigned)c->catalog_refresh_s;
     pc->flagged_cooldown_s = (unsigned)c->flagged_cooldown_s;
+    pc->account_rpm = (unsigned)c->account_rpm;
+    pc->pace_window_s = (unsigned)c->pace_window_s;
+    pc->pace_wait_ms = (uint32_t)c->pace_wait_ms;
+    pc->sticky = c->pool_sticky;
+    pc->sticky_idle_s = (unsigned)c->sticky_idle_s;
+    pc->sticky_max_sessions = (size_t)c->sticky_max_sessions;
     if (c->refresh_ahead_pct < 10 || c->refresh_ahead_pct > 95) {
         snprintf(err, errlen, "KIRO_REFRESH_AHEAD_PCT: expected 10..95");
         return K2A_ECONFIG;

@@ -11,6 +11,7 @@
 #include "convert/model_map.h"
 #include "core/errors.h"
 #include "core/json_text.h"
+#include "core/utf8.h"
 #include "pool/catalog.h"
 
 #define MAX_EFFORTS 8
@@ -68,24 +69,6 @@ static bool valid_id(const char *s)
     return true;
 }
 
-/* Length of the well-formed UTF-8 sequence at s (shortest form, no surrogates, at most U+10FFFF), 0 when there is none. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    size_t len = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 0;
-    if (len == 0 || s[0] > 0xf4 || len > n)
-        return 0;
-    uint32_t cp = s[0] & (0x7f >> len);
-    for (size_t i = 1; i < len; ++i) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return len;
-}
-
 /* A copy of at most max bytes (whole UTF-8 sequences) with control characters, quotes and backslashes blanked and
  * malformed UTF-8 replaced by '?'. */
 static char *clean_text(const char *str, size_t max)
@@ -96,7 +79,8 @@ static char *clean_text(const char *str, size_t max)
     if (out == NULL)
         return NULL;
     for (size_t i = 0; i < n;) {
-        size_t l = s[i] < 0x80 ? 1 : utf8_len(s + i, n - i);
+        int seq = k2a_utf8_seq(s + i, n - i);
+        size_t l = seq > 0 ? (size_t)seq : 0;
         if (o + (l != 0 ? l : 1) > max)
             break;
         if (l > 1) {

@@ -29,6 +29,8 @@ void k2a_dispatch_init(k2a_dispatch_t *d, k2a_pool_t *pool, const char *request_
     memset(d, 0, offsetof(k2a_dispatch_t, tried));
     d->tried.n = 0;
     d->tried.model = NULL;
+    d->tried.session = 0;
+    d->tried.why = NULL;
     d->model_window = 0;
     d->pool = pool;
     d->up = pool->up;
@@ -114,6 +116,14 @@ static int finish(k2a_dispatch_t *d, int err)
     d->err = err;
     if (err == K2A_ECANCELED) {
         snprintf(text(d)->message, sizeof(text(d)->message), "request canceled");
+        return err;
+    }
+    if (err == K2A_EPACED) { /* the client's 429 with Retry-After, whatever failed before */
+        snprintf(text(d)->message, sizeof(text(d)->message),
+                 "every Kiro account that could serve this request is at its pace (KIRO_ACCOUNT_RPM); the next slot opens in "
+                 "%llu ms%s",
+                 (unsigned long long)d->retry_after_ms, d->ntries != 0 ? "; before that: " : "");
+        append_tries(d);
         return err;
     }
     if (d->ntries == 0) {
@@ -323,6 +333,11 @@ static intptr_t op_acquire(void *arg)
         return finish(d, r);
     }
     k2a_account_t *a = x->out->lease.account;
+    if (k2a_log_enabled(K2A_LOG_DEBUG))
+        K2A_LOG(K2A_LOG_DEBUG, d->request_id, "pool: %s chosen (%s; session %016llx; attempt %u)", a->label,
+                d->tried.why != NULL ? d->tried.why : k2a_pool_strategy_name(p->cfg.strategy), (unsigned long long)d->tried.session,
+                d->attempts + 1);
+    d->tried.why = NULL;
     d->model_window = d->tried.model != NULL ? k2a_account_model_window(a, d->tried.model) : 0;
     if (d->tried.n < K2A_POOL_MAX_EXCLUDE)
         d->tried.ids[d->tried.n++] = a->id;
@@ -379,12 +394,21 @@ static intptr_t op_verdict(void *arg)
         }
         if (r == 0) {
             k2a_acct_request_counted(a);
+            k2a_pace_attempt(a); /* another generate call of the account: it counts (the retry itself is not held back) */
             return RETRY_SAME;
         }
         add_try(d, &out->lease, r, 0, a->last_error[0] ? a->last_error : k2a_strerror(r));
     }
     k2a_pool_release(&out->lease);
     return NEXT_ACCOUNT;
+}
+
+/* Another generate call on the lease's account (the fallback host, the retry without the native thinking fields): the
+ * pace counts it, without holding it back. */
+static intptr_t op_pace_note(void *arg)
+{
+    k2a_pace_attempt(((k2a_lease_t *)arg)->account);
+    return 0;
 }
 
 static intptr_t op_release_sync(void *arg)
@@ -552,6 +576,7 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
                         out->lease.label);
                 if (cb(d->native_fallback_ctx)) {
                     same_account_retry = true;
+                    k2a_xloop_call(p->owner, op_pace_note, &out->lease);
                     continue;
                 }
             }
@@ -584,6 +609,7 @@ int k2a_dispatch_next(k2a_dispatch_t *d, k2a_dispatch_build_cb build, void *ctx,
                 snprintf(why, sizeof(why), "%s; trying the fallback host", v.detail);
                 add_try(d, &out->lease, v.err, status, why);
                 url = out->lease.fallback_url;
+                k2a_xloop_call(p->owner, op_pace_note, &out->lease);
                 continue;
             }
             snprintf(text(d)->upstream_message, sizeof(text(d)->upstream_message), "%s", v.message);
@@ -682,40 +708,4 @@ void k2a_dispatch_dispose(k2a_dispatch_t *d)
     d->ntries = 0;
     free(d->text);
     d->text = NULL;
-}
-
-int k2a_dispatch_http_status(const k2a_dispatch_t *d)
-{
-    switch (d->err) {
-    case 0:
-        return 200;
-    case K2A_EUPSTREAM_BAD_REQUEST:
-    case K2A_EUPSTREAM_CONTENT_LENGTH:
-    case K2A_EMODEL_UNAVAILABLE:
-    case K2A_EUPSTREAM_FILTERED:
-        return 400;
-    case K2A_EHTTP_STATUS:
-        return d->upstream_status >= 400 && d->upstream_status < 500 ? d->upstream_status : 502;
-    case K2A_ETHROTTLED:
-    case K2A_EEXHAUSTED:
-        return 429;
-    case K2A_ENO_ACCOUNT:
-    case K2A_EBUSY:
-    case K2A_EUPSTREAM_AUTH:
-    case K2A_EACCOUNT_INVALID:
-    case K2A_EREFRESH:
-    case K2A_ENOFD:
-    case K2A_ESTATE_UNWRITTEN:
-        return 503;
-    case K2A_ECONNECT_TIMEOUT:
-    case K2A_EFIRST_BYTE_TIMEOUT:
-    case K2A_EIDLE_TIMEOUT:
-    case K2A_EDNS_TIMEOUT:
-    case K2A_ETIMEDOUT:
-        return 504;
-    case K2A_ECANCELED:
-        return 499;
-    default:
-        return 502;
-    }
 }

@@ -139,6 +139,13 @@ static inline void k2a_dispatch_set_model(k2a_dispatch_t *d, const char *model)
     d->tried.model = model;
 }
 
+/* Optional: the client session of the request (pool/sticky.h k2a_sticky_key; 0 = none). With KIRO_POOL_STRATEGY=sticky or
+ * KIRO_POOL_STICKY=1, a session stays on its account while that account is usable (pool/sticky.h). */
+static inline void k2a_dispatch_set_session(k2a_dispatch_t *d, uint64_t session)
+{
+    d->tried.session = session;
+}
+
 /* Optional: the body carries additionalModelRequestFields (kiro-protocol-2026.md §7). When Kiro answers 400 naming that
  * field ("additionalModelRequestFields is not supported for this model", "Invalid additionalModelRequestFields"), cb
  * rebuilds the body without it (it may call k2a_dispatch_set_body_prefix) and the same account is asked again: once per
@@ -185,10 +192,5 @@ void k2a_dispatch_attempt_done(k2a_dispatch_t *d, k2a_dispatch_attempt_t *a, int
 
 /* Releases whatever is still held (an attempt the handler did not finish counts as failed after commit). */
 void k2a_dispatch_dispose(k2a_dispatch_t *d);
-
-/* A suggested client status for d->err (the HTTP layer decides): 400 for BAD_REQUEST/CONTENT_LENGTH/MODEL_UNAVAILABLE, the upstream
- * status for other 4xx, 429 for THROTTLED and EXHAUSTED, 503 for NO_ACCOUNT / BUSY / account problems, 504 for timeouts, 502 for
- * other upstream failures. */
-int k2a_dispatch_http_status(const k2a_dispatch_t *d);
 
 #endif

@@ -13,8 +13,10 @@
 #include <uv.h>
 #include "core/coro.h"
 #include "pool/health.h"
+#include "pool/pace.h"
 #include "pool/pool.h"
 #include "pool/region.h"
+#include "pool/sticky.h"
 #include "pool/store.h"
 #include "upstream/upstream.h"
 
@@ -73,6 +75,11 @@ struct st_k2a_account_t {
     bool eligible;     /* linked in the pool's selection lists */
     k2a_plink_t olink; /* pool->eligible, in index order */
     k2a_plink_t blink; /* pool->buckets[inflight] (balanced) */
+    /* pacing and sessions (pace.c, sticky.c) */
+    k2a_pace_window_t pace; /* the attempts of the last KIRO_PACE_WINDOW_S */
+    bool paced;             /* at its pace: out of the selection until its next slot (linked in pool->paced) */
+    k2a_plink_t pace_link;
+    size_t sessions; /* sessions pinned to it */
     k2a_account_config_t cfg;
     char key[65];
     char machine_id[65];
@@ -201,7 +208,15 @@ struct st_k2a_pool_t {
     k2a_account_t *seq_cursor, *rr_cursor;
     k2a_plink_t *buckets; /* balanced: buckets[k] = eligible accounts with k in-flight, least recently used first */
     size_t nbuckets, min_bucket;
-    k2a_plink_t slot_waiters; /* acquires waiting for a concurrency slot */
+    k2a_plink_t slot_waiters; /* acquires waiting for a concurrency slot or a pace slot, FIFO */
+    bool caps_vary;           /* some account has its own max_concurrency (balanced picks cannot stop at the first capped) */
+    /* pacing (pace.c): accounts at their pace, and the timer of the soonest slot */
+    k2a_plink_t paced;
+    uv_timer_t pace_timer;
+    bool pace_timer_open;
+    uint64_t pace_due; /* monotonic ms the timer is armed for, 0 = not armed */
+    /* session-sticky routing (sticky.c) */
+    k2a_sticky_table_t sticky;
     /* durable state */
     k2a_pool_store_t *store;
     bool store_quiet;            /* applying the store's own data (another replica's change): transitions do not echo it back */
@@ -294,6 +309,12 @@ void k2a_account_wake_waiters(k2a_account_t *a, int result);
 int k2a_pool_http_call(k2a_pool_t *p, const k2a_account_t *a, const k2a_url_t *url, const char *method,
                        const k2a_http_header_t *headers, size_t nheaders, const char *body, size_t body_len, k2a_buf_t *resp_body,
                        size_t max, int *status);
+
+/* pool.c: the stable key of a configured account (sha256 hex of its kind and ORIGINAL refresh token), and a reload from an
+ * already parsed list (k2a_pool_reload's work after parsing; the list stays the caller's). Returns 0 or K2A_ENOMEM (the
+ * entries that could be set up are in the pool). */
+void k2a_account_config_key(const k2a_account_config_t *c, char out[65]);
+int k2a_pool_reload_list(k2a_pool_t *p, const k2a_account_list_t *list);
 
 /* accounts_config.c */
 /* Deep copy (strings duplicated). Returns 0 or K2A_ENOMEM (dst then holds what was copied: dispose it). */

@@ -1,8 +1,10 @@
 /*
- * Leases: a request takes an account (strategy in select.c), awaiting its single-flight refresh when the
- * token is stale (refresh.c) and queueing FIFO with a timeout when every candidate is at its concurrency
- * cap; the lease holds a reference, so a reload cannot free the account under a running stream. Also the
- * read-only introspection used by /readyz, tests and tools.
+ * Leases: a request takes an account (strategy in select.c, session stickiness in sticky.c), awaiting its
+ * single-flight refresh when the token is stale (refresh.c) and queueing FIFO with a timeout when every
+ * candidate is at its concurrency cap (30 s) or at its pace (KIRO_PACE_WAIT_MS, pace.c: then
+ * K2A_EPACED with the time until the soonest slot); every lease is a generate attempt counted by the pace. The
+ * lease holds a reference, so a reload cannot free the account under a running stream. Also the read-only
+ * introspection used by /readyz, tests and tools.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,8 +41,9 @@ static void on_slot_timeout(uv_timer_t *t)
     k2a_coro_wake(w->co, K2A_ETIMEDOUT);
 }
 
-/* Parks until a concurrency slot frees up or the queue timeout passes. */
-static int wait_slot(k2a_pool_t *p)
+/* Parks until a concurrency or pace slot frees up or timeout_ms passes. A request woken before that found nothing and
+ * parks again at the head (at_head), keeping its place in the FIFO. */
+static int wait_slot(k2a_pool_t *p, uint64_t timeout_ms, bool at_head)
 {
     k2a_pool_waiter_t w = {.co = k2a_coro_current()};
     slot_timer_t *st = malloc(sizeof(*st));
@@ -49,8 +52,8 @@ static int wait_slot(k2a_pool_t *p)
     st->w = &w;
     uv_timer_init(p->loop, &st->timer);
     st->timer.data = st;
-    uv_timer_start(&st->timer, on_slot_timeout, p->cfg.queue_timeout_ms, 0);
-    k2a_plink_insert_before(&p->slot_waiters, &w.link);
+    uv_timer_start(&st->timer, on_slot_timeout, timeout_ms, 0);
+    k2a_plink_insert_before(at_head ? p->slot_waiters.next : &p->slot_waiters, &w.link);
     ++p->stats.queue_waits;
     int r = (int)k2a_coro_park(on_slot_cancel, &w);
     if (!w.woken) /* defensive: resumed by someone else */
@@ -71,6 +74,13 @@ static uint64_t soonest_recovery(k2a_pool_t *p, int64_t now)
             best = a->until;
     }
     return best > now ? (uint64_t)(best - now) : 0;
+}
+
+/* The account's names as the lease's own (on the owner loop: a reload rewrites the account's in place). */
+static void copy_names(k2a_lease_t *l, const k2a_account_t *a)
+{
+    snprintf(l->label, sizeof(l->label), "%s", a->label);
+    snprintf(l->description, sizeof(l->description), "%s", a->cfg.description);
 }
 
 static int fill_lease(k2a_lease_t *l, k2a_account_t *a)
@@ -103,7 +113,7 @@ static void give_back(k2a_account_t *a)
     k2a_pool_t *p = a->pool;
     unsigned old = a->inflight--;
     k2a_select_inflight_changed(p, a, old);
-    unsigned cap = p->cfg.account_max_concurrency;
+    unsigned cap = k2a_account_max_concurrency(a);
     if (a->eligible && (cap == 0 || a->inflight < cap))
         k2a_pool_wake_slot_waiter(p);
     k2a_account_unref(a);
@@ -118,6 +128,8 @@ int k2a_pool_acquire(k2a_pool_t *p, k2a_pool_exclude_t *exclude, k2a_pool_skip_c
     memset(lease, 0, sizeof(*lease));
     if (retry_after_ms != NULL)
         *retry_after_ms = 0;
+    uint64_t pace_deadline = 0; /* uv_now when this request stops waiting for a pace slot */
+    bool woken = false;         /* the last wait ended with a wake-up, not a timeout */
     for (;;) {
         if (p->shutting_down)
             return K2A_ENO_ACCOUNT;
@@ -125,15 +137,34 @@ int k2a_pool_acquire(k2a_pool_t *p, k2a_pool_exclude_t *exclude, k2a_pool_skip_c
         if (self != NULL && k2a_coro_canceled(self))
             return K2A_ECANCELED;
         bool at_cap;
-        k2a_account_t *a = k2a_select_pick(p, exclude, &at_cap);
+        k2a_account_t *a = exclude->session != 0 && k2a_sticky_enabled(p) ? k2a_sticky_pick(p, exclude, &at_cap)
+                                                                          : k2a_select_pick(p, exclude, &at_cap);
         if (a == NULL) {
             if (at_cap && self != NULL) {
-                int r = wait_slot(p);
+                int r = wait_slot(p, p->cfg.queue_timeout_ms, woken);
                 if (r == K2A_ETIMEDOUT)
                     return K2A_EBUSY;
                 if (r != 0)
                     return r;
+                woken = true;
                 continue;
+            }
+            uint64_t slot_ms = k2a_pace_soonest(p, exclude);
+            if (slot_ms != 0) {
+                /* every suitable account is at its pace: wait for the first slot, at most KIRO_PACE_WAIT_MS in all */
+                uint64_t now = uv_now(p->loop);
+                if (pace_deadline == 0)
+                    pace_deadline = now + p->cfg.pace_wait_ms;
+                if (self != NULL && now < pace_deadline) {
+                    int r = wait_slot(p, pace_deadline - now, woken);
+                    if (r != 0 && r != K2A_ETIMEDOUT)
+                        return r;
+                    woken = r == 0;
+                    continue;
+                }
+                if (retry_after_ms != NULL)
+                    *retry_after_ms = slot_ms;
+                return K2A_EPACED;
             }
             if (retry_after_ms != NULL)
                 *retry_after_ms = soonest_recovery(p, k2a_pool_now_ms());
@@ -147,8 +178,8 @@ int k2a_pool_acquire(k2a_pool_t *p, k2a_pool_exclude_t *exclude, k2a_pool_skip_c
                 ++p->stats.refresh_waits;
             if (r != 0) {
                 if (r != K2A_ECANCELED && on_skip != NULL) {
-                    k2a_lease_t tmp = {
-                        .account = a, .index = a->index, .label = a->label, .description = a->cfg.description, .auth = a->cfg.auth};
+                    k2a_lease_t tmp = {.account = a, .index = a->index, .auth = a->cfg.auth};
+                    copy_names(&tmp, a);
                     on_skip(ctx, &tmp, r, a->last_error[0] ? a->last_error : k2a_strerror(r));
                 }
                 give_back(a);
@@ -163,8 +194,7 @@ int k2a_pool_acquire(k2a_pool_t *p, k2a_pool_exclude_t *exclude, k2a_pool_skip_c
         }
         lease->account = a;
         lease->index = a->index;
-        lease->label = a->label;
-        lease->description = a->cfg.description;
+        copy_names(lease, a);
         lease->auth = a->cfg.auth;
         memcpy(lease->machine_id, a->machine_id, sizeof(lease->machine_id));
         lease->acquired_at = uv_now(p->loop);
@@ -174,6 +204,9 @@ int k2a_pool_acquire(k2a_pool_t *p, k2a_pool_exclude_t *exclude, k2a_pool_skip_c
         }
         k2a_acct_used(a, k2a_pool_now_ms());
         ++p->stats.acquires;
+        k2a_pace_attempt(a); /* may take the account out of the selection until its next slot */
+        if (woken && p->neligible != 0)
+            k2a_pool_wake_slot_waiter(p); /* a slot may be left for the next request in the queue */
         return 0;
     }
 }
@@ -189,8 +222,7 @@ int k2a_pool_lease_index(k2a_pool_t *p, size_t index, k2a_lease_t *lease)
     take(a);
     lease->account = a;
     lease->index = a->index;
-    lease->label = a->label;
-    lease->description = a->cfg.description;
+    copy_names(lease, a);
     lease->auth = a->cfg.auth;
     memcpy(lease->machine_id, a->machine_id, sizeof(lease->machine_id));
     lease->acquired_at = uv_now(p->loop);
@@ -234,7 +266,8 @@ uint64_t k2a_lease_account_id(const k2a_lease_t *lease)
 
 bool k2a_pool_ready(k2a_pool_t *p)
 {
-    return p != NULL && !p->shutting_down && p->nready > 0;
+    /* an account at its pace is out of the selection for seconds, not unusable: it keeps the pool ready */
+    return p != NULL && !p->shutting_down && (p->nready > 0 || k2a_pace_any_ready(p));
 }
 
 size_t k2a_pool_naccounts(k2a_pool_t *p)

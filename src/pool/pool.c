@@ -60,6 +60,7 @@ static void account_free(k2a_account_t *a)
     free(a->access_token);
     free(a->profile_arn);
     k2a_account_catalog_free(a);
+    k2a_pace_forget(a);
     free(a);
 }
 
@@ -123,9 +124,10 @@ static k2a_account_t *account_new(k2a_pool_t *p, const k2a_account_config_t *cfg
     k2a_plink_init(&a->olink);
     k2a_plink_init(&a->blink);
     k2a_plink_init(&a->waiters);
+    k2a_plink_init(&a->pace_link);
     int cr = k2a_account_config_copy(&a->cfg, cfg);
     a->refresh_token = strdup(cfg->refresh_token);
-    if (cr != 0 || a->refresh_token == NULL) {
+    if (cr != 0 || a->refresh_token == NULL || k2a_pace_account_setup(a) != 0) {
         account_free(a);
         return NULL;
     }
@@ -198,6 +200,8 @@ static void start_account(k2a_account_t *a, size_t refresh_slot, size_t usage_sl
 static void retire_account(k2a_account_t *a)
 {
     a->removed = true;
+    k2a_pace_forget(a);
+    k2a_sticky_forget_account(a->pool, a); /* its sessions move on their next request */
     k2a_pool_update_eligibility(a);
     close_timers(a);
     k2a_account_unref(a); /* the pool's reference */
@@ -301,8 +305,9 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
         p->cfg.refresh_ahead_pct = 80;
     if ((r = parse_urls(p, err, errlen)) != 0)
         goto Fail;
-    if ((r = k2a_select_init(p)) != 0)
+    if ((r = k2a_select_init(p)) != 0 || (r = k2a_sticky_init(p)) != 0)
         goto Fail;
+    k2a_plink_init(&p->paced);
     if ((r = k2a_pool_parse_accounts(cfg->auth_token, &list, err, errlen)) != 0)
         goto Fail;
     if (p->store == NULL && p->state_file[0] != '\0' && (p->store = k2a_pool_file_store_create(loop, p->state_file)) == NULL) {
@@ -360,6 +365,8 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
     p->save_timer.data = p;
     ++p->open_handles;
     k2a_catalog_start(p);
+    k2a_pace_init(p);
+    k2a_pace_limits_changed(p);
     /* the loop's clock was cached when the loop started and start-up work may have taken a while since: without this the
      * first start-up refreshes are already due and fire together instead of warmup_stagger_ms apart */
     uv_update_time(loop);
@@ -388,6 +395,7 @@ Fail:
     if (p->store != NULL)
         p->store->destroy(p->store);
     k2a_select_dispose(p);
+    k2a_sticky_dispose(p);
     free(p->auth_token_src);
     free(p->state_file);
     free(p->api_base);
@@ -402,6 +410,11 @@ Fail:
     return r;
 }
 
+void k2a_account_config_key(const k2a_account_config_t *c, char out[65])
+{
+    sha256_hex(key_prefix(c->auth), c->refresh_token, out);
+}
+
 int k2a_pool_reload(k2a_pool_t *p, const char *text_or_path, char *err, size_t errlen)
 {
     k2a_account_list_t list;
@@ -412,11 +425,20 @@ int k2a_pool_reload(k2a_pool_t *p, const char *text_or_path, char *err, size_t e
     }
     if ((r = k2a_pool_parse_accounts(text_or_path, &list, err, errlen)) != 0)
         return r;
-    k2a_account_t **next = calloc(list.n, sizeof(*next));
-    if (next == NULL) {
-        k2a_account_list_dispose(&list);
+    r = k2a_pool_reload_list(p, &list);
+    k2a_account_list_dispose(&list);
+    return r;
+}
+
+int k2a_pool_reload_list(k2a_pool_t *p, const k2a_account_list_t *accounts)
+{
+    const k2a_account_list_t list = *accounts;
+    int r = 0;
+    if (p->shutting_down)
+        return K2A_EINVAL;
+    k2a_account_t **next = calloc(list.n > 0 ? list.n : 1, sizeof(*next));
+    if (next == NULL)
         return K2A_ENOMEM;
-    }
     int64_t now = k2a_pool_now_ms();
     size_t added = 0, kept = 0, removed = 0, slot = 0;
     char key[65];
@@ -441,6 +463,8 @@ int k2a_pool_reload(k2a_pool_t *p, const char *text_or_path, char *err, size_t e
                                    (nc.profile_arn != NULL && strcmp(nc.profile_arn, a->cfg.profile_arn) != 0);
                 k2a_account_config_dispose(&a->cfg);
                 a->cfg = nc;
+                if (k2a_pace_account_setup(a) != 0) /* "rpm" may have changed */
+                    k2a_warn("pool: reload: out of memory, entry %zu keeps its previous pace window", i);
                 if (arn_changed && a->lap_state != K2A_LAP_DONE)
                     a->lap_state = K2A_LAP_NOT_TRIED; /* asked again at the next refresh if still needed */
             } else {
@@ -504,7 +528,7 @@ int k2a_pool_reload(k2a_pool_t *p, const char *text_or_path, char *err, size_t e
     free(p->accounts);
     p->accounts = next;
     p->naccounts = n;
-    k2a_account_list_dispose(&list);
+    k2a_pace_limits_changed(p);
     k2a_pool_mark_dirty(p, true);
     k2a_info("pool: reloaded: %zu kept, %zu added, %zu removed", kept, added, removed);
     return r;
@@ -537,6 +561,7 @@ void k2a_pool_shutdown(k2a_pool_t *p)
         k2a_pool_start_save(p);
     uv_close((uv_handle_t *)&p->save_timer, on_save_timer_closed);
     k2a_catalog_stop(p);
+    k2a_pace_stop(p);
     if (p->store != NULL && p->store->stop != NULL)
         p->store->stop(p->store);
 }
@@ -572,6 +597,7 @@ void k2a_pool_destroy(k2a_pool_t *p)
     if (p->store != NULL)
         p->store->destroy(p->store);
     k2a_select_dispose(p);
+    k2a_sticky_dispose(p);
     free(p->auth_token_src);
     free(p->state_file);
     free(p->api_base);

@@ -51,6 +51,9 @@ typedef struct st_k2a_account_config_t {
     char *scope;          /* ExternalIdp "scope"; else NULL */
     char region[24];      /* "region": auth region ("" = us-east-1) */
     char api_region[24];  /* "apiRegion": data-plane region when no ARN names one ("" = region) */
+    /* "rpm" / "max_concurrency": this account's KIRO_ACCOUNT_RPM / KIRO_ACCOUNT_MAX_CONCURRENCY when has_* (0 = unlimited) */
+    bool has_rpm, has_max_concurrency;
+    unsigned rpm, max_concurrency;
 } k2a_account_config_t;
 
 typedef struct st_k2a_account_list_t {
@@ -90,9 +93,10 @@ typedef enum en_k2a_pool_strategy_t {
     K2A_POOL_SEQUENTIAL = 0, /* stay on the current account until it is unusable, then the next in config order (kiro2api) */
     K2A_POOL_ROUND_ROBIN,    /* each request takes the next usable account */
     K2A_POOL_BALANCED,       /* fewest in-flight requests, ties by least recently used (last acquire or release) */
+    K2A_POOL_STICKY,         /* a client session stays on its account (pool/sticky.h); new sessions as balanced */
 } k2a_pool_strategy_t;
 
-/* "sequential" | "round_robin" | "balanced". Returns 0 or K2A_EINVAL. */
+/* "sequential" | "round_robin" | "balanced" | "sticky". Returns 0 or K2A_EINVAL. */
 int k2a_pool_parse_strategy(const char *s, k2a_pool_strategy_t *out);
 const char *k2a_pool_strategy_name(k2a_pool_strategy_t s);
 
@@ -120,6 +124,13 @@ typedef struct st_k2a_pool_config_t {
     const char *api_fallback_base;    /* KIRO_API_FALLBACK_BASE: NULL or "" = no same-account fallback host */
     unsigned catalog_refresh_s;       /* KIRO_CATALOG_REFRESH_S: ListAvailableModels per account; 0 = never, default 21600 */
     unsigned flagged_cooldown_s;      /* KIRO_FLAGGED_COOLDOWN_S: cooling after a "suspicious activity" 429, default 1800 */
+    /* pacing and session-sticky routing (issue 22: pool/pace.h, pool/sticky.h) */
+    unsigned account_rpm;       /* KIRO_ACCOUNT_RPM: generate attempts per account per window, 0 = unpaced */
+    unsigned pace_window_s;     /* KIRO_PACE_WINDOW_S: the window, default 60 */
+    uint32_t pace_wait_ms;      /* KIRO_PACE_WAIT_MS: how long a request waits for a pace slot, default 5000 */
+    bool sticky;                /* KIRO_POOL_STICKY: sessions stick to accounts on top of the strategy */
+    unsigned sticky_idle_s;     /* KIRO_STICKY_IDLE_S: a session unused this long is forgotten, default 3600 */
+    size_t sticky_max_sessions; /* KIRO_STICKY_MAX_SESSIONS: sessions tracked, default 100000 */
 } k2a_pool_config_t;
 
 /* Defaults (everything but auth_token, which must be set). */
@@ -231,12 +242,14 @@ void k2a_pool_get_stats(k2a_pool_t *p, k2a_pool_stats_t *out);
 
 typedef struct st_k2a_account_t k2a_account_t;
 
-/* One account held by one request. The strings are owned by the lease and valid until release. */
+/* One account held by one request. The strings are owned by the lease and valid until release: label and description
+ * are copies made on the pool's owner loop, because a reload (SIGHUP, on that loop) rewrites the account's while a
+ * worker loop reads the lease. */
 typedef struct st_k2a_lease_t {
     k2a_account_t *account; /* NULL when the lease is empty */
     size_t index;
-    const char *label;       /* "account 0 (main)" */
-    const char *description; /* "" when none */
+    char label[160];       /* "account 0 (main)" */
+    char description[128]; /* "" when none */
     k2a_auth_kind_t auth;
     char *access_token;
     char *profile_arn; /* the ARN sent at the body root (pool/region.h k2a_arn_for_generate); NULL for API keys */
@@ -257,6 +270,8 @@ typedef struct st_k2a_pool_exclude_t {
     uint64_t ids[K2A_POOL_MAX_EXCLUDE];
     size_t n;
     const char *model; /* borrowed */
+    uint64_t session;  /* the client session (pool/sticky.h k2a_sticky_key), 0 = none: sticky routing when enabled */
+    const char *why;   /* set by the pick: why this account ("sticky hit", "moved: cooling", "new: least-loaded", ...) */
 } k2a_pool_exclude_t;
 
 /* In a coroutine: takes a usable account not in `exclude` (may be NULL) according to the strategy, with a valid access

@@ -146,13 +146,19 @@ int k2a_pool_render_tokens_json(k2a_pool_t *p, k2a_buf_t *out)
         put_time(out, "last_error_at", a->last_error_at);
         put_time(out, "last_used", a->last_used);
         k2a_account_render_catalog(a, out);
+        /* sticky routing and pacing (pool/sticky.h, pool/pace.h): rpm and max_concurrency 0 = unlimited */
+        k2a_buf_appendf(
+            out, ",\"sessions\":%zu,\"pace\":{\"attempts\":%u,\"rpm\":%u,\"window_s\":%u,\"paced\":%s},\"max_concurrency\":%u",
+            k2a_sticky_sessions(a), k2a_pace_attempts((k2a_account_t *)a), k2a_account_rpm(a), p->cfg.pace_window_s,
+            k2a_pace_paced(a) ? "true" : "false", k2a_account_max_concurrency(a));
         k2a_buf_appendstr(out, "}");
     }
     k2a_buf_appendf(out,
                     "],\"pool_stats\":{\"total_tokens\":%zu,\"active_tokens\":%zu,\"ready\":%s,\"strategy\":\"%s\","
-                    "\"in_flight\":%u,\"requests\":%llu,\"errors\":%llu,",
+                    "\"in_flight\":%u,\"requests\":%llu,\"errors\":%llu,\"sticky\":%s,\"sessions\":%zu,",
                     p->naccounts, active, k2a_pool_ready(p) ? "true" : "false", k2a_pool_strategy_name(p->cfg.strategy), inflight,
-                    (unsigned long long)requests, (unsigned long long)errors);
+                    (unsigned long long)requests, (unsigned long long)errors, k2a_sticky_enabled(p) ? "true" : "false",
+                    p->sticky.n);
     const char *shared = k2a_pool_shared_store_status(p);
     if (shared != NULL)
         k2a_buf_appendf(out, "\"shared_store\":\"%s\",", strcmp(shared, "ok") == 0 ? "ok" : "shared store unavailable");
@@ -232,6 +238,12 @@ void k2a_pool_render_metrics(k2a_pool_t *p, k2a_buf_t *out)
         k2a_buf_appendf(out, ",state=\"%s\"} 1\n", k2a_account_state_name(a->state));
     }
     EACH_ACCOUNT("k2a_account_inflight", "gauge", "Requests holding the account now.", "%u", a->inflight);
+    EACH_ACCOUNT("k2a_account_sessions", "gauge", "Client sessions pinned to the account (sticky routing).", "%zu",
+                 k2a_sticky_sessions(a));
+    EACH_ACCOUNT("k2a_account_pace_attempts", "gauge", "Generate attempts of the account in the last KIRO_PACE_WINDOW_S.", "%u",
+                 k2a_pace_attempts((k2a_account_t *)a));
+    EACH_ACCOUNT("k2a_account_pace_rpm", "gauge", "The account's attempts allowed per window (0 = unpaced).", "%u",
+                 k2a_account_rpm(a));
     EACH_ACCOUNT("k2a_account_requests_total", "counter", "generateAssistantResponse calls made with the account.", "%llu",
                  (unsigned long long)a->requests);
     HELP("k2a_account_errors_total", "counter", "Failures by class.");

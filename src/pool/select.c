@@ -7,11 +7,14 @@
  *  - for balanced, buckets indexed by in-flight count, each least-recently-used first, and the lowest
  *    non-empty bucket: picking and releasing move one account between neighbouring buckets in O(1).
  * A pick therefore costs O(1 + accounts skipped because the request already tried them, their model catalog lacks
- * the requested model, or they are at their concurrency cap), independent of the pool size.
+ * the requested model, or they are at their concurrency cap), independent of the pool size. Accounts at their pace
+ * (pace.c) are not eligible, so they are never scanned. The sticky strategy picks new sessions as balanced does
+ * (sticky.c keeps known sessions on their account before asking here).
  */
 #include <stdlib.h>
 #include "core/errors.h"
 #include "pool/internal.h"
+#include "pool/pace.h"
 
 #define ACCOUNT_OF_OLINK(l) K2A_PLINK_OWNER(k2a_account_t, olink, l)
 #define ACCOUNT_OF_BLINK(l) K2A_PLINK_OWNER(k2a_account_t, blink, l)
@@ -146,10 +149,10 @@ static bool excluded(const k2a_pool_exclude_t *ex, const k2a_account_t *a)
 /* Walks the configuration-order ring from start; returns the first account not excluded and below its cap. */
 static k2a_account_t *walk_ring(k2a_pool_t *p, k2a_account_t *start, const k2a_pool_exclude_t *ex, bool *at_cap)
 {
-    unsigned cap = p->cfg.account_max_concurrency;
     k2a_account_t *x = start;
     do {
         if (!excluded(ex, x)) {
+            unsigned cap = k2a_account_max_concurrency(x);
             if (cap == 0 || x->inflight < cap)
                 return x;
             *at_cap = true;
@@ -175,8 +178,8 @@ k2a_account_t *k2a_select_pick(k2a_pool_t *p, const k2a_pool_exclude_t *exclude,
         }
         return x;
     }
-    case K2A_POOL_BALANCED: {
-        unsigned cap = p->cfg.account_max_concurrency;
+    case K2A_POOL_BALANCED:
+    case K2A_POOL_STICKY: {
         while (p->min_bucket < p->nbuckets && k2a_plist_empty(&p->buckets[p->min_bucket]))
             ++p->min_bucket;
         for (size_t k = p->min_bucket; k < p->nbuckets; ++k) {
@@ -184,9 +187,12 @@ k2a_account_t *k2a_select_pick(k2a_pool_t *p, const k2a_pool_exclude_t *exclude,
                 k2a_account_t *x = ACCOUNT_OF_BLINK(l);
                 if (excluded(exclude, x))
                     continue;
+                unsigned cap = k2a_account_max_concurrency(x);
                 if (cap != 0 && x->inflight >= cap) {
                     *at_cap = true;
-                    return NULL; /* every later bucket is at or above the cap too */
+                    if (!p->caps_vary)
+                        return NULL; /* one cap for all: every later bucket is at or above it too */
+                    continue;
                 }
                 return x;
             }

@@ -39,7 +39,7 @@ void k2a_pool_wake_slot_waiter(k2a_pool_t *p)
 void k2a_pool_update_eligibility(k2a_account_t *a)
 {
     k2a_pool_t *p = a->pool;
-    bool want = !a->removed && !p->shutting_down && a->state == K2A_ACCOUNT_OK;
+    bool want = !a->removed && !p->shutting_down && a->state == K2A_ACCOUNT_OK && !a->paced; /* paced: pool/pace.c */
     if (want && !a->eligible) {
         k2a_select_add(p, a);
         k2a_pool_wake_slot_waiter(p);

@@ -17,6 +17,7 @@
 #include <sys/random.h>
 #include "core/errors.h"
 #include "sim/internal.h"
+#include "core/rand.h"
 
 static const struct {
     const char *prefix;
@@ -60,10 +61,7 @@ static uint64_t hash_str(const char *s, size_t n)
 
 static uint64_t next_random(uint64_t *state)
 {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    return k2a_splitmix64(state);
 }
 
 int k2a_sim_accounts_init(k2a_sim_accounts_t *a)
@@ -95,6 +93,7 @@ void k2a_sim_accounts_clear(k2a_sim_accounts_t *a)
         for (k2a_sim_account_t *x = a->abuckets[i], *n; x != NULL; x = n) {
             n = x->next;
             free(x->name);
+            free(x->hints);
             free(x);
         }
         a->abuckets[i] = NULL;
@@ -118,6 +117,8 @@ void k2a_sim_accounts_reset_counters(k2a_sim_accounts_t *a)
         for (k2a_sim_account_t *x = a->abuckets[i]; x != NULL; x = x->next) {
             memset(&x->c, 0, sizeof(x->c));
             memset(&x->last, 0, sizeof(x->last));
+            free(x->hints);
+            x->hints = NULL;
         }
 }
 
@@ -440,6 +441,66 @@ static void append_json_str(k2a_buf_t *out, const char *key, const char *s)
     k2a_buf_appendstr(out, "\"");
 }
 
+/* Per account: the distinct conversationIds of its generate calls (the first SIM_CONVS, with counts) and the monotonic
+ * times (ms) of its last SIM_TIMES generate calls. */
+#define SIM_CONVS 64
+#define SIM_TIMES 512
+typedef struct st_k2a_sim_hints_t {
+    struct {
+        char id[48];
+        uint32_t n;
+    } convs[SIM_CONVS];
+    uint32_t nconvs;
+    uint64_t at[SIM_TIMES];
+    uint32_t head, nat;
+} k2a_sim_hints_t;
+
+void k2a_sim_note_generate(k2a_sim_account_t *acct, const char *body, size_t len)
+{
+    if (acct->hints == NULL && (acct->hints = calloc(1, sizeof(*acct->hints))) == NULL)
+        return;
+    k2a_sim_hints_t *h = acct->hints;
+    h->at[(h->head + h->nat) % SIM_TIMES] = uv_hrtime() / 1000000;
+    if (h->nat < SIM_TIMES)
+        ++h->nat;
+    else
+        h->head = (h->head + 1) % SIM_TIMES;
+    static const char key[] = "\"conversationId\":\"";
+    const char *p = len > 0 ? memmem(body, len, key, sizeof(key) - 1) : NULL;
+    if (p == NULL)
+        return;
+    p += sizeof(key) - 1;
+    char id[48];
+    size_t n = 0;
+    while (p + n < body + len && n + 1 < sizeof(id) &&
+           ((p[n] >= '0' && p[n] <= '9') || (p[n] >= 'a' && p[n] <= 'z') || (p[n] >= 'A' && p[n] <= 'Z') || p[n] == '-'))
+        ++n;
+    memcpy(id, p, n);
+    id[n] = '\0';
+    for (uint32_t i = 0; i < h->nconvs; ++i) {
+        if (strcmp(h->convs[i].id, id) == 0) {
+            ++h->convs[i].n;
+            return;
+        }
+    }
+    if (h->nconvs < SIM_CONVS) {
+        memcpy(h->convs[h->nconvs].id, id, n + 1);
+        h->convs[h->nconvs++].n = 1;
+    }
+}
+
+/* ,"conversations":{"<id>":n,...},"generate_times_ms":[...] (oldest first) */
+static void append_hints(k2a_buf_t *out, const k2a_sim_hints_t *h)
+{
+    k2a_buf_appendstr(out, ",\"conversations\":{");
+    for (uint32_t i = 0; h != NULL && i < h->nconvs; ++i)
+        k2a_buf_appendf(out, "%s\"%s\":%u", i ? "," : "", h->convs[i].id, h->convs[i].n);
+    k2a_buf_appendstr(out, "},\"generate_times_ms\":[");
+    for (uint32_t i = 0; h != NULL && i < h->nat; ++i)
+        k2a_buf_appendf(out, "%s%llu", i ? "," : "", (unsigned long long)h->at[(h->head + i) % SIM_TIMES]);
+    k2a_buf_appendstr(out, "]");
+}
+
 /* ,"last_request":{...} of an account (null before its first generate call); peer strings are escaped. */
 static void append_last_request(k2a_buf_t *out, const k2a_sim_last_request_t *l)
 {
@@ -496,6 +557,7 @@ int k2a_sim_stats_json(const k2a_sim_stats_t *s, const k2a_sim_accounts_t *a, k2
                             (unsigned long long)x->c.generate_ok, (unsigned long long)x->tokens_issued, x->rotate_gen,
                             x->used_credits, x->region, x->arn);
             append_last_request(out, &x->last);
+            append_hints(out, x->hints);
             k2a_buf_appendstr(out, "}");
             refreshes += x->c.refreshes;
             generates += x->c.generates;

@@ -552,6 +552,7 @@ int k2a_sim_handle_generate(k2a_sim_server_t *srv, h2o_req_t *req, const k2a_sim
 
     const char *body = req->entity.base != NULL ? req->entity.base : "";
     size_t len = req->entity.base != NULL ? req->entity.len : 0;
+    k2a_sim_note_generate(acct, body, len);
     /* kept for GET /sim/last-request: tests compare what two dialects made the gateway send */
     k2a_buf_reset(&srv->last_generate);
     k2a_buf_append(&srv->last_generate, body, len);

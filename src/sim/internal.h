@@ -167,6 +167,7 @@ typedef struct st_k2a_sim_account_t {
     uint32_t ttl_s;     /* sim-ttl<N>: access-token lifetime; 0 = --token-ttl */
     char arn[96];       /* its profileArn ("" for API keys) */
     k2a_sim_counters_t c;
+    struct st_k2a_sim_hints_t *hints; /* sessions and times of its generate calls (NULL before the first) */
     k2a_sim_last_request_t last;
     struct st_k2a_sim_account_t *next;
 } k2a_sim_account_t;
@@ -255,6 +256,9 @@ k2a_sim_token_t *k2a_sim_token_find(k2a_sim_accounts_t *a, const char *token, si
 /* Forgets every account and token. */
 void k2a_sim_accounts_clear(k2a_sim_accounts_t *a);
 void k2a_sim_accounts_reset_counters(k2a_sim_accounts_t *a);
+/* A generate call of the account: its conversationId (the gateway's session hint) and its time, for /sim/stats
+ * "conversations" and "generate_times_ms" (sticky routing and pacing checks). */
+void k2a_sim_note_generate(k2a_sim_account_t *acct, const char *body, size_t len);
 void k2a_sim_stats_reject(k2a_sim_stats_t *s, const char *rule);
 /* Counts a missing or malformed request header (name is a string literal). */
 void k2a_sim_stats_header(k2a_sim_stats_t *s, const char *name);

@@ -16,6 +16,7 @@
 #include "core/errors.h"
 #include "eventstream/eventstream.h"
 #include "sim/internal.h"
+#include "core/rand.h"
 
 #define MAX_PARAMS 8
 #define MAX_FRAMES 10000000u
@@ -30,14 +31,6 @@ typedef struct st_param_t {
     char *value; /* owned, NUL-terminated (raw values may contain any byte but NUL) */
     size_t len;
 } param_t;
-
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
 
 static uint64_t fnv1a(const char *s, size_t n)
 {
@@ -282,7 +275,7 @@ static int plan_tool_cuts(k2a_sim_step_t *s, uint32_t pieces, uint64_t *rng)
         k = 1;
     }
     for (; k < pieces - 1; ++k) {
-        size_t j = k + splitmix64(rng) % (ncand - k);
+        size_t j = k + k2a_splitmix64(rng) % (ncand - k);
         size_t t = cand[k];
         cand[k] = cand[j];
         cand[j] = t;
@@ -300,7 +293,7 @@ static void make_tool_id(char *id, uint64_t *rng)
     memcpy(id, "tooluse_", 8);
     for (int i = 0; i < 22; ++i) {
         if (i % 10 == 0)
-            r = splitmix64(rng);
+            r = k2a_splitmix64(rng);
         id[8 + i] = b64[r & 63];
         r >>= 6;
     }
@@ -652,7 +645,7 @@ static int reasoning_frame(k2a_buf_t *out, k2a_buf_t *payload, const char *key, 
 /* The end of 1..8 code points of text from pos (a frame's worth). */
 static size_t text_piece_end(const char *text, size_t len, size_t pos, uint64_t *rng)
 {
-    size_t want = 1 + splitmix64(rng) % 8, e = pos;
+    size_t want = 1 + k2a_splitmix64(rng) % 8, e = pos;
     for (size_t chars = 0; e < len && chars < want; ++chars) {
         ++e;
         while (e < len && ((unsigned char)text[e] & 0xc0) == 0x80)

@@ -46,7 +46,7 @@ static void on_handle_closed(uv_handle_t *h)
         conn_free(c);
 }
 
-void conn_close(conn_t *c)
+void k2a_up_conn_close(conn_t *c)
 {
     if (c->closing)
         return;
@@ -59,7 +59,7 @@ void conn_close(conn_t *c)
     c->pending_closes = 2;
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
-    pool_on_conn_closed(c);
+    k2a_up_pool_on_conn_closed(c);
     if (c->wait_kind == CONN_WAIT_READ && c->waiter != NULL) {
         /* a read has no request that the close would complete: wake the reader (never resume: we may be on a coroutine) */
         k2a_coro_t *co = c->waiter;
@@ -70,11 +70,11 @@ void conn_close(conn_t *c)
     /* a pending connect or write completes with UV_ECANCELED from the close and resumes its waiter with abort_err */
 }
 
-void conn_release(conn_t *c)
+void k2a_up_conn_release(conn_t *c)
 {
     c->owned = 0;
     if (!c->closing)
-        conn_close(c);
+        k2a_up_conn_close(c);
     else if (c->pending_closes == 0)
         conn_free(c);
 }
@@ -105,7 +105,7 @@ static void on_wait_timer(uv_timer_t *t)
     case CONN_WAIT_WRITE:
         /* neither can be withdrawn: close, and the request's callback (UV_ECANCELED) resumes the waiter */
         c->abort_err = c->timeout_err;
-        conn_close(c);
+        k2a_up_conn_close(c);
         break;
     default:
         break;
@@ -116,7 +116,7 @@ static void on_wait_cancel(k2a_coro_t *co, void *data)
 {
     conn_t *c = data;
     c->abort_err = K2A_ECANCELED;
-    conn_close(c);
+    k2a_up_conn_close(c);
 }
 
 static intptr_t conn_wait(conn_t *c, int kind, uint64_t timeout_ms, int timeout_err)
@@ -166,7 +166,7 @@ static void on_connect(uv_connect_t *req, int status)
     wait_done(c, r);
 }
 
-int conn_open(k2a_upstream_t *up, origin_t *origin, const k2a_sockaddr_t *addr, uint64_t timeout_ms, conn_t **out)
+int k2a_up_conn_open(k2a_upstream_t *up, origin_t *origin, const k2a_sockaddr_t *addr, uint64_t timeout_ms, conn_t **out)
 {
     *out = NULL;
     if (k2a_coro_canceled(k2a_coro_current()))
@@ -190,7 +190,7 @@ int conn_open(k2a_upstream_t *up, origin_t *origin, const k2a_sockaddr_t *addr, 
     uv_tcp_nodelay(&c->tcp, 1);
     int r = uv_tcp_connect(&c->connect_req, &c->tcp, &addr->sa, on_connect);
     if (r != 0) {
-        conn_release(c);
+        k2a_up_conn_release(c);
         /* out of descriptors is this process's trouble, never the account's */
         return r == UV_ECONNREFUSED               ? K2A_ECONNECT_REFUSED
                : r == UV_ENOMEM                   ? K2A_ENOMEM
@@ -198,7 +198,7 @@ int conn_open(k2a_upstream_t *up, origin_t *origin, const k2a_sockaddr_t *addr, 
                                                   : K2A_ECONNECT;
     }
     if ((r = (int)conn_wait(c, CONN_WAIT_CONNECT, timeout_ms, K2A_ECONNECT_TIMEOUT)) != 0) {
-        conn_release(c);
+        k2a_up_conn_release(c);
         return r;
     }
     uv_tcp_keepalive(&c->tcp, 1, 60);
@@ -246,7 +246,7 @@ static void on_idle_read(conn_t *c, ssize_t nread)
     k2a_debug("upstream: idle connection to %s:%u dropped (%s)", c->origin->host, c->origin->port,
               nread > 0 ? "unexpected bytes" : "closed by the peer");
     ++c->up->stats.conns_idle_closed;
-    conn_close(c);
+    k2a_up_conn_close(c);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -381,7 +381,7 @@ static uint64_t remaining_ms(uv_loop_t *loop, uint64_t deadline)
     return deadline > now ? deadline - now : 0;
 }
 
-int conn_tls_handshake(conn_t *c, SSL_CTX *ctx, const char *host, bool verify, uint64_t timeout_ms)
+int k2a_up_conn_tls_handshake(conn_t *c, SSL_CTX *ctx, const char *host, bool verify, uint64_t timeout_ms)
 {
     uv_loop_t *loop = c->up->loop;
     uint64_t deadline = timeout_ms != 0 ? uv_now(loop) + timeout_ms : UINT64_MAX;
@@ -400,7 +400,7 @@ int conn_tls_handshake(conn_t *c, SSL_CTX *ctx, const char *host, bool verify, u
     SSL_set_app_data(c->ssl, c);
     SSL_set_connect_state(c->ssl);
     k2a_sockaddr_t literal;
-    bool is_ip = dns_parse_literal(host, 0, &literal);
+    bool is_ip = k2a_up_dns_parse_literal(host, 0, &literal);
     if (!is_ip)
         SSL_set_tlsext_host_name(c->ssl, host); /* SNI carries names only (RFC 6066) */
     if (verify) {
@@ -458,7 +458,7 @@ int conn_tls_handshake(conn_t *c, SSL_CTX *ctx, const char *host, bool verify, u
 
 /* ---- application I/O ---- */
 
-intptr_t conn_read(conn_t *c, char **data, uint64_t timeout_ms, int timeout_err)
+intptr_t k2a_up_conn_read(conn_t *c, char **data, uint64_t timeout_ms, int timeout_err)
 {
     if (c->ssl == NULL) {
         intptr_t n = raw_read(c, timeout_ms, timeout_err);
@@ -491,7 +491,7 @@ intptr_t conn_read(conn_t *c, char **data, uint64_t timeout_ms, int timeout_err)
     }
 }
 
-int conn_write(conn_t *c, const uv_buf_t *bufs, size_t nbufs, uint64_t timeout_ms, int timeout_err)
+int k2a_up_conn_write(conn_t *c, const uv_buf_t *bufs, size_t nbufs, uint64_t timeout_ms, int timeout_err)
 {
     if (c->closing)
         return closed_err(c);
@@ -539,7 +539,7 @@ int conn_write(conn_t *c, const uv_buf_t *bufs, size_t nbufs, uint64_t timeout_m
 
 /* ---- CONNECT through a proxy ---- */
 
-int conn_proxy_connect(conn_t *c, const char *host, uint16_t port, const char *proxy_auth, uint64_t timeout_ms)
+int k2a_up_conn_proxy_connect(conn_t *c, const char *host, uint16_t port, const char *proxy_auth, uint64_t timeout_ms)
 {
     uv_loop_t *loop = c->up->loop;
     uint64_t deadline = timeout_ms != 0 ? uv_now(loop) + timeout_ms : UINT64_MAX;
@@ -603,7 +603,7 @@ int conn_proxy_connect(conn_t *c, const char *host, uint16_t port, const char *p
 
 /* ---- pool support ---- */
 
-bool conn_usable(conn_t *c)
+bool k2a_up_conn_usable(conn_t *c)
 {
     if (c->closing || c->eof || (c->ssl != NULL && !tls_idle_ok(c)))
         return false;
@@ -621,14 +621,14 @@ static void on_idle_timer(uv_timer_t *t)
 {
     conn_t *c = t->data;
     ++c->up->stats.conns_idle_closed;
-    conn_close(c);
+    k2a_up_conn_close(c);
 }
 
-void conn_idle_start(conn_t *c, uint64_t idle_ms)
+void k2a_up_conn_idle_start(conn_t *c, uint64_t idle_ms)
 {
     if (!c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-            conn_close(c);
+            k2a_up_conn_close(c);
             return;
         }
         c->reading = 1;
@@ -637,7 +637,7 @@ void conn_idle_start(conn_t *c, uint64_t idle_ms)
         uv_timer_start(&c->timer, on_idle_timer, idle_ms, 0);
 }
 
-void conn_idle_stop(conn_t *c)
+void k2a_up_conn_idle_stop(conn_t *c)
 {
     uv_timer_stop(&c->timer);
     stop_reading(c);

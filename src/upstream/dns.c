@@ -323,7 +323,7 @@ static void on_resolve_cancel(k2a_coro_t *co, void *data)
     k2a_coro_wake(co, K2A_ECANCELED);
 }
 
-bool dns_parse_literal(const char *host, uint16_t port, k2a_sockaddr_t *out)
+bool k2a_up_dns_parse_literal(const char *host, uint16_t port, k2a_sockaddr_t *out)
 {
     memset(out, 0, sizeof(*out));
     if (inet_pton(AF_INET, host, &out->in.sin_addr) == 1) {
@@ -339,9 +339,9 @@ bool dns_parse_literal(const char *host, uint16_t port, k2a_sockaddr_t *out)
     return false;
 }
 
-int dns_resolve(dns_t *d, const char *host, uint16_t port, dns_addrs_t *out, uint32_t timeout_ms)
+int k2a_up_dns_resolve(dns_t *d, const char *host, uint16_t port, dns_addrs_t *out, uint32_t timeout_ms)
 {
-    if (dns_parse_literal(host, port, &out->addr[0])) {
+    if (k2a_up_dns_parse_literal(host, port, &out->addr[0])) {
         out->n = 1;
         return 0;
     }
@@ -399,7 +399,7 @@ int dns_resolve(dns_t *d, const char *host, uint16_t port, dns_addrs_t *out, uin
 
 /* ---- lifetime ---- */
 
-int dns_create(uv_loop_t *loop, const k2a_upstream_config_t *cfg, k2a_upstream_stats_t *stats, dns_t **out)
+int k2a_up_dns_create(uv_loop_t *loop, const k2a_upstream_config_t *cfg, k2a_upstream_stats_t *stats, dns_t **out)
 {
     dns_t *d = calloc(1, sizeof(*d));
     if (d == NULL)
@@ -454,7 +454,7 @@ nomem:
     return K2A_ENOMEM;
 }
 
-void dns_destroy(dns_t *d)
+void k2a_up_dns_destroy(dns_t *d)
 {
     if (d == NULL)
         return;

@@ -30,7 +30,7 @@ static int alloc_headers(resp_t *r, size_t cap)
     return 0;
 }
 
-resp_t *http_resp_create(k2a_upstream_t *up)
+resp_t *k2a_up_http_resp_create(k2a_upstream_t *up)
 {
     size_t maxh = up->cfg.max_headers != 0 ? up->cfg.max_headers : 100;
     resp_t *r = calloc(1, sizeof(*r));
@@ -46,7 +46,7 @@ resp_t *http_resp_create(k2a_upstream_t *up)
     return r;
 }
 
-void http_resp_free(resp_t *r)
+void k2a_up_http_resp_free(resp_t *r)
 {
     k2a_buf_dispose(&r->head);
     free(r->hdrs); /* phrh lives in the same allocation */
@@ -204,7 +204,7 @@ static bool name_is(const struct phr_header *h, const char *name)
 /* Decides the body framing from the parsed head (RFC 9112 §6.3). */
 static int setup_body(resp_t *r, size_t nh)
 {
-    bool chunked = false, has_te = false, has_cl = false, conn_close = false, conn_keep = false;
+    bool chunked = false, has_te = false, has_cl = false, k2a_up_conn_close = false, conn_keep = false;
     uint64_t cl = 0;
     for (size_t i = 0; i < nh; ++i) {
         const struct phr_header *h = &r->phrh[i];
@@ -230,11 +230,11 @@ static int setup_body(resp_t *r, size_t nh)
             has_cl = true;
             cl = n;
         } else if (name_is(h, "connection")) {
-            conn_close |= token_in_list(v, "close");
+            k2a_up_conn_close |= token_in_list(v, "close");
             conn_keep |= token_in_list(v, "keep-alive");
         }
     }
-    r->keepalive = !conn_close && !r->close_conn && (r->pub.minor_version >= 1 || conn_keep);
+    r->keepalive = !k2a_up_conn_close && !r->close_conn && (r->pub.minor_version >= 1 || conn_keep);
     r->pub.content_length = -1;
     int status = r->pub.status;
     if (r->head_method || status == 204 || status == 304 || (status >= 100 && status < 200)) {
@@ -280,7 +280,7 @@ static int map_write_error(int r)
     return r == K2A_ECLOSED ? K2A_ERESET_BEFORE_RESPONSE : r;
 }
 
-int http_exchange(resp_t *r, const k2a_http_request_t *req, uint32_t first_byte_timeout_ms)
+int k2a_up_http_exchange(resp_t *r, const k2a_http_request_t *req, uint32_t first_byte_timeout_ms)
 {
     k2a_upstream_t *up = r->up;
     conn_t *c = r->conn;
@@ -309,7 +309,7 @@ int http_exchange(resp_t *r, const k2a_http_request_t *req, uint32_t first_byte_
     for (size_t i = 0; i < req->nbody; ++i)
         if (req->body[i].len > 0)
             bufs[nbufs++] = req->body[i];
-    rc = conn_write(c, bufs, nbufs, first_byte_timeout_ms, K2A_EFIRST_BYTE_TIMEOUT);
+    rc = k2a_up_conn_write(c, bufs, nbufs, first_byte_timeout_ms, K2A_EFIRST_BYTE_TIMEOUT);
     if (bufs != small)
         free(bufs);
     k2a_buf_dispose(&hb);
@@ -332,7 +332,7 @@ int http_exchange(resp_t *r, const k2a_http_request_t *req, uint32_t first_byte_
             timeout_err = K2A_EIDLE_TIMEOUT;
         }
         char *p;
-        intptr_t n = conn_read(c, &p, timeout, timeout_err);
+        intptr_t n = k2a_up_conn_read(c, &p, timeout, timeout_err);
         if (n == 0 || n == K2A_ECLOSED)
             return K2A_ERESET_BEFORE_RESPONSE;
         if (n < 0)
@@ -340,12 +340,12 @@ int http_exchange(resp_t *r, const k2a_http_request_t *req, uint32_t first_byte_
         r->got_bytes = true;
         if (k2a_buf_append(&r->head, p, (size_t)n) != 0)
             return K2A_EHEADER_TOOBIG;
-        if ((rc = http_parse_head(r, &off, &last_len)) != K2A_EINCOMPLETE)
+        if ((rc = k2a_up_http_parse_head(r, &off, &last_len)) != K2A_EINCOMPLETE)
             return rc;
     }
 }
 
-int http_parse_head(resp_t *r, size_t *off, size_t *last_len)
+int k2a_up_http_parse_head(resp_t *r, size_t *off, size_t *last_len)
 {
     size_t max_bytes = r->up->cfg.max_header_bytes;
     for (;;) {
@@ -402,7 +402,7 @@ static intptr_t body_fail(resp_t *r, int err)
     return err;
 }
 
-intptr_t http_body_piece(resp_t *r, char *p, size_t n, char **out)
+intptr_t k2a_up_http_body_piece(resp_t *r, char *p, size_t n, char **out)
 {
     *out = p;
     switch (r->mode) {
@@ -462,7 +462,7 @@ intptr_t k2a_upstream_read(k2a_http_response_t *resp, const char **data)
             n = r->pending_len;
             r->pending_len = 0;
         } else {
-            intptr_t got = conn_read(r->conn, &p, r->idle_timeout_ms, K2A_EIDLE_TIMEOUT);
+            intptr_t got = k2a_up_conn_read(r->conn, &p, r->idle_timeout_ms, K2A_EIDLE_TIMEOUT);
             if (got == 0) {
                 if (r->mode == BODY_CLOSE) {
                     r->done = true;
@@ -477,7 +477,7 @@ intptr_t k2a_upstream_read(k2a_http_response_t *resp, const char **data)
             n = (size_t)got;
         }
         char *out;
-        intptr_t got = http_body_piece(r, p, n, &out);
+        intptr_t got = k2a_up_http_body_piece(r, p, n, &out);
         if (got < 0)
             return body_fail(r, (int)got);
         if (got > 0) {

@@ -38,15 +38,15 @@ typedef struct st_dns_addrs_t {
 
 typedef struct st_dns_t dns_t;
 
-int dns_create(uv_loop_t *loop, const k2a_upstream_config_t *cfg, k2a_upstream_stats_t *stats, dns_t **out);
+int k2a_up_dns_create(uv_loop_t *loop, const k2a_upstream_config_t *cfg, k2a_upstream_stats_t *stats, dns_t **out);
 /* Cancels pending queries (their waiters are woken with K2A_ECANCELED) and closes the handles. */
-void dns_destroy(dns_t *d);
+void k2a_up_dns_destroy(dns_t *d);
 /* In a coroutine: resolves host (NUL-terminated; an IPv4 or IPv6 literal is returned as is) into at most K2A_DNS_MAX_ADDRS
  * addresses with `port` set, IPv4 and IPv6 interleaved. Returns 0, K2A_EDNS, K2A_EDNS_TIMEOUT after timeout_ms, or
  * K2A_ECANCELED. Concurrent lookups of one name share a query. */
-int dns_resolve(dns_t *d, const char *host, uint16_t port, dns_addrs_t *out, uint32_t timeout_ms);
+int k2a_up_dns_resolve(dns_t *d, const char *host, uint16_t port, dns_addrs_t *out, uint32_t timeout_ms);
 /* True when host is an IP literal; fills *out (port set). */
-bool dns_parse_literal(const char *host, uint16_t port, k2a_sockaddr_t *out);
+bool k2a_up_dns_parse_literal(const char *host, uint16_t port, k2a_sockaddr_t *out);
 
 /* ---- origins and connections ---- */
 
@@ -101,7 +101,7 @@ struct st_conn_t {
     int timeout_err; /* the code an expiring timer yields for the current await */
     int abort_err;   /* why the connection was closed under a waiter (timeout, cancel) */
     int pending_closes;
-    unsigned owned : 1;      /* a request holds it: do not free before conn_release */
+    unsigned owned : 1;      /* a request holds it: do not free before k2a_up_conn_release */
     unsigned closing : 1;    /* uv_close was called */
     unsigned reading : 1;    /* uv_read_start is active */
     unsigned idle : 1;       /* in its origin's idle list */
@@ -115,39 +115,39 @@ struct st_conn_t {
     char *pbuf; /* plaintext out of SSL_read (TLS only) */
 };
 
-/* Opens a TCP connection to addr. On success *out is owned by the caller (conn_release). Returns 0,
+/* Opens a TCP connection to addr. On success *out is owned by the caller (k2a_up_conn_release). Returns 0,
  * K2A_ECONNECT_REFUSED, K2A_ECONNECT_TIMEOUT (timeout_ms), K2A_ECONNECT, K2A_ECANCELED, K2A_ENOMEM. */
-int conn_open(k2a_upstream_t *up, origin_t *origin, const k2a_sockaddr_t *addr, uint64_t timeout_ms, conn_t **out);
+int k2a_up_conn_open(k2a_upstream_t *up, origin_t *origin, const k2a_sockaddr_t *addr, uint64_t timeout_ms, conn_t **out);
 /* Sends CONNECT host:port through the proxy at the other end of c and awaits a 2xx. Returns 0, K2A_EPROXY,
  * K2A_ECONNECT_TIMEOUT, K2A_ECANCELED. */
-int conn_proxy_connect(conn_t *c, const char *host, uint16_t port, const char *proxy_auth, uint64_t timeout_ms);
+int k2a_up_conn_proxy_connect(conn_t *c, const char *host, uint16_t port, const char *proxy_auth, uint64_t timeout_ms);
 /* Runs the TLS handshake (SNI, verification against host, ALPN http/1.1, session resumption from c->aff). Returns 0,
  * K2A_ETLS_VERIFY, K2A_ETLS_HANDSHAKE, K2A_ECONNECT_TIMEOUT, K2A_ECANCELED, K2A_ENOMEM. */
-int conn_tls_handshake(conn_t *c, SSL_CTX *ctx, const char *host, bool verify, uint64_t timeout_ms);
+int k2a_up_conn_tls_handshake(conn_t *c, SSL_CTX *ctx, const char *host, bool verify, uint64_t timeout_ms);
 /* Awaits application bytes. Returns their count with *data pointing into the connection (valid until the next conn call),
  * 0 at EOF (or TLS close_notify), timeout_err after timeout_ms without a byte (0 = no timeout), K2A_ECLOSED (reset or the
  * connection was closed), K2A_ETLS, K2A_ECANCELED (or c->abort_err). */
-intptr_t conn_read(conn_t *c, char **data, uint64_t timeout_ms, int timeout_err);
+intptr_t k2a_up_conn_read(conn_t *c, char **data, uint64_t timeout_ms, int timeout_err);
 /* Writes every byte of bufs (encrypted over TLS). Returns 0, K2A_ECLOSED, timeout_err, K2A_ECANCELED, K2A_ENOMEM. */
-int conn_write(conn_t *c, const uv_buf_t *bufs, size_t nbufs, uint64_t timeout_ms, int timeout_err);
+int k2a_up_conn_write(conn_t *c, const uv_buf_t *bufs, size_t nbufs, uint64_t timeout_ms, int timeout_err);
 /* Closes the connection now (idempotent): leaves the idle list, gives back its slot, wakes a read waiter. */
-void conn_close(conn_t *c);
+void k2a_up_conn_close(conn_t *c);
 /* The owner lets go: an open connection is closed; the memory goes in the last close callback. */
-void conn_release(conn_t *c);
+void k2a_up_conn_release(conn_t *c);
 /* False when the peer closed or sent unexpected bytes (non-blocking peek), or the connection is closing. */
-bool conn_usable(conn_t *c);
+bool k2a_up_conn_usable(conn_t *c);
 /* Parks an owned connection in the idle state: a read stays active so that a close or stray bytes from the peer drop it at
  * once, and a timer closes it after idle_ms. The caller links it into the idle list. */
-void conn_idle_start(conn_t *c, uint64_t idle_ms);
+void k2a_up_conn_idle_start(conn_t *c, uint64_t idle_ms);
 /* Takes an idle connection back for a request (stops the watch and the timer). */
-void conn_idle_stop(conn_t *c);
+void k2a_up_conn_idle_stop(conn_t *c);
 
 /* ---- pool hooks (upstream.c), called by conn.c ---- */
 
 /* A connection holding a slot closed: give the slot back and wake a waiter. */
-void pool_on_conn_closed(conn_t *c);
+void k2a_up_pool_on_conn_closed(conn_t *c);
 /* A TLS session arrived for c's origin and affinity key. Takes ownership of sess. */
-void pool_on_new_session(conn_t *c, SSL_SESSION *sess);
+void k2a_up_pool_on_new_session(conn_t *c, SSL_SESSION *sess);
 
 /* ---- HTTP/1.1 (http.c) ---- */
 
@@ -173,22 +173,22 @@ typedef struct st_resp_t {
     bool keepalive;
     bool head_method;
     bool got_bytes;  /* any response byte arrived (no retry after that) */
-    bool close_conn; /* set by the caller of http_exchange: send Connection: close, never keep the connection */
+    bool close_conn; /* set by the caller of k2a_up_http_exchange: send Connection: close, never keep the connection */
 } resp_t;
 
-resp_t *http_resp_create(k2a_upstream_t *up);
-void http_resp_free(resp_t *r);
+resp_t *k2a_up_http_resp_create(k2a_upstream_t *up);
+void k2a_up_http_resp_free(resp_t *r);
 /* Writes the request head and body, then reads the response head into r. Returns 0 or the k2a_upstream_request codes
  * (K2A_ERESET_BEFORE_RESPONSE when the connection failed before any response byte: r->got_bytes is then false). */
-int http_exchange(resp_t *r, const k2a_http_request_t *req, uint32_t first_byte_timeout_ms);
-/* The I/O-free halves (also driven by the fuzz target). http_parse_head parses r->head from *off (interim 1xx responses
+int k2a_up_http_exchange(resp_t *r, const k2a_http_request_t *req, uint32_t first_byte_timeout_ms);
+/* The I/O-free halves (also driven by the fuzz target). k2a_up_http_parse_head parses r->head from *off (interim 1xx responses
  * advance *off; *last_len is picohttpparser's hint, 0 at first): 0 when the head is complete (status, headers, body
  * framing and the body bytes that came with it in r->pending are set), K2A_EINCOMPLETE, K2A_EHTTP_PARSE or
- * K2A_EHEADER_TOOBIG. http_body_piece decodes n body bytes at p in place: returns the count of body bytes at *out (0
+ * K2A_EHEADER_TOOBIG. k2a_up_http_body_piece decodes n body bytes at p in place: returns the count of body bytes at *out (0
  * when the piece held only chunk framing) and sets r->done at the end of the body, or K2A_ERESET_MID_BODY (broken chunk
  * framing). */
-int http_parse_head(resp_t *r, size_t *off, size_t *last_len);
-intptr_t http_body_piece(resp_t *r, char *p, size_t n, char **out);
+int k2a_up_http_parse_head(resp_t *r, size_t *off, size_t *last_len);
+intptr_t k2a_up_http_body_piece(resp_t *r, char *p, size_t n, char **out);
 
 /* ---- the client (upstream.c) ---- */
 

@@ -216,10 +216,10 @@ static void evict_lru(origin_t *o)
 {
     ++o->up->stats.conns_idle_closed;
     ++o->up->stats.conns_evicted;
-    conn_close(o->idle_tail); /* unlinks it and gives its slot back (pool_on_conn_closed) */
+    k2a_up_conn_close(o->idle_tail); /* unlinks it and gives its slot back (k2a_up_pool_on_conn_closed) */
 }
 
-void pool_on_conn_closed(conn_t *c)
+void k2a_up_pool_on_conn_closed(conn_t *c)
 {
     if (c->idle)
         idle_unlink(c);
@@ -230,7 +230,7 @@ void pool_on_conn_closed(conn_t *c)
     }
 }
 
-void pool_on_new_session(conn_t *c, SSL_SESSION *sess)
+void k2a_up_pool_on_new_session(conn_t *c, SSL_SESSION *sess)
 {
     aff_t *a = c->aff;
     if (a == NULL) {
@@ -247,7 +247,7 @@ static int on_new_session(SSL *ssl, SSL_SESSION *sess)
     conn_t *c = SSL_get_app_data(ssl);
     if (c == NULL || c->aff == NULL)
         return 0;
-    pool_on_new_session(c, sess);
+    k2a_up_pool_on_new_session(c, sess);
     return 1; /* we keep the reference */
 }
 
@@ -256,16 +256,16 @@ static void pool_put(conn_t *c)
     origin_t *o = c->origin;
     k2a_upstream_t *up = o->up;
     bool key_full = c->aff->key != 0 && c->aff->nidle >= up->cfg.max_idle_per_affinity;
-    if (up->cfg.max_idle_per_origin == 0 || key_full || !conn_usable(c)) {
+    if (up->cfg.max_idle_per_origin == 0 || key_full || !k2a_up_conn_usable(c)) {
         ++up->stats.conns_idle_closed;
-        conn_release(c);
+        k2a_up_conn_release(c);
         return;
     }
     if (o->nidle >= up->cfg.max_idle_per_origin)
         evict_lru(o); /* the newest connection is the likeliest to be wanted again */
     c->owned = 0;
     idle_link(c);
-    conn_idle_start(c, up->cfg.pool_idle_timeout_ms);
+    k2a_up_conn_idle_start(c, up->cfg.pool_idle_timeout_ms);
     slot_signal(o);
 }
 
@@ -280,14 +280,14 @@ static int acquire(origin_t *o, aff_t *a, bool allow_idle, uint32_t timeout_ms, 
         while (allow_idle && a->idle != NULL) {
             conn_t *c = a->idle;
             idle_unlink(c);
-            conn_idle_stop(c);
+            k2a_up_conn_idle_stop(c);
             c->owned = 1;
-            if (conn_usable(c)) {
+            if (k2a_up_conn_usable(c)) {
                 *out = c;
                 return 0;
             }
             ++up->stats.conns_idle_closed;
-            conn_release(c);
+            k2a_up_conn_release(c);
         }
         if (o->nconns < up->cfg.max_conns_per_origin) {
             ++o->nconns;
@@ -331,7 +331,7 @@ static int establish(k2a_upstream_t *up, origin_t *o, aff_t *aff, uint32_t conne
     const char *host = o->proxied ? up->proxy_host : o->host;
     uint16_t port = o->proxied ? up->proxy.port : o->port;
     dns_addrs_t addrs;
-    int r = dns_resolve(up->dns, host, port, &addrs, up->cfg.dns_timeout_ms);
+    int r = k2a_up_dns_resolve(up->dns, host, port, &addrs, up->cfg.dns_timeout_ms);
     if (r != 0) {
         if (o->proxied && r != K2A_ECANCELED) {
             k2a_warn("upstream: cannot resolve the proxy %s: %s", host, k2a_strerror(r));
@@ -354,7 +354,7 @@ static int establish(k2a_upstream_t *up, origin_t *o, aff_t *aff, uint32_t conne
             if (attempt == 0)
                 attempt = 1;
         }
-        r = conn_open(up, o, &addrs.addr[i], attempt, &c);
+        r = k2a_up_conn_open(up, o, &addrs.addr[i], attempt, &c);
         if (r == 0) {
             c->aff = aff;
             break;
@@ -377,8 +377,8 @@ static int establish(k2a_upstream_t *up, origin_t *o, aff_t *aff, uint32_t conne
         uint64_t now = uv_now(up->loop);
         left = deadline > now ? deadline - now : 1;
     }
-    if (o->proxied && (r = conn_proxy_connect(c, o->host, o->port, up->proxy_auth, left)) != 0) {
-        conn_release(c);
+    if (o->proxied && (r = k2a_up_conn_proxy_connect(c, o->host, o->port, up->proxy_auth, left)) != 0) {
+        k2a_up_conn_release(c);
         return r;
     }
     if (o->tls) {
@@ -386,8 +386,8 @@ static int establish(k2a_upstream_t *up, origin_t *o, aff_t *aff, uint32_t conne
             uint64_t now = uv_now(up->loop);
             left = deadline > now ? deadline - now : 1;
         }
-        if ((r = conn_tls_handshake(c, up->ssl_ctx, o->host, !up->cfg.tls_insecure, left)) != 0) {
-            conn_release(c);
+        if ((r = k2a_up_conn_tls_handshake(c, up->ssl_ctx, o->host, !up->cfg.tls_insecure, left)) != 0) {
+            k2a_up_conn_release(c);
             return r;
         }
     }
@@ -452,7 +452,7 @@ int k2a_upstream_request(k2a_upstream_t *up, const k2a_http_request_t *req, k2a_
     origin_t *o = origin_get(up, url, host, proxied);
     aff_t *aff = o != NULL ? aff_get(o, req->affinity) : NULL;
     bool close = req->close || up->cfg.reuse_never;
-    if (aff == NULL || (r = http_resp_create(up)) == NULL) {
+    if (aff == NULL || (r = k2a_up_http_resp_create(up)) == NULL) {
         rc = K2A_ENOMEM;
         goto done;
     }
@@ -481,14 +481,14 @@ int k2a_upstream_request(k2a_upstream_t *up, const k2a_http_request_t *req, k2a_
         r->conn = c;
         r->idle_timeout_ms = idle_timeout;
         r->close_conn = close;
-        rc = http_exchange(r, req, fb_timeout);
+        rc = k2a_up_http_exchange(r, req, fb_timeout);
         if (rc == 0) {
             r->pub.reused = reused;
             r->pub.tls_resumed = c->tls_resumed;
             r->pub.retried = retried;
             break;
         }
-        conn_release(c);
+        k2a_up_conn_release(c);
         r->conn = NULL;
         if (reused && !retried && !r->got_bytes && rc == K2A_ERESET_BEFORE_RESPONSE && !k2a_coro_canceled(co)) {
             k2a_debug("upstream: reused connection to %s:%u failed before the response; retrying on a new one", host, url->port);
@@ -502,7 +502,7 @@ done:
     ++up->stats.requests[classify(rc, rc == 0 ? r->pub.status : 0)];
     if (rc != 0) {
         if (r != NULL) {
-            http_resp_free(r);
+            k2a_up_http_resp_free(r);
             --up->inflight;
         }
         return rc;
@@ -521,10 +521,10 @@ void k2a_upstream_release(k2a_http_response_t *resp)
         if (r->done && r->keepalive && r->error == 0 && !c->closing && !c->eof)
             pool_put(c);
         else
-            conn_release(c);
+            k2a_up_conn_release(c);
     }
     --r->up->inflight;
-    http_resp_free(r);
+    k2a_up_http_resp_free(r);
 }
 
 bool k2a_upstream_keeps_alive(const k2a_upstream_t *up)
@@ -693,7 +693,7 @@ int k2a_upstream_create(uv_loop_t *loop, const k2a_upstream_config_t *cfg, k2a_u
         up->cfg.max_idle_per_affinity = 32;
     int r;
     if ((r = copy_strings(up, cfg)) != 0 || (r = setup_proxy(up)) != 0 || (r = setup_tls(up)) != 0 ||
-        (r = dns_create(loop, &up->cfg, &up->stats, &up->dns)) != 0) {
+        (r = k2a_up_dns_create(loop, &up->cfg, &up->stats, &up->dns)) != 0) {
         free_up(up);
         return r;
     }
@@ -711,13 +711,13 @@ void k2a_upstream_destroy(k2a_upstream_t *up)
         origin_t *o = up->origins;
         up->origins = o->next;
         while (o->idle != NULL)
-            conn_close(o->idle);
+            k2a_up_conn_close(o->idle);
         while (o->waiters_head != NULL)
             slot_finish(o->waiters_head, K2A_ECANCELED);
         affs_free(o);
         free(o->host);
         free(o);
     }
-    dns_destroy(up->dns);
+    k2a_up_dns_destroy(up->dns);
     free_up(up);
 }

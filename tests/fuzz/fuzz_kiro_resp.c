@@ -30,6 +30,7 @@
 #include "core/log.h"
 #include "eventstream/eventstream.h"
 #include "sse_check.h"
+#include "core/utf8.h"
 
 #define CHECK(c)                                                                                                                   \
     do {                                                                                                                           \
@@ -54,37 +55,7 @@ typedef struct st_checker_t {
 
 static bool utf8_valid(const unsigned char *s, size_t n)
 {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t len;
-        uint32_t cp;
-        if (c < 0x80) {
-            ++i;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            len = 2;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            len = 3;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            len = 4;
-            cp = c & 0x07;
-        } else
-            return false;
-        if (i + len > n)
-            return false;
-        for (size_t k = 1; k < len; ++k) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-            return false;
-        i += len;
-    }
-    return true;
+    return k2a_utf8_valid((const char *)s, n); /* the project's one validator (core/utf8.h) */
 }
 
 static int on_event(void *ctx, const k2a_ir_event_t *ev)

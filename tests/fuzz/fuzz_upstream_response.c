@@ -19,7 +19,7 @@ static resp_t *new_resp(bool head_method)
 {
     if (up.cfg.max_headers == 0)
         k2a_upstream_config_init(&up.cfg);
-    resp_t *r = http_resp_create(&up);
+    resp_t *r = k2a_up_http_resp_create(&up);
     if (r == NULL)
         abort();
     r->head_method = head_method;
@@ -36,7 +36,7 @@ static int parse_head(resp_t *r, const uint8_t *data, size_t size, size_t step, 
         if (k2a_buf_append(&r->head, data + pos, n) != 0)
             return K2A_EHEADER_TOOBIG;
         pos += n;
-        rc = http_parse_head(r, &off, &last);
+        rc = k2a_up_http_parse_head(r, &off, &last);
     }
     *used = pos;
     return rc;
@@ -69,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char *o;
         if (!r->done && r->pending_len > 0) {
             in += r->pending_len;
-            intptr_t n = http_body_piece(r, r->pending, r->pending_len, &o);
+            intptr_t n = k2a_up_http_body_piece(r, r->pending, r->pending_len, &o);
             if (n < 0)
                 failed = true;
             else
@@ -82,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             memcpy(tmp, data + pos, n);
             pos += n;
             in += n;
-            intptr_t got = http_body_piece(r, tmp, n, &o);
+            intptr_t got = k2a_up_http_body_piece(r, tmp, n, &o);
             if (got < 0) {
                 failed = true;
             } else {
@@ -99,7 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (failed && r->done)
             abort();
     }
-    http_resp_free(whole);
-    http_resp_free(r);
+    k2a_up_http_resp_free(whole);
+    k2a_up_http_resp_free(r);
     return 0;
 }

@@ -1,6 +1,6 @@
-"""The same conversation sent through /v1/messages (Anthropic) and /v1/chat/completions (OpenAI) makes the
-gateway send Kiro the same request body: both dialects decode into one IR and share one normalizer and
-encoder. The simulator keeps the last body it received (GET /sim/last-request); conversation and
+"""The same conversation sent through /v1/messages (Anthropic), /v1/chat/completions (OpenAI Chat Completions) and
+/v1/responses (OpenAI Responses) makes the gateway send Kiro the same request body, byte for byte: the dialects
+decode into one IR and share one normalizer and encoder. The simulator keeps the last body it received (GET /sim/last-request); conversation and
 continuation ids are pinned with the X-Conversation-ID / X-Agent-Continuation-ID headers."""
 import json
 import unittest
@@ -44,6 +44,22 @@ OPENAI = {
     ],
 }
 
+RESPONSES = {
+    "model": "claude-sonnet-4-5", "max_output_tokens": 512, "stream": True,
+    "instructions": "You are a weather bot.",
+    "tools": [{"type": "function", "name": "get_weather", "description": "Get the weather", "parameters": WEATHER_SCHEMA}],
+    "input": [
+        {"role": "user", "content": "Weather in Paris and Oslo?"},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Checking both."}]},
+        {"type": "function_call", "call_id": "tooluse_aaaaaaaaaaaaaaaaaaaaaa", "name": "get_weather",
+         "arguments": "{\"city\":\"Paris\"}"},
+        {"type": "function_call", "call_id": "tooluse_bbbbbbbbbbbbbbbbbbbbbb", "name": "get_weather",
+         "arguments": "{\"city\": \"Oslo\"}"},
+        {"type": "function_call_output", "call_id": "tooluse_aaaaaaaaaaaaaaaaaaaaaa", "output": "18°C sunny"},
+        {"type": "function_call_output", "call_id": "tooluse_bbbbbbbbbbbbbbbbbbbbbb", "output": "4°C rain"},
+    ],
+}
+
 
 class DialectEquivalence(unittest.TestCase):
     def test_same_conversation_same_kiro_body(self):
@@ -51,18 +67,20 @@ class DialectEquivalence(unittest.TestCase):
         gw = Gateway(env=sim_accounts_env(sim, ["sim-ok-equiv"]))
         try:
             bodies = []
-            for path, body in (("/v1/messages", ANTHROPIC), ("/v1/chat/completions", OPENAI)):
+            for path, body in (("/v1/messages", ANTHROPIC), ("/v1/chat/completions", OPENAI), ("/v1/responses", RESPONSES)):
                 st, _, data = request(gw.port, "POST", path, body=body, key=CLIENT_KEY, headers=HEADERS)
                 self.assertEqual(st, 200, data)
                 st, _, sent = request(sim.port, "GET", "/sim/last-request")
                 self.assertEqual(st, 200)
                 bodies.append(sent)
-            a, o = (json.loads(b) for b in bodies)
+            a, o, r = (json.loads(b) for b in bodies)
             # X-Conversation-ID is not a UUID: the gateway maps it onto one, md5("kiro2api-conversation|" + id)
             self.assertEqual(a["conversationState"]["conversationId"], "096d0891-7569-358b-ba66-e45a5933f83b")
             self.assertEqual(len(a["conversationState"]["history"]), 4)  # system pair + the tool round
             self.assertEqual(a, o)
+            self.assertEqual(a, r)
             self.assertEqual(bodies[0], bodies[1])  # byte for byte, not only the same JSON value
+            self.assertEqual(bodies[0], bodies[2])
             self.assertEqual(sim.stats()["rejections"], 0)
             gw.assert_clean_exit(self)
         finally:

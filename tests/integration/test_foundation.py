@@ -266,6 +266,15 @@ class Config(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("KIRO_CLIENT_TOKEN", r.stderr)
 
+    def test_admin_token_alone_passes_the_beyond_loopback_check(self):
+        # managed keys only: every client needs a key from /api/admin/keys. A bad account list stops the start before
+        # anything listens, so the test never binds beyond loopback; the error it meets is the accounts', not the key's.
+        r = self.run_bin({"KIRO_HOST": "0.0.0.0", "KIRO_ADMIN_TOKEN": "admin-only-secret", "KIRO_AUTH_TOKEN": "not json"})
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertNotIn("KIRO_CLIENT_TOKEN", r.stderr)
+        self.assertIn("KIRO_AUTH_TOKEN", r.stderr)
+        self.assertNotIn("admin-only-secret", r.stderr)
+
     def test_env_file_config_file_and_environment_priority(self):
         d = tempfile.mkdtemp()
         try:

@@ -102,7 +102,6 @@ static void test_full_request(void **state)
         "\"metadata\":{\"user_id\":\"user_abc_account__session_0b4445e1-f5be-49e1-87ce-62bbc28ad705\"}}";
     assert_int_equal(decode(f, body), 0);
     k2a_ir_request_t *r = &f->req;
-    assert_int_equal(r->dialect, K2A_DIALECT_ANTHROPIC);
     assert_str(r->model, "claude-sonnet-4-5");
     assert_int_equal(r->max_tokens, 64000);
     assert_true(r->stream);

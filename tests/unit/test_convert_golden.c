@@ -400,8 +400,9 @@ static void test_golden_cases(void **state)
     struct dirent *e;
     while ((e = readdir(d)) != NULL && n < 1024) {
         size_t l = strlen(e->d_name);
-        /* openai_<case>.in.json are OpenAI request bodies, run by the OpenAI golden runner */
-        if (l > 8 && strcmp(e->d_name + l - 8, ".in.json") == 0 && strncmp(e->d_name, "openai_", 7) != 0)
+        /* openai_<case>.in.json and responses_<case>.in.json are OpenAI request bodies, run by their own golden runners */
+        if (l > 8 && strcmp(e->d_name + l - 8, ".in.json") == 0 && strncmp(e->d_name, "openai_", 7) != 0 &&
+            strncmp(e->d_name, "responses_", 10) != 0)
             names[n++] = strndup(e->d_name, l - 8);
     }
     closedir(d);

@@ -19,6 +19,8 @@
 #include "core/json_text.h"
 #include "core/log.h"
 #include "core/rand.h"
+#include "core/testhook.h"
+#include "core/utf8.h"
 
 static void test_error_table(void **state)
 {
@@ -306,6 +308,60 @@ static void test_rand_ids(void **state)
         assert_true(k2a_rand_below(7) < 7);
 }
 
+/* The one UTF-8 validator: lengths, the malformed forms RFC 3629 excludes, and incomplete tails. */
+static void test_utf8_validator(void **state)
+{
+    static const struct {
+        const char *s;
+        size_t n;
+        int want;
+    } seqs[] = {
+        {"a", 1, 1},
+        {"\xc3\xa9", 2, 2},         /* é */
+        {"\xe2\x82\xac", 3, 3},     /* € */
+        {"\xf0\x9f\x98\x80", 4, 4}, /* 😀 */
+        {"\xf4\x8f\xbf\xbf", 4, 4}, /* U+10FFFF */
+        {"\xc0\xaf", 2, 0},         /* overlong */
+        {"\xc1\xbf", 2, 0},         /* overlong */
+        {"\xe0\x80\xaf", 3, 0},     /* overlong */
+        {"\xf0\x80\x80\xaf", 4, 0}, /* overlong */
+        {"\xed\xa0\x80", 3, 0},     /* surrogate U+D800 */
+        {"\xf4\x90\x80\x80", 4, 0}, /* above U+10FFFF */
+        {"\xf5\x80\x80\x80", 4, 0}, /* no such lead byte */
+        {"\x80", 1, 0},             /* lone continuation */
+        {"\xc3\x28", 2, 0},         /* bad continuation */
+        {"\xe2\x82", 2, -1},        /* incomplete */
+        {"\xf0\x9f\x98", 3, -1},    /* incomplete */
+        {"\xf0", 1, -1},            /* incomplete */
+        {"\xed\xa0", 2, 0},         /* a surrogate is known bad before its end */
+    };
+    for (size_t i = 0; i < sizeof(seqs) / sizeof(seqs[0]); ++i) {
+        int got = k2a_utf8_seq((const unsigned char *)seqs[i].s, seqs[i].n);
+        if (got != seqs[i].want)
+            fail_msg("case %zu: got %d, want %d", i, got, seqs[i].want);
+    }
+    assert_true(k2a_utf8_valid("plain ascii, caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 27));
+    assert_true(k2a_utf8_valid("", 0));
+    assert_false(k2a_utf8_valid("ok \xe2\x82", 5)); /* cut in a sequence */
+    assert_false(k2a_utf8_valid("\xed\xbf\xbf", 3));
+}
+
+/* The one splitmix64: the published sequence for seed 0 (Vigna's reference implementation). */
+static void test_splitmix64(void **state)
+{
+    uint64_t s = 0;
+    assert_true(k2a_splitmix64(&s) == 0xe220a8397b1dcdafULL);
+    assert_true(k2a_splitmix64(&s) == 0x6e789e6aa1b965f4ULL);
+    assert_true(k2a_splitmix64(&s) == 0x06c45d188009454fULL);
+}
+
+/* K2A_TEST_FAIL is not set in the unit tests: no failure point is armed, and an empty name never is. */
+static void test_testhook_inert(void **state)
+{
+    assert_false(k2a_test_fail("exchange_drain"));
+    assert_false(k2a_test_fail(""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +375,9 @@ int main(void)
         cmocka_unit_test(test_json_text_depth_and_url_encoding),
         cmocka_unit_test(test_log_levels_parse),
         cmocka_unit_test(test_rand_ids),
+        cmocka_unit_test(test_utf8_validator),
+        cmocka_unit_test(test_splitmix64),
+        cmocka_unit_test(test_testhook_inert),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,16 +14,14 @@
 #include <cmocka.h>
 #include "core/errors.h"
 #include "eventstream/eventstream.h"
+#include "core/rand.h"
 
 #define UPSTREAM K2A_FIXTURES_DIR "/upstream/"
 
 static uint64_t rng_state;
 static uint64_t rnd(void) /* splitmix64: deterministic for a fixed seed */
 {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    return k2a_splitmix64(&rng_state);
 }
 static size_t rnd_below(size_t n)
 {

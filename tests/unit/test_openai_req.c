@@ -74,8 +74,8 @@ static char *dump_ir(const k2a_ir_request_t *r)
     static const char *const choices[] = {"auto", "any", "none", "tool"};
     k2a_buf_t b;
     k2a_buf_init(&b, 0);
-    k2a_buf_appendf(&b, "model=%.*s dialect=%d stream=%d include_usage=%d max_tokens=%lld tool_choice=%s", (int)r->model.len,
-                    r->model.base, (int)r->dialect, r->stream, r->include_usage, (long long)r->max_tokens, choices[r->tool_choice]);
+    k2a_buf_appendf(&b, "model=%.*s stream=%d include_usage=%d max_tokens=%lld tool_choice=%s", (int)r->model.len, r->model.base,
+                    r->stream, r->include_usage, (long long)r->max_tokens, choices[r->tool_choice]);
     if (r->tool_choice_name.base != NULL)
         k2a_buf_appendf(&b, ":%.*s", (int)r->tool_choice_name.len, r->tool_choice_name.base);
     k2a_buf_appendstr(&b, "\n");
@@ -235,7 +235,7 @@ static void test_sdk_tool_5(void **state)
 {
     char *body = fixture_body("sdk-tool-5.json");
     expect_ir(*state, body,
-              "model=gpt-4o-mini dialect=1 stream=1 include_usage=1 max_tokens=0 tool_choice=auto\n"
+              "model=gpt-4o-mini stream=1 include_usage=1 max_tokens=0 tool_choice=auto\n"
               "user: text(\"What is the weather in Paris?\")\n"
               "tool: \"get_weather\" \"Get weather\" "
               "{\"type\":\"object\",\"properties\":{\"location\":{\"type\":\"string\"}},\"required\":[\"location\"]}\n");
@@ -246,7 +246,7 @@ static void test_sdk_tool_7(void **state)
 {
     char *body = fixture_body("sdk-tool-7.json");
     expect_ir(*state, body,
-              "model=gpt-4o-mini dialect=1 stream=0 include_usage=0 max_tokens=0 tool_choice=auto\n"
+              "model=gpt-4o-mini stream=0 include_usage=0 max_tokens=0 tool_choice=auto\n"
               "user: text(\"What is the weather in Paris?\")\n"
               "assistant: tool_use(\"call_W00a6G0HUz9g6oqZ2DY7BBF8\",\"get_weather\",{\"location\":\"Paris\"})\n"
               "user: tool_result(\"call_W00a6G0HUz9g6oqZ2DY7BBF8\",[ text(\"18C sunny\") ])\n"
@@ -264,7 +264,7 @@ static void test_system_developer(void **state)
         "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"S1\"},{\"role\":\"developer\",\"content\":[{\"type\":"
         "\"text\",\"text\":\"D1\"},{\"type\":\"text\",\"text\":\"D2\"}]},{\"role\":\"user\",\"content\":\"hi\",\"name\":\"bob\"},"
         "{\"role\":\"system\",\"content\":\"late\"}]}",
-        "model=m dialect=1 stream=0 include_usage=0 max_tokens=0 tool_choice=auto\n"
+        "model=m stream=0 include_usage=0 max_tokens=0 tool_choice=auto\n"
         "system: text(\"S1\")\n"
         "system: text(\"D1\")\n"
         "system: text(\"D2\")\n"
@@ -280,7 +280,7 @@ static void test_user_parts_and_images(void **state)
         "{\"url\":\"data:image/png;base64,iVBORw0KGgo=\",\"detail\":\"high\"}},{\"image_url\":{\"url\":\"data:IMAGE/JPG;base64,/"
         "9j/4AAQ\"},\"type\":\"image_url\"},{\"type\":\"image_url\",\"image_url\":\"data:image/webp;base64,UklGRg==\"}],\"role\":"
         "\"user\"}]}",
-        "model=m dialect=1 stream=0 include_usage=0 max_tokens=0 tool_choice=auto\n"
+        "model=m stream=0 include_usage=0 max_tokens=0 tool_choice=auto\n"
         "user: text(\"look\") image(image/png,\"iVBORw0KGgo=\") image(image/jpeg,\"/9j/4AAQ\") image(image/webp,\"UklGRg==\")\n");
 }
 
@@ -308,7 +308,7 @@ static void test_assistant_shapes(void **state)
         "\"content\":\"r\"},{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"A\"},{\"type\":\"refusal\","
         "\"refusal\":\"no\"},{\"type\":\"text\",\"text\":\"B\"}]},{\"role\":\"assistant\",\"content\":null},{\"role\":\"user\","
         "\"content\":\"again\"}]}",
-        "model=m dialect=1 stream=0 include_usage=0 max_tokens=0 tool_choice=auto\n"
+        "model=m stream=0 include_usage=0 max_tokens=0 tool_choice=auto\n"
         "user: text(\"q\")\n"
         "assistant: thinking(\"hmm\") tool_use(\"c1\",\"f\",{\"a\":[1,2.5e3,true,null,\"x\"]})\n"
         "user: tool_result(\"c1\",[ text(\"r\") ])\n"
@@ -327,7 +327,7 @@ static void test_parallel_tool_calls_one_turn(void **state)
         "id\":"
         "\"a\",\"content\":[{\"type\":\"text\",\"text\":\"ra\"}]},{\"role\":\"tool\",\"content\":\"rb\",\"tool_call_id\":\"b\"},"
         "{\"role\":\"user\",\"content\":\"thanks\"}]}",
-        "model=m dialect=1 stream=0 include_usage=0 max_tokens=0 tool_choice=auto\n"
+        "model=m stream=0 include_usage=0 max_tokens=0 tool_choice=auto\n"
         "user: text(\"both\")\n"
         "assistant: text(\"ok\") tool_use(\"a\",\"f\",{}) tool_use(\"b\",\"g\",{\"x\":1})\n"
         "user: tool_result(\"a\",[ text(\"ra\") ]) tool_result(\"b\",[ text(\"rb\") ]) text(\"thanks\")\n");
@@ -346,7 +346,7 @@ static void test_arguments_rules(void **state)
               "{\"id\":\"6\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":{\"k\": {\"n\": [ ]}}}},"
               "{\"id\":\"7\",\"type\":\"function\",\"function\":{\"name\":\"f\"}},"
               "{\"id\":\"8\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{} {}\"}}]}]}",
-              "model=m dialect=1 stream=0 include_usage=0 max_tokens=0 tool_choice=auto\n"
+              "model=m stream=0 include_usage=0 max_tokens=0 tool_choice=auto\n"
               "user: text(\"q\")\n"
               "assistant: tool_use(\"1\",\"f\",{}) tool_use(\"2\",\"f\",{}) "
               "tool_use(\"3\",\"f\",{\"arguments\":\"{\\\"a\\\":\"},raw=\"{\\\"a\\\":\") "
@@ -364,7 +364,7 @@ static void test_legacy_function_calling(void **state)
         "{}}}],\"function_call\":{\"name\":\"f\"},\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"assistant\","
         "\"content\":null,\"function_call\":{\"name\":\"f\",\"arguments\":\"{\\\"x\\\":true}\"}},{\"role\":\"function\",\"name\":"
         "\"f\",\"content\":\"done\"}]}",
-        "model=m dialect=1 stream=0 include_usage=0 max_tokens=0 tool_choice=tool:f\n"
+        "model=m stream=0 include_usage=0 max_tokens=0 tool_choice=tool:f\n"
         "user: text(\"q\")\n"
         "assistant: tool_use(\"call_legacy_1\",\"f\",{\"x\":true})\n"
         "user: tool_result(\"call_legacy_1\",[ text(\"done\") ])\n"
@@ -378,7 +378,7 @@ static void test_tool_message_content_shapes(void **state)
         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"assistant\",\"tool_calls\":[{\"id\":"
         "\"a\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},{\"role\":\"tool\",\"tool_call_id\":"
         "\"a\",\"content\":null}]}",
-        "model=m dialect=1 stream=0 include_usage=0 max_tokens=0 tool_choice=auto\n"
+        "model=m stream=0 include_usage=0 max_tokens=0 tool_choice=auto\n"
         "user: text(\"q\")\n"
         "assistant: tool_use(\"a\",\"f\",{})\n"
         "user: tool_result(\"a\",[ ])\n");
@@ -398,7 +398,7 @@ static void test_tools_schema_cleaning(void **state)
         "{\"function\":{\"name\":\"c\",\"description\":null,\"parameters\":{\"properties\":{\"x\":{\"type\":\"number\"}}}},"
         "\"type\":\"function\"},"
         "{\"type\":\"function\",\"function\":{\"name\":\"d\",\"parameters\":{\"type\":\"object\",\"strict\":{\"deep\":[1,{}]}}}}]}",
-        "model=m dialect=1 stream=0 include_usage=0 max_tokens=0 tool_choice=auto\n"
+        "model=m stream=0 include_usage=0 max_tokens=0 tool_choice=auto\n"
         "user: text(\"hi\")\n"
         "tool: \"a\" \"A\" {\"$schema\":\"http://json-schema.org/draft-07/schema#\",\"type\":\"object\",\"properties\":{\"p\":"
         "{\"$ref\":\"#/$defs/"
@@ -452,7 +452,7 @@ static void test_parameters(void **state)
         "\"seed\":7,\"logprobs\":false,\"top_logprobs\":null,\"presence_penalty\":0.1,\"frequency_penalty\":-0.5,\"logit_bias\":"
         "{\"50256\":-100},\"metadata\":{\"a\":{\"b\":[1,2,{\"c\":null}]}},\"parallel_tool_calls\":true,\"store\":false,"
         "\"service_tier\":\"auto\"," MSG_HI "}",
-        "model=claude-sonnet-4-5 dialect=1 stream=1 include_usage=1 max_tokens=200 tool_choice=auto\n"
+        "model=claude-sonnet-4-5 stream=1 include_usage=1 max_tokens=200 tool_choice=auto\n"
         "temperature=0.5 top_p=1\n"
         "stop:\"END\",\"\\n\\n\"\n"
         "user: text(\"hi\")\n");
@@ -460,7 +460,7 @@ static void test_parameters(void **state)
         *state,
         "{\"model\":\"m\",\"max_tokens\":64,\"stop\":\"x\",\"stream\":false,\"stream_options\":null,\"temperature\":null," MSG_HI
         "}",
-        "model=m dialect=1 stream=0 include_usage=0 max_tokens=64 tool_choice=auto\n"
+        "model=m stream=0 include_usage=0 max_tokens=64 tool_choice=auto\n"
         "stop:\"x\"\n"
         "user: text(\"hi\")\n");
 }
@@ -501,7 +501,7 @@ static void test_response_format(void **state)
         *state,
         "{\"model\":\"m\",\"response_format\":{\"type\":\"json_object\"},\"messages\":[{\"role\":\"system\",\"content\":\"S\"},"
         "{\"role\":\"user\",\"content\":\"hi\"}]}",
-        "model=m dialect=1 stream=0 include_usage=0 max_tokens=0 tool_choice=auto\n"
+        "model=m stream=0 include_usage=0 max_tokens=0 tool_choice=auto\n"
         "json_object\n"
         "system: text(\"S\")\n"
         "system: text(\"" K2A_OPENAI_JSON_INSTRUCTION "\")\n"
@@ -510,14 +510,14 @@ static void test_response_format(void **state)
               "{\"model\":\"m\",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"city\",\"strict\":true,"
               "\"schema\":{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"}},\"required\":[\"name\"],"
               "\"additionalProperties\":false}}}," MSG_HI "}",
-              "model=m dialect=1 stream=0 include_usage=0 max_tokens=0 tool_choice=auto\n"
+              "model=m stream=0 include_usage=0 max_tokens=0 tool_choice=auto\n"
               "json_object\n"
               "system: text(\"" K2A_OPENAI_JSON_INSTRUCTION " It must conform to this JSON Schema (\\\"city\\\"):\\n{\\\"type\\\":"
               "\\\"object\\\",\\\"properties\\\":{\\\"name\\\":{\\\"type\\\":\\\"string\\\"}},\\\"required\\\":[\\\"name\\\"],"
               "\\\"additionalProperties\\\":false}\")\n"
               "user: text(\"hi\")\n");
     expect_ir(*state, "{\"model\":\"m\",\"response_format\":{\"type\":\"text\"}," MSG_HI "}",
-              "model=m dialect=1 stream=0 include_usage=0 max_tokens=0 tool_choice=auto\n"
+              "model=m stream=0 include_usage=0 max_tokens=0 tool_choice=auto\n"
               "user: text(\"hi\")\n");
 }
 

@@ -610,7 +610,7 @@ static void fixture_start(fixture_t *f, size_t n, k2a_pool_strategy_t strategy, 
 {
     memset(f, 0, sizeof(*f));
     uv_loop_init(&f->loop);
-    k2a_coro_runtime_init(&f->loop, NULL);
+    assert_int_equal(k2a_coro_runtime_init(&f->loop, NULL), 0);
     k2a_upstream_config_t ucfg;
     k2a_upstream_config_init(&ucfg);
     assert_int_equal(k2a_upstream_create(&f->loop, &ucfg, &f->up), 0);
@@ -1137,7 +1137,7 @@ static void test_state_restore(void **state)
 
     uv_loop_t loop;
     uv_loop_init(&loop);
-    k2a_coro_runtime_init(&loop, NULL);
+    assert_int_equal(k2a_coro_runtime_init(&loop, NULL), 0);
     k2a_pool_config_t pc;
     k2a_pool_config_init(&pc);
     pc.auth_token = "[{\"refreshToken\":\"rt-0\"},{\"refreshToken\":\"rt-1\",\"disabled\":true}]";

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
+#include "convert/dialect.h"
 #include "core/coro.h"
 #include "core/errors.h"
 #include "core/log.h"
@@ -163,7 +164,7 @@ static void env_init(env_t *e)
 {
     memset(e, 0, sizeof(*e));
     uv_loop_init(&e->loop);
-    k2a_coro_runtime_init(&e->loop, NULL);
+    assert_int_equal(k2a_coro_runtime_init(&e->loop, NULL), 0);
     k2a_upstream_config_t ucfg;
     k2a_upstream_config_init(&ucfg);
     ucfg.first_byte_timeout_ms = 10000;
@@ -332,7 +333,8 @@ static void dispatch_main(k2a_coro_t *co, void *arg)
         break;
     }
     r->err = d.err;
-    r->status = k2a_dispatch_http_status(&d);
+    /* the status a client gets: the one mapping of K2A_E* codes (convert/dialect.h), here in the OpenAI dialect */
+    r->status = d.err == 0 ? 200 : k2a_dialect_error(&k2a_dialect_openai, d.err)->status;
     r->upstream_status = d.upstream_status;
     snprintf(r->message, sizeof(r->message), "%s", k2a_dispatch_message(&d));
     snprintf(r->upstream_message, sizeof(r->upstream_message), "%s", k2a_dispatch_upstream_message(&d));

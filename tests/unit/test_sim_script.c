@@ -17,6 +17,7 @@
 #include "eventstream/eventstream.h"
 #include "sim/internal.h"
 #include "sim/validate.h"
+#include "core/rand.h"
 
 static const char good[] =
     "{\"conversationState\":{\"chatTriggerType\":\"MANUAL\",\"conversationId\":\"c\",\"currentMessage\":{\"userInputMessage\":"
@@ -85,10 +86,7 @@ static void test_validator_deep_nesting(void **state)
 static uint64_t rng = 42;
 static uint64_t rnd(void)
 {
-    uint64_t z = (rng += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    return k2a_splitmix64(&rng);
 }
 
 static void test_validator_random_mutations(void **state)

@@ -59,7 +59,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     if (dns != NULL)
-        dns_destroy(dns);
+        k2a_up_dns_destroy(dns);
     dns = NULL;
     uv_run(&loop, UV_RUN_DEFAULT);
     k2a_coro_runtime_dispose();
@@ -71,7 +71,7 @@ static int teardown(void **state)
 
 static void make_dns(void)
 {
-    assert_int_equal(dns_create(&loop, &cfg, &stats, &dns), 0);
+    assert_int_equal(k2a_up_dns_create(&loop, &cfg, &stats, &dns), 0);
 }
 
 typedef struct st_lookup_t {
@@ -93,7 +93,7 @@ static void lookup_fn(k2a_coro_t *co, void *arg)
         if (l->sleep_before_ms[i] != 0)
             k2a_coro_sleep(l->sleep_before_ms[i]);
         uint64_t start = ut_now_ms();
-        l->rc[i] = dns_resolve(dns, l->names[i], 443, &l->addrs[i], l->timeout_ms != 0 ? l->timeout_ms : 2000);
+        l->rc[i] = k2a_up_dns_resolve(dns, l->names[i], 443, &l->addrs[i], l->timeout_ms != 0 ? l->timeout_ms : 2000);
         l->elapsed[i] = ut_now_ms() - start;
     }
     l->done = 1;

@@ -11,6 +11,8 @@
 #include <cmocka.h>
 #include "resp_support.h"
 #include "core/errors.h"
+#include "core/utf8.h"
+#include "core/rand.h"
 
 static char *dupn(const char *s, size_t n)
 {
@@ -73,38 +75,7 @@ int rs_rec_sink(void *ctx, const k2a_ir_event_t *ev)
 
 bool rs_utf8_valid(const char *str, size_t n)
 {
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t len;
-        uint32_t cp;
-        if (c < 0x80) {
-            ++i;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            len = 2;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            len = 3;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            len = 4;
-            cp = c & 0x07;
-        } else
-            return false;
-        if (i + len > n)
-            return false;
-        for (size_t k = 1; k < len; ++k) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-            return false;
-        i += len;
-    }
-    return true;
+    return k2a_utf8_valid(str, n); /* the project's one validator (core/utf8.h) */
 }
 
 void rs_rec_check(const rs_rec_t *r, bool require_start)
@@ -262,10 +233,7 @@ void rs_random(void *ctx, void *buf, size_t len)
     uint64_t *state = ctx;
     unsigned char *out = buf;
     for (size_t i = 0; i < len; ++i) {
-        uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        out[i] = (unsigned char)(z ^ (z >> 31));
+        out[i] = (unsigned char)k2a_splitmix64(state);
     }
 }
 

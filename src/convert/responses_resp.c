@@ -1,0 +1,661 @@
+/*
+ * OpenAI Responses API writer (see responses_resp.h). Every block of the model's answer becomes one output item; the
+ * item's text (or arguments) is kept while it is open, because the .done events and the finished item repeat it, and
+ * the finished items are kept as JSON for response.completed, the non-stream object and the response store. Each SSE
+ * event is one `event:` line and one `data:` line whose JSON ends with the stream's next sequence_number.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/errors.h"
+#include "convert/openai_error.h"
+#include "convert/responses_resp.h"
+
+#define APPEND_LIT(b, lit) k2a_buf_append((b), (lit), sizeof(lit) - 1)
+
+#define CHECK(expr)                                                                                                                \
+    do {                                                                                                                           \
+        int r_ = (expr);                                                                                                           \
+        if (r_ != 0)                                                                                                               \
+            return r_;                                                                                                             \
+    } while (0)
+
+#define K2A_RESPONSES_DEFAULT_MAX_BYTES ((size_t)64 * 1024 * 1024)
+
+void k2a_responses_make_id(char dst[K2A_RESPONSES_ID_SIZE], const char *prefix, k2a_random_cb random, void *random_ctx)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t bytes[K2A_RESPONSES_ID_HEX / 2];
+    random(random_ctx, bytes, sizeof(bytes));
+    size_t n = strlen(prefix);
+    memcpy(dst, prefix, n);
+    for (size_t i = 0; i < sizeof(bytes); ++i) {
+        dst[n + 2 * i] = hex[bytes[i] >> 4];
+        dst[n + 2 * i + 1] = hex[bytes[i] & 15];
+    }
+    dst[n + K2A_RESPONSES_ID_HEX] = '\0';
+}
+
+static int json_str(k2a_buf_t *out, const char *s, size_t n)
+{
+    CHECK(k2a_buf_append(out, "\"", 1));
+    CHECK(k2a_buf_append_json_escaped(out, s != NULL ? s : "", n));
+    return k2a_buf_append(out, "\"", 1);
+}
+
+static int render_static(k2a_responses_writer_t *w);
+
+static void merge_usage(k2a_ir_usage_t *dst, const k2a_ir_usage_t *src)
+{
+    if (src->input_tokens != 0)
+        dst->input_tokens = src->input_tokens;
+    if (src->output_tokens != 0)
+        dst->output_tokens = src->output_tokens;
+    if (src->cache_read_input_tokens != 0)
+        dst->cache_read_input_tokens = src->cache_read_input_tokens;
+    if (src->cache_creation_input_tokens != 0)
+        dst->cache_creation_input_tokens = src->cache_creation_input_tokens;
+}
+
+int k2a_responses_writer_init(k2a_responses_writer_t *w, k2a_buf_t *out, int64_t created_at, k2a_str_t model,
+                              const k2a_responses_extra_t *echo, const k2a_ir_request_t *req, k2a_random_cb random,
+                              void *random_ctx, size_t max_bytes)
+{
+    memset(w, 0, sizeof(*w));
+    w->out = out;
+    w->created_at = created_at;
+    w->echo = echo;
+    w->random = random;
+    w->random_ctx = random_ctx;
+    w->max_bytes = max_bytes != 0 ? max_bytes : K2A_RESPONSES_DEFAULT_MAX_BYTES;
+    w->temperature = req != NULL && req->has_temperature ? req->temperature : 1.0;
+    w->top_p = req != NULL && req->has_top_p ? req->top_p : 1.0;
+    k2a_buf_init(&w->items, w->max_bytes);
+    k2a_buf_init(&w->scratch, 0);
+    k2a_buf_init(&w->error_message, 4096);
+    k2a_buf_init(&w->head, 0);
+    k2a_buf_init(&w->mid_a, 0);
+    k2a_buf_init(&w->mid_b, 0);
+    k2a_buf_init(&w->object, 0);
+    w->model_copy = malloc(model.len + 1);
+    if (w->model_copy == NULL)
+        return K2A_ENOMEM;
+    if (model.len != 0)
+        memcpy(w->model_copy, model.base, model.len);
+    w->model_copy[model.len] = '\0';
+    w->model = k2a_str(w->model_copy, model.len);
+    k2a_responses_make_id(w->id, "resp_", random, random_ctx);
+    return render_static(w);
+}
+
+static void item_dispose(k2a_responses_item_t *it)
+{
+    k2a_buf_dispose(&it->text);
+    free(it->strings);
+    it->strings = NULL;
+}
+
+void k2a_responses_writer_dispose(k2a_responses_writer_t *w)
+{
+    for (size_t i = 0; i < w->nopen; ++i)
+        item_dispose(&w->open[i]);
+    w->nopen = 0;
+    k2a_buf_dispose(&w->items);
+    k2a_buf_dispose(&w->scratch);
+    k2a_buf_dispose(&w->error_message);
+    k2a_buf_dispose(&w->head);
+    k2a_buf_dispose(&w->mid_a);
+    k2a_buf_dispose(&w->mid_b);
+    k2a_buf_dispose(&w->object);
+    free(w->model_copy);
+    w->model_copy = NULL;
+}
+
+/* ---------- the response object ---------- */
+
+static int echo_raw(k2a_buf_t *out, k2a_str_t raw, const char *dflt)
+{
+    if (raw.len != 0)
+        return k2a_buf_append(out, raw.base, raw.len);
+    return k2a_buf_appendstr(out, dflt);
+}
+
+static int append_usage(k2a_buf_t *out, const k2a_responses_writer_t *w)
+{
+    const k2a_ir_usage_t *u = &w->usage;
+    int64_t in = u->input_tokens + u->cache_read_input_tokens + u->cache_creation_input_tokens;
+    int64_t reasoning = w->reasoning_tokens < u->output_tokens ? w->reasoning_tokens : u->output_tokens;
+    return k2a_buf_appendf(out,
+                           "{\"input_tokens\":%lld,\"input_tokens_details\":{\"cached_tokens\":%lld},\"output_tokens\":%lld,"
+                           "\"output_tokens_details\":{\"reasoning_tokens\":%lld},\"total_tokens\":%lld}",
+                           (long long)in, (long long)u->cache_read_input_tokens, (long long)u->output_tokens, (long long)reasoning,
+                           (long long)(in + u->output_tokens));
+}
+
+static const char *incomplete_reason(k2a_ir_stop_reason_t r)
+{
+    switch (r) {
+    case K2A_STOP_MAX_TOKENS:
+    case K2A_STOP_CONTEXT_WINDOW:
+        return "max_output_tokens";
+    case K2A_STOP_REFUSAL:
+        return "content_filter";
+    default:
+        return NULL;
+    }
+}
+
+/* Decimal digits of v appended (no printf on the per-event path). */
+static int append_i64(k2a_buf_t *out, int64_t v)
+{
+    char tmp[24];
+    size_t n = sizeof(tmp);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        tmp[--n] = '-';
+    return k2a_buf_append(out, tmp + n, sizeof(tmp) - n);
+}
+
+/* A number as %g does, without printf for the usual 1 */
+static int append_number(k2a_buf_t *out, double v)
+{
+    if (v == 1.0)
+        return k2a_buf_append(out, "1", 1);
+    return k2a_buf_appendf(out, "%g", v);
+}
+
+/* The parts of the response object that do not change during the answer, rendered once at init:
+ *   head  `{"id":"resp_…","object":"response","created_at":N,"status":"`
+ *   mid_a `,"instructions":…,"max_output_tokens":…,"metadata":…,"model":…`
+ *   mid_b `,"parallel_tool_calls":…,…,"truncation":"disabled"` */
+static int render_static(k2a_responses_writer_t *w)
+{
+    const k2a_responses_extra_t *x = w->echo;
+    k2a_buf_t *h = &w->head, *a = &w->mid_a, *b = &w->mid_b;
+    /* sized once: these are rendered a single time, and copied into every response object */
+    CHECK(k2a_buf_reserve(h, 128));
+    CHECK(k2a_buf_reserve(a,
+                          (x != NULL ? x->instructions_json.len + x->instructions.len + x->metadata.len : 0) + w->model.len + 128));
+    CHECK(k2a_buf_reserve(b, (x != NULL ? x->tools_json.len + x->tool_choice.len + x->previous_response_id.len : 0) + 320));
+    CHECK(APPEND_LIT(h, "{\"id\":\""));
+    CHECK(k2a_buf_appendstr(h, w->id));
+    CHECK(APPEND_LIT(h, "\",\"object\":\"response\",\"created_at\":"));
+    CHECK(append_i64(h, w->created_at));
+    CHECK(APPEND_LIT(h, ",\"status\":\""));
+    CHECK(APPEND_LIT(a, ",\"instructions\":"));
+    if (x != NULL && x->instructions_json.len != 0)
+        CHECK(k2a_buf_append(a, x->instructions_json.base, x->instructions_json.len));
+    else if (x != NULL && x->instructions.len != 0)
+        CHECK(json_str(a, x->instructions.base, x->instructions.len));
+    else
+        CHECK(APPEND_LIT(a, "null"));
+    if (x != NULL && x->has_max_output_tokens) {
+        CHECK(APPEND_LIT(a, ",\"max_output_tokens\":"));
+        CHECK(append_i64(a, x->max_output_tokens));
+    } else
+        CHECK(APPEND_LIT(a, ",\"max_output_tokens\":null"));
+    CHECK(APPEND_LIT(a, ",\"metadata\":"));
+    CHECK(echo_raw(a, x != NULL ? x->metadata : K2A_STR_NULL, "{}"));
+    CHECK(APPEND_LIT(a, ",\"model\":"));
+    CHECK(json_str(a, w->model.base, w->model.len));
+    CHECK(x == NULL || x->parallel_tool_calls ? APPEND_LIT(b, ",\"parallel_tool_calls\":true,\"previous_response_id\":")
+                                              : APPEND_LIT(b, ",\"parallel_tool_calls\":false,\"previous_response_id\":"));
+    if (x != NULL && x->previous_response_id.len != 0)
+        CHECK(json_str(b, x->previous_response_id.base, x->previous_response_id.len));
+    else
+        CHECK(APPEND_LIT(b, "null"));
+    CHECK(APPEND_LIT(b, ",\"reasoning\":{\"effort\":"));
+    if (x != NULL && x->effort.len != 0)
+        CHECK(json_str(b, x->effort.base, x->effort.len));
+    else
+        CHECK(APPEND_LIT(b, "null"));
+    CHECK(x == NULL || x->store ? APPEND_LIT(b, ",\"summary\":null},\"store\":true,\"temperature\":")
+                                : APPEND_LIT(b, ",\"summary\":null},\"store\":false,\"temperature\":"));
+    CHECK(append_number(b, w->temperature));
+    CHECK(APPEND_LIT(b, ",\"text\":{\"format\":{\"type\":"));
+    k2a_str_t fmt = x != NULL && x->text_format.len != 0 ? x->text_format : K2A_STRLIT("text");
+    CHECK(json_str(b, fmt.base, fmt.len));
+    CHECK(APPEND_LIT(b, "}},\"tool_choice\":"));
+    CHECK(echo_raw(b, x != NULL ? x->tool_choice : K2A_STR_NULL, "\"auto\""));
+    CHECK(APPEND_LIT(b, ",\"tools\":"));
+    CHECK(echo_raw(b, x != NULL ? x->tools_json : K2A_STR_NULL, "[]"));
+    CHECK(APPEND_LIT(b, ",\"top_p\":"));
+    CHECK(append_number(b, w->top_p));
+    return APPEND_LIT(b, ",\"truncation\":\"disabled\"");
+}
+
+/* status: "in_progress" (no output, no usage), "completed"/"incomplete" (output and usage), "failed" (error). */
+static int render_object(const k2a_responses_writer_t *w, k2a_buf_t *out, const char *status, bool final)
+{
+    CHECK(k2a_buf_append(out, w->head.base, w->head.len));
+    CHECK(k2a_buf_appendstr(out, status));
+    CHECK(APPEND_LIT(out, "\",\"background\":false,\"error\":"));
+    if (w->error != 0) {
+        const k2a_openai_error_info_t *info = k2a_openai_error_info(w->error);
+        const char *code = info->code != NULL ? info->code : info->type;
+        CHECK(APPEND_LIT(out, "{\"code\":"));
+        CHECK(json_str(out, code, strlen(code)));
+        CHECK(APPEND_LIT(out, ",\"message\":"));
+        if (w->error_message.len != 0)
+            CHECK(json_str(out, w->error_message.base, w->error_message.len));
+        else
+            CHECK(json_str(out, k2a_strerror(w->error), strlen(k2a_strerror(w->error))));
+        CHECK(APPEND_LIT(out, "}"));
+    } else {
+        CHECK(APPEND_LIT(out, "null"));
+    }
+    const char *why = final && w->stopped ? incomplete_reason(w->stop_reason) : NULL;
+    CHECK(APPEND_LIT(out, ",\"incomplete_details\":"));
+    if (why != NULL) {
+        CHECK(APPEND_LIT(out, "{\"reason\":\""));
+        CHECK(k2a_buf_appendstr(out, why));
+        CHECK(APPEND_LIT(out, "\"}"));
+    } else {
+        CHECK(APPEND_LIT(out, "null"));
+    }
+    CHECK(k2a_buf_append(out, w->mid_a.base, w->mid_a.len));
+    CHECK(APPEND_LIT(out, ",\"output\":["));
+    if (final)
+        CHECK(k2a_buf_append(out, w->items.base, w->items.len));
+    CHECK(k2a_buf_append(out, "]", 1));
+    CHECK(k2a_buf_append(out, w->mid_b.base, w->mid_b.len));
+    CHECK(APPEND_LIT(out, ",\"usage\":"));
+    if (final && w->error == 0)
+        CHECK(append_usage(out, w));
+    else
+        CHECK(APPEND_LIT(out, "null"));
+    return APPEND_LIT(out, ",\"user\":null}");
+}
+
+/* ---------- SSE ---------- */
+
+/* `event: <type>\ndata: {"type":"<type>",` — the caller appends the fields and then end_event */
+/* `event: <type>\ndata: {"type":"<type>",` as one literal: the caller appends the fields and then end_event */
+#define EVENT_PREFIX(t) "event: " t "\ndata: {\"type\":\"" t "\","
+#define BEGIN_EVENT(w, t) APPEND_LIT((w)->out, EVENT_PREFIX(t))
+#define PREFIX_ARGS(t) EVENT_PREFIX(t), sizeof(EVENT_PREFIX(t)) - 1
+
+/* `<suffix>"sequence_number":N}\n\n` in one append (suffix: the end of the event's fields, at most 32 bytes) */
+static int end_event_after(k2a_responses_writer_t *w, const char *suffix, size_t slen)
+{
+    static const char key[] = "\"sequence_number\":";
+    char tmp[32 + sizeof(key) - 1 + 24 + 3], digits[24];
+    uint64_t v = (uint64_t)w->seq++;
+    size_t nd = 0;
+    do {
+        digits[nd++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    memcpy(tmp, suffix, slen);
+    memcpy(tmp + slen, key, sizeof(key) - 1);
+    size_t n = slen + sizeof(key) - 1;
+    while (nd != 0)
+        tmp[n++] = digits[--nd];
+    memcpy(tmp + n, "}\n\n", 3);
+    return k2a_buf_append(w->out, tmp, n + 3);
+}
+
+static int end_event(k2a_responses_writer_t *w)
+{
+    return end_event_after(w, "", 0);
+}
+
+/* An event carrying a response object already rendered. */
+static int object_event(k2a_responses_writer_t *w, const char *prefix, size_t plen, const k2a_buf_t *object)
+{
+    CHECK(k2a_buf_append(w->out, prefix, plen));
+    CHECK(APPEND_LIT(w->out, "\"response\":"));
+    CHECK(k2a_buf_append(w->out, object->base, object->len));
+    CHECK(k2a_buf_append(w->out, ",", 1));
+    return end_event(w);
+}
+
+/* An event carrying the final response object, which is kept for the store (k2a_responses_writer_render). */
+static int response_event(k2a_responses_writer_t *w, const char *prefix, size_t plen, const char *status, bool final)
+{
+    k2a_buf_reset(&w->object);
+    CHECK(render_object(w, &w->object, status, final));
+    return object_event(w, prefix, plen, &w->object);
+}
+
+static int start(k2a_responses_writer_t *w)
+{
+    if (w->started)
+        return 0;
+    w->started = true;
+    if (w->out == NULL)
+        return 0;
+    /* the same object twice: rendered once */
+    k2a_buf_reset(&w->object);
+    CHECK(render_object(w, &w->object, "in_progress", false));
+    CHECK(object_event(w, PREFIX_ARGS("response.created"), &w->object));
+    CHECK(object_event(w, PREFIX_ARGS("response.in_progress"), &w->object));
+    k2a_buf_reset(&w->object);
+    return 0;
+}
+
+/* `"item_id":"…","output_index":n,` (rendered when the item starts) */
+static int item_ref(k2a_responses_writer_t *w, const k2a_responses_item_t *it)
+{
+    return k2a_buf_append(w->out, it->ref, it->reflen);
+}
+
+/* The item as JSON; done = its finished form. */
+/* The item as JSON: in progress (q NULL), or finished with q its text (or arguments) as a JSON string, escaped once. */
+static int render_item(k2a_buf_t *out, const k2a_responses_item_t *it, const k2a_str_t *q)
+{
+    bool done = q != NULL;
+    switch (it->kind) {
+    case K2A_BLOCK_TEXT:
+        CHECK(APPEND_LIT(out, "{\"id\":\""));
+        CHECK(k2a_buf_appendstr(out, it->id));
+        CHECK(done ? APPEND_LIT(out, "\",\"type\":\"message\",\"status\":\"completed\",\"content\":[")
+                   : APPEND_LIT(out, "\",\"type\":\"message\",\"status\":\"in_progress\",\"content\":["));
+        if (done) {
+            CHECK(APPEND_LIT(out, "{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":"));
+            CHECK(k2a_buf_append(out, q->base, q->len));
+            CHECK(APPEND_LIT(out, "}"));
+        }
+        return APPEND_LIT(out, "],\"role\":\"assistant\"}");
+    case K2A_BLOCK_THINKING:
+        CHECK(APPEND_LIT(out, "{\"id\":\""));
+        CHECK(k2a_buf_appendstr(out, it->id));
+        CHECK(APPEND_LIT(out, "\",\"type\":\"reasoning\",\"summary\":["));
+        if (done) {
+            CHECK(APPEND_LIT(out, "{\"type\":\"summary_text\",\"text\":"));
+            CHECK(k2a_buf_append(out, q->base, q->len));
+            CHECK(APPEND_LIT(out, "}"));
+        }
+        return APPEND_LIT(out, "]}");
+    default:
+        CHECK(APPEND_LIT(out, "{\"id\":\""));
+        CHECK(k2a_buf_appendstr(out, it->id));
+        CHECK(done ? APPEND_LIT(out, "\",\"type\":\"function_call\",\"status\":\"completed\",\"arguments\":")
+                   : APPEND_LIT(out, "\",\"type\":\"function_call\",\"status\":\"in_progress\",\"arguments\":"));
+        if (done)
+            CHECK(k2a_buf_append(out, q->base, q->len));
+        else
+            CHECK(APPEND_LIT(out, "\"\""));
+        CHECK(APPEND_LIT(out, ",\"call_id\":"));
+        CHECK(json_str(out, it->call_id.base, it->call_id.len));
+        CHECK(APPEND_LIT(out, ",\"name\":"));
+        CHECK(json_str(out, it->name.base, it->name.len));
+        return APPEND_LIT(out, "}");
+    }
+}
+
+static int item_event(k2a_responses_writer_t *w, const char *prefix, size_t plen, const k2a_responses_item_t *it,
+                      const k2a_str_t *q)
+{
+    CHECK(k2a_buf_append(w->out, prefix, plen));
+    CHECK(APPEND_LIT(w->out, "\"output_index\":"));
+    CHECK(append_i64(w->out, it->output));
+    CHECK(APPEND_LIT(w->out, ",\"item\":"));
+    CHECK(render_item(w->out, it, q));
+    CHECK(k2a_buf_append(w->out, ",", 1));
+    return end_event(w);
+}
+
+static k2a_responses_item_t *find_open(k2a_responses_writer_t *w, int block)
+{
+    for (size_t i = 0; i < w->nopen; ++i)
+        if (w->open[i].block == block)
+            return &w->open[i];
+    return NULL;
+}
+
+static int on_block_start(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
+{
+    if (ev->block != K2A_BLOCK_TEXT && ev->block != K2A_BLOCK_THINKING && ev->block != K2A_BLOCK_TOOL_USE)
+        return 0; /* REDACTED_THINKING: opaque, only Anthropic clients can use it */
+    if (w->nopen == K2A_RESPONSES_MAX_OPEN || find_open(w, ev->index) != NULL)
+        return K2A_EINTERNAL;
+    CHECK(start(w));
+    k2a_responses_item_t *it = &w->open[w->nopen];
+    memset(it, 0, sizeof(*it));
+    it->block = ev->index;
+    it->kind = ev->block;
+    k2a_buf_init(&it->text, w->max_bytes);
+    k2a_responses_make_id(it->id,
+                          ev->block == K2A_BLOCK_TEXT       ? "msg_"
+                          : ev->block == K2A_BLOCK_THINKING ? "rs_"
+                                                            : "fc_",
+                          w->random, w->random_ctx);
+    if (ev->block == K2A_BLOCK_TOOL_USE) {
+        it->strings = malloc(ev->tool_id.len + ev->tool_name.len + 1);
+        if (it->strings == NULL)
+            return K2A_ENOMEM;
+        memcpy(it->strings, ev->tool_id.base != NULL ? ev->tool_id.base : "", ev->tool_id.len);
+        memcpy(it->strings + ev->tool_id.len, ev->tool_name.base != NULL ? ev->tool_name.base : "", ev->tool_name.len);
+        it->call_id = k2a_str(it->strings, ev->tool_id.len);
+        it->name = k2a_str(it->strings + ev->tool_id.len, ev->tool_name.len);
+        w->any_tool_call = true;
+    }
+    ++w->nopen;
+    it->output = w->noutput++;
+    {
+        static const char pre[] = "\"item_id\":\"", mid[] = "\",\"output_index\":";
+        char num[16];
+        size_t idlen = strlen(it->id), nn = 0;
+        for (int o = it->output; nn == 0 || o != 0; o /= 10)
+            num[nn++] = (char)('0' + o % 10);
+        char *r = it->ref;
+        memcpy(r, pre, sizeof(pre) - 1), r += sizeof(pre) - 1;
+        memcpy(r, it->id, idlen), r += idlen;
+        memcpy(r, mid, sizeof(mid) - 1), r += sizeof(mid) - 1;
+        while (nn != 0)
+            *r++ = num[--nn];
+        *r++ = ',';
+        it->reflen = (size_t)(r - it->ref);
+    }
+    {
+        static const char text_head[] = EVENT_PREFIX("response.output_text.delta"),
+                          thinking_head[] = EVENT_PREFIX("response.reasoning_summary_text.delta"),
+                          tool_head[] = EVENT_PREFIX("response.function_call_arguments.delta");
+        static const char text_field[] = "\"content_index\":0,\"delta\":\"", thinking_field[] = "\"summary_index\":0,\"delta\":\"",
+                          tool_field[] = "\"delta\":\"";
+        const char *h = it->kind == K2A_BLOCK_TEXT ? text_head : it->kind == K2A_BLOCK_THINKING ? thinking_head : tool_head;
+        const char *f = it->kind == K2A_BLOCK_TEXT ? text_field : it->kind == K2A_BLOCK_THINKING ? thinking_field : tool_field;
+        size_t hl = strlen(h), fl = strlen(f);
+        memcpy(it->dhead, h, hl);
+        memcpy(it->dhead + hl, it->ref, it->reflen);
+        memcpy(it->dhead + hl + it->reflen, f, fl);
+        it->dheadlen = hl + it->reflen + fl;
+    }
+    if (w->out == NULL)
+        return 0;
+    CHECK(item_event(w, PREFIX_ARGS("response.output_item.added"), it, NULL));
+    if (it->kind == K2A_BLOCK_TEXT) {
+        CHECK(BEGIN_EVENT(w, "response.content_part.added"));
+        CHECK(item_ref(w, it));
+        CHECK(APPEND_LIT(
+            w->out, "\"content_index\":0,\"part\":{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":\"\"},"));
+        return end_event(w);
+    }
+    if (it->kind == K2A_BLOCK_THINKING) {
+        CHECK(BEGIN_EVENT(w, "response.reasoning_summary_part.added"));
+        CHECK(item_ref(w, it));
+        CHECK(APPEND_LIT(w->out, "\"summary_index\":0,\"part\":{\"type\":\"summary_text\",\"text\":\"\"},"));
+        return end_event(w);
+    }
+    return 0;
+}
+
+static int on_delta(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
+{
+    if (ev->text.len == 0)
+        return 0;
+    k2a_responses_item_t *it = find_open(w, ev->index);
+    if (it == NULL)
+        return ev->block == K2A_BLOCK_REDACTED_THINKING ? 0 : K2A_EINTERNAL;
+    int r = k2a_buf_append(&it->text, ev->text.base, ev->text.len);
+    if (r != 0)
+        return r == K2A_ETOOBIG ? K2A_EUPSTREAM_TOOBIG : r;
+    if (it->kind == K2A_BLOCK_THINKING)
+        w->reasoning_tokens += (int64_t)(ev->text.len + 3) / 4;
+    if (w->out == NULL)
+        return 0;
+    /* the event's head (prefix, item reference, `"delta":"`) was rendered when the item started */
+    CHECK(k2a_buf_append(w->out, it->dhead, it->dheadlen));
+    CHECK(k2a_buf_append_json_escaped(w->out, ev->text.base, ev->text.len));
+    if (it->kind == K2A_BLOCK_TEXT)
+        return end_event_after(w, "\",\"logprobs\":[],", sizeof("\",\"logprobs\":[],") - 1);
+    return end_event_after(w, "\",", 2);
+}
+
+static int close_item(k2a_responses_writer_t *w, k2a_responses_item_t *it)
+{
+    /* the text (or arguments) as a JSON string, escaped once for the .done events, the item and the stored output */
+    k2a_buf_reset(&w->scratch);
+    if (it->kind == K2A_BLOCK_TOOL_USE && it->text.len == 0)
+        CHECK(APPEND_LIT(&w->scratch, "\"{}\""));
+    else
+        CHECK(json_str(&w->scratch, it->text.base, it->text.len));
+    k2a_str_t q = k2a_str(w->scratch.base, w->scratch.len);
+    if (w->out != NULL) {
+        switch (it->kind) {
+        case K2A_BLOCK_TEXT:
+            CHECK(BEGIN_EVENT(w, "response.output_text.done"));
+            CHECK(item_ref(w, it));
+            CHECK(APPEND_LIT(w->out, "\"content_index\":0,\"text\":"));
+            CHECK(k2a_buf_append(w->out, q.base, q.len));
+            CHECK(APPEND_LIT(w->out, ",\"logprobs\":[],"));
+            CHECK(end_event(w));
+            CHECK(BEGIN_EVENT(w, "response.content_part.done"));
+            CHECK(item_ref(w, it));
+            CHECK(APPEND_LIT(
+                w->out, "\"content_index\":0,\"part\":{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":"));
+            CHECK(k2a_buf_append(w->out, q.base, q.len));
+            CHECK(APPEND_LIT(w->out, "},"));
+            CHECK(end_event(w));
+            break;
+        case K2A_BLOCK_THINKING:
+            CHECK(BEGIN_EVENT(w, "response.reasoning_summary_text.done"));
+            CHECK(item_ref(w, it));
+            CHECK(APPEND_LIT(w->out, "\"summary_index\":0,\"text\":"));
+            CHECK(k2a_buf_append(w->out, q.base, q.len));
+            CHECK(k2a_buf_append(w->out, ",", 1));
+            CHECK(end_event(w));
+            CHECK(BEGIN_EVENT(w, "response.reasoning_summary_part.done"));
+            CHECK(item_ref(w, it));
+            CHECK(APPEND_LIT(w->out, "\"summary_index\":0,\"part\":{\"type\":\"summary_text\",\"text\":"));
+            CHECK(k2a_buf_append(w->out, q.base, q.len));
+            CHECK(APPEND_LIT(w->out, "},"));
+            CHECK(end_event(w));
+            break;
+        default:
+            CHECK(BEGIN_EVENT(w, "response.function_call_arguments.done"));
+            CHECK(item_ref(w, it));
+            CHECK(APPEND_LIT(w->out, "\"arguments\":"));
+            CHECK(k2a_buf_append(w->out, q.base, q.len));
+            CHECK(k2a_buf_append(w->out, ",", 1));
+            CHECK(end_event(w));
+            break;
+        }
+        CHECK(item_event(w, PREFIX_ARGS("response.output_item.done"), it, &q));
+    }
+    int r;
+    if ((r = k2a_buf_reserve(&w->items, q.len + it->call_id.len + it->name.len + 256)) != 0 ||
+        (w->items.len != 0 && (r = k2a_buf_append(&w->items, ",", 1)) != 0) || (r = render_item(&w->items, it, &q)) != 0)
+        return r == K2A_ETOOBIG ? K2A_EUPSTREAM_TOOBIG : r;
+    item_dispose(it);
+    *it = w->open[--w->nopen];
+    return 0;
+}
+
+static int on_block_stop(k2a_responses_writer_t *w, int block)
+{
+    k2a_responses_item_t *it = find_open(w, block);
+    return it != NULL ? close_item(w, it) : 0;
+}
+
+static int on_stop(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
+{
+    merge_usage(&w->usage, &ev->usage);
+    CHECK(start(w));
+    /* items the producer left open, in output order */
+    while (w->nopen != 0) {
+        size_t first = 0;
+        for (size_t i = 1; i < w->nopen; ++i)
+            if (w->open[i].output < w->open[first].output)
+                first = i;
+        CHECK(close_item(w, &w->open[first]));
+    }
+    w->stopped = true;
+    w->stop_reason = ev->stop_reason;
+    w->finished = true;
+    if (w->out == NULL)
+        return 0;
+    bool incomplete = incomplete_reason(ev->stop_reason) != NULL;
+    if (incomplete)
+        return response_event(w, PREFIX_ARGS("response.incomplete"), "incomplete", true);
+    return response_event(w, PREFIX_ARGS("response.completed"), "completed", true);
+}
+
+static int on_error(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
+{
+    w->error = ev->error != 0 ? ev->error : K2A_EINTERNAL;
+    k2a_buf_reset(&w->error_message);
+    k2a_buf_append(&w->error_message, ev->error_message.base,
+                   ev->error_message.len < w->error_message.max ? ev->error_message.len : w->error_message.max);
+    w->finished = true;
+    if (w->out == NULL)
+        return 0;
+    CHECK(start(w));
+    return response_event(w, PREFIX_ARGS("response.failed"), "failed", true);
+}
+
+int k2a_responses_writer_on_event(void *sink, const k2a_ir_event_t *ev)
+{
+    k2a_responses_writer_t *w = sink;
+    if (w->finished)
+        return 0;
+    switch (ev->type) {
+    case K2A_EV_MESSAGE_START:
+        merge_usage(&w->usage, &ev->usage);
+        return start(w);
+    case K2A_EV_BLOCK_START:
+        return on_block_start(w, ev);
+    case K2A_EV_DELTA:
+        return on_delta(w, ev);
+    case K2A_EV_BLOCK_STOP:
+        return on_block_stop(w, ev->index);
+    case K2A_EV_USAGE:
+        merge_usage(&w->usage, &ev->usage);
+        return 0;
+    case K2A_EV_STOP:
+        return on_stop(w, ev);
+    case K2A_EV_ERROR:
+        return on_error(w, ev);
+    case K2A_EV_PING:
+        return w->out != NULL ? APPEND_LIT(w->out, ": ping\n\n") : 0;
+    }
+    return 0;
+}
+
+int k2a_responses_writer_items(const k2a_responses_writer_t *w, k2a_buf_t *out)
+{
+    CHECK(k2a_buf_append(out, "[", 1));
+    CHECK(k2a_buf_append(out, w->items.base, w->items.len));
+    return k2a_buf_append(out, "]", 1);
+}
+
+int k2a_responses_writer_render(const k2a_responses_writer_t *w, k2a_buf_t *out)
+{
+    if (w->error != 0)
+        return w->error;
+    if (!w->stopped)
+        return K2A_EUPSTREAM_TRUNCATED;
+    if (w->object.len != 0)
+        return k2a_buf_append(out, w->object.base, w->object.len); /* response.completed's, already rendered */
+    return render_object(w, out, incomplete_reason(w->stop_reason) != NULL ? "incomplete" : "completed", true);
+}
+
+k2a_str_t k2a_responses_writer_error_message(const k2a_responses_writer_t *w)
+{
+    return k2a_str(w->error_message.base, w->error_message.len);
+}

@@ -1,0 +1,232 @@
+/*
+ * The stored responses (see responses_store.h): a chained hash table of entries, each also on a list in insertion
+ * order, which is the order of expiry and of eviction. One mutex; every operation is O(1) but the copies.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/errors.h"
+#include "convert/responses_store.h"
+
+typedef struct st_entry_t {
+    struct st_entry_t *chain;       /* next in the bucket */
+    struct st_entry_t *prev, *next; /* insertion order: head = oldest */
+    int64_t at;
+    size_t idlen, rlen, ilen;
+    char *id, *response, *items; /* one allocation */
+} entry_t;
+
+struct st_k2a_responses_store_t {
+    pthread_mutex_t mutex;
+    size_t max_count, max_bytes;
+    int64_t ttl_s;
+    entry_t **buckets;
+    size_t nbuckets; /* a power of two */
+    entry_t *head, *tail;
+    size_t count, bytes;
+};
+
+static size_t entry_bytes(const entry_t *e)
+{
+    return e->idlen + e->rlen + e->ilen;
+}
+
+static uint64_t hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < n; ++i) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+k2a_responses_store_t *k2a_responses_store_new(size_t max_count, size_t max_bytes, int64_t ttl_s)
+{
+    k2a_responses_store_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->max_count = max_count;
+    s->max_bytes = max_bytes;
+    s->ttl_s = ttl_s;
+    s->nbuckets = 64;
+    while (s->nbuckets < max_count && s->nbuckets < ((size_t)1 << 20))
+        s->nbuckets <<= 1;
+    s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
+    if (s->buckets == NULL) {
+        free(s);
+        return NULL;
+    }
+    pthread_mutex_init(&s->mutex, NULL);
+    return s;
+}
+
+void k2a_responses_store_free(k2a_responses_store_t *s)
+{
+    if (s == NULL)
+        return;
+    for (entry_t *e = s->head, *next; e != NULL; e = next) {
+        next = e->next;
+        free(e);
+    }
+    free(s->buckets);
+    pthread_mutex_destroy(&s->mutex);
+    free(s);
+}
+
+static pthread_mutex_t shared_mutex = PTHREAD_MUTEX_INITIALIZER;
+static k2a_responses_store_t *shared;
+
+k2a_responses_store_t *k2a_responses_store_shared(const k2a_config_t *config)
+{
+    if (config->responses_store_max <= 0)
+        return NULL;
+    pthread_mutex_lock(&shared_mutex);
+    if (shared == NULL)
+        shared = k2a_responses_store_new((size_t)config->responses_store_max, (size_t)config->responses_store_max_bytes,
+                                         config->responses_store_ttl_s);
+    k2a_responses_store_t *s = shared;
+    pthread_mutex_unlock(&shared_mutex);
+    return s;
+}
+
+k2a_responses_store_t *k2a_responses_store_current(void)
+{
+    pthread_mutex_lock(&shared_mutex);
+    k2a_responses_store_t *s = shared;
+    pthread_mutex_unlock(&shared_mutex);
+    return s;
+}
+
+static entry_t **slot_of(k2a_responses_store_t *s, const char *id, size_t idlen)
+{
+    entry_t **p = &s->buckets[hash(id, idlen) & (s->nbuckets - 1)];
+    while (*p != NULL && !((*p)->idlen == idlen && memcmp((*p)->id, id, idlen) == 0))
+        p = &(*p)->chain;
+    return p;
+}
+
+static void unlink_entry(k2a_responses_store_t *s, entry_t *e)
+{
+    entry_t **p = slot_of(s, e->id, e->idlen);
+    if (*p == e)
+        *p = e->chain;
+    if (e->prev != NULL)
+        e->prev->next = e->next;
+    else
+        s->head = e->next;
+    if (e->next != NULL)
+        e->next->prev = e->prev;
+    else
+        s->tail = e->prev;
+    --s->count;
+    s->bytes -= entry_bytes(e);
+    free(e);
+}
+
+static void expire_locked(k2a_responses_store_t *s, int64_t now)
+{
+    while (s->head != NULL && now - s->head->at >= s->ttl_s)
+        unlink_entry(s, s->head);
+}
+
+size_t k2a_responses_store_key(char *out, const char *owner, const char *id, size_t idlen)
+{
+    size_t olen = owner != NULL ? strlen(owner) : 0;
+    if (idlen == 0 || idlen > K2A_RESPONSES_STORE_ID_MAX || olen > 64 || memchr(id, '/', idlen) != NULL)
+        return 0;
+    memcpy(out, owner != NULL ? owner : "", olen);
+    out[olen] = '/';
+    memcpy(out + olen + 1, id, idlen);
+    out[olen + 1 + idlen] = '\0';
+    return olen + 1 + idlen;
+}
+
+int k2a_responses_store_put(k2a_responses_store_t *s, const char *id, const char *response, size_t rlen, const char *items,
+                            size_t ilen, int64_t now)
+{
+    size_t idlen = strlen(id);
+    if (idlen == 0 || idlen > K2A_RESPONSES_STORE_KEY_MAX || idlen + rlen + ilen > s->max_bytes || s->max_count == 0)
+        return K2A_ETOOBIG;
+    entry_t *e = malloc(sizeof(*e) + idlen + rlen + ilen + 3);
+    if (e == NULL)
+        return K2A_ENOMEM;
+    memset(e, 0, sizeof(*e));
+    e->at = now;
+    e->idlen = idlen;
+    e->rlen = rlen;
+    e->ilen = ilen;
+    e->id = (char *)(e + 1);
+    e->response = e->id + idlen + 1;
+    e->items = e->response + rlen + 1;
+    memcpy(e->id, id, idlen);
+    e->id[idlen] = '\0';
+    if (rlen != 0)
+        memcpy(e->response, response, rlen);
+    e->response[rlen] = '\0';
+    if (ilen != 0)
+        memcpy(e->items, items, ilen);
+    e->items[ilen] = '\0';
+
+    pthread_mutex_lock(&s->mutex);
+    expire_locked(s, now);
+    entry_t **p = slot_of(s, id, idlen);
+    if (*p != NULL)
+        unlink_entry(s, *p);
+    while (s->head != NULL && (s->count + 1 > s->max_count || s->bytes + entry_bytes(e) > s->max_bytes))
+        unlink_entry(s, s->head);
+    p = slot_of(s, id, idlen);
+    *p = e;
+    e->prev = s->tail;
+    if (s->tail != NULL)
+        s->tail->next = e;
+    else
+        s->head = e;
+    s->tail = e;
+    ++s->count;
+    s->bytes += entry_bytes(e);
+    pthread_mutex_unlock(&s->mutex);
+    return 0;
+}
+
+int k2a_responses_store_get(k2a_responses_store_t *s, const char *id, size_t idlen, int64_t now, k2a_buf_t *response,
+                            k2a_buf_t *items)
+{
+    int r = 0;
+    pthread_mutex_lock(&s->mutex);
+    expire_locked(s, now);
+    entry_t *e = *slot_of(s, id, idlen);
+    if (e == NULL)
+        r = K2A_ENOTFOUND;
+    if (r == 0 && response != NULL)
+        r = k2a_buf_append(response, e->response, e->rlen);
+    if (r == 0 && items != NULL)
+        r = k2a_buf_append(items, e->items, e->ilen);
+    pthread_mutex_unlock(&s->mutex);
+    return r;
+}
+
+int k2a_responses_store_delete(k2a_responses_store_t *s, const char *id, size_t idlen)
+{
+    pthread_mutex_lock(&s->mutex);
+    entry_t *e = *slot_of(s, id, idlen);
+    if (e != NULL)
+        unlink_entry(s, e);
+    pthread_mutex_unlock(&s->mutex);
+    return e != NULL ? 0 : K2A_ENOTFOUND;
+}
+
+void k2a_responses_store_expire(k2a_responses_store_t *s, int64_t now)
+{
+    pthread_mutex_lock(&s->mutex);
+    expire_locked(s, now);
+    pthread_mutex_unlock(&s->mutex);
+}
+
+void k2a_responses_store_stats(k2a_responses_store_t *s, size_t *count, size_t *bytes)
+{
+    pthread_mutex_lock(&s->mutex);
+    *count = s->count;
+    *bytes = s->bytes;
+    pthread_mutex_unlock(&s->mutex);
+}

@@ -1,0 +1,327 @@
+/*
+ * The OpenAI Responses request decoder beyond the golden cases: what it keeps besides the IR (store, metadata, the input
+ * items, previous_response_id...), a stored conversation decoded before the new input, and the errors (a wrong type, a
+ * built-in tool, an unknown item, a missing call_id...) with their JSON paths; and the response store's bounds (count,
+ * bytes, time to live), replacement and deletion.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "convert/responses_req.h"
+#include "core/errors.h"
+#include "convert/responses_store.h"
+
+typedef struct st_dec_t {
+    k2a_arena_t arena;
+    k2a_ir_request_t req;
+    k2a_responses_extra_t x;
+    k2a_convert_error_t err;
+    int rc;
+} dec_t;
+
+static void decode_prior(dec_t *d, const char *body, const char *prior)
+{
+    k2a_arena_init(&d->arena, 0);
+    d->rc = k2a_responses_decode_ex(body, strlen(body), prior, prior != NULL ? strlen(prior) : 0, NULL, &d->arena, &d->req, &d->x,
+                                    &d->err);
+}
+
+static void decode(dec_t *d, const char *body)
+{
+    decode_prior(d, body, NULL);
+}
+
+static void done(dec_t *d)
+{
+    k2a_arena_dispose(&d->arena);
+}
+
+static void expect_error(const char *body, int code, const char *message)
+{
+    dec_t d;
+    decode(&d, body);
+    if (d.rc != code || strcmp(d.err.message, message) != 0)
+        fail_msg("%s\n  got %s \"%s\"\n want %s \"%s\"", body, k2a_errname(d.rc), d.err.message, k2a_errname(code), message);
+    done(&d);
+}
+
+static void test_extras(void **state)
+{
+    dec_t d;
+    decode(&d, "{\"model\":\"m\", \"instructions\" :  \"Be \\u00e9 \\\"x\\\"\",\"input\":\"Hi \\\"there\\\"\",\"metadata\":{\"a\": "
+               "[1, 2]},\"tools\":[{\"type\":\"function\","
+               "\"name\":\"f\"}],\"tool_choice\":{\"type\":\"function\",\"name\":\"f\"},\"max_output_tokens\":77,"
+               "\"parallel_tool_calls\":false,\"previous_response_id\":null,\"reasoning\":{\"effort\":\"high\"},\"text\":"
+               "{\"format\":{\"type\":\"json_object\"}},\"stream\":true}");
+    assert_int_equal(d.rc, 0);
+    assert_true(d.x.store); /* OpenAI's default */
+    assert_false(d.x.parallel_tool_calls);
+    assert_true(k2a_str_eq_lit(d.x.metadata, "{\"a\": [1, 2]}"));
+    /* the instructions are echoed as their literal, escapes and all */
+    assert_true(k2a_str_eq_lit(d.x.instructions_json, "\"Be \\u00e9 \\\"x\\\"\""));
+    assert_true(k2a_str_eq_lit(d.x.instructions, "Be \xc3\xa9 \"x\""));
+    assert_true(k2a_str_eq_lit(d.x.input_items, "[{\"type\":\"message\",\"role\":\"user\",\"content\":\"Hi \\\"there\\\"\"}]"));
+    assert_true(k2a_str_eq_lit(d.x.tools_json, "[{\"type\":\"function\",\"name\":\"f\"}]"));
+    assert_true(k2a_str_eq_lit(d.x.tool_choice, "{\"type\":\"function\",\"name\":\"f\"}"));
+    assert_true(k2a_str_eq_lit(d.x.text_format, "json_object"));
+    assert_int_equal(d.req.max_tokens, 77);
+    assert_true(d.req.stream);
+    assert_true(d.req.json_object);
+    assert_int_equal(d.req.tool_choice, K2A_TOOL_CHOICE_TOOL);
+    assert_int_equal(d.req.thinking.mode, K2A_THINKING_ENABLED);
+    assert_int_equal(d.req.nmessages, 1);
+    assert_true(k2a_str_eq_lit(d.req.messages[0].blocks[0].text, "Hi \"there\""));
+    assert_int_equal(d.req.ntools, 1);
+    assert_true(k2a_str_eq_lit(d.req.tools[0].input_schema, "{\"type\":\"object\",\"properties\":{}}"));
+    done(&d);
+
+    decode(&d, "{\"model\":\"m\",\"store\":false,\"input\":[{\"role\":\"user\",\"content\":\"x\"}]}");
+    assert_int_equal(d.rc, 0);
+    assert_false(d.x.store);
+    assert_true(k2a_str_eq_lit(d.x.input_items, "[{\"role\":\"user\",\"content\":\"x\"}]"));
+    done(&d);
+}
+
+/* A stored conversation (previous_response_id) comes first; the new input continues it: a function_call left by the
+ * previous answer and the function_call_output of the new request make one tool round. */
+static void test_prior(void **state)
+{
+    dec_t d;
+    decode_prior(
+        &d,
+        "{\"model\":\"m\",\"previous_response_id\":\"resp_1\",\"input\":[{\"type\":\"function_call_output\","
+        "\"call_id\":\"c1\",\"output\":\"42\"}]}",
+        "[{\"type\":\"message\",\"role\":\"user\",\"content\":\"What is 6*7?\"},{\"id\":\"fc_x\",\"type\":"
+        "\"function_call\",\"status\":\"completed\",\"arguments\":\"{\\\"a\\\":6}\",\"call_id\":\"c1\",\"name\":\"mul\"}]");
+    assert_int_equal(d.rc, 0);
+    assert_true(k2a_str_eq_lit(d.x.previous_response_id, "resp_1"));
+    assert_int_equal(d.req.nmessages, 3);
+    assert_int_equal(d.req.messages[0].role, K2A_ROLE_USER);
+    assert_int_equal(d.req.messages[1].role, K2A_ROLE_ASSISTANT);
+    assert_int_equal(d.req.messages[1].blocks[0].kind, K2A_BLOCK_TOOL_USE);
+    assert_true(k2a_str_eq_lit(d.req.messages[1].blocks[0].input, "{\"a\":6}"));
+    assert_int_equal(d.req.messages[2].blocks[0].kind, K2A_BLOCK_TOOL_RESULT);
+    assert_true(k2a_str_eq_lit(d.req.messages[2].blocks[0].tool_use_id, "c1"));
+    done(&d);
+
+    /* input may be left out when a previous response is named */
+    decode_prior(&d, "{\"model\":\"m\",\"previous_response_id\":\"resp_1\"}", "[{\"role\":\"user\",\"content\":\"Hi\"}]");
+    assert_int_equal(d.rc, 0);
+    assert_int_equal(d.req.nmessages, 1);
+    assert_true(k2a_str_eq_lit(d.x.input_items, "[]"));
+    done(&d);
+
+    /* an error in the stored part names it */
+    decode_prior(&d, "{\"model\":\"m\",\"input\":\"x\"}", "[{\"type\":\"bogus\"}]");
+    assert_int_equal(d.rc, K2A_EBAD_PARAM);
+    assert_string_equal(d.err.message, "previous_response[0].type: item type 'bogus' is not supported (message, function_call, "
+                                       "function_call_output, reasoning)");
+    done(&d);
+}
+
+/* web_search and namespace tools are accepted and not offered to the model (the Codex CLI always declares them) */
+static void test_ignored_tools(void **state)
+{
+    dec_t d;
+    decode(&d, "{\"model\":\"m\",\"input\":\"x\",\"tools\":[{\"type\":\"web_search\",\"external_web_access\":true},"
+               "{\"type\":\"namespace\",\"name\":\"ns\",\"tools\":[{\"type\":\"function\",\"name\":\"g\"}]},"
+               "{\"type\":\"function\",\"name\":\"f\"},{\"type\":\"web_search_preview\"}]}");
+    assert_int_equal(d.rc, 0);
+    assert_int_equal(d.req.ntools, 1);
+    assert_true(k2a_str_eq_lit(d.req.tools[0].name, "f"));
+    assert_false(d.req.web_search.requested);
+    done(&d);
+}
+
+static void test_errors(void **state)
+{
+    expect_error("{\"model\":\"m\",\"input\":5}", K2A_EJSON_TYPE, "input: expected a string or an array of items, got a number");
+    expect_error("{\"input\":\"x\"}", K2A_EMISSING_FIELD, "model: is required");
+    expect_error("{\"model\":\"m\"}", K2A_EMISSING_FIELD, "input: is required");
+    expect_error("{\"model\":\"m\",\"input\":[]}", K2A_EEMPTY_MESSAGES,
+                 "input: must contain at least one user or assistant message");
+    expect_error("{\"model\":\"m\",\"input\":\"x\",\"tools\":[{\"type\":\"file_search\"}]}", K2A_EBAD_PARAM,
+                 "tools[0].type: tool type 'file_search' is not supported (only function)");
+    expect_error("{\"model\":\"m\",\"input\":\"x\",\"tools\":[{\"type\":\"function\"}]}", K2A_EMISSING_FIELD,
+                 "tools[0].name: is required");
+    expect_error("{\"model\":\"m\",\"input\":[{\"type\":\"function_call\",\"name\":\"f\",\"arguments\":\"{}\"}]}",
+                 K2A_EMISSING_FIELD, "input[0].call_id: is required");
+    expect_error("{\"model\":\"m\",\"input\":[{\"type\":\"function_call_output\",\"call_id\":\"c\"}]}", K2A_EMISSING_FIELD,
+                 "input[0].output: is required");
+    expect_error("{\"model\":\"m\",\"input\":[{\"type\":\"item_reference\",\"id\":\"msg_1\"}]}", K2A_EBAD_PARAM,
+                 "input[0].type: item_reference is not supported: send the items themselves or use previous_response_id");
+    expect_error("{\"model\":\"m\",\"input\":[{\"role\":\"tool\",\"content\":\"x\"}]}", K2A_EBAD_PARAM,
+                 "input[0].role: unknown role 'tool' (user, assistant, system or developer)");
+    expect_error("{\"model\":\"m\",\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_file\",\"file_id\":\"f\"}]}]}",
+                 K2A_EBAD_PARAM,
+                 "input[0].content[0].type: content part type 'input_file' is not supported (text and images only)");
+    expect_error("{\"model\":\"m\",\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_image\",\"file_id\":\"f\"}]}]}",
+                 K2A_EIMAGE_URL,
+                 "input[0].content[0].file_id: uploaded files are not supported (Kiro takes image bytes): send image_url as a "
+                 "base64 data: URL");
+    expect_error("{\"model\":\"m\",\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_image\",\"image_url\":"
+                 "\"https://x/y.png\"}]}]}",
+                 K2A_EIMAGE_URL,
+                 "input[0].content[0].image_url.url: remote image URLs are not supported (Kiro takes image bytes): send a base64 "
+                 "data: URL");
+    expect_error("{\"model\":\"m\",\"input\":\"x\",\"reasoning\":{\"effort\":\"huge\"}}", K2A_EBAD_PARAM,
+                 "reasoning.effort: unsupported value 'huge' (none, minimal, low, medium, high or xhigh)");
+    expect_error("{\"model\":\"m\",\"input\":\"x\",\"text\":{\"format\":{\"type\":\"yaml\"}}}", K2A_EBAD_PARAM,
+                 "text.format.type: unsupported text.format type 'yaml' (text, json_object or json_schema)");
+    expect_error("{\"model\":\"m\",\"input\":\"x\",\"tool_choice\":\"sometimes\"}", K2A_EBAD_PARAM,
+                 "tool_choice: unsupported tool_choice 'sometimes' (expected auto, none or required)");
+    expect_error("{\"model\":\"m\",\"input\":\"x\",\"tool_choice\":{\"type\":\"web_search_preview\"}}", K2A_EBAD_PARAM,
+                 "tool_choice.type: unsupported tool_choice type 'web_search_preview' (expected function)");
+    expect_error("{\"model\":\"m\",\"input\":\"x\",\"store\":\"yes\"}", K2A_EJSON_TYPE, "store: expected a boolean, got a string");
+    expect_error("{\"model\":\"m\",\"input\":\"x\",\"max_output_tokens\":0}", K2A_EBAD_PARAM,
+                 "max_output_tokens: must be at least 1");
+    expect_error("{\"model\":\"m\",\"input\":\"x\",\"metadata\":[]}", K2A_EJSON_TYPE, "metadata: expected an object, got an array");
+    expect_error("[1]", K2A_EJSON_TYPE, "the request body must be a JSON object");
+    expect_error("{\"model\":\"m\",\"input\":\"x\"", K2A_EJSON_SYNTAX,
+                 "input: malformed JSON near byte 24: parse error: premature EOF");
+}
+
+/* json_schema is served as a best effort: the schema goes into the instruction Chat Completions uses for it. */
+static void test_json_schema_best_effort(void **state)
+{
+    dec_t d;
+    decode(&d, "{\"model\":\"m\",\"input\":\"x\",\"text\":{\"format\":{\"type\":\"json_schema\",\"name\":\"person\",\"schema\":"
+               "{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"string\"}}},\"strict\":true}}}");
+    assert_int_equal(d.rc, 0);
+    assert_true(d.req.json_object);
+    assert_int_equal(d.req.nsystem, 1);
+    assert_non_null(
+        strstr(d.req.system[0].text.base, "(\"person\"):\n{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"string\"}}}"));
+    done(&d);
+}
+
+/* Deep nesting and many items stop at the limits with clean errors. */
+static void test_limits(void **state)
+{
+    k2a_convert_limits_t lim = k2a_convert_limits_default();
+    lim.max_messages = 2;
+    k2a_arena_t arena;
+    k2a_arena_init(&arena, 0);
+    k2a_ir_request_t req;
+    k2a_responses_extra_t x;
+    k2a_convert_error_t err;
+    const char *body = "{\"model\":\"m\",\"input\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"user\",\"content\":\"b\"},"
+                       "{\"role\":\"user\",\"content\":\"c\"}]}";
+    assert_int_equal(k2a_responses_decode_ex(body, strlen(body), NULL, 0, &lim, &arena, &req, &x, &err), K2A_ETOOBIG);
+    assert_string_equal(err.message, "input[2]: more than 2 items");
+    k2a_arena_dispose(&arena);
+
+    char deep[600];
+    size_t n = (size_t)snprintf(deep, sizeof(deep), "{\"model\":\"m\",\"input\":\"x\",\"include\":");
+    for (int i = 0; i < 200; ++i)
+        deep[n++] = '[';
+    deep[n] = '\0';
+    k2a_arena_init(&arena, 0);
+    int rc = k2a_responses_decode_ex(deep, n, NULL, 0, NULL, &arena, &req, &x, &err);
+    if (rc != K2A_EJSON_DEPTH)
+        fail_msg("%s: %s", k2a_errname(rc), err.message);
+    k2a_arena_dispose(&arena);
+}
+
+/* ---------- the store ---------- */
+
+static void test_store(void **state)
+{
+    k2a_responses_store_t *s = k2a_responses_store_new(3, 1000, 60);
+    assert_non_null(s);
+    k2a_buf_t r, i;
+    k2a_buf_init(&r, 0);
+    k2a_buf_init(&i, 0);
+    assert_int_equal(k2a_responses_store_put(s, "resp_a", "{\"a\":1}", 7, "[1]", 3, 100), 0);
+    assert_int_equal(k2a_responses_store_get(s, "resp_a", 6, 101, &r, &i), 0);
+    assert_true(k2a_str_eq_lit(k2a_str(r.base, r.len), "{\"a\":1}"));
+    assert_true(k2a_str_eq_lit(k2a_str(i.base, i.len), "[1]"));
+    assert_int_equal(k2a_responses_store_get(s, "resp_b", 6, 101, &r, NULL), K2A_ENOTFOUND);
+    /* a prefix of an id is not that id */
+    assert_int_equal(k2a_responses_store_get(s, "resp_", 5, 101, &r, NULL), K2A_ENOTFOUND);
+    /* count bound: the oldest goes */
+    assert_int_equal(k2a_responses_store_put(s, "resp_b", "{}", 2, "[]", 2, 101), 0);
+    assert_int_equal(k2a_responses_store_put(s, "resp_c", "{}", 2, "[]", 2, 102), 0);
+    assert_int_equal(k2a_responses_store_put(s, "resp_d", "{}", 2, "[]", 2, 103), 0);
+    size_t count, bytes;
+    k2a_responses_store_stats(s, &count, &bytes);
+    assert_int_equal(count, 3);
+    assert_int_equal(k2a_responses_store_get(s, "resp_a", 6, 103, NULL, NULL), K2A_ENOTFOUND);
+    assert_int_equal(k2a_responses_store_get(s, "resp_b", 6, 103, NULL, NULL), 0);
+    /* replacing keeps one entry */
+    assert_int_equal(k2a_responses_store_put(s, "resp_b", "{\"v\":2}", 7, "[]", 2, 104), 0);
+    k2a_responses_store_stats(s, &count, &bytes);
+    assert_int_equal(count, 3);
+    k2a_buf_reset(&r);
+    assert_int_equal(k2a_responses_store_get(s, "resp_b", 6, 104, &r, NULL), 0);
+    assert_true(k2a_str_eq_lit(k2a_str(r.base, r.len), "{\"v\":2}"));
+    /* byte bound: one big entry evicts as many as it needs; one larger than the cap is refused */
+    char big[980];
+    memset(big, 'x', sizeof(big));
+    assert_int_equal(k2a_responses_store_put(s, "resp_big", big, sizeof(big), "[]", 2, 105), 0);
+    k2a_responses_store_stats(s, &count, &bytes);
+    assert_true(bytes <= 1000);
+    assert_int_equal(count, 1);
+    assert_int_equal(k2a_responses_store_put(s, "resp_huge", big, sizeof(big), big, sizeof(big), 105), K2A_ETOOBIG);
+    /* time to live */
+    assert_int_equal(k2a_responses_store_get(s, "resp_big", 8, 105 + 59, NULL, NULL), 0);
+    assert_int_equal(k2a_responses_store_get(s, "resp_big", 8, 105 + 60, NULL, NULL), K2A_ENOTFOUND);
+    k2a_responses_store_stats(s, &count, &bytes);
+    assert_int_equal(count, 0);
+    assert_int_equal(bytes, 0);
+    /* delete */
+    assert_int_equal(k2a_responses_store_put(s, "resp_e", "{}", 2, "[]", 2, 200), 0);
+    assert_int_equal(k2a_responses_store_delete(s, "resp_e", 6), 0);
+    assert_int_equal(k2a_responses_store_delete(s, "resp_e", 6), K2A_ENOTFOUND);
+    k2a_buf_dispose(&r);
+    k2a_buf_dispose(&i);
+    k2a_responses_store_free(s);
+}
+
+/* Entries are kept per client key: the same response id under two owners is two keys, and ids that could forge one
+ * (a '/', empty, too long) have none. */
+static void test_store_key(void **state)
+{
+    (void)state;
+    char a[K2A_RESPONSES_STORE_KEY_MAX + 1], b[K2A_RESPONSES_STORE_KEY_MAX + 1];
+    size_t la = k2a_responses_store_key(a, "0123456789abcdef", "resp_1", 6);
+    size_t lb = k2a_responses_store_key(b, NULL, "resp_1", 6);
+    assert_int_equal(la, 23);
+    assert_string_equal(a, "0123456789abcdef/resp_1");
+    assert_int_equal(lb, 7);
+    assert_string_equal(b, "/resp_1");
+    assert_int_equal(k2a_responses_store_key(a, "x", "a/b", 3), 0);
+    assert_int_equal(k2a_responses_store_key(a, "x", "", 0), 0);
+    char longid[K2A_RESPONSES_STORE_ID_MAX + 2];
+    memset(longid, 'r', sizeof(longid));
+    assert_int_equal(k2a_responses_store_key(a, "x", longid, sizeof(longid)), 0);
+    assert_int_equal(k2a_responses_store_key(a, "x", longid, K2A_RESPONSES_STORE_ID_MAX), K2A_RESPONSES_STORE_ID_MAX + 2);
+    k2a_responses_store_t *s = k2a_responses_store_new(10, 1 << 20, 60);
+    assert_non_null(s);
+    la = k2a_responses_store_key(a, "aaaa", "resp_x", 6);
+    lb = k2a_responses_store_key(b, "bbbb", "resp_x", 6);
+    assert_int_equal(k2a_responses_store_put(s, a, "{}", 2, "[]", 2, 1), 0);
+    assert_int_equal(k2a_responses_store_get(s, a, la, 2, NULL, NULL), 0);
+    assert_int_equal(k2a_responses_store_get(s, b, lb, 2, NULL, NULL), K2A_ENOTFOUND);
+    k2a_responses_store_free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_extras),
+        cmocka_unit_test(test_prior),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_ignored_tools),
+        cmocka_unit_test(test_json_schema_best_effort),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_store),
+        cmocka_unit_test(test_store_key),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
