@@ -10,7 +10,7 @@
 FROM debian:bookworm AS build-deps
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        gcc make cmake pkg-config libh2o-dev libuv1-dev libyajl-dev libssl-dev libc-ares-dev zlib1g-dev \
+        gcc make cmake pkg-config libh2o-dev libuv1-dev libyajl-dev libssl-dev libc-ares-dev zlib1g-dev libhiredis-dev \
     && apt-get clean && rm -rf /var/lib/apt/lists/*
 
 FROM build-deps AS build
@@ -26,7 +26,7 @@ FROM debian:bookworm-slim AS runtime-base
 # still misses a shared library.
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libh2o0.13 libuv1 libyajl2 libssl3 libc-ares2 zlib1g ca-certificates \
+        libh2o0.13 libuv1 libyajl2 libssl3 libc-ares2 zlib1g libhiredis0.14 ca-certificates \
     && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
     && groupadd --gid 10001 kiro \
     && useradd --uid 10001 --gid 10001 --home-dir /app --no-create-home --shell /usr/sbin/nologin kiro \

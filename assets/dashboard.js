@@ -109,6 +109,8 @@
     sum.appendChild(card("credits left", ps.credits_remaining === null ? "–" : num(ps.credits_remaining, 1)));
     sum.appendChild(card("credits used here", num(ps.credits_consumed, 2)));
     sum.appendChild(card("strategy", ps.strategy));
+    /* KIRO_REDIS_URL: the shared store's state ("ok" or "shared store unavailable") */
+    if (ps.shared_store) sum.appendChild(card("shared store", ps.shared_store === "ok" ? "ok" : "unavailable"));
 
     var tbody = $("accounts").querySelector("tbody");
     tbody.textContent = "";

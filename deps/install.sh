@@ -6,21 +6,21 @@
 #   all    build + the unit tests and micro-benchmarks that CMake configures with K2A_TESTS=ON
 #          (make build-all, make asan)
 #   fuzz   build + clang and its libFuzzer runtime (make fuzz-build, make fuzz)
-#   test   all + fuzz + what the tests run: curl, nghttp2, openssl, chromium, Node.js (make test)
+#   test   all + fuzz + what the tests run: curl, nghttp2, openssl, chromium, redis-server, Node.js (make test)
 #   bench  all + the load generators and nginx (make bench)
 #   soak   build + python3 (make soak)
 #   image  podman, debootstrap and what the container tests drive (make image-test)
 set -euo pipefail
 what=${1:-build}
 
-build=(gcc make cmake pkg-config libh2o-dev libuv1-dev libyajl-dev libssl-dev libc-ares-dev zlib1g-dev)
+build=(gcc make cmake pkg-config libh2o-dev libuv1-dev libyajl-dev libssl-dev libc-ares-dev zlib1g-dev libhiredis-dev)
 all=("${build[@]}" libcmocka-dev python3)
 fuzz=("${build[@]}" clang libclang-rt-14-dev llvm) # llvm: llvm-symbolizer, so fuzz findings print symbolized stacks
 case "$what" in
 build) pkgs=("${build[@]}") ;;
 all) pkgs=("${all[@]}") ;;
 fuzz) pkgs=("${fuzz[@]}") ;;
-test) pkgs=("${all[@]}" clang libclang-rt-14-dev llvm curl nghttp2-client openssl chromium) ;;
+test) pkgs=("${all[@]}" clang libclang-rt-14-dev llvm curl nghttp2-client openssl chromium redis-server) ;;
 bench) pkgs=("${all[@]}" curl nghttp2-client wrk nginx-light openssl) ;;
 soak) pkgs=("${build[@]}" python3) ;;
 image) pkgs=(podman buildah debootstrap runc slirp4netns golang-github-containernetworking-plugin-dnsname podman-compose

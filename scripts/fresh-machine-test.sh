@@ -173,7 +173,7 @@ check "user: ... and prints exactly one install line to run as root (su -c '...'
     test "$(grep -c "^  su -c 'apt-get update && apt-get install -y " "$first")" = 1
 line=$(grep -m1 "^  su -c 'apt-get update && apt-get install -y " "$first" | sed 's/^  //')
 pkgs=$(sed -nE "s/.*--no-install-recommends ([^']*)'.*/\1/p" <<<"$line")
-want="gcc cmake pkg-config libh2o-dev libuv1-dev libyajl-dev libssl-dev libc-ares-dev zlib1g-dev"
+want="gcc cmake pkg-config libh2o-dev libuv1-dev libyajl-dev libssl-dev libc-ares-dev zlib1g-dev libhiredis-dev"
 check "user: ... naming exactly the missing build packages ($pkgs)" test "$pkgs" = "$want"
 check "user: ... without assuming sudo" bash -c '! grep -qE "^ *sudo " "$1"' _ "$first"
 
@@ -216,7 +216,7 @@ if [ "${K2A_FRESH_MAKE_TEST:-0}" = 1 ]; then
     check "make test as a user without the packages fails with one su -c line (exit $first_rc)" \
         test "$first_rc" -ne 0 -a "$(grep -c "^  su -c 'apt-get update" "$first")" = 1
     check "... that names the build, unit-test, fuzz and client packages" \
-        bash -c 'for p in gcc cmake libcmocka-dev python3 clang libclang-rt-14-dev curl chromium nodejs npm; do
+        bash -c 'for p in gcc cmake libcmocka-dev python3 clang libclang-rt-14-dev curl chromium redis-server nodejs npm; do
             grep -qE " $p( |'"'"')" <<<"$1" || exit 1; done' _ "$line"
     t0=$(date +%s)
     if [ -n "$line" ] && podman exec -u root "$m3" bash -c "$line" >"$work/test-install.log" 2>&1; then

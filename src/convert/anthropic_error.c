@@ -64,8 +64,9 @@ const k2a_dialect_error_t k2a_anthropic_error_rows[K2A__EIDX_MAX] = {
     ROW(UPSTREAM_AUTH, 503, T_OVERLOADED),
     ROW(REFRESH, 503, T_OVERLOADED),
     ROW(BUSY, 503, T_OVERLOADED),
-    ROW(NOFD, 503, T_OVERLOADED),            /* the gateway's own descriptors ran out: retry shortly */
-    ROW(STATE_UNWRITTEN, 503, T_OVERLOADED), /* no refresh until the state file is written again */
+    ROW(NOFD, 503, T_OVERLOADED),              /* the gateway's own descriptors ran out: retry shortly */
+    ROW(STATE_UNWRITTEN, 503, T_OVERLOADED),   /* no refresh until the state file is written again */
+    ROW(STORE_UNAVAILABLE, 503, T_OVERLOADED), /* a shared limit counter could not be asked (KIRO_REDIS_URL) */
     /* Kiro itself */
     ROW(UPSTREAM_SERVER, 529, T_OVERLOADED),
     ROW(UPSTREAM_CAPACITY, 529, T_OVERLOADED), /* INSUFFICIENT_MODEL_CAPACITY: Anthropic's own "overloaded" */

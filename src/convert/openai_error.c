@@ -34,6 +34,7 @@ const k2a_dialect_error_t k2a_openai_error_rows[K2A__EIDX_MAX] = {
     ROW(BUSY, 503, "server_error", "server_overloaded"),
     ROW(NOFD, 503, "server_error", "server_overloaded"),
     ROW(STATE_UNWRITTEN, 503, "server_error", "server_overloaded"),
+    ROW(STORE_UNAVAILABLE, 503, "server_error", "server_overloaded"),
     ROW(NOTIMPL, 501, "server_error", "not_implemented"),
     UPSTREAM(CLOSED, 502, "upstream_error"),
     /* eventstream: a broken upstream response */

@@ -48,6 +48,13 @@ static const var_t vars[] = {
      "Kiro accounts: JSON array/object or a path to a file holding it (without it, make run starts the simulator demo)"},
     {"KIRO_STATE_FILE", T_STR, F(state_file), "./data/kiro2api-state.json", 0, 0, NULL,
      "where rotated refresh tokens, access tokens and account states are persisted (mode 0600)"},
+    {"KIRO_REDIS_URL", T_STR, F(redis_url), "", 0, 0, NULL,
+     "redis://[:password@]host:port/db: share accounts (tokens, rotated refresh tokens, health, usage) between replicas "
+     "(\"\" = this process alone)"},
+    {"KIRO_REDIS_PREFIX", T_STR, F(redis_prefix), "kiro2api:", 0, 0, NULL,
+     "prefix of every Redis key, so that several gateways can share one Redis"},
+    {"KIRO_REDIS_RESYNC_MS", T_INT, F(redis_resync_ms), "5000", 100, 3600000, NULL,
+     "period of the full re-read of every account from Redis (announcements bring changes at once)"},
     {"KIRO_KEYS_FILE", T_STR, F(keys_file), "", 0, 0, NULL,
      "where managed client keys (SHA-256 only) and their usage are persisted (mode 0600); empty = kiro2api-keys.json in "
      "the directory of KIRO_STATE_FILE"},

@@ -27,6 +27,9 @@ typedef struct st_k2a_config_t {
     /* accounts */
     char *auth_token; /* JSON text or a path to a file holding it */
     char *state_file;
+    char *redis_url;    /* "" = no shared store */
+    char *redis_prefix; /* key prefix in Redis */
+    int64_t redis_resync_ms;
     char *pool_strategy;
     int64_t max_attempts;
     int64_t account_max_concurrency;

@@ -87,7 +87,7 @@
     XX(MODEL_UNAVAILABLE, "pool: no account offers the model")                                                                     \
     XX(NOFD, "local: out of file descriptors")                                                                                     \
     XX(STATE_UNWRITTEN, "pool: a rotated refresh token is not written to the state file yet")                                      \
-    XX(PACED, "pool: every suitable account is at its request pace")                                                              \
+    XX(PACED, "pool: every suitable account is at its request pace")                                                               \
     /* http */                                                                                                                     \
     XX(METHOD, "request: method not allowed")                                                                                      \
     XX(REQ_HEADERS_TOOBIG, "request: headers exceed their bound (count or bytes)")                                                 \
@@ -95,7 +95,8 @@
     XX(SHUTTING_DOWN, "the gateway is shutting down")                                                                              \
     /* client keys */                                                                                                              \
     XX(KEY_LIMIT, "client key: over one of its limits")                                                                            \
-    XX(KEY_FORBIDDEN, "client key: the model is not allowed for this key")
+    XX(KEY_FORBIDDEN, "client key: the model is not allowed for this key")                                                         \
+    XX(STORE_UNAVAILABLE, "pool: shared store unavailable")
 
 enum {
 #define K2A__XX(name, msg) K2A__EIDX_##name,

@@ -367,6 +367,7 @@ typedef struct st_render_args_t {
     struct st_k2a_pool_t *pool;
     k2a_buf_t *out;
     bool ready;
+    const char *shared; /* a static string */
 } render_args_t;
 
 static intptr_t op_render_pool_metrics(void *arg)
@@ -386,6 +387,7 @@ static intptr_t op_ready(void *arg)
 {
     render_args_t *a = arg;
     a->ready = k2a_pool_ready(a->pool);
+    a->shared = k2a_pool_shared_store_status(a->pool);
     return 0;
 }
 
@@ -506,10 +508,19 @@ int k2a_gateway_render_tokens(k2a_server_t *s, k2a_buf_t *out)
 
 bool k2a_gateway_ready(k2a_server_t *s)
 {
+    return k2a_gateway_ready_ex(s, NULL);
+}
+
+bool k2a_gateway_ready_ex(k2a_server_t *s, const char **shared)
+{
     k2a_gateway_t *gw = s->gateway;
+    if (shared != NULL)
+        *shared = NULL;
     if (gw->pool == NULL)
         return false;
     render_args_t a = {.pool = gw->pool};
     k2a_xloop_call(gw->workers[0].xloop, op_ready, &a);
+    if (shared != NULL)
+        *shared = a.shared;
     return a.ready;
 }

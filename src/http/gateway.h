@@ -58,5 +58,7 @@ int k2a_gateway_render_metrics(k2a_server_t *s, k2a_buf_t *out);
 int k2a_gateway_render_tokens(k2a_server_t *s, k2a_buf_t *out);
 /* At least one account is usable (asked on the pool's loop). */
 bool k2a_gateway_ready(k2a_server_t *s);
+/* The same, and *shared: NULL (no shared store), "ok" or "unavailable" (KIRO_REDIS_URL). */
+bool k2a_gateway_ready_ex(k2a_server_t *s, const char **shared);
 
 #endif

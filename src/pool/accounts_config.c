@@ -15,6 +15,7 @@
 #include <yajl/yajl_tree.h>
 #include "core/errors.h"
 #include "core/log.h"
+#include "pool/store_redis.h"
 #include "pool/internal.h"
 
 static yajl_val obj_get(yajl_val obj, const char *key)
@@ -547,6 +548,14 @@ int k2a_pool_config_from(k2a_pool_config_t *pc, const k2a_config_t *c, char *err
     k2a_pool_config_init(pc);
     pc->auth_token = c->auth_token;
     pc->state_file = c->state_file;
+    pc->redis_url = c->redis_url;
+    pc->redis_prefix = c->redis_prefix;
+    pc->redis_resync_ms = (uint32_t)c->redis_resync_ms;
+    if (c->redis_url != NULL && c->redis_url[0] != '\0') {
+        k2a_redis_url_t u;
+        if (k2a_redis_url_parse(c->redis_url, &u, err, errlen) != 0)
+            return K2A_ECONFIG;
+    }
     if (k2a_pool_parse_strategy(c->pool_strategy, &pc->strategy) != 0) {
         snprintf(err, errlen, "KIRO_POOL_STRATEGY: expected sequential, round_robin, balanced or sticky");
         return K2A_ECONFIG;

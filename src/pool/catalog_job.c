@@ -21,6 +21,7 @@
 #include "core/xloop.h"
 #include "pool/catalog.h"
 #include "pool/fingerprint.h"
+#include "pool/acct_state.h"
 #include "pool/internal.h"
 
 #define TICK_MS 1000
@@ -256,14 +257,12 @@ int k2a_account_catalog_now(k2a_account_t *a, char *detail, size_t detailsz)
         /* shutdown: nothing learned */
     } else if (r == 0) {
         c->fetched_at = k2a_pool_now_ms();
-        k2a_account_catalog_free(a); /* also forgets the INVALID_MODEL_ID marks: the catalog is the fresh truth */
-        a->catalog = c;
+        k2a_acct_catalog_set(a, c);
         c = NULL;
         a->catalog_fail_n = 0;
         a->catalog_retry_at = 0;
         k2a_info("pool: %s: model catalog: %zu model(s), default %s", a->label, a->catalog->n,
                  a->catalog->default_model != NULL ? a->catalog->default_model : "-");
-        k2a_pool_mark_dirty(p, false);
     } else {
         /* 1 min doubling up to the refresh interval (a shorter interval retries at its own pace) */
         uint64_t interval = (uint64_t)p->cfg.catalog_refresh_s * 1000, base = interval < RETRY_BASE_MS ? interval : RETRY_BASE_MS;

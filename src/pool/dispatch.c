@@ -18,6 +18,7 @@
 #include "core/xloop.h"
 #include "pool/dispatch.h"
 #include "pool/fingerprint.h"
+#include "pool/acct_state.h"
 #include "pool/internal.h"
 #include "trace/trace.h"
 
@@ -342,7 +343,7 @@ static intptr_t op_acquire(void *arg)
         d->tried.ids[d->tried.n++] = a->id;
     if (++d->attempts > 1)
         ++p->stats.failovers;
-    ++a->requests;
+    k2a_acct_request_counted(a);
     return 0;
 }
 
@@ -392,7 +393,7 @@ static intptr_t op_verdict(void *arg)
             return finish(d, r);
         }
         if (r == 0) {
-            ++a->requests;
+            k2a_acct_request_counted(a);
             k2a_pace_attempt(a); /* another generate call of the account: it counts (the retry itself is not held back) */
             return RETRY_SAME;
         }
@@ -435,26 +436,15 @@ static void op_done(void *arg)
     if (m->failed_before_commit) {
         k2a_account_apply_verdict(acct, &m->v, m->lease.token_gen);
     } else {
-        if (m->credits > 0 && m->credits < 1e9) {
-            acct->credits_consumed += m->credits;
-            if (acct->usage_known)
-                acct->credits_remaining = acct->credits_remaining > m->credits ? acct->credits_remaining - m->credits : 0;
-        }
-        if (m->in_tokens > 0)
-            acct->in_tokens += m->in_tokens;
-        if (m->out_tokens > 0)
-            acct->out_tokens += m->out_tokens;
+        k2a_acct_usage_added(acct, m->credits, m->in_tokens, m->out_tokens, m->err == 0, m->latency_s);
         if (m->err == 0) {
             k2a_verdict_t v = {.action = K2A_ACT_OK};
             k2a_account_apply_verdict(acct, &v, m->lease.token_gen);
-            acct->latency_sum += m->latency_s;
-            ++acct->latency_count;
         } else if (m->err != K2A_ECANCELED) {
             char detail[200];
             snprintf(detail, sizeof(detail), "stream failed after commit: %s", k2a_strerror(m->err));
             k2a_account_note_error(acct, K2A_ERRC_STREAM, detail);
         }
-        k2a_pool_mark_dirty_lazy(m->pool);
     }
     k2a_pool_release(&m->lease);
     free(m);

@@ -93,13 +93,21 @@ struct st_k2a_account_t {
     int64_t refreshed_at; /* wall clock ms */
     int64_t prev_expires_at;
     uint64_t token_gen;  /* bumped by every successful refresh */
+    uint64_t rt_version; /* bumped by every rotation of refresh_token (the shared store keeps the newest version) */
     bool ever_refreshed; /* an access token was obtained (now or from the state file) */
     /* health */
     k2a_account_state_t state;
-    int64_t until; /* wall clock ms (cooling, exhausted) */
+    int64_t until;    /* wall clock ms (cooling, exhausted) */
+    int64_t state_at; /* wall clock ms of the last state change (the shared store keeps the latest) */
     char reason[256];
     unsigned throttle_n, transient_n, refresh_fail_n;
     uint64_t auth_fail_gen; /* token_gen of the first token rejected with 401/403 since the last success; 0 = none */
+    /* shared store (store_redis.c): parts not written yet (K2A_ACCT_CHG_*), counters already written, the lock value */
+    unsigned store_pending;
+    uint64_t store_req, store_err;
+    int64_t store_in, store_out;
+    double store_cc;
+    char store_lock[33];
     /* single-flight refresh */
     bool refreshing;
     bool warmup; /* the refresh timer is a start-up refresh: kept warmup_stagger_ms from the previous one */
@@ -211,6 +219,7 @@ struct st_k2a_pool_t {
     k2a_sticky_table_t sticky;
     /* durable state */
     k2a_pool_store_t *store;
+    bool store_quiet;            /* applying the store's own data (another replica's change): transitions do not echo it back */
     k2a_pool_snapshot_t orphans; /* records of the state file that match no configured account (kept and written back) */
     uv_timer_t save_timer;
     bool dirty, saving, save_urgent;

@@ -12,6 +12,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/rand.h"
+#include "pool/acct_state.h"
 #include "pool/internal.h"
 
 static void on_slot_cancel(k2a_coro_t *co, void *data)
@@ -201,7 +202,7 @@ int k2a_pool_acquire(k2a_pool_t *p, k2a_pool_exclude_t *exclude, k2a_pool_skip_c
             k2a_pool_release(lease);
             return K2A_ENOMEM;
         }
-        a->last_used = k2a_pool_now_ms();
+        k2a_acct_used(a, k2a_pool_now_ms());
         ++p->stats.acquires;
         k2a_pace_attempt(a); /* may take the account out of the selection until its next slot */
         if (woken && p->neligible != 0)

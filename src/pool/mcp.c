@@ -13,6 +13,7 @@
 #include "core/xloop.h"
 #include "pool/fingerprint.h"
 #include "pool/health.h"
+#include "pool/acct_state.h"
 #include "pool/internal.h"
 #include "pool/mcp.h"
 #include "upstream/upstream.h"
@@ -62,7 +63,7 @@ static intptr_t op_acquire(void *arg)
         }
         if (++m->oc->attempts > 1)
             ++p->stats.failovers;
-        ++a->requests;
+        k2a_acct_request_counted(a);
         return 0;
     }
 }
@@ -100,7 +101,7 @@ static intptr_t op_verdict(void *arg)
         a->state != K2A_ACCOUNT_INVALID) {
         m->auth_retry_used = true;
         if (k2a_pool_refresh_lease(&m->lease) == 0) {
-            ++a->requests;
+            k2a_acct_request_counted(a);
             return RETRY_SAME;
         }
     }

@@ -40,6 +40,7 @@ void k2a_account_snapshot(const k2a_account_t *a, k2a_account_snapshot_t *s)
     s->in_tokens = a->in_tokens;
     s->out_tokens = a->out_tokens;
     s->last_used_ms = a->last_used;
+    s->rt_version = a->rt_version;
     s->catalog = k2a_account_catalog_encode(a);
 }
 

@@ -13,7 +13,9 @@
 #include "core/log.h"
 #include "core/rand.h"
 #include "core/xloop.h"
+#include "pool/acct_state.h"
 #include "pool/internal.h"
+#include "pool/store_redis.h"
 
 #define ORPHANS_MAX 1024
 
@@ -30,17 +32,6 @@ const char *k2a_account_state_name(k2a_account_state_t s)
     return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
 }
 
-static bool parse_state(const char *s, k2a_account_state_t *out)
-{
-    for (int i = 0; i <= K2A_ACCOUNT_DISABLED; ++i) {
-        if (strcmp(s, k2a_account_state_name(i)) == 0) {
-            *out = i;
-            return true;
-        }
-    }
-    return false;
-}
-
 static void sha256_hex(const char *a, const char *b, char out[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -53,13 +44,6 @@ static void sha256_hex(const char *a, const char *b, char out[65])
     for (int i = 0; i < 32; ++i)
         sprintf(out + 2 * i, "%02x", md[i]);
     out[64] = '\0';
-}
-
-static void replace_str(char **slot, const char *v)
-{
-    char *n = v != NULL ? strdup(v) : NULL;
-    free(*slot);
-    *slot = n;
 }
 
 /* ---- references ---- */
@@ -179,61 +163,6 @@ static void open_timers(k2a_account_t *a)
     a->timers_open = true;
     a->refcnt += 3;
     p->open_handles += 3;
-}
-
-/* Adopts a state-file record. */
-static void apply_record(k2a_account_t *a, const k2a_account_snapshot_t *s, int64_t now)
-{
-    if (strcmp(s->refresh_token, a->refresh_token) != 0) {
-        k2a_log_add_secret(s->refresh_token, strlen(s->refresh_token));
-        replace_str(&a->refresh_token, s->refresh_token);
-    }
-    if (s->access_token != NULL && s->expires_at_ms > now) {
-        k2a_log_add_secret(s->access_token, strlen(s->access_token));
-        replace_str(&a->access_token, s->access_token);
-        a->expires_at = s->expires_at_ms;
-        a->expires_in_s = s->expires_in_s;
-        a->refreshed_at = s->refreshed_at_ms;
-        a->token_gen = 1;
-        a->ever_refreshed = true;
-    }
-    if (s->profile_arn != NULL && k2a_arn_parse(s->profile_arn, NULL) == 0) {
-        replace_str(&a->profile_arn, s->profile_arn);
-        a->arn_source = K2A_ARN_SRC_STATE;
-    }
-    if (a->cfg.auth == K2A_AUTH_API_KEY) {
-        /* the configured key is the token, whatever the file says */
-        replace_str(&a->refresh_token, a->cfg.refresh_token);
-        replace_str(&a->access_token, a->cfg.refresh_token);
-        a->expires_in_s = K2A_API_KEY_LIFETIME_S;
-        a->expires_at = now + (int64_t)K2A_API_KEY_LIFETIME_S * 1000;
-    } else if (a->access_token != NULL && k2a_account_wants_profiles(a, now)) {
-        /* an account that still has to learn its ARN starts with a refresh, which asks ListAvailableProfiles */
-        k2a_log_remove_secret(a->access_token, strlen(a->access_token));
-        free(a->access_token);
-        a->access_token = NULL;
-        a->expires_at = 0;
-        a->token_gen = 0;
-        a->ever_refreshed = false;
-    }
-    k2a_account_state_t st;
-    if (a->state == K2A_ACCOUNT_OK && parse_state(s->state, &st) && (st == K2A_ACCOUNT_COOLING || st == K2A_ACCOUNT_EXHAUSTED) &&
-        s->until_ms > now) {
-        a->state = st;
-        a->until = s->until_ms;
-        snprintf(a->reason, sizeof(a->reason), "%s", s->reason != NULL ? s->reason : "");
-    }
-    a->usage_known = s->usage_known;
-    a->credits_remaining = s->credits_remaining;
-    a->credits_limit = s->credits_limit;
-    a->credits_consumed = s->credits_consumed;
-    a->next_reset = s->next_reset_ms;
-    a->requests = s->requests;
-    a->errors = s->errors;
-    a->in_tokens = s->in_tokens;
-    a->out_tokens = s->out_tokens;
-    a->last_used = s->last_used_ms;
-    k2a_account_catalog_restore(a, s->catalog);
 }
 
 /* Arms an account's timers after creation, a load or a reload. refresh_slot staggers the start-up refreshes (accounts without
@@ -385,6 +314,21 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
         r = K2A_ENOMEM;
         goto Fail;
     }
+    if (cfg->redis_url != NULL && cfg->redis_url[0] != '\0') {
+        /* the shared store wraps the file store (it keeps the local snapshot) */
+        k2a_redis_store_config_t rc = {.url = cfg->redis_url,
+                                       .prefix = cfg->redis_prefix != NULL ? cfg->redis_prefix : "kiro2api:",
+                                       .resync_ms = cfg->redis_resync_ms,
+                                       /* a refresh lasts at most its timeout: a replica killed holding the lock delays
+                                        * the others' refresh by that long at worst */
+                                       .lock_ms = (p->cfg.refresh_timeout_ms > 0 ? p->cfg.refresh_timeout_ms : 30000) + 2000};
+        k2a_pool_store_t *inner = p->store;
+        p->store = NULL;
+        if ((r = k2a_pool_redis_store_create(loop, &rc, inner, &p->store, err, errlen)) != 0)
+            goto Fail;
+    }
+    p->cfg.redis_url = NULL; /* not kept: the store has its copy */
+    p->cfg.redis_prefix = NULL;
     if (p->store != NULL) {
         char why[512] = "";
         r = p->store->load(p->store, &p->orphans, why, sizeof(why));
@@ -411,7 +355,7 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
         p->accounts[p->naccounts++] = a;
         k2a_account_snapshot_t rec;
         if (take_orphan(p, a->key, &rec)) {
-            apply_record(a, &rec, now);
+            k2a_acct_restored(a, &rec, now);
             free_record(&rec);
             ++restored;
         }
@@ -426,6 +370,8 @@ int k2a_pool_create(uv_loop_t *loop, k2a_upstream_t *up, const k2a_pool_config_t
     /* the loop's clock was cached when the loop started and start-up work may have taken a while since: without this the
      * first start-up refreshes are already due and fire together instead of warmup_stagger_ms apart */
     uv_update_time(loop);
+    if (p->store != NULL && p->store->attach != NULL)
+        p->store->attach(p->store, p);
     size_t slot = 0;
     for (size_t i = 0; i < p->naccounts; ++i) {
         k2a_account_t *a = p->accounts[i];
@@ -546,7 +492,7 @@ int k2a_pool_reload_list(k2a_pool_t *p, const k2a_account_list_t *accounts)
             open_timers(a);
             k2a_account_snapshot_t rec;
             if (take_orphan(p, a->key, &rec)) {
-                apply_record(a, &rec, now);
+                k2a_acct_restored(a, &rec, now);
                 free_record(&rec);
             }
             bool valid = k2a_account_token_valid(a, now);
@@ -616,6 +562,13 @@ void k2a_pool_shutdown(k2a_pool_t *p)
     uv_close((uv_handle_t *)&p->save_timer, on_save_timer_closed);
     k2a_catalog_stop(p);
     k2a_pace_stop(p);
+    if (p->store != NULL && p->store->stop != NULL)
+        p->store->stop(p->store);
+}
+
+const char *k2a_pool_shared_store_status(k2a_pool_t *p)
+{
+    return p != NULL && p->store != NULL && p->store->shared_status != NULL ? p->store->shared_status(p->store) : NULL;
 }
 
 bool k2a_pool_closed(k2a_pool_t *p)

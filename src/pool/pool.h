@@ -103,6 +103,9 @@ const char *k2a_pool_strategy_name(k2a_pool_strategy_t s);
 typedef struct st_k2a_pool_config_t {
     const char *auth_token;           /* KIRO_AUTH_TOKEN: JSON or a file path (required) */
     const char *state_file;           /* KIRO_STATE_FILE; NULL or "" = no persistence (ignored when a store is given to create) */
+    const char *redis_url;            /* KIRO_REDIS_URL: NULL or "" = no shared store */
+    const char *redis_prefix;         /* KIRO_REDIS_PREFIX */
+    uint32_t redis_resync_ms;         /* KIRO_REDIS_RESYNC_MS */
     k2a_pool_strategy_t strategy;     /* KIRO_POOL_STRATEGY */
     unsigned max_attempts;            /* KIRO_MAX_ATTEMPTS: accounts tried per request (1..20), default 3 */
     unsigned account_max_concurrency; /* KIRO_ACCOUNT_MAX_CONCURRENCY: 0 = unlimited */
@@ -325,5 +328,8 @@ int64_t k2a_pool_model_window(k2a_pool_t *p, const char *model);
 /* On the pool's loop: true when some configured account (usable now or not) may serve the model: its catalog has it, or
  * is not known yet and it has not answered INVALID_MODEL_ID for it. */
 bool k2a_pool_model_servable(k2a_pool_t *p, const char *model);
+
+/* NULL when the pool's store is local (a file or nothing), else the shared store's state: "ok" or "unavailable". */
+const char *k2a_pool_shared_store_status(k2a_pool_t *p);
 
 #endif

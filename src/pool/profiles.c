@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/rand.h"
 #include "pool/fingerprint.h"
+#include "pool/acct_state.h"
 #include "pool/internal.h"
 
 #define PROFILES_BODY_MAX (256 * 1024)
@@ -130,13 +131,9 @@ void k2a_account_resolve_profile(k2a_account_t *a)
     if (a->removed)
         return;
     if (res == FOUND) {
-        free(a->profile_arn);
-        a->profile_arn = strdup(arn);
-        a->arn_source = K2A_ARN_SRC_PROFILES;
-        a->lap_state = a->profile_arn != NULL ? K2A_LAP_DONE : K2A_LAP_FAILED;
+        a->lap_state = k2a_acct_profile_set(a, arn, K2A_ARN_SRC_PROFILES) == 0 ? K2A_LAP_DONE : K2A_LAP_FAILED;
         a->lap_retry_at = k2a_pool_now_ms() + K2A_LAP_RETRY_MS;
         k2a_info("pool: %s: profileArn %s (ListAvailableProfiles)", a->label, arn);
-        k2a_pool_mark_dirty(a->pool, false);
     } else if (failed) {
         a->lap_state = K2A_LAP_FAILED;
         a->lap_retry_at = k2a_pool_now_ms() + K2A_LAP_RETRY_MS;

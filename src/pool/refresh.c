@@ -14,6 +14,7 @@
 #include "core/json_text.h"
 #include "core/log.h"
 #include "core/rand.h"
+#include "pool/acct_state.h"
 #include "pool/fingerprint.h"
 #include "pool/internal.h"
 
@@ -198,7 +199,6 @@ static int adopt_refresh(k2a_account_t *a, k2a_buf_t *body, char *detail, size_t
         snprintf(detail, detailsz, "token refresh answered 200 without an accessToken");
         return K2A_EREFRESH;
     }
-    int64_t now = k2a_pool_now_ms();
     double expires_in = 3600;
     yajl_val ev = obj_get(v, "expiresIn");
     if (ev == NULL)
@@ -209,54 +209,20 @@ static int adopt_refresh(k2a_account_t *a, k2a_buf_t *body, char *detail, size_t
         expires_in = 0;
     if (expires_in > 30 * 86400.0)
         expires_in = 30 * 86400.0;
-    k2a_log_add_secret(access, strlen(access));
-    if (a->access_token != NULL)
-        k2a_log_remove_secret(a->access_token, strlen(a->access_token));
-    char *na = strdup(access);
-    if (na == NULL) {
-        yajl_tree_free(v);
-        return K2A_ENOMEM;
-    }
-    free(a->access_token);
-    a->access_token = na;
-    a->prev_expires_at = a->expires_at;
-    a->expires_in_s = (int64_t)expires_in;
-    a->expires_at = now + (int64_t)(expires_in * 1000);
-    a->refreshed_at = now;
-    ++a->token_gen;
     const char *arn = obj_str(v, "profileArn");
     if (arn != NULL && k2a_arn_parse(arn, NULL) != 0) {
         k2a_warn("pool: %s: the refresh answer's profileArn is malformed or in an unknown region: ignored", a->label);
         arn = NULL;
     }
-    if (arn != NULL && (a->profile_arn == NULL || strcmp(a->profile_arn, arn) != 0)) {
-        free(a->profile_arn);
-        a->profile_arn = strdup(arn);
-        a->arn_source = K2A_ARN_SRC_REFRESH;
-    }
-    bool rotated = false;
     const char *rt = obj_str(v, "refreshToken");
     if (rt == NULL)
         rt = obj_str(v, "refresh_token");
-    if (rt != NULL && strcmp(rt, a->refresh_token) != 0) {
-        char *nr = strdup(rt);
-        if (nr != NULL) {
-            k2a_log_add_secret(rt, strlen(rt));
-            free(a->refresh_token);
-            a->refresh_token = nr;
-            rotated = true;
-        }
-    }
+    k2a_acct_token_t t = {.access_token = access, .expires_in_s = (int64_t)expires_in, .refresh_token = rt, .profile_arn = arn};
+    bool rotated = false;
+    int r = k2a_acct_token_adopted(a, &t, &rotated);
     yajl_tree_free(v);
-    if (!a->ever_refreshed) {
-        a->ever_refreshed = true;
-        if (a->eligible)
-            ++a->pool->nready;
-    }
-    /* losing a rotated refresh token loses the account: write it at once */
-    if (rotated && a->pool->store != NULL)
-        ++a->pool->rotation_seq;
-    k2a_pool_mark_dirty(a->pool, rotated);
+    if (r != 0)
+        return r;
     k2a_debug("pool: %s refreshed (expires in %.0f s%s)", a->label, expires_in, rotated ? ", refresh token rotated" : "");
     return 0;
 }
@@ -317,18 +283,15 @@ static int adopt_api_key(k2a_account_t *a, k2a_verdict_t *v)
         snprintf(v->detail, sizeof(v->detail), "out of memory");
         return v->err;
     }
-    free(a->access_token);
-    a->access_token = key;
-    int64_t now = k2a_pool_now_ms();
-    a->prev_expires_at = a->expires_at;
-    a->expires_in_s = K2A_API_KEY_LIFETIME_S;
-    a->expires_at = now + (int64_t)K2A_API_KEY_LIFETIME_S * 1000;
-    a->refreshed_at = now;
-    ++a->token_gen;
-    if (!a->ever_refreshed) {
-        a->ever_refreshed = true;
-        if (a->eligible)
-            ++a->pool->nready;
+    k2a_acct_token_t t = {.access_token = key, .expires_in_s = K2A_API_KEY_LIFETIME_S};
+    bool rotated;
+    int r = k2a_acct_token_adopted(a, &t, &rotated);
+    free(key);
+    if (r != 0) {
+        v->action = K2A_ACT_LOCAL;
+        v->err = r;
+        snprintf(v->detail, sizeof(v->detail), "out of memory");
+        return r;
     }
     v->action = K2A_ACT_OK;
     snprintf(v->detail, sizeof(v->detail), "ok");
@@ -447,7 +410,25 @@ static int run_refresh(k2a_account_t *a, k2a_verdict_t *out)
 {
     k2a_pool_t *p = a->pool;
     k2a_verdict_t v;
-    int r = do_refresh(a, &v);
+    int r;
+    k2a_pool_store_t *st = p->store;
+    bool shared = st != NULL && st->refresh_begin != NULL && a->cfg.auth != K2A_AUTH_API_KEY;
+    int b = shared ? st->refresh_begin(st, a) : 0;
+    if (b == K2A_STORE_ADOPTED || b == K2A_ECANCELED) {
+        /* another replica refreshed the account meanwhile: its token is ours (or the pool shuts down) */
+        memset(&v, 0, sizeof(v));
+        v.action = b == K2A_ECANCELED ? K2A_ACT_CANCELED : K2A_ACT_OK;
+        v.err = b == K2A_ECANCELED ? b : 0;
+        snprintf(v.detail, sizeof(v.detail), "%s", b == K2A_ECANCELED ? "canceled" : "token from the shared store");
+        r = v.err;
+        shared = false;
+    } else {
+        r = do_refresh(a, &v);
+    }
+    if (shared) {
+        st->refresh_end(st, a, r, &v);
+        r = v.action == K2A_ACT_OK ? 0 : r;
+    }
     if (r == 0 && k2a_account_wants_profiles(a, k2a_pool_now_ms())) {
         /* before waking the waiters: their requests need the ARN; new requests wait too (lease.c) */
         a->resolving = true;
@@ -505,33 +486,6 @@ int k2a_account_refresh_now(k2a_account_t *a, k2a_verdict_t *v)
 
 /* ---- usage ---- */
 
-static void apply_usage(k2a_account_t *a, const k2a_usage_t *u)
-{
-    int64_t now = k2a_pool_now_ms();
-    a->usage_at = now;
-    if (u->next_reset_ms > 0)
-        a->next_reset = u->next_reset_ms;
-    if (u->email[0] != '\0')
-        snprintf(a->email, sizeof(a->email), "%s", u->email);
-    if (u->subscription[0] != '\0')
-        snprintf(a->subscription, sizeof(a->subscription), "%s", u->subscription);
-    if (!u->has_credit) {
-        k2a_debug("pool: %s: getUsageLimits has no CREDIT breakdown", a->label);
-        return;
-    }
-    a->usage_known = true;
-    a->credits_remaining = u->remaining;
-    a->credits_limit = u->limit;
-    a->credits_used = u->used;
-    if (u->remaining <= 0 && a->state == K2A_ACCOUNT_OK) {
-        int64_t until = a->next_reset > now ? a->next_reset : k2a_pool_next_month_utc_ms(now);
-        k2a_account_set_state(a, K2A_ACCOUNT_EXHAUSTED, until, "no credits left (getUsageLimits)");
-    } else if (u->remaining > 0 && a->state == K2A_ACCOUNT_EXHAUSTED) {
-        k2a_account_set_state(a, K2A_ACCOUNT_OK, 0, "");
-    }
-    k2a_pool_mark_dirty(a->pool, false);
-}
-
 /* One getUsageLimits call with the account's current token. Returns 0 (usage applied), K2A_ECANCELED, or another K2A_E*
  * with *status (0 for transport errors) and *v describing the answer. */
 static int usage_call(k2a_account_t *a, int *status_out, k2a_verdict_t *v)
@@ -574,7 +528,7 @@ static int usage_call(k2a_account_t *a, int *status_out, k2a_verdict_t *v)
         goto Exit;
     k2a_usage_t usage;
     if (r == 0 && status == 200 && k2a_pool_parse_usage(resp.base, resp.len, &usage) == 0) {
-        apply_usage(a, &usage);
+        k2a_acct_usage_polled(a, &usage);
     } else {
         ++a->usage_failures;
         k2a_pool_classify(r, status, resp.base, resp.len, v);

@@ -159,6 +159,9 @@ int k2a_pool_render_tokens_json(k2a_pool_t *p, k2a_buf_t *out)
                     p->naccounts, active, k2a_pool_ready(p) ? "true" : "false", k2a_pool_strategy_name(p->cfg.strategy), inflight,
                     (unsigned long long)requests, (unsigned long long)errors, k2a_sticky_enabled(p) ? "true" : "false",
                     p->sticky.n);
+    const char *shared = k2a_pool_shared_store_status(p);
+    if (shared != NULL)
+        k2a_buf_appendf(out, "\"shared_store\":\"%s\",", strcmp(shared, "ok") == 0 ? "ok" : "shared store unavailable");
     if (any_usage)
         k2a_buf_appendf(out, "\"credits_remaining\":%.4f,", remaining);
     else

@@ -11,6 +11,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/rand.h"
+#include "pool/acct_state.h"
 #include "pool/internal.h"
 
 static int64_t token_margin_ms(const k2a_account_t *a)
@@ -75,33 +76,6 @@ void k2a_account_arm_wake(k2a_account_t *a)
     }
 }
 
-void k2a_account_set_state(k2a_account_t *a, k2a_account_state_t st, int64_t until, const char *reason)
-{
-    k2a_pool_t *p = a->pool;
-    bool changed = a->state != st || a->until != until;
-    if (a->state != st) {
-        if (st == K2A_ACCOUNT_OK)
-            k2a_info("pool: %s is usable again (was %s)", a->label, k2a_account_state_name(a->state));
-        else
-            k2a_warn("pool: %s -> %s%s%s", a->label, k2a_account_state_name(st), reason[0] ? ": " : "", reason);
-    }
-    a->state = st;
-    a->until = until;
-    snprintf(a->reason, sizeof(a->reason), "%s", reason);
-    k2a_account_arm_wake(a);
-    k2a_pool_update_eligibility(a);
-    if (changed)
-        k2a_pool_mark_dirty(p, false);
-}
-
-void k2a_account_note_error(k2a_account_t *a, k2a_errclass_t c, const char *detail)
-{
-    ++a->errors;
-    ++a->errors_by_class[c];
-    snprintf(a->last_error, sizeof(a->last_error), "%s", detail);
-    a->last_error_at = k2a_pool_now_ms();
-}
-
 static int64_t exhausted_until(const k2a_account_t *a, int64_t now)
 {
     return a->next_reset > now ? a->next_reset : k2a_pool_next_month_utc_ms(now);
@@ -163,10 +137,8 @@ void k2a_account_apply_verdict(k2a_account_t *a, const k2a_verdict_t *v, uint64_
         }
         if (a->auth_fail_gen == 0)
             a->auth_fail_gen = token_gen;
-        if (a->token_gen == token_gen && a->access_token != NULL) {
-            a->expires_at = now; /* this token is dead: the next use awaits a refresh */
+        if (k2a_acct_token_dead(a, token_gen)) /* this token is dead: the next use awaits a refresh */
             k2a_account_start_refresh(a);
-        }
         return;
     case K2A_ACT_CONFIG: {
         /* an account configuration problem (kiro-protocol-2026 §2): visible, with what was sent and how to fix it */
@@ -183,9 +155,7 @@ void k2a_account_apply_verdict(k2a_account_t *a, const k2a_verdict_t *v, uint64_
         k2a_account_note_error(a, K2A_ERRC_QUOTA, v->detail);
         if (a->state == K2A_ACCOUNT_INVALID || a->state == K2A_ACCOUNT_DISABLED)
             return;
-        if (a->usage_known)
-            a->credits_remaining = 0;
-        k2a_account_set_state(a, K2A_ACCOUNT_EXHAUSTED, exhausted_until(a, now), v->detail);
+        k2a_acct_quota_reached(a, exhausted_until(a, now), v->detail);
         return;
     case K2A_ACT_THROTTLE:
     case K2A_ACT_TRANSIENT:

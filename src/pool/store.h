@@ -33,7 +33,8 @@ typedef struct st_k2a_account_snapshot_t {
     uint64_t requests, errors;
     int64_t in_tokens, out_tokens;
     int64_t last_used_ms;
-    char *catalog; /* the account's model catalog (pool/catalog.h k2a_catalog_encode), NULL when unknown */
+    uint64_t rt_version; /* rotations of the refresh token counted by the gateway (0 = as configured) */
+    char *catalog;       /* the account's model catalog (pool/catalog.h k2a_catalog_encode), NULL when unknown */
 } k2a_account_snapshot_t;
 
 typedef struct st_k2a_pool_snapshot_t {
@@ -50,13 +51,18 @@ const k2a_account_snapshot_t *k2a_pool_snapshot_find(const k2a_pool_snapshot_t *
  *   {"version":1,"saved_at":<ms>,"accounts":[{"key":"<hex>","refresh_token":"..","access_token":"..",
  *    "profile_arn":"..","expires_at":<ms>,"expires_in":<s>,"refreshed_at":<ms>,"state":"exhausted","until":<ms>,
  *    "reason":"..","usage_known":true,"credits_remaining":1.5,"credits_limit":550,"credits_consumed":0.2,
- *    "next_reset":<ms>,"requests":1,"errors":0,"in_tokens":0,"out_tokens":0,"last_used":<ms>,"catalog":"{..}"}]}
+ *    "next_reset":<ms>,"requests":1,"errors":0,"in_tokens":0,"out_tokens":0,"last_used":<ms>,"rt_version":<n>,"catalog":"{..}"}]}
  * Unknown keys are ignored on decode; a record without key or refresh_token is skipped. decode returns 0 or
  * K2A_ECONFIG with a message in err (not JSON, wrong shape, unknown version). */
 int k2a_pool_snapshot_encode(const k2a_pool_snapshot_t *s, k2a_buf_t *out);
 int k2a_pool_snapshot_decode(const char *json, size_t len, k2a_pool_snapshot_t *out, char *err, size_t errlen);
 
 typedef struct st_k2a_pool_store_t k2a_pool_store_t;
+struct st_k2a_account_t;
+struct st_k2a_pool_t;
+struct st_k2a_verdict_t;
+/* refresh_begin: another replica's token was adopted */
+#define K2A_STORE_ADOPTED 1
 /* Called on the loop when a save finished: 0 when the snapshot is durable, else a negative K2A_E*. */
 typedef void (*k2a_pool_store_saved_cb)(void *data, int result);
 
@@ -72,6 +78,23 @@ struct st_k2a_pool_store_t {
     int (*save)(k2a_pool_store_t *st, k2a_buf_t *json, k2a_pool_store_saved_cb on_saved, void *data);
     /* Saves synchronously (shutdown). Returns 0 or an error. */
     int (*save_sync)(k2a_pool_store_t *st, const k2a_buf_t *json);
+    /* Optional (NULL: the store keeps snapshots only). A transition of pool/acct_state.h changed part of an account (an OR
+     * of K2A_ACCT_CHG_*); the store may publish it at once. Called on the pool's loop; must not block. */
+    void (*changed)(k2a_pool_store_t *st, struct st_k2a_account_t *a, unsigned what);
+    /* The remaining hooks are optional (NULL in the file store); a shared store implements them.
+     * attach: the pool is created (accounts made); the store may start its connections and timers on the pool's loop. */
+    void (*attach)(k2a_pool_store_t *st, struct st_k2a_pool_t *p);
+    /* stop: the pool shuts down: close timers and connections (no more calls follow but destroy). */
+    void (*stop)(k2a_pool_store_t *st);
+    /* In the refresh coroutine, before a refresh: takes the account's refresh lock shared by every replica. Returns 0 (go
+     * ahead: the lock is held, or the store is unavailable and the refresh is local), K2A_STORE_ADOPTED (another replica
+     * refreshed meanwhile: its token is adopted, no refresh needed) or K2A_ECANCELED. */
+    int (*refresh_begin)(k2a_pool_store_t *st, struct st_k2a_account_t *a);
+    /* After a refresh that refresh_begin let go (result 0 or its K2A_E*, verdict v which the store may soften): makes the
+     * new token durable in the store, announces it and releases the lock. In the refresh coroutine. */
+    void (*refresh_end)(k2a_pool_store_t *st, struct st_k2a_account_t *a, int result, struct st_k2a_verdict_t *v);
+    /* NULL for a local store, else "ok" or "unavailable" (readiness, dashboard). */
+    const char *(*shared_status)(k2a_pool_store_t *st);
     /* Frees the store; no save may be in flight. */
     void (*destroy)(k2a_pool_store_t *st);
 };

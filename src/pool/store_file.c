@@ -73,6 +73,8 @@ int k2a_pool_snapshot_encode(const k2a_pool_snapshot_t *s, k2a_buf_t *out)
                         a->usage_known ? "true" : "false", a->credits_remaining, a->credits_limit, a->credits_consumed,
                         (long long)a->next_reset_ms, (unsigned long long)a->requests, (unsigned long long)a->errors,
                         (long long)a->in_tokens, (long long)a->out_tokens, (long long)a->last_used_ms);
+        if (a->rt_version != 0)
+            k2a_buf_appendf(out, ",\"rt_version\":%llu", (unsigned long long)a->rt_version);
         put_str(out, "catalog", a->catalog);
         k2a_buf_appendstr(out, "}");
     }
@@ -179,6 +181,8 @@ int k2a_pool_snapshot_decode(const char *json, size_t len, k2a_pool_snapshot_t *
         s->in_tokens = get_i64(a, "in_tokens");
         s->out_tokens = get_i64(a, "out_tokens");
         s->last_used_ms = get_i64(a, "last_used");
+        int64_t rv = get_i64(a, "rt_version");
+        s->rt_version = rv > 0 ? (uint64_t)rv : 0;
         s->catalog = get_strdup(a, "catalog");
         if (s->refresh_token == NULL) {
             ret = K2A_ENOMEM;
