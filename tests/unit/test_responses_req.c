@@ -134,7 +134,21 @@ static void test_ignored_tools(void **state)
     assert_int_equal(d.rc, 0);
     assert_int_equal(d.req.ntools, 1);
     assert_true(k2a_str_eq_lit(d.req.tools[0].name, "f"));
+    /* web_search is served (http/websearch.h), the model deciding; the namespace is dropped */
+    assert_true(d.req.web_search.requested);
+    assert_true(d.req.web_search.as_tool);
+    done(&d);
+    decode(&d, "{\"model\":\"m\",\"input\":\"x\",\"tools\":[{\"type\":\"function\",\"name\":\"f\"}]}");
+    assert_int_equal(d.rc, 0);
     assert_false(d.req.web_search.requested);
+    done(&d);
+    /* a web_search_call item of an earlier answer (a stored conversation, the Codex CLI's history) is accepted and skipped */
+    decode(&d, "{\"model\":\"m\",\"input\":[{\"role\":\"user\",\"content\":\"q\"},{\"type\":\"web_search_call\",\"id\":"
+               "\"ws_1\",\"status\":\"completed\",\"action\":{\"type\":\"search\",\"query\":\"q\",\"sources\":[{\"type\":"
+               "\"url\",\"url\":\"https://e.com\"}]}},{\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":"
+               "\"output_text\",\"text\":\"a\"}]},{\"role\":\"user\",\"content\":\"more\"}]}");
+    assert_int_equal(d.rc, 0);
+    assert_int_equal(d.req.nmessages, 3);
     done(&d);
 }
 
