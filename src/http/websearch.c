@@ -107,7 +107,8 @@ static k2a_websearch_t *prepare_mixed(k2a_call_t *call, k2a_ir_request_t *ir)
     k2a_websearch_t *ws = tools != NULL ? ws_new() : NULL;
     if (ws == NULL)
         return NULL;
-    memcpy(tools, ir->tools, ir->ntools * sizeof(*tools));
+    if (ir->ntools != 0)
+        memcpy(tools, ir->tools, ir->ntools * sizeof(*tools));
     k2a_ir_tool_t *t = &tools[ir->ntools];
     t->name = K2A_STRLIT(K2A_WS_KIRO_TOOL);
     t->description = K2A_STRLIT("Search the web for current information. Returns the title, URL, date and a snippet of each "
