@@ -342,6 +342,11 @@ int k2a_rp_finish_tool_choice(k2a_rp_parser_t *r)
         req->tool_choice_name = r->tc_name;
         return 0;
     }
+    if (k2a_str_has_prefix(t, "web_search")) { /* {"type":"web_search_preview"}: the search tool (http/websearch.h) */
+        req->tool_choice = K2A_TOOL_CHOICE_TOOL;
+        req->tool_choice_name = K2A_STRLIT("web_search");
+        return 0;
+    }
     return k2a_oa_fail_field(p, K2A_EBAD_PARAM, "type", "unsupported tool_choice type '%.*s' (expected function)", lim(t.len),
                              t.base);
 }

@@ -150,6 +150,13 @@ static void test_ignored_tools(void **state)
     assert_int_equal(d.rc, 0);
     assert_int_equal(d.req.nmessages, 3);
     done(&d);
+    /* tool_choice naming the search tool */
+    decode(&d, "{\"model\":\"m\",\"input\":\"x\",\"tools\":[{\"type\":\"web_search_preview\"}],\"tool_choice\":{\"type\":"
+               "\"web_search_preview\"}}");
+    assert_int_equal(d.rc, 0);
+    assert_int_equal(d.req.tool_choice, K2A_TOOL_CHOICE_TOOL);
+    assert_true(k2a_str_eq_lit(d.req.tool_choice_name, "web_search"));
+    done(&d);
 }
 
 static void test_errors(void **state)
@@ -189,8 +196,8 @@ static void test_errors(void **state)
                  "text.format.type: unsupported text.format type 'yaml' (text, json_object or json_schema)");
     expect_error("{\"model\":\"m\",\"input\":\"x\",\"tool_choice\":\"sometimes\"}", K2A_EBAD_PARAM,
                  "tool_choice: unsupported tool_choice 'sometimes' (expected auto, none or required)");
-    expect_error("{\"model\":\"m\",\"input\":\"x\",\"tool_choice\":{\"type\":\"web_search_preview\"}}", K2A_EBAD_PARAM,
-                 "tool_choice.type: unsupported tool_choice type 'web_search_preview' (expected function)");
+    expect_error("{\"model\":\"m\",\"input\":\"x\",\"tool_choice\":{\"type\":\"file_search\"}}", K2A_EBAD_PARAM,
+                 "tool_choice.type: unsupported tool_choice type 'file_search' (expected function)");
     expect_error("{\"model\":\"m\",\"input\":\"x\",\"store\":\"yes\"}", K2A_EJSON_TYPE, "store: expected a boolean, got a string");
     expect_error("{\"model\":\"m\",\"input\":\"x\",\"max_output_tokens\":0}", K2A_EBAD_PARAM,
                  "max_output_tokens: must be at least 1");
