@@ -419,7 +419,7 @@ static __attribute__((noinline)) int decode_and_build(exchange_t *x)
         return K2A_ENO_ACCOUNT;
     }
     if (x->ir.web_search.requested && dialect->web_search)
-        x->ws = k2a_websearch_prepare(call, &x->ir); /* runs the search; the results join the request as text */
+        x->ws = k2a_websearch_prepare(call, &x->ir); /* a search-only request searched now, or the search tool declared */
 
     /* 2. build the Kiro request once, leaving room for a profileArn */
     k2a_kiro_build_params_init(&x->params, s->model_map);
