@@ -1,8 +1,8 @@
 /*
  * The Anthropic Messages dialect (POST /v1/messages) on the seam of dialect.h: the decoder of anthropic_req.h, the
  * writers of anthropic_resp.h (SSE or the aggregated message; pings and in-stream errors are their K2A_EV_PING and
- * K2A_EV_ERROR), the error table and shapes of anthropic_error.h. It is the one dialect that serves the web_search
- * server tool (http/websearch.h).
+ * K2A_EV_ERROR), the error table and shapes of anthropic_error.h. Its writers render the web_search server tool's
+ * events (http/websearch.h) as server_tool_use and web_search_tool_result blocks.
  */
 #include "convert/anthropic_error.h"
 #include "convert/anthropic_req.h"
@@ -55,10 +55,11 @@ static int error_body(k2a_buf_t *out, const k2a_dialect_error_t *row, int err, k
     return k2a_anthropic_error_json(out, row->type, message);
 }
 
-static void *websearch_aggregate(void *p)
+static void writer_rewind(void *p, int first)
 {
     anthropic_writer_t *w = p;
-    return w->stream ? NULL : &w->u.msg;
+    if (!w->stream && first > 0)
+        k2a_anthropic_msg_truncate(&w->u.msg, (size_t)first);
 }
 
 const k2a_dialect_t k2a_dialect_anthropic = {
@@ -73,5 +74,6 @@ const k2a_dialect_t k2a_dialect_anthropic = {
     .writer_dispose = writer_dispose,
     .error_body = error_body,
     .errors = k2a_anthropic_error_rows,
-    .websearch_aggregate = websearch_aggregate,
+    .web_search = true,
+    .writer_rewind = writer_rewind,
 };

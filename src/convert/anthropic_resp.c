@@ -8,6 +8,7 @@
 #include "convert/anthropic_error.h"
 #include "convert/anthropic_resp.h"
 #include "convert/json_compact.h"
+#include "convert/web_search.h"
 #include "core/errors.h"
 #include "core/rand.h"
 
@@ -79,6 +80,70 @@ static int append_usage(k2a_buf_t *b, const k2a_ir_usage_t *u, int64_t output_to
     if (r == 0 && u->web_search_requests > 0)
         r = k2a_buf_appendf(b, ",\"server_tool_use\":{\"web_search_requests\":%lld}", (long long)u->web_search_requests);
     return r != 0 ? r : APPEND_LIT(b, "}");
+}
+
+/* ---------- web search (http/websearch.h) ---------- */
+
+/* "I'll search for \"<query>\"." as a JSON string's content (the text block that announces a search-only request's
+ * search) */
+static int search_announce(k2a_buf_t *b, k2a_str_t query)
+{
+    k2a_buf_t text = K2A_BUF_INIT(0);
+    int r;
+    if ((r = APPEND_LIT(&text, "I'll search for \"")) == 0 && (r = k2a_buf_append(&text, query.base, query.len)) == 0 &&
+        (r = APPEND_LIT(&text, "\".")) == 0)
+        r = k2a_buf_append_json_escaped(b, text.base, text.len);
+    k2a_buf_dispose(&text);
+    return r;
+}
+
+/* A search's block as a compact JSON object: server_tool_use (SEARCH_START) or web_search_tool_result (SEARCH_RESULT). */
+static int search_block(k2a_buf_t *b, const k2a_ir_event_t *ev)
+{
+    int r;
+    if (ev->type == K2A_EV_SEARCH_START) {
+        if ((r = APPEND_LIT(b, "{\"type\":\"server_tool_use\",\"id\":\"")) != 0 ||
+            (r = k2a_buf_append(b, ev->tool_id.base, ev->tool_id.len)) != 0 ||
+            (r = APPEND_LIT(b, "\",\"name\":\"web_search\",\"input\":{\"query\":\"")) != 0 ||
+            (r = k2a_buf_append_json_escaped(b, ev->text.base, ev->text.len)) != 0)
+            return r;
+        return APPEND_LIT(b, "\"}}");
+    }
+    if ((r = APPEND_LIT(b, "{\"type\":\"web_search_tool_result\",\"tool_use_id\":\"")) != 0 ||
+        (r = k2a_buf_append(b, ev->tool_id.base, ev->tool_id.len)) != 0 || (r = APPEND_LIT(b, "\",\"content\":")) != 0)
+        return r;
+    if (ev->search->over || ev->search->results == NULL)
+        r = APPEND_LIT(b, "{\"type\":\"web_search_tool_result_error\",\"error_code\":\"max_uses_exceeded\"}");
+    else
+        r = k2a_ws_results_json(b, ev->search->results);
+    return r != 0 ? r : APPEND_LIT(b, "}");
+}
+
+/* SSE: the search's blocks, each started and stopped at once (the announcing text at ev->index, then server_tool_use;
+ * the result at ev->index). */
+static int sse_search(k2a_anthropic_sse_t *w, const k2a_ir_event_t *ev)
+{
+    int r, at = ev->index;
+    if (ev->type == K2A_EV_SEARCH_START && ev->search->announce) {
+        if ((r = APPEND_LIT(w->out, "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":")) != 0 ||
+            (r = append_uint(w->out, (unsigned)at)) != 0 ||
+            (r = APPEND_LIT(w->out, ",\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n")) != 0 ||
+            (r = APPEND_LIT(w->out, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":")) != 0 ||
+            (r = append_uint(w->out, (unsigned)at)) != 0 ||
+            (r = APPEND_LIT(w->out, ",\"delta\":{\"type\":\"text_delta\",\"text\":\"")) != 0 ||
+            (r = search_announce(w->out, ev->text)) != 0 || (r = APPEND_LIT(w->out, "\"}}\n\n")) != 0 ||
+            (r = APPEND_LIT(w->out, "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":")) != 0 ||
+            (r = append_uint(w->out, (unsigned)at)) != 0 || (r = APPEND_LIT(w->out, "}\n\n")) != 0)
+            return r;
+        ++at;
+    }
+    if ((r = APPEND_LIT(w->out, "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":")) != 0 ||
+        (r = append_uint(w->out, (unsigned)at)) != 0 || (r = APPEND_LIT(w->out, ",\"content_block\":")) != 0 ||
+        (r = search_block(w->out, ev)) != 0 || (r = APPEND_LIT(w->out, "}\n\n")) != 0 ||
+        (r = APPEND_LIT(w->out, "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":")) != 0 ||
+        (r = append_uint(w->out, (unsigned)at)) != 0)
+        return r;
+    return APPEND_LIT(w->out, "}\n\n");
 }
 
 /* ---------- streaming ---------- */
@@ -238,6 +303,9 @@ int k2a_anthropic_sse_on_event(void *ctx, const k2a_ir_event_t *ev)
         return k2a_anthropic_error_event(w->out, ev->error, ev->error_message);
     case K2A_EV_PING:
         return APPEND_LIT(w->out, "event: ping\ndata: {\"type\":\"ping\"}\n\n");
+    case K2A_EV_SEARCH_START:
+    case K2A_EV_SEARCH_RESULT:
+        return sse_search(w, ev);
     case K2A_EV_USAGE:
     default:
         return 0;
@@ -305,6 +373,23 @@ static char *dup_str(k2a_str_t s)
     return p;
 }
 
+/* The search's blocks as raw blocks at the next indices (the announcing text, then server_tool_use; or the result). */
+static int msg_search(k2a_anthropic_msg_t *m, const k2a_ir_event_t *ev)
+{
+    k2a_buf_t b = K2A_BUF_INIT(0);
+    int r = 0;
+    if (ev->type == K2A_EV_SEARCH_START && ev->search->announce) {
+        if ((r = APPEND_LIT(&b, "{\"type\":\"text\",\"text\":\"")) == 0 && (r = search_announce(&b, ev->text)) == 0 &&
+            (r = APPEND_LIT(&b, "\"}")) == 0)
+            r = k2a_anthropic_msg_add_raw(m, b.base, b.len);
+        k2a_buf_reset(&b);
+    }
+    if (r == 0 && (r = search_block(&b, ev)) == 0)
+        r = k2a_anthropic_msg_add_raw(m, b.base, b.len);
+    k2a_buf_dispose(&b);
+    return r != 0 && m->error == 0 ? msg_fail(m, r, K2A_STRLIT("out of memory")) : r;
+}
+
 int k2a_anthropic_msg_on_event(void *ctx, const k2a_ir_event_t *ev)
 {
     k2a_anthropic_msg_t *m = ctx;
@@ -360,6 +445,9 @@ int k2a_anthropic_msg_on_event(void *ctx, const k2a_ir_event_t *ev)
             (m->blocks[ev->index].signature = dup_str(ev->signature)) == NULL)
             return msg_fail(m, K2A_ENOMEM, K2A_STRLIT("out of memory"));
         return 0;
+    case K2A_EV_SEARCH_START:
+    case K2A_EV_SEARCH_RESULT:
+        return msg_search(m, ev);
     case K2A_EV_STOP:
         m->stopped = true;
         m->stop_reason = ev->stop_reason;
@@ -469,8 +557,7 @@ int k2a_anthropic_msg_render(k2a_anthropic_msg_t *m, k2a_buf_t *out)
     if ((r = APPEND_LIT(out, "{\"id\":\"")) != 0 || (r = k2a_buf_append(out, m->id, K2A_ANTHROPIC_ID_LEN)) != 0 ||
         (r = APPEND_LIT(out, "\",\"type\":\"message\",\"role\":\"assistant\",\"model\":")) != 0 ||
         (r = append_json_string(out, m->model)) != 0 || (r = APPEND_LIT(out, ",\"content\":[")) != 0 ||
-        (m->prefix_content.len != 0 && (r = k2a_buf_append(out, m->prefix_content.base, m->prefix_content.len)) != 0) ||
-        (m->prefix_content.len != 0 && m->nblocks != 0 && (r = APPEND_LIT(out, ",")) != 0) || (r = render_blocks(m, out)) != 0 ||
+        (r = render_blocks(m, out)) != 0 ||
         (r = k2a_buf_appendf(
              out, "],\"stop_reason\":\"%s\",\"stop_sequence\":null,\"usage\":", k2a_anthropic_stop_reason(m->stop_reason))) != 0 ||
         (r = append_usage(out, &m->usage, m->usage.output_tokens)) != 0 || (r = APPEND_LIT(out, "}")) != 0) {

@@ -78,9 +78,6 @@ typedef struct st_k2a_anthropic_msg_t {
     k2a_ir_usage_t usage;
     int error; /* K2A_E* of an ERROR event or of a failure while aggregating */
     k2a_buf_t error_message;
-    /* content blocks rendered before the aggregated ones: compact JSON objects separated by commas (web search's
-     * server_tool_use and web_search_tool_result); borrowed, empty when none */
-    k2a_str_t prefix_content;
 } k2a_anthropic_msg_t;
 
 /* max_bytes bounds the aggregated content (0 means 64 MiB); past it the response fails with K2A_ETOOBIG. */

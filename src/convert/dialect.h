@@ -74,9 +74,12 @@ typedef struct st_k2a_dialect_t {
     int (*error_body)(k2a_buf_t *out, const k2a_dialect_error_t *row, int err, k2a_str_t message);
     /* the error table: K2A__EIDX_MAX rows, row i for the code -(i + 1) (see k2a_dialect_error) */
     const k2a_dialect_error_t *errors;
-    /* NULL when the dialect does not serve Anthropic's web_search server tool (http/websearch.h); else returns the
-     * aggregate (k2a_anthropic_msg_t) of a non-stream writer, NULL for a streaming one */
-    void *(*websearch_aggregate)(void *w);
+    /* the dialect serves a web search tool (http/websearch.h): its decoder sets ir.web_search and its writers render
+     * K2A_EV_SEARCH_START / K2A_EV_SEARCH_RESULT */
+    bool web_search;
+    /* NULL, or (web_search, non-stream): a later turn of a searching answer failed over; forget what the writer got since
+     * the last SEARCH_RESULT (its IR index + 1 is first: the next attempt starts again there) */
+    void (*writer_rewind)(void *w, int first);
 } k2a_dialect_t;
 
 /* The dialects (convert/anthropic_dialect.c, convert/openai_dialect.c). */

@@ -108,14 +108,17 @@ typedef struct st_k2a_ir_request_t {
     k2a_str_t *stop_sequences;
     size_t nstop_sequences;
     bool stream;
-    bool include_usage;    /* OpenAI stream_options.include_usage */
-    bool json_object;      /* OpenAI response_format json_object */
-    k2a_str_t session_id;  /* from metadata.user_id (JSON string or "..._session_<uuid>"), for a stable conversationId */
-    k2a_str_t user_id_raw; /* metadata.user_id as sent, or the OpenAI `user` field (sticky routing's session key) */
+    bool include_usage;      /* OpenAI stream_options.include_usage */
+    bool json_object;        /* OpenAI response_format json_object */
+    k2a_str_t session_id;    /* from metadata.user_id (JSON string or "..._session_<uuid>"), for a stable conversationId */
+    k2a_str_t user_id_raw;   /* metadata.user_id as sent, or the OpenAI `user` field (sticky routing's session key) */
     const void *dialect_ext; /* what a dialect's decoder keeps for its own writer (Responses: k2a_responses_extra_t), or NULL */
     struct {
-        bool requested;   /* Anthropic's web_search_* server tool (named web_search) was in tools[] (not in tools[] here) */
+        bool requested;   /* a web search tool the gateway serves (Anthropic's web_search_* server tool, the Responses API's
+                             web_search / web_search_preview) was in the request's tools (not in tools[] here) */
         int64_t max_uses; /* its max_uses; 0 = not given */
+        bool as_tool;     /* offered to the model as a tool even with no client tool beside it (the model decides whether
+                             to search: the Responses API); else a search-only request is searched at once (Anthropic) */
     } web_search;
 } k2a_ir_request_t;
 
@@ -130,7 +133,20 @@ typedef enum en_k2a_ir_event_type_t {
     K2A_EV_STOP,              /* end of message with stop_reason; writers emit their final events */
     K2A_EV_ERROR,             /* the upstream failed after the message started; writers emit an in-stream error */
     K2A_EV_PING,              /* keep-alive while the upstream is silent */
+    K2A_EV_SEARCH_START,      /* a web search the gateway runs (http/websearch.c): tool_id, text = the query, search; index =
+                                 the first of the blocks it takes in an Anthropic answer (search->announce: 3, else 2) */
+    K2A_EV_SEARCH_RESULT,     /* that search's outcome: tool_id, text = the query, search; index = its result block */
 } k2a_ir_event_type_t;
+
+struct st_k2a_ws_results_t; /* convert/web_search.h */
+
+/* What a SEARCH_START / SEARCH_RESULT event says of the search. */
+typedef struct st_k2a_ir_search_t {
+    const struct st_k2a_ws_results_t *results; /* RESULT: the results (n == 0: none); NULL when not run */
+    const char *failure;                       /* RESULT: why the search failed, "" or NULL when it did not */
+    bool over;                                 /* RESULT: not run, the answer's max uses were reached */
+    bool announce; /* a search-only request: the search runs before the model (Anthropic announces it with a text block) */
+} k2a_ir_search_t;
 
 typedef enum en_k2a_ir_stop_reason_t {
     K2A_STOP_END_TURN = 0,
@@ -165,6 +181,7 @@ typedef struct st_k2a_ir_event_t {
     k2a_ir_usage_t usage;             /* MESSAGE_START (input estimate), USAGE, STOP (final) */
     int error;                        /* ERROR: K2A_E* code */
     k2a_str_t error_message;          /* ERROR: human-readable cause */
+    const k2a_ir_search_t *search;    /* SEARCH_START, SEARCH_RESULT */
 } k2a_ir_event_t;
 
 /* A sink of IR events (a dialect writer, an aggregator, a test recorder). Returns 0 or a negative K2A_E*. */

@@ -75,5 +75,6 @@ const k2a_dialect_t k2a_dialect_openai = {
     .writer_dispose = writer_dispose,
     .error_body = error_body,
     .errors = k2a_openai_error_rows,
-    .websearch_aggregate = NULL,
+    .web_search = false, /* web_search_options is refused by the decoder */
+    .writer_rewind = NULL,
 };

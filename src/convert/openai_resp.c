@@ -249,6 +249,9 @@ int k2a_openai_stream_on_event(void *sink, const k2a_ir_event_t *ev)
                                       ev->error_message.len);
     case K2A_EV_PING:
         return APPEND_LIT(w->out, ": ping\n\n");
+    case K2A_EV_SEARCH_START: /* never sent: Chat Completions refuses web_search_options */
+    case K2A_EV_SEARCH_RESULT:
+        return 0;
     }
     return 0;
 }
@@ -363,6 +366,8 @@ int k2a_openai_aggregate_on_event(void *sink, const k2a_ir_event_t *ev)
         return 0;
     case K2A_EV_BLOCK_STOP:
     case K2A_EV_PING:
+    case K2A_EV_SEARCH_START:
+    case K2A_EV_SEARCH_RESULT:
         return 0;
     }
     return 0;

@@ -145,6 +145,13 @@ static int writer_on_event(void *p, const k2a_ir_event_t *ev)
     return r;
 }
 
+static void writer_rewind(void *p, int first)
+{
+    responses_writer_t *w = p;
+    (void)first;
+    k2a_responses_writer_rewind(&w->w);
+}
+
 static int writer_render(void *p, k2a_buf_t *out, k2a_str_t *msg)
 {
     responses_writer_t *w = p;
@@ -177,5 +184,6 @@ const k2a_dialect_t k2a_dialect_responses = {
     .writer_dispose = writer_dispose,
     .error_body = error_body,
     .errors = k2a_openai_error_rows,
-    .websearch_aggregate = NULL,
+    .web_search = true,
+    .writer_rewind = writer_rewind,
 };

@@ -294,6 +294,8 @@ int k2a_rp_finish_item(k2a_rp_parser_t *r)
         return function_call_output_item(r);
     if (k2a_str_eq_lit(t, "reasoning"))
         return reasoning_item(r);
+    if (k2a_str_eq_lit(t, "web_search_call"))
+        return 0; /* a search the gateway ran in an earlier answer: its results reached the model then, not kept */
     if (k2a_str_eq_lit(t, "item_reference"))
         return k2a_oa_fail_field(p, K2A_EBAD_PARAM, "type",
                                  "item_reference is not supported: send the items themselves or use previous_response_id");
@@ -307,9 +309,16 @@ int k2a_rp_finish_tool(k2a_rp_parser_t *r)
     k2a_oa_parser_t *p = &r->p;
     k2a_str_t t = p->tool.type;
     if (t.base != NULL && !k2a_str_eq_lit(t, "function")) {
-        /* Declared by clients on every request whether or not the user wants them (the Codex CLI sends web_search and a
-         * namespace of sub-agent tools): accepted and not offered to the model (docs/kiro-compat.md "Responses API") */
-        if (k2a_str_has_prefix(t, "web_search") || k2a_str_eq_lit(t, "namespace"))
+        /* web_search / web_search_preview: served through Kiro's MCP endpoint (http/websearch.h); the model decides
+         * whether to search, as on OpenAI's API */
+        if (k2a_str_has_prefix(t, "web_search")) { /* web_search, web_search_preview and their dated versions */
+            p->req->web_search.requested = true;
+            p->req->web_search.as_tool = true;
+            return 0;
+        }
+        /* a namespace of sub-agent tools (the Codex CLI declares one on every request): accepted and not offered to
+         * the model (docs/kiro-compat.md "Responses API") */
+        if (k2a_str_eq_lit(t, "namespace"))
             return 0;
         return k2a_oa_fail_field(p, K2A_EBAD_PARAM, "type", "tool type '%.*s' is not supported (only function)", lim(t.len),
                                  t.base);
@@ -331,6 +340,11 @@ int k2a_rp_finish_tool_choice(k2a_rp_parser_t *r)
             return k2a_oa_fail_field(p, K2A_EMISSING_FIELD, "name", "is required");
         req->tool_choice = K2A_TOOL_CHOICE_TOOL;
         req->tool_choice_name = r->tc_name;
+        return 0;
+    }
+    if (k2a_str_has_prefix(t, "web_search")) { /* {"type":"web_search_preview"}: the search tool (http/websearch.h) */
+        req->tool_choice = K2A_TOOL_CHOICE_TOOL;
+        req->tool_choice_name = K2A_STRLIT("web_search");
         return 0;
     }
     return k2a_oa_fail_field(p, K2A_EBAD_PARAM, "type", "unsupported tool_choice type '%.*s' (expected function)", lim(t.len),

@@ -10,6 +10,7 @@
 #include "core/errors.h"
 #include "convert/openai_error.h"
 #include "convert/responses_resp.h"
+#include "convert/web_search.h"
 
 #define APPEND_LIT(b, lit) k2a_buf_append((b), (lit), sizeof(lit) - 1)
 
@@ -609,6 +610,107 @@ static int on_error(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
     return response_event(w, PREFIX_ARGS("response.failed"), "failed", true);
 }
 
+/* ---------- web search ---------- */
+
+/* `"item_id":"ws_…","output_index":n,` of the open web_search_call item */
+static int search_ref(k2a_responses_writer_t *w)
+{
+    CHECK(APPEND_LIT(w->out, "\"item_id\":\""));
+    CHECK(k2a_buf_appendstr(w->out, w->search_id));
+    CHECK(APPEND_LIT(w->out, "\",\"output_index\":"));
+    CHECK(append_i64(w->out, w->search_output));
+    return k2a_buf_append(w->out, ",", 1);
+}
+
+/* The web_search_call item: in progress (ev NULL) or finished with its action. */
+static int render_search_item(k2a_buf_t *out, const char *id, const k2a_ir_event_t *ev)
+{
+    CHECK(APPEND_LIT(out, "{\"id\":\""));
+    CHECK(k2a_buf_appendstr(out, id));
+    if (ev == NULL)
+        return APPEND_LIT(out, "\",\"type\":\"web_search_call\",\"status\":\"in_progress\"}");
+    const k2a_ir_search_t *s = ev->search;
+    bool failed = s->over || s->results == NULL || (s->failure != NULL && s->failure[0] != '\0');
+    CHECK(failed ? APPEND_LIT(out, "\",\"type\":\"web_search_call\",\"status\":\"failed\"")
+                 : APPEND_LIT(out, "\",\"type\":\"web_search_call\",\"status\":\"completed\""));
+    CHECK(APPEND_LIT(out, ",\"action\":{\"type\":\"search\",\"query\":"));
+    CHECK(json_str(out, ev->text.base, ev->text.len));
+    CHECK(APPEND_LIT(out, ",\"sources\":["));
+    for (size_t i = 0; !failed && i < s->results->n; ++i) {
+        CHECK(i != 0 ? APPEND_LIT(out, ",{\"type\":\"url\",\"url\":") : APPEND_LIT(out, "{\"type\":\"url\",\"url\":"));
+        CHECK(json_str(out, s->results->items[i].url.base, s->results->items[i].url.len));
+        CHECK(APPEND_LIT(out, "}"));
+    }
+    return APPEND_LIT(out, "]}}");
+}
+
+static int on_search_start(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
+{
+    CHECK(start(w));
+    k2a_responses_make_id(w->search_id, "ws_", w->random, w->random_ctx);
+    w->search_output = w->noutput++;
+    if (w->out == NULL)
+        return 0;
+    CHECK(BEGIN_EVENT(w, "response.output_item.added"));
+    CHECK(APPEND_LIT(w->out, "\"output_index\":"));
+    CHECK(append_i64(w->out, w->search_output));
+    CHECK(APPEND_LIT(w->out, ",\"item\":"));
+    CHECK(render_search_item(w->out, w->search_id, NULL));
+    CHECK(k2a_buf_append(w->out, ",", 1));
+    CHECK(end_event(w));
+    CHECK(BEGIN_EVENT(w, "response.web_search_call.in_progress"));
+    CHECK(search_ref(w));
+    CHECK(end_event(w));
+    CHECK(BEGIN_EVENT(w, "response.web_search_call.searching"));
+    CHECK(search_ref(w));
+    return end_event(w);
+}
+
+static int on_search_result(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
+{
+    if (w->search_id[0] == '\0')
+        return K2A_EINTERNAL; /* a result with no search started */
+    const k2a_ir_search_t *s = ev->search;
+    bool failed = s->over || s->results == NULL || (s->failure != NULL && s->failure[0] != '\0');
+    if (w->out != NULL) {
+        if (!failed) {
+            CHECK(BEGIN_EVENT(w, "response.web_search_call.completed"));
+            CHECK(search_ref(w));
+            CHECK(end_event(w));
+        }
+        CHECK(BEGIN_EVENT(w, "response.output_item.done"));
+        CHECK(APPEND_LIT(w->out, "\"output_index\":"));
+        CHECK(append_i64(w->out, w->search_output));
+        CHECK(APPEND_LIT(w->out, ",\"item\":"));
+        CHECK(render_search_item(w->out, w->search_id, ev));
+        CHECK(k2a_buf_append(w->out, ",", 1));
+        CHECK(end_event(w));
+    }
+    int r;
+    if ((w->items.len != 0 && (r = k2a_buf_append(&w->items, ",", 1)) != 0) ||
+        (r = render_search_item(&w->items, w->search_id, ev)) != 0)
+        return r == K2A_ETOOBIG ? K2A_EUPSTREAM_TOOBIG : r;
+    w->search_id[0] = '\0';
+    w->mark_items = w->items.len;
+    w->mark_output = w->noutput;
+    return 0;
+}
+
+void k2a_responses_writer_rewind(k2a_responses_writer_t *w)
+{
+    for (size_t i = 0; i < w->nopen; ++i)
+        item_dispose(&w->open[i]);
+    w->nopen = 0;
+    if (w->items.len > w->mark_items)
+        w->items.len = w->mark_items;
+    w->noutput = w->mark_output;
+    w->any_tool_call = false;
+    w->stopped = w->finished = false;
+    w->error = 0;
+    k2a_buf_reset(&w->error_message);
+    k2a_buf_reset(&w->object);
+}
+
 int k2a_responses_writer_on_event(void *sink, const k2a_ir_event_t *ev)
 {
     k2a_responses_writer_t *w = sink;
@@ -633,6 +735,10 @@ int k2a_responses_writer_on_event(void *sink, const k2a_ir_event_t *ev)
         return on_error(w, ev);
     case K2A_EV_PING:
         return w->out != NULL ? APPEND_LIT(w->out, ": ping\n\n") : 0;
+    case K2A_EV_SEARCH_START:
+        return on_search_start(w, ev);
+    case K2A_EV_SEARCH_RESULT:
+        return on_search_result(w, ev);
     }
     return 0;
 }

@@ -12,6 +12,9 @@
  *                                                  with the whole response object and its usage  (STOP)
  *   response.failed with the response object's error {code, message}                                 (ERROR)
  *   `: ping` SSE comments                                                                            (PING)
+ *   response.output_item.added (a web_search_call item), response.web_search_call.in_progress, .searching
+ *                                                                                                    (SEARCH_START)
+ *   response.web_search_call.completed (not when the search failed), response.output_item.done   (SEARCH_RESULT)
  * REDACTED_THINKING blocks are not shown (as on Chat Completions). The non-stream mode renders the `response` object
  * at the end. Neither does I/O.
  */
@@ -77,6 +80,12 @@ typedef struct st_k2a_responses_writer_t {
     k2a_ir_stop_reason_t stop_reason;
     int error;
     k2a_buf_t error_message;
+    /* web search (K2A_EV_SEARCH_START / _RESULT): the open web_search_call item, and where the last search left the
+     * output (k2a_responses_writer_rewind) */
+    char search_id[K2A_RESPONSES_ID_SIZE];
+    int search_output;
+    size_t mark_items;
+    int mark_output;
 } k2a_responses_writer_t;
 
 /* Prepares a writer. out = the stream's staging buffer, or NULL for a non-stream response. echo is borrowed and must
@@ -108,6 +117,10 @@ int k2a_responses_writer_items(const k2a_responses_writer_t *w, k2a_buf_t *out);
  * K2A_EUPSTREAM_TRUNCATED when no STOP arrived (nothing written in these two cases: the caller answers with an error
  * body), or K2A_ENOMEM/K2A_ETOOBIG from out. */
 int k2a_responses_writer_render(const k2a_responses_writer_t *w, k2a_buf_t *out);
+
+/* Non-stream: forgets the output items after the last web search's item, and the end (a later turn of a searching
+ * answer failed over and starts again). */
+void k2a_responses_writer_rewind(k2a_responses_writer_t *w);
 
 /* The message of a recorded ERROR (empty when none). */
 k2a_str_t k2a_responses_writer_error_message(const k2a_responses_writer_t *w);

@@ -212,7 +212,7 @@ static int on_ir_event(void *p, const k2a_ir_event_t *ev)
     } else if (x->ws != NULL) {
         /* after the web search's blocks: the model's indices move past them, and the usage counts the searches */
         k2a_ir_event_t shifted = *ev;
-        if (x->ir.stream && (ev->type == K2A_EV_BLOCK_START || ev->type == K2A_EV_DELTA || ev->type == K2A_EV_BLOCK_STOP))
+        if (ev->type == K2A_EV_BLOCK_START || ev->type == K2A_EV_DELTA || ev->type == K2A_EV_BLOCK_STOP)
             shifted.index += x->ws->index_offset;
         if (ev->type == K2A_EV_STOP || ev->type == K2A_EV_USAGE)
             shifted.usage.web_search_requests = x->ws->requests;
@@ -247,13 +247,7 @@ static int start_writer(exchange_t *x)
     ev.usage.context_usage_pct = -1;
     if ((r = on_ir_event(x, &ev)) != 0)
         return r;
-    if (x->ws != NULL) {
-        if (x->ir.stream)
-            r = k2a_buf_append(&x->stage, x->ws->sse.base, x->ws->sse.len);
-        else
-            k2a_websearch_attach(x->ws, x->dialect->websearch_aggregate(x->w));
-    }
-    return r;
+    return k2a_websearch_replay(x->ws, x->dialect->writer_on_event, x->w); /* a search-only request's search */
 }
 
 static void stop_writer(exchange_t *x)
@@ -424,8 +418,8 @@ static __attribute__((noinline)) int decode_and_build(exchange_t *x)
         respond_error(x, K2A_ENO_ACCOUNT, "no Kiro account is configured (set KIRO_AUTH_TOKEN)");
         return K2A_ENO_ACCOUNT;
     }
-    if (x->ir.web_search.requested && dialect->websearch_aggregate != NULL)
-        x->ws = k2a_websearch_prepare(call, &x->ir); /* runs the search; the results join the request as text */
+    if (x->ir.web_search.requested && dialect->web_search)
+        x->ws = k2a_websearch_prepare(call, &x->ir); /* a search-only request searched now, or the search tool declared */
 
     /* 2. build the Kiro request once, leaving room for a profileArn */
     k2a_kiro_build_params_init(&x->params, s->model_map);
@@ -474,8 +468,7 @@ static __attribute__((noinline)) void respond_aggregate(exchange_t *x)
 static __attribute__((noinline)) int web_search_turn(exchange_t *x)
 {
     k2a_dispatch_t *d = &x->dispatch;
-    int r = k2a_websearch_next_turn(x->ws, x->call, &x->ir, x->ir.stream ? &x->stage : NULL, x->dialect->websearch_aggregate(x->w),
-                                    x->dialect->writer_on_event, x->w);
+    int r = k2a_websearch_next_turn(x->ws, x->call, &x->ir, x->dialect->writer_on_event, x->w);
     if (r == 0) {
         k2a_convert_error_t cerr = {0};
         k2a_buf_dispose(&x->body);
@@ -619,8 +612,8 @@ static void run(k2a_call_t *call)
                     why != NULL ? why : "");
             k2a_dispatch_attempt_failed(d, a, r, why != NULL ? why : k2a_strerror(r));
             stop_parser(x);
-            if (!x->ir.stream && x->ws != NULL && x->ws->mixed && x->ws->base > 0)
-                k2a_websearch_truncate(x->ws, dialect->websearch_aggregate(x->w)); /* the earlier turns of the answer stay */
+            if (!x->ir.stream && x->ws != NULL && x->ws->mixed && x->ws->base > 0 && dialect->writer_rewind != NULL)
+                dialect->writer_rewind(x->w, x->ws->base); /* the earlier turns of the answer stay */
             else if (!x->ir.stream)
                 stop_writer(x); /* the aggregate starts over; a stream keeps its writer (message_start is staged or sent) */
             continue;

@@ -1,13 +1,12 @@
 /*
- * The web search flow of an Anthropic request (see websearch.h): query, MCP call, parse, the IR rewritten with the
- * results, and the client-facing blocks rendered once for both the streaming and the aggregated answer.
+ * The web search flow (see websearch.h): query, MCP call, parse, the IR rewritten with the results, and the
+ * SEARCH_START / SEARCH_RESULT events the dialect's writer renders.
  */
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <yajl/yajl_tree.h>
-#include "convert/anthropic_resp.h"
 #include "convert/web_search.h"
 #include "core/errors.h"
 #include "core/log.h"
@@ -34,90 +33,6 @@ static int64_t wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Appends one SSE event: "event: <type>\ndata: <json>\n\n". */
-static int sse_event(k2a_buf_t *out, const char *type, const char *json, size_t len)
-{
-    int r;
-    if ((r = k2a_buf_appendf(out, "event: %s\ndata: ", type)) != 0 || (r = k2a_buf_append(out, json, len)) != 0)
-        return r;
-    return k2a_buf_appendstr(out, "\n\n");
-}
-
-/* Renders the three blocks (text, server_tool_use, web_search_tool_result) into ws->sse and ws->content. */
-static int render(k2a_websearch_t *ws, k2a_str_t query, const k2a_ws_results_t *res, const char *tool_id)
-{
-    k2a_buf_t text = K2A_BUF_INIT(0), input = K2A_BUF_INIT(0), results = K2A_BUF_INIT(0), tmp = K2A_BUF_INIT(0);
-    int r;
-    if ((r = k2a_buf_appendstr(&text, "I'll search for \"")) != 0 || (r = k2a_buf_append(&text, query.base, query.len)) != 0 ||
-        (r = k2a_buf_appendstr(&text, "\".")) != 0)
-        goto Exit;
-    if ((r = k2a_buf_appendstr(&input, "{\"query\":\"")) != 0 ||
-        (r = k2a_buf_append_json_escaped(&input, query.base, query.len)) != 0 || (r = k2a_buf_appendstr(&input, "\"}")) != 0)
-        goto Exit;
-    if ((r = k2a_ws_results_json(&results, res)) != 0)
-        goto Exit;
-    /* non-stream content */
-    if ((r = k2a_buf_appendstr(&ws->content, "{\"type\":\"text\",\"text\":\"")) != 0 ||
-        (r = k2a_buf_append_json_escaped(&ws->content, text.base, text.len)) != 0 ||
-        (r = k2a_buf_appendf(&ws->content,
-                             "\"},{\"type\":\"server_tool_use\",\"id\":\"%s\",\"name\":\"web_search\",\"input\":", tool_id)) != 0 ||
-        (r = k2a_buf_append(&ws->content, input.base, input.len)) != 0 ||
-        (r = k2a_buf_appendf(&ws->content,
-                             "},{\"type\":\"web_search_tool_result\",\"tool_use_id\":\"%s\",\"content\":", tool_id)) != 0 ||
-        (r = k2a_buf_append(&ws->content, results.base, results.len)) != 0 || (r = k2a_buf_appendstr(&ws->content, "}")) != 0)
-        goto Exit;
-        /* the stream: index 0 text, 1 server_tool_use, 2 web_search_tool_result */
-#define EV(type)                                                                                                                   \
-    do {                                                                                                                           \
-        if (r == 0)                                                                                                                \
-            r = sse_event(&ws->sse, type, tmp.base, tmp.len);                                                                      \
-        k2a_buf_reset(&tmp);                                                                                                       \
-    } while (0)
-    r = k2a_buf_appendstr(&tmp,
-                          "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}");
-    EV("content_block_start");
-    if (r == 0 &&
-        (r = k2a_buf_appendstr(
-             &tmp, "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"")) == 0 &&
-        (r = k2a_buf_append_json_escaped(&tmp, text.base, text.len)) == 0)
-        r = k2a_buf_appendstr(&tmp, "\"}}");
-    EV("content_block_delta");
-    if (r == 0)
-        r = k2a_buf_appendstr(&tmp, "{\"type\":\"content_block_stop\",\"index\":0}");
-    EV("content_block_stop");
-    if (r == 0 &&
-        (r = k2a_buf_appendf(
-             &tmp,
-             "{\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"server_tool_use\",\"id\":\"%s\","
-             "\"name\":\"web_search\",\"input\":",
-             tool_id)) == 0 &&
-        (r = k2a_buf_append(&tmp, input.base, input.len)) == 0)
-        r = k2a_buf_appendstr(&tmp, "}}");
-    EV("content_block_start");
-    if (r == 0)
-        r = k2a_buf_appendstr(&tmp, "{\"type\":\"content_block_stop\",\"index\":1}");
-    EV("content_block_stop");
-    if (r == 0 &&
-        (r = k2a_buf_appendf(&tmp,
-                             "{\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"web_search_tool_result\","
-                             "\"tool_use_id\":\"%s\",\"content\":",
-                             tool_id)) == 0 &&
-        (r = k2a_buf_append(&tmp, results.base, results.len)) == 0)
-        r = k2a_buf_appendstr(&tmp, "}}");
-    EV("content_block_start");
-    if (r == 0)
-        r = k2a_buf_appendstr(&tmp, "{\"type\":\"content_block_stop\",\"index\":2}");
-    EV("content_block_stop");
-#undef EV
-    ws->index_offset = 3;
-Exit:
-    k2a_buf_dispose(&text);
-    k2a_buf_dispose(&input);
-    k2a_buf_dispose(&results);
-    k2a_buf_dispose(&tmp);
-    return r;
 }
 
 /* Appends a text block to the last user message (the results the model reads). */
@@ -179,8 +94,6 @@ static k2a_websearch_t *ws_new(void)
     k2a_websearch_t *ws = calloc(1, sizeof(*ws));
     if (ws == NULL)
         return NULL;
-    k2a_buf_init(&ws->sse, 0);
-    k2a_buf_init(&ws->content, 0);
     k2a_buf_init(&ws->search_input, 64 * 1024);
     k2a_buf_init(&ws->turn_text, 4 * 1024 * 1024);
     ws->search_index = -1;
@@ -194,7 +107,8 @@ static k2a_websearch_t *prepare_mixed(k2a_call_t *call, k2a_ir_request_t *ir)
     k2a_websearch_t *ws = tools != NULL ? ws_new() : NULL;
     if (ws == NULL)
         return NULL;
-    memcpy(tools, ir->tools, ir->ntools * sizeof(*tools));
+    if (ir->ntools != 0)
+        memcpy(tools, ir->tools, ir->ntools * sizeof(*tools));
     k2a_ir_tool_t *t = &tools[ir->ntools];
     t->name = K2A_STRLIT(K2A_WS_KIRO_TOOL);
     t->description = K2A_STRLIT("Search the web for current information. Returns the title, URL, date and a snippet of each "
@@ -214,7 +128,7 @@ k2a_websearch_t *k2a_websearch_prepare(k2a_call_t *call, k2a_ir_request_t *ir)
 {
     if (!ir->web_search.requested)
         return NULL;
-    if (ir->ntools != 0)
+    if (ir->ntools != 0 || ir->web_search.as_tool)
         return prepare_mixed(call, ir);
     k2a_str_t query = k2a_ws_query_from_ir(ir);
     if (query.base == NULL)
@@ -224,19 +138,19 @@ k2a_websearch_t *k2a_websearch_prepare(k2a_call_t *call, k2a_ir_request_t *ir)
         return NULL;
     k2a_ws_results_t *res = k2a_arena_calloc(&call->arena, sizeof(*res));
     k2a_buf_t ctx = K2A_BUF_INIT(0);
-    char failure[160] = "", tool_id[K2A_WS_ID_LEN + 1];
-    k2a_ws_tool_id(tool_id, random_bytes, NULL);
+    k2a_ws_tool_id(ws->tool_id, random_bytes, NULL);
+    ws->query = query;
+    ws->results = res;
     int r = res != NULL ? 0 : K2A_ENOMEM;
     if (r == 0) {
         ws->requests = 1;
-        r = run_search(call, query, res, failure, sizeof(failure));
+        r = run_search(call, query, res, ws->failure, sizeof(ws->failure));
     }
     if (r == 0)
-        r = k2a_ws_context_text(&ctx, query, res, failure);
+        r = k2a_ws_context_text(&ctx, query, res, ws->failure);
     if (r == 0)
         r = add_context(&call->arena, ir, ctx.base, ctx.len);
-    if (r == 0)
-        r = render(ws, query, res, tool_id);
+    ws->index_offset = 3; /* an Anthropic answer's announcing text, server_tool_use and web_search_tool_result */
     k2a_buf_dispose(&ctx);
     if (r != 0) {
         K2A_LOG(K2A_LOG_WARN, call->request_id, "web search: %s", k2a_strerror(r));
@@ -246,25 +160,34 @@ k2a_websearch_t *k2a_websearch_prepare(k2a_call_t *call, k2a_ir_request_t *ir)
     return ws;
 }
 
-void k2a_websearch_attach(k2a_websearch_t *ws, void *aggregate)
+/* Sends one search's two events: its start, then its outcome. */
+static int emit_search(k2a_ir_event_cb forward, void *ctx, int at, const char *tool_id, k2a_str_t query,
+                       const k2a_ws_results_t *res, const char *failure, bool over, bool announce)
 {
-    k2a_anthropic_msg_t *msg = aggregate;
-    if (ws != NULL && msg != NULL)
-        msg->prefix_content = k2a_str(ws->content.base, ws->content.len);
+    k2a_ir_search_t search = {.results = over ? NULL : res, .failure = failure, .over = over, .announce = announce};
+    k2a_ir_event_t ev = {.type = K2A_EV_SEARCH_START, .index = at};
+    ev.tool_id = k2a_str(tool_id, strlen(tool_id));
+    ev.text = query.base != NULL ? query : K2A_STRLIT("");
+    ev.search = &search;
+    int r = forward(ctx, &ev);
+    if (r != 0)
+        return r;
+    ev.type = K2A_EV_SEARCH_RESULT;
+    ev.index = at + (announce ? 2 : 1);
+    return forward(ctx, &ev);
 }
 
-void k2a_websearch_truncate(k2a_websearch_t *ws, void *aggregate)
+int k2a_websearch_replay(k2a_websearch_t *ws, k2a_ir_event_cb forward, void *ctx)
 {
-    if (ws != NULL && aggregate != NULL && ws->mixed && ws->base > 0)
-        k2a_anthropic_msg_truncate(aggregate, (size_t)ws->base);
+    if (ws == NULL || ws->mixed)
+        return 0;
+    return emit_search(forward, ctx, 0, ws->tool_id, ws->query, ws->results, ws->failure, false, true);
 }
 
 void k2a_websearch_dispose(k2a_websearch_t *ws)
 {
     if (ws == NULL)
         return;
-    k2a_buf_dispose(&ws->sse);
-    k2a_buf_dispose(&ws->content);
     k2a_buf_dispose(&ws->search_input);
     k2a_buf_dispose(&ws->turn_text);
     free(ws);
@@ -417,48 +340,7 @@ static int extend_history(k2a_arena_t *arena, k2a_ir_request_t *ir, k2a_websearc
     return 0;
 }
 
-/* Writes server_tool_use and web_search_tool_result at client index `at` (sse) or into the aggregate (msg). */
-static int emit_blocks(k2a_buf_t *sse, k2a_anthropic_msg_t *msg, int at, const char *tool_id, k2a_str_t query,
-                       const k2a_ws_results_t *res, bool over)
-{
-    k2a_buf_t stu = K2A_BUF_INIT(0), wsr = K2A_BUF_INIT(0), tmp = K2A_BUF_INIT(0);
-    int r;
-    if ((r = k2a_buf_appendf(&stu, "{\"type\":\"server_tool_use\",\"id\":\"%s\",\"name\":\"web_search\",\"input\":{\"query\":\"",
-                             tool_id)) != 0 ||
-        (r = k2a_buf_append_json_escaped(&stu, query.base, query.len)) != 0 || (r = k2a_buf_appendstr(&stu, "\"}}")) != 0 ||
-        (r = k2a_buf_appendf(&wsr, "{\"type\":\"web_search_tool_result\",\"tool_use_id\":\"%s\",\"content\":", tool_id)) != 0)
-        goto Exit;
-    if (over)
-        r = k2a_buf_appendstr(&wsr, "{\"type\":\"web_search_tool_result_error\",\"error_code\":\"max_uses_exceeded\"}");
-    else
-        r = k2a_ws_results_json(&wsr, res);
-    if (r != 0 || (r = k2a_buf_appendstr(&wsr, "}")) != 0)
-        goto Exit;
-    if (msg != NULL) {
-        if ((r = k2a_anthropic_msg_add_raw(msg, stu.base, stu.len)) == 0)
-            r = k2a_anthropic_msg_add_raw(msg, wsr.base, wsr.len);
-    } else {
-        for (int i = 0; i < 2 && r == 0; ++i) {
-            const k2a_buf_t *b = i == 0 ? &stu : &wsr;
-            k2a_buf_reset(&tmp);
-            if ((r = k2a_buf_appendf(&tmp, "{\"type\":\"content_block_start\",\"index\":%d,\"content_block\":", at + i)) == 0 &&
-                (r = k2a_buf_append(&tmp, b->base, b->len)) == 0 && (r = k2a_buf_appendstr(&tmp, "}")) == 0 &&
-                (r = sse_event(sse, "content_block_start", tmp.base, tmp.len)) == 0) {
-                k2a_buf_reset(&tmp);
-                if ((r = k2a_buf_appendf(&tmp, "{\"type\":\"content_block_stop\",\"index\":%d}", at + i)) == 0)
-                    r = sse_event(sse, "content_block_stop", tmp.base, tmp.len);
-            }
-        }
-    }
-Exit:
-    k2a_buf_dispose(&stu);
-    k2a_buf_dispose(&wsr);
-    k2a_buf_dispose(&tmp);
-    return r;
-}
-
-int k2a_websearch_next_turn(k2a_websearch_t *ws, k2a_call_t *call, k2a_ir_request_t *ir, k2a_buf_t *sse, void *msg,
-                            k2a_ir_event_cb forward, void *ctx)
+int k2a_websearch_next_turn(k2a_websearch_t *ws, k2a_call_t *call, k2a_ir_request_t *ir, k2a_ir_event_cb forward, void *ctx)
 {
     if (!k2a_websearch_pending(ws))
         return 1;
@@ -478,7 +360,7 @@ int k2a_websearch_next_turn(k2a_websearch_t *ws, k2a_call_t *call, k2a_ir_reques
             r = run_search(call, query, res, failure, sizeof(failure));
     }
     if (r == 0)
-        r = emit_blocks(sse, msg, at, tool_id, query, res, over);
+        r = emit_search(forward, ctx, at, tool_id, query, res, failure, over, false);
     if (r == 0) {
         if (over)
             r = k2a_buf_appendf(&text,

@@ -1,7 +1,8 @@
 // The official OpenAI TypeScript SDK's Responses API against the gateway (run by
 // tests/integration/test_client_openai_responses.py): responses.create (non-stream, output_text), responses.stream with
 // a function tool (event types, finalResponse), a two-turn function-call loop (the tool output sent back in full
-// history), previous_response_id, responses.retrieve, and the typed error of a bad request. Prints one JSON document;
+// history), previous_response_id, responses.retrieve, the typed error of a bad request, and web search (web_search_call
+// items). Prints one JSON document;
 // the python test asserts. Env: K2A_BASE_URL (http://127.0.0.1:PORT/v1), K2A_KEY, K2A_MODEL.
 import OpenAI, { BadRequestError } from 'openai';
 
@@ -61,5 +62,15 @@ try {
 } catch (e) {
   out.bad = { thrown: true, badRequest: e instanceof BadRequestError, status: e.status, param: e.param ?? null, message: e.message };
 }
+
+// 7. web search: the web_search_preview tool, non-stream and stream (the web_search_call item, its events)
+const wsInput = 'look it up [[sim:websearch query="sdk web search"]]';
+const wsCreated = await client.responses.create({ model, tools: [{ type: 'web_search_preview' }], input: wsInput });
+out.webSearch = { output: wsCreated.output, output_text: wsCreated.output_text };
+const wsStream = client.responses.stream({ model, tools: [{ type: 'web_search' }], input: wsInput });
+const wsTypes = [];
+wsStream.on('event', (e) => wsTypes.push(e.type));
+const wsFinal = await wsStream.finalResponse();
+out.webSearchStream = { types: wsTypes, output: wsFinal.output, output_text: wsFinal.output_text };
 
 console.log(JSON.stringify(out));

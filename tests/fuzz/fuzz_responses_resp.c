@@ -3,7 +3,8 @@
  * sequence of IR events in any order (including orders a correct producer never sends), fed both to the streaming
  * writer and to the non-stream one. The writer must never crash or leak, never write after its last event
  * (response.completed / .incomplete / .failed), and number its events 0, 1, 2... without a gap; the non-stream object
- * and the output items must be valid JSON.
+ * and the output items must be valid JSON. Web search events (SEARCH_START / SEARCH_RESULT, with results, failed or past
+ * the limit) are among them, and a non-stream rewind (a later turn failing over).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -13,6 +14,7 @@
 #include "core/buf.h"
 #include "core/errors.h"
 #include "convert/responses_resp.h"
+#include "convert/web_search.h"
 
 static void counter_random(void *ctx, void *buf, size_t len)
 {
@@ -64,11 +66,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (k2a_responses_writer_init(&w, &out, 1, k2a_cstr("m"), NULL, NULL, counter_random, &s1, 1 << 16) != 0 ||
         k2a_responses_writer_init(&a, NULL, 1, k2a_cstr("m"), NULL, NULL, counter_random, &s2, 1 << 16) != 0)
         abort();
+    k2a_ws_results_t res;
+    memset(&res, 0, sizeof(res));
+    k2a_ir_search_t search;
     size_t i = 0;
     while (i + 3 <= size) {
         k2a_ir_event_t ev;
         memset(&ev, 0, sizeof(ev));
-        ev.type = (k2a_ir_event_type_t)(data[i] % 8);
+        unsigned op = data[i] % 11;
+        if (op == 10) { /* a later turn failed over (non-stream only) */
+            k2a_responses_writer_rewind(&a);
+            i += 3;
+            continue;
+        }
+        ev.type = (k2a_ir_event_type_t)op;
         ev.index = data[i + 1] % 24;
         ev.block = (k2a_ir_block_kind_t)(data[i + 1] / 24 % 6);
         ev.stop_reason = (k2a_ir_stop_reason_t)(data[i + 2] % 6);
@@ -83,6 +94,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ev.tool_id = k2a_str((const char *)data + i, n / 2);
         ev.tool_name = k2a_str((const char *)data + i + n / 2, n - n / 2);
         ev.error_message = ev.text;
+        /* a search: up to 3 results whose URLs are the event's text, run, failed or past the limit */
+        res.n = data[i - 1] % 4;
+        for (size_t k = 0; k < res.n; ++k)
+            res.items[k].url = ev.text;
+        memset(&search, 0, sizeof(search));
+        search.results = data[i - 2] % 5 == 0 ? NULL : &res;
+        search.failure = data[i - 2] % 3 == 0 ? "failed" : "";
+        search.over = data[i - 2] % 7 == 0;
+        search.announce = data[i - 2] % 2 == 0;
+        ev.search = &search;
         i += n;
         bool was_done = k2a_responses_writer_done(&w);
         size_t before = out.len;

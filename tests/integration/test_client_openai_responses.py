@@ -1,8 +1,9 @@
 """The official openai npm package's Responses API (tests/clients/openai_responses.mjs, run with node) against the
 gateway + kiro-sim: responses.create (output_text, usage), responses.stream with a function tool (the argument deltas
 concatenate to the directive's input, finalResponse), a two-turn function-call loop with the full history, the same
-round through previous_response_id (and a third turn chained on it, streamed), responses.retrieve, and BadRequestError
-with the JSON path as param. Skipped only when the npm clients are not installed (make deps-test / deps/npm.sh)."""
+round through previous_response_id (and a third turn chained on it, streamed), responses.retrieve, BadRequestError
+with the JSON path as param, and web search (web_search_preview and web_search tools: the web_search_call item, its
+stream events in order, the answer from the results). Skipped only when the npm clients are not installed (make deps-test / deps/npm.sh)."""
 import json
 import os
 import shutil
@@ -63,6 +64,22 @@ class OpenAIResponsesSdk(unittest.TestCase):
             self.assertTrue(b["thrown"] and b["badRequest"], b)
             self.assertEqual((b["status"], b["param"]), (400, "tools[0].type"))
             self.assertIn("file_search", b["message"])
+
+            # web search: a web_search_call item before the answer written from the results
+            for w in (out["webSearch"], out["webSearchStream"]):
+                calls = [o for o in w["output"] if o["type"] == "web_search_call"]
+                self.assertEqual(len(calls), 1, w["output"])
+                self.assertEqual(calls[0]["status"], "completed")
+                self.assertEqual(calls[0]["action"]["query"], "sdk web search")
+                self.assertEqual(len(calls[0]["action"]["sources"]), 3)
+                self.assertEqual(w["output"][-1]["type"], "message")
+                self.assertIn("Result 1: sdk web search", w["output_text"])
+            t = out["webSearchStream"]["types"]
+            i = t.index("response.web_search_call.in_progress")
+            self.assertEqual(t[i - 1:i + 4], ["response.output_item.added", "response.web_search_call.in_progress",
+                                              "response.web_search_call.searching", "response.web_search_call.completed",
+                                              "response.output_item.done"])
+            self.assertEqual(t[-1], "response.completed")
             gw.assert_clean_exit(self)
         finally:
             gw.cleanup()

@@ -4,7 +4,8 @@
  * (K2A_BLESS=1 rewrites them; they were reviewed by hand against kiro-protocol.md §4.2/§4.3). Every SSE body is also
  * checked structurally: each event is "event: T\ndata: JSON\n\n" with JSON.type == T, and the input_json_delta
  * pieces of a block concatenate to its input. Unit cases cover errors after start, thinking signatures, pings,
- * misuse, the non-stream tool-input rules and the JSON compactor.
+ * misuse, the non-stream tool-input rules and the JSON compactor, and the web search events' blocks (the exact bytes
+ * the gateway sent before the search became IR events).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include "convert/anthropic_resp.h"
 #include "convert/json_compact.h"
 #include "convert/kiro_resp.h"
+#include "convert/web_search.h"
 #include "core/errors.h"
 #include "resp_support.h"
 
@@ -405,6 +407,95 @@ static void expect_compact(const char *in, int want, const char *out_want)
     k2a_buf_dispose(&b);
 }
 
+/* ---------- web search events ---------- */
+
+static int search_ev(k2a_ir_event_cb cb, void *w, k2a_ir_event_type_t type, int index, const char *query,
+                     const k2a_ir_search_t *search)
+{
+    k2a_ir_event_t ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = type;
+    ev.index = index;
+    ev.tool_id = k2a_cstr("srvtoolu_0123");
+    ev.text = k2a_cstr(query);
+    ev.search = search;
+    return cb(w, &ev);
+}
+
+#define SEARCH_RESULT_JSON                                                                                                         \
+    "[{\"type\":\"web_search_result\",\"title\":\"T\",\"url\":\"https://e.example/"                                                \
+    "\",\"encrypted_content\":\"S\",\"page_age\":null}]"
+
+static void test_search_blocks(void **state)
+{
+    k2a_ws_results_t res;
+    memset(&res, 0, sizeof(res));
+    res.n = 1;
+    res.items[0].title = k2a_cstr("T");
+    res.items[0].url = k2a_cstr("https://e.example/");
+    res.items[0].snippet = k2a_cstr("S");
+    k2a_ir_search_t first = {.results = &res, .failure = "", .announce = true}, over = {.over = true};
+    /* the stream: the announcing text, server_tool_use and the result, each block started and stopped at once */
+    k2a_buf_t out;
+    k2a_buf_init(&out, 0);
+    k2a_anthropic_sse_t w;
+    uint64_t seed = 1;
+    k2a_anthropic_sse_init(&w, &out, K2A_STRLIT("m"), rs_random, &seed);
+    assert_int_equal(search_ev(k2a_anthropic_sse_on_event, &w, K2A_EV_SEARCH_START, 0, "a \"b\"", &first), 0);
+    assert_int_equal(search_ev(k2a_anthropic_sse_on_event, &w, K2A_EV_SEARCH_RESULT, 2, "a \"b\"", &first), 0);
+    assert_int_equal(search_ev(k2a_anthropic_sse_on_event, &w, K2A_EV_SEARCH_START, 4, "c", &over), 0);
+    assert_int_equal(search_ev(k2a_anthropic_sse_on_event, &w, K2A_EV_SEARCH_RESULT, 5, "c", &over), 0);
+    assert_string_equal(
+        k2a_buf_cstr(&out),
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\","
+        "\"text\":\"\"}}\n\n"
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","
+        "\"text\":\"I'll search for \\\"a \\\"b\\\"\\\".\"}}\n\n"
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":"
+        "\"server_tool_use\",\"id\":\"srvtoolu_0123\",\"name\":\"web_search\",\"input\":{\"query\":\"a \\\"b\\\"\"}}}\n\n"
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n"
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":"
+        "\"web_search_tool_result\",\"tool_use_id\":\"srvtoolu_0123\",\"content\":" SEARCH_RESULT_JSON "}}\n\n"
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":2}\n\n"
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":4,\"content_block\":{\"type\":"
+        "\"server_tool_use\",\"id\":\"srvtoolu_0123\",\"name\":\"web_search\",\"input\":{\"query\":\"c\"}}}\n\n"
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":4}\n\n"
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":5,\"content_block\":{\"type\":"
+        "\"web_search_tool_result\",\"tool_use_id\":\"srvtoolu_0123\",\"content\":{\"type\":\"web_search_tool_result_error\","
+        "\"error_code\":\"max_uses_exceeded\"}}}\n\n"
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":5}\n\n");
+    k2a_buf_dispose(&out);
+    /* the aggregate: the same blocks as content, the model's block after them */
+    k2a_anthropic_msg_t m;
+    k2a_anthropic_msg_init(&m, K2A_STRLIT("m"), rs_random, &seed, 0);
+    assert_int_equal(search_ev(k2a_anthropic_msg_on_event, &m, K2A_EV_SEARCH_START, 0, "q", &first), 0);
+    assert_int_equal(search_ev(k2a_anthropic_msg_on_event, &m, K2A_EV_SEARCH_RESULT, 2, "q", &first), 0);
+    k2a_ir_event_t ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = K2A_EV_BLOCK_START;
+    ev.index = 3;
+    ev.block = K2A_BLOCK_TEXT;
+    assert_int_equal(k2a_anthropic_msg_on_event(&m, &ev), 0);
+    ev.type = K2A_EV_DELTA;
+    ev.text = k2a_cstr("answer");
+    assert_int_equal(k2a_anthropic_msg_on_event(&m, &ev), 0);
+    memset(&ev, 0, sizeof(ev));
+    ev.type = K2A_EV_STOP;
+    assert_int_equal(k2a_anthropic_msg_on_event(&m, &ev), 0);
+    k2a_buf_t json;
+    k2a_buf_init(&json, 0);
+    assert_int_equal(k2a_anthropic_msg_render(&m, &json), 0);
+    assert_non_null(
+        strstr(k2a_buf_cstr(&json),
+               ",\"content\":[{\"type\":\"text\",\"text\":\"I'll search for \\\"q\\\".\"},{\"type\":\"server_tool_use\","
+               "\"id\":\"srvtoolu_0123\",\"name\":\"web_search\",\"input\":{\"query\":\"q\"}},{\"type\":"
+               "\"web_search_tool_result\",\"tool_use_id\":\"srvtoolu_0123\",\"content\":" SEARCH_RESULT_JSON
+               "},{\"type\":\"text\",\"text\":\"answer\"}],"));
+    k2a_buf_dispose(&json);
+    k2a_anthropic_msg_dispose(&m);
+}
+
 static void test_json_compact(void **state)
 {
     expect_compact(" { \"a\" : [ 1 , -2.5e+3 , true , false , null , { } , [ ] ] , \"b\\u00e9\\n\" : \"x\\\"y\" } ", 0,
@@ -482,6 +573,7 @@ int main(void)
         cmocka_unit_test(test_sse_thinking_tool_and_misuse),
         cmocka_unit_test(test_msg_rules),
         cmocka_unit_test(test_msg_limit),
+        cmocka_unit_test(test_search_blocks),
         cmocka_unit_test(test_json_compact),
         cmocka_unit_test(test_escape_differential),
     };

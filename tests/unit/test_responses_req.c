@@ -134,7 +134,28 @@ static void test_ignored_tools(void **state)
     assert_int_equal(d.rc, 0);
     assert_int_equal(d.req.ntools, 1);
     assert_true(k2a_str_eq_lit(d.req.tools[0].name, "f"));
+    /* web_search is served (http/websearch.h), the model deciding; the namespace is dropped */
+    assert_true(d.req.web_search.requested);
+    assert_true(d.req.web_search.as_tool);
+    done(&d);
+    decode(&d, "{\"model\":\"m\",\"input\":\"x\",\"tools\":[{\"type\":\"function\",\"name\":\"f\"}]}");
+    assert_int_equal(d.rc, 0);
     assert_false(d.req.web_search.requested);
+    done(&d);
+    /* a web_search_call item of an earlier answer (a stored conversation, the Codex CLI's history) is accepted and skipped */
+    decode(&d, "{\"model\":\"m\",\"input\":[{\"role\":\"user\",\"content\":\"q\"},{\"type\":\"web_search_call\",\"id\":"
+               "\"ws_1\",\"status\":\"completed\",\"action\":{\"type\":\"search\",\"query\":\"q\",\"sources\":[{\"type\":"
+               "\"url\",\"url\":\"https://e.com\"}]}},{\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":"
+               "\"output_text\",\"text\":\"a\"}]},{\"role\":\"user\",\"content\":\"more\"}]}");
+    assert_int_equal(d.rc, 0);
+    assert_int_equal(d.req.nmessages, 3);
+    done(&d);
+    /* tool_choice naming the search tool */
+    decode(&d, "{\"model\":\"m\",\"input\":\"x\",\"tools\":[{\"type\":\"web_search_preview\"}],\"tool_choice\":{\"type\":"
+               "\"web_search_preview\"}}");
+    assert_int_equal(d.rc, 0);
+    assert_int_equal(d.req.tool_choice, K2A_TOOL_CHOICE_TOOL);
+    assert_true(k2a_str_eq_lit(d.req.tool_choice_name, "web_search"));
     done(&d);
 }
 
@@ -175,8 +196,8 @@ static void test_errors(void **state)
                  "text.format.type: unsupported text.format type 'yaml' (text, json_object or json_schema)");
     expect_error("{\"model\":\"m\",\"input\":\"x\",\"tool_choice\":\"sometimes\"}", K2A_EBAD_PARAM,
                  "tool_choice: unsupported tool_choice 'sometimes' (expected auto, none or required)");
-    expect_error("{\"model\":\"m\",\"input\":\"x\",\"tool_choice\":{\"type\":\"web_search_preview\"}}", K2A_EBAD_PARAM,
-                 "tool_choice.type: unsupported tool_choice type 'web_search_preview' (expected function)");
+    expect_error("{\"model\":\"m\",\"input\":\"x\",\"tool_choice\":{\"type\":\"file_search\"}}", K2A_EBAD_PARAM,
+                 "tool_choice.type: unsupported tool_choice type 'file_search' (expected function)");
     expect_error("{\"model\":\"m\",\"input\":\"x\",\"store\":\"yes\"}", K2A_EJSON_TYPE, "store: expected a boolean, got a string");
     expect_error("{\"model\":\"m\",\"input\":\"x\",\"max_output_tokens\":0}", K2A_EBAD_PARAM,
                  "max_output_tokens: must be at least 1");

@@ -5,7 +5,9 @@
  * whether the body arrives whole or a byte at a time; and synthetic IR sequences (thinking, text, two tool calls,
  * max_output_tokens, an in-stream failure, pings) give the documented event order: every event is `event: T` +
  * `data: {"type":"T",...}` with sequence_number 0, 1, 2..., response.created then response.in_progress first, an
- * item's .added before its deltas and its .done after them, response.completed / .incomplete / .failed last.
+ * item's .added before its deltas and its .done after them, response.completed / .incomplete / .failed last; a web
+ * search (SEARCH_START / SEARCH_RESULT) is a web_search_call item with its in_progress, searching and completed events,
+ * before the items that follow it, and a non-stream rewind forgets only what came after the last search.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +20,7 @@
 #include <yajl/yajl_tree.h>
 #include "convert/kiro_resp.h"
 #include "convert/responses_resp.h"
+#include "convert/web_search.h"
 #include "core/errors.h"
 #include "resp_support.h"
 
@@ -404,6 +407,145 @@ static void test_non_stream_object(void **state)
     k2a_buf_dispose(&json);
 }
 
+/* ---------- web search ---------- */
+
+static int search_event(k2a_responses_writer_t *w, k2a_ir_event_type_t type, int index, const char *query,
+                        const k2a_ir_search_t *search)
+{
+    k2a_ir_event_t ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = type;
+    ev.index = index;
+    ev.tool_id = k2a_cstr("srvtoolu_x");
+    ev.text = k2a_cstr(query);
+    ev.search = search;
+    return k2a_responses_writer_on_event(w, &ev);
+}
+
+/* Two turns: a search with three results then text; a search refused (max uses) then text. */
+static void searching_answer(k2a_responses_writer_t *w, const k2a_ws_results_t *res)
+{
+    k2a_ir_search_t ok = {.results = res, .failure = ""}, over = {.over = true};
+    assert_int_equal(emit(w, K2A_EV_MESSAGE_START, 0, 0, NULL), 0);
+    assert_int_equal(search_event(w, K2A_EV_SEARCH_START, 0, "kiro \"news\"", &ok), 0);
+    assert_int_equal(search_event(w, K2A_EV_SEARCH_RESULT, 1, "kiro \"news\"", &ok), 0);
+    assert_int_equal(emit(w, K2A_EV_BLOCK_START, 2, K2A_BLOCK_TEXT, NULL), 0);
+    assert_int_equal(emit(w, K2A_EV_DELTA, 2, K2A_BLOCK_TEXT, "Found."), 0);
+    assert_int_equal(emit(w, K2A_EV_BLOCK_STOP, 2, K2A_BLOCK_TEXT, NULL), 0);
+    assert_int_equal(search_event(w, K2A_EV_SEARCH_START, 3, "again", &over), 0);
+    assert_int_equal(search_event(w, K2A_EV_SEARCH_RESULT, 4, "again", &over), 0);
+    assert_int_equal(emit(w, K2A_EV_BLOCK_START, 5, K2A_BLOCK_TEXT, NULL), 0);
+    assert_int_equal(emit(w, K2A_EV_DELTA, 5, K2A_BLOCK_TEXT, "Done."), 0);
+    assert_int_equal(emit(w, K2A_EV_BLOCK_STOP, 5, K2A_BLOCK_TEXT, NULL), 0);
+    k2a_ir_event_t ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = K2A_EV_STOP;
+    assert_int_equal(k2a_responses_writer_on_event(w, &ev), 0);
+}
+
+static void results3(k2a_ws_results_t *res)
+{
+    memset(res, 0, sizeof(*res));
+    res->n = 3;
+    res->items[0].url = k2a_cstr("https://a.example/1");
+    res->items[1].url = k2a_cstr("https://b.example/2?q=\"x\"");
+    res->items[2].url = k2a_cstr("https://c.example/3");
+}
+
+static void test_web_search_stream(void **state)
+{
+    k2a_buf_t out;
+    k2a_buf_init(&out, 0);
+    k2a_responses_writer_t w;
+    uint64_t seed = 5;
+    k2a_ws_results_t res;
+    results3(&res);
+    assert_int_equal(k2a_responses_writer_init(&w, &out, CREATED, k2a_cstr("m"), NULL, NULL, rs_random, &seed, 0), 0);
+    searching_answer(&w, &res);
+    summary_t s;
+    check_stream(out.base, out.len, &s); /* sequence numbers 0, 1, 2..., output_index of each item in order */
+    assert_string_equal(s.types, "created in_progress output_item.added web_search_call.in_progress web_search_call.searching "
+                                 "web_search_call.completed output_item.done output_item.added content_part.added "
+                                 "output_text.delta output_text.done content_part.done output_item.done output_item.added "
+                                 "web_search_call.in_progress web_search_call.searching output_item.done output_item.added "
+                                 "content_part.added output_text.delta output_text.done content_part.done output_item.done "
+                                 "completed ");
+    assert_string_equal(s.text, "Found.Done.");
+    /* the items: added in progress, done with the action; the refused one failed */
+    const char *added = strstr(out.base, "event: response.output_item.added");
+    assert_non_null(added);
+    assert_non_null(strstr(added, "\"type\":\"web_search_call\",\"status\":\"in_progress\"}"));
+    const char *ip = strstr(out.base, "event: response.web_search_call.in_progress");
+    assert_non_null(ip);
+    assert_true(strncmp(strstr(ip, "\"item_id\":\""), "\"item_id\":\"ws_", 13) == 0);
+    assert_non_null(strstr(ip, "\"output_index\":0,\"sequence_number\":3}"));
+    assert_non_null(strstr(out.base, "\"status\":\"completed\",\"action\":{\"type\":\"search\",\"query\":\"kiro \\\"news\\\"\","
+                                     "\"sources\":[{\"type\":\"url\",\"url\":\"https://a.example/1\"},{\"type\":\"url\",\"url\":"
+                                     "\"https://b.example/2?q=\\\"x\\\"\"},{\"type\":\"url\",\"url\":\"https://c.example/3\"}]}}"));
+    assert_non_null(strstr(out.base, "\"status\":\"failed\",\"action\":{\"type\":\"search\",\"query\":\"again\",\"sources\":[]}}"));
+    /* the final object lists the four items in order */
+    k2a_buf_t items;
+    k2a_buf_init(&items, 0);
+    assert_int_equal(k2a_responses_writer_items(&w, &items), 0);
+    char err[128];
+    yajl_val v = yajl_tree_parse(k2a_buf_cstr(&items), err, sizeof(err));
+    assert_non_null(v);
+    assert_int_equal(v->u.array.len, 4);
+    assert_string_equal(str_at(v->u.array.values[0], "type", NULL), "web_search_call");
+    assert_string_equal(str_at(v->u.array.values[1], "type", NULL), "message");
+    assert_string_equal(str_at(v->u.array.values[2], "status", NULL), "failed");
+    assert_string_equal(str_at(v->u.array.values[3], "type", NULL), "message");
+    yajl_tree_free(v);
+    k2a_buf_dispose(&items);
+    k2a_responses_writer_dispose(&w);
+    k2a_buf_dispose(&out);
+}
+
+/* Non-stream: the items in output order; a rewind (a later turn failed over) keeps what the last search closed. */
+static void test_web_search_non_stream_rewind(void **state)
+{
+    k2a_responses_writer_t a;
+    uint64_t seed = 5;
+    k2a_ws_results_t res;
+    results3(&res);
+    k2a_ir_search_t ok = {.results = &res, .failure = ""};
+    assert_int_equal(k2a_responses_writer_init(&a, NULL, CREATED, k2a_cstr("m"), NULL, NULL, rs_random, &seed, 0), 0);
+    assert_int_equal(search_event(&a, K2A_EV_SEARCH_RESULT, 1, "q", &ok), K2A_EINTERNAL); /* a result with no start */
+    assert_int_equal(emit(&a, K2A_EV_MESSAGE_START, 0, 0, NULL), 0);
+    assert_int_equal(search_event(&a, K2A_EV_SEARCH_START, 0, "q", &ok), 0);
+    assert_int_equal(search_event(&a, K2A_EV_SEARCH_RESULT, 1, "q", &ok), 0);
+    /* an attempt that fails midway */
+    assert_int_equal(emit(&a, K2A_EV_BLOCK_START, 2, K2A_BLOCK_TEXT, NULL), 0);
+    assert_int_equal(emit(&a, K2A_EV_DELTA, 2, K2A_BLOCK_TEXT, "lost"), 0);
+    assert_int_equal(emit(&a, K2A_EV_BLOCK_STOP, 2, K2A_BLOCK_TEXT, NULL), 0);
+    assert_int_equal(emit(&a, K2A_EV_BLOCK_START, 3, K2A_BLOCK_TEXT, NULL), 0);
+    k2a_responses_writer_rewind(&a);
+    /* the next attempt */
+    assert_int_equal(emit(&a, K2A_EV_BLOCK_START, 2, K2A_BLOCK_TEXT, NULL), 0);
+    assert_int_equal(emit(&a, K2A_EV_DELTA, 2, K2A_BLOCK_TEXT, "kept"), 0);
+    k2a_ir_event_t ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = K2A_EV_STOP;
+    assert_int_equal(k2a_responses_writer_on_event(&a, &ev), 0);
+    k2a_buf_t json;
+    k2a_buf_init(&json, 0);
+    assert_int_equal(k2a_responses_writer_render(&a, &json), 0);
+    char err[128];
+    yajl_val v = yajl_tree_parse(k2a_buf_cstr(&json), err, sizeof(err));
+    assert_non_null(v);
+    const char *op[] = {"output", NULL};
+    yajl_val output = yajl_tree_get(v, op, yajl_t_array);
+    assert_non_null(output);
+    assert_int_equal(output->u.array.len, 2);
+    assert_string_equal(str_at(output->u.array.values[0], "type", NULL), "web_search_call");
+    assert_string_equal(str_at(output->u.array.values[0], "status", NULL), "completed");
+    assert_null(strstr(json.base, "lost"));
+    assert_non_null(strstr(json.base, "\"text\":\"kept\""));
+    yajl_tree_free(v);
+    k2a_buf_dispose(&json);
+    k2a_responses_writer_dispose(&a);
+}
+
 /* The output is bounded: past max_bytes the answer fails with K2A_EUPSTREAM_TOOBIG instead of growing. */
 static void test_output_bound(void **state)
 {
@@ -425,6 +567,7 @@ int main(void)
         cmocka_unit_test(test_fixtures_golden),       cmocka_unit_test(test_stream_order),
         cmocka_unit_test(test_max_tokens_incomplete), cmocka_unit_test(test_failure_in_stream),
         cmocka_unit_test(test_non_stream_object),     cmocka_unit_test(test_output_bound),
+        cmocka_unit_test(test_web_search_stream),     cmocka_unit_test(test_web_search_non_stream_rewind),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

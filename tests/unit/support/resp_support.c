@@ -207,6 +207,12 @@ char *rs_rec_describe(const rs_rec_t *r)
         case K2A_EV_PING:
             k2a_buf_appendstr(&b, "P");
             break;
+        case K2A_EV_SEARCH_START:
+            k2a_buf_appendf(&b, "W%d", e->index);
+            break;
+        case K2A_EV_SEARCH_RESULT:
+            k2a_buf_appendf(&b, "R%d", e->index);
+            break;
         }
     }
     char *s = dupn(b.base != NULL ? b.base : "", b.len);
