@@ -89,7 +89,17 @@ typedef struct st_k2a_oa_blocks_t {
     size_t n, cap;
 } k2a_oa_blocks_t;
 
+typedef struct st_k2a_oa_sax_ops_t k2a_oa_sax_ops_t; /* openai_sax.h */
+
 typedef struct st_k2a_oa_parser_t {
+    const k2a_oa_sax_ops_t *ops; /* the decoder's part of the SAX machinery (openai_sax.h) */
+    yajl_handle h;               /* the document being parsed */
+    size_t offset;               /* ops->track_offsets: bytes of the document consumed up to the current token */
+    size_t key_end;              /* ops->track_offsets: offset just past the current key of the root object */
+    /* a container kept as raw text (k2a_oa_start_raw) */
+    bool raw_open;
+    size_t raw_start;
+    k2a_str_t *raw_dst;
     const char *body;
     size_t body_len;
     const k2a_convert_limits_t *limits;

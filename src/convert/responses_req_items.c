@@ -323,7 +323,7 @@ int k2a_rp_finish_tool_choice(k2a_rp_parser_t *r)
     k2a_oa_parser_t *p = &r->p;
     k2a_ir_request_t *req = p->req;
     k2a_str_t t = r->tc_type;
-    r->extra->tool_choice = k2a_str(p->body + r->tc_start, r->offset - r->tc_start);
+    r->extra->tool_choice = k2a_str(p->body + r->tc_start, p->offset - r->tc_start);
     if (t.base == NULL)
         return k2a_oa_fail_field(p, K2A_EMISSING_FIELD, "type", "is required");
     if (k2a_str_eq_lit(t, "function")) {
