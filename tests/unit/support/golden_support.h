@@ -1,0 +1,42 @@
+/*
+ * Test helpers for the golden vector runners (test_convert_golden.c, test_openai_golden.c,
+ * test_responses_golden.c): reading files, the canonical pretty-printed form of a JSON document, the first
+ * differing line of two texts, the sorted walk over the cases of tests/vectors/convert, and the run of one
+ * OpenAI-family request case (decode, build with the deterministic golden inputs, compare).
+ */
+#ifndef K2A_TESTS_GOLDEN_SUPPORT_H
+#define K2A_TESTS_GOLDEN_SUPPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "convert/convert_error.h"
+#include "convert/ir.h"
+#include "convert/model_map.h"
+#include "core/arena.h"
+
+#define GS_VECTOR_DIR K2A_SOURCE_DIR "/tests/vectors/convert"
+
+/* A whole file (malloc'd, NUL-terminated), or NULL when it cannot be read. */
+char *gs_read_file(const char *path, size_t *len);
+/* json pretty-printed the way the .kiro.json files are written (one space of indent, keys in their order; malloc'd), or
+ * NULL when it is not valid JSON (errbuf says why). */
+char *gs_pretty(const char *json, size_t len, char *errbuf, size_t errlen);
+/* The first line where a and b differ, for a failure message. */
+void gs_first_difference(const char *a, const char *b, char *out, size_t cap);
+
+/* Runs run(name, ctx) for every GS_VECTOR_DIR/<name>.in.json that want(file name) accepts, in name order, printing one
+ * line per case and a summary with label. Returns the number of failed cases; *ncases receives the number of cases. */
+int gs_run_cases(bool (*want)(const char *fname), int (*run)(const char *name, void *ctx), void *ctx, const char *label,
+                 size_t *ncases);
+
+/* A request decoder of one dialect (k2a_openai_decode, k2a_responses_decode). */
+typedef int (*gs_decode_fn)(const char *body, size_t len, const k2a_convert_limits_t *limits, k2a_arena_t *arena,
+                            k2a_ir_request_t *out, k2a_convert_error_t *err);
+
+/* One OpenAI-family case: <name>.in.json decoded by decode and built by k2a_kiro_build_request with the golden inputs
+ * (client 127.0.0.1, user agent golden-test, 2026-01-01T00:00Z, seed 1); the pretty Kiro body must equal
+ * <name>.kiro.json (K2A_GOLDEN_UPDATE=1 rewrites that file instead). *actual receives the pretty body (malloc'd; NULL
+ * when decoding or building failed). Returns 1 when the case failed (messages printed), else 0. */
+int gs_run_request_case(const char *name, gs_decode_fn decode, const k2a_model_map_t *map, char **actual);
+
+#endif
