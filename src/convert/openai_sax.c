@@ -41,6 +41,11 @@ int k2a_oa_get_str(k2a_oa_parser_t *p, const k2a_oa_value_t *v, k2a_str_t *out)
     return 0;
 }
 
+int k2a_oa_get_opt_str(k2a_oa_parser_t *p, const k2a_oa_value_t *v, k2a_str_t *out)
+{
+    return v->type == OA_V_NULL ? 0 : k2a_oa_get_str(p, v, out);
+}
+
 int k2a_oa_get_int(k2a_oa_parser_t *p, const k2a_oa_value_t *v, int64_t *out)
 {
     char tmp[32];
@@ -87,6 +92,17 @@ int k2a_oa_start_capture(k2a_oa_parser_t *p, k2a_oa_capture_t what, int *push)
     k2a_buf_reset(&p->scratch);
     *push = OA_PUSH_CAPTURE;
     return 0;
+}
+
+int k2a_oa_schema_value(k2a_oa_parser_t *p, const k2a_oa_value_t *v, k2a_oa_capture_t what, int *push)
+{
+    if (v->type == OA_V_NULL)
+        return 0;
+    if (v->type != OA_V_MAP)
+        return k2a_oa_type_error(p, v, "a JSON Schema object");
+    if (what == OA_CAP_PARAMETERS)
+        p->tool.has_schema = true;
+    return k2a_oa_start_capture(p, what, push);
 }
 
 int k2a_oa_start_raw(k2a_oa_parser_t *p, k2a_str_t *dst, int *push)

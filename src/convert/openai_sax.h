@@ -54,6 +54,8 @@ int k2a_oa_sax_parse(k2a_oa_parser_t *p, const char *text, size_t len, const cha
 int k2a_oa_type_error(k2a_oa_parser_t *p, const k2a_oa_value_t *v, const char *expected);
 /* zero-copy when yajl handed a pointer into the body (no escapes), else copied to the arena */
 int k2a_oa_get_str(k2a_oa_parser_t *p, const k2a_oa_value_t *v, k2a_str_t *out);
+/* same, null leaving *out as it is (an optional string sent as null is absent) */
+int k2a_oa_get_opt_str(k2a_oa_parser_t *p, const k2a_oa_value_t *v, k2a_str_t *out);
 int k2a_oa_get_int(k2a_oa_parser_t *p, const k2a_oa_value_t *v, int64_t *out);
 int k2a_oa_get_double(k2a_oa_parser_t *p, const k2a_oa_value_t *v, double *out);
 int k2a_oa_get_bool(k2a_oa_parser_t *p, const k2a_oa_value_t *v, bool *out);
@@ -61,6 +63,9 @@ int k2a_oa_get_bool(k2a_oa_parser_t *p, const k2a_oa_value_t *v, bool *out);
 /* The container being opened is captured as compact text (OA_CAP_PARAMETERS: made a valid object schema, strict
  * dropped); its text lands in p->tool.schema, p->call.input / p->msg.legacy_input or p->rf_schema. */
 int k2a_oa_start_capture(k2a_oa_parser_t *p, k2a_oa_capture_t what, int *push);
+/* A JSON Schema value (tool parameters, a response format's schema): null is absent, an object is captured (for
+ * OA_CAP_PARAMETERS, p->tool.has_schema is set), anything else is a type error. */
+int k2a_oa_schema_value(k2a_oa_parser_t *p, const k2a_oa_value_t *v, k2a_oa_capture_t what, int *push);
 /* The container being opened is skipped and its raw text (as sent) stored in *dst when it closes (track_offsets). */
 int k2a_oa_start_raw(k2a_oa_parser_t *p, k2a_str_t *dst, int *push);
 

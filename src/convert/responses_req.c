@@ -343,14 +343,9 @@ static int on_value(k2a_oa_parser_t *p, const k2a_oa_value_t *v, int *push)
             p->tool.has_name = true;
             return k2a_oa_get_str(p, v, &p->tool.name);
         case K_DESCRIPTION:
-            return v->type == OA_V_NULL ? 0 : k2a_oa_get_str(p, v, &p->tool.description);
+            return k2a_oa_get_opt_str(p, v, &p->tool.description);
         case K_PARAMETERS:
-            if (v->type == OA_V_NULL)
-                return 0;
-            if (v->type != OA_V_MAP)
-                return k2a_oa_type_error(p, v, "a JSON Schema object");
-            p->tool.has_schema = true;
-            return k2a_oa_start_capture(p, OA_CAP_PARAMETERS, push);
+            return k2a_oa_schema_value(p, v, OA_CAP_PARAMETERS, push);
         default:
             return 0; /* strict, ... */
         }
@@ -379,13 +374,9 @@ static int on_value(k2a_oa_parser_t *p, const k2a_oa_value_t *v, int *push)
         case K_NAME:
             return k2a_oa_get_str(p, v, &p->rf_name);
         case K_DESCRIPTION:
-            return v->type == OA_V_NULL ? 0 : k2a_oa_get_str(p, v, &p->rf_description);
+            return k2a_oa_get_opt_str(p, v, &p->rf_description);
         case K_SCHEMA:
-            if (v->type == OA_V_NULL)
-                return 0;
-            if (v->type != OA_V_MAP)
-                return k2a_oa_type_error(p, v, "a JSON Schema object");
-            return k2a_oa_start_capture(p, OA_CAP_RF_SCHEMA, push);
+            return k2a_oa_schema_value(p, v, OA_CAP_RF_SCHEMA, push);
         default:
             return 0;
         }
