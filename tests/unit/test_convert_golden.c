@@ -353,8 +353,9 @@ Exit:
 }
 
 /* openai_<case>.in.json and responses_<case>.in.json are OpenAI request bodies, run by their own golden runners */
-static bool is_anthropic_case(const char *fname)
+static bool is_anthropic_case(const char *fname, void *ctx)
 {
+    (void)ctx;
     return strncmp(fname, "openai_", 7) != 0 && strncmp(fname, "responses_", 10) != 0;
 }
 

@@ -9,42 +9,16 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
 #include <cmocka.h>
-#include "convert/model_map.h"
 #include "convert/openai_req.h"
 #include "golden_support.h"
 
-static bool is_openai_case(const char *fname)
-{
-    return strncmp(fname, "openai_", 7) == 0;
-}
-
-static int run_case(const char *name, void *map)
-{
-    char *actual;
-    int failed = gs_run_request_case(name, k2a_openai_decode, map, &actual);
-    free(actual);
-    return failed;
-}
-
 static void test_openai_golden_cases(void **state)
 {
-    setenv("TZ", "UTC", 1);
-    tzset();
-    k2a_model_map_t *map = NULL;
-    k2a_convert_error_t err;
-    assert_int_equal(k2a_model_map_create(NULL, 0, &map, &err), 0);
-    size_t n = 0;
-    int failures = gs_run_cases(is_openai_case, run_case, map, "OpenAI golden", &n);
-    k2a_model_map_destroy(map);
-    assert_true(n >= 15);
-    assert_int_equal(failures, 0);
+    (void)state;
+    gs_request_golden_test("openai_", "OpenAI golden", k2a_openai_decode, NULL);
 }
 
 int main(void)

@@ -83,7 +83,7 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int gs_run_cases(bool (*want)(const char *fname), int (*run)(const char *name, void *ctx), void *ctx, const char *label,
+int gs_run_cases(bool (*want)(const char *fname, void *ctx), int (*run)(const char *name, void *ctx), void *ctx, const char *label,
                  size_t *ncases)
 {
     DIR *d = opendir(GS_VECTOR_DIR);
@@ -93,7 +93,7 @@ int gs_run_cases(bool (*want)(const char *fname), int (*run)(const char *name, v
     struct dirent *e;
     while ((e = readdir(d)) != NULL && n < 1024) {
         size_t l = strlen(e->d_name);
-        if (l > 8 && strcmp(e->d_name + l - 8, ".in.json") == 0 && want(e->d_name))
+        if (l > 8 && strcmp(e->d_name + l - 8, ".in.json") == 0 && want(e->d_name, ctx))
             names[n++] = strndup(e->d_name, l - 8);
     }
     closedir(d);
@@ -185,4 +185,43 @@ Exit:
     k2a_arena_dispose(&arena);
     free(in);
     return failed;
+}
+
+typedef struct st_request_ctx_t {
+    const char *prefix;
+    gs_decode_fn decode;
+    gs_check_fn check;
+    const k2a_model_map_t *map;
+} request_ctx_t;
+
+static bool want_prefix(const char *fname, void *arg)
+{
+    const request_ctx_t *c = arg;
+    return strncmp(fname, c->prefix, strlen(c->prefix)) == 0;
+}
+
+static int run_request(const char *name, void *arg)
+{
+    const request_ctx_t *c = arg;
+    char *actual;
+    int failed = gs_run_request_case(name, c->decode, c->map, &actual);
+    if (actual != NULL && c->check != NULL && getenv("K2A_GOLDEN_UPDATE") == NULL)
+        failed |= c->check(name, actual);
+    free(actual);
+    return failed;
+}
+
+void gs_request_golden_test(const char *prefix, const char *label, gs_decode_fn decode, gs_check_fn check)
+{
+    setenv("TZ", "UTC", 1);
+    tzset();
+    k2a_model_map_t *map = NULL;
+    k2a_convert_error_t err;
+    assert_int_equal(k2a_model_map_create(NULL, 0, &map, &err), 0);
+    request_ctx_t c = {prefix, decode, check, map};
+    size_t n = 0;
+    int failures = gs_run_cases(want_prefix, run_request, &c, label, &n);
+    k2a_model_map_destroy(map);
+    assert_true(n >= 15);
+    assert_int_equal(failures, 0);
 }

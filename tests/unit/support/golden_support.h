@@ -24,9 +24,9 @@ char *gs_pretty(const char *json, size_t len, char *errbuf, size_t errlen);
 /* The first line where a and b differ, for a failure message. */
 void gs_first_difference(const char *a, const char *b, char *out, size_t cap);
 
-/* Runs run(name, ctx) for every GS_VECTOR_DIR/<name>.in.json that want(file name) accepts, in name order, printing one
+/* Runs run(name, ctx) for every GS_VECTOR_DIR/<name>.in.json that want(file name, ctx) accepts, in name order, printing one
  * line per case and a summary with label. Returns the number of failed cases; *ncases receives the number of cases. */
-int gs_run_cases(bool (*want)(const char *fname), int (*run)(const char *name, void *ctx), void *ctx, const char *label,
+int gs_run_cases(bool (*want)(const char *fname, void *ctx), int (*run)(const char *name, void *ctx), void *ctx, const char *label,
                  size_t *ncases);
 
 /* A request decoder of one dialect (k2a_openai_decode, k2a_responses_decode). */
@@ -38,5 +38,13 @@ typedef int (*gs_decode_fn)(const char *body, size_t len, const k2a_convert_limi
  * <name>.kiro.json (K2A_GOLDEN_UPDATE=1 rewrites that file instead). *actual receives the pretty body (malloc'd; NULL
  * when decoding or building failed). Returns 1 when the case failed (messages printed), else 0. */
 int gs_run_request_case(const char *name, gs_decode_fn decode, const k2a_model_map_t *map, char **actual);
+
+/* An extra comparison of a case's pretty Kiro body; returns 1 when it fails (messages printed). */
+typedef int (*gs_check_fn)(const char *name, const char *actual);
+
+/* The whole golden test of one OpenAI-family dialect: TZ=UTC, the default model map, every <prefix>*.in.json case
+ * through gs_run_request_case and then check (NULL: none; not when K2A_GOLDEN_UPDATE is set); at least 15 cases, none
+ * failing. */
+void gs_request_golden_test(const char *prefix, const char *label, gs_decode_fn decode, gs_check_fn check);
 
 #endif
