@@ -78,6 +78,22 @@ void gs_first_difference(const char *a, const char *b, char *out, size_t cap)
              (int)(eb != NULL ? eb - lb : (long)strlen(lb)), lb);
 }
 
+void gs_compare_response_golden(const char *name, const char *ext, const k2a_buf_t *got)
+{
+    char path[512];
+    snprintf(path, sizeof(path), K2A_SOURCE_DIR "/tests/vectors/response/%s.%s", name, ext);
+    const char *bless = getenv("K2A_BLESS");
+    if (bless != NULL && strcmp(bless, "1") == 0) {
+        rs_write_file(path, got->base, got->len);
+        return;
+    }
+    size_t len;
+    char *want = rs_read_file(path, &len);
+    if (len != got->len || memcmp(want, got->base, len) != 0)
+        fail_msg("%s differs from the golden file\n got: %.*s\nwant: %s", path, (int)got->len, got->base, want);
+    free(want);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);

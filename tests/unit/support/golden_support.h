@@ -13,6 +13,7 @@
 #include "convert/ir.h"
 #include "convert/model_map.h"
 #include "core/arena.h"
+#include "core/buf.h"
 
 #define GS_VECTOR_DIR K2A_SOURCE_DIR "/tests/vectors/convert"
 
@@ -23,6 +24,10 @@ char *gs_read_file(const char *path, size_t *len);
 char *gs_pretty(const char *json, size_t len, char *errbuf, size_t errlen);
 /* The first line where a and b differ, for a failure message. */
 void gs_first_difference(const char *a, const char *b, char *out, size_t cap);
+
+/* A response writer's output must equal tests/vectors/response/<name>.<ext> byte for byte (fails the test with both
+ * texts); K2A_BLESS=1 rewrites the file from got instead. */
+void gs_compare_response_golden(const char *name, const char *ext, const k2a_buf_t *got);
 
 /* Runs run(name, ctx) for every GS_VECTOR_DIR/<name>.in.json that want(file name, ctx) accepts, in name order, printing one
  * line per case and a summary with label. Returns the number of failed cases; *ncases receives the number of cases. */
