@@ -194,6 +194,9 @@ int k2a_oa_set_arguments(k2a_oa_parser_t *p, const char *s, size_t len, k2a_str_
 int k2a_oa_push_message(k2a_oa_parser_t *p, k2a_ir_role_t role, const k2a_ir_block_t *blocks, size_t n);
 /* Appends to a scratch vector without counting against max_blocks (the block was counted already). */
 int k2a_oa_vec_push(k2a_oa_parser_t *p, k2a_oa_blocks_t *b, const k2a_ir_block_t *blk);
+/* Adds a TOOL_RESULT block for call id with a copy of blocks[0..n) to the open tool-result turn (opening it); count:
+ * the block counts against max_blocks here (else it was counted already). */
+int k2a_oa_add_tool_result(k2a_oa_parser_t *p, k2a_str_t id, const k2a_ir_block_t *blocks, size_t n, bool count);
 /* Adds a TEXT system block: counted against max_system_blocks when counted, before the others when first. */
 int k2a_oa_add_system(k2a_oa_parser_t *p, k2a_str_t text, bool counted, bool first);
 /* p->reasoning_effort (none, minimal ... xhigh) as the request's thinking; field names it in an error. */

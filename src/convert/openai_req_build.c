@@ -83,16 +83,7 @@ int k2a_oa_blocks_push(k2a_oa_parser_t *p, k2a_oa_blocks_t *b, const k2a_ir_bloc
 {
     if (++p->nblocks_total > p->limits->max_blocks)
         return k2a_oa_fail_field(p, K2A_ETOOBIG, NULL, "more than %zu content blocks in the request", p->limits->max_blocks);
-    if (b->n == b->cap) {
-        size_t cap = b->cap < 8 ? 8 : b->cap * 2;
-        k2a_ir_block_t *v = realloc(b->v, cap * sizeof(*v));
-        if (v == NULL)
-            return k2a_oa_fail(p, K2A_ENOMEM, "out of memory");
-        b->v = v;
-        b->cap = cap;
-    }
-    b->v[b->n++] = *blk;
-    return 0;
+    return k2a_oa_vec_push(p, b, blk);
 }
 
 /* ---------- compact JSON writer ---------- */
@@ -608,23 +599,9 @@ static int assistant_message(k2a_oa_parser_t *p)
     return k2a_oa_push_message(p, K2A_ROLE_ASSISTANT, p->asst.v, p->asst.n);
 }
 
-static int tool_message(k2a_oa_parser_t *p, bool legacy)
+int k2a_oa_add_tool_result(k2a_oa_parser_t *p, k2a_str_t id, const k2a_ir_block_t *blocks, size_t n, bool count)
 {
-    k2a_ir_block_t one, b;
-    const k2a_ir_block_t *blocks;
-    size_t n;
-    int r;
-    k2a_str_t id = p->msg.tool_call_id;
-    if (id.len == 0) {
-        if (!legacy)
-            return k2a_oa_fail_field(p, K2A_EMISSING_FIELD, "tool_call_id", "is required");
-        if (p->legacy_call_id.base == NULL || (p->msg.name.len != 0 && !k2a_str_eq(p->msg.name, p->legacy_call_name)))
-            return k2a_oa_fail_field(p, K2A_EBAD_PARAM, "name",
-                                     "a function message must follow an assistant function_call of that name");
-        id = p->legacy_call_id;
-    }
-    if ((r = content_blocks(p, &one, &blocks, &n)) != 0 || (r = count_block(p)) != 0)
-        return r;
+    k2a_ir_block_t b;
     memset(&b, 0, sizeof(b));
     b.kind = K2A_BLOCK_TOOL_RESULT;
     b.tool_use_id = id;
@@ -640,7 +617,27 @@ static int tool_message(k2a_oa_parser_t *p, bool legacy)
         p->turn_open = true;
         p->turn.n = 0;
     }
-    return k2a_oa_vec_push(p, &p->turn, &b);
+    return count ? k2a_oa_blocks_push(p, &p->turn, &b) : k2a_oa_vec_push(p, &p->turn, &b);
+}
+
+static int tool_message(k2a_oa_parser_t *p, bool legacy)
+{
+    k2a_ir_block_t one;
+    const k2a_ir_block_t *blocks;
+    size_t n;
+    int r;
+    k2a_str_t id = p->msg.tool_call_id;
+    if (id.len == 0) {
+        if (!legacy)
+            return k2a_oa_fail_field(p, K2A_EMISSING_FIELD, "tool_call_id", "is required");
+        if (p->legacy_call_id.base == NULL || (p->msg.name.len != 0 && !k2a_str_eq(p->msg.name, p->legacy_call_name)))
+            return k2a_oa_fail_field(p, K2A_EBAD_PARAM, "name",
+                                     "a function message must follow an assistant function_call of that name");
+        id = p->legacy_call_id;
+    }
+    if ((r = content_blocks(p, &one, &blocks, &n)) != 0 || (r = count_block(p)) != 0)
+        return r;
+    return k2a_oa_add_tool_result(p, id, blocks, n, false);
 }
 
 int k2a_oa_finish_message(k2a_oa_parser_t *p)

@@ -175,7 +175,7 @@ static int function_call_item(k2a_rp_parser_t *r)
 static int function_call_output_item(k2a_rp_parser_t *r)
 {
     k2a_oa_parser_t *p = &r->p;
-    k2a_ir_block_t one, b;
+    k2a_ir_block_t one;
     const k2a_ir_block_t *blocks = NULL;
     size_t n = 0;
     int e;
@@ -195,22 +195,7 @@ static int function_call_output_item(k2a_rp_parser_t *r)
         blocks = p->parts.v;
         n = p->parts.n;
     }
-    memset(&b, 0, sizeof(b));
-    b.kind = K2A_BLOCK_TOOL_RESULT;
-    b.tool_use_id = r->item.call_id;
-    if (n != 0) {
-        k2a_ir_block_t *c = k2a_arena_alloc(p->arena, n * sizeof(*c));
-        if (c == NULL)
-            return k2a_oa_fail_alloc(p);
-        memcpy(c, blocks, n * sizeof(*c));
-        b.content = c;
-        b.ncontent = n;
-    }
-    if (!p->turn_open) {
-        p->turn_open = true;
-        p->turn.n = 0;
-    }
-    return k2a_oa_blocks_push(p, &p->turn, &b);
+    return k2a_oa_add_tool_result(p, r->item.call_id, blocks, n, true);
 }
 
 /* The summary texts (or else the content texts) of a reasoning item, joined by a blank line, as a THINKING block. */
