@@ -11,6 +11,16 @@
 #include "core/errors.h"
 #include "convert/openai_sax.h"
 
+uint8_t k2a_oa_key_lookup(const k2a_oa_key_t *table, size_t n, const char *s, size_t len)
+{
+    if (len == 0)
+        return 0;
+    for (size_t i = 0; i < n; ++i)
+        if (table[i].len == len && table[i].name[0] == s[0] && memcmp(table[i].name + 1, s + 1, len - 1) == 0)
+            return table[i].id;
+    return 0;
+}
+
 /* ---------- typed values ---------- */
 
 static const char *type_name(int t)

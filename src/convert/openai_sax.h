@@ -28,6 +28,20 @@ typedef struct st_k2a_oa_value_t {
  * (k2a_oa_start_capture), or kept as its raw text (k2a_oa_start_raw). */
 enum { OA_PUSH_NONE = -1, OA_PUSH_SKIP = -2, OA_PUSH_CAPTURE = -3, OA_PUSH_RAW = -4 };
 
+/* A decoder's key table: name, its length, and the id it maps to (0 for a key the decoder does not know). */
+typedef struct st_k2a_oa_key_t {
+    const char *name;
+    uint8_t len, id;
+} k2a_oa_key_t;
+#define K2A_OA_KEY(s, id)                                                                                                          \
+    {                                                                                                                              \
+        s, sizeof(s) - 1, id                                                                                                       \
+    }
+
+/* The id of key s in table (0 when absent). The table is best ordered by frequency in real requests: the length and the
+ * first byte reject nearly every other entry without a memcmp call. */
+uint8_t k2a_oa_key_lookup(const k2a_oa_key_t *table, size_t n, const char *s, size_t len);
+
 struct st_k2a_oa_sax_ops_t {
     /* the id of a map key (0 for a key the decoder does not know) */
     uint8_t (*key_id)(const char *s, size_t len);

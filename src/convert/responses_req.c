@@ -45,14 +45,8 @@ enum {
     K_SCHEMA,
 };
 
-static const struct {
-    const char *name;
-    uint8_t len, id;
-} keys[] = {
-#define KEY(s, id)                                                                                                                 \
-    {                                                                                                                              \
-        s, sizeof(s) - 1, id                                                                                                       \
-    }
+#define KEY K2A_OA_KEY
+static const k2a_oa_key_t keys[] = {
     KEY("type", K_TYPE),
     KEY("text", K_TEXT),
     KEY("role", K_ROLE),
@@ -88,12 +82,7 @@ static const struct {
 
 static uint8_t key_id(const char *s, size_t len)
 {
-    if (len == 0)
-        return K_OTHER;
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); ++i)
-        if (keys[i].len == len && keys[i].name[0] == s[0] && memcmp(keys[i].name + 1, s + 1, len - 1) == 0)
-            return keys[i].id;
-    return K_OTHER;
+    return k2a_oa_key_lookup(keys, sizeof(keys) / sizeof(keys[0]), s, len);
 }
 
 /* ---------- values ---------- */
