@@ -614,41 +614,20 @@ static void test_malformed_payload(void **state)
     kr_run_dispose(&r);
 }
 
-/* {"content":"<no escapes>"} is read without yajl: every payload near that shape must give what yajl gives. */
-static void plain_case(const char *payload, int want_rc, const char *want_text)
-{
-    kr_run_t r;
-    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
-    kr_run_init(&r, &cfg);
-    assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent", "{\"content\":\"<\"}"), 0);
-    int rc = rs_feed_event(&r.p, "assistantResponseEvent", payload);
-    if (rc != want_rc)
-        fail_msg("payload %s: rc %d, want %d", payload, rc, want_rc);
-    if (rc == 0) {
-        assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent", "{\"content\":\">\"}"), 0);
-        assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
-        rs_rec_check(&r.rec, true);
-        kr_expect_block(&r, 0, want_text);
-    } else {
-        kr_expect_seq(&r, "S B0:text D0 error:UPSTREAM_EVENT");
-    }
-    kr_run_dispose(&r);
-}
-
 static void test_plain_content_fast_path(void **state)
 {
-    plain_case("{\"content\":\"a\"}", 0, "<a>");
-    plain_case("{\"content\":\"b\"} \r\n\t", 0, "<b>");
-    plain_case("{\"content\":\"\"}", 0, "<>");
-    plain_case("{\"content\":\"caf\xc3\xa9 \xe4\xbd\xa0\"}", 0, "<caf\xc3\xa9 \xe4\xbd\xa0>");
-    plain_case("{\"content\":\"d\\u0041\\\"\\n\"}", 0, "<dA\"\n>");
-    plain_case("{\"content\":\"e\",\"x\":[1,{\"content\":\"no\"}]}", 0, "<e>");
-    plain_case("{\"content\" : \"g\"}", 0, "<g>");
-    plain_case("{\"content\":\"tab\there\"}", K2A_EUPSTREAM_EVENT, NULL);
-    plain_case("{\"content\":\"c\"}x", K2A_EUPSTREAM_EVENT, NULL);
-    plain_case("{\"content\":\"f\"}}", K2A_EUPSTREAM_EVENT, NULL);
-    plain_case("{\"content\":\"h", K2A_EUPSTREAM_EVENT, NULL);
-    plain_case("{\"content\":\"i\"", K2A_EUPSTREAM_EVENT, NULL);
+    kr_plain_case("{\"content\":\"a\"}", 0, "<a>");
+    kr_plain_case("{\"content\":\"b\"} \r\n\t", 0, "<b>");
+    kr_plain_case("{\"content\":\"\"}", 0, "<>");
+    kr_plain_case("{\"content\":\"caf\xc3\xa9 \xe4\xbd\xa0\"}", 0, "<caf\xc3\xa9 \xe4\xbd\xa0>");
+    kr_plain_case("{\"content\":\"d\\u0041\\\"\\n\"}", 0, "<dA\"\n>");
+    kr_plain_case("{\"content\":\"e\",\"x\":[1,{\"content\":\"no\"}]}", 0, "<e>");
+    kr_plain_case("{\"content\" : \"g\"}", 0, "<g>");
+    kr_plain_case("{\"content\":\"tab\there\"}", K2A_EUPSTREAM_EVENT, NULL);
+    kr_plain_case("{\"content\":\"c\"}x", K2A_EUPSTREAM_EVENT, NULL);
+    kr_plain_case("{\"content\":\"f\"}}", K2A_EUPSTREAM_EVENT, NULL);
+    kr_plain_case("{\"content\":\"h", K2A_EUPSTREAM_EVENT, NULL);
+    kr_plain_case("{\"content\":\"i\"", K2A_EUPSTREAM_EVENT, NULL);
 }
 
 /* ---------- exceptions, errors, usage ---------- */

@@ -25,27 +25,6 @@ static int feed_text(kr_run_t *r, const char *s, size_t n)
     return rs_feed_event(&r->p, "assistantResponseEvent", payload);
 }
 
-/* payload between "<" and ">" text frames: rc want_rc, and the block's text want_text when it is read */
-static void plain_case(const char *payload, int want_rc, const char *want_text)
-{
-    kr_run_t r;
-    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
-    kr_run_init(&r, &cfg);
-    assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent", "{\"content\":\"<\"}"), 0);
-    int rc = rs_feed_event(&r.p, "assistantResponseEvent", payload);
-    if (rc != want_rc)
-        fail_msg("payload %s: rc %d, want %d", payload, rc, want_rc);
-    if (rc == 0) {
-        assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent", "{\"content\":\">\"}"), 0);
-        assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
-        rs_rec_check(&r.rec, true);
-        kr_expect_block(&r, 0, want_text);
-    } else {
-        kr_expect_seq(&r, "S B0:text D0 error:UPSTREAM_EVENT");
-    }
-    kr_run_dispose(&r);
-}
-
 static void test_plain_content_every_offset(void **state)
 {
     /* an escape, the closing quote or a control character at every offset around the 8-byte steps of the scan */
@@ -55,19 +34,19 @@ static void test_plain_content_every_offset(void **state)
         text[at] = '\0';
         snprintf(payload, sizeof(payload), "{\"content\":\"%s\\\"q\\\\%s\"}", text, "yyyyyyyyy");
         snprintf(want, sizeof(want), "<%s\"q\\%s>", text, "yyyyyyyyy");
-        plain_case(payload, 0, want);
+        kr_plain_case(payload, 0, want);
         snprintf(payload, sizeof(payload), "{\"content\":\"%s\"}", text);
         snprintf(want, sizeof(want), "<%s>", text);
-        plain_case(payload, 0, want);
+        kr_plain_case(payload, 0, want);
         snprintf(payload, sizeof(payload), "{\"content\":\"%s\x01zzzzzzzzz\"}", text);
-        plain_case(payload, K2A_EUPSTREAM_EVENT, NULL);
+        kr_plain_case(payload, K2A_EUPSTREAM_EVENT, NULL);
         /* the UTF-8 check skips 8 ASCII bytes at a time: a bad byte or a 2-byte character at every offset */
         snprintf(payload, sizeof(payload), "{\"content\":\"%s\xffzzzzzzzzz\"}", text);
         snprintf(want, sizeof(want), "<%s\xef\xbf\xbdzzzzzzzzz>", text);
-        plain_case(payload, 0, want);
+        kr_plain_case(payload, 0, want);
         snprintf(payload, sizeof(payload), "{\"content\":\"%s\xc3\xa9zzzzzzzzz\"}", text);
         snprintf(want, sizeof(want), "<%s\xc3\xa9zzzzzzzzz>", text);
-        plain_case(payload, 0, want);
+        kr_plain_case(payload, 0, want);
     }
 }
 

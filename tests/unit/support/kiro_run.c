@@ -48,3 +48,23 @@ void kr_expect_block(const kr_run_t *r, int index, const char *want)
         fail_msg("block %d\n got: %s\nwant: %s", index, got, want);
     free(got);
 }
+
+void kr_plain_case(const char *payload, int want_rc, const char *want_text)
+{
+    kr_run_t r;
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+    kr_run_init(&r, &cfg);
+    assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent", "{\"content\":\"<\"}"), 0);
+    int rc = rs_feed_event(&r.p, "assistantResponseEvent", payload);
+    if (rc != want_rc)
+        fail_msg("payload %s: rc %d, want %d", payload, rc, want_rc);
+    if (rc == 0) {
+        assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent", "{\"content\":\">\"}"), 0);
+        assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
+        rs_rec_check(&r.rec, true);
+        kr_expect_block(&r, 0, want_text);
+    } else {
+        kr_expect_seq(&r, "S B0:text D0 error:UPSTREAM_EVENT");
+    }
+    kr_run_dispose(&r);
+}

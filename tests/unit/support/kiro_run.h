@@ -25,4 +25,9 @@ void kr_expect_seq(const kr_run_t *r, const char *want);
 /* The concatenated deltas of block index must be want. */
 void kr_expect_block(const kr_run_t *r, int index, const char *want);
 
+/* An assistantResponseEvent payload between "<" and ">" text frames: the parser returns want_rc for it and, when that is
+ * 0, block 0 reads want_text ({"content":"<no escapes>"} is read without yajl: every payload near that shape must give
+ * what yajl gives). */
+void kr_plain_case(const char *payload, int want_rc, const char *want_text);
+
 #endif
