@@ -21,6 +21,7 @@
 #include "convert/kiro_resp.h"
 #include "core/errors.h"
 #include "golden_support.h"
+#include "kiro_run.h"
 #include "resp_support.h"
 
 #define UPSTREAM K2A_FIXTURES_DIR "/upstream/"
@@ -97,12 +98,8 @@ static void run_fixture(const fixture_t *fx, size_t chunk, k2a_buf_t *sse, k2a_b
     k2a_anthropic_sse_init(&w, sse, k2a_cstr(fx->model), rs_random, &seed_sse);
     k2a_anthropic_msg_init(&m, k2a_cstr(fx->model), rs_random, &seed_msg, 0);
     rs_tee_t tee = {k2a_anthropic_sse_on_event, k2a_anthropic_msg_on_event, &w, &m};
-    k2a_kiro_resp_config_t cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.input_tokens = 9;
     k2a_kiro_resp_t p;
-    assert_int_equal(k2a_kiro_resp_init(&p, &cfg, rs_tee_sink, &tee), 0);
-    assert_int_equal(k2a_kiro_resp_start(&p), 0);
+    kr_start_tee(&p, &tee);
     int rc = rs_run_body(&p, body, len, chunk);
     assert_true(k2a_anthropic_sse_done(&w));
     int r = k2a_anthropic_msg_render(&m, json);

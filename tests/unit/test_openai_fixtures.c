@@ -21,6 +21,7 @@
 #include "convert/openai_resp.h"
 #include "core/errors.h"
 #include "golden_support.h"
+#include "kiro_run.h"
 #include "resp_support.h"
 
 #define UPSTREAM K2A_FIXTURES_DIR "/upstream/"
@@ -62,12 +63,8 @@ static void run_fixture(const fixture_t *fx, size_t chunk, k2a_buf_t *sse, k2a_b
     assert_int_equal(k2a_openai_stream_init(&w, sse, id, CREATED, k2a_cstr(fx->model), true), 0);
     k2a_openai_aggregate_init(&a, 1 << 20, 128);
     rs_tee_t tee = {k2a_openai_stream_on_event, k2a_openai_aggregate_on_event, &w, &a};
-    k2a_kiro_resp_config_t cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.input_tokens = 9;
     k2a_kiro_resp_t p;
-    assert_int_equal(k2a_kiro_resp_init(&p, &cfg, rs_tee_sink, &tee), 0);
-    assert_int_equal(k2a_kiro_resp_start(&p), 0);
+    kr_start_tee(&p, &tee);
     int rc = rs_run_body(&p, body, len, chunk);
     assert_true(k2a_openai_stream_done(&w));
     int r = k2a_openai_aggregate_write(&a, json, id, CREATED, k2a_cstr(fx->model));

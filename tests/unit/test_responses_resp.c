@@ -20,6 +20,7 @@
 #include "convert/responses_resp.h"
 #include "core/errors.h"
 #include "golden_support.h"
+#include "kiro_run.h"
 #include "resp_support.h"
 
 #define UPSTREAM K2A_FIXTURES_DIR "/upstream/"
@@ -158,12 +159,8 @@ static void run_fixture(size_t i, size_t chunk, k2a_buf_t *sse, k2a_buf_t *json,
     assert_int_equal(k2a_responses_writer_init(&a, NULL, CREATED, k2a_cstr(fixtures[i].model), NULL, NULL, rs_random, &seed2, 0),
                      0);
     rs_tee_t tee = {k2a_responses_writer_on_event, k2a_responses_writer_on_event, &w, &a};
-    k2a_kiro_resp_config_t cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.input_tokens = 9;
     k2a_kiro_resp_t p;
-    assert_int_equal(k2a_kiro_resp_init(&p, &cfg, rs_tee_sink, &tee), 0);
-    assert_int_equal(k2a_kiro_resp_start(&p), 0);
+    kr_start_tee(&p, &tee);
     rs_run_body(&p, body, len, chunk);
     assert_true(k2a_responses_writer_done(&w));
     *rc_render = k2a_responses_writer_render(&a, json);

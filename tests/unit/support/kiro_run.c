@@ -68,3 +68,10 @@ void kr_plain_case(const char *payload, int want_rc, const char *want_text)
     }
     kr_run_dispose(&r);
 }
+
+void kr_start_tee(k2a_kiro_resp_t *p, rs_tee_t *tee)
+{
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+    assert_int_equal(k2a_kiro_resp_init(p, &cfg, rs_tee_sink, tee), 0);
+    assert_int_equal(k2a_kiro_resp_start(p), 0);
+}

@@ -25,6 +25,8 @@ void kr_expect_seq(const kr_run_t *r, const char *want);
 /* The concatenated deltas of block index must be want. */
 void kr_expect_block(const kr_run_t *r, int index, const char *want);
 
+/* A parser with the base configuration feeding both writers of tee (rs_tee_sink), started. */
+void kr_start_tee(k2a_kiro_resp_t *p, rs_tee_t *tee);
 /* An assistantResponseEvent payload between "<" and ">" text frames: the parser returns want_rc for it and, when that is
  * 0, block 0 reads want_text ({"content":"<no escapes>"} is read without yajl: every payload near that shape must give
  * what yajl gives). */
