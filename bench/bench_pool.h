@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 #include "core/buf.h"
+#include "core/coro.h"
+#include "core/log.h"
 #include "pool/internal.h"
 #include "pool/pool.h"
 #include "pool/store.h"
@@ -116,6 +118,14 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Logs errors only, initialises loop and the coroutine runtime on it; returns 0, or -1 when the runtime cannot start. */
+static int bench_loop_init(uv_loop_t *loop)
+{
+    k2a_log_configure(K2A_LOG_ERROR, K2A_LOG_TEXT, true, NULL);
+    uv_loop_init(loop);
+    return k2a_coro_runtime_init(loop, NULL) != 0 ? -1 : 0;
 }
 
 #endif

@@ -67,10 +67,8 @@ static double measure(k2a_pool_t *p, double seconds, uint64_t *next, uint64_t sp
 int main(int argc, char **argv)
 {
     double seconds = argc > 1 ? atof(argv[1]) : 0.5;
-    k2a_log_configure(K2A_LOG_ERROR, K2A_LOG_TEXT, true, NULL);
     uv_loop_t loop;
-    uv_loop_init(&loop);
-    if (k2a_coro_runtime_init(&loop, NULL) != 0)
+    if (bench_loop_init(&loop) != 0)
         return 1;
     printf("sticky: acquire + release, ns per request, best of 5 runs, %d tracked sessions (fresh tokens; includes copying "
            "the access token and profileArn into the lease)\n\n",
