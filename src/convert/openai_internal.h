@@ -89,7 +89,17 @@ typedef struct st_k2a_oa_blocks_t {
     size_t n, cap;
 } k2a_oa_blocks_t;
 
+typedef struct st_k2a_oa_sax_ops_t k2a_oa_sax_ops_t; /* openai_sax.h */
+
 typedef struct st_k2a_oa_parser_t {
+    const k2a_oa_sax_ops_t *ops; /* the decoder's part of the SAX machinery (openai_sax.h) */
+    yajl_handle h;               /* the document being parsed */
+    size_t offset;               /* ops->track_offsets: bytes of the document consumed up to the current token */
+    size_t key_end;              /* ops->track_offsets: offset just past the current key of the root object */
+    /* a container kept as raw text (k2a_oa_start_raw) */
+    bool raw_open;
+    size_t raw_start;
+    k2a_str_t *raw_dst;
     const char *body;
     size_t body_len;
     const k2a_convert_limits_t *limits;
@@ -180,6 +190,20 @@ int k2a_oa_flush_turn(k2a_oa_parser_t *p);
 int k2a_oa_finish_tool(k2a_oa_parser_t *p, bool legacy);
 /* Tool-call arguments received as a JSON string: stores call.input (and call.input_raw) per the documented rule. */
 int k2a_oa_set_arguments(k2a_oa_parser_t *p, const char *s, size_t len, k2a_str_t *input, k2a_str_t *input_raw);
+/* Appends a message with a copy of blocks[0..n) (exactly sized, in the arena). */
+int k2a_oa_push_message(k2a_oa_parser_t *p, k2a_ir_role_t role, const k2a_ir_block_t *blocks, size_t n);
+/* Appends to a scratch vector without counting against max_blocks (the block was counted already). */
+int k2a_oa_vec_push(k2a_oa_parser_t *p, k2a_oa_blocks_t *b, const k2a_ir_block_t *blk);
+/* Adds a TOOL_RESULT block for call id with a copy of blocks[0..n) to the open tool-result turn (opening it); count:
+ * the block counts against max_blocks here (else it was counted already). */
+int k2a_oa_add_tool_result(k2a_oa_parser_t *p, k2a_str_t id, const k2a_ir_block_t *blocks, size_t n, bool count);
+/* Adds a TEXT system block: counted against max_system_blocks when counted, before the others when first. */
+int k2a_oa_add_system(k2a_oa_parser_t *p, k2a_str_t text, bool counted, bool first);
+/* p->reasoning_effort (none, minimal ... xhigh) as the request's thinking; field names it in an error. */
+int k2a_oa_apply_effort(k2a_oa_parser_t *p, const char *field);
+/* p->response_format as a system instruction to answer with JSON (conforming to p->rf_schema when given); field names
+ * it in an error. */
+int k2a_oa_apply_response_format(k2a_oa_parser_t *p, const char *field);
 /* After the whole body: defaults, reasoning_effort, response_format instruction, required fields. */
 int k2a_oa_finish_request(k2a_oa_parser_t *p);
 

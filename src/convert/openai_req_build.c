@@ -83,16 +83,7 @@ int k2a_oa_blocks_push(k2a_oa_parser_t *p, k2a_oa_blocks_t *b, const k2a_ir_bloc
 {
     if (++p->nblocks_total > p->limits->max_blocks)
         return k2a_oa_fail_field(p, K2A_ETOOBIG, NULL, "more than %zu content blocks in the request", p->limits->max_blocks);
-    if (b->n == b->cap) {
-        size_t cap = b->cap < 8 ? 8 : b->cap * 2;
-        k2a_ir_block_t *v = realloc(b->v, cap * sizeof(*v));
-        if (v == NULL)
-            return k2a_oa_fail(p, K2A_ENOMEM, "out of memory");
-        b->v = v;
-        b->cap = cap;
-    }
-    b->v[b->n++] = *blk;
-    return 0;
+    return k2a_oa_vec_push(p, b, blk);
 }
 
 /* ---------- compact JSON writer ---------- */
@@ -418,7 +409,7 @@ int k2a_oa_finish_call(k2a_oa_parser_t *p)
     return k2a_oa_blocks_push(p, &p->calls, &b);
 }
 
-static int push_message(k2a_oa_parser_t *p, k2a_ir_role_t role, const k2a_ir_block_t *blocks, size_t n)
+int k2a_oa_push_message(k2a_oa_parser_t *p, k2a_ir_role_t role, const k2a_ir_block_t *blocks, size_t n)
 {
     k2a_ir_request_t *req = p->req;
     if (req->nmessages == p->cap_messages) {
@@ -440,8 +431,7 @@ static int push_message(k2a_oa_parser_t *p, k2a_ir_role_t role, const k2a_ir_blo
     return 0;
 }
 
-/* Appends to a scratch vector without counting against max_blocks (the block was counted already). */
-static int vec_push(k2a_oa_parser_t *p, k2a_oa_blocks_t *b, const k2a_ir_block_t *blk)
+int k2a_oa_vec_push(k2a_oa_parser_t *p, k2a_oa_blocks_t *b, const k2a_ir_block_t *blk)
 {
     if (b->n == b->cap) {
         size_t cap = b->cap < 8 ? 8 : b->cap * 2;
@@ -460,10 +450,10 @@ int k2a_oa_flush_turn(k2a_oa_parser_t *p)
     if (!p->turn_open)
         return 0;
     p->turn_open = false;
-    return push_message(p, K2A_ROLE_USER, p->turn.v, p->turn.n);
+    return k2a_oa_push_message(p, K2A_ROLE_USER, p->turn.v, p->turn.n);
 }
 
-static int add_system(k2a_oa_parser_t *p, k2a_str_t text, bool counted)
+int k2a_oa_add_system(k2a_oa_parser_t *p, k2a_str_t text, bool counted, bool first)
 {
     k2a_ir_request_t *req = p->req;
     if (counted && req->nsystem >= p->limits->max_system_blocks)
@@ -474,7 +464,12 @@ static int add_system(k2a_oa_parser_t *p, k2a_str_t text, bool counted)
             return k2a_oa_fail_alloc(p);
         req->system = g;
     }
-    k2a_ir_block_t *b = &req->system[req->nsystem++];
+    k2a_ir_block_t *b = &req->system[req->nsystem];
+    if (first) {
+        memmove(req->system + 1, req->system, req->nsystem * sizeof(*req->system));
+        b = &req->system[0];
+    }
+    ++req->nsystem;
     memset(b, 0, sizeof(*b));
     b->kind = K2A_BLOCK_TEXT;
     b->text = text;
@@ -489,13 +484,13 @@ static int system_message(k2a_oa_parser_t *p)
     if (p->msg.content == 2) {
         if ((r = count_block(p)) != 0)
             return r;
-        return add_system(p, p->msg.content_str, true);
+        return k2a_oa_add_system(p, p->msg.content_str, true, false);
     }
     for (size_t i = 0; i < p->parts.n; ++i) {
         if (p->parts.v[i].kind != K2A_BLOCK_TEXT)
             return k2a_oa_fail_field(p, K2A_EBAD_PARAM, "content", "only text parts are allowed in %.*s messages",
                                      lim(p->msg.role.len), p->msg.role.base);
-        if ((r = add_system(p, p->parts.v[i].text, true)) != 0)
+        if ((r = k2a_oa_add_system(p, p->parts.v[i].text, true, false)) != 0)
             return r;
     }
     return 0;
@@ -538,11 +533,11 @@ static int user_message(k2a_oa_parser_t *p)
     if (p->turn_open) {
         /* text after tool results joins their user turn, as in an Anthropic message [tool_result..., text] */
         for (size_t i = 0; i < n; ++i)
-            if ((r = vec_push(p, &p->turn, &blocks[i])) != 0)
+            if ((r = k2a_oa_vec_push(p, &p->turn, &blocks[i])) != 0)
                 return r;
         return k2a_oa_flush_turn(p);
     }
-    return push_message(p, K2A_ROLE_USER, blocks, n);
+    return k2a_oa_push_message(p, K2A_ROLE_USER, blocks, n);
 }
 
 static int push_new(k2a_oa_parser_t *p, k2a_ir_block_kind_t kind, k2a_str_t text)
@@ -554,7 +549,7 @@ static int push_new(k2a_oa_parser_t *p, k2a_ir_block_kind_t kind, k2a_str_t text
     memset(&b, 0, sizeof(b));
     b.kind = kind;
     b.text = text;
-    return vec_push(p, &p->asst, &b);
+    return k2a_oa_vec_push(p, &p->asst, &b);
 }
 
 static int assistant_message(k2a_oa_parser_t *p)
@@ -571,12 +566,12 @@ static int assistant_message(k2a_oa_parser_t *p)
         for (size_t i = 0; i < p->parts.n; ++i) {
             if (p->parts.v[i].kind != K2A_BLOCK_TEXT)
                 return k2a_oa_fail_field(p, K2A_EBAD_PARAM, "content", "only text parts are allowed in assistant messages");
-            if (p->parts.v[i].text.len != 0 && (r = vec_push(p, &p->asst, &p->parts.v[i])) != 0)
+            if (p->parts.v[i].text.len != 0 && (r = k2a_oa_vec_push(p, &p->asst, &p->parts.v[i])) != 0)
                 return r;
         }
     }
     for (size_t i = 0; i < p->calls.n; ++i)
-        if ((r = vec_push(p, &p->asst, &p->calls.v[i])) != 0)
+        if ((r = k2a_oa_vec_push(p, &p->asst, &p->calls.v[i])) != 0)
             return r;
     if (p->msg.has_legacy_call) {
         k2a_ir_block_t b;
@@ -596,31 +591,17 @@ static int assistant_message(k2a_oa_parser_t *p)
         b.input_raw = p->msg.legacy_raw;
         p->legacy_call_id = b.id;
         p->legacy_call_name = b.name;
-        if ((r = vec_push(p, &p->asst, &b)) != 0)
+        if ((r = k2a_oa_vec_push(p, &p->asst, &b)) != 0)
             return r;
     }
     if (p->asst.n == 0)
         return 0; /* nothing to say (content null or "", no calls): dropped */
-    return push_message(p, K2A_ROLE_ASSISTANT, p->asst.v, p->asst.n);
+    return k2a_oa_push_message(p, K2A_ROLE_ASSISTANT, p->asst.v, p->asst.n);
 }
 
-static int tool_message(k2a_oa_parser_t *p, bool legacy)
+int k2a_oa_add_tool_result(k2a_oa_parser_t *p, k2a_str_t id, const k2a_ir_block_t *blocks, size_t n, bool count)
 {
-    k2a_ir_block_t one, b;
-    const k2a_ir_block_t *blocks;
-    size_t n;
-    int r;
-    k2a_str_t id = p->msg.tool_call_id;
-    if (id.len == 0) {
-        if (!legacy)
-            return k2a_oa_fail_field(p, K2A_EMISSING_FIELD, "tool_call_id", "is required");
-        if (p->legacy_call_id.base == NULL || (p->msg.name.len != 0 && !k2a_str_eq(p->msg.name, p->legacy_call_name)))
-            return k2a_oa_fail_field(p, K2A_EBAD_PARAM, "name",
-                                     "a function message must follow an assistant function_call of that name");
-        id = p->legacy_call_id;
-    }
-    if ((r = content_blocks(p, &one, &blocks, &n)) != 0 || (r = count_block(p)) != 0)
-        return r;
+    k2a_ir_block_t b;
     memset(&b, 0, sizeof(b));
     b.kind = K2A_BLOCK_TOOL_RESULT;
     b.tool_use_id = id;
@@ -636,7 +617,27 @@ static int tool_message(k2a_oa_parser_t *p, bool legacy)
         p->turn_open = true;
         p->turn.n = 0;
     }
-    return vec_push(p, &p->turn, &b);
+    return count ? k2a_oa_blocks_push(p, &p->turn, &b) : k2a_oa_vec_push(p, &p->turn, &b);
+}
+
+static int tool_message(k2a_oa_parser_t *p, bool legacy)
+{
+    k2a_ir_block_t one;
+    const k2a_ir_block_t *blocks;
+    size_t n;
+    int r;
+    k2a_str_t id = p->msg.tool_call_id;
+    if (id.len == 0) {
+        if (!legacy)
+            return k2a_oa_fail_field(p, K2A_EMISSING_FIELD, "tool_call_id", "is required");
+        if (p->legacy_call_id.base == NULL || (p->msg.name.len != 0 && !k2a_str_eq(p->msg.name, p->legacy_call_name)))
+            return k2a_oa_fail_field(p, K2A_EBAD_PARAM, "name",
+                                     "a function message must follow an assistant function_call of that name");
+        id = p->legacy_call_id;
+    }
+    if ((r = content_blocks(p, &one, &blocks, &n)) != 0 || (r = count_block(p)) != 0)
+        return r;
+    return k2a_oa_add_tool_result(p, id, blocks, n, false);
 }
 
 int k2a_oa_finish_message(k2a_oa_parser_t *p)
@@ -684,7 +685,7 @@ int k2a_oa_finish_tool(k2a_oa_parser_t *p, bool legacy)
 
 /* ---------- the request as a whole ---------- */
 
-static int apply_reasoning_effort(k2a_oa_parser_t *p)
+int k2a_oa_apply_effort(k2a_oa_parser_t *p, const char *field)
 {
     static const struct {
         const char *name;
@@ -709,11 +710,11 @@ static int apply_reasoning_effort(k2a_oa_parser_t *p)
             return 0;
         }
     }
-    return k2a_oa_fail_field(p, K2A_EBAD_PARAM, "reasoning_effort",
-                             "unsupported value '%.*s' (none, minimal, low, medium, high or xhigh)", lim(e.len), e.base);
+    return k2a_oa_fail_field(p, K2A_EBAD_PARAM, field, "unsupported value '%.*s' (none, minimal, low, medium, high or xhigh)",
+                             lim(e.len), e.base);
 }
 
-static int apply_response_format(k2a_oa_parser_t *p)
+int k2a_oa_apply_response_format(k2a_oa_parser_t *p, const char *field)
 {
     if (p->response_format == 0)
         return 0;
@@ -732,11 +733,11 @@ static int apply_response_format(k2a_oa_parser_t *p)
             r = k2a_buf_append(&p->scratch, p->rf_schema.base, p->rf_schema.len);
     }
     if (r != 0)
-        return k2a_oa_fail_field(p, r, "response_format", "instruction larger than %zu bytes", p->limits->max_json_value_bytes);
+        return k2a_oa_fail_field(p, r, field, "instruction larger than %zu bytes", p->limits->max_json_value_bytes);
     k2a_str_t text = arena_copy(p, p->scratch.base, p->scratch.len);
     if (text.base == NULL)
         return k2a_oa_fail_alloc(p);
-    return add_system(p, text, false);
+    return k2a_oa_add_system(p, text, false, false);
 }
 
 int k2a_oa_finish_request(k2a_oa_parser_t *p)
@@ -760,7 +761,7 @@ int k2a_oa_finish_request(k2a_oa_parser_t *p)
         if (p->function_call_choice == K2A_TOOL_CHOICE_TOOL)
             req->tool_choice_name = p->function_call_name;
     }
-    if ((r = apply_reasoning_effort(p)) != 0)
+    if ((r = k2a_oa_apply_effort(p, "reasoning_effort")) != 0)
         return r;
-    return apply_response_format(p);
+    return k2a_oa_apply_response_format(p, "response_format");
 }

@@ -32,16 +32,9 @@ typedef enum en_k2a_rp_ctx_t {
 typedef struct st_k2a_rp_parser_t {
     k2a_oa_parser_t p; /* first: the Chat decoder's helpers take &r->p */
     k2a_responses_extra_t *extra;
-    yajl_handle h;
-    size_t offset;  /* bytes of the current document consumed up to the current token */
-    size_t key_end; /* offset just past the current key of the root object */
-    bool in_prior;  /* parsing the stored conversation of previous_response_id */
+    bool in_prior; /* parsing the stored conversation of previous_response_id */
     bool has_input;
     size_t input_start, tools_start, tc_start;
-    /* a container kept as raw text */
-    bool raw_open;
-    size_t raw_start;
-    k2a_str_t *raw_dst;
     size_t nitems;
     /* the item being parsed (role and content are in p.msg, content parts in p.parts) */
     struct {

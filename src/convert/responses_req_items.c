@@ -3,7 +3,8 @@
  * responses_req.h for the mapping). Messages go through the Chat decoder's own assembly (k2a_oa_finish_message,
  * k2a_oa_finish_part, k2a_oa_finish_tool), so user turns, tool-result turns, system blocks and images come out exactly
  * as from the equivalent Chat Completions request; an assistant turn (messages, reasoning and function calls in a row)
- * is collected here the way the Chat decoder assembles one assistant message with reasoning_content and tool_calls.
+ * is collected here the way the Chat decoder assembles one assistant message with reasoning_content and tool_calls
+ * (k2a_oa_vec_push, k2a_oa_push_message, k2a_oa_add_system are the Chat decoder's).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,43 +17,6 @@ static int lim(size_t n)
     return n > 64 ? 64 : (int)n;
 }
 
-/* Appends to a scratch vector without counting against max_blocks (the block was counted already). */
-static int vec_push(k2a_rp_parser_t *r, k2a_oa_blocks_t *b, const k2a_ir_block_t *blk)
-{
-    if (b->n == b->cap) {
-        size_t cap = b->cap < 8 ? 8 : b->cap * 2;
-        k2a_ir_block_t *v = realloc(b->v, cap * sizeof(*v));
-        if (v == NULL)
-            return k2a_oa_fail(&r->p, K2A_ENOMEM, "out of memory");
-        b->v = v;
-        b->cap = cap;
-    }
-    b->v[b->n++] = *blk;
-    return 0;
-}
-
-static int push_message(k2a_rp_parser_t *r, k2a_ir_role_t role, const k2a_ir_block_t *blocks, size_t n)
-{
-    k2a_oa_parser_t *p = &r->p;
-    k2a_ir_request_t *req = p->req;
-    if (req->nmessages == p->cap_messages) {
-        void *g = k2a_arena_grow(p->arena, req->messages, sizeof(*req->messages), req->nmessages, &p->cap_messages);
-        if (g == NULL)
-            return k2a_oa_fail_alloc(p);
-        req->messages = g;
-    }
-    k2a_ir_block_t *copy = k2a_arena_alloc(p->arena, (n != 0 ? n : 1) * sizeof(*copy));
-    if (copy == NULL)
-        return k2a_oa_fail_alloc(p);
-    if (n != 0)
-        memcpy(copy, blocks, n * sizeof(*copy));
-    k2a_ir_message_t *m = &req->messages[req->nmessages++];
-    m->role = role;
-    m->blocks = copy;
-    m->nblocks = n;
-    return 0;
-}
-
 /* Ends the assistant turn being assembled, if any, as one ASSISTANT message. */
 static int flush_asst(k2a_rp_parser_t *r)
 {
@@ -62,7 +26,7 @@ static int flush_asst(k2a_rp_parser_t *r)
     r->asst_open = false;
     size_t n = p->asst.n;
     p->asst.n = 0;
-    return n != 0 ? push_message(r, K2A_ROLE_ASSISTANT, p->asst.v, n) : 0;
+    return n != 0 ? k2a_oa_push_message(p, K2A_ROLE_ASSISTANT, p->asst.v, n) : 0;
 }
 
 /* Starts or continues the assistant turn (closing a tool-result turn first). */
@@ -144,7 +108,7 @@ int k2a_rp_finish_summary_part(k2a_rp_parser_t *r)
     memset(&b, 0, sizeof(b));
     b.kind = K2A_BLOCK_TEXT;
     b.text = p->part.text;
-    return vec_push(r, &r->summ, &b);
+    return k2a_oa_vec_push(p, &r->summ, &b);
 }
 
 static int assistant_item(k2a_rp_parser_t *r)
@@ -164,7 +128,7 @@ static int assistant_item(k2a_rp_parser_t *r)
         for (size_t i = 0; i < p->parts.n; ++i) {
             if (p->parts.v[i].kind != K2A_BLOCK_TEXT)
                 return k2a_oa_fail_field(p, K2A_EBAD_PARAM, "content", "only text parts are allowed in assistant messages");
-            if (p->parts.v[i].text.len != 0 && (e = vec_push(r, &p->asst, &p->parts.v[i])) != 0)
+            if (p->parts.v[i].text.len != 0 && (e = k2a_oa_vec_push(p, &p->asst, &p->parts.v[i])) != 0)
                 return e;
         }
     }
@@ -211,7 +175,7 @@ static int function_call_item(k2a_rp_parser_t *r)
 static int function_call_output_item(k2a_rp_parser_t *r)
 {
     k2a_oa_parser_t *p = &r->p;
-    k2a_ir_block_t one, b;
+    k2a_ir_block_t one;
     const k2a_ir_block_t *blocks = NULL;
     size_t n = 0;
     int e;
@@ -231,22 +195,7 @@ static int function_call_output_item(k2a_rp_parser_t *r)
         blocks = p->parts.v;
         n = p->parts.n;
     }
-    memset(&b, 0, sizeof(b));
-    b.kind = K2A_BLOCK_TOOL_RESULT;
-    b.tool_use_id = r->item.call_id;
-    if (n != 0) {
-        k2a_ir_block_t *c = k2a_arena_alloc(p->arena, n * sizeof(*c));
-        if (c == NULL)
-            return k2a_oa_fail_alloc(p);
-        memcpy(c, blocks, n * sizeof(*c));
-        b.content = c;
-        b.ncontent = n;
-    }
-    if (!p->turn_open) {
-        p->turn_open = true;
-        p->turn.n = 0;
-    }
-    return k2a_oa_blocks_push(p, &p->turn, &b);
+    return k2a_oa_add_tool_result(p, r->item.call_id, blocks, n, true);
 }
 
 /* The summary texts (or else the content texts) of a reasoning item, joined by a blank line, as a THINKING block. */
@@ -332,7 +281,7 @@ int k2a_rp_finish_tool_choice(k2a_rp_parser_t *r)
     k2a_oa_parser_t *p = &r->p;
     k2a_ir_request_t *req = p->req;
     k2a_str_t t = r->tc_type;
-    r->extra->tool_choice = k2a_str(p->body + r->tc_start, r->offset - r->tc_start);
+    r->extra->tool_choice = k2a_str(p->body + r->tc_start, p->offset - r->tc_start);
     if (t.base == NULL)
         return k2a_oa_fail_field(p, K2A_EMISSING_FIELD, "type", "is required");
     if (k2a_str_eq_lit(t, "function")) {
@@ -370,87 +319,7 @@ int k2a_rp_finish_format(k2a_rp_parser_t *r)
     return 0;
 }
 
-/* ---------- the request as a whole (the same rules as the Chat decoder's reasoning_effort and response_format) ---------- */
-
-static int apply_effort(k2a_rp_parser_t *r)
-{
-    static const struct {
-        const char *name;
-        int64_t budget;
-    } levels[] = {{"minimal", K2A_OPENAI_BUDGET_MINIMAL},
-                  {"low", K2A_OPENAI_BUDGET_LOW},
-                  {"medium", K2A_OPENAI_BUDGET_MEDIUM},
-                  {"high", K2A_OPENAI_BUDGET_HIGH},
-                  {"xhigh", K2A_OPENAI_BUDGET_XHIGH}};
-    k2a_oa_parser_t *p = &r->p;
-    k2a_str_t e = p->reasoning_effort;
-    if (e.base == NULL)
-        return 0;
-    r->extra->effort = e;
-    p->req->thinking.effort = e;
-    if (k2a_str_eq_lit(e, "none")) {
-        p->req->thinking.mode = K2A_THINKING_OFF;
-        return 0;
-    }
-    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); ++i) {
-        if (k2a_str_eq_lit(e, levels[i].name)) {
-            p->req->thinking.mode = K2A_THINKING_ENABLED;
-            p->req->thinking.budget_tokens = levels[i].budget;
-            return 0;
-        }
-    }
-    return k2a_oa_fail_field(p, K2A_EBAD_PARAM, "reasoning.effort",
-                             "unsupported value '%.*s' (none, minimal, low, medium, high or xhigh)", lim(e.len), e.base);
-}
-
-static int add_system(k2a_rp_parser_t *r, k2a_str_t text, bool first)
-{
-    k2a_oa_parser_t *p = &r->p;
-    k2a_ir_request_t *req = p->req;
-    if (req->nsystem == p->cap_system) {
-        void *g = k2a_arena_grow(p->arena, req->system, sizeof(*req->system), req->nsystem, &p->cap_system);
-        if (g == NULL)
-            return k2a_oa_fail_alloc(p);
-        req->system = g;
-    }
-    k2a_ir_block_t *b = &req->system[req->nsystem];
-    if (first) {
-        memmove(req->system + 1, req->system, req->nsystem * sizeof(*req->system));
-        b = &req->system[0];
-    }
-    ++req->nsystem;
-    memset(b, 0, sizeof(*b));
-    b->kind = K2A_BLOCK_TEXT;
-    b->text = text;
-    return 0;
-}
-
-static int apply_format(k2a_rp_parser_t *r)
-{
-    k2a_oa_parser_t *p = &r->p;
-    if (p->response_format == 0)
-        return 0;
-    p->req->json_object = true;
-    k2a_buf_reset(&p->scratch);
-    int e = k2a_buf_appendstr(&p->scratch, K2A_OPENAI_JSON_INSTRUCTION);
-    if (e == 0 && p->response_format == 2 && p->rf_schema.base != NULL) {
-        e = k2a_buf_appendstr(&p->scratch, " It must conform to this JSON Schema");
-        if (e == 0 && p->rf_name.len != 0)
-            e = k2a_buf_appendf(&p->scratch, " (\"%.*s\")", (int)p->rf_name.len, p->rf_name.base);
-        if (e == 0 && p->rf_description.len != 0)
-            e = k2a_buf_appendf(&p->scratch, ", described as: %.*s", (int)p->rf_description.len, p->rf_description.base);
-        if (e == 0)
-            e = k2a_buf_appendstr(&p->scratch, ":\n");
-        if (e == 0)
-            e = k2a_buf_append(&p->scratch, p->rf_schema.base, p->rf_schema.len);
-    }
-    if (e != 0)
-        return k2a_oa_fail_field(p, e, "text.format", "instruction larger than %zu bytes", p->limits->max_json_value_bytes);
-    char *c = k2a_arena_strndup(p->arena, p->scratch.base, p->scratch.len);
-    if (c == NULL)
-        return k2a_oa_fail_alloc(p);
-    return add_system(r, k2a_str(c, p->scratch.len), false);
-}
+/* ---------- the request as a whole (reasoning.effort and text.format by the Chat decoder's rules: k2a_oa_apply_*) ---------- */
 
 int k2a_rp_finish_request(k2a_rp_parser_t *r)
 {
@@ -466,11 +335,13 @@ int k2a_rp_finish_request(k2a_rp_parser_t *r)
         return e;
     if (req->nmessages == 0)
         return k2a_oa_fail_field(p, K2A_EEMPTY_MESSAGES, "input", "must contain at least one user or assistant message");
-    if (x->instructions.len != 0 && (e = add_system(r, x->instructions, true)) != 0)
+    if (x->instructions.len != 0 && (e = k2a_oa_add_system(p, x->instructions, false, true)) != 0)
         return e;
     if (x->has_max_output_tokens)
         req->max_tokens = x->max_output_tokens;
-    if ((e = apply_effort(r)) != 0 || (e = apply_format(r)) != 0)
+    if (p->reasoning_effort.base != NULL)
+        x->effort = p->reasoning_effort;
+    if ((e = k2a_oa_apply_effort(p, "reasoning.effort")) != 0 || (e = k2a_oa_apply_response_format(p, "text.format")) != 0)
         return e;
     if (x->input_items.base == NULL)
         x->input_items = K2A_STRLIT("[]");

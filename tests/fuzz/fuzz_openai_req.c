@@ -22,29 +22,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *body = malloc(size != 0 ? size : 1);
     if (size != 0)
         memcpy(body, data, size);
-    k2a_convert_limits_t limits = k2a_convert_limits_default();
-    limits.max_depth = 32;
-    limits.max_messages = 64;
-    limits.max_blocks = 256;
-    limits.max_tools = 16;
-    limits.max_stop_sequences = 8;
-    limits.max_string_bytes = 1 << 16;
-    limits.max_json_value_bytes = 1 << 14;
+    k2a_convert_limits_t limits = fuzz_small_limits();
     k2a_arena_t arena;
     k2a_arena_init(&arena, 8 << 20);
     k2a_ir_request_t req;
     k2a_convert_error_t err;
     memset(&err, 0, sizeof(err));
     int r = k2a_openai_decode(body, size, &limits, &arena, &req, &err);
-    if (r == 0) {
-        FUZZ_CHECK(req.nmessages != 0 && req.model.len != 0, "accepted without messages or model");
-        for (size_t i = 0; i < req.nmessages; ++i)
-            FUZZ_CHECK(req.messages[i].nblocks != 0, "message %zu has no block", i);
-        fuzz_check_kiro_build(&req, size / 2 + 512, &arena);
-    } else {
-        FUZZ_CHECK(r < 0 && err.code == r && err.message[0] != '\0', "unclean decode error %d code %d message '%s'", r, err.code,
-                   err.message);
-    }
+    fuzz_check_decoded(r, &req, &err, size / 2 + 512, &arena);
     k2a_arena_dispose(&arena);
     free(body);
     return 0;

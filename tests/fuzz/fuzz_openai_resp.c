@@ -11,6 +11,7 @@
 #include "core/buf.h"
 #include "core/errors.h"
 #include "convert/openai_resp.h"
+#include "ir_events.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -23,24 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (k2a_openai_stream_init(&w, &out, "chatcmpl-fuzz", 1, k2a_cstr("m"), size != 0 && (data[0] & 1)) != 0)
         abort();
     size_t i = 1;
-    while (i + 3 <= size) {
-        k2a_ir_event_t ev;
-        memset(&ev, 0, sizeof(ev));
-        ev.type = (k2a_ir_event_type_t)(data[i] % 8);
-        ev.index = data[i + 1] % 24;
-        ev.block = (k2a_ir_block_kind_t)(data[i + 1] / 24 % 5);
-        ev.stop_reason = (k2a_ir_stop_reason_t)(data[i + 2] % 5);
-        ev.error = -(int)(data[i + 2] % 80) - 1;
-        ev.usage.input_tokens = data[i + 2];
-        size_t n = data[i + 2] % 16;
-        i += 3;
-        if (n > size - i)
-            n = size - i;
-        ev.text = k2a_str((const char *)data + i, n);
-        ev.tool_id = k2a_str((const char *)data + i, n / 2);
-        ev.tool_name = k2a_str((const char *)data + i + n / 2, n - n / 2);
-        ev.error_message = ev.text;
-        i += n;
+    k2a_ir_event_t ev;
+    while (fuzz_next_ir_event(data, size, &i, 5, 5, false, &ev)) {
         bool was_done = k2a_openai_stream_done(&w);
         size_t before = out.len;
         k2a_openai_stream_on_event(&w, &ev);

@@ -1,6 +1,6 @@
 /*
- * Shared by the request fuzz targets (fuzz_anthropic_req, fuzz_openai_req): builds the Kiro body of a decoded request
- * exactly as the gateway does (k2a_kiro_build_request, then the profileArn splice of src/http/exchange.c) and checks the
+ * Shared by the request fuzz targets (fuzz_anthropic_req, fuzz_openai_req, fuzz_responses_req): builds the Kiro body of a decoded
+ * request exactly as the gateway does (k2a_kiro_build_request, then the profileArn splice of src/http/exchange.c) and checks the
  * result, with the output buffer bounded as the gateway bounds it. A build either fails cleanly (a negative K2A_E* with a
  * client message, nothing else; never the buffer's K2A_ETOOBIG) or yields a body within the payload budget that is
  * valid JSON AND that kiro-sim's validator (k2a_sim_validate_request: the shapes real Kiro answers 400 "Improperly formed
@@ -100,6 +100,36 @@ static void fuzz_check_kiro_build(const k2a_ir_request_t *req, size_t max_payloa
         k2a_buf_dispose(&spliced);
     }
     k2a_buf_dispose(&out);
+}
+
+/* The small decoder limits of the OpenAI request targets, so that every limit path is reachable. */
+static inline k2a_convert_limits_t fuzz_small_limits(void)
+{
+    k2a_convert_limits_t limits = k2a_convert_limits_default();
+    limits.max_depth = 32;
+    limits.max_messages = 64;
+    limits.max_blocks = 256;
+    limits.max_tools = 16;
+    limits.max_stop_sequences = 8;
+    limits.max_string_bytes = 1 << 16;
+    limits.max_json_value_bytes = 1 << 14;
+    return limits;
+}
+
+/* The outcome r of a decode: an accepted request has a model and messages that all have blocks, and its Kiro build
+ * (with this payload budget) is checked; a refusal is a negative K2A_E* with a message. */
+static inline void fuzz_check_decoded(int r, const k2a_ir_request_t *req, const k2a_convert_error_t *err, size_t max_payload_bytes,
+                                      k2a_arena_t *arena)
+{
+    if (r == 0) {
+        FUZZ_CHECK(req->nmessages != 0 && req->model.len != 0, "accepted without messages or model");
+        for (size_t i = 0; i < req->nmessages; ++i)
+            FUZZ_CHECK(req->messages[i].nblocks != 0, "message %zu has no block", i);
+        fuzz_check_kiro_build(req, max_payload_bytes, arena);
+    } else {
+        FUZZ_CHECK(r < 0 && err->code == r && err->message[0] != '\0', "unclean decode error %d code %d message '%s'", r, err->code,
+                   err->message);
+    }
 }
 
 #endif

@@ -262,5 +262,30 @@ def make_test_ca(dirpath, names=("localhost", "upstream.test"), ips=("127.0.0.1"
     return {k: os.path.join(dirpath, k + ".pem") for k in ("ca", "cert", "key")}
 
 
+class SimGatewayCase(unittest.TestCase):
+    """Tests sharing one kiro-sim and one gateway on it (accounts ACCOUNTS, refresh tokens of the simulator); post()
+    sends a JSON body to PATH with the client key. The gateway must exit cleanly (exit 0, no sanitizer report)."""
+    ACCOUNTS = []
+    PATH = "/v1/messages"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = Sim()
+        cls.gw = Gateway(env=sim_accounts_env(cls.sim, cls.ACCOUNTS))
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.gw.assert_clean_exit(unittest.TestCase())
+        finally:
+            cls.gw.cleanup()
+            cls.sim.cleanup()
+
+    def post(self, body, headers=None):
+        if headers is None:
+            headers = {"authorization": "Bearer " + CLIENT_KEY}
+        return request(self.gw.port, "POST", self.PATH, body, headers=headers)
+
+
 def main():
     unittest.main(verbosity=2)

@@ -6,7 +6,7 @@ their statuses. Steering of the simulator uses its [[sim:...]] directives in the
 import json
 import unittest
 
-from k2a import CLIENT_KEY, Gateway, Sim, main, parse_sse, request, sim_accounts_env
+from k2a import CLIENT_KEY, SimGatewayCase, main, parse_sse
 
 AUTH = {"authorization": "Bearer " + CLIENT_KEY}
 MODEL = "claude-sonnet-4-5"
@@ -27,20 +27,9 @@ def chunks(data):
     return out
 
 
-class OpenAIChat(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.sim = Sim()
-        cls.gw = Gateway(env=sim_accounts_env(cls.sim, ["sim-ok-openai"]))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.gw.assert_clean_exit(unittest.TestCase())  # exit 0, no sanitizer report
-        cls.gw.cleanup()
-        cls.sim.cleanup()
-
-    def post(self, body, headers=AUTH):
-        return request(self.gw.port, "POST", "/v1/chat/completions", body, headers=headers)
+class OpenAIChat(SimGatewayCase):
+    ACCOUNTS = ["sim-ok-openai"]
+    PATH = "/v1/chat/completions"
 
     def check_common(self, cs):
         """Every chunk of one stream shares id, object, created and model."""

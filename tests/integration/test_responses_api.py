@@ -9,7 +9,7 @@ import os
 import tempfile
 import unittest
 
-from k2a import CLIENT_KEY, Gateway, Sim, main, parse_sse, request, sim_accounts_env
+from k2a import CLIENT_KEY, Gateway, Sim, SimGatewayCase, main, parse_sse, request, sim_accounts_env
 
 AUTH = {"authorization": "Bearer " + CLIENT_KEY}
 MODEL = "claude-sonnet-4-5"
@@ -46,20 +46,9 @@ def events(tc, data):
     return out
 
 
-class ResponsesAPI(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.sim = Sim()
-        cls.gw = Gateway(env=sim_accounts_env(cls.sim, ["sim-ok-responses"]))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.gw.assert_clean_exit(unittest.TestCase())  # exit 0, no sanitizer report
-        cls.gw.cleanup()
-        cls.sim.cleanup()
-
-    def post(self, body, headers=AUTH):
-        return request(self.gw.port, "POST", "/v1/responses", body, headers=headers)
+class ResponsesAPI(SimGatewayCase):
+    ACCOUNTS = ["sim-ok-responses"]
+    PATH = "/v1/responses"
 
     def test_non_stream_text(self):
         st, h, data = self.post({"model": MODEL, "instructions": "Be brief.", "input": "[[sim:text frames=3 size=5]]",

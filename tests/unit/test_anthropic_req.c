@@ -13,26 +13,7 @@
 #include <cmocka.h>
 #include "core/errors.h"
 #include "convert/anthropic_req.h"
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        fclose(f);
-        return NULL;
-    }
-    fclose(f);
-    b[n] = '\0';
-    *len = (size_t)n;
-    return b;
-}
+#include "golden_support.h"
 
 static bool in_body(k2a_str_t s, const char *body, size_t len)
 {
@@ -518,7 +499,7 @@ static void test_truncation_at_every_offset(void **state)
 {
     fixture_t *f = *state;
     size_t len;
-    char *body = read_file(K2A_SOURCE_DIR "/tests/vectors/convert/client-cc-tool-allowed-3.in.json", &len);
+    char *body = gs_read_file(K2A_SOURCE_DIR "/tests/vectors/convert/client-cc-tool-allowed-3.in.json", &len);
     assert_non_null(body);
     assert_int_equal(decode(f, body), 0);
     assert_int_equal(f->req.nmessages, 4);
@@ -560,7 +541,7 @@ static void test_client_fixtures_decode(void **state)
         char path[512];
         size_t len;
         snprintf(path, sizeof(path), K2A_SOURCE_DIR "/tests/vectors/convert/client-%s.in.json", names[i]);
-        char *body = read_file(path, &len);
+        char *body = gs_read_file(path, &len);
         assert_non_null(body);
         k2a_arena_dispose(&f->arena);
         k2a_arena_init(&f->arena, 0);

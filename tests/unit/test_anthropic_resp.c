@@ -22,10 +22,11 @@
 #include "convert/kiro_resp.h"
 #include "convert/web_search.h"
 #include "core/errors.h"
+#include "golden_support.h"
+#include "kiro_run.h"
 #include "resp_support.h"
 
 #define UPSTREAM K2A_FIXTURES_DIR "/upstream/"
-#define VECTORS K2A_SOURCE_DIR "/tests/vectors/response/"
 
 /* ---------- SSE structure check ---------- */
 
@@ -87,22 +88,6 @@ static const fixture_t fixtures[] = {
     {"SYNTHETIC_text_then_exception", "claude-sonnet-4-20250514", 200},
 };
 
-static void compare_golden(const char *name, const char *ext, const k2a_buf_t *got)
-{
-    char path[512];
-    snprintf(path, sizeof(path), VECTORS "%s.%s", name, ext);
-    const char *bless = getenv("K2A_BLESS");
-    if (bless != NULL && strcmp(bless, "1") == 0) {
-        rs_write_file(path, got->base, got->len);
-        return;
-    }
-    size_t len;
-    char *want = rs_read_file(path, &len);
-    if (len != got->len || memcmp(want, got->base, len) != 0)
-        fail_msg("%s differs from the golden file\n got: %.*s\nwant: %s", path, (int)got->len, got->base, want);
-    free(want);
-}
-
 static void run_fixture(const fixture_t *fx, size_t chunk, k2a_buf_t *sse, k2a_buf_t *json, int *status)
 {
     char path[512];
@@ -115,12 +100,8 @@ static void run_fixture(const fixture_t *fx, size_t chunk, k2a_buf_t *sse, k2a_b
     k2a_anthropic_sse_init(&w, sse, k2a_cstr(fx->model), rs_random, &seed_sse);
     k2a_anthropic_msg_init(&m, k2a_cstr(fx->model), rs_random, &seed_msg, 0);
     rs_tee_t tee = {k2a_anthropic_sse_on_event, k2a_anthropic_msg_on_event, &w, &m};
-    k2a_kiro_resp_config_t cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.input_tokens = 9;
     k2a_kiro_resp_t p;
-    assert_int_equal(k2a_kiro_resp_init(&p, &cfg, rs_tee_sink, &tee), 0);
-    assert_int_equal(k2a_kiro_resp_start(&p), 0);
+    kr_start_tee(&p, &tee);
     int rc = rs_run_body(&p, body, len, chunk);
     assert_true(k2a_anthropic_sse_done(&w));
     int r = k2a_anthropic_msg_render(&m, json);
@@ -146,8 +127,8 @@ static void test_fixtures_golden(void **state)
         int status = 0;
         run_fixture(fx, 0, &sse, &json, &status);
         assert_int_equal(status, fx->json_status);
-        compare_golden(fx->file, "anthropic.sse", &sse);
-        compare_golden(fx->file, "anthropic.json", &json);
+        gs_compare_response_golden(fx->file, "anthropic.sse", &sse);
+        gs_compare_response_golden(fx->file, "anthropic.json", &json);
         check_sse(sse.base, sse.len, -1, NULL);
         /* the non-stream body is one JSON document */
         char err[256];

@@ -6,7 +6,6 @@
  * "<substring>") or check the build result ("expect": {...}). Adding a case needs no code.
  * K2A_GOLDEN_UPDATE=1 rewrites the .kiro.json files from the current output (review the diff!).
  */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,36 +15,15 @@
 #include <string.h>
 #include <time.h>
 #include <cmocka.h>
-#include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 #include "core/errors.h"
+#include "golden_support.h"
 #include "resp_support.h"
 #include "convert/anthropic_req.h"
 #include "convert/kiro_req.h"
 #include "sim/validate.h"
 
-#define VECTOR_DIR K2A_SOURCE_DIR "/tests/vectors/convert"
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b != NULL && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b != NULL) {
-        b[n] = '\0';
-        *len = (size_t)n;
-    }
-    return b;
-}
+#define VECTOR_DIR GS_VECTOR_DIR
 
 /* ---------- canonical comparison ---------- */
 
@@ -183,23 +161,13 @@ static k2a_str_t pstr_or(yajl_val params, const char *key, const char *dflt)
 static void write_pretty(const char *path, const char *json, size_t len)
 {
     char errbuf[128];
-    char *copy = strndup(json, len);
-    yajl_val v = yajl_tree_parse(copy, errbuf, sizeof(errbuf));
-    free(copy);
-    assert_non_null(v);
-    yajl_gen g = yajl_gen_alloc(NULL);
-    yajl_gen_config(g, yajl_gen_beautify, 1);
-    yajl_gen_config(g, yajl_gen_indent_string, " ");
-    rs_json_emit(g, v);
-    const unsigned char *buf;
-    size_t blen;
-    yajl_gen_get_buf(g, &buf, &blen);
+    char *text = gs_pretty(json, len, errbuf, sizeof(errbuf));
+    assert_non_null(text);
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
-    fwrite(buf, 1, blen, f);
+    fwrite(text, 1, strlen(text), f);
     fclose(f);
-    yajl_gen_free(g);
-    yajl_tree_free(v);
+    free(text);
 }
 
 /* ---------- one case ---------- */
@@ -209,13 +177,13 @@ static int run_case(const char *name)
     char path[1024], diff[1024], jpath[1024] = "";
     size_t inlen = 0, plen = 0, elen = 0;
     snprintf(path, sizeof(path), "%s/%s.in.json", VECTOR_DIR, name);
-    char *in = read_file(path, &inlen);
+    char *in = gs_read_file(path, &inlen);
     if (in == NULL) {
         print_error("%s: cannot read %s\n", name, path);
         return 1;
     }
     snprintf(path, sizeof(path), "%s/%s.params.json", VECTOR_DIR, name);
-    char *ptext = read_file(path, &plen), errbuf[256];
+    char *ptext = gs_read_file(path, &plen), errbuf[256];
     yajl_val params = NULL;
     if (ptext != NULL && (params = yajl_tree_parse(ptext, errbuf, sizeof(errbuf))) == NULL) {
         print_error("%s: bad params: %s\n", name, errbuf);
@@ -304,7 +272,7 @@ static int run_case(const char *name)
         write_pretty(path, out.base, out.len);
         goto Exit;
     }
-    char *expected = read_file(path, &elen);
+    char *expected = gs_read_file(path, &elen);
     if (expected == NULL) {
         print_error("%s: missing %s\n", name, path);
         failed = 1;
@@ -384,37 +352,25 @@ Exit:
     return failed;
 }
 
-static int cmp_str(const void *a, const void *b)
+/* openai_<case>.in.json and responses_<case>.in.json are OpenAI request bodies, run by their own golden runners */
+static bool is_anthropic_case(const char *fname, void *ctx)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    (void)ctx;
+    return strncmp(fname, "openai_", 7) != 0 && strncmp(fname, "responses_", 10) != 0;
+}
+
+static int run_one(const char *name, void *ctx)
+{
+    (void)ctx;
+    return run_case(name);
 }
 
 static void test_golden_cases(void **state)
 {
     setenv("TZ", "UTC", 1);
     tzset();
-    DIR *d = opendir(VECTOR_DIR);
-    assert_non_null(d);
-    char *names[1024];
     size_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < 1024) {
-        size_t l = strlen(e->d_name);
-        /* openai_<case>.in.json and responses_<case>.in.json are OpenAI request bodies, run by their own golden runners */
-        if (l > 8 && strcmp(e->d_name + l - 8, ".in.json") == 0 && strncmp(e->d_name, "openai_", 7) != 0 &&
-            strncmp(e->d_name, "responses_", 10) != 0)
-            names[n++] = strndup(e->d_name, l - 8);
-    }
-    closedir(d);
-    qsort(names, n, sizeof(char *), cmp_str);
-    int failures = 0;
-    for (size_t i = 0; i < n; ++i) {
-        int f = run_case(names[i]);
-        print_message("[%s] %s\n", f ? "FAIL" : " ok ", names[i]);
-        failures += f;
-        free(names[i]);
-    }
-    print_message("%zu golden cases, %d failed\n", n, failures);
+    int failures = gs_run_cases(is_anthropic_case, run_one, NULL, "golden", &n);
     assert_true(n >= 30);
     assert_int_equal(failures, 0);
 }

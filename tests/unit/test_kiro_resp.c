@@ -15,54 +15,12 @@
 #include <cmocka.h>
 #include "convert/kiro_resp.h"
 #include "core/errors.h"
+#include "kiro_run.h"
 #include "resp_support.h"
 
 #define UPSTREAM K2A_FIXTURES_DIR "/upstream/"
 
-typedef struct st_run_t {
-    k2a_kiro_resp_t p;
-    rs_rec_t rec;
-} run_t;
-
-static k2a_kiro_resp_config_t base_cfg(void)
-{
-    k2a_kiro_resp_config_t cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.input_tokens = 9;
-    return cfg;
-}
-
-static void run_init(run_t *r, const k2a_kiro_resp_config_t *cfg)
-{
-    rs_rec_init(&r->rec);
-    assert_int_equal(k2a_kiro_resp_init(&r->p, cfg, rs_rec_sink, &r->rec), 0);
-    assert_int_equal(k2a_kiro_resp_start(&r->p), 0);
-}
-
-static void run_dispose(run_t *r)
-{
-    k2a_kiro_resp_dispose(&r->p);
-    rs_rec_dispose(&r->rec);
-}
-
-static void expect_seq(const run_t *r, const char *want)
-{
-    char *got = rs_rec_describe(&r->rec);
-    if (strcmp(got, want) != 0)
-        fail_msg("sequence\n got: %s\nwant: %s", got, want);
-    free(got);
-}
-
-static void expect_concat(const run_t *r, int index, const char *want)
-{
-    size_t len;
-    char *got = rs_rec_concat(&r->rec, index, &len);
-    if (len != strlen(want) || memcmp(got, want, len) != 0)
-        fail_msg("block %d\n got: %s\nwant: %s", index, got, want);
-    free(got);
-}
-
-static void expect_kind(const run_t *r, k2a_ir_block_kind_t kind, const char *want)
+static void expect_kind(const kr_run_t *r, k2a_ir_block_kind_t kind, const char *want)
 {
     size_t len;
     char *got = rs_rec_concat_kind(&r->rec, kind, &len);
@@ -88,7 +46,7 @@ static void json_raw(k2a_buf_t *b, const char *s, size_t n)
 }
 
 /* toolUseEvent with optional name (NULL: absent), input piece (NULL: absent) and stop */
-static int feed_tool(run_t *r, const char *name, const char *id, const char *input, size_t input_len, bool stop)
+static int feed_tool(kr_run_t *r, const char *name, const char *id, const char *input, size_t input_len, bool stop)
 {
     k2a_buf_t b;
     k2a_buf_init(&b, 0);
@@ -116,7 +74,7 @@ static int feed_tool(run_t *r, const char *name, const char *id, const char *inp
     return rc;
 }
 
-static int feed_text(run_t *r, const char *s, size_t n)
+static int feed_text(kr_run_t *r, const char *s, size_t n)
 {
     k2a_buf_t b;
     k2a_buf_init(&b, 0);
@@ -130,45 +88,45 @@ static int feed_text(run_t *r, const char *s, size_t n)
 
 /* ---------- fixtures ---------- */
 
-static void run_fixture(const char *file, size_t chunk, uint64_t seed, run_t *r, int *rc)
+static void run_fixture(const char *file, size_t chunk, uint64_t seed, kr_run_t *r, int *rc)
 {
     size_t len;
     char path[512];
     snprintf(path, sizeof(path), UPSTREAM "%s", file);
     char *body = rs_read_file(path, &len);
-    k2a_kiro_resp_config_t cfg = base_cfg();
-    run_init(r, &cfg);
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+    kr_run_init(r, &cfg);
     *rc = rs_run_body_random(&r->p, body, len, chunk, seed);
     free(body);
     rs_rec_check(&r->rec, true);
 }
 
 /* the same sequence however the body is split: whole, fixed pieces, random pieces */
-static void fixture_all_splits(const char *file, void (*verify)(run_t *r, int rc))
+static void fixture_all_splits(const char *file, void (*verify)(kr_run_t *r, int rc))
 {
     size_t chunks[] = {0, 1, 7, 64, 1000};
     for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); ++i) {
-        run_t r;
+        kr_run_t r;
         int rc;
         run_fixture(file, chunks[i], 0, &r, &rc);
         verify(&r, rc);
-        run_dispose(&r);
+        kr_run_dispose(&r);
     }
     /* random split points */
     for (uint64_t seed = 1; seed <= 20; ++seed) {
-        run_t r;
+        kr_run_t r;
         int rc;
         run_fixture(file, 200, seed, &r, &rc);
         verify(&r, rc);
-        run_dispose(&r);
+        kr_run_dispose(&r);
     }
 }
 
-static void verify_text2(run_t *r, int rc)
+static void verify_text2(kr_run_t *r, int rc)
 {
     assert_int_equal(rc, 0);
-    expect_seq(r, "S B0:text D0 D0 E0 stop:0");
-    expect_concat(r, 0, "Immersive Weather Card: Native Web Design & Dynamic Effects");
+    kr_expect_seq(r, "S B0:text D0 D0 E0 stop:0");
+    kr_expect_block(r, 0, "Immersive Weather Card: Native Web Design & Dynamic Effects");
     const rs_event_t *e = rs_rec_last(&r->rec);
     assert_int_equal(e->usage.output_tokens, 22);
     assert_int_equal(e->usage.input_tokens, 9);
@@ -181,11 +139,11 @@ static void test_fixture_text(void **state)
     fixture_all_splits("kiro2api_text_2frames_303B.bin", verify_text2);
 }
 
-static void verify_json(run_t *r, int rc)
+static void verify_json(kr_run_t *r, int rc)
 {
     assert_int_equal(rc, 0);
-    expect_seq(r, "S B0:text D0 D0 D0 D0 D0 E0 stop:0");
-    expect_concat(r, 0, "{\n    \"isNewTopic\": true,\n    \"title\": \"Weather Card\"\n}");
+    kr_expect_seq(r, "S B0:text D0 D0 D0 D0 D0 E0 stop:0");
+    kr_expect_block(r, 0, "{\n    \"isNewTopic\": true,\n    \"title\": \"Weather Card\"\n}");
     assert_int_equal(rs_rec_last(&r->rec)->usage.output_tokens, 23);
 }
 
@@ -194,12 +152,12 @@ static void test_fixture_jsontext(void **state)
     fixture_all_splits("kiro2api_jsontext_5frames_674B.bin", verify_json);
 }
 
-static void verify_cjk(run_t *r, int rc)
+static void verify_cjk(kr_run_t *r, int rc)
 {
     /* the capture ends after the tool's start frame: a truncated tool call is an error, never end_turn / tool_use */
     assert_int_equal(rc, K2A_EUPSTREAM_TRUNCATED);
-    expect_seq(r, "S B0:text D0 D0 D0 D0 D0 D0 D0 D0 D0 D0 D0 D0 D0 D0 D0 D0 D0 D0 D0 D0 E0 B1:tool(Write) "
-                  "error:UPSTREAM_TRUNCATED");
+    kr_expect_seq(r, "S B0:text D0 D0 D0 D0 D0 D0 D0 D0 D0 D0 D0 D0 D0 D0 D0 D0 D0 D0 D0 D0 E0 B1:tool(Write) "
+                     "error:UPSTREAM_TRUNCATED");
     const rs_event_t *e = rs_rec_last(&r->rec);
     assert_non_null(strstr(e->message, "Write"));
     assert_non_null(strstr(e->message, "tooluse_1DCqyICMR-CfTS36UNNiwA"));
@@ -214,14 +172,14 @@ static void test_fixture_cjk(void **state)
     fixture_all_splits("kiro2api_cjk_text_then_tooluse_21frames_2738B.bin", verify_cjk);
 }
 
-static void verify_synthetic_tool(run_t *r, int rc)
+static void verify_synthetic_tool(kr_run_t *r, int rc)
 {
     assert_int_equal(rc, 0);
     /* the fixture has the 2025 order (metering, then contextUsage): metering is the last frame now, so it ends the answer
      * and the contextUsageEvent after it is ignored */
-    expect_seq(r, "S B0:text D0 E0 B1:tool(get_weather) D1 D1 E1 U stop:1");
-    expect_concat(r, 0, "Let me check the weather.");
-    expect_concat(r, 1, "{\"city\":\"巴黎\"}");
+    kr_expect_seq(r, "S B0:text D0 E0 B1:tool(get_weather) D1 D1 E1 U stop:1");
+    kr_expect_block(r, 0, "Let me check the weather.");
+    kr_expect_block(r, 1, "{\"city\":\"巴黎\"}");
     const rs_event_t *e = rs_rec_last(&r->rec);
     assert_int_equal(e->usage.output_tokens, 30);
     /* the estimate stays (same number as message_start and count_tokens) */
@@ -239,10 +197,10 @@ static void test_fixture_synthetic_tool(void **state)
     fixture_all_splits("SYNTHETIC_text_tooluse_metering_contextusage.bin", verify_synthetic_tool);
 }
 
-static void verify_exception(run_t *r, int rc)
+static void verify_exception(kr_run_t *r, int rc)
 {
     assert_int_equal(rc, 0);
-    expect_seq(r, "S B0:text D0 E0 stop:2");
+    kr_expect_seq(r, "S B0:text D0 E0 stop:2");
     assert_int_equal(rs_rec_last(&r->rec)->stop_reason, K2A_STOP_MAX_TOKENS);
 }
 
@@ -257,20 +215,20 @@ static void test_fixture_bad_crc(void **state)
     size_t len;
     char *body = rs_read_file(UPSTREAM "kiro2api_text_2frames_303B.bin", &len);
     body[200] ^= 0x20; /* inside the second frame's payload */
-    run_t r;
-    k2a_kiro_resp_config_t cfg = base_cfg();
-    run_init(&r, &cfg);
+    kr_run_t r;
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+    kr_run_init(&r, &cfg);
     int rc = rs_run_body(&r.p, body, len, 0);
     assert_int_equal(rc, K2A_EES_MESSAGE_CRC);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:text D0 error:ES_MESSAGE_CRC");
+    kr_expect_seq(&r, "S B0:text D0 error:ES_MESSAGE_CRC");
     /* cut mid-frame */
-    run_dispose(&r);
+    kr_run_dispose(&r);
     body[200] ^= 0x20;
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(rs_run_body(&r.p, body, len - 5, 0), K2A_EES_TRUNCATED);
-    expect_seq(&r, "S B0:text D0 error:ES_TRUNCATED");
-    run_dispose(&r);
+    kr_expect_seq(&r, "S B0:text D0 error:ES_TRUNCATED");
+    kr_run_dispose(&r);
     free(body);
 }
 
@@ -283,58 +241,58 @@ static void test_tool_split_utf8(void **state)
 {
     size_t n = strlen(tool_json);
     for (size_t cut = 0; cut <= n; ++cut) {
-        run_t r;
-        k2a_kiro_resp_config_t cfg = base_cfg();
-        run_init(&r, &cfg);
+        kr_run_t r;
+        k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+        kr_run_init(&r, &cfg);
         assert_int_equal(feed_tool(&r, "get_weather", "t1", NULL, 0, false), 0);
         assert_int_equal(feed_tool(&r, "get_weather", "t1", tool_json, cut, false), 0);
         assert_int_equal(feed_tool(&r, "get_weather", "t1", tool_json + cut, n - cut, false), 0);
         assert_int_equal(feed_tool(&r, "get_weather", "t1", NULL, 0, true), 0);
         assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
         rs_rec_check(&r.rec, true);
-        expect_concat(&r, 0, tool_json);
+        kr_expect_block(&r, 0, tool_json);
         assert_int_equal(rs_rec_last(&r.rec)->stop_reason, K2A_STOP_TOOL_USE);
-        run_dispose(&r);
+        kr_run_dispose(&r);
     }
     /* one byte per piece, name repeated on every frame as Kiro does */
-    run_t r;
-    k2a_kiro_resp_config_t cfg = base_cfg();
-    run_init(&r, &cfg);
+    kr_run_t r;
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+    kr_run_init(&r, &cfg);
     for (size_t i = 0; i < n; ++i)
         assert_int_equal(feed_tool(&r, "get_weather", "t1", tool_json + i, 1, false), 0);
     assert_int_equal(feed_tool(&r, "get_weather", "t1", NULL, 0, true), 0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
     rs_rec_check(&r.rec, true);
-    expect_concat(&r, 0, tool_json);
+    kr_expect_block(&r, 0, tool_json);
     /* the deltas: one per completed character; the bytes of a 4-byte emoji arrive as one delta */
     size_t deltas = 0;
     for (size_t i = 0; i < r.rec.n; ++i)
         deltas += r.rec.ev[i].type == K2A_EV_DELTA;
     assert_true(deltas < n);
-    run_dispose(&r);
+    kr_run_dispose(&r);
 }
 
 static void test_tool_input_on_start_and_stop(void **state)
 {
-    run_t r;
-    k2a_kiro_resp_config_t cfg = base_cfg();
-    run_init(&r, &cfg);
+    kr_run_t r;
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+    kr_run_init(&r, &cfg);
     /* the first piece on the start frame, the middle on a continuation without name, the last on the stop frame */
     assert_int_equal(feed_tool(&r, "Write", "t1", "{\"file_path\":", 13, false), 0);
     assert_int_equal(feed_tool(&r, NULL, "t1", "\"/tmp/a\",\"content\":", 19, false), 0);
     assert_int_equal(feed_tool(&r, "Write", "t1", "\"x\"}", 4, true), 0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:tool(Write) D0 D0 D0 E0 stop:1");
-    expect_concat(&r, 0, "{\"file_path\":\"/tmp/a\",\"content\":\"x\"}");
-    run_dispose(&r);
+    kr_expect_seq(&r, "S B0:tool(Write) D0 D0 D0 E0 stop:1");
+    kr_expect_block(&r, 0, "{\"file_path\":\"/tmp/a\",\"content\":\"x\"}");
+    kr_run_dispose(&r);
 }
 
 static void test_tool_one_shot(void **state)
 {
-    run_t r;
-    k2a_kiro_resp_config_t cfg = base_cfg();
-    run_init(&r, &cfg);
+    kr_run_t r;
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+    kr_run_init(&r, &cfg);
     assert_int_equal(feed_tool(&r, "Write", "t1", "{\"a\":1}", 7, true), 0);
     /* input given as a JSON object: re-serialised compactly */
     assert_int_equal(
@@ -346,17 +304,17 @@ static void test_tool_one_shot(void **state)
     assert_int_equal(rs_feed_event(&r.p, "toolUseEvent", "{\"name\":\"Ping\",\"toolUseId\":\"t3\",\"input\":{},\"stop\":true}"), 0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:tool(Write) D0 E0 B1:tool(Read) D1 E1 B2:tool(Ping) E2 stop:1");
-    expect_concat(&r, 0, "{\"a\":1}");
-    expect_concat(&r, 1, "{\"path\":\"/x\",\"n\":[1,2.5e3,true,null]}");
-    run_dispose(&r);
+    kr_expect_seq(&r, "S B0:tool(Write) D0 E0 B1:tool(Read) D1 E1 B2:tool(Ping) E2 stop:1");
+    kr_expect_block(&r, 0, "{\"a\":1}");
+    kr_expect_block(&r, 1, "{\"path\":\"/x\",\"n\":[1,2.5e3,true,null]}");
+    kr_run_dispose(&r);
 }
 
 static void test_tool_sequence_and_text_after(void **state)
 {
-    run_t r;
-    k2a_kiro_resp_config_t cfg = base_cfg();
-    run_init(&r, &cfg);
+    kr_run_t r;
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+    kr_run_init(&r, &cfg);
     assert_int_equal(feed_text(&r, "First ", 6), 0);
     assert_int_equal(feed_tool(&r, "A", "t1", NULL, 0, false), 0);
     assert_int_equal(feed_tool(&r, "A", "t1", "{}", 2, false), 0);
@@ -372,52 +330,52 @@ static void test_tool_sequence_and_text_after(void **state)
     assert_int_equal(feed_text(&r, "then text", 9), 0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:text D0 E0 B1:tool(A) D1 E1 B2:tool(B) D2 E2 B3:tool(C) D3 E3 B4:text D4 E4 stop:1");
-    expect_concat(&r, 1, "{}");
-    expect_concat(&r, 2, "{\"b\":2}");
-    expect_concat(&r, 3, "{\"c\":3}");
-    expect_concat(&r, 4, "then text");
-    run_dispose(&r);
+    kr_expect_seq(&r, "S B0:text D0 E0 B1:tool(A) D1 E1 B2:tool(B) D2 E2 B3:tool(C) D3 E3 B4:text D4 E4 stop:1");
+    kr_expect_block(&r, 1, "{}");
+    kr_expect_block(&r, 2, "{\"b\":2}");
+    kr_expect_block(&r, 3, "{\"c\":3}");
+    kr_expect_block(&r, 4, "then text");
+    kr_run_dispose(&r);
 }
 
 static void test_tool_truncated(void **state)
 {
-    run_t r;
-    k2a_kiro_resp_config_t cfg = base_cfg();
-    run_init(&r, &cfg);
+    kr_run_t r;
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+    kr_run_init(&r, &cfg);
     assert_int_equal(feed_tool(&r, "Write", "t1", "{\"file_path\":\"/a\",\"content\":\"lo", 31, false), 0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), K2A_EUPSTREAM_TRUNCATED);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:tool(Write) D0 error:UPSTREAM_TRUNCATED");
+    kr_expect_seq(&r, "S B0:tool(Write) D0 error:UPSTREAM_TRUNCATED");
     assert_non_null(strstr(rs_rec_last(&r.rec)->message, "31 bytes"));
     /* finish again: nothing more */
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
     assert_int_equal(r.rec.n, 4);
-    run_dispose(&r);
+    kr_run_dispose(&r);
 
     /* a transport error after text: an error, never a fake end_turn */
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(feed_text(&r, "partial", 7), 0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, K2A_ERESET_MID_BODY), K2A_ERESET_MID_BODY);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:text D0 error:RESET_MID_BODY");
-    run_dispose(&r);
+    kr_expect_seq(&r, "S B0:text D0 error:RESET_MID_BODY");
+    kr_run_dispose(&r);
 }
 
 static void test_tool_limit(void **state)
 {
-    run_t r;
-    k2a_kiro_resp_config_t cfg = base_cfg();
+    kr_run_t r;
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
     cfg.max_tool_input = 16;
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(feed_tool(&r, "Write", "t1", "{\"a\":\"0123456", 13, false), 0);
     assert_int_equal(feed_tool(&r, "Write", "t1", "789\"}", 5, false), K2A_EUPSTREAM_TOOL_TOOBIG);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:tool(Write) D0 error:UPSTREAM_TOOL_TOOBIG");
+    kr_expect_seq(&r, "S B0:tool(Write) D0 error:UPSTREAM_TOOL_TOOBIG");
     /* frames after the end are ignored */
     assert_int_equal(feed_text(&r, "x", 1), 0);
     assert_int_equal(k2a_kiro_resp_seen(&r.p)->ignored_frames, 1);
-    run_dispose(&r);
+    kr_run_dispose(&r);
 }
 
 /* Finding of fuzz_kiro_resp: a tool block was closed (stop:true, or text / another tool after it) although the input
@@ -433,42 +391,42 @@ static void test_tool_input_not_json_object_is_an_error(void **state)
                  {"{} {}", false},   {"{\"a\":1}", true},   {" {\"b\":[]} ", true}, {"{\"x\":\"\\u00e9\"}", true}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
         /* closed by stop:true */
-        run_t r;
-        k2a_kiro_resp_config_t cfg = base_cfg();
-        run_init(&r, &cfg);
+        kr_run_t r;
+        k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+        kr_run_init(&r, &cfg);
         int rc = feed_tool(&r, "Write", "t1", cases[i].input, strlen(cases[i].input), true);
         if (cases[i].ok) {
             assert_int_equal(rc, 0);
             assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
             rs_rec_check(&r.rec, true);
-            expect_seq(&r, "S B0:tool(Write) D0 E0 stop:1");
+            kr_expect_seq(&r, "S B0:tool(Write) D0 E0 stop:1");
         } else {
             assert_int_equal(rc, K2A_EUPSTREAM_EVENT);
             rs_rec_check(&r.rec, true);
-            expect_seq(&r, "S B0:tool(Write) D0 error:UPSTREAM_EVENT");
+            kr_expect_seq(&r, "S B0:tool(Write) D0 error:UPSTREAM_EVENT");
             assert_non_null(strstr(rs_rec_last(&r.rec)->message, "not a JSON object"));
         }
-        run_dispose(&r);
+        kr_run_dispose(&r);
         /* closed by text that follows without stop:true */
-        run_init(&r, &cfg);
+        kr_run_init(&r, &cfg);
         assert_int_equal(feed_tool(&r, "Write", "t1", cases[i].input, strlen(cases[i].input), false), 0);
         rc = feed_text(&r, "after", 5);
         assert_int_equal(rc, cases[i].ok ? 0 : K2A_EUPSTREAM_EVENT);
         if (!cases[i].ok)
-            expect_seq(&r, "S B0:tool(Write) D0 error:UPSTREAM_EVENT");
-        run_dispose(&r);
+            kr_expect_seq(&r, "S B0:tool(Write) D0 error:UPSTREAM_EVENT");
+        kr_run_dispose(&r);
     }
     /* the input split in pieces is checked as a whole; no input at all is {} */
-    run_t r;
-    k2a_kiro_resp_config_t cfg = base_cfg();
-    run_init(&r, &cfg);
+    kr_run_t r;
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+    kr_run_init(&r, &cfg);
     assert_int_equal(feed_tool(&r, "Write", "t1", "{\"a\":", 5, false), 0);
     assert_int_equal(feed_tool(&r, "Write", "t1", "\"b\"}", 4, true), 0);
     assert_int_equal(feed_tool(&r, "Read", "t2", NULL, 0, true), 0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:tool(Write) D0 D0 E0 B1:tool(Read) E1 stop:1");
-    run_dispose(&r);
+    kr_expect_seq(&r, "S B0:tool(Write) D0 D0 E0 B1:tool(Read) E1 stop:1");
+    kr_run_dispose(&r);
 }
 
 /* Finding of fuzz_kiro_resp (after the tool-input check above): text held back inside a UTF-8 sequence while a broken
@@ -476,17 +434,17 @@ static void test_tool_input_not_json_object_is_an_error(void **state)
  * payload was reported as a second ERROR after the end. */
 static void test_malformed_payload_after_broken_tool_is_one_error(void **state)
 {
-    run_t r;
-    k2a_kiro_resp_config_t cfg = base_cfg();
-    run_init(&r, &cfg);
+    kr_run_t r;
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+    kr_run_init(&r, &cfg);
     assert_int_equal(feed_tool(&r, "Write", "t1", "{\"a\":", 5, false), 0);
     assert_int_equal(feed_text(&r, "\xf0", 1), 0); /* an incomplete sequence: held back, nothing emitted */
     assert_int_equal(rs_feed_event_n(&r.p, "assistantResponseEvent", "not json", 8), K2A_EUPSTREAM_EVENT);
     rs_rec_check(&r.rec, true); /* exactly one final ERROR */
-    expect_seq(&r, "S B0:tool(Write) D0 error:UPSTREAM_EVENT");
+    kr_expect_seq(&r, "S B0:tool(Write) D0 error:UPSTREAM_EVENT");
     assert_non_null(strstr(rs_rec_last(&r.rec)->message, "not a JSON object"));
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
-    run_dispose(&r);
+    kr_run_dispose(&r);
 }
 
 static k2a_str_t map_name(void *ctx, k2a_str_t kiro)
@@ -498,10 +456,10 @@ static k2a_str_t map_name(void *ctx, k2a_str_t kiro)
 
 static void test_tool_name_map_and_ids(void **state)
 {
-    run_t r;
-    k2a_kiro_resp_config_t cfg = base_cfg();
+    kr_run_t r;
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
     cfg.map_tool_name = map_name;
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(feed_tool(&r, "mcp_short_1", "t1", "{}", 2, true), 0);
     assert_int_equal(feed_tool(&r, "Other", "t2", "{}", 2, true), 0);
     /* a frame with an unknown id but no name cannot start a tool: ignored */
@@ -510,27 +468,27 @@ static void test_tool_name_map_and_ids(void **state)
     assert_int_equal(rs_feed_event(&r.p, "toolUseEvent", "{\"stop\":true}"), 0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:tool(mcp__very_long_server__very_long_tool_name) D0 E0 B1:tool(Other) D1 E1 stop:1");
-    run_dispose(&r);
+    kr_expect_seq(&r, "S B0:tool(mcp__very_long_server__very_long_tool_name) D0 E0 B1:tool(Other) D1 E1 stop:1");
+    kr_run_dispose(&r);
 
     /* bare {"input":..} and {"stop":true} continue the open tool (AIClient accepts these) */
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(feed_tool(&r, "Write", "t1", NULL, 0, false), 0);
     assert_int_equal(rs_feed_event(&r.p, "toolUseEvent", "{\"input\":\"{\\\"a\\\":2}\"}"), 0);
     assert_int_equal(rs_feed_event(&r.p, "toolUseEvent", "{\"stop\":true}"), 0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
-    expect_seq(&r, "S B0:tool(Write) D0 E0 stop:1");
-    expect_concat(&r, 0, "{\"a\":2}");
-    run_dispose(&r);
+    kr_expect_seq(&r, "S B0:tool(Write) D0 E0 stop:1");
+    kr_expect_block(&r, 0, "{\"a\":2}");
+    kr_run_dispose(&r);
 }
 
 /* fuzz finding: a tool name / id with invalid UTF-8 reaches the client as valid UTF-8, and continuation frames still
  * match the id as Kiro sent it */
 static void test_tool_invalid_utf8_name(void **state)
 {
-    run_t r;
-    k2a_kiro_resp_config_t cfg = base_cfg();
-    run_init(&r, &cfg);
+    kr_run_t r;
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+    kr_run_init(&r, &cfg);
     assert_int_equal(feed_tool(&r,
                                "W\xff"
                                "x",
@@ -545,12 +503,12 @@ static void test_tool_invalid_utf8_name(void **state)
                      0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:tool(W\xef\xbf\xbd"
-                   "x) D0 D0 E0 stop:1");
+    kr_expect_seq(&r, "S B0:tool(W\xef\xbf\xbd"
+                      "x) D0 D0 E0 stop:1");
     assert_string_equal(r.rec.ev[1].tool_id, "t\xef\xbf\xbd"
                                              "1");
-    expect_concat(&r, 0, "{\"a\":1}");
-    run_dispose(&r);
+    kr_expect_block(&r, 0, "{\"a\":1}");
+    kr_run_dispose(&r);
 }
 
 /* ---------- text ---------- */
@@ -560,51 +518,51 @@ static void test_text_utf8_split_and_dedupe(void **state)
     /* a character split between two content chunks (raw bytes in the JSON string) is joined */
     const char *s = "a巴b";
     for (size_t cut = 0; cut <= strlen(s); ++cut) {
-        run_t r;
-        k2a_kiro_resp_config_t cfg = base_cfg();
-        run_init(&r, &cfg);
+        kr_run_t r;
+        k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+        kr_run_init(&r, &cfg);
         assert_int_equal(feed_text(&r, s, cut), 0);
         assert_int_equal(feed_text(&r, s + cut, strlen(s) - cut), 0);
         assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
         rs_rec_check(&r.rec, true);
-        expect_concat(&r, 0, s);
-        run_dispose(&r);
+        kr_expect_block(&r, 0, s);
+        kr_run_dispose(&r);
     }
     /* an invalid byte becomes U+FFFD; an incomplete tail at the end too */
-    run_t r;
-    k2a_kiro_resp_config_t cfg = base_cfg();
-    run_init(&r, &cfg);
+    kr_run_t r;
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+    kr_run_init(&r, &cfg);
     assert_int_equal(feed_text(&r, "x\xffy", 3), 0);
     assert_int_equal(feed_text(&r, "z\xe5\xb7", 3), 0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
     rs_rec_check(&r.rec, true);
-    expect_concat(&r, 0, "x\xef\xbf\xbdyz\xef\xbf\xbd");
-    run_dispose(&r);
+    kr_expect_block(&r, 0, "x\xef\xbf\xbdyz\xef\xbf\xbd");
+    kr_run_dispose(&r);
 
     /* repeated chunks are kept by default ... */
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     for (int i = 0; i < 3; ++i)
         assert_int_equal(feed_text(&r, "=", 1), 0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
-    expect_concat(&r, 0, "===");
-    run_dispose(&r);
+    kr_expect_block(&r, 0, "===");
+    kr_run_dispose(&r);
     /* ... and dropped only with the option */
     cfg.dedupe_repeated_chunks = true;
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     for (int i = 0; i < 3; ++i)
         assert_int_equal(feed_text(&r, "=", 1), 0);
     assert_int_equal(feed_text(&r, "-", 1), 0);
     assert_int_equal(feed_text(&r, "=", 1), 0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
-    expect_concat(&r, 0, "=-=");
-    run_dispose(&r);
+    kr_expect_block(&r, 0, "=-=");
+    kr_run_dispose(&r);
 }
 
 static void test_followup_wrapper_unknown(void **state)
 {
-    run_t r;
-    k2a_kiro_resp_config_t cfg = base_cfg();
-    run_init(&r, &cfg);
+    kr_run_t r;
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+    kr_run_init(&r, &cfg);
     assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent", "{\"content\":\"Hello\"}"), 0);
     assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent",
                                    "{\"content\":\"Would you like more?\",\"followupPrompt\":{\"content\":\"more\",\"userIntent\":"
@@ -622,123 +580,102 @@ static void test_followup_wrapper_unknown(void **state)
                      0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:text D0 D0 D0 E0 stop:0");
-    expect_concat(&r, 0, "Hello world {\"name\":1,\"input\":2,\"toolUseId\":3}");
+    kr_expect_seq(&r, "S B0:text D0 D0 D0 E0 stop:0");
+    kr_expect_block(&r, 0, "Hello world {\"name\":1,\"input\":2,\"toolUseId\":3}");
     assert_int_equal(k2a_kiro_resp_seen(&r.p)->ignored_frames, 2);
-    run_dispose(&r);
+    kr_run_dispose(&r);
 }
 
 static void test_malformed_payload(void **state)
 {
-    run_t r;
-    k2a_kiro_resp_config_t cfg = base_cfg();
-    run_init(&r, &cfg);
+    kr_run_t r;
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+    kr_run_init(&r, &cfg);
     assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent", "{\"content\":\"ok\"}"), 0);
     assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent", "{\"content\":\"cut"), K2A_EUPSTREAM_EVENT);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:text D0 error:UPSTREAM_EVENT");
-    run_dispose(&r);
+    kr_expect_seq(&r, "S B0:text D0 error:UPSTREAM_EVENT");
+    kr_run_dispose(&r);
     /* a malformed context/metadata payload is only logged, and the reused yajl handle recovers */
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(rs_feed_event(&r.p, "metadataEvent", "{\"stopReason\":"), 0);
     assert_int_equal(rs_feed_event(&r.p, "contextUsageEvent", "[1,2]"), 0);
     assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent", "{\"content\":\"fine\"}"), 0);
     assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent", ""), 0); /* empty payload: {} */
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
-    expect_seq(&r, "S B0:text D0 E0 stop:0");
-    run_dispose(&r);
+    kr_expect_seq(&r, "S B0:text D0 E0 stop:0");
+    kr_run_dispose(&r);
     /* a malformed metering payload is still Kiro's last frame: it ends the answer, without credits */
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent", "{\"content\":\"fine\"}"), 0);
     assert_int_equal(rs_feed_event(&r.p, "meteringEvent", "{\"usage\":"), 0);
-    expect_seq(&r, "S B0:text D0 U E0 stop:0");
+    kr_expect_seq(&r, "S B0:text D0 U E0 stop:0");
     assert_true(rs_rec_last(&r.rec)->usage.credits < 0);
-    run_dispose(&r);
-}
-
-/* {"content":"<no escapes>"} is read without yajl: every payload near that shape must give what yajl gives. */
-static void plain_case(const char *payload, int want_rc, const char *want_text)
-{
-    run_t r;
-    k2a_kiro_resp_config_t cfg = base_cfg();
-    run_init(&r, &cfg);
-    assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent", "{\"content\":\"<\"}"), 0);
-    int rc = rs_feed_event(&r.p, "assistantResponseEvent", payload);
-    if (rc != want_rc)
-        fail_msg("payload %s: rc %d, want %d", payload, rc, want_rc);
-    if (rc == 0) {
-        assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent", "{\"content\":\">\"}"), 0);
-        assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
-        rs_rec_check(&r.rec, true);
-        expect_concat(&r, 0, want_text);
-    } else {
-        expect_seq(&r, "S B0:text D0 error:UPSTREAM_EVENT");
-    }
-    run_dispose(&r);
+    kr_run_dispose(&r);
 }
 
 static void test_plain_content_fast_path(void **state)
 {
-    plain_case("{\"content\":\"a\"}", 0, "<a>");
-    plain_case("{\"content\":\"b\"} \r\n\t", 0, "<b>");
-    plain_case("{\"content\":\"\"}", 0, "<>");
-    plain_case("{\"content\":\"caf\xc3\xa9 \xe4\xbd\xa0\"}", 0, "<caf\xc3\xa9 \xe4\xbd\xa0>");
-    plain_case("{\"content\":\"d\\u0041\\\"\\n\"}", 0, "<dA\"\n>");
-    plain_case("{\"content\":\"e\",\"x\":[1,{\"content\":\"no\"}]}", 0, "<e>");
-    plain_case("{\"content\" : \"g\"}", 0, "<g>");
-    plain_case("{\"content\":\"tab\there\"}", K2A_EUPSTREAM_EVENT, NULL);
-    plain_case("{\"content\":\"c\"}x", K2A_EUPSTREAM_EVENT, NULL);
-    plain_case("{\"content\":\"f\"}}", K2A_EUPSTREAM_EVENT, NULL);
-    plain_case("{\"content\":\"h", K2A_EUPSTREAM_EVENT, NULL);
-    plain_case("{\"content\":\"i\"", K2A_EUPSTREAM_EVENT, NULL);
+    kr_plain_case("{\"content\":\"a\"}", 0, "<a>");
+    kr_plain_case("{\"content\":\"b\"} \r\n\t", 0, "<b>");
+    kr_plain_case("{\"content\":\"\"}", 0, "<>");
+    kr_plain_case("{\"content\":\"caf\xc3\xa9 \xe4\xbd\xa0\"}", 0, "<caf\xc3\xa9 \xe4\xbd\xa0>");
+    kr_plain_case("{\"content\":\"d\\u0041\\\"\\n\"}", 0, "<dA\"\n>");
+    kr_plain_case("{\"content\":\"e\",\"x\":[1,{\"content\":\"no\"}]}", 0, "<e>");
+    kr_plain_case("{\"content\" : \"g\"}", 0, "<g>");
+    kr_plain_case("{\"content\":\"tab\there\"}", K2A_EUPSTREAM_EVENT, NULL);
+    kr_plain_case("{\"content\":\"c\"}x", K2A_EUPSTREAM_EVENT, NULL);
+    kr_plain_case("{\"content\":\"f\"}}", K2A_EUPSTREAM_EVENT, NULL);
+    kr_plain_case("{\"content\":\"h", K2A_EUPSTREAM_EVENT, NULL);
+    kr_plain_case("{\"content\":\"i\"", K2A_EUPSTREAM_EVENT, NULL);
 }
 
 /* ---------- exceptions, errors, usage ---------- */
 
 static void test_exceptions(void **state)
 {
-    run_t r;
-    k2a_kiro_resp_config_t cfg = base_cfg();
-    run_init(&r, &cfg);
+    kr_run_t r;
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+    kr_run_init(&r, &cfg);
     assert_int_equal(feed_text(&r, "Hi", 2), 0);
     rs_frame_t fr;
     rs_frame_exception(&fr, "ThrottlingException", "{\"message\":\"60-minute credit limit exceeded\"}");
     assert_int_equal(k2a_kiro_resp_on_frame(&r.p, &fr.f), K2A_ETHROTTLED);
     rs_frame_dispose(&fr);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:text D0 error:THROTTLED");
+    kr_expect_seq(&r, "S B0:text D0 error:THROTTLED");
     assert_string_equal(rs_rec_last(&r.rec)->message, "Kiro exception ThrottlingException: 60-minute credit limit exceeded");
-    run_dispose(&r);
+    kr_run_dispose(&r);
 
     /* no :exception-type header: the payload's __type */
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     rs_frame_headers(&fr, "{\"__type\":\"com.amazon.aws#InternalServerException\",\"message\":\"boom\"}", ":message-type",
                      "exception", ":content-type", "application/json", NULL);
     assert_int_equal(k2a_kiro_resp_on_frame(&r.p, &fr.f), K2A_EUPSTREAM_SERVER);
     rs_frame_dispose(&fr);
-    expect_seq(&r, "S error:UPSTREAM_SERVER");
+    kr_expect_seq(&r, "S error:UPSTREAM_SERVER");
     assert_false(k2a_kiro_resp_seen(&r.p)->content_emitted); /* failover is still possible */
-    run_dispose(&r);
+    kr_run_dispose(&r);
 
     /* an error frame: :error-code / :error-message headers */
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     rs_frame_headers(&fr, "", ":message-type", "error", ":error-code", "InternalFailure", ":error-message", "stream broke", NULL);
     assert_int_equal(k2a_kiro_resp_on_frame(&r.p, &fr.f), K2A_EUPSTREAM_EXCEPTION);
     rs_frame_dispose(&fr);
-    expect_seq(&r, "S error:UPSTREAM_EXCEPTION");
+    kr_expect_seq(&r, "S error:UPSTREAM_EXCEPTION");
     assert_string_equal(rs_rec_last(&r.rec)->message, "Kiro error InternalFailure: stream broke");
-    run_dispose(&r);
+    kr_run_dispose(&r);
 
     /* ContentLengthExceeded in the middle of a tool: blocks closed, max_tokens */
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(feed_tool(&r, "Write", "t1", "{\"a\":", 5, false), 0);
     rs_frame_exception(&fr, "ValidationException", "{\"message\":\"too long\",\"reason\":\"CONTENT_LENGTH_EXCEEDS_THRESHOLD\"}");
     assert_int_equal(k2a_kiro_resp_on_frame(&r.p, &fr.f), 0);
     rs_frame_dispose(&fr);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:tool(Write) D0 E0 stop:2");
-    run_dispose(&r);
+    kr_expect_seq(&r, "S B0:tool(Write) D0 E0 stop:2");
+    kr_run_dispose(&r);
 }
 
 /* fuzz_kiro_resp finding (kiro_resp-crash-6acd27ee; the checker's, not the converter's): once Kiro reports the context
@@ -746,31 +683,31 @@ static void test_exceptions(void **state)
  * transport then fails, the stream still ends with one error event after that block. */
 static void test_context_full_partial_tool_then_transport_error(void **state)
 {
-    run_t r;
-    k2a_kiro_resp_config_t cfg = base_cfg();
-    run_init(&r, &cfg);
+    kr_run_t r;
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+    kr_run_init(&r, &cfg);
     assert_int_equal(feed_text(&r, "=", 1), 0);
     assert_int_equal(rs_feed_event(&r.p, "contextUsageEvent", "{\"contextUsagePercentage\":100}"), 0);
     assert_int_equal(feed_tool(&r, "T", "t9", "ices", 4, true), 0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, K2A_ERESET_MID_BODY), K2A_ERESET_MID_BODY);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:text D0 U E0 B1:tool(T) D1 E1 error:RESET_MID_BODY");
-    run_dispose(&r);
+    kr_expect_seq(&r, "S B0:text D0 U E0 B1:tool(T) D1 E1 error:RESET_MID_BODY");
+    kr_run_dispose(&r);
     /* without the context-full report the same input is an error, and no block is closed around it */
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(feed_tool(&r, "T", "t9", "ices", 4, true), K2A_EUPSTREAM_EVENT);
-    expect_seq(&r, "S B0:tool(T) D0 error:UPSTREAM_EVENT");
-    run_dispose(&r);
+    kr_expect_seq(&r, "S B0:tool(T) D0 error:UPSTREAM_EVENT");
+    kr_run_dispose(&r);
 }
 
 static void test_context_usage(void **state)
 {
-    run_t r;
-    k2a_kiro_resp_config_t cfg = base_cfg();
+    kr_run_t r;
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
     cfg.context_window = 1000000;
     cfg.input_tokens = 5000;
     cfg.reconcile_input = true;
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(feed_text(&r, "x", 1), 0);
     assert_int_equal(rs_feed_event(&r.p, "contextUsageEvent", "{\"contextUsagePercentage\":100.5}"), 0);
     assert_int_equal(rs_feed_event(&r.p, "meteringEvent", "{\"unit\":\"credit\",\"unitPlural\":\"credits\",\"usage\":0.75}"), 0);
@@ -778,47 +715,47 @@ static void test_context_usage(void **state)
     assert_int_equal(rs_feed_event(&r.p, "meteringEvent", "{\"unit\":\"credit\",\"usage\":0.25}"), 0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:text D0 U U E0 stop:3");
+    kr_expect_seq(&r, "S B0:text D0 U U E0 stop:3");
     const rs_event_t *e = rs_rec_last(&r.rec);
     assert_int_equal(e->stop_reason, K2A_STOP_CONTEXT_WINDOW);
     assert_int_equal(e->usage.input_tokens, 1005000);
     assert_true(e->usage.credits > 0.7499 && e->usage.credits < 0.7501);
-    run_dispose(&r);
+    kr_run_dispose(&r);
 
     /* without reconcile_input the estimate is kept and Kiro's figure is only reported */
     cfg.reconcile_input = false;
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(rs_feed_event(&r.p, "contextUsageEvent", "{\"contextUsagePercentage\":50}"), 0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
     assert_int_equal(rs_rec_last(&r.rec)->usage.input_tokens, 5000);
     assert_int_equal(k2a_kiro_resp_context_tokens(&r.p), 500000);
-    run_dispose(&r);
+    kr_run_dispose(&r);
     cfg.reconcile_input = true;
 
     /* a small percentage does not lower a larger estimate */
     cfg.context_window = 0;
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(rs_feed_event(&r.p, "contextUsageEvent", "{\"contextUsagePercentage\":1}"), 0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
-    expect_seq(&r, "S U stop:0");
+    kr_expect_seq(&r, "S U stop:0");
     assert_int_equal(rs_rec_last(&r.rec)->usage.input_tokens, 5000);
     assert_int_equal(rs_rec_last(&r.rec)->usage.output_tokens, 0);
     assert_false(k2a_kiro_resp_seen(&r.p)->content_emitted);
-    run_dispose(&r);
+    kr_run_dispose(&r);
 
     /* an absurd percentage is bounded, not an overflowing conversion (found by fuzz_kiro_resp) */
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(rs_feed_event(&r.p, "contextUsageEvent", "{\"contextUsagePercentage\":1e30}"), 0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
     assert_int_equal(k2a_kiro_resp_context_tokens(&r.p), 1000000000000000LL);
-    run_dispose(&r);
+    kr_run_dispose(&r);
 }
 
 /* ---------- thinking ---------- */
 
 static const char think_text[] = "<thinking>\nI think.</thinking>\n\nAnswer.";
 
-static void check_think(run_t *r)
+static void check_think(kr_run_t *r)
 {
     rs_rec_check(&r->rec, true);
     expect_kind(r, K2A_BLOCK_THINKING, "I think.");
@@ -829,14 +766,14 @@ static void check_think(run_t *r)
 
 static void test_thinking_every_split(void **state)
 {
-    k2a_kiro_resp_config_t cfg = base_cfg();
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
     cfg.thinking = true;
     size_t n = strlen(think_text);
     /* every pair of cut points: three chunks, tags split at every byte position */
     for (size_t i = 0; i <= n; ++i) {
         for (size_t j = i; j <= n; ++j) {
-            run_t r;
-            run_init(&r, &cfg);
+            kr_run_t r;
+            kr_run_init(&r, &cfg);
             assert_int_equal(feed_text(&r, think_text, i), 0);
             assert_int_equal(feed_text(&r, think_text + i, j - i), 0);
             assert_int_equal(feed_text(&r, think_text + j, n - j), 0);
@@ -846,34 +783,34 @@ static void test_thinking_every_split(void **state)
             assert_non_null(strstr(seq, "B0:think"));
             assert_non_null(strstr(seq, "E0 B1:text"));
             free(seq);
-            run_dispose(&r);
+            kr_run_dispose(&r);
         }
     }
     /* one byte per frame, with blanks before the tag */
-    run_t r;
-    run_init(&r, &cfg);
+    kr_run_t r;
+    kr_run_init(&r, &cfg);
     const char *s = "\n\n<thinking>\nI think.</thinking>\n\nAnswer.";
     for (size_t i = 0; s[i]; ++i)
         assert_int_equal(feed_text(&r, s + i, 1), 0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
     check_think(&r);
-    run_dispose(&r);
+    kr_run_dispose(&r);
 }
 
 static void think_case(const char *const *chunks, const char *want_think, const char *want_text, const char *want_seq)
 {
-    k2a_kiro_resp_config_t cfg = base_cfg();
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
     cfg.thinking = true;
-    run_t r;
-    run_init(&r, &cfg);
+    kr_run_t r;
+    kr_run_init(&r, &cfg);
     for (size_t i = 0; chunks[i] != NULL; ++i)
         assert_int_equal(feed_text(&r, chunks[i], strlen(chunks[i])), 0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
     rs_rec_check(&r.rec, true);
     expect_kind(&r, K2A_BLOCK_THINKING, want_think);
     expect_kind(&r, K2A_BLOCK_TEXT, want_text);
-    expect_seq(&r, want_seq);
-    run_dispose(&r);
+    kr_expect_seq(&r, want_seq);
+    kr_run_dispose(&r);
 }
 
 static void test_thinking_tags(void **state)
@@ -899,38 +836,38 @@ static void test_thinking_tags(void **state)
 
 static void test_thinking_then_tool_and_options(void **state)
 {
-    k2a_kiro_resp_config_t cfg = base_cfg();
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
     cfg.thinking = true;
-    run_t r;
-    run_init(&r, &cfg);
+    kr_run_t r;
+    kr_run_init(&r, &cfg);
     assert_int_equal(feed_text(&r, "<thinking>plan</thinking>", 25), 0);
     assert_int_equal(feed_tool(&r, "Write", "t1", "{}", 2, true), 0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:think D0 E0 B1:tool(Write) D1 E1 stop:1");
+    kr_expect_seq(&r, "S B0:think D0 E0 B1:tool(Write) D1 E1 stop:1");
     expect_kind(&r, K2A_BLOCK_THINKING, "plan");
-    run_dispose(&r);
+    kr_run_dispose(&r);
 
     /* thinking not requested: the tags are text */
     cfg.thinking = false;
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(feed_text(&r, think_text, strlen(think_text)), 0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
-    expect_seq(&r, "S B0:text D0 E0 stop:0");
-    expect_concat(&r, 0, think_text);
-    run_dispose(&r);
+    kr_expect_seq(&r, "S B0:text D0 E0 stop:0");
+    kr_expect_block(&r, 0, think_text);
+    kr_run_dispose(&r);
 
     /* display omitted: the block without its text, but its tokens are counted */
     cfg.thinking = true;
     cfg.thinking_omitted = true;
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(feed_text(&r, think_text, strlen(think_text)), 0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:think E0 B1:text D1 E1 stop:0");
+    kr_expect_seq(&r, "S B0:think E0 B1:text D1 E1 stop:0");
     /* "I think." (3) + "Answer." (3) */
     assert_int_equal(rs_rec_last(&r.rec)->usage.output_tokens, 6);
-    run_dispose(&r);
+    kr_run_dispose(&r);
 }
 
 typedef struct st_failing_t {
@@ -949,7 +886,7 @@ static int failing_sink(void *ctx, const k2a_ir_event_t *ev)
 static void test_sink_failure(void **state)
 {
     /* a sink that fails (the client went away) stops the parser with the sink's code */
-    k2a_kiro_resp_config_t cfg = base_cfg();
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
     failing_t f;
     rs_rec_init(&f.rec);
     f.fail_after = 2; /* MESSAGE_START and the text BLOCK_START get through, the delta fails */

@@ -20,55 +20,12 @@
 #include "convert/openai_error.h"
 #include "convert/openai_resp.h"
 #include "core/errors.h"
+#include "kiro_run.h"
 #include "resp_support.h"
 
 #define METERING "{\"unit\":\"credit\",\"unitPlural\":\"credits\",\"usage\":0.0169543708291874}"
 
-typedef struct st_run_t {
-    k2a_kiro_resp_t p;
-    rs_rec_t rec;
-} run_t;
-
-static k2a_kiro_resp_config_t base_cfg(bool thinking)
-{
-    k2a_kiro_resp_config_t cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.input_tokens = 9;
-    cfg.thinking = thinking;
-    return cfg;
-}
-
-static void run_init(run_t *r, const k2a_kiro_resp_config_t *cfg)
-{
-    rs_rec_init(&r->rec);
-    assert_int_equal(k2a_kiro_resp_init(&r->p, cfg, rs_rec_sink, &r->rec), 0);
-    assert_int_equal(k2a_kiro_resp_start(&r->p), 0);
-}
-
-static void run_dispose(run_t *r)
-{
-    k2a_kiro_resp_dispose(&r->p);
-    rs_rec_dispose(&r->rec);
-}
-
-static void expect_seq(const run_t *r, const char *want)
-{
-    char *got = rs_rec_describe(&r->rec);
-    if (strcmp(got, want) != 0)
-        fail_msg("sequence\n got: %s\nwant: %s", got, want);
-    free(got);
-}
-
-static void expect_block(const run_t *r, int index, const char *want)
-{
-    size_t len;
-    char *got = rs_rec_concat(&r->rec, index, &len);
-    if (len != strlen(want) || memcmp(got, want, len) != 0)
-        fail_msg("block %d\n got: %s\nwant: %s", index, got, want);
-    free(got);
-}
-
-static const rs_event_t *find_stop_of(const run_t *r, int index)
+static const rs_event_t *find_stop_of(const kr_run_t *r, int index)
 {
     for (size_t i = 0; i < r->rec.n; ++i)
         if (r->rec.ev[i].type == K2A_EV_BLOCK_STOP && r->rec.ev[i].index == index)
@@ -177,9 +134,9 @@ static void expect_not_in(const k2a_buf_t *b, const char *what, const char *need
 
 static void test_metering_ends_the_answer(void **state)
 {
-    run_t r;
-    k2a_kiro_resp_config_t cfg = base_cfg(false);
-    run_init(&r, &cfg);
+    kr_run_t r;
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+    kr_run_init(&r, &cfg);
     const frame_t frames[] = {{"assistantResponseEvent", "{\"content\":\"Hello\"}"},
                               {"metadataEvent", "{\"stopReason\":\"END_TURN\"}"},
                               {"contextUsageEvent", "{\"contextUsagePercentage\":12.5}"},
@@ -192,7 +149,7 @@ static void test_metering_ends_the_answer(void **state)
     assert_true(seen->metered);
     assert_int_equal(seen->error, 0);
     assert_int_equal(seen->stop, K2A_KIRO_STOP_END_TURN);
-    expect_seq(&r, "S B0:text D0 U U E0 stop:0");
+    kr_expect_seq(&r, "S B0:text D0 U U E0 stop:0");
     const rs_event_t *e = rs_rec_last(&r.rec);
     assert_true(e->usage.credits > 0.01695 && e->usage.credits < 0.01696);
     assert_true(e->usage.context_usage_pct > 12.49 && e->usage.context_usage_pct < 12.51);
@@ -206,73 +163,73 @@ static void test_metering_ends_the_answer(void **state)
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, K2A_EIDLE_TIMEOUT), 0);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:text D0 U U E0 stop:0");
-    run_dispose(&r);
+    kr_expect_seq(&r, "S B0:text D0 U U E0 stop:0");
+    kr_run_dispose(&r);
 }
 
 static void test_metering_order_violations(void **state)
 {
-    run_t r;
-    k2a_kiro_resp_config_t cfg = base_cfg(false);
+    kr_run_t r;
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
     /* metering before any content: an (empty) complete answer */
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(rs_feed_event(&r.p, "meteringEvent", METERING), 0);
     assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent", "{\"content\":\"late\"}"), 0);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S U stop:0");
-    run_dispose(&r);
+    kr_expect_seq(&r, "S U stop:0");
+    kr_run_dispose(&r);
 
     /* metering inside a tool call: never a complete call */
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(rs_feed_event(&r.p, "toolUseEvent", "{\"name\":\"Write\",\"toolUseId\":\"t1\",\"input\":\"{\\\"a\\\":\"}"), 0);
     assert_int_equal(rs_feed_event(&r.p, "meteringEvent", METERING), K2A_EUPSTREAM_TRUNCATED);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:tool(Write) D0 U error:UPSTREAM_TRUNCATED");
+    kr_expect_seq(&r, "S B0:tool(Write) D0 U error:UPSTREAM_TRUNCATED");
     assert_non_null(strstr(rs_rec_last(&r.rec)->message, "meteringEvent"));
-    run_dispose(&r);
+    kr_run_dispose(&r);
 
     /* ... unless Kiro said the answer was cut for length: the call keeps its partial input, stop max_tokens */
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(rs_feed_event(&r.p, "toolUseEvent", "{\"name\":\"Write\",\"toolUseId\":\"t1\",\"input\":\"{\\\"a\\\":\"}"), 0);
     assert_int_equal(rs_feed_event(&r.p, "metadataEvent", "{\"stopReason\":\"MAX_TOKENS\"}"), 0);
     assert_int_equal(rs_feed_event(&r.p, "meteringEvent", METERING), 0);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:tool(Write) D0 U E0 stop:2");
-    run_dispose(&r);
+    kr_expect_seq(&r, "S B0:tool(Write) D0 U E0 stop:2");
+    kr_run_dispose(&r);
 
     /* a complete tool call, then metering: tool_use */
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(rs_feed_event(&r.p, "toolUseEvent", "{\"name\":\"Read\",\"toolUseId\":\"t2\",\"input\":\"{}\",\"stop\":true}"),
                      0);
     assert_int_equal(rs_feed_event(&r.p, "metadataEvent", "{\"stopReason\":\"TOOL_USE\"}"), 0);
     assert_int_equal(rs_feed_event(&r.p, "meteringEvent", METERING), 0);
-    expect_seq(&r, "S B0:tool(Read) D0 E0 U stop:1");
-    run_dispose(&r);
+    kr_expect_seq(&r, "S B0:tool(Read) D0 E0 U stop:1");
+    kr_run_dispose(&r);
 }
 
 /* An answer that ends cleanly without metering completes as before; a tool call cut upstream (input pieces, no stop, no
  * metering, clean end) stays an error, never a fake end_turn. */
 static void test_clean_end_without_metering_and_cut_tool(void **state)
 {
-    run_t r;
-    k2a_kiro_resp_config_t cfg = base_cfg(false);
-    run_init(&r, &cfg);
+    kr_run_t r;
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+    kr_run_init(&r, &cfg);
     assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent", "{\"content\":\"Hi\"}"), 0);
     assert_int_equal(rs_feed_event(&r.p, "metadataEvent", "{\"stopReason\":\"END_TURN\"}"), 0);
     assert_false(k2a_kiro_resp_seen(&r.p)->finished);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
-    expect_seq(&r, "S B0:text D0 E0 stop:0");
+    kr_expect_seq(&r, "S B0:text D0 E0 stop:0");
     assert_false(k2a_kiro_resp_seen(&r.p)->metered);
-    run_dispose(&r);
+    kr_run_dispose(&r);
 
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(rs_feed_event(&r.p, "toolUseEvent", "{\"name\":\"Write\",\"toolUseId\":\"t1\"}"), 0);
     assert_int_equal(rs_feed_event(&r.p, "toolUseEvent", "{\"name\":\"Write\",\"toolUseId\":\"t1\",\"input\":\"{\\\"path\\\":\"}"),
                      0);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), K2A_EUPSTREAM_TRUNCATED);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:tool(Write) D0 error:UPSTREAM_TRUNCATED");
-    run_dispose(&r);
+    kr_expect_seq(&r, "S B0:tool(Write) D0 error:UPSTREAM_TRUNCATED");
+    kr_run_dispose(&r);
 }
 
 /* ---------- metadataEvent ---------- */
@@ -323,9 +280,9 @@ static void test_stop_reasons_both_dialects(void **state)
         frames[n++] = (frame_t){"metadataEvent", c->metadata};
         frames[n++] = (frame_t){"meteringEvent", METERING};
         frames[n] = (frame_t){NULL, NULL};
-        k2a_kiro_resp_config_t cfg = base_cfg(false);
-        run_t r;
-        run_init(&r, &cfg);
+        k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+        kr_run_t r;
+        kr_run_init(&r, &cfg);
         feed_all(&r.p, frames);
         rs_rec_check(&r.rec, true);
         char *got = rs_rec_describe(&r.rec);
@@ -334,7 +291,7 @@ static void test_stop_reasons_both_dialects(void **state)
         free(got);
         if (!c->text && strstr(c->seq, "FILTERED") != NULL)
             assert_non_null(strstr(rs_rec_last(&r.rec)->message, "Request was blocked by upstream content filtering"));
-        run_dispose(&r);
+        kr_run_dispose(&r);
 
         dialects_t d;
         run_dialects(&cfg, frames, &d);
@@ -378,12 +335,12 @@ static void test_token_usage_and_context(void **state)
         {"contextUsageEvent", "{\"contextUsagePercentage\":50.5}"},
         {"meteringEvent", METERING},
         {NULL, NULL}};
-    k2a_kiro_resp_config_t cfg = base_cfg(false);
-    run_t r;
-    run_init(&r, &cfg);
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+    kr_run_t r;
+    kr_run_init(&r, &cfg);
     assert_int_equal(feed_all(&r.p, frames), 0);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:text D0 U U U E0 stop:0");
+    kr_expect_seq(&r, "S B0:text D0 U U U E0 stop:0");
     const rs_event_t *e = rs_rec_last(&r.rec);
     assert_int_equal(e->usage.input_tokens, 100);
     assert_int_equal(e->usage.cache_read_input_tokens, 2000);
@@ -394,7 +351,7 @@ static void test_token_usage_and_context(void **state)
     assert_int_equal(k2a_kiro_resp_context_tokens(&r.p), 101000);
     /* the metadata's percentage was taken as contextUsageEvent's is (then the event's replaced it) */
     assert_int_equal(r.rec.ev[3].usage.context_usage_pct, 50);
-    run_dispose(&r);
+    kr_run_dispose(&r);
 
     dialects_t d;
     run_dialects(&cfg, frames, &d);
@@ -409,15 +366,15 @@ static void test_token_usage_and_context(void **state)
     dialects_dispose(&d);
 
     /* a metadata percentage of 100 or more ends the answer as the context event does */
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent", "{\"content\":\"x\"}"), 0);
     assert_int_equal(rs_feed_event(&r.p, "metadataEvent", "{\"contextUsagePercentage\":100}"), 0);
     assert_int_equal(rs_feed_event(&r.p, "meteringEvent", METERING), 0);
-    expect_seq(&r, "S B0:text D0 U U E0 stop:3");
+    kr_expect_seq(&r, "S B0:text D0 U U E0 stop:3");
     /* without tokenUsage the estimates stay */
     assert_int_equal(rs_rec_last(&r.rec)->usage.input_tokens, 9);
     assert_int_equal(rs_rec_last(&r.rec)->usage.cache_read_input_tokens, 0);
-    run_dispose(&r);
+    kr_run_dispose(&r);
 }
 
 /* ---------- reasoningContentEvent ---------- */
@@ -431,16 +388,16 @@ static void test_reasoning_text_and_signature(void **state)
                               {"metadataEvent", "{\"stopReason\":\"END_TURN\"}"},
                               {"meteringEvent", METERING},
                               {NULL, NULL}};
-    k2a_kiro_resp_config_t cfg = base_cfg(true);
-    run_t r;
-    run_init(&r, &cfg);
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(true);
+    kr_run_t r;
+    kr_run_init(&r, &cfg);
     assert_int_equal(feed_all(&r.p, frames), 0);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:think D0 D0 E0 B1:text D1 U E1 stop:0");
-    expect_block(&r, 0, "Let me think.");
-    expect_block(&r, 1, "Answer.");
+    kr_expect_seq(&r, "S B0:think D0 D0 E0 B1:text D1 U E1 stop:0");
+    kr_expect_block(&r, 0, "Let me think.");
+    kr_expect_block(&r, 1, "Answer.");
     assert_string_equal(find_stop_of(&r, 0)->signature, "c2lnLWZyb20ta2lybw==");
-    run_dispose(&r);
+    kr_run_dispose(&r);
 
     dialects_t d;
     run_dialects(&cfg, frames, &d);
@@ -455,14 +412,14 @@ static void test_reasoning_text_and_signature(void **state)
     dialects_dispose(&d);
 
     /* text and signature in one frame, the text split inside a UTF-8 sequence across frames */
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(rs_feed_event(&r.p, "reasoningContentEvent", "{\"text\":\"caf\xc3\"}"), 0);
     assert_int_equal(rs_feed_event(&r.p, "reasoningContentEvent", "{\"text\":\"\xa9!\",\"signature\":\"s1\"}"), 0);
     assert_int_equal(rs_feed_event(&r.p, "meteringEvent", METERING), 0);
     rs_rec_check(&r.rec, true);
-    expect_block(&r, 0, "caf\xc3\xa9!");
+    kr_expect_block(&r, 0, "caf\xc3\xa9!");
     assert_string_equal(find_stop_of(&r, 0)->signature, "s1");
-    run_dispose(&r);
+    kr_run_dispose(&r);
 }
 
 static void test_reasoning_without_thinking_requested_is_text(void **state)
@@ -472,14 +429,14 @@ static void test_reasoning_without_thinking_requested_is_text(void **state)
                               {"assistantResponseEvent", "{\"content\":\"and answer.\"}"},
                               {"meteringEvent", METERING},
                               {NULL, NULL}};
-    k2a_kiro_resp_config_t cfg = base_cfg(false);
-    run_t r;
-    run_init(&r, &cfg);
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+    kr_run_t r;
+    kr_run_init(&r, &cfg);
     assert_int_equal(feed_all(&r.p, frames), 0);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:text D0 D0 U E0 stop:0");
-    expect_block(&r, 0, "Reasoning and answer.");
-    run_dispose(&r);
+    kr_expect_seq(&r, "S B0:text D0 D0 U E0 stop:0");
+    kr_expect_block(&r, 0, "Reasoning and answer.");
+    kr_run_dispose(&r);
 }
 
 /* GPT models send only redactedContent, at the end of the turn: a redacted_thinking block after the text. */
@@ -491,14 +448,14 @@ static void test_redacted_reasoning_after_text(void **state)
                               {"contextUsageEvent", "{\"contextUsagePercentage\":3}"},
                               {"meteringEvent", METERING},
                               {NULL, NULL}};
-    k2a_kiro_resp_config_t cfg = base_cfg(true);
-    run_t r;
-    run_init(&r, &cfg);
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(true);
+    kr_run_t r;
+    kr_run_init(&r, &cfg);
     assert_int_equal(feed_all(&r.p, frames), 0);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:text D0 E0 B1:redacted E1 U U stop:0");
+    kr_expect_seq(&r, "S B0:text D0 E0 B1:redacted E1 U U stop:0");
     assert_string_equal(r.rec.ev[4].text, "ZW5jcnlwdGVkLXJlYXNvbmluZw==");
-    run_dispose(&r);
+    kr_run_dispose(&r);
 
     dialects_t d;
     run_dialects(&cfg, frames, &d);
@@ -514,43 +471,43 @@ static void test_redacted_reasoning_after_text(void **state)
     dialects_dispose(&d);
 
     /* redacted only: the answer has that one block */
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(rs_feed_event(&r.p, "reasoningContentEvent", "{\"redactedContent\":\"eA==\"}"), 0);
     assert_int_equal(rs_feed_event(&r.p, "meteringEvent", METERING), 0);
-    expect_seq(&r, "S B0:redacted E0 U stop:0");
-    run_dispose(&r);
+    kr_expect_seq(&r, "S B0:redacted E0 U stop:0");
+    kr_run_dispose(&r);
 
     /* reasoning text after text opens a new thinking block, and text after it a new text block */
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent", "{\"content\":\"A\"}"), 0);
     assert_int_equal(rs_feed_event(&r.p, "reasoningContentEvent", "{\"text\":\"hmm\"}"), 0);
     assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent", "{\"content\":\"B\"}"), 0);
     assert_int_equal(rs_feed_event(&r.p, "meteringEvent", METERING), 0);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:text D0 E0 B1:think D1 E1 B2:text D2 U E2 stop:0");
+    kr_expect_seq(&r, "S B0:text D0 E0 B1:think D1 E1 B2:text D2 U E2 stop:0");
     assert_null(find_stop_of(&r, 1)->signature); /* none from Kiro: the writer uses its own */
-    run_dispose(&r);
+    kr_run_dispose(&r);
 }
 
 /* ---------- other events ---------- */
 
 static void test_invalid_state_and_message_metadata(void **state)
 {
-    k2a_kiro_resp_config_t cfg = base_cfg(false);
-    run_t r;
-    run_init(&r, &cfg);
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+    kr_run_t r;
+    kr_run_init(&r, &cfg);
     assert_int_equal(rs_feed_event(&r.p, "messageMetadataEvent", "{\"conversationId\":\"c-1\"}"), 0);
     assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent", "{\"content\":\"partial\"}"), 0);
     assert_int_equal(
         rs_feed_event(&r.p, "invalidStateEvent", "{\"reason\":\"INVALID_STATE\",\"message\":\"conversation is stale\"}"),
         K2A_EUPSTREAM_EXCEPTION);
     rs_rec_check(&r.rec, true);
-    expect_seq(&r, "S B0:text D0 error:UPSTREAM_EXCEPTION");
+    kr_expect_seq(&r, "S B0:text D0 error:UPSTREAM_EXCEPTION");
     assert_non_null(strstr(rs_rec_last(&r.rec)->message, "INVALID_STATE"));
     assert_non_null(strstr(rs_rec_last(&r.rec)->message, "conversation is stale"));
     assert_int_equal(k2a_kiro_resp_seen(&r.p)->ignored_frames, 1);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
-    run_dispose(&r);
+    kr_run_dispose(&r);
 }
 
 int main(void)

@@ -14,78 +14,15 @@
 #include <cmocka.h>
 #include "convert/kiro_resp.h"
 #include "core/errors.h"
+#include "kiro_run.h"
 #include "resp_support.h"
 
-typedef struct st_run_t {
-    k2a_kiro_resp_t p;
-    rs_rec_t rec;
-} run_t;
-
-static k2a_kiro_resp_config_t base_cfg(void)
-{
-    k2a_kiro_resp_config_t cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.input_tokens = 9;
-    return cfg;
-}
-
-static void run_init(run_t *r, const k2a_kiro_resp_config_t *cfg)
-{
-    rs_rec_init(&r->rec);
-    assert_int_equal(k2a_kiro_resp_init(&r->p, cfg, rs_rec_sink, &r->rec), 0);
-    assert_int_equal(k2a_kiro_resp_start(&r->p), 0);
-}
-
-static void run_dispose(run_t *r)
-{
-    k2a_kiro_resp_dispose(&r->p);
-    rs_rec_dispose(&r->rec);
-}
-
-static void expect_seq(const run_t *r, const char *want)
-{
-    char *got = rs_rec_describe(&r->rec);
-    if (strcmp(got, want) != 0)
-        fail_msg("sequence\n got: %s\nwant: %s", got, want);
-    free(got);
-}
-
-static void expect_concat(const run_t *r, int index, const char *want)
-{
-    size_t len;
-    char *got = rs_rec_concat(&r->rec, index, &len);
-    if (len != strlen(want) || memcmp(got, want, len) != 0)
-        fail_msg("block %d\n got: %s\nwant: %s", index, got, want);
-    free(got);
-}
-
-static int feed_text(run_t *r, const char *s, size_t n)
+static int feed_text(kr_run_t *r, const char *s, size_t n)
 {
     char payload[64];
     assert_true(n < 32);
     snprintf(payload, sizeof(payload), "{\"content\":\"%.*s\"}", (int)n, s);
     return rs_feed_event(&r->p, "assistantResponseEvent", payload);
-}
-
-/* payload between "<" and ">" text frames: rc want_rc, and the block's text want_text when it is read */
-static void plain_case(const char *payload, int want_rc, const char *want_text)
-{
-    run_t r;
-    k2a_kiro_resp_config_t cfg = base_cfg();
-    run_init(&r, &cfg);
-    assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent", "{\"content\":\"<\"}"), 0);
-    int rc = rs_feed_event(&r.p, "assistantResponseEvent", payload);
-    if (rc != want_rc)
-        fail_msg("payload %s: rc %d, want %d", payload, rc, want_rc);
-    if (rc == 0) {
-        assert_int_equal(rs_feed_event(&r.p, "assistantResponseEvent", "{\"content\":\">\"}"), 0);
-        assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
-        rs_rec_check(&r.rec, true);
-        expect_concat(&r, 0, want_text);
-    } else {
-        expect_seq(&r, "S B0:text D0 error:UPSTREAM_EVENT");
-    }
-    run_dispose(&r);
 }
 
 static void test_plain_content_every_offset(void **state)
@@ -97,19 +34,19 @@ static void test_plain_content_every_offset(void **state)
         text[at] = '\0';
         snprintf(payload, sizeof(payload), "{\"content\":\"%s\\\"q\\\\%s\"}", text, "yyyyyyyyy");
         snprintf(want, sizeof(want), "<%s\"q\\%s>", text, "yyyyyyyyy");
-        plain_case(payload, 0, want);
+        kr_plain_case(payload, 0, want);
         snprintf(payload, sizeof(payload), "{\"content\":\"%s\"}", text);
         snprintf(want, sizeof(want), "<%s>", text);
-        plain_case(payload, 0, want);
+        kr_plain_case(payload, 0, want);
         snprintf(payload, sizeof(payload), "{\"content\":\"%s\x01zzzzzzzzz\"}", text);
-        plain_case(payload, K2A_EUPSTREAM_EVENT, NULL);
+        kr_plain_case(payload, K2A_EUPSTREAM_EVENT, NULL);
         /* the UTF-8 check skips 8 ASCII bytes at a time: a bad byte or a 2-byte character at every offset */
         snprintf(payload, sizeof(payload), "{\"content\":\"%s\xffzzzzzzzzz\"}", text);
         snprintf(want, sizeof(want), "<%s\xef\xbf\xbdzzzzzzzzz>", text);
-        plain_case(payload, 0, want);
+        kr_plain_case(payload, 0, want);
         snprintf(payload, sizeof(payload), "{\"content\":\"%s\xc3\xa9zzzzzzzzz\"}", text);
         snprintf(want, sizeof(want), "<%s\xc3\xa9zzzzzzzzz>", text);
-        plain_case(payload, 0, want);
+        kr_plain_case(payload, 0, want);
     }
 }
 
@@ -117,10 +54,10 @@ static void test_plain_content_every_offset(void **state)
  * event; an unknown message type is ignored */
 static void test_type_headers_any_order(void **state)
 {
-    run_t r;
+    kr_run_t r;
     rs_frame_t fr;
-    k2a_kiro_resp_config_t cfg = base_cfg();
-    run_init(&r, &cfg);
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
+    kr_run_init(&r, &cfg);
     rs_frame_headers(&fr, "{\"content\":\"a\"}", ":event-type", "assistantResponseEvent", ":content-type", "application/json",
                      ":message-type", "event", NULL);
     assert_int_equal(k2a_kiro_resp_on_frame(&r.p, &fr.f), 0);
@@ -140,19 +77,19 @@ static void test_type_headers_any_order(void **state)
     rs_frame_dispose(&fr);
     assert_int_equal(k2a_kiro_resp_finish(&r.p, 0), 0);
     rs_rec_check(&r.rec, true);
-    expect_concat(&r, 0, "abc");
+    kr_expect_block(&r, 0, "abc");
     assert_int_equal(k2a_kiro_resp_seen(&r.p)->ignored_frames, 2);
-    run_dispose(&r);
+    kr_run_dispose(&r);
 }
 
 /* The small end-of-answer payloads are read without yajl when they are one flat object: each must give what yajl gives.
  * The same members with one more nested member ("z":[0], which only yajl reads) are the reference. */
 static void flat_outcome(const char *event, const char *payload, int *rc, int64_t *ctx, double *credits, char *seq, size_t seqsz)
 {
-    run_t r;
-    k2a_kiro_resp_config_t cfg = base_cfg();
+    kr_run_t r;
+    k2a_kiro_resp_config_t cfg = kr_base_cfg(false);
     cfg.context_window = 1000000;
-    run_init(&r, &cfg);
+    kr_run_init(&r, &cfg);
     assert_int_equal(feed_text(&r, "x", 1), 0);
     *rc = rs_feed_event(&r.p, event, payload);
     int frc = k2a_kiro_resp_finish(&r.p, 0);
@@ -160,7 +97,7 @@ static void flat_outcome(const char *event, const char *payload, int *rc, int64_
     *ctx = k2a_kiro_resp_context_tokens(&r.p);
     *credits = rs_rec_last(&r.rec)->usage.credits;
     snprintf(seq, seqsz, "%zu/%d/%d", r.rec.n, (int)rs_rec_last(&r.rec)->stop_reason, rs_rec_last(&r.rec)->error);
-    run_dispose(&r);
+    kr_run_dispose(&r);
 }
 
 static void test_flat_payloads_match_yajl(void **state)

@@ -20,10 +20,11 @@
 #include "convert/openai_error.h"
 #include "convert/openai_resp.h"
 #include "core/errors.h"
+#include "golden_support.h"
+#include "kiro_run.h"
 #include "resp_support.h"
 
 #define UPSTREAM K2A_FIXTURES_DIR "/upstream/"
-#define VECTORS K2A_SOURCE_DIR "/tests/vectors/response/"
 #define CREATED 1767225600
 
 typedef struct st_fixture_t {
@@ -40,22 +41,6 @@ static const fixture_t fixtures[] = {
     {"SYNTHETIC_text_tooluse_metering_contextusage", "claude-sonnet-4-20250514", 200, 1},
     {"SYNTHETIC_text_then_exception", "claude-sonnet-4-20250514", 200, 0},
 };
-
-static void compare_golden(const char *name, const char *ext, const k2a_buf_t *got)
-{
-    char path[512];
-    snprintf(path, sizeof(path), VECTORS "%s.%s", name, ext);
-    const char *bless = getenv("K2A_BLESS");
-    if (bless != NULL && strcmp(bless, "1") == 0) {
-        rs_write_file(path, got->base, got->len);
-        return;
-    }
-    size_t len;
-    char *want = rs_read_file(path, &len);
-    if (len != got->len || memcmp(want, got->base, len) != 0)
-        fail_msg("%s differs from the golden file\n got: %.*s\nwant: %s", path, (int)got->len, got->base, want);
-    free(want);
-}
 
 static void fixed_id(char id[K2A_OPENAI_ID_SIZE])
 {
@@ -78,12 +63,8 @@ static void run_fixture(const fixture_t *fx, size_t chunk, k2a_buf_t *sse, k2a_b
     assert_int_equal(k2a_openai_stream_init(&w, sse, id, CREATED, k2a_cstr(fx->model), true), 0);
     k2a_openai_aggregate_init(&a, 1 << 20, 128);
     rs_tee_t tee = {k2a_openai_stream_on_event, k2a_openai_aggregate_on_event, &w, &a};
-    k2a_kiro_resp_config_t cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.input_tokens = 9;
     k2a_kiro_resp_t p;
-    assert_int_equal(k2a_kiro_resp_init(&p, &cfg, rs_tee_sink, &tee), 0);
-    assert_int_equal(k2a_kiro_resp_start(&p), 0);
+    kr_start_tee(&p, &tee);
     int rc = rs_run_body(&p, body, len, chunk);
     assert_true(k2a_openai_stream_done(&w));
     int r = k2a_openai_aggregate_write(&a, json, id, CREATED, k2a_cstr(fx->model));
@@ -187,8 +168,8 @@ static void test_fixtures_golden(void **state)
         int status = 0, ended;
         run_fixture(fx, 0, &sse, &json, &status);
         assert_int_equal(status, fx->json_status);
-        compare_golden(fx->file, "openai.sse", &sse);
-        compare_golden(fx->file, "openai.json", &json);
+        gs_compare_response_golden(fx->file, "openai.sse", &sse);
+        gs_compare_response_golden(fx->file, "openai.json", &json);
         check_stream(sse.base, sse.len, fx->model, args, 4, &ended);
         assert_int_equal(ended, fx->json_status == 200 ? 1 : 2);
 

@@ -26,6 +26,7 @@
 #include "pool/internal.h"
 #include "pool/pool.h"
 #include "pool/store.h"
+#include "pool_fixture.h"
 
 /* ---- configuration ---- */
 
@@ -501,185 +502,36 @@ static void test_backoff_math(void **state)
     assert_int_equal(k2a_pool_next_month_utc_ms(1703980800000LL), 1704067200000LL); /* 2023-12-31 -> 2024-01-01 */
 }
 
-/* ---- a pool with valid tokens from an in-memory store ---- */
+/* ---- a pool with valid tokens from an in-memory store (pool_fixture.h) ---- */
 
-typedef struct st_mem_store_t {
-    k2a_pool_store_t super;
-    k2a_buf_t initial;
-    k2a_buf_t last;
-    int saves;
-} mem_store_t;
-
-static int mem_load(k2a_pool_store_t *st, k2a_pool_snapshot_t *out, char *err, size_t errlen)
+static void fixture_start(pf_fixture_t *f, size_t n, k2a_pool_strategy_t strategy, unsigned cap)
 {
-    mem_store_t *m = (mem_store_t *)st;
-    if (m->initial.len == 0)
-        return K2A_ENOTFOUND;
-    return k2a_pool_snapshot_decode(m->initial.base, m->initial.len, out, err, errlen);
-}
-
-static int mem_save(k2a_pool_store_t *st, k2a_buf_t *json, k2a_pool_store_saved_cb cb, void *data)
-{
-    mem_store_t *m = (mem_store_t *)st;
-    k2a_buf_dispose(&m->last);
-    m->last = *json;
-    *json = (k2a_buf_t)K2A_BUF_INIT(0);
-    ++m->saves;
-    cb(data, 0);
-    return 0;
-}
-
-static int mem_save_sync(k2a_pool_store_t *st, const k2a_buf_t *json)
-{
-    mem_store_t *m = (mem_store_t *)st;
-    k2a_buf_reset(&m->last);
-    k2a_buf_append(&m->last, json->base, json->len);
-    ++m->saves;
-    return 0;
-}
-
-static void mem_destroy(k2a_pool_store_t *st)
-{
-    mem_store_t *m = (mem_store_t *)st;
-    k2a_buf_dispose(&m->initial);
-    k2a_buf_dispose(&m->last);
-    free(m);
-}
-
-static void key_of(const char *auth, const char *rt, char out[65])
-{
-    unsigned char md[32];
-    unsigned n;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
-    EVP_DigestUpdate(c, auth, strlen(auth));
-    EVP_DigestUpdate(c, ":", 1);
-    EVP_DigestUpdate(c, rt, strlen(rt));
-    EVP_DigestFinal_ex(c, md, &n);
-    EVP_MD_CTX_free(c);
-    for (int i = 0; i < 32; ++i)
-        sprintf(out + 2 * i, "%02x", md[i]);
-}
-
-/* A memory store whose snapshot gives accounts rt-0..rt-(n-1) valid access tokens. */
-static mem_store_t *mem_store_with_tokens(size_t n)
-{
-    mem_store_t *m = calloc(1, sizeof(*m));
-    m->super.name = "memory";
-    m->super.load = mem_load;
-    m->super.save = mem_save;
-    m->super.save_sync = mem_save_sync;
-    m->super.destroy = mem_destroy;
-    k2a_pool_snapshot_t s = {calloc(n, sizeof(k2a_account_snapshot_t)), n, 0};
-    int64_t now = k2a_pool_now_ms();
-    for (size_t i = 0; i < n; ++i) {
-        char rt[32], at[32];
-        snprintf(rt, sizeof(rt), "rt-%zu", i);
-        snprintf(at, sizeof(at), "access-token-%zu", i);
-        key_of("Social", rt, s.accounts[i].key);
-        s.accounts[i].refresh_token = strdup(rt);
-        s.accounts[i].access_token = strdup(at);
-        s.accounts[i].expires_at_ms = now + 3600 * 1000;
-        s.accounts[i].expires_in_s = 3600;
-        snprintf(s.accounts[i].state, sizeof(s.accounts[i].state), "ok");
-    }
-    k2a_pool_snapshot_encode(&s, &m->initial);
-    k2a_pool_snapshot_dispose(&s);
-    return m;
-}
-
-static char *accounts_json(size_t n)
-{
-    k2a_buf_t b = K2A_BUF_INIT(0);
-    k2a_buf_appendstr(&b, "[");
-    for (size_t i = 0; i < n; ++i)
-        k2a_buf_appendf(&b, "%s{\"refreshToken\":\"rt-%zu\",\"description\":\"acct%zu\"}", i ? "," : "", i, i);
-    k2a_buf_appendstr(&b, "]");
-    return k2a_buf_cstr(&b);
-}
-
-typedef struct st_fixture_t {
-    uv_loop_t loop;
-    k2a_upstream_t *up;
-    k2a_pool_t *pool;
-    mem_store_t *store;
-    char *auth;
-} fixture_t;
-
-static void fixture_start(fixture_t *f, size_t n, k2a_pool_strategy_t strategy, unsigned cap)
-{
-    memset(f, 0, sizeof(*f));
-    uv_loop_init(&f->loop);
-    assert_int_equal(k2a_coro_runtime_init(&f->loop, NULL), 0);
-    k2a_upstream_config_t ucfg;
-    k2a_upstream_config_init(&ucfg);
-    assert_int_equal(k2a_upstream_create(&f->loop, &ucfg, &f->up), 0);
     k2a_pool_config_t pc;
     k2a_pool_config_init(&pc);
-    f->auth = accounts_json(n);
-    pc.auth_token = f->auth;
-    pc.strategy = strategy;
     pc.account_max_concurrency = cap;
-    pc.usage_poll_interval_s = 0;
-    pc.warmup = false;
-    pc.api_base = "http://127.0.0.1:1";
-    pc.social_refresh_url = "http://127.0.0.1:1/refreshToken";
-    pc.idc_refresh_url = "http://127.0.0.1:1/token";
-    f->store = mem_store_with_tokens(n);
-    char err[256];
-    int r = k2a_pool_create(&f->loop, f->up, &pc, &f->store->super, &f->pool, err, sizeof(err));
-    if (r != 0)
-        fail_msg("create: %s", err);
-}
-
-static void fixture_stop(fixture_t *f)
-{
-    k2a_pool_shutdown(f->pool);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    k2a_pool_destroy(f->pool);
-    k2a_upstream_destroy(f->up);
-    k2a_coro_runtime_dispose();
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
-    free(f->auth);
-}
-
-/* acquire outside a coroutine works when tokens are valid (no await needed) */
-static size_t take_index(fixture_t *f, k2a_lease_t *l)
-{
-    int r = k2a_pool_acquire(f->pool, NULL, NULL, NULL, l, NULL);
-    if (r != 0)
-        fail_msg("acquire: %s", k2a_errname(r));
-    return l->index;
-}
-
-static void cool(fixture_t *f, size_t i, int status)
-{
-    k2a_verdict_t v;
-    k2a_pool_classify(0, status, "", 0, &v);
-    k2a_account_apply_verdict(f->pool->accounts[i], &v, f->pool->accounts[i]->token_gen);
+    pf_fixture_start(f, n, strategy, &pc, NULL);
 }
 
 static void test_strategy_sequential(void **state)
 {
-    fixture_t f;
+    pf_fixture_t f;
     fixture_start(&f, 3, K2A_POOL_SEQUENTIAL, 0);
     assert_true(k2a_pool_ready(f.pool));
     k2a_lease_t l[4];
     for (int i = 0; i < 4; ++i)
-        assert_int_equal(take_index(&f, &l[i]), 0); /* stays on the current account */
+        assert_int_equal(pf_take_index(&f, &l[i]), 0); /* stays on the current account */
     assert_string_equal(l[0].access_token, "access-token-0");
     assert_string_equal(l[0].description, "acct0");
     assert_int_equal(strlen(l[0].machine_id), 64);
     for (int i = 0; i < 4; ++i)
         k2a_pool_release(&l[i]);
-    cool(&f, 0, 429); /* unusable -> the next in config order */
+    pf_cool(&f, 0, 429); /* unusable -> the next in config order */
     assert_int_equal(f.pool->accounts[0]->state, K2A_ACCOUNT_COOLING);
-    assert_int_equal(take_index(&f, &l[0]), 1);
+    assert_int_equal(pf_take_index(&f, &l[0]), 1);
     k2a_pool_release(&l[0]);
     /* account 0 recovers: sequential stays on account 1 (kiro2api semantics) */
     k2a_account_set_state(f.pool->accounts[0], K2A_ACCOUNT_OK, 0, "");
-    assert_int_equal(take_index(&f, &l[0]), 1);
+    assert_int_equal(pf_take_index(&f, &l[0]), 1);
     k2a_pool_release(&l[0]);
     /* exclusion (an account already tried by the request) */
     k2a_pool_exclude_t ex = {.ids = {f.pool->accounts[1]->id}, .n = 1};
@@ -687,21 +539,21 @@ static void test_strategy_sequential(void **state)
     assert_int_equal(l[0].index, 2);
     k2a_pool_release(&l[0]);
     /* everything unusable: K2A_ENO_ACCOUNT with the time until the soonest recovery */
-    cool(&f, 0, 402);
-    cool(&f, 1, 500);
-    cool(&f, 2, 429);
+    pf_cool(&f, 0, 402);
+    pf_cool(&f, 1, 500);
+    pf_cool(&f, 2, 429);
     uint64_t retry = 0;
     assert_int_equal(k2a_pool_acquire(f.pool, NULL, NULL, NULL, &l[0], &retry), K2A_ENO_ACCOUNT);
     assert_true(retry > 0 && retry <= 2400);
     assert_false(k2a_pool_ready(f.pool));
-    fixture_stop(&f);
+    pf_fixture_stop(&f);
 }
 
 /* Routing by model catalog: accounts whose known catalog lacks the model are skipped, an account without a catalog is
  * tried, INVALID_MODEL_ID marks remove a model, the pool's union and windows, and the catalogs in the state file. */
 static void test_model_catalogs(void **state)
 {
-    fixture_t f;
+    pf_fixture_t f;
     fixture_start(&f, 3, K2A_POOL_SEQUENTIAL, 0);
     k2a_account_t **a = f.pool->accounts;
     k2a_account_catalog_restore(a[0], "{\"models\":[{\"modelId\":\"claude-sonnet-4.5\",\"modelName\":\"Sonnet\","
@@ -768,7 +620,7 @@ static void test_model_catalogs(void **state)
     assert_non_null(strstr(snap.accounts[0].catalog, "\"fetchedAt\":1767225600000"));
     k2a_pool_snapshot_dispose(&snap);
     k2a_buf_dispose(&json);
-    fixture_stop(&f);
+    pf_fixture_stop(&f);
 }
 
 /* Finding of the fault suite (test_faults_upstream, 402 on every account then SIGHUP): when the last eligible account left
@@ -777,69 +629,69 @@ static void test_model_catalogs(void **state)
 static void test_cursor_after_every_account_left(void **state)
 {
     for (int strategy = K2A_POOL_SEQUENTIAL; strategy <= K2A_POOL_ROUND_ROBIN; ++strategy) {
-        fixture_t f;
+        pf_fixture_t f;
         fixture_start(&f, 3, (k2a_pool_strategy_t)strategy, 0);
         k2a_lease_t l;
-        cool(&f, 0, 402);
-        cool(&f, 1, 402);
-        cool(&f, 2, 429);
+        pf_cool(&f, 0, 402);
+        pf_cool(&f, 1, 402);
+        pf_cool(&f, 2, 429);
         assert_int_equal(k2a_pool_acquire(f.pool, NULL, NULL, NULL, &l, NULL), K2A_ENO_ACCOUNT);
         assert_null(f.pool->seq_cursor);
         assert_null(f.pool->rr_cursor);
         /* account 2 recovers: it is the one picked, every time, never an exhausted one */
         k2a_account_set_state(f.pool->accounts[2], K2A_ACCOUNT_OK, 0, "");
         for (int i = 0; i < 3; ++i) {
-            assert_int_equal(take_index(&f, &l), 2);
+            assert_int_equal(pf_take_index(&f, &l), 2);
             k2a_pool_release(&l);
         }
-        fixture_stop(&f);
+        pf_fixture_stop(&f);
     }
 }
 
 static void test_strategy_round_robin(void **state)
 {
-    fixture_t f;
+    pf_fixture_t f;
     fixture_start(&f, 3, K2A_POOL_ROUND_ROBIN, 0);
     k2a_lease_t l;
     size_t seen[7];
     for (int i = 0; i < 7; ++i) {
-        seen[i] = take_index(&f, &l);
+        seen[i] = pf_take_index(&f, &l);
         k2a_pool_release(&l);
     }
     size_t expect[] = {0, 1, 2, 0, 1, 2, 0};
     assert_memory_equal(seen, expect, sizeof(expect));
-    cool(&f, 2, 429);
+    pf_cool(&f, 2, 429);
     for (int i = 0; i < 4; ++i) {
-        seen[i] = take_index(&f, &l);
+        seen[i] = pf_take_index(&f, &l);
         k2a_pool_release(&l);
     }
     size_t expect2[] = {1, 0, 1, 0};
     assert_memory_equal(seen, expect2, sizeof(expect2));
-    fixture_stop(&f);
+    pf_fixture_stop(&f);
 }
 
 static void test_strategy_balanced(void **state)
 {
-    fixture_t f;
+    pf_fixture_t f;
     fixture_start(&f, 3, K2A_POOL_BALANCED, 0);
     k2a_lease_t l[6];
     /* fewest in flight: 0, 1, 2, then again 0, 1, 2 (ties by least recently used) */
     size_t got[6];
     for (int i = 0; i < 6; ++i)
-        got[i] = take_index(&f, &l[i]);
+        got[i] = pf_take_index(&f, &l[i]);
     size_t expect[] = {0, 1, 2, 0, 1, 2};
     assert_memory_equal(got, expect, sizeof(expect));
     /* release both leases of account 1: it has the fewest in flight now */
     k2a_pool_release(&l[1]);
     k2a_pool_release(&l[4]);
     k2a_lease_t x;
-    assert_int_equal(take_index(&f, &x), 1);
+    assert_int_equal(pf_take_index(&f, &x), 1);
     k2a_pool_release(&x);
     /* release one of account 2: accounts 1 (0 in flight) then 2 (1 in flight) */
     k2a_pool_release(&l[5]);
     k2a_lease_t y, z;
-    assert_int_equal(take_index(&f, &y), 1);
-    assert_int_equal(take_index(&f, &z), 2);
+    assert_int_equal(pf_take_index(&f, &y), 1);
+    assert_int_equal(pf_take_index(&f, &z), 2);
     assert_int_equal(f.pool->accounts[0]->inflight, 2);
     assert_int_equal(f.pool->accounts[1]->inflight, 1);
     assert_int_equal(f.pool->accounts[2]->inflight, 2);
@@ -851,41 +703,41 @@ static void test_strategy_balanced(void **state)
     for (int i = 0; i < 3; ++i)
         assert_int_equal(f.pool->accounts[i]->inflight, 0);
     /* a cooling account is skipped; many in flight grow the buckets */
-    cool(&f, 0, 500);
+    pf_cool(&f, 0, 500);
     k2a_lease_t many[40];
     for (int i = 0; i < 40; ++i)
-        assert_int_not_equal(take_index(&f, &many[i]), 0);
+        assert_int_not_equal(pf_take_index(&f, &many[i]), 0);
     assert_int_equal(f.pool->accounts[1]->inflight, 20);
     assert_int_equal(f.pool->accounts[2]->inflight, 20);
     for (int i = 0; i < 40; ++i)
         k2a_pool_release(&many[i]);
-    fixture_stop(&f);
+    pf_fixture_stop(&f);
 }
 
 static void test_strategy_concurrency_cap(void **state)
 {
     for (int s = 0; s < 3; ++s) {
-        fixture_t f;
+        pf_fixture_t f;
         fixture_start(&f, 2, (k2a_pool_strategy_t)s, 2);
         k2a_lease_t l[5];
         int counts[2] = {0, 0};
         for (int i = 0; i < 4; ++i)
-            ++counts[take_index(&f, &l[i])];
+            ++counts[pf_take_index(&f, &l[i])];
         assert_int_equal(counts[0], 2);
         assert_int_equal(counts[1], 2);
         /* every account at its cap: outside a coroutine there is no queue to wait in */
         assert_int_equal(k2a_pool_acquire(f.pool, NULL, NULL, NULL, &l[4], NULL), K2A_EBUSY);
         k2a_pool_release(&l[0]);
-        assert_int_equal(take_index(&f, &l[4]), l[0].index);
+        assert_int_equal(pf_take_index(&f, &l[4]), l[0].index);
         for (int i = 1; i < 5; ++i)
             k2a_pool_release(&l[i]);
-        fixture_stop(&f);
+        pf_fixture_stop(&f);
     }
 }
 
 /* In a coroutine, an acquire at the cap queues until a release. */
 typedef struct st_queue_ctx_t {
-    fixture_t *f;
+    pf_fixture_t *f;
     int rc;
     size_t index;
     bool done;
@@ -905,10 +757,10 @@ static void queued_acquire(k2a_coro_t *co, void *arg)
 
 static void test_concurrency_queue(void **state)
 {
-    fixture_t f;
+    pf_fixture_t f;
     fixture_start(&f, 1, K2A_POOL_BALANCED, 1);
     k2a_lease_t l;
-    assert_int_equal(take_index(&f, &l), 0);
+    assert_int_equal(pf_take_index(&f, &l), 0);
     queue_ctx_t q = {.f = &f};
     assert_int_equal(k2a_coro_spawn(queued_acquire, &q), 0);
     uv_run(&f.loop, UV_RUN_NOWAIT);
@@ -919,41 +771,41 @@ static void test_concurrency_queue(void **state)
         uv_run(&f.loop, UV_RUN_ONCE);
     assert_int_equal(q.rc, 0);
     assert_int_equal(q.index, 0);
-    fixture_stop(&f);
+    pf_fixture_stop(&f);
 }
 
 static void test_state_machine(void **state)
 {
-    fixture_t f;
+    pf_fixture_t f;
     fixture_start(&f, 2, K2A_POOL_SEQUENTIAL, 0);
     k2a_account_t *a = f.pool->accounts[0];
     k2a_verdict_t v;
     /* 429: cooling 2 s +-20 %, then 4 s: only the first failure since OK backs off further */
-    cool(&f, 0, 429);
+    pf_cool(&f, 0, 429);
     int64_t d1 = a->until - k2a_pool_now_ms();
     assert_true(d1 > 1500 && d1 <= 2400);
-    cool(&f, 0, 429); /* an in-flight request's 429 does not stretch the cooldown */
+    pf_cool(&f, 0, 429); /* an in-flight request's 429 does not stretch the cooldown */
     assert_true(a->until - k2a_pool_now_ms() <= 2400);
     k2a_account_set_state(a, K2A_ACCOUNT_OK, 0, "");
-    cool(&f, 0, 429);
+    pf_cool(&f, 0, 429);
     int64_t d2 = a->until - k2a_pool_now_ms();
     assert_true(d2 > 3000 && d2 <= 4800);
     /* success resets the backoff */
     k2a_account_set_state(a, K2A_ACCOUNT_OK, 0, "");
     k2a_pool_classify(0, 200, "", 0, &v);
     k2a_account_apply_verdict(a, &v, a->token_gen);
-    cool(&f, 0, 500);
+    pf_cool(&f, 0, 500);
     int64_t d3 = a->until - k2a_pool_now_ms();
     assert_true(d3 > 700 && d3 <= 1200);
     k2a_account_set_state(a, K2A_ACCOUNT_OK, 0, "");
     /* 402 -> exhausted until the known reset date, else the 1st of next month */
     a->next_reset = k2a_pool_now_ms() + 86400000LL * 3;
-    cool(&f, 0, 402);
+    pf_cool(&f, 0, 402);
     assert_int_equal(a->state, K2A_ACCOUNT_EXHAUSTED);
     assert_int_equal(a->until, a->next_reset);
     k2a_account_set_state(a, K2A_ACCOUNT_OK, 0, "");
     a->next_reset = 0;
-    cool(&f, 0, 402);
+    pf_cool(&f, 0, 402);
     assert_int_equal(a->until, k2a_pool_next_month_utc_ms(k2a_pool_now_ms()));
     k2a_account_set_state(a, K2A_ACCOUNT_OK, 0, "");
     /* 400: no penalty */
@@ -998,16 +850,16 @@ static void test_state_machine(void **state)
     assert_int_equal(a->state, K2A_ACCOUNT_INVALID);
     assert_non_null(strstr(a->reason, "AccessDeniedException"));
     assert_false(a->eligible);
-    fixture_stop(&f);
+    pf_fixture_stop(&f);
 }
 
 /* ---- rendering ---- */
 
 static void test_render(void **state)
 {
-    fixture_t f;
+    pf_fixture_t f;
     fixture_start(&f, 2, K2A_POOL_SEQUENTIAL, 0);
-    cool(&f, 1, 429);
+    pf_cool(&f, 1, 429);
     k2a_buf_t out = K2A_BUF_INIT(0);
     assert_int_equal(k2a_pool_render_tokens_json(f.pool, &out), 0);
     char *json = k2a_buf_cstr(&out);
@@ -1026,7 +878,7 @@ static void test_render(void **state)
     assert_non_null(strstr(json, "k2a_pool_accounts{state=\"cooling\"} 1"));
     assert_null(strstr(json, "access-token"));
     k2a_buf_dispose(&out);
-    fixture_stop(&f);
+    pf_fixture_stop(&f);
 }
 
 /* ---- state file ---- */
@@ -1040,7 +892,7 @@ static void test_state_file(void **state)
 
     /* encode/decode round trip */
     k2a_pool_snapshot_t s = {calloc(2, sizeof(k2a_account_snapshot_t)), 2, 1234};
-    key_of("Social", "orig-a", s.accounts[0].key);
+    pf_key_of("Social", "orig-a", s.accounts[0].key);
     s.accounts[0].refresh_token = strdup("rotated-a-r7");
     s.accounts[0].access_token = strdup("acc\"ess-a");
     s.accounts[0].expires_at_ms = 1700000000000LL;
@@ -1051,7 +903,7 @@ static void test_state_file(void **state)
     s.accounts[0].usage_known = true;
     s.accounts[0].credits_remaining = 12.5;
     s.accounts[0].requests = 42;
-    key_of("IdC", "orig-b", s.accounts[1].key);
+    pf_key_of("IdC", "orig-b", s.accounts[1].key);
     s.accounts[1].refresh_token = strdup("b");
     snprintf(s.accounts[1].state, sizeof(s.accounts[1].state), "ok");
     k2a_buf_t json = K2A_BUF_INIT(0);
@@ -1120,13 +972,13 @@ static void test_state_restore(void **state)
     char path[256];
     snprintf(path, sizeof(path), "%s/state.json", dir);
     k2a_pool_snapshot_t s = {calloc(2, sizeof(k2a_account_snapshot_t)), 2, 1};
-    key_of("Social", "rt-0", s.accounts[0].key);
+    pf_key_of("Social", "rt-0", s.accounts[0].key);
     s.accounts[0].refresh_token = strdup("rt-0-rotated-r3");
     s.accounts[0].access_token = strdup("restored-access-0");
     s.accounts[0].expires_at_ms = k2a_pool_now_ms() + 600000;
     s.accounts[0].expires_in_s = 3600;
     snprintf(s.accounts[0].state, sizeof(s.accounts[0].state), "ok");
-    key_of("Social", "gone", s.accounts[1].key); /* an account not configured now: kept in the file */
+    pf_key_of("Social", "gone", s.accounts[1].key); /* an account not configured now: kept in the file */
     s.accounts[1].refresh_token = strdup("gone-rotated");
     snprintf(s.accounts[1].state, sizeof(s.accounts[1].state), "ok");
     k2a_buf_t json = K2A_BUF_INIT(0);
@@ -1176,10 +1028,10 @@ static void test_state_restore(void **state)
     assert_int_equal(k2a_pool_snapshot_decode(buf, n, &back, err, sizeof(err)), 0);
     assert_int_equal(back.n, 3); /* two configured accounts and the orphan */
     char k[65];
-    key_of("Social", "gone", k);
+    pf_key_of("Social", "gone", k);
     assert_non_null(k2a_pool_snapshot_find(&back, k));
     assert_string_equal(k2a_pool_snapshot_find(&back, k)->refresh_token, "gone-rotated");
-    key_of("Social", "rt-0", k);
+    pf_key_of("Social", "rt-0", k);
     assert_string_equal(k2a_pool_snapshot_find(&back, k)->refresh_token, "rt-0-rotated-r3");
     assert_int_equal(k2a_pool_snapshot_find(&back, k)->requests, 1);
     k2a_pool_snapshot_dispose(&back);
@@ -1194,10 +1046,10 @@ static void test_state_restore(void **state)
 /* SIGHUP reload: kept accounts keep their tokens, removed ones live on while leased, new ones appear. */
 static void test_reload(void **state)
 {
-    fixture_t f;
+    pf_fixture_t f;
     fixture_start(&f, 3, K2A_POOL_ROUND_ROBIN, 0);
     k2a_lease_t held;
-    assert_int_equal(take_index(&f, &held), 0);
+    assert_int_equal(pf_take_index(&f, &held), 0);
     k2a_account_t *acct0 = held.account;
     char err[256];
     /* account 0 removed (still leased), account 2 disabled, a new account 3 added, order changed */
@@ -1220,7 +1072,7 @@ static void test_reload(void **state)
     assert_int_equal(k2a_pool_reload(f.pool, "[{\"auth\":\"IdC\",\"refreshToken\":\"x\"}]", err, sizeof(err)), K2A_ECONFIG);
     assert_non_null(strstr(err, "entry 0"));
     assert_int_equal(k2a_pool_naccounts(f.pool), 3);
-    fixture_stop(&f);
+    pf_fixture_stop(&f);
 }
 
 int main(void)

@@ -1,11 +1,11 @@
 /*
  * Pacing and session-sticky routing on a pool (pool/pace.h, pool/sticky.h), without the network: a pool whose tokens come
- * from an in-memory store (as in test_pool.c). KIRO_ACCOUNT_RPM takes an account out of the rotation at its pace and
- * refuses with K2A_EPACED and the time until the next slot when every account is at its pace (outside a coroutine:
- * no wait), a queued acquire gets the first slot, a per-account "rpm" and "max_concurrency" override the global ones,
- * /readyz stays ready; sticky routing keeps a session on its account, moves it when the account cools and keeps it
- * there when the account recovers, counts sessions per account, forgets the sessions of an account a reload removes,
- * and refuses bad "rpm" values in the account JSON.
+ * from an in-memory store (tests/unit/support/pool_fixture.h). KIRO_ACCOUNT_RPM takes an account out of the rotation at its pace
+ * and refuses with K2A_EPACED and the time until the next slot when every account is at its pace (outside a coroutine: no wait), a
+ * queued acquire gets the first slot, a per-account "rpm" and "max_concurrency" override the global ones, /readyz stays ready;
+ * sticky routing keeps a session on its account, moves it when the account cools and keeps it there when the account recovers,
+ * counts sessions per account, forgets the sessions of an account a reload removes, and refuses bad "rpm" values in the account
+ * JSON.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,165 +23,7 @@
 #include "pool/internal.h"
 #include "pool/pool.h"
 #include "pool/store.h"
-
-/* ---- a pool with valid tokens from an in-memory store ---- */
-
-typedef struct st_mem_store_t {
-    k2a_pool_store_t super;
-    k2a_buf_t initial;
-    k2a_buf_t last;
-    int saves;
-} mem_store_t;
-
-static int mem_load(k2a_pool_store_t *st, k2a_pool_snapshot_t *out, char *err, size_t errlen)
-{
-    mem_store_t *m = (mem_store_t *)st;
-    if (m->initial.len == 0)
-        return K2A_ENOTFOUND;
-    return k2a_pool_snapshot_decode(m->initial.base, m->initial.len, out, err, errlen);
-}
-
-static int mem_save(k2a_pool_store_t *st, k2a_buf_t *json, k2a_pool_store_saved_cb cb, void *data)
-{
-    mem_store_t *m = (mem_store_t *)st;
-    k2a_buf_dispose(&m->last);
-    m->last = *json;
-    *json = (k2a_buf_t)K2A_BUF_INIT(0);
-    ++m->saves;
-    cb(data, 0);
-    return 0;
-}
-
-static int mem_save_sync(k2a_pool_store_t *st, const k2a_buf_t *json)
-{
-    mem_store_t *m = (mem_store_t *)st;
-    k2a_buf_reset(&m->last);
-    k2a_buf_append(&m->last, json->base, json->len);
-    ++m->saves;
-    return 0;
-}
-
-static void mem_destroy(k2a_pool_store_t *st)
-{
-    mem_store_t *m = (mem_store_t *)st;
-    k2a_buf_dispose(&m->initial);
-    k2a_buf_dispose(&m->last);
-    free(m);
-}
-
-static void key_of(const char *auth, const char *rt, char out[65])
-{
-    unsigned char md[32];
-    unsigned n;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
-    EVP_DigestUpdate(c, auth, strlen(auth));
-    EVP_DigestUpdate(c, ":", 1);
-    EVP_DigestUpdate(c, rt, strlen(rt));
-    EVP_DigestFinal_ex(c, md, &n);
-    EVP_MD_CTX_free(c);
-    for (int i = 0; i < 32; ++i)
-        sprintf(out + 2 * i, "%02x", md[i]);
-}
-
-/* A memory store whose snapshot gives accounts rt-0..rt-(n-1) valid access tokens. */
-static mem_store_t *mem_store_with_tokens(size_t n)
-{
-    mem_store_t *m = calloc(1, sizeof(*m));
-    m->super.name = "memory";
-    m->super.load = mem_load;
-    m->super.save = mem_save;
-    m->super.save_sync = mem_save_sync;
-    m->super.destroy = mem_destroy;
-    k2a_pool_snapshot_t s = {calloc(n, sizeof(k2a_account_snapshot_t)), n, 0};
-    int64_t now = k2a_pool_now_ms();
-    for (size_t i = 0; i < n; ++i) {
-        char rt[32], at[32];
-        snprintf(rt, sizeof(rt), "rt-%zu", i);
-        snprintf(at, sizeof(at), "access-token-%zu", i);
-        key_of("Social", rt, s.accounts[i].key);
-        s.accounts[i].refresh_token = strdup(rt);
-        s.accounts[i].access_token = strdup(at);
-        s.accounts[i].expires_at_ms = now + 3600 * 1000;
-        s.accounts[i].expires_in_s = 3600;
-        snprintf(s.accounts[i].state, sizeof(s.accounts[i].state), "ok");
-    }
-    k2a_pool_snapshot_encode(&s, &m->initial);
-    k2a_pool_snapshot_dispose(&s);
-    return m;
-}
-
-/* extra: a JSON fragment added to account 0's entry (e.g. ",\"rpm\":1"), or NULL */
-static char *accounts_json(size_t n, const char *extra)
-{
-    k2a_buf_t b = K2A_BUF_INIT(0);
-    k2a_buf_appendstr(&b, "[");
-    for (size_t i = 0; i < n; ++i)
-        k2a_buf_appendf(&b, "%s{\"refreshToken\":\"rt-%zu\",\"description\":\"acct%zu\"%s}", i ? "," : "", i, i,
-                        i == 0 && extra != NULL ? extra : "");
-    k2a_buf_appendstr(&b, "]");
-    return k2a_buf_cstr(&b);
-}
-
-typedef struct st_fixture_t {
-    uv_loop_t loop;
-    k2a_upstream_t *up;
-    k2a_pool_t *pool;
-    mem_store_t *store;
-    char *auth;
-} fixture_t;
-
-static void fixture_start(fixture_t *f, size_t n, k2a_pool_strategy_t strategy, const k2a_pool_config_t *base, const char *extra)
-{
-    memset(f, 0, sizeof(*f));
-    uv_loop_init(&f->loop);
-    assert_int_equal(k2a_coro_runtime_init(&f->loop, NULL), 0);
-    k2a_upstream_config_t ucfg;
-    k2a_upstream_config_init(&ucfg);
-    assert_int_equal(k2a_upstream_create(&f->loop, &ucfg, &f->up), 0);
-    k2a_pool_config_t pc = *base;
-    f->auth = accounts_json(n, extra);
-    pc.auth_token = f->auth;
-    pc.strategy = strategy;
-    pc.usage_poll_interval_s = 0;
-    pc.warmup = false;
-    pc.api_base = "http://127.0.0.1:1";
-    pc.social_refresh_url = "http://127.0.0.1:1/refreshToken";
-    pc.idc_refresh_url = "http://127.0.0.1:1/token";
-    f->store = mem_store_with_tokens(n);
-    char err[256];
-    int r = k2a_pool_create(&f->loop, f->up, &pc, &f->store->super, &f->pool, err, sizeof(err));
-    if (r != 0)
-        fail_msg("create: %s", err);
-}
-
-static void fixture_stop(fixture_t *f)
-{
-    k2a_pool_shutdown(f->pool);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    k2a_pool_destroy(f->pool);
-    k2a_upstream_destroy(f->up);
-    k2a_coro_runtime_dispose();
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
-    free(f->auth);
-}
-
-/* acquire outside a coroutine works when tokens are valid (no await needed) */
-static size_t take_index(fixture_t *f, k2a_lease_t *l)
-{
-    int r = k2a_pool_acquire(f->pool, NULL, NULL, NULL, l, NULL);
-    if (r != 0)
-        fail_msg("acquire: %s", k2a_errname(r));
-    return l->index;
-}
-
-static void cool(fixture_t *f, size_t i, int status)
-{
-    k2a_verdict_t v;
-    k2a_pool_classify(0, status, "", 0, &v);
-    k2a_account_apply_verdict(f->pool->accounts[i], &v, f->pool->accounts[i]->token_gen);
-}
+#include "pool_fixture.h"
 
 static k2a_pool_config_t config(unsigned rpm, unsigned window_s, uint32_t wait_ms)
 {
@@ -196,13 +38,13 @@ static k2a_pool_config_t config(unsigned rpm, unsigned window_s, uint32_t wait_m
 static void test_pace_refuses_then_frees(void **state)
 {
     (void)state;
-    fixture_t f;
+    pf_fixture_t f;
     k2a_pool_config_t pc = config(2, 1, 0);
-    fixture_start(&f, 2, K2A_POOL_ROUND_ROBIN, &pc, NULL);
+    pf_fixture_start(&f, 2, K2A_POOL_ROUND_ROBIN, &pc, NULL);
     k2a_lease_t l;
     int counts[2] = {0, 0};
     for (int i = 0; i < 4; ++i) {
-        ++counts[take_index(&f, &l)];
+        ++counts[pf_take_index(&f, &l)];
         k2a_pool_release(&l);
     }
     assert_int_equal(counts[0], 2);
@@ -222,13 +64,13 @@ static void test_pace_refuses_then_frees(void **state)
         uv_run(&f.loop, UV_RUN_ONCE);
     assert_false(f.pool->accounts[0]->paced);
     assert_int_equal(k2a_pace_attempts(f.pool->accounts[0]), 0);
-    take_index(&f, &l);
+    pf_take_index(&f, &l);
     k2a_pool_release(&l);
-    fixture_stop(&f);
+    pf_fixture_stop(&f);
 }
 
 typedef struct st_waiter_t {
-    fixture_t *f;
+    pf_fixture_t *f;
     int rc;
     uint64_t retry;
     bool done;
@@ -250,11 +92,11 @@ static void test_pace_wait(void **state)
     (void)state;
     for (int pass = 0; pass < 2; ++pass) {
         /* pass 0: the wait (3 s) outlasts the window (1 s): served; pass 1: it does not (100 ms): K2A_EPACED */
-        fixture_t f;
+        pf_fixture_t f;
         k2a_pool_config_t pc = config(1, 1, pass == 0 ? 3000 : 100);
-        fixture_start(&f, 1, K2A_POOL_BALANCED, &pc, NULL);
+        pf_fixture_start(&f, 1, K2A_POOL_BALANCED, &pc, NULL);
         k2a_lease_t l;
-        take_index(&f, &l);
+        pf_take_index(&f, &l);
         k2a_pool_release(&l);
         waiter_t w[2] = {{.f = &f}, {.f = &f}};
         for (int i = 0; i < 2; ++i)
@@ -272,17 +114,17 @@ static void test_pace_wait(void **state)
             assert_int_equal(w[1].rc, K2A_EPACED);
             assert_true(w[0].retry >= 1 && w[0].retry <= 1000);
         }
-        fixture_stop(&f);
+        pf_fixture_stop(&f);
     }
 }
 
 static void test_per_account_limits(void **state)
 {
     (void)state;
-    fixture_t f;
+    pf_fixture_t f;
     k2a_pool_config_t pc = config(0, 60, 0);
     pc.account_max_concurrency = 5;
-    fixture_start(&f, 2, K2A_POOL_ROUND_ROBIN, &pc, ",\"rpm\":1,\"max_concurrency\":1");
+    pf_fixture_start(&f, 2, K2A_POOL_ROUND_ROBIN, &pc, ",\"rpm\":1,\"max_concurrency\":1");
     assert_int_equal(k2a_account_rpm(f.pool->accounts[0]), 1);
     assert_int_equal(k2a_account_rpm(f.pool->accounts[1]), 0);
     assert_int_equal(k2a_account_max_concurrency(f.pool->accounts[0]), 1);
@@ -291,26 +133,26 @@ static void test_per_account_limits(void **state)
     k2a_lease_t l;
     int counts[2] = {0, 0};
     for (int i = 0; i < 6; ++i) {
-        ++counts[take_index(&f, &l)];
+        ++counts[pf_take_index(&f, &l)];
         k2a_pool_release(&l);
     }
     assert_int_equal(counts[0], 1); /* one attempt per minute */
     assert_int_equal(counts[1], 5);
-    fixture_stop(&f);
+    pf_fixture_stop(&f);
     /* max_concurrency 1 on account 0 (balanced: the caps differ, so the pick looks past a capped account) */
     pc = config(0, 60, 0);
-    fixture_start(&f, 2, K2A_POOL_BALANCED, &pc, ",\"max_concurrency\":1");
+    pf_fixture_start(&f, 2, K2A_POOL_BALANCED, &pc, ",\"max_concurrency\":1");
     k2a_lease_t held[4];
     int n0 = 0;
     for (int i = 0; i < 4; ++i)
-        n0 += take_index(&f, &held[i]) == 0;
+        n0 += pf_take_index(&f, &held[i]) == 0;
     assert_int_equal(n0, 1);
     for (int i = 0; i < 4; ++i)
         k2a_pool_release(&held[i]);
-    fixture_stop(&f);
+    pf_fixture_stop(&f);
 }
 
-static size_t take_session(fixture_t *f, uint64_t session, const char **why)
+static size_t take_session(pf_fixture_t *f, uint64_t session, const char **why)
 {
     k2a_pool_exclude_t ex = {.n = 0, .session = session};
     k2a_lease_t l;
@@ -327,9 +169,9 @@ static size_t take_session(fixture_t *f, uint64_t session, const char **why)
 static void test_sticky_pool(void **state)
 {
     (void)state;
-    fixture_t f;
+    pf_fixture_t f;
     k2a_pool_config_t pc = config(0, 60, 0);
-    fixture_start(&f, 3, K2A_POOL_STICKY, &pc, NULL);
+    pf_fixture_start(&f, 3, K2A_POOL_STICKY, &pc, NULL);
     assert_true(k2a_sticky_enabled(f.pool));
     enum { S = 9 };
     size_t home[S];
@@ -346,7 +188,7 @@ static void test_sticky_pool(void **state)
             assert_string_equal(why, "sticky hit");
         }
     /* account 0 cools: its sessions move, and stay moved when it recovers */
-    cool(&f, 0, 429);
+    pf_cool(&f, 0, 429);
     size_t moved[S];
     for (uint64_t s = 0; s < S; ++s) {
         moved[s] = take_session(&f, s + 1, &why);
@@ -375,11 +217,11 @@ static void test_sticky_pool(void **state)
     size_t on2 = k2a_sticky_sessions(f.pool->accounts[2]);
     assert_true(on2 > 0);
     char err[256];
-    char *two = accounts_json(2, NULL);
+    char *two = pf_accounts_json(2, NULL);
     assert_int_equal(k2a_pool_reload(f.pool, two, err, sizeof(err)), 0);
     free(two);
     assert_int_equal(f.pool->sticky.n, S - on2);
-    fixture_stop(&f);
+    pf_fixture_stop(&f);
 }
 
 static void test_pace_config_errors(void **state)

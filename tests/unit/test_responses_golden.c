@@ -7,7 +7,6 @@
  * well: the two OpenAI dialects must give Kiro the same body. Compared after pretty-printing with yajl. Adding a case
  * needs no code; at least 15 must exist. K2A_GOLDEN_UPDATE=1 rewrites the responses_*.kiro.json files.
  */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,203 +14,35 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <cmocka.h>
-#include <yajl/yajl_gen.h>
-#include <yajl/yajl_tree.h>
-#include "convert/kiro_req.h"
-#include "convert/model_map.h"
 #include "convert/responses_req.h"
-#include "core/errors.h"
-#include "resp_support.h"
+#include "golden_support.h"
 
-#define VECTOR_DIR K2A_SOURCE_DIR "/tests/vectors/convert"
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b != NULL && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b != NULL) {
-        b[n] = '\0';
-        *len = (size_t)n;
-    }
-    return b;
-}
-
-/* json pretty-printed the way the .kiro.json files are written (malloc'd), or NULL when it is not valid JSON. */
-static char *pretty(const char *json, size_t len, char *errbuf, size_t errlen)
-{
-    char *copy = strndup(json, len);
-    yajl_val v = yajl_tree_parse(copy, errbuf, errlen);
-    free(copy);
-    if (v == NULL)
-        return NULL;
-    yajl_gen g = yajl_gen_alloc(NULL);
-    yajl_gen_config(g, yajl_gen_beautify, 1);
-    yajl_gen_config(g, yajl_gen_indent_string, " ");
-    rs_json_emit(g, v);
-    const unsigned char *buf;
-    size_t blen;
-    yajl_gen_get_buf(g, &buf, &blen);
-    char *s = strndup((const char *)buf, blen);
-    yajl_gen_free(g);
-    yajl_tree_free(v);
-    return s;
-}
-
-/* The first line where a and b differ, for the failure message. */
-static void first_difference(const char *a, const char *b, char *out, size_t cap)
-{
-    int line = 1;
-    const char *la = a, *lb = b;
-    while (*a != '\0' && *a == *b) {
-        if (*a == '\n') {
-            ++line;
-            la = a + 1;
-            lb = b + 1;
-        }
-        ++a;
-        ++b;
-    }
-    const char *ea = strchr(la, '\n'), *eb = strchr(lb, '\n');
-    snprintf(out, cap, "line %d\n  actual:   %.*s\n  expected: %.*s", line, (int)(ea != NULL ? ea - la : (long)strlen(la)), la,
-             (int)(eb != NULL ? eb - lb : (long)strlen(lb)), lb);
-}
-
-static int run_case(const char *name, const k2a_model_map_t *map)
+/* The Chat Completions form of the same conversation, when there is one, must give the same body. */
+static int same_as_chat(const char *name, const char *actual)
 {
     char path[1024], errbuf[256];
-    size_t inlen = 0, elen = 0;
-    int failed = 0, rc;
-    snprintf(path, sizeof(path), "%s/%s.in.json", VECTOR_DIR, name);
-    char *in = read_file(path, &inlen);
-    if (in == NULL) {
-        print_error("%s: cannot read %s\n", name, path);
-        return 1;
-    }
-    k2a_arena_t arena;
-    k2a_arena_init(&arena, 0);
-    k2a_convert_error_t err;
-    k2a_ir_request_t req;
-    k2a_buf_t out;
-    k2a_buf_init(&out, 0);
-    char *actual = NULL, *expected = NULL, *want = NULL;
-    if ((rc = k2a_responses_decode(in, inlen, NULL, &arena, &req, &err)) != 0) {
-        print_error("%s: decode failed with %s: %s\n", name, k2a_errname(rc), err.message);
-        failed = 1;
-        goto Exit;
-    }
-    k2a_kiro_build_params_t p;
-    k2a_kiro_build_params_init(&p, map);
-    uint64_t seed = 1;
-    p.random = rs_random;
-    p.random_ctx = &seed;
-    p.now = (time_t)1767225600; /* 2026-01-01T00:00:00Z */
-    p.client_ip = K2A_STRLIT("127.0.0.1");
-    p.user_agent = K2A_STRLIT("golden-test");
-    k2a_kiro_build_result_t res;
-    if ((rc = k2a_kiro_build_request(&req, &p, &arena, &out, &res, &err)) != 0) {
-        print_error("%s: build failed with %s: %s\n", name, k2a_errname(rc), err.message);
-        failed = 1;
-        goto Exit;
-    }
-    if ((actual = pretty(out.base, out.len, errbuf, sizeof(errbuf))) == NULL) {
-        print_error("%s: output is not valid JSON: %s\n", name, errbuf);
-        failed = 1;
-        goto Exit;
-    }
-    snprintf(path, sizeof(path), "%s/%s.kiro.json", VECTOR_DIR, name);
-    if (getenv("K2A_GOLDEN_UPDATE") != NULL) {
-        FILE *f = fopen(path, "wb");
-        assert_non_null(f);
-        fwrite(actual, 1, strlen(actual), f);
-        fclose(f);
-        goto Exit;
-    }
-    if ((expected = read_file(path, &elen)) == NULL) {
-        print_error("%s: missing %s\n", name, path);
-        failed = 1;
-        goto Exit;
-    }
-    if ((want = pretty(expected, elen, errbuf, sizeof(errbuf))) == NULL) {
-        print_error("%s: %s is not valid JSON: %s\n", name, path, errbuf);
-        failed = 1;
-        goto Exit;
-    }
-    if (strcmp(actual, want) != 0) {
-        char diff[2048];
-        first_difference(actual, want, diff, sizeof(diff));
-        print_error("%s: output differs at %s\n", name, diff);
-        failed = 1;
-    }
-    /* the Chat Completions form of the same conversation, when there is one, must give the same body */
-    snprintf(path, sizeof(path), "%s/openai_%s.kiro.json", VECTOR_DIR, name + 10);
-    free(expected);
-    free(want);
-    want = NULL;
-    if ((expected = read_file(path, &elen)) != NULL) {
-        if ((want = pretty(expected, elen, errbuf, sizeof(errbuf))) == NULL || strcmp(actual, want) != 0) {
+    size_t elen = 0;
+    int failed = 0;
+    snprintf(path, sizeof(path), "%s/openai_%s.kiro.json", GS_VECTOR_DIR, name + 10);
+    char *expected = gs_read_file(path, &elen), *want = NULL;
+    if (expected != NULL) {
+        if ((want = gs_pretty(expected, elen, errbuf, sizeof(errbuf))) == NULL || strcmp(actual, want) != 0) {
             char diff[2048];
-            first_difference(actual, want != NULL ? want : "", diff, sizeof(diff));
+            gs_first_difference(actual, want != NULL ? want : "", diff, sizeof(diff));
             print_error("%s: differs from the Chat Completions case openai_%s at %s\n", name, name + 10, diff);
             failed = 1;
         }
     }
-Exit:
     free(want);
     free(expected);
-    free(actual);
-    k2a_buf_dispose(&out);
-    k2a_arena_dispose(&arena);
-    free(in);
     return failed;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 static void test_responses_golden_cases(void **state)
 {
-    setenv("TZ", "UTC", 1);
-    tzset();
-    k2a_model_map_t *map = NULL;
-    k2a_convert_error_t err;
-    assert_int_equal(k2a_model_map_create(NULL, 0, &map, &err), 0);
-    DIR *d = opendir(VECTOR_DIR);
-    assert_non_null(d);
-    char *names[1024];
-    size_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < 1024) {
-        size_t l = strlen(e->d_name);
-        if (l > 11 && strncmp(e->d_name, "responses_", 10) == 0 && strcmp(e->d_name + l - 8, ".in.json") == 0)
-            names[n++] = strndup(e->d_name, l - 8);
-    }
-    closedir(d);
-    qsort(names, n, sizeof(char *), cmp_str);
-    int failures = 0;
-    for (size_t i = 0; i < n; ++i) {
-        int f = run_case(names[i], map);
-        print_message("[%s] %s\n", f ? "FAIL" : " ok ", names[i]);
-        failures += f;
-        free(names[i]);
-    }
-    k2a_model_map_destroy(map);
-    print_message("%zu Responses golden cases, %d failed\n", n, failures);
-    assert_true(n >= 15);
-    assert_int_equal(failures, 0);
+    (void)state;
+    gs_request_golden_test("responses_", "Responses golden", k2a_responses_decode, same_as_chat);
 }
 
 int main(void)

@@ -22,10 +22,11 @@
 #include "convert/responses_resp.h"
 #include "convert/web_search.h"
 #include "core/errors.h"
+#include "golden_support.h"
+#include "kiro_run.h"
 #include "resp_support.h"
 
 #define UPSTREAM K2A_FIXTURES_DIR "/upstream/"
-#define VECTORS K2A_SOURCE_DIR "/tests/vectors/response/"
 #define CREATED 1767225600
 
 static const struct {
@@ -39,22 +40,6 @@ static const struct {
     {"SYNTHETIC_text_tooluse_metering_contextusage", "claude-sonnet-4-20250514", 0, "completed"},
     {"SYNTHETIC_text_then_exception", "claude-sonnet-4-20250514", 0, "incomplete"}, /* ContentLengthExceeded: max tokens */
 };
-
-static void compare_golden(const char *name, const char *ext, const k2a_buf_t *got)
-{
-    char path[512];
-    snprintf(path, sizeof(path), VECTORS "%s.%s", name, ext);
-    const char *bless = getenv("K2A_BLESS");
-    if (bless != NULL && strcmp(bless, "1") == 0) {
-        rs_write_file(path, got->base, got->len);
-        return;
-    }
-    size_t len;
-    char *want = rs_read_file(path, &len);
-    if (len != got->len || memcmp(want, got->base, len) != 0)
-        fail_msg("%s differs from the golden file\n got: %.*s\nwant: %s", path, (int)got->len, got->base, want);
-    free(want);
-}
 
 /* ---------- the event grammar ---------- */
 
@@ -177,12 +162,8 @@ static void run_fixture(size_t i, size_t chunk, k2a_buf_t *sse, k2a_buf_t *json,
     assert_int_equal(k2a_responses_writer_init(&a, NULL, CREATED, k2a_cstr(fixtures[i].model), NULL, NULL, rs_random, &seed2, 0),
                      0);
     rs_tee_t tee = {k2a_responses_writer_on_event, k2a_responses_writer_on_event, &w, &a};
-    k2a_kiro_resp_config_t cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.input_tokens = 9;
     k2a_kiro_resp_t p;
-    assert_int_equal(k2a_kiro_resp_init(&p, &cfg, rs_tee_sink, &tee), 0);
-    assert_int_equal(k2a_kiro_resp_start(&p), 0);
+    kr_start_tee(&p, &tee);
     rs_run_body(&p, body, len, chunk);
     assert_true(k2a_responses_writer_done(&w));
     *rc_render = k2a_responses_writer_render(&a, json);
@@ -203,9 +184,9 @@ static void test_fixtures_golden(void **state)
         int rc, rc1;
         run_fixture(i, 0, &sse, &json, &rc);
         assert_true(fixtures[i].rc ? rc < 0 : rc == 0);
-        compare_golden(fixtures[i].file, "responses.sse", &sse);
+        gs_compare_response_golden(fixtures[i].file, "responses.sse", &sse);
         if (rc == 0)
-            compare_golden(fixtures[i].file, "responses.json", &json);
+            gs_compare_response_golden(fixtures[i].file, "responses.json", &json);
         summary_t s;
         check_stream(sse.base, sse.len, &s);
         assert_string_equal(s.final, fixtures[i].final);
