@@ -1,0 +1,143 @@
+"""Client keys shared by gateway replicas through Redis (KIRO_REDIS_URL), against kiro-sim:
+- a key created through replica A answers on replica B within 100 ms (B applies A's announcement); Redis holds the key's
+  SHA-256 and display prefix, never the secret;
+- a limit changed on A shows on B; disabled on A -> 401 on B, enabled again -> 200; deleted on A -> 401 on B, and a
+  replica started afterwards does not bring it back (tombstone);
+- a replica started later loads every key from Redis;
+- Redis killed: both replicas keep serving the keys they hold; a key created on A meanwhile is written once Redis is
+  back and then works on B."""
+import json
+import os
+import shutil
+import tempfile
+import time
+import unittest
+
+from k2a import SLOW, Gateway, Sim, main, request, sim_accounts_env
+from e2e_util import wait_until
+from redis_util import Redis
+
+ADMIN = "admin-token-for-redis-key-tests-0123456789"
+AH = {"authorization": "Bearer " + ADMIN}
+MODEL = "claude-sonnet-4-5"
+QUIET = {"KIRO_USAGE_POLL_INTERVAL_S": "0", "KIRO_CATALOG_REFRESH_S": "0"}
+
+
+def chat(gw, key):
+    return request(gw.port, "POST", "/v1/messages", key=key,
+                   body={"model": MODEL, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]})[0]
+
+
+class RedisKeys(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = Sim()
+        cls.redis = Redis()
+        cls.tmp = tempfile.mkdtemp(prefix="k2a-redis-keys-")
+        cls.gws = []
+
+    @classmethod
+    def tearDownClass(cls):
+        for gw in cls.gws:
+            gw.cleanup()
+        cls.sim.cleanup()
+        cls.redis.cleanup()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def replica(self, name, redis=None):
+        e = dict(QUIET)
+        e.update({"KIRO_REDIS_URL": (redis or self.redis).url, "KIRO_REDIS_PREFIX": "rk:", "KIRO_ADMIN_TOKEN": ADMIN,
+                  "KIRO_STATE_FILE": os.path.join(self.tmp, name, "state.json"), "KIRO_WORKERS": "2"})
+        os.makedirs(os.path.join(self.tmp, name), exist_ok=True)
+        gw = Gateway(env=sim_accounts_env(self.sim, ["sim-ok-rk-" + name], e))
+        self.gws.append(gw)
+        return gw
+
+    def admin(self, gw, method, path, body=None, expect=200):
+        st, _, b = request(gw.port, method, "/api/admin/" + path, body=body, headers=AH)
+        self.assertEqual(st, expect, b)
+        return json.loads(b) if b else None
+
+    def wait_status(self, gw, key, status):
+        """Seconds until key gets `status` on gw (polled without pause), or fails after 2 s."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 2 * SLOW:
+            if chat(gw, key) == status:
+                return time.monotonic() - t0
+        self.fail("the key never got %d" % status)
+
+    def test_keys_shared_between_replicas(self):
+        a, b = self.replica("a"), self.replica("b")
+        try:
+            k = self.admin(a, "POST", "keys", {"name": "shared-1", "limits": {"rpm": 100}}, expect=201)
+            seen = self.wait_status(b, k["key"], 200)  # from A's answer on
+            self.assertLess(seen, 0.1 * SLOW, "B accepted the key after %.0f ms" % (seen * 1000))
+            print("key created on A accepted by B after %.1f ms" % (seen * 1000))
+            # Redis holds the hash and the display prefix, never the secret
+            rec = self.redis.hgetall("rk:key:" + k["id"])
+            self.assertEqual(rec["prefix"], k["key"][:12])
+            self.assertEqual(len(rec["hash"]), 64)
+            self.assertNotIn(k["key"], json.dumps(rec))
+            self.assertNotIn(k["key"], self.redis.cli("--no-raw", "DUMP", "rk:key:" + k["id"]))
+            # a limit changed on A shows on B
+            self.admin(a, "PATCH", "keys/" + k["id"], {"limits": {"concurrency": 7}})
+            wait_until(self, "B shows the new limit",
+                       lambda: self.admin(b, "GET", "keys/" + k["id"])["limits"]["concurrency"] == 7, timeout=2)
+            self.assertEqual(self.admin(b, "GET", "keys/" + k["id"])["limits"]["rpm"], 100)
+            # disabled on A: 401 on B within 100 ms; enabled again: 200
+            self.admin(a, "PATCH", "keys/" + k["id"], {"enabled": False})
+            seen = self.wait_status(b, k["key"], 401)
+            self.assertLess(seen, 0.1 * SLOW, "B refused the disabled key after %.0f ms" % (seen * 1000))
+            self.admin(a, "PATCH", "keys/" + k["id"], {"enabled": True})
+            self.wait_status(b, k["key"], 200)
+            # a change made on B reaches A too
+            self.admin(b, "PATCH", "keys/" + k["id"], {"name": "shared-1b"})
+            wait_until(self, "A shows B's rename", lambda: self.admin(a, "GET", "keys/" + k["id"])["name"] == "shared-1b",
+                       timeout=2)
+            # deleted on A: 401 on B
+            k2 = self.admin(a, "POST", "keys", {"name": "shared-2"}, expect=201)
+            self.wait_status(b, k2["key"], 200)
+            self.admin(a, "DELETE", "keys/" + k2["id"])
+            seen = self.wait_status(b, k2["key"], 401)
+            self.assertLess(seen, 0.1 * SLOW, "B refused the deleted key after %.0f ms" % (seen * 1000))
+            self.admin(b, "GET", "keys/" + k2["id"], expect=404)
+            self.assertEqual(self.redis.hgetall("rk:key:" + k2["id"])["deleted"], "1")
+            # a replica started now loads the live keys from Redis, and not the deleted one
+            c = self.replica("c")
+            self.assertEqual(chat(c, k["key"]), 200)
+            self.assertEqual(chat(c, k2["key"]), 401)
+            names = sorted(x["name"] for x in self.admin(c, "GET", "keys")["keys"] if not x["builtin"])
+            self.assertIn("shared-1b", names)
+            self.assertNotIn("shared-2", names)
+            for gw in (a, b, c):
+                gw.assert_clean_exit(self)
+        except AssertionError:
+            for n, gw in zip("abc", self.gws):
+                print("%s:\n%s" % (n, gw.stderr()[-3000:]))
+            raise
+
+    def test_redis_down_keys_keep_working(self):
+        redis = Redis()
+        a, b = self.replica("da", redis), self.replica("db", redis)
+        try:
+            k = self.admin(a, "POST", "keys", {"name": "down-1"}, expect=201)
+            self.wait_status(b, k["key"], 200)
+            redis.kill()
+            for gw in (a, b):
+                for _ in range(3):
+                    self.assertEqual(chat(gw, k["key"]), 200)
+            # made on A while Redis is down: in effect on A at once, written once Redis is back, then usable on B
+            k2 = self.admin(a, "POST", "keys", {"name": "down-2"}, expect=201)
+            self.assertEqual(chat(a, k2["key"]), 200)
+            self.assertEqual(chat(b, k2["key"]), 401)
+            redis.start()
+            wait_until(self, "the key made while down reaches B", lambda: chat(b, k2["key"]) == 200, timeout=15)
+            self.assertEqual(redis.hgetall("rk:key:" + k2["id"])["name"], "down-2")
+            for gw in (a, b):
+                gw.assert_clean_exit(self)
+        finally:
+            redis.cleanup()
+
+
+if __name__ == "__main__":
+    main()
