@@ -851,3 +851,26 @@ int k2a_keys_link_live(k2a_keys_t *ks, k2a_key_t *k)
         atomic_fetch_add_explicit(&ks->nlive, 1, memory_order_relaxed);
     return r;
 }
+
+void k2a_keys_limits_of(k2a_key_t *k, k2a_key_limits_t *out)
+{
+    pthread_mutex_lock(&k->mu);
+    *out = k->limits;
+    pthread_mutex_unlock(&k->mu);
+}
+
+void k2a_keys_admit_undo(k2a_key_t *k, int64_t now_ms)
+{
+    pthread_mutex_lock(&k->mu);
+    if (k->inflight > 0)
+        --k->inflight;
+    if (k->limits.rpm > 0 && k->window_len > 0) /* the newest entry: the same minute, whichever request it was */
+        --k->window_len;
+    int32_t today = k2a_keys_day_of(now_ms / 1000);
+    if (k->ndays > 0 && k->days[k->ndays - 1].day == today && k->days[k->ndays - 1].requests > 0)
+        --k->days[k->ndays - 1].requests;
+    if (k->m_requests > 0)
+        --k->m_requests;
+    ++k->m_rejected;
+    pthread_mutex_unlock(&k->mu);
+}

@@ -138,6 +138,11 @@ k2a_keys_verdict_t k2a_keys_check(k2a_key_t *k, int64_t now_s);
  * usage) and takes a concurrency slot, which k2a_keys_release gives back. On refusal nothing is taken; *retry_after_s says
  * when to come back (429 verdicts). model may be NULL (no model check). */
 k2a_keys_verdict_t k2a_keys_admit(k2a_key_t *k, const char *model, size_t model_len, int64_t now_ms, int64_t *retry_after_s);
+/* Takes back an admission that a shared limit (store_redis_keys.h) refused: the slot, the window entry and the request
+ * count, and counts a refusal. */
+void k2a_keys_admit_undo(k2a_key_t *k, int64_t now_ms);
+/* A copy of the key's limits. */
+void k2a_keys_limits_of(k2a_key_t *k, k2a_key_limits_t *out);
 /* Gives back the slot of an admitted request and counts it as an error when failed. */
 void k2a_keys_release(k2a_keys_t *ks, k2a_key_t *k, bool failed, int64_t now_ms);
 /* Adds what an upstream attempt consumed to the key's usage of the day of now_ms. */
@@ -184,6 +189,8 @@ int k2a_keys_render_list(k2a_keys_t *ks, int64_t now_s, k2a_buf_t *out);
 int k2a_keys_render_one(k2a_keys_t *ks, const char *id, int64_t now_s, k2a_buf_t *out);
 /* {"days":[...]} for the last `days` UTC days up to today, oldest first, zeros where nothing was used. */
 int k2a_keys_render_usage(k2a_keys_t *ks, const char *id, int days, int64_t now_s, k2a_buf_t *out);
+/* The same from the given days (the shared store's sums, oldest first), with "shared":true. */
+int k2a_keys_render_usage_of(k2a_keys_t *ks, const char *id, const k2a_key_day_t *days, int n, k2a_buf_t *out);
 /* Prometheus series k2a_key_* {key="<name>"} (bounded by metrics_max). */
 int k2a_keys_render_metrics(k2a_keys_t *ks, k2a_buf_t *out);
 

@@ -355,6 +355,24 @@ int k2a_keys_render_one(k2a_keys_t *ks, const char *id, int64_t now_s, k2a_buf_t
     return k != NULL ? 0 : K2A_ENOTFOUND;
 }
 
+int k2a_keys_render_usage_of(k2a_keys_t *ks, const char *id, const k2a_key_day_t *days, int n, k2a_buf_t *out)
+{
+    pthread_mutex_lock(&ks->wmu);
+    k2a_key_t *k = find_id(ks, id);
+    if (k == NULL) {
+        pthread_mutex_unlock(&ks->wmu);
+        return K2A_ENOTFOUND;
+    }
+    k2a_buf_appendf(out, "{\"id\":\"%s\",\"name\":\"%s\",\"shared\":true,\"days\":[", k->id, k->name);
+    pthread_mutex_unlock(&ks->wmu);
+    for (int i = 0; i < n; ++i) {
+        if (i)
+            k2a_buf_appendstr(out, ",");
+        put_day(out, &days[i], false);
+    }
+    return k2a_buf_appendstr(out, "]}");
+}
+
 int k2a_keys_render_usage(k2a_keys_t *ks, const char *id, int days, int64_t now_s, k2a_buf_t *out)
 {
     int32_t today = k2a_keys_day_of(now_s);

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 import unittest
 
@@ -23,9 +24,14 @@ MODEL = "claude-sonnet-4-5"
 QUIET = {"KIRO_USAGE_POLL_INTERVAL_S": "0", "KIRO_CATALOG_REFRESH_S": "0"}
 
 
+def chat_full(gw, key, text="hi", stream=False):
+    return request(gw.port, "POST", "/v1/messages", key=key, timeout=60 * SLOW,
+                   body={"model": MODEL, "max_tokens": 16, "stream": stream,
+                         "messages": [{"role": "user", "content": text}]})
+
+
 def chat(gw, key):
-    return request(gw.port, "POST", "/v1/messages", key=key,
-                   body={"model": MODEL, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]})[0]
+    return chat_full(gw, key)[0]
 
 
 class RedisKeys(unittest.TestCase):
@@ -116,16 +122,73 @@ class RedisKeys(unittest.TestCase):
                 print("%s:\n%s" % (n, gw.stderr()[-3000:]))
             raise
 
+    def test_limits_shared_between_replicas(self):
+        a, b = self.replica("la"), self.replica("lb")
+        try:
+            # concurrency 10: exactly 10 of 100 sent at once over both replicas are in flight, the rest 429 + Retry-After
+            k = self.admin(a, "POST", "keys", {"name": "conc10", "limits": {"concurrency": 10}}, expect=201)
+            self.wait_status(b, k["key"], 200)
+            before = self.sim.stats()["generates_total"]
+            hold_ms = int(3000 * SLOW)
+            results = [None] * 100
+            go = threading.Event()
+
+            def one(i):
+                go.wait()
+                results[i] = chat_full((a, b)[i % 2], k["key"], text="[[sim:stall ms=%d]] hold" % hold_ms,
+                                       stream=(i % 4 < 2))
+
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(100)]
+            for t in threads:
+                t.start()
+            go.set()
+            for t in threads:
+                t.join(60 * SLOW)
+            ok = [r for r in results if r[0] == 200]
+            refused = [r for r in results if r[0] != 200]
+            self.assertEqual(len(ok), 10, sorted(r[0] for r in results))
+            for st, h, body in refused:
+                self.assertEqual(st, 429, body)
+                self.assertGreaterEqual(int(h["retry-after"]), 1)
+                self.assertEqual(json.loads(body)["error"]["type"], "rate_limit_error")
+            self.assertEqual(self.sim.stats()["generates_total"] - before, 10)
+            served = [i % 2 for i, r in enumerate(results) if r[0] == 200]
+            print("concurrency 10 over two replicas: 10 admitted (%d on A, %d on B), 90 refused"
+                  % (served.count(0), served.count(1)))
+            # every slot came back: the key serves on both again
+            self.assertEqual(self.redis.cli("ZCARD", "rk:kc:" + k["id"]), "0")
+            self.assertEqual(chat(a, k["key"]), 200)
+            self.assertEqual(chat(b, k["key"]), 200)
+            # usage summed over both replicas, shown alike on each
+            for gw in (a, b):
+                u = self.admin(gw, "GET", "keys/%s/usage?days=1" % k["id"])["days"][-1]
+                self.assertEqual(u["requests"], 13, u)  # the first one on B, 10 held, one on each
+                self.assertGreater(u["output_tokens"], 0, u)
+            # rpm 6 over both replicas: 6 admitted of 12 alternating, then 429 with the window's Retry-After
+            k = self.admin(a, "POST", "keys", {"name": "rpm6", "limits": {"rpm": 6}}, expect=201)
+            self.wait_status(b, k["key"], 200)  # one of the six
+            sts = [chat_full((a, b)[i % 2], k["key"]) for i in range(11)]
+            self.assertEqual([r[0] for r in sts], [200] * 5 + [429] * 6)
+            self.assertGreaterEqual(int(sts[-1][1]["retry-after"]), 50)
+            for gw in (a, b):
+                gw.assert_clean_exit(self)
+        except AssertionError:
+            for n, gw in zip(("a", "b"), (a, b)):
+                print("%s:\n%s" % (n, "\n".join(l for l in gw.stderr().splitlines() if "DEBUG req" not in l)[-3000:]))
+            raise
+
     def test_redis_down_keys_keep_working(self):
         redis = Redis()
         a, b = self.replica("da", redis), self.replica("db", redis)
         try:
-            k = self.admin(a, "POST", "keys", {"name": "down-1"}, expect=201)
+            k = self.admin(a, "POST", "keys", {"name": "down-1", "limits": {"rpm": 8}}, expect=201)
             self.wait_status(b, k["key"], 200)
             redis.kill()
+            # each replica falls back to its own counters: no request fails for Redis, and each holds the limit alone
             for gw in (a, b):
-                for _ in range(3):
-                    self.assertEqual(chat(gw, k["key"]), 200)
+                sts = [chat(gw, k["key"]) for _ in range(9)]
+                self.assertEqual(sts.count(200), 8 - (1 if gw is b else 0), sts)
+                self.assertEqual(sts.count(429), 9 - sts.count(200), sts)
             # made on A while Redis is down: in effect on A at once, written once Redis is back, then usable on B
             k2 = self.admin(a, "POST", "keys", {"name": "down-2"}, expect=201)
             self.assertEqual(chat(a, k2["key"]), 200)
