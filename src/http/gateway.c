@@ -21,6 +21,7 @@
 #include "http/gateway.h"
 #include "keys/keys_async.h"
 #include "keys/keys_redis.h"
+#include "pool/store_redis_responses.h"
 #include "pool/admin.h"
 #include "pool/pool.h"
 #include "upstream/upstream.h"
@@ -62,6 +63,7 @@ static void release_modules(k2a_server_t *s)
     if (s->worker == 0 && gw->pool != NULL) {
         struct st_k2a_pool_t *pool = gw->pool;
         gw->pool = NULL;
+        k2a_responses_store_set_remote(NULL);
         k2a_pool_admin_dispose(pool);
         k2a_pool_destroy(pool);
     }
@@ -212,6 +214,9 @@ static int setup_worker(k2a_worker_t *w)
             k2a_pool_admin_init(gw->pool, w->err, sizeof(w->err)) != 0)
             return 2;
         k2a_info("account pool: %zu account(s), strategy %s", k2a_pool_naccounts(gw->pool), c->pool_strategy);
+        k2a_responses_remote_t rt;
+        if (k2a_redis_responses_remote(gw->pool, &rt)) /* stored Responses shared with the other replicas */
+            k2a_responses_store_set_remote(&rt);
     }
     s->pool = gw->pool;
     s->keys = gw->keys;

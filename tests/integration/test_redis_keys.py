@@ -4,6 +4,9 @@
 - a limit changed on A shows on B; disabled on A -> 401 on B, enabled again -> 200; deleted on A -> 401 on B, and a
   replica started afterwards does not bring it back (tombstone);
 - a replica started later loads every key from Redis;
+- a Responses conversation across replicas: created through A, GET /v1/responses/{id} on B finds it, a follow-up on B
+  with previous_response_id carries A's turn upstream; another client key does not see it; Redis holds it with the
+  store's time to live;
 - Redis killed: both replicas keep serving the keys they hold; a key created on A meanwhile is written once Redis is
   back and then works on B."""
 import json
@@ -170,6 +173,47 @@ class RedisKeys(unittest.TestCase):
             sts = [chat_full((a, b)[i % 2], k["key"]) for i in range(11)]
             self.assertEqual([r[0] for r in sts], [200] * 5 + [429] * 6)
             self.assertGreaterEqual(int(sts[-1][1]["retry-after"]), 50)
+            for gw in (a, b):
+                gw.assert_clean_exit(self)
+        except AssertionError:
+            for n, gw in zip(("a", "b"), (a, b)):
+                print("%s:\n%s" % (n, "\n".join(l for l in gw.stderr().splitlines() if "DEBUG req" not in l)[-3000:]))
+            raise
+
+    def test_responses_across_replicas(self):
+        a, b = self.replica("ra"), self.replica("rb")
+        try:
+            k = self.admin(a, "POST", "keys", {"name": "resp-1"}, expect=201)
+            other = self.admin(a, "POST", "keys", {"name": "resp-2"}, expect=201)
+            self.wait_status(b, k["key"], 200)
+            self.wait_status(b, other["key"], 200)
+            h = {"authorization": "Bearer " + k["key"]}
+            st, _, data = request(a.port, "POST", "/v1/responses", {"model": MODEL, "input": "Remember: the code is 4711."},
+                                  headers=h)
+            self.assertEqual(st, 200, data)
+            first = json.loads(data)
+            st, _, got = request(b.port, "GET", "/v1/responses/" + first["id"], headers=h)
+            self.assertEqual(st, 200, got)
+            self.assertEqual(json.loads(got), first)
+            ttl = int(self.redis.cli("TTL", [x for x in self.redis.keys("rk:resp:*") if first["id"] in x][0]))
+            self.assertTrue(0 < ttl <= 86400, ttl)  # KIRO_RESPONSES_STORE_TTL_S
+            # another key does not see it, on either replica
+            oh = {"authorization": "Bearer " + other["key"]}
+            self.assertEqual(request(b.port, "GET", "/v1/responses/" + first["id"], headers=oh)[0], 404)
+            # the conversation continues on B
+            st, _, data = request(b.port, "POST", "/v1/responses",
+                                  {"model": MODEL, "previous_response_id": first["id"], "input": "What is the code?"}, headers=h)
+            self.assertEqual(st, 200, data)
+            second = json.loads(data)
+            self.assertEqual(second["previous_response_id"], first["id"])
+            sent = json.loads(request(self.sim.port, "GET", "/sim/last-request")[2])["conversationState"]
+            self.assertIn("4711", sent["history"][0]["userInputMessage"]["content"])
+            # and back on A, chained on B's turn
+            st, _, data = request(a.port, "POST", "/v1/responses",
+                                  {"model": MODEL, "previous_response_id": second["id"], "input": "Thanks"}, headers=h)
+            self.assertEqual(st, 200, data)
+            sent = json.loads(request(self.sim.port, "GET", "/sim/last-request")[2])["conversationState"]
+            self.assertEqual(len(sent["history"]), 4)
             for gw in (a, b):
                 gw.assert_clean_exit(self)
         except AssertionError:
