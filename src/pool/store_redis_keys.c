@@ -6,6 +6,7 @@
  */
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,20 @@ static const char SCRIPT_ADMIT[] =
     "if conc>0 then redis.call('ZADD',KEYS[1],now+tonumber(ARGV[8]),ARGV[7]) redis.call('PEXPIRE',KEYS[1],ARGV[8]) end "
     "redis.call('HINCRBY',KEYS[3],'req',1) redis.call('EXPIRE',KEYS[3],ARGV[9]) "
     "return {0,0}";
+
+/* The script's SHA-1 in hex (EVALSHA: the body is sent only when Redis does not know it yet). The pool's loop only. */
+static const char *script_sha(const char *script, char hex[41])
+{
+    if (hex[0] == '\0') {
+        unsigned char d[EVP_MAX_MD_SIZE];
+        unsigned n = 0;
+        if (EVP_Digest(script, strlen(script), d, &n, EVP_sha1(), NULL) != 1 || n != 20)
+            return NULL;
+        for (unsigned i = 0; i < 20; ++i)
+            snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    }
+    return hex;
+}
 
 static bool valid_id(const char *id)
 {
@@ -90,10 +105,18 @@ static intptr_t op_admit(void *arg)
     snprintf(dttl, sizeof(dttl), "%d", DAY_TTL_S);
     snprintf(op->slot, sizeof(op->slot), "%s:%llu", s->replica, (unsigned long long)++slot_seq);
     /* the window's member must be unique too: the slot's name is */
-    const char *argv[] = {"EVAL", SCRIPT_ADMIT, "4", kc, kr, ku, km, now, conc, rpm, cday, cmon, tday, op->slot, lease, dttl};
+    static char sha[41];
+    const char *argv[] = {
+        "EVALSHA", script_sha(SCRIPT_ADMIT, sha), "4", kc, kr, ku, km, now, conc, rpm, cday, cmon, tday, op->slot, lease, dttl};
     int argc = (int)(sizeof(argv) / sizeof(argv[0]));
     k2a_redis_wait_t w = {0};
-    int r = k2a_redis_cmd_wait(s, argc, argv, &w);
+    int r = argv[1] != NULL ? k2a_redis_cmd_wait(s, argc, argv, &w) : K2A_ESTORE_UNAVAILABLE;
+    if (r == K2A_ESTORE_UNAVAILABLE && s->up) { /* NOSCRIPT (a new or restarted Redis): the body once */
+        argv[0] = "EVAL";
+        argv[1] = SCRIPT_ADMIT;
+        memset(&w, 0, sizeof(w));
+        r = k2a_redis_cmd_wait(s, argc, argv, &w);
+    }
     if (r != 0)
         return r;
     if (w.type != REDIS_REPLY_ARRAY)
@@ -136,9 +159,15 @@ typedef struct st_post_op_t {
     double credits;
 } post_op_t;
 
+/* KEYS: day hash, month. ARGV: input tokens, output tokens, credits, day ttl s, month ttl s. */
+static const char SCRIPT_CHARGE[] = "redis.call('HINCRBY',KEYS[1],'in',ARGV[1]) redis.call('HINCRBY',KEYS[1],'out',ARGV[2]) "
+                                    "if tonumber(ARGV[3])>0 then redis.call('HINCRBYFLOAT',KEYS[1],'cr',ARGV[3]) "
+                                    "redis.call('INCRBYFLOAT',KEYS[2],ARGV[3]) redis.call('EXPIRE',KEYS[2],ARGV[5]) end "
+                                    "redis.call('EXPIRE',KEYS[1],ARGV[4]) return 1";
+
 static void send_cmd(k2a_redis_store_t *s, int argc, const char **argv)
 {
-    size_t lens[8];
+    size_t lens[12];
     for (int i = 0; i < argc; ++i)
         lens[i] = strlen(argv[i]);
     redisAsyncCommandArgv(s->cmd, NULL, NULL, argc, argv, lens);
@@ -163,20 +192,15 @@ static void op_post(void *arg)
             send_cmd(s, 4, (const char *[]){"HINCRBY", ku, "err", "1"});
         if (op->count)
             send_cmd(s, 4, (const char *[]){"HINCRBY", ku, "req", "1"});
-        if (op->charge) {
+        if (op->charge) { /* one call: tokens and credits of the day, credits of the month, their expiry */
+            char cr[32];
             snprintf(a, sizeof(a), "%lld", (long long)op->in);
             snprintf(b, sizeof(b), "%lld", (long long)op->out);
-            send_cmd(s, 4, (const char *[]){"HINCRBY", ku, "in", a});
-            send_cmd(s, 4, (const char *[]){"HINCRBY", ku, "out", b});
-            if (op->credits > 0) {
-                snprintf(a, sizeof(a), "%.17g", op->credits);
-                send_cmd(s, 4, (const char *[]){"HINCRBYFLOAT", ku, "cr", a});
-                send_cmd(s, 3, (const char *[]){"INCRBYFLOAT", km, a});
-                send_cmd(s, 3, (const char *[]){"EXPIRE", km, mttl});
-            }
-        }
-        if (op->failed || op->charge || op->count)
+            snprintf(cr, sizeof(cr), "%.17g", op->credits);
+            send_cmd(s, 10, (const char *[]){"EVAL", SCRIPT_CHARGE, "2", ku, km, a, b, cr, dttl, mttl});
+        } else if (op->failed || op->count) {
             send_cmd(s, 3, (const char *[]){"EXPIRE", ku, dttl});
+        }
     }
     free(op);
 }
