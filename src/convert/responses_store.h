@@ -54,8 +54,8 @@ int k2a_responses_store_delete(k2a_responses_store_t *s, const char *id, size_t 
 void k2a_responses_store_expire(k2a_responses_store_t *s, int64_t now);
 
 /* A shared second tier (KIRO_REDIS_URL: pool/store_redis_responses.h): every put is also written there (with the time
- * to live; not waited for), and a get that misses the replica's memory asks it, from a coroutine only (it waits). The
- * value is "<response length>\n<response><items>". Redis down: the memory of the replica serves alone. */
+ * to live; awaited from a coroutine, else not waited for), and a get that misses the replica's memory asks it, from a coroutine
+ * only (it waits). The value is "<response length>\n<response><items>". Redis down: the memory of the replica serves alone. */
 typedef struct st_k2a_responses_remote_t {
     void *ctx;
     void (*put)(void *ctx, const char *key, size_t klen, const char *value, size_t vlen, int64_t ttl_s);

@@ -152,17 +152,45 @@ static int put_record(redis_backend_t *b, redisContext *c, const k2a_keys_remote
     return res;
 }
 
-/* Writes what changed locally (b->mu held). */
-static int push_changed(redis_backend_t *b)
+/* Drops the command connection (b->mu held): the next use connects again. */
+static void drop_cmd(redis_backend_t *b)
+{
+    if (b->cmd != NULL)
+        redisFree(b->cmd);
+    b->cmd = NULL;
+}
+
+/* The command connection, checked by a PING (b->mu held): a connection from before an outage may look fine until used. */
+static redisContext *fresh_cmd_ctx(redis_backend_t *b)
 {
     redisContext *c = cmd_ctx(b);
-    if (c == NULL || b->ks == NULL)
+    redisReply *r = c != NULL ? redisCommand(c, "PING") : NULL;
+    bool ok = r != NULL && r->type != REDIS_REPLY_ERROR;
+    freeReplyObject(r);
+    if (c != NULL && !ok) {
+        drop_cmd(b);
+        c = cmd_ctx(b);
+    }
+    return c;
+}
+
+/* Writes what changed locally (b->mu held). A failed write is tried once more on a new connection. */
+static int push_changed(redis_backend_t *b)
+{
+    if (b->ks == NULL || cmd_ctx(b) == NULL)
         return K2A_ESTORE_UNAVAILABLE;
     k2a_keys_remote_t *recs;
     size_t n;
     int r = k2a_keys_collect_changed(b->ks, &recs, &n);
+    bool retried = false;
     for (size_t i = 0; i < n; ++i) {
-        if (r == 0 && (r = put_record(b, c, &recs[i])) == 0)
+        if (r == 0 && b->cmd != NULL && (r = put_record(b, b->cmd, &recs[i])) != 0 && !retried) {
+            retried = true;
+            drop_cmd(b);
+            if (cmd_ctx(b) != NULL)
+                r = put_record(b, b->cmd, &recs[i]);
+        }
+        if (r == 0)
             k2a_keys_mark_synced(b->ks, recs[i].id, recs[i].ver);
         k2a_keys_remote_clear(&recs[i]);
     }
@@ -255,7 +283,7 @@ static int pull_one(redis_backend_t *b, redisContext *c, const char *id)
 /* Reads every key and applies them, then writes what changed locally (b->mu held). */
 static int sync_all(redis_backend_t *b)
 {
-    redisContext *c = cmd_ctx(b);
+    redisContext *c = fresh_cmd_ctx(b);
     if (c == NULL)
         return K2A_ESTORE_UNAVAILABLE;
     redisReply *r = redisCommand(c, "SMEMBERS %skeys", b->prefix);

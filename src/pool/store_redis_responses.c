@@ -84,10 +84,44 @@ static void post_put(k2a_pool_t *p, const char *id, size_t idlen, const char *va
     k2a_xloop_post(p->owner, op_put, op);
 }
 
+typedef struct st_put_wait_op_t {
+    k2a_pool_t *p;
+    const char *id, *value;
+    size_t idlen;
+    int64_t ttl_s;
+} put_wait_op_t;
+
+static intptr_t op_put_wait(void *arg)
+{
+    put_wait_op_t *op = arg;
+    k2a_redis_store_t *s = shared_of(op->p);
+    char key[KEY_MAX], ttl[24];
+    size_t klen;
+    if (s == NULL || !s->up || key_of(s, op->id, op->idlen, key, &klen) != 0)
+        return K2A_ESTORE_UNAVAILABLE;
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)(op->ttl_s > 0 ? op->ttl_s : 1));
+    const char *argv[] = {"SET", key, op->value, "EX", ttl};
+    k2a_redis_wait_t w = {0};
+    return k2a_redis_cmd_wait(s, 5, argv, &w);
+}
+
+/* From a coroutine the write is awaited (the response is in Redis before its last bytes reach the client, so the next
+ * request may go to any replica); elsewhere it is posted. */
 static void r_put(void *ctx, const char *key, size_t klen, const char *value, size_t vlen, int64_t ttl_s)
 {
-    if (vlen > 0)
-        post_put(ctx, key, klen, value, vlen, ttl_s);
+    k2a_pool_t *p = ctx;
+    if (vlen == 0 || p == NULL || p->owner == NULL)
+        return;
+    if (k2a_coro_current() != NULL && memchr(value, '\0', vlen) == NULL && memchr(key, '\0', klen) == NULL) {
+        char *v = strndup(value, vlen), *k = strndup(key, klen);
+        put_wait_op_t op = {.p = p, .id = k, .idlen = klen, .value = v, .ttl_s = ttl_s};
+        if (v != NULL && k != NULL)
+            k2a_xloop_call(p->owner, op_put_wait, &op);
+        free(v);
+        free(k);
+        return;
+    }
+    post_put(ctx, key, klen, value, vlen, ttl_s);
 }
 
 static void r_del(void *ctx, const char *key, size_t klen)

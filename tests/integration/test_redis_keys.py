@@ -18,7 +18,7 @@ import time
 import unittest
 
 from k2a import SLOW, Gateway, Sim, main, request, sim_accounts_env
-from e2e_util import wait_until
+from e2e_util import tokens, wait_until
 from redis_util import Redis
 
 ADMIN = "admin-token-for-redis-key-tests-0123456789"
@@ -60,6 +60,8 @@ class RedisKeys(unittest.TestCase):
         os.makedirs(os.path.join(self.tmp, name), exist_ok=True)
         gw = Gateway(env=sim_accounts_env(self.sim, ["sim-ok-rk-" + name], e))
         self.gws.append(gw)
+        # connected (the shared limits and stored Responses need the pool's connection; keys sync on their own)
+        wait_until(self, "the shared store connected", lambda: tokens(gw)["pool_stats"]["shared_store"] == "ok", timeout=10)
         return gw
 
     def admin(self, gw, method, path, body=None, expect=200):
@@ -242,6 +244,10 @@ class RedisKeys(unittest.TestCase):
             self.assertEqual(redis.hgetall("rk:key:" + k2["id"])["name"], "down-2")
             for gw in (a, b):
                 gw.assert_clean_exit(self)
+        except AssertionError:
+            for n, gw in zip(("a", "b"), (a, b)):
+                print("%s:\n%s" % (n, "\n".join(l for l in gw.stderr().splitlines() if "DEBUG" not in l)[-3000:]))
+            raise
         finally:
             redis.cleanup()
 
