@@ -3,10 +3,65 @@
  * order, which is the order of expiry and of eviction. One mutex; every operation is O(1) but the copies.
  */
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/coro.h"
 #include "core/errors.h"
 #include "convert/responses_store.h"
+
+static k2a_responses_remote_t remote_tier;
+static atomic_bool remote_set;
+
+void k2a_responses_store_set_remote(const k2a_responses_remote_t *remote)
+{
+    atomic_store(&remote_set, false);
+    if (remote != NULL) {
+        remote_tier = *remote;
+        atomic_store(&remote_set, true);
+    }
+}
+
+/* Writes the entry to the second tier (not waited for). */
+static void remote_put(const char *id, size_t idlen, const char *response, size_t rlen, const char *items, size_t ilen,
+                       int64_t ttl_s)
+{
+    if (!atomic_load(&remote_set))
+        return;
+    char head[24];
+    int hl = snprintf(head, sizeof(head), "%zu\n", rlen);
+    k2a_buf_t v = K2A_BUF_INIT(0);
+    if (k2a_buf_append(&v, head, (size_t)hl) == 0 && (rlen == 0 || k2a_buf_append(&v, response, rlen) == 0) &&
+        (ilen == 0 || k2a_buf_append(&v, items, ilen) == 0))
+        remote_tier.put(remote_tier.ctx, id, idlen, v.base, v.len, ttl_s);
+    k2a_buf_dispose(&v);
+}
+
+/* A get that missed the memory: asks the second tier (in a coroutine only). */
+static int remote_get(size_t max_bytes, const char *id, size_t idlen, k2a_buf_t *response, k2a_buf_t *items)
+{
+    if (!atomic_load(&remote_set) || k2a_coro_current() == NULL)
+        return K2A_ENOTFOUND;
+    k2a_buf_t v = K2A_BUF_INIT(0);
+    int r = remote_tier.get(remote_tier.ctx, id, idlen, max_bytes + 32, &v);
+    const char *nl = r == 0 && v.base != NULL ? memchr(v.base, '\n', v.len < 24 ? v.len : 24) : NULL;
+    char *end = NULL;
+    unsigned long long rlen = nl != NULL ? strtoull(v.base, &end, 10) : 0;
+    if (nl == NULL || end != nl || rlen > v.len - (size_t)(nl + 1 - v.base)) {
+        k2a_buf_dispose(&v);
+        return K2A_ENOTFOUND; /* absent, unreadable or malformed */
+    }
+    const char *body = nl + 1;
+    size_t ilen = v.len - (size_t)(body - v.base) - rlen;
+    r = 0;
+    if (response != NULL)
+        r = k2a_buf_append(response, body, rlen);
+    if (r == 0 && items != NULL)
+        r = k2a_buf_append(items, body + rlen, ilen);
+    k2a_buf_dispose(&v);
+    return r;
+}
 
 typedef struct st_entry_t {
     struct st_entry_t *chain;       /* next in the bucket */
@@ -186,6 +241,7 @@ int k2a_responses_store_put(k2a_responses_store_t *s, const char *id, const char
     ++s->count;
     s->bytes += entry_bytes(e);
     pthread_mutex_unlock(&s->mutex);
+    remote_put(id, idlen, response, rlen, items, ilen, s->ttl_s);
     return 0;
 }
 
@@ -203,6 +259,8 @@ int k2a_responses_store_get(k2a_responses_store_t *s, const char *id, size_t idl
     if (r == 0 && items != NULL)
         r = k2a_buf_append(items, e->items, e->ilen);
     pthread_mutex_unlock(&s->mutex);
+    if (r == K2A_ENOTFOUND) /* made through another replica, or this one's memory let it go */
+        r = remote_get(s->max_bytes, id, idlen, response, items);
     return r;
 }
 
@@ -213,6 +271,8 @@ int k2a_responses_store_delete(k2a_responses_store_t *s, const char *id, size_t 
     if (e != NULL)
         unlink_entry(s, e);
     pthread_mutex_unlock(&s->mutex);
+    if (atomic_load(&remote_set))
+        remote_tier.del(remote_tier.ctx, id, idlen);
     return e != NULL ? 0 : K2A_ENOTFOUND;
 }
 

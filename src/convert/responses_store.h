@@ -53,6 +53,19 @@ int k2a_responses_store_delete(k2a_responses_store_t *s, const char *id, size_t 
 /* Drops the entries older than the time to live. */
 void k2a_responses_store_expire(k2a_responses_store_t *s, int64_t now);
 
+/* A shared second tier (KIRO_REDIS_URL: pool/store_redis_responses.h): every put is also written there (with the time
+ * to live; awaited from a coroutine, else not waited for), and a get that misses the replica's memory asks it, from a coroutine
+ * only (it waits). The value is "<response length>\n<response><items>". Redis down: the memory of the replica serves alone. */
+typedef struct st_k2a_responses_remote_t {
+    void *ctx;
+    void (*put)(void *ctx, const char *key, size_t klen, const char *value, size_t vlen, int64_t ttl_s);
+    /* Appends the value (at most max bytes) to out. Returns 0, K2A_ENOTFOUND, or another error (treated as not found). */
+    int (*get)(void *ctx, const char *key, size_t klen, size_t max, k2a_buf_t *out);
+    void (*del)(void *ctx, const char *key, size_t klen);
+} k2a_responses_remote_t;
+/* Sets the second tier (copied; NULL removes it). Before requests are served. */
+void k2a_responses_store_set_remote(const k2a_responses_remote_t *remote);
+
 /* Entries and bytes held (for tests and /metrics). */
 void k2a_responses_store_stats(k2a_responses_store_t *s, size_t *count, size_t *bytes);
 

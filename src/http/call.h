@@ -64,6 +64,8 @@ struct st_k2a_call_t {
     unsigned stalled : 1;      /* ended by the write-stall timeout */
     unsigned key_admitted : 1; /* admitted by its client key (http/keys_gate.h) */
     unsigned key_released : 1; /* and the key's concurrency slot given back */
+    unsigned key_shared : 1;   /* also admitted by the shared limits (KIRO_REDIS_URL; pool/store_redis_keys.h) */
+    char key_slot[40];         /* the shared concurrency slot to give back ("" = none) */
     int status;                /* the response status, once begun */
     struct st_k2a_key_t *key;  /* the managed client key that authorised the request, NULL when none */
 };

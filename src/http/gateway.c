@@ -20,6 +20,8 @@
 #include "http/admin_keys.h"
 #include "http/gateway.h"
 #include "keys/keys_async.h"
+#include "keys/keys_redis.h"
+#include "pool/store_redis_responses.h"
 #include "pool/admin.h"
 #include "pool/pool.h"
 #include "upstream/upstream.h"
@@ -61,6 +63,7 @@ static void release_modules(k2a_server_t *s)
     if (s->worker == 0 && gw->pool != NULL) {
         struct st_k2a_pool_t *pool = gw->pool;
         gw->pool = NULL;
+        k2a_responses_store_set_remote(NULL);
         k2a_pool_admin_dispose(pool);
         k2a_pool_destroy(pool);
     }
@@ -85,11 +88,21 @@ static int open_keys(k2a_gateway_t *gw)
         snprintf(path, sizeof(path), "%.*skiro2api-keys.json", slash != NULL ? (int)(slash - c->state_file + 1) : 0, c->state_file);
     }
     k2a_keys_backend_t *b = path[0] != '\0' ? k2a_keys_file_backend_create(path) : NULL;
+    char err[512];
+    if (c->redis_url != NULL && c->redis_url[0] != '\0') { /* shared with the other replicas; the file is the local copy */
+        k2a_keys_backend_t *rb;
+        if (k2a_keys_redis_backend_create(c->redis_url, c->redis_prefix, b, &rb, err, sizeof(err)) != 0) {
+            fprintf(stderr, "kiro2api: configuration error: %s\n", err);
+            if (b != NULL)
+                b->destroy(b);
+            return 2;
+        }
+        b = rb;
+    }
     k2a_keys_config_t kc = {.max_keys = (size_t)c->keys_max,
                             .usage_days = (int)c->keys_usage_days,
                             .metrics_max = (size_t)c->keys_metrics_max,
                             .client_token = c->client_token};
-    char err[512];
     if (k2a_keys_create(&kc, b, &gw->keys, err, sizeof(err)) != 0) {
         fprintf(stderr, "kiro2api: configuration error: %s\n", err);
         if (b != NULL)
@@ -201,6 +214,9 @@ static int setup_worker(k2a_worker_t *w)
             k2a_pool_admin_init(gw->pool, w->err, sizeof(w->err)) != 0)
             return 2;
         k2a_info("account pool: %zu account(s), strategy %s", k2a_pool_naccounts(gw->pool), c->pool_strategy);
+        k2a_responses_remote_t rt;
+        if (k2a_redis_responses_remote(gw->pool, &rt)) /* stored Responses shared with the other replicas */
+            k2a_responses_store_set_remote(&rt);
     }
     s->pool = gw->pool;
     s->keys = gw->keys;

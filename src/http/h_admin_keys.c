@@ -19,6 +19,7 @@
 #include "http/admin.h"
 #include "http/admin_keys.h"
 #include "keys/keys_async.h"
+#include "pool/store_redis_keys.h"
 
 static k2a_keys_t *store_of(k2a_admin_req_t *ar)
 {
@@ -247,6 +248,30 @@ static void keys_show(k2a_admin_req_t *ar)
         reply_one(ar, ks, ar->id, 200, NULL);
 }
 
+/* The usage as every replica summed it in the shared store (KIRO_REDIS_URL). K2A_ESTORE_UNAVAILABLE when there is none. */
+static int shared_usage(k2a_admin_req_t *ar, k2a_keys_t *ks, int days, k2a_buf_t *out)
+{
+    if (ar->call->server->pool == NULL || strlen(ar->id) != K2A_KEYS_ID_LEN)
+        return K2A_ESTORE_UNAVAILABLE;
+    k2a_shared_usage_t *u = calloc((size_t)days, sizeof(*u));
+    k2a_key_day_t *d = calloc((size_t)days, sizeof(*d));
+    int32_t first = k2a_keys_day_of((int64_t)time(NULL)) - days + 1;
+    int r = u == NULL || d == NULL ? K2A_ENOMEM : k2a_shared_key_usage(ar->call->server->pool, ar->id, first, days, u);
+    if (r == 0) {
+        for (int i = 0; i < days; ++i)
+            d[i] = (k2a_key_day_t){.day = first + i,
+                                   .requests = (uint64_t)u[i].requests,
+                                   .errors = (uint64_t)u[i].errors,
+                                   .input_tokens = u[i].input_tokens,
+                                   .output_tokens = u[i].output_tokens,
+                                   .credits = u[i].credits};
+        r = k2a_keys_render_usage_of(ks, ar->id, d, days, out);
+    }
+    free(u);
+    free(d);
+    return r == K2A_ENOMEM ? K2A_ESTORE_UNAVAILABLE : r;
+}
+
 static void keys_usage(k2a_admin_req_t *ar)
 {
     k2a_keys_t *ks = store_of(ar);
@@ -266,7 +291,9 @@ static void keys_usage(k2a_admin_req_t *ar)
     if (days > max)
         days = max;
     k2a_buf_t out = K2A_BUF_INIT(0);
-    int r = k2a_keys_render_usage(ks, ar->id, days, (int64_t)time(NULL), &out);
+    int r = shared_usage(ar, ks, days, &out);
+    if (r == K2A_ESTORE_UNAVAILABLE) /* no shared store, or it is down: this replica's own counts */
+        r = k2a_keys_render_usage(ks, ar->id, days, (int64_t)time(NULL), &out);
     if (r == 0)
         k2a_admin_reply_json(ar, 200, out.base, out.len);
     else

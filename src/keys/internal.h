@@ -26,6 +26,12 @@ struct st_k2a_keys_t {
 };
 
 k2a_key_t *k2a_keys_new_key(k2a_keys_t *ks);
+/* Deletes a key recording ver (0 = the next one) as its deletion's version; synced: the deletion came from the shared store. */
+int k2a_keys_delete_at(k2a_keys_t *ks, const char *id, int64_t ver, bool synced);
+/* Links a key (wmu held) and counts it live. */
+int k2a_keys_link_live(k2a_keys_t *ks, k2a_key_t *k);
+/* The live key with this id (wmu held), or NULL. */
+k2a_key_t *k2a_keys_by_id(k2a_keys_t *ks, const char *id);
 void k2a_keys_free_key(k2a_key_t *k);
 /* Links a key built by decode (writer mutex not needed at start-up). */
 int k2a_keys_insert(k2a_keys_t *ks, k2a_key_t *k);

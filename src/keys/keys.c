@@ -304,6 +304,8 @@ int k2a_keys_create(const k2a_keys_config_t *cfg, k2a_keys_backend_t *backend, k
         }
     }
     *out = ks;
+    if (backend != NULL && backend->attach != NULL)
+        backend->attach(backend, ks);
     return 0;
 }
 
@@ -311,6 +313,9 @@ void k2a_keys_destroy(k2a_keys_t *ks)
 {
     if (ks == NULL)
         return;
+    if (ks->backend != NULL && ks->backend->destroy != NULL) /* a shared backend's thread stops before the keys go */
+        ks->backend->destroy(ks->backend);
+    ks->backend = NULL;
     for (size_t i = 0; i < ks->nall; ++i)
         k2a_keys_free_key(ks->all[i]);
     for (size_t i = 0; i < ks->nretired; ++i)
@@ -318,8 +323,6 @@ void k2a_keys_destroy(k2a_keys_t *ks)
     free(ks->all);
     free(ks->retired);
     free(ks->buckets);
-    if (ks->backend != NULL && ks->backend->destroy != NULL)
-        ks->backend->destroy(ks->backend);
     pthread_mutex_destroy(&ks->wmu);
     pthread_mutex_destroy(&ks->fmu);
     free(ks);
@@ -604,6 +607,20 @@ const char *k2a_keys_verdict_message(k2a_keys_verdict_t v)
 
 /* ---- management ---- */
 
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The next version of a key's record: the wall clock, and always above the previous one (key mutex or wmu held). */
+static int64_t next_ver(const k2a_key_t *k)
+{
+    int64_t now = wall_ms();
+    return now > k->ver ? now : k->ver + 1;
+}
+
 static bool name_taken(k2a_keys_t *ks, const char *name, const k2a_key_t *except)
 {
     for (size_t i = 0; i < ks->nall; ++i)
@@ -694,6 +711,7 @@ int k2a_keys_add(k2a_keys_t *ks, const k2a_keys_spec_t *spec, int64_t now_s, cha
     k->prefix[K2A_KEYS_PREFIX_LEN] = '\0';
     snprintf(k->name, sizeof(k->name), "%s", spec->name);
     k->created_at = now_s;
+    k->ver = next_ver(k);
     k->enabled = spec->has_enabled ? spec->enabled : true;
     k->expires_at = spec->has_expires ? spec->expires_at : 0;
     if (spec->has_limits)
@@ -765,6 +783,7 @@ int k2a_keys_update(k2a_keys_t *ks, const char *id, const k2a_keys_spec_t *spec,
             k->enabled = spec->enabled;
         if (spec->has_expires)
             k->expires_at = spec->expires_at;
+        k->ver = next_ver(k);
     }
     pthread_mutex_unlock(&k->mu);
     pthread_mutex_unlock(&ks->wmu);
@@ -772,6 +791,11 @@ int k2a_keys_update(k2a_keys_t *ks, const char *id, const k2a_keys_spec_t *spec,
 }
 
 int k2a_keys_delete(k2a_keys_t *ks, const char *id)
+{
+    return k2a_keys_delete_at(ks, id, 0, false);
+}
+
+int k2a_keys_delete_at(k2a_keys_t *ks, const char *id, int64_t ver, bool synced)
 {
     pthread_mutex_lock(&ks->wmu);
     k2a_key_t *k = by_id(ks, id);
@@ -789,6 +813,9 @@ int k2a_keys_delete(k2a_keys_t *ks, const char *id)
     unlink_key(ks, k);
     ks->retired[ks->nretired++] = k; /* requests may still hold it: freed with the store */
     pthread_mutex_lock(&k->mu);      /* what it no longer needs goes now: a retired key is a few hundred bytes */
+    k->ver = ver > 0 ? ver : next_ver(k);
+    if (synced)
+        k->synced_ver = k->ver;
     free(k->window);
     k->window = NULL;
     k->window_cap = k->window_len = k->window_head = 0;
@@ -810,4 +837,40 @@ int k2a_keys_name_of(k2a_keys_t *ks, const char *id, char name[K2A_KEYS_NAME_MAX
         memcpy(name, k->name, K2A_KEYS_NAME_MAX + 1);
     pthread_mutex_unlock(&ks->wmu);
     return k != NULL ? 0 : K2A_ENOTFOUND;
+}
+
+k2a_key_t *k2a_keys_by_id(k2a_keys_t *ks, const char *id)
+{
+    return by_id(ks, id);
+}
+
+int k2a_keys_link_live(k2a_keys_t *ks, k2a_key_t *k)
+{
+    int r = link_key(ks, k);
+    if (r == 0)
+        atomic_fetch_add_explicit(&ks->nlive, 1, memory_order_relaxed);
+    return r;
+}
+
+void k2a_keys_limits_of(k2a_key_t *k, k2a_key_limits_t *out)
+{
+    pthread_mutex_lock(&k->mu);
+    *out = k->limits;
+    pthread_mutex_unlock(&k->mu);
+}
+
+void k2a_keys_admit_undo(k2a_key_t *k, int64_t now_ms)
+{
+    pthread_mutex_lock(&k->mu);
+    if (k->inflight > 0)
+        --k->inflight;
+    if (k->limits.rpm > 0 && k->window_len > 0) /* the newest entry: the same minute, whichever request it was */
+        --k->window_len;
+    int32_t today = k2a_keys_day_of(now_ms / 1000);
+    if (k->ndays > 0 && k->days[k->ndays - 1].day == today && k->days[k->ndays - 1].requests > 0)
+        --k->days[k->ndays - 1].requests;
+    if (k->m_requests > 0)
+        --k->m_requests;
+    ++k->m_rejected;
+    pthread_mutex_unlock(&k->mu);
 }

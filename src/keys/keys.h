@@ -58,6 +58,8 @@ struct st_k2a_key_t {
     pthread_mutex_t mu;  /* guards everything below */
     char name[K2A_KEYS_NAME_MAX + 1];
     int64_t created_at, expires_at, last_used_at; /* unix seconds; expires_at 0 = never */
+    int64_t ver;                                  /* wall-clock ms of the last admin change (the shared store keeps the newest) */
+    int64_t synced_ver;                           /* the ver last written to the shared store */
     bool enabled;
     char *models[K2A_KEYS_MODELS_MAX];
     size_t nmodels; /* 0 = every model */
@@ -88,6 +90,8 @@ struct st_k2a_keys_backend_t {
     /* Stores a snapshot. Returns 0 or an error. Called from one thread at a time. */
     int (*save)(k2a_keys_backend_t *b, const char *json, size_t len);
     void (*usage_add)(k2a_keys_backend_t *b, const char *key_id, const k2a_key_day_t *delta);
+    /* Optional: called once the store is loaded (a shared backend pulls the other replicas' keys and starts following them). */
+    void (*attach)(k2a_keys_backend_t *b, struct st_k2a_keys_t *ks);
     void (*destroy)(k2a_keys_backend_t *b);
 };
 /* The file backend (path copied). NULL on out of memory. */
@@ -134,6 +138,11 @@ k2a_keys_verdict_t k2a_keys_check(k2a_key_t *k, int64_t now_s);
  * usage) and takes a concurrency slot, which k2a_keys_release gives back. On refusal nothing is taken; *retry_after_s says
  * when to come back (429 verdicts). model may be NULL (no model check). */
 k2a_keys_verdict_t k2a_keys_admit(k2a_key_t *k, const char *model, size_t model_len, int64_t now_ms, int64_t *retry_after_s);
+/* Takes back an admission that a shared limit (store_redis_keys.h) refused: the slot, the window entry and the request
+ * count, and counts a refusal. */
+void k2a_keys_admit_undo(k2a_key_t *k, int64_t now_ms);
+/* A copy of the key's limits. */
+void k2a_keys_limits_of(k2a_key_t *k, k2a_key_limits_t *out);
 /* Gives back the slot of an admitted request and counts it as an error when failed. */
 void k2a_keys_release(k2a_keys_t *ks, k2a_key_t *k, bool failed, int64_t now_ms);
 /* Adds what an upstream attempt consumed to the key's usage of the day of now_ms. */
@@ -180,6 +189,8 @@ int k2a_keys_render_list(k2a_keys_t *ks, int64_t now_s, k2a_buf_t *out);
 int k2a_keys_render_one(k2a_keys_t *ks, const char *id, int64_t now_s, k2a_buf_t *out);
 /* {"days":[...]} for the last `days` UTC days up to today, oldest first, zeros where nothing was used. */
 int k2a_keys_render_usage(k2a_keys_t *ks, const char *id, int days, int64_t now_s, k2a_buf_t *out);
+/* The same from the given days (the shared store's sums, oldest first), with "shared":true. */
+int k2a_keys_render_usage_of(k2a_keys_t *ks, const char *id, const k2a_key_day_t *days, int n, k2a_buf_t *out);
 /* Prometheus series k2a_key_* {key="<name>"} (bounded by metrics_max). */
 int k2a_keys_render_metrics(k2a_keys_t *ks, k2a_buf_t *out);
 
@@ -194,6 +205,31 @@ int k2a_keys_write(k2a_keys_t *ks, const k2a_buf_t *json, uint64_t gen);
 int k2a_keys_save_sync(k2a_keys_t *ks);
 /* Whether usage changed since the last snapshot was encoded. */
 bool k2a_keys_dirty(k2a_keys_t *ks);
+
+/* ---- the shared store (keys_sync.c) ---- */
+
+/* One key as the shared store holds it: never the secret, only its SHA-256 and the display prefix. A deleted key stays as
+ * a tombstone (deleted, with its ver) so that a replica that has not seen the deletion cannot bring it back. */
+typedef struct st_k2a_keys_remote_t {
+    char id[K2A_KEYS_ID_LEN + 1];
+    unsigned char hash[32];
+    char prefix[K2A_KEYS_PREFIX_LEN + 1];
+    char name[K2A_KEYS_NAME_MAX + 1];
+    int64_t created_at, expires_at, ver;
+    bool enabled, deleted;
+    char *models[K2A_KEYS_MODELS_MAX]; /* owned (k2a_keys_remote_clear) */
+    size_t nmodels;
+    k2a_key_limits_t limits;
+} k2a_keys_remote_t;
+void k2a_keys_remote_clear(k2a_keys_remote_t *r);
+/* Applies a record of the shared store when it is newer than the local key (ver): adds, updates or deletes the key. The
+ * record counts as written (synced). Returns 1 when applied, 0 when not newer (or invalid, or no room), or an error. */
+int k2a_keys_apply_remote(k2a_keys_t *ks, const k2a_keys_remote_t *rec);
+/* Copies the managed keys (live and deleted) changed since they were last written to the shared store. *out is an array
+ * of *n records (free each with k2a_keys_remote_clear, then the array). Returns 0 or K2A_ENOMEM. */
+int k2a_keys_collect_changed(k2a_keys_t *ks, k2a_keys_remote_t **out, size_t *n);
+/* Marks a key as written at ver. */
+void k2a_keys_mark_synced(k2a_keys_t *ks, const char *id, int64_t ver);
 
 /* ---- UTC calendar helpers ---- */
 int32_t k2a_keys_day_of(int64_t unix_s);     /* days since 1970-01-01 */

@@ -84,6 +84,7 @@ int k2a_keys_encode(k2a_keys_t *ks, k2a_buf_t *out, uint64_t *gen)
                         k->builtin ? "true" : "false");
         if (!k->builtin)
             k2a_buf_appendf(out, ",\"hash\":\"%s\",\"prefix\":\"%s\"", hash, k->prefix);
+        k2a_buf_appendf(out, ",\"ver\":%lld", (long long)k->ver);
         k2a_buf_appendf(out, ",\"created_at\":%lld,\"expires_at\":%lld,\"last_used_at\":%lld,\"enabled\":%s,\"models\":",
                         (long long)k->created_at, (long long)k->expires_at, (long long)k->last_used_at,
                         k->enabled ? "true" : "false");
@@ -167,6 +168,9 @@ static int decode_key(k2a_keys_t *ks, yajl_val o)
         snprintf(k->prefix, sizeof(k->prefix), "%s", prefix != NULL ? prefix : "");
         k->created_at = get_i64(o, "created_at");
         k->expires_at = get_i64(o, "expires_at");
+        k->ver = get_i64(o, "ver");
+        if (k->ver <= 0)
+            k->ver = k->created_at * 1000; /* a snapshot from before versions */
         yajl_val en = get(o, "enabled");
         k->enabled = en == NULL || !YAJL_IS_FALSE(en);
         yajl_val models = get(o, "models");
@@ -349,6 +353,24 @@ int k2a_keys_render_one(k2a_keys_t *ks, const char *id, int64_t now_s, k2a_buf_t
         render_key(out, k, k2a_keys_day_of(now_s));
     pthread_mutex_unlock(&ks->wmu);
     return k != NULL ? 0 : K2A_ENOTFOUND;
+}
+
+int k2a_keys_render_usage_of(k2a_keys_t *ks, const char *id, const k2a_key_day_t *days, int n, k2a_buf_t *out)
+{
+    pthread_mutex_lock(&ks->wmu);
+    k2a_key_t *k = find_id(ks, id);
+    if (k == NULL) {
+        pthread_mutex_unlock(&ks->wmu);
+        return K2A_ENOTFOUND;
+    }
+    k2a_buf_appendf(out, "{\"id\":\"%s\",\"name\":\"%s\",\"shared\":true,\"days\":[", k->id, k->name);
+    pthread_mutex_unlock(&ks->wmu);
+    for (int i = 0; i < n; ++i) {
+        if (i)
+            k2a_buf_appendstr(out, ",");
+        put_day(out, &days[i], false);
+    }
+    return k2a_buf_appendstr(out, "]}");
 }
 
 int k2a_keys_render_usage(k2a_keys_t *ks, const char *id, int days, int64_t now_s, k2a_buf_t *out)

@@ -654,11 +654,13 @@ int k2a_redis_cmd_wait(k2a_redis_store_t *s, int argc, const char **argv, k2a_re
 {
     if (!s->up || s->cmd == NULL)
         return K2A_ESTORE_UNAVAILABLE;
+    if (argc > K2A_REDIS_ARGV_MAX)
+        return K2A_EINVAL;
     k2a_redis_wait_t *w = calloc(1, sizeof(*w));
     if (w == NULL)
         return K2A_ENOMEM;
-    size_t lens[12];
-    for (int i = 0; i < argc && i < 12; ++i)
+    size_t lens[K2A_REDIS_ARGV_MAX];
+    for (int i = 0; i < argc; ++i)
         lens[i] = strlen(argv[i]);
     if (redisAsyncCommandArgv(s->cmd, on_cmd_reply, w, argc, argv, lens) != REDIS_OK) {
         free(w);

@@ -47,8 +47,9 @@ typedef struct st_k2a_redis_wait_t {
     bool ok; /* a +OK status */
 } k2a_redis_wait_t;
 
-/* In a coroutine: sends argv (at most 12 arguments) and waits for the answer; *out gets what the reply said. Returns 0,
- * K2A_ESTORE_UNAVAILABLE (down, or an error reply) or K2A_ECANCELED. */
+#define K2A_REDIS_ARGV_MAX 24
+/* In a coroutine: sends argv (at most K2A_REDIS_ARGV_MAX arguments) and waits for the answer; *out gets what the reply said.
+ * Returns 0, K2A_ESTORE_UNAVAILABLE (down, or an error reply) or K2A_ECANCELED. */
 int k2a_redis_cmd_wait(k2a_redis_store_t *s, int argc, const char **argv, k2a_redis_wait_t *out);
 /* True when st is the Redis store. */
 bool k2a_redis_is_store(const k2a_pool_store_t *st);
