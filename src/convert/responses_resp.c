@@ -126,11 +126,16 @@ static int append_usage(k2a_buf_t *out, const k2a_responses_writer_t *w)
     const k2a_ir_usage_t *u = &w->usage;
     int64_t in = u->input_tokens + u->cache_read_input_tokens + u->cache_creation_input_tokens;
     int64_t reasoning = w->reasoning_tokens < u->output_tokens ? w->reasoning_tokens : u->output_tokens;
-    return k2a_buf_appendf(out,
-                           "{\"input_tokens\":%lld,\"input_tokens_details\":{\"cached_tokens\":%lld},\"output_tokens\":%lld,"
-                           "\"output_tokens_details\":{\"reasoning_tokens\":%lld},\"total_tokens\":%lld}",
-                           (long long)in, (long long)u->cache_read_input_tokens, (long long)u->output_tokens, (long long)reasoning,
-                           (long long)(in + u->output_tokens));
+    int r;
+    if ((r = APPEND_LIT(out, "{\"input_tokens\":")) != 0 || (r = k2a_buf_append_i64(out, in)) != 0 ||
+        (r = APPEND_LIT(out, ",\"input_tokens_details\":{\"cached_tokens\":")) != 0 ||
+        (r = k2a_buf_append_i64(out, u->cache_read_input_tokens)) != 0 || (r = APPEND_LIT(out, "},\"output_tokens\":")) != 0 ||
+        (r = k2a_buf_append_i64(out, u->output_tokens)) != 0 ||
+        (r = APPEND_LIT(out, ",\"output_tokens_details\":{\"reasoning_tokens\":")) != 0 ||
+        (r = k2a_buf_append_i64(out, reasoning)) != 0 || (r = APPEND_LIT(out, "},\"total_tokens\":")) != 0 ||
+        (r = k2a_buf_append_i64(out, in + u->output_tokens)) != 0)
+        return r;
+    return APPEND_LIT(out, "}");
 }
 
 static const char *incomplete_reason(k2a_ir_stop_reason_t r)

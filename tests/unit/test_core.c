@@ -380,6 +380,28 @@ static void test_utf8_validator(void **state)
 }
 
 /* The one splitmix64: the published sequence for seed 0 (Vigna's reference implementation). */
+/* k2a_buf_append_i64 writes what printf's %lld writes, across the range and next to a bounded buffer's end. */
+static void test_buf_append_i64(void **state)
+{
+    (void)state;
+    const long long vals[] = {0, 1, -1, 9, 10, 99, 100, 12345, -12345, 1000000007LL, INT64_MAX, INT64_MIN, INT64_MIN + 1};
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); ++i) {
+        char want[32];
+        snprintf(want, sizeof(want), "%lld", vals[i]);
+        k2a_buf_t b = K2A_BUF_INIT(0);
+        assert_int_equal(k2a_buf_append(&b, "x", 1), 0);
+        assert_int_equal(k2a_buf_append_i64(&b, vals[i]), 0);
+        assert_int_equal(b.len, 1 + strlen(want));
+        assert_memory_equal(b.base + 1, want, strlen(want));
+        k2a_buf_dispose(&b);
+        if (strlen(want) > 1) { /* a max of 0 means unbounded */
+            k2a_buf_t small = K2A_BUF_INIT(strlen(want) - 1);
+            assert_int_equal(k2a_buf_append_i64(&small, vals[i]), K2A_ETOOBIG);
+            k2a_buf_dispose(&small);
+        }
+    }
+}
+
 static void test_splitmix64(void **state)
 {
     uint64_t s = 0;
@@ -410,6 +432,7 @@ int main(void)
         cmocka_unit_test(test_rand_ids),
         cmocka_unit_test(test_utf8_validator),
         cmocka_unit_test(test_splitmix64),
+        cmocka_unit_test(test_buf_append_i64),
         cmocka_unit_test(test_testhook_inert),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
