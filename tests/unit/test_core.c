@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/config.h"
@@ -19,6 +20,7 @@
 #include "core/json_text.h"
 #include "core/log.h"
 #include "core/rand.h"
+#include "core/str.h"
 #include "core/testhook.h"
 #include "core/utf8.h"
 
@@ -402,6 +404,32 @@ static void test_buf_append_i64(void **state)
     }
 }
 
+/* k2a_ipv4_text writes what inet_ntop writes (every byte value in every position); k2a_copy_cstr what snprintf "%s" does. */
+static void test_ipv4_text_and_copy_cstr(void **state)
+{
+    (void)state;
+    for (unsigned v = 0; v < 256; ++v)
+        for (int pos = 0; pos < 4; ++pos) {
+            unsigned char b[4] = {10, 0, 200, 7};
+            b[pos] = (unsigned char)v;
+            char want[INET_ADDRSTRLEN], got[16];
+            assert_non_null(inet_ntop(AF_INET, b, want, sizeof(want)));
+            memset(got, 'x', sizeof(got));
+            k2a_ipv4_text(got, b);
+            assert_string_equal(got, want);
+        }
+    const char *srcs[] = {"", "a", "abcdefg", "abcdefgh", "abcdefghijklmnop"};
+    for (size_t i = 0; i < sizeof(srcs) / sizeof(srcs[0]); ++i)
+        for (size_t cap = 1; cap < 12; ++cap) {
+            char want[16], got[16];
+            memset(want, 'y', sizeof(want));
+            memset(got, 'y', sizeof(got));
+            snprintf(want, cap, "%s", srcs[i]);
+            k2a_copy_cstr(got, cap, srcs[i]);
+            assert_memory_equal(got, want, sizeof(got));
+        }
+}
+
 static void test_splitmix64(void **state)
 {
     uint64_t s = 0;
@@ -433,6 +461,7 @@ int main(void)
         cmocka_unit_test(test_utf8_validator),
         cmocka_unit_test(test_splitmix64),
         cmocka_unit_test(test_buf_append_i64),
+        cmocka_unit_test(test_ipv4_text_and_copy_cstr),
         cmocka_unit_test(test_testhook_inert),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
