@@ -20,6 +20,9 @@
 #include <string.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/rand.h"
@@ -142,6 +145,19 @@ static inline bool plain8(uint64_t w)
     return ((ctl | quote | bsl) & 0x8080808080808080ull) == 0;
 }
 
+#ifdef __SSE2__
+/* How many of the 16 bytes at p come before the first control character, '"' or '\\' (16 when none): three compares and
+ * one mask for 16 bytes, where plain8 takes about as many instructions for 8. */
+static inline unsigned plain16(const unsigned char *p)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i ctl = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f)); /* v <= 0x1f, unsigned */
+    __m128i q = _mm_cmpeq_epi8(v, _mm_set1_epi8('"')), bs = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+    unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(ctl, _mm_or_si128(q, bs)));
+    return m == 0 ? 16 : (unsigned)__builtin_ctz(m);
+}
+#endif
+
 /* The bytes str() writes for s: the quotes, and each byte as it is escaped (class 1: 2 bytes, class 2: 6). */
 static size_t escaped_size(k2a_str_t s)
 {
@@ -149,6 +165,14 @@ static size_t escaped_size(k2a_str_t s)
     const unsigned char *p = (const unsigned char *)(s.base != NULL ? s.base : ""), *pend = p + s.len;
     size_t n = s.len + 2;
     while (p < pend) {
+#ifdef __SSE2__
+        while (pend - p >= 16) {
+            unsigned k = plain16(p);
+            p += k;
+            if (k < 16)
+                break;
+        }
+#endif
         while (pend - p >= 8) {
             uint64_t w;
             memcpy(&w, p, 8);
@@ -184,6 +208,19 @@ static void str(enc_t *e, k2a_str_t s)
     char *dst = b->base + b->len, *end = b->base + b->cap - 1;
     *dst++ = '"';
     while (p < pend) {
+#ifdef __SSE2__
+        /* 16 bytes at a time: all 16 copied, as many kept as come before the first byte to escape */
+        while (pend - p >= 16) {
+            if (end - dst < 16 && !room(e, &dst, &end, (size_t)(pend - p) + 16))
+                return;
+            unsigned k = plain16(p);
+            _mm_storeu_si128((__m128i *)(void *)dst, _mm_loadu_si128((const __m128i *)(const void *)p));
+            dst += k;
+            p += k;
+            if (k < 16)
+                break;
+        }
+#endif
         /* copy 8 bytes at a time while none of them is a control character, '"' or '\\' (SWAR, Hacker's Delight) */
         while (pend - p >= 8) {
             uint64_t w;
