@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include "core/errors.h"
 #include "convert/openai_error.h"
@@ -58,11 +59,18 @@ static void merge_usage(k2a_ir_usage_t *dst, const k2a_ir_usage_t *src)
         dst->cache_creation_input_tokens = src->cache_creation_input_tokens;
 }
 
+/* k2a_responses_writer_init zeroes the fields before open[] and from nopen on: nothing may sit between them */
+_Static_assert(offsetof(k2a_responses_writer_t, nopen) ==
+                   offsetof(k2a_responses_writer_t, open) + sizeof(((k2a_responses_writer_t *)0)->open),
+               "open[] is followed by nopen");
+
 int k2a_responses_writer_init(k2a_responses_writer_t *w, k2a_buf_t *out, int64_t created_at, k2a_str_t model,
                               const k2a_responses_extra_t *echo, const k2a_ir_request_t *req, k2a_random_cb random,
                               void *random_ctx, size_t max_bytes)
 {
-    memset(w, 0, sizeof(*w));
+    /* all but open[] (16 items, ~9 KB): an item is set up whole when it opens, and only the first nopen are read */
+    memset(w, 0, offsetof(k2a_responses_writer_t, open));
+    memset(&w->nopen, 0, sizeof(*w) - offsetof(k2a_responses_writer_t, nopen));
     w->out = out;
     w->created_at = created_at;
     w->echo = echo;
