@@ -344,6 +344,27 @@ int k2a_call_write(k2a_call_t *call, const void *data, size_t len)
     return k2a_buf_append(&call->out[call->filling], data, len);
 }
 
+int k2a_call_write_buf(k2a_call_t *call, k2a_buf_t *b)
+{
+    int r = 0;
+    k2a_buf_t *o = &call->out[call->filling];
+    if (call->req_gone) {
+        r = K2A_ECANCELED;
+    } else if (o->len == 0 && (o->max == 0 || b->len <= o->max)) {
+        char *base = o->base;
+        size_t cap = o->cap;
+        o->base = b->base;
+        o->len = b->len;
+        o->cap = b->cap;
+        b->base = base;
+        b->cap = cap;
+    } else {
+        r = k2a_buf_append(o, b->base, b->len);
+    }
+    k2a_buf_reset(b);
+    return r;
+}
+
 static void on_drain_cancel(k2a_coro_t *co, void *data)
 {
     k2a_call_t *call = data;

@@ -128,8 +128,7 @@ static int drain(exchange_t *x)
         k2a_buf_reset(&x->stage);
         return K2A_ENOMEM;
     }
-    int r = k2a_call_write(x->call, x->stage.base, x->stage.len);
-    k2a_buf_reset(&x->stage);
+    int r = k2a_call_write_buf(x->call, &x->stage);
     if (r == 0)
         r = k2a_call_flush(x->call);
     return r;
@@ -156,7 +155,7 @@ static void on_ping(uv_timer_t *t)
     k2a_ir_event_t ev = {.type = K2A_EV_PING};
     int r = x->dialect->writer_on_event(x->w, &ev);
     if (r == 0)
-        r = k2a_call_write(x->call, x->stage.base, x->stage.len);
+        r = k2a_call_write_buf(x->call, &x->stage);
     k2a_buf_reset(&x->stage);
     if (r != 0) {
         if (x->sink_error == 0)
