@@ -526,7 +526,7 @@ static void run(k2a_call_t *call)
     k2a_server_t *s = call->server;
     const k2a_dialect_t *dialect = call->dialect;
     exchange_t *x = k2a_arena_calloc(&call->arena, sizeof(*x));
-    void *w = x != NULL ? k2a_arena_calloc(&call->arena, dialect->writer_size) : NULL;
+    void *w = x != NULL ? k2a_arena_alloc(&call->arena, dialect->writer_size) : NULL; /* writer_init sets it up */
     if (w == NULL) {
         k2a_call_respond_error(call, K2A_ENOMEM, NULL);
         return;
