@@ -245,6 +245,8 @@ static int render_static(k2a_responses_writer_t *w)
 /* status: "in_progress" (no output, no usage), "completed"/"incomplete" (output and usage), "failed" (error). */
 static int render_object(const k2a_responses_writer_t *w, k2a_buf_t *out, const char *status, bool final)
 {
+    /* the parts' sizes are known: one growth instead of doubling through them (a bound is enforced by the appends) */
+    (void)k2a_buf_reserve(out, w->head.len + w->mid_a.len + w->mid_b.len + (final ? w->items.len : 0) + 384);
     CHECK(k2a_buf_append(out, w->head.base, w->head.len));
     CHECK(k2a_buf_appendstr(out, status));
     CHECK(APPEND_LIT(out, "\",\"background\":false,\"error\":"));
@@ -333,6 +335,7 @@ static int response_event(k2a_responses_writer_t *w, const char *prefix, size_t 
 {
     k2a_buf_reset(&w->object);
     CHECK(render_object(w, &w->object, status, final));
+    (void)k2a_buf_reserve(w->out, w->object.len + 128);
     return object_event(w, prefix, plen, &w->object);
 }
 
@@ -346,6 +349,7 @@ static int start(k2a_responses_writer_t *w)
     /* the same object twice: rendered once */
     k2a_buf_reset(&w->object);
     CHECK(render_object(w, &w->object, "in_progress", false));
+    (void)k2a_buf_reserve(w->out, 2 * (w->object.len + 128)); /* both events in one growth */
     CHECK(object_event(w, PREFIX_ARGS("response.created"), &w->object));
     CHECK(object_event(w, PREFIX_ARGS("response.in_progress"), &w->object));
     k2a_buf_reset(&w->object);
