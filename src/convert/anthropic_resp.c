@@ -72,14 +72,17 @@ static int append_json_string(k2a_buf_t *b, k2a_str_t s)
 
 static int append_usage(k2a_buf_t *b, const k2a_ir_usage_t *u, int64_t output_tokens)
 {
-    int r = k2a_buf_appendf(b,
-                            "{\"input_tokens\":%lld,\"cache_creation_input_tokens\":%lld,\"cache_read_input_tokens\":%lld,"
-                            "\"output_tokens\":%lld",
-                            (long long)u->input_tokens, (long long)u->cache_creation_input_tokens,
-                            (long long)u->cache_read_input_tokens, (long long)output_tokens);
-    if (r == 0 && u->web_search_requests > 0)
-        r = k2a_buf_appendf(b, ",\"server_tool_use\":{\"web_search_requests\":%lld}", (long long)u->web_search_requests);
-    return r != 0 ? r : APPEND_LIT(b, "}");
+    int r;
+    if ((r = APPEND_LIT(b, "{\"input_tokens\":")) != 0 || (r = k2a_buf_append_i64(b, u->input_tokens)) != 0 ||
+        (r = APPEND_LIT(b, ",\"cache_creation_input_tokens\":")) != 0 ||
+        (r = k2a_buf_append_i64(b, u->cache_creation_input_tokens)) != 0 ||
+        (r = APPEND_LIT(b, ",\"cache_read_input_tokens\":")) != 0 || (r = k2a_buf_append_i64(b, u->cache_read_input_tokens)) != 0 ||
+        (r = APPEND_LIT(b, ",\"output_tokens\":")) != 0 || (r = k2a_buf_append_i64(b, output_tokens)) != 0)
+        return r;
+    if (u->web_search_requests > 0 && ((r = APPEND_LIT(b, ",\"server_tool_use\":{\"web_search_requests\":")) != 0 ||
+                                       (r = k2a_buf_append_i64(b, u->web_search_requests)) != 0 || (r = APPEND_LIT(b, "}")) != 0))
+        return r;
+    return APPEND_LIT(b, "}");
 }
 
 /* ---------- web search (http/websearch.h) ---------- */
@@ -258,10 +261,9 @@ static int sse_stop(k2a_anthropic_sse_t *w, const k2a_ir_event_t *ev)
         if ((r = sse_block_stop(w, lowest, K2A_STR_NULL)) != 0)
             return r;
     }
-    if ((r = k2a_buf_appendf(w->out,
-                             "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"%s\","
-                             "\"stop_sequence\":null},\"usage\":",
-                             k2a_anthropic_stop_reason(ev->stop_reason))) != 0 ||
+    if ((r = APPEND_LIT(w->out, "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"")) != 0 ||
+        (r = k2a_buf_appendstr(w->out, k2a_anthropic_stop_reason(ev->stop_reason))) != 0 ||
+        (r = APPEND_LIT(w->out, "\",\"stop_sequence\":null},\"usage\":")) != 0 ||
         (r = append_usage(w->out, &ev->usage, ev->usage.output_tokens)) != 0 ||
         (r = APPEND_LIT(w->out, "}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")) != 0)
         return r;

@@ -55,7 +55,8 @@ typedef struct st_k2a_dialect_t {
     /* decodes a request body into *out (strings may point into body or arena); 0 or a K2A_E* with err->message set */
     int (*decode)(const char *body, size_t len, const k2a_convert_limits_t *limits, k2a_arena_t *arena, k2a_ir_request_t *out,
                   k2a_convert_error_t *err);
-    /* bytes of writer state the exchange allocates (suitably aligned) for writer_* below */
+    /* bytes of writer state the exchange allocates (suitably aligned, not zeroed: writer_init sets up what the writer reads;
+     * the Responses writer's state is ~9 KB, mostly item slots set up when they open) for writer_* below */
     size_t writer_size;
     /* prepares the writer in w (streaming when ctx->ir->stream); 0 or a K2A_E* (then nothing is to be disposed) */
     int (*writer_init)(void *w, const k2a_dialect_writer_ctx_t *ctx) K2A_MUST_USE;

@@ -74,10 +74,17 @@ static void merge_usage(k2a_ir_usage_t *dst, const k2a_ir_usage_t *src)
 static int append_usage(k2a_buf_t *out, const k2a_ir_usage_t *u)
 {
     int64_t prompt = u->input_tokens + u->cache_read_input_tokens + u->cache_creation_input_tokens;
-    CHECK(k2a_buf_appendf(out, "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld", (long long)prompt,
-                          (long long)u->output_tokens, (long long)(prompt + u->output_tokens)));
-    if (u->cache_read_input_tokens != 0)
-        CHECK(k2a_buf_appendf(out, ",\"prompt_tokens_details\":{\"cached_tokens\":%lld}", (long long)u->cache_read_input_tokens));
+    CHECK(APPEND_LIT(out, "{\"prompt_tokens\":"));
+    CHECK(k2a_buf_append_i64(out, prompt));
+    CHECK(APPEND_LIT(out, ",\"completion_tokens\":"));
+    CHECK(k2a_buf_append_i64(out, u->output_tokens));
+    CHECK(APPEND_LIT(out, ",\"total_tokens\":"));
+    CHECK(k2a_buf_append_i64(out, prompt + u->output_tokens));
+    if (u->cache_read_input_tokens != 0) {
+        CHECK(APPEND_LIT(out, ",\"prompt_tokens_details\":{\"cached_tokens\":"));
+        CHECK(k2a_buf_append_i64(out, u->cache_read_input_tokens));
+        CHECK(APPEND_LIT(out, "}"));
+    }
     return APPEND_LIT(out, "}");
 }
 
@@ -126,7 +133,9 @@ static int close_chunk(k2a_openai_stream_t *w, const char *finish_reason)
 {
     if (finish_reason == NULL)
         return APPEND_LIT(w->out, ",\"finish_reason\":null}]}\n\n");
-    return k2a_buf_appendf(w->out, ",\"finish_reason\":\"%s\"}]}\n\n", finish_reason);
+    CHECK(APPEND_LIT(w->out, ",\"finish_reason\":\""));
+    CHECK(k2a_buf_appendstr(w->out, finish_reason));
+    return APPEND_LIT(w->out, "\"}]}\n\n");
 }
 
 static int send_role(k2a_openai_stream_t *w)

@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include "core/errors.h"
 #include "convert/openai_error.h"
@@ -58,11 +59,18 @@ static void merge_usage(k2a_ir_usage_t *dst, const k2a_ir_usage_t *src)
         dst->cache_creation_input_tokens = src->cache_creation_input_tokens;
 }
 
+/* k2a_responses_writer_init zeroes the fields before open[] and from nopen on: nothing may sit between them */
+_Static_assert(offsetof(k2a_responses_writer_t, nopen) ==
+                   offsetof(k2a_responses_writer_t, open) + sizeof(((k2a_responses_writer_t *)0)->open),
+               "open[] is followed by nopen");
+
 int k2a_responses_writer_init(k2a_responses_writer_t *w, k2a_buf_t *out, int64_t created_at, k2a_str_t model,
                               const k2a_responses_extra_t *echo, const k2a_ir_request_t *req, k2a_random_cb random,
                               void *random_ctx, size_t max_bytes)
 {
-    memset(w, 0, sizeof(*w));
+    /* all but open[] (16 items, ~9 KB): an item is set up whole when it opens, and only the first nopen are read */
+    memset(w, 0, offsetof(k2a_responses_writer_t, open));
+    memset(&w->nopen, 0, sizeof(*w) - offsetof(k2a_responses_writer_t, nopen));
     w->out = out;
     w->created_at = created_at;
     w->echo = echo;
@@ -126,11 +134,16 @@ static int append_usage(k2a_buf_t *out, const k2a_responses_writer_t *w)
     const k2a_ir_usage_t *u = &w->usage;
     int64_t in = u->input_tokens + u->cache_read_input_tokens + u->cache_creation_input_tokens;
     int64_t reasoning = w->reasoning_tokens < u->output_tokens ? w->reasoning_tokens : u->output_tokens;
-    return k2a_buf_appendf(out,
-                           "{\"input_tokens\":%lld,\"input_tokens_details\":{\"cached_tokens\":%lld},\"output_tokens\":%lld,"
-                           "\"output_tokens_details\":{\"reasoning_tokens\":%lld},\"total_tokens\":%lld}",
-                           (long long)in, (long long)u->cache_read_input_tokens, (long long)u->output_tokens, (long long)reasoning,
-                           (long long)(in + u->output_tokens));
+    int r;
+    if ((r = APPEND_LIT(out, "{\"input_tokens\":")) != 0 || (r = k2a_buf_append_i64(out, in)) != 0 ||
+        (r = APPEND_LIT(out, ",\"input_tokens_details\":{\"cached_tokens\":")) != 0 ||
+        (r = k2a_buf_append_i64(out, u->cache_read_input_tokens)) != 0 || (r = APPEND_LIT(out, "},\"output_tokens\":")) != 0 ||
+        (r = k2a_buf_append_i64(out, u->output_tokens)) != 0 ||
+        (r = APPEND_LIT(out, ",\"output_tokens_details\":{\"reasoning_tokens\":")) != 0 ||
+        (r = k2a_buf_append_i64(out, reasoning)) != 0 || (r = APPEND_LIT(out, "},\"total_tokens\":")) != 0 ||
+        (r = k2a_buf_append_i64(out, in + u->output_tokens)) != 0)
+        return r;
+    return APPEND_LIT(out, "}");
 }
 
 static const char *incomplete_reason(k2a_ir_stop_reason_t r)
@@ -232,6 +245,8 @@ static int render_static(k2a_responses_writer_t *w)
 /* status: "in_progress" (no output, no usage), "completed"/"incomplete" (output and usage), "failed" (error). */
 static int render_object(const k2a_responses_writer_t *w, k2a_buf_t *out, const char *status, bool final)
 {
+    /* the parts' sizes are known: one growth instead of doubling through them (a bound is enforced by the appends) */
+    (void)k2a_buf_reserve(out, w->head.len + w->mid_a.len + w->mid_b.len + (final ? w->items.len : 0) + 384);
     CHECK(k2a_buf_append(out, w->head.base, w->head.len));
     CHECK(k2a_buf_appendstr(out, status));
     CHECK(APPEND_LIT(out, "\",\"background\":false,\"error\":"));
@@ -320,6 +335,7 @@ static int response_event(k2a_responses_writer_t *w, const char *prefix, size_t 
 {
     k2a_buf_reset(&w->object);
     CHECK(render_object(w, &w->object, status, final));
+    (void)k2a_buf_reserve(w->out, w->object.len + 128);
     return object_event(w, prefix, plen, &w->object);
 }
 
@@ -333,6 +349,7 @@ static int start(k2a_responses_writer_t *w)
     /* the same object twice: rendered once */
     k2a_buf_reset(&w->object);
     CHECK(render_object(w, &w->object, "in_progress", false));
+    (void)k2a_buf_reserve(w->out, 2 * (w->object.len + 128)); /* both events in one growth */
     CHECK(object_event(w, PREFIX_ARGS("response.created"), &w->object));
     CHECK(object_event(w, PREFIX_ARGS("response.in_progress"), &w->object));
     k2a_buf_reset(&w->object);

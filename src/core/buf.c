@@ -62,6 +62,21 @@ int k2a_buf_appendstr(k2a_buf_t *b, const char *s)
     return k2a_buf_append(b, s, strlen(s));
 }
 
+int k2a_buf_append_i64(k2a_buf_t *b, long long v)
+{
+    char tmp[24];
+    size_t n = sizeof(tmp);
+    /* the magnitude as unsigned: LLONG_MIN has no positive long long */
+    unsigned long long m = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[--n] = (char)('0' + m % 10);
+        m /= 10;
+    } while (m != 0);
+    if (v < 0)
+        tmp[--n] = '-';
+    return k2a_buf_append(b, tmp + n, sizeof(tmp) - n);
+}
+
 int k2a_buf_vappendf(k2a_buf_t *b, const char *fmt, va_list ap)
 {
     va_list ap2;

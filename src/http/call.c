@@ -250,7 +250,7 @@ static void copy_peer(k2a_call_t *call, h2o_req_t *req)
     char host[INET6_ADDRSTRLEN] = "";
     if (req->conn->callbacks->get_peername != NULL && req->conn->callbacks->get_peername(req->conn, (void *)&ss) != 0) {
         if (ss.ss_family == AF_INET)
-            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
+            k2a_ipv4_text(host, (const unsigned char *)&((struct sockaddr_in *)&ss)->sin_addr.s_addr);
         else if (ss.ss_family == AF_INET6)
             inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
     }
@@ -276,7 +276,7 @@ int k2a_call_start(h2o_req_t *req, k2a_route_t route, const k2a_dialect_t *diale
     k2a_buf_init(&call->out[1], 0);
     /* the IR mostly points into the body; the arena holds what yajl had to unescape and the encoded Kiro request */
     k2a_arena_init(&call->arena, (size_t)server->config->max_body_bytes * 4 + 64 * 1024 * 1024);
-    snprintf(call->request_id, sizeof(call->request_id), "%s", request_id);
+    k2a_copy_cstr(call->request_id, sizeof(call->request_id), request_id);
     if ((call->body = k2a_arena_strndup(&call->arena, req->entity.base != NULL ? req->entity.base : "", req->entity.len)) == NULL) {
         call_free(call);
         goto Busy;
@@ -342,6 +342,27 @@ int k2a_call_write(k2a_call_t *call, const void *data, size_t len)
     if (call->req_gone)
         return K2A_ECANCELED;
     return k2a_buf_append(&call->out[call->filling], data, len);
+}
+
+int k2a_call_write_buf(k2a_call_t *call, k2a_buf_t *b)
+{
+    int r = 0;
+    k2a_buf_t *o = &call->out[call->filling];
+    if (call->req_gone) {
+        r = K2A_ECANCELED;
+    } else if (o->len == 0 && (o->max == 0 || b->len <= o->max)) {
+        char *base = o->base;
+        size_t cap = o->cap;
+        o->base = b->base;
+        o->len = b->len;
+        o->cap = b->cap;
+        b->base = base;
+        b->cap = cap;
+    } else {
+        r = k2a_buf_append(o, b->base, b->len);
+    }
+    k2a_buf_reset(b);
+    return r;
 }
 
 static void on_drain_cancel(k2a_coro_t *co, void *data)

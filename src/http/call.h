@@ -93,6 +93,9 @@ static inline bool k2a_call_gone(const k2a_call_t *call)
 int k2a_call_begin(k2a_call_t *call, int status, const char *content_type, ...);
 /* Appends body bytes (no I/O). Returns 0, K2A_ECANCELED, or K2A_ENOMEM. */
 int k2a_call_write(k2a_call_t *call, const void *data, size_t len);
+/* k2a_call_write of b's bytes, leaving b empty. When nothing is waiting to be sent the two buffers exchange their
+ * allocations instead of copying (each keeps its own bound): a stream's staged events reach h2o without a copy. */
+int k2a_call_write_buf(k2a_call_t *call, k2a_buf_t *b);
 /* The buffer being filled, for writers that append directly (then call k2a_call_flush). NULL when the client is gone. */
 k2a_buf_t *k2a_call_buffer(k2a_call_t *call);
 /* Hands the filled bytes to h2o when nothing is in flight; parks while more than high_water bytes wait (backpressure).

@@ -79,8 +79,8 @@ static uint64_t soonest_recovery(k2a_pool_t *p, int64_t now)
 /* The account's names as the lease's own (on the owner loop: a reload rewrites the account's in place). */
 static void copy_names(k2a_lease_t *l, const k2a_account_t *a)
 {
-    snprintf(l->label, sizeof(l->label), "%s", a->label);
-    snprintf(l->description, sizeof(l->description), "%s", a->cfg.description);
+    k2a_copy_cstr(l->label, sizeof(l->label), a->label);
+    k2a_copy_cstr(l->description, sizeof(l->description), a->cfg.description);
 }
 
 static int fill_lease(k2a_lease_t *l, k2a_account_t *a)

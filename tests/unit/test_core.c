@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/config.h"
@@ -19,6 +20,7 @@
 #include "core/json_text.h"
 #include "core/log.h"
 #include "core/rand.h"
+#include "core/str.h"
 #include "core/testhook.h"
 #include "core/utf8.h"
 
@@ -380,6 +382,54 @@ static void test_utf8_validator(void **state)
 }
 
 /* The one splitmix64: the published sequence for seed 0 (Vigna's reference implementation). */
+/* k2a_buf_append_i64 writes what printf's %lld writes, across the range and next to a bounded buffer's end. */
+static void test_buf_append_i64(void **state)
+{
+    (void)state;
+    const long long vals[] = {0, 1, -1, 9, 10, 99, 100, 12345, -12345, 1000000007LL, INT64_MAX, INT64_MIN, INT64_MIN + 1};
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); ++i) {
+        char want[32];
+        snprintf(want, sizeof(want), "%lld", vals[i]);
+        k2a_buf_t b = K2A_BUF_INIT(0);
+        assert_int_equal(k2a_buf_append(&b, "x", 1), 0);
+        assert_int_equal(k2a_buf_append_i64(&b, vals[i]), 0);
+        assert_int_equal(b.len, 1 + strlen(want));
+        assert_memory_equal(b.base + 1, want, strlen(want));
+        k2a_buf_dispose(&b);
+        if (strlen(want) > 1) { /* a max of 0 means unbounded */
+            k2a_buf_t small = K2A_BUF_INIT(strlen(want) - 1);
+            assert_int_equal(k2a_buf_append_i64(&small, vals[i]), K2A_ETOOBIG);
+            k2a_buf_dispose(&small);
+        }
+    }
+}
+
+/* k2a_ipv4_text writes what inet_ntop writes (every byte value in every position); k2a_copy_cstr what snprintf "%s" does. */
+static void test_ipv4_text_and_copy_cstr(void **state)
+{
+    (void)state;
+    for (unsigned v = 0; v < 256; ++v)
+        for (int pos = 0; pos < 4; ++pos) {
+            unsigned char b[4] = {10, 0, 200, 7};
+            b[pos] = (unsigned char)v;
+            char want[INET_ADDRSTRLEN], got[16];
+            assert_non_null(inet_ntop(AF_INET, b, want, sizeof(want)));
+            memset(got, 'x', sizeof(got));
+            k2a_ipv4_text(got, b);
+            assert_string_equal(got, want);
+        }
+    const char *srcs[] = {"", "a", "abcdefg", "abcdefgh", "abcdefghijklmnop"};
+    for (size_t i = 0; i < sizeof(srcs) / sizeof(srcs[0]); ++i)
+        for (size_t cap = 1; cap < 12; ++cap) {
+            char want[16], got[16];
+            memset(want, 'y', sizeof(want));
+            memset(got, 'y', sizeof(got));
+            snprintf(want, cap, "%s", srcs[i]);
+            k2a_copy_cstr(got, cap, srcs[i]);
+            assert_memory_equal(got, want, sizeof(got));
+        }
+}
+
 static void test_splitmix64(void **state)
 {
     uint64_t s = 0;
@@ -410,6 +460,8 @@ int main(void)
         cmocka_unit_test(test_rand_ids),
         cmocka_unit_test(test_utf8_validator),
         cmocka_unit_test(test_splitmix64),
+        cmocka_unit_test(test_buf_append_i64),
+        cmocka_unit_test(test_ipv4_text_and_copy_cstr),
         cmocka_unit_test(test_testhook_inert),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -136,6 +136,25 @@ static void test_conversation_id_precedence(void **state)
     k2a_str_t next = k2a_kiro_conversation_id(&f->req, &f->p, &f->arena);
     assert_false(k2a_str_eq_lit(next, "bf9df79a-b65c-3cb1-a786-35653dcc7564"));
     assert_int_equal(next.len, 36);
+    /* the worker's last id is reused only for the same client, user agent and hour: each change gives the id of its own
+     * inputs, and going back gives the first one again */
+    f->p.now -= 1;
+    assert_str(k2a_kiro_conversation_id(&f->req, &f->p, &f->arena), "bf9df79a-b65c-3cb1-a786-35653dcc7564");
+    k2a_str_t ip = f->p.client_ip, ua = f->p.user_agent;
+    f->p.client_ip = K2A_STRLIT("127.0.0.2");
+    k2a_str_t other_ip = k2a_kiro_conversation_id(&f->req, &f->p, &f->arena);
+    f->p.client_ip = ip;
+    f->p.user_agent = K2A_STRLIT("golden-tesT");
+    k2a_str_t other_ua = k2a_kiro_conversation_id(&f->req, &f->p, &f->arena);
+    f->p.user_agent = K2A_STRLIT("golden-test-");
+    k2a_str_t longer_ua = k2a_kiro_conversation_id(&f->req, &f->p, &f->arena);
+    f->p.user_agent = ua;
+    assert_false(k2a_str_eq(other_ip, other_ua) || k2a_str_eq(other_ip, longer_ua) || k2a_str_eq(other_ua, longer_ua));
+    assert_false(k2a_str_eq_lit(other_ip, "bf9df79a-b65c-3cb1-a786-35653dcc7564"));
+    assert_false(k2a_str_eq_lit(other_ua, "bf9df79a-b65c-3cb1-a786-35653dcc7564"));
+    assert_str(k2a_kiro_conversation_id(&f->req, &f->p, &f->arena), "bf9df79a-b65c-3cb1-a786-35653dcc7564");
+    f->p.client_ip = K2A_STRLIT("127.0.0.2");
+    assert_true(k2a_str_eq(k2a_kiro_conversation_id(&f->req, &f->p, &f->arena), other_ip));
 }
 
 static void test_continuation_id(void **state)

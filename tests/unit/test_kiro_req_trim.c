@@ -421,11 +421,11 @@ static void test_measure_equals_encoding(void **state)
         assert_memory_equal(spans_m, spans_e, sizeof(spans_m));
         yajl_tree_free(parse_out(f));
     }
-    /* every byte value, at every offset around the 8-byte steps */
+    /* every byte value, at every offset around the 8- and 16-byte steps (bytes >= 0x80 are copied as they are) */
     char src[300];
     for (size_t i = 0; i < sizeof(src); ++i)
-        src[i] = (char)(i < 128 ? i : 'a' + i % 26);
-    for (size_t start = 0; start < 16; ++start) {
+        src[i] = (char)(i < 256 ? i : 'a' + i % 26);
+    for (size_t start = 0; start < 32; ++start) {
         for (size_t len = 0; start + len <= sizeof(src); len += 1 + len / 8) {
             k2a_kiro_conv_t c = {.current = {.content = k2a_str(src + start, len)}};
             k2a_buf_reset(&f->out);
