@@ -141,6 +141,9 @@ class Sticky(unittest.TestCase):
             wait_until(self, "the slow turn in flight", lambda: tokens(gw)["tokens"][names.index(home)]["in_flight"] == 1)
             self.turn(gw, s, "while the first runs")
             slow.join()
+            # the slot is freed when the gateway finishes the attempt, which can trail the client's last byte by a moment
+            wait_until(self, "the slow turn's slot freed",
+                       lambda: tokens(gw)["tokens"][names.index(home)]["in_flight"] == 0)
             self.turn(gw, s, "afterwards")
             conv = conversations(self.sim, names)[s]
             self.assertEqual(conv.get(home), 3, conv)
