@@ -362,7 +362,7 @@ compose_ha() {
 ctr_get() {
     local req resp
     printf -v req 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n%s\r\n' "$3" "${4:+x-api-key: $4$'\r\n'}"
-    resp=$(podman exec "$1" bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf %s "$2" >&3 && cat <&3' _ "$2" "$req") ||
+    resp=$(podman exec "$1" bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf %s "$2" >&3 && cat <&3' _ "$2" "$req" 2>/dev/null) ||
         return 1
     case ${resp%%$'\r'*} in "HTTP/1."?" 200"*) ;; *) return 1 ;; esac
     printf '%s\n' "${resp#*$'\r\n\r\n'}"
