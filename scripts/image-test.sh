@@ -128,7 +128,8 @@ aux_image() { # aux_image TAG: builds TAG from the Dockerfile on stdin (ARG BASE
     fi
     new_id=$(podman image inspect --format '{{.Id}}' "$tag")
     if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then podman rmi "$old_id" >/dev/null 2>&1 || true; fi
-    log "image $tag: $([ "$old_id" = "$new_id" ] && echo cached || echo "built in $(($(date +%s) - t0))s")"
+    log "image $tag: $([ "$old_id" = "$new_id" ] && echo cached || echo "built in $(($(date +%s) - t0))s"), \
+$(($(podman image inspect --format '{{.Size}}' "$tag") / 1000000)) MB"
 }
 redis_image=localhost/k2a-redis:test
 nginx_image=localhost/k2a-nginx:test
@@ -139,8 +140,8 @@ if [ "${K2A_IMAGE_NO_COMPOSE:-0}" != 1 ] && command -v podman-compose >/dev/null
 ARG BASE
 FROM ${BASE}
 RUN printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d \
- && apt-get update && apt-get install -y --no-install-recommends redis-server \
- && rm -rf /var/lib/apt/lists/* /usr/sbin/policy-rc.d \
+ && apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log /usr/sbin/policy-rc.d \
  && mkdir -p /data && chown redis:redis /data \
  && printf '#!/bin/sh\nif [ "$1" = redis-server ]; then shift; exec redis-server "$@" --protected-mode no; fi\nexec "$@"\n' \
     >/usr/local/bin/redis-entry && chmod 0755 /usr/local/bin/redis-entry
@@ -156,8 +157,8 @@ EOF
 ARG BASE
 FROM ${BASE}
 RUN printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d \
- && apt-get update && apt-get install -y --no-install-recommends nginx-light \
- && rm -rf /var/lib/apt/lists/* /usr/sbin/policy-rc.d \
+ && apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx-light \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log /usr/sbin/policy-rc.d \
  && ln -sf /dev/stdout /var/log/nginx/access.log && ln -sf /dev/stderr /var/log/nginx/error.log
 EXPOSE 8080
 STOPSIGNAL SIGQUIT
