@@ -383,8 +383,8 @@ ha_stream() { # ha_stream FILE TEXT: a streamed /v1/messages through the nginx f
         "http://127.0.0.1:$ha_port/v1/messages" >"$1" 2>/dev/null
 }
 ha_requests() { # ha_requests N: N streamed requests through the front; true when every one is served in full
-    local i good=0
-    for i in $(seq "$1"); do
+    local good=0
+    for _ in $(seq "$1"); do
         ha_stream "$work/ha.sse" hello && sse_check "$work/ha.sse" >/dev/null && good=$((good + 1))
     done
     log "    $good of $1 streamed requests served through nginx"
