@@ -6,12 +6,16 @@
 # /data volume), runs kiro-sim on the host (127.0.0.1) and the gateway in a container that reaches it, waits
 # for /healthz, runs the image's HEALTHCHECK, checks /v1/models, streams a /v1/messages request, stops the
 # container with SIGTERM, then runs docker-compose.yml (gateway with .env + secret + volume, and the demo
-# profile) with podman-compose. Everything it creates is removed on exit except those cached images.
+# profile) with podman-compose, then the ha profile (redis, two replicas, nginx in front; Redis and nginx from two small
+# images built locally from bookworm-slim with Debian's redis-server and nginx-light, cached too) against the demo's
+# kiro-sim: streams through nginx, both replicas served, one refresh per account between them, Redis stopped and
+# started again. Everything it creates is removed on exit except those cached images.
 # Traffic stays on this machine (loopback, and the container networks podman makes: slirp4netns's 10.0.2.2
-# is the host's loopback, the compose network a private bridge), except apt's during the package stages.
+# is the host's loopback, the compose networks private bridges), except apt's during the package stages and the
+# redis and nginx images' builds.
 #   K2A_IMAGE_KEEP=1        keep the built image (localhost/kiro2api:test) and its layers afterwards
 #   K2A_IMAGE_NO_COMPOSE=1  skip the compose part
-#   K2A_IMAGE_FRESH=1       drop the cached base and package-stage images first (a cold run)
+#   K2A_IMAGE_FRESH=1       drop the cached base, package-stage, redis and nginx images first (a cold run)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 src_dir=$(pwd)
@@ -30,6 +34,8 @@ images_before=""
 volumes_before=""
 main_port=""
 demo_port=""
+ha_port=""
+sim_c=""
 
 log() { printf '[image-test %3ss] %s\n' "$(($(date +%s) - t_start))" "$*"; }
 ok() { passes=$((passes + 1)); log "ok: $*"; }
@@ -47,9 +53,14 @@ cleanup() {
     if [ -f "$work/compose-up" ]; then
         compose down -v >/dev/null 2>&1
     fi
+    if [ -f "$work/compose-ha-up" ]; then
+        compose_ha down -v >/dev/null 2>&1
+    fi
     for c in "${containers[@]}"; do podman rm -f -v -t 2 "$c" >/dev/null 2>&1; done
-    podman ps -a -q --filter "label=io.podman.compose.project=$tag" | xargs -r podman rm -f -v >/dev/null 2>&1
-    podman network ls -q --filter "label=io.podman.compose.project=$tag" | xargs -r podman network rm -f >/dev/null 2>&1
+    for p in "$tag" "$tag-ha"; do
+        podman ps -a -q --filter "label=io.podman.compose.project=$p" | xargs -r podman rm -f -v >/dev/null 2>&1
+        podman network ls -q --filter "label=io.podman.compose.project=$p" | xargs -r podman network rm -f >/dev/null 2>&1
+    done
     # volumes and images that appeared during the run (named, anonymous, the build stage and its layers);
     # the cached base images were there before
     if [ -n "$volumes_before" ]; then
@@ -71,7 +82,8 @@ podman_conf
 # ---------------------------------------------------------------------------------------------- base images
 if [ "${K2A_IMAGE_FRESH:-0}" = 1 ]; then
     log "K2A_IMAGE_FRESH=1: dropping the cached images"
-    podman rmi -f localhost/kiro2api-cache:build-deps localhost/kiro2api-cache:runtime-base "$base_full" "$base_slim" \
+    podman rmi -f localhost/kiro2api-cache:build-deps localhost/kiro2api-cache:runtime-base localhost/k2a-redis:test \
+        localhost/k2a-nginx:test "$base_full" "$base_slim" \
         docker.io/library/debian:bookworm docker.io/library/debian:bookworm-slim >/dev/null 2>&1
 fi
 base_images
@@ -97,6 +109,62 @@ for stage in build-deps runtime-base; do
     if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then podman rmi "$old_id" >/dev/null 2>&1 || true; fi
     log "stage $stage: $([ "$old_id" = "$new_id" ] && echo cached || echo "built in $(($(date +%s) - t0))s")"
 done
+
+# The ha profile's Redis and nginx: Docker Hub's images cannot be pulled here, so two small local images are made from
+# the same bookworm-slim base with Debian's redis-server and nginx-light, cached like the package stages (the
+# Dockerfiles are below; a change makes new images and drops the old ones). policy-rc.d keeps the packages' scripts
+# from starting the daemons in the build container (it shares the host's network).
+aux_image() { # aux_image TAG: builds TAG from the Dockerfile on stdin (ARG BASE: the local bookworm-slim)
+    local tag=$1 old_id new_id t0 name=${1##*/}
+    name=${name%%:*}
+    mkdir -p "$work/ctx-$name"
+    cat >"$work/ctx-$name/Dockerfile"
+    old_id=$(podman image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
+    t0=$(date +%s)
+    if ! podman build "${build_args[@]}" --build-arg "BASE=$base_slim" -t "$tag" -f "$work/ctx-$name/Dockerfile" \
+        "$work/ctx-$name" >"$work/build-$name.log" 2>&1; then
+        tail -n 40 "$work/build-$name.log"
+        die "podman build $tag failed"
+    fi
+    new_id=$(podman image inspect --format '{{.Id}}' "$tag")
+    if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then podman rmi "$old_id" >/dev/null 2>&1 || true; fi
+    log "image $tag: $([ "$old_id" = "$new_id" ] && echo cached || echo "built in $(($(date +%s) - t0))s"), \
+$(($(podman image inspect --format '{{.Size}}' "$tag") / 1000000)) MB"
+}
+redis_image=localhost/k2a-redis:test
+nginx_image=localhost/k2a-nginx:test
+if [ "${K2A_IMAGE_NO_COMPOSE:-0}" != 1 ] && command -v podman-compose >/dev/null; then
+    # Like Docker Hub's image: `redis-server ARGS` runs with protected mode off (the replicas reach it over the
+    # compose network, not loopback), as the redis user, in /data.
+    aux_image "$redis_image" <<'EOF'
+ARG BASE
+FROM ${BASE}
+RUN printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d \
+ && apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log /usr/sbin/policy-rc.d \
+ && mkdir -p /data && chown redis:redis /data \
+ && printf '#!/bin/sh\nif [ "$1" = redis-server ]; then shift; exec redis-server "$@" --protected-mode no; fi\nexec "$@"\n' \
+    >/usr/local/bin/redis-entry && chmod 0755 /usr/local/bin/redis-entry
+USER redis
+WORKDIR /data
+VOLUME /data
+EXPOSE 6379
+ENTRYPOINT ["/usr/local/bin/redis-entry"]
+CMD ["redis-server"]
+EOF
+    # nginx in the foreground, its logs on the container's output
+    aux_image "$nginx_image" <<'EOF'
+ARG BASE
+FROM ${BASE}
+RUN printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d \
+ && apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx-light \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log /usr/sbin/policy-rc.d \
+ && ln -sf /dev/stdout /var/log/nginx/access.log && ln -sf /dev/stderr /var/log/nginx/error.log
+EXPOSE 8080
+STOPSIGNAL SIGQUIT
+CMD ["nginx", "-g", "daemon off;"]
+EOF
+fi
 
 # ---------------------------------------------------------------------------------------------- build
 podman images -a -q --no-trunc | sort -u >"$work/images.before"
@@ -281,10 +349,136 @@ compose_test() {
     compose down -v >>"$work/compose.log" 2>&1
     rm -f "$work/compose-up"
 }
+
+# The ha profile: redis, kiro2api-a, kiro2api-b and kiro2api-lb (nginx with conf/ha-nginx.conf) from docker-compose.yml
+# as it is, REDIS_IMAGE / NGINX_IMAGE naming the local images, plus the demo profile's kiro-sim; the replicas reach it
+# through the same .env settings as the compose part above. Two rotating Social accounts (kiro-sim refuses a used
+# refresh token), so a second refresh of the same token would show in kiro-sim's stats as a failure.
+compose_ha() {
+    (cd "$work/compose-ha" && KIRO_IMAGE="$image" REDIS_IMAGE="$redis_image" NGINX_IMAGE="$nginx_image" \
+        KIRO_HA_PUBLISH="127.0.0.1:$ha_port" podman-compose -p "$tag-ha" "$@")
+}
+# ctr_get CONTAINER PORT PATH [KEY]: GET http://127.0.0.1:PORT/PATH inside the container (bash's /dev/tcp: no curl
+# in the image), the answer's body on stdout; fails unless the status is 200
+ctr_get() {
+    local req resp
+    printf -v req 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n%s\r\n' "$3" "${4:+x-api-key: $4$'\r\n'}"
+    resp=$(podman exec "$1" bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf %s "$2" >&3 && cat <&3' _ "$2" "$req" 2>/dev/null) ||
+        return 1
+    case ${resp%%$'\r'*} in "HTTP/1."?" 200"*) ;; *) return 1 ;; esac
+    printf '%s\n' "${resp#*$'\r\n\r\n'}"
+}
+replica_ready() { # replica_ready CONTAINER: the image's HEALTHCHECK passes and /readyz answers 200
+    podman healthcheck run "$1" >/dev/null 2>&1 && wait_for 20 ctr_get "$1" 8080 /readyz >/dev/null
+}
+# wait_for SECONDS command...: true as soon as the command succeeds
+wait_for() {
+    local n=$(($1 * 5)); shift
+    for _ in $(seq "$n"); do "$@" && return 0; sleep 0.2; done
+    return 1
+}
+ha_stream() { # ha_stream FILE TEXT: a streamed /v1/messages through the nginx front
+    curl -sN --max-time 20 -H "x-api-key: $key" \
+        -d '{"model":"claude-sonnet-4-5","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"'"$2"'"}]}' \
+        "http://127.0.0.1:$ha_port/v1/messages" >"$1" 2>/dev/null
+}
+ha_requests() { # ha_requests N: N streamed requests through the front; true when every one is served in full
+    local good=0
+    for _ in $(seq "$1"); do
+        ha_stream "$work/ha.sse" hello && sse_check "$work/ha.sse" >/dev/null && good=$((good + 1))
+    done
+    log "    $good of $1 streamed requests served through nginx"
+    test "$good" = "$1"
+}
+sim_stats() { ctr_get "$sim_c" 8081 /sim/stats >"$work/sim-stats.json"; }
+sim_refreshed() { # each account refreshed at least once
+    sim_stats && python3 - "$work/sim-stats.json" <<'PY'
+import json, sys
+a = json.load(open(sys.argv[1]))["accounts"]
+sys.exit(0 if all(a.get(n, {}).get("refreshes", 0) >= 1 for n in ("sim-rotate-ha1", "sim-rotate-ha2")) else 1)
+PY
+}
+one_refresh_each() { # exactly one refresh per account, none refused, each rotated once
+    sim_stats && python3 - "$work/sim-stats.json" <<'PY'
+import json, sys
+a = json.load(open(sys.argv[1]))["accounts"]
+got = {n: (a.get(n, {}).get("refreshes"), a.get(n, {}).get("refresh_failures"), a.get(n, {}).get("rotation"))
+       for n in ("sim-rotate-ha1", "sim-rotate-ha2")}
+print("    kiro-sim (refreshes, refused, rotation):", got)
+sys.exit(0 if all(v == (1, 0, 1) for v in got.values()) else 1)
+PY
+}
+replica_served() { # replica_served CONTAINER: its /metrics counts streamed /v1/messages answered 200
+    local n
+    n=$(ctr_get "$1" 8080 /metrics "$key" | awk '/^k2a_http_requests_total\{route="messages",status="200"\}/ {print $2}')
+    log "    $1: ${n:-0} /v1/messages answered 200"
+    [ "${n:-0}" -gt 0 ]
+}
+readyz_is() { # readyz_is WANT CONTAINER...: every replica's /readyz says it (ok: ready without a note; down: the note)
+    local want=$1 c body; shift
+    for c in "$@"; do
+        body=$(ctr_get "$c" 8080 /readyz) || return 1
+        case $want in
+        ok) [ "$body" = '{"status":"ready"}' ] || return 1 ;;
+        down) [ "$body" = '{"status":"ready","shared_store":"shared store unavailable"}' ] || return 1 ;;
+        esac
+    done
+}
+compose_ha_test() {
+    local a=$tag-ha_kiro2api-a_1 b=$tag-ha_kiro2api-b_1 redis_c=$tag-ha_redis_1 up c
+    sim_c=$tag-ha_kiro-sim_1
+    ha_port=$(free_port)
+    mkdir -p "$work/compose-ha/secrets" "$work/compose-ha/conf"
+    cp docker-compose.yml "$work/compose-ha/"
+    cp conf/ha-nginx.conf "$work/compose-ha/conf/"
+    cp "$work/compose/.env" "$work/compose-ha/.env"
+    printf '[{"auth":"Social","refreshToken":"sim-rotate-ha1"},{"auth":"Social","refreshToken":"sim-rotate-ha2"}]' \
+        >"$work/compose-ha/secrets/kiro_auth_token.json"
+    chmod 0644 "$work/compose-ha/secrets/kiro_auth_token.json"
+    touch "$work/compose-ha-up"
+    if ! compose_ha up -d --no-build kiro-sim redis kiro2api-a kiro2api-b kiro2api-lb >"$work/compose-ha.log" 2>&1; then
+        grep -v "level=error.*systemd" "$work/compose-ha.log" | tail -n 30
+        fail "podman-compose up (ha profile)"
+        return
+    fi
+    log "ha profile up: nginx front on 127.0.0.1:$ha_port"
+    up=0
+    wait_for 30 curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$ha_port/healthz" && up=1
+    check "ha: /healthz through the nginx front" test $up = 1
+    for c in "$a" "$b"; do
+        check "ha: $c is healthy (the image's HEALTHCHECK) and ready (/readyz 200)" replica_ready "$c"
+    done
+    if [ $up = 0 ]; then
+        for c in "$redis_c" "$a" "$b" "$tag-ha_kiro2api-lb_1"; do podman logs "$c" 2>&1 | tail -n 8 | sed "s/^/    $c: /"; done
+        compose_ha down -v >>"$work/compose-ha.log" 2>&1
+        rm -f "$work/compose-ha-up"
+        return
+    fi
+    wait_for 20 sim_refreshed
+    ha_stream "$work/ha-first.sse" hello
+    check "ha: a streamed /v1/messages through nginx is served" sse_check "$work/ha-first.sse"
+    check "ha: 20 more streamed requests through nginx are served" ha_requests 20
+    for c in "$a" "$b"; do check "ha: $c received traffic (its /metrics)" replica_served "$c"; done
+    check "ha: exactly one refresh per account across the two replicas (kiro-sim's stats)" one_refresh_each
+    check "ha: /readyz of both replicas is ready with no \"shared store unavailable\"" readyz_is ok "$a" "$b"
+
+    podman stop -t 5 "$redis_c" >/dev/null 2>&1
+    log "ha: redis stopped"
+    check "ha: with redis stopped, both replicas' /readyz say \"shared store unavailable\"" wait_for 15 readyz_is down "$a" "$b"
+    check "ha: with redis stopped, 10 streamed requests through nginx are served" ha_requests 10
+    podman start "$redis_c" >/dev/null 2>&1
+    log "ha: redis started again"
+    check "ha: redis back: the note leaves both replicas' /readyz" wait_for 20 readyz_is ok "$a" "$b"
+    check "ha: redis back: 10 streamed requests through nginx are served" ha_requests 10
+    check "ha: still one refresh per account (no refresh token used twice)" one_refresh_each
+    compose_ha down -v >>"$work/compose-ha.log" 2>&1
+    rm -f "$work/compose-ha-up"
+}
 if [ "${K2A_IMAGE_NO_COMPOSE:-0}" = 1 ]; then
     log "compose part skipped (K2A_IMAGE_NO_COMPOSE=1)"
 elif command -v podman-compose >/dev/null; then
     compose_test
+    compose_ha_test
 else
     log "podman-compose is missing: docker-compose.yml only checked as YAML"
     check "docker-compose.yml parses" python3 -c 'import sys, yaml; yaml.safe_load(open("docker-compose.yml"))'
