@@ -168,6 +168,20 @@ typedef struct st_k2a_ir_usage_t {
     int64_t web_search_requests; /* searches the gateway ran for this answer (Anthropic usage.server_tool_use); 0 = none */
 } k2a_ir_usage_t;
 
+/* Keeps the newest non-zero value of each counter (MESSAGE_START carries the input estimate, USAGE and STOP
+ * may carry only some counters): what the OpenAI-family writers report. */
+static inline void k2a_ir_usage_merge(k2a_ir_usage_t *dst, const k2a_ir_usage_t *src)
+{
+    if (src->input_tokens != 0)
+        dst->input_tokens = src->input_tokens;
+    if (src->output_tokens != 0)
+        dst->output_tokens = src->output_tokens;
+    if (src->cache_read_input_tokens != 0)
+        dst->cache_read_input_tokens = src->cache_read_input_tokens;
+    if (src->cache_creation_input_tokens != 0)
+        dst->cache_creation_input_tokens = src->cache_creation_input_tokens;
+}
+
 typedef struct st_k2a_ir_event_t {
     k2a_ir_event_type_t type;
     int index;                        /* BLOCK_START, DELTA, BLOCK_STOP: consecutive from 0 */

@@ -55,20 +55,6 @@ const char *k2a_openai_finish_reason(k2a_ir_stop_reason_t reason, bool any_tool_
     }
 }
 
-/* Keeps the newest non-zero value of each counter (MESSAGE_START carries the input estimate, USAGE and STOP
- * may carry only some counters). */
-static void merge_usage(k2a_ir_usage_t *dst, const k2a_ir_usage_t *src)
-{
-    if (src->input_tokens != 0)
-        dst->input_tokens = src->input_tokens;
-    if (src->output_tokens != 0)
-        dst->output_tokens = src->output_tokens;
-    if (src->cache_read_input_tokens != 0)
-        dst->cache_read_input_tokens = src->cache_read_input_tokens;
-    if (src->cache_creation_input_tokens != 0)
-        dst->cache_creation_input_tokens = src->cache_creation_input_tokens;
-}
-
 /* `{"prompt_tokens":P,"completion_tokens":C,"total_tokens":P+C}`; cached input counts in prompt_tokens as in OpenAI,
  * and is detailed in prompt_tokens_details.cached_tokens when known. */
 static int append_usage(k2a_buf_t *out, const k2a_ir_usage_t *u)
@@ -210,7 +196,7 @@ static int on_delta(k2a_openai_stream_t *w, const k2a_ir_event_t *ev)
 
 static int on_stop(k2a_openai_stream_t *w, const k2a_ir_event_t *ev)
 {
-    merge_usage(&w->usage, &ev->usage);
+    k2a_ir_usage_merge(&w->usage, &ev->usage);
     CHECK(send_role(w));
     CHECK(open_chunk(w));
     CHECK(APPEND_LIT(w->out, "{}"));
@@ -234,7 +220,7 @@ int k2a_openai_stream_on_event(void *sink, const k2a_ir_event_t *ev)
         return 0;
     switch (ev->type) {
     case K2A_EV_MESSAGE_START:
-        merge_usage(&w->usage, &ev->usage);
+        k2a_ir_usage_merge(&w->usage, &ev->usage);
         return send_role(w);
     case K2A_EV_BLOCK_START:
         if (ev->block != K2A_BLOCK_TOOL_USE)
@@ -248,7 +234,7 @@ int k2a_openai_stream_on_event(void *sink, const k2a_ir_event_t *ev)
         on_block_stop(w, ev->index);
         return 0;
     case K2A_EV_USAGE:
-        merge_usage(&w->usage, &ev->usage);
+        k2a_ir_usage_merge(&w->usage, &ev->usage);
         return 0;
     case K2A_EV_STOP:
         return on_stop(w, ev);
@@ -352,7 +338,7 @@ int k2a_openai_aggregate_on_event(void *sink, const k2a_ir_event_t *ev)
     switch (ev->type) {
     case K2A_EV_MESSAGE_START:
     case K2A_EV_USAGE:
-        merge_usage(&a->usage, &ev->usage);
+        k2a_ir_usage_merge(&a->usage, &ev->usage);
         return 0;
     case K2A_EV_BLOCK_START:
         return ev->block == K2A_BLOCK_TOOL_USE ? agg_tool_start(a, ev) : 0;
@@ -362,7 +348,7 @@ int k2a_openai_aggregate_on_event(void *sink, const k2a_ir_event_t *ev)
         return r == K2A_ETOOBIG ? K2A_EUPSTREAM_TOOBIG : r;
     }
     case K2A_EV_STOP:
-        merge_usage(&a->usage, &ev->usage);
+        k2a_ir_usage_merge(&a->usage, &ev->usage);
         a->stopped = true;
         a->stop_reason = ev->stop_reason;
         return 0;

@@ -47,18 +47,6 @@ static int json_str(k2a_buf_t *out, const char *s, size_t n)
 
 static int render_static(k2a_responses_writer_t *w);
 
-static void merge_usage(k2a_ir_usage_t *dst, const k2a_ir_usage_t *src)
-{
-    if (src->input_tokens != 0)
-        dst->input_tokens = src->input_tokens;
-    if (src->output_tokens != 0)
-        dst->output_tokens = src->output_tokens;
-    if (src->cache_read_input_tokens != 0)
-        dst->cache_read_input_tokens = src->cache_read_input_tokens;
-    if (src->cache_creation_input_tokens != 0)
-        dst->cache_creation_input_tokens = src->cache_creation_input_tokens;
-}
-
 /* k2a_responses_writer_init zeroes the fields before open[] and from nopen on: nothing may sit between them */
 _Static_assert(offsetof(k2a_responses_writer_t, nopen) ==
                    offsetof(k2a_responses_writer_t, open) + sizeof(((k2a_responses_writer_t *)0)->open),
@@ -593,7 +581,7 @@ static int on_block_stop(k2a_responses_writer_t *w, int block)
 
 static int on_stop(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
 {
-    merge_usage(&w->usage, &ev->usage);
+    k2a_ir_usage_merge(&w->usage, &ev->usage);
     CHECK(start(w));
     /* items the producer left open, in output order */
     while (w->nopen != 0) {
@@ -735,7 +723,7 @@ int k2a_responses_writer_on_event(void *sink, const k2a_ir_event_t *ev)
         return 0;
     switch (ev->type) {
     case K2A_EV_MESSAGE_START:
-        merge_usage(&w->usage, &ev->usage);
+        k2a_ir_usage_merge(&w->usage, &ev->usage);
         return start(w);
     case K2A_EV_BLOCK_START:
         return on_block_start(w, ev);
@@ -744,7 +732,7 @@ int k2a_responses_writer_on_event(void *sink, const k2a_ir_event_t *ev)
     case K2A_EV_BLOCK_STOP:
         return on_block_stop(w, ev->index);
     case K2A_EV_USAGE:
-        merge_usage(&w->usage, &ev->usage);
+        k2a_ir_usage_merge(&w->usage, &ev->usage);
         return 0;
     case K2A_EV_STOP:
         return on_stop(w, ev);

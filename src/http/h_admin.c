@@ -387,34 +387,14 @@ static void admin_main(k2a_call_t *call)
         yajl_tree_free(ar.body);
 }
 
-static bool key_matches(const unsigned char digest[32], const char *key, size_t len)
-{
-    unsigned char d[32];
-    SHA256((const unsigned char *)key, len, d);
-    return CRYPTO_memcmp(d, digest, 32) == 0;
-}
-
 /* Only KIRO_ADMIN_TOKEN, from `Authorization: Bearer <key>` or `x-api-key`. Every candidate is compared, always. */
 static bool admin_authorized(k2a_server_t *s, h2o_req_t *req)
 {
     h2o_iovec_t candidates[2];
-    size_t n = 0;
-    h2o_iovec_t auth = k2a_http_header(req, "authorization");
-    if (auth.base != NULL) {
-        if (auth.len >= 7 && strncasecmp(auth.base, "bearer ", 7) == 0) {
-            auth.base += 7;
-            auth.len -= 7;
-        }
-        while (auth.len > 0 && auth.base[0] == ' ')
-            ++auth.base, --auth.len;
-        candidates[n++] = auth;
-    }
-    h2o_iovec_t xkey = k2a_http_header(req, "x-api-key");
-    if (xkey.base != NULL)
-        candidates[n++] = xkey;
+    size_t n = k2a_http_key_candidates(req, candidates);
     bool ok = false;
     for (size_t i = 0; i < n; ++i)
-        ok |= key_matches(s->admin_key_sha256, candidates[i].base, candidates[i].len);
+        ok |= k2a_http_key_matches(s->admin_key_sha256, candidates[i].base, candidates[i].len);
     return ok && s->has_admin_key;
 }
 

@@ -1,7 +1,10 @@
 /*
  * Synchronous responses and errors in a dialect's shape (see respond.h).
  */
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <string.h>
+#include <strings.h>
 #include "core/buf.h"
 #include "core/errors.h"
 #include "http/respond.h"
@@ -91,4 +94,30 @@ h2o_iovec_t k2a_http_header(h2o_req_t *req, const char *name)
     if (i == -1)
         return h2o_iovec_init(NULL, 0);
     return req->headers.entries[i].value;
+}
+
+size_t k2a_http_key_candidates(h2o_req_t *req, h2o_iovec_t out[2])
+{
+    size_t n = 0;
+    h2o_iovec_t auth = k2a_http_header(req, "authorization");
+    if (auth.base != NULL) {
+        if (auth.len >= 7 && strncasecmp(auth.base, "bearer ", 7) == 0) {
+            auth.base += 7;
+            auth.len -= 7;
+        }
+        while (auth.len > 0 && auth.base[0] == ' ')
+            ++auth.base, --auth.len;
+        out[n++] = auth;
+    }
+    h2o_iovec_t xkey = k2a_http_header(req, "x-api-key");
+    if (xkey.base != NULL)
+        out[n++] = xkey;
+    return n;
+}
+
+bool k2a_http_key_matches(const unsigned char digest[32], const char *key, size_t len)
+{
+    unsigned char d[32];
+    SHA256((const unsigned char *)key, len, d);
+    return CRYPTO_memcmp(d, digest, 32) == 0;
 }

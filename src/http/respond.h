@@ -21,5 +21,10 @@ void k2a_http_send_error(h2o_req_t *req, const k2a_dialect_t *dialect, int err, 
 const char *k2a_http_reason(int status);
 /* Value of request header `name` (lower-case), or NULL/0. */
 h2o_iovec_t k2a_http_header(h2o_req_t *req, const char *name);
+/* The keys a request presents: `Authorization: Bearer <key>` (the scheme word optional) and `x-api-key`, in that
+ * order, into out[0..1]; returns how many (0-2). */
+size_t k2a_http_key_candidates(h2o_req_t *req, h2o_iovec_t out[2]);
+/* Whether SHA-256(key) equals digest, compared in constant time (keys are kept only as digests). */
+bool k2a_http_key_matches(const unsigned char digest[32], const char *key, size_t len);
 
 #endif

@@ -136,13 +136,6 @@ static const char *request_id_for(h2o_req_t *req)
     return id;
 }
 
-static bool key_matches(const unsigned char digest[32], const char *key, size_t len)
-{
-    unsigned char d[32];
-    SHA256((const unsigned char *)key, len, d);
-    return CRYPTO_memcmp(d, digest, 32) == 0;
-}
-
 /* The key from `Authorization: Bearer <key>` (or the whole header without the prefix, as kiro2api does) or `x-api-key`.
  * With a key store (keys/keys.h), client keys are looked up there (KIRO_CLIENT_TOKEN is its built-in key): the matched key
  * goes to s->routed_key, and a disabled or expired one is refused with its reason in *why. */
@@ -153,20 +146,7 @@ static bool authorized(k2a_server_t *s, h2o_req_t *req, k2a_route_t route, const
         return true; /* loopback-only mode without a key: refused at start unless bound to loopback */
     bool admin_ok = s->has_admin_key && (route == K2A_ROUTE_API_TOKENS || route == K2A_ROUTE_METRICS);
     h2o_iovec_t candidates[2];
-    size_t n = 0;
-    h2o_iovec_t auth = k2a_http_header(req, "authorization");
-    if (auth.base != NULL) {
-        if (auth.len >= 7 && strncasecmp(auth.base, "bearer ", 7) == 0) {
-            auth.base += 7;
-            auth.len -= 7;
-        }
-        while (auth.len > 0 && auth.base[0] == ' ')
-            ++auth.base, --auth.len;
-        candidates[n++] = auth;
-    }
-    h2o_iovec_t xkey = k2a_http_header(req, "x-api-key");
-    if (xkey.base != NULL)
-        candidates[n++] = xkey;
+    size_t n = k2a_http_key_candidates(req, candidates);
     bool ok = false;
     for (size_t i = 0; i < n; ++i) {
         /* evaluate every comparison: the time taken must not depend on which one matched */
@@ -180,10 +160,10 @@ static bool authorized(k2a_server_t *s, h2o_req_t *req, k2a_route_t route, const
                 *why = k2a_keys_verdict_message(v);
             }
         } else if (s->has_client_key) {
-            ok |= key_matches(s->client_key_sha256, candidates[i].base, candidates[i].len);
+            ok |= k2a_http_key_matches(s->client_key_sha256, candidates[i].base, candidates[i].len);
         }
         if (admin_ok)
-            ok |= key_matches(s->admin_key_sha256, candidates[i].base, candidates[i].len);
+            ok |= k2a_http_key_matches(s->admin_key_sha256, candidates[i].base, candidates[i].len);
     }
     return ok;
 }
