@@ -1,5 +1,6 @@
 -- wrk script of bench/harness.py: POSTs the body of the file $WRK_BODY_FILE with the headers of the file
--- $WRK_HEADERS_FILE (one "Name: value" per line). With $WRK_EXPECT set, every response must be a 200 whose body contains that string (the
+-- $WRK_HEADERS_FILE (one "Name: value" per line); with $WRK_KEYS_FILE (one client key per line) the requests carry
+-- those keys as x-api-key in turn, each request prepared once per key. With $WRK_EXPECT set, every response must be a 200 whose body contains that string (the
 -- last event of a complete stream); the others are counted as bad. done() prints one line "WRK_JSON {...}" with the
 -- latency percentiles (µs), the request count and the checks, which the harness parses.
 local f = assert(io.open(assert(os.getenv("WRK_BODY_FILE"), "WRK_BODY_FILE not set"), "rb"))
@@ -13,6 +14,23 @@ if hf ~= nil and hf ~= "" then
         if k then
             wrk.headers[k] = v
         end
+    end
+end
+
+local kf = os.getenv("WRK_KEYS_FILE")
+if kf ~= nil and kf ~= "" then
+    local reqs = {}
+    for key in assert(io.open(kf, "r")):lines() do
+        if key ~= "" then
+            wrk.headers["x-api-key"] = key
+            table.insert(reqs, wrk.format())
+        end
+    end
+    assert(#reqs > 0, "WRK_KEYS_FILE has no key")
+    local next_req = 0
+    function request()
+        next_req = next_req % #reqs + 1
+        return reqs[next_req]
     end
 end
 

@@ -7,7 +7,7 @@
 #          (make build-all, make asan)
 #   fuzz   build + clang and its libFuzzer runtime (make fuzz-build, make fuzz)
 #   test   all + fuzz + what the tests run: curl, nghttp2, openssl, chromium, redis-server, Node.js (make test)
-#   bench  all + the load generators and nginx (make bench)
+#   bench  all + the load generators, nginx, redis-server and valgrind (make bench)
 #   soak   build + python3 (make soak)
 #   image  podman, debootstrap and what the container tests drive (make image-test)
 set -euo pipefail
@@ -21,7 +21,7 @@ build) pkgs=("${build[@]}") ;;
 all) pkgs=("${all[@]}") ;;
 fuzz) pkgs=("${fuzz[@]}") ;;
 test) pkgs=("${all[@]}" clang libclang-rt-14-dev llvm curl nghttp2-client openssl chromium redis-server) ;;
-bench) pkgs=("${all[@]}" curl nghttp2-client wrk nginx-light openssl) ;;
+bench) pkgs=("${all[@]}" curl nghttp2-client wrk nginx-light openssl redis-server valgrind) ;;
 soak) pkgs=("${build[@]}" python3) ;;
 image) pkgs=(podman buildah debootstrap runc slirp4netns golang-github-containernetworking-plugin-dnsname podman-compose
     python3 curl git) ;;

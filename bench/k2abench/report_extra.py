@@ -1,0 +1,210 @@
+"""The report's rows and tables for what the first harness did not measure: the end-to-end throughput target, the
+simulator's share, instructions per request, the dialects against each other (Responses, Chat Completions, Anthropic),
+per-account upstream connections, client keys, the shared store, and how long each scenario of the run took."""
+from .common import (REF_IR, REF_IR_COMMIT, TARGET_E2E_RPS, TARGET_IR_REGRESSION, TARGET_IR_SMALL, TARGET_KEYS_NS,
+                     TARGET_KEYS_RATIO, TARGET_REDIS_RATIO, TARGET_RESPONSES_RATIO, TARGET_REUSE_HANDSHAKES,
+                     TARGET_SIM_SHARE, us)
+
+KIND_NAMES = {"small": "Anthropic `/v1/messages`", "openai": "Chat Completions", "responses": "Responses"}
+
+
+def _find(res, scenario, target, tool, conns):
+    for r in res["scenarios"].get(scenario, []):
+        if r["target"] == target and r["tool"] == tool and r["conns"] == conns:
+            return r
+    return None
+
+
+def _med(values):
+    values = sorted(values)
+    return values[len(values) // 2] if values else None
+
+
+def _ok(cond):
+    return "pass" if cond else "MISS"
+
+
+def extra_targets(res):
+    """Target rows (name, measured, pass/MISS/n/a) of the scenarios added to the run."""
+    out = []
+    w, h = _find(res, "small", "gateway", "wrk", 64), _find(res, "small", "gateway", "h2load", 64)
+    if w or h:
+        parts = ["%s %.0f req/s" % (n, r["rps"]) for n, r in (("HTTP/1.1 (wrk)", w), ("h2c (h2load 8 × 8)", h)) if r]
+        errs = sum(r["errors"] for r in (w, h) if r)
+        out.append(("stream-small through the gateway ≥ %d req/s at 64 connections, HTTP/1.1 and h2c" % TARGET_E2E_RPS,
+                    ", ".join(parts) + (", %d errors" % errs if errs else ""),
+                    _ok(w is not None and h is not None and min(w["rps"], h["rps"]) >= TARGET_E2E_RPS and errs == 0)))
+    rounds = res.get("cpu_rounds")
+    if rounds and all(r.get("gateway_sim_cpu_us") for r in rounds):
+        share = _med(r["gateway_sim_cpu_us"] / r["gateway_cpu_us"] for r in rounds)
+        out.append(("kiro-sim CPU per request ≤ %.1f × the gateway's (the simulator is not what is measured; CPU rounds)"
+                    % TARGET_SIM_SHARE,
+                    "%s vs %s = **%.2f ×** (medians)" % (us(_med(r["gateway_sim_cpu_us"] for r in rounds)),
+                                                         us(_med(r["gateway_cpu_us"] for r in rounds)), share),
+                    _ok(share <= TARGET_SIM_SHARE)))
+    cg = (res.get("callgrind") or {}).get("ir", {})
+    if "small" in cg:
+        out.append(("≤ %d k instructions per stream-small request (callgrind, %d requests)" % (
+            TARGET_IR_SMALL // 1000, res["callgrind"]["requests"]), "%.1f k" % (cg["small"] / 1000),
+            _ok(cg["small"] <= TARGET_IR_SMALL)))
+    s = res.get("responses_summary")
+    if s:
+        rr = res["responses_rounds"]
+        out.append(("Responses stream CPU per request ≤ %.2f × Chat Completions' (wrk c=64, median of %d alternating "
+                    "rounds, wall CPU)" % (TARGET_RESPONSES_RATIO, len(rr)),
+                    "%s vs %s = **%.2f ×** (rounds: %s)" % (us(s["responses_cpu_us"]), us(s["openai_cpu_us"]), s["ratio"],
+                                                            ", ".join("%.2f" % r["ratio"] for r in rr)),
+                    _ok(s["ratio"] <= TARGET_RESPONSES_RATIO)))
+    if "responses" in cg and "openai" in cg:
+        ratio = cg["responses"] / cg["openai"]
+        out.append(("Responses stream instructions per request ≤ %.2f × Chat Completions' (callgrind, %d requests each)"
+                    % (TARGET_RESPONSES_RATIO, res["callgrind"]["requests"]),
+                    "%.1f k vs %.1f k = **%.3f ×**" % (cg["responses"] / 1000, cg["openai"] / 1000, ratio),
+                    _ok(ratio <= TARGET_RESPONSES_RATIO)))
+    if s or ("small" in cg and "openai" in cg):
+        parts, ok = [], None
+        if s:
+            parts.append("wall CPU, same rounds: Anthropic %s, Chat Completions %s (Anthropic / Chat **%.2f ×**)" % (
+                us(s["anthropic_cpu_us"]), us(s["openai_cpu_us"]), s["ratio_anthropic"]))
+        if "small" in cg and "openai" in cg:
+            ok = all(cg[k] <= REF_IR[k] * TARGET_IR_REGRESSION for k in REF_IR)
+            parts.append("instructions: Anthropic %.1f k (recorded %.1f k), Chat Completions %.1f k (recorded %.1f k)" % (
+                cg["small"] / 1000, REF_IR["small"] / 1000, cg["openai"] / 1000, REF_IR["openai"] / 1000))
+        out.append(("no regression of the other dialects: Anthropic and Chat Completions instructions per request ≤ "
+                    "%.2f × those recorded at %s; wall CPU of both in the Responses rounds" % (
+                        TARGET_IR_REGRESSION, REF_IR_COMMIT), "; ".join(parts),
+                    "n/a" if ok is None else _ok(ok)))
+    r = res.get("reuse_summary")
+    if r:
+        a, n = r["account"], r["never"]
+        out.append(("per-account upstream connections over TLS: KIRO_UPSTREAM_REUSE=account ≤ %.2f TLS handshakes per "
+                    "request and less CPU per request than never (median of %d alternating rounds)" % (
+                        TARGET_REUSE_HANDSHAKES, r["rounds"]),
+                    "account %.3f handshakes/req, %s/req; never %.3f handshakes/req, %s/req (never / account **%.2f ×**)" % (
+                        a["handshakes_per_req"], us(a["cpu_us"]), n["handshakes_per_req"], us(n["cpu_us"]), r["ratio"]),
+                    _ok(a["handshakes_per_req"] <= TARGET_REUSE_HANDSHAKES and r["ratio"] > 1)))
+    k = res.get("keys_summary")
+    if k:
+        out.append(("client keys: CPU per request with a managed key (every limit set) ≤ %.2f × the built-in key's "
+                    "(median of %d alternating rounds)" % (TARGET_KEYS_RATIO, k["rounds"]),
+                    "%s vs %s = **%.2f ×** (rounds: %s), %d errors" % (
+                        us(k["managed"]["sut_cpu_us"]), us(k["builtin"]["sut_cpu_us"]), k["ratio"],
+                        ", ".join("%.2f" % x for x in k["ratios"]), k["errors"]),
+                    _ok(k["ratio"] <= TARGET_KEYS_RATIO and k["errors"] == 0)))
+        ip = (k.get("in_process") or {}).get("full path, 10000 keys (random key each)")
+        if ip:
+            out.append(("client keys in process: the key path ≤ %d ns per request (bench_keys, 10 000 keys, a different "
+                        "key each request)" % TARGET_KEYS_NS, "%d ns" % ip["ns"], _ok(ip["ns"] <= TARGET_KEYS_NS)))
+    d = res.get("redis_summary")
+    if d:
+        out.append(("shared store: CPU per request with KIRO_REDIS_URL ≤ %.2f × without (managed keys in both, median of %d "
+                    "alternating rounds)" % (TARGET_REDIS_RATIO, d["rounds"]),
+                    "%s vs %s = **%.2f ×** (rounds: %s); %.2f Redis commands per request; %d errors" % (
+                        us(d["redis"]["sut_cpu_us"]), us(d["file"]["sut_cpu_us"]), d["ratio"],
+                        ", ".join("%.2f" % x for x in d["ratios"]), d["redis"]["commands"], d["errors"]),
+                    _ok(d["ratio"] <= TARGET_REDIS_RATIO and d["errors"] == 0)))
+    return out
+
+
+def extra_sections(res):
+    """Markdown lines of the added scenarios' tables."""
+    L = []
+    s, cg = res.get("responses_summary"), res.get("callgrind")
+    if s:
+        L += ["### Dialects: Responses against Chat Completions and Anthropic, the same alternating rounds", "",
+              "The same conversation (2 KB of system text, 20 text frames of 16 B) through each dialect's stream, gateway "
+              "CPU per request (user + system), wrk 64 connections, one round after the other in turn. \"Responses\" carries "
+              "the system text as a developer message (the Codex CLI's shape), \"with instructions\" as `instructions`, "
+              "which every response object echoes; `store` at its default (true).", "",
+              "| round | Chat Completions | Responses | ratio | with instructions | ratio | Anthropic | ratio | errors |",
+              "|---|---|---|---|---|---|---|---|---|"]
+        for i, r in enumerate(res["responses_rounds"]):
+            L.append("| %d | %s (%.0f req/s) | %s (%.0f req/s) | %.3f | %s (%.0f req/s) | %.3f | %s (%.0f req/s) | %.3f | %d |" % (
+                i + 1, us(r["openai_cpu_us"]), r["openai_rps"], us(r["responses_cpu_us"]), r["responses_rps"], r["ratio"],
+                us(r["instructions_cpu_us"]), r["instructions_rps"], r["ratio_instructions"], us(r["anthropic_cpu_us"]),
+                r["anthropic_rps"], r["ratio_anthropic"], r["errors"]))
+        L.append("| median | %s | %s | **%.3f** | %s | %.3f | %s | %.3f | %d |" % (
+            us(s["openai_cpu_us"]), us(s["responses_cpu_us"]), s["ratio"], us(s["instructions_cpu_us"]),
+            s["ratio_instructions"], us(s["anthropic_cpu_us"]), s["ratio_anthropic"], s["errors"]))
+        L.append("")
+    if cg:
+        L += ["### Instructions per request (callgrind)", "",
+              "The gateway under `valgrind --tool=callgrind` against the same simulator, one dialect after the other: 50 "
+              "warm-up requests, the counters zeroed, then %d requests over 4 connections (bench_loadgen). Unlike wall "
+              "CPU, this repeats to a few per cent on a shared machine." % cg["requests"], "",
+              "| request | instructions per request | vs Chat Completions | recorded at %s |" % REF_IR_COMMIT,
+              "|---|---|---|---|"]
+        for kind, ir in cg["ir"].items():
+            L.append("| %s | %.0f | %s | %s |" % (KIND_NAMES.get(kind, kind), ir, "%.3f" % (ir / cg["ir"]["openai"])
+                                                  if cg["ir"].get("openai") else "-",
+                                                  "%d" % REF_IR[kind] if kind in REF_IR else "-"))
+        L.append("")
+    r = res.get("reuse_summary")
+    if r:
+        L += ["### Per-account upstream connections over TLS (KIRO_UPSTREAM_REUSE)", "",
+              "A second kiro-sim serving HTTPS with a throw-away EC P-256 CA; two gateways trusting it (`KIRO_CA_FILE`), "
+              "one with `KIRO_UPSTREAM_REUSE=account`, one with `never` (a new TCP + TLS connection per request), one "
+              "account, stream-small, wrk 64 connections, %d alternating rounds; handshakes and connections from each "
+              "gateway's `/metrics`. Medians of the rounds; sim CPU/req is the TLS simulator's." % r["rounds"], "",
+              "| mode | gateway CPU/req | sim CPU/req | req/s | upstream TLS handshakes/req | of which resumed | "
+              "connections opened/req |", "|---|---|---|---|---|---|---|"]
+        for m in ("account", "never"):
+            x = r[m]
+            L.append("| %s | %s | %s | %.0f | %.3f | %.3f | %.3f |" % (
+                m, us(x["cpu_us"]), us(x["sim_cpu_us"]), x["rps"], x["handshakes_per_req"], x["resumed_per_req"],
+                x["conns_per_req"]))
+        L.append("")
+        L.append("never / account, median of the per-round ratios: gateway **%.2f ×**, simulator %.2f ×." % (
+            r["ratio"], r["sim_ratio"]))
+        L.append("")
+    k = res.get("keys_summary")
+    if k:
+        L += ["### Client keys: a managed key against the built-in KIRO_CLIENT_TOKEN", "",
+              "One gateway with `KIRO_ADMIN_TOKEN` and %d managed keys made through the admin API, each with every limit "
+              "set high enough never to refuse (rpm 10 000, the most a key may have, concurrency, credits per day and "
+              "month, tokens per day) and a model list; wrk sends them in turn (`WRK_KEYS_FILE`: a key allows 10 000 "
+              "requests a minute, the load is more), or the built-in key through the same script, stream-small, 64 "
+              "connections, %d alternating rounds. Medians of the rounds." % (k["keys"], k["rounds"]), "",
+              "| key | gateway CPU/req | user | sim CPU/req | req/s |", "|---|---|---|---|---|"]
+        for a, name in (("builtin", "built-in `KIRO_CLIENT_TOKEN`"), ("managed", "managed (every limit)")):
+            x = k[a]
+            L.append("| %s | %s | %s | %s | %.0f |" % (name, us(x["sut_cpu_us"]), us(x["sut_user_us"]),
+                                                      us(x["sim_cpu_us"]), x["rps"]))
+        L.append("")
+        ip = k.get("in_process")
+        if ip:
+            L += ["In process (bench_keys: SHA-256 of the key, lookup, state check, admission against every limit, "
+                  "charge, release; best of 5 runs):", "", "| case | ns/request | refused |", "|---|---|---|"]
+            for case, v in ip.items():
+                L.append("| %s | %d | %d |" % (case, v["ns"], v["refused"]))
+            L.append("")
+    d = res.get("redis_summary")
+    if d:
+        L += ["### Shared store: KIRO_REDIS_URL against none, managed keys in both", "",
+              "Two gateways on the same simulator and account, one with `KIRO_REDIS_URL` (redis-server %s started by the "
+              "harness on a free loopback port, `--save '' --appendonly no`), each with %d managed keys as above (with "
+              "Redis, the keys' admission and usage go through it: Redis is on the request path), stream-small, wrk 64 "
+              "connections, %d alternating rounds. Redis commands per request: the INFO commandstats delta over the run "
+              "divided by the requests (commands that scripts run are counted too; the harness's own INFO is not). "
+              "Medians of the rounds." % (d["version"], d["keys"], d["rounds"]), "",
+              "| store | gateway CPU/req | user | redis-server CPU/req | sim CPU/req | req/s | Redis commands/req |",
+              "|---|---|---|---|---|---|---|"]
+        for a in ("file", "redis"):
+            x = d[a]
+            L.append("| %s | %s | %s | %s | %s | %.0f | %.3f |" % (
+                "none (file)" if a == "file" else "Redis", us(x["sut_cpu_us"]), us(x["sut_user_us"]),
+                us(x["redis_cpu_us"]) if a == "redis" else "-", us(x["sim_cpu_us"]), x["rps"], x["commands"]))
+        L.append("")
+        by = d["redis"].get("by_command") or {}
+        if by:
+            L.append("Redis commands per request with the Redis store, by command: %s." % ", ".join(
+                "`%s` %.3f" % kv for kv in sorted(by.items(), key=lambda kv: -kv[1])))
+            L.append("")
+    dur = res.get("durations")
+    if dur:
+        L += ["### Duration of each scenario", "", "| scenario | seconds |", "|---|---|"]
+        for name, secs in dur:
+            L.append("| %s | %.0f |" % (name, secs))
+        L.append("| total (with start-up) | %.0f |" % res.get("elapsed_s", 0))
+        L.append("")
+    return L

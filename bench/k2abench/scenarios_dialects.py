@@ -1,0 +1,160 @@
+"""The dialects against each other: the Responses stream against Chat Completions and Anthropic's Messages in the same
+alternating rounds (wall CPU per request), and the gateway's instructions per request under callgrind, which repeat to a
+few per cent on a noisy machine (`--callgrind N` alone, or the `callgrind` scenario of a run: every dialect's stream)."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+from .common import GATEWAY_BIN, LOADGEN_BIN, log, us
+from .proc import Proc
+
+# what each request kind is sent to and the last bytes of its complete answer
+KINDS = {"small": ("/v1/messages", "event: message_stop"), "openai": ("/v1/chat/completions", "data: [DONE]"),
+         "responses": ("/v1/responses", "event: response.completed"),
+         "responses-instructions": ("/v1/responses", "event: response.completed")}
+# the callgrind scenario of a run: requests of each kind (the warm-up is 50 more)
+CALLGRIND_KINDS = ("small", "openai", "responses")
+CALLGRIND_REQUESTS = 1000
+CALLGRIND_REQUESTS_QUICK = 200
+
+
+def med(values):
+    values = sorted(values)
+    return values[len(values) // 2] if values else None
+
+
+class DialectScenarios:
+    """Mixed into Bench."""
+
+    def scenario_responses(self):
+        """The OpenAI Responses stream against the Chat Completions stream of the same conversation (the same 2 KB system
+        text and 20-frame answer; store left at its default, true: every response and its conversation are kept), CPU per
+        request of the gateway in short alternating rounds (wrk, 64 connections; all see the same machine state): the
+        system text as a developer message (the Codex CLI's shape), and as `instructions`, which the response object
+        echoes (created, in_progress and completed each carry it: 3.2x the bytes of the Chat stream). The median of the
+        per-round ratios to Chat Completions (target: within 10 %). Anthropic's stream-small runs in the same rounds: the
+        other dialects against each other."""
+        rounds = 3 if self.quick else 5
+        out = []
+        order = ["small", "openai", "responses", "responses-instructions"]
+        for i in range(rounds):
+            cpu = {}
+            for kind in order[i % len(order):] + order[:i % len(order)]:
+                port, path, body, headers, expect, sut = self.target("gateway", kind)
+                cpu[kind] = self.measured("wrk", "responses/%s/wrk/c64/round%d" % (kind, i + 1), sut, port, path, body,
+                                          headers, 64, max(2, self.d // 2), expect)
+            row = {"anthropic_cpu_us": cpu["small"]["sut"]["cpu_us"], "openai_cpu_us": cpu["openai"]["sut"]["cpu_us"],
+                   "responses_cpu_us": cpu["responses"]["sut"]["cpu_us"],
+                   "instructions_cpu_us": cpu["responses-instructions"]["sut"]["cpu_us"],
+                   "anthropic_rps": cpu["small"]["rps"], "openai_rps": cpu["openai"]["rps"],
+                   "responses_rps": cpu["responses"]["rps"], "instructions_rps": cpu["responses-instructions"]["rps"],
+                   "errors": sum(r["errors"] for r in cpu.values())}
+            row["ratio"] = row["responses_cpu_us"] / row["openai_cpu_us"]
+            row["ratio_instructions"] = row["instructions_cpu_us"] / row["openai_cpu_us"]
+            row["ratio_anthropic"] = row["anthropic_cpu_us"] / row["openai_cpu_us"]
+            out.append(row)
+            log("responses round %d: chat %s, responses %s (%.3f x), responses with instructions %s (%.3f x), anthropic %s "
+                "(%.3f x) per request" % (i + 1, us(row["openai_cpu_us"]), us(row["responses_cpu_us"]), row["ratio"],
+                                          us(row["instructions_cpu_us"]), row["ratio_instructions"],
+                                          us(row["anthropic_cpu_us"]), row["ratio_anthropic"]))
+        self.results["responses_rounds"] = out
+        keys = ("anthropic_cpu_us", "openai_cpu_us", "responses_cpu_us", "instructions_cpu_us", "anthropic_rps",
+                "openai_rps", "responses_rps", "instructions_rps", "ratio", "ratio_instructions", "ratio_anthropic")
+        s = {k: med(r[k] for r in out) for k in keys}
+        s["errors"] = sum(r["errors"] for r in out)
+        self.results["responses_summary"] = s
+        log("responses: medians chat %s, responses %s (%.3f x), with instructions %s (%.3f x), anthropic %s (%.3f x) CPU "
+            "per request" % (us(s["openai_cpu_us"]), us(s["responses_cpu_us"]), s["ratio"], us(s["instructions_cpu_us"]),
+                             s["ratio_instructions"], us(s["anthropic_cpu_us"]), s["ratio_anthropic"]))
+
+    # ---- callgrind: instructions per request
+
+    def callgrind_count(self, kind, nreq, keep=None):
+        """The gateway under valgrind --tool=callgrind against the running simulator: 50 warm-up requests, the counters
+        zeroed, then nreq requests of `kind` (4 connections) through bench_loadgen. Returns (Ir per request, {function:
+        {"yes": inclusive, "no": self}} in Ir over the nreq requests)."""
+        out_file = os.path.join(self.tmp, "callgrind-%s.out" % kind)
+        env = self.gateway_env("http://127.0.0.1:%d" % self.sim.port)
+        argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out_file, "--instr-atstart=no", GATEWAY_BIN]
+        self.run.note("callgrind/%s" % kind, argv)
+        gw = Proc("kiro2api-callgrind", argv, env=env, wait_listen=1, timeout=120)
+        path, expect = KINDS[kind]
+        port, body, headers = gw.port, self.bodies[kind], self.gw_headers
+        ctl = lambda *a: subprocess.run(["callgrind_control"] + list(a) + [str(gw.pid)], capture_output=True, check=True)
+        try:
+            ctl("-i", "on")
+            for n in (50, nreq):
+                if n == nreq:
+                    ctl("-z")
+                argv = [LOADGEN_BIN, "-p", str(port), "-u", path, "-b", body, "-F", self.run.headers_file(headers), "-c",
+                        "4", "-n", str(n), "-d", "600", "-w", "0", "-e", expect]
+                if n == nreq:
+                    self.run.note("callgrind/%s" % kind, argv)
+                r = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+                if r["errors"] != 0 or r["requests"] != n:
+                    raise RuntimeError("callgrind run failed (%s): %s" % (kind, r))
+            ctl("-d")
+        finally:
+            gw.stop()
+        prefix = os.path.basename(out_file) + "."
+        dumps = sorted(f for f in os.listdir(self.tmp) if f.startswith(prefix))
+        dump = os.path.join(self.tmp, dumps[-1])
+        if keep:
+            shutil.copy(dump, keep)
+        total = None
+        rows = {}
+        for inclusive in ("yes", "no"):
+            ann = subprocess.run(["callgrind_annotate", "--inclusive=" + inclusive, "--threshold=100", "--auto=no",
+                                  "--tree=none", dump],
+                                 capture_output=True, text=True).stdout
+            for line in ann.splitlines():
+                m = re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+(.*)", line)
+                if not m or ":" not in m.group(2) and "PROGRAM TOTALS" not in m.group(2):
+                    continue
+                ir = int(m.group(1).replace(",", ""))
+                if "PROGRAM TOTALS" in m.group(2):
+                    total = ir
+                else:
+                    name = re.sub(r"\s*\[.*\]$", "", m.group(2))
+                    name = re.sub(r"^.*/(src/)", r"\1", name)
+                    rows.setdefault(name, {})[inclusive] = ir
+        if total is None:
+            raise RuntimeError("callgrind_annotate gave no total for %s" % dump)
+        return total / nreq, rows
+
+    def callgrind(self, nreq):
+        """--callgrind N: only the instructions per request of --callgrind-kind, in total and by function (inclusive and
+        self), printed."""
+        if shutil.which("valgrind") is None:
+            sys.exit("bench: valgrind is not installed")
+        self.start_sim()
+        self.prepare()
+        kind = self.args.callgrind_kind
+        per_req, rows = self.callgrind_count(kind, nreq, keep=self.args.callgrind_out)
+        print("callgrind: %d %s requests (2 KB in, 20 text frames out), Ir per request: %.0f" % (
+            nreq, "stream-small" if kind == "small" else kind, per_req))
+        print("%12s %12s  %s" % ("inclusive", "self", "function"))
+        top = sorted(rows.items(), key=lambda kv: -kv[1].get("yes", 0))
+        for name, v in top:
+            if v.get("yes", 0) / nreq < 2000:
+                continue
+            if not (name.startswith("src/") or v.get("no", 0) / nreq >= 2000):
+                continue
+            print("%12.0f %12.0f  %s" % (v.get("yes", 0) / nreq, v.get("no", 0) / nreq, name))
+
+    def scenario_callgrind(self):
+        """Instructions per request of every dialect's stream (stream-small, its Chat Completions and its Responses form),
+        one gateway under callgrind after the other: the figure that repeats on a noisy machine, for the ratios."""
+        if shutil.which("valgrind") is None:
+            self.results["notes"].append("valgrind not installed: no instruction counts (deps/install.sh bench)")
+            log("callgrind: valgrind not installed")
+            return
+        nreq = CALLGRIND_REQUESTS_QUICK if self.quick else CALLGRIND_REQUESTS
+        out = {"requests": nreq, "ir": {}}
+        for kind in CALLGRIND_KINDS:
+            out["ir"][kind], _ = self.callgrind_count(kind, nreq)
+            log("callgrind %-10s %.0f Ir per request (%d requests)" % (kind, out["ir"][kind], nreq))
+        self.results["callgrind"] = out
