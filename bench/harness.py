@@ -13,6 +13,17 @@ Targets under test:
   nginx-es  client -> nginx -> kiro-sim /generateAssistantResponse with the direct target's Kiro request: the simulator's
             EventStream bytes relayed untranslated (what the gateway does, minus the translation)
 
+Features on the request path, each against the path without it in the same alternating rounds (stream-small, wrk, 64
+connections): per-account upstream connections over TLS (KIRO_UPSTREAM_REUSE account against never), client keys (a
+managed key with every limit against the built-in KIRO_CLIENT_TOKEN; bench_keys in process), the shared store
+(KIRO_REDIS_URL against none, managed keys in both, Redis commands per request); the dialects against each other
+(Responses, Chat Completions and Anthropic streams in the same rounds) and the instructions per request of each
+(callgrind, which repeats where wall CPU does not).
+
+The code is in bench/k2abench/: common (paths, targets), proc (processes, /proc), load (wrk, h2load, bench_loadgen),
+bodies (requests, the Kiro-body capture), bench (the run and its plan), scenarios_core, scenarios_dialects,
+scenarios_features, render and report_extra (the section of RESULTS.md).
+
 Everything is a ratio inside one run: the machine is shared and noisy. Nothing is pinned by default: on a shared 2-core
 VM, pinning made tail latency worse (a pinned process cannot move off a core another tenant's job is using). --pin puts
 the server under test on the first CPU and the simulator and the load generator on the others (taskset).
@@ -43,7 +54,7 @@ def on_signal(signum, frame):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="about 2 minutes: shorter runs, fewer cells")
+    ap.add_argument("--quick", action="store_true", help="about 4 minutes: shorter runs, fewer rounds and cells")
     ap.add_argument("--callgrind-kind", default="small", choices=("small", "openai", "responses", "responses-instructions"),
                     help="the request --callgrind sends: stream-small (Anthropic, default), its Chat Completions or its "
                          "Responses form (system text as a developer message, or as instructions)")

@@ -83,7 +83,7 @@ def render(res):
     L = []
     L.append(SECTION)
     L.append("")
-    L.append("Written by `bench/harness.py` (`make bench`; `make bench-quick` for a ~2 minute run): this section is replaced "
+    L.append("Written by `bench/harness.py` (`make bench`; `make bench-quick` for a ~4 minute run): this section is replaced "
              "on every run. Mode **%s**, %d s per measurement, %s, commit %s. Total %.0f s." % (
                  res["mode"], res["duration_s"], time.strftime("%Y-%m-%d %H:%M"), m.get("commit", "?"), res["elapsed_s"]))
     L.append("")

@@ -1,0 +1,164 @@
+"""The benchmark harness's report (bench/k2abench): from a set of results, the target rows of the features measured in
+the same run (end-to-end throughput, the simulator's share, instructions per request, Responses against Chat
+Completions, no regression of the other dialects, per-account connections, client keys, the shared store) say pass or
+MISS by their thresholds, and the section has their tables; wrk_post.lua turns over the keys of WRK_KEYS_FILE, one per
+request. No benchmark is run: the figures are made up, the load is a loopback stand-in."""
+import collections
+import http.server
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import unittest
+
+from k2a import SOURCE_DIR, main
+
+sys.path.insert(0, os.path.join(SOURCE_DIR, "bench"))
+
+from k2abench import common, render  # noqa: E402
+from k2abench.load import Runner  # noqa: E402
+
+
+def row(target, tool, rps, errors=0):
+    return {"target": target, "tool": tool, "proto": "h1" if tool == "wrk" else "h2", "conns": 64, "rps": rps,
+            "errors": errors, "sut": {"cpu_us": 40.0, "wakeups": 0.1}, "sim": {"cpu_us": 15.0}}
+
+
+def results(e2e_rps=21000, responses_ratio=1.05, handshakes=0.01, keys_ratio=1.02, redis_ratio=1.05, ir_small=88000):
+    rr = [{"openai_cpu_us": 40.0, "responses_cpu_us": 40.0 * responses_ratio, "instructions_cpu_us": 44.0,
+           "anthropic_cpu_us": 39.0, "openai_rps": 9000, "responses_rps": 8000, "instructions_rps": 8000,
+           "anthropic_rps": 9100, "ratio": responses_ratio, "ratio_instructions": 1.1, "ratio_anthropic": 0.975,
+           "errors": 0}] * 3
+    arm = {"rps": 9000, "sut_cpu_us": 40.0, "sut_user_us": 30.0, "sim_cpu_us": 15.0, "redis_cpu_us": 20.0}
+    return {
+        "machine": {"model": "test", "cpus": 2, "kernel": "k", "versions": {"wrk": "wrk"}, "commit": "abc"},
+        "pinning": "none", "mode": "quick", "duration_s": 2, "elapsed_s": 250.0, "sizes": {"small": 2048},
+        "notes": [], "commands": [("x", "wrk ...")], "header_files": [], "gateway_env": {"LOG_LEVEL": "warn"},
+        "nginx_cmd": "nginx",
+        "scenarios": {"small": [row("gateway", "wrk", e2e_rps), row("gateway", "h2load", 25000)]},
+        "cpu_rounds": [{"gateway_cpu_us": 40.0, "gateway_sim_cpu_us": 15.0, "nginx_cpu_us": 30.0, "ratio": 1.4,
+                        "es_ratio": None}] * 3,
+        "callgrind": {"requests": 200, "ir": {"small": ir_small, "openai": 100000, "responses": 105000}},
+        "responses_rounds": rr,
+        "responses_summary": dict(rr[0]),
+        "reuse_summary": {"account": {"cpu_us": 300.0, "sim_cpu_us": 250.0, "rps": 800, "handshakes_per_req": handshakes,
+                                      "resumed_per_req": handshakes, "conns_per_req": handshakes},
+                          "never": {"cpu_us": 900.0, "sim_cpu_us": 800.0, "rps": 300, "handshakes_per_req": 1.02,
+                                    "resumed_per_req": 0.93, "conns_per_req": 1.02},
+                          "ratio": 3.0, "sim_ratio": 3.1, "rounds": 3},
+        "keys_summary": {"builtin": dict(arm), "managed": dict(arm, sut_cpu_us=40.0 * keys_ratio), "ratio": keys_ratio,
+                         "ratios": [keys_ratio] * 3, "errors": 0, "rounds": 3, "keys": 128,
+                         "in_process": {"full path, 10000 keys (random key each)": {"ns": 600, "refused": 0}}},
+        "redis_summary": {"file": dict(arm, commands=0.0, by_command={}),
+                          "redis": dict(arm, sut_cpu_us=40.0 * redis_ratio, commands=2.5, by_command={"evalsha": 1.0}),
+                          "ratio": redis_ratio, "ratios": [redis_ratio] * 3, "errors": 0, "rounds": 3, "keys": 128,
+                          "version": "7.0.15"},
+        "durations": [("stream-small", 92.0), ("keys", 16.0)],
+    }
+
+
+def verdicts(res):
+    return {name: ok for name, _, ok in render.evaluate(res)}
+
+
+def verdict(res, words):
+    found = [ok for name, ok in verdicts(res).items() if words in name]
+    assert len(found) == 1, (words, list(verdicts(res)))
+    return found[0]
+
+
+class Targets(unittest.TestCase):
+    def test_rows_pass_within_their_thresholds(self):
+        res = results()
+        for words in ("req/s at 64 connections", "kiro-sim CPU per request", "instructions per stream-small",
+                      "Responses stream CPU", "Responses stream instructions", "no regression of the other dialects",
+                      "per-account upstream connections", "with a managed key", "client keys in process", "KIRO_REDIS_URL"):
+            self.assertEqual(verdict(res, words), "pass", words)
+
+    def test_rows_miss_beyond_their_thresholds(self):
+        self.assertEqual(verdict(results(e2e_rps=common.TARGET_E2E_RPS - 1), "req/s at 64 connections"), "MISS")
+        self.assertEqual(verdict(results(responses_ratio=1.2), "Responses stream CPU"), "MISS")
+        self.assertEqual(verdict(results(handshakes=1.0), "per-account upstream connections"), "MISS")
+        self.assertEqual(verdict(results(keys_ratio=1.3), "with a managed key"), "MISS")
+        self.assertEqual(verdict(results(redis_ratio=1.5), "KIRO_REDIS_URL"), "MISS")
+        self.assertEqual(verdict(results(ir_small=95000), "instructions per stream-small"), "MISS")
+        res = results()
+        res["callgrind"]["ir"]["openai"] = common.REF_IR["openai"] * 1.2
+        self.assertEqual(verdict(res, "no regression of the other dialects"), "MISS")
+        res["callgrind"]["ir"]["responses"] = res["callgrind"]["ir"]["openai"] * 1.2
+        self.assertEqual(verdict(res, "Responses stream instructions"), "MISS")
+
+    def test_rows_absent_without_their_scenario(self):
+        res = results()
+        for k in ("callgrind", "responses_summary", "reuse_summary", "keys_summary", "redis_summary"):
+            del res[k]
+        names = " ".join(verdicts(res))
+        for words in ("instructions", "Responses", "per-account", "managed key", "KIRO_REDIS_URL"):
+            self.assertNotIn(words, names)
+
+    def test_section_has_every_table(self):
+        text = render.render(results())
+        self.assertTrue(text.startswith(common.SECTION))
+        for title in ("### Dialects: Responses against Chat Completions", "### Instructions per request (callgrind)",
+                      "### Per-account upstream connections over TLS", "### Client keys: a managed key",
+                      "### Shared store: KIRO_REDIS_URL", "### Duration of each scenario"):
+            self.assertIn(title, text)
+        self.assertIn("| Redis | 42 µs | 30 µs | 20 µs | 15 µs | 9000 | 2.500 |", text)
+        self.assertIn("| stream-small | 92 |", text)
+        self.assertNotIn("MISS", text)
+
+
+class WrkKeys(unittest.TestCase):
+    def test_keys_are_sent_in_turn(self):
+        if shutil.which("wrk") is None:
+            self.skipTest("wrk is not installed (deps/install.sh bench)")
+        seen = collections.Counter()
+        lock = threading.Lock()
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length", "0")))
+                with lock:
+                    seen[self.headers.get("x-api-key")] += 1
+                body = b"event: message_stop\n\n"
+                self.send_response(200)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        tmp = tempfile.mkdtemp(prefix="k2a-wrk-keys-")
+        try:
+            body = os.path.join(tmp, "body.json")
+            with open(body, "w") as f:
+                f.write("{}")
+            keys = os.path.join(tmp, "keys.txt")
+            with open(keys, "w") as f:
+                f.write("key-a\nkey-b\nkey-c\n")
+            run = Runner(None, tmp, None)
+            r = run.wrk("t", srv.server_address[1], "/v1/messages", body, ["content-type: application/json"], 1, 1,
+                        "event: message_stop", keys_file=keys)
+        finally:
+            srv.shutdown()
+            srv.server_close()
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.assertEqual(r["errors"], 0)
+        self.assertGreater(r["ok"], 5)
+        self.assertEqual(set(seen), {"key-a", "key-b", "key-c"})
+        # one connection, one key after the other: the counts differ by at most one
+        self.assertLessEqual(max(seen.values()) - min(seen.values()), 1, seen)
+        self.assertIn(("t", "WRK_BODY_FILE=$TMP/body.json WRK_HEADERS_FILE=$TMP/headers-0.txt WRK_EXPECT='event: "
+                            "message_stop' WRK_KEYS_FILE=$TMP/keys.txt wrk -t1 -c1 -d1s --latency -s %s "
+                            "http://127.0.0.1:%d/v1/messages" % (common.WRK_SCRIPT, srv.server_address[1])),
+                      run.commands)
+
+
+if __name__ == "__main__":
+    main()
