@@ -73,6 +73,10 @@ def main():
                     help="only count the gateway's instructions per request under callgrind (N requests, default 1000)")
     ap.add_argument("--callgrind-out", metavar="FILE", help="with --callgrind: keep the callgrind dump (callgrind_annotate)")
     args = ap.parse_args()
+    # the children run in temporary directories: the compared binaries by absolute path
+    for k in ("compare_gateway", "compare_sim"):
+        if getattr(args, k):
+            setattr(args, k, os.path.abspath(getattr(args, k)))
 
     for b in (GATEWAY_BIN, SIM_BIN, LOADGEN_BIN):
         if not os.path.exists(b):
