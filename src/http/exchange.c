@@ -7,6 +7,7 @@
  * writer (one per exchange, message_start staged before the first attempt) then has sent only
  * message_start and pings, which are no content, so a failure before content still fails over.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -49,22 +50,25 @@ struct st_exchange_t {
     k2a_buf_t body; /* the Kiro body built without a profileArn; per account it is spliced in */
     int64_t input_tokens;
     /* response */
-    k2a_es_decoder_t decoder;
-    k2a_kiro_resp_t parser;
     bool parser_live, writer_live;
     void *w; /* the dialect's writer state (dialect->writer_size bytes in the call's arena) */
     k2a_dialect_writer_ctx_t wctx;
     k2a_buf_t stage; /* writer output not yet handed to the call */
     bool committed;
-    bool content_sent;     /* content of a stream reached the client: no failover any more, and the Kiro body is gone */
-    bool fail_drain;       /* K2A_TEST_FAIL=exchange_drain: the first drain after content fails as out of memory */
-    int sink_error;        /* a writer failure (K2A_ETOOBIG...) */
-    char fail_detail[256]; /* the message of an attempt's ERROR kept from the writer (see on_ir_event) */
+    bool content_sent; /* content of a stream reached the client: no failover any more, and the Kiro body is gone */
+    bool fail_drain;   /* K2A_TEST_FAIL=exchange_drain: the first drain after content fails as out of memory */
+    int sink_error;    /* a writer failure (K2A_ETOOBIG...) */
     ping_timer_t *ping;
+    k2a_websearch_t *ws; /* the web_search server tool's blocks before the model's (http/websearch.h), or NULL */
+    /* The members below are not zeroed when the exchange is allocated (~3 KB of the ~4 KB): each is set up by its own init
+     * before it is read (decoder and parser by start_parser, guarded by parser_live; fail_detail there too; the dispatch by
+     * k2a_dispatch_init; the attempt by k2a_dispatch_next). Everything above is zeroed. */
+    k2a_es_decoder_t decoder;
+    k2a_kiro_resp_t parser;
+    char fail_detail[256]; /* the message of an attempt's ERROR kept from the writer (see on_ir_event) */
     /* the dispatch and its current attempt live here rather than in run()'s frame (see there) */
     k2a_dispatch_t dispatch;
     k2a_dispatch_attempt_t attempt;
-    k2a_websearch_t *ws; /* the web_search server tool's blocks before the model's (http/websearch.h), or NULL */
 };
 
 /* retry_after_ms: when every account is cooling or exhausted, the time until the soonest recovers (0 = unknown). */
@@ -528,12 +532,13 @@ static void run(k2a_call_t *call)
 {
     k2a_server_t *s = call->server;
     const k2a_dialect_t *dialect = call->dialect;
-    exchange_t *x = k2a_arena_calloc(&call->arena, sizeof(*x));
+    exchange_t *x = k2a_arena_alloc(&call->arena, sizeof(*x));                        /* zeroed up to decoder, see exchange_t */
     void *w = x != NULL ? k2a_arena_alloc(&call->arena, dialect->writer_size) : NULL; /* writer_init sets it up */
     if (w == NULL) {
         k2a_call_respond_error(call, K2A_ENOMEM, NULL);
         return;
     }
+    memset(x, 0, offsetof(exchange_t, decoder));
     x->call = call;
     x->server = s;
     x->dialect = dialect;
