@@ -43,28 +43,6 @@ static bool is_blank(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-/* ---------- frame headers ---------- */
-
-/* :message-type and :event-type of a frame in one pass over its headers (the first string header of each name, as
- * header_str finds it); a missing one is NULL with length 0. */
-void k2a__kiro_frame_types(const k2a_es_frame_t *f, const char **mt, size_t *mtl, const char **et, size_t *etl)
-{
-    *mt = *et = NULL;
-    *mtl = *etl = 0;
-    for (size_t i = 0; i < f->nheaders; ++i) {
-        const k2a_es_header_t *h = &f->headers[i];
-        if (h->type != K2A_ES_STRING || h->name_len < 2 || h->name[0] != ':')
-            continue;
-        if (*mt == NULL && h->name_len == sizeof(":message-type") - 1 && memcmp(h->name, ":message-type", h->name_len) == 0) {
-            *mt = h->v.s.base;
-            *mtl = h->v.s.len;
-        } else if (*et == NULL && h->name_len == sizeof(":event-type") - 1 && memcmp(h->name, ":event-type", h->name_len) == 0) {
-            *et = h->v.s.base;
-            *etl = h->v.s.len;
-        }
-    }
-}
-
 /* ---------- payload parsing (yajl SAX) ---------- */
 
 static int cb_copy(k2a_kiro_resp_t *p, const unsigned char *s, size_t len, size_t *off, size_t *out_len)
