@@ -44,22 +44,16 @@ int k2a_buf_reserve(k2a_buf_t *b, size_t extra)
     return 0;
 }
 
-int k2a_buf_append(k2a_buf_t *b, const void *p, size_t n)
+int k2a__buf_append_grow(k2a_buf_t *b, const void *p, size_t n)
 {
     int r;
     if (n == 0)
         return 0;
-    /* the common case first: room for n bytes and the NUL, within the maximum (len + n < cap cannot overflow) */
-    if (!(b->cap - b->len > n && (b->max == 0 || b->len + n <= b->max)) && (r = k2a_buf_reserve(b, n)) != 0)
+    if ((r = k2a_buf_reserve(b, n)) != 0)
         return r;
     memcpy(b->base + b->len, p, n);
     b->len += n;
     return 0;
-}
-
-int k2a_buf_appendstr(k2a_buf_t *b, const char *s)
-{
-    return k2a_buf_append(b, s, strlen(s));
 }
 
 int k2a_buf_append_i64(k2a_buf_t *b, long long v)
