@@ -240,6 +240,9 @@ static int start_writer(exchange_t *x)
 {
     int r;
     k2a_buf_reset(&x->stage);
+    /* message_start and its ping (~450 bytes) in one allocation of the size that doubling from 256 would end at */
+    if (x->ir.stream)
+        (void)k2a_buf_reserve(&x->stage, 511);
     x->sink_error = 0;
     if ((r = x->dialect->writer_init(x->w, &x->wctx)) != 0)
         return r;
@@ -314,6 +317,10 @@ static int pump(exchange_t *x, k2a_dispatch_attempt_t *a, const char **why)
     while ((n = k2a_upstream_read(a->resp, &data)) > 0) {
         any = true;
         k2a_dispatch_trace_capture(&x->dispatch, data, (size_t)n); /* a bounded copy, only when tracing is on */
+        /* the SSE a read turns into is about its size (a 16-byte text delta: a ~110-byte frame in, ~130 bytes out): room
+         * for it at once instead of doubling up through it (a failure here is left to the writer's own appends) */
+        if (x->ir.stream)
+            (void)k2a_buf_reserve(&x->stage, (size_t)n + (size_t)n / 2);
         /* frames go straight to the parser; a negative result means a frame ended the response with an ERROR (emitted) */
         int r = k2a_es_decoder_feed(&x->decoder, data, (size_t)n, k2a_kiro_resp_on_frame, &x->parser);
         const k2a_kiro_resp_seen_t *seen = k2a_kiro_resp_seen(&x->parser);
