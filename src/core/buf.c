@@ -23,7 +23,7 @@ void k2a_buf_dispose(k2a_buf_t *b)
     b->len = b->cap = 0;
 }
 
-int k2a_buf_reserve(k2a_buf_t *b, size_t extra)
+int k2a__buf_reserve_grow(k2a_buf_t *b, size_t extra)
 {
     size_t max = b->max != 0 ? b->max : SIZE_MAX - 1;
     if (extra > max || b->len > max - extra)
@@ -49,7 +49,7 @@ int k2a__buf_append_grow(k2a_buf_t *b, const void *p, size_t n)
     int r;
     if (n == 0)
         return 0;
-    if ((r = k2a_buf_reserve(b, n)) != 0)
+    if ((r = k2a__buf_reserve_grow(b, n)) != 0)
         return r;
     memcpy(b->base + b->len, p, n);
     b->len += n;

@@ -24,8 +24,15 @@ typedef struct st_k2a_buf_t {
 
 void k2a_buf_init(k2a_buf_t *b, size_t max);
 void k2a_buf_dispose(k2a_buf_t *b);
-/* Ensures room for `extra` more bytes. Returns 0, K2A_ETOOBIG past max, or K2A_ENOMEM. */
-int k2a_buf_reserve(k2a_buf_t *b, size_t extra);
+/* Ensures room for `extra` more bytes. Returns 0, K2A_ETOOBIG past max, or K2A_ENOMEM. Inline when there is room
+ * already (room for the bytes and a NUL, within the maximum); k2a__buf_reserve_grow checks and grows. */
+int k2a__buf_reserve_grow(k2a_buf_t *b, size_t extra);
+static inline int k2a_buf_reserve(k2a_buf_t *b, size_t extra)
+{
+    if (b->len < b->cap && extra < b->cap - b->len && (b->max == 0 || (extra <= b->max && b->len <= b->max - extra)))
+        return 0;
+    return k2a__buf_reserve_grow(b, extra);
+}
 /* Appends n bytes. Inline for the common case (room for them and the NUL, within the maximum), so that a literal's copy
  * is a few moves instead of a call to memcpy; k2a__buf_append_grow handles the rest. */
 int k2a__buf_append_grow(k2a_buf_t *b, const void *p, size_t n);
