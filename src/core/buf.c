@@ -58,6 +58,10 @@ int k2a__buf_append_grow(k2a_buf_t *b, const void *p, size_t n)
 
 int k2a_buf_append_i64(k2a_buf_t *b, long long v)
 {
+    if (v >= 0 && v < 10) {
+        char c = (char)('0' + v); /* the zero counts of a usage object */
+        return k2a_buf_append(b, &c, 1);
+    }
     char tmp[24];
     size_t n = sizeof(tmp);
     /* the magnitude as unsigned: LLONG_MIN has no positive long long */
