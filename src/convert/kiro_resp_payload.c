@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <yajl/yajl_parse.h>
 #include <yajl/yajl_tree.h>
+#include "convert/json_number.h"
 #include "convert/kiro_resp_internal.h"
 #include "core/errors.h"
 
@@ -479,6 +480,8 @@ static int parse_flat_object(k2a_kiro_resp_t *p, const char *s, size_t n)
         if (m[k].is_string)
             continue;
         if (m[k].is_double) {
+            if (k2a_json_decimal_fast(m[k].v, m[k].vl, &d[k]))
+                continue; /* the double strtod gives, without it (convert/json_number.h) */
             char tmp[FLAT_MAX_NUMBER + 1];
             memcpy(tmp, m[k].v, m[k].vl);
             tmp[m[k].vl] = '\0';
