@@ -10,6 +10,7 @@
 #include <string.h>
 #include "core/errors.h"
 #include "convert/anthropic_req_internal.h"
+#include "convert/json_number.h"
 
 /* ---------- errors and paths ---------- */
 
@@ -408,6 +409,8 @@ bool k2a_areq_parse_double(const char *s, size_t l, double *out)
     char tmp[64];
     if (l == 0 || l >= sizeof(tmp))
         return false;
+    if (k2a_json_decimal_fast(s, l, out))
+        return true; /* what strtod would read, without it (convert/json_number.h) */
     memcpy(tmp, s, l);
     tmp[l] = '\0';
     char *end;

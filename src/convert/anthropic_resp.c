@@ -53,6 +53,10 @@ const char *k2a_anthropic_stop_reason(k2a_ir_stop_reason_t r)
 /* Appends a non-negative decimal (block indices; printf is several times slower on this path). */
 static int append_uint(k2a_buf_t *b, unsigned v)
 {
+    if (v < 10) {
+        char c = (char)('0' + v); /* the usual block index */
+        return k2a_buf_append(b, &c, 1);
+    }
     char tmp[16];
     size_t n = sizeof(tmp);
     do {

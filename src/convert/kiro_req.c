@@ -40,7 +40,7 @@ typedef struct st_enc_t {
     bool first[MAX_NESTING]; /* no member written yet in the container at this depth */
 } enc_t;
 
-static void put(enc_t *e, const char *s, size_t n)
+static __attribute__((noinline)) void put_slow(enc_t *e, const char *s, size_t n)
 {
     if (e->err != 0)
         return;
@@ -53,6 +53,19 @@ static void put(enc_t *e, const char *s, size_t n)
         return;
     memcpy(b->base + b->len, s, n);
     b->len += n;
+}
+
+/* Inline for the common case (room in the buffer: the body is reserved from the client's size), so that a literal's copy
+ * is a few moves instead of a call; sizing (out == NULL), growth and a failed encoder take put_slow. */
+static inline __attribute__((always_inline)) void put(enc_t *e, const char *s, size_t n)
+{
+    k2a_buf_t *b = e->out;
+    if (e->err == 0 && b != NULL && b->cap - b->len > n) {
+        memcpy(b->base + b->len, s, n);
+        b->len += n;
+        return;
+    }
+    put_slow(e, s, n);
 }
 
 #define PUTLIT(e, lit) put((e), (lit), sizeof(lit) - 1)

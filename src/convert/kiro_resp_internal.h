@@ -25,9 +25,15 @@ static inline bool k2a__kiro_str_contains(const char *hay, size_t len, const cha
     return false;
 }
 
-/* :message-type and :event-type of a frame in one pass over its headers (the first string header of each name); a
- * missing one is NULL with length 0. */
-void k2a__kiro_frame_types(const k2a_es_frame_t *f, const char **mt, size_t *mtl, const char **et, size_t *etl);
+/* :message-type and :event-type of a frame (the first string header of each name), found by the EventStream decoder in
+ * its pass over the headers (k2a_es_frame_t); a missing one is NULL with length 0. */
+static inline void k2a__kiro_frame_types(const k2a_es_frame_t *f, const char **mt, size_t *mtl, const char **et, size_t *etl)
+{
+    *mt = f->message_type;
+    *mtl = f->message_type_len;
+    *et = f->event_type;
+    *etl = f->event_type_len;
+}
 /* Parses the frame's payload into p->f (string fields are copied into p->scratch, referenced by offset; an input object
  * is referenced by its byte span in the payload). event_type (may be NULL) enables the {"<event_type>":{...}} wrapping.
  * Returns 0, K2A_EUPSTREAM_EVENT when the payload is not one complete JSON object (an empty payload reads as {}), or

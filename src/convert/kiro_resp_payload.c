@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <yajl/yajl_parse.h>
 #include <yajl/yajl_tree.h>
+#include "convert/json_number.h"
 #include "convert/kiro_resp_internal.h"
 #include "core/errors.h"
 
@@ -41,28 +42,6 @@ enum {
 static bool is_blank(char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-/* ---------- frame headers ---------- */
-
-/* :message-type and :event-type of a frame in one pass over its headers (the first string header of each name, as
- * header_str finds it); a missing one is NULL with length 0. */
-void k2a__kiro_frame_types(const k2a_es_frame_t *f, const char **mt, size_t *mtl, const char **et, size_t *etl)
-{
-    *mt = *et = NULL;
-    *mtl = *etl = 0;
-    for (size_t i = 0; i < f->nheaders; ++i) {
-        const k2a_es_header_t *h = &f->headers[i];
-        if (h->type != K2A_ES_STRING || h->name_len < 2 || h->name[0] != ':')
-            continue;
-        if (*mt == NULL && h->name_len == sizeof(":message-type") - 1 && memcmp(h->name, ":message-type", h->name_len) == 0) {
-            *mt = h->v.s.base;
-            *mtl = h->v.s.len;
-        } else if (*et == NULL && h->name_len == sizeof(":event-type") - 1 && memcmp(h->name, ":event-type", h->name_len) == 0) {
-            *et = h->v.s.base;
-            *etl = h->v.s.len;
-        }
-    }
 }
 
 /* ---------- payload parsing (yajl SAX) ---------- */
@@ -501,6 +480,8 @@ static int parse_flat_object(k2a_kiro_resp_t *p, const char *s, size_t n)
         if (m[k].is_string)
             continue;
         if (m[k].is_double) {
+            if (k2a_json_decimal_fast(m[k].v, m[k].vl, &d[k]))
+                continue; /* the double strtod gives, without it (convert/json_number.h) */
             char tmp[FLAT_MAX_NUMBER + 1];
             memcpy(tmp, m[k].v, m[k].vl);
             tmp[m[k].vl] = '\0';

@@ -23,7 +23,7 @@ void k2a_buf_dispose(k2a_buf_t *b)
     b->len = b->cap = 0;
 }
 
-int k2a_buf_reserve(k2a_buf_t *b, size_t extra)
+int k2a__buf_reserve_grow(k2a_buf_t *b, size_t extra)
 {
     size_t max = b->max != 0 ? b->max : SIZE_MAX - 1;
     if (extra > max || b->len > max - extra)
@@ -44,26 +44,24 @@ int k2a_buf_reserve(k2a_buf_t *b, size_t extra)
     return 0;
 }
 
-int k2a_buf_append(k2a_buf_t *b, const void *p, size_t n)
+int k2a__buf_append_grow(k2a_buf_t *b, const void *p, size_t n)
 {
     int r;
     if (n == 0)
         return 0;
-    /* the common case first: room for n bytes and the NUL, within the maximum (len + n < cap cannot overflow) */
-    if (!(b->cap - b->len > n && (b->max == 0 || b->len + n <= b->max)) && (r = k2a_buf_reserve(b, n)) != 0)
+    if ((r = k2a__buf_reserve_grow(b, n)) != 0)
         return r;
     memcpy(b->base + b->len, p, n);
     b->len += n;
     return 0;
 }
 
-int k2a_buf_appendstr(k2a_buf_t *b, const char *s)
-{
-    return k2a_buf_append(b, s, strlen(s));
-}
-
 int k2a_buf_append_i64(k2a_buf_t *b, long long v)
 {
+    if (v >= 0 && v < 10) {
+        char c = (char)('0' + v); /* the zero counts of a usage object */
+        return k2a_buf_append(b, &c, 1);
+    }
     char tmp[24];
     size_t n = sizeof(tmp);
     /* the magnitude as unsigned: LLONG_MIN has no positive long long */

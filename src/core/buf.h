@@ -8,6 +8,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 
 typedef struct st_k2a_buf_t {
     char *base;
@@ -23,10 +24,33 @@ typedef struct st_k2a_buf_t {
 
 void k2a_buf_init(k2a_buf_t *b, size_t max);
 void k2a_buf_dispose(k2a_buf_t *b);
-/* Ensures room for `extra` more bytes. Returns 0, K2A_ETOOBIG past max, or K2A_ENOMEM. */
-int k2a_buf_reserve(k2a_buf_t *b, size_t extra);
-int k2a_buf_append(k2a_buf_t *b, const void *p, size_t n);
-int k2a_buf_appendstr(k2a_buf_t *b, const char *s);
+/* Ensures room for `extra` more bytes. Returns 0, K2A_ETOOBIG past max, or K2A_ENOMEM. Inline when there is room
+ * already (room for the bytes and a NUL, within the maximum); k2a__buf_reserve_grow checks and grows. */
+int k2a__buf_reserve_grow(k2a_buf_t *b, size_t extra);
+static inline int k2a_buf_reserve(k2a_buf_t *b, size_t extra)
+{
+    if (b->len < b->cap && extra < b->cap - b->len && (b->max == 0 || (extra <= b->max && b->len <= b->max - extra)))
+        return 0;
+    return k2a__buf_reserve_grow(b, extra);
+}
+/* Appends n bytes. Inline for the common case (room for them and the NUL, within the maximum), so that a literal's copy
+ * is a few moves instead of a call to memcpy; k2a__buf_append_grow handles the rest. */
+int k2a__buf_append_grow(k2a_buf_t *b, const void *p, size_t n);
+static inline int k2a_buf_append(k2a_buf_t *b, const void *p, size_t n)
+{
+    /* len + n < cap cannot overflow; n == 0 goes out of line (base may be NULL) */
+    if (n != 0 && b->cap - b->len > n && (b->max == 0 || b->len + n <= b->max)) {
+        memcpy(b->base + b->len, p, n);
+        b->len += n;
+        return 0;
+    }
+    return k2a__buf_append_grow(b, p, n);
+}
+/* s NUL-terminated (a literal's length is known at compile time). */
+static inline int k2a_buf_appendstr(k2a_buf_t *b, const char *s)
+{
+    return k2a_buf_append(b, s, strlen(s));
+}
 int k2a_buf_appendf(k2a_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int k2a_buf_vappendf(k2a_buf_t *b, const char *fmt, va_list ap);
 /* Appends v in decimal, as printf's %lld writes it (the per-request writers: printf costs several times more). */

@@ -60,6 +60,11 @@ typedef struct st_k2a_es_frame_t {
     size_t nheaders;
     const char *payload; /* borrowed: valid only during the on_frame call (or while the buffer given to decode_frame lives) */
     size_t payload_len;
+    /* Set by the decoder in its pass over the headers: the value of the first STRING header named :message-type and of
+     * the first named :event-type (as k2a_es_frame_header_str finds them), NULL with length 0 when there is none. */
+    const char *message_type;
+    const char *event_type;
+    uint32_t message_type_len, event_type_len;
 } k2a_es_frame_t;
 
 /* Returns the first header named `name` (NUL-terminated) or NULL. */

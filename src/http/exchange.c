@@ -7,6 +7,7 @@
  * writer (one per exchange, message_start staged before the first attempt) then has sent only
  * message_start and pings, which are no content, so a failure before content still fails over.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -49,22 +50,25 @@ struct st_exchange_t {
     k2a_buf_t body; /* the Kiro body built without a profileArn; per account it is spliced in */
     int64_t input_tokens;
     /* response */
-    k2a_es_decoder_t decoder;
-    k2a_kiro_resp_t parser;
     bool parser_live, writer_live;
     void *w; /* the dialect's writer state (dialect->writer_size bytes in the call's arena) */
     k2a_dialect_writer_ctx_t wctx;
     k2a_buf_t stage; /* writer output not yet handed to the call */
     bool committed;
-    bool content_sent;     /* content of a stream reached the client: no failover any more, and the Kiro body is gone */
-    bool fail_drain;       /* K2A_TEST_FAIL=exchange_drain: the first drain after content fails as out of memory */
-    int sink_error;        /* a writer failure (K2A_ETOOBIG...) */
-    char fail_detail[256]; /* the message of an attempt's ERROR kept from the writer (see on_ir_event) */
+    bool content_sent; /* content of a stream reached the client: no failover any more, and the Kiro body is gone */
+    bool fail_drain;   /* K2A_TEST_FAIL=exchange_drain: the first drain after content fails as out of memory */
+    int sink_error;    /* a writer failure (K2A_ETOOBIG...) */
     ping_timer_t *ping;
+    k2a_websearch_t *ws; /* the web_search server tool's blocks before the model's (http/websearch.h), or NULL */
+    /* The members below are not zeroed when the exchange is allocated (~3 KB of the ~4 KB): each is set up by its own init
+     * before it is read (decoder and parser by start_parser, guarded by parser_live; fail_detail there too; the dispatch by
+     * k2a_dispatch_init; the attempt by k2a_dispatch_next). Everything above is zeroed. */
+    k2a_es_decoder_t decoder;
+    k2a_kiro_resp_t parser;
+    char fail_detail[256]; /* the message of an attempt's ERROR kept from the writer (see on_ir_event) */
     /* the dispatch and its current attempt live here rather than in run()'s frame (see there) */
     k2a_dispatch_t dispatch;
     k2a_dispatch_attempt_t attempt;
-    k2a_websearch_t *ws; /* the web_search server tool's blocks before the model's (http/websearch.h), or NULL */
 };
 
 /* retry_after_ms: when every account is cooling or exhausted, the time until the soonest recovers (0 = unknown). */
@@ -236,6 +240,9 @@ static int start_writer(exchange_t *x)
 {
     int r;
     k2a_buf_reset(&x->stage);
+    /* message_start and its ping (~450 bytes) in one allocation of the size that doubling from 256 would end at */
+    if (x->ir.stream)
+        (void)k2a_buf_reserve(&x->stage, 511);
     x->sink_error = 0;
     if ((r = x->dialect->writer_init(x->w, &x->wctx)) != 0)
         return r;
@@ -310,6 +317,10 @@ static int pump(exchange_t *x, k2a_dispatch_attempt_t *a, const char **why)
     while ((n = k2a_upstream_read(a->resp, &data)) > 0) {
         any = true;
         k2a_dispatch_trace_capture(&x->dispatch, data, (size_t)n); /* a bounded copy, only when tracing is on */
+        /* the SSE a read turns into is about its size (a 16-byte text delta: a ~110-byte frame in, ~130 bytes out): room
+         * for it at once instead of doubling up through it (a failure here is left to the writer's own appends) */
+        if (x->ir.stream)
+            (void)k2a_buf_reserve(&x->stage, (size_t)n + (size_t)n / 2);
         /* frames go straight to the parser; a negative result means a frame ended the response with an ERROR (emitted) */
         int r = k2a_es_decoder_feed(&x->decoder, data, (size_t)n, k2a_kiro_resp_on_frame, &x->parser);
         const k2a_kiro_resp_seen_t *seen = k2a_kiro_resp_seen(&x->parser);
@@ -528,12 +539,13 @@ static void run(k2a_call_t *call)
 {
     k2a_server_t *s = call->server;
     const k2a_dialect_t *dialect = call->dialect;
-    exchange_t *x = k2a_arena_calloc(&call->arena, sizeof(*x));
+    exchange_t *x = k2a_arena_alloc(&call->arena, sizeof(*x));                        /* zeroed up to decoder, see exchange_t */
     void *w = x != NULL ? k2a_arena_alloc(&call->arena, dialect->writer_size) : NULL; /* writer_init sets it up */
     if (w == NULL) {
         k2a_call_respond_error(call, K2A_ENOMEM, NULL);
         return;
     }
+    memset(x, 0, offsetof(exchange_t, decoder));
     x->call = call;
     x->server = s;
     x->dialect = dialect;

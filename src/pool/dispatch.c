@@ -683,11 +683,13 @@ void k2a_dispatch_attempt_done(k2a_dispatch_t *d, k2a_dispatch_attempt_t *a, int
     k2a_dispatch_trace_end(d, err != 0 && err != K2A_ECANCELED, 0, err == 0 ? "ok" : k2a_strerror(err));
     if (a->lease.account == NULL)
         return;
-    done_msg_t *m = calloc(1, sizeof(*m));
+    /* not zeroed (1 KB, most of it the verdict): op_done reads the verdict only after a failure before commit */
+    done_msg_t *m = malloc(sizeof(*m));
     if (m == NULL) {
         k2a_xloop_call(d->pool->owner, op_release_sync, &a->lease);
         return;
     }
+    m->failed_before_commit = false;
     m->err = err;
     m->credits = credits;
     m->in_tokens = in_tokens;

@@ -2,7 +2,8 @@
  * Unit tests for the EventStream encoder (src/eventstream/): re-encoding every upstream fixture frame
  * gives its exact bytes, all ten header types with extreme values survive encode → decode, invalid
  * headers are rejected without touching the output, and a seeded random encoder → decoder round trip
- * (3000 frames, random header types and sizes) is fed whole and in random splits.
+ * (3000 frames, random header types and sizes) is fed whole and in random splits; the decoder finds a frame's
+ * :message-type and :event-type in its pass over the headers.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -365,13 +366,88 @@ static void test_random_roundtrip(void **state)
     free(c.g.scratch);
 }
 
+/* The frame's :message-type and :event-type, found in the decoder's pass over the headers: the first STRING header of
+ * each name (a header of another type with the name is passed over), NULL with length 0 when none; names that only
+ * start or end the same do not match. Decoded whole and through the streaming decoder, split at every offset. */
+typedef struct st_types_expect_t {
+    const char *mt, *et;
+    size_t calls;
+} types_expect_t;
+
+static int on_types_frame(void *ctx, const k2a_es_frame_t *f)
+{
+    types_expect_t *e = ctx;
+    ++e->calls;
+    if (e->mt == NULL) {
+        assert_null(f->message_type);
+        assert_int_equal(f->message_type_len, 0);
+    } else {
+        assert_int_equal(f->message_type_len, strlen(e->mt));
+        assert_memory_equal(f->message_type, e->mt, strlen(e->mt));
+    }
+    if (e->et == NULL) {
+        assert_null(f->event_type);
+        assert_int_equal(f->event_type_len, 0);
+    } else {
+        assert_int_equal(f->event_type_len, strlen(e->et));
+        assert_memory_equal(f->event_type, e->et, strlen(e->et));
+    }
+    return 0;
+}
+
+static void check_types(const k2a_es_header_t *h, size_t nh, const char *mt, const char *et)
+{
+    k2a_buf_t b = K2A_BUF_INIT(0);
+    assert_int_equal(k2a_es_encode(&b, h, nh, "{}", 2), 0);
+    types_expect_t e = {mt, et, 0};
+    k2a_es_frame_t f;
+    assert_int_equal(k2a_es_decode_frame(b.base, b.len, 0, &f), (intptr_t)b.len);
+    on_types_frame(&e, &f);
+    for (size_t cut = 0; cut <= b.len; ++cut) {
+        k2a_es_decoder_t d;
+        k2a_es_decoder_init(&d, 0);
+        e.calls = 0;
+        assert_int_equal(k2a_es_decoder_feed(&d, b.base, cut, on_types_frame, &e), 0);
+        assert_int_equal(k2a_es_decoder_feed(&d, b.base + cut, b.len - cut, on_types_frame, &e), 0);
+        assert_int_equal(e.calls, 1);
+        k2a_es_decoder_dispose(&d);
+    }
+    k2a_buf_dispose(&b);
+}
+
+static void test_decoder_frame_types(void **state)
+{
+    (void)state;
+    k2a_es_header_t plain[] = {k2a_es_header_string(":event-type", "assistantResponseEvent"),
+                               k2a_es_header_string(":content-type", "application/json"),
+                               k2a_es_header_string(":message-type", "event")};
+    check_types(plain, 3, "event", "assistantResponseEvent");
+    k2a_es_header_t none[] = {k2a_es_header_string(":content-type", "application/json"),
+                              k2a_es_header_string(":exception-type", "ThrottlingException")};
+    check_types(none, 2, NULL, NULL);
+    check_types(NULL, 0, NULL, NULL);
+    k2a_es_header_t firsts[] = {k2a_es_header_int(":message-type", 7),
+                                k2a_es_header_bytes(":event-type", "raw", 3),
+                                k2a_es_header_string(":message-type", "exception"),
+                                k2a_es_header_string(":event-type", "second"),
+                                k2a_es_header_string(":message-type", "event"),
+                                k2a_es_header_string(":event-type", "third")};
+    check_types(firsts, 6, "exception", "second");
+    k2a_es_header_t near[] = {k2a_es_header_string(":message-typ", "a"),  k2a_es_header_string(":message-types", "b"),
+                              k2a_es_header_string("message-type:", "c"), k2a_es_header_string(":event-typ", "d"),
+                              k2a_es_header_string(":event-types", "e"),  k2a_es_header_string(";event-type", "f"),
+                              k2a_es_header_string(":Event-type", "g")};
+    check_types(near, 7, NULL, NULL);
+    k2a_es_header_t empty[] = {k2a_es_header_string(":message-type", ""), k2a_es_header_string(":event-type", "")};
+    check_types(empty, 2, "", "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_encoder_reproduces_fixtures),
-        cmocka_unit_test(test_encoder_all_header_types),
-        cmocka_unit_test(test_encoder_rejects_invalid),
-        cmocka_unit_test(test_random_roundtrip),
+        cmocka_unit_test(test_encoder_reproduces_fixtures), cmocka_unit_test(test_encoder_all_header_types),
+        cmocka_unit_test(test_encoder_rejects_invalid),     cmocka_unit_test(test_random_roundtrip),
+        cmocka_unit_test(test_decoder_frame_types),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
