@@ -135,6 +135,8 @@ static void post_shutdown(void *arg)
 static void on_shutdown_begin(k2a_server_t *s)
 {
     k2a_gateway_t *gw = s->gateway;
+    if (s->upstream != NULL)
+        k2a_upstream_quiesce(s->upstream); /* response tails read in the background end; the loop unwinds them */
     if (s->worker != 0)
         return;
     for (unsigned i = 1; i < gw->nworkers; ++i)
@@ -149,6 +151,8 @@ static void on_shutdown_begin(k2a_server_t *s)
 static bool can_stop(k2a_server_t *s)
 {
     k2a_gateway_t *gw = s->gateway;
+    if (s->upstream != NULL && k2a_upstream_tails(s->upstream) != 0)
+        return false; /* canceled tails unwind on the next iterations */
     if (s->worker != 0)
         return true;
     pthread_mutex_lock(&gw->mutex);
@@ -429,12 +433,17 @@ static void render_upstream(k2a_buf_t *out, const k2a_upstream_stats_t *st)
                     "# HELP k2a_upstream_connections_evicted_total Idle upstream connections closed to make room for "
                     "another account's.\n"
                     "# TYPE k2a_upstream_connections_evicted_total counter\nk2a_upstream_connections_evicted_total %llu\n"
+                    "# HELP k2a_upstream_response_tails_total Responses whose framing's end (after the answer's last frame) "
+                    "was read after release.\n"
+                    "# TYPE k2a_upstream_response_tails_total counter\nk2a_upstream_response_tails_total %llu\n"
+                    "# HELP k2a_upstream_response_tails_kept_total Of which the connection went back to the pool.\n"
+                    "# TYPE k2a_upstream_response_tails_kept_total counter\nk2a_upstream_response_tails_kept_total %llu\n"
                     "# HELP k2a_upstream_requests_total Upstream requests by outcome.\n"
                     "# TYPE k2a_upstream_requests_total counter\n",
                     (unsigned long long)st->conns_opened, (unsigned long long)st->conns_reused, (unsigned long long)st->conns_open,
                     (unsigned long long)st->conns_idle, (unsigned long long)st->dns_cache_hits, (unsigned long long)st->dns_queries,
                     (unsigned long long)st->tls_handshakes, (unsigned long long)st->tls_resumptions,
-                    (unsigned long long)st->conns_evicted);
+                    (unsigned long long)st->conns_evicted, (unsigned long long)st->tails, (unsigned long long)st->tails_kept);
     for (int i = 0; i < K2A_UPSTREAM_OUTCOME_MAX; ++i)
         if (st->requests[i] != 0)
             k2a_buf_appendf(out, "k2a_upstream_requests_total{outcome=\"%s\"} %llu\n", k2a_upstream_outcome_name(i),
@@ -476,6 +485,8 @@ int k2a_gateway_render_metrics(k2a_server_t *s, k2a_buf_t *out)
         up.conns_open += a.upstream.conns_open;
         up.conns_idle += a.upstream.conns_idle;
         up.conns_evicted += a.upstream.conns_evicted;
+        up.tails += a.upstream.tails;
+        up.tails_kept += a.upstream.tails_kept;
         up.dns_cache_hits += a.upstream.dns_cache_hits;
         up.dns_queries += a.upstream.dns_queries;
         up.tls_handshakes += a.upstream.tls_handshakes;

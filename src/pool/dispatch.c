@@ -677,7 +677,10 @@ void k2a_dispatch_attempt_done(k2a_dispatch_t *d, k2a_dispatch_attempt_t *a, int
     if (d->open == a)
         d->open = NULL;
     if (a->resp != NULL) {
-        k2a_upstream_release(a->resp);
+        if (err == 0)
+            k2a_upstream_release_ended(a->resp); /* the answer ended: its framing's end may still be on the way */
+        else
+            k2a_upstream_release(a->resp);
         a->resp = NULL;
     }
     k2a_dispatch_trace_end(d, err != 0 && err != K2A_ECANCELED, 0, err == 0 ? "ok" : k2a_strerror(err));

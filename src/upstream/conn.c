@@ -617,6 +617,42 @@ bool k2a_up_conn_usable(conn_t *c)
     return errno == EAGAIN || errno == EWOULDBLOCK;
 }
 
+/* Bytes of the response that have arrived already, without waiting: what TLS holds decrypted or buffered, then what the
+ * socket has received (read with MSG_DONTWAIT while libuv is not reading). Returns > 0 bytes in buf, 0 when nothing is
+ * there now, K2A_ECLOSED at EOF or on a socket error, K2A_ETLS when TLS failed or wants to answer (not reusable).
+ * Over TLS the plaintext may be a record's first cap bytes; the rest stays in OpenSSL for the next call. */
+intptr_t k2a_up_conn_read_nowait(conn_t *c, char *buf, size_t cap)
+{
+    uv_os_fd_t fd;
+    if (c->closing || c->eof || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+        return K2A_ECLOSED;
+    if (c->reading)
+        stop_reading(c); /* nobody waits: the read callback that woke the reader may still have reading on */
+    char raw[2048];      /* ciphertext: a chunked terminator is one small record */
+    for (int round = 0; round < 4; ++round) {
+        if (c->ssl != NULL) {
+            ERR_clear_error();
+            int n = SSL_read(c->ssl, buf, (int)cap);
+            int e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, n);
+            ERR_clear_error();
+            if (n > 0)
+                return n;
+            if (e != SSL_ERROR_WANT_READ || BIO_ctrl_pending(c->wbio) != 0)
+                return K2A_ETLS;
+        }
+        ssize_t got = recv(fd, c->ssl != NULL ? raw : buf, c->ssl != NULL ? sizeof(raw) : cap, MSG_DONTWAIT);
+        if (got == 0)
+            return K2A_ECLOSED;
+        if (got < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : K2A_ECLOSED;
+        if (c->ssl == NULL)
+            return got;
+        if (BIO_write(c->rbio, raw, (int)got) != got)
+            return K2A_ENOMEM;
+    }
+    return 0;
+}
+
 static void on_idle_timer(uv_timer_t *t)
 {
     conn_t *c = t->data;

@@ -136,6 +136,8 @@ void k2a_up_conn_close(conn_t *c);
 void k2a_up_conn_release(conn_t *c);
 /* False when the peer closed or sent unexpected bytes (non-blocking peek), or the connection is closing. */
 bool k2a_up_conn_usable(conn_t *c);
+/* Bytes that have arrived already, without waiting (conn.c): > 0 in buf, 0 when none now, < 0 when not reusable. */
+intptr_t k2a_up_conn_read_nowait(conn_t *c, char *buf, size_t cap);
 /* Parks an owned connection in the idle state: a read stays active so that a close or stray bytes from the peer drop it at
  * once, and a timer closes it after idle_ms. The caller links it into the idle list. */
 void k2a_up_conn_idle_start(conn_t *c, uint64_t idle_ms);
@@ -204,6 +206,9 @@ struct st_k2a_upstream_t {
     origin_t *origins;
     size_t inflight; /* requests in progress + responses not yet released */
     k2a_upstream_stats_t stats;
+    struct st_up_tail_t *tails; /* responses read to their framing's end in the background (upstream.c) */
+    size_t ntails;
+    bool quiescing;
 };
 
 #endif

@@ -511,6 +511,123 @@ done:
     return 0;
 }
 
+/* A reader may stop at the answer's last frame, before the body's end: the chunked terminator often comes in a TLS record
+ * (or a segment) of its own. What has arrived already is read here without waiting, so that the connection can go back
+ * to the pool; a few unread body bytes are dropped (the reader wanted no more). Anything else, or an end that is not there
+ * yet, closes the connection as before. */
+static void finish_unread(resp_t *r)
+{
+    char buf[512];
+    for (int pieces = 0; pieces < 8 && !r->done; ++pieces) {
+        char *p = buf, *out;
+        intptr_t n;
+        if (r->pending_len > 0) {
+            p = r->pending;
+            n = (intptr_t)r->pending_len;
+            r->pending_len = 0;
+        } else if ((n = k2a_up_conn_read_nowait(r->conn, buf, sizeof(buf))) <= 0) {
+            break;
+        }
+        if (k2a_up_http_body_piece(r, p, (size_t)n, &out) < 0 || r->deferred_error != 0)
+            break;
+    }
+}
+
+static bool tail_worth(const resp_t *r)
+{
+    const conn_t *c = r->conn;
+    return c != NULL && !r->done && r->keepalive && r->error == 0 && r->deferred_error == 0 && !c->closing && !c->eof &&
+           (r->mode == BODY_CHUNKED || r->mode == BODY_LENGTH);
+}
+
+typedef struct st_up_tail_t {
+    struct st_up_tail_t *next, **pprev;
+    k2a_upstream_t *up;
+    resp_t *r;
+    k2a_coro_t *co;
+} up_tail_t;
+
+/* A background coroutine reads the rest of a released response, each read bounded by the tail wait, at most
+ * K2A_UPSTREAM_TAIL_MAX_BYTES in all; then the connection is pooled (the body ended cleanly) or closed. */
+static void tail_main(k2a_coro_t *co, void *arg)
+{
+    up_tail_t *t = arg;
+    resp_t *r = t->r;
+    k2a_upstream_t *up = t->up;
+    size_t dropped = 0;
+    (void)co;
+    r->idle_timeout_ms = K2A_UPSTREAM_TAIL_WAIT_MS;
+    for (;;) {
+        const char *d;
+        intptr_t n = k2a_upstream_read(&r->pub, &d);
+        if (n <= 0)
+            break;
+        if ((dropped += (size_t)n) > K2A_UPSTREAM_TAIL_MAX_BYTES) {
+            r->keepalive = false;
+            break;
+        }
+    }
+    conn_t *c = r->conn;
+    if (r->done && r->keepalive && r->error == 0 && !c->closing && !c->eof && !up->quiescing) {
+        ++up->stats.tails_kept;
+        pool_put(c);
+    } else {
+        k2a_up_conn_release(c);
+    }
+    k2a_up_http_resp_free(r);
+    if ((*t->pprev = t->next) != NULL)
+        t->next->pprev = t->pprev;
+    --up->ntails;
+    free(t);
+}
+
+void k2a_upstream_release_ended(k2a_http_response_t *resp)
+{
+    if (resp == NULL)
+        return;
+    resp_t *r = (resp_t *)resp;
+    k2a_upstream_t *up = r->up;
+    if (tail_worth(r))
+        finish_unread(r);
+    up_tail_t *t;
+    if (!tail_worth(r) || up->quiescing || (t = calloc(1, sizeof(*t))) == NULL) {
+        k2a_upstream_release(resp);
+        return;
+    }
+    t->up = up;
+    t->r = r;
+    if ((t->next = up->tails) != NULL)
+        t->next->pprev = &t->next;
+    t->pprev = &up->tails;
+    up->tails = t;
+    ++up->ntails;
+    --up->inflight; /* the caller is done with it; the tail is counted in ntails */
+    ++up->stats.tails;
+    t->co = k2a_coro_create(tail_main, t);
+    if (t->co == NULL) { /* at the coroutine limit: close, as without a tail */
+        if ((*t->pprev = t->next) != NULL)
+            t->next->pprev = t->pprev;
+        --up->ntails;
+        ++up->inflight;
+        free(t);
+        k2a_upstream_release(resp);
+        return;
+    }
+    k2a_coro_wake(t->co, 0); /* starts from the loop, never nested in the caller's coroutine */
+}
+
+void k2a_upstream_quiesce(k2a_upstream_t *up)
+{
+    up->quiescing = true;
+    for (up_tail_t *t = up->tails; t != NULL; t = t->next)
+        k2a_coro_cancel(t->co);
+}
+
+size_t k2a_upstream_tails(const k2a_upstream_t *up)
+{
+    return up->ntails;
+}
+
 void k2a_upstream_release(k2a_http_response_t *resp)
 {
     if (resp == NULL)
@@ -707,6 +824,11 @@ void k2a_upstream_destroy(k2a_upstream_t *up)
         return;
     if (up->inflight != 0)
         k2a_error("upstream: destroyed with %zu requests or responses still alive", up->inflight);
+    if (up->ntails != 0) { /* their coroutines still hold the client: leave it allocated rather than pull it from under them */
+        k2a_error("upstream: destroyed with %zu response tails still being read; client left allocated", up->ntails);
+        k2a_upstream_quiesce(up);
+        return;
+    }
     while (up->origins != NULL) {
         origin_t *o = up->origins;
         up->origins = o->next;

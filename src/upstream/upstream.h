@@ -157,6 +157,17 @@ k2a_str_t k2a_http_response_header(const k2a_http_response_t *resp, const char *
 /* Returns the connection to its pool when the body was read to its end and the connection may be kept alive; closes it
  * otherwise (body not fully read, error, Connection: close, cancellation). Frees resp. Callable outside coroutines. */
 void k2a_upstream_release(k2a_http_response_t *resp);
+/* The same, for a response whose reader saw the answer end (its last frame) without reading the body's framing to its end
+ * (the chunked terminator often comes in a TLS record or segment of its own, after the last frame): the rest is awaited in
+ * the background, bounded (K2A_UPSTREAM_TAIL_WAIT_MS, K2A_UPSTREAM_TAIL_MAX_BYTES), and the connection then goes back
+ * to the pool instead of being closed. The caller lets go of resp at once, as with k2a_upstream_release. */
+void k2a_upstream_release_ended(k2a_http_response_t *resp);
+/* Shutdown: background tails end now (their connections close); no new one starts. k2a_upstream_tails counts those
+ * still unwinding: the client may be destroyed once it is 0. */
+void k2a_upstream_quiesce(k2a_upstream_t *up);
+size_t k2a_upstream_tails(const k2a_upstream_t *up);
+#define K2A_UPSTREAM_TAIL_WAIT_MS 1000
+#define K2A_UPSTREAM_TAIL_MAX_BYTES (16 * 1024)
 
 /* False when the client never reuses a connection (cfg.reuse_never): callers that fix their header order put their own
  * "Connection: close" where it belongs (the client appends one to requests that have none). */
@@ -197,6 +208,8 @@ typedef struct st_k2a_upstream_stats_t {
     uint64_t tls_handshakes;                     /* completed handshakes */
     uint64_t tls_resumptions;                    /* of which resumed a session */
     uint64_t retries;                            /* requests retried after a reused connection failed */
+    uint64_t tails;                              /* responses whose framing end was awaited after release */
+    uint64_t tails_kept;                         /* of which the connection went back to the pool */
     uint64_t body_errors;                        /* k2a_upstream_read failures (reset, idle timeout, framing, cancel) */
     uint64_t requests[K2A_UPSTREAM_OUTCOME_MAX]; /* k2a_upstream_request results by outcome */
 } k2a_upstream_stats_t;

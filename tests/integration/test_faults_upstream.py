@@ -16,7 +16,7 @@ import unittest
 
 from k2a import CLIENT_KEY, SLOW, Gateway, Sim, main, make_test_ca, request, sim_accounts_env
 from hostile import (FakeDNS, assert_error_shape, assert_serves, body_for, closed_port, post, stream_outcome,
-                     tools_for, upstream_busy, wait_until)
+                     metrics, tools_for, upstream_busy, wait_until)
 
 DIALECTS = ("anthropic", "openai")
 
@@ -433,13 +433,16 @@ class TlsFaults(unittest.TestCase):
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def gateway(self, sim, host, ca_file):
+        return Gateway(env=self.gateway_env(sim, host, ca_file))
+
+    def gateway_env(self, sim, host, ca_file):
         base = "https://%s:%d" % (host, sim.port)
         env = {"KIRO_AUTH_TOKEN": json.dumps([{"refreshToken": "sim-ok-tls"}]), "KIRO_API_BASE": base,
                "KIRO_SOCIAL_REFRESH_URL": base + "/refreshToken", "KIRO_IDC_REFRESH_URL": base + "/token",
                "KIRO_DNS_SERVERS": self.dns.server, "KIRO_DNS_TIMEOUT_MS": "1000"}
         if ca_file:
             env["KIRO_CA_FILE"] = ca_file
-        return Gateway(env=env)
+        return env
 
     def failing(self, host, ca_file, contains):
         sim = Sim(args=["--tls-cert", self.pki["cert"], "--tls-key", self.pki["key"]])
@@ -474,6 +477,60 @@ class TlsFaults(unittest.TestCase):
             for dialect in DIALECTS:
                 assert_serves(self, gw.port, dialect)
             self.assertGreater(tls_stats(sim, self.pki["ca"])["generates_total"], 0)
+            gw.assert_clean_exit(self)
+            sim.assert_clean_exit(self)
+        finally:
+            gw.cleanup()
+            sim.cleanup()
+
+    def test_reuse_over_tls(self):
+        """Keep-alive over TLS: the reader stops at the answer's last frame, and the chunked terminator that comes after it
+        in a TLS record of its own is read when the response is released, so the connection goes back to the pool (it was
+        closed after every request: one handshake per request). One worker loop, so one pool."""
+        sim = Sim(args=["--tls-cert", self.pki["cert"], "--tls-key", self.pki["key"]])
+        gw = Gateway(env={**self.gateway_env(sim, "kiro.tls.test", self.pki["ca"]), "KIRO_WORKERS": "1",
+                          "KIRO_UPSTREAM_REUSE": "account", "KIRO_CATALOG_REFRESH_S": "0",
+                          "KIRO_USAGE_POLL_INTERVAL_S": "0"})
+        try:
+            assert_serves(self, gw.port)  # the refresh and the first connection
+            before = metrics(gw.port)
+            n = 0
+            for dialect in DIALECTS:
+                for text in ("hello", "[[sim:drip ms=5]] [[sim:text frames=4 size=6]]"):
+                    for stream in (True, False):
+                        st, _, data = post(gw.port, dialect, body_for(dialect, text, stream=stream))
+                        self.assertEqual(st, 200, data[:500])
+                        n += 1
+                        # back in the pool (a dripped answer's end is read after the client has its answer)
+                        self.assertTrue(wait_until(lambda: metrics(gw.port)["k2a_upstream_connections_idle"] == 1, 10),
+                                        metrics(gw.port))
+            after = metrics(gw.port)
+
+            def delta(name):
+                return after.get("k2a_upstream_" + name, 0) - before.get("k2a_upstream_" + name, 0)
+            self.assertEqual(delta("requests_total{outcome=\"ok\"}"), n)
+            self.assertEqual(delta("connections_reused_total"), n, after)
+            self.assertEqual(delta("tls_handshakes_total"), 0, after)
+            self.assertGreaterEqual(delta("response_tails_kept_total"), 2, after)  # the dripped answers' ends came later
+            self.assertEqual(delta("response_tails_total"), delta("response_tails_kept_total"))
+
+            # a body that does not end after the answer: the client has its whole answer, the tail gives up after its
+            # bounded wait and the connection is closed, not pooled (the next request opens a new one)
+            keep = "[[sim:keepopen]] [[sim:text frames=2 size=4]]"
+            st, _, data = post(gw.port, "anthropic", body_for("anthropic", keep))
+            self.assertEqual(st, 200, data[:500])
+            self.assertEqual(stream_outcome(self, "anthropic", data)[0], "ok")
+            m = metrics(gw.port)
+            self.assertEqual(m["k2a_upstream_response_tails_total"] - after["k2a_upstream_response_tails_total"], 1, m)
+            self.assertTrue(wait_until(lambda: metrics(gw.port)["k2a_upstream_connections_open"] == 0, 10))
+            m2 = metrics(gw.port)
+            self.assertEqual(m2["k2a_upstream_response_tails_kept_total"], m["k2a_upstream_response_tails_kept_total"])
+            assert_serves(self, gw.port)
+            self.assertEqual(metrics(gw.port)["k2a_upstream_tls_handshakes_total"], m2["k2a_upstream_tls_handshakes_total"] + 1)
+
+            # shutdown while a tail waits: it is canceled and the gateway exits cleanly
+            st, _, data = post(gw.port, "openai", body_for("openai", keep))
+            self.assertEqual(st, 200, data[:500])
             gw.assert_clean_exit(self)
             sim.assert_clean_exit(self)
         finally:
