@@ -283,27 +283,49 @@ static int render_object(const k2a_responses_writer_t *w, k2a_buf_t *out, const 
 #define BEGIN_EVENT(w, t) APPEND_LIT((w)->out, EVENT_PREFIX(t))
 #define PREFIX_ARGS(t) EVENT_PREFIX(t), sizeof(EVENT_PREFIX(t)) - 1
 
-/* `<suffix>"sequence_number":N}\n\n` in one append (suffix: the end of the event's fields, at most 32 bytes) */
-static int end_event_after(k2a_responses_writer_t *w, const char *suffix, size_t slen)
+/* Room for n more bytes of b (and the NUL k2a_buf_cstr may add), within its maximum: the common case inline. */
+static inline int room(k2a_buf_t *b, size_t n)
 {
-    static const char key[] = "\"sequence_number\":";
-    char tmp[32 + sizeof(key) - 1 + 24 + 3], digits[24];
-    uint64_t v = (uint64_t)w->seq++;
-    size_t nd = 0;
-    do {
-        digits[nd++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    memcpy(tmp, suffix, slen);
-    memcpy(tmp + slen, key, sizeof(key) - 1);
-    size_t n = slen + sizeof(key) - 1;
-    while (nd != 0)
-        tmp[n++] = digits[--nd];
-    memcpy(tmp + n, "}\n\n", 3);
-    return k2a_buf_append(w->out, tmp, n + 3);
+    if (b->cap - b->len > n && (b->max == 0 || b->len + n <= b->max))
+        return 0;
+    return k2a_buf_reserve(b, n);
 }
 
-static int end_event(k2a_responses_writer_t *w)
+/* `<suffix>"sequence_number":N}\n\n` written in place (suffix: the end of the event's fields, at most 32 bytes; a
+ * constant at every call, so that the copies are inlined); the number is written by hand, one or two digits in practice */
+static inline int end_event_after(k2a_responses_writer_t *w, const char *suffix, size_t slen)
+{
+    static const char key[] = "\"sequence_number\":";
+    k2a_buf_t *out = w->out;
+    CHECK(room(out, 32 + sizeof(key) - 1 + 20 + 3));
+    char *p = out->base + out->len;
+    memcpy(p, suffix, slen);
+    p += slen;
+    memcpy(p, key, sizeof(key) - 1);
+    p += sizeof(key) - 1;
+    uint64_t v = (uint64_t)w->seq++;
+    if (v < 10) {
+        *p++ = (char)('0' + v);
+    } else if (v < 100) {
+        p[0] = (char)('0' + v / 10);
+        p[1] = (char)('0' + v % 10);
+        p += 2;
+    } else {
+        char digits[20];
+        size_t nd = 0;
+        do {
+            digits[nd++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v != 0);
+        while (nd != 0)
+            *p++ = digits[--nd];
+    }
+    memcpy(p, "}\n\n", 3);
+    out->len = (size_t)(p + 3 - out->base);
+    return 0;
+}
+
+static inline int end_event(k2a_responses_writer_t *w)
 {
     return end_event_after(w, "", 0);
 }
