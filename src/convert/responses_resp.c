@@ -447,7 +447,7 @@ static int on_block_start(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
     memset(it, 0, sizeof(*it));
     it->block = ev->index;
     it->kind = ev->block;
-    k2a_buf_init(&it->text, w->max_bytes);
+    k2a_buf_init(&it->text, 0); /* bounded by rawlen */
     k2a_responses_make_id(it->id,
                           ev->block == K2A_BLOCK_TEXT       ? "msg_"
                           : ev->block == K2A_BLOCK_THINKING ? "rs_"
@@ -464,6 +464,7 @@ static int on_block_start(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
         w->any_tool_call = true;
     }
     ++w->nopen;
+    CHECK(k2a_buf_append(&it->text, "\"", 1));
     it->output = w->noutput++;
     {
         static const char pre[] = "\"item_id\":\"", mid[] = "\",\"output_index\":";
@@ -513,6 +514,48 @@ static int on_block_start(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
     return 0;
 }
 
+/* Whether escaping s[0..n) alone gives the same bytes as escaping it as a part of the whole text: false when its last
+ * bytes begin a UTF-8 sequence that the next delta would complete (the escaper would replace them by U+FFFD). */
+static bool delta_is_whole(const char *s, size_t n)
+{
+    if ((unsigned char)s[n - 1] < 0x80)
+        return true;
+    for (size_t k = 1; k <= 3 && k <= n; ++k) {
+        unsigned char c = (unsigned char)s[n - k];
+        size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+        if (need != 0)
+            return need <= k;
+    }
+    return true;
+}
+
+/* The item's escaped text turned back into its bytes, in place (from the escaper's output: \" \\ \n \r \t \b \f \u00XX,
+ * everything else as is), without the leading quote: the item keeps its text unescaped from now on. */
+static void item_unescape(k2a_responses_item_t *it)
+{
+    char *b = it->text.base;
+    size_t j = 0;
+    for (size_t i = 1; i < it->text.len; ++i) {
+        char c = b[i];
+        if (c == '\\' && i + 1 < it->text.len) {
+            char e = b[++i];
+            c = e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e == 'b' ? '\b' : e == 'f' ? '\f' : e;
+            if (e == 'u' && i + 4 < it->text.len) {
+                unsigned v = 0;
+                for (int d = 1; d <= 4; ++d) {
+                    char h = b[i + d];
+                    v = v * 16 + (unsigned)(h >= 'a' ? h - 'a' + 10 : h >= 'A' ? h - 'A' + 10 : h - '0');
+                }
+                c = (char)v;
+                i += 4;
+            }
+        }
+        b[j++] = c;
+    }
+    it->text.len = j;
+    it->raw = true;
+}
+
 static int on_delta(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
 {
     if (ev->text.len == 0)
@@ -520,16 +563,30 @@ static int on_delta(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
     k2a_responses_item_t *it = find_open(w, ev->index);
     if (it == NULL)
         return ev->block == K2A_BLOCK_REDACTED_THINKING ? 0 : K2A_EINTERNAL;
-    int r = k2a_buf_append(&it->text, ev->text.base, ev->text.len);
-    if (r != 0)
-        return r == K2A_ETOOBIG ? K2A_EUPSTREAM_TOOBIG : r;
+    if (ev->text.len > w->max_bytes - it->rawlen)
+        return K2A_EUPSTREAM_TOOBIG;
+    it->rawlen += ev->text.len;
     if (it->kind == K2A_BLOCK_THINKING)
         w->reasoning_tokens += (int64_t)(ev->text.len + 3) / 4;
+    /* the text is escaped once, into the item (for the .done events and the finished item), and copied from there */
+    if (!it->raw && !delta_is_whole(ev->text.base, ev->text.len))
+        item_unescape(it);
+    size_t from = it->text.len;
+    CHECK(it->raw ? k2a_buf_append(&it->text, ev->text.base, ev->text.len)
+                  : k2a_buf_append_json_escaped(&it->text, ev->text.base, ev->text.len));
     if (w->out == NULL)
         return 0;
-    /* the event's head (prefix, item reference, `"delta":"`) was rendered when the item started */
-    CHECK(k2a_buf_append(w->out, it->dhead, it->dheadlen));
-    CHECK(k2a_buf_append_json_escaped(w->out, ev->text.base, ev->text.len));
+    if (it->raw) {
+        CHECK(k2a_buf_append(w->out, it->dhead, it->dheadlen));
+        CHECK(k2a_buf_append_json_escaped(w->out, ev->text.base, ev->text.len));
+    } else {
+        /* the event's head (prefix, item reference, `"delta":"`) was rendered when the item started */
+        size_t n = it->text.len - from;
+        CHECK(room(w->out, it->dheadlen + n));
+        memcpy(w->out->base + w->out->len, it->dhead, it->dheadlen);
+        memcpy(w->out->base + w->out->len + it->dheadlen, it->text.base + from, n);
+        w->out->len += it->dheadlen + n;
+    }
     if (it->kind == K2A_BLOCK_TEXT)
         return end_event_after(w, "\",\"logprobs\":[],", sizeof("\",\"logprobs\":[],") - 1);
     return end_event_after(w, "\",", 2);
@@ -538,12 +595,17 @@ static int on_delta(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
 static int close_item(k2a_responses_writer_t *w, k2a_responses_item_t *it)
 {
     /* the text (or arguments) as a JSON string, escaped once for the .done events, the item and the stored output */
-    k2a_buf_reset(&w->scratch);
-    if (it->kind == K2A_BLOCK_TOOL_USE && it->text.len == 0)
-        CHECK(APPEND_LIT(&w->scratch, "\"{}\""));
-    else
+    k2a_str_t q;
+    if (it->kind == K2A_BLOCK_TOOL_USE && it->rawlen == 0) {
+        q = K2A_STRLIT("\"{}\"");
+    } else if (it->raw) {
+        k2a_buf_reset(&w->scratch);
         CHECK(json_str(&w->scratch, it->text.base, it->text.len));
-    k2a_str_t q = k2a_str(w->scratch.base, w->scratch.len);
+        q = k2a_str(w->scratch.base, w->scratch.len);
+    } else {
+        CHECK(k2a_buf_append(&it->text, "\"", 1));
+        q = k2a_str(it->text.base, it->text.len);
+    }
     if (w->out != NULL) {
         switch (it->kind) {
         case K2A_BLOCK_TEXT:

@@ -42,7 +42,9 @@ typedef struct st_k2a_responses_item_t {
     int output; /* output_index */
     k2a_ir_block_kind_t kind;
     char id[K2A_RESPONSES_ID_SIZE];
-    k2a_buf_t text;                       /* text, reasoning text or arguments so far */
+    k2a_buf_t text;                       /* text, reasoning text or arguments so far: `"` + JSON-escaped (see raw) */
+    size_t rawlen;                        /* bytes of text the deltas carried (bounded by max_bytes) */
+    bool raw;                             /* text holds the bytes unescaped (a delta split a UTF-8 sequence) */
     k2a_str_t call_id;                    /* TOOL_USE (copied into strings) */
     k2a_str_t name;                       /* TOOL_USE */
     char *strings;                        /* malloc'd call_id + name */
