@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include "core/buf.h"
 #include "core/config.h"
+#include "core/str.h"
 
 typedef struct st_k2a_responses_store_t k2a_responses_store_t;
 
@@ -41,6 +42,10 @@ size_t k2a_responses_store_key(char *out, const char *owner, const char *id, siz
  * byte cap, or an id longer than K2A_RESPONSES_STORE_KEY_MAX), K2A_ENOMEM. */
 int k2a_responses_store_put(k2a_responses_store_t *s, const char *id, const char *response, size_t rlen, const char *items,
                             size_t ilen, int64_t now);
+
+/* The same with the items given in parts (items[0..nitems) concatenated make the JSON array). */
+int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const char *response, size_t rlen, const k2a_str_t *items,
+                             size_t nitems, int64_t now);
 
 /* Appends the entry's response object (response != NULL) and/or items (items != NULL) to the buffers. Returns 0,
  * K2A_ENOTFOUND (unknown or expired), or the buffer's error. */
