@@ -47,6 +47,53 @@ static int json_str(k2a_buf_t *out, const char *s, size_t n)
 
 static int render_static(k2a_responses_writer_t *w);
 
+/* Writing into room already reserved (room() below): a cursor p advanced by each piece; the caller sets len at the end. */
+static inline char *put(char *p, const void *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
+
+/* v in decimal, at most 20 digits and a sign */
+static char *put_i64(char *p, int64_t v)
+{
+    char tmp[24];
+    size_t n = sizeof(tmp);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        tmp[--n] = '-';
+    return put(p, tmp + n, sizeof(tmp) - n);
+}
+
+/* Room for n more bytes of b (and the NUL k2a_buf_cstr may add), within its maximum: the common case inline. */
+static inline int room(k2a_buf_t *b, size_t n)
+{
+    if (b->cap - b->len > n && (b->max == 0 || b->len + n <= b->max))
+        return 0;
+    return k2a_buf_reserve(b, n);
+}
+
+/* parts[0..n) appended with one check of the room */
+static int put_parts(k2a_buf_t *out, const k2a_str_t *parts, size_t n)
+{
+    size_t need = 0;
+    for (size_t i = 0; i < n; ++i)
+        need += parts[i].len;
+    CHECK(room(out, need));
+    char *p = out->base + out->len;
+    for (size_t i = 0; i < n; ++i)
+        p = put(p, parts[i].base, parts[i].len);
+    out->len = (size_t)(p - out->base);
+    return 0;
+}
+#define PARTS(out, ...) put_parts((out), (const k2a_str_t[]){__VA_ARGS__}, sizeof((k2a_str_t[]){__VA_ARGS__}) / sizeof(k2a_str_t))
+#define S(lit) K2A_STRLIT(lit)
+
 /* k2a_responses_writer_init zeroes the fields before open[] and from nopen on: nothing may sit between them */
 _Static_assert(offsetof(k2a_responses_writer_t, nopen) ==
                    offsetof(k2a_responses_writer_t, open) + sizeof(((k2a_responses_writer_t *)0)->open),
@@ -117,21 +164,18 @@ static int echo_raw(k2a_buf_t *out, k2a_str_t raw, const char *dflt)
     return k2a_buf_appendstr(out, dflt);
 }
 
-static int append_usage(k2a_buf_t *out, const k2a_responses_writer_t *w)
+/* The usage object: at most 256 bytes */
+static char *put_usage(char *p, const k2a_responses_writer_t *w)
 {
     const k2a_ir_usage_t *u = &w->usage;
     int64_t in = u->input_tokens + u->cache_read_input_tokens + u->cache_creation_input_tokens;
     int64_t reasoning = w->reasoning_tokens < u->output_tokens ? w->reasoning_tokens : u->output_tokens;
-    int r;
-    if ((r = APPEND_LIT(out, "{\"input_tokens\":")) != 0 || (r = k2a_buf_append_i64(out, in)) != 0 ||
-        (r = APPEND_LIT(out, ",\"input_tokens_details\":{\"cached_tokens\":")) != 0 ||
-        (r = k2a_buf_append_i64(out, u->cache_read_input_tokens)) != 0 || (r = APPEND_LIT(out, "},\"output_tokens\":")) != 0 ||
-        (r = k2a_buf_append_i64(out, u->output_tokens)) != 0 ||
-        (r = APPEND_LIT(out, ",\"output_tokens_details\":{\"reasoning_tokens\":")) != 0 ||
-        (r = k2a_buf_append_i64(out, reasoning)) != 0 || (r = APPEND_LIT(out, "},\"total_tokens\":")) != 0 ||
-        (r = k2a_buf_append_i64(out, in + u->output_tokens)) != 0)
-        return r;
-    return APPEND_LIT(out, "}");
+    p = put_i64(PUT_LIT(p, "{\"input_tokens\":"), in);
+    p = put_i64(PUT_LIT(p, ",\"input_tokens_details\":{\"cached_tokens\":"), u->cache_read_input_tokens);
+    p = put_i64(PUT_LIT(p, "},\"output_tokens\":"), u->output_tokens);
+    p = put_i64(PUT_LIT(p, ",\"output_tokens_details\":{\"reasoning_tokens\":"), reasoning);
+    p = put_i64(PUT_LIT(p, "},\"total_tokens\":"), in + u->output_tokens);
+    return PUT_LIT(p, "}");
 }
 
 static const char *incomplete_reason(k2a_ir_stop_reason_t r)
@@ -230,15 +274,17 @@ static int render_static(k2a_responses_writer_t *w)
     return APPEND_LIT(b, ",\"truncation\":\"disabled\"");
 }
 
-/* status: "in_progress" (no output, no usage), "completed"/"incomplete" (output and usage), "failed" (error). */
+/* status: "in_progress" (no output, no usage), "completed"/"incomplete" (output and usage), "failed" (error). The parts'
+ * sizes are known: one check of the room, and the pieces copied (the error object, rare, is appended in between). */
 static int render_object(const k2a_responses_writer_t *w, k2a_buf_t *out, const char *status, bool final)
 {
-    /* the parts' sizes are known: one growth instead of doubling through them (a bound is enforced by the appends) */
-    (void)k2a_buf_reserve(out, w->head.len + w->mid_a.len + w->mid_b.len + (final ? w->items.len : 0) + 384);
-    CHECK(k2a_buf_append(out, w->head.base, w->head.len));
-    CHECK(k2a_buf_appendstr(out, status));
-    CHECK(APPEND_LIT(out, "\",\"background\":false,\"error\":"));
+    size_t need = w->head.len + w->mid_a.len + w->mid_b.len + (final ? w->items.len : 0) + 640;
+    CHECK(room(out, need));
+    char *p = put(out->base + out->len, w->head.base, w->head.len);
+    p = put(p, status, strlen(status));
+    p = PUT_LIT(p, "\",\"background\":false,\"error\":");
     if (w->error != 0) {
+        out->len = (size_t)(p - out->base);
         const k2a_openai_error_info_t *info = k2a_openai_error_info(w->error);
         const char *code = info->code != NULL ? info->code : info->type;
         CHECK(APPEND_LIT(out, "{\"code\":"));
@@ -249,30 +295,31 @@ static int render_object(const k2a_responses_writer_t *w, k2a_buf_t *out, const 
         else
             CHECK(json_str(out, k2a_strerror(w->error), strlen(k2a_strerror(w->error))));
         CHECK(APPEND_LIT(out, "}"));
+        CHECK(room(out, need));
+        p = out->base + out->len;
     } else {
-        CHECK(APPEND_LIT(out, "null"));
+        p = PUT_LIT(p, "null");
     }
     const char *why = final && w->stopped ? incomplete_reason(w->stop_reason) : NULL;
-    CHECK(APPEND_LIT(out, ",\"incomplete_details\":"));
+    p = PUT_LIT(p, ",\"incomplete_details\":");
     if (why != NULL) {
-        CHECK(APPEND_LIT(out, "{\"reason\":\""));
-        CHECK(k2a_buf_appendstr(out, why));
-        CHECK(APPEND_LIT(out, "\"}"));
+        p = PUT_LIT(p, "{\"reason\":\"");
+        p = put(p, why, strlen(why));
+        p = PUT_LIT(p, "\"}");
     } else {
-        CHECK(APPEND_LIT(out, "null"));
+        p = PUT_LIT(p, "null");
     }
-    CHECK(k2a_buf_append(out, w->mid_a.base, w->mid_a.len));
-    CHECK(APPEND_LIT(out, ",\"output\":["));
+    p = put(p, w->mid_a.base, w->mid_a.len);
+    p = PUT_LIT(p, ",\"output\":[");
     if (final)
-        CHECK(k2a_buf_append(out, w->items.base, w->items.len));
-    CHECK(k2a_buf_append(out, "]", 1));
-    CHECK(k2a_buf_append(out, w->mid_b.base, w->mid_b.len));
-    CHECK(APPEND_LIT(out, ",\"usage\":"));
-    if (final && w->error == 0)
-        CHECK(append_usage(out, w));
-    else
-        CHECK(APPEND_LIT(out, "null"));
-    return APPEND_LIT(out, ",\"user\":null}");
+        p = put(p, w->items.base, w->items.len);
+    p = PUT_LIT(p, "]");
+    p = put(p, w->mid_b.base, w->mid_b.len);
+    p = PUT_LIT(p, ",\"usage\":");
+    p = final && w->error == 0 ? put_usage(p, w) : PUT_LIT(p, "null");
+    p = PUT_LIT(p, ",\"user\":null}");
+    out->len = (size_t)(p - out->base);
+    return 0;
 }
 
 /* ---------- SSE ---------- */
@@ -282,14 +329,6 @@ static int render_object(const k2a_responses_writer_t *w, k2a_buf_t *out, const 
 #define EVENT_PREFIX(t) "event: " t "\ndata: {\"type\":\"" t "\","
 #define BEGIN_EVENT(w, t) APPEND_LIT((w)->out, EVENT_PREFIX(t))
 #define PREFIX_ARGS(t) EVENT_PREFIX(t), sizeof(EVENT_PREFIX(t)) - 1
-
-/* Room for n more bytes of b (and the NUL k2a_buf_cstr may add), within its maximum: the common case inline. */
-static inline int room(k2a_buf_t *b, size_t n)
-{
-    if (b->cap - b->len > n && (b->max == 0 || b->len + n <= b->max))
-        return 0;
-    return k2a_buf_reserve(b, n);
-}
 
 /* `<suffix>"sequence_number":N}\n\n` written in place (suffix: the end of the event's fields, at most 32 bytes; a
  * constant at every call, so that the copies are inlined); the number is written by hand, one or two digits in practice */
@@ -333,10 +372,7 @@ static inline int end_event(k2a_responses_writer_t *w)
 /* An event carrying a response object already rendered. */
 static int object_event(k2a_responses_writer_t *w, const char *prefix, size_t plen, const k2a_buf_t *object)
 {
-    CHECK(k2a_buf_append(w->out, prefix, plen));
-    CHECK(APPEND_LIT(w->out, "\"response\":"));
-    CHECK(k2a_buf_append(w->out, object->base, object->len));
-    CHECK(k2a_buf_append(w->out, ",", 1));
+    CHECK(PARTS(w->out, k2a_str(prefix, plen), S("\"response\":"), k2a_str(object->base, object->len), S(",")));
     return end_event(w);
 }
 
@@ -366,49 +402,30 @@ static int start(k2a_responses_writer_t *w)
     return 0;
 }
 
-/* `"item_id":"…","output_index":n,` (rendered when the item starts) */
-static int item_ref(k2a_responses_writer_t *w, const k2a_responses_item_t *it)
-{
-    return k2a_buf_append(w->out, it->ref, it->reflen);
-}
-
 /* The item as JSON; done = its finished form. */
 /* The item as JSON: in progress (q NULL), or finished with q its text (or arguments) as a JSON string, escaped once. */
 static int render_item(k2a_buf_t *out, const k2a_responses_item_t *it, const k2a_str_t *q)
 {
-    bool done = q != NULL;
+    k2a_str_t id = k2a_str(it->id, strlen(it->id));
     switch (it->kind) {
     case K2A_BLOCK_TEXT:
-        CHECK(APPEND_LIT(out, "{\"id\":\""));
-        CHECK(k2a_buf_appendstr(out, it->id));
-        CHECK(done ? APPEND_LIT(out, "\",\"type\":\"message\",\"status\":\"completed\",\"content\":[")
-                   : APPEND_LIT(out, "\",\"type\":\"message\",\"status\":\"in_progress\",\"content\":["));
-        if (done) {
-            CHECK(APPEND_LIT(out, "{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":"));
-            CHECK(k2a_buf_append(out, q->base, q->len));
-            CHECK(APPEND_LIT(out, "}"));
-        }
-        return APPEND_LIT(out, "],\"role\":\"assistant\"}");
+        if (q == NULL)
+            return PARTS(out, S("{\"id\":\""), id,
+                         S("\",\"type\":\"message\",\"status\":\"in_progress\",\"content\":[],\"role\":\"assistant\"}"));
+        return PARTS(out, S("{\"id\":\""), id,
+                     S("\",\"type\":\"message\",\"status\":\"completed\",\"content\":[{\"type\":\"output_text\",\"annotations\":[],"
+                       "\"logprobs\":[],\"text\":"),
+                     *q, S("}],\"role\":\"assistant\"}"));
     case K2A_BLOCK_THINKING:
-        CHECK(APPEND_LIT(out, "{\"id\":\""));
-        CHECK(k2a_buf_appendstr(out, it->id));
-        CHECK(APPEND_LIT(out, "\",\"type\":\"reasoning\",\"summary\":["));
-        if (done) {
-            CHECK(APPEND_LIT(out, "{\"type\":\"summary_text\",\"text\":"));
-            CHECK(k2a_buf_append(out, q->base, q->len));
-            CHECK(APPEND_LIT(out, "}"));
-        }
-        return APPEND_LIT(out, "]}");
+        if (q == NULL)
+            return PARTS(out, S("{\"id\":\""), id, S("\",\"type\":\"reasoning\",\"summary\":[]}"));
+        return PARTS(out, S("{\"id\":\""), id, S("\",\"type\":\"reasoning\",\"summary\":[{\"type\":\"summary_text\",\"text\":"), *q,
+                     S("}]}"));
     default:
-        CHECK(APPEND_LIT(out, "{\"id\":\""));
-        CHECK(k2a_buf_appendstr(out, it->id));
-        CHECK(done ? APPEND_LIT(out, "\",\"type\":\"function_call\",\"status\":\"completed\",\"arguments\":")
-                   : APPEND_LIT(out, "\",\"type\":\"function_call\",\"status\":\"in_progress\",\"arguments\":"));
-        if (done)
-            CHECK(k2a_buf_append(out, q->base, q->len));
-        else
-            CHECK(APPEND_LIT(out, "\"\""));
-        CHECK(APPEND_LIT(out, ",\"call_id\":"));
+        CHECK(PARTS(out, S("{\"id\":\""), id,
+                    q != NULL ? S("\",\"type\":\"function_call\",\"status\":\"completed\",\"arguments\":")
+                              : S("\",\"type\":\"function_call\",\"status\":\"in_progress\",\"arguments\":"),
+                    q != NULL ? *q : S("\"\""), S(",\"call_id\":")));
         CHECK(json_str(out, it->call_id.base, it->call_id.len));
         CHECK(APPEND_LIT(out, ",\"name\":"));
         CHECK(json_str(out, it->name.base, it->name.len));
@@ -419,13 +436,11 @@ static int render_item(k2a_buf_t *out, const k2a_responses_item_t *it, const k2a
 static int item_event(k2a_responses_writer_t *w, const char *prefix, size_t plen, const k2a_responses_item_t *it,
                       const k2a_str_t *q)
 {
-    CHECK(k2a_buf_append(w->out, prefix, plen));
-    CHECK(APPEND_LIT(w->out, "\"output_index\":"));
-    CHECK(append_i64(w->out, it->output));
-    CHECK(APPEND_LIT(w->out, ",\"item\":"));
+    char num[24];
+    size_t nl = (size_t)(put_i64(num, it->output) - num);
+    CHECK(PARTS(w->out, k2a_str(prefix, plen), S("\"output_index\":"), k2a_str(num, nl), S(",\"item\":")));
     CHECK(render_item(w->out, it, q));
-    CHECK(k2a_buf_append(w->out, ",", 1));
-    return end_event(w);
+    return end_event_after(w, ",", 1);
 }
 
 static k2a_responses_item_t *find_open(k2a_responses_writer_t *w, int block)
@@ -498,17 +513,16 @@ static int on_block_start(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
     if (w->out == NULL)
         return 0;
     CHECK(item_event(w, PREFIX_ARGS("response.output_item.added"), it, NULL));
+    k2a_str_t ref = k2a_str(it->ref, it->reflen);
     if (it->kind == K2A_BLOCK_TEXT) {
-        CHECK(BEGIN_EVENT(w, "response.content_part.added"));
-        CHECK(item_ref(w, it));
-        CHECK(APPEND_LIT(
-            w->out, "\"content_index\":0,\"part\":{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":\"\"},"));
+        CHECK(
+            PARTS(w->out, S(EVENT_PREFIX("response.content_part.added")), ref,
+                  S("\"content_index\":0,\"part\":{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":\"\"},")));
         return end_event(w);
     }
     if (it->kind == K2A_BLOCK_THINKING) {
-        CHECK(BEGIN_EVENT(w, "response.reasoning_summary_part.added"));
-        CHECK(item_ref(w, it));
-        CHECK(APPEND_LIT(w->out, "\"summary_index\":0,\"part\":{\"type\":\"summary_text\",\"text\":\"\"},"));
+        CHECK(PARTS(w->out, S(EVENT_PREFIX("response.reasoning_summary_part.added")), ref,
+                    S("\"summary_index\":0,\"part\":{\"type\":\"summary_text\",\"text\":\"\"},")));
         return end_event(w);
     }
     return 0;
@@ -607,43 +621,27 @@ static int close_item(k2a_responses_writer_t *w, k2a_responses_item_t *it)
         q = k2a_str(it->text.base, it->text.len);
     }
     if (w->out != NULL) {
+        k2a_str_t ref = k2a_str(it->ref, it->reflen);
         switch (it->kind) {
         case K2A_BLOCK_TEXT:
-            CHECK(BEGIN_EVENT(w, "response.output_text.done"));
-            CHECK(item_ref(w, it));
-            CHECK(APPEND_LIT(w->out, "\"content_index\":0,\"text\":"));
-            CHECK(k2a_buf_append(w->out, q.base, q.len));
-            CHECK(APPEND_LIT(w->out, ",\"logprobs\":[],"));
-            CHECK(end_event(w));
-            CHECK(BEGIN_EVENT(w, "response.content_part.done"));
-            CHECK(item_ref(w, it));
-            CHECK(APPEND_LIT(
-                w->out, "\"content_index\":0,\"part\":{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":"));
-            CHECK(k2a_buf_append(w->out, q.base, q.len));
-            CHECK(APPEND_LIT(w->out, "},"));
-            CHECK(end_event(w));
+            CHECK(PARTS(w->out, S(EVENT_PREFIX("response.output_text.done")), ref, S("\"content_index\":0,\"text\":"), q));
+            CHECK(end_event_after(w, ",\"logprobs\":[],", sizeof(",\"logprobs\":[],") - 1));
+            CHECK(PARTS(w->out, S(EVENT_PREFIX("response.content_part.done")), ref,
+                        S("\"content_index\":0,\"part\":{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":"),
+                        q));
+            CHECK(end_event_after(w, "},", 2));
             break;
         case K2A_BLOCK_THINKING:
-            CHECK(BEGIN_EVENT(w, "response.reasoning_summary_text.done"));
-            CHECK(item_ref(w, it));
-            CHECK(APPEND_LIT(w->out, "\"summary_index\":0,\"text\":"));
-            CHECK(k2a_buf_append(w->out, q.base, q.len));
-            CHECK(k2a_buf_append(w->out, ",", 1));
-            CHECK(end_event(w));
-            CHECK(BEGIN_EVENT(w, "response.reasoning_summary_part.done"));
-            CHECK(item_ref(w, it));
-            CHECK(APPEND_LIT(w->out, "\"summary_index\":0,\"part\":{\"type\":\"summary_text\",\"text\":"));
-            CHECK(k2a_buf_append(w->out, q.base, q.len));
-            CHECK(APPEND_LIT(w->out, "},"));
-            CHECK(end_event(w));
+            CHECK(
+                PARTS(w->out, S(EVENT_PREFIX("response.reasoning_summary_text.done")), ref, S("\"summary_index\":0,\"text\":"), q));
+            CHECK(end_event_after(w, ",", 1));
+            CHECK(PARTS(w->out, S(EVENT_PREFIX("response.reasoning_summary_part.done")), ref,
+                        S("\"summary_index\":0,\"part\":{\"type\":\"summary_text\",\"text\":"), q));
+            CHECK(end_event_after(w, "},", 2));
             break;
         default:
-            CHECK(BEGIN_EVENT(w, "response.function_call_arguments.done"));
-            CHECK(item_ref(w, it));
-            CHECK(APPEND_LIT(w->out, "\"arguments\":"));
-            CHECK(k2a_buf_append(w->out, q.base, q.len));
-            CHECK(k2a_buf_append(w->out, ",", 1));
-            CHECK(end_event(w));
+            CHECK(PARTS(w->out, S(EVENT_PREFIX("response.function_call_arguments.done")), ref, S("\"arguments\":"), q));
+            CHECK(end_event_after(w, ",", 1));
             break;
         }
         CHECK(item_event(w, PREFIX_ARGS("response.output_item.done"), it, &q));
