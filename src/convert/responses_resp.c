@@ -395,7 +395,8 @@ static int start(k2a_responses_writer_t *w)
     /* the same object twice: rendered once */
     k2a_buf_reset(&w->object);
     CHECK(render_object(w, &w->object, "in_progress", false));
-    (void)k2a_buf_reserve(w->out, 2 * (w->object.len + 128)); /* both events in one growth */
+    /* both events and the first deltas in one growth (the staged stream is not regrown and copied for each) */
+    (void)room(w->out, 2 * (w->object.len + 128) + 2048);
     CHECK(object_event(w, PREFIX_ARGS("response.created"), &w->object));
     CHECK(object_event(w, PREFIX_ARGS("response.in_progress"), &w->object));
     k2a_buf_reset(&w->object);
@@ -621,6 +622,10 @@ static int close_item(k2a_responses_writer_t *w, k2a_responses_item_t *it)
         q = k2a_str(it->text.base, it->text.len);
     }
     if (w->out != NULL) {
+        /* the item's closing events (its text up to three times) and the final response object (its output again)
+         * with at most one growth of the staged stream */
+        (void)room(w->out,
+                   4 * q.len + 1536 + w->head.len + w->mid_a.len + w->mid_b.len + w->items.len + it->call_id.len + it->name.len);
         k2a_str_t ref = k2a_str(it->ref, it->reflen);
         switch (it->kind) {
         case K2A_BLOCK_TEXT:
