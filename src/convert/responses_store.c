@@ -285,16 +285,30 @@ int k2a_responses_store_get(k2a_responses_store_t *s, const char *id, size_t idl
     return r;
 }
 
-int k2a_responses_store_delete(k2a_responses_store_t *s, const char *id, size_t idlen)
+static bool delete_local(k2a_responses_store_t *s, const char *id, size_t idlen)
 {
     pthread_mutex_lock(&s->mutex);
     entry_t *e = *slot_of(s, id, idlen, hash(id, idlen));
     if (e != NULL)
         unlink_entry(s, e);
     pthread_mutex_unlock(&s->mutex);
-    if (atomic_load(&remote_set))
-        remote_tier.del(remote_tier.ctx, id, idlen);
-    return e != NULL ? 0 : K2A_ENOTFOUND;
+    return e != NULL;
+}
+
+int k2a_responses_store_delete(k2a_responses_store_t *s, const char *id, size_t idlen)
+{
+    bool found = delete_local(s, id, idlen);
+    /* the second tier also when this replica held it: other replicas may have read it from there */
+    if (atomic_load(&remote_set) && remote_tier.del(remote_tier.ctx, id, idlen) == 0)
+        found = true;
+    return found ? 0 : K2A_ENOTFOUND;
+}
+
+void k2a_responses_store_forget(const char *id, size_t idlen)
+{
+    k2a_responses_store_t *s = k2a_responses_store_current();
+    if (s != NULL)
+        delete_local(s, id, idlen);
 }
 
 void k2a_responses_store_expire(k2a_responses_store_t *s, int64_t now)
