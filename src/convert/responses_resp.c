@@ -26,15 +26,29 @@
 
 void k2a_responses_make_id(char dst[K2A_RESPONSES_ID_SIZE], const char *prefix, k2a_random_cb random, void *random_ctx)
 {
-    static const char hex[] = "0123456789abcdef";
+    /* two hex digits per byte value */
+    static const char pairs[] = "000102030405060708090a0b0c0d0e0f"
+                                "101112131415161718191a1b1c1d1e1f"
+                                "202122232425262728292a2b2c2d2e2f"
+                                "303132333435363738393a3b3c3d3e3f"
+                                "404142434445464748494a4b4c4d4e4f"
+                                "505152535455565758595a5b5c5d5e5f"
+                                "606162636465666768696a6b6c6d6e6f"
+                                "707172737475767778797a7b7c7d7e7f"
+                                "808182838485868788898a8b8c8d8e8f"
+                                "909192939495969798999a9b9c9d9e9f"
+                                "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
+                                "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+                                "c0c1c2c3c4c5c6c7c8c9cacbcccdcecf"
+                                "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+                                "e0e1e2e3e4e5e6e7e8e9eaebecedeeef"
+                                "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
     uint8_t bytes[K2A_RESPONSES_ID_HEX / 2];
     random(random_ctx, bytes, sizeof(bytes));
     size_t n = strlen(prefix);
     memcpy(dst, prefix, n);
-    for (size_t i = 0; i < sizeof(bytes); ++i) {
-        dst[n + 2 * i] = hex[bytes[i] >> 4];
-        dst[n + 2 * i + 1] = hex[bytes[i] & 15];
-    }
+    for (size_t i = 0; i < sizeof(bytes); ++i)
+        memcpy(dst + n + 2 * i, pairs + 2 * bytes[i], 2);
     dst[n + K2A_RESPONSES_ID_HEX] = '\0';
 }
 
@@ -45,7 +59,7 @@ static int json_str(k2a_buf_t *out, const char *s, size_t n)
     return k2a_buf_append(out, "\"", 1);
 }
 
-static int render_static(k2a_responses_writer_t *w);
+static int render_static(k2a_responses_writer_t *w, k2a_str_t model);
 
 /* Writing into room already reserved (room() below): a cursor p advanced by each piece; the caller sets len at the end. */
 static inline char *put(char *p, const void *s, size_t n)
@@ -117,19 +131,10 @@ int k2a_responses_writer_init(k2a_responses_writer_t *w, k2a_buf_t *out, int64_t
     k2a_buf_init(&w->items, w->max_bytes);
     k2a_buf_init(&w->scratch, 0);
     k2a_buf_init(&w->error_message, 4096);
-    k2a_buf_init(&w->head, 0);
-    k2a_buf_init(&w->mid_a, 0);
-    k2a_buf_init(&w->mid_b, 0);
+    k2a_buf_init(&w->statics, 0);
     k2a_buf_init(&w->object, 0);
-    w->model_copy = malloc(model.len + 1);
-    if (w->model_copy == NULL)
-        return K2A_ENOMEM;
-    if (model.len != 0)
-        memcpy(w->model_copy, model.base, model.len);
-    w->model_copy[model.len] = '\0';
-    w->model = k2a_str(w->model_copy, model.len);
     k2a_responses_make_id(w->id, "resp_", random, random_ctx);
-    return render_static(w);
+    return render_static(w, model);
 }
 
 static void item_dispose(k2a_responses_item_t *it)
@@ -147,12 +152,8 @@ void k2a_responses_writer_dispose(k2a_responses_writer_t *w)
     k2a_buf_dispose(&w->items);
     k2a_buf_dispose(&w->scratch);
     k2a_buf_dispose(&w->error_message);
-    k2a_buf_dispose(&w->head);
-    k2a_buf_dispose(&w->mid_a);
-    k2a_buf_dispose(&w->mid_b);
+    k2a_buf_dispose(&w->statics);
     k2a_buf_dispose(&w->object);
-    free(w->model_copy);
-    w->model_copy = NULL;
 }
 
 /* ---------- the response object ---------- */
@@ -214,24 +215,27 @@ static int append_number(k2a_buf_t *out, double v)
     return k2a_buf_appendf(out, "%g", v);
 }
 
-/* The parts of the response object that do not change during the answer, rendered once at init:
+/* The parts of the response object that do not change during the answer, rendered once at init, one after the other
+ * into statics (the model is read here only):
  *   head  `{"id":"resp_…","object":"response","created_at":N,"status":"`
  *   mid_a `,"instructions":…,"max_output_tokens":…,"metadata":…,"model":…`
  *   mid_b `,"parallel_tool_calls":…,…,"truncation":"disabled"` */
-static int render_static(k2a_responses_writer_t *w)
+static int render_static(k2a_responses_writer_t *w, k2a_str_t model)
 {
     const k2a_responses_extra_t *x = w->echo;
-    k2a_buf_t *h = &w->head, *a = &w->mid_a, *b = &w->mid_b;
+    k2a_buf_t *h = &w->statics, *a = &w->statics, *b = &w->statics;
     /* sized once: these are rendered a single time, and copied into every response object */
-    CHECK(k2a_buf_reserve(h, 128));
-    CHECK(k2a_buf_reserve(a,
-                          (x != NULL ? x->instructions_json.len + x->instructions.len + x->metadata.len : 0) + w->model.len + 128));
-    CHECK(k2a_buf_reserve(b, (x != NULL ? x->tools_json.len + x->tool_choice.len + x->previous_response_id.len : 0) + 320));
+    CHECK(k2a_buf_reserve(&w->statics, 128 +
+                                           (x != NULL ? x->instructions_json.len + x->instructions.len + x->metadata.len +
+                                                            x->tools_json.len + x->tool_choice.len + x->previous_response_id.len
+                                                      : 0) +
+                                           model.len + 128 + 320));
     CHECK(APPEND_LIT(h, "{\"id\":\""));
     CHECK(k2a_buf_appendstr(h, w->id));
     CHECK(APPEND_LIT(h, "\",\"object\":\"response\",\"created_at\":"));
     CHECK(append_i64(h, w->created_at));
     CHECK(APPEND_LIT(h, ",\"status\":\""));
+    size_t h_end = w->statics.len;
     CHECK(APPEND_LIT(a, ",\"instructions\":"));
     if (x != NULL && x->instructions_json.len != 0)
         CHECK(k2a_buf_append(a, x->instructions_json.base, x->instructions_json.len));
@@ -247,7 +251,8 @@ static int render_static(k2a_responses_writer_t *w)
     CHECK(APPEND_LIT(a, ",\"metadata\":"));
     CHECK(echo_raw(a, x != NULL ? x->metadata : K2A_STR_NULL, "{}"));
     CHECK(APPEND_LIT(a, ",\"model\":"));
-    CHECK(json_str(a, w->model.base, w->model.len));
+    CHECK(json_str(a, model.base, model.len));
+    size_t a_end = w->statics.len;
     CHECK(x == NULL || x->parallel_tool_calls ? APPEND_LIT(b, ",\"parallel_tool_calls\":true,\"previous_response_id\":")
                                               : APPEND_LIT(b, ",\"parallel_tool_calls\":false,\"previous_response_id\":"));
     if (x != NULL && x->previous_response_id.len != 0)
@@ -271,7 +276,11 @@ static int render_static(k2a_responses_writer_t *w)
     CHECK(echo_raw(b, x != NULL ? x->tools_json : K2A_STR_NULL, "[]"));
     CHECK(APPEND_LIT(b, ",\"top_p\":"));
     CHECK(append_number(b, w->top_p));
-    return APPEND_LIT(b, ",\"truncation\":\"disabled\"");
+    CHECK(APPEND_LIT(b, ",\"truncation\":\"disabled\""));
+    w->head = k2a_str(w->statics.base, h_end);
+    w->mid_a = k2a_str(w->statics.base + h_end, a_end - h_end);
+    w->mid_b = k2a_str(w->statics.base + a_end, w->statics.len - a_end);
+    return 0;
 }
 
 /* status: "in_progress" (no output, no usage), "completed"/"incomplete" (output and usage), "failed" (error). The parts'
