@@ -64,7 +64,8 @@ static int render_static(k2a_responses_writer_t *w, k2a_str_t model);
 /* Writing into room already reserved (room() below): a cursor p advanced by each piece; the caller sets len at the end. */
 static inline char *put(char *p, const void *s, size_t n)
 {
-    memcpy(p, s, n);
+    if (n != 0) /* s may be NULL then (an empty buffer) */
+        memcpy(p, s, n);
     return p + n;
 }
 #define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
