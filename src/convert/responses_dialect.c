@@ -81,8 +81,8 @@ static int writer_init(void *p, const k2a_dialect_writer_ctx_t *ctx)
                                      w->ext != NULL ? &w->ext->x : NULL, ctx->ir, ctx->random, ctx->random_ctx, 0);
 }
 
-/* Appends the elements of a JSON array text ("[a,b]") to out, comma-separated after what out holds. */
-static int append_elements(k2a_buf_t *out, k2a_str_t array)
+/* The elements of a JSON array text ("[a,b]" -> "a,b"; empty for an empty array). */
+static k2a_str_t elements_of(k2a_str_t array)
 {
     size_t b = 0, e = array.len;
     while (b < e && array.base[b] != '[')
@@ -90,50 +90,49 @@ static int append_elements(k2a_buf_t *out, k2a_str_t array)
     while (e > b && array.base[e - 1] != ']')
         --e;
     if (e <= b + 1)
-        return 0;
+        return K2A_STR_NULL;
     ++b, --e;
     size_t i = b;
     while (i < e && (array.base[i] == ' ' || array.base[i] == '\n' || array.base[i] == '\r' || array.base[i] == '\t'))
         ++i;
-    if (i == e)
-        return 0; /* an empty array */
-    int r;
-    if (out->len > 1 && (r = k2a_buf_append(out, ",", 1)) != 0)
-        return r;
-    return k2a_buf_append(out, array.base + b, e - b);
+    return i == e ? K2A_STR_NULL : k2a_str(array.base + b, e - b);
 }
 
-/* The answer ended: keeps the response object and the conversation so far. A failure is logged and changes nothing
- * for the client. */
+/* The answer ended: keeps the response object and the conversation so far (the stored one it continued, its input,
+ * its output: handed to the store in parts, copied once). A failure is logged and changes nothing for the client. */
 static void store_response(responses_writer_t *w)
 {
     w->stored = true;
     k2a_responses_store_t *store = k2a_responses_store_current();
     if (store == NULL || w->ext == NULL || !w->ext->x.store)
         return;
-    k2a_buf_t object, items;
+    k2a_buf_t object;
     k2a_buf_init(&object, 0);
-    k2a_buf_init(&items, 0);
-    const k2a_buf_t *output = &w->w.items; /* the finished output items, comma-separated */
     int r = 0;
     /* a stream's final object is the one response.completed carried; a non-stream answer renders it */
     const k2a_buf_t *obj = w->w.object.len != 0 ? &w->w.object : &object;
-    if ((obj == &w->w.object || (r = k2a_responses_writer_render(&w->w, &object)) == 0) &&
-        (r = k2a_buf_reserve(&items, w->ext->prior.len + w->ext->x.input_items.len + output->len + 8)) == 0 &&
-        (r = k2a_buf_append(&items, "[", 1)) == 0 && (r = append_elements(&items, w->ext->prior)) == 0 &&
-        (r = append_elements(&items, w->ext->x.input_items)) == 0 &&
-        (output->len == 0 || items.len == 1 || (r = k2a_buf_append(&items, ",", 1)) == 0) &&
-        (r = k2a_buf_append(&items, output->base, output->len)) == 0 && (r = k2a_buf_append(&items, "]", 1)) == 0) {
+    if (obj == &w->w.object || (r = k2a_responses_writer_render(&w->w, &object)) == 0) {
+        k2a_str_t parts[7], pieces[3] = {w->ext->prior.len != 0 ? elements_of(w->ext->prior) : K2A_STR_NULL,
+                                         elements_of(w->ext->x.input_items), k2a_str(w->w.items.base, w->w.items.len)};
+        size_t n = 0;
+        parts[n++] = K2A_STRLIT("[");
+        for (size_t i = 0; i < 3; ++i) {
+            if (pieces[i].len == 0)
+                continue;
+            if (n > 1)
+                parts[n++] = K2A_STRLIT(",");
+            parts[n++] = pieces[i];
+        }
+        parts[n++] = K2A_STRLIT("]");
         const char *id = k2a_responses_writer_id(&w->w);
         char key[K2A_RESPONSES_STORE_KEY_MAX + 1];
         r = k2a_responses_store_key(key, w->ext->owner, id, strlen(id)) != 0
-                ? k2a_responses_store_put(store, key, obj->base, obj->len, items.base, items.len, (int64_t)time(NULL))
+                ? k2a_responses_store_putv(store, key, obj->base, obj->len, parts, n, (int64_t)time(NULL))
                 : K2A_ETOOBIG;
     }
     if (r != 0)
         K2A_LOG(K2A_LOG_WARN, w->request_id, "response %s not stored: %s", k2a_responses_writer_id(&w->w), k2a_strerror(r));
     k2a_buf_dispose(&object);
-    k2a_buf_dispose(&items);
 }
 
 static int writer_on_event(void *p, const k2a_ir_event_t *ev)

@@ -26,15 +26,29 @@
 
 void k2a_responses_make_id(char dst[K2A_RESPONSES_ID_SIZE], const char *prefix, k2a_random_cb random, void *random_ctx)
 {
-    static const char hex[] = "0123456789abcdef";
+    /* two hex digits per byte value */
+    static const char pairs[] = "000102030405060708090a0b0c0d0e0f"
+                                "101112131415161718191a1b1c1d1e1f"
+                                "202122232425262728292a2b2c2d2e2f"
+                                "303132333435363738393a3b3c3d3e3f"
+                                "404142434445464748494a4b4c4d4e4f"
+                                "505152535455565758595a5b5c5d5e5f"
+                                "606162636465666768696a6b6c6d6e6f"
+                                "707172737475767778797a7b7c7d7e7f"
+                                "808182838485868788898a8b8c8d8e8f"
+                                "909192939495969798999a9b9c9d9e9f"
+                                "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
+                                "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+                                "c0c1c2c3c4c5c6c7c8c9cacbcccdcecf"
+                                "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+                                "e0e1e2e3e4e5e6e7e8e9eaebecedeeef"
+                                "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
     uint8_t bytes[K2A_RESPONSES_ID_HEX / 2];
     random(random_ctx, bytes, sizeof(bytes));
     size_t n = strlen(prefix);
     memcpy(dst, prefix, n);
-    for (size_t i = 0; i < sizeof(bytes); ++i) {
-        dst[n + 2 * i] = hex[bytes[i] >> 4];
-        dst[n + 2 * i + 1] = hex[bytes[i] & 15];
-    }
+    for (size_t i = 0; i < sizeof(bytes); ++i)
+        memcpy(dst + n + 2 * i, pairs + 2 * bytes[i], 2);
     dst[n + K2A_RESPONSES_ID_HEX] = '\0';
 }
 
@@ -45,7 +59,55 @@ static int json_str(k2a_buf_t *out, const char *s, size_t n)
     return k2a_buf_append(out, "\"", 1);
 }
 
-static int render_static(k2a_responses_writer_t *w);
+static int render_static(k2a_responses_writer_t *w, k2a_str_t model);
+
+/* Writing into room already reserved (room() below): a cursor p advanced by each piece; the caller sets len at the end. */
+static inline char *put(char *p, const void *s, size_t n)
+{
+    if (n != 0) /* s may be NULL then (an empty buffer) */
+        memcpy(p, s, n);
+    return p + n;
+}
+#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
+
+/* v in decimal, at most 20 digits and a sign */
+static char *put_i64(char *p, int64_t v)
+{
+    char tmp[24];
+    size_t n = sizeof(tmp);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        tmp[--n] = '-';
+    return put(p, tmp + n, sizeof(tmp) - n);
+}
+
+/* Room for n more bytes of b (and the NUL k2a_buf_cstr may add), within its maximum: the common case inline. */
+static inline int room(k2a_buf_t *b, size_t n)
+{
+    if (b->cap - b->len > n && (b->max == 0 || b->len + n <= b->max))
+        return 0;
+    return k2a_buf_reserve(b, n);
+}
+
+/* parts[0..n) appended with one check of the room */
+static int put_parts(k2a_buf_t *out, const k2a_str_t *parts, size_t n)
+{
+    size_t need = 0;
+    for (size_t i = 0; i < n; ++i)
+        need += parts[i].len;
+    CHECK(room(out, need));
+    char *p = out->base + out->len;
+    for (size_t i = 0; i < n; ++i)
+        p = put(p, parts[i].base, parts[i].len);
+    out->len = (size_t)(p - out->base);
+    return 0;
+}
+#define PARTS(out, ...) put_parts((out), (const k2a_str_t[]){__VA_ARGS__}, sizeof((k2a_str_t[]){__VA_ARGS__}) / sizeof(k2a_str_t))
+#define S(lit) K2A_STRLIT(lit)
 
 /* k2a_responses_writer_init zeroes the fields before open[] and from nopen on: nothing may sit between them */
 _Static_assert(offsetof(k2a_responses_writer_t, nopen) ==
@@ -70,19 +132,10 @@ int k2a_responses_writer_init(k2a_responses_writer_t *w, k2a_buf_t *out, int64_t
     k2a_buf_init(&w->items, w->max_bytes);
     k2a_buf_init(&w->scratch, 0);
     k2a_buf_init(&w->error_message, 4096);
-    k2a_buf_init(&w->head, 0);
-    k2a_buf_init(&w->mid_a, 0);
-    k2a_buf_init(&w->mid_b, 0);
+    k2a_buf_init(&w->statics, 0);
     k2a_buf_init(&w->object, 0);
-    w->model_copy = malloc(model.len + 1);
-    if (w->model_copy == NULL)
-        return K2A_ENOMEM;
-    if (model.len != 0)
-        memcpy(w->model_copy, model.base, model.len);
-    w->model_copy[model.len] = '\0';
-    w->model = k2a_str(w->model_copy, model.len);
     k2a_responses_make_id(w->id, "resp_", random, random_ctx);
-    return render_static(w);
+    return render_static(w, model);
 }
 
 static void item_dispose(k2a_responses_item_t *it)
@@ -100,12 +153,8 @@ void k2a_responses_writer_dispose(k2a_responses_writer_t *w)
     k2a_buf_dispose(&w->items);
     k2a_buf_dispose(&w->scratch);
     k2a_buf_dispose(&w->error_message);
-    k2a_buf_dispose(&w->head);
-    k2a_buf_dispose(&w->mid_a);
-    k2a_buf_dispose(&w->mid_b);
+    k2a_buf_dispose(&w->statics);
     k2a_buf_dispose(&w->object);
-    free(w->model_copy);
-    w->model_copy = NULL;
 }
 
 /* ---------- the response object ---------- */
@@ -117,21 +166,18 @@ static int echo_raw(k2a_buf_t *out, k2a_str_t raw, const char *dflt)
     return k2a_buf_appendstr(out, dflt);
 }
 
-static int append_usage(k2a_buf_t *out, const k2a_responses_writer_t *w)
+/* The usage object: at most 256 bytes */
+static char *put_usage(char *p, const k2a_responses_writer_t *w)
 {
     const k2a_ir_usage_t *u = &w->usage;
     int64_t in = u->input_tokens + u->cache_read_input_tokens + u->cache_creation_input_tokens;
     int64_t reasoning = w->reasoning_tokens < u->output_tokens ? w->reasoning_tokens : u->output_tokens;
-    int r;
-    if ((r = APPEND_LIT(out, "{\"input_tokens\":")) != 0 || (r = k2a_buf_append_i64(out, in)) != 0 ||
-        (r = APPEND_LIT(out, ",\"input_tokens_details\":{\"cached_tokens\":")) != 0 ||
-        (r = k2a_buf_append_i64(out, u->cache_read_input_tokens)) != 0 || (r = APPEND_LIT(out, "},\"output_tokens\":")) != 0 ||
-        (r = k2a_buf_append_i64(out, u->output_tokens)) != 0 ||
-        (r = APPEND_LIT(out, ",\"output_tokens_details\":{\"reasoning_tokens\":")) != 0 ||
-        (r = k2a_buf_append_i64(out, reasoning)) != 0 || (r = APPEND_LIT(out, "},\"total_tokens\":")) != 0 ||
-        (r = k2a_buf_append_i64(out, in + u->output_tokens)) != 0)
-        return r;
-    return APPEND_LIT(out, "}");
+    p = put_i64(PUT_LIT(p, "{\"input_tokens\":"), in);
+    p = put_i64(PUT_LIT(p, ",\"input_tokens_details\":{\"cached_tokens\":"), u->cache_read_input_tokens);
+    p = put_i64(PUT_LIT(p, "},\"output_tokens\":"), u->output_tokens);
+    p = put_i64(PUT_LIT(p, ",\"output_tokens_details\":{\"reasoning_tokens\":"), reasoning);
+    p = put_i64(PUT_LIT(p, "},\"total_tokens\":"), in + u->output_tokens);
+    return PUT_LIT(p, "}");
 }
 
 static const char *incomplete_reason(k2a_ir_stop_reason_t r)
@@ -170,24 +216,27 @@ static int append_number(k2a_buf_t *out, double v)
     return k2a_buf_appendf(out, "%g", v);
 }
 
-/* The parts of the response object that do not change during the answer, rendered once at init:
+/* The parts of the response object that do not change during the answer, rendered once at init, one after the other
+ * into statics (the model is read here only):
  *   head  `{"id":"resp_…","object":"response","created_at":N,"status":"`
  *   mid_a `,"instructions":…,"max_output_tokens":…,"metadata":…,"model":…`
  *   mid_b `,"parallel_tool_calls":…,…,"truncation":"disabled"` */
-static int render_static(k2a_responses_writer_t *w)
+static int render_static(k2a_responses_writer_t *w, k2a_str_t model)
 {
     const k2a_responses_extra_t *x = w->echo;
-    k2a_buf_t *h = &w->head, *a = &w->mid_a, *b = &w->mid_b;
+    k2a_buf_t *h = &w->statics, *a = &w->statics, *b = &w->statics;
     /* sized once: these are rendered a single time, and copied into every response object */
-    CHECK(k2a_buf_reserve(h, 128));
-    CHECK(k2a_buf_reserve(a,
-                          (x != NULL ? x->instructions_json.len + x->instructions.len + x->metadata.len : 0) + w->model.len + 128));
-    CHECK(k2a_buf_reserve(b, (x != NULL ? x->tools_json.len + x->tool_choice.len + x->previous_response_id.len : 0) + 320));
+    CHECK(k2a_buf_reserve(&w->statics, 128 +
+                                           (x != NULL ? x->instructions_json.len + x->instructions.len + x->metadata.len +
+                                                            x->tools_json.len + x->tool_choice.len + x->previous_response_id.len
+                                                      : 0) +
+                                           model.len + 128 + 320));
     CHECK(APPEND_LIT(h, "{\"id\":\""));
     CHECK(k2a_buf_appendstr(h, w->id));
     CHECK(APPEND_LIT(h, "\",\"object\":\"response\",\"created_at\":"));
     CHECK(append_i64(h, w->created_at));
     CHECK(APPEND_LIT(h, ",\"status\":\""));
+    size_t h_end = w->statics.len;
     CHECK(APPEND_LIT(a, ",\"instructions\":"));
     if (x != NULL && x->instructions_json.len != 0)
         CHECK(k2a_buf_append(a, x->instructions_json.base, x->instructions_json.len));
@@ -203,7 +252,8 @@ static int render_static(k2a_responses_writer_t *w)
     CHECK(APPEND_LIT(a, ",\"metadata\":"));
     CHECK(echo_raw(a, x != NULL ? x->metadata : K2A_STR_NULL, "{}"));
     CHECK(APPEND_LIT(a, ",\"model\":"));
-    CHECK(json_str(a, w->model.base, w->model.len));
+    CHECK(json_str(a, model.base, model.len));
+    size_t a_end = w->statics.len;
     CHECK(x == NULL || x->parallel_tool_calls ? APPEND_LIT(b, ",\"parallel_tool_calls\":true,\"previous_response_id\":")
                                               : APPEND_LIT(b, ",\"parallel_tool_calls\":false,\"previous_response_id\":"));
     if (x != NULL && x->previous_response_id.len != 0)
@@ -227,18 +277,24 @@ static int render_static(k2a_responses_writer_t *w)
     CHECK(echo_raw(b, x != NULL ? x->tools_json : K2A_STR_NULL, "[]"));
     CHECK(APPEND_LIT(b, ",\"top_p\":"));
     CHECK(append_number(b, w->top_p));
-    return APPEND_LIT(b, ",\"truncation\":\"disabled\"");
+    CHECK(APPEND_LIT(b, ",\"truncation\":\"disabled\""));
+    w->head = k2a_str(w->statics.base, h_end);
+    w->mid_a = k2a_str(w->statics.base + h_end, a_end - h_end);
+    w->mid_b = k2a_str(w->statics.base + a_end, w->statics.len - a_end);
+    return 0;
 }
 
-/* status: "in_progress" (no output, no usage), "completed"/"incomplete" (output and usage), "failed" (error). */
+/* status: "in_progress" (no output, no usage), "completed"/"incomplete" (output and usage), "failed" (error). The parts'
+ * sizes are known: one check of the room, and the pieces copied (the error object, rare, is appended in between). */
 static int render_object(const k2a_responses_writer_t *w, k2a_buf_t *out, const char *status, bool final)
 {
-    /* the parts' sizes are known: one growth instead of doubling through them (a bound is enforced by the appends) */
-    (void)k2a_buf_reserve(out, w->head.len + w->mid_a.len + w->mid_b.len + (final ? w->items.len : 0) + 384);
-    CHECK(k2a_buf_append(out, w->head.base, w->head.len));
-    CHECK(k2a_buf_appendstr(out, status));
-    CHECK(APPEND_LIT(out, "\",\"background\":false,\"error\":"));
+    size_t need = w->head.len + w->mid_a.len + w->mid_b.len + (final ? w->items.len : 0) + 640;
+    CHECK(room(out, need));
+    char *p = put(out->base + out->len, w->head.base, w->head.len);
+    p = put(p, status, strlen(status));
+    p = PUT_LIT(p, "\",\"background\":false,\"error\":");
     if (w->error != 0) {
+        out->len = (size_t)(p - out->base);
         const k2a_openai_error_info_t *info = k2a_openai_error_info(w->error);
         const char *code = info->code != NULL ? info->code : info->type;
         CHECK(APPEND_LIT(out, "{\"code\":"));
@@ -249,30 +305,31 @@ static int render_object(const k2a_responses_writer_t *w, k2a_buf_t *out, const 
         else
             CHECK(json_str(out, k2a_strerror(w->error), strlen(k2a_strerror(w->error))));
         CHECK(APPEND_LIT(out, "}"));
+        CHECK(room(out, need));
+        p = out->base + out->len;
     } else {
-        CHECK(APPEND_LIT(out, "null"));
+        p = PUT_LIT(p, "null");
     }
     const char *why = final && w->stopped ? incomplete_reason(w->stop_reason) : NULL;
-    CHECK(APPEND_LIT(out, ",\"incomplete_details\":"));
+    p = PUT_LIT(p, ",\"incomplete_details\":");
     if (why != NULL) {
-        CHECK(APPEND_LIT(out, "{\"reason\":\""));
-        CHECK(k2a_buf_appendstr(out, why));
-        CHECK(APPEND_LIT(out, "\"}"));
+        p = PUT_LIT(p, "{\"reason\":\"");
+        p = put(p, why, strlen(why));
+        p = PUT_LIT(p, "\"}");
     } else {
-        CHECK(APPEND_LIT(out, "null"));
+        p = PUT_LIT(p, "null");
     }
-    CHECK(k2a_buf_append(out, w->mid_a.base, w->mid_a.len));
-    CHECK(APPEND_LIT(out, ",\"output\":["));
+    p = put(p, w->mid_a.base, w->mid_a.len);
+    p = PUT_LIT(p, ",\"output\":[");
     if (final)
-        CHECK(k2a_buf_append(out, w->items.base, w->items.len));
-    CHECK(k2a_buf_append(out, "]", 1));
-    CHECK(k2a_buf_append(out, w->mid_b.base, w->mid_b.len));
-    CHECK(APPEND_LIT(out, ",\"usage\":"));
-    if (final && w->error == 0)
-        CHECK(append_usage(out, w));
-    else
-        CHECK(APPEND_LIT(out, "null"));
-    return APPEND_LIT(out, ",\"user\":null}");
+        p = put(p, w->items.base, w->items.len);
+    p = PUT_LIT(p, "]");
+    p = put(p, w->mid_b.base, w->mid_b.len);
+    p = PUT_LIT(p, ",\"usage\":");
+    p = final && w->error == 0 ? put_usage(p, w) : PUT_LIT(p, "null");
+    p = PUT_LIT(p, ",\"user\":null}");
+    out->len = (size_t)(p - out->base);
+    return 0;
 }
 
 /* ---------- SSE ---------- */
@@ -283,27 +340,41 @@ static int render_object(const k2a_responses_writer_t *w, k2a_buf_t *out, const 
 #define BEGIN_EVENT(w, t) APPEND_LIT((w)->out, EVENT_PREFIX(t))
 #define PREFIX_ARGS(t) EVENT_PREFIX(t), sizeof(EVENT_PREFIX(t)) - 1
 
-/* `<suffix>"sequence_number":N}\n\n` in one append (suffix: the end of the event's fields, at most 32 bytes) */
-static int end_event_after(k2a_responses_writer_t *w, const char *suffix, size_t slen)
+/* `<suffix>"sequence_number":N}\n\n` written in place (suffix: the end of the event's fields, at most 32 bytes; a
+ * constant at every call, so that the copies are inlined); the number is written by hand, one or two digits in practice */
+static inline int end_event_after(k2a_responses_writer_t *w, const char *suffix, size_t slen)
 {
     static const char key[] = "\"sequence_number\":";
-    char tmp[32 + sizeof(key) - 1 + 24 + 3], digits[24];
+    k2a_buf_t *out = w->out;
+    CHECK(room(out, 32 + sizeof(key) - 1 + 20 + 3));
+    char *p = out->base + out->len;
+    memcpy(p, suffix, slen);
+    p += slen;
+    memcpy(p, key, sizeof(key) - 1);
+    p += sizeof(key) - 1;
     uint64_t v = (uint64_t)w->seq++;
-    size_t nd = 0;
-    do {
-        digits[nd++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    memcpy(tmp, suffix, slen);
-    memcpy(tmp + slen, key, sizeof(key) - 1);
-    size_t n = slen + sizeof(key) - 1;
-    while (nd != 0)
-        tmp[n++] = digits[--nd];
-    memcpy(tmp + n, "}\n\n", 3);
-    return k2a_buf_append(w->out, tmp, n + 3);
+    if (v < 10) {
+        *p++ = (char)('0' + v);
+    } else if (v < 100) {
+        p[0] = (char)('0' + v / 10);
+        p[1] = (char)('0' + v % 10);
+        p += 2;
+    } else {
+        char digits[20];
+        size_t nd = 0;
+        do {
+            digits[nd++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v != 0);
+        while (nd != 0)
+            *p++ = digits[--nd];
+    }
+    memcpy(p, "}\n\n", 3);
+    out->len = (size_t)(p + 3 - out->base);
+    return 0;
 }
 
-static int end_event(k2a_responses_writer_t *w)
+static inline int end_event(k2a_responses_writer_t *w)
 {
     return end_event_after(w, "", 0);
 }
@@ -311,10 +382,7 @@ static int end_event(k2a_responses_writer_t *w)
 /* An event carrying a response object already rendered. */
 static int object_event(k2a_responses_writer_t *w, const char *prefix, size_t plen, const k2a_buf_t *object)
 {
-    CHECK(k2a_buf_append(w->out, prefix, plen));
-    CHECK(APPEND_LIT(w->out, "\"response\":"));
-    CHECK(k2a_buf_append(w->out, object->base, object->len));
-    CHECK(k2a_buf_append(w->out, ",", 1));
+    CHECK(PARTS(w->out, k2a_str(prefix, plen), S("\"response\":"), k2a_str(object->base, object->len), S(",")));
     return end_event(w);
 }
 
@@ -337,56 +405,38 @@ static int start(k2a_responses_writer_t *w)
     /* the same object twice: rendered once */
     k2a_buf_reset(&w->object);
     CHECK(render_object(w, &w->object, "in_progress", false));
-    (void)k2a_buf_reserve(w->out, 2 * (w->object.len + 128)); /* both events in one growth */
+    /* both events and the first deltas in one growth (the staged stream is not regrown and copied for each) */
+    (void)room(w->out, 2 * (w->object.len + 128) + 2048);
     CHECK(object_event(w, PREFIX_ARGS("response.created"), &w->object));
     CHECK(object_event(w, PREFIX_ARGS("response.in_progress"), &w->object));
     k2a_buf_reset(&w->object);
     return 0;
 }
 
-/* `"item_id":"…","output_index":n,` (rendered when the item starts) */
-static int item_ref(k2a_responses_writer_t *w, const k2a_responses_item_t *it)
-{
-    return k2a_buf_append(w->out, it->ref, it->reflen);
-}
-
 /* The item as JSON; done = its finished form. */
 /* The item as JSON: in progress (q NULL), or finished with q its text (or arguments) as a JSON string, escaped once. */
 static int render_item(k2a_buf_t *out, const k2a_responses_item_t *it, const k2a_str_t *q)
 {
-    bool done = q != NULL;
+    k2a_str_t id = k2a_str(it->id, strlen(it->id));
     switch (it->kind) {
     case K2A_BLOCK_TEXT:
-        CHECK(APPEND_LIT(out, "{\"id\":\""));
-        CHECK(k2a_buf_appendstr(out, it->id));
-        CHECK(done ? APPEND_LIT(out, "\",\"type\":\"message\",\"status\":\"completed\",\"content\":[")
-                   : APPEND_LIT(out, "\",\"type\":\"message\",\"status\":\"in_progress\",\"content\":["));
-        if (done) {
-            CHECK(APPEND_LIT(out, "{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":"));
-            CHECK(k2a_buf_append(out, q->base, q->len));
-            CHECK(APPEND_LIT(out, "}"));
-        }
-        return APPEND_LIT(out, "],\"role\":\"assistant\"}");
+        if (q == NULL)
+            return PARTS(out, S("{\"id\":\""), id,
+                         S("\",\"type\":\"message\",\"status\":\"in_progress\",\"content\":[],\"role\":\"assistant\"}"));
+        return PARTS(out, S("{\"id\":\""), id,
+                     S("\",\"type\":\"message\",\"status\":\"completed\",\"content\":[{\"type\":\"output_text\",\"annotations\":[],"
+                       "\"logprobs\":[],\"text\":"),
+                     *q, S("}],\"role\":\"assistant\"}"));
     case K2A_BLOCK_THINKING:
-        CHECK(APPEND_LIT(out, "{\"id\":\""));
-        CHECK(k2a_buf_appendstr(out, it->id));
-        CHECK(APPEND_LIT(out, "\",\"type\":\"reasoning\",\"summary\":["));
-        if (done) {
-            CHECK(APPEND_LIT(out, "{\"type\":\"summary_text\",\"text\":"));
-            CHECK(k2a_buf_append(out, q->base, q->len));
-            CHECK(APPEND_LIT(out, "}"));
-        }
-        return APPEND_LIT(out, "]}");
+        if (q == NULL)
+            return PARTS(out, S("{\"id\":\""), id, S("\",\"type\":\"reasoning\",\"summary\":[]}"));
+        return PARTS(out, S("{\"id\":\""), id, S("\",\"type\":\"reasoning\",\"summary\":[{\"type\":\"summary_text\",\"text\":"), *q,
+                     S("}]}"));
     default:
-        CHECK(APPEND_LIT(out, "{\"id\":\""));
-        CHECK(k2a_buf_appendstr(out, it->id));
-        CHECK(done ? APPEND_LIT(out, "\",\"type\":\"function_call\",\"status\":\"completed\",\"arguments\":")
-                   : APPEND_LIT(out, "\",\"type\":\"function_call\",\"status\":\"in_progress\",\"arguments\":"));
-        if (done)
-            CHECK(k2a_buf_append(out, q->base, q->len));
-        else
-            CHECK(APPEND_LIT(out, "\"\""));
-        CHECK(APPEND_LIT(out, ",\"call_id\":"));
+        CHECK(PARTS(out, S("{\"id\":\""), id,
+                    q != NULL ? S("\",\"type\":\"function_call\",\"status\":\"completed\",\"arguments\":")
+                              : S("\",\"type\":\"function_call\",\"status\":\"in_progress\",\"arguments\":"),
+                    q != NULL ? *q : S("\"\""), S(",\"call_id\":")));
         CHECK(json_str(out, it->call_id.base, it->call_id.len));
         CHECK(APPEND_LIT(out, ",\"name\":"));
         CHECK(json_str(out, it->name.base, it->name.len));
@@ -397,13 +447,11 @@ static int render_item(k2a_buf_t *out, const k2a_responses_item_t *it, const k2a
 static int item_event(k2a_responses_writer_t *w, const char *prefix, size_t plen, const k2a_responses_item_t *it,
                       const k2a_str_t *q)
 {
-    CHECK(k2a_buf_append(w->out, prefix, plen));
-    CHECK(APPEND_LIT(w->out, "\"output_index\":"));
-    CHECK(append_i64(w->out, it->output));
-    CHECK(APPEND_LIT(w->out, ",\"item\":"));
+    char num[24];
+    size_t nl = (size_t)(put_i64(num, it->output) - num);
+    CHECK(PARTS(w->out, k2a_str(prefix, plen), S("\"output_index\":"), k2a_str(num, nl), S(",\"item\":")));
     CHECK(render_item(w->out, it, q));
-    CHECK(k2a_buf_append(w->out, ",", 1));
-    return end_event(w);
+    return end_event_after(w, ",", 1);
 }
 
 static k2a_responses_item_t *find_open(k2a_responses_writer_t *w, int block)
@@ -425,7 +473,7 @@ static int on_block_start(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
     memset(it, 0, sizeof(*it));
     it->block = ev->index;
     it->kind = ev->block;
-    k2a_buf_init(&it->text, w->max_bytes);
+    k2a_buf_init(&it->text, 0); /* bounded by rawlen */
     k2a_responses_make_id(it->id,
                           ev->block == K2A_BLOCK_TEXT       ? "msg_"
                           : ev->block == K2A_BLOCK_THINKING ? "rs_"
@@ -442,6 +490,7 @@ static int on_block_start(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
         w->any_tool_call = true;
     }
     ++w->nopen;
+    CHECK(k2a_buf_append(&it->text, "\"", 1));
     it->output = w->noutput++;
     {
         static const char pre[] = "\"item_id\":\"", mid[] = "\",\"output_index\":";
@@ -475,20 +524,61 @@ static int on_block_start(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
     if (w->out == NULL)
         return 0;
     CHECK(item_event(w, PREFIX_ARGS("response.output_item.added"), it, NULL));
+    k2a_str_t ref = k2a_str(it->ref, it->reflen);
     if (it->kind == K2A_BLOCK_TEXT) {
-        CHECK(BEGIN_EVENT(w, "response.content_part.added"));
-        CHECK(item_ref(w, it));
-        CHECK(APPEND_LIT(
-            w->out, "\"content_index\":0,\"part\":{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":\"\"},"));
+        CHECK(
+            PARTS(w->out, S(EVENT_PREFIX("response.content_part.added")), ref,
+                  S("\"content_index\":0,\"part\":{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":\"\"},")));
         return end_event(w);
     }
     if (it->kind == K2A_BLOCK_THINKING) {
-        CHECK(BEGIN_EVENT(w, "response.reasoning_summary_part.added"));
-        CHECK(item_ref(w, it));
-        CHECK(APPEND_LIT(w->out, "\"summary_index\":0,\"part\":{\"type\":\"summary_text\",\"text\":\"\"},"));
+        CHECK(PARTS(w->out, S(EVENT_PREFIX("response.reasoning_summary_part.added")), ref,
+                    S("\"summary_index\":0,\"part\":{\"type\":\"summary_text\",\"text\":\"\"},")));
         return end_event(w);
     }
     return 0;
+}
+
+/* Whether escaping s[0..n) alone gives the same bytes as escaping it as a part of the whole text: false when its last
+ * bytes begin a UTF-8 sequence that the next delta would complete (the escaper would replace them by U+FFFD). */
+static bool delta_is_whole(const char *s, size_t n)
+{
+    if ((unsigned char)s[n - 1] < 0x80)
+        return true;
+    for (size_t k = 1; k <= 3 && k <= n; ++k) {
+        unsigned char c = (unsigned char)s[n - k];
+        size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+        if (need != 0)
+            return need <= k;
+    }
+    return true;
+}
+
+/* The item's escaped text turned back into its bytes, in place (from the escaper's output: \" \\ \n \r \t \b \f \u00XX,
+ * everything else as is), without the leading quote: the item keeps its text unescaped from now on. */
+static void item_unescape(k2a_responses_item_t *it)
+{
+    char *b = it->text.base;
+    size_t j = 0;
+    for (size_t i = 1; i < it->text.len; ++i) {
+        char c = b[i];
+        if (c == '\\' && i + 1 < it->text.len) {
+            char e = b[++i];
+            c = e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e == 'b' ? '\b' : e == 'f' ? '\f' : e;
+            if (e == 'u' && i + 4 < it->text.len) {
+                unsigned v = 0;
+                for (int d = 1; d <= 4; ++d) {
+                    char h = b[i + d];
+                    v = v * 16 + (unsigned)(h >= 'a' ? h - 'a' + 10 : h >= 'A' ? h - 'A' + 10 : h - '0');
+                }
+                c = (char)v;
+                i += 4;
+            }
+        }
+        b[j++] = c;
+    }
+    it->text.len = j;
+    it->raw = true;
 }
 
 static int on_delta(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
@@ -498,16 +588,30 @@ static int on_delta(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
     k2a_responses_item_t *it = find_open(w, ev->index);
     if (it == NULL)
         return ev->block == K2A_BLOCK_REDACTED_THINKING ? 0 : K2A_EINTERNAL;
-    int r = k2a_buf_append(&it->text, ev->text.base, ev->text.len);
-    if (r != 0)
-        return r == K2A_ETOOBIG ? K2A_EUPSTREAM_TOOBIG : r;
+    if (ev->text.len > w->max_bytes - it->rawlen)
+        return K2A_EUPSTREAM_TOOBIG;
+    it->rawlen += ev->text.len;
     if (it->kind == K2A_BLOCK_THINKING)
         w->reasoning_tokens += (int64_t)(ev->text.len + 3) / 4;
+    /* the text is escaped once, into the item (for the .done events and the finished item), and copied from there */
+    if (!it->raw && !delta_is_whole(ev->text.base, ev->text.len))
+        item_unescape(it);
+    size_t from = it->text.len;
+    CHECK(it->raw ? k2a_buf_append(&it->text, ev->text.base, ev->text.len)
+                  : k2a_buf_append_json_escaped(&it->text, ev->text.base, ev->text.len));
     if (w->out == NULL)
         return 0;
-    /* the event's head (prefix, item reference, `"delta":"`) was rendered when the item started */
-    CHECK(k2a_buf_append(w->out, it->dhead, it->dheadlen));
-    CHECK(k2a_buf_append_json_escaped(w->out, ev->text.base, ev->text.len));
+    if (it->raw) {
+        CHECK(k2a_buf_append(w->out, it->dhead, it->dheadlen));
+        CHECK(k2a_buf_append_json_escaped(w->out, ev->text.base, ev->text.len));
+    } else {
+        /* the event's head (prefix, item reference, `"delta":"`) was rendered when the item started */
+        size_t n = it->text.len - from;
+        CHECK(room(w->out, it->dheadlen + n));
+        memcpy(w->out->base + w->out->len, it->dhead, it->dheadlen);
+        memcpy(w->out->base + w->out->len + it->dheadlen, it->text.base + from, n);
+        w->out->len += it->dheadlen + n;
+    }
     if (it->kind == K2A_BLOCK_TEXT)
         return end_event_after(w, "\",\"logprobs\":[],", sizeof("\",\"logprobs\":[],") - 1);
     return end_event_after(w, "\",", 2);
@@ -516,50 +620,43 @@ static int on_delta(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
 static int close_item(k2a_responses_writer_t *w, k2a_responses_item_t *it)
 {
     /* the text (or arguments) as a JSON string, escaped once for the .done events, the item and the stored output */
-    k2a_buf_reset(&w->scratch);
-    if (it->kind == K2A_BLOCK_TOOL_USE && it->text.len == 0)
-        CHECK(APPEND_LIT(&w->scratch, "\"{}\""));
-    else
+    k2a_str_t q;
+    if (it->kind == K2A_BLOCK_TOOL_USE && it->rawlen == 0) {
+        q = K2A_STRLIT("\"{}\"");
+    } else if (it->raw) {
+        k2a_buf_reset(&w->scratch);
         CHECK(json_str(&w->scratch, it->text.base, it->text.len));
-    k2a_str_t q = k2a_str(w->scratch.base, w->scratch.len);
+        q = k2a_str(w->scratch.base, w->scratch.len);
+    } else {
+        CHECK(k2a_buf_append(&it->text, "\"", 1));
+        q = k2a_str(it->text.base, it->text.len);
+    }
     if (w->out != NULL) {
+        /* the item's closing events (its text up to three times) and the final response object (its output again)
+         * with at most one growth of the staged stream */
+        (void)room(w->out,
+                   4 * q.len + 1536 + w->head.len + w->mid_a.len + w->mid_b.len + w->items.len + it->call_id.len + it->name.len);
+        k2a_str_t ref = k2a_str(it->ref, it->reflen);
         switch (it->kind) {
         case K2A_BLOCK_TEXT:
-            CHECK(BEGIN_EVENT(w, "response.output_text.done"));
-            CHECK(item_ref(w, it));
-            CHECK(APPEND_LIT(w->out, "\"content_index\":0,\"text\":"));
-            CHECK(k2a_buf_append(w->out, q.base, q.len));
-            CHECK(APPEND_LIT(w->out, ",\"logprobs\":[],"));
-            CHECK(end_event(w));
-            CHECK(BEGIN_EVENT(w, "response.content_part.done"));
-            CHECK(item_ref(w, it));
-            CHECK(APPEND_LIT(
-                w->out, "\"content_index\":0,\"part\":{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":"));
-            CHECK(k2a_buf_append(w->out, q.base, q.len));
-            CHECK(APPEND_LIT(w->out, "},"));
-            CHECK(end_event(w));
+            CHECK(PARTS(w->out, S(EVENT_PREFIX("response.output_text.done")), ref, S("\"content_index\":0,\"text\":"), q));
+            CHECK(end_event_after(w, ",\"logprobs\":[],", sizeof(",\"logprobs\":[],") - 1));
+            CHECK(PARTS(w->out, S(EVENT_PREFIX("response.content_part.done")), ref,
+                        S("\"content_index\":0,\"part\":{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":"),
+                        q));
+            CHECK(end_event_after(w, "},", 2));
             break;
         case K2A_BLOCK_THINKING:
-            CHECK(BEGIN_EVENT(w, "response.reasoning_summary_text.done"));
-            CHECK(item_ref(w, it));
-            CHECK(APPEND_LIT(w->out, "\"summary_index\":0,\"text\":"));
-            CHECK(k2a_buf_append(w->out, q.base, q.len));
-            CHECK(k2a_buf_append(w->out, ",", 1));
-            CHECK(end_event(w));
-            CHECK(BEGIN_EVENT(w, "response.reasoning_summary_part.done"));
-            CHECK(item_ref(w, it));
-            CHECK(APPEND_LIT(w->out, "\"summary_index\":0,\"part\":{\"type\":\"summary_text\",\"text\":"));
-            CHECK(k2a_buf_append(w->out, q.base, q.len));
-            CHECK(APPEND_LIT(w->out, "},"));
-            CHECK(end_event(w));
+            CHECK(
+                PARTS(w->out, S(EVENT_PREFIX("response.reasoning_summary_text.done")), ref, S("\"summary_index\":0,\"text\":"), q));
+            CHECK(end_event_after(w, ",", 1));
+            CHECK(PARTS(w->out, S(EVENT_PREFIX("response.reasoning_summary_part.done")), ref,
+                        S("\"summary_index\":0,\"part\":{\"type\":\"summary_text\",\"text\":"), q));
+            CHECK(end_event_after(w, "},", 2));
             break;
         default:
-            CHECK(BEGIN_EVENT(w, "response.function_call_arguments.done"));
-            CHECK(item_ref(w, it));
-            CHECK(APPEND_LIT(w->out, "\"arguments\":"));
-            CHECK(k2a_buf_append(w->out, q.base, q.len));
-            CHECK(k2a_buf_append(w->out, ",", 1));
-            CHECK(end_event(w));
+            CHECK(PARTS(w->out, S(EVENT_PREFIX("response.function_call_arguments.done")), ref, S("\"arguments\":"), q));
+            CHECK(end_event_after(w, ",", 1));
             break;
         }
         CHECK(item_event(w, PREFIX_ARGS("response.output_item.done"), it, &q));

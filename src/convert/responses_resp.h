@@ -42,7 +42,9 @@ typedef struct st_k2a_responses_item_t {
     int output; /* output_index */
     k2a_ir_block_kind_t kind;
     char id[K2A_RESPONSES_ID_SIZE];
-    k2a_buf_t text;                       /* text, reasoning text or arguments so far */
+    k2a_buf_t text;                       /* text, reasoning text or arguments so far: `"` + JSON-escaped (see raw) */
+    size_t rawlen;                        /* bytes of text the deltas carried (bounded by max_bytes) */
+    bool raw;                             /* text holds the bytes unescaped (a delta split a UTF-8 sequence) */
     k2a_str_t call_id;                    /* TOOL_USE (copied into strings) */
     k2a_str_t name;                       /* TOOL_USE */
     char *strings;                        /* malloc'd call_id + name */
@@ -56,7 +58,6 @@ typedef struct st_k2a_responses_writer_t {
     k2a_buf_t *out; /* SSE bytes (stream mode), borrowed; NULL in non-stream mode */
     char id[K2A_RESPONSES_ID_SIZE];
     int64_t created_at;
-    k2a_str_t model;                   /* the client's (copied) */
     const k2a_responses_extra_t *echo; /* the request's fields the response object echoes (borrowed; may be NULL) */
     double temperature, top_p;
     k2a_random_cb random;
@@ -70,11 +71,11 @@ typedef struct st_k2a_responses_writer_t {
     bool any_tool_call;
     k2a_responses_item_t open[K2A_RESPONSES_MAX_OPEN];
     size_t nopen;
-    k2a_buf_t head, mid_a, mid_b; /* the unchanging parts of the response object (responses_resp.c render_static) */
+    k2a_buf_t statics;            /* the unchanging parts of the response object (responses_resp.c render_static) */
+    k2a_str_t head, mid_a, mid_b; /* ... in statics */
     k2a_buf_t object;             /* the last response object rendered (the final one once the stream ended) */
     k2a_buf_t items;              /* the finished output items as JSON, comma-separated */
     k2a_buf_t scratch;
-    char *model_copy;
     /* the end */
     bool stopped;
     k2a_ir_stop_reason_t stop_reason;

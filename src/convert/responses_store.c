@@ -27,13 +27,11 @@ void k2a_responses_store_set_remote(const k2a_responses_remote_t *remote)
 static void remote_put(const char *id, size_t idlen, const char *response, size_t rlen, const char *items, size_t ilen,
                        int64_t ttl_s)
 {
-    if (!atomic_load(&remote_set))
-        return;
     char head[24];
     int hl = snprintf(head, sizeof(head), "%zu\n", rlen);
     k2a_buf_t v = K2A_BUF_INIT(0);
-    if (k2a_buf_append(&v, head, (size_t)hl) == 0 && (rlen == 0 || k2a_buf_append(&v, response, rlen) == 0) &&
-        (ilen == 0 || k2a_buf_append(&v, items, ilen) == 0))
+    if (k2a_buf_reserve(&v, (size_t)hl + rlen + ilen) == 0 && k2a_buf_append(&v, head, (size_t)hl) == 0 &&
+        (rlen == 0 || k2a_buf_append(&v, response, rlen) == 0) && (ilen == 0 || k2a_buf_append(&v, items, ilen) == 0))
         remote_tier.put(remote_tier.ctx, id, idlen, v.base, v.len, ttl_s);
     k2a_buf_dispose(&v);
 }
@@ -66,6 +64,7 @@ static int remote_get(size_t max_bytes, const char *id, size_t idlen, k2a_buf_t 
 typedef struct st_entry_t {
     struct st_entry_t *chain;       /* next in the bucket */
     struct st_entry_t *prev, *next; /* insertion order: head = oldest */
+    uint64_t hash;                  /* of id */
     int64_t at;
     size_t idlen, rlen, ilen;
     char *id, *response, *items; /* one allocation */
@@ -86,13 +85,23 @@ static size_t entry_bytes(const entry_t *e)
     return e->idlen + e->rlen + e->ilen;
 }
 
+/* Eight bytes at a time, multiplied and folded (the ids put are the gateway's own random ones; a lookup does not
+ * insert, so a client cannot lengthen a chain with ids of its choosing). */
 static uint64_t hash(const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < n; ++i) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
+    const uint64_t k = 0x9e3779b97f4a7c15ULL;
+    uint64_t h = (uint64_t)n * k, w;
+    for (; n >= 8; s += 8, n -= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * k;
+        h ^= h >> 29;
     }
+    if (n != 0) {
+        w = 0;
+        memcpy(&w, s, n);
+        h = (h ^ w) * k;
+    }
+    h ^= h >> 32;
     return h;
 }
 
@@ -131,6 +140,7 @@ void k2a_responses_store_free(k2a_responses_store_t *s)
 
 static pthread_mutex_t shared_mutex = PTHREAD_MUTEX_INITIALIZER;
 static k2a_responses_store_t *shared;
+static _Atomic(k2a_responses_store_t *) shared_current; /* shared, once created: read without the mutex */
 
 k2a_responses_store_t *k2a_responses_store_shared(const k2a_config_t *config)
 {
@@ -141,29 +151,27 @@ k2a_responses_store_t *k2a_responses_store_shared(const k2a_config_t *config)
         shared = k2a_responses_store_new((size_t)config->responses_store_max, (size_t)config->responses_store_max_bytes,
                                          config->responses_store_ttl_s);
     k2a_responses_store_t *s = shared;
+    atomic_store(&shared_current, s);
     pthread_mutex_unlock(&shared_mutex);
     return s;
 }
 
 k2a_responses_store_t *k2a_responses_store_current(void)
 {
-    pthread_mutex_lock(&shared_mutex);
-    k2a_responses_store_t *s = shared;
-    pthread_mutex_unlock(&shared_mutex);
-    return s;
+    return atomic_load(&shared_current);
 }
 
-static entry_t **slot_of(k2a_responses_store_t *s, const char *id, size_t idlen)
+static entry_t **slot_of(k2a_responses_store_t *s, const char *id, size_t idlen, uint64_t h)
 {
-    entry_t **p = &s->buckets[hash(id, idlen) & (s->nbuckets - 1)];
-    while (*p != NULL && !((*p)->idlen == idlen && memcmp((*p)->id, id, idlen) == 0))
+    entry_t **p = &s->buckets[h & (s->nbuckets - 1)];
+    while (*p != NULL && !((*p)->hash == h && (*p)->idlen == idlen && memcmp((*p)->id, id, idlen) == 0))
         p = &(*p)->chain;
     return p;
 }
 
 static void unlink_entry(k2a_responses_store_t *s, entry_t *e)
 {
-    entry_t **p = slot_of(s, e->id, e->idlen);
+    entry_t **p = slot_of(s, e->id, e->idlen, e->hash);
     if (*p == e)
         *p = e->chain;
     if (e->prev != NULL)
@@ -200,13 +208,23 @@ size_t k2a_responses_store_key(char *out, const char *owner, const char *id, siz
 int k2a_responses_store_put(k2a_responses_store_t *s, const char *id, const char *response, size_t rlen, const char *items,
                             size_t ilen, int64_t now)
 {
-    size_t idlen = strlen(id);
+    k2a_str_t part = k2a_str(items, ilen);
+    return k2a_responses_store_putv(s, id, response, rlen, &part, 1, now);
+}
+
+int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const char *response, size_t rlen, const k2a_str_t *items,
+                             size_t nitems, int64_t now)
+{
+    size_t idlen = strlen(id), ilen = 0;
+    for (size_t i = 0; i < nitems; ++i)
+        ilen += items[i].len;
     if (idlen == 0 || idlen > K2A_RESPONSES_STORE_KEY_MAX || idlen + rlen + ilen > s->max_bytes || s->max_count == 0)
         return K2A_ETOOBIG;
     entry_t *e = malloc(sizeof(*e) + idlen + rlen + ilen + 3);
     if (e == NULL)
         return K2A_ENOMEM;
     memset(e, 0, sizeof(*e));
+    e->hash = hash(id, idlen);
     e->at = now;
     e->idlen = idlen;
     e->rlen = rlen;
@@ -219,18 +237,22 @@ int k2a_responses_store_put(k2a_responses_store_t *s, const char *id, const char
     if (rlen != 0)
         memcpy(e->response, response, rlen);
     e->response[rlen] = '\0';
-    if (ilen != 0)
-        memcpy(e->items, items, ilen);
+    for (size_t i = 0, at = 0; i < nitems; at += items[i].len, ++i)
+        if (items[i].len != 0)
+            memcpy(e->items + at, items[i].base, items[i].len);
     e->items[ilen] = '\0';
+    /* the second tier first: once the entry is in the table, another thread may evict and free it */
+    if (atomic_load(&remote_set))
+        remote_put(id, idlen, response, rlen, e->items, ilen, s->ttl_s);
 
     pthread_mutex_lock(&s->mutex);
     expire_locked(s, now);
-    entry_t **p = slot_of(s, id, idlen);
+    entry_t **p = slot_of(s, id, idlen, e->hash);
     if (*p != NULL)
         unlink_entry(s, *p);
     while (s->head != NULL && (s->count + 1 > s->max_count || s->bytes + entry_bytes(e) > s->max_bytes))
         unlink_entry(s, s->head);
-    p = slot_of(s, id, idlen);
+    p = slot_of(s, id, idlen, e->hash);
     *p = e;
     e->prev = s->tail;
     if (s->tail != NULL)
@@ -241,7 +263,6 @@ int k2a_responses_store_put(k2a_responses_store_t *s, const char *id, const char
     ++s->count;
     s->bytes += entry_bytes(e);
     pthread_mutex_unlock(&s->mutex);
-    remote_put(id, idlen, response, rlen, items, ilen, s->ttl_s);
     return 0;
 }
 
@@ -251,7 +272,7 @@ int k2a_responses_store_get(k2a_responses_store_t *s, const char *id, size_t idl
     int r = 0;
     pthread_mutex_lock(&s->mutex);
     expire_locked(s, now);
-    entry_t *e = *slot_of(s, id, idlen);
+    entry_t *e = *slot_of(s, id, idlen, hash(id, idlen));
     if (e == NULL)
         r = K2A_ENOTFOUND;
     if (r == 0 && response != NULL)
@@ -264,16 +285,30 @@ int k2a_responses_store_get(k2a_responses_store_t *s, const char *id, size_t idl
     return r;
 }
 
-int k2a_responses_store_delete(k2a_responses_store_t *s, const char *id, size_t idlen)
+static bool delete_local(k2a_responses_store_t *s, const char *id, size_t idlen)
 {
     pthread_mutex_lock(&s->mutex);
-    entry_t *e = *slot_of(s, id, idlen);
+    entry_t *e = *slot_of(s, id, idlen, hash(id, idlen));
     if (e != NULL)
         unlink_entry(s, e);
     pthread_mutex_unlock(&s->mutex);
-    if (atomic_load(&remote_set))
-        remote_tier.del(remote_tier.ctx, id, idlen);
-    return e != NULL ? 0 : K2A_ENOTFOUND;
+    return e != NULL;
+}
+
+int k2a_responses_store_delete(k2a_responses_store_t *s, const char *id, size_t idlen)
+{
+    bool found = delete_local(s, id, idlen);
+    /* the second tier also when this replica held it: other replicas may have read it from there */
+    if (atomic_load(&remote_set) && remote_tier.del(remote_tier.ctx, id, idlen) == 0)
+        found = true;
+    return found ? 0 : K2A_ENOTFOUND;
+}
+
+void k2a_responses_store_forget(const char *id, size_t idlen)
+{
+    k2a_responses_store_t *s = k2a_responses_store_current();
+    if (s != NULL)
+        delete_local(s, id, idlen);
 }
 
 void k2a_responses_store_expire(k2a_responses_store_t *s, int64_t now)

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include "core/buf.h"
 #include "core/config.h"
+#include "core/str.h"
 
 typedef struct st_k2a_responses_store_t k2a_responses_store_t;
 
@@ -42,13 +43,22 @@ size_t k2a_responses_store_key(char *out, const char *owner, const char *id, siz
 int k2a_responses_store_put(k2a_responses_store_t *s, const char *id, const char *response, size_t rlen, const char *items,
                             size_t ilen, int64_t now);
 
+/* The same with the items given in parts (items[0..nitems) concatenated make the JSON array). */
+int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const char *response, size_t rlen, const k2a_str_t *items,
+                             size_t nitems, int64_t now);
+
 /* Appends the entry's response object (response != NULL) and/or items (items != NULL) to the buffers. Returns 0,
  * K2A_ENOTFOUND (unknown or expired), or the buffer's error. */
 int k2a_responses_store_get(k2a_responses_store_t *s, const char *id, size_t idlen, int64_t now, k2a_buf_t *response,
                             k2a_buf_t *items);
 
-/* Removes an entry; K2A_ENOTFOUND when there is none. */
+/* Removes an entry, here and in the second tier (awaited from a coroutine). Returns 0, or K2A_ENOTFOUND when neither
+ * held it. */
 int k2a_responses_store_delete(k2a_responses_store_t *s, const char *id, size_t idlen);
+
+/* Removes an entry from the process's store (once created) but not from the second tier: another replica deleted it
+ * there. */
+void k2a_responses_store_forget(const char *id, size_t idlen);
 
 /* Drops the entries older than the time to live. */
 void k2a_responses_store_expire(k2a_responses_store_t *s, int64_t now);
@@ -61,7 +71,9 @@ typedef struct st_k2a_responses_remote_t {
     void (*put)(void *ctx, const char *key, size_t klen, const char *value, size_t vlen, int64_t ttl_s);
     /* Appends the value (at most max bytes) to out. Returns 0, K2A_ENOTFOUND, or another error (treated as not found). */
     int (*get)(void *ctx, const char *key, size_t klen, size_t max, k2a_buf_t *out);
-    void (*del)(void *ctx, const char *key, size_t klen);
+    /* Removes the key and tells the other replicas (k2a_responses_store_forget). Returns 0 (it was there), K2A_ENOTFOUND
+     * (it was not), or another error (not known: down, or not asked from a coroutine, which does not wait). */
+    int (*del)(void *ctx, const char *key, size_t klen);
 } k2a_responses_remote_t;
 /* Sets the second tier (copied; NULL removes it). Before requests are served. */
 void k2a_responses_store_set_remote(const k2a_responses_remote_t *remote);

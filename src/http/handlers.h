@@ -27,7 +27,7 @@ int k2a_h_count_tokens(h2o_req_t *req, const k2a_route_ctx_t *rc);
 int k2a_h_exchange(h2o_req_t *req, const k2a_route_ctx_t *rc);
 int k2a_h_api_tokens(h2o_req_t *req, const k2a_route_ctx_t *rc);
 int k2a_h_admin(h2o_req_t *req, const k2a_route_ctx_t *rc); /* /api/admin/...: admin.h */
-/* POST /v1/responses (the exchange, with the response store ready) and GET /v1/responses/{id} (h_responses.c) */
+/* POST /v1/responses (the exchange, with the response store ready) and GET / DELETE /v1/responses/{id} (h_responses.c) */
 int k2a_h_responses(h2o_req_t *req, const k2a_route_ctx_t *rc);
 int k2a_h_response_get(h2o_req_t *req, const k2a_route_ctx_t *rc);
 

@@ -46,7 +46,8 @@ static const route_def_t routes[] = {
     {"/v1/messages", K2A_ROUTE_MESSAGES, false, true, "POST", k2a_h_exchange, ANTHROPIC, NULL},
     {"/v1/chat/completions", K2A_ROUTE_CHAT_COMPLETIONS, false, true, "POST", k2a_h_exchange, OPENAI, "/v1/chat"},
     {"/v1/responses", K2A_ROUTE_RESPONSES, false, true, "POST", k2a_h_responses, RESPONSES, "/v1/responses"},
-    {"/v1/responses", K2A_ROUTE_RESPONSE_GET, true, true, "GET", k2a_h_response_get, RESPONSES, NULL},
+    /* GET and DELETE /v1/responses/{id}: the handler checks */
+    {"/v1/responses", K2A_ROUTE_RESPONSE_GET, true, true, "*", k2a_h_response_get, RESPONSES, NULL},
     {"/static", K2A_ROUTE_STATIC, true, false, "GET", k2a_h_static, NULL, NULL},
     {"/", K2A_ROUTE_ROOT, false, false, "GET", k2a_h_static, NULL, NULL},
 };

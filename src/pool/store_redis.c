@@ -17,6 +17,7 @@
 #include "pool/acct_state.h"
 #include "pool/internal.h"
 #include "pool/store_redis.h"
+#include "convert/responses_store.h"
 #include "pool/store_redis_internal.h"
 /* the adapter is a header of static functions */
 #include <hiredis/adapters/libuv.h>
@@ -577,6 +578,12 @@ static void on_event(redisAsyncContext *c, void *reply, void *data)
         return;
     /* "<replica> <what> <key>" */
     const redisReply *m = r->element[2];
+    /* "<replica> D <scoped id>": a stored Responses answer deleted through another replica (store_redis_responses.c) */
+    if (m->len > 16 + 3 && m->len <= 16 + 3 + K2A_RESPONSES_STORE_KEY_MAX && memcmp(m->str + 16, " D ", 3) == 0) {
+        if (memcmp(m->str, s->replica, 16) != 0)
+            k2a_responses_store_forget(m->str + 19, m->len - 19);
+        return;
+    }
     if (m->len < 16 + 1 + 1 + 1 + 64 || m->len > 120 || memcmp(m->str, s->replica, 16) == 0)
         return;
     k2a_account_t *a = find_account(s, m->str + m->len - 64, 64);

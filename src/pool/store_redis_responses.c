@@ -1,6 +1,8 @@
 /*
  * Stored Responses in Redis (store_redis_responses.h): SET EX posted to the pool's loop, GET awaited through an xloop
- * call. The value is bounded by the caller's maximum (KIRO_RESPONSES_STORE_MAX_BYTES): a larger one is not read.
+ * call. The value is bounded by the caller's maximum (KIRO_RESPONSES_STORE_MAX_BYTES): a larger one is not read. A
+ * delete (DEL, awaited from a coroutine) is published on the events channel as "<replica> D <scoped id>", so that the
+ * replica which made the response forgets its copy in memory too (store_redis.c on_event).
  */
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -34,6 +36,22 @@ static int key_of(k2a_redis_store_t *s, const char *id, size_t idlen, char out[K
 
 /* ---- put and delete (not waited for) ---- */
 
+/* "<replica> D <scoped id>" on the events channel: the other replicas drop their copy in memory */
+static void publish_delete(k2a_redis_store_t *s, const char *id, size_t idlen)
+{
+    char channel[PREFIX_MAX + 8], msg[sizeof(s->replica) + 3 + K2A_RESPONSES_STORE_KEY_MAX];
+    if (idlen > K2A_RESPONSES_STORE_KEY_MAX)
+        return;
+    int cl = snprintf(channel, sizeof(channel), "%sevents", s->prefix);
+    size_t rl = strlen(s->replica);
+    memcpy(msg, s->replica, rl);
+    memcpy(msg + rl, " D ", 3);
+    memcpy(msg + rl + 3, id, idlen);
+    const char *argv[] = {"PUBLISH", channel, msg};
+    size_t lens[] = {7, (size_t)cl, rl + 3 + idlen};
+    redisAsyncCommandArgv(s->cmd, NULL, NULL, 3, argv, lens);
+}
+
 typedef struct st_put_op_t {
     k2a_pool_t *p;
     int64_t ttl_s;
@@ -58,6 +76,7 @@ static void op_put(void *arg)
             const char *argv[] = {"DEL", key};
             size_t lens[] = {3, klen};
             redisAsyncCommandArgv(s->cmd, NULL, NULL, 2, argv, lens);
+            publish_delete(s, op->id, op->idlen);
         }
     }
     free(op);
@@ -124,9 +143,45 @@ static void r_put(void *ctx, const char *key, size_t klen, const char *value, si
     post_put(ctx, key, klen, value, vlen, ttl_s);
 }
 
-static void r_del(void *ctx, const char *key, size_t klen)
+typedef struct st_del_op_t {
+    k2a_pool_t *p;
+    const char *id;
+    size_t idlen;
+} del_op_t;
+
+static intptr_t op_del_wait(void *arg)
 {
+    del_op_t *op = arg;
+    k2a_redis_store_t *s = shared_of(op->p);
+    char key[KEY_MAX];
+    size_t klen;
+    if (s == NULL || !s->up || s->cmd == NULL || key_of(s, op->id, op->idlen, key, &klen) != 0)
+        return K2A_ESTORE_UNAVAILABLE;
+    const char *argv[] = {"DEL", key};
+    k2a_redis_wait_t w = {0};
+    int r = k2a_redis_cmd_wait(s, 2, argv, &w);
+    if (r != 0)
+        return r;
+    if (s->cmd != NULL)
+        publish_delete(s, op->id, op->idlen);
+    return w.integer > 0 ? 0 : K2A_ENOTFOUND;
+}
+
+/* From a coroutine the DEL is awaited and its answer says whether the key was there; elsewhere it is posted. */
+static int r_del(void *ctx, const char *key, size_t klen)
+{
+    k2a_pool_t *p = ctx;
+    if (p == NULL || p->owner == NULL || shared_of(p) == NULL)
+        return K2A_ESTORE_UNAVAILABLE;
+    if (k2a_coro_current() != NULL && memchr(key, '\0', klen) == NULL) {
+        char *k = strndup(key, klen);
+        del_op_t op = {.p = p, .id = k, .idlen = klen};
+        int r = k != NULL ? (int)k2a_xloop_call(p->owner, op_del_wait, &op) : K2A_ENOMEM;
+        free(k);
+        return r;
+    }
     post_put(ctx, key, klen, NULL, 0, 0);
+    return K2A_ESTORE_UNAVAILABLE;
 }
 
 /* ---- get (awaited) ---- */

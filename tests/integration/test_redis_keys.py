@@ -6,7 +6,8 @@
 - a replica started later loads every key from Redis;
 - a Responses conversation across replicas: created through A, GET /v1/responses/{id} on B finds it, a follow-up on B
   with previous_response_id carries A's turn upstream; another client key does not see it; Redis holds it with the
-  store's time to live;
+  store's time to live; DELETE on B removes it from Redis and from A's memory (GET on A and on B: 404), another key's
+  DELETE is a 404 and removes nothing;
 - Redis killed: both replicas keep serving the keys they hold; a key created on A meanwhile is written once Redis is
   back and then works on B."""
 import json
@@ -216,6 +217,19 @@ class RedisKeys(unittest.TestCase):
             self.assertEqual(st, 200, data)
             sent = json.loads(request(self.sim.port, "GET", "/sim/last-request")[2])["conversationState"]
             self.assertEqual(len(sent["history"]), 4)
+            # DELETE through B of the response A made (and holds in memory): not for another key, then for its own
+            self.assertEqual(request(b.port, "DELETE", "/v1/responses/" + first["id"], headers=oh)[0], 404)
+            self.assertEqual(request(a.port, "GET", "/v1/responses/" + first["id"], headers=h)[0], 200)
+            st, _, got = request(b.port, "DELETE", "/v1/responses/" + first["id"], headers=h)
+            self.assertEqual((st, json.loads(got)), (200, {"id": first["id"], "object": "response", "deleted": True}))
+            self.assertFalse([x for x in self.redis.keys("rk:resp:*") if first["id"] in x])
+            self.assertEqual(request(b.port, "GET", "/v1/responses/" + first["id"], headers=h)[0], 404)
+            # A learns it from the events channel
+            wait_until(self, "A forgets the deleted response",
+                       lambda: request(a.port, "GET", "/v1/responses/" + first["id"], headers=h)[0] == 404)
+            self.assertEqual(request(a.port, "DELETE", "/v1/responses/" + first["id"], headers=h)[0], 404)
+            # the responses made after it are still there
+            self.assertEqual(request(a.port, "GET", "/v1/responses/" + second["id"], headers=h)[0], 200)
             for gw in (a, b):
                 gw.assert_clean_exit(self)
         except AssertionError:

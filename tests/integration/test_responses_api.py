@@ -2,7 +2,8 @@
 `event: T` + `data: {"type":"T",...,"sequence_number":n}` with n = 0, 1, 2..., response.created and response.in_progress
 first, each output item added before its deltas and done after them, response.completed with usage last), text,
 function calls and reasoning items; the non-stream `response` object; a two-turn function-call round through
-previous_response_id, GET /v1/responses/{id}, store: false; max_output_tokens (response.incomplete), a failure in the
+previous_response_id, GET /v1/responses/{id}, DELETE /v1/responses/{id} (OpenAI's deleted object, then 404 for GET, a
+second DELETE and previous_response_id; 405 with Allow for other methods), store: false; max_output_tokens (response.incomplete), a failure in the
 middle of a stream (response.failed) and the OpenAI error shapes (400 with the JSON path as param, 401, 404)."""
 import json
 import os
@@ -142,6 +143,40 @@ class ResponsesAPI(SimGatewayCase):
         st, _, sent = request(self.sim.port, "GET", "/sim/last-request")
         self.assertEqual(len(json.loads(sent)["conversationState"]["history"]), 4)
 
+    def test_delete(self):
+        st, _, data = self.post({"model": MODEL, "input": "keep this"})
+        self.assertEqual(st, 200, data)
+        rid = json.loads(data)["id"]
+        self.assertEqual(request(self.gw.port, "GET", "/v1/responses/" + rid, headers=AUTH)[0], 200)
+        st, hdrs, got = request(self.gw.port, "DELETE", "/v1/responses/" + rid, headers=AUTH)
+        self.assertEqual(st, 200, got)
+        self.assertTrue(hdrs["content-type"].startswith("application/json"), hdrs)
+        self.assertEqual(json.loads(got), {"id": rid, "object": "response", "deleted": True})
+        # gone: GET, a second DELETE and a follow-up naming it
+        for method in ("GET", "DELETE"):
+            st, _, got = request(self.gw.port, method, "/v1/responses/" + rid, headers=AUTH)
+            self.assertEqual(st, 404, (method, got))
+            err = json.loads(got)["error"]
+            self.assertEqual(err["type"], "invalid_request_error")
+            self.assertIn(rid, err["message"])
+        st, _, data = self.post({"model": MODEL, "previous_response_id": rid, "input": "again"})
+        self.assertEqual(st, 400, data)
+        self.assertEqual(json.loads(data)["error"]["param"], "previous_response_id")
+        # unknown ids, no key, other methods
+        self.assertEqual(request(self.gw.port, "DELETE", "/v1/responses/resp_unknown", headers=AUTH)[0], 404)
+        self.assertEqual(request(self.gw.port, "DELETE", "/v1/responses/" + rid, headers={"authorization": "Bearer no"})[0],
+                         401)
+        st, hdrs, got = request(self.gw.port, "PUT", "/v1/responses/" + rid, {"x": 1}, headers=AUTH)
+        self.assertEqual(st, 405, got)
+        self.assertEqual(hdrs.get("allow"), "GET, DELETE")
+        self.assertEqual(json.loads(got)["error"]["type"], "invalid_request_error")
+        # a stream's stored response is deleted the same way
+        st, _, data = self.post({"model": MODEL, "input": "stream it", "stream": True})
+        self.assertEqual(st, 200, data)
+        sid = events(self, data)[-1]["response"]["id"]
+        self.assertEqual(request(self.gw.port, "DELETE", "/v1/responses/" + sid, headers=AUTH)[0], 200)
+        self.assertEqual(request(self.gw.port, "GET", "/v1/responses/" + sid, headers=AUTH)[0], 404)
+
     def test_store_false_and_unknown_ids(self):
         st, _, data = self.post({"model": MODEL, "store": False, "input": "hi"})
         self.assertEqual(st, 200, data)
@@ -261,6 +296,15 @@ class ResponsesPerClientKey(unittest.TestCase):
         st, _, data = request(self.gw.port, "POST", "/v1/responses",
                               {"model": MODEL, "previous_response_id": rid, "input": "what number?"}, headers=alice)
         self.assertEqual(st, 200, data)
+        # another key's DELETE is a 404 like an unknown id's, and leaves the response to its owner
+        for other in (bob, AUTH):
+            st, _, got = request(self.gw.port, "DELETE", "/v1/responses/" + rid, headers=other)
+            self.assertEqual(st, 404, got)
+            self.assertEqual(json.loads(got)["error"]["type"], "invalid_request_error")
+        self.assertEqual(request(self.gw.port, "GET", "/v1/responses/" + rid, headers=alice)[0], 200)
+        st, _, got = request(self.gw.port, "DELETE", "/v1/responses/" + rid, headers=alice)
+        self.assertEqual((st, json.loads(got)), (200, {"id": rid, "object": "response", "deleted": True}))
+        self.assertEqual(request(self.gw.port, "GET", "/v1/responses/" + rid, headers=alice)[0], 404)
 
 
 if __name__ == "__main__":

@@ -332,6 +332,84 @@ static void test_store_key(void **state)
     k2a_responses_store_free(s);
 }
 
+/* A second tier (the Redis one's interface) seen through a fake: every put reaches it as "<len>\n<response><items>", the
+ * items given in parts are stored as their concatenation, and a delete counts as found when either tier held the id. */
+static struct {
+    char put_key[64], put_value[256];
+    int puts, dels;
+} fake;
+
+static void fake_put(void *ctx, const char *key, size_t klen, const char *value, size_t vlen, int64_t ttl_s)
+{
+    (void)ctx, (void)ttl_s;
+    snprintf(fake.put_key, sizeof(fake.put_key), "%.*s", (int)klen, key);
+    snprintf(fake.put_value, sizeof(fake.put_value), "%.*s", (int)vlen, value);
+    ++fake.puts;
+}
+
+static int fake_get(void *ctx, const char *key, size_t klen, size_t max, k2a_buf_t *out)
+{
+    (void)ctx, (void)key, (void)klen, (void)max, (void)out;
+    return K2A_ENOTFOUND;
+}
+
+static int fake_del(void *ctx, const char *key, size_t klen)
+{
+    (void)ctx;
+    ++fake.dels;
+    return klen == 11 && memcmp(key, "remote_only", 11) == 0 ? 0 : K2A_ENOTFOUND;
+}
+
+static void test_store_parts_and_remote_delete(void **state)
+{
+    (void)state;
+    k2a_responses_store_t *s = k2a_responses_store_new(100, 1 << 20, 60);
+    assert_non_null(s);
+    memset(&fake, 0, sizeof(fake));
+    k2a_responses_remote_t remote = {.ctx = NULL, .put = fake_put, .get = fake_get, .del = fake_del};
+    k2a_responses_store_set_remote(&remote);
+    const k2a_str_t parts[] = {K2A_STRLIT("["), K2A_STRLIT("1,2"), K2A_STRLIT(","), K2A_STR_NULL, K2A_STRLIT("3]")};
+    assert_int_equal(k2a_responses_store_putv(s, "resp_m", "{\"m\":1}", 7, parts, 5, 10), 0);
+    assert_int_equal(fake.puts, 1);
+    assert_string_equal(fake.put_key, "resp_m");
+    assert_string_equal(fake.put_value, "7\n{\"m\":1}[1,2,3]");
+    k2a_buf_t r, i;
+    k2a_buf_init(&r, 0);
+    k2a_buf_init(&i, 0);
+    assert_int_equal(k2a_responses_store_get(s, "resp_m", 6, 11, &r, &i), 0);
+    assert_true(k2a_str_eq_lit(k2a_str(r.base, r.len), "{\"m\":1}"));
+    assert_true(k2a_str_eq_lit(k2a_str(i.base, i.len), "[1,2,3]"));
+    /* held here only, in the second tier only, nowhere */
+    assert_int_equal(k2a_responses_store_delete(s, "resp_m", 6), 0);
+    assert_int_equal(k2a_responses_store_get(s, "resp_m", 6, 11, NULL, NULL), K2A_ENOTFOUND);
+    assert_int_equal(k2a_responses_store_delete(s, "remote_only", 11), 0);
+    assert_int_equal(k2a_responses_store_delete(s, "resp_m", 6), K2A_ENOTFOUND);
+    assert_int_equal(fake.dels, 3);
+    k2a_responses_store_set_remote(NULL);
+    /* many ids in few buckets: each found, each deleted once */
+    char id[32];
+    for (int n = 0; n < 90; ++n) {
+        snprintf(id, sizeof(id), "owner/resp_%d", n);
+        assert_int_equal(k2a_responses_store_put(s, id, "{}", 2, "[]", 2, 20), 0);
+    }
+    for (int n = 0; n < 90; ++n) {
+        snprintf(id, sizeof(id), "owner/resp_%d", n);
+        assert_int_equal(k2a_responses_store_get(s, id, strlen(id), 21, NULL, NULL), 0);
+        if (n % 2 == 0)
+            assert_int_equal(k2a_responses_store_delete(s, id, strlen(id)), 0);
+    }
+    for (int n = 0; n < 90; ++n) {
+        snprintf(id, sizeof(id), "owner/resp_%d", n);
+        assert_int_equal(k2a_responses_store_get(s, id, strlen(id), 22, NULL, NULL), n % 2 == 0 ? K2A_ENOTFOUND : 0);
+    }
+    size_t count, bytes;
+    k2a_responses_store_stats(s, &count, &bytes);
+    assert_int_equal(count, 45);
+    k2a_buf_dispose(&r);
+    k2a_buf_dispose(&i);
+    k2a_responses_store_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -343,6 +421,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_store),
         cmocka_unit_test(test_store_key),
+        cmocka_unit_test(test_store_parts_and_remote_delete),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

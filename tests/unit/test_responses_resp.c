@@ -542,13 +542,70 @@ static void test_output_bound(void **state)
     k2a_responses_writer_dispose(&a);
 }
 
+/* An item's text is escaped once, delta by delta, for its .done events and the finished item: the same bytes as
+ * escaping the whole text, also when a delta ends inside a UTF-8 sequence that the next one completes (the item then
+ * keeps its text unescaped) and with characters that need escaping on both sides of such a split. */
+static void check_done_text(const char *const *deltas, size_t n)
+{
+    k2a_buf_t out, whole, want;
+    k2a_buf_init(&out, 0);
+    k2a_buf_init(&whole, 0);
+    k2a_buf_init(&want, 0);
+    k2a_responses_writer_t w, a;
+    uint64_t seed = 5, seed2 = 5;
+    assert_int_equal(k2a_responses_writer_init(&w, &out, CREATED, k2a_cstr("m"), NULL, NULL, rs_random, &seed, 0), 0);
+    assert_int_equal(k2a_responses_writer_init(&a, NULL, CREATED, k2a_cstr("m"), NULL, NULL, rs_random, &seed2, 0), 0);
+    k2a_responses_writer_t *both[] = {&w, &a};
+    for (int k = 0; k < 2; ++k) {
+        assert_int_equal(emit(both[k], K2A_EV_MESSAGE_START, 0, 0, NULL), 0);
+        assert_int_equal(emit(both[k], K2A_EV_BLOCK_START, 0, K2A_BLOCK_TEXT, NULL), 0);
+        for (size_t i = 0; i < n; ++i)
+            assert_int_equal(emit(both[k], K2A_EV_DELTA, 0, K2A_BLOCK_TEXT, deltas[i]), 0);
+        assert_int_equal(emit(both[k], K2A_EV_BLOCK_STOP, 0, K2A_BLOCK_TEXT, NULL), 0);
+        assert_int_equal(emit(both[k], K2A_EV_STOP, 0, 0, NULL), 0);
+    }
+    for (size_t i = 0; i < n; ++i)
+        assert_int_equal(k2a_buf_append(&whole, deltas[i], strlen(deltas[i])), 0);
+    assert_int_equal(k2a_buf_append(&want, "\"text\":\"", 8), 0);
+    assert_int_equal(k2a_buf_append_json_escaped(&want, whole.base, whole.len), 0);
+    assert_int_equal(k2a_buf_append(&want, "\"", 1), 0);
+    const char *cw = k2a_buf_cstr(&want), *cs = k2a_buf_cstr(&out);
+    const char *done = strstr(cs, "event: response.output_text.done");
+    assert_non_null(done);
+    assert_non_null(strstr(done, cw));                                              /* .output_text.done */
+    assert_non_null(strstr(strstr(done, "event: response.content_part.done"), cw)); /* .content_part.done */
+    assert_non_null(strstr(strstr(done, "event: response.output_item.done"), cw));  /* the item */
+    assert_non_null(strstr(strstr(done, "event: response.completed"), cw));         /* the final object */
+    k2a_buf_t json;
+    k2a_buf_init(&json, 0);
+    assert_int_equal(k2a_responses_writer_render(&a, &json), 0);
+    assert_non_null(strstr(k2a_buf_cstr(&json), cw));
+    k2a_buf_dispose(&json);
+    k2a_responses_writer_dispose(&w);
+    k2a_responses_writer_dispose(&a);
+    k2a_buf_dispose(&out);
+    k2a_buf_dispose(&whole);
+    k2a_buf_dispose(&want);
+}
+
+static void test_done_text_escaped_once(void **state)
+{
+    static const char *const plain[] = {"a\"b\\c\n", "\x01\t\x1f", " caf\xc3\xa9 \xe2\x82\xac", "\xff!"};
+    check_done_text(plain, 4);
+    static const char *const split[] = {"q\"\n\x02", "caf\xc3", "\xa9 \xe2\x82", "\xac \\\"", "\xf0\x9f", "\x98\x80.\r"};
+    check_done_text(split, 6);
+    static const char *const first[] = {"\xe2", "\x82\xac\"\x7f"};
+    check_done_text(first, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fixtures_golden),       cmocka_unit_test(test_stream_order),
-        cmocka_unit_test(test_max_tokens_incomplete), cmocka_unit_test(test_failure_in_stream),
-        cmocka_unit_test(test_non_stream_object),     cmocka_unit_test(test_output_bound),
-        cmocka_unit_test(test_web_search_stream),     cmocka_unit_test(test_web_search_non_stream_rewind),
+        cmocka_unit_test(test_fixtures_golden),        cmocka_unit_test(test_stream_order),
+        cmocka_unit_test(test_max_tokens_incomplete),  cmocka_unit_test(test_failure_in_stream),
+        cmocka_unit_test(test_non_stream_object),      cmocka_unit_test(test_output_bound),
+        cmocka_unit_test(test_web_search_stream),      cmocka_unit_test(test_web_search_non_stream_rewind),
+        cmocka_unit_test(test_done_text_escaped_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
