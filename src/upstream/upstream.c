@@ -664,6 +664,7 @@ static int setup_proxy(k2a_upstream_t *up)
 
 static void free_up(k2a_upstream_t *up)
 {
+    k2a_up_conn_bufs_free(up);
     if (up->ssl_ctx != NULL)
         SSL_CTX_free(up->ssl_ctx);
     if (up->proxy_auth != NULL)
