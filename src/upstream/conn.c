@@ -30,10 +30,13 @@
 static char *buf_take(k2a_upstream_t *up)
 {
     char *p = up->free_bufs;
-    if (p == NULL)
-        return malloc(CONN_BUF_SIZE);
-    memcpy(&up->free_bufs, p, sizeof(up->free_bufs));
-    --up->nfree_bufs;
+    if (p != NULL) {
+        memcpy(&up->free_bufs, p, sizeof(up->free_bufs));
+        --up->nfree_bufs;
+    } else if ((p = malloc(CONN_BUF_SIZE)) == NULL) {
+        return NULL;
+    }
+    ++up->stats.read_bufs_held;
     return p;
 }
 
@@ -44,6 +47,7 @@ static void buf_give(k2a_upstream_t *up, char **slot)
     if (p == NULL)
         return;
     *slot = NULL;
+    --up->stats.read_bufs_held;
     if (up->nfree_bufs >= CONN_BUF_KEEP) {
         free(p);
         return;
@@ -113,6 +117,8 @@ void k2a_up_conn_close(conn_t *c)
 
 void k2a_up_conn_release(conn_t *c)
 {
+    buf_give(c->up, &c->rbuf); /* the owner is done with the bytes it read */
+    buf_give(c->up, &c->pbuf);
     c->owned = 0;
     if (!c->closing)
         k2a_up_conn_close(c);
