@@ -9,6 +9,7 @@
  *  - its buffered bytes exceed the per-connection bound (h2o's per-stream entity limit, one request's worth),
  *  - a request's body is still arriving KIRO_HEADER_TIMEOUT_MS after its headers (PINGs do not reset this),
  * and, while the total over all connections exceeds KIRO_MAX_BUFFERED_BYTES, the largest ones are shut down.
+ * Also here, as the other reader of h2o's HTTP/2 stream state: freeing a stream's body buffer once a handler has its copy.
  */
 #include <stdlib.h>
 #include <string.h>
