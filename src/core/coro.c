@@ -400,6 +400,8 @@ k2a_coro_t *k2a_coro_current(void)
     return rt != NULL ? rt->current : NULL;
 }
 
+#define TRIM_MARGIN 1024
+
 void k2a_coro_trim_stack(void)
 {
 #ifndef K2A_CORO_ASAN
@@ -409,8 +411,10 @@ void k2a_coro_trim_stack(void)
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
     uintptr_t lo = (uintptr_t)co->stack_lo;
-    /* keep the page holding sp and the one below it (callees of the caller, signal frames); drop the rest */
-    uintptr_t end = (sp & ~(uintptr_t)(page - 1)) - page;
+    /* Everything below this frame is dead. Whole pages more than TRIM_MARGIN below it go: the margin covers this
+     * function's own locals and madvise's call into libc, whose return address must survive the call. A dropped page
+     * is still mapped: touching it again only costs a fresh zero page. */
+    uintptr_t end = (sp - TRIM_MARGIN) & ~(uintptr_t)(page - 1);
     if (end > lo && end - lo >= page)
         madvise((void *)lo, end - lo, MADV_DONTNEED);
 #endif

@@ -56,9 +56,10 @@ void k2a_coro_cancel(k2a_coro_t *co);
 bool k2a_coro_canceled(const k2a_coro_t *co);
 /* The running coroutine, or NULL on the loop's own stack. */
 k2a_coro_t *k2a_coro_current(void);
-/* Gives the stack pages below the caller's frame (less one page of margin) back to the kernel. A long-lived coroutine
- * calls it after a deep phase (decode, build) before a long shallow one (streaming), so that 10 000 open streams hold
- * one or two stack pages each instead of their deepest moment. A no-op outside a coroutine and in sanitizer builds. */
+/* Gives the stack pages below the caller's frame (less 1 KB of margin) back to the kernel. A long-lived coroutine
+ * calls it after a deep phase (decode, build) before a long shallow one (waiting for the answer, streaming), so that
+ * 10 000 open streams hold one stack page each instead of their deepest moment. A no-op outside a coroutine and in
+ * sanitizer builds. */
 void k2a_coro_trim_stack(void);
 uv_loop_t *k2a_coro_loop(void);
 

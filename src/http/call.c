@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "http/call.h"
 #include "http/keys_gate.h"
+#include "http/limits.h"
 #include "http/respond.h"
 #include "pool/sticky.h"
 
@@ -282,6 +283,7 @@ int k2a_call_start(h2o_req_t *req, k2a_route_t route, const k2a_dialect_t *diale
         goto Busy;
     }
     call->body_len = req->entity.len;
+    k2a_limits_release_h2_body(req, call->body); /* the copy serves the call; h2o's goes now (the metrics read the length) */
     call->user_agent = copy_header(call, req, "user-agent", 1024);
     call->session_id_header = copy_header(call, req, "x-claude-code-session-id", 128);
     call->client_key_id = client_key_id(req);

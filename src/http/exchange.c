@@ -556,6 +556,7 @@ static void run(k2a_call_t *call)
     int r;
     if (decode_and_build(x) != 0)
         goto Exit;
+    k2a_coro_trim_stack(); /* the deep phase is over: the wait for Kiro's answer holds no more than the dispatch's frames */
     x->wctx.ir = &x->ir;
     x->wctx.request_id = call->request_id;
     x->wctx.out = &x->stage;

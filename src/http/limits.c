@@ -9,6 +9,7 @@
  *  - its buffered bytes exceed the per-connection bound (h2o's per-stream entity limit, one request's worth),
  *  - a request's body is still arriving KIRO_HEADER_TIMEOUT_MS after its headers (PINGs do not reset this),
  * and, while the total over all connections exceeds KIRO_MAX_BUFFERED_BYTES, the largest ones are shut down.
+ * Also here, as the other reader of h2o's HTTP/2 stream state: freeing a stream's body buffer once a handler has its copy.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +145,20 @@ static void scan_http2(scan_t *sc, h2o_http2_conn_t *conn, uint64_t now_ms)
         return;
     }
     note(sc, fd, bytes);
+}
+
+void k2a_limits_release_h2_body(h2o_req_t *req, char *copy)
+{
+    if (req->version < 0x200 || req->entity.len == 0)
+        return;
+    /* h2o reads a stream's body buffer only while the body arrives (state RECV_BODY, before the handler) and frees it at
+     * the close when it is still there; the scan above counts streams up to REQ_PENDING only */
+    h2o_http2_stream_t *stream = H2O_STRUCT_FROM_MEMBER(h2o_http2_stream_t, req, req);
+    if (stream->state <= H2O_HTTP2_STREAM_STATE_REQ_PENDING || stream->_req_body == NULL ||
+        stream->_req_body->bytes != req->entity.base)
+        return; /* not a body h2o buffered for a stream being handled (an upgraded HTTP/1.1 request keeps its own) */
+    h2o_buffer_dispose(&stream->_req_body);
+    req->entity.base = copy;
 }
 
 void k2a_limits_scan(k2a_server_t *s, bool full)

@@ -33,6 +33,11 @@ static inline int k2a_limits_headers_ok(const h2o_req_t *req)
  * closed (RFC 9112 §6.3). */
 bool k2a_limits_framing_conflict(h2o_req_t *req);
 
+/* A handler that copied the request body (the call does) lets h2o's HTTP/2 buffer of it go at once: otherwise it stays
+ * until the stream closes (8 KB or more for each open stream). req->entity then points at copy (same length). Nothing
+ * happens for HTTP/1.1 or when h2o did not buffer this body. */
+void k2a_limits_release_h2_body(h2o_req_t *req, char *copy);
+
 /* Sets the bounds up (and turns off h2o's spill of large buffers to temporary files). Returns 0 or -1 (no memory). */
 int k2a_limits_start(k2a_server_t *s);
 /* One scan of the HTTP/2 connections, and with full of every client connection's socket buffer too (normally run by the

@@ -7,6 +7,8 @@
  *
  * Reading is active only while a coroutine waits for bytes or while the connection sits idle in the
  * pool (where any byte or EOF from the peer drops it), so that a slow consumer applies backpressure.
+ * The read buffers come from the client's free list while bytes are being handed over (see internal.h):
+ * a reader keeps its bytes until it asks for more, and a connection that waits holds no buffer.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -23,6 +25,48 @@
 #define TLS_WRITE_BATCH (256 * 1024) /* plaintext encrypted before each socket write */
 #define PROXY_HEAD_MAX (16 * 1024)
 
+/* ---- read buffers ---- */
+
+static char *buf_take(k2a_upstream_t *up)
+{
+    char *p = up->free_bufs;
+    if (p != NULL) {
+        memcpy(&up->free_bufs, p, sizeof(up->free_bufs));
+        --up->nfree_bufs;
+    } else if ((p = malloc(CONN_BUF_SIZE)) == NULL) {
+        return NULL;
+    }
+    ++up->stats.read_bufs_held;
+    return p;
+}
+
+/* Gives *slot back to the free list (nothing when it is NULL) and clears it. */
+static void buf_give(k2a_upstream_t *up, char **slot)
+{
+    char *p = *slot;
+    if (p == NULL)
+        return;
+    *slot = NULL;
+    --up->stats.read_bufs_held;
+    if (up->nfree_bufs >= CONN_BUF_KEEP) {
+        free(p);
+        return;
+    }
+    memcpy(p, &up->free_bufs, sizeof(up->free_bufs));
+    up->free_bufs = p;
+    ++up->nfree_bufs;
+}
+
+void k2a_up_conn_bufs_free(k2a_upstream_t *up)
+{
+    while (up->free_bufs != NULL) {
+        char *p = up->free_bufs;
+        memcpy(&up->free_bufs, p, sizeof(up->free_bufs));
+        free(p);
+    }
+    up->nfree_bufs = 0;
+}
+
 /* ---- lifetime ---- */
 
 static void conn_free(conn_t *c)
@@ -35,6 +79,7 @@ static void conn_free(conn_t *c)
             SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
         SSL_free(c->ssl); /* frees both BIOs */
     }
+    free(c->rbuf); /* not to the free list: the client may be gone already */
     free(c->pbuf);
     free(c);
 }
@@ -72,6 +117,8 @@ void k2a_up_conn_close(conn_t *c)
 
 void k2a_up_conn_release(conn_t *c)
 {
+    buf_give(c->up, &c->rbuf); /* the owner is done with the bytes it read */
+    buf_give(c->up, &c->pbuf);
     c->owned = 0;
     if (!c->closing)
         k2a_up_conn_close(c);
@@ -171,13 +218,9 @@ int k2a_up_conn_open(k2a_upstream_t *up, origin_t *origin, const k2a_sockaddr_t 
     *out = NULL;
     if (k2a_coro_canceled(k2a_coro_current()))
         return K2A_ECANCELED;
-    conn_t *c = malloc(sizeof(*c));
+    conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return K2A_ENOMEM;
-    memset(c, 0, offsetof(conn_t, rbuf));
-    c->ssl = NULL;
-    c->rbio = c->wbio = NULL;
-    c->pbuf = NULL;
     c->up = up;
     c->origin = origin;
     c->owned = 1;
@@ -211,8 +254,10 @@ int k2a_up_conn_open(k2a_upstream_t *up, origin_t *origin, const k2a_sockaddr_t 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     conn_t *c = h->data;
+    if (c->rbuf == NULL)
+        c->rbuf = buf_take(c->up);
     buf->base = c->rbuf;
-    buf->len = sizeof(c->rbuf);
+    buf->len = c->rbuf != NULL ? CONN_RBUF_SIZE : 0; /* 0: libuv reports UV_ENOBUFS, which fails the read */
 }
 
 static void stop_reading(conn_t *c)
@@ -232,16 +277,23 @@ static bool tls_idle_ok(conn_t *c)
         return false;
     if (BIO_ctrl_pending(c->rbio) == 0)
         return true;
+    bool had = c->pbuf != NULL;
+    if (!had && (c->pbuf = buf_take(c->up)) == NULL)
+        return false;
     ERR_clear_error();
     int n = SSL_read(c->ssl, c->pbuf, CONN_PBUF_SIZE);
     bool ok = n <= 0 && SSL_get_error(c->ssl, n) == SSL_ERROR_WANT_READ && BIO_ctrl_pending(c->wbio) == 0;
     ERR_clear_error();
+    if (!had)
+        buf_give(c->up, &c->pbuf);
     return ok;
 }
 
 static void on_idle_read(conn_t *c, ssize_t nread)
 {
-    if (nread > 0 && c->ssl != NULL && BIO_write(c->rbio, c->rbuf, (int)nread) == nread && tls_idle_ok(c))
+    bool ok = nread > 0 && c->ssl != NULL && BIO_write(c->rbio, c->rbuf, (int)nread) == nread;
+    buf_give(c->up, &c->rbuf);
+    if (ok && tls_idle_ok(c))
         return;
     k2a_debug("upstream: idle connection to %s:%u dropped (%s)", c->origin->host, c->origin->port,
               nread > 0 ? "unexpected bytes" : "closed by the peer");
@@ -252,6 +304,8 @@ static void on_idle_read(conn_t *c, ssize_t nread)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     conn_t *c = s->data;
+    if (nread <= 0)
+        buf_give(c->up, &c->rbuf); /* nothing landed in it (EAGAIN), or the stream ended */
     if (nread == 0)
         return;
     if (c->idle) {
@@ -259,6 +313,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (c->wait_kind != CONN_WAIT_READ) {
+        buf_give(c->up, &c->rbuf);
         stop_reading(c); /* cannot happen: reading is on only while someone waits */
         return;
     }
@@ -274,9 +329,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         stop_reading(c);
 }
 
-/* Awaits one socket read into c->rbuf: bytes (> 0), 0 at EOF, or an error. */
+/* Awaits one socket read into c->rbuf (taken when the bytes arrive; NULL unless bytes came): bytes (> 0), 0 at EOF, or an
+ * error. The previous bytes are given up first. */
 static intptr_t raw_read(conn_t *c, uint64_t timeout_ms, int timeout_err)
 {
+    buf_give(c->up, &c->rbuf);
     if (c->closing)
         return closed_err(c);
     if (c->eof)
@@ -385,7 +442,7 @@ int k2a_up_conn_tls_handshake(conn_t *c, SSL_CTX *ctx, const char *host, bool ve
 {
     uv_loop_t *loop = c->up->loop;
     uint64_t deadline = timeout_ms != 0 ? uv_now(loop) + timeout_ms : UINT64_MAX;
-    if ((c->pbuf = malloc(CONN_PBUF_SIZE)) == NULL || (c->ssl = SSL_new(ctx)) == NULL)
+    if ((c->ssl = SSL_new(ctx)) == NULL)
         return K2A_ENOMEM;
     c->rbio = BIO_new(BIO_s_mem());
     c->wbio = BIO_new(BIO_s_mem());
@@ -446,7 +503,9 @@ int k2a_up_conn_tls_handshake(conn_t *c, SSL_CTX *ctx, const char *host, bool ve
         }
         if (n < 0)
             return (int)n;
-        if (BIO_write(c->rbio, c->rbuf, (int)n) != n)
+        bool copied = BIO_write(c->rbio, c->rbuf, (int)n) == n;
+        buf_give(c->up, &c->rbuf);
+        if (!copied)
             return K2A_ENOMEM;
     }
     c->tls_resumed = SSL_session_reused(c->ssl) ? 1 : 0;
@@ -465,9 +524,13 @@ intptr_t k2a_up_conn_read(conn_t *c, char **data, uint64_t timeout_ms, int timeo
         *data = c->rbuf;
         return n;
     }
+    *data = NULL;
     if (c->closing)
         return closed_err(c);
     for (;;) {
+        /* the plaintext buffer is held while SSL_read fills it and until the next call; a wait holds none */
+        if (c->pbuf == NULL && (c->pbuf = buf_take(c->up)) == NULL)
+            return K2A_ENOMEM;
         ERR_clear_error();
         int n = SSL_read(c->ssl, c->pbuf, CONN_PBUF_SIZE);
         int e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, n);
@@ -476,6 +539,7 @@ intptr_t k2a_up_conn_read(conn_t *c, char **data, uint64_t timeout_ms, int timeo
             *data = c->pbuf;
             return n;
         }
+        buf_give(c->up, &c->pbuf);
         if (e == SSL_ERROR_ZERO_RETURN)
             return 0;
         if (e != SSL_ERROR_WANT_READ) {
@@ -486,7 +550,9 @@ intptr_t k2a_up_conn_read(conn_t *c, char **data, uint64_t timeout_ms, int timeo
         intptr_t got = raw_read(c, timeout_ms, timeout_err);
         if (got <= 0)
             return got; /* EOF without close_notify reads as EOF: the HTTP framing tells a truncation */
-        if (BIO_write(c->rbio, c->rbuf, (int)got) != got)
+        bool copied = BIO_write(c->rbio, c->rbuf, (int)got) == got;
+        buf_give(c->up, &c->rbuf);
+        if (!copied)
             return K2A_ENOMEM;
     }
 }
@@ -571,7 +637,9 @@ int k2a_up_conn_proxy_connect(conn_t *c, const char *host, uint16_t port, const 
             break;
         }
         size_t last_len = head.len;
-        if (k2a_buf_append(&head, c->rbuf, (size_t)n) != 0) {
+        int ar = k2a_buf_append(&head, c->rbuf, (size_t)n);
+        buf_give(c->up, &c->rbuf);
+        if (ar != 0) {
             k2a_warn("upstream: the proxy's answer to CONNECT is too large");
             r = K2A_EPROXY;
             break;
@@ -662,6 +730,8 @@ static void on_idle_timer(uv_timer_t *t)
 
 void k2a_up_conn_idle_start(conn_t *c, uint64_t idle_ms)
 {
+    buf_give(c->up, &c->rbuf); /* the last response is done with its bytes */
+    buf_give(c->up, &c->pbuf);
     if (!c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
             k2a_up_conn_close(c);

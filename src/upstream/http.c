@@ -294,15 +294,11 @@ static int map_write_error(int r)
     return r == K2A_ECLOSED ? K2A_ERESET_BEFORE_RESPONSE : r;
 }
 
-int k2a_up_http_exchange(resp_t *r, const k2a_http_request_t *req, uint32_t first_byte_timeout_ms)
+/* Writes [head, body...] in one call, the body iovecs untouched. Not inlined: its iovecs and head buffer are not part of
+ * the frame that waits for the answer (see k2a_coro_trim_stack). */
+static __attribute__((noinline)) int send_request(resp_t *r, const k2a_http_request_t *req, uint32_t first_byte_timeout_ms)
 {
-    k2a_upstream_t *up = r->up;
     conn_t *c = r->conn;
-    resp_reset(r);
-    r->head_method = strcmp(req->method, "HEAD") == 0;
-    uint64_t deadline = first_byte_timeout_ms != 0 ? uv_now(up->loop) + first_byte_timeout_ms : UINT64_MAX;
-
-    /* write: [head, body...] in one call, the body iovecs untouched */
     size_t body_len = 0;
     for (size_t i = 0; i < req->nbody; ++i)
         body_len += req->body[i].len;
@@ -327,8 +323,19 @@ int k2a_up_http_exchange(resp_t *r, const k2a_http_request_t *req, uint32_t firs
     if (bufs != small)
         free(bufs);
     k2a_buf_dispose(&hb);
+    return rc != 0 ? map_write_error(rc) : 0;
+}
+
+int k2a_up_http_exchange(resp_t *r, const k2a_http_request_t *req, uint32_t first_byte_timeout_ms)
+{
+    k2a_upstream_t *up = r->up;
+    conn_t *c = r->conn;
+    resp_reset(r);
+    r->head_method = strcmp(req->method, "HEAD") == 0;
+    uint64_t deadline = first_byte_timeout_ms != 0 ? uv_now(up->loop) + first_byte_timeout_ms : UINT64_MAX;
+    int rc = send_request(r, req, first_byte_timeout_ms);
     if (rc != 0)
-        return map_write_error(rc);
+        return rc;
 
     /* read the head: the first byte under the first-byte deadline, the rest under the idle timeout */
     size_t off = 0, last_len = 0;

@@ -83,8 +83,13 @@ struct st_origin_t {
 
 enum { CONN_WAIT_NONE = 0, CONN_WAIT_CONNECT, CONN_WAIT_READ, CONN_WAIT_WRITE };
 
-#define CONN_RBUF_SIZE (16 * 1024)
-#define CONN_PBUF_SIZE (16 * 1024)
+/* Read buffers (socket bytes, and the plaintext out of SSL_read over TLS) are not part of a connection: one is taken from
+ * the client's free list when bytes arrive and given back when the reader asks for more, goes idle or is freed, so that
+ * a stream waiting for its next frame holds none (10 000 open streams would otherwise hold 10 000 of them). */
+#define CONN_BUF_SIZE (16 * 1024)
+#define CONN_RBUF_SIZE CONN_BUF_SIZE
+#define CONN_PBUF_SIZE CONN_BUF_SIZE
+#define CONN_BUF_KEEP 64 /* free buffers kept per client; more go back to malloc */
 
 struct st_conn_t {
     uv_tcp_t tcp;
@@ -108,11 +113,11 @@ struct st_conn_t {
     unsigned holds_slot : 1; /* counts in origin->nconns and stats.conns_open */
     unsigned eof : 1;        /* the peer closed its side or the socket failed */
     unsigned tls_resumed : 1;
-    unsigned tls_failed : 1;   /* a TLS-level error: the session is not kept resumable */
-    char rbuf[CONN_RBUF_SIZE]; /* socket reads land here (ciphertext over TLS) */
+    unsigned tls_failed : 1; /* a TLS-level error: the session is not kept resumable */
+    char *rbuf;              /* CONN_RBUF_SIZE bytes where socket reads land (ciphertext over TLS), or NULL between reads */
     SSL *ssl;
     BIO *rbio, *wbio;
-    char *pbuf; /* plaintext out of SSL_read (TLS only) */
+    char *pbuf; /* CONN_PBUF_SIZE bytes of plaintext out of SSL_read (TLS only), or NULL between reads */
 };
 
 /* Opens a TCP connection to addr. On success *out is owned by the caller (k2a_up_conn_release). Returns 0,
@@ -130,6 +135,8 @@ int k2a_up_conn_tls_handshake(conn_t *c, SSL_CTX *ctx, const char *host, bool ve
 intptr_t k2a_up_conn_read(conn_t *c, char **data, uint64_t timeout_ms, int timeout_err);
 /* Writes every byte of bufs (encrypted over TLS). Returns 0, K2A_ECLOSED, timeout_err, K2A_ECANCELED, K2A_ENOMEM. */
 int k2a_up_conn_write(conn_t *c, const uv_buf_t *bufs, size_t nbufs, uint64_t timeout_ms, int timeout_err);
+/* Frees the client's free read buffers (at its destruction; buffers still held by connections go with them). */
+void k2a_up_conn_bufs_free(k2a_upstream_t *up);
 /* Closes the connection now (idempotent): leaves the idle list, gives back its slot, wakes a read waiter. */
 void k2a_up_conn_close(conn_t *c);
 /* The owner lets go: an open connection is closed; the memory goes in the last close callback. */
@@ -205,6 +212,8 @@ struct st_k2a_upstream_t {
     char *proxy_auth; /* "Basic ..." or NULL */
     origin_t *origins;
     size_t inflight; /* requests in progress + responses not yet released */
+    char *free_bufs; /* read buffers not in use (a list linked through their first bytes), nfree_bufs <= CONN_BUF_KEEP */
+    size_t nfree_bufs;
     k2a_upstream_stats_t stats;
     struct st_up_tail_t *tails; /* responses read to their framing's end in the background (upstream.c) */
     size_t ntails;

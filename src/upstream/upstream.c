@@ -325,8 +325,21 @@ static origin_t *origin_get(k2a_upstream_t *up, const k2a_url_t *url, const char
     return o;
 }
 
-/* DNS, TCP (next address on failure), proxy tunnel, TLS. The slot is the caller's. */
-static int establish(k2a_upstream_t *up, origin_t *o, aff_t *aff, uint32_t connect_timeout_ms, conn_t **out)
+#define ORIGIN_HOST_MAX 256
+
+/* origin_get with the URL's host made NUL-terminated in a frame of its own (not the one that waits for the answer). */
+static __attribute__((noinline)) origin_t *origin_find(k2a_upstream_t *up, const k2a_url_t *url, bool proxied)
+{
+    char host[ORIGIN_HOST_MAX];
+    memcpy(host, url->host.base, url->host.len);
+    host[url->host.len] = '\0';
+    return origin_get(up, url, host, proxied);
+}
+
+/* DNS, TCP (next address on failure), proxy tunnel, TLS. The slot is the caller's. Not inlined: its addresses are not part
+ * of the frame that waits for the answer (a stream waits there for its first byte; see k2a_coro_trim_stack). */
+static __attribute__((noinline)) int establish(k2a_upstream_t *up, origin_t *o, aff_t *aff, uint32_t connect_timeout_ms,
+                                               conn_t **out)
 {
     const char *host = o->proxied ? up->proxy_host : o->host;
     uint16_t port = o->proxied ? up->proxy.port : o->port;
@@ -436,11 +449,8 @@ int k2a_upstream_request(k2a_upstream_t *up, const k2a_http_request_t *req, k2a_
     if (co == NULL || req->url == NULL || req->method == NULL || req->url->host.len == 0 || (req->nbody > 0 && req->body == NULL))
         return K2A_EINVAL;
     const k2a_url_t *url = req->url;
-    char host[256];
-    if (url->host.len >= sizeof(host))
+    if (url->host.len >= ORIGIN_HOST_MAX)
         return K2A_EBAD_URL;
-    memcpy(host, url->host.base, url->host.len);
-    host[url->host.len] = '\0';
     bool proxied = up->proxy_host != NULL && !k2a_no_proxy_match(up->cfg.no_proxy, url->host);
     uint32_t connect_timeout = req->connect_timeout_ms != 0 ? req->connect_timeout_ms : up->cfg.connect_timeout_ms;
     uint32_t fb_timeout = req->first_byte_timeout_ms != 0 ? req->first_byte_timeout_ms : up->cfg.first_byte_timeout_ms;
@@ -449,7 +459,7 @@ int k2a_upstream_request(k2a_upstream_t *up, const k2a_http_request_t *req, k2a_
 
     int rc;
     resp_t *r = NULL;
-    origin_t *o = origin_get(up, url, host, proxied);
+    origin_t *o = origin_find(up, url, proxied);
     aff_t *aff = o != NULL ? aff_get(o, req->affinity) : NULL;
     bool close = req->close || up->cfg.reuse_never;
     if (aff == NULL || (r = k2a_up_http_resp_create(up)) == NULL) {
@@ -491,7 +501,7 @@ int k2a_upstream_request(k2a_upstream_t *up, const k2a_http_request_t *req, k2a_
         k2a_up_conn_release(c);
         r->conn = NULL;
         if (reused && !retried && !r->got_bytes && rc == K2A_ERESET_BEFORE_RESPONSE && !k2a_coro_canceled(co)) {
-            k2a_debug("upstream: reused connection to %s:%u failed before the response; retrying on a new one", host, url->port);
+            k2a_debug("upstream: reused connection to %s:%u failed before the response; retrying on a new one", o->host, url->port);
             retried = true;
             ++up->stats.retries;
             continue;
@@ -781,6 +791,7 @@ static int setup_proxy(k2a_upstream_t *up)
 
 static void free_up(k2a_upstream_t *up)
 {
+    k2a_up_conn_bufs_free(up);
     if (up->ssl_ctx != NULL)
         SSL_CTX_free(up->ssl_ctx);
     if (up->proxy_auth != NULL)

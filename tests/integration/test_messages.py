@@ -3,8 +3,13 @@ tool call whose input is split inside UTF-8 sequences, an upstream cut before an
 validator's 400 without failover, client disconnect cancelling the upstream stream, pings while the
 upstream is silent, and SIGTERM letting a slow stream finish."""
 import json
+import os
+import re
+import shutil
 import signal
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -63,6 +68,37 @@ class Messages(unittest.TestCase):
         self.assertEqual(start["usage"]["input_tokens"], n)
         self.assertEqual(delta["usage"]["input_tokens"], n)
         self.assertGreater(delta["usage"]["output_tokens"], 0)
+
+    def request_bytes_total(self):
+        st, _, m = request(self.gw.port, "GET", "/metrics", key=CLIENT_KEY)
+        self.assertEqual(st, 200)
+        return int(re.search(rb'k2a_http_request_bytes_total\{route="messages"\} (\d+)', m).group(1))
+
+    def test_h2_body_in_many_frames(self):
+        """Over HTTP/2 the call keeps its own copy of the body and h2o's buffer of it goes before the answer: a body of
+        many DATA frames (h2o's buffer grown past its first 8 KB) is answered whole, and the metrics count its length."""
+        if not shutil.which("nghttp"):
+            self.skipTest("nghttp2-client not installed")
+        text = "h2 body " + "0123456789abcdef" * 4000 + " end-of-body-marker"
+        raw = json.dumps(body(text)).encode()
+        path = os.path.join(tempfile.mkdtemp(prefix="k2a-h2body-"), "body.json")
+        with open(path, "wb") as f:
+            f.write(raw)
+        before = self.request_bytes_total()
+        r = subprocess.run(["nghttp", "-d", path, "-H", "x-api-key: " + CLIENT_KEY, "-H", "content-type: application/json",
+                            "http://127.0.0.1:%d/v1/messages" % self.gw.port], capture_output=True, timeout=30 * SLOW)
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        evs = parse_sse(r.stdout)
+        self.assertEqual([e for e, _ in evs][-1], "message_stop")
+        got = "".join(json.loads(d)["delta"]["text"] for e, d in evs if e == "content_block_delta")
+        self.assertTrue(got.startswith("echo: h2 body 0123"), got[:100])
+        st, _, sent = request(self.sim.port, "GET", "/sim/last-request")  # the whole text reached Kiro
+        self.assertEqual(st, 200)
+        self.assertEqual(json.loads(sent)["conversationState"]["currentMessage"]["userInputMessage"]["content"], text)
+        deadline = time.time() + 5 * SLOW  # counted when h2o disposes of the request, which can trail the last byte
+        while self.request_bytes_total() - before != len(raw) and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(self.request_bytes_total() - before, len(raw))
 
     def test_non_stream_tool_call_split_in_utf8(self):
         args = {"city": "巴黎 — Île-de-France", "units": "°C"}

@@ -312,6 +312,74 @@ static void test_large_bodies(void **state)
     seq_dispose(&s);
 }
 
+/* ---- read buffers: held while bytes are handed over, none while a connection waits ---- */
+
+typedef struct st_held_t {
+    int rc, rest_rc;
+    intptr_t first_len;
+    uint64_t with_bytes, parked, done; /* stats.read_bufs_held at each step */
+    k2a_buf_t rest;
+} held_t;
+
+static uint64_t bufs_held(void)
+{
+    k2a_upstream_stats_t st;
+    k2a_upstream_get_stats(up, &st);
+    return st.read_bufs_held;
+}
+
+static void held_reader(k2a_coro_t *co, void *arg)
+{
+    held_t *h = arg;
+    char u[256];
+    url(u, sizeof(u), "/gated?mode=chunked");
+    k2a_url_t pu;
+    k2a_url_parse(u, strlen(u), &pu);
+    k2a_http_request_t req = {.url = &pu, .method = "GET"};
+    k2a_http_response_t *resp;
+    if ((h->rc = k2a_upstream_request(up, &req, &resp)) != 0) {
+        h->first_len = -1;
+        return;
+    }
+    const char *d;
+    intptr_t n = k2a_upstream_read(resp, &d);
+    h->with_bytes = bufs_held(); /* d points into a buffer the connection holds */
+    h->first_len = n;
+    h->rest_rc = k2a_upstream_read_all(resp, &h->rest, 1024); /* parks until the server is released */
+    k2a_upstream_release(resp);
+    h->done = bufs_held();
+}
+
+static void held_driver(k2a_coro_t *co, void *arg)
+{
+    held_t *h = arg;
+    while (h->first_len == 0)
+        k2a_coro_sleep(10);
+    k2a_coro_sleep(100); /* the reader waits for the rest of the body */
+    h->parked = bufs_held();
+    ut_proc_cmd(&srv, "release", "requests");
+}
+
+static void test_read_buffer_only_while_reading(void **state)
+{
+    make_client();
+    held_t h = {0};
+    k2a_buf_init(&h.rest, 1024);
+    assert_int_equal(k2a_coro_spawn(held_reader, &h), 0);
+    ut_run(&loop, held_driver, &h);
+    while (h.rest_rc == 0 && h.rest.len == 0 && h.first_len > 0)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(h.rc, 0);
+    assert_int_equal(h.first_len, 5);
+    assert_int_equal(h.with_bytes, 1);
+    assert_int_equal(h.parked, 0);
+    assert_int_equal(h.rest_rc, 0);
+    assert_int_equal(h.rest.len, 7);
+    assert_memory_equal(h.rest.base, "-second", 7);
+    assert_int_equal(h.done, 0);
+    k2a_buf_dispose(&h.rest);
+}
+
 /* ---- pooling ---- */
 
 typedef struct st_many_t {
@@ -347,6 +415,7 @@ static void test_pool_reuse_100(void **state)
     k2a_upstream_get_stats(up, &st);
     assert_int_equal(st.conns_opened, 1);
     assert_int_equal(st.conns_reused, 99);
+    assert_int_equal(st.read_bufs_held, 0); /* every read buffer went back to the free list */
 }
 
 static void test_no_pooling_when_max_idle_0(void **state)
@@ -903,6 +972,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_incremental_chunked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_incremental_close_delimited, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_bodies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_buffer_only_while_reading, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_reuse_100, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_pooling_when_max_idle_0, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_closed_by_server, setup, teardown),
