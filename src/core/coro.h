@@ -58,7 +58,8 @@ bool k2a_coro_canceled(const k2a_coro_t *co);
 k2a_coro_t *k2a_coro_current(void);
 /* Gives the stack pages below the caller's frame (less one page of margin) back to the kernel. A long-lived coroutine
  * calls it after a deep phase (decode, build) before a long shallow one (streaming), so that 10 000 open streams hold
- * one or two stack pages each instead of their deepest moment. A no-op outside a coroutine and in sanitizer builds. */
+ * one or two stack pages each instead of their deepest moment. A no-op outside a coroutine, in sanitizer builds, and while
+ * fewer than 64 coroutines live on the loop (then the pages are worth more kept than the madvise and refaults cost). */
 void k2a_coro_trim_stack(void);
 uv_loop_t *k2a_coro_loop(void);
 
