@@ -468,8 +468,13 @@ int k2a_call_flush(k2a_call_t *call)
     if (call->req_gone)
         return K2A_ECANCELED;
     if (!call->in_flight) {
-        /* an immediate send may dispose of the request (and, from a coroutine, never frees the call: co_done is still 0) */
-        schedule_send(call);
+        /* past the high-water mark it goes at once (then the next flush parks): what waits for the end of the iteration
+         * stays bounded when one iteration brings many upstream reads. An immediate send may dispose of the request (and,
+         * from a coroutine, never frees the call: co_done is still 0). */
+        if (call->out[call->filling].len > call->high_water)
+            send_pending(call);
+        else
+            schedule_send(call);
         return call->req_gone && !call->final_sent ? K2A_ECANCELED : 0;
     }
     while (call->out[call->filling].len > call->high_water) {
