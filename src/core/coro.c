@@ -401,12 +401,15 @@ k2a_coro_t *k2a_coro_current(void)
 }
 
 #define TRIM_MARGIN 1024
+/* Below this many live coroutines on a loop their stacks weigh little (64 KB at most each), and trimming costs a madvise
+ * and, at the next request the pooled stack serves, a page fault for every page it gave back: not worth it. */
+#define TRIM_MIN_LIVE 64
 
 void k2a_coro_trim_stack(void)
 {
 #ifndef K2A_CORO_ASAN
     k2a_coro_t *co = k2a_coro_current();
-    if (co == NULL)
+    if (co == NULL || rt->stats.live < TRIM_MIN_LIVE)
         return;
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);

@@ -58,8 +58,9 @@ bool k2a_coro_canceled(const k2a_coro_t *co);
 k2a_coro_t *k2a_coro_current(void);
 /* Gives the stack pages below the caller's frame (less 1 KB of margin) back to the kernel. A long-lived coroutine
  * calls it after a deep phase (decode, build) before a long shallow one (waiting for the answer, streaming), so that
- * 10 000 open streams hold one stack page each instead of their deepest moment. A no-op outside a coroutine and in
- * sanitizer builds. */
+ * 10 000 open streams hold one stack page each instead of their deepest moment. A no-op outside a coroutine, in sanitizer
+ * builds, and while fewer than 64 coroutines live on the loop (then the pages are worth more kept than the madvise and
+ * refaults cost). */
 void k2a_coro_trim_stack(void);
 uv_loop_t *k2a_coro_loop(void);
 

@@ -48,9 +48,24 @@ static void link_sending(k2a_call_t *call)
     call->server->sending = call;
 }
 
+static void unlink_queued(k2a_call_t *call)
+{
+    if (!call->queued)
+        return;
+    call->queued = 0;
+    if (call->qprev != NULL)
+        call->qprev->qnext = call->qnext;
+    else
+        call->server->send_queue = call->qnext;
+    if (call->qnext != NULL)
+        call->qnext->qprev = call->qprev;
+    call->qprev = call->qnext = NULL;
+}
+
 static void call_free(k2a_call_t *call)
 {
     unlink_sending(call);
+    unlink_queued(call);
     k2a_buf_dispose(&call->out[0]);
     k2a_buf_dispose(&call->out[1]);
     k2a_arena_dispose(&call->arena);
@@ -66,6 +81,7 @@ static void mark_gone(k2a_call_t *call)
     call->req_gone = 1;
     call->req = NULL;
     unlink_sending(call);
+    unlink_queued(call);
     if (!call->co_done && !call->final_sent)
         k2a_coro_cancel(call->co);
 }
@@ -83,6 +99,7 @@ static void send_pending(k2a_call_t *call)
 {
     if (call->in_flight || call->req_gone || call->final_sent || !call->started)
         return;
+    unlink_queued(call);
     k2a_buf_t *buf = &call->out[call->filling];
     if (buf->len == 0 && !call->final_queued)
         return;
@@ -101,6 +118,80 @@ static void send_pending(k2a_call_t *call)
         state = H2O_SEND_STATE_FINAL;
     }
     h2o_send(call->req, &vec, vec.len != 0 ? 1 : 0, state);
+}
+
+/* The end of the loop iteration's I/O: every queued call hands what it wrote to h2o. A send may dispose of other requests
+ * (their calls leave the queue as they are freed) or start new ones that queue themselves: take the head each time. */
+static void on_send_check(uv_check_t *check)
+{
+    k2a_server_t *server = check->data;
+    k2a_call_t *call;
+    while ((call = server->send_queue) != NULL) {
+        unlink_queued(call);
+        send_pending(call);
+    }
+    uv_check_stop(check);
+    if (server->send_idle != NULL)
+        uv_idle_stop(server->send_idle);
+}
+
+static void on_send_idle(uv_idle_t *idle)
+{
+    (void)idle; /* only there so that the loop's poll does not block while sends are queued */
+}
+
+void k2a_call_send_queue_start(k2a_server_t *server)
+{
+    uv_check_t *check = malloc(sizeof(*check));
+    uv_idle_t *idle = malloc(sizeof(*idle));
+    if (check == NULL || idle == NULL) {
+        free(check);
+        free(idle);
+        return; /* sends then go out at once */
+    }
+    uv_check_init(server->loop, check);
+    uv_idle_init(server->loop, idle);
+    check->data = idle->data = server;
+    server->send_check = check;
+    server->send_idle = idle;
+}
+
+void k2a_call_send_queue_stop(k2a_server_t *server)
+{
+    k2a_call_t *call;
+    while ((call = server->send_queue) != NULL) {
+        unlink_queued(call);
+        send_pending(call);
+    }
+    if (server->send_check != NULL)
+        uv_close((uv_handle_t *)server->send_check, (uv_close_cb)free);
+    if (server->send_idle != NULL)
+        uv_close((uv_handle_t *)server->send_idle, (uv_close_cb)free);
+    server->send_check = NULL;
+    server->send_idle = NULL;
+}
+
+/* Sends the filled buffer at the end of the loop iteration's I/O (at once without the server's queue). Like send_pending,
+ * the last thing its caller does with the call when the send is immediate. */
+static void schedule_send(k2a_call_t *call)
+{
+    k2a_server_t *server = call->server;
+    if (call->queued || call->in_flight || call->req_gone || call->final_sent || !call->started)
+        return;
+    if (server->send_check == NULL) {
+        send_pending(call);
+        return;
+    }
+    call->queued = 1;
+    call->qprev = NULL;
+    call->qnext = server->send_queue;
+    if (call->qnext != NULL)
+        call->qnext->qprev = call;
+    else {
+        uv_check_start(server->send_check, on_send_check);
+        uv_idle_start(server->send_idle, on_send_idle);
+    }
+    server->send_queue = call;
 }
 
 static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
@@ -379,8 +470,13 @@ int k2a_call_flush(k2a_call_t *call)
     if (call->req_gone)
         return K2A_ECANCELED;
     if (!call->in_flight) {
-        /* send_pending may dispose of the request (and, from a coroutine, never frees the call: co_done is still 0) */
-        send_pending(call);
+        /* past the high-water mark it goes at once (then the next flush parks): what waits for the end of the iteration
+         * stays bounded when one iteration brings many upstream reads. An immediate send may dispose of the request (and,
+         * from a coroutine, never frees the call: co_done is still 0). */
+        if (call->out[call->filling].len > call->high_water)
+            send_pending(call);
+        else
+            schedule_send(call);
         return call->req_gone && !call->final_sent ? K2A_ECANCELED : 0;
     }
     while (call->out[call->filling].len > call->high_water) {
@@ -402,7 +498,10 @@ void k2a_call_finish(k2a_call_t *call)
         return;
     call->final_queued = 1;
     k2a_keys_gate_end(call); /* the answer is complete: the key's slot is free for the client's next request */
-    send_pending(call);
+    if (k2a_coro_current() == call->co)
+        schedule_send(call); /* with whatever the coroutine flushed in this iteration: one send */
+    else
+        send_pending(call);
 }
 
 int k2a_call_respond_json(k2a_call_t *call, int status, const char *json, size_t len)

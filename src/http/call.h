@@ -29,6 +29,7 @@ struct st_k2a_call_t {
     k2a_server_t *server;
     k2a_call_t *prev, *next;   /* server->calls while the coroutine runs */
     k2a_call_t *sprev, *snext; /* server->sending while an h2o_send awaits proceed (write-stall watch) */
+    k2a_call_t *qprev, *qnext; /* server->send_queue while flushed bytes wait for the end of the loop's I/O */
     h2o_req_t *req;            /* NULL once the client is gone or the response is complete */
     h2o_generator_t generator;
     k2a_coro_t *co;
@@ -56,6 +57,7 @@ struct st_k2a_call_t {
     int last_outq;          /* the client socket's unsent bytes at the last stall check */
     unsigned started : 1;   /* h2o_start_response was called */
     unsigned in_flight : 1; /* an h2o_send awaits proceed */
+    unsigned queued : 1;    /* on server->send_queue */
     unsigned final_queued : 1;
     unsigned final_sent : 1;
     unsigned req_gone : 1; /* generator stopped or request disposed */
@@ -79,6 +81,11 @@ int k2a_call_start(h2o_req_t *req, k2a_route_t route, const k2a_dialect_t *diale
  * down. Returns how many were ended. Run from the server's stall timer. */
 size_t k2a_call_end_stalled(k2a_server_t *server, uint64_t now, uint64_t stall_ms);
 
+/* The server's send queue (see k2a_call_flush): started with the listeners; stopped at shutdown (what is queued goes out
+ * at once, later flushes send at once). */
+void k2a_call_send_queue_start(k2a_server_t *server);
+void k2a_call_send_queue_stop(k2a_server_t *server);
+
 /* Cancels every running call of the server (shutdown past its grace period). Returns how many were still running. */
 size_t k2a_call_cancel_all(k2a_server_t *server);
 
@@ -98,12 +105,15 @@ int k2a_call_write(k2a_call_t *call, const void *data, size_t len);
 int k2a_call_write_buf(k2a_call_t *call, k2a_buf_t *b);
 /* The buffer being filled, for writers that append directly (then call k2a_call_flush). NULL when the client is gone. */
 k2a_buf_t *k2a_call_buffer(k2a_call_t *call);
-/* Hands the filled bytes to h2o when nothing is in flight; parks while more than high_water bytes wait (backpressure).
- * Returns 0 or K2A_ECANCELED. Coroutine only. */
+/* Hands the filled bytes to h2o when nothing is in flight: at the end of the loop iteration's I/O, together with whatever
+ * else the call writes before it (the end of the response included, so that a response complete in one upstream read
+ * leaves in one send); parks while more than high_water bytes wait (backpressure). Returns 0 or K2A_ECANCELED. Coroutine
+ * only. */
 int k2a_call_flush(k2a_call_t *call);
 /* Like flush but never parks: usable from loop callbacks (ping timers). */
 void k2a_call_flush_nowait(k2a_call_t *call);
-/* Queues the end of the response; the call sends it as soon as h2o is ready. */
+/* Queues the end of the response; the call sends it (with the bytes flushed before it) at the end of the loop iteration's
+ * I/O, or as soon as h2o is ready. */
 void k2a_call_finish(k2a_call_t *call);
 /* A complete JSON response in one go (begin + write + finish). */
 int k2a_call_respond_json(k2a_call_t *call, int status, const char *json, size_t len);

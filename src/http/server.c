@@ -264,6 +264,7 @@ int k2a_server_listen(k2a_server_t *s, int port, int tls_port, char *err, size_t
     tick = tick < 50 ? 50 : tick;
     uv_timer_start(s->stall_timer, on_stall_tick, tick, tick);
     uv_unref((uv_handle_t *)s->stall_timer);
+    k2a_call_send_queue_start(s);
     if (k2a_limits_start(s) != 0)
         return K2A_ENOMEM;
     int r = open_listener(s, port, &s->accept_plain, &s->listener, &s->port, "PORT", err, errlen);
@@ -302,6 +303,7 @@ static void on_shutdown_tick(uv_timer_t *t)
     /* close the timer first: what on_shutdown_end releases may run the loop, and this tick must not come again */
     close_handle((uv_handle_t **)&s->shutdown_timer);
     close_handle((uv_handle_t **)&s->stall_timer);
+    k2a_call_send_queue_stop(s);
     close_handle((uv_handle_t **)&s->limits_check);
     close_handle((uv_handle_t **)&s->sig_term);
     close_handle((uv_handle_t **)&s->sig_int);

@@ -83,6 +83,11 @@ struct st_k2a_server_t {
     size_t max_conn_buffered, max_total_buffered, buffered_bytes, socket_buffered;
     uv_check_t *limits_check;
     uint64_t limits_scanned_at;
+    /* calls whose flushed bytes go to h2o at the end of this loop iteration's I/O (call.c): a response that ends in the
+     * same iteration goes out in one send, its end included; NULL handles (before listen, after shutdown): sent at once */
+    struct st_k2a_call_t *send_queue;
+    uv_check_t *send_check;
+    uv_idle_t *send_idle; /* active while calls are queued: the loop polls without blocking, then runs send_check */
     /* HTTP/2 header blocks still arriving (HEADERS without END_HEADERS, then CONTINUATION), by descriptor: since when, for
      * which connection (a reused descriptor starts over); grown on demand, freed by k2a_server_dispose */
     struct st_k2a_h2_head_seen_t {
