@@ -187,6 +187,7 @@ class Bench(CoreScenarios, DialectScenarios, FeatureScenarios):
         n = r.get("ok") if r.get("ok") is not None else r["requests"]
         r["sut"] = m.per_request("sut", n)
         r["sim"] = m.per_request("sim", n)
+        r["machine_cores"], r["measured_cores"] = m.machine_cores, m.measured_cores
         r["mem"] = proc_mem(sut.pid)
         r.pop("raw", None)
         return r

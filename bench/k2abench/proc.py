@@ -125,8 +125,9 @@ def process_tree(pid):
 
 def proc_snapshot(pids):
     """CPU ticks (user+sys), read/write-family syscalls (/proc/PID/io: read, write, readv, writev; not recv/send), and
-    voluntary context switches (the loop went to sleep in epoll_wait: one per wake-up), summed over the processes."""
-    cpu = user = syscr = syscw = wakeups = 0
+    voluntary context switches of every thread (a loop went to sleep in epoll_wait: one per wake-up) and involuntary ones
+    (the scheduler took the CPU away: another process wanted it), summed over the processes."""
+    cpu = user = syscr = syscw = wakeups = preempts = 0
     for pid in pids:
         try:
             with open("/proc/%d/stat" % pid) as f:
@@ -140,13 +141,26 @@ def proc_snapshot(pids):
                         syscr += int(v)
                     elif k == "syscw":
                         syscw += int(v)
-            with open("/proc/%d/status" % pid) as f:
-                for line in f:
-                    if line.startswith("voluntary_ctxt_switches:"):
-                        wakeups += int(line.split()[1])
+            for tid in os.listdir("/proc/%d/task" % pid):  # every thread: the worker loops and the pool's
+                with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                    for line in f:
+                        if line.startswith("voluntary_ctxt_switches:"):
+                            wakeups += int(line.split()[1])
+                        elif line.startswith("nonvoluntary_ctxt_switches:"):
+                            preempts += int(line.split()[1])
         except (OSError, IndexError, ValueError):
             pass
-    return {"ticks": cpu, "user_ticks": user, "syscr": syscr, "syscw": syscw, "wakeups": wakeups}
+    return {"ticks": cpu, "user_ticks": user, "syscr": syscr, "syscw": syscw, "wakeups": wakeups, "preempts": preempts}
+
+
+def machine_ticks():
+    """(busy, total) jiffies of all CPUs from /proc/stat: busy is everything but idle and iowait."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v) - v[3] - (v[4] if len(v) > 4 else 0), sum(v)
+    except (OSError, ValueError, IndexError):
+        return 0, 0
 
 
 def proc_mem(pid):
@@ -170,15 +184,23 @@ class Meter:
 
     def __enter__(self):
         self.before = {k: proc_snapshot(f()) for k, f in self.sets.items()}
+        self.mach0 = machine_ticks()
         self.t0 = time.time()
         return self
 
     def __exit__(self, *exc):
         self.wall = time.time() - self.t0
+        mach1 = machine_ticks()
         self.delta = {}
         for k, f in self.sets.items():
             after = proc_snapshot(f())
             self.delta[k] = {x: after[x] - self.before[k][x] for x in after}
+        total = mach1[1] - self.mach0[1]
+        ncpu = os.cpu_count() or 1
+        # the machine's busy CPUs over the run, and how many of them the measured processes used (the rest: the load
+        # generator and whatever else runs on the machine)
+        self.machine_cores = (mach1[0] - self.mach0[0]) * ncpu / total if total > 0 else None
+        self.measured_cores = sum(d["ticks"] for d in self.delta.values()) / CLK_TCK / self.wall if self.wall > 0 else None
         return False
 
     def per_request(self, name, nreq):
@@ -188,5 +210,6 @@ class Meter:
         return {"cpu_us": d["ticks"] * 1e6 / CLK_TCK / nreq, "cpu_s": d["ticks"] / CLK_TCK,
                 "user_us": d["user_ticks"] * 1e6 / CLK_TCK / nreq,
                 "util": d["ticks"] / CLK_TCK / self.wall if self.wall > 0 else 0,
-                "syscalls": (d["syscr"] + d["syscw"]) / nreq, "wakeups": d["wakeups"] / nreq}
+                "syscalls": (d["syscr"] + d["syscw"]) / nreq, "wakeups": d["wakeups"] / nreq,
+                "preempts": d["preempts"] / nreq}
 

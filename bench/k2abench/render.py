@@ -102,8 +102,11 @@ def render(res):
              "relayed untranslated, the gateway's work minus the translation. kiro-sim writes a reply without pacing "
              "directives in one piece (cached per reply shape). CPU/req is the server's user+sys time "
              "(/proc/PID/stat, nginx master+worker) over the run divided by the completed requests; sim CPU/req is "
-             "kiro-sim's share; wake-ups/req are the server's voluntary context switches (/proc/PID/status: each is one sleep in "
-             "epoll_wait) per request: under load a loop serves many events per wake-up. Latency columns come from the tool named in the row: "
+             "kiro-sim's share; wake-ups/req are the server's voluntary context switches over all its threads "
+             "(/proc/PID/task/*/status: each is one sleep in epoll_wait) per request (under load a loop serves many events "
+             "per wake-up), preempted/req its involuntary ones (the CPU was taken away). busy cores = the machine's busy "
+             "CPUs during the cell (/proc/stat, of 2), of which server+sim = what the server and kiro-sim used: the rest is "
+             "the load generator and every other process on this shared machine. Latency columns come from the tool named in the row: "
              "wrk (HTTP/1.1, keep-alive), h2load (h2c; percentiles from its per-request log), bench_loadgen (HTTP/1.1; "
              "TTFB = request written → first response byte, per request; h2load's own TTFB is per connection). "
              "Request sizes: %s." % ", ".join("%s %d B" % (k, v) for k, v in res["sizes"].items() if not k.startswith("answer"))
@@ -128,14 +131,17 @@ def render(res):
             L.append(note)
             L.append("")
         L.append("| target | tool | conc. | req/s | p50 | p99 | TTFB p50 | TTFB p99 | server CPU/req | sim CPU/req | "
-                 "server wake-ups/req | errors |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+                 "server wake-ups/req | preempted/req | busy cores (server+sim) | errors |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             s, sim = r.get("sut") or {}, r.get("sim") or {}
-            L.append("| %s | %s (%s) | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %d |" % (
+            mc, oc = r.get("machine_cores"), r.get("measured_cores")
+            L.append("| %s | %s (%s) | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |" % (
                 r["target"], r["tool"], r["proto"], r["conns"], r["rps"], us(r.get("p50_us")), us(r.get("p99_us")),
                 us(r.get("ttfb_p50_us")), us(r.get("ttfb_p99_us")), us(s.get("cpu_us")), us(sim.get("cpu_us")),
-                "%.2f" % s["wakeups"] if s.get("wakeups") is not None else "-", r["errors"]))
+                "%.2f" % s["wakeups"] if s.get("wakeups") is not None else "-",
+                "%.2f" % s["preempts"] if s.get("preempts") is not None else "-",
+                "%.2f (%.2f)" % (mc, oc) if mc is not None and oc is not None else "-", r["errors"]))
         L.append("")
 
     table("stream-small: /v1/messages, stream, 2 KB request, 20 text frames of 16 B", "small",
