@@ -377,7 +377,7 @@ int k2a_call_start(h2o_req_t *req, k2a_route_t route, const k2a_dialect_t *diale
     k2a_limits_release_h2_body(req, call->body); /* the copy serves the call; h2o's goes now (the metrics read the length) */
     call->user_agent = copy_header(call, req, "user-agent", 1024);
     call->session_id_header = copy_header(call, req, "x-claude-code-session-id", 128);
-    call->client_key_id = client_key_id(req);
+    call->client_key_id = server->has_routed_digest ? k2a_sticky_client_key_digest(server->routed_digest) : client_key_id(req);
     call->conversation_id_header = copy_header(call, req, "x-conversation-id", 128);
     call->continuation_id_header = copy_header(call, req, "x-agent-continuation-id", 128);
     copy_peer(call, req);

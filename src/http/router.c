@@ -143,6 +143,7 @@ static const char *request_id_for(h2o_req_t *req)
 static bool authorized(k2a_server_t *s, h2o_req_t *req, k2a_route_t route, const char **why)
 {
     s->routed_key = NULL;
+    s->has_routed_digest = false;
     if (!s->has_client_key && !s->has_admin_key && !k2a_keys_required(s->keys))
         return true; /* loopback-only mode without a key: refused at start unless bound to loopback */
     bool admin_ok = s->has_admin_key && (route == K2A_ROUTE_API_TOKENS || route == K2A_ROUTE_METRICS);
@@ -150,21 +151,30 @@ static bool authorized(k2a_server_t *s, h2o_req_t *req, k2a_route_t route, const
     size_t n = k2a_http_key_candidates(req, candidates);
     bool ok = false;
     for (size_t i = 0; i < n; ++i) {
-        /* evaluate every comparison: the time taken must not depend on which one matched */
+        /* one digest per candidate serves the key check, the admin check and the sticky id; evaluate every comparison:
+         * the time taken must not depend on which one matched */
+        unsigned char d[32];
+        k2a_keys_sha256(candidates[i].base, candidates[i].len, d);
+        bool match = false;
         if (s->keys != NULL) {
-            k2a_key_t *k = k2a_keys_lookup(s->keys, candidates[i].base, candidates[i].len);
+            k2a_key_t *k = k2a_keys_find(s->keys, d);
             k2a_keys_verdict_t v = k != NULL ? k2a_keys_check(k, (int64_t)time(NULL)) : K2A_KEYS_DELETED;
             if (k != NULL && v == K2A_KEYS_OK) {
-                ok = true;
+                match = true;
                 s->routed_key = k;
             } else if (k != NULL) {
                 *why = k2a_keys_verdict_message(v);
             }
         } else if (s->has_client_key) {
-            ok |= k2a_http_key_matches(s->client_key_sha256, candidates[i].base, candidates[i].len);
+            match = CRYPTO_memcmp(d, s->client_key_sha256, 32) == 0;
         }
         if (admin_ok)
-            ok |= k2a_http_key_matches(s->admin_key_sha256, candidates[i].base, candidates[i].len);
+            match |= CRYPTO_memcmp(d, s->admin_key_sha256, 32) == 0;
+        if (match && !ok) {
+            memcpy(s->routed_digest, d, sizeof(d));
+            s->has_routed_digest = true;
+        }
+        ok |= match;
     }
     return ok;
 }

@@ -104,6 +104,8 @@ struct st_k2a_server_t {
     struct st_k2a_pool_t *pool;           /* shared; its state lives on worker 0's loop */
     struct st_k2a_keys_t *keys;           /* managed client keys, shared by the workers (NULL: KIRO_CLIENT_TOKEN only) */
     struct st_k2a_key_t *routed_key;      /* the key of the request being routed (router.c -> k2a_call_start) */
+    unsigned char routed_digest[32];      /* and the SHA-256 of the presented key that matched (the sticky id is made of it) */
+    bool has_routed_digest;
     /* called on SIGHUP (e.g. the pool re-reads KIRO_AUTH_TOKEN) */
     void (*on_reload)(k2a_server_t *server);
     /* shutdown: when it begins (stop background jobs), whether the loop may stop yet (worker 0 waits for the other

@@ -37,8 +37,6 @@ void k2a_keys_free_key(k2a_key_t *k);
 int k2a_keys_insert(k2a_keys_t *ks, k2a_key_t *k);
 int k2a_keys_set_models(k2a_key_t *k, char *const *models, size_t n);
 k2a_key_day_t *k2a_keys_day_rec(k2a_key_t *k, int32_t day);
-/* SHA-256 with the digest fetched once (OpenSSL 3's SHA256() looks it up on every call). */
-void k2a_keys_sha256(const void *data, size_t len, unsigned char out[32]);
 /* Restores a snapshot into a fresh store. Returns 0 or K2A_ECONFIG with a message in err. */
 int k2a_keys_decode(k2a_keys_t *ks, const char *json, size_t len, char *err, size_t errlen);
 

@@ -114,6 +114,8 @@ size_t k2a_keys_count(k2a_keys_t *ks); /* managed keys */
 
 /* ---- the request path (any thread) ---- */
 
+/* SHA-256 with the digest fetched once (OpenSSL 3's SHA256() looks it up on every call). Any thread. */
+void k2a_keys_sha256(const void *data, size_t len, unsigned char out[32]);
 /* The live key whose SHA-256 is digest, or NULL. O(1); compares in constant time. */
 k2a_key_t *k2a_keys_find(k2a_keys_t *ks, const unsigned char digest[32]);
 /* Like find with the presented secret (hashes it). */

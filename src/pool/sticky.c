@@ -8,6 +8,7 @@
 #include <string.h>
 #include <uv.h>
 #include "core/errors.h"
+#include "core/rand.h"
 #include "pool/internal.h"
 #include "pool/pace.h"
 #include "pool/sticky.h"
@@ -210,6 +211,17 @@ uint64_t k2a_sticky_key(k2a_str_t session, k2a_str_t user, uint64_t client_key_i
 uint64_t k2a_sticky_client_key(k2a_str_t key)
 {
     return hash64("kiro2api-session:k:", key);
+}
+
+uint64_t k2a_sticky_client_key_digest(const unsigned char digest[32])
+{
+    /* 64 bits of the key's SHA-256, mixed with a constant so that the id (debug logs print it) is not a prefix of the
+     * hash the key store keeps */
+    uint64_t k;
+    memcpy(&k, digest, sizeof(k));
+    k ^= 0x6b69726f32617069ULL;
+    k = k2a_splitmix64(&k);
+    return k != 0 ? k : 1;
 }
 
 /* ---- the pool side ---- */

@@ -62,6 +62,8 @@ void k2a_sticky_table_forget_owner(k2a_sticky_table_t *t, void *owner);
 uint64_t k2a_sticky_key(k2a_str_t session, k2a_str_t user, uint64_t client_key_id);
 /* 64 bits of SHA-256 over a client key (the key itself is never kept); 0 for an empty key. */
 uint64_t k2a_sticky_client_key(k2a_str_t key);
+/* The same role from the SHA-256 of the key the router already computed (no second digest per request). */
+uint64_t k2a_sticky_client_key_digest(const unsigned char digest[32]);
 
 /* ---- the pool side (sticky.c), on the pool's loop ---- */
 
