@@ -40,6 +40,17 @@ def evaluate(res):
                         "%s vs %s = **%.2f ×** (rounds: %s)" % (us(gmed), us(emed), es,
                                                                 ", ".join("%.2f" % r["es_ratio"] for r in rounds)),
                         "pass" if es <= TARGET_CPU_ES_RATIO else "MISS"))
+        if all(r.get("ratio1") is not None for r in rounds):
+            g1 = sorted(r["gateway1_cpu_us"] for r in rounds)[len(rounds) // 2]
+            r1 = sorted(r["ratio1"] for r in rounds)[len(rounds) // 2]
+            e1 = sorted(r["es_ratio1"] for r in rounds)[len(rounds) // 2]
+            emed = sorted(r["nginx_es_cpu_us"] for r in rounds)[len(rounds) // 2]
+            out.append(("the same with one worker loop (`KIRO_WORKERS=1`, as nginx's one worker): ≤ %.1f × the SSE relay, "
+                        "≤ %.1f × the EventStream relay (same rounds)" % (TARGET_CPU_RATIO, TARGET_CPU_ES_RATIO),
+                        "%s vs %s = **%.2f ×**, vs %s = **%.2f ×** (rounds: %s)" % (
+                            us(g1), us(nmed), r1, us(emed), e1, ", ".join("%.2f/%.2f" % (r["ratio1"], r["es_ratio1"])
+                                                                         for r in rounds)),
+                        "pass" if r1 <= TARGET_CPU_RATIO and e1 <= TARGET_CPU_ES_RATIO else "MISS"))
     elif g and n and g.get("sut") and n.get("sut"):
         ratio = g["sut"]["cpu_us"] / n["sut"]["cpu_us"]
         res["cpu_ratio"] = ratio

@@ -57,13 +57,18 @@ class CoreScenarios:
             # another build of the gateway in the same rounds (before/after a change): same sim, same machine state
             env = self.gateway_env("http://127.0.0.1:%d" % self.sim.port)
             other = Proc("kiro2api-compare", [self.args.compare_gateway], env=env, cpus=self.sut_cpus, wait_listen=1)
-        order = ["gateway", "nginx", "nginx-es"] + (["other"] if other else [])
+        # the same gateway with one worker loop, as nginx runs one worker: the like-for-like CPU comparison (the default
+        # runs two loops here, and a request on the second one hands its account lease to the first and back)
+        one = self.start_gateway("kiro2api-1worker", extra={"KIRO_WORKERS": "1"})
+        order = ["gateway", "nginx", "gateway1", "nginx-es"] + (["other"] if other else [])
         for i in range(rounds):
             pair = {}
             for t in order[i % len(order):] + order[:i % len(order)]:
-                port, path, body, headers, expect, sut = self.target("gateway" if t == "other" else t, "small")
+                port, path, body, headers, expect, sut = self.target("gateway" if t in ("other", "gateway1") else t, "small")
                 if t == "other":
                     port, sut = other.port, other
+                elif t == "gateway1":
+                    port, sut = one.port, one
                 r = self.measured("wrk", "cpu/%s/wrk/c64/round%d" % (t, i + 1), sut, port, path, body, headers, 64,
                                   max(2, self.d // 2), expect)
                 pair[t] = r
@@ -73,18 +78,25 @@ class CoreScenarios:
                     pair["other"]["sut"]["cpu_us"] / pair["nginx"]["sut"]["cpu_us"]))
             ratio = pair["gateway"]["sut"]["cpu_us"] / pair["nginx"]["sut"]["cpu_us"]
             es_ratio = pair["gateway"]["sut"]["cpu_us"] / pair["nginx-es"]["sut"]["cpu_us"]
-            out.append({"nginx_es_cpu_us": pair["nginx-es"]["sut"]["cpu_us"], "nginx_es_user_us": pair["nginx-es"]["sut"]["user_us"],
+            out.append({"gateway1_cpu_us": pair["gateway1"]["sut"]["cpu_us"], "gateway1_rps": pair["gateway1"]["rps"],
+                        "ratio1": pair["gateway1"]["sut"]["cpu_us"] / pair["nginx"]["sut"]["cpu_us"],
+                        "es_ratio1": pair["gateway1"]["sut"]["cpu_us"] / pair["nginx-es"]["sut"]["cpu_us"],
+                        "nginx_es_cpu_us": pair["nginx-es"]["sut"]["cpu_us"], "nginx_es_user_us": pair["nginx-es"]["sut"]["user_us"],
                         "es_ratio": es_ratio, "gateway_sim_cpu_us": pair["gateway"]["sim"]["cpu_us"],"other_cpu_us": pair["other"]["sut"]["cpu_us"] if other else None,
                         "other_user_us": pair["other"]["sut"]["user_us"] if other else None,
                         "gateway_cpu_us": pair["gateway"]["sut"]["cpu_us"], "nginx_cpu_us": pair["nginx"]["sut"]["cpu_us"],
                         "gateway_user_us": pair["gateway"]["sut"]["user_us"], "nginx_user_us": pair["nginx"]["sut"]["user_us"],
                         "gateway_rps": pair["gateway"]["rps"], "nginx_rps": pair["nginx"]["rps"], "ratio": ratio,
-                        "errors": pair["gateway"]["errors"] + pair["nginx"]["errors"] + pair["nginx-es"]["errors"]})
+                        "errors": pair["gateway"]["errors"] + pair["nginx"]["errors"] + pair["nginx-es"]["errors"] +
+                        pair["gateway1"]["errors"]})
             log("cpu round %d: gateway %s (user %s), nginx SSE relay %s (user %s), nginx EventStream relay %s (user %s) "
                 "per request: %.2f x SSE, %.2f x EventStream; sim %s per gateway request" % (
                     i + 1, us(out[-1]["gateway_cpu_us"]), us(out[-1]["gateway_user_us"]), us(out[-1]["nginx_cpu_us"]),
                     us(out[-1]["nginx_user_us"]), us(out[-1]["nginx_es_cpu_us"]), us(out[-1]["nginx_es_user_us"]), ratio,
                     es_ratio, us(out[-1]["gateway_sim_cpu_us"])))
+            log("cpu round %d: gateway with one worker loop %s per request: %.2f x SSE, %.2f x EventStream" % (
+                i + 1, us(out[-1]["gateway1_cpu_us"]), out[-1]["ratio1"], out[-1]["es_ratio1"]))
+        one.stop()
         self.results["cpu_rounds"] = out
         if other:
             other.stop()
