@@ -18,6 +18,7 @@
 #include "pool/internal.h"
 #include "pool/store_redis.h"
 #include "pool/store_redis_internal.h"
+#include "pool/store_redis_keys.h"
 /* the adapter is a header of static functions */
 #include <hiredis/adapters/libuv.h>
 
@@ -110,6 +111,7 @@ static void check_up(k2a_redis_store_t *s)
     else
         k2a_info("pool: shared store redis %s:%d db %d connected (prefix \"%s\")", s->url.host, s->url.port, s->url.db, s->prefix);
     s->ever_up = true;
+    k2a_redis_keys_up(s);
     flush_pending(s);
     resync_all(s);
 }
@@ -508,6 +510,11 @@ static void on_counters_timer(uv_timer_t *t)
     }
 }
 
+static void on_charge_timer(uv_timer_t *t)
+{
+    k2a_redis_keys_flush(t->data);
+}
+
 /* ---- reads ---- */
 
 typedef struct st_read_ctx_t {
@@ -809,10 +816,13 @@ static void st_attach(k2a_pool_store_t *st, k2a_pool_t *p)
     uv_timer_init(s->loop, &s->done_timer);
     uv_timer_init(s->loop, &s->connect_timer);
     uv_timer_init(s->loop, &s->counters_timer);
+    uv_timer_init(s->loop, &s->charge_timer);
     s->reconnect_timer.data = s->resync_timer.data = s->done_timer.data = s->connect_timer.data = s->counters_timer.data = s;
+    s->charge_timer.data = s;
     s->timers_open = true;
-    p->open_handles += 5;
+    p->open_handles += 6;
     uv_timer_start(&s->counters_timer, on_counters_timer, COUNTERS_FLUSH_MS, COUNTERS_FLUSH_MS);
+    uv_timer_start(&s->charge_timer, on_charge_timer, K2A_SHARED_CHARGE_FLUSH_MS, K2A_SHARED_CHARGE_FLUSH_MS);
     s->attached_at = uv_now(s->loop);
     s->started_ms = k2a_pool_now_ms();
     /* the counters already stored are not this replica's to add again */
@@ -834,9 +844,11 @@ static void st_stop(k2a_pool_store_t *st)
     k2a_redis_store_t *s = (k2a_redis_store_t *)st;
     if (s->stopping)
         return;
-    /* last writes (counters, a state) go before the connection closes */
-    if (s->up)
+    /* last writes (counters, a state, the client keys' usage) go before the connection closes */
+    if (s->up) {
+        k2a_redis_keys_flush(s);
         flush_pending(s);
+    }
     s->stopping = true;
     if (s->timers_open) {
         s->timers_open = false;
@@ -845,6 +857,7 @@ static void st_stop(k2a_pool_store_t *st)
         uv_close((uv_handle_t *)&s->done_timer, on_timer_closed);
         uv_close((uv_handle_t *)&s->connect_timer, on_timer_closed);
         uv_close((uv_handle_t *)&s->counters_timer, on_timer_closed);
+        uv_close((uv_handle_t *)&s->charge_timer, on_timer_closed);
     }
     /* a connected context sends what is queued, then closes */
     drop_ctx(&s->cmd, &s->cmd_up, true);
@@ -867,6 +880,7 @@ static void st_destroy(k2a_pool_store_t *st)
         redisAsyncFree(s->sub);
     if (s->inner != NULL)
         s->inner->destroy(s->inner);
+    k2a_redis_keyq_free(s->keyq);
     memset(s->url.password, 0, sizeof(s->url.password));
     free(s);
 }
@@ -900,6 +914,7 @@ int k2a_pool_redis_store_create(uv_loop_t *loop, const k2a_redis_store_config_t 
         return r;
     }
     snprintf(s->prefix, sizeof(s->prefix), "%s", prefix);
+    s->keyq = k2a_redis_keyq_new();
     s->loop = loop;
     s->inner = inner;
     s->resync_ms = cfg->resync_ms;
