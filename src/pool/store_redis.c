@@ -654,8 +654,8 @@ static void on_cmd_cancel(k2a_coro_t *co, void *data)
     k2a_coro_wake(co, K2A_ECANCELED);
 }
 
-/* Sends argv and waits for the answer; *out gets a copy of what the reply said. */
-int k2a_redis_cmd_wait(k2a_redis_store_t *s, int argc, const char **argv, k2a_redis_wait_t *out)
+/* Sends argv (or the RESP command cmd) and waits for the answer; *out gets a copy of what the reply said. */
+static int cmd_wait(k2a_redis_store_t *s, int argc, const char **argv, const char *cmd, size_t cmdlen, k2a_redis_wait_t *out)
 {
     if (!s->up || s->cmd == NULL)
         return K2A_ESTORE_UNAVAILABLE;
@@ -664,10 +664,16 @@ int k2a_redis_cmd_wait(k2a_redis_store_t *s, int argc, const char **argv, k2a_re
     k2a_redis_wait_t *w = calloc(1, sizeof(*w));
     if (w == NULL)
         return K2A_ENOMEM;
-    size_t lens[K2A_REDIS_ARGV_MAX];
-    for (int i = 0; i < argc; ++i)
-        lens[i] = strlen(argv[i]);
-    if (redisAsyncCommandArgv(s->cmd, on_cmd_reply, w, argc, argv, lens) != REDIS_OK) {
+    int sent;
+    if (cmd != NULL) {
+        sent = redisAsyncFormattedCommand(s->cmd, on_cmd_reply, w, cmd, cmdlen);
+    } else {
+        size_t lens[K2A_REDIS_ARGV_MAX];
+        for (int i = 0; i < argc; ++i)
+            lens[i] = strlen(argv[i]);
+        sent = redisAsyncCommandArgv(s->cmd, on_cmd_reply, w, argc, argv, lens);
+    }
+    if (sent != REDIS_OK) {
         free(w);
         return K2A_ESTORE_UNAVAILABLE;
     }
@@ -678,6 +684,16 @@ int k2a_redis_cmd_wait(k2a_redis_store_t *s, int argc, const char **argv, k2a_re
         free(w);
     }
     return r;
+}
+
+int k2a_redis_cmd_wait(k2a_redis_store_t *s, int argc, const char **argv, k2a_redis_wait_t *out)
+{
+    return cmd_wait(s, argc, argv, NULL, 0, out);
+}
+
+int k2a_redis_cmd_wait_resp(k2a_redis_store_t *s, const char *cmd, size_t len, k2a_redis_wait_t *out)
+{
+    return cmd_wait(s, 0, NULL, cmd, len, out);
 }
 
 /* ---- the refresh lock ---- */

@@ -53,6 +53,8 @@ typedef struct st_k2a_redis_wait_t {
 /* In a coroutine: sends argv (at most K2A_REDIS_ARGV_MAX arguments) and waits for the answer; *out gets what the reply said.
  * Returns 0, K2A_ESTORE_UNAVAILABLE (down, or an error reply) or K2A_ECANCELED. */
 int k2a_redis_cmd_wait(k2a_redis_store_t *s, int argc, const char **argv, k2a_redis_wait_t *out);
+/* The same with a command already in the protocol's form (cmd, len bytes: "*<n>\r\n$<len>\r\n<arg>\r\n..."). */
+int k2a_redis_cmd_wait_resp(k2a_redis_store_t *s, const char *cmd, size_t len, k2a_redis_wait_t *out);
 /* store_redis_keys.c: the queue of client-key usage and releases (created with the store; NULL when out of memory, then
  * every charge is written at once), written by k2a_redis_keys_flush on the pool's loop (the charge timer, shutdown). */
 struct st_k2a_redis_keyq_t *k2a_redis_keyq_new(void);

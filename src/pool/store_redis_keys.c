@@ -87,40 +87,150 @@ typedef struct st_admit_op_t {
 
 static uint64_t slot_seq; /* the pool's loop only */
 
+/* ---- the admission's command, in the protocol's form (no printf, no hiredis formatting on the request path) ---- */
+
+/* 16 arguments: 4 key names of at most PREFIX_MAX + 64, 9 numbers, the slot, the script's SHA-1 */
+#define RESP_MAX (4 * (PREFIX_MAX + 80) + 640)
+
+typedef struct st_resp_t {
+    char *b;
+    size_t n, cap;
+    bool overflow;
+} resp_t;
+
+static size_t u64_dec(char *out, uint64_t v)
+{
+    char t[24];
+    size_t n = 0;
+    do {
+        t[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; ++i)
+        out[i] = t[n - 1 - i];
+    return n;
+}
+
+static size_t i64_dec(char *out, int64_t v)
+{
+    if (v >= 0)
+        return u64_dec(out, (uint64_t)v);
+    out[0] = '-';
+    return 1 + u64_dec(out + 1, (uint64_t)0 - (uint64_t)v);
+}
+
+/* A limit: whole numbers (the usual case) without printf. */
+static size_t dbl_dec(char *out, double v)
+{
+    if (v >= -1e15 && v <= 1e15 && v == (double)(int64_t)v)
+        return i64_dec(out, (int64_t)v);
+    int n = snprintf(out, 32, "%.17g", v);
+    return n > 0 && n < 32 ? (size_t)n : 0;
+}
+
+static void resp_raw(resp_t *r, const char *p, size_t n)
+{
+    if (r->overflow || n > r->cap - r->n) {
+        r->overflow = true;
+        return;
+    }
+    memcpy(r->b + r->n, p, n);
+    r->n += n;
+}
+
+/* An argument made of up to three parts (a key name: prefix, kind, id). */
+static void resp_arg3(resp_t *r, const char *a, size_t na, const char *b, size_t nb, const char *c, size_t nc)
+{
+    char len[24];
+    len[0] = '$';
+    size_t nl = 1 + u64_dec(len + 1, na + nb + nc);
+    len[nl++] = '\r';
+    len[nl++] = '\n';
+    resp_raw(r, len, nl);
+    resp_raw(r, a, na);
+    resp_raw(r, b, nb);
+    resp_raw(r, c, nc);
+    resp_raw(r, "\r\n", 2);
+}
+
+static void resp_arg(resp_t *r, const char *a, size_t n)
+{
+    resp_arg3(r, a, n, "", 0, "", 0);
+}
+
+static void resp_int(resp_t *r, int64_t v)
+{
+    char t[24];
+    resp_arg(r, t, i64_dec(t, v));
+}
+
+static void resp_dbl(resp_t *r, double v)
+{
+    char t[32];
+    resp_arg(r, t, dbl_dec(t, v));
+}
+
+/* EVALSHA (or, script_body set, EVAL) of the admission script. The bounds: prefix < PREFIX_MAX, id <= 32 (valid_id). */
+static void admit_command(resp_t *r, const k2a_redis_store_t *s, const k2a_shared_admit_t *a, const char *slot, bool script_body)
+{
+    size_t np = strlen(s->prefix), ni = strlen(a->id);
+    char day[24], month[24];
+    day[0] = month[0] = ':';
+    size_t nd = 1 + i64_dec(day + 1, a->day), nm = 1 + i64_dec(month + 1, a->month);
+    r->n = 0;
+    r->overflow = false;
+    resp_raw(r, "*16\r\n", 5);
+    if (script_body) {
+        resp_arg(r, "EVAL", 4);
+        resp_arg(r, SCRIPT_ADMIT, sizeof(SCRIPT_ADMIT) - 1);
+    } else {
+        resp_arg(r, "EVALSHA", 7);
+        resp_arg(r, admit_sha, 40);
+    }
+    resp_arg(r, "4", 1);
+    char kind[4 + 32 + 24];
+    resp_arg3(r, s->prefix, np, "kc:", 3, a->id, ni);
+    resp_arg3(r, s->prefix, np, "kr:", 3, a->id, ni);
+    memcpy(kind, a->id, ni);
+    memcpy(kind + ni, day, nd);
+    resp_arg3(r, s->prefix, np, "ku:", 3, kind, ni + nd);
+    memcpy(kind + ni, month, nm);
+    resp_arg3(r, s->prefix, np, "km:", 3, kind, ni + nm);
+    resp_int(r, a->now_ms);
+    resp_int(r, a->concurrency);
+    resp_int(r, a->rpm);
+    resp_dbl(r, a->credits_day);
+    resp_dbl(r, a->credits_month);
+    resp_int(r, a->tokens_day);
+    resp_arg(r, slot, strlen(slot));
+    resp_int(r, K2A_SHARED_SLOT_LEASE_MS);
+    resp_int(r, DAY_TTL_S);
+}
+
 static intptr_t op_admit(void *arg)
 {
     admit_op_t *op = arg;
     k2a_redis_store_t *s = shared_of(op->p);
-    if (s == NULL || !s->up)
+    if (s == NULL || !s->up || script_sha(SCRIPT_ADMIT, admit_sha) == NULL)
         return K2A_ESTORE_UNAVAILABLE;
-    const k2a_shared_admit_t *a = op->a;
-    char kc[PREFIX_MAX + 48], kr[PREFIX_MAX + 48], ku[PREFIX_MAX + 64], km[PREFIX_MAX + 64];
-    char now[24], conc[24], rpm[24], cday[32], cmon[32], tday[24], lease[24], dttl[24];
-    snprintf(kc, sizeof(kc), "%skc:%s", s->prefix, a->id);
-    snprintf(kr, sizeof(kr), "%skr:%s", s->prefix, a->id);
-    snprintf(ku, sizeof(ku), "%sku:%s:%d", s->prefix, a->id, (int)a->day);
-    snprintf(km, sizeof(km), "%skm:%s:%d", s->prefix, a->id, (int)a->month);
-    snprintf(now, sizeof(now), "%lld", (long long)a->now_ms);
-    snprintf(conc, sizeof(conc), "%lld", (long long)a->concurrency);
-    snprintf(rpm, sizeof(rpm), "%lld", (long long)a->rpm);
-    snprintf(cday, sizeof(cday), "%.17g", a->credits_day);
-    snprintf(cmon, sizeof(cmon), "%.17g", a->credits_month);
-    snprintf(tday, sizeof(tday), "%lld", (long long)a->tokens_day);
-    snprintf(lease, sizeof(lease), "%d", K2A_SHARED_SLOT_LEASE_MS);
-    snprintf(dttl, sizeof(dttl), "%d", DAY_TTL_S);
-    snprintf(op->slot, sizeof(op->slot), "%s:%llu", s->replica, (unsigned long long)++slot_seq);
-    /* the window's member must be unique too: the slot's name is */
-    const char *argv[] = {
-        "EVALSHA", script_sha(SCRIPT_ADMIT, admit_sha), "4", kc, kr, ku, km, now, conc, rpm, cday, cmon, tday, op->slot, lease,
-        dttl};
-    int argc = (int)(sizeof(argv) / sizeof(argv[0]));
+    /* the slot's name (also the window's member, which must be unique too): <replica>:<n> */
+    size_t nr = strlen(s->replica);
+    memcpy(op->slot, s->replica, nr);
+    op->slot[nr] = ':';
+    op->slot[nr + 1 + u64_dec(op->slot + nr + 1, ++slot_seq)] = '\0';
+    char buf[RESP_MAX];
+    resp_t cmd = {.b = buf, .cap = sizeof(buf)};
+    admit_command(&cmd, s, op->a, op->slot, false);
     k2a_redis_wait_t w = {0};
-    int r = argv[1] != NULL ? k2a_redis_cmd_wait(s, argc, argv, &w) : K2A_ESTORE_UNAVAILABLE;
+    int r = cmd.overflow ? K2A_EINVAL : k2a_redis_cmd_wait_resp(s, cmd.b, cmd.n, &w);
     if (r == K2A_ESTORE_UNAVAILABLE && s->up) { /* NOSCRIPT (a new or restarted Redis): the body once */
-        argv[0] = "EVAL";
-        argv[1] = SCRIPT_ADMIT;
+        cmd.cap = sizeof(SCRIPT_ADMIT) + RESP_MAX;
+        if ((cmd.b = malloc(cmd.cap)) == NULL)
+            return K2A_ENOMEM;
+        admit_command(&cmd, s, op->a, op->slot, true);
         memset(&w, 0, sizeof(w));
-        r = k2a_redis_cmd_wait(s, argc, argv, &w);
+        r = cmd.overflow ? K2A_EINVAL : k2a_redis_cmd_wait_resp(s, cmd.b, cmd.n, &w);
+        free(cmd.b);
     }
     if (r != 0)
         return r;
