@@ -25,7 +25,7 @@
 #define USAGE_DAYS_MAX 366
 
 /* KEYS: slots, window, day hash, month. ARGV: now, concurrency, rpm, credits_day, credits_month, tokens_day, member,
- * lease ms, day ttl s. Returns {verdict, retry ms}. */
+ * lease ms, day ttl s (set when the day's count is made: the hash is per day). Returns {verdict, retry ms}. */
 static const char SCRIPT_ADMIT[] =
     "local now=tonumber(ARGV[1]) local conc=tonumber(ARGV[2]) local rpm=tonumber(ARGV[3]) "
     "local cday=tonumber(ARGV[4]) local cmon=tonumber(ARGV[5]) local tday=tonumber(ARGV[6]) "
@@ -40,7 +40,7 @@ static const char SCRIPT_ADMIT[] =
     "if cmon>0 and tonumber(redis.call('GET',KEYS[4]) or '0')>=cmon then return {4,0} end "
     "if rpm>0 then redis.call('ZADD',KEYS[2],now,ARGV[7]) redis.call('PEXPIRE',KEYS[2],60000) end "
     "if conc>0 then redis.call('ZADD',KEYS[1],now+tonumber(ARGV[8]),ARGV[7]) redis.call('PEXPIRE',KEYS[1],ARGV[8]) end "
-    "redis.call('HINCRBY',KEYS[3],'req',1) redis.call('EXPIRE',KEYS[3],ARGV[9]) "
+    "if redis.call('HINCRBY',KEYS[3],'req',1)==1 then redis.call('EXPIRE',KEYS[3],ARGV[9]) end "
     "return {0,0}";
 
 /* The script's SHA-1 in hex (EVALSHA: the body is sent only when Redis does not know it yet). The pool's loop only. */
