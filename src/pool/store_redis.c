@@ -19,8 +19,7 @@
 #include "pool/store_redis.h"
 #include "convert/responses_store.h"
 #include "pool/store_redis_internal.h"
-/* the adapter is a header of static functions */
-#include <hiredis/adapters/libuv.h>
+#include "pool/store_redis_keys.h"
 
 #define CONNECT_GRACE_MS 3000 /* a refresh right after start-up waits this long for the first connection */
 #define BACKOFF_MIN_MS 100
@@ -111,6 +110,7 @@ static void check_up(k2a_redis_store_t *s)
     else
         k2a_info("pool: shared store redis %s:%d db %d connected (prefix \"%s\")", s->url.host, s->url.port, s->url.db, s->prefix);
     s->ever_up = true;
+    k2a_redis_keys_up(s);
     flush_pending(s);
     resync_all(s);
 }
@@ -192,7 +192,7 @@ static redisAsyncContext *open_ctx(k2a_redis_store_t *s)
         return NULL;
     }
     c->data = s;
-    if (redisLibuvAttach(c, s->loop) != REDIS_OK) {
+    if (k2a_redis_uv_attach(c, s->loop) != REDIS_OK) {
         redisAsyncFree(c);
         return NULL;
     }
@@ -509,6 +509,11 @@ static void on_counters_timer(uv_timer_t *t)
     }
 }
 
+static void on_charge_timer(uv_timer_t *t)
+{
+    k2a_redis_keys_flush(t->data);
+}
+
 /* ---- reads ---- */
 
 typedef struct st_read_ctx_t {
@@ -656,8 +661,8 @@ static void on_cmd_cancel(k2a_coro_t *co, void *data)
     k2a_coro_wake(co, K2A_ECANCELED);
 }
 
-/* Sends argv and waits for the answer; *out gets a copy of what the reply said. */
-int k2a_redis_cmd_wait(k2a_redis_store_t *s, int argc, const char **argv, k2a_redis_wait_t *out)
+/* Sends argv (or the RESP command cmd) and waits for the answer; *out gets a copy of what the reply said. */
+static int cmd_wait(k2a_redis_store_t *s, int argc, const char **argv, const char *cmd, size_t cmdlen, k2a_redis_wait_t *out)
 {
     if (!s->up || s->cmd == NULL)
         return K2A_ESTORE_UNAVAILABLE;
@@ -666,10 +671,16 @@ int k2a_redis_cmd_wait(k2a_redis_store_t *s, int argc, const char **argv, k2a_re
     k2a_redis_wait_t *w = calloc(1, sizeof(*w));
     if (w == NULL)
         return K2A_ENOMEM;
-    size_t lens[K2A_REDIS_ARGV_MAX];
-    for (int i = 0; i < argc; ++i)
-        lens[i] = strlen(argv[i]);
-    if (redisAsyncCommandArgv(s->cmd, on_cmd_reply, w, argc, argv, lens) != REDIS_OK) {
+    int sent;
+    if (cmd != NULL) {
+        sent = redisAsyncFormattedCommand(s->cmd, on_cmd_reply, w, cmd, cmdlen);
+    } else {
+        size_t lens[K2A_REDIS_ARGV_MAX];
+        for (int i = 0; i < argc; ++i)
+            lens[i] = strlen(argv[i]);
+        sent = redisAsyncCommandArgv(s->cmd, on_cmd_reply, w, argc, argv, lens);
+    }
+    if (sent != REDIS_OK) {
         free(w);
         return K2A_ESTORE_UNAVAILABLE;
     }
@@ -680,6 +691,16 @@ int k2a_redis_cmd_wait(k2a_redis_store_t *s, int argc, const char **argv, k2a_re
         free(w);
     }
     return r;
+}
+
+int k2a_redis_cmd_wait(k2a_redis_store_t *s, int argc, const char **argv, k2a_redis_wait_t *out)
+{
+    return cmd_wait(s, argc, argv, NULL, 0, out);
+}
+
+int k2a_redis_cmd_wait_resp(k2a_redis_store_t *s, const char *cmd, size_t len, k2a_redis_wait_t *out)
+{
+    return cmd_wait(s, 0, NULL, cmd, len, out);
 }
 
 /* ---- the refresh lock ---- */
@@ -816,10 +837,13 @@ static void st_attach(k2a_pool_store_t *st, k2a_pool_t *p)
     uv_timer_init(s->loop, &s->done_timer);
     uv_timer_init(s->loop, &s->connect_timer);
     uv_timer_init(s->loop, &s->counters_timer);
+    uv_timer_init(s->loop, &s->charge_timer);
     s->reconnect_timer.data = s->resync_timer.data = s->done_timer.data = s->connect_timer.data = s->counters_timer.data = s;
+    s->charge_timer.data = s;
     s->timers_open = true;
-    p->open_handles += 5;
+    p->open_handles += 6;
     uv_timer_start(&s->counters_timer, on_counters_timer, COUNTERS_FLUSH_MS, COUNTERS_FLUSH_MS);
+    uv_timer_start(&s->charge_timer, on_charge_timer, K2A_SHARED_CHARGE_FLUSH_MS, K2A_SHARED_CHARGE_FLUSH_MS);
     s->attached_at = uv_now(s->loop);
     s->started_ms = k2a_pool_now_ms();
     /* the counters already stored are not this replica's to add again */
@@ -841,9 +865,11 @@ static void st_stop(k2a_pool_store_t *st)
     k2a_redis_store_t *s = (k2a_redis_store_t *)st;
     if (s->stopping)
         return;
-    /* last writes (counters, a state) go before the connection closes */
-    if (s->up)
+    /* last writes (counters, a state, the client keys' usage) go before the connection closes */
+    if (s->up) {
+        k2a_redis_keys_flush(s);
         flush_pending(s);
+    }
     s->stopping = true;
     if (s->timers_open) {
         s->timers_open = false;
@@ -852,6 +878,7 @@ static void st_stop(k2a_pool_store_t *st)
         uv_close((uv_handle_t *)&s->done_timer, on_timer_closed);
         uv_close((uv_handle_t *)&s->connect_timer, on_timer_closed);
         uv_close((uv_handle_t *)&s->counters_timer, on_timer_closed);
+        uv_close((uv_handle_t *)&s->charge_timer, on_timer_closed);
     }
     /* a connected context sends what is queued, then closes */
     drop_ctx(&s->cmd, &s->cmd_up, true);
@@ -874,6 +901,7 @@ static void st_destroy(k2a_pool_store_t *st)
         redisAsyncFree(s->sub);
     if (s->inner != NULL)
         s->inner->destroy(s->inner);
+    k2a_redis_keyq_free(s->keyq);
     memset(s->url.password, 0, sizeof(s->url.password));
     free(s);
 }
@@ -907,6 +935,7 @@ int k2a_pool_redis_store_create(uv_loop_t *loop, const k2a_redis_store_config_t 
         return r;
     }
     snprintf(s->prefix, sizeof(s->prefix), "%s", prefix);
+    s->keyq = k2a_redis_keyq_new();
     s->loop = loop;
     s->inner = inner;
     s->resync_ms = cfg->resync_ms;

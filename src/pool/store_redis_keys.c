@@ -1,8 +1,9 @@
 /*
- * Client-key limits and usage in the shared store (store_redis_keys.h). The admission is one EVAL: the script drops the
+ * Client-key limits and usage in the shared store (store_redis_keys.h). The admission is one EVALSHA: the script drops the
  * expired slots and the window's old entries, checks every limit in the local order (concurrency, rpm, credits per day,
  * per month, tokens per day) and only then takes the slot, the window entry and the request count, so replicas never
- * admit more than a limit between them. Releases and charges are fire-and-forget commands on the pool's loop.
+ * admit more than a limit between them. Releases and charges are fire-and-forget: queued by the worker loops, written by
+ * the pool's loop (releases at once, batched; usage added up per key and written every K2A_SHARED_CHARGE_FLUSH_MS).
  */
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -10,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 #include "core/coro.h"
 #include "core/errors.h"
+#include "core/log.h"
 #include "core/xloop.h"
 #include "pool/internal.h"
 #include "pool/store_redis_internal.h"
@@ -22,7 +25,7 @@
 #define USAGE_DAYS_MAX 366
 
 /* KEYS: slots, window, day hash, month. ARGV: now, concurrency, rpm, credits_day, credits_month, tokens_day, member,
- * lease ms, day ttl s. Returns {verdict, retry ms}. */
+ * lease ms, day ttl s (set when the day's count is made: the hash is per day). Returns {verdict, retry ms}. */
 static const char SCRIPT_ADMIT[] =
     "local now=tonumber(ARGV[1]) local conc=tonumber(ARGV[2]) local rpm=tonumber(ARGV[3]) "
     "local cday=tonumber(ARGV[4]) local cmon=tonumber(ARGV[5]) local tday=tonumber(ARGV[6]) "
@@ -37,7 +40,7 @@ static const char SCRIPT_ADMIT[] =
     "if cmon>0 and tonumber(redis.call('GET',KEYS[4]) or '0')>=cmon then return {4,0} end "
     "if rpm>0 then redis.call('ZADD',KEYS[2],now,ARGV[7]) redis.call('PEXPIRE',KEYS[2],60000) end "
     "if conc>0 then redis.call('ZADD',KEYS[1],now+tonumber(ARGV[8]),ARGV[7]) redis.call('PEXPIRE',KEYS[1],ARGV[8]) end "
-    "redis.call('HINCRBY',KEYS[3],'req',1) redis.call('EXPIRE',KEYS[3],ARGV[9]) "
+    "if redis.call('HINCRBY',KEYS[3],'req',1)==1 then redis.call('EXPIRE',KEYS[3],ARGV[9]) end "
     "return {0,0}";
 
 /* The script's SHA-1 in hex (EVALSHA: the body is sent only when Redis does not know it yet). The pool's loop only. */
@@ -53,6 +56,8 @@ static const char *script_sha(const char *script, char hex[41])
     }
     return hex;
 }
+
+static char admit_sha[41]; /* the pool's loop only */
 
 static bool valid_id(const char *id)
 {
@@ -82,40 +87,150 @@ typedef struct st_admit_op_t {
 
 static uint64_t slot_seq; /* the pool's loop only */
 
+/* ---- the admission's command, in the protocol's form (no printf, no hiredis formatting on the request path) ---- */
+
+/* 16 arguments: 4 key names of at most PREFIX_MAX + 64, 9 numbers, the slot, the script's SHA-1 */
+#define RESP_MAX (4 * (PREFIX_MAX + 80) + 640)
+
+typedef struct st_resp_t {
+    char *b;
+    size_t n, cap;
+    bool overflow;
+} resp_t;
+
+static size_t u64_dec(char *out, uint64_t v)
+{
+    char t[24];
+    size_t n = 0;
+    do {
+        t[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; ++i)
+        out[i] = t[n - 1 - i];
+    return n;
+}
+
+static size_t i64_dec(char *out, int64_t v)
+{
+    if (v >= 0)
+        return u64_dec(out, (uint64_t)v);
+    out[0] = '-';
+    return 1 + u64_dec(out + 1, (uint64_t)0 - (uint64_t)v);
+}
+
+/* A limit: whole numbers (the usual case) without printf. */
+static size_t dbl_dec(char *out, double v)
+{
+    if (v >= -1e15 && v <= 1e15 && v == (double)(int64_t)v)
+        return i64_dec(out, (int64_t)v);
+    int n = snprintf(out, 32, "%.17g", v);
+    return n > 0 && n < 32 ? (size_t)n : 0;
+}
+
+static void resp_raw(resp_t *r, const char *p, size_t n)
+{
+    if (r->overflow || n > r->cap - r->n) {
+        r->overflow = true;
+        return;
+    }
+    memcpy(r->b + r->n, p, n);
+    r->n += n;
+}
+
+/* An argument made of up to three parts (a key name: prefix, kind, id). */
+static void resp_arg3(resp_t *r, const char *a, size_t na, const char *b, size_t nb, const char *c, size_t nc)
+{
+    char len[24];
+    len[0] = '$';
+    size_t nl = 1 + u64_dec(len + 1, na + nb + nc);
+    len[nl++] = '\r';
+    len[nl++] = '\n';
+    resp_raw(r, len, nl);
+    resp_raw(r, a, na);
+    resp_raw(r, b, nb);
+    resp_raw(r, c, nc);
+    resp_raw(r, "\r\n", 2);
+}
+
+static void resp_arg(resp_t *r, const char *a, size_t n)
+{
+    resp_arg3(r, a, n, "", 0, "", 0);
+}
+
+static void resp_int(resp_t *r, int64_t v)
+{
+    char t[24];
+    resp_arg(r, t, i64_dec(t, v));
+}
+
+static void resp_dbl(resp_t *r, double v)
+{
+    char t[32];
+    resp_arg(r, t, dbl_dec(t, v));
+}
+
+/* EVALSHA (or, script_body set, EVAL) of the admission script. The bounds: prefix < PREFIX_MAX, id <= 32 (valid_id). */
+static void admit_command(resp_t *r, const k2a_redis_store_t *s, const k2a_shared_admit_t *a, const char *slot, bool script_body)
+{
+    size_t np = strlen(s->prefix), ni = strlen(a->id);
+    char day[24], month[24];
+    day[0] = month[0] = ':';
+    size_t nd = 1 + i64_dec(day + 1, a->day), nm = 1 + i64_dec(month + 1, a->month);
+    r->n = 0;
+    r->overflow = false;
+    resp_raw(r, "*16\r\n", 5);
+    if (script_body) {
+        resp_arg(r, "EVAL", 4);
+        resp_arg(r, SCRIPT_ADMIT, sizeof(SCRIPT_ADMIT) - 1);
+    } else {
+        resp_arg(r, "EVALSHA", 7);
+        resp_arg(r, admit_sha, 40);
+    }
+    resp_arg(r, "4", 1);
+    char kind[4 + 32 + 24];
+    resp_arg3(r, s->prefix, np, "kc:", 3, a->id, ni);
+    resp_arg3(r, s->prefix, np, "kr:", 3, a->id, ni);
+    memcpy(kind, a->id, ni);
+    memcpy(kind + ni, day, nd);
+    resp_arg3(r, s->prefix, np, "ku:", 3, kind, ni + nd);
+    memcpy(kind + ni, month, nm);
+    resp_arg3(r, s->prefix, np, "km:", 3, kind, ni + nm);
+    resp_int(r, a->now_ms);
+    resp_int(r, a->concurrency);
+    resp_int(r, a->rpm);
+    resp_dbl(r, a->credits_day);
+    resp_dbl(r, a->credits_month);
+    resp_int(r, a->tokens_day);
+    resp_arg(r, slot, strlen(slot));
+    resp_int(r, K2A_SHARED_SLOT_LEASE_MS);
+    resp_int(r, DAY_TTL_S);
+}
+
 static intptr_t op_admit(void *arg)
 {
     admit_op_t *op = arg;
     k2a_redis_store_t *s = shared_of(op->p);
-    if (s == NULL || !s->up)
+    if (s == NULL || !s->up || script_sha(SCRIPT_ADMIT, admit_sha) == NULL)
         return K2A_ESTORE_UNAVAILABLE;
-    const k2a_shared_admit_t *a = op->a;
-    char kc[PREFIX_MAX + 48], kr[PREFIX_MAX + 48], ku[PREFIX_MAX + 64], km[PREFIX_MAX + 64];
-    char now[24], conc[24], rpm[24], cday[32], cmon[32], tday[24], lease[24], dttl[24];
-    snprintf(kc, sizeof(kc), "%skc:%s", s->prefix, a->id);
-    snprintf(kr, sizeof(kr), "%skr:%s", s->prefix, a->id);
-    snprintf(ku, sizeof(ku), "%sku:%s:%d", s->prefix, a->id, (int)a->day);
-    snprintf(km, sizeof(km), "%skm:%s:%d", s->prefix, a->id, (int)a->month);
-    snprintf(now, sizeof(now), "%lld", (long long)a->now_ms);
-    snprintf(conc, sizeof(conc), "%lld", (long long)a->concurrency);
-    snprintf(rpm, sizeof(rpm), "%lld", (long long)a->rpm);
-    snprintf(cday, sizeof(cday), "%.17g", a->credits_day);
-    snprintf(cmon, sizeof(cmon), "%.17g", a->credits_month);
-    snprintf(tday, sizeof(tday), "%lld", (long long)a->tokens_day);
-    snprintf(lease, sizeof(lease), "%d", K2A_SHARED_SLOT_LEASE_MS);
-    snprintf(dttl, sizeof(dttl), "%d", DAY_TTL_S);
-    snprintf(op->slot, sizeof(op->slot), "%s:%llu", s->replica, (unsigned long long)++slot_seq);
-    /* the window's member must be unique too: the slot's name is */
-    static char sha[41];
-    const char *argv[] = {
-        "EVALSHA", script_sha(SCRIPT_ADMIT, sha), "4", kc, kr, ku, km, now, conc, rpm, cday, cmon, tday, op->slot, lease, dttl};
-    int argc = (int)(sizeof(argv) / sizeof(argv[0]));
+    /* the slot's name (also the window's member, which must be unique too): <replica>:<n> */
+    size_t nr = strlen(s->replica);
+    memcpy(op->slot, s->replica, nr);
+    op->slot[nr] = ':';
+    op->slot[nr + 1 + u64_dec(op->slot + nr + 1, ++slot_seq)] = '\0';
+    char buf[RESP_MAX];
+    resp_t cmd = {.b = buf, .cap = sizeof(buf)};
+    admit_command(&cmd, s, op->a, op->slot, false);
     k2a_redis_wait_t w = {0};
-    int r = argv[1] != NULL ? k2a_redis_cmd_wait(s, argc, argv, &w) : K2A_ESTORE_UNAVAILABLE;
+    int r = cmd.overflow ? K2A_EINVAL : k2a_redis_cmd_wait_resp(s, cmd.b, cmd.n, &w);
     if (r == K2A_ESTORE_UNAVAILABLE && s->up) { /* NOSCRIPT (a new or restarted Redis): the body once */
-        argv[0] = "EVAL";
-        argv[1] = SCRIPT_ADMIT;
+        cmd.cap = sizeof(SCRIPT_ADMIT) + RESP_MAX;
+        if ((cmd.b = malloc(cmd.cap)) == NULL)
+            return K2A_ENOMEM;
+        admit_command(&cmd, s, op->a, op->slot, true);
         memset(&w, 0, sizeof(w));
-        r = k2a_redis_cmd_wait(s, argc, argv, &w);
+        r = cmd.overflow ? K2A_EINVAL : k2a_redis_cmd_wait_resp(s, cmd.b, cmd.n, &w);
+        free(cmd.b);
     }
     if (r != 0)
         return r;
@@ -147,99 +262,334 @@ int k2a_shared_key_admit(k2a_pool_t *p, const k2a_shared_admit_t *a, int *verdic
     return 0;
 }
 
-/* ---- releases and charges (not waited for) ---- */
+/* ---- releases and charges (not waited for) ----
+ *
+ * Worker loops add to a queue under a mutex; the pool's loop writes it: releases at once (the first release into an
+ * empty queue posts one wake, the ones after it ride along), usage every K2A_SHARED_CHARGE_FLUSH_MS, added up per key,
+ * day and month, one EVALSHA for up to FLUSH_BATCH keys. Both are double-buffered: the flush swaps the buffer producers
+ * fill, then writes the other one on its own. Bounded: when a buffer is full, the entry is posted and written alone. */
 
-typedef struct st_post_op_t {
-    k2a_pool_t *p;
+#define ACC_SLOTS 1024 /* the hash table of pending usage (a power of 2) */
+#define ACC_MAX 512    /* keys x days with usage pending */
+#define REL_MAX 1024   /* releases pending */
+#define FLUSH_BATCH 64 /* keys per script call */
+
+typedef struct st_acc_t {
+    char id[33];
+    bool used;
+    int32_t day, month; /* month -1: no credits (an error counted on release) */
+    int64_t req, err, in, out;
+    double cr;
+} acc_t;
+
+typedef struct st_acc_set_t {
+    acc_t table[ACC_SLOTS];
+    uint16_t order[ACC_MAX]; /* the used entries of table */
+    size_t n;
+} acc_set_t;
+
+typedef struct st_rel_t {
     char id[33];
     char slot[K2A_SHARED_SLOT_LEN];
-    bool failed, charge, count;
-    int32_t day, month;
-    int64_t in, out;
-    double credits;
-} post_op_t;
+} rel_t;
 
-/* KEYS: day hash, month. ARGV: input tokens, output tokens, credits, day ttl s, month ttl s. */
-static const char SCRIPT_CHARGE[] = "redis.call('HINCRBY',KEYS[1],'in',ARGV[1]) redis.call('HINCRBY',KEYS[1],'out',ARGV[2]) "
-                                    "if tonumber(ARGV[3])>0 then redis.call('HINCRBYFLOAT',KEYS[1],'cr',ARGV[3]) "
-                                    "redis.call('INCRBYFLOAT',KEYS[2],ARGV[3]) redis.call('EXPIRE',KEYS[2],ARGV[5]) end "
-                                    "redis.call('EXPIRE',KEYS[1],ARGV[4]) return 1";
+typedef struct st_rel_set_t {
+    rel_t rel[REL_MAX];
+    size_t n;
+} rel_set_t;
 
-static void send_cmd(k2a_redis_store_t *s, int argc, const char **argv)
+struct st_k2a_redis_keyq_t {
+    uv_mutex_t lock;
+    acc_set_t acc[2];
+    rel_set_t rel[2];
+    int acc_cur, rel_cur; /* the buffers producers fill */
+    bool wake_posted;
+    /* the pool's loop only: the script's state on this connection and the argument vector of a flush */
+    bool loaded;
+    char names[2 * FLUSH_BATCH][PREFIX_MAX + 64];
+    char nums[5 * FLUSH_BATCH][32];
+    const char *argv[5 + 7 * FLUSH_BATCH];
+    size_t lens[5 + 7 * FLUSH_BATCH];
+};
+
+/* KEYS: day hash and month of each key. ARGV: day ttl s, month ttl s, then req err in out cr of each key. */
+static const char SCRIPT_CHARGE[] = "local d=ARGV[1] local m=ARGV[2] for i=1,#KEYS/2 do local u=KEYS[2*i-1] local o=2+5*(i-1) "
+                                    "local v=tonumber(ARGV[o+1]) if v>0 then redis.call('HINCRBY',u,'req',v) end "
+                                    "v=tonumber(ARGV[o+2]) if v>0 then redis.call('HINCRBY',u,'err',v) end "
+                                    "v=tonumber(ARGV[o+3]) if v>0 then redis.call('HINCRBY',u,'in',v) end "
+                                    "v=tonumber(ARGV[o+4]) if v>0 then redis.call('HINCRBY',u,'out',v) end "
+                                    "if tonumber(ARGV[o+5])>0 then redis.call('HINCRBYFLOAT',u,'cr',ARGV[o+5]) "
+                                    "redis.call('INCRBYFLOAT',KEYS[2*i],ARGV[o+5]) redis.call('EXPIRE',KEYS[2*i],m) end "
+                                    "redis.call('EXPIRE',u,d) end return 1";
+static char charge_sha[41]; /* the pool's loop only */
+
+struct st_k2a_redis_keyq_t *k2a_redis_keyq_new(void)
 {
-    size_t lens[12];
-    for (int i = 0; i < argc; ++i)
-        lens[i] = strlen(argv[i]);
-    redisAsyncCommandArgv(s->cmd, NULL, NULL, argc, argv, lens);
+    struct st_k2a_redis_keyq_t *q = calloc(1, sizeof(*q));
+    if (q != NULL && uv_mutex_init(&q->lock) != 0) {
+        free(q);
+        q = NULL;
+    }
+    return q;
 }
+
+void k2a_redis_keyq_free(struct st_k2a_redis_keyq_t *q)
+{
+    if (q == NULL)
+        return;
+    uv_mutex_destroy(&q->lock);
+    free(q);
+}
+
+static void on_script_reply(redisAsyncContext *c, void *reply, void *data)
+{
+    (void)data;
+    const redisReply *r = reply;
+    k2a_redis_store_t *s = c->data;
+    if (r != NULL && r->type == REDIS_REPLY_ERROR && s != NULL && s->keyq != NULL) {
+        k2a_debug("pool: redis: client-key usage not written: %.*s", (int)(r->len < 200 ? r->len : 200), r->str);
+        if (r->len >= 8 && memcmp(r->str, "NOSCRIPT", 8) == 0)
+            s->keyq->loaded = false; /* loaded again before the next flush */
+    }
+}
+
+void k2a_redis_keys_up(k2a_redis_store_t *s)
+{
+    if (s->cmd == NULL || script_sha(SCRIPT_ADMIT, admit_sha) == NULL || script_sha(SCRIPT_CHARGE, charge_sha) == NULL)
+        return;
+    redisAsyncCommand(s->cmd, on_script_reply, NULL, "SCRIPT LOAD %s", SCRIPT_ADMIT);
+    redisAsyncCommand(s->cmd, on_script_reply, NULL, "SCRIPT LOAD %s", SCRIPT_CHARGE);
+    if (s->keyq != NULL)
+        s->keyq->loaded = true;
+}
+
+/* Writes the usage of n keys (n <= FLUSH_BATCH) in one script call. The pool's loop only, the store up. */
+static void send_usage(k2a_redis_store_t *s, struct st_k2a_redis_keyq_t *q, acc_t *const *e, size_t n)
+{
+    if (n == 0 || q == NULL || script_sha(SCRIPT_CHARGE, charge_sha) == NULL)
+        return;
+    if (!q->loaded) {
+        redisAsyncCommand(s->cmd, on_script_reply, NULL, "SCRIPT LOAD %s", SCRIPT_CHARGE);
+        q->loaded = true;
+    }
+    size_t argc = 0;
+    q->argv[argc++] = "EVALSHA";
+    q->argv[argc++] = charge_sha;
+    snprintf(q->nums[0], sizeof(q->nums[0]), "%zu", 2 * n);
+    q->argv[argc++] = q->nums[0];
+    for (size_t i = 0; i < n; ++i) {
+        snprintf(q->names[2 * i], sizeof(q->names[0]), "%sku:%s:%d", s->prefix, e[i]->id, (int)e[i]->day);
+        snprintf(q->names[2 * i + 1], sizeof(q->names[0]), "%skm:%s:%d", s->prefix, e[i]->id, (int)e[i]->month);
+        q->argv[argc++] = q->names[2 * i];
+        q->argv[argc++] = q->names[2 * i + 1];
+    }
+    char dttl[16], mttl[16];
+    snprintf(dttl, sizeof(dttl), "%d", DAY_TTL_S);
+    snprintf(mttl, sizeof(mttl), "%d", MONTH_TTL_S);
+    q->argv[argc++] = dttl;
+    q->argv[argc++] = mttl;
+    for (size_t i = 0; i < n; ++i) {
+        char *b = q->nums[1 + 5 * i];
+        snprintf(b, 32, "%lld", (long long)e[i]->req);
+        snprintf(b + 32, 32, "%lld", (long long)e[i]->err);
+        snprintf(b + 64, 32, "%lld", (long long)e[i]->in);
+        snprintf(b + 96, 32, "%lld", (long long)e[i]->out);
+        snprintf(b + 128, 32, "%.17g", e[i]->cr);
+        for (int k = 0; k < 5; ++k)
+            q->argv[argc++] = b + 32 * k;
+    }
+    for (size_t i = 0; i < argc; ++i)
+        q->lens[i] = strlen(q->argv[i]);
+    redisAsyncCommandArgv(s->cmd, on_script_reply, NULL, (int)argc, q->argv, q->lens);
+}
+
+static void send_release(k2a_redis_store_t *s, const char *id, const char *slot)
+{
+    char kc[PREFIX_MAX + 48];
+    snprintf(kc, sizeof(kc), "%skc:%s", s->prefix, id);
+    const char *argv[] = {"ZREM", kc, slot};
+    size_t lens[] = {4, strlen(kc), strlen(slot)};
+    redisAsyncCommandArgv(s->cmd, NULL, NULL, 3, argv, lens);
+}
+
+static void flush_releases(k2a_redis_store_t *s)
+{
+    struct st_k2a_redis_keyq_t *q = s->keyq;
+    if (q == NULL)
+        return;
+    uv_mutex_lock(&q->lock);
+    rel_set_t *set = &q->rel[q->rel_cur];
+    q->rel_cur ^= 1;
+    q->wake_posted = false;
+    uv_mutex_unlock(&q->lock);
+    /* what is released while the store is down is not written: the slot ends with its lease */
+    for (size_t i = 0; i < set->n && s->up && s->cmd != NULL; ++i)
+        send_release(s, set->rel[i].id, set->rel[i].slot);
+    set->n = 0;
+}
+
+static void flush_usage(k2a_redis_store_t *s)
+{
+    struct st_k2a_redis_keyq_t *q = s->keyq;
+    if (q == NULL)
+        return;
+    uv_mutex_lock(&q->lock);
+    acc_set_t *set = &q->acc[q->acc_cur];
+    q->acc_cur ^= 1;
+    uv_mutex_unlock(&q->lock);
+    acc_t *batch[FLUSH_BATCH];
+    size_t nb = 0;
+    for (size_t i = 0; i < set->n; ++i) {
+        acc_t *e = &set->table[set->order[i]];
+        batch[nb++] = e;
+        if (nb == FLUSH_BATCH || i + 1 == set->n) {
+            /* what was charged while the store is down stays in the replica's own usage */
+            if (s->up && s->cmd != NULL)
+                send_usage(s, q, batch, nb);
+            nb = 0;
+        }
+    }
+    for (size_t i = 0; i < set->n; ++i)
+        set->table[set->order[i]].used = false;
+    set->n = 0;
+}
+
+void k2a_redis_keys_flush(k2a_redis_store_t *s)
+{
+    flush_releases(s);
+    flush_usage(s);
+}
+
+static uint32_t acc_hash(const char *id, int32_t day, int32_t month)
+{
+    uint32_t h = 2166136261u;
+    for (const char *c = id; *c; ++c)
+        h = (h ^ (uint8_t)*c) * 16777619u;
+    h = (h ^ (uint32_t)day) * 16777619u;
+    return (h ^ (uint32_t)month) * 16777619u;
+}
+
+/* Under the lock: adds to the entry of (id, day, month). False when the set is full. */
+static bool acc_add(acc_set_t *set, const acc_t *add)
+{
+    uint32_t h = acc_hash(add->id, add->day, add->month) & (ACC_SLOTS - 1);
+    acc_t *e;
+    for (;; h = (h + 1) & (ACC_SLOTS - 1)) {
+        e = &set->table[h];
+        if (!e->used) {
+            if (set->n >= ACC_MAX)
+                return false;
+            *e = *add;
+            e->used = true;
+            set->order[set->n++] = (uint16_t)h;
+            return true;
+        }
+        if (e->day == add->day && e->month == add->month && strcmp(e->id, add->id) == 0)
+            break;
+    }
+    e->req += add->req;
+    e->err += add->err;
+    e->in += add->in;
+    e->out += add->out;
+    e->cr += add->cr;
+    return true;
+}
+
+/* A queue that is full (or missing): the entry is posted to the pool's loop and written alone. */
+typedef struct st_post_op_t {
+    k2a_pool_t *p;
+    acc_t usage;
+    rel_t rel;
+} post_op_t;
 
 static void op_post(void *arg)
 {
     post_op_t *op = arg;
     k2a_redis_store_t *s = shared_of(op->p);
     if (s != NULL && s->up && s->cmd != NULL) {
-        char ku[PREFIX_MAX + 64], km[PREFIX_MAX + 64], a[32], b[32], dttl[24], mttl[24];
-        snprintf(ku, sizeof(ku), "%sku:%s:%d", s->prefix, op->id, (int)op->day);
-        snprintf(km, sizeof(km), "%skm:%s:%d", s->prefix, op->id, (int)op->month);
-        snprintf(dttl, sizeof(dttl), "%d", DAY_TTL_S);
-        snprintf(mttl, sizeof(mttl), "%d", MONTH_TTL_S);
-        if (op->slot[0] != '\0') {
-            char kc[PREFIX_MAX + 48];
-            snprintf(kc, sizeof(kc), "%skc:%s", s->prefix, op->id);
-            send_cmd(s, 3, (const char *[]){"ZREM", kc, op->slot});
-        }
-        if (op->failed)
-            send_cmd(s, 4, (const char *[]){"HINCRBY", ku, "err", "1"});
-        if (op->count)
-            send_cmd(s, 4, (const char *[]){"HINCRBY", ku, "req", "1"});
-        if (op->charge) { /* one call: tokens and credits of the day, credits of the month, their expiry */
-            char cr[32];
-            snprintf(a, sizeof(a), "%lld", (long long)op->in);
-            snprintf(b, sizeof(b), "%lld", (long long)op->out);
-            snprintf(cr, sizeof(cr), "%.17g", op->credits);
-            send_cmd(s, 10, (const char *[]){"EVAL", SCRIPT_CHARGE, "2", ku, km, a, b, cr, dttl, mttl});
-        } else if (op->failed || op->count) {
-            send_cmd(s, 3, (const char *[]){"EXPIRE", ku, dttl});
+        if (op->rel.slot[0] != '\0')
+            send_release(s, op->rel.id, op->rel.slot);
+        if (op->usage.used) {
+            acc_t *e = &op->usage;
+            send_usage(s, s->keyq, &e, 1);
         }
     }
     free(op);
 }
 
-static void post(k2a_pool_t *p, post_op_t *op)
+static void post_alone(k2a_pool_t *p, const acc_t *usage, const rel_t *rel)
 {
-    if (p->owner == NULL) {
-        free(op);
+    post_op_t *op = p->owner != NULL ? calloc(1, sizeof(*op)) : NULL;
+    if (op == NULL)
         return;
-    }
     op->p = p;
+    if (usage != NULL)
+        op->usage = *usage;
+    if (rel != NULL)
+        op->rel = *rel;
     k2a_xloop_post(p->owner, op_post, op);
+}
+
+static void op_wake(void *arg)
+{
+    k2a_redis_store_t *s = shared_of(arg);
+    if (s != NULL)
+        flush_releases(s);
+}
+
+static void add_usage(k2a_pool_t *p, const acc_t *u)
+{
+    struct st_k2a_redis_keyq_t *q = ((k2a_redis_store_t *)p->store)->keyq;
+    bool queued = false;
+    if (q != NULL) {
+        uv_mutex_lock(&q->lock);
+        queued = acc_add(&q->acc[q->acc_cur], u);
+        uv_mutex_unlock(&q->lock);
+    }
+    if (!queued)
+        post_alone(p, u, NULL);
 }
 
 void k2a_shared_key_release(k2a_pool_t *p, const char *id, const char *slot, bool failed, int32_t day)
 {
     if (p == NULL || !valid_id(id) || !k2a_redis_is_store(p->store) || ((slot == NULL || slot[0] == '\0') && !failed))
         return;
-    post_op_t *op = calloc(1, sizeof(*op));
-    if (op == NULL)
-        return;
-    snprintf(op->id, sizeof(op->id), "%s", id);
-    snprintf(op->slot, sizeof(op->slot), "%s", slot != NULL ? slot : "");
-    op->failed = failed;
-    op->day = day;
-    post(p, op);
+    if (slot != NULL && slot[0] != '\0') {
+        struct st_k2a_redis_keyq_t *q = ((k2a_redis_store_t *)p->store)->keyq;
+        rel_t r;
+        snprintf(r.id, sizeof(r.id), "%s", id);
+        snprintf(r.slot, sizeof(r.slot), "%s", slot);
+        bool queued = false, wake = false;
+        if (q != NULL) {
+            uv_mutex_lock(&q->lock);
+            rel_set_t *set = &q->rel[q->rel_cur];
+            if (set->n < REL_MAX) {
+                set->rel[set->n++] = r;
+                queued = true;
+                wake = !q->wake_posted;
+                q->wake_posted = true;
+            }
+            uv_mutex_unlock(&q->lock);
+        }
+        if (!queued)
+            post_alone(p, NULL, &r);
+        else if (wake && p->owner != NULL)
+            k2a_xloop_post(p->owner, op_wake, p);
+    }
+    if (failed) {
+        acc_t u = {.used = true, .day = day, .month = -1, .err = 1};
+        snprintf(u.id, sizeof(u.id), "%s", id);
+        add_usage(p, &u);
+    }
 }
 
 bool k2a_shared_key_count(k2a_pool_t *p, const char *id, int32_t day)
 {
     if (p == NULL || !valid_id(id) || !k2a_redis_is_store(p->store))
         return false;
-    post_op_t *op = calloc(1, sizeof(*op));
-    if (op == NULL)
-        return false;
-    snprintf(op->id, sizeof(op->id), "%s", id);
-    op->count = true;
-    op->day = day;
-    post(p, op);
+    acc_t u = {.used = true, .day = day, .month = -1, .req = 1};
+    snprintf(u.id, sizeof(u.id), "%s", id);
+    add_usage(p, &u);
     return true;
 }
 
@@ -248,17 +598,14 @@ void k2a_shared_key_charge(k2a_pool_t *p, const char *id, int64_t input_tokens, 
 {
     if (p == NULL || !valid_id(id) || !k2a_redis_is_store(p->store))
         return;
-    post_op_t *op = calloc(1, sizeof(*op));
-    if (op == NULL)
-        return;
-    snprintf(op->id, sizeof(op->id), "%s", id);
-    op->charge = true;
-    op->in = input_tokens > 0 ? input_tokens : 0;
-    op->out = output_tokens > 0 ? output_tokens : 0;
-    op->credits = credits > 0 ? credits : 0;
-    op->day = day;
-    op->month = month;
-    post(p, op);
+    acc_t u = {.used = true,
+               .day = day,
+               .month = month,
+               .in = input_tokens > 0 ? input_tokens : 0,
+               .out = output_tokens > 0 ? output_tokens : 0,
+               .cr = credits > 0 ? credits : 0};
+    snprintf(u.id, sizeof(u.id), "%s", id);
+    add_usage(p, &u);
 }
 
 /* ---- usage ---- */
@@ -333,6 +680,7 @@ static intptr_t op_usage(void *arg)
     k2a_redis_store_t *s = shared_of(op->p);
     if (s == NULL || !s->up || s->cmd == NULL)
         return K2A_ESTORE_UNAVAILABLE;
+    flush_usage(s); /* this replica's pending usage first (the connection keeps the order) */
     int n = op->ndays;
     const char **argv = calloc((size_t)n + 3, sizeof(*argv));
     size_t *lens = calloc((size_t)n + 3, sizeof(*lens));

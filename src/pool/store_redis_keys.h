@@ -1,7 +1,9 @@
 /*
  * Client-key limits and usage shared by every replica through the shared store (KIRO_REDIS_URL): one Lua call per
- * admission checks and takes them all atomically; releases and charges are written without waiting. Callable from any
- * worker loop (the Redis connection lives on the pool's loop; these calls go there through xloop).
+ * admission checks and takes them all atomically; releases are written without waiting (batched: one wake of the
+ * pool's loop for what several requests released), charges are added up per key and written every
+ * K2A_SHARED_CHARGE_FLUSH_MS. Callable from any worker loop (the Redis connection lives on the pool's loop; the admission
+ * goes there through xloop, releases and charges through a mutex-protected queue).
  *
  * Redis (P = KIRO_REDIS_PREFIX, <id> the key's id):
  *   P kc:<id>           sorted set: the requests in flight, member "<replica>:<n>", score = its lease's end (ms); a
@@ -20,6 +22,9 @@ struct st_k2a_pool_t;
 
 #define K2A_SHARED_SLOT_LEASE_MS (15 * 60 * 1000)
 #define K2A_SHARED_SLOT_LEN 40
+/* A key's usage (requests of keys without limits, errors, tokens, credits) is added up per key and day on each replica
+ * and written at most this often (one script call for up to 64 keys); the admission's own count is not delayed. */
+#define K2A_SHARED_CHARGE_FLUSH_MS 250
 
 /* What was refused (the order of the checks: concurrency, rpm, credits per day, per month, tokens per day). */
 enum {
@@ -52,10 +57,12 @@ int k2a_shared_key_admit(struct st_k2a_pool_t *p, const k2a_shared_admit_t *a, i
                          char slot[K2A_SHARED_SLOT_LEN]);
 /* From a loop thread: gives the slot back (slot "" = none) and counts an error when failed. Not waited for. */
 void k2a_shared_key_release(struct st_k2a_pool_t *p, const char *id, const char *slot, bool failed, int32_t day);
-/* From a loop thread: counts a request of a key without limits (its usage is summed all the same). Not waited for.
+/* From a loop thread: counts a request of a key without limits (its usage is summed all the same). Not waited for
+ * (coalesced like a charge).
  * Returns whether the store is shared (then release and charge apply too). */
 bool k2a_shared_key_count(struct st_k2a_pool_t *p, const char *id, int32_t day);
-/* From a loop thread: adds what a request consumed to the key's day and month. Not waited for. */
+/* From a loop thread: adds what a request consumed to the key's day and month. Not waited for: written with the next
+ * flush (K2A_SHARED_CHARGE_FLUSH_MS, and at shutdown). */
 void k2a_shared_key_charge(struct st_k2a_pool_t *p, const char *id, int64_t input_tokens, int64_t output_tokens, double credits,
                            int32_t day, int32_t month);
 /* From a coroutine: the key's usage on `ndays` UTC days from first_day on (out[0..ndays-1]). Returns 0 or

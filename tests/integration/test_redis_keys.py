@@ -8,6 +8,8 @@
   with previous_response_id carries A's turn upstream; another client key does not see it; Redis holds it with the
   store's time to live; DELETE on B removes it from Redis and from A's memory (GET on A and on B: 404), another key's
   DELETE is a 404 and removes nothing;
+- a key's usage (requests of a key without limits, errors, tokens) is added up and written every 250 ms, in fewer
+  script calls than requests, and what is still pending is written on SIGTERM;
 - Redis killed: both replicas keep serving the keys they hold; a key created on A meanwhile is written once Redis is
   back and then works on B."""
 import json
@@ -181,6 +183,54 @@ class RedisKeys(unittest.TestCase):
         except AssertionError:
             for n, gw in zip(("a", "b"), (a, b)):
                 print("%s:\n%s" % (n, "\n".join(l for l in gw.stderr().splitlines() if "DEBUG req" not in l)[-3000:]))
+            raise
+
+    def test_usage_coalesced_and_flushed_on_stop(self):
+        a = self.replica("ua")
+        try:
+            free = self.admin(a, "POST", "keys", {"name": "usage-free"}, expect=201)
+            lim = self.admin(a, "POST", "keys", {"name": "usage-lim", "limits": {"tokens_day": 10 ** 9}}, expect=201)
+            self.assertEqual(chat(a, free["key"]), 200)
+            self.assertEqual(chat(a, lim["key"]), 200)
+            day = int(time.time()) // 86400
+            ku = {k["id"]: "rk:ku:%s:%d" % (k["id"], day) for k in (free, lim)}
+            wait_until(self, "the first requests' usage written",
+                       lambda: all(self.redis.hgetall(ku[k["id"]]).get("out") for k in (free, lim)), timeout=3)
+
+            def evalsha():
+                m = [l for l in self.redis.cli("INFO", "commandstats").splitlines() if l.startswith("cmdstat_evalsha:")]
+                return int(m[0].split("calls=")[1].split(",")[0]) if m else 0
+            n = 30
+            before, t0 = evalsha(), time.monotonic()
+            for _ in range(n):
+                self.assertEqual(chat(a, free["key"]), 200)
+            elapsed = time.monotonic() - t0
+            wait_until(self, "the key's requests counted in Redis",
+                       lambda: self.redis.hgetall(ku[free["id"]]).get("req") == str(n + 1), timeout=3)
+            calls = evalsha() - before
+            # one charge script call per 250 ms at most (plus the ones around the edges), not one per request
+            bound = int(elapsed / 0.25) + 3
+            print("%d requests in %.2f s: %d usage script calls" % (n, elapsed, calls))
+            self.assertLessEqual(calls, bound)
+            # tokens summed alike in Redis and in the replica's own usage
+            local = self.admin(a, "GET", "keys/" + free["id"])["usage_today"]
+            rec = self.redis.hgetall(ku[free["id"]])
+            self.assertEqual(int(rec["out"]), local["output_tokens"], (rec, local))
+            self.assertEqual(int(rec["in"]), local["input_tokens"], (rec, local))
+            # a burst answered just before SIGTERM is written by the shutdown's flush
+            for _ in range(5):
+                self.assertEqual(chat(a, lim["key"]), 200)
+                self.assertEqual(chat(a, free["key"]), 200)
+            local = {k["id"]: self.admin(a, "GET", "keys/" + k["id"])["usage_today"] for k in (free, lim)}
+            a.assert_clean_exit(self)
+            for k in (free, lim):
+                rec = self.redis.hgetall(ku[k["id"]])
+                self.assertEqual(int(rec["req"]), local[k["id"]]["requests"], (k["name"], rec, local[k["id"]]))
+                self.assertEqual(int(rec["out"]), local[k["id"]]["output_tokens"], (k["name"], rec, local[k["id"]]))
+            self.assertEqual(int(self.redis.hgetall(ku[free["id"]])["req"]), n + 6)
+            self.assertGreater(int(self.redis.cli("TTL", ku[lim["id"]])), 86400)
+        except AssertionError:
+            print("ua:\n%s" % "\n".join(l for l in a.stderr().splitlines() if "DEBUG req" not in l)[-3000:])
             raise
 
     def test_responses_across_replicas(self):
