@@ -20,6 +20,8 @@
 #include "convert/responses_store.h"
 #include "pool/store_redis_internal.h"
 #include "pool/store_redis_keys.h"
+/* the adapter is a header of static functions */
+#include <hiredis/adapters/libuv.h>
 
 #define CONNECT_GRACE_MS 3000 /* a refresh right after start-up waits this long for the first connection */
 #define BACKOFF_MIN_MS 100
@@ -192,7 +194,7 @@ static redisAsyncContext *open_ctx(k2a_redis_store_t *s)
         return NULL;
     }
     c->data = s;
-    if (k2a_redis_uv_attach(c, s->loop) != REDIS_OK) {
+    if (redisLibuvAttach(c, s->loop) != REDIS_OK) {
         redisAsyncFree(c);
         return NULL;
     }

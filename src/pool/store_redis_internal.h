@@ -62,8 +62,6 @@ void k2a_redis_keyq_free(struct st_k2a_redis_keyq_t *q);
 void k2a_redis_keys_flush(k2a_redis_store_t *s);
 /* The connection is up: loads the scripts (EVALSHA then finds them; the connection keeps the order). */
 void k2a_redis_keys_up(k2a_redis_store_t *s);
-/* store_redis_uv.c: attaches a context to the loop (hiredis's event hooks). REDIS_OK or REDIS_ERR. */
-int k2a_redis_uv_attach(redisAsyncContext *ac, uv_loop_t *loop);
 /* True when st is the Redis store. */
 bool k2a_redis_is_store(const k2a_pool_store_t *st);
 
