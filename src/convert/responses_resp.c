@@ -70,19 +70,10 @@ static inline char *put(char *p, const void *s, size_t n)
 }
 #define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
 
-/* v in decimal, at most 20 digits and a sign */
+/* v in decimal: at most K2A_I64_CHARS bytes */
 static char *put_i64(char *p, int64_t v)
 {
-    char tmp[24];
-    size_t n = sizeof(tmp);
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[--n] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
-    if (v < 0)
-        tmp[--n] = '-';
-    return put(p, tmp + n, sizeof(tmp) - n);
+    return p + k2a_fmt_i64(p, v);
 }
 
 /* Room for n more bytes of b (and the NUL k2a_buf_cstr may add), within its maximum: the common case inline. */
@@ -196,16 +187,7 @@ static const char *incomplete_reason(k2a_ir_stop_reason_t r)
 /* Decimal digits of v appended (no printf on the per-event path). */
 static int append_i64(k2a_buf_t *out, int64_t v)
 {
-    char tmp[24];
-    size_t n = sizeof(tmp);
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[--n] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
-    if (v < 0)
-        tmp[--n] = '-';
-    return k2a_buf_append(out, tmp + n, sizeof(tmp) - n);
+    return k2a_buf_append_i64(out, v);
 }
 
 /* A number as %g does, without printf for the usual 1 */

@@ -56,11 +56,11 @@ int k2a__buf_append_grow(k2a_buf_t *b, const void *p, size_t n)
     return 0;
 }
 
-int k2a_buf_append_i64(k2a_buf_t *b, long long v)
+size_t k2a_fmt_i64(char *out, long long v)
 {
     if (v >= 0 && v < 10) {
-        char c = (char)('0' + v); /* the zero counts of a usage object */
-        return k2a_buf_append(b, &c, 1);
+        *out = (char)('0' + v); /* the zero counts of a usage object */
+        return 1;
     }
     char tmp[24];
     size_t n = sizeof(tmp);
@@ -72,7 +72,14 @@ int k2a_buf_append_i64(k2a_buf_t *b, long long v)
     } while (m != 0);
     if (v < 0)
         tmp[--n] = '-';
-    return k2a_buf_append(b, tmp + n, sizeof(tmp) - n);
+    memcpy(out, tmp + n, sizeof(tmp) - n);
+    return sizeof(tmp) - n;
+}
+
+int k2a_buf_append_i64(k2a_buf_t *b, long long v)
+{
+    char tmp[K2A_I64_CHARS];
+    return k2a_buf_append(b, tmp, k2a_fmt_i64(tmp, v));
 }
 
 int k2a_buf_vappendf(k2a_buf_t *b, const char *fmt, va_list ap)

@@ -55,6 +55,9 @@ int k2a_buf_appendf(k2a_buf_t *b, const char *fmt, ...) __attribute__((format(pr
 int k2a_buf_vappendf(k2a_buf_t *b, const char *fmt, va_list ap);
 /* Appends v in decimal, as printf's %lld writes it (the per-request writers: printf costs several times more). */
 int k2a_buf_append_i64(k2a_buf_t *b, long long v);
+/* Writes v in decimal at out (room for K2A_I64_CHARS bytes; no NUL) and returns the count written. */
+#define K2A_I64_CHARS 20
+size_t k2a_fmt_i64(char *out, long long v);
 /* Appends s as the body of a JSON string (escaped, without the quotes); invalid UTF-8 becomes U+FFFD. */
 int k2a_buf_append_json_escaped(k2a_buf_t *b, const char *s, size_t n);
 /* Removes the first n bytes (memmove). */
