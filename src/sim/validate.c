@@ -783,6 +783,18 @@ static void note_request(k2a_sim_validation_t *out, yajl_val root)
         snprintf(out->profile_arn, sizeof(out->profile_arn), "%s", av->u.string);
 }
 
+/* The rules on the parsed body, in order; the user text is kept only when they all pass. */
+static void check_root(ctx_t *c, yajl_val root, size_t len, k2a_buf_t *user_text)
+{
+    note_request(c->out, root);
+    size_t text_mark = user_text != NULL ? user_text->len : 0;
+    if ((c->limits->modern && check_profile_arn(c, root) != 0) || check_conversation(c, root, user_text) != 0 ||
+        (c->limits->modern && check_input_tokens(c, root, len) != 0)) {
+        if (user_text != NULL)
+            user_text->len = text_mark;
+    }
+}
+
 int k2a_sim_validate_request_ex(const char *json, size_t len, const k2a_sim_limits_t *limits, k2a_sim_validation_t *out,
                                 k2a_buf_t *user_text)
 {
@@ -811,6 +823,17 @@ int k2a_sim_validate_request_caller(const char *json, size_t len, const k2a_sim_
         return reject_with(&c, limits->modern ? BODY_MALFORMED : BODY_TOO_LONG, "payload_too_large",
                            "body of %zu bytes is above the %zu-byte limit", len, limits->max_payload),
                out->status;
+    /* A plain body (no NUL, no comment, nested at most 128 deep, integers only) is parsed into the arena tree; it is
+     * the tree yajl_tree_parse would give, and none of the rules below would have stopped it. Anything else takes the
+     * rules below and yajl_tree_parse, which answer it as they always did. */
+    static __thread k2a_sim_jtree_t arena;
+    yajl_val root = memchr(json, '\0', len) == NULL ? k2a_sim_jtree_parse(&arena, json, len, K2A_SIM_MAX_JSON_DEPTH) : NULL;
+    if (root != NULL) {
+        check_root(&c, root, len, user_text);
+        k2a_sim_jtree_reset(&arena);
+        return out->status;
+    }
+    k2a_sim_jtree_reset(&arena);
     /* Rule "json_depth": nesting deeper than 128 levels (also keeps yajl_tree_free's recursion bounded). */
     bool comment; /* a '/' outside strings (a comment, which yajl_tree would accept) is never valid JSON */
     size_t depth = k2a_sim_json_depth(json, len, K2A_SIM_MAX_JSON_DEPTH, &comment);
@@ -827,7 +850,7 @@ int k2a_sim_validate_request_caller(const char *json, size_t len, const k2a_sim_
     memcpy(copy, json, len);
     copy[len] = '\0';
     char err[128];
-    yajl_val root = yajl_tree_parse(copy, err, sizeof(err));
+    root = yajl_tree_parse(copy, err, sizeof(err));
     free(copy);
     if (root == NULL) {
         for (char *p = err; *p != '\0'; ++p)
@@ -835,13 +858,7 @@ int k2a_sim_validate_request_caller(const char *json, size_t len, const k2a_sim_
                 *p = ' ';
         return REJECT(&c, "json_syntax", "malformed JSON: %.100s", err), out->status;
     }
-    note_request(out, root);
-    size_t text_mark = user_text != NULL ? user_text->len : 0;
-    if ((limits->modern && check_profile_arn(&c, root) != 0) || check_conversation(&c, root, user_text) != 0 ||
-        (limits->modern && check_input_tokens(&c, root, len) != 0)) {
-        if (user_text != NULL)
-            user_text->len = text_mark;
-    }
+    check_root(&c, root, len, user_text);
     yajl_tree_free(root);
     return out->status;
 }

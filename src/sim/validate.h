@@ -27,6 +27,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <yajl/yajl_tree.h>
 
 #define K2A_SIM_DEFAULT_MAX_PAYLOAD 600000    /* 2025 mode: above it CONTENT_LENGTH_EXCEEDS_THRESHOLD */
 #define K2A_SIM_DEFAULT_MAX_BODY_BYTES 615000 /* 2026 mode: above it "Improperly formed request." */
@@ -106,5 +107,15 @@ int k2a_sim_validate_request_caller(const char *json, size_t len, const k2a_sim_
 /* k2a_json_text_depth's answer (the deepest nesting, stopping once past limit; *comment on a '/' outside strings),
  * reading the inside of strings 8 bytes at a time: a request body is mostly string content. */
 size_t k2a_sim_json_depth(const char *s, size_t n, size_t limit, bool *comment);
+
+/* The arena-built yajl_val tree of jtree.c: yajl_tree_parse's tree for a comment-free body nested at most max_depth
+ * deep whose numbers are plain integers of at most 15 digits; NULL for anything else (the caller then takes the
+ * yajl_tree_parse path). The tree lives until the next parse, reset or dispose of t. */
+typedef struct st_k2a_sim_jtree_t {
+    struct st_jt_block_t *head;
+} k2a_sim_jtree_t;
+yajl_val k2a_sim_jtree_parse(k2a_sim_jtree_t *t, const char *json, size_t len, size_t max_depth);
+void k2a_sim_jtree_reset(k2a_sim_jtree_t *t);
+void k2a_sim_jtree_dispose(k2a_sim_jtree_t *t);
 
 #endif
