@@ -492,6 +492,20 @@ static bool has_kiro_ide(const h2o_iovec_t *v)
     return false;
 }
 
+/* The digits of [p, end) as a number, when there are 1 to 9 of them and nothing else; -1 otherwise. */
+static long plain_uint(const char *p, const char *end)
+{
+    long x = 0;
+    if (p == end || end - p > 9)
+        return -1;
+    for (; p < end; ++p) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        x = x * 10 + (*p - '0');
+    }
+    return x;
+}
+
 static bool is_sdk_request(const h2o_iovec_t *v)
 {
     unsigned a, m;
@@ -499,6 +513,13 @@ static bool is_sdk_request(const h2o_iovec_t *v)
     char buf[64];
     if (v->len >= sizeof(buf))
         return false;
+    /* the form every SDK sends, "attempt=<digits>; max=<digits>", read without sscanf (its answer for it is the same) */
+    const char *semi = v->len > 8 ? memchr(v->base, ';', v->len) : NULL;
+    if (semi != NULL && memcmp(v->base, "attempt=", 8) == 0 && v->base + v->len - semi > 6 && memcmp(semi, "; max=", 6) == 0) {
+        long pa = plain_uint(v->base + 8, semi), pm = plain_uint(semi + 6, v->base + v->len);
+        if (pa >= 0 && pm >= 0)
+            return pa >= 1 && pm >= pa;
+    }
     memcpy(buf, v->base, v->len);
     buf[v->len] = '\0';
     return sscanf(buf, "attempt=%u; max=%u%c", &a, &m, &tail) == 2 && a >= 1 && m >= a;

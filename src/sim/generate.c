@@ -535,13 +535,13 @@ static k2a_sim_last_request_t *note_last_request(h2o_req_t *req, const k2a_sim_r
     last->seen = true;
     last->region = route->region;
     size_t plen = req->query_at != SIZE_MAX && req->query_at < req->path.len ? req->query_at : req->path.len;
-    snprintf(last->path, sizeof(last->path), "%.*s", (int)(plen < sizeof(last->path) ? plen : sizeof(last->path) - 1),
-             req->path.base);
+    /* snprintf's "%.*s" without the format machinery: cut at the buffer or a NUL; last is zeroed above */
+    memcpy(last->path, req->path.base, strnlen(req->path.base, plen < sizeof(last->path) ? plen : sizeof(last->path) - 1));
     ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("tokentype"), -1);
     if (i >= 0) {
         const h2o_iovec_t *tv = &req->headers.entries[i].value;
-        snprintf(last->tokentype, sizeof(last->tokentype), "%.*s",
-                 (int)(tv->len < sizeof(last->tokentype) ? tv->len : sizeof(last->tokentype) - 1), tv->base);
+        memcpy(last->tokentype, tv->base,
+               strnlen(tv->base, tv->len < sizeof(last->tokentype) ? tv->len : sizeof(last->tokentype) - 1));
     }
     last->header_warnings = header_warnings > UINT32_MAX ? UINT32_MAX : (uint32_t)header_warnings;
     return last;

@@ -88,8 +88,21 @@ void k2a_sim_add_common_headers(k2a_sim_server_t *srv, h2o_req_t *req, const cha
 {
     char *rid = h2o_mem_alloc_pool(&req->pool, 40);
     uint64_t seq = ++srv->request_seq;
-    int n = snprintf(rid, 40, "%08x-5157-4000-8000-%012llx", (unsigned)(seq * 2654435761u), (unsigned long long)seq);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-amzn-requestid"), 0, NULL, rid, (size_t)n);
+    /* "%08x-5157-4000-8000-%012llx" of (seq * 2654435761) and seq, in hex by hand (the 12 digits grow past 2^48) */
+    static const char hex[] = "0123456789abcdef";
+    uint32_t hi = (unsigned)(seq * 2654435761u);
+    size_t n = 0;
+    for (int k = 7; k >= 0; --k)
+        rid[n++] = hex[(hi >> (4 * k)) & 15];
+    memcpy(rid + n, "-5157-4000-8000-", 16);
+    n += 16;
+    int digits = 12;
+    while (digits < 16 && (seq >> (4 * digits)) != 0)
+        ++digits;
+    for (int k = digits - 1; k >= 0; --k)
+        rid[n++] = hex[(seq >> (4 * k)) & 15];
+    rid[n] = '\0';
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-amzn-requestid"), 0, NULL, rid, n);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
 }
 

@@ -90,6 +90,14 @@ typedef struct st_ctx_t {
     const k2a_sim_caller_t *caller;
 } ctx_t;
 
+/* snprintf(dst, size, "%s", src) without the format machinery: src cut at size - 1 bytes, always terminated. */
+static void copy_cut(char *dst, size_t size, const char *src)
+{
+    size_t n = strnlen(src, size - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 size_t k2a_sim_json_depth(const char *s, size_t n, size_t limit, bool *comment)
 {
     const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
@@ -554,6 +562,21 @@ static int check_results_need_tools(ctx_t *c, yajl_val results, size_t ntools, c
     return 0;
 }
 
+/* "history[<i>]" into a 64-byte path buffer (at most 30 bytes), without the format machinery. */
+static void history_path(char path[64], size_t i)
+{
+    char digits[24];
+    size_t n = 0;
+    do
+        digits[n++] = (char)('0' + i % 10);
+    while ((i /= 10) != 0);
+    memcpy(path, "history[", 8);
+    for (size_t k = 0; k < n; ++k)
+        path[8 + k] = digits[n - 1 - k];
+    path[8 + n] = ']';
+    path[9 + n] = '\0';
+}
+
 /* True when the JSON array text `list` (a catalog effort_enum) holds the string value. */
 static bool enum_has(const char *list, const char *value)
 {
@@ -650,7 +673,7 @@ static int check_conversation(ctx_t *c, yajl_val root, k2a_buf_t *user_text)
     size_t nhist = history != NULL ? history->u.array.len : 0;
     yajl_val prev_tool_uses = NULL; /* toolUses of the last assistant entry seen */
     for (size_t i = 0; i < nhist; ++i) {
-        snprintf(path, sizeof(path), "history[%zu]", i);
+        history_path(path, i);
         if (check_object(c, history->u.array.values[i], path, entry_fields, 2, ev) != 0)
             return -1;
         /* Rule "history_entry": each entry holds exactly one of userInputMessage / assistantResponseMessage. */
@@ -778,9 +801,9 @@ static void note_request(k2a_sim_validation_t *out, yajl_val root)
     static const char *arn_path[] = {"profileArn", NULL};
     yajl_val mv = yajl_tree_get(root, model_path, yajl_t_string), av = yajl_tree_get(root, arn_path, yajl_t_string);
     if (mv != NULL)
-        snprintf(out->model_id, sizeof(out->model_id), "%s", mv->u.string);
+        copy_cut(out->model_id, sizeof(out->model_id), mv->u.string);
     if (av != NULL)
-        snprintf(out->profile_arn, sizeof(out->profile_arn), "%s", av->u.string);
+        copy_cut(out->profile_arn, sizeof(out->profile_arn), av->u.string);
 }
 
 /* The rules on the parsed body, in order; the user text is kept only when they all pass. */
