@@ -51,18 +51,22 @@ class DialectScenarios:
                    "instructions_cpu_us": cpu["responses-instructions"]["sut"]["cpu_us"],
                    "anthropic_rps": cpu["small"]["rps"], "openai_rps": cpu["openai"]["rps"],
                    "responses_rps": cpu["responses"]["rps"], "instructions_rps": cpu["responses-instructions"]["rps"],
+                   "openai_user_us": cpu["openai"]["sut"]["user_us"], "responses_user_us": cpu["responses"]["sut"]["user_us"],
                    "errors": sum(r["errors"] for r in cpu.values())}
             row["ratio"] = row["responses_cpu_us"] / row["openai_cpu_us"]
+            row["ratio_user"] = row["responses_user_us"] / row["openai_user_us"]
             row["ratio_instructions"] = row["instructions_cpu_us"] / row["openai_cpu_us"]
             row["ratio_anthropic"] = row["anthropic_cpu_us"] / row["openai_cpu_us"]
             out.append(row)
-            log("responses round %d: chat %s, responses %s (%.3f x), responses with instructions %s (%.3f x), anthropic %s "
-                "(%.3f x) per request" % (i + 1, us(row["openai_cpu_us"]), us(row["responses_cpu_us"]), row["ratio"],
-                                          us(row["instructions_cpu_us"]), row["ratio_instructions"],
-                                          us(row["anthropic_cpu_us"]), row["ratio_anthropic"]))
+            log("responses round %d: chat %s, responses %s (%.3f x; user time %s vs %s, %.3f x), responses with instructions "
+                "%s (%.3f x), anthropic %s (%.3f x) per request" % (
+                    i + 1, us(row["openai_cpu_us"]), us(row["responses_cpu_us"]), row["ratio"], us(row["responses_user_us"]),
+                    us(row["openai_user_us"]), row["ratio_user"], us(row["instructions_cpu_us"]), row["ratio_instructions"],
+                    us(row["anthropic_cpu_us"]), row["ratio_anthropic"]))
         self.results["responses_rounds"] = out
         keys = ("anthropic_cpu_us", "openai_cpu_us", "responses_cpu_us", "instructions_cpu_us", "anthropic_rps",
-                "openai_rps", "responses_rps", "instructions_rps", "ratio", "ratio_instructions", "ratio_anthropic")
+                "openai_rps", "responses_rps", "instructions_rps", "ratio", "ratio_instructions", "ratio_anthropic",
+                "openai_user_us", "responses_user_us", "ratio_user")
         s = {k: med(r[k] for r in out) for k in keys}
         s["errors"] = sum(r["errors"] for r in out)
         self.results["responses_summary"] = s
