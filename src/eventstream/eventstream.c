@@ -71,8 +71,7 @@ static int check_prelude(const uint8_t *p, uint32_t *crc8)
 static const int8_t value_size[10] = {0, 0, 1, 2, 4, 8, -1, -1, 8, K2A_ES_UUID_SIZE};
 
 /* One pass over the header block: the headers, and the frame's :message-type and :event-type (the first STRING header
- * of each name). STRING, the type of every header Kiro sends, takes the first branch; the checks and their order are the
- * same for every type. */
+ * of each name), found as the STRING headers are read. */
 static int parse_headers(const uint8_t *p, uint32_t hlen, k2a_es_frame_t *f)
 {
     const uint8_t *end = p + hlen;
@@ -97,29 +96,6 @@ static int parse_headers(const uint8_t *p, uint32_t hlen, k2a_es_frame_t *f)
             return K2A_EES_HEADER_TYPE;
         h->type = (k2a_es_header_type_t)type;
         size_t vlen;
-        if (type == K2A_ES_STRING) {
-            if (end - p < 2)
-                return K2A_EES_HEADER_OVERRUN;
-            vlen = be16(p);
-            p += 2;
-            if ((size_t)(end - p) < vlen)
-                return K2A_EES_HEADER_OVERRUN;
-            h->v.s.base = (const char *)p;
-            h->v.s.len = (uint32_t)vlen;
-            if (name[0] == ':') {
-                if (name_len == sizeof(":message-type") - 1 && f->message_type == NULL &&
-                    memcmp(name, ":message-type", sizeof(":message-type") - 1) == 0) {
-                    f->message_type = (const char *)p;
-                    f->message_type_len = (uint32_t)vlen;
-                } else if (name_len == sizeof(":event-type") - 1 && f->event_type == NULL &&
-                           memcmp(name, ":event-type", sizeof(":event-type") - 1) == 0) {
-                    f->event_type = (const char *)p;
-                    f->event_type_len = (uint32_t)vlen;
-                }
-            }
-            p += vlen;
-            continue;
-        }
         if (value_size[type] >= 0) {
             vlen = (size_t)value_size[type];
             if ((size_t)(end - p) < vlen)
@@ -149,6 +125,21 @@ static int parse_headers(const uint8_t *p, uint32_t hlen, k2a_es_frame_t *f)
         case K2A_ES_LONG:
         case K2A_ES_TIMESTAMP:
             h->v.i = (int64_t)be64(p);
+            break;
+        case K2A_ES_STRING:
+            h->v.s.base = (const char *)p;
+            h->v.s.len = (uint32_t)vlen;
+            if (name[0] == ':') {
+                if (name_len == sizeof(":message-type") - 1 && f->message_type == NULL &&
+                    memcmp(name, ":message-type", sizeof(":message-type") - 1) == 0) {
+                    f->message_type = (const char *)p;
+                    f->message_type_len = (uint32_t)vlen;
+                } else if (name_len == sizeof(":event-type") - 1 && f->event_type == NULL &&
+                           memcmp(name, ":event-type", sizeof(":event-type") - 1) == 0) {
+                    f->event_type = (const char *)p;
+                    f->event_type_len = (uint32_t)vlen;
+                }
+            }
             break;
         default: /* BYTES, UUID */
             h->v.s.base = (const char *)p;

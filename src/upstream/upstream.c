@@ -604,6 +604,11 @@ void k2a_upstream_release_ended(k2a_http_response_t *resp)
         k2a_upstream_release(resp);
         return;
     }
+    if ((t->co = k2a_coro_create(tail_main, t)) == NULL) { /* at the coroutine limit: close, as without a tail */
+        free(t);
+        k2a_upstream_release(resp);
+        return;
+    }
     t->up = up;
     t->r = r;
     if ((t->next = up->tails) != NULL)
@@ -613,16 +618,6 @@ void k2a_upstream_release_ended(k2a_http_response_t *resp)
     ++up->ntails;
     --up->inflight; /* the caller is done with it; the tail is counted in ntails */
     ++up->stats.tails;
-    t->co = k2a_coro_create(tail_main, t);
-    if (t->co == NULL) { /* at the coroutine limit: close, as without a tail */
-        if ((*t->pprev = t->next) != NULL)
-            t->next->pprev = t->pprev;
-        --up->ntails;
-        ++up->inflight;
-        free(t);
-        k2a_upstream_release(resp);
-        return;
-    }
     k2a_coro_wake(t->co, 0); /* starts from the loop, never nested in the caller's coroutine */
 }
 
