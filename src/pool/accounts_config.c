@@ -270,8 +270,6 @@ static int parse_entry(yajl_val v, size_t idx, k2a_account_config_t *e, char *er
             FAIL("auth must be %s", kinds);
         const char *a = str_of(auth);
         if (a[0] == '\0' || kind_eq(a, "Social")) {
-            if (builder)
-                FAIL("provider \"BuilderId\" needs auth \"IdC\" (or \"BuilderId\")");
             e->auth = K2A_AUTH_SOCIAL;
         } else if (kind_eq(a, "IdC")) {
             e->auth = K2A_AUTH_IDC;
@@ -288,6 +286,10 @@ static int parse_entry(yajl_val v, size_t idx, k2a_account_config_t *e, char *er
             FAIL("auth must be %s, got \"%s\"", kinds, q);
         }
     }
+    /* Builder ID is a kind of IdC login; with any other auth the pair contradicts itself (fuzz_pool_accounts found
+     * ExternalIdp + provider BuilderId accepted as a Builder ID account that refreshes through an external IdP). */
+    if (builder && e->auth != K2A_AUTH_IDC)
+        FAIL("provider \"BuilderId\" needs auth \"IdC\" (or \"BuilderId\")");
     e->builder_id = builder;
     const char *token;
     if (e->auth == K2A_AUTH_API_KEY) {

@@ -178,6 +178,12 @@ static void test_config_errors(void **state)
          "KIRO_AUTH_TOKEN: entry 0: scope is required for an ExternalIdp account"},
         {"[{\"auth\":\"Social\",\"provider\":\"BuilderId\",\"refreshToken\":\"ok-token-0\"}]",
          "KIRO_AUTH_TOKEN: entry 0: provider \"BuilderId\" needs auth \"IdC\""},
+        /* fuzz_pool_accounts finding: ExternalIdp or ApiKey with provider BuilderId was taken as a Builder ID account */
+        {"[{\"auth\":\"ExternalIdp\",\"provider\":\"BuilderId\",\"refreshToken\":\"ok-token-0\",\"clientId\":\"c\","
+         "\"scope\":\"s\",\"tokenEndpoint\":\"https://l/t\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: provider \"BuilderId\" needs auth \"IdC\""},
+        {"[{\"auth\":\"ApiKey\",\"provider\":\"BuilderId\",\"apiKey\":\"ksk_x\",\"apiRegion\":\"us-east-1\"}]",
+         "KIRO_AUTH_TOKEN: entry 0: provider \"BuilderId\" needs auth \"IdC\""},
         {"[{\"auth\":\"BuilderId\",\"refreshToken\":\"ok-token-0\"}]",
          "KIRO_AUTH_TOKEN: entry 0: IdC account needs clientId and clientSecret"},
     };
