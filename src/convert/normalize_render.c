@@ -100,6 +100,10 @@ bool k2a_norm_tool_name_ok(k2a_str_t name)
 {
     if (name.len == 0 || name.len > K2A_NORM_MAX_TOOL_NAME)
         return false;
+    /* Kiro refuses a plain tool named like its web search server tool (kiro-sim rule "server_tool"): such a client
+     * tool (an OpenAI function, or a history call of one) travels under a rewritten name, mapped back in answers */
+    if (k2a_str_eq_lit(name, "web_search") || k2a_str_eq_lit(name, "websearch"))
+        return false;
     for (size_t i = 0; i < name.len; ++i) {
         char c = name.base[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))

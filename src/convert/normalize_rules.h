@@ -44,7 +44,8 @@ int k2a_norm_drop_unanswered_tool_uses(k2a_ir_request_t *w, k2a_arena_t *arena);
 /* 10. A tool_result that answers no tool_use of the previous (assistant) message is removed. */
 int k2a_norm_drop_orphan_tool_results(k2a_ir_request_t *w, k2a_arena_t *arena);
 
-/* 11. The Kiro name of a tool: unchanged when it matches ^[a-zA-Z0-9_-]{1,64}$ (k2a_norm_tool_name_ok), else the
+/* 11. The Kiro name of a tool: unchanged when it matches ^[a-zA-Z0-9_-]{1,64}$ and is not "web_search" or "websearch"
+ *     (names Kiro keeps for its server tool; k2a_norm_tool_name_ok), else the
  *     name with every other character (a UTF-8 sequence counts as one) as '_', cut to 51 characters, + "_" + 12 hex
  *     of sha256(name) (at most 64 bytes); rewritten names are recorded in names. */
 bool k2a_norm_tool_name_ok(k2a_str_t name);

@@ -1,9 +1,12 @@
 /*
- * The stored responses (see responses_store.h): a chained hash table of entries, each also on a list in insertion
- * order, which is the order of expiry and of eviction. One mutex; every operation is O(1) but the copies.
+ * The stored responses (see responses_store.h): parts of one per putting thread, each a chained hash table of entries
+ * also on a list in insertion order, which is the order of expiry and of eviction. A put locks its own part only; a get
+ * or delete (rare: previous_response_id, GET, DELETE) looks in each part that holds anything. Every operation is O(1)
+ * but the copies and that walk over at most 16 parts. Freed entries are freed after the mutex is released.
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,14 +73,26 @@ typedef struct st_entry_t {
     char *id, *response, *items; /* one allocation */
 } entry_t;
 
-struct st_k2a_responses_store_t {
+/* One part per thread that puts (a worker loop): its own mutex, table and order, so that two loops storing answers at
+ * the same time neither wait for each other nor move each other's cache lines, and an entry is usually freed by the
+ * thread that allocated it. The bounds are the store's, kept in atomics across the parts. */
+#define NSHARDS 16
+typedef struct st_shard_t {
     pthread_mutex_t mutex;
+    entry_t **buckets; /* allocated at the part's first put */
+    entry_t *head, *tail;
+    size_t count;
+    _Atomic size_t nkept;      /* count, readable without the mutex (is there anything to evict here?) */
+    _Atomic int64_t oldest_at; /* head->at, readable without the mutex (has anything here expired?) */
+} __attribute__((aligned(64))) shard_t;
+
+struct st_k2a_responses_store_t {
     size_t max_count, max_bytes;
     int64_t ttl_s;
-    entry_t **buckets;
-    size_t nbuckets; /* a power of two */
-    entry_t *head, *tail;
-    size_t count, bytes;
+    size_t nbuckets; /* per part, a power of two */
+    _Atomic size_t count, bytes;
+    _Atomic unsigned next_shard;
+    shard_t shards[NSHARDS];
 };
 
 static size_t entry_bytes(const entry_t *e)
@@ -107,21 +122,20 @@ static uint64_t hash(const char *s, size_t n)
 
 k2a_responses_store_t *k2a_responses_store_new(size_t max_count, size_t max_bytes, int64_t ttl_s)
 {
-    k2a_responses_store_t *s = calloc(1, sizeof(*s));
+    k2a_responses_store_t *s = aligned_alloc(64, sizeof(*s));
     if (s == NULL)
         return NULL;
+    memset(s, 0, sizeof(*s));
     s->max_count = max_count;
     s->max_bytes = max_bytes;
     s->ttl_s = ttl_s;
     s->nbuckets = 64;
     while (s->nbuckets < max_count && s->nbuckets < ((size_t)1 << 20))
         s->nbuckets <<= 1;
-    s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
-    if (s->buckets == NULL) {
-        free(s);
-        return NULL;
+    for (size_t i = 0; i < NSHARDS; ++i) {
+        pthread_mutex_init(&s->shards[i].mutex, NULL);
+        atomic_init(&s->shards[i].oldest_at, INT64_MAX);
     }
-    pthread_mutex_init(&s->mutex, NULL);
     return s;
 }
 
@@ -129,12 +143,15 @@ void k2a_responses_store_free(k2a_responses_store_t *s)
 {
     if (s == NULL)
         return;
-    for (entry_t *e = s->head, *next; e != NULL; e = next) {
-        next = e->next;
-        free(e);
+    for (size_t i = 0; i < NSHARDS; ++i) {
+        shard_t *sh = &s->shards[i];
+        for (entry_t *e = sh->head, *next; e != NULL; e = next) {
+            next = e->next;
+            free(e);
+        }
+        free(sh->buckets);
+        pthread_mutex_destroy(&sh->mutex);
     }
-    free(s->buckets);
-    pthread_mutex_destroy(&s->mutex);
     free(s);
 }
 
@@ -161,36 +178,97 @@ k2a_responses_store_t *k2a_responses_store_current(void)
     return atomic_load(&shared_current);
 }
 
-static entry_t **slot_of(k2a_responses_store_t *s, const char *id, size_t idlen, uint64_t h)
+static entry_t **slot_of(shard_t *sh, size_t nbuckets, const char *id, size_t idlen, uint64_t h)
 {
-    entry_t **p = &s->buckets[h & (s->nbuckets - 1)];
+    entry_t **p = &sh->buckets[h & (nbuckets - 1)];
     while (*p != NULL && !((*p)->hash == h && (*p)->idlen == idlen && memcmp((*p)->id, id, idlen) == 0))
         p = &(*p)->chain;
     return p;
 }
 
-static void unlink_entry(k2a_responses_store_t *s, entry_t *e)
+/* Takes e out of its part and the bounds; it goes on *freed, to be freed once the mutex is released. */
+static void unlink_entry(k2a_responses_store_t *s, shard_t *sh, entry_t *e, entry_t **freed)
 {
-    entry_t **p = slot_of(s, e->id, e->idlen, e->hash);
+    entry_t **p = slot_of(sh, s->nbuckets, e->id, e->idlen, e->hash);
     if (*p == e)
         *p = e->chain;
     if (e->prev != NULL)
         e->prev->next = e->next;
     else
-        s->head = e->next;
+        sh->head = e->next;
     if (e->next != NULL)
         e->next->prev = e->prev;
     else
-        s->tail = e->prev;
-    --s->count;
-    s->bytes -= entry_bytes(e);
-    free(e);
+        sh->tail = e->prev;
+    --sh->count;
+    atomic_store_explicit(&sh->nkept, sh->count, memory_order_relaxed);
+    atomic_store_explicit(&sh->oldest_at, sh->head != NULL ? sh->head->at : INT64_MAX, memory_order_relaxed);
+    atomic_fetch_sub(&s->count, 1);
+    atomic_fetch_sub(&s->bytes, entry_bytes(e));
+    e->chain = *freed;
+    *freed = e;
 }
 
-static void expire_locked(k2a_responses_store_t *s, int64_t now)
+static void free_list(entry_t *e)
 {
-    while (s->head != NULL && now - s->head->at >= s->ttl_s)
-        unlink_entry(s, s->head);
+    for (entry_t *next; e != NULL; e = next) {
+        next = e->chain;
+        free(e);
+    }
+}
+
+static void expire_locked(k2a_responses_store_t *s, shard_t *sh, int64_t now, entry_t **freed)
+{
+    while (sh->head != NULL && now - sh->head->at >= s->ttl_s)
+        unlink_entry(s, sh, sh->head, freed);
+}
+
+static bool over_bounds(k2a_responses_store_t *s, size_t adding)
+{
+    return atomic_load(&s->count) + (adding != 0) > s->max_count || atomic_load(&s->bytes) + adding > s->max_bytes;
+}
+
+/* The time of the oldest entry in the parts other than sh (INT64_MAX: none), read without their mutexes. */
+static int64_t oldest_elsewhere(k2a_responses_store_t *s, const shard_t *sh)
+{
+    int64_t at = INT64_MAX;
+    for (size_t i = 0; i < NSHARDS; ++i) {
+        const shard_t *o = &s->shards[i];
+        if (o != sh && atomic_load_explicit(&o->nkept, memory_order_relaxed) != 0) {
+            int64_t a = atomic_load_explicit(&o->oldest_at, memory_order_relaxed);
+            if (a < at)
+                at = a;
+        }
+    }
+    return at;
+}
+
+/* The part holding the oldest entry (NULL: all empty). */
+static shard_t *oldest_part(k2a_responses_store_t *s)
+{
+    shard_t *best = NULL;
+    int64_t at = INT64_MAX;
+    for (size_t i = 0; i < NSHARDS; ++i) {
+        shard_t *o = &s->shards[i];
+        if (atomic_load_explicit(&o->nkept, memory_order_relaxed) != 0) {
+            int64_t a = atomic_load_explicit(&o->oldest_at, memory_order_relaxed);
+            if (best == NULL || a < at)
+                best = o, at = a;
+        }
+    }
+    return best;
+}
+
+/* The calling thread's part: one per thread, handed out in turn (worker loops are long-lived threads). */
+static shard_t *my_shard(k2a_responses_store_t *s)
+{
+    static __thread const k2a_responses_store_t *of;
+    static __thread unsigned index;
+    if (of != s) {
+        index = atomic_fetch_add(&s->next_shard, 1) % NSHARDS;
+        of = s;
+    }
+    return &s->shards[index];
 }
 
 size_t k2a_responses_store_key(char *out, const char *owner, const char *id, size_t idlen)
@@ -245,54 +323,117 @@ int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const cha
     if (atomic_load(&remote_set))
         remote_put(id, idlen, response, rlen, e->items, ilen, s->ttl_s);
 
-    pthread_mutex_lock(&s->mutex);
-    expire_locked(s, now);
-    entry_t **p = slot_of(s, id, idlen, e->hash);
+    shard_t *sh = my_shard(s);
+    entry_t *freed = NULL;
+    pthread_mutex_lock(&sh->mutex);
+    if (sh->buckets == NULL && (sh->buckets = calloc(s->nbuckets, sizeof(*sh->buckets))) == NULL) {
+        pthread_mutex_unlock(&sh->mutex);
+        free(e);
+        return K2A_ENOMEM;
+    }
+    expire_locked(s, sh, now, &freed);
+    entry_t **p = slot_of(sh, s->nbuckets, id, idlen, e->hash);
     if (*p != NULL)
-        unlink_entry(s, *p);
-    while (s->head != NULL && (s->count + 1 > s->max_count || s->bytes + entry_bytes(e) > s->max_bytes))
-        unlink_entry(s, s->head);
-    p = slot_of(s, id, idlen, e->hash);
+        unlink_entry(s, sh, *p, &freed);
+    /* the oldest go first: this part's while its oldest is no newer than the other parts' (ties stay here) */
+    while (sh->head != NULL && over_bounds(s, entry_bytes(e)) && sh->head->at <= oldest_elsewhere(s, sh))
+        unlink_entry(s, sh, sh->head, &freed);
+    p = slot_of(sh, s->nbuckets, id, idlen, e->hash);
     *p = e;
-    e->prev = s->tail;
-    if (s->tail != NULL)
-        s->tail->next = e;
+    e->prev = sh->tail;
+    if (sh->tail != NULL)
+        sh->tail->next = e;
     else
-        s->head = e;
-    s->tail = e;
-    ++s->count;
-    s->bytes += entry_bytes(e);
-    pthread_mutex_unlock(&s->mutex);
+        sh->head = e;
+    sh->tail = e;
+    ++sh->count;
+    atomic_store_explicit(&sh->nkept, sh->count, memory_order_relaxed);
+    atomic_store_explicit(&sh->oldest_at, sh->head->at, memory_order_relaxed);
+    atomic_fetch_add(&s->count, 1);
+    atomic_fetch_add(&s->bytes, entry_bytes(e));
+    pthread_mutex_unlock(&sh->mutex);
+    /* then the others' (one part locked at a time): while over, the part holding the oldest; and a part whose thread
+     * is idle drops what expired */
+    while (over_bounds(s, 0)) {
+        shard_t *o = oldest_part(s);
+        if (o == NULL)
+            break;
+        pthread_mutex_lock(&o->mutex);
+        if (o->head != NULL)
+            unlink_entry(s, o, o->head, &freed);
+        pthread_mutex_unlock(&o->mutex);
+    }
+    for (size_t i = 0; i < NSHARDS; ++i) {
+        shard_t *o = &s->shards[i];
+        if (o == sh || atomic_load_explicit(&o->nkept, memory_order_relaxed) == 0 ||
+            now - atomic_load_explicit(&o->oldest_at, memory_order_relaxed) < s->ttl_s)
+            continue;
+        pthread_mutex_lock(&o->mutex);
+        expire_locked(s, o, now, &freed);
+        pthread_mutex_unlock(&o->mutex);
+    }
+    free_list(freed);
     return 0;
+}
+
+/* Calls fn on the entry of id under its part's mutex (expiring each part it looks in); returns whether one was found. */
+static bool find_locked(k2a_responses_store_t *s, const char *id, size_t idlen, int64_t now,
+                        bool (*fn)(k2a_responses_store_t *, shard_t *, entry_t *, void *, entry_t **), void *arg, int *r)
+{
+    uint64_t h = hash(id, idlen);
+    entry_t *freed = NULL;
+    bool found = false;
+    for (size_t i = 0; i < NSHARDS && !found; ++i) {
+        shard_t *sh = &s->shards[i];
+        if (atomic_load_explicit(&sh->nkept, memory_order_relaxed) == 0)
+            continue;
+        pthread_mutex_lock(&sh->mutex);
+        if (now >= 0)
+            expire_locked(s, sh, now, &freed);
+        entry_t *e = sh->buckets != NULL ? *slot_of(sh, s->nbuckets, id, idlen, h) : NULL;
+        if (e != NULL) {
+            found = true;
+            *r = fn(s, sh, e, arg, &freed) ? 0 : K2A_ENOMEM;
+        }
+        pthread_mutex_unlock(&sh->mutex);
+    }
+    free_list(freed);
+    return found;
+}
+
+struct copy_out {
+    k2a_buf_t *response, *items;
+};
+
+static bool copy_entry(k2a_responses_store_t *s, shard_t *sh, entry_t *e, void *arg, entry_t **freed)
+{
+    (void)s, (void)sh, (void)freed;
+    struct copy_out *c = arg;
+    return (c->response == NULL || k2a_buf_append(c->response, e->response, e->rlen) == 0) &&
+           (c->items == NULL || k2a_buf_append(c->items, e->items, e->ilen) == 0);
+}
+
+static bool drop_entry(k2a_responses_store_t *s, shard_t *sh, entry_t *e, void *arg, entry_t **freed)
+{
+    (void)arg;
+    unlink_entry(s, sh, e, freed);
+    return true;
 }
 
 int k2a_responses_store_get(k2a_responses_store_t *s, const char *id, size_t idlen, int64_t now, k2a_buf_t *response,
                             k2a_buf_t *items)
 {
-    int r = 0;
-    pthread_mutex_lock(&s->mutex);
-    expire_locked(s, now);
-    entry_t *e = *slot_of(s, id, idlen, hash(id, idlen));
-    if (e == NULL)
-        r = K2A_ENOTFOUND;
-    if (r == 0 && response != NULL)
-        r = k2a_buf_append(response, e->response, e->rlen);
-    if (r == 0 && items != NULL)
-        r = k2a_buf_append(items, e->items, e->ilen);
-    pthread_mutex_unlock(&s->mutex);
-    if (r == K2A_ENOTFOUND) /* made through another replica, or this one's memory let it go */
+    int r = K2A_ENOTFOUND;
+    struct copy_out c = {response, items};
+    if (!find_locked(s, id, idlen, now, copy_entry, &c, &r)) /* made through another replica, or this one let it go */
         r = remote_get(s->max_bytes, id, idlen, response, items);
     return r;
 }
 
 static bool delete_local(k2a_responses_store_t *s, const char *id, size_t idlen)
 {
-    pthread_mutex_lock(&s->mutex);
-    entry_t *e = *slot_of(s, id, idlen, hash(id, idlen));
-    if (e != NULL)
-        unlink_entry(s, e);
-    pthread_mutex_unlock(&s->mutex);
-    return e != NULL;
+    int r;
+    return find_locked(s, id, idlen, -1, drop_entry, NULL, &r);
 }
 
 int k2a_responses_store_delete(k2a_responses_store_t *s, const char *id, size_t idlen)
@@ -313,15 +454,18 @@ void k2a_responses_store_forget(const char *id, size_t idlen)
 
 void k2a_responses_store_expire(k2a_responses_store_t *s, int64_t now)
 {
-    pthread_mutex_lock(&s->mutex);
-    expire_locked(s, now);
-    pthread_mutex_unlock(&s->mutex);
+    entry_t *freed = NULL;
+    for (size_t i = 0; i < NSHARDS; ++i) {
+        shard_t *sh = &s->shards[i];
+        pthread_mutex_lock(&sh->mutex);
+        expire_locked(s, sh, now, &freed);
+        pthread_mutex_unlock(&sh->mutex);
+    }
+    free_list(freed);
 }
 
 void k2a_responses_store_stats(k2a_responses_store_t *s, size_t *count, size_t *bytes)
 {
-    pthread_mutex_lock(&s->mutex);
-    *count = s->count;
-    *bytes = s->bytes;
-    pthread_mutex_unlock(&s->mutex);
+    *count = atomic_load(&s->count);
+    *bytes = atomic_load(&s->bytes);
 }

@@ -451,6 +451,19 @@ static void test_tool_name(void **state)
     k2a_norm_tool_name(k2a_cstr(n70b), &names, &f->arena, &ob);
     assert_false(k2a_str_eq(oa, ob));
     assert_str(k2a_tool_names_to_client(&names, ob), n70b);
+    /* the names of Kiro's web search server tool travel rewritten (fuzz_responses_req finding: a history function_call
+     * named "websearch" got a stub spec of that name, which Kiro refuses), and come back as the client's */
+    const char *reserved[] = {"websearch", "web_search"};
+    for (size_t i = 0; i < 2; ++i) {
+        assert_false(k2a_norm_tool_name_ok(k2a_cstr(reserved[i])));
+        assert_int_equal(k2a_norm_tool_name(k2a_cstr(reserved[i]), &names, &f->arena, &out), 0);
+        assert_true(k2a_norm_tool_name_ok(out));
+        assert_false(k2a_str_eq(out, k2a_cstr(reserved[i])));
+        assert_int_equal(out.len, strlen(reserved[i]) + 13);
+        assert_str(k2a_tool_names_to_client(&names, out), reserved[i]);
+    }
+    assert_true(k2a_norm_tool_name_ok(K2A_STRLIT("WebSearch")));
+    assert_true(k2a_norm_tool_name_ok(K2A_STRLIT("web_search_tool")));
 }
 
 static void test_tool_description(void **state)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <cmocka.h>
 #include "convert/responses_req.h"
@@ -304,6 +305,83 @@ static void test_store(void **state)
     k2a_responses_store_free(s);
 }
 
+/* The store's per-thread parts: what one thread put, another finds and deletes; the bounds hold over all parts (a
+ * thread whose part is empty evicts the others' oldest); a put expires what an idle thread's part let age. */
+struct part_job {
+    k2a_responses_store_t *s;
+    const char *prefix;
+    int n;
+    int64_t at;
+};
+
+static void *put_many(void *arg)
+{
+    struct part_job *j = arg;
+    char id[48];
+    for (int n = 0; n < j->n; ++n) {
+        snprintf(id, sizeof(id), "%s%d", j->prefix, n);
+        if (k2a_responses_store_put(j->s, id, "{}", 2, "[]", 2, j->at) != 0)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void run_in_thread(struct part_job *j)
+{
+    pthread_t t;
+    void *ret = (void *)1;
+    assert_int_equal(pthread_create(&t, NULL, put_many, j), 0);
+    assert_int_equal(pthread_join(t, &ret), 0);
+    assert_null(ret);
+}
+
+static void test_store_threads(void **state)
+{
+    (void)state;
+    k2a_responses_store_t *s = k2a_responses_store_new(10, 1 << 20, 60);
+    assert_non_null(s);
+    size_t count, bytes;
+    /* thread A keeps 10 (the cap), then thread B's 4 evict A's 4 oldest: B's part was empty */
+    struct part_job a = {s, "a", 10, 100}, b = {s, "b", 4, 101};
+    run_in_thread(&a);
+    run_in_thread(&b);
+    k2a_responses_store_stats(s, &count, &bytes);
+    assert_int_equal(count, 10);
+    char id[48];
+    for (int n = 0; n < 10; ++n) {
+        snprintf(id, sizeof(id), "a%d", n);
+        assert_int_equal(k2a_responses_store_get(s, id, strlen(id), 102, NULL, NULL), n < 4 ? K2A_ENOTFOUND : 0);
+    }
+    for (int n = 0; n < 4; ++n) { /* found and deleted from this (third) thread */
+        snprintf(id, sizeof(id), "b%d", n);
+        assert_int_equal(k2a_responses_store_get(s, id, strlen(id), 102, NULL, NULL), 0);
+    }
+    assert_int_equal(k2a_responses_store_delete(s, "a5", 2), 0);
+    assert_int_equal(k2a_responses_store_get(s, "a5", 2, 102, NULL, NULL), K2A_ENOTFOUND);
+    /* a put 60 s later, from yet another thread, drops every other part's expired entries */
+    struct part_job c = {s, "c", 1, 161};
+    run_in_thread(&c);
+    k2a_responses_store_stats(s, &count, &bytes);
+    assert_int_equal(count, 1);
+    assert_int_equal(bytes, strlen("c0") + 4);
+    /* many threads at once: the cap holds and every thread's last entry is there */
+    struct part_job many[6];
+    pthread_t t[6];
+    static const char *prefixes[6] = {"p0_", "p1_", "p2_", "p3_", "p4_", "p5_"};
+    for (int i = 0; i < 6; ++i) {
+        many[i] = (struct part_job){s, prefixes[i], 2000, 200};
+        assert_int_equal(pthread_create(&t[i], NULL, put_many, &many[i]), 0);
+    }
+    for (int i = 0; i < 6; ++i) {
+        void *ret = (void *)1;
+        assert_int_equal(pthread_join(t[i], &ret), 0);
+        assert_null(ret);
+    }
+    k2a_responses_store_stats(s, &count, &bytes);
+    assert_true(count <= 10);
+    k2a_responses_store_free(s);
+}
+
 /* Entries are kept per client key: the same response id under two owners is two keys, and ids that could forge one
  * (a '/', empty, too long) have none. */
 static void test_store_key(void **state)
@@ -421,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_store),
         cmocka_unit_test(test_store_key),
+        cmocka_unit_test(test_store_threads),
         cmocka_unit_test(test_store_parts_and_remote_delete),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
