@@ -78,6 +78,9 @@ typedef struct st_k2a_dialect_t {
     /* the dialect serves a web search tool (http/websearch.h): its decoder sets ir.web_search and its writers render
      * K2A_EV_SEARCH_START / K2A_EV_SEARCH_RESULT */
     bool web_search;
+    /* the stream's bytes per 100 bytes read from Kiro, roughly (0: 150): the stage is reserved for them once per read
+     * instead of growing through them (a Responses stream is about 4.6 times its EventStream: objects and .done events) */
+    unsigned stage_pct;
     /* NULL, or (web_search, non-stream): a later turn of a searching answer failed over; forget what the writer got since
      * the last SEARCH_RESULT (its IR index + 1 is first: the next attempt starts again there) */
     void (*writer_rewind)(void *w, int first);

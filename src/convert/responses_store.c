@@ -82,9 +82,21 @@ typedef struct st_shard_t {
     entry_t **buckets; /* allocated at the part's first put */
     entry_t *head, *tail;
     size_t count;
-    _Atomic size_t nkept;      /* count, readable without the mutex (is there anything to evict here?) */
-    _Atomic int64_t oldest_at; /* head->at, readable without the mutex (has anything here expired?) */
+    /* read by the other threads without the mutex, in a line of its own and written only when it changes (the count
+     * stays put once the store is full; the oldest time moves once a second), so that it stays in every cache */
+    struct {
+        _Atomic size_t nkept;      /* count: is there anything to evict here? */
+        _Atomic int64_t oldest_at; /* head->at: has anything here expired? */
+    } __attribute__((aligned(64))) seen;
 } __attribute__((aligned(64))) shard_t;
+
+/* What one operation took out or put in: the store's totals move once at its end (one atomic add each, none when
+ * an entry replaced one of the same count), and the freed entries are freed after the mutexes are released. */
+typedef struct st_sweep_t {
+    entry_t *freed;
+    ptrdiff_t dcount;
+    long long dbytes;
+} sweep_t;
 
 struct st_k2a_responses_store_t {
     size_t max_count, max_bytes;
@@ -134,7 +146,7 @@ k2a_responses_store_t *k2a_responses_store_new(size_t max_count, size_t max_byte
         s->nbuckets <<= 1;
     for (size_t i = 0; i < NSHARDS; ++i) {
         pthread_mutex_init(&s->shards[i].mutex, NULL);
-        atomic_init(&s->shards[i].oldest_at, INT64_MAX);
+        atomic_init(&s->shards[i].seen.oldest_at, INT64_MAX);
     }
     return s;
 }
@@ -186,8 +198,8 @@ static entry_t **slot_of(shard_t *sh, size_t nbuckets, const char *id, size_t id
     return p;
 }
 
-/* Takes e out of its part and the bounds; it goes on *freed, to be freed once the mutex is released. */
-static void unlink_entry(k2a_responses_store_t *s, shard_t *sh, entry_t *e, entry_t **freed)
+/* Takes e out of its part; the totals and the free are left to the sweep. */
+static void unlink_entry(k2a_responses_store_t *s, shard_t *sh, entry_t *e, sweep_t *w)
 {
     entry_t **p = slot_of(sh, s->nbuckets, e->id, e->idlen, e->hash);
     if (*p == e)
@@ -201,31 +213,47 @@ static void unlink_entry(k2a_responses_store_t *s, shard_t *sh, entry_t *e, entr
     else
         sh->tail = e->prev;
     --sh->count;
-    atomic_store_explicit(&sh->nkept, sh->count, memory_order_relaxed);
-    atomic_store_explicit(&sh->oldest_at, sh->head != NULL ? sh->head->at : INT64_MAX, memory_order_relaxed);
-    atomic_fetch_sub(&s->count, 1);
-    atomic_fetch_sub(&s->bytes, entry_bytes(e));
-    e->chain = *freed;
-    *freed = e;
+    --w->dcount;
+    w->dbytes -= (long long)entry_bytes(e);
+    e->chain = w->freed;
+    w->freed = e;
 }
 
-static void free_list(entry_t *e)
+/* Before the part's mutex is released: what the other threads read of it, when it changed. */
+static void publish(shard_t *sh)
 {
-    for (entry_t *next; e != NULL; e = next) {
+    int64_t at = sh->head != NULL ? sh->head->at : INT64_MAX;
+    if (atomic_load_explicit(&sh->seen.nkept, memory_order_relaxed) != sh->count)
+        atomic_store_explicit(&sh->seen.nkept, sh->count, memory_order_release);
+    if (atomic_load_explicit(&sh->seen.oldest_at, memory_order_relaxed) != at)
+        atomic_store_explicit(&sh->seen.oldest_at, at, memory_order_relaxed);
+}
+
+/* The end of an operation, no mutex held: the totals move, the entries taken out are freed. */
+static void settle(k2a_responses_store_t *s, sweep_t *w)
+{
+    if (w->dcount != 0)
+        atomic_fetch_add(&s->count, (size_t)w->dcount);
+    if (w->dbytes != 0)
+        atomic_fetch_add(&s->bytes, (size_t)w->dbytes);
+    for (entry_t *e = w->freed, *next; e != NULL; e = next) {
         next = e->chain;
         free(e);
     }
+    *w = (sweep_t){NULL, 0, 0};
 }
 
-static void expire_locked(k2a_responses_store_t *s, shard_t *sh, int64_t now, entry_t **freed)
+static void expire_locked(k2a_responses_store_t *s, shard_t *sh, int64_t now, sweep_t *w)
 {
     while (sh->head != NULL && now - sh->head->at >= s->ttl_s)
-        unlink_entry(s, sh, sh->head, freed);
+        unlink_entry(s, sh, sh->head, w);
 }
 
-static bool over_bounds(k2a_responses_store_t *s, size_t adding)
+/* Whether the store, with what this operation has done so far, would be over a bound with `adding` bytes more. */
+static bool over_bounds(k2a_responses_store_t *s, const sweep_t *w, size_t adding)
 {
-    return atomic_load(&s->count) + (adding != 0) > s->max_count || atomic_load(&s->bytes) + adding > s->max_bytes;
+    return (long long)atomic_load(&s->count) + w->dcount + (adding != 0) > (long long)s->max_count ||
+           (long long)atomic_load(&s->bytes) + w->dbytes + (long long)adding > (long long)s->max_bytes;
 }
 
 /* The time of the oldest entry in the parts other than sh (INT64_MAX: none), read without their mutexes. */
@@ -234,8 +262,8 @@ static int64_t oldest_elsewhere(k2a_responses_store_t *s, const shard_t *sh)
     int64_t at = INT64_MAX;
     for (size_t i = 0; i < NSHARDS; ++i) {
         const shard_t *o = &s->shards[i];
-        if (o != sh && atomic_load_explicit(&o->nkept, memory_order_relaxed) != 0) {
-            int64_t a = atomic_load_explicit(&o->oldest_at, memory_order_relaxed);
+        if (o != sh && atomic_load_explicit(&o->seen.nkept, memory_order_relaxed) != 0) {
+            int64_t a = atomic_load_explicit(&o->seen.oldest_at, memory_order_relaxed);
             if (a < at)
                 at = a;
         }
@@ -250,8 +278,8 @@ static shard_t *oldest_part(k2a_responses_store_t *s)
     int64_t at = INT64_MAX;
     for (size_t i = 0; i < NSHARDS; ++i) {
         shard_t *o = &s->shards[i];
-        if (atomic_load_explicit(&o->nkept, memory_order_relaxed) != 0) {
-            int64_t a = atomic_load_explicit(&o->oldest_at, memory_order_relaxed);
+        if (atomic_load_explicit(&o->seen.nkept, memory_order_relaxed) != 0) {
+            int64_t a = atomic_load_explicit(&o->seen.oldest_at, memory_order_relaxed);
             if (best == NULL || a < at)
                 best = o, at = a;
         }
@@ -324,20 +352,20 @@ int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const cha
         remote_put(id, idlen, response, rlen, e->items, ilen, s->ttl_s);
 
     shard_t *sh = my_shard(s);
-    entry_t *freed = NULL;
+    sweep_t w = {NULL, 0, 0};
     pthread_mutex_lock(&sh->mutex);
     if (sh->buckets == NULL && (sh->buckets = calloc(s->nbuckets, sizeof(*sh->buckets))) == NULL) {
         pthread_mutex_unlock(&sh->mutex);
         free(e);
         return K2A_ENOMEM;
     }
-    expire_locked(s, sh, now, &freed);
+    expire_locked(s, sh, now, &w);
     entry_t **p = slot_of(sh, s->nbuckets, id, idlen, e->hash);
     if (*p != NULL)
-        unlink_entry(s, sh, *p, &freed);
+        unlink_entry(s, sh, *p, &w);
     /* the oldest go first: this part's while its oldest is no newer than the other parts' (ties stay here) */
-    while (sh->head != NULL && over_bounds(s, entry_bytes(e)) && sh->head->at <= oldest_elsewhere(s, sh))
-        unlink_entry(s, sh, sh->head, &freed);
+    while (sh->head != NULL && over_bounds(s, &w, entry_bytes(e)) && sh->head->at <= oldest_elsewhere(s, sh))
+        unlink_entry(s, sh, sh->head, &w);
     p = slot_of(sh, s->nbuckets, id, idlen, e->hash);
     *p = e;
     e->prev = sh->tail;
@@ -347,57 +375,60 @@ int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const cha
         sh->head = e;
     sh->tail = e;
     ++sh->count;
-    atomic_store_explicit(&sh->nkept, sh->count, memory_order_relaxed);
-    atomic_store_explicit(&sh->oldest_at, sh->head->at, memory_order_relaxed);
-    atomic_fetch_add(&s->count, 1);
-    atomic_fetch_add(&s->bytes, entry_bytes(e));
+    ++w.dcount;
+    w.dbytes += (long long)entry_bytes(e);
+    publish(sh);
     pthread_mutex_unlock(&sh->mutex);
     /* then the others' (one part locked at a time): while over, the part holding the oldest; and a part whose thread
      * is idle drops what expired */
-    while (over_bounds(s, 0)) {
+    while (over_bounds(s, &w, 0)) {
         shard_t *o = oldest_part(s);
         if (o == NULL)
             break;
         pthread_mutex_lock(&o->mutex);
         if (o->head != NULL)
-            unlink_entry(s, o, o->head, &freed);
+            unlink_entry(s, o, o->head, &w);
+        publish(o);
         pthread_mutex_unlock(&o->mutex);
     }
     for (size_t i = 0; i < NSHARDS; ++i) {
         shard_t *o = &s->shards[i];
-        if (o == sh || atomic_load_explicit(&o->nkept, memory_order_relaxed) == 0 ||
-            now - atomic_load_explicit(&o->oldest_at, memory_order_relaxed) < s->ttl_s)
+        if (o == sh || atomic_load_explicit(&o->seen.nkept, memory_order_relaxed) == 0 ||
+            now - atomic_load_explicit(&o->seen.oldest_at, memory_order_relaxed) < s->ttl_s)
             continue;
         pthread_mutex_lock(&o->mutex);
-        expire_locked(s, o, now, &freed);
+        expire_locked(s, o, now, &w);
+        publish(o);
         pthread_mutex_unlock(&o->mutex);
     }
-    free_list(freed);
+    settle(s, &w);
     return 0;
 }
 
-/* Calls fn on the entry of id under its part's mutex (expiring each part it looks in); returns whether one was found. */
+/* Calls fn on the entry of id under its part's mutex (expiring each part it looks in when now >= 0); returns whether one
+ * was found. */
 static bool find_locked(k2a_responses_store_t *s, const char *id, size_t idlen, int64_t now,
-                        bool (*fn)(k2a_responses_store_t *, shard_t *, entry_t *, void *, entry_t **), void *arg, int *r)
+                        bool (*fn)(k2a_responses_store_t *, shard_t *, entry_t *, void *, sweep_t *), void *arg, int *r)
 {
     uint64_t h = hash(id, idlen);
-    entry_t *freed = NULL;
+    sweep_t w = {NULL, 0, 0};
     bool found = false;
     for (size_t i = 0; i < NSHARDS && !found; ++i) {
         shard_t *sh = &s->shards[i];
-        if (atomic_load_explicit(&sh->nkept, memory_order_relaxed) == 0)
+        if (atomic_load_explicit(&sh->seen.nkept, memory_order_acquire) == 0) /* a put before this get is seen */
             continue;
         pthread_mutex_lock(&sh->mutex);
         if (now >= 0)
-            expire_locked(s, sh, now, &freed);
+            expire_locked(s, sh, now, &w);
         entry_t *e = sh->buckets != NULL ? *slot_of(sh, s->nbuckets, id, idlen, h) : NULL;
         if (e != NULL) {
             found = true;
-            *r = fn(s, sh, e, arg, &freed) ? 0 : K2A_ENOMEM;
+            *r = fn(s, sh, e, arg, &w) ? 0 : K2A_ENOMEM;
         }
+        publish(sh);
         pthread_mutex_unlock(&sh->mutex);
     }
-    free_list(freed);
+    settle(s, &w);
     return found;
 }
 
@@ -405,18 +436,18 @@ struct copy_out {
     k2a_buf_t *response, *items;
 };
 
-static bool copy_entry(k2a_responses_store_t *s, shard_t *sh, entry_t *e, void *arg, entry_t **freed)
+static bool copy_entry(k2a_responses_store_t *s, shard_t *sh, entry_t *e, void *arg, sweep_t *w)
 {
-    (void)s, (void)sh, (void)freed;
+    (void)s, (void)sh, (void)w;
     struct copy_out *c = arg;
     return (c->response == NULL || k2a_buf_append(c->response, e->response, e->rlen) == 0) &&
            (c->items == NULL || k2a_buf_append(c->items, e->items, e->ilen) == 0);
 }
 
-static bool drop_entry(k2a_responses_store_t *s, shard_t *sh, entry_t *e, void *arg, entry_t **freed)
+static bool drop_entry(k2a_responses_store_t *s, shard_t *sh, entry_t *e, void *arg, sweep_t *w)
 {
     (void)arg;
-    unlink_entry(s, sh, e, freed);
+    unlink_entry(s, sh, e, w);
     return true;
 }
 
@@ -454,14 +485,15 @@ void k2a_responses_store_forget(const char *id, size_t idlen)
 
 void k2a_responses_store_expire(k2a_responses_store_t *s, int64_t now)
 {
-    entry_t *freed = NULL;
+    sweep_t w = {NULL, 0, 0};
     for (size_t i = 0; i < NSHARDS; ++i) {
         shard_t *sh = &s->shards[i];
         pthread_mutex_lock(&sh->mutex);
-        expire_locked(s, sh, now, &freed);
+        expire_locked(s, sh, now, &w);
+        publish(sh);
         pthread_mutex_unlock(&sh->mutex);
     }
-    free_list(freed);
+    settle(s, &w);
 }
 
 void k2a_responses_store_stats(k2a_responses_store_t *s, size_t *count, size_t *bytes)

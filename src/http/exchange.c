@@ -320,7 +320,7 @@ static int pump(exchange_t *x, k2a_dispatch_attempt_t *a, const char **why)
         /* the SSE a read turns into is about its size (a 16-byte text delta: a ~110-byte frame in, ~130 bytes out): room
          * for it at once instead of doubling up through it (a failure here is left to the writer's own appends) */
         if (x->ir.stream)
-            (void)k2a_buf_reserve(&x->stage, (size_t)n + (size_t)n / 2);
+            (void)k2a_buf_reserve(&x->stage, (size_t)n * (x->dialect->stage_pct != 0 ? x->dialect->stage_pct : 150) / 100);
         /* frames go straight to the parser; a negative result means a frame ended the response with an ERROR (emitted) */
         int r = k2a_es_decoder_feed(&x->decoder, data, (size_t)n, k2a_kiro_resp_on_frame, &x->parser);
         const k2a_kiro_resp_seen_t *seen = k2a_kiro_resp_seen(&x->parser);
