@@ -115,6 +115,8 @@ class Bench(CoreScenarios, DialectScenarios, FeatureScenarios):
         self.bodies["responses"] = self.write_body("responses.json", responses_small("[[sim:text frames=20 size=16]]"))
         self.bodies["responses-instructions"] = self.write_body(
             "responses-instructions.json", responses_small("[[sim:text frames=20 size=16]]", instructions=True))
+        self.bodies["responses-nostore"] = self.write_body(
+            "responses-nostore.json", responses_small("[[sim:text frames=20 size=16]]", store=False))
         self.bodies["cc"] = self.write_body("cc.json", cc)
         self.cc_path, self.cc_headers = cc_path, cc_headers
         self.sizes = {k: os.path.getsize(v) for k, v in self.bodies.items()}
@@ -162,7 +164,7 @@ class Bench(CoreScenarios, DialectScenarios, FeatureScenarios):
                 return g.port, "/v1/chat/completions", self.bodies["openai"], self.gw_headers, "data: [DONE]", g
             if scenario == "nonstream":
                 return g.port, "/v1/messages", self.bodies["nonstream"], self.gw_headers, '"stop_reason":"end_turn"', g
-            if scenario in ("responses", "responses-instructions"):
+            if scenario in ("responses", "responses-instructions", "responses-nostore"):
                 return g.port, "/v1/responses", self.bodies[scenario], self.gw_headers, "event: response.completed", g
         if name == "direct":
             body = self.kiro["cc" if scenario == "cc" else "small"]

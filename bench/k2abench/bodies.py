@@ -32,9 +32,14 @@ def openai_small(directive, stream=True, size=2048):
     return b
 
 
-def responses_small(directive, stream=True, size=2048, instructions=False):
+def responses_small(directive, stream=True, size=2048, instructions=False, store=None):
     """The OpenAI Responses form of openai_small: the system text as a developer message before the user text (the
-    Codex CLI's shape), or as `instructions` (which every response object then echoes: three times in a stream)."""
+    Codex CLI's shape), or as `instructions` (which every response object then echoes: three times in a stream); store
+    given: that `store` field (absent: the default, true)."""
+    if store is not None:
+        b = responses_small(directive, stream, size - len(', "store": false'), instructions)
+        b["store"] = store
+        return b
     if instructions:
         b = {"model": MODEL, "max_output_tokens": 1024, "stream": stream, "instructions": "",
              "input": "Say something. " + FREE + directive}

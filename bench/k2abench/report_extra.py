@@ -115,17 +115,22 @@ def extra_sections(res):
               "The same conversation (2 KB of system text, 20 text frames of 16 B) through each dialect's stream, gateway "
               "CPU per request (user + system), wrk 64 connections, one round after the other in turn. \"Responses\" carries "
               "the system text as a developer message (the Codex CLI's shape), \"with instructions\" as `instructions`, "
-              "which every response object echoes; `store` at its default (true).", "",
-              "| round | Chat Completions | Responses | ratio | with instructions | ratio | Anthropic | ratio | errors |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "which every response object echoes; `store` at its default (true) but in \"store: false\" (the developer-message "
+              "form, nothing kept).", "",
+              "| round | Chat Completions | Responses | ratio | with instructions | ratio | store: false | ratio | Anthropic | ratio "
+              "| errors |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
         for i, r in enumerate(res["responses_rounds"]):
-            L.append("| %d | %s (%.0f req/s) | %s (%.0f req/s) | %.3f | %s (%.0f req/s) | %.3f | %s (%.0f req/s) | %.3f | %d |" % (
-                i + 1, us(r["openai_cpu_us"]), r["openai_rps"], us(r["responses_cpu_us"]), r["responses_rps"], r["ratio"],
-                us(r["instructions_cpu_us"]), r["instructions_rps"], r["ratio_instructions"], us(r["anthropic_cpu_us"]),
-                r["anthropic_rps"], r["ratio_anthropic"], r["errors"]))
-        L.append("| median | %s | %s | **%.3f** | %s | %.3f | %s | %.3f | %d |" % (
+            L.append("| %d | %s (%.0f req/s) | %s (%.0f req/s) | %.3f | %s (%.0f req/s) | %.3f | %s (%.0f req/s) | %.3f | %s "
+                     "(%.0f req/s) | %.3f | %d |" % (
+                         i + 1, us(r["openai_cpu_us"]), r["openai_rps"], us(r["responses_cpu_us"]), r["responses_rps"],
+                         r["ratio"], us(r["instructions_cpu_us"]), r["instructions_rps"], r["ratio_instructions"],
+                         us(r["nostore_cpu_us"]), r["nostore_rps"], r["ratio_nostore"], us(r["anthropic_cpu_us"]),
+                         r["anthropic_rps"], r["ratio_anthropic"], r["errors"]))
+        L.append("| median | %s | %s | **%.3f** | %s | %.3f | %s | %.3f | %s | %.3f | %d |" % (
             us(s["openai_cpu_us"]), us(s["responses_cpu_us"]), s["ratio"], us(s["instructions_cpu_us"]),
-            s["ratio_instructions"], us(s["anthropic_cpu_us"]), s["ratio_anthropic"], s["errors"]))
+            s["ratio_instructions"], us(s["nostore_cpu_us"]), s["ratio_nostore"], us(s["anthropic_cpu_us"]),
+            s["ratio_anthropic"], s["errors"]))
         L.append("")
     if cg:
         L += ["### Instructions per request (callgrind)", "",

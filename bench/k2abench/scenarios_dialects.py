@@ -14,7 +14,8 @@ from .proc import Proc
 # what each request kind is sent to and the last bytes of its complete answer
 KINDS = {"small": ("/v1/messages", "event: message_stop"), "openai": ("/v1/chat/completions", "data: [DONE]"),
          "responses": ("/v1/responses", "event: response.completed"),
-         "responses-instructions": ("/v1/responses", "event: response.completed")}
+         "responses-instructions": ("/v1/responses", "event: response.completed"),
+         "responses-nostore": ("/v1/responses", "event: response.completed")}
 # the callgrind scenario of a run: requests of each kind (the warm-up is 50 more)
 CALLGRIND_KINDS = ("small", "openai", "responses")
 CALLGRIND_REQUESTS = 1000
@@ -36,10 +37,11 @@ class DialectScenarios:
         system text as a developer message (the Codex CLI's shape), and as `instructions`, which the response object
         echoes (created, in_progress and completed each carry it: 3.2x the bytes of the Chat stream). The median of the
         per-round ratios to Chat Completions (target: within 10 %). Anthropic's stream-small runs in the same rounds: the
-        other dialects against each other."""
+        other dialects against each other. And the Responses stream with `store: false`: what keeping the conversation
+        costs, in the same rounds."""
         rounds = 3 if self.quick else 5
         out = []
-        order = ["small", "openai", "responses", "responses-instructions"]
+        order = ["small", "openai", "responses", "responses-instructions", "responses-nostore"]
         for i in range(rounds):
             cpu = {}
             for kind in order[i % len(order):] + order[:i % len(order)]:
@@ -49,6 +51,7 @@ class DialectScenarios:
             row = {"anthropic_cpu_us": cpu["small"]["sut"]["cpu_us"], "openai_cpu_us": cpu["openai"]["sut"]["cpu_us"],
                    "responses_cpu_us": cpu["responses"]["sut"]["cpu_us"],
                    "instructions_cpu_us": cpu["responses-instructions"]["sut"]["cpu_us"],
+                   "nostore_cpu_us": cpu["responses-nostore"]["sut"]["cpu_us"], "nostore_rps": cpu["responses-nostore"]["rps"],
                    "anthropic_rps": cpu["small"]["rps"], "openai_rps": cpu["openai"]["rps"],
                    "responses_rps": cpu["responses"]["rps"], "instructions_rps": cpu["responses-instructions"]["rps"],
                    "openai_user_us": cpu["openai"]["sut"]["user_us"], "responses_user_us": cpu["responses"]["sut"]["user_us"],
@@ -56,17 +59,18 @@ class DialectScenarios:
             row["ratio"] = row["responses_cpu_us"] / row["openai_cpu_us"]
             row["ratio_user"] = row["responses_user_us"] / row["openai_user_us"]
             row["ratio_instructions"] = row["instructions_cpu_us"] / row["openai_cpu_us"]
+            row["ratio_nostore"] = row["nostore_cpu_us"] / row["openai_cpu_us"]
             row["ratio_anthropic"] = row["anthropic_cpu_us"] / row["openai_cpu_us"]
             out.append(row)
             log("responses round %d: chat %s, responses %s (%.3f x; user time %s vs %s, %.3f x), responses with instructions "
-                "%s (%.3f x), anthropic %s (%.3f x) per request" % (
+                "%s (%.3f x), store false %s (%.3f x), anthropic %s (%.3f x) per request" % (
                     i + 1, us(row["openai_cpu_us"]), us(row["responses_cpu_us"]), row["ratio"], us(row["responses_user_us"]),
                     us(row["openai_user_us"]), row["ratio_user"], us(row["instructions_cpu_us"]), row["ratio_instructions"],
-                    us(row["anthropic_cpu_us"]), row["ratio_anthropic"]))
+                    us(row["nostore_cpu_us"]), row["ratio_nostore"], us(row["anthropic_cpu_us"]), row["ratio_anthropic"]))
         self.results["responses_rounds"] = out
         keys = ("anthropic_cpu_us", "openai_cpu_us", "responses_cpu_us", "instructions_cpu_us", "anthropic_rps",
                 "openai_rps", "responses_rps", "instructions_rps", "ratio", "ratio_instructions", "ratio_anthropic",
-                "openai_user_us", "responses_user_us", "ratio_user")
+                "openai_user_us", "responses_user_us", "ratio_user", "nostore_cpu_us", "nostore_rps", "ratio_nostore")
         s = {k: med(r[k] for r in out) for k in keys}
         s["errors"] = sum(r["errors"] for r in out)
         self.results["responses_summary"] = s

@@ -29,7 +29,7 @@ def results(e2e_rps=21000, responses_ratio=1.05, handshakes=0.01, keys_ratio=1.0
     rr = [{"openai_cpu_us": 40.0, "responses_cpu_us": 40.0 * responses_ratio, "instructions_cpu_us": 44.0,
            "anthropic_cpu_us": 39.0, "openai_rps": 9000, "responses_rps": 8000, "instructions_rps": 8000,
            "anthropic_rps": 9100, "ratio": responses_ratio, "ratio_instructions": 1.1, "ratio_anthropic": 0.975,
-           "errors": 0}] * 3
+           "nostore_cpu_us": 41.0, "nostore_rps": 8500, "ratio_nostore": 1.025, "errors": 0}] * 3
     arm = {"rps": 9000, "sut_cpu_us": 40.0, "sut_user_us": 30.0, "sim_cpu_us": 15.0, "redis_cpu_us": 20.0}
     return {
         "machine": {"model": "test", "cpus": 2, "kernel": "k", "versions": {"wrk": "wrk"}, "commit": "abc"},
