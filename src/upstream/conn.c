@@ -313,8 +313,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (c->wait_kind != CONN_WAIT_READ) {
-        buf_give(c->up, &c->rbuf);
-        stop_reading(c); /* cannot happen: reading is on only while someone waits */
+        /* taken from the pool, the response not asked for yet (reading stays on from the pool to that first read): an
+         * early answer or a close waits for it */
+        stop_reading(c);
+        ++c->up->stats.reads_early;
+        if (nread > 0)
+            c->held = nread;
+        else
+            c->eof = 1;
         return;
     }
     intptr_t result = nread;
@@ -324,8 +330,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         result = nread == UV_EOF ? 0 : K2A_ECLOSED;
     }
     wait_done(c, result);
-    /* the coroutine ran: keep reading only if it waits for more bytes (or parked the connection in the pool) */
-    if (c->reading && !c->idle && c->wait_kind != CONN_WAIT_READ)
+    /* the coroutine ran: keep reading only if it waits for more bytes (or parked the connection in the pool, or took it
+     * from there again for its next request) */
+    if (c->reading && !c->idle && !c->taken && c->wait_kind != CONN_WAIT_READ)
         stop_reading(c);
 }
 
@@ -333,6 +340,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
  * error. The previous bytes are given up first. */
 static intptr_t raw_read(conn_t *c, uint64_t timeout_ms, int timeout_err)
 {
+    c->taken = 0;
+    if (c->held > 0) { /* came while nobody waited: already in rbuf */
+        intptr_t n = c->held;
+        c->held = 0;
+        return n;
+    }
     buf_give(c->up, &c->rbuf);
     if (c->closing)
         return closed_err(c);
@@ -671,10 +684,12 @@ int k2a_up_conn_proxy_connect(conn_t *c, const char *host, uint16_t port, const 
 
 /* ---- pool support ---- */
 
-bool k2a_up_conn_usable(conn_t *c)
+bool k2a_up_conn_usable(conn_t *c, bool probe)
 {
-    if (c->closing || c->eof || (c->ssl != NULL && !tls_idle_ok(c)))
+    if (c->closing || c->eof || c->held != 0 || (c->ssl != NULL && !tls_idle_ok(c)))
         return false;
+    if (!probe)
+        return true;
     uv_os_fd_t fd;
     if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
         return false;
@@ -696,6 +711,27 @@ intptr_t k2a_up_conn_read_nowait(conn_t *c, char *buf, size_t cap)
         return K2A_ECLOSED;
     if (c->reading)
         stop_reading(c); /* nobody waits: the read callback that woke the reader may still have reading on */
+    c->taken = 0;
+    if (c->held > 0) { /* came while nobody waited (plain TCP: handed over as they are; TLS: deciphered below) */
+        size_t n = (size_t)c->held;
+        if (c->ssl != NULL) {
+            bool copied = BIO_write(c->rbio, c->rbuf, (int)n) == (int)n;
+            c->held = 0;
+            buf_give(c->up, &c->rbuf);
+            if (!copied)
+                return K2A_ENOMEM;
+        } else {
+            if (n > cap)
+                n = cap;
+            memcpy(buf, c->rbuf, n);
+            c->held -= (intptr_t)n;
+            if (c->held != 0)
+                memmove(c->rbuf, c->rbuf + n, (size_t)c->held);
+            else
+                buf_give(c->up, &c->rbuf);
+            return (intptr_t)n;
+        }
+    }
     char raw[2048];      /* ciphertext: a chunked terminator is one small record */
     for (int round = 0; round < 4; ++round) {
         if (c->ssl != NULL) {
@@ -746,5 +782,5 @@ void k2a_up_conn_idle_start(conn_t *c, uint64_t idle_ms)
 void k2a_up_conn_idle_stop(conn_t *c)
 {
     uv_timer_stop(&c->timer);
-    stop_reading(c);
+    c->taken = 1;
 }

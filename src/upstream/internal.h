@@ -112,9 +112,11 @@ struct st_conn_t {
     unsigned idle : 1;       /* in its origin's idle list */
     unsigned holds_slot : 1; /* counts in origin->nconns and stats.conns_open */
     unsigned eof : 1;        /* the peer closed its side or the socket failed */
+    unsigned taken : 1;      /* out of the pool, its response not read yet: reading stays on (see k2a_up_conn_idle_stop) */
     unsigned tls_resumed : 1;
     unsigned tls_failed : 1; /* a TLS-level error: the session is not kept resumable */
     char *rbuf;              /* CONN_RBUF_SIZE bytes where socket reads land (ciphertext over TLS), or NULL between reads */
+    intptr_t held;           /* bytes in rbuf that a read brought while nobody waited, for the next read to take */
     SSL *ssl;
     BIO *rbio, *wbio;
     char *pbuf; /* CONN_PBUF_SIZE bytes of plaintext out of SSL_read (TLS only), or NULL between reads */
@@ -141,14 +143,17 @@ void k2a_up_conn_bufs_free(k2a_upstream_t *up);
 void k2a_up_conn_close(conn_t *c);
 /* The owner lets go: an open connection is closed; the memory goes in the last close callback. */
 void k2a_up_conn_release(conn_t *c);
-/* False when the peer closed or sent unexpected bytes (non-blocking peek), or the connection is closing. */
-bool k2a_up_conn_usable(conn_t *c);
+/* False when the connection is closing, the peer closed, or bytes nobody asked for came; probe: also ask the socket (a
+ * non-blocking peek: a close that the loop has not reported yet). */
+bool k2a_up_conn_usable(conn_t *c, bool probe);
 /* Bytes that have arrived already, without waiting (conn.c): > 0 in buf, 0 when none now, < 0 when not reusable. */
 intptr_t k2a_up_conn_read_nowait(conn_t *c, char *buf, size_t cap);
 /* Parks an owned connection in the idle state: a read stays active so that a close or stray bytes from the peer drop it at
  * once, and a timer closes it after idle_ms. The caller links it into the idle list. */
 void k2a_up_conn_idle_start(conn_t *c, uint64_t idle_ms);
-/* Takes an idle connection back for a request (stops the watch and the timer). */
+/* Takes an idle connection back for a request (stops the timer). Reading stays on up to the response's first read: a
+ * restart would cost libuv two epoll_ctl calls per request (an ADD that fails with EEXIST, then a MOD); bytes or a close
+ * that come before that read are held for it (conn_t.held). */
 void k2a_up_conn_idle_stop(conn_t *c);
 
 /* ---- pool hooks (upstream.c), called by conn.c ---- */

@@ -256,7 +256,8 @@ static void pool_put(conn_t *c)
     origin_t *o = c->origin;
     k2a_upstream_t *up = o->up;
     bool key_full = c->aff->key != 0 && c->aff->nidle >= up->cfg.max_idle_per_affinity;
-    if (up->cfg.max_idle_per_origin == 0 || key_full || !k2a_up_conn_usable(c)) {
+    /* no peek here: the idle read drops the connection if anything is left, and acquire peeks */
+    if (up->cfg.max_idle_per_origin == 0 || key_full || !k2a_up_conn_usable(c, false)) {
         ++up->stats.conns_idle_closed;
         k2a_up_conn_release(c);
         return;
@@ -282,7 +283,7 @@ static int acquire(origin_t *o, aff_t *a, bool allow_idle, uint32_t timeout_ms, 
             idle_unlink(c);
             k2a_up_conn_idle_stop(c);
             c->owned = 1;
-            if (k2a_up_conn_usable(c)) {
+            if (k2a_up_conn_usable(c, true)) {
                 *out = c;
                 return 0;
             }

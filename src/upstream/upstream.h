@@ -213,6 +213,7 @@ typedef struct st_k2a_upstream_stats_t {
     uint64_t body_errors;                        /* k2a_upstream_read failures (reset, idle timeout, framing, cancel) */
     uint64_t requests[K2A_UPSTREAM_OUTCOME_MAX]; /* k2a_upstream_request results by outcome */
     uint64_t read_bufs_held; /* gauge: read buffers connections hold now (bytes handed over and not yet done with) */
+    uint64_t reads_early;    /* bytes or a close that came on a taken connection before its response was read */
 } k2a_upstream_stats_t;
 
 void k2a_upstream_get_stats(const k2a_upstream_t *up, k2a_upstream_stats_t *out);

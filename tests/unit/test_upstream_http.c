@@ -418,6 +418,32 @@ static void test_pool_reuse_100(void **state)
     assert_int_equal(st.read_bufs_held, 0); /* every read buffer went back to the free list */
 }
 
+/* A reused connection keeps reading on from the pool to the response's first read (no epoll_ctl restart per request):
+ * an answer that comes while the body is still being written (the server answers first, then reads 24 MiB) is held for
+ * that read, and the connection is reused again after it. */
+static void test_early_answer_on_reused(void **state)
+{
+    make_client();
+    size_t n = 24 << 20; /* more than the socket buffers take: the write waits for the server */
+    uv_buf_t body = {.base = malloc(n), .len = n};
+    memset(body.base, 'b', n);
+    seq_t s = {.method = "POST", .paths = {"/ok", "/early-answer", "/ok"}, .body = &body, .nbody = 1};
+    ut_run(&loop, seq_fn, &s);
+    assert_body(&s.res[0], "hello");
+    assert_body(&s.res[1], "early");
+    assert_true(s.res[1].reused);
+    assert_false(s.res[1].retried);
+    assert_body(&s.res[2], "hello");
+    assert_true(s.res[2].reused);
+    assert_int_equal(ut_proc_stat(&srv, "accepted"), 1);
+    k2a_upstream_stats_t st;
+    k2a_upstream_get_stats(up, &st);
+    assert_int_equal(st.read_bufs_held, 0);
+    assert_int_equal(st.reads_early, 1); /* the held path, not a read after the write */
+    seq_dispose(&s);
+    free(body.base);
+}
+
 static void test_no_pooling_when_max_idle_0(void **state)
 {
     cfg.max_idle_per_origin = 0;
@@ -974,6 +1000,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_large_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_buffer_only_while_reading, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_reuse_100, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_early_answer_on_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_pooling_when_max_idle_0, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_closed_by_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_once_on_reused, setup, teardown),

@@ -61,6 +61,10 @@ class Conn:
             k, v = line.split(":", 1)
             headers[k.strip().lower()] = v.strip()
         n = int(headers.get("content-length", "0"))
+        if target.startswith("/early-answer"):
+            # the whole answer before reading the body (the client is still writing it), then the body
+            respond(self, body=b"early")
+            time.sleep(0.2)
         while len(self.buf) < n:
             self.recv_more()
         body, self.buf = self.buf[:n], self.buf[n:]
@@ -278,6 +282,7 @@ HANDLERS = {
     "/late-garbage": h_late_garbage,
     "/gated": h_gated,
     "/ok": h_ok,
+    "/early-answer": lambda c, q, req: True,  # answered in read_request
     "/echo": h_echo,
     "/cl": h_cl,
     "/chunked": h_chunked,
