@@ -650,9 +650,13 @@ static int check_conversation(ctx_t *c, yajl_val root, k2a_buf_t *user_text)
                                            {"conversationId", T_STR, false},      {"history", T_ARR, false}};
     static const field_t current_fields[] = {{"userInputMessage", T_OBJ, true}};
     static const field_t entry_fields[] = {{"userInputMessage", T_OBJ, false}, {"assistantResponseMessage", T_OBJ, false}};
-    static const field_t assistant_fields[] = {{"content", T_STR, true}, {"toolUses", T_ARR, false}};
+    /* reasoningContent (2026 mode): what kiro-cli replays of a reasoningContentEvent {redactedContent} (kiro-protocol-2026.md
+     * §7, [S1]); nothing else of it is documented, so the object is closed to that one string */
+    static const field_t assistant_fields[] = {
+        {"content", T_STR, true}, {"toolUses", T_ARR, false}, {"reasoningContent", T_OBJ, false}};
+    static const field_t reasoning_fields[] = {{"redactedContent", T_STR, true}};
     static const field_t use_fields[] = {{"toolUseId", T_STR, true}, {"name", T_STR, true}, {"input", T_OBJ, true}};
-    yajl_val rv[3], sv[6], cv[1], ev[2], av[2], uv[3], cur_ctx[2], hctx[2];
+    yajl_val rv[3], sv[6], cv[1], ev[2], av[3], uv[3], cur_ctx[2], hctx[2], rcv[1];
     char path[64];
 
     /* additionalModelRequestFields is a known root key in the 2026 mode only */
@@ -690,8 +694,14 @@ static int check_conversation(ctx_t *c, yajl_val root, k2a_buf_t *user_text)
                 return -1;
             continue;
         }
-        if (check_object(c, ev[1], path, assistant_fields, 2, av) != 0)
+        if (check_object(c, ev[1], path, assistant_fields, c->limits->modern ? 3 : 2, av) != 0)
             return -1;
+        if (c->limits->modern && av[2] != NULL) {
+            char rpath[96];
+            snprintf(rpath, sizeof(rpath), "%s.reasoningContent", path);
+            if (check_object(c, av[2], rpath, reasoning_fields, 1, rcv) != 0)
+                return -1;
+        }
         prev_tool_uses = av[1];
         size_t nuses = av[1] != NULL ? av[1]->u.array.len : 0;
         /* Rule "empty_assistant_message": blank content and no toolUses (empty content is accepted next to toolUses,

@@ -213,6 +213,20 @@ class Answers2026(unittest.TestCase):
         self.assertEqual(obj["choices"][0]["message"]["content"], gentext(2, 4))
         self.assertNotIn("ZW5jcnlwdGVk", json.dumps(obj))
 
+    def test_redacted_thinking_replayed(self):
+        """The next turn replays the redacted block: on a model that takes native reasoning fields it goes to Kiro as
+        assistantResponseMessage.reasoningContent {redactedContent} (what kiro-cli sends; kiro-sim checks that shape),
+        else it is dropped. Found by fuzz_anthropic_req: kiro-sim refused the field."""
+        for model in ("claude-sonnet-4-6", MODEL):
+            with self.subTest(model=model):
+                b = body("next", model=model, max_tokens=4096, thinking={"type": "adaptive"}, messages=[
+                    {"role": "user", "content": "q1"},
+                    {"role": "assistant", "content": [{"type": "redacted_thinking", "data": "ZW5jcnlwdGVkLXJlYXNvbmluZw=="},
+                                                      {"type": "text", "text": "a1"}]},
+                    {"role": "user", "content": "[[sim:text frames=1 size=4]]"}])
+                msg, _ = self.anthropic(dict(b, stream=False))
+                self.assertEqual(msg["stop_reason"], "end_turn", msg)
+
     # ---- metadataEvent ----
 
     def test_content_filtered_without_content(self):

@@ -213,6 +213,16 @@ def test_rule5_shape():
     b["inferenceConfig"] = {"maxTokens": 10}
     gen(SIM, t, b, expect=(400, MALFORMED))
     assert last_rule(SIM) == "unknown_field"
+    # a history turn replays redacted reasoning as kiro-cli does (kiro-protocol-2026.md §7); nothing else in that object
+    # (fuzz_anthropic_req: the gateway sends it for a redacted_thinking block, and kiro-sim refused the field)
+    hist = [{"userInputMessage": {"content": "q1", "modelId": "claude-sonnet-4.6", "origin": "AI_EDITOR"}},
+            {"assistantResponseMessage": {"content": "a1", "reasoningContent": {"redactedContent": "opaque"}}}]
+    ok(SIM, t, request_body("hi", model="claude-sonnet-4.6", history=hist))
+    for bad, rule in (({"redactedContent": "x", "text": "t"}, "unknown_field"), ({}, "missing_field"),
+                      ({"redactedContent": 1}, "wrong_type"), ("x", "wrong_type")):
+        hist[1]["assistantResponseMessage"]["reasoningContent"] = bad
+        gen(SIM, t, request_body("hi", model="claude-sonnet-4.6", history=hist), expect=(400, MALFORMED))
+        assert last_rule(SIM) == rule, (bad, last_rule(SIM))
     b = request_body("hi")
     b["conversationState"]["history"] = None
     gen(SIM, t, b, expect=(400, MALFORMED))
