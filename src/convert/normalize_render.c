@@ -244,7 +244,9 @@ int k2a_norm_tools(const k2a_ir_request_t *w, const k2a_normalize_config_t *cfg,
             k2a_debug("normalize: dropping duplicate tool \"%.*s\"", (int)t->name.len, t->name.base);
             continue;
         }
-        s->description = k2a_norm_tool_description(t->description, t->name, cfg->max_tool_description);
+        /* a blank client name (rewritten for Kiro) cannot stand in for a missing description: its Kiro name does */
+        s->description =
+            k2a_norm_tool_description(t->description, is_blank(t->name) ? s->name : t->name, cfg->max_tool_description);
         if ((r = k2a_norm_tool_schema(t->input_schema, cfg->tool_schema_strip, arena, &s->schema)) != 0) {
             if (r == K2A_ENOMEM)
                 return r;
