@@ -37,7 +37,7 @@ def responses_small(directive, stream=True, size=2048, instructions=False, store
     Codex CLI's shape), or as `instructions` (which every response object then echoes: three times in a stream); store
     given: that `store` field (absent: the default, true)."""
     if store is not None:
-        b = responses_small(directive, stream, size - len(', "store": false'), instructions)
+        b = responses_small(directive, stream, size - len(', "store": ' + json.dumps(store)), instructions)
         b["store"] = store
         return b
     if instructions:

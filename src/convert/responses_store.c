@@ -256,35 +256,28 @@ static bool over_bounds(k2a_responses_store_t *s, const sweep_t *w, size_t addin
            (long long)atomic_load(&s->bytes) + w->dbytes + (long long)adding > (long long)s->max_bytes;
 }
 
-/* The time of the oldest entry in the parts other than sh (INT64_MAX: none), read without their mutexes. */
-static int64_t oldest_elsewhere(k2a_responses_store_t *s, const shard_t *sh)
-{
-    int64_t at = INT64_MAX;
-    for (size_t i = 0; i < NSHARDS; ++i) {
-        const shard_t *o = &s->shards[i];
-        if (o != sh && atomic_load_explicit(&o->seen.nkept, memory_order_relaxed) != 0) {
-            int64_t a = atomic_load_explicit(&o->seen.oldest_at, memory_order_relaxed);
-            if (a < at)
-                at = a;
-        }
-    }
-    return at;
-}
-
-/* The part holding the oldest entry (NULL: all empty). */
-static shard_t *oldest_part(k2a_responses_store_t *s)
+/* The part holding the oldest entry, not counting `except` (NULL: all empty), read without their mutexes; *at gets its
+ * time (INT64_MAX: none). */
+static shard_t *oldest_part(k2a_responses_store_t *s, const shard_t *except, int64_t *at)
 {
     shard_t *best = NULL;
-    int64_t at = INT64_MAX;
+    *at = INT64_MAX;
     for (size_t i = 0; i < NSHARDS; ++i) {
         shard_t *o = &s->shards[i];
-        if (atomic_load_explicit(&o->seen.nkept, memory_order_relaxed) != 0) {
+        if (o != except && atomic_load_explicit(&o->seen.nkept, memory_order_relaxed) != 0) {
             int64_t a = atomic_load_explicit(&o->seen.oldest_at, memory_order_relaxed);
-            if (best == NULL || a < at)
-                best = o, at = a;
+            if (best == NULL || a < *at)
+                best = o, *at = a;
         }
     }
     return best;
+}
+
+static int64_t oldest_elsewhere(k2a_responses_store_t *s, const shard_t *sh)
+{
+    int64_t at;
+    (void)oldest_part(s, sh, &at);
+    return at;
 }
 
 /* The calling thread's part: one per thread, handed out in turn (worker loops are long-lived threads). */
@@ -382,7 +375,8 @@ int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const cha
     /* then the others' (one part locked at a time): while over, the part holding the oldest; and a part whose thread
      * is idle drops what expired */
     while (over_bounds(s, &w, 0)) {
-        shard_t *o = oldest_part(s);
+        int64_t at;
+        shard_t *o = oldest_part(s, NULL, &at);
         if (o == NULL)
             break;
         pthread_mutex_lock(&o->mutex);

@@ -711,28 +711,11 @@ intptr_t k2a_up_conn_read_nowait(conn_t *c, char *buf, size_t cap)
         return K2A_ECLOSED;
     if (c->reading)
         stop_reading(c); /* nobody waits: the read callback that woke the reader may still have reading on */
-    c->taken = 0;
-    if (c->held > 0) { /* came while nobody waited (plain TCP: handed over as they are; TLS: deciphered below) */
-        size_t n = (size_t)c->held;
-        if (c->ssl != NULL) {
-            bool copied = BIO_write(c->rbio, c->rbuf, (int)n) == (int)n;
-            c->held = 0;
-            buf_give(c->up, &c->rbuf);
-            if (!copied)
-                return K2A_ENOMEM;
-        } else {
-            if (n > cap)
-                n = cap;
-            memcpy(buf, c->rbuf, n);
-            c->held -= (intptr_t)n;
-            if (c->held != 0)
-                memmove(c->rbuf, c->rbuf + n, (size_t)c->held);
-            else
-                buf_give(c->up, &c->rbuf);
-            return (intptr_t)n;
-        }
-    }
-    char raw[2048];      /* ciphertext: a chunked terminator is one small record */
+    /* held bytes come only before a response's first read, and this reader has read its response: never here, and
+     * if so, not a connection to reuse */
+    if (c->held != 0)
+        return K2A_ECLOSED;
+    char raw[2048]; /* ciphertext: a chunked terminator is one small record */
     for (int round = 0; round < 4; ++round) {
         if (c->ssl != NULL) {
             ERR_clear_error();
