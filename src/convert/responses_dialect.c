@@ -109,9 +109,11 @@ static void store_response(responses_writer_t *w)
     k2a_buf_t object;
     k2a_buf_init(&object, 0);
     int r = 0;
-    /* a stream's final object is the one response.completed carried; a non-stream answer renders it */
-    const k2a_buf_t *obj = w->w.object.len != 0 ? &w->w.object : &object;
-    if (obj == &w->w.object || (r = k2a_responses_writer_render(&w->w, &object)) == 0) {
+    /* a stream's final object is the one response.completed carried, still in the stream; a non-stream answer renders it */
+    k2a_str_t obj = k2a_responses_writer_final(&w->w);
+    if (obj.len == 0 && (r = k2a_responses_writer_render(&w->w, &object)) == 0)
+        obj = k2a_str(object.base, object.len);
+    if (r == 0) {
         k2a_str_t parts[7], pieces[3] = {w->ext->prior.len != 0 ? elements_of(w->ext->prior) : K2A_STR_NULL,
                                          elements_of(w->ext->x.input_items), k2a_str(w->w.items.base, w->w.items.len)};
         size_t n = 0;
@@ -127,7 +129,7 @@ static void store_response(responses_writer_t *w)
         const char *id = k2a_responses_writer_id(&w->w);
         char key[K2A_RESPONSES_STORE_KEY_MAX + 1];
         r = k2a_responses_store_key(key, w->ext->owner, id, strlen(id)) != 0
-                ? k2a_responses_store_putv(store, key, obj->base, obj->len, parts, n, (int64_t)time(NULL))
+                ? k2a_responses_store_putv(store, key, obj.base, obj.len, parts, n, (int64_t)time(NULL))
                 : K2A_ETOOBIG;
     }
     if (r != 0)

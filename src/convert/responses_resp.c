@@ -109,7 +109,7 @@ int k2a_responses_writer_init(k2a_responses_writer_t *w, k2a_buf_t *out, int64_t
                               const k2a_responses_extra_t *echo, const k2a_ir_request_t *req, k2a_random_cb random,
                               void *random_ctx, size_t max_bytes)
 {
-    /* all but open[] (16 items, ~9 KB): an item is set up whole when it opens, and only the first nopen are read */
+    /* all but open[]: an item is set up whole when it opens, and only the first nopen are read */
     memset(w, 0, offsetof(k2a_responses_writer_t, open));
     memset(&w->nopen, 0, sizeof(*w) - offsetof(k2a_responses_writer_t, nopen));
     w->out = out;
@@ -124,7 +124,6 @@ int k2a_responses_writer_init(k2a_responses_writer_t *w, k2a_buf_t *out, int64_t
     k2a_buf_init(&w->scratch, 0);
     k2a_buf_init(&w->error_message, 4096);
     k2a_buf_init(&w->statics, 0);
-    k2a_buf_init(&w->object, 0);
     k2a_responses_make_id(w->id, "resp_", random, random_ctx);
     return render_static(w, model);
 }
@@ -145,7 +144,6 @@ void k2a_responses_writer_dispose(k2a_responses_writer_t *w)
     k2a_buf_dispose(&w->scratch);
     k2a_buf_dispose(&w->error_message);
     k2a_buf_dispose(&w->statics);
-    k2a_buf_dispose(&w->object);
 }
 
 /* ---------- the response object ---------- */
@@ -361,20 +359,24 @@ static inline int end_event(k2a_responses_writer_t *w)
     return end_event_after(w, "", 0);
 }
 
-/* An event carrying a response object already rendered. */
-static int object_event(k2a_responses_writer_t *w, const char *prefix, size_t plen, const k2a_buf_t *object)
+/* An event carrying a response object, rendered straight into the stream (status/final as render_object); *at gets
+ * where the object starts in the stream (NULL: not wanted). */
+static int object_event(k2a_responses_writer_t *w, const char *prefix, size_t plen, const char *status, bool final, size_t *at)
 {
-    CHECK(PARTS(w->out, k2a_str(prefix, plen), S("\"response\":"), k2a_str(object->base, object->len), S(",")));
-    return end_event(w);
+    CHECK(PARTS(w->out, k2a_str(prefix, plen), S("\"response\":")));
+    if (at != NULL)
+        *at = w->out->len;
+    CHECK(render_object(w, w->out, status, final));
+    if (at != NULL)
+        w->final_len = w->out->len - *at;
+    return end_event_after(w, ",", 1);
 }
 
-/* An event carrying the final response object, which is kept for the store (k2a_responses_writer_render). */
+/* An event carrying the final response object, whose bytes in the stream are what the store keeps until the stream is
+ * next drained (k2a_responses_writer_final). */
 static int response_event(k2a_responses_writer_t *w, const char *prefix, size_t plen, const char *status, bool final)
 {
-    k2a_buf_reset(&w->object);
-    CHECK(render_object(w, &w->object, status, final));
-    (void)k2a_buf_reserve(w->out, w->object.len + 128);
-    return object_event(w, prefix, plen, &w->object);
+    return object_event(w, prefix, plen, status, final, &w->final_at);
 }
 
 static int start(k2a_responses_writer_t *w)
@@ -384,15 +386,10 @@ static int start(k2a_responses_writer_t *w)
     w->started = true;
     if (w->out == NULL)
         return 0;
-    /* the same object twice: rendered once */
-    k2a_buf_reset(&w->object);
-    CHECK(render_object(w, &w->object, "in_progress", false));
     /* both events and the first deltas in one growth (the staged stream is not regrown and copied for each) */
-    (void)room(w->out, 2 * (w->object.len + 128) + 2048);
-    CHECK(object_event(w, PREFIX_ARGS("response.created"), &w->object));
-    CHECK(object_event(w, PREFIX_ARGS("response.in_progress"), &w->object));
-    k2a_buf_reset(&w->object);
-    return 0;
+    (void)room(w->out, 2 * (w->head.len + w->mid_a.len + w->mid_b.len + 768) + 2048);
+    CHECK(object_event(w, PREFIX_ARGS("response.created"), "in_progress", false, NULL));
+    return object_event(w, PREFIX_ARGS("response.in_progress"), "in_progress", false, NULL);
 }
 
 /* The item as JSON; done = its finished form. */
@@ -455,7 +452,8 @@ static int on_block_start(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
     memset(it, 0, sizeof(*it));
     it->block = ev->index;
     it->kind = ev->block;
-    k2a_buf_init(&it->text, 0); /* bounded by rawlen */
+    k2a_buf_init(&it->text, 0);            /* bounded by rawlen */
+    (void)k2a_buf_reserve(&it->text, 500); /* a short answer's text without regrowing (512 bytes: a cached size) */
     k2a_responses_make_id(it->id,
                           ev->block == K2A_BLOCK_TEXT       ? "msg_"
                           : ev->block == K2A_BLOCK_THINKING ? "rs_"
@@ -475,38 +473,40 @@ static int on_block_start(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
     CHECK(k2a_buf_append(&it->text, "\"", 1));
     it->output = w->noutput++;
     {
+        /* the delta events' head: prefix, then the item's reference (which the other events of the item copy), field */
+        static const char text_head[] = EVENT_PREFIX("response.output_text.delta"),
+                          thinking_head[] = EVENT_PREFIX("response.reasoning_summary_text.delta"),
+                          tool_head[] = EVENT_PREFIX("response.function_call_arguments.delta");
+        static const char text_field[] = "\"content_index\":0,\"delta\":\"", thinking_field[] = "\"summary_index\":0,\"delta\":\"",
+                          tool_field[] = "\"delta\":\"";
         static const char pre[] = "\"item_id\":\"", mid[] = "\",\"output_index\":";
+        _Static_assert(sizeof(thinking_head) - 1 + sizeof(pre) - 1 + K2A_RESPONSES_ID_SIZE + sizeof(mid) - 1 + 11 +
+                               sizeof(thinking_field) - 1 <=
+                           sizeof(it->dhead),
+                       "dhead holds the longest head");
+        const char *h = it->kind == K2A_BLOCK_TEXT ? text_head : it->kind == K2A_BLOCK_THINKING ? thinking_head : tool_head;
+        const char *f = it->kind == K2A_BLOCK_TEXT ? text_field : it->kind == K2A_BLOCK_THINKING ? thinking_field : tool_field;
         char num[16];
-        size_t idlen = strlen(it->id), nn = 0;
+        size_t hl = strlen(h), fl = strlen(f), idlen = strlen(it->id), nn = 0;
         for (int o = it->output; nn == 0 || o != 0; o /= 10)
             num[nn++] = (char)('0' + o % 10);
-        char *r = it->ref;
+        char *r = it->dhead;
+        memcpy(r, h, hl), r += hl;
         memcpy(r, pre, sizeof(pre) - 1), r += sizeof(pre) - 1;
         memcpy(r, it->id, idlen), r += idlen;
         memcpy(r, mid, sizeof(mid) - 1), r += sizeof(mid) - 1;
         while (nn != 0)
             *r++ = num[--nn];
         *r++ = ',';
-        it->reflen = (size_t)(r - it->ref);
-    }
-    {
-        static const char text_head[] = EVENT_PREFIX("response.output_text.delta"),
-                          thinking_head[] = EVENT_PREFIX("response.reasoning_summary_text.delta"),
-                          tool_head[] = EVENT_PREFIX("response.function_call_arguments.delta");
-        static const char text_field[] = "\"content_index\":0,\"delta\":\"", thinking_field[] = "\"summary_index\":0,\"delta\":\"",
-                          tool_field[] = "\"delta\":\"";
-        const char *h = it->kind == K2A_BLOCK_TEXT ? text_head : it->kind == K2A_BLOCK_THINKING ? thinking_head : tool_head;
-        const char *f = it->kind == K2A_BLOCK_TEXT ? text_field : it->kind == K2A_BLOCK_THINKING ? thinking_field : tool_field;
-        size_t hl = strlen(h), fl = strlen(f);
-        memcpy(it->dhead, h, hl);
-        memcpy(it->dhead + hl, it->ref, it->reflen);
-        memcpy(it->dhead + hl + it->reflen, f, fl);
-        it->dheadlen = hl + it->reflen + fl;
+        it->refat = (uint8_t)hl;
+        it->reflen = (uint8_t)(r - it->dhead - hl);
+        memcpy(r, f, fl), r += fl;
+        it->dheadlen = (uint8_t)(r - it->dhead);
     }
     if (w->out == NULL)
         return 0;
     CHECK(item_event(w, PREFIX_ARGS("response.output_item.added"), it, NULL));
-    k2a_str_t ref = k2a_str(it->ref, it->reflen);
+    k2a_str_t ref = k2a_str(it->dhead + it->refat, it->reflen);
     if (it->kind == K2A_BLOCK_TEXT) {
         CHECK(
             PARTS(w->out, S(EVENT_PREFIX("response.content_part.added")), ref,
@@ -618,7 +618,7 @@ static int close_item(k2a_responses_writer_t *w, k2a_responses_item_t *it)
          * with at most one growth of the staged stream */
         (void)room(w->out,
                    4 * q.len + 1536 + w->head.len + w->mid_a.len + w->mid_b.len + w->items.len + it->call_id.len + it->name.len);
-        k2a_str_t ref = k2a_str(it->ref, it->reflen);
+        k2a_str_t ref = k2a_str(it->dhead + it->refat, it->reflen);
         switch (it->kind) {
         case K2A_BLOCK_TEXT:
             CHECK(PARTS(w->out, S(EVENT_PREFIX("response.output_text.done")), ref, S("\"content_index\":0,\"text\":"), q));
@@ -792,7 +792,7 @@ void k2a_responses_writer_rewind(k2a_responses_writer_t *w)
     w->stopped = w->finished = false;
     w->error = 0;
     k2a_buf_reset(&w->error_message);
-    k2a_buf_reset(&w->object);
+    w->final_len = 0;
 }
 
 int k2a_responses_writer_on_event(void *sink, const k2a_ir_event_t *ev)
@@ -840,9 +840,14 @@ int k2a_responses_writer_render(const k2a_responses_writer_t *w, k2a_buf_t *out)
         return w->error;
     if (!w->stopped)
         return K2A_EUPSTREAM_TRUNCATED;
-    if (w->object.len != 0)
-        return k2a_buf_append(out, w->object.base, w->object.len); /* response.completed's, already rendered */
     return render_object(w, out, incomplete_reason(w->stop_reason) != NULL ? "incomplete" : "completed", true);
+}
+
+k2a_str_t k2a_responses_writer_final(const k2a_responses_writer_t *w)
+{
+    if (w->out == NULL || w->final_len == 0 || w->error != 0 || !w->stopped || w->final_at + w->final_len > w->out->len)
+        return K2A_STR_NULL;
+    return k2a_str(w->out->base + w->final_at, w->final_len);
 }
 
 k2a_str_t k2a_responses_writer_error_message(const k2a_responses_writer_t *w)

@@ -32,7 +32,9 @@
 
 #define K2A_RESPONSES_ID_HEX 48
 #define K2A_RESPONSES_ID_SIZE (sizeof("resp_") - 1 + K2A_RESPONSES_ID_HEX + 1)
-#define K2A_RESPONSES_MAX_OPEN 16
+/* Items open at once: Kiro's answers (kiro_resp.c) open one block at a time; a second one is a web search's or a
+ * test's. More is refused (K2A_EINTERNAL). Kept small: the writer lives in the request's arena chunk. */
+#define K2A_RESPONSES_MAX_OPEN 4
 
 /* "<prefix>" + 48 hex digits of random bytes drawn from random, NUL-terminated; prefix is resp_, msg_, fc_ or rs_. */
 void k2a_responses_make_id(char dst[K2A_RESPONSES_ID_SIZE], const char *prefix, k2a_random_cb random, void *random_ctx);
@@ -42,16 +44,16 @@ typedef struct st_k2a_responses_item_t {
     int output; /* output_index */
     k2a_ir_block_kind_t kind;
     char id[K2A_RESPONSES_ID_SIZE];
-    k2a_buf_t text;                       /* text, reasoning text or arguments so far: `"` + JSON-escaped (see raw) */
-    size_t rawlen;                        /* bytes of text the deltas carried (bounded by max_bytes) */
-    bool raw;                             /* text holds the bytes unescaped (a delta split a UTF-8 sequence) */
-    k2a_str_t call_id;                    /* TOOL_USE (copied into strings) */
-    k2a_str_t name;                       /* TOOL_USE */
-    char *strings;                        /* malloc'd call_id + name */
-    char ref[K2A_RESPONSES_ID_SIZE + 64]; /* `"item_id":"…","output_index":n,` */
-    size_t reflen;
-    char dhead[256]; /* a delta event up to its text: prefix, reference and `"delta":"` */
-    size_t dheadlen;
+    k2a_buf_t text;    /* text, reasoning text or arguments so far: `"` + JSON-escaped (see raw) */
+    size_t rawlen;     /* bytes of text the deltas carried (bounded by max_bytes) */
+    bool raw;          /* text holds the bytes unescaped (a delta split a UTF-8 sequence) */
+    k2a_str_t call_id; /* TOOL_USE (copied into strings) */
+    k2a_str_t name;    /* TOOL_USE */
+    char *strings;     /* malloc'd call_id + name */
+    /* a delta event up to its text: prefix (at most 99 bytes), the item's reference `"item_id":"…","output_index":n,` (at
+     * most 91, from refat) and `"delta":"` (at most 27) */
+    char dhead[224];
+    uint8_t refat, reflen, dheadlen;
 } k2a_responses_item_t;
 
 typedef struct st_k2a_responses_writer_t {
@@ -73,7 +75,7 @@ typedef struct st_k2a_responses_writer_t {
     size_t nopen;
     k2a_buf_t statics;            /* the unchanging parts of the response object (responses_resp.c render_static) */
     k2a_str_t head, mid_a, mid_b; /* ... in statics */
-    k2a_buf_t object;             /* the last response object rendered (the final one once the stream ended) */
+    size_t final_at, final_len;   /* the final response object in the stream (out), until it is drained */
     k2a_buf_t items;              /* the finished output items as JSON, comma-separated */
     k2a_buf_t scratch;
     /* the end */
@@ -124,6 +126,10 @@ int k2a_responses_writer_render(const k2a_responses_writer_t *w, k2a_buf_t *out)
 void k2a_responses_writer_rewind(k2a_responses_writer_t *w);
 
 /* The message of a recorded ERROR (empty when none). */
+/* The final response object of a stream (the one response.completed or response.incomplete carries), as it sits in the
+ * stream: valid until the stream is drained, so read it right after the STOP event. Empty when there is none (not a
+ * stream, not finished, failed, or drained). */
+k2a_str_t k2a_responses_writer_final(const k2a_responses_writer_t *w);
 k2a_str_t k2a_responses_writer_error_message(const k2a_responses_writer_t *w);
 
 #endif

@@ -26,15 +26,22 @@ void k2a_responses_store_set_remote(const k2a_responses_remote_t *remote)
     }
 }
 
-/* Writes the entry to the second tier (not waited for). */
-static void remote_put(const char *id, size_t idlen, const char *response, size_t rlen, const char *items, size_t ilen,
-                       int64_t ttl_s)
+/* Writes the entry to the second tier (not waited for). The items come in parts (items[0..nitems) make the array). */
+static void remote_put(const char *id, size_t idlen, const char *response, size_t rlen, const k2a_str_t *items, size_t nitems,
+                       size_t ilen, int64_t ttl_s)
 {
     char head[24];
     int hl = snprintf(head, sizeof(head), "%zu\n", rlen);
     k2a_buf_t v = K2A_BUF_INIT(0);
-    if (k2a_buf_reserve(&v, (size_t)hl + rlen + ilen) == 0 && k2a_buf_append(&v, head, (size_t)hl) == 0 &&
-        (rlen == 0 || k2a_buf_append(&v, response, rlen) == 0) && (ilen == 0 || k2a_buf_append(&v, items, ilen) == 0))
+    int r = k2a_buf_reserve(&v, (size_t)hl + rlen + ilen);
+    if (r == 0)
+        r = k2a_buf_append(&v, head, (size_t)hl);
+    if (r == 0 && rlen != 0)
+        r = k2a_buf_append(&v, response, rlen);
+    for (size_t i = 0; r == 0 && i < nitems; ++i)
+        if (items[i].len != 0)
+            r = k2a_buf_append(&v, items[i].base, items[i].len);
+    if (r == 0)
         remote_tier.put(remote_tier.ctx, id, idlen, v.base, v.len, ttl_s);
     k2a_buf_dispose(&v);
 }
@@ -70,6 +77,7 @@ typedef struct st_entry_t {
     uint64_t hash;                  /* of id */
     int64_t at;
     size_t idlen, rlen, ilen;
+    size_t size;                 /* of the allocation (an evicted entry's is reused by the put that evicted it) */
     char *id, *response, *items; /* one allocation */
 } entry_t;
 
@@ -256,13 +264,22 @@ static bool over_bounds(k2a_responses_store_t *s, const sweep_t *w, size_t addin
            (long long)atomic_load(&s->bytes) + w->dbytes + (long long)adding > (long long)s->max_bytes;
 }
 
+/* The parts handed out so far (parts are handed out in order): a put's scans of the others look at these only, a
+ * thread or two instead of all NSHARDS lines. A part handed out a moment ago and not seen yet is only looked at by the
+ * next put; gets and deletes look at every part. */
+static size_t parts_used(k2a_responses_store_t *s)
+{
+    unsigned n = atomic_load_explicit(&s->next_shard, memory_order_acquire);
+    return n < NSHARDS ? n : NSHARDS;
+}
+
 /* The part holding the oldest entry, not counting `except` (NULL: all empty), read without their mutexes; *at gets its
  * time (INT64_MAX: none). */
 static shard_t *oldest_part(k2a_responses_store_t *s, const shard_t *except, int64_t *at)
 {
     shard_t *best = NULL;
     *at = INT64_MAX;
-    for (size_t i = 0; i < NSHARDS; ++i) {
+    for (size_t i = 0, n = parts_used(s); i < n; ++i) {
         shard_t *o = &s->shards[i];
         if (o != except && atomic_load_explicit(&o->seen.nkept, memory_order_relaxed) != 0) {
             int64_t a = atomic_load_explicit(&o->seen.oldest_at, memory_order_relaxed);
@@ -319,11 +336,48 @@ int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const cha
         ilen += items[i].len;
     if (idlen == 0 || idlen > K2A_RESPONSES_STORE_KEY_MAX || idlen + rlen + ilen > s->max_bytes || s->max_count == 0)
         return K2A_ETOOBIG;
-    entry_t *e = malloc(sizeof(*e) + idlen + rlen + ilen + 3);
-    if (e == NULL)
+    size_t size = sizeof(entry_t) + idlen + rlen + ilen + 3;
+    uint64_t h = hash(id, idlen);
+    /* the second tier first, from the caller's parts (the entry is filled under the mutex, where the second tier's wait
+     * from a coroutine cannot be) */
+    if (atomic_load(&remote_set))
+        remote_put(id, idlen, response, rlen, items, nitems, ilen, s->ttl_s);
+
+    shard_t *sh = my_shard(s);
+    sweep_t w = {NULL, 0, 0};
+    pthread_mutex_lock(&sh->mutex);
+    if (sh->buckets == NULL && (sh->buckets = calloc(s->nbuckets, sizeof(*sh->buckets))) == NULL) {
+        pthread_mutex_unlock(&sh->mutex);
         return K2A_ENOMEM;
-    memset(e, 0, sizeof(*e));
-    e->hash = hash(id, idlen);
+    }
+    expire_locked(s, sh, now, &w);
+    entry_t **p = slot_of(sh, s->nbuckets, id, idlen, h);
+    if (*p != NULL)
+        unlink_entry(s, sh, *p, &w);
+    /* the oldest go first: this part's while its oldest is no newer than the other parts' (ties stay here) */
+    while (sh->head != NULL && over_bounds(s, &w, idlen + rlen + ilen) && sh->head->at <= oldest_elsewhere(s, sh))
+        unlink_entry(s, sh, sh->head, &w);
+    /* a full store evicts about an entry per put, of about the same size: its memory takes the new one (no free and
+     * malloc of a few KB, whose bookkeeping reads cold memory), unless it is too small or much too big */
+    entry_t *e = NULL;
+    for (entry_t **q = &w.freed; *q != NULL; q = &(*q)->chain) {
+        if ((*q)->size >= size && (*q)->size - size <= size / 2 + 1024) {
+            e = *q;
+            *q = e->chain;
+            break;
+        }
+    }
+    if (e == NULL) {
+        if ((e = malloc(size)) == NULL) {
+            publish(sh);
+            pthread_mutex_unlock(&sh->mutex);
+            settle(s, &w);
+            return K2A_ENOMEM;
+        }
+        e->size = size;
+    }
+    e->chain = e->prev = e->next = NULL;
+    e->hash = h;
     e->at = now;
     e->idlen = idlen;
     e->rlen = rlen;
@@ -340,26 +394,7 @@ int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const cha
         if (items[i].len != 0)
             memcpy(e->items + at, items[i].base, items[i].len);
     e->items[ilen] = '\0';
-    /* the second tier first: once the entry is in the table, another thread may evict and free it */
-    if (atomic_load(&remote_set))
-        remote_put(id, idlen, response, rlen, e->items, ilen, s->ttl_s);
-
-    shard_t *sh = my_shard(s);
-    sweep_t w = {NULL, 0, 0};
-    pthread_mutex_lock(&sh->mutex);
-    if (sh->buckets == NULL && (sh->buckets = calloc(s->nbuckets, sizeof(*sh->buckets))) == NULL) {
-        pthread_mutex_unlock(&sh->mutex);
-        free(e);
-        return K2A_ENOMEM;
-    }
-    expire_locked(s, sh, now, &w);
-    entry_t **p = slot_of(sh, s->nbuckets, id, idlen, e->hash);
-    if (*p != NULL)
-        unlink_entry(s, sh, *p, &w);
-    /* the oldest go first: this part's while its oldest is no newer than the other parts' (ties stay here) */
-    while (sh->head != NULL && over_bounds(s, &w, entry_bytes(e)) && sh->head->at <= oldest_elsewhere(s, sh))
-        unlink_entry(s, sh, sh->head, &w);
-    p = slot_of(sh, s->nbuckets, id, idlen, e->hash);
+    p = slot_of(sh, s->nbuckets, id, idlen, h);
     *p = e;
     e->prev = sh->tail;
     if (sh->tail != NULL)
@@ -385,7 +420,7 @@ int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const cha
         publish(o);
         pthread_mutex_unlock(&o->mutex);
     }
-    for (size_t i = 0; i < NSHARDS; ++i) {
+    for (size_t i = 0, nparts = parts_used(s); i < nparts; ++i) {
         shard_t *o = &s->shards[i];
         if (o == sh || atomic_load_explicit(&o->seen.nkept, memory_order_relaxed) == 0 ||
             now - atomic_load_explicit(&o->seen.oldest_at, memory_order_relaxed) < s->ttl_s)

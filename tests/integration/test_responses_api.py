@@ -136,8 +136,14 @@ class ResponsesAPI(SimGatewayCase):
         self.assertEqual(history[1]["assistantResponseMessage"]["toolUses"][0]["toolUseId"], call["call_id"])
         results = kiro["currentMessage"]["userInputMessage"]["userInputMessageContext"]["toolResults"]
         self.assertEqual((results[0]["toolUseId"], results[0]["content"]), (call["call_id"], [{"text": "4C rain"}]))
-        # a third turn chains on the second
+        # a stream's stored object is the one response.completed carried, byte for byte
         second = evs[-1]["response"]["id"]
+        st, _, got = request(self.gw.port, "GET", "/v1/responses/" + second, headers=AUTH)
+        self.assertEqual(st, 200, got)
+        completed = [line for line in data.decode().split("\n") if line.startswith("data: ")][-1][len("data: "):]
+        self.assertIn(got.decode(), completed)
+        self.assertEqual(json.loads(got), evs[-1]["response"])
+        # a third turn chains on the second
         st, _, data = self.post({"model": MODEL, "previous_response_id": second, "input": "And tomorrow?"})
         self.assertEqual(st, 200, data)
         st, _, sent = request(self.sim.port, "GET", "/sim/last-request")

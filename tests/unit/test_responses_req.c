@@ -305,6 +305,53 @@ static void test_store(void **state)
     k2a_responses_store_free(s);
 }
 
+/* A full store puts each entry into the memory of the one it evicted when the sizes are close, and allocates anew when
+ * they are not: whatever path each put took, every entry still kept reads back exactly as it was put. */
+static void test_store_reuse(void **state)
+{
+    (void)state;
+    enum { CAP = 8, PUTS = 400 };
+    k2a_responses_store_t *s = k2a_responses_store_new(CAP, 1 << 20, 60);
+    assert_non_null(s);
+    k2a_buf_t r = K2A_BUF_INIT(0), i = K2A_BUF_INIT(0);
+    char id[32], resp[3000], items[6000];
+    for (int n = 0; n < PUTS; ++n) {
+        /* sizes that mostly stay close (reuse) and sometimes jump up or down (a new allocation) */
+        size_t rlen = 16 + (size_t)((n * 37) % 200) + (n % 50 == 7 ? 2500 : 0);
+        size_t ilen = 2 + (size_t)((n * 53) % 900) + (n % 40 == 3 ? 5000 : 0);
+        memset(resp, 'a' + n % 26, rlen);
+        memset(items, 'A' + n % 26, ilen);
+        snprintf(id, sizeof(id), "resp_%d", n);
+        k2a_str_t parts[2] = {k2a_str(items, ilen / 2), k2a_str(items + ilen / 2, ilen - ilen / 2)};
+        assert_int_equal(k2a_responses_store_putv(s, id, resp, rlen, parts, 2, 100 + n / 100), 0);
+        size_t count, bytes;
+        k2a_responses_store_stats(s, &count, &bytes);
+        assert_true(count <= CAP);
+        /* every entry kept, checked byte for byte */
+        for (int m = n + 1 - CAP < 0 ? 0 : n + 1 - CAP; m <= n; ++m) {
+            size_t mr = 16 + (size_t)((m * 37) % 200) + (m % 50 == 7 ? 2500 : 0);
+            size_t mi = 2 + (size_t)((m * 53) % 900) + (m % 40 == 3 ? 5000 : 0);
+            snprintf(id, sizeof(id), "resp_%d", m);
+            k2a_buf_reset(&r);
+            k2a_buf_reset(&i);
+            assert_int_equal(k2a_responses_store_get(s, id, strlen(id), 100 + n / 100, &r, &i), 0);
+            assert_int_equal(r.len, mr);
+            assert_int_equal(i.len, mi);
+            for (size_t k = 0; k < mr; ++k)
+                assert_int_equal(r.base[k], 'a' + m % 26);
+            for (size_t k = 0; k < mi; ++k)
+                assert_int_equal(i.base[k], 'A' + m % 26);
+        }
+        if (n >= CAP) {
+            snprintf(id, sizeof(id), "resp_%d", n - CAP);
+            assert_int_equal(k2a_responses_store_get(s, id, strlen(id), 100 + n / 100, NULL, NULL), K2A_ENOTFOUND);
+        }
+    }
+    k2a_buf_dispose(&r);
+    k2a_buf_dispose(&i);
+    k2a_responses_store_free(s);
+}
+
 /* The store's per-thread parts: what one thread put, another finds and deletes; the bounds hold over all parts (a
  * thread whose part is empty evicts the others' oldest); a put expires what an idle thread's part let age. */
 struct part_job {
@@ -500,6 +547,7 @@ int main(void)
         cmocka_unit_test(test_store),
         cmocka_unit_test(test_store_key),
         cmocka_unit_test(test_store_threads),
+        cmocka_unit_test(test_store_reuse),
         cmocka_unit_test(test_store_parts_and_remote_delete),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

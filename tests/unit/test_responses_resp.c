@@ -318,6 +318,19 @@ static void test_max_tokens_incomplete(void **state)
     assert_non_null(strstr(k2a_buf_cstr(&json), "\"incomplete_details\":{\"reason\":\"max_output_tokens\"}"));
     assert_true(strncmp(json.base, "{\"id\":\"resp_", 12) == 0);
     assert_non_null(strstr(json.base, "\"object\":\"response\""));
+    /* the stream's final object (what the store keeps) is response.incomplete's, as rendered anew; a non-stream writer
+     * has none in a stream, and a drained stream none either */
+    k2a_str_t fin = k2a_responses_writer_final(&w);
+    k2a_buf_t again = K2A_BUF_INIT(0);
+    assert_int_equal(k2a_responses_writer_render(&w, &again), 0);
+    assert_int_equal(fin.len, again.len);
+    assert_memory_equal(fin.base, again.base, again.len);
+    assert_true(fin.base > out.base + 20 && memcmp(fin.base - 11, "\"response\":", 11) == 0);
+    assert_non_null(strstr(out.base + out.len - 80, "sequence_number"));
+    assert_int_equal(k2a_responses_writer_final(&a).len, 0);
+    k2a_buf_reset(&out);
+    assert_int_equal(k2a_responses_writer_final(&w).len, 0);
+    k2a_buf_dispose(&again);
     k2a_responses_writer_dispose(&w);
     k2a_responses_writer_dispose(&a);
     k2a_buf_dispose(&out);
