@@ -79,7 +79,7 @@ typedef struct st_k2a_dialect_t {
      * K2A_EV_SEARCH_START / K2A_EV_SEARCH_RESULT */
     bool web_search;
     /* the stream's bytes per 100 bytes read from Kiro, roughly (0: 150): the stage is reserved for them once per read
-     * instead of growing through them (a Responses stream is about 4.6 times its EventStream: objects and .done events) */
+     * instead of growing through them (a Responses stream is about 2.7 times what its reads carry: objects and .done events) */
     unsigned stage_pct;
     /* NULL, or (web_search, non-stream): a later turn of a searching answer failed over; forget what the writer got since
      * the last SEARCH_RESULT (its IR index + 1 is first: the next attempt starts again there) */

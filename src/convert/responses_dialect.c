@@ -186,6 +186,6 @@ const k2a_dialect_t k2a_dialect_responses = {
     .error_body = error_body,
     .errors = k2a_openai_error_rows,
     .web_search = true,
-    .stage_pct = 500,
+    .stage_pct = 300,
     .writer_rewind = writer_rewind,
 };

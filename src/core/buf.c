@@ -36,9 +36,17 @@ int k2a__buf_reserve_grow(k2a_buf_t *b, size_t extra)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     if (cap > max + 1)
         cap = max + 1;
-    char *p = realloc(b->base, cap);
-    if (p == NULL)
+    char *p;
+    if (b->base != NULL && b->len < b->cap / 4) {
+        /* mostly empty (a stream's staging buffer, reserved ahead of a read): realloc would copy the whole old block
+         * when it moves it, the bytes in use are few */
+        if ((p = malloc(cap)) == NULL)
+            return K2A_ENOMEM;
+        memcpy(p, b->base, b->len);
+        free(b->base);
+    } else if ((p = realloc(b->base, cap)) == NULL) {
         return K2A_ENOMEM;
+    }
     b->base = p;
     b->cap = cap;
     return 0;
