@@ -650,7 +650,8 @@ static int close_item(k2a_responses_writer_t *w, k2a_responses_item_t *it)
         (w->items.len != 0 && (r = k2a_buf_append(&w->items, ",", 1)) != 0) || (r = render_item(&w->items, it, &q)) != 0)
         return r == K2A_ETOOBIG ? K2A_EUPSTREAM_TOOBIG : r;
     item_dispose(it);
-    *it = w->open[--w->nopen];
+    if (it != &w->open[--w->nopen]) /* the last one (usually the only one) is not copied onto itself */
+        *it = w->open[w->nopen];
     return 0;
 }
 
