@@ -322,7 +322,7 @@ static int render_object(const k2a_responses_writer_t *w, k2a_buf_t *out, const 
 
 /* `<suffix>"sequence_number":N}\n\n` written in place (suffix: the end of the event's fields, at most 32 bytes; a
  * constant at every call, so that the copies are inlined); the number is written by hand, one or two digits in practice */
-static inline int end_event_after(k2a_responses_writer_t *w, const char *suffix, size_t slen)
+static inline __attribute__((always_inline)) int end_event_after(k2a_responses_writer_t *w, const char *suffix, size_t slen)
 {
     static const char key[] = "\"sequence_number\":";
     k2a_buf_t *out = w->out;
@@ -388,8 +388,17 @@ static int start(k2a_responses_writer_t *w)
         return 0;
     /* both events in one growth (the first read of the answer reserves for what it brings: exchange.c) */
     (void)room(w->out, 2 * (w->head.len + w->mid_a.len + w->mid_b.len + 768));
-    CHECK(object_event(w, PREFIX_ARGS("response.created"), "in_progress", false, NULL));
-    return object_event(w, PREFIX_ARGS("response.in_progress"), "in_progress", false, NULL);
+    CHECK(PARTS(w->out, S(EVENT_PREFIX("response.created")), S("\"response\":")));
+    size_t at = w->out->len;
+    CHECK(render_object(w, w->out, "in_progress", false));
+    size_t len = w->out->len - at;
+    CHECK(end_event_after(w, ",", 1));
+    /* the same object again: copied from the first event (by offset: the room check may move the buffer) */
+    CHECK(PARTS(w->out, S(EVENT_PREFIX("response.in_progress")), S("\"response\":")));
+    CHECK(room(w->out, len));
+    memcpy(w->out->base + w->out->len, w->out->base + at, len);
+    w->out->len += len;
+    return end_event_after(w, ",", 1);
 }
 
 /* The item as JSON; done = its finished form. */
