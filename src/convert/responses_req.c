@@ -5,6 +5,7 @@
  * closing a frame does. Items are collected and assembled when they close (responses_req_items.c), through the Chat
  * decoder's assembly functions so that the two dialects map a conversation the same way.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/errors.h"
@@ -425,7 +426,9 @@ int k2a_responses_decode_ex(const char *body, size_t len, const char *prior, siz
     extra->parallel_tool_calls = true;
 
     k2a_rp_parser_t r;
-    memset(&r, 0, sizeof(r));
+    _Static_assert(offsetof(k2a_rp_parser_t, p) == 0, "p is the parser's first member");
+    /* all but p, which k2a_oa_parser_init zeroes (a second memset of it is a second `rep stos` to wait for) */
+    memset((char *)&r + sizeof(r.p), 0, sizeof(r) - sizeof(r.p));
     k2a_oa_parser_t *p = &r.p;
     r.extra = extra;
     k2a_buf_init(&r.join, limits->max_string_bytes);
@@ -447,7 +450,7 @@ int k2a_responses_decode_ex(const char *body, size_t len, const char *prior, siz
         r.in_prior = false;
         p->depth = 0;
     }
-    if (parse(&r, body, len) == 0)
+    if (k2a_oa_sax_parse(p, body, len, "") == 0)
         k2a_rp_finish_request(&r);
 
 Exit:

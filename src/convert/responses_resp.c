@@ -458,7 +458,8 @@ static int on_block_start(k2a_responses_writer_t *w, const k2a_ir_event_t *ev)
         return K2A_EINTERNAL;
     CHECK(start(w));
     k2a_responses_item_t *it = &w->open[w->nopen];
-    memset(it, 0, sizeof(*it));
+    /* everything before the delta head zeroed (the head is written whole below, its lengths with it) */
+    memset(it, 0, offsetof(k2a_responses_item_t, dhead));
     it->block = ev->index;
     it->kind = ev->block;
     k2a_buf_init(&it->text, 0);            /* bounded by rawlen */
