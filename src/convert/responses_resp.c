@@ -359,16 +359,15 @@ static inline int end_event(k2a_responses_writer_t *w)
     return end_event_after(w, "", 0);
 }
 
-/* An event carrying a response object, rendered straight into the stream (status/final as render_object); *at gets
- * where the object starts in the stream (NULL: not wanted). */
-static int object_event(k2a_responses_writer_t *w, const char *prefix, size_t plen, const char *status, bool final, size_t *at)
+/* An event carrying a response object (status/final as render_object), rendered straight into the stream; *at and *len
+ * get where the object sits in it. */
+static int object_event(k2a_responses_writer_t *w, const char *prefix, size_t plen, const char *status, bool final, size_t *at,
+                        size_t *len)
 {
     CHECK(PARTS(w->out, k2a_str(prefix, plen), S("\"response\":")));
-    if (at != NULL)
-        *at = w->out->len;
+    *at = w->out->len;
     CHECK(render_object(w, w->out, status, final));
-    if (at != NULL)
-        w->final_len = w->out->len - *at;
+    *len = w->out->len - *at;
     return end_event_after(w, ",", 1);
 }
 
@@ -376,7 +375,7 @@ static int object_event(k2a_responses_writer_t *w, const char *prefix, size_t pl
  * next drained (k2a_responses_writer_final). */
 static int response_event(k2a_responses_writer_t *w, const char *prefix, size_t plen, const char *status, bool final)
 {
-    return object_event(w, prefix, plen, status, final, &w->final_at);
+    return object_event(w, prefix, plen, status, final, &w->final_at, &w->final_len);
 }
 
 static int start(k2a_responses_writer_t *w)
@@ -388,11 +387,8 @@ static int start(k2a_responses_writer_t *w)
         return 0;
     /* both events in one growth (the first read of the answer reserves for what it brings: exchange.c) */
     (void)room(w->out, 2 * (w->head.len + w->mid_a.len + w->mid_b.len + 768));
-    CHECK(PARTS(w->out, S(EVENT_PREFIX("response.created")), S("\"response\":")));
-    size_t at = w->out->len;
-    CHECK(render_object(w, w->out, "in_progress", false));
-    size_t len = w->out->len - at;
-    CHECK(end_event_after(w, ",", 1));
+    size_t at, len;
+    CHECK(object_event(w, PREFIX_ARGS("response.created"), "in_progress", false, &at, &len));
     /* the same object again: copied from the first event (by offset: the room check may move the buffer) */
     CHECK(PARTS(w->out, S(EVENT_PREFIX("response.in_progress")), S("\"response\":")));
     CHECK(room(w->out, len));

@@ -125,11 +125,11 @@ int k2a_responses_writer_render(const k2a_responses_writer_t *w, k2a_buf_t *out)
  * answer failed over and starts again). */
 void k2a_responses_writer_rewind(k2a_responses_writer_t *w);
 
-/* The message of a recorded ERROR (empty when none). */
 /* The final response object of a stream (the one response.completed or response.incomplete carries), as it sits in the
  * stream: valid until the stream is drained, so read it right after the STOP event. Empty when there is none (not a
  * stream, not finished, failed, or drained). */
 k2a_str_t k2a_responses_writer_final(const k2a_responses_writer_t *w);
+/* The message of a recorded ERROR (empty when none). */
 k2a_str_t k2a_responses_writer_error_message(const k2a_responses_writer_t *w);
 
 #endif
