@@ -56,7 +56,7 @@ typedef struct st_k2a_dialect_t {
     int (*decode)(const char *body, size_t len, const k2a_convert_limits_t *limits, k2a_arena_t *arena, k2a_ir_request_t *out,
                   k2a_convert_error_t *err);
     /* bytes of writer state the exchange allocates (suitably aligned, not zeroed: writer_init sets up what the writer reads;
-     * the Responses writer's state is ~9 KB, mostly item slots set up when they open) for writer_* below */
+     * the Responses writer's state is ~2 KB, mostly item slots set up when they open) for writer_* below */
     size_t writer_size;
     /* prepares the writer in w (streaming when ctx->ir->stream); 0 or a K2A_E* (then nothing is to be disposed) */
     int (*writer_init)(void *w, const k2a_dialect_writer_ctx_t *ctx) K2A_MUST_USE;
@@ -81,6 +81,9 @@ typedef struct st_k2a_dialect_t {
     /* the stream's bytes per 100 bytes read from Kiro, roughly (0: 150): the stage is reserved for them once per read
      * instead of growing through them (a Responses stream is about 2.7 times what its reads carry: objects and .done events) */
     unsigned stage_pct;
+    /* the stage's first reservation, for the stream's opening events (0: 511, Anthropic's message_start and its ping in
+     * the size that doubling from 256 would end at) */
+    unsigned stage_start;
     /* NULL, or (web_search, non-stream): a later turn of a searching answer failed over; forget what the writer got since
      * the last SEARCH_RESULT (its IR index + 1 is first: the next attempt starts again there) */
     void (*writer_rewind)(void *w, int first);

@@ -187,5 +187,7 @@ const k2a_dialect_t k2a_dialect_responses = {
     .errors = k2a_openai_error_rows,
     .web_search = true,
     .stage_pct = 300,
+    .stage_start = 4095, /* response.created and .in_progress: the same object twice, ~600 bytes each before the echo of
+                            instructions and tools (start() reserves for what it renders) */
     .writer_rewind = writer_rewind,
 };

@@ -37,9 +37,9 @@ int k2a__buf_reserve_grow(k2a_buf_t *b, size_t extra)
     if (cap > max + 1)
         cap = max + 1;
     char *p;
-    if (b->base != NULL && b->len < b->cap / 4) {
-        /* mostly empty (a stream's staging buffer, reserved ahead of a read): realloc would copy the whole old block
-         * when it moves it, the bytes in use are few */
+    if (b->base != NULL && b->len < b->cap / 2) {
+        /* half empty or more (a stream's staging buffer, reserved ahead of a read): realloc copies the whole old block
+         * when it moves it (glibc copies the chunk, not what is in use), this copies the bytes in use */
         if ((p = malloc(cap)) == NULL)
             return K2A_ENOMEM;
         memcpy(p, b->base, b->len);

@@ -240,9 +240,9 @@ static int start_writer(exchange_t *x)
 {
     int r;
     k2a_buf_reset(&x->stage);
-    /* message_start and its ping (~450 bytes) in one allocation of the size that doubling from 256 would end at */
+    /* the opening events in one allocation (a failure is left to the writer's own appends) */
     if (x->ir.stream)
-        (void)k2a_buf_reserve(&x->stage, 511);
+        (void)k2a_buf_reserve(&x->stage, x->dialect->stage_start != 0 ? x->dialect->stage_start : 511);
     x->sink_error = 0;
     if ((r = x->dialect->writer_init(x->w, &x->wctx)) != 0)
         return r;

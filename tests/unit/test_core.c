@@ -99,6 +99,31 @@ static void test_buf_limits_and_escaping(void **state)
     }
 }
 
+/* A buffer grows by one of two paths: less than half full, into a new block with only the bytes in use copied (a stream's
+ * stage reserved ahead of a read); otherwise by realloc. Either keeps every byte, and the room asked for is there. */
+static void test_buf_growth_keeps_bytes(void **state)
+{
+    (void)state;
+    for (size_t used = 0; used <= 512; used += 37) {
+        k2a_buf_t b = K2A_BUF_INIT(0);
+        assert_int_equal(k2a_buf_reserve(&b, 511), 0);
+        assert_int_equal(b.cap, 512);
+        for (size_t i = 0; i < used && i < 511; ++i)
+            assert_int_equal(k2a_buf_append(&b, (char[]){(char)('a' + i % 26)}, 1), 0);
+        size_t len = b.len;
+        assert_int_equal(k2a_buf_reserve(&b, 9000), 0);
+        assert_true(b.cap - b.len > 9000);
+        assert_int_equal(b.len, len);
+        for (size_t i = 0; i < len; ++i)
+            assert_int_equal(b.base[i], (char)('a' + i % 26));
+        memset(b.base + b.len, 'z', 9000); /* the room is writable (ASan checks the block's size) */
+        b.len += 9000;
+        assert_int_equal(k2a_buf_append(&b, "!", 1), 0);
+        assert_int_equal(b.base[len + 9000], '!');
+        k2a_buf_dispose(&b);
+    }
+}
+
 static void test_arena(void **state)
 {
     k2a_arena_t a;
@@ -450,6 +475,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_table),
         cmocka_unit_test(test_buf_limits_and_escaping),
+        cmocka_unit_test(test_buf_growth_keeps_bytes),
         cmocka_unit_test(test_arena),
         cmocka_unit_test(test_config_defaults_and_values),
         cmocka_unit_test(test_config_files_and_env),
