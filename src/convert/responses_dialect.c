@@ -5,6 +5,7 @@
  * answer ends (STOP): its response object, and its conversation (the stored one it continued, its input, its output)
  * as the items a follow-up's previous_response_id prepends.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "core/log.h"
@@ -81,25 +82,8 @@ static int writer_init(void *p, const k2a_dialect_writer_ctx_t *ctx)
                                      w->ext != NULL ? &w->ext->x : NULL, ctx->ir, ctx->random, ctx->random_ctx, 0);
 }
 
-/* The elements of a JSON array text ("[a,b]" -> "a,b"; empty for an empty array). */
-static k2a_str_t elements_of(k2a_str_t array)
-{
-    size_t b = 0, e = array.len;
-    while (b < e && array.base[b] != '[')
-        ++b;
-    while (e > b && array.base[e - 1] != ']')
-        --e;
-    if (e <= b + 1)
-        return K2A_STR_NULL;
-    ++b, --e;
-    size_t i = b;
-    while (i < e && (array.base[i] == ' ' || array.base[i] == '\n' || array.base[i] == '\r' || array.base[i] == '\t'))
-        ++i;
-    return i == e ? K2A_STR_NULL : k2a_str(array.base + b, e - b);
-}
-
 /* The answer ended: keeps the response object and the conversation so far (the stored one it continued, its input,
- * its output: handed to the store in parts, copied once). A failure is logged and changes nothing for the client. */
+ * its output: handed to the store item by item). A failure is logged and changes nothing for the client. */
 static void store_response(responses_writer_t *w)
 {
     w->stored = true;
@@ -108,30 +92,38 @@ static void store_response(responses_writer_t *w)
         return;
     k2a_buf_t object;
     k2a_buf_init(&object, 0);
-    int r = 0;
-    /* a stream's final object is the one response.completed carried, still in the stream; a non-stream answer renders it */
-    k2a_str_t obj = k2a_responses_writer_final(&w->w);
-    if (obj.len == 0 && (r = k2a_responses_writer_render(&w->w, &object)) == 0)
-        obj = k2a_str(object.base, object.len);
+    /* the response object in its parts: a stream's final one where response.completed carried it, else rendered */
+    k2a_str_t obj[K2A_RESPONSES_OBJECT_PARTS];
+    size_t output = 0;
+    int r = k2a_responses_writer_object_parts(&w->w, &object, obj, &output);
+    /* the items one by one (the store keeps a long one once however many responses hold it): "[", the stored
+     * conversation's and the input's each followed by ",", the output's (the object's own part: kept once), "]" */
+    const k2a_responses_extra_t *x = &w->ext->x;
+    k2a_str_t parts_small[32], *parts = parts_small;
+    size_t n = 0, cap = 2 * x->nitem_json + 3;
+    if (r == 0 && cap > sizeof(parts_small) / sizeof(parts_small[0]) && (parts = malloc(cap * sizeof(*parts))) == NULL)
+        r = K2A_ENOMEM;
     if (r == 0) {
-        k2a_str_t parts[7], pieces[3] = {w->ext->prior.len != 0 ? elements_of(w->ext->prior) : K2A_STR_NULL,
-                                         elements_of(w->ext->x.input_items), k2a_str(w->w.items.base, w->w.items.len)};
-        size_t n = 0;
         parts[n++] = K2A_STRLIT("[");
-        for (size_t i = 0; i < 3; ++i) {
-            if (pieces[i].len == 0)
-                continue;
-            if (n > 1)
+        for (size_t i = 0; i < x->nitem_json; ++i) {
+            if (i != 0)
                 parts[n++] = K2A_STRLIT(",");
-            parts[n++] = pieces[i];
+            parts[n++] = x->item_json[i];
+        }
+        if (obj[output].len != 0) {
+            if (x->nitem_json != 0)
+                parts[n++] = K2A_STRLIT(",");
+            parts[n++] = obj[output];
         }
         parts[n++] = K2A_STRLIT("]");
         const char *id = k2a_responses_writer_id(&w->w);
         char key[K2A_RESPONSES_STORE_KEY_MAX + 1];
         r = k2a_responses_store_key(key, w->ext->owner, id, strlen(id)) != 0
-                ? k2a_responses_store_putv(store, key, obj.base, obj.len, parts, n, (int64_t)time(NULL))
+                ? k2a_responses_store_putv(store, key, obj, K2A_RESPONSES_OBJECT_PARTS, parts, n, (int64_t)time(NULL))
                 : K2A_ETOOBIG;
     }
+    if (parts != parts_small)
+        free(parts);
     if (r != 0)
         K2A_LOG(K2A_LOG_WARN, w->request_id, "response %s not stored: %s", k2a_responses_writer_id(&w->w), k2a_strerror(r));
     k2a_buf_dispose(&object);

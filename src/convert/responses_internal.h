@@ -36,6 +36,7 @@ typedef struct st_k2a_rp_parser_t {
     bool has_input;
     size_t input_start, tools_start, tc_start;
     size_t nitems;
+    size_t item_start; /* where the item being parsed begins in the document */
     /* the item being parsed (role and content are in p.msg, content parts in p.parts) */
     struct {
         k2a_str_t type, call_id, name, input, input_raw;
@@ -53,6 +54,7 @@ typedef struct st_k2a_rp_parser_t {
 
 /* responses_req_items.c; each returns 0 or a negative K2A_E* (recorded with its path) */
 int k2a_rp_input_string(k2a_rp_parser_t *r, k2a_str_t text);
+int k2a_rp_keep_item_json(k2a_rp_parser_t *r, k2a_str_t json);
 int k2a_rp_finish_part(k2a_rp_parser_t *r);
 int k2a_rp_finish_summary_part(k2a_rp_parser_t *r);
 int k2a_rp_finish_item(k2a_rp_parser_t *r);

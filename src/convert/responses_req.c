@@ -298,6 +298,7 @@ static int on_value(k2a_oa_parser_t *p, const k2a_oa_value_t *v, int *push)
         if (r->nitems >= p->limits->max_messages)
             return k2a_oa_fail(p, K2A_ETOOBIG, "more than %zu items", p->limits->max_messages);
         ++r->nitems;
+        r->item_start = p->offset - 1; /* the item's '{' */
         memset(&p->msg, 0, sizeof(p->msg));
         memset(&r->item, 0, sizeof(r->item));
         p->parts.n = r->summ.n = 0;
@@ -379,8 +380,10 @@ static int finish_frame(k2a_oa_parser_t *p)
     k2a_rp_parser_t *r = (k2a_rp_parser_t *)p;
     k2a_oa_frame_t *f = &p->frames[p->depth - 1];
     switch ((k2a_rp_ctx_t)f->ctx) {
-    case R_ITEM:
-        return k2a_rp_finish_item(r);
+    case R_ITEM: {
+        int e = k2a_rp_finish_item(r);
+        return e != 0 ? e : k2a_rp_keep_item_json(r, k2a_str(p->body + r->item_start, p->offset - r->item_start));
+    }
     case R_PART:
         return k2a_rp_finish_part(r);
     case R_SUMMARY_PART:

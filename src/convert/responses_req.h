@@ -27,10 +27,13 @@ typedef struct st_k2a_responses_extra_t {
     k2a_str_t metadata;          /* compact JSON object, empty when absent */
     k2a_str_t input_items;       /* the request's input as a JSON array of items ("[...]"; a string input becomes one user
                                     message item); what a stored response keeps of its input */
-    k2a_str_t tool_choice;       /* compact JSON of tool_choice as sent (a JSON string or object), empty when absent */
-    k2a_str_t text_format;       /* "text" (default), "json_object" or "json_schema" */
-    k2a_str_t effort;            /* reasoning.effort as sent, empty when absent */
-    k2a_str_t tools_json;        /* tools[] as compact JSON ("[]" when absent), echoed in the response object */
+    k2a_str_t *item_json;        /* each item of the stored conversation (previous_response_id) and of input, in order, as the
+                                    JSON it was sent or stored as (what the response store keeps, item by item) */
+    size_t nitem_json, item_json_cap;
+    k2a_str_t tool_choice; /* compact JSON of tool_choice as sent (a JSON string or object), empty when absent */
+    k2a_str_t text_format; /* "text" (default), "json_object" or "json_schema" */
+    k2a_str_t effort;      /* reasoning.effort as sent, empty when absent */
+    k2a_str_t tools_json;  /* tools[] as compact JSON ("[]" when absent), echoed in the response object */
     bool has_temperature, has_top_p;
 } k2a_responses_extra_t;
 

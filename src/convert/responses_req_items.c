@@ -42,6 +42,19 @@ static int open_asst(k2a_rp_parser_t *r)
     return 0;
 }
 
+int k2a_rp_keep_item_json(k2a_rp_parser_t *r, k2a_str_t json)
+{
+    k2a_responses_extra_t *x = r->extra;
+    if (x->nitem_json == x->item_json_cap) {
+        k2a_str_t *v = k2a_arena_grow(r->p.arena, x->item_json, sizeof(*v), x->nitem_json, &x->item_json_cap);
+        if (v == NULL)
+            return k2a_oa_fail_alloc(&r->p);
+        x->item_json = v;
+    }
+    x->item_json[x->nitem_json++] = json;
+    return 0;
+}
+
 static int push_new(k2a_rp_parser_t *r, k2a_ir_block_t *b)
 {
     return k2a_oa_blocks_push(&r->p, &r->p.asst, b);
@@ -61,6 +74,8 @@ int k2a_rp_input_string(k2a_rp_parser_t *r, k2a_str_t text)
     if (c == NULL)
         return k2a_oa_fail_alloc(p);
     r->extra->input_items = k2a_str(c, p->scratch.len);
+    if ((e = k2a_rp_keep_item_json(r, k2a_str(c + 1, p->scratch.len - 2))) != 0)
+        return e;
     if ((e = flush_asst(r)) != 0)
         return e;
     memset(&p->msg, 0, sizeof(p->msg));

@@ -218,12 +218,15 @@ static int render_static(k2a_responses_writer_t *w, k2a_str_t model)
     CHECK(APPEND_LIT(h, ",\"status\":\""));
     size_t h_end = w->statics.len;
     CHECK(APPEND_LIT(a, ",\"instructions\":"));
+    size_t instructions_at = w->statics.len;
     if (x != NULL && x->instructions_json.len != 0)
         CHECK(k2a_buf_append(a, x->instructions_json.base, x->instructions_json.len));
     else if (x != NULL && x->instructions.len != 0)
         CHECK(json_str(a, x->instructions.base, x->instructions.len));
     else
         CHECK(APPEND_LIT(a, "null"));
+    w->instructions_at = (uint32_t)(instructions_at - h_end);
+    w->instructions_len = (uint32_t)(w->statics.len - instructions_at);
     if (x != NULL && x->has_max_output_tokens) {
         CHECK(APPEND_LIT(a, ",\"max_output_tokens\":"));
         CHECK(append_i64(a, x->max_output_tokens));
@@ -254,7 +257,10 @@ static int render_static(k2a_responses_writer_t *w, k2a_str_t model)
     CHECK(APPEND_LIT(b, "}},\"tool_choice\":"));
     CHECK(echo_raw(b, x != NULL ? x->tool_choice : K2A_STR_NULL, "\"auto\""));
     CHECK(APPEND_LIT(b, ",\"tools\":"));
+    size_t tools_at = w->statics.len;
     CHECK(echo_raw(b, x != NULL ? x->tools_json : K2A_STR_NULL, "[]"));
+    w->tools_at = (uint32_t)(tools_at - a_end);
+    w->tools_len = (uint32_t)(w->statics.len - tools_at);
     CHECK(APPEND_LIT(b, ",\"top_p\":"));
     CHECK(append_number(b, w->top_p));
     CHECK(APPEND_LIT(b, ",\"truncation\":\"disabled\""));
@@ -266,8 +272,10 @@ static int render_static(k2a_responses_writer_t *w, k2a_str_t model)
 
 /* status: "in_progress" (no output, no usage), "completed"/"incomplete" (output and usage), "failed" (error). The parts'
  * sizes are known: one check of the room, and the pieces copied (the error object, rare, is appended in between). */
-static int render_object(const k2a_responses_writer_t *w, k2a_buf_t *out, const char *status, bool final)
+static int render_object(const k2a_responses_writer_t *w, k2a_buf_t *out, const char *status, bool final,
+                         k2a_responses_marks_t *marks)
 {
+    size_t start = out->len;
     size_t need = w->head.len + w->mid_a.len + w->mid_b.len + (final ? w->items.len : 0) + 640;
     CHECK(room(out, need));
     char *p = put(out->base + out->len, w->head.base, w->head.len);
@@ -299,11 +307,15 @@ static int render_object(const k2a_responses_writer_t *w, k2a_buf_t *out, const 
     } else {
         p = PUT_LIT(p, "null");
     }
+    size_t mid_a = (size_t)(p - out->base) - start;
     p = put(p, w->mid_a.base, w->mid_a.len);
     p = PUT_LIT(p, ",\"output\":[");
+    size_t items = (size_t)(p - out->base) - start;
     if (final)
         p = put(p, w->items.base, w->items.len);
     p = PUT_LIT(p, "]");
+    if (marks != NULL)
+        *marks = (k2a_responses_marks_t){mid_a, items, (size_t)(p - out->base) - start};
     p = put(p, w->mid_b.base, w->mid_b.len);
     p = PUT_LIT(p, ",\"usage\":");
     p = final && w->error == 0 ? put_usage(p, w) : PUT_LIT(p, "null");
@@ -362,11 +374,11 @@ static inline int end_event(k2a_responses_writer_t *w)
 /* An event carrying a response object (status/final as render_object), rendered straight into the stream; *at and *len
  * get where the object sits in it. */
 static int object_event(k2a_responses_writer_t *w, const char *prefix, size_t plen, const char *status, bool final, size_t *at,
-                        size_t *len)
+                        size_t *len, k2a_responses_marks_t *marks)
 {
     CHECK(PARTS(w->out, k2a_str(prefix, plen), S("\"response\":")));
     *at = w->out->len;
-    CHECK(render_object(w, w->out, status, final));
+    CHECK(render_object(w, w->out, status, final, marks));
     *len = w->out->len - *at;
     return end_event_after(w, ",", 1);
 }
@@ -375,7 +387,7 @@ static int object_event(k2a_responses_writer_t *w, const char *prefix, size_t pl
  * next drained (k2a_responses_writer_final). */
 static int response_event(k2a_responses_writer_t *w, const char *prefix, size_t plen, const char *status, bool final)
 {
-    return object_event(w, prefix, plen, status, final, &w->final_at, &w->final_len);
+    return object_event(w, prefix, plen, status, final, &w->final_at, &w->final_len, &w->final_marks);
 }
 
 static int start(k2a_responses_writer_t *w)
@@ -388,7 +400,7 @@ static int start(k2a_responses_writer_t *w)
     /* both events in one growth (the first read of the answer reserves for what it brings: exchange.c) */
     (void)room(w->out, 2 * (w->head.len + w->mid_a.len + w->mid_b.len + 768));
     size_t at, len;
-    CHECK(object_event(w, PREFIX_ARGS("response.created"), "in_progress", false, &at, &len));
+    CHECK(object_event(w, PREFIX_ARGS("response.created"), "in_progress", false, &at, &len, NULL));
     /* the same object again: copied from the first event (by offset: the room check may move the buffer) */
     CHECK(PARTS(w->out, S(EVENT_PREFIX("response.in_progress")), S("\"response\":")));
     CHECK(room(w->out, len));
@@ -849,7 +861,38 @@ int k2a_responses_writer_render(const k2a_responses_writer_t *w, k2a_buf_t *out)
         return w->error;
     if (!w->stopped)
         return K2A_EUPSTREAM_TRUNCATED;
-    return render_object(w, out, incomplete_reason(w->stop_reason) != NULL ? "incomplete" : "completed", true);
+    return render_object(w, out, incomplete_reason(w->stop_reason) != NULL ? "incomplete" : "completed", true, NULL);
+}
+
+int k2a_responses_writer_object_parts(const k2a_responses_writer_t *w, k2a_buf_t *scratch,
+                                      k2a_str_t parts[K2A_RESPONSES_OBJECT_PARTS], size_t *output)
+{
+    k2a_str_t obj = k2a_responses_writer_final(w);
+    k2a_responses_marks_t m = w->final_marks;
+    if (obj.len == 0) {
+        if (w->error != 0)
+            return w->error;
+        if (!w->stopped)
+            return K2A_EUPSTREAM_TRUNCATED;
+        size_t at = scratch->len;
+        CHECK(render_object(w, scratch, incomplete_reason(w->stop_reason) != NULL ? "incomplete" : "completed", true, &m));
+        obj = k2a_str(scratch->base + at, scratch->len - at);
+    }
+    /* cut at: the instructions, the output items, the tools */
+    size_t cut[6] = {m.mid_a + w->instructions_at,
+                     m.mid_a + w->instructions_at + w->instructions_len,
+                     m.items,
+                     m.items + w->items.len,
+                     m.mid_b + w->tools_at,
+                     m.mid_b + w->tools_at + w->tools_len};
+    size_t from = 0;
+    for (size_t i = 0; i < 6; ++i) {
+        parts[i] = k2a_str(obj.base + from, cut[i] - from);
+        from = cut[i];
+    }
+    parts[6] = k2a_str(obj.base + from, obj.len - from);
+    *output = 3;
+    return 0;
 }
 
 k2a_str_t k2a_responses_writer_final(const k2a_responses_writer_t *w)

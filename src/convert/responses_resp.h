@@ -56,6 +56,11 @@ typedef struct st_k2a_responses_item_t {
     uint8_t refat, reflen, dheadlen;
 } k2a_responses_item_t;
 
+/* Where the parts of a rendered response object begin, from its first byte: mid_a, the output items, mid_b */
+typedef struct st_k2a_responses_marks_t {
+    size_t mid_a, items, mid_b;
+} k2a_responses_marks_t;
+
 typedef struct st_k2a_responses_writer_t {
     k2a_buf_t *out; /* SSE bytes (stream mode), borrowed; NULL in non-stream mode */
     char id[K2A_RESPONSES_ID_SIZE];
@@ -75,8 +80,11 @@ typedef struct st_k2a_responses_writer_t {
     size_t nopen;
     k2a_buf_t statics;            /* the unchanging parts of the response object (responses_resp.c render_static) */
     k2a_str_t head, mid_a, mid_b; /* ... in statics */
-    size_t final_at, final_len;   /* the final response object in the stream (out), until it is drained */
-    k2a_buf_t items;              /* the finished output items as JSON, comma-separated */
+    /* where the echoed instructions sit in mid_a and the echoed tools in mid_b (k2a_responses_writer_object_parts) */
+    uint32_t instructions_at, instructions_len, tools_at, tools_len;
+    k2a_responses_marks_t final_marks; /* of the final response object in the stream */
+    size_t final_at, final_len;        /* the final response object in the stream (out), until it is drained */
+    k2a_buf_t items;                   /* the finished output items as JSON, comma-separated */
     k2a_buf_t scratch;
     /* the end */
     bool stopped;
@@ -129,6 +137,14 @@ void k2a_responses_writer_rewind(k2a_responses_writer_t *w);
  * stream: valid until the stream is drained, so read it right after the STOP event. Empty when there is none (not a
  * stream, not finished, failed, or drained). */
 k2a_str_t k2a_responses_writer_final(const k2a_responses_writer_t *w);
+/* The finished response object (the stream's final one, else rendered into scratch) in parts whose concatenation is the
+ * object, for the response store, which keeps a long part once however many responses hold it: the echoed instructions,
+ * the output items (parts[*output]: k2a_responses_writer_items without its brackets) and the echoed tools are parts of
+ * their own. Returns 0, or what k2a_responses_writer_render returns. */
+#define K2A_RESPONSES_OBJECT_PARTS 7
+int k2a_responses_writer_object_parts(const k2a_responses_writer_t *w, k2a_buf_t *scratch,
+                                      k2a_str_t parts[K2A_RESPONSES_OBJECT_PARTS], size_t *output);
+
 /* The message of a recorded ERROR (empty when none). */
 k2a_str_t k2a_responses_writer_error_message(const k2a_responses_writer_t *w);
 

@@ -3,10 +3,18 @@
  * also on a list in insertion order, which is the order of expiry and of eviction. A put locks its own part only; a get
  * or delete (rare: previous_response_id, GET, DELETE) looks in each part that holds anything. Every operation is O(1)
  * but the copies and that walk over at most 16 parts. Freed entries are freed after the mutex is released.
+ *
+ * A part of an entry of at least SHARE_MIN bytes is kept once per store part however many entries hold it (a blob:
+ * the system prompt every request of an agent repeats, the instructions and tools every response object echoes, the
+ * earlier turns each follow-up's conversation repeats), and the output items, which the response object and the
+ * conversation both hold, once per entry. Writing a few KB of every answer into memory untouched since the store last
+ * went round (1000 entries: more than a core's cache) costs more than the rest of the put; what is shared is compared
+ * instead, and stays in the cache.
  */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +34,9 @@ void k2a_responses_store_set_remote(const k2a_responses_remote_t *remote)
     }
 }
 
-/* Writes the entry to the second tier (not waited for). The items come in parts (items[0..nitems) make the array). */
-static void remote_put(const char *id, size_t idlen, const char *response, size_t rlen, const k2a_str_t *items, size_t nitems,
-                       size_t ilen, int64_t ttl_s)
+/* Writes the entry to the second tier (not waited for), from the parts of the response and of the items. */
+static void remote_put(const char *id, size_t idlen, const k2a_str_t *response, size_t nresponse, size_t rlen,
+                       const k2a_str_t *items, size_t nitems, size_t ilen, int64_t ttl_s)
 {
     char head[24];
     int hl = snprintf(head, sizeof(head), "%zu\n", rlen);
@@ -36,11 +44,11 @@ static void remote_put(const char *id, size_t idlen, const char *response, size_
     int r = k2a_buf_reserve(&v, (size_t)hl + rlen + ilen);
     if (r == 0)
         r = k2a_buf_append(&v, head, (size_t)hl);
-    if (r == 0 && rlen != 0)
-        r = k2a_buf_append(&v, response, rlen);
-    for (size_t i = 0; r == 0 && i < nitems; ++i)
-        if (items[i].len != 0)
-            r = k2a_buf_append(&v, items[i].base, items[i].len);
+    for (size_t i = 0; r == 0 && i < nresponse + nitems; ++i) {
+        const k2a_str_t *part = i < nresponse ? &response[i] : &items[i - nresponse];
+        if (part->len != 0)
+            r = k2a_buf_append(&v, part->base, part->len);
+    }
     if (r == 0)
         remote_tier.put(remote_tier.ctx, id, idlen, v.base, v.len, ttl_s);
     k2a_buf_dispose(&v);
@@ -71,14 +79,37 @@ static int remote_get(size_t max_bytes, const char *id, size_t idlen, k2a_buf_t 
     return r;
 }
 
+/* A shared item (see the top): found by a key of its length and three samples of its bytes, in the part's table of
+ * SHARE_SLOTS (a newer item of the same slot takes it; the older one lives on in its entries, unshared from then on). */
+#define SHARE_MIN K2A_RESPONSES_STORE_SHARE_MIN
+#define SHARE_SLOTS 256
+typedef struct st_blob_t {
+    struct st_blob_t *freed; /* on the sweep's list once no entry holds it */
+    uint64_t key;
+    size_t len;
+    uint32_t refs; /* entries holding it; under the part's mutex, like the table */
+    int32_t slot;  /* its slot in the part's table, -1 once another item took it */
+    char bytes[];
+} blob_t;
+
+/* The response object and the items of an entry, each in order: a blob's bytes, or len of the entry's own bytes from
+ * at (the output items of the conversation are the response object's own bytes) */
+typedef struct st_seg_t {
+    blob_t *blob;
+    size_t len, at;
+} seg_t;
+
 typedef struct st_entry_t {
     struct st_entry_t *chain;       /* next in the bucket */
     struct st_entry_t *prev, *next; /* insertion order: head = oldest */
     uint64_t hash;                  /* of id */
     int64_t at;
-    size_t idlen, rlen, ilen;
-    size_t size;                 /* of the allocation (an evicted entry's is reused by the put that evicted it) */
-    char *id, *response, *items; /* one allocation */
+    size_t idlen, rlen, ilen; /* the response object and the items as read back */
+    size_t ownlen;            /* the bytes at own */
+    size_t nrsegs, nsegs;     /* segs[0..nrsegs) make the response object, the rest the items */
+    size_t size;              /* of the allocation (an evicted entry's is reused by the put that evicted it) */
+    seg_t *segs;              /* in the same allocation, as are id and own */
+    char *id, *own;
 } entry_t;
 
 /* One part per thread that puts (a worker loop): its own mutex, table and order, so that two loops storing answers at
@@ -88,6 +119,7 @@ typedef struct st_entry_t {
 typedef struct st_shard_t {
     pthread_mutex_t mutex;
     entry_t **buckets; /* allocated at the part's first put */
+    blob_t **table;    /* SHARE_SLOTS, the same */
     entry_t *head, *tail;
     size_t count;
     /* read by the other threads without the mutex, in a line of its own and written only when it changes (the count
@@ -102,6 +134,7 @@ typedef struct st_shard_t {
  * an entry replaced one of the same count), and the freed entries are freed after the mutexes are released. */
 typedef struct st_sweep_t {
     entry_t *freed;
+    blob_t *freed_blobs;
     ptrdiff_t dcount;
     long long dbytes;
 } sweep_t;
@@ -115,9 +148,10 @@ struct st_k2a_responses_store_t {
     shard_t shards[NSHARDS];
 };
 
+/* What an entry holds of its own (its blobs are counted once each, when made and when freed) */
 static size_t entry_bytes(const entry_t *e)
 {
-    return e->idlen + e->rlen + e->ilen;
+    return e->idlen + e->ownlen;
 }
 
 /* Eight bytes at a time, multiplied and folded (the ids put are the gateway's own random ones; a lookup does not
@@ -159,17 +193,21 @@ k2a_responses_store_t *k2a_responses_store_new(size_t max_count, size_t max_byte
     return s;
 }
 
+static void unlink_entry(k2a_responses_store_t *s, shard_t *sh, entry_t *e, sweep_t *w);
+static void free_swept(sweep_t *w);
+
 void k2a_responses_store_free(k2a_responses_store_t *s)
 {
     if (s == NULL)
         return;
     for (size_t i = 0; i < NSHARDS; ++i) {
         shard_t *sh = &s->shards[i];
-        for (entry_t *e = sh->head, *next; e != NULL; e = next) {
-            next = e->next;
-            free(e);
-        }
+        sweep_t w = {.freed = NULL};
+        while (sh->head != NULL)
+            unlink_entry(s, sh, sh->head, &w);
+        free_swept(&w);
         free(sh->buckets);
+        free(sh->table);
         pthread_mutex_destroy(&sh->mutex);
     }
     free(s);
@@ -206,6 +244,33 @@ static entry_t **slot_of(shard_t *sh, size_t nbuckets, const char *id, size_t id
     return p;
 }
 
+/* An entry lets go of a blob (under the part's mutex); the last one takes it out of the table, and the sweep frees it. */
+static void release_blob(shard_t *sh, blob_t *b, sweep_t *w)
+{
+    if (--b->refs != 0)
+        return;
+    if (b->slot >= 0 && sh->table[b->slot] == b)
+        sh->table[b->slot] = NULL;
+    w->dbytes -= (long long)b->len;
+    b->freed = w->freed_blobs;
+    w->freed_blobs = b;
+}
+
+/* The entries and blobs a sweep took out, freed (no mutex held). */
+static void free_swept(sweep_t *w)
+{
+    for (entry_t *e = w->freed, *next; e != NULL; e = next) {
+        next = e->chain;
+        free(e);
+    }
+    for (blob_t *b = w->freed_blobs, *next; b != NULL; b = next) {
+        next = b->freed;
+        free(b);
+    }
+    w->freed = NULL;
+    w->freed_blobs = NULL;
+}
+
 /* Takes e out of its part; the totals and the free are left to the sweep. */
 static void unlink_entry(k2a_responses_store_t *s, shard_t *sh, entry_t *e, sweep_t *w)
 {
@@ -223,6 +288,9 @@ static void unlink_entry(k2a_responses_store_t *s, shard_t *sh, entry_t *e, swee
     --sh->count;
     --w->dcount;
     w->dbytes -= (long long)entry_bytes(e);
+    for (size_t i = 0; i < e->nsegs; ++i)
+        if (e->segs[i].blob != NULL)
+            release_blob(sh, e->segs[i].blob, w);
     e->chain = w->freed;
     w->freed = e;
 }
@@ -244,11 +312,8 @@ static void settle(k2a_responses_store_t *s, sweep_t *w)
         atomic_fetch_add(&s->count, (size_t)w->dcount);
     if (w->dbytes != 0)
         atomic_fetch_add(&s->bytes, (size_t)w->dbytes);
-    for (entry_t *e = w->freed, *next; e != NULL; e = next) {
-        next = e->chain;
-        free(e);
-    }
-    *w = (sweep_t){NULL, 0, 0};
+    free_swept(w);
+    *w = (sweep_t){.freed = NULL};
 }
 
 static void expire_locked(k2a_responses_store_t *s, shard_t *sh, int64_t now, sweep_t *w)
@@ -324,42 +389,202 @@ size_t k2a_responses_store_key(char *out, const char *owner, const char *id, siz
 int k2a_responses_store_put(k2a_responses_store_t *s, const char *id, const char *response, size_t rlen, const char *items,
                             size_t ilen, int64_t now)
 {
-    k2a_str_t part = k2a_str(items, ilen);
-    return k2a_responses_store_putv(s, id, response, rlen, &part, 1, now);
+    k2a_str_t r = k2a_str(response, rlen), i = k2a_str(items, ilen);
+    return k2a_responses_store_putv(s, id, &r, 1, &i, 1, now);
 }
 
-int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const char *response, size_t rlen, const k2a_str_t *items,
-                             size_t nitems, int64_t now)
+/* The key a shared item is found by: its length and 48 of its bytes (the first, the middle and the last 16). The bytes
+ * are compared before an item is shared, so a key that two items have only costs the second its sharing. */
+static uint64_t blob_key(const char *p, size_t n)
 {
-    size_t idlen = strlen(id), ilen = 0;
+    char probe[48];
+    memcpy(probe, p, 16);
+    memcpy(probe + 16, p + n / 2 - 8, 16);
+    memcpy(probe + 32, p + n - 16, 16);
+    return hash(probe, sizeof(probe)) ^ ((uint64_t)n * 0xff51afd7ed558ccdULL);
+}
+
+/* The blob holding item[0..n), found in the part's table or made (and put there); NULL when out of memory. A new
+ * blob's bytes are counted into the sweep's. Under the part's mutex. */
+static blob_t *share(shard_t *sh, const char *item, size_t n, sweep_t *w)
+{
+    uint64_t key = blob_key(item, n);
+    size_t slot = (size_t)(key & (SHARE_SLOTS - 1));
+    blob_t *b = sh->table[slot];
+    if (b != NULL && b->key == key && b->len == n && memcmp(b->bytes, item, n) == 0) {
+        ++b->refs;
+        return b;
+    }
+    if ((b = malloc(offsetof(blob_t, bytes) + n)) == NULL)
+        return NULL;
+    b->freed = NULL;
+    b->key = key;
+    b->len = n;
+    b->refs = 1;
+    b->slot = (int32_t)slot;
+    memcpy(b->bytes, item, n);
+    if (sh->table[slot] != NULL)
+        sh->table[slot]->slot = -1;
+    sh->table[slot] = b;
+    w->dbytes += (long long)n;
+    return b;
+}
+
+/* How an entry keeps a part: a blob (SHARE_MIN bytes or more), the bytes of a part of the response already among the
+ * entry's own (a part of the items that is that part, the same memory: the output items), or a copy in its own */
+enum { PIECE_OWN, PIECE_ALIAS, PIECE_SHARED };
+typedef struct st_piece_t {
+    const char *src;
+    size_t len, at; /* at: in the entry's own bytes (PIECE_OWN, PIECE_ALIAS) */
+    blob_t *blob;   /* PIECE_SHARED, once shared */
+    uint8_t kind;
+    bool items; /* a part of the items (else of the response) */
+} piece_t;
+
+typedef struct st_plan_t {
+    piece_t *pieces;
+    size_t npieces, nsegs, nrsegs, ownlen;
+} plan_t;
+
+/* Only a part at least this long is looked for among the response's parts (the brackets and commas are not) */
+#define ALIAS_MIN 64
+#define ALIAS_MAX 8
+
+/* The pieces of an entry's parts, in order (empty parts left out), and how many segments they make: a run of own bytes
+ * one after the other in the entry's memory is one segment. pieces has room for nresponse + nitems. */
+static void plan(plan_t *l, const k2a_str_t *response, size_t nresponse, const k2a_str_t *items, size_t nitems)
+{
+    const char *alias_src[ALIAS_MAX];
+    size_t alias_len[ALIAS_MAX], alias_at[ALIAS_MAX], nalias = 0;
+    bool open = false; /* the last segment is own bytes ending at `end`, which the next piece may continue */
+    size_t end = 0;
+    l->npieces = l->nsegs = l->nrsegs = l->ownlen = 0;
+    for (size_t i = 0; i < nresponse + nitems; ++i) {
+        bool in_items = i >= nresponse;
+        const k2a_str_t *part = in_items ? &items[i - nresponse] : &response[i];
+        if (i == nresponse)
+            l->nrsegs = l->nsegs, open = false; /* the items' segments start anew */
+        if (part->len == 0)
+            continue;
+        piece_t *pc = &l->pieces[l->npieces++];
+        *pc = (piece_t){part->base, part->len, 0, NULL, PIECE_OWN, in_items};
+        if (part->len >= SHARE_MIN) {
+            pc->kind = PIECE_SHARED;
+            ++l->nsegs, open = false;
+            continue;
+        }
+        if (in_items && part->len >= ALIAS_MIN) {
+            for (size_t j = 0; j < nalias; ++j) {
+                if (alias_src[j] == part->base && alias_len[j] == part->len) {
+                    pc->kind = PIECE_ALIAS;
+                    pc->at = alias_at[j];
+                    break;
+                }
+            }
+        }
+        if (pc->kind == PIECE_OWN) {
+            pc->at = l->ownlen;
+            l->ownlen += part->len;
+            if (!in_items && part->len >= ALIAS_MIN && nalias < ALIAS_MAX)
+                alias_src[nalias] = part->base, alias_len[nalias] = part->len, alias_at[nalias++] = pc->at;
+        }
+        if (!(open && end == pc->at))
+            ++l->nsegs;
+        open = true, end = pc->at + pc->len;
+    }
+    if (nitems == 0 || l->npieces == 0 || !l->pieces[l->npieces - 1].items)
+        l->nrsegs = l->nsegs; /* no items, or none but empty ones */
+}
+
+/* The entry's segments from its pieces (as plan() counted them), its own bytes copied. */
+static void fill(entry_t *e, const plan_t *l)
+{
+    size_t n = 0;
+    bool open = false, items = false;
+    for (size_t i = 0; i < l->npieces; ++i) {
+        const piece_t *pc = &l->pieces[i];
+        if (pc->items != items)
+            items = true, open = false;
+        if (pc->kind == PIECE_SHARED) {
+            e->segs[n++] = (seg_t){pc->blob, pc->len, 0};
+            open = false;
+            continue;
+        }
+        if (pc->kind == PIECE_OWN) {
+            if (pc->len <= 8) /* a bracket or a comma: no call */
+                for (size_t k = 0; k < pc->len; ++k)
+                    e->own[pc->at + k] = pc->src[k];
+            else
+                memcpy(e->own + pc->at, pc->src, pc->len);
+        }
+        if (open && e->segs[n - 1].at + e->segs[n - 1].len == pc->at)
+            e->segs[n - 1].len += pc->len;
+        else
+            e->segs[n++] = (seg_t){NULL, pc->len, pc->at};
+        open = true;
+    }
+}
+
+static void release_pieces(shard_t *sh, const plan_t *l, size_t n, sweep_t *w)
+{
+    for (size_t i = 0; i < n; ++i)
+        if (l->pieces[i].blob != NULL)
+            release_blob(sh, l->pieces[i].blob, w);
+}
+
+int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const k2a_str_t *response, size_t nresponse,
+                             const k2a_str_t *items, size_t nitems, int64_t now)
+{
+    size_t idlen = strlen(id), rlen = 0, ilen = 0;
+    for (size_t i = 0; i < nresponse; ++i)
+        rlen += response[i].len;
     for (size_t i = 0; i < nitems; ++i)
         ilen += items[i].len;
     if (idlen == 0 || idlen > K2A_RESPONSES_STORE_KEY_MAX || idlen + rlen + ilen > s->max_bytes || s->max_count == 0)
         return K2A_ETOOBIG;
-    size_t size = sizeof(entry_t) + idlen + rlen + ilen + 3;
     uint64_t h = hash(id, idlen);
     /* the second tier first, from the caller's parts (the entry is filled under the mutex, where the second tier's wait
      * from a coroutine cannot be) */
     if (atomic_load(&remote_set))
-        remote_put(id, idlen, response, rlen, items, nitems, ilen, s->ttl_s);
+        remote_put(id, idlen, response, nresponse, rlen, items, nitems, ilen, s->ttl_s);
+    /* planned first: the entry's size is known before its memory is (it may be that of an entry evicted below) */
+    piece_t pieces_small[24];
+    plan_t l = {.pieces = nresponse + nitems <= 24 ? pieces_small : malloc((nresponse + nitems) * sizeof(piece_t))};
+    if (l.pieces == NULL)
+        return K2A_ENOMEM;
+    plan(&l, response, nresponse, items, nitems);
+    size_t size = sizeof(entry_t) + l.nsegs * sizeof(seg_t) + idlen + 1 + l.ownlen;
 
     shard_t *sh = my_shard(s);
-    sweep_t w = {NULL, 0, 0};
+    sweep_t w = {.freed = NULL};
+    int ret = 0;
+    size_t nshared = 0;
+    entry_t *e = NULL;
     pthread_mutex_lock(&sh->mutex);
-    if (sh->buckets == NULL && (sh->buckets = calloc(s->nbuckets, sizeof(*sh->buckets))) == NULL) {
-        pthread_mutex_unlock(&sh->mutex);
-        return K2A_ENOMEM;
+    if (sh->buckets == NULL && ((sh->buckets = calloc(s->nbuckets, sizeof(*sh->buckets))) == NULL ||
+                                (sh->table = calloc(SHARE_SLOTS, sizeof(*sh->table))) == NULL)) {
+        free(sh->buckets);
+        sh->buckets = NULL;
+        ret = K2A_ENOMEM;
+        goto Unlock;
     }
     expire_locked(s, sh, now, &w);
     entry_t **p = slot_of(sh, s->nbuckets, id, idlen, h);
     if (*p != NULL)
         unlink_entry(s, sh, *p, &w);
+    /* the long parts held before any eviction, which could otherwise free one this entry is about to hold */
+    for (; nshared < l.npieces; ++nshared) {
+        piece_t *pc = &l.pieces[nshared];
+        if (pc->kind == PIECE_SHARED && (pc->blob = share(sh, pc->src, pc->len, &w)) == NULL) {
+            ret = K2A_ENOMEM;
+            goto Release;
+        }
+    }
     /* the oldest go first: this part's while its oldest is no newer than the other parts' (ties stay here) */
-    while (sh->head != NULL && over_bounds(s, &w, idlen + rlen + ilen) && sh->head->at <= oldest_elsewhere(s, sh))
+    while (sh->head != NULL && over_bounds(s, &w, idlen + l.ownlen) && sh->head->at <= oldest_elsewhere(s, sh))
         unlink_entry(s, sh, sh->head, &w);
     /* a full store evicts about an entry per put, of about the same size: its memory takes the new one (no free and
      * malloc of a few KB, whose bookkeeping reads cold memory), unless it is too small or much too big */
-    entry_t *e = NULL;
     for (entry_t **q = &w.freed; *q != NULL; q = &(*q)->chain) {
         if ((*q)->size >= size && (*q)->size - size <= size / 2 + 1024) {
             e = *q;
@@ -369,10 +594,8 @@ int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const cha
     }
     if (e == NULL) {
         if ((e = malloc(size)) == NULL) {
-            publish(sh);
-            pthread_mutex_unlock(&sh->mutex);
-            settle(s, &w);
-            return K2A_ENOMEM;
+            ret = K2A_ENOMEM;
+            goto Release;
         }
         e->size = size;
     }
@@ -382,18 +605,15 @@ int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const cha
     e->idlen = idlen;
     e->rlen = rlen;
     e->ilen = ilen;
-    e->id = (char *)(e + 1);
-    e->response = e->id + idlen + 1;
-    e->items = e->response + rlen + 1;
+    e->ownlen = l.ownlen;
+    e->nrsegs = l.nrsegs;
+    e->nsegs = l.nsegs;
+    e->segs = (seg_t *)(e + 1);
+    e->id = (char *)(e->segs + l.nsegs);
+    e->own = e->id + idlen + 1;
     memcpy(e->id, id, idlen);
     e->id[idlen] = '\0';
-    if (rlen != 0)
-        memcpy(e->response, response, rlen);
-    e->response[rlen] = '\0';
-    for (size_t i = 0, at = 0; i < nitems; at += items[i].len, ++i)
-        if (items[i].len != 0)
-            memcpy(e->items + at, items[i].base, items[i].len);
-    e->items[ilen] = '\0';
+    fill(e, &l);
     p = slot_of(sh, s->nbuckets, id, idlen, h);
     *p = e;
     e->prev = sh->tail;
@@ -405,8 +625,18 @@ int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const cha
     ++sh->count;
     ++w.dcount;
     w.dbytes += (long long)entry_bytes(e);
+    goto Unlock;
+Release:
+    release_pieces(sh, &l, nshared, &w);
+Unlock:
     publish(sh);
     pthread_mutex_unlock(&sh->mutex);
+    if (l.pieces != pieces_small)
+        free(l.pieces);
+    if (ret != 0) {
+        settle(s, &w);
+        return ret;
+    }
     /* then the others' (one part locked at a time): while over, the part holding the oldest; and a part whose thread
      * is idle drops what expired */
     while (over_bounds(s, &w, 0)) {
@@ -440,7 +670,7 @@ static bool find_locked(k2a_responses_store_t *s, const char *id, size_t idlen, 
                         bool (*fn)(k2a_responses_store_t *, shard_t *, entry_t *, void *, sweep_t *), void *arg, int *r)
 {
     uint64_t h = hash(id, idlen);
-    sweep_t w = {NULL, 0, 0};
+    sweep_t w = {.freed = NULL};
     bool found = false;
     for (size_t i = 0; i < NSHARDS && !found; ++i) {
         shard_t *sh = &s->shards[i];
@@ -465,12 +695,23 @@ struct copy_out {
     k2a_buf_t *response, *items;
 };
 
+/* Appends segs[0..n) of e (len bytes in all) to out */
+static bool append_segs(k2a_buf_t *out, const entry_t *e, const seg_t *segs, size_t n, size_t len)
+{
+    if (k2a_buf_reserve(out, len) != 0)
+        return false;
+    for (size_t i = 0; i < n; ++i)
+        if (k2a_buf_append(out, segs[i].blob != NULL ? segs[i].blob->bytes : e->own + segs[i].at, segs[i].len) != 0)
+            return false;
+    return true;
+}
+
 static bool copy_entry(k2a_responses_store_t *s, shard_t *sh, entry_t *e, void *arg, sweep_t *w)
 {
     (void)s, (void)sh, (void)w;
     struct copy_out *c = arg;
-    return (c->response == NULL || k2a_buf_append(c->response, e->response, e->rlen) == 0) &&
-           (c->items == NULL || k2a_buf_append(c->items, e->items, e->ilen) == 0);
+    return (c->response == NULL || append_segs(c->response, e, e->segs, e->nrsegs, e->rlen)) &&
+           (c->items == NULL || append_segs(c->items, e, e->segs + e->nrsegs, e->nsegs - e->nrsegs, e->ilen));
 }
 
 static bool drop_entry(k2a_responses_store_t *s, shard_t *sh, entry_t *e, void *arg, sweep_t *w)
@@ -514,7 +755,7 @@ void k2a_responses_store_forget(const char *id, size_t idlen)
 
 void k2a_responses_store_expire(k2a_responses_store_t *s, int64_t now)
 {
-    sweep_t w = {NULL, 0, 0};
+    sweep_t w = {.freed = NULL};
     for (size_t i = 0; i < NSHARDS; ++i) {
         shard_t *sh = &s->shards[i];
         pthread_mutex_lock(&sh->mutex);

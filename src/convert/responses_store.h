@@ -43,9 +43,13 @@ size_t k2a_responses_store_key(char *out, const char *owner, const char *id, siz
 int k2a_responses_store_put(k2a_responses_store_t *s, const char *id, const char *response, size_t rlen, const char *items,
                             size_t ilen, int64_t now);
 
-/* The same with the items given in parts (items[0..nitems) concatenated make the JSON array). */
-int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const char *response, size_t rlen, const k2a_str_t *items,
-                             size_t nitems, int64_t now);
+/* The same with both given in parts (response[0..nresponse) concatenated make the object, items[0..nitems) the JSON
+ * array). A part of K2A_RESPONSES_STORE_SHARE_MIN bytes or more is kept once however many entries hold the same bytes
+ * (a system prompt every request repeats, a conversation each follow-up repeats: the bytes bound counts it once), and
+ * a part of items that is a part of response (the same memory) is kept once in the entry. */
+#define K2A_RESPONSES_STORE_SHARE_MIN 1024
+int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const k2a_str_t *response, size_t nresponse,
+                             const k2a_str_t *items, size_t nitems, int64_t now);
 
 /* Appends the entry's response object (response != NULL) and/or items (items != NULL) to the buffers. Returns 0,
  * K2A_ENOTFOUND (unknown or expired), or the buffer's error. */
@@ -78,7 +82,7 @@ typedef struct st_k2a_responses_remote_t {
 /* Sets the second tier (copied; NULL removes it). Before requests are served. */
 void k2a_responses_store_set_remote(const k2a_responses_remote_t *remote);
 
-/* Entries and bytes held (for tests and /metrics). */
+/* Entries and bytes held (for tests and /metrics): an entry's own bytes, and each shared part once. */
 void k2a_responses_store_stats(k2a_responses_store_t *s, size_t *count, size_t *bytes);
 
 #endif

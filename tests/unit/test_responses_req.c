@@ -67,6 +67,9 @@ static void test_extras(void **state)
     assert_true(k2a_str_eq_lit(d.x.instructions_json, "\"Be \\u00e9 \\\"x\\\"\""));
     assert_true(k2a_str_eq_lit(d.x.instructions, "Be \xc3\xa9 \"x\""));
     assert_true(k2a_str_eq_lit(d.x.input_items, "[{\"type\":\"message\",\"role\":\"user\",\"content\":\"Hi \\\"there\\\"\"}]"));
+    /* the items one by one, as the store keeps them: a string input is one message */
+    assert_int_equal(d.x.nitem_json, 1);
+    assert_true(k2a_str_eq_lit(d.x.item_json[0], "{\"type\":\"message\",\"role\":\"user\",\"content\":\"Hi \\\"there\\\"\"}"));
     assert_true(k2a_str_eq_lit(d.x.tools_json, "[{\"type\":\"function\",\"name\":\"f\"}]"));
     assert_true(k2a_str_eq_lit(d.x.tool_choice, "{\"type\":\"function\",\"name\":\"f\"}"));
     assert_true(k2a_str_eq_lit(d.x.text_format, "json_object"));
@@ -85,6 +88,16 @@ static void test_extras(void **state)
     assert_int_equal(d.rc, 0);
     assert_false(d.x.store);
     assert_true(k2a_str_eq_lit(d.x.input_items, "[{\"role\":\"user\",\"content\":\"x\"}]"));
+    done(&d);
+
+    /* each item as sent, from its brace to its brace, whatever the spacing around it */
+    decode(&d, "{\"model\":\"m\",\"input\": [ {\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"}\"}]} ,\n"
+               "\t{\"role\" : \"assistant\", \"content\":\"y\"},{\"role\":\"user\",\"content\":\"z\"}  ]}");
+    assert_int_equal(d.rc, 0);
+    assert_int_equal(d.x.nitem_json, 3);
+    assert_true(k2a_str_eq_lit(d.x.item_json[0], "{\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"}\"}]}"));
+    assert_true(k2a_str_eq_lit(d.x.item_json[1], "{\"role\" : \"assistant\", \"content\":\"y\"}"));
+    assert_true(k2a_str_eq_lit(d.x.item_json[2], "{\"role\":\"user\",\"content\":\"z\"}"));
     done(&d);
 }
 
@@ -108,6 +121,13 @@ static void test_prior(void **state)
     assert_true(k2a_str_eq_lit(d.req.messages[1].blocks[0].input, "{\"a\":6}"));
     assert_int_equal(d.req.messages[2].blocks[0].kind, K2A_BLOCK_TOOL_RESULT);
     assert_true(k2a_str_eq_lit(d.req.messages[2].blocks[0].tool_use_id, "c1"));
+    /* the stored items first, then the new one: what the next stored response keeps */
+    assert_int_equal(d.x.nitem_json, 3);
+    assert_true(k2a_str_eq_lit(d.x.item_json[0], "{\"type\":\"message\",\"role\":\"user\",\"content\":\"What is 6*7?\"}"));
+    assert_true(k2a_str_eq_lit(d.x.item_json[1],
+                               "{\"id\":\"fc_x\",\"type\":\"function_call\",\"status\":\"completed\",\"arguments\":"
+                               "\"{\\\"a\\\":6}\",\"call_id\":\"c1\",\"name\":\"mul\"}"));
+    assert_true(k2a_str_eq_lit(d.x.item_json[2], "{\"type\":\"function_call_output\",\"call_id\":\"c1\",\"output\":\"42\"}"));
     done(&d);
 
     /* input may be left out when a previous response is named */
@@ -323,7 +343,7 @@ static void test_store_reuse(void **state)
         memset(items, 'A' + n % 26, ilen);
         snprintf(id, sizeof(id), "resp_%d", n);
         k2a_str_t parts[2] = {k2a_str(items, ilen / 2), k2a_str(items + ilen / 2, ilen - ilen / 2)};
-        assert_int_equal(k2a_responses_store_putv(s, id, resp, rlen, parts, 2, 100 + n / 100), 0);
+        assert_int_equal(k2a_responses_store_putv(s, id, &(k2a_str_t){resp, rlen}, 1, parts, 2, 100 + n / 100), 0);
         size_t count, bytes;
         k2a_responses_store_stats(s, &count, &bytes);
         assert_true(count <= CAP);
@@ -352,6 +372,107 @@ static void test_store_reuse(void **state)
     k2a_responses_store_free(s);
 }
 
+/* An item of 1 KB or more is kept once however many entries hold it: the bytes count it once, each entry reads it back
+ * in place, it lives while any entry holds it, and two long items that the store's key cannot tell apart (the same
+ * length and the same bytes where it looks) are still two items. */
+static void test_store_shares_long_items(void **state)
+{
+    (void)state;
+    k2a_responses_store_t *s = k2a_responses_store_new(3, 1 << 20, 60);
+    assert_non_null(s);
+    char sys[3000], other[3000], small[100];
+    memset(sys, 's', sizeof(sys));
+    memcpy(other, sys, sizeof(other));
+    other[1000] = 'o'; /* not where the key looks: the same key as sys, different bytes */
+    memset(small, 'm', sizeof(small));
+    size_t count, bytes, one;
+    const k2a_str_t a[] = {K2A_STRLIT("["), k2a_str(sys, sizeof(sys)), K2A_STRLIT(","), k2a_str(small, 10), K2A_STRLIT("]")};
+    assert_int_equal(k2a_responses_store_putv(s, "r1", &(k2a_str_t){"{}", 2}, 1, a, 5, 10), 0);
+    k2a_responses_store_stats(s, &count, &one);
+    assert_int_equal(one, 2 + 2 + 3 + 10 + sizeof(sys));
+    /* the same long item again, among other bytes: only the entry's own bytes are added */
+    const k2a_str_t b[] = {K2A_STRLIT("["), k2a_str(small, 99), K2A_STRLIT(","), k2a_str(sys, sizeof(sys)), K2A_STRLIT("]")};
+    assert_int_equal(k2a_responses_store_putv(s, "r2", &(k2a_str_t){"{\"x\":1}", 7}, 1, b, 5, 11), 0);
+    k2a_responses_store_stats(s, &count, &bytes);
+    assert_int_equal(bytes, one + 2 + 7 + 3 + 99);
+    /* the look-alike is kept apart, and so is an item that only begins the same */
+    const k2a_str_t c[] = {k2a_str(other, sizeof(other)), k2a_str(sys, 2000)};
+    assert_int_equal(k2a_responses_store_putv(s, "r3", &(k2a_str_t){"{}", 2}, 1, c, 2, 12), 0);
+    k2a_responses_store_stats(s, &count, &bytes);
+    assert_int_equal(count, 3);
+    assert_int_equal(bytes, one + 2 + 7 + 3 + 99 + 2 + 2 + sizeof(other) + 2000);
+    k2a_buf_t r = K2A_BUF_INIT(0), i = K2A_BUF_INIT(0);
+    struct {
+        const char *id;
+        const k2a_str_t *parts;
+        size_t n;
+    } want[] = {{"r1", a, 5}, {"r2", b, 5}, {"r3", c, 2}};
+    for (size_t k = 0; k < 3; ++k) {
+        k2a_buf_reset(&i);
+        assert_int_equal(k2a_responses_store_get(s, want[k].id, 2, 13, NULL, &i), 0);
+        size_t at = 0;
+        for (size_t j = 0; j < want[k].n; ++j) {
+            assert_true(at + want[k].parts[j].len <= i.len);
+            assert_memory_equal(i.base + at, want[k].parts[j].base, want[k].parts[j].len);
+            at += want[k].parts[j].len;
+        }
+        assert_int_equal(at, i.len);
+    }
+    /* r1 goes (the count bound): sys lives on in r2 */
+    const k2a_str_t d[] = {K2A_STRLIT("[]")};
+    assert_int_equal(k2a_responses_store_putv(s, "r4", &(k2a_str_t){"{}", 2}, 1, d, 1, 14), 0);
+    assert_int_equal(k2a_responses_store_get(s, "r1", 2, 14, NULL, NULL), K2A_ENOTFOUND);
+    k2a_buf_reset(&i);
+    assert_int_equal(k2a_responses_store_get(s, "r2", 2, 14, &r, &i), 0);
+    assert_int_equal(i.len, 1 + 99 + 1 + sizeof(sys) + 1);
+    assert_memory_equal(i.base + 101, sys, sizeof(sys));
+    /* replacing r2 by itself keeps the item (held again before the old r2 lets go) */
+    assert_int_equal(k2a_responses_store_putv(s, "r2", &(k2a_str_t){"{\"x\":1}", 7}, 1, b, 5, 15), 0);
+    k2a_buf_reset(&i);
+    assert_int_equal(k2a_responses_store_get(s, "r2", 2, 15, NULL, &i), 0);
+    assert_memory_equal(i.base + 101, sys, sizeof(sys));
+    /* everything expires: nothing is left, not even the shared items */
+    k2a_responses_store_expire(s, 100);
+    k2a_responses_store_stats(s, &count, &bytes);
+    assert_int_equal(count, 0);
+    assert_int_equal(bytes, 0);
+    /* the response object in parts: a long one (the echoed instructions) kept once across entries, and the output,
+     * which the object and the conversation both hold (the same memory, of 64 bytes or more), once in the entry */
+    k2a_responses_store_t *t = k2a_responses_store_new(10, 1 << 20, 60);
+    assert_non_null(t);
+    const char *out = "{\"type\":\"message\",\"content\":[{\"type\":\"output_text\",\"text\":\"The answer is 42.\"}]}";
+    const k2a_str_t obj[] = {K2A_STRLIT("{\"instructions\":"), k2a_str(sys, sizeof(sys)), K2A_STRLIT(",\"output\":["),
+                             k2a_str(out, strlen(out)), K2A_STRLIT("]}")};
+    const k2a_str_t conv[] = {K2A_STRLIT("["), obj[3], K2A_STRLIT("]")};
+    size_t own = 16 + 11 + strlen(out) + 2 + 2; /* the object's short parts and the conversation's brackets */
+    assert_int_equal(k2a_responses_store_putv(t, "t1", obj, 5, conv, 3, 10), 0);
+    k2a_responses_store_stats(t, &count, &bytes);
+    assert_int_equal(bytes, 2 + own + sizeof(sys));
+    assert_int_equal(k2a_responses_store_putv(t, "t2", obj, 5, conv, 3, 10), 0);
+    k2a_responses_store_stats(t, &count, &bytes);
+    assert_int_equal(bytes, 2 * (2 + own) + sizeof(sys));
+    k2a_buf_reset(&r);
+    k2a_buf_reset(&i);
+    assert_int_equal(k2a_responses_store_get(t, "t2", 2, 10, &r, &i), 0);
+    assert_int_equal(r.len, 16 + sizeof(sys) + 11 + strlen(out) + 2);
+    assert_memory_equal(r.base, "{\"instructions\":", 16);
+    assert_memory_equal(r.base + 16, sys, sizeof(sys));
+    assert_memory_equal(r.base + 16 + sizeof(sys), ",\"output\":[", 11);
+    assert_memory_equal(r.base + 16 + sizeof(sys) + 11, out, strlen(out));
+    assert_memory_equal(r.base + r.len - 2, "]}", 2);
+    assert_int_equal(i.len, strlen(out) + 2);
+    assert_memory_equal(i.base, "[", 1);
+    assert_memory_equal(i.base + 1, out, strlen(out));
+    assert_memory_equal(i.base + 1 + strlen(out), "]", 1);
+    k2a_responses_store_free(t);
+    /* and the store is freed with shared items in it (LSan: nothing leaks) */
+    assert_int_equal(k2a_responses_store_putv(s, "r5", &(k2a_str_t){"{}", 2}, 1, a, 5, 200), 0);
+    assert_int_equal(k2a_responses_store_putv(s, "r6", &(k2a_str_t){"{}", 2}, 1, a, 5, 200), 0);
+    k2a_buf_dispose(&r);
+    k2a_buf_dispose(&i);
+    k2a_responses_store_free(s);
+}
+
 /* The store's per-thread parts: what one thread put, another finds and deletes; the bounds hold over all parts (a
  * thread whose part is empty evicts the others' oldest); a put expires what an idle thread's part let age. */
 struct part_job {
@@ -359,15 +480,35 @@ struct part_job {
     const char *prefix;
     int n;
     int64_t at;
+    bool long_items; /* each entry also holds long items: one every thread shares, one of its own every 7th put */
 };
+
+static char long_item[2 * K2A_RESPONSES_STORE_SHARE_MIN];
 
 static void *put_many(void *arg)
 {
     struct part_job *j = arg;
-    char id[48];
+    char id[48], own[K2A_RESPONSES_STORE_SHARE_MIN + 16];
     for (int n = 0; n < j->n; ++n) {
         snprintf(id, sizeof(id), "%s%d", j->prefix, n);
-        if (k2a_responses_store_put(j->s, id, "{}", 2, "[]", 2, j->at) != 0)
+        if (!j->long_items) {
+            if (k2a_responses_store_put(j->s, id, "{}", 2, "[]", 2, j->at) != 0)
+                return (void *)1;
+            continue;
+        }
+        memset(own, 'a' + n % 7, sizeof(own));
+        k2a_str_t resp = K2A_STRLIT("{}"), items[] = {K2A_STRLIT("["), k2a_str(long_item, sizeof(long_item)), K2A_STRLIT(","),
+                                                      k2a_str(own, sizeof(own)), K2A_STRLIT("]")};
+        if (k2a_responses_store_putv(j->s, id, &resp, 1, items, 5, j->at) != 0)
+            return (void *)1;
+        /* what this thread just put reads back whole (another thread may already have evicted it) */
+        k2a_buf_t got = K2A_BUF_INIT(0);
+        int r = k2a_responses_store_get(j->s, id, strlen(id), j->at, NULL, &got);
+        bool ok = r == K2A_ENOTFOUND || (r == 0 && got.len == sizeof(long_item) + sizeof(own) + 3 &&
+                                         memcmp(got.base + 1, long_item, sizeof(long_item)) == 0 &&
+                                         memcmp(got.base + 2 + sizeof(long_item), own, sizeof(own)) == 0);
+        k2a_buf_dispose(&got);
+        if (!ok)
             return (void *)1;
     }
     return NULL;
@@ -385,11 +526,12 @@ static void run_in_thread(struct part_job *j)
 static void test_store_threads(void **state)
 {
     (void)state;
+    memset(long_item, 'L', sizeof(long_item));
     k2a_responses_store_t *s = k2a_responses_store_new(10, 1 << 20, 60);
     assert_non_null(s);
     size_t count, bytes;
     /* thread A keeps 10 (the cap), then thread B's 4 evict A's 4 oldest: B's part was empty */
-    struct part_job a = {s, "a", 10, 100}, b = {s, "b", 4, 101};
+    struct part_job a = {s, "a", 10, 100, false}, b = {s, "b", 4, 101, false};
     run_in_thread(&a);
     run_in_thread(&b);
     k2a_responses_store_stats(s, &count, &bytes);
@@ -406,7 +548,7 @@ static void test_store_threads(void **state)
     assert_int_equal(k2a_responses_store_delete(s, "a5", 2), 0);
     assert_int_equal(k2a_responses_store_get(s, "a5", 2, 102, NULL, NULL), K2A_ENOTFOUND);
     /* a put 60 s later, from yet another thread, drops every other part's expired entries */
-    struct part_job c = {s, "c", 1, 161};
+    struct part_job c = {s, "c", 1, 161, false};
     run_in_thread(&c);
     k2a_responses_store_stats(s, &count, &bytes);
     assert_int_equal(count, 1);
@@ -416,7 +558,7 @@ static void test_store_threads(void **state)
     pthread_t t[6];
     static const char *prefixes[6] = {"p0_", "p1_", "p2_", "p3_", "p4_", "p5_"};
     for (int i = 0; i < 6; ++i) {
-        many[i] = (struct part_job){s, prefixes[i], 2000, 200};
+        many[i] = (struct part_job){s, prefixes[i], 2000, 200, i % 2 == 0};
         assert_int_equal(pthread_create(&t[i], NULL, put_many, &many[i]), 0);
     }
     for (int i = 0; i < 6; ++i) {
@@ -426,6 +568,11 @@ static void test_store_threads(void **state)
     }
     k2a_responses_store_stats(s, &count, &bytes);
     assert_true(count <= 10);
+    /* every shared item is let go when its last entry goes: nothing is counted once all have expired */
+    k2a_responses_store_expire(s, 1000);
+    k2a_responses_store_stats(s, &count, &bytes);
+    assert_int_equal(count, 0);
+    assert_int_equal(bytes, 0);
     k2a_responses_store_free(s);
 }
 
@@ -494,7 +641,7 @@ static void test_store_parts_and_remote_delete(void **state)
     k2a_responses_remote_t remote = {.ctx = NULL, .put = fake_put, .get = fake_get, .del = fake_del};
     k2a_responses_store_set_remote(&remote);
     const k2a_str_t parts[] = {K2A_STRLIT("["), K2A_STRLIT("1,2"), K2A_STRLIT(","), K2A_STR_NULL, K2A_STRLIT("3]")};
-    assert_int_equal(k2a_responses_store_putv(s, "resp_m", "{\"m\":1}", 7, parts, 5, 10), 0);
+    assert_int_equal(k2a_responses_store_putv(s, "resp_m", &(k2a_str_t){"{\"m\":1}", 7}, 1, parts, 5, 10), 0);
     assert_int_equal(fake.puts, 1);
     assert_string_equal(fake.put_key, "resp_m");
     assert_string_equal(fake.put_value, "7\n{\"m\":1}[1,2,3]");
@@ -548,6 +695,7 @@ int main(void)
         cmocka_unit_test(test_store_key),
         cmocka_unit_test(test_store_threads),
         cmocka_unit_test(test_store_reuse),
+        cmocka_unit_test(test_store_shares_long_items),
         cmocka_unit_test(test_store_parts_and_remote_delete),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
