@@ -274,7 +274,10 @@ static void free_swept(sweep_t *w)
 /* Takes e out of its part; the totals and the free are left to the sweep. */
 static void unlink_entry(k2a_responses_store_t *s, shard_t *sh, entry_t *e, sweep_t *w)
 {
-    entry_t **p = slot_of(sh, s->nbuckets, e->id, e->idlen, e->hash);
+    /* found by its address: its id, in a line of its own that nothing else reads, is not compared */
+    entry_t **p = &sh->buckets[e->hash & (s->nbuckets - 1)];
+    while (*p != NULL && *p != e)
+        p = &(*p)->chain;
     if (*p == e)
         *p = e->chain;
     if (e->prev != NULL)
@@ -430,8 +433,9 @@ static blob_t *share(shard_t *sh, const char *item, size_t n, sweep_t *w)
     return b;
 }
 
-/* How an entry keeps a part: a blob (SHARE_MIN bytes or more), the bytes of a part of the response already among the
- * entry's own (a part of the items that is that part, the same memory: the output items), or a copy in its own */
+/* How an entry keeps a part: a blob (SHARE_MIN bytes or more), bytes already among the entry's own (a part of the
+ * items inside a part of the response, the same memory: the output items), or a copy in its own. Short parts of the
+ * response that follow each other in memory are one piece. */
 enum { PIECE_OWN, PIECE_ALIAS, PIECE_SHARED };
 typedef struct st_piece_t {
     const char *src;
@@ -446,82 +450,86 @@ typedef struct st_plan_t {
     size_t npieces, nsegs, nrsegs, ownlen;
 } plan_t;
 
-/* Only a part at least this long is looked for among the response's parts (the brackets and commas are not) */
+/* Only a part at least this long is looked for in the response's own pieces (the brackets and commas are not) */
 #define ALIAS_MIN 64
-#define ALIAS_MAX 8
 
 /* The pieces of an entry's parts, in order (empty parts left out), and how many segments they make: a run of own bytes
  * one after the other in the entry's memory is one segment. pieces has room for nresponse + nitems. */
 static void plan(plan_t *l, const k2a_str_t *response, size_t nresponse, const k2a_str_t *items, size_t nitems)
 {
-    const char *alias_src[ALIAS_MAX];
-    size_t alias_len[ALIAS_MAX], alias_at[ALIAS_MAX], nalias = 0;
+    piece_t *pieces = l->pieces, *pc = NULL;
+    size_t np = 0, nsegs = 0, nrsegs = 0, ownlen = 0, end = 0, nresp_pieces = 0;
     bool open = false; /* the last segment is own bytes ending at `end`, which the next piece may continue */
-    size_t end = 0;
-    l->npieces = l->nsegs = l->nrsegs = l->ownlen = 0;
     for (size_t i = 0; i < nresponse + nitems; ++i) {
         bool in_items = i >= nresponse;
         const k2a_str_t *part = in_items ? &items[i - nresponse] : &response[i];
-        if (i == nresponse)
-            l->nrsegs = l->nsegs, open = false; /* the items' segments start anew */
-        if (part->len == 0)
+        size_t len = part->len;
+        if (i == nresponse) {
+            nrsegs = nsegs, open = false, pc = NULL; /* the items' segments start anew */
+            nresp_pieces = np;
+        }
+        if (len == 0)
             continue;
-        piece_t *pc = &l->pieces[l->npieces++];
-        *pc = (piece_t){part->base, part->len, 0, NULL, PIECE_OWN, in_items};
-        if (part->len >= SHARE_MIN) {
-            pc->kind = PIECE_SHARED;
-            ++l->nsegs, open = false;
+        if (len >= SHARE_MIN) {
+            pieces[np++] = (piece_t){part->base, len, 0, NULL, PIECE_SHARED, in_items};
+            ++nsegs, open = false, pc = NULL;
             continue;
         }
-        if (in_items && part->len >= ALIAS_MIN) {
-            for (size_t j = 0; j < nalias; ++j) {
-                if (alias_src[j] == part->base && alias_len[j] == part->len) {
+        if (!in_items && pc != NULL && pc->kind == PIECE_OWN && pc->src + pc->len == part->base) {
+            pc->len += len; /* continues the last piece in memory and in the entry */
+            ownlen += len, end += len;
+            continue;
+        }
+        pc = &pieces[np++];
+        *pc = (piece_t){part->base, len, ownlen, NULL, PIECE_OWN, in_items};
+        if (in_items && len >= ALIAS_MIN) {
+            for (size_t j = 0; j < nresp_pieces; ++j) {
+                const piece_t *r = &pieces[j];
+                if (r->kind == PIECE_OWN && part->base >= r->src && part->base + len <= r->src + r->len) {
                     pc->kind = PIECE_ALIAS;
-                    pc->at = alias_at[j];
+                    pc->at = r->at + (size_t)(part->base - r->src);
                     break;
                 }
             }
         }
-        if (pc->kind == PIECE_OWN) {
-            pc->at = l->ownlen;
-            l->ownlen += part->len;
-            if (!in_items && part->len >= ALIAS_MIN && nalias < ALIAS_MAX)
-                alias_src[nalias] = part->base, alias_len[nalias] = part->len, alias_at[nalias++] = pc->at;
-        }
+        if (pc->kind == PIECE_OWN)
+            ownlen += len;
         if (!(open && end == pc->at))
-            ++l->nsegs;
-        open = true, end = pc->at + pc->len;
+            ++nsegs;
+        open = true, end = pc->at + len;
     }
-    if (nitems == 0 || l->npieces == 0 || !l->pieces[l->npieces - 1].items)
-        l->nrsegs = l->nsegs; /* no items, or none but empty ones */
+    if (nitems == 0 || np == 0 || !pieces[np - 1].items)
+        nrsegs = nsegs; /* no items, or none but empty ones */
+    l->npieces = np, l->nsegs = nsegs, l->nrsegs = nrsegs, l->ownlen = ownlen;
 }
 
 /* The entry's segments from its pieces (as plan() counted them), its own bytes copied. */
 static void fill(entry_t *e, const plan_t *l)
 {
-    size_t n = 0;
+    seg_t *segs = e->segs;
+    char *own = e->own;
+    size_t n = 0, end = 0;
     bool open = false, items = false;
-    for (size_t i = 0; i < l->npieces; ++i) {
-        const piece_t *pc = &l->pieces[i];
+    for (const piece_t *pc = l->pieces, *last = l->pieces + l->npieces; pc != last; ++pc) {
         if (pc->items != items)
             items = true, open = false;
         if (pc->kind == PIECE_SHARED) {
-            e->segs[n++] = (seg_t){pc->blob, pc->len, 0};
+            segs[n++] = (seg_t){pc->blob, pc->len, 0};
             open = false;
             continue;
         }
         if (pc->kind == PIECE_OWN) {
             if (pc->len <= 8) /* a bracket or a comma: no call */
                 for (size_t k = 0; k < pc->len; ++k)
-                    e->own[pc->at + k] = pc->src[k];
+                    own[pc->at + k] = pc->src[k];
             else
-                memcpy(e->own + pc->at, pc->src, pc->len);
+                memcpy(own + pc->at, pc->src, pc->len);
         }
-        if (open && e->segs[n - 1].at + e->segs[n - 1].len == pc->at)
-            e->segs[n - 1].len += pc->len;
+        if (open && end == pc->at)
+            segs[n - 1].len += pc->len;
         else
-            e->segs[n++] = (seg_t){NULL, pc->len, pc->at};
-        open = true;
+            segs[n++] = (seg_t){NULL, pc->len, pc->at};
+        open = true, end = pc->at + pc->len;
     }
 }
 
@@ -581,8 +589,9 @@ int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const k2a
         }
     }
     /* the oldest go first: this part's while its oldest is no newer than the other parts' (ties stay here) */
+    bool evicted = false;
     while (sh->head != NULL && over_bounds(s, &w, idlen + l.ownlen) && sh->head->at <= oldest_elsewhere(s, sh))
-        unlink_entry(s, sh, sh->head, &w);
+        unlink_entry(s, sh, sh->head, &w), evicted = true;
     /* a full store evicts about an entry per put, of about the same size: its memory takes the new one (no free and
      * malloc of a few KB, whose bookkeeping reads cold memory), unless it is too small or much too big */
     for (entry_t **q = &w.freed; *q != NULL; q = &(*q)->chain) {
@@ -625,6 +634,16 @@ int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const k2a
     ++sh->count;
     ++w.dcount;
     w.dbytes += (long long)entry_bytes(e);
+    if (evicted && sh->head != e) {
+        /* a full store: the next put evicts the new oldest, whose header the eviction above just wrote. Its segments and
+         * the header after it are read then, one after the other, in memory untouched since the store last went round:
+         * asked for now, they arrive while the answer is sent. */
+        const entry_t *v = sh->head;
+        __builtin_prefetch(v->segs);
+        __builtin_prefetch((const char *)v->segs + 64);
+        if (v->next != NULL)
+            __builtin_prefetch(v->next, 1);
+    }
     goto Unlock;
 Release:
     release_pieces(sh, &l, nshared, &w);
