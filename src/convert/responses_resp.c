@@ -855,13 +855,19 @@ int k2a_responses_writer_items(const k2a_responses_writer_t *w, k2a_buf_t *out)
     return k2a_buf_append(out, "]", 1);
 }
 
-int k2a_responses_writer_render(const k2a_responses_writer_t *w, k2a_buf_t *out)
+/* The finished object rendered into out (marks: where its parts are, or NULL), or why there is none */
+static int render_final(const k2a_responses_writer_t *w, k2a_buf_t *out, k2a_responses_marks_t *marks)
 {
     if (w->error != 0)
         return w->error;
     if (!w->stopped)
         return K2A_EUPSTREAM_TRUNCATED;
-    return render_object(w, out, incomplete_reason(w->stop_reason) != NULL ? "incomplete" : "completed", true, NULL);
+    return render_object(w, out, incomplete_reason(w->stop_reason) != NULL ? "incomplete" : "completed", true, marks);
+}
+
+int k2a_responses_writer_render(const k2a_responses_writer_t *w, k2a_buf_t *out)
+{
+    return render_final(w, out, NULL);
 }
 
 int k2a_responses_writer_object_parts(const k2a_responses_writer_t *w, k2a_buf_t *scratch,
@@ -870,12 +876,8 @@ int k2a_responses_writer_object_parts(const k2a_responses_writer_t *w, k2a_buf_t
     k2a_str_t obj = k2a_responses_writer_final(w);
     k2a_responses_marks_t m = w->final_marks;
     if (obj.len == 0) {
-        if (w->error != 0)
-            return w->error;
-        if (!w->stopped)
-            return K2A_EUPSTREAM_TRUNCATED;
         size_t at = scratch->len;
-        CHECK(render_object(w, scratch, incomplete_reason(w->stop_reason) != NULL ? "incomplete" : "completed", true, &m));
+        CHECK(render_final(w, scratch, &m));
         obj = k2a_str(scratch->base + at, scratch->len - at);
     }
     /* cut at: the instructions, the output items, the tools */
