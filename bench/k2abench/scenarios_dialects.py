@@ -33,50 +33,79 @@ class DialectScenarios:
     def scenario_responses(self):
         """The OpenAI Responses stream against the Chat Completions stream of the same conversation (the same 2 KB system
         text and 20-frame answer; store left at its default, true: every response and its conversation are kept), CPU per
-        request of the gateway in short alternating rounds (wrk, 64 connections; all see the same machine state): the
-        system text as a developer message (the Codex CLI's shape), and as `instructions`, which the response object
-        echoes (created, in_progress and completed each carry it: 3.2x the bytes of the Chat stream). The median of the
+        request of the gateway in short alternating rounds (64 connections; all see the same machine state): the system
+        text as a developer message (the Codex CLI's shape), and as `instructions`, which the response object echoes
+        (created, in_progress and completed each carry it: 3.2x the bytes of the Chat stream). The median of the
         per-round ratios to Chat Completions (target: within 10 %). Anthropic's stream-small runs in the same rounds: the
         other dialects against each other. And the Responses stream with `store: false`: what keeping the conversation
-        costs, in the same rounds."""
-        rounds = 3 if self.quick else 5
+        costs, in the same rounds.
+
+        Each request kind is driven by two clients, one right after the other: wrk (its Lua `response()` check receives
+        every body as a Lua string) and bench_loadgen (C: the body copied once and searched with memmem). The client
+        shares the 2-core machine with the gateway, and what it spends per byte shows up in the gateway's CPU per
+        request: the Responses stream is twice the Chat stream's bytes, so wrk's per-byte cost weighs on the ratio
+        (bench/RESULTS.md, "The client's share"). The target is read on bench_loadgen's rounds; wrk's are kept beside
+        them."""
+        # 9 rounds of 3 s rather than 5 of 5 s (the scenario takes about 4.5 minutes with both clients): a ratio is read
+        # between measurements seconds apart, so what drifts on a shared host moves both sides of it less, and the median
+        # has more ratios
+        rounds = 3 if self.quick else 9
+        secs = 2 if self.quick else max(2, self.d * 3 // 10)
         out = []
         order = ["small", "openai", "responses", "responses-instructions", "responses-nostore"]
+        clients = ("wrk", "loadgen")
         for i in range(rounds):
-            cpu = {}
+            cpu = {c: {} for c in clients}
             for kind in order[i % len(order):] + order[:i % len(order)]:
                 port, path, body, headers, expect, sut = self.target("gateway", kind)
-                cpu[kind] = self.measured("wrk", "responses/%s/wrk/c64/round%d" % (kind, i + 1), sut, port, path, body,
-                                          headers, 64, max(2, self.d // 2), expect)
-            row = {"anthropic_cpu_us": cpu["small"]["sut"]["cpu_us"], "openai_cpu_us": cpu["openai"]["sut"]["cpu_us"],
-                   "responses_cpu_us": cpu["responses"]["sut"]["cpu_us"],
-                   "instructions_cpu_us": cpu["responses-instructions"]["sut"]["cpu_us"],
-                   "nostore_cpu_us": cpu["responses-nostore"]["sut"]["cpu_us"], "nostore_rps": cpu["responses-nostore"]["rps"],
-                   "anthropic_rps": cpu["small"]["rps"], "openai_rps": cpu["openai"]["rps"],
-                   "responses_rps": cpu["responses"]["rps"], "instructions_rps": cpu["responses-instructions"]["rps"],
-                   "openai_user_us": cpu["openai"]["sut"]["user_us"], "responses_user_us": cpu["responses"]["sut"]["user_us"],
-                   "errors": sum(r["errors"] for r in cpu.values())}
-            row["ratio"] = row["responses_cpu_us"] / row["openai_cpu_us"]
-            row["ratio_user"] = row["responses_user_us"] / row["openai_user_us"]
-            row["ratio_instructions"] = row["instructions_cpu_us"] / row["openai_cpu_us"]
-            row["ratio_nostore"] = row["nostore_cpu_us"] / row["openai_cpu_us"]
-            row["ratio_anthropic"] = row["anthropic_cpu_us"] / row["openai_cpu_us"]
+                for client in (clients if i % 2 == 0 else clients[::-1]):
+                    label = "responses/%s/%s/c64/round%d" % (kind, client, i + 1)
+                    if client == "wrk":
+                        r = self.measured("wrk", label, sut, port, path, body, headers, 64, secs, expect)
+                    else:
+                        r = self.measured("loadgen", label, sut, port, path, body, headers, 64, secs, expect, warmup=0)
+                    cpu[client][kind] = r
+            row = {}
+            for client, pre in (("wrk", ""), ("loadgen", "lg_")):
+                c = cpu[client]
+                row.update({pre + "anthropic_cpu_us": c["small"]["sut"]["cpu_us"], pre + "openai_cpu_us": c["openai"]["sut"]["cpu_us"],
+                            pre + "responses_cpu_us": c["responses"]["sut"]["cpu_us"],
+                            pre + "instructions_cpu_us": c["responses-instructions"]["sut"]["cpu_us"],
+                            pre + "nostore_cpu_us": c["responses-nostore"]["sut"]["cpu_us"],
+                            pre + "nostore_rps": c["responses-nostore"]["rps"], pre + "anthropic_rps": c["small"]["rps"],
+                            pre + "openai_rps": c["openai"]["rps"], pre + "responses_rps": c["responses"]["rps"],
+                            pre + "instructions_rps": c["responses-instructions"]["rps"],
+                            pre + "openai_user_us": c["openai"]["sut"]["user_us"],
+                            pre + "responses_user_us": c["responses"]["sut"]["user_us"],
+                            pre + "errors": sum(r["errors"] for r in c.values())})
+                row[pre + "ratio"] = row[pre + "responses_cpu_us"] / row[pre + "openai_cpu_us"]
+                row[pre + "ratio_user"] = row[pre + "responses_user_us"] / row[pre + "openai_user_us"]
+                row[pre + "ratio_instructions"] = row[pre + "instructions_cpu_us"] / row[pre + "openai_cpu_us"]
+                row[pre + "ratio_nostore"] = row[pre + "nostore_cpu_us"] / row[pre + "openai_cpu_us"]
+                row[pre + "ratio_anthropic"] = row[pre + "anthropic_cpu_us"] / row[pre + "openai_cpu_us"]
             out.append(row)
-            log("responses round %d: chat %s, responses %s (%.3f x; user time %s vs %s, %.3f x), responses with instructions "
-                "%s (%.3f x), store false %s (%.3f x), anthropic %s (%.3f x) per request" % (
-                    i + 1, us(row["openai_cpu_us"]), us(row["responses_cpu_us"]), row["ratio"], us(row["responses_user_us"]),
-                    us(row["openai_user_us"]), row["ratio_user"], us(row["instructions_cpu_us"]), row["ratio_instructions"],
-                    us(row["nostore_cpu_us"]), row["ratio_nostore"], us(row["anthropic_cpu_us"]), row["ratio_anthropic"]))
+            for pre, name in (("", "wrk"), ("lg_", "bench_loadgen")):
+                log("responses round %d (%s): chat %s, responses %s (%.3f x; user time %s vs %s, %.3f x), responses with "
+                    "instructions %s (%.3f x), store false %s (%.3f x), anthropic %s (%.3f x) per request" % (
+                        i + 1, name, us(row[pre + "openai_cpu_us"]), us(row[pre + "responses_cpu_us"]), row[pre + "ratio"],
+                        us(row[pre + "responses_user_us"]), us(row[pre + "openai_user_us"]), row[pre + "ratio_user"],
+                        us(row[pre + "instructions_cpu_us"]), row[pre + "ratio_instructions"], us(row[pre + "nostore_cpu_us"]),
+                        row[pre + "ratio_nostore"], us(row[pre + "anthropic_cpu_us"]), row[pre + "ratio_anthropic"]))
         self.results["responses_rounds"] = out
         keys = ("anthropic_cpu_us", "openai_cpu_us", "responses_cpu_us", "instructions_cpu_us", "anthropic_rps",
                 "openai_rps", "responses_rps", "instructions_rps", "ratio", "ratio_instructions", "ratio_anthropic",
                 "openai_user_us", "responses_user_us", "ratio_user", "nostore_cpu_us", "nostore_rps", "ratio_nostore")
-        s = {k: med(r[k] for r in out) for k in keys}
-        s["errors"] = sum(r["errors"] for r in out)
+        s = {}
+        for pre in ("", "lg_"):
+            s.update({pre + k: med(r[pre + k] for r in out) for k in keys})
+            s[pre + "errors"] = sum(r[pre + "errors"] for r in out)
         self.results["responses_summary"] = s
-        log("responses: medians chat %s, responses %s (%.3f x), with instructions %s (%.3f x), anthropic %s (%.3f x) CPU "
-            "per request" % (us(s["openai_cpu_us"]), us(s["responses_cpu_us"]), s["ratio"], us(s["instructions_cpu_us"]),
-                             s["ratio_instructions"], us(s["anthropic_cpu_us"]), s["ratio_anthropic"]))
+        for pre, name in (("", "wrk"), ("lg_", "bench_loadgen")):
+            log("responses (%s): medians chat %s, responses %s (%.3f x), with instructions %s (%.3f x), anthropic %s "
+                "(%.3f x) CPU per request" % (name, us(s[pre + "openai_cpu_us"]), us(s[pre + "responses_cpu_us"]),
+                                              s[pre + "ratio"], us(s[pre + "instructions_cpu_us"]),
+                                              s[pre + "ratio_instructions"], us(s[pre + "anthropic_cpu_us"]),
+                                              s[pre + "ratio_anthropic"]))
 
     # ---- callgrind: instructions per request
 
