@@ -89,6 +89,30 @@ class Targets(unittest.TestCase):
         res["callgrind"]["ir"]["responses"] = res["callgrind"]["ir"]["openai"] * 1.2
         self.assertEqual(verdict(res, "Responses stream instructions"), "MISS")
 
+    def test_responses_target_reads_bench_loadgen_rounds(self):
+        """Rounds measured under both clients: the target is bench_loadgen's ratio, wrk's is shown beside it, and the
+        section has a table for each client; an error in bench_loadgen's rounds is a MISS whatever the ratio."""
+        def two_clients(lg_ratio, wrk_ratio, lg_errors=0):
+            res = results(responses_ratio=wrk_ratio)
+            lg = {"lg_" + k: v for k, v in results(responses_ratio=lg_ratio)["responses_rounds"][0].items()}
+            lg["lg_errors"] = lg_errors
+            res["responses_rounds"] = [dict(r, **lg) for r in res["responses_rounds"]]
+            res["responses_summary"] = dict(res["responses_rounds"][0])
+            return res
+
+        res = two_clients(1.05, 1.2)
+        self.assertEqual(verdict(res, "Responses stream CPU"), "pass")
+        (value,) = [v for name, v, _ in render.evaluate(res) if "Responses stream CPU" in name]
+        self.assertIn("**1.05 ×**", value)
+        self.assertIn("with wrk as the client in the same rounds 1.20 ×", value)
+        self.assertEqual(verdict(two_clients(1.2, 1.05), "Responses stream CPU"), "MISS")
+        self.assertEqual(verdict(two_clients(1.05, 1.05, lg_errors=3), "Responses stream CPU"), "MISS")
+        text = render.render(res)
+        self.assertIn("Client: bench_loadgen.", text)
+        self.assertIn("Client: wrk.", text)
+        self.assertIn("| median | 40 µs | 42 µs | **1.050** |", text)
+        self.assertIn("| median | 40 µs | 48 µs | **1.200** |", text)
+
     def test_rows_absent_without_their_scenario(self):
         res = results()
         for k in ("callgrind", "responses_summary", "reuse_summary", "keys_summary", "redis_summary"):
