@@ -43,9 +43,9 @@ class DialectScenarios:
         Each request kind is driven by two clients, one right after the other: wrk (its Lua `response()` check receives
         every body as a Lua string) and bench_loadgen (C: the body copied once and searched with memmem). The client
         shares the 2-core machine with the gateway, and what it spends per byte shows up in the gateway's CPU per
-        request: the Responses stream is twice the Chat stream's bytes, so wrk's per-byte cost weighs on the ratio
-        (bench/RESULTS.md, "The client's share"). The target is read on bench_loadgen's rounds; wrk's are kept beside
-        them."""
+        request: the Responses stream is twice the Chat stream's bytes, so wrk's per-byte cost can weigh on the ratio
+        (3 to 5 % in paired rounds: bench/RESULTS.md, "The load generator's share"; less than the noise of one run on a
+        busy host). The target is read on bench_loadgen's rounds; wrk's are kept beside them."""
         # 9 rounds of 3 s rather than 5 of 5 s (the scenario takes about 4.5 minutes with both clients): a ratio is read
         # between measurements seconds apart, so what drifts on a shared host moves both sides of it less, and the median
         # has more ratios
@@ -68,7 +68,8 @@ class DialectScenarios:
             row = {}
             for client, pre in (("wrk", ""), ("loadgen", "lg_")):
                 c = cpu[client]
-                row.update({pre + "anthropic_cpu_us": c["small"]["sut"]["cpu_us"], pre + "openai_cpu_us": c["openai"]["sut"]["cpu_us"],
+                row.update({pre + "anthropic_cpu_us": c["small"]["sut"]["cpu_us"],
+                            pre + "openai_cpu_us": c["openai"]["sut"]["cpu_us"],
                             pre + "responses_cpu_us": c["responses"]["sut"]["cpu_us"],
                             pre + "instructions_cpu_us": c["responses-instructions"]["sut"]["cpu_us"],
                             pre + "nostore_cpu_us": c["responses-nostore"]["sut"]["cpu_us"],
