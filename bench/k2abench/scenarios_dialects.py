@@ -90,8 +90,9 @@ class DialectScenarios:
                     "instructions %s (%.3f x), store false %s (%.3f x), anthropic %s (%.3f x) per request" % (
                         i + 1, name, us(row[pre + "openai_cpu_us"]), us(row[pre + "responses_cpu_us"]), row[pre + "ratio"],
                         us(row[pre + "responses_user_us"]), us(row[pre + "openai_user_us"]), row[pre + "ratio_user"],
-                        us(row[pre + "instructions_cpu_us"]), row[pre + "ratio_instructions"], us(row[pre + "nostore_cpu_us"]),
-                        row[pre + "ratio_nostore"], us(row[pre + "anthropic_cpu_us"]), row[pre + "ratio_anthropic"]))
+                        us(row[pre + "instructions_cpu_us"]), row[pre + "ratio_instructions"],
+                        us(row[pre + "nostore_cpu_us"]), row[pre + "ratio_nostore"], us(row[pre + "anthropic_cpu_us"]),
+                        row[pre + "ratio_anthropic"]))
         self.results["responses_rounds"] = out
         keys = ("anthropic_cpu_us", "openai_cpu_us", "responses_cpu_us", "instructions_cpu_us", "anthropic_rps",
                 "openai_rps", "responses_rps", "instructions_rps", "ratio", "ratio_instructions", "ratio_anthropic",
