@@ -11,6 +11,7 @@
 #include "core/errors.h"
 #include "convert/openai_error.h"
 #include "convert/responses_resp.h"
+#include "convert/responses_store.h"
 #include "convert/web_search.h"
 
 #define APPEND_LIT(b, lit) k2a_buf_append((b), (lit), sizeof(lit) - 1)
@@ -871,7 +872,7 @@ int k2a_responses_writer_render(const k2a_responses_writer_t *w, k2a_buf_t *out)
 }
 
 int k2a_responses_writer_object_parts(const k2a_responses_writer_t *w, k2a_buf_t *scratch,
-                                      k2a_str_t parts[K2A_RESPONSES_OBJECT_PARTS], size_t *output)
+                                      k2a_str_t parts[K2A_RESPONSES_OBJECT_PARTS], size_t *output, uint32_t *shared)
 {
     k2a_str_t obj = k2a_responses_writer_final(w);
     k2a_responses_marks_t m = w->final_marks;
@@ -880,20 +881,26 @@ int k2a_responses_writer_object_parts(const k2a_responses_writer_t *w, k2a_buf_t
         CHECK(render_final(w, scratch, &m));
         obj = k2a_str(scratch->base + at, scratch->len - at);
     }
-    /* cut at: the instructions, the output items, the tools */
-    size_t cut[6] = {m.mid_a + w->instructions_at,
-                     m.mid_a + w->instructions_at + w->instructions_len,
+    static const char status_key[] = ",\"status\":\"", usage_key[] = ",\"usage\":";
+    /* the echoes cut out only when long enough for the store to share them apart from the fields around them */
+    bool instructions = w->instructions_len >= K2A_RESPONSES_STORE_SHARE_MIN, tools = w->tools_len >= K2A_RESPONSES_STORE_SHARE_MIN;
+    size_t instructions_at = m.mid_a + w->instructions_at, tools_at = m.mid_b + w->tools_at;
+    size_t cut[8] = {w->head.len - (sizeof(status_key) - 1),
+                     instructions ? instructions_at : m.items,
+                     instructions ? instructions_at + w->instructions_len : m.items,
                      m.items,
                      m.items + w->items.len,
-                     m.mid_b + w->tools_at,
-                     m.mid_b + w->tools_at + w->tools_len};
+                     tools ? tools_at : m.mid_b + w->mid_b.len + sizeof(usage_key) - 1,
+                     tools ? tools_at + w->tools_len : m.mid_b + w->mid_b.len + sizeof(usage_key) - 1,
+                     m.mid_b + w->mid_b.len + sizeof(usage_key) - 1};
     size_t from = 0;
-    for (size_t i = 0; i < 6; ++i) {
+    for (size_t i = 0; i < 8; ++i) {
         parts[i] = k2a_str(obj.base + from, cut[i] - from);
         from = cut[i];
     }
-    parts[6] = k2a_str(obj.base + from, obj.len - from);
-    *output = 3;
+    parts[8] = k2a_str(obj.base + from, obj.len - from);
+    *output = 4;
+    *shared = 1u << 1 | 1u << 3 | 1u << 5 | 1u << 7;
     return 0;
 }
 

@@ -138,12 +138,18 @@ void k2a_responses_writer_rewind(k2a_responses_writer_t *w);
  * stream, not finished, failed, or drained). */
 k2a_str_t k2a_responses_writer_final(const k2a_responses_writer_t *w);
 /* The finished response object (the stream's final one, else rendered into scratch) in parts whose concatenation is the
- * object, for the response store, which keeps a long part once however many responses hold it: the echoed instructions,
- * the output items (parts[*output]: k2a_responses_writer_items without its brackets) and the echoed tools are parts of
- * their own. Returns 0, or what k2a_responses_writer_render returns. */
-#define K2A_RESPONSES_OBJECT_PARTS 7
+ * object, for the response store:
+ *   - the fields every answer to the same request settings repeats (from the status to the instructions, from them to
+ *     the output, from the output to the tools, from them to the usage): parts the store keeps once however many
+ *     responses hold them (their bits in *shared);
+ *   - the echoed instructions and tools, parts of their own when K2A_RESPONSES_STORE_SHARE_MIN bytes or longer (the
+ *     store shares a long part by its length), else inside the fixed fields around them;
+ *   - the id and created_at, the output items (parts[*output]: k2a_responses_writer_items without its brackets) and
+ *     the usage: this answer's own.
+ * Empty parts are left in place. Returns 0, or what k2a_responses_writer_render returns. */
+#define K2A_RESPONSES_OBJECT_PARTS 9
 int k2a_responses_writer_object_parts(const k2a_responses_writer_t *w, k2a_buf_t *scratch,
-                                      k2a_str_t parts[K2A_RESPONSES_OBJECT_PARTS], size_t *output);
+                                      k2a_str_t parts[K2A_RESPONSES_OBJECT_PARTS], size_t *output, uint32_t *shared);
 
 /* The message of a recorded ERROR (empty when none). */
 k2a_str_t k2a_responses_writer_error_message(const k2a_responses_writer_t *w);

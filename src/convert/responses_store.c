@@ -4,12 +4,13 @@
  * or delete (rare: previous_response_id, GET, DELETE) looks in each part that holds anything. Every operation is O(1)
  * but the copies and that walk over at most 16 parts. Freed entries are freed after the mutex is released.
  *
- * A part of an entry of at least SHARE_MIN bytes is kept once per store part however many entries hold it (a blob:
- * the system prompt every request of an agent repeats, the instructions and tools every response object echoes, the
- * earlier turns each follow-up's conversation repeats), and the output items, which the response object and the
- * conversation both hold, once per entry. Writing a few KB of every answer into memory untouched since the store last
- * went round (1000 entries: more than a core's cache) costs more than the rest of the put; what is shared is compared
- * instead, and stays in the cache.
+ * A part of an entry of at least SHARE_MIN bytes, or a short one the caller marks (the response object's fixed fields),
+ * is kept once per store part however many entries hold it (a blob: the system prompt every request of an agent
+ * repeats, the instructions and tools every response object echoes, the object's fields from its status to its usage
+ * but for the output, the earlier turns each follow-up's conversation repeats), and the output items, which the
+ * response object and the conversation both hold, once per entry. Writing a few KB of every answer into memory
+ * untouched since the store last went round (1000 entries: more than a core's cache) costs more than the rest of the
+ * put; what is shared is compared instead, and stays in the cache.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -96,7 +97,7 @@ typedef struct st_blob_t {
  * at (the output items of the conversation are the response object's own bytes) */
 typedef struct st_seg_t {
     blob_t *blob;
-    size_t len, at;
+    uint32_t len, at; /* an entry is less than 4 GB (checked by the put) */
 } seg_t;
 
 typedef struct st_entry_t {
@@ -393,13 +394,16 @@ int k2a_responses_store_put(k2a_responses_store_t *s, const char *id, const char
                             size_t ilen, int64_t now)
 {
     k2a_str_t r = k2a_str(response, rlen), i = k2a_str(items, ilen);
-    return k2a_responses_store_putv(s, id, &r, 1, &i, 1, now);
+    return k2a_responses_store_putv(s, id, &r, 1, 0, &i, 1, now);
 }
 
-/* The key a shared item is found by: its length and 48 of its bytes (the first, the middle and the last 16). The bytes
- * are compared before an item is shared, so a key that two items have only costs the second its sharing. */
+/* The key a shared item is found by: its length and 48 of its bytes (the first, the middle and the last 16; all of a
+ * shorter one). The bytes are compared before an item is shared, so a key that two items have only costs the second
+ * its sharing. */
 static uint64_t blob_key(const char *p, size_t n)
 {
+    if (n < 48)
+        return hash(p, n) ^ ((uint64_t)n * 0xff51afd7ed558ccdULL);
     char probe[48];
     memcpy(probe, p, 16);
     memcpy(probe + 16, p + n / 2 - 8, 16);
@@ -433,9 +437,9 @@ static blob_t *share(shard_t *sh, const char *item, size_t n, sweep_t *w)
     return b;
 }
 
-/* How an entry keeps a part: a blob (SHARE_MIN bytes or more), bytes already among the entry's own (a part of the
- * items inside a part of the response, the same memory: the output items), or a copy in its own. Short parts of the
- * response that follow each other in memory are one piece. */
+/* How an entry keeps a part: a blob (SHARE_MIN bytes or more, or a part of the response the caller marked), bytes
+ * already among the entry's own (a part of the items inside a part of the response, the same memory: the output
+ * items), or a copy in its own. Short parts of the response that follow each other in memory are one piece. */
 enum { PIECE_OWN, PIECE_ALIAS, PIECE_SHARED };
 typedef struct st_piece_t {
     const char *src;
@@ -455,7 +459,7 @@ typedef struct st_plan_t {
 
 /* The pieces of an entry's parts, in order (empty parts left out), and how many segments they make: a run of own bytes
  * one after the other in the entry's memory is one segment. pieces has room for nresponse + nitems. */
-static void plan(plan_t *l, const k2a_str_t *response, size_t nresponse, const k2a_str_t *items, size_t nitems)
+static void plan(plan_t *l, const k2a_str_t *response, size_t nresponse, uint32_t shared, const k2a_str_t *items, size_t nitems)
 {
     piece_t *pieces = l->pieces, *pc = NULL;
     size_t np = 0, nsegs = 0, nrsegs = 0, ownlen = 0, end = 0, nresp_pieces = 0;
@@ -470,7 +474,7 @@ static void plan(plan_t *l, const k2a_str_t *response, size_t nresponse, const k
         }
         if (len == 0)
             continue;
-        if (len >= SHARE_MIN) {
+        if (len >= SHARE_MIN || (!in_items && i < 32 && (shared >> i & 1) != 0)) {
             pieces[np++] = (piece_t){part->base, len, 0, NULL, PIECE_SHARED, in_items};
             ++nsegs, open = false, pc = NULL;
             continue;
@@ -514,7 +518,7 @@ static void fill(entry_t *e, const plan_t *l)
         if (pc->items != items)
             items = true, open = false;
         if (pc->kind == PIECE_SHARED) {
-            segs[n++] = (seg_t){pc->blob, pc->len, 0};
+            segs[n++] = (seg_t){pc->blob, (uint32_t)pc->len, 0};
             open = false;
             continue;
         }
@@ -526,9 +530,9 @@ static void fill(entry_t *e, const plan_t *l)
                 memcpy(own + pc->at, pc->src, pc->len);
         }
         if (open && end == pc->at)
-            segs[n - 1].len += pc->len;
+            segs[n - 1].len += (uint32_t)pc->len;
         else
-            segs[n++] = (seg_t){NULL, pc->len, pc->at};
+            segs[n++] = (seg_t){NULL, (uint32_t)pc->len, (uint32_t)pc->at};
         open = true, end = pc->at + pc->len;
     }
 }
@@ -540,7 +544,7 @@ static void release_pieces(shard_t *sh, const plan_t *l, size_t n, sweep_t *w)
             release_blob(sh, l->pieces[i].blob, w);
 }
 
-int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const k2a_str_t *response, size_t nresponse,
+int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const k2a_str_t *response, size_t nresponse, uint32_t shared,
                              const k2a_str_t *items, size_t nitems, int64_t now)
 {
     size_t idlen = strlen(id), rlen = 0, ilen = 0;
@@ -548,7 +552,8 @@ int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const k2a
         rlen += response[i].len;
     for (size_t i = 0; i < nitems; ++i)
         ilen += items[i].len;
-    if (idlen == 0 || idlen > K2A_RESPONSES_STORE_KEY_MAX || idlen + rlen + ilen > s->max_bytes || s->max_count == 0)
+    if (idlen == 0 || idlen > K2A_RESPONSES_STORE_KEY_MAX || idlen + rlen + ilen > s->max_bytes || rlen + ilen >= UINT32_MAX ||
+        s->max_count == 0)
         return K2A_ETOOBIG;
     uint64_t h = hash(id, idlen);
     /* the second tier first, from the caller's parts (the entry is filled under the mutex, where the second tier's wait
@@ -560,7 +565,7 @@ int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const k2a
     plan_t l = {.pieces = nresponse + nitems <= 24 ? pieces_small : malloc((nresponse + nitems) * sizeof(piece_t))};
     if (l.pieces == NULL)
         return K2A_ENOMEM;
-    plan(&l, response, nresponse, items, nitems);
+    plan(&l, response, nresponse, shared, items, nitems);
     size_t size = sizeof(entry_t) + l.nsegs * sizeof(seg_t) + idlen + 1 + l.ownlen;
 
     shard_t *sh = my_shard(s);

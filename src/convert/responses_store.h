@@ -44,11 +44,13 @@ int k2a_responses_store_put(k2a_responses_store_t *s, const char *id, const char
                             size_t ilen, int64_t now);
 
 /* The same with both given in parts (response[0..nresponse) concatenated make the object, items[0..nitems) the JSON
- * array). A part of K2A_RESPONSES_STORE_SHARE_MIN bytes or more is kept once however many entries hold the same bytes
- * (a system prompt every request repeats, a conversation each follow-up repeats: the bytes bound counts it once), and
- * a part of items that is a part of response (the same memory) is kept once in the entry. */
+ * array). A part of K2A_RESPONSES_STORE_SHARE_MIN bytes or more, and a part of response whose bit is set in shared
+ * (response[i]: bit i, i < 32; the fields every response to the same request settings repeats), is kept once however
+ * many entries hold the same bytes (a system prompt every request repeats, a conversation each follow-up repeats: the
+ * bytes bound counts it once), and a part of items that is a part of response (the same memory) is kept once in the
+ * entry. */
 #define K2A_RESPONSES_STORE_SHARE_MIN 1024
-int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const k2a_str_t *response, size_t nresponse,
+int k2a_responses_store_putv(k2a_responses_store_t *s, const char *id, const k2a_str_t *response, size_t nresponse, uint32_t shared,
                              const k2a_str_t *items, size_t nitems, int64_t now);
 
 /* Appends the entry's response object (response != NULL) and/or items (items != NULL) to the buffers. Returns 0,

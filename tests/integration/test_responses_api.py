@@ -201,6 +201,35 @@ class ResponsesAPI(SimGatewayCase):
         st, _, got = request(self.gw.port, "GET", "/v1/responses/resp_unknown", headers={"authorization": "Bearer wrong"})
         self.assertEqual(st, 401)
 
+    def test_stored_object_is_the_one_sent(self):
+        """The store keeps an object in parts (its fixed fields shared across entries, the echoed instructions and
+        tools apart when 1 KB or longer, the id, output and usage its own): GET gives back what was sent byte for byte,
+        short and long echoes, completed and incomplete, streamed and not, several responses sharing the same fixed
+        fields."""
+        long_tools = [dict(WEATHER, name="tool_%d" % i, description="Looks things up. " * 20) for i in range(4)]
+        cases = [{}, {"instructions": "Answer briefly. " * 100, "tools": long_tools, "metadata": {"k": "v"}},
+                 {"instructions": "Be terse.", "tools": long_tools}, {"instructions": "Answer briefly. " * 100},
+                 {"max_output_tokens": 64, "input": "[[sim:text frames=3 size=8]] [[sim:exception after=1]]"}]
+        for case in cases:
+            for stream in (False, True):
+                for _ in range(2):
+                    body = dict({"model": MODEL, "input": "hi", "stream": stream}, **case)
+                    st, _, data = self.post(body)
+                    self.assertEqual(st, 200, data)
+                    if stream:
+                        sent = [line for line in data.decode().split("\n") if line.startswith("data: ")][-1][len("data: "):]
+                        obj = json.loads(sent)["response"]
+                    else:
+                        sent, obj = data.decode(), json.loads(data)
+                    st, _, got = request(self.gw.port, "GET", "/v1/responses/" + obj["id"], headers=AUTH)
+                    self.assertEqual(st, 200, got)
+                    if stream:
+                        self.assertIn('"response":' + got.decode() + ',"sequence_number"', sent)
+                    else:
+                        self.assertEqual(got.decode(), sent)
+                    self.assertEqual(json.loads(got)["instructions"], case.get("instructions"))
+                    self.assertEqual(len(json.loads(got)["tools"]), len(case.get("tools", [])))
+
     def test_max_output_tokens_is_incomplete(self):
         st, _, data = self.post({"model": MODEL, "stream": True, "input": "[[sim:text frames=3 size=8]] [[sim:exception after=1]]"})
         self.assertEqual(st, 200, data)

@@ -343,7 +343,7 @@ static void test_store_reuse(void **state)
         memset(items, 'A' + n % 26, ilen);
         snprintf(id, sizeof(id), "resp_%d", n);
         k2a_str_t parts[2] = {k2a_str(items, ilen / 2), k2a_str(items + ilen / 2, ilen - ilen / 2)};
-        assert_int_equal(k2a_responses_store_putv(s, id, &(k2a_str_t){resp, rlen}, 1, parts, 2, 100 + n / 100), 0);
+        assert_int_equal(k2a_responses_store_putv(s, id, &(k2a_str_t){resp, rlen}, 1, 0, parts, 2, 100 + n / 100), 0);
         size_t count, bytes;
         k2a_responses_store_stats(s, &count, &bytes);
         assert_true(count <= CAP);
@@ -387,17 +387,17 @@ static void test_store_shares_long_items(void **state)
     memset(small, 'm', sizeof(small));
     size_t count, bytes, one;
     const k2a_str_t a[] = {K2A_STRLIT("["), k2a_str(sys, sizeof(sys)), K2A_STRLIT(","), k2a_str(small, 10), K2A_STRLIT("]")};
-    assert_int_equal(k2a_responses_store_putv(s, "r1", &(k2a_str_t){"{}", 2}, 1, a, 5, 10), 0);
+    assert_int_equal(k2a_responses_store_putv(s, "r1", &(k2a_str_t){"{}", 2}, 1, 0, a, 5, 10), 0);
     k2a_responses_store_stats(s, &count, &one);
     assert_int_equal(one, 2 + 2 + 3 + 10 + sizeof(sys));
     /* the same long item again, among other bytes: only the entry's own bytes are added */
     const k2a_str_t b[] = {K2A_STRLIT("["), k2a_str(small, 99), K2A_STRLIT(","), k2a_str(sys, sizeof(sys)), K2A_STRLIT("]")};
-    assert_int_equal(k2a_responses_store_putv(s, "r2", &(k2a_str_t){"{\"x\":1}", 7}, 1, b, 5, 11), 0);
+    assert_int_equal(k2a_responses_store_putv(s, "r2", &(k2a_str_t){"{\"x\":1}", 7}, 1, 0, b, 5, 11), 0);
     k2a_responses_store_stats(s, &count, &bytes);
     assert_int_equal(bytes, one + 2 + 7 + 3 + 99);
     /* the look-alike is kept apart, and so is an item that only begins the same */
     const k2a_str_t c[] = {k2a_str(other, sizeof(other)), k2a_str(sys, 2000)};
-    assert_int_equal(k2a_responses_store_putv(s, "r3", &(k2a_str_t){"{}", 2}, 1, c, 2, 12), 0);
+    assert_int_equal(k2a_responses_store_putv(s, "r3", &(k2a_str_t){"{}", 2}, 1, 0, c, 2, 12), 0);
     k2a_responses_store_stats(s, &count, &bytes);
     assert_int_equal(count, 3);
     assert_int_equal(bytes, one + 2 + 7 + 3 + 99 + 2 + 2 + sizeof(other) + 2000);
@@ -420,14 +420,14 @@ static void test_store_shares_long_items(void **state)
     }
     /* r1 goes (the count bound): sys lives on in r2 */
     const k2a_str_t d[] = {K2A_STRLIT("[]")};
-    assert_int_equal(k2a_responses_store_putv(s, "r4", &(k2a_str_t){"{}", 2}, 1, d, 1, 14), 0);
+    assert_int_equal(k2a_responses_store_putv(s, "r4", &(k2a_str_t){"{}", 2}, 1, 0, d, 1, 14), 0);
     assert_int_equal(k2a_responses_store_get(s, "r1", 2, 14, NULL, NULL), K2A_ENOTFOUND);
     k2a_buf_reset(&i);
     assert_int_equal(k2a_responses_store_get(s, "r2", 2, 14, &r, &i), 0);
     assert_int_equal(i.len, 1 + 99 + 1 + sizeof(sys) + 1);
     assert_memory_equal(i.base + 101, sys, sizeof(sys));
     /* replacing r2 by itself keeps the item (held again before the old r2 lets go) */
-    assert_int_equal(k2a_responses_store_putv(s, "r2", &(k2a_str_t){"{\"x\":1}", 7}, 1, b, 5, 15), 0);
+    assert_int_equal(k2a_responses_store_putv(s, "r2", &(k2a_str_t){"{\"x\":1}", 7}, 1, 0, b, 5, 15), 0);
     k2a_buf_reset(&i);
     assert_int_equal(k2a_responses_store_get(s, "r2", 2, 15, NULL, &i), 0);
     assert_memory_equal(i.base + 101, sys, sizeof(sys));
@@ -445,10 +445,10 @@ static void test_store_shares_long_items(void **state)
                              k2a_str(out, strlen(out)), K2A_STRLIT("]}")};
     const k2a_str_t conv[] = {K2A_STRLIT("["), obj[3], K2A_STRLIT("]")};
     size_t own = 16 + 11 + strlen(out) + 2 + 2; /* the object's short parts and the conversation's brackets */
-    assert_int_equal(k2a_responses_store_putv(t, "t1", obj, 5, conv, 3, 10), 0);
+    assert_int_equal(k2a_responses_store_putv(t, "t1", obj, 5, 0, conv, 3, 10), 0);
     k2a_responses_store_stats(t, &count, &bytes);
     assert_int_equal(bytes, 2 + own + sizeof(sys));
-    assert_int_equal(k2a_responses_store_putv(t, "t2", obj, 5, conv, 3, 10), 0);
+    assert_int_equal(k2a_responses_store_putv(t, "t2", obj, 5, 0, conv, 3, 10), 0);
     k2a_responses_store_stats(t, &count, &bytes);
     assert_int_equal(bytes, 2 * (2 + own) + sizeof(sys));
     k2a_buf_reset(&r);
@@ -466,8 +466,71 @@ static void test_store_shares_long_items(void **state)
     assert_memory_equal(i.base + 1 + strlen(out), "]", 1);
     k2a_responses_store_free(t);
     /* and the store is freed with shared items in it (LSan: nothing leaks) */
-    assert_int_equal(k2a_responses_store_putv(s, "r5", &(k2a_str_t){"{}", 2}, 1, a, 5, 200), 0);
-    assert_int_equal(k2a_responses_store_putv(s, "r6", &(k2a_str_t){"{}", 2}, 1, a, 5, 200), 0);
+    assert_int_equal(k2a_responses_store_putv(s, "r5", &(k2a_str_t){"{}", 2}, 1, 0, a, 5, 200), 0);
+    assert_int_equal(k2a_responses_store_putv(s, "r6", &(k2a_str_t){"{}", 2}, 1, 0, a, 5, 200), 0);
+    k2a_buf_dispose(&r);
+    k2a_buf_dispose(&i);
+    k2a_responses_store_free(s);
+}
+
+/* Short parts of the response the caller marks (the fixed fields every response object of the same request settings
+ * repeats) are kept once however many entries hold them, one shorter than the key's 48 sampled bytes included; the
+ * same bytes unmarked are each entry's own; a get reads the object back byte for byte; the last entry to go frees them. */
+static void test_store_shares_marked_parts(void **state)
+{
+    (void)state;
+    k2a_responses_store_t *s = k2a_responses_store_new(10, 1 << 20, 60);
+    assert_non_null(s);
+    const char *fixed = ",\"status\":\"completed\",\"background\":false,\"model\":\"claude-sonnet-4-5\",\"output\":[";
+    const char *tail = "],\"usage\":";
+    assert_true(strlen(fixed) >= 48 && strlen(fixed) < K2A_RESPONSES_STORE_SHARE_MIN && strlen(tail) < 48);
+    const uint32_t marked = 1u << 1 | 1u << 3;
+    char head1[] = "{\"id\":\"u1\"", head2[] = "{\"id\":\"u2\"", out1[] = "\"a\"", out2[] = "\"bb\"";
+    /* each part in memory of its own, as a request's would be: equal bytes, not the same memory */
+    char f1[128], f2[128], t1[16], t2[16];
+    strcpy(f1, fixed), strcpy(f2, fixed), strcpy(t1, tail), strcpy(t2, tail);
+    const k2a_str_t o1[] = {k2a_str(head1, strlen(head1)), k2a_str(f1, strlen(f1)), k2a_str(out1, strlen(out1)),
+                            k2a_str(t1, strlen(t1)), K2A_STRLIT("{}}")};
+    const k2a_str_t o2[] = {k2a_str(head2, strlen(head2)), k2a_str(f2, strlen(f2)), k2a_str(out2, strlen(out2)),
+                            k2a_str(t2, strlen(t2)), K2A_STRLIT("{}}")};
+    const k2a_str_t items[] = {K2A_STRLIT("[]")};
+    size_t count, bytes, shared = strlen(fixed) + strlen(tail);
+    size_t own1 = 2 + strlen(head1) + strlen(out1) + 3 + 2, own2 = 2 + strlen(head2) + strlen(out2) + 3 + 2;
+    assert_int_equal(k2a_responses_store_putv(s, "u1", o1, 5, marked, items, 1, 10), 0);
+    k2a_responses_store_stats(s, &count, &bytes);
+    assert_int_equal(bytes, own1 + shared);
+    assert_int_equal(k2a_responses_store_putv(s, "u2", o2, 5, marked, items, 1, 10), 0);
+    k2a_responses_store_stats(s, &count, &bytes);
+    assert_int_equal(bytes, own1 + own2 + shared);
+    /* unmarked, the same bytes are the entry's own */
+    assert_int_equal(k2a_responses_store_putv(s, "u3", o1, 5, 0, items, 1, 10), 0);
+    k2a_responses_store_stats(s, &count, &bytes);
+    assert_int_equal(bytes, 2 * own1 + own2 + 2 * shared);
+    k2a_buf_t r = K2A_BUF_INIT(0), i = K2A_BUF_INIT(0);
+    for (int n = 0; n < 3; ++n) {
+        const k2a_str_t *o = n == 1 ? o2 : o1;
+        k2a_buf_reset(&r);
+        k2a_buf_reset(&i);
+        assert_int_equal(k2a_responses_store_get(s, n == 0 ? "u1" : n == 1 ? "u2" : "u3", 2, 10, &r, &i), 0);
+        size_t at = 0;
+        for (size_t k = 0; k < 5; ++k) {
+            assert_true(at + o[k].len <= r.len);
+            assert_memory_equal(r.base + at, o[k].base, o[k].len);
+            at += o[k].len;
+        }
+        assert_int_equal(at, r.len);
+        assert_int_equal(i.len, 2);
+        assert_memory_equal(i.base, "[]", 2);
+    }
+    /* the marked parts stay while an entry holds them, and go with the last */
+    assert_int_equal(k2a_responses_store_delete(s, "u1", 2), 0);
+    k2a_responses_store_stats(s, &count, &bytes);
+    assert_int_equal(bytes, own1 + own2 + 2 * shared);
+    assert_int_equal(k2a_responses_store_delete(s, "u2", 2), 0);
+    assert_int_equal(k2a_responses_store_delete(s, "u3", 2), 0);
+    k2a_responses_store_stats(s, &count, &bytes);
+    assert_int_equal(count, 0);
+    assert_int_equal(bytes, 0);
     k2a_buf_dispose(&r);
     k2a_buf_dispose(&i);
     k2a_responses_store_free(s);
@@ -499,7 +562,7 @@ static void *put_many(void *arg)
         memset(own, 'a' + n % 7, sizeof(own));
         k2a_str_t resp = K2A_STRLIT("{}"), items[] = {K2A_STRLIT("["), k2a_str(long_item, sizeof(long_item)), K2A_STRLIT(","),
                                                       k2a_str(own, sizeof(own)), K2A_STRLIT("]")};
-        if (k2a_responses_store_putv(j->s, id, &resp, 1, items, 5, j->at) != 0)
+        if (k2a_responses_store_putv(j->s, id, &resp, 1, 0, items, 5, j->at) != 0)
             return (void *)1;
         /* what this thread just put reads back whole (another thread may already have evicted it) */
         k2a_buf_t got = K2A_BUF_INIT(0);
@@ -641,7 +704,7 @@ static void test_store_parts_and_remote_delete(void **state)
     k2a_responses_remote_t remote = {.ctx = NULL, .put = fake_put, .get = fake_get, .del = fake_del};
     k2a_responses_store_set_remote(&remote);
     const k2a_str_t parts[] = {K2A_STRLIT("["), K2A_STRLIT("1,2"), K2A_STRLIT(","), K2A_STR_NULL, K2A_STRLIT("3]")};
-    assert_int_equal(k2a_responses_store_putv(s, "resp_m", &(k2a_str_t){"{\"m\":1}", 7}, 1, parts, 5, 10), 0);
+    assert_int_equal(k2a_responses_store_putv(s, "resp_m", &(k2a_str_t){"{\"m\":1}", 7}, 1, 0, parts, 5, 10), 0);
     assert_int_equal(fake.puts, 1);
     assert_string_equal(fake.put_key, "resp_m");
     assert_string_equal(fake.put_value, "7\n{\"m\":1}[1,2,3]");
@@ -696,6 +759,7 @@ int main(void)
         cmocka_unit_test(test_store_threads),
         cmocka_unit_test(test_store_reuse),
         cmocka_unit_test(test_store_shares_long_items),
+        cmocka_unit_test(test_store_shares_marked_parts),
         cmocka_unit_test(test_store_parts_and_remote_delete),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
