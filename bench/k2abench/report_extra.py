@@ -58,7 +58,7 @@ def extra_targets(res):
                         us(s[pre + "responses_cpu_us"]), us(s[pre + "openai_cpu_us"]), s[pre + "ratio"],
                         ", ".join("%.2f" % r[pre + "ratio"] for r in rr),
                         "; with wrk as the client in the same rounds %.2f × (rounds: %s)" % (
-                            s["ratio"], ", ".join("%.2f" % r["ratio"] for r in rr)) if lg else ""),
+                            s["ratio"], ", ".join("%.2f" % r["ratio"] for r in rr)) if lg and "ratio" in s else ""),
                     _ok(s[pre + "ratio"] <= TARGET_RESPONSES_RATIO and s.get(pre + "errors", 0) == 0)))
     if "responses" in cg and "openai" in cg:
         ratio = cg["responses"] / cg["openai"]
@@ -69,8 +69,10 @@ def extra_targets(res):
     if s or ("small" in cg and "openai" in cg):
         parts, ok = [], None
         if s:
-            parts.append("wall CPU, same rounds: Anthropic %s, Chat Completions %s (Anthropic / Chat **%.2f ×**)" % (
-                us(s["anthropic_cpu_us"]), us(s["openai_cpu_us"]), s["ratio_anthropic"]))
+            pre = "lg_" if "lg_ratio" in s else ""
+            parts.append("wall CPU, same rounds (%s): Anthropic %s, Chat Completions %s (Anthropic / Chat **%.2f ×**)" % (
+                "bench_loadgen" if pre else "wrk", us(s[pre + "anthropic_cpu_us"]), us(s[pre + "openai_cpu_us"]),
+                s[pre + "ratio_anthropic"]))
         if "small" in cg and "openai" in cg:
             ok = all(cg[k] <= REF_IR[k] * TARGET_IR_REGRESSION for k in REF_IR)
             parts.append("instructions: Anthropic %.1f k (recorded %.1f k), Chat Completions %.1f k (recorded %.1f k)" % (
@@ -121,11 +123,13 @@ def extra_sections(res):
               "CPU per request (user + system), 64 connections, one round after the other in turn. \"Responses\" carries "
               "the system text as a developer message (the Codex CLI's shape), \"with instructions\" as `instructions`, "
               "which every response object echoes; `store` at its default (true) but in \"store: false\" (the developer-message "
-              "form, nothing kept). Each request kind is driven by two clients one right after the other: bench_loadgen "
-              "(C, the body copied once and searched with memmem) and wrk (its Lua `response()` check gets every body as a "
-              "Lua string). The client shares the machine's two cores with the gateway, and its cost per byte shows up in "
-              "the gateway's CPU per request; the Responses stream has twice the Chat stream's bytes. The target is read on "
-              "bench_loadgen's rounds.", ""]
+              "form, nothing kept). %s. The client shares the machine's two cores with the gateway, and its cost per byte "
+              "shows up in the gateway's CPU per request; the Responses stream has twice the Chat stream's bytes. The "
+              "target is read on bench_loadgen's rounds when there are any." % " and, right after it, ".join(
+                  ("The client is " if i == 0 else "") + d for i, d in enumerate(
+                      d for pre, d in (("lg_", "bench_loadgen (C, the body copied once and searched with memmem)"),
+                                       ("", "wrk (its Lua `response()` check gets every body as a Lua string)"))
+                      if pre + "ratio" in s)), ""]
         for pre, name in (("lg_", "bench_loadgen"), ("", "wrk")):
             if pre + "ratio" not in s:
                 continue

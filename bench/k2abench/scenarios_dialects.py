@@ -30,6 +30,13 @@ def med(values):
 class DialectScenarios:
     """Mixed into Bench."""
 
+    # the clients of the dialect rounds, each measured right after the other on every request kind: "loadgen"
+    # (bench_loadgen, its results' keys prefixed lg_; the target reads it) and, if added, "wrk" (keys unprefixed)
+    DIALECT_CLIENTS = ("loadgen",)
+
+    def client_prefixes(self):
+        return [(c, "lg_" if c == "loadgen" else "") for c in self.DIALECT_CLIENTS]
+
     def scenario_responses(self):
         """The OpenAI Responses stream against the Chat Completions stream of the same conversation (the same 2 KB system
         text and 20-frame answer; store left at its default, true: every response and its conversation are kept), CPU per
@@ -40,20 +47,20 @@ class DialectScenarios:
         other dialects against each other. And the Responses stream with `store: false`: what keeping the conversation
         costs, in the same rounds.
 
-        Each request kind is driven by two clients, one right after the other: wrk (its Lua `response()` check receives
-        every body as a Lua string) and bench_loadgen (C: the body copied once and searched with memmem). The client
-        shares the 2-core machine with the gateway, and what it spends per byte shows up in the gateway's CPU per
-        request: the Responses stream is twice the Chat stream's bytes, so wrk's per-byte cost can weigh on the ratio
-        (3 to 5 % in paired rounds: bench/RESULTS.md, "The load generator's share"; less than the noise of one run on a
-        busy host). The target is read on bench_loadgen's rounds; wrk's are kept beside them."""
-        # 9 rounds of 3 s rather than 5 of 5 s (the scenario takes about 4.5 minutes with both clients): a ratio is read
-        # between measurements seconds apart, so what drifts on a shared host moves both sides of it less, and the median
-        # has more ratios
-        rounds = 3 if self.quick else 9
+        Each request kind is driven by bench_loadgen (C: the body copied once and searched with memmem) as the client.
+        The client shares the 2-core machine with the gateway, and what it spends per byte shows up in the gateway's
+        CPU per request: the Responses stream is twice the Chat stream's bytes, and wrk's Lua `response()` check, which
+        receives every body as a Lua string, weighed on the ratio by 3 to 5 % in paired rounds (bench/RESULTS.md, "The
+        load generator's share"). DIALECT_CLIENTS can add wrk's rounds beside them (the report then shows both; the
+        target reads bench_loadgen's)."""
+        # 18 rounds of 3 s with one client (the scenario takes about 4.5 minutes, as 9 rounds under two clients did): a
+        # ratio is read between measurements seconds apart, so what drifts on a shared host moves both sides of it less,
+        # and on a host where one round's ratio spreads from 1.00 to 1.24 the median needs as many ratios as it can get
+        clients = self.DIALECT_CLIENTS
+        rounds = 3 if self.quick else 18 // len(clients)
         secs = 2 if self.quick else max(2, self.d * 3 // 10)
         out = []
         order = ["small", "openai", "responses", "responses-instructions", "responses-nostore"]
-        clients = ("wrk", "loadgen")
         for i in range(rounds):
             cpu = {c: {} for c in clients}
             for kind in order[i % len(order):] + order[:i % len(order)]:
@@ -66,7 +73,7 @@ class DialectScenarios:
                         r = self.measured("loadgen", label, sut, port, path, body, headers, 64, secs, expect, warmup=0)
                     cpu[client][kind] = r
             row = {}
-            for client, pre in (("wrk", ""), ("loadgen", "lg_")):
+            for client, pre in self.client_prefixes():
                 c = cpu[client]
                 row.update({pre + "anthropic_cpu_us": c["small"]["sut"]["cpu_us"],
                             pre + "openai_cpu_us": c["openai"]["sut"]["cpu_us"],
@@ -85,7 +92,8 @@ class DialectScenarios:
                 row[pre + "ratio_nostore"] = row[pre + "nostore_cpu_us"] / row[pre + "openai_cpu_us"]
                 row[pre + "ratio_anthropic"] = row[pre + "anthropic_cpu_us"] / row[pre + "openai_cpu_us"]
             out.append(row)
-            for pre, name in (("", "wrk"), ("lg_", "bench_loadgen")):
+            for client, pre in self.client_prefixes():
+                name = "bench_loadgen" if client == "loadgen" else client
                 log("responses round %d (%s): chat %s, responses %s (%.3f x; user time %s vs %s, %.3f x), responses with "
                     "instructions %s (%.3f x), store false %s (%.3f x), anthropic %s (%.3f x) per request" % (
                         i + 1, name, us(row[pre + "openai_cpu_us"]), us(row[pre + "responses_cpu_us"]), row[pre + "ratio"],
@@ -98,11 +106,12 @@ class DialectScenarios:
                 "openai_rps", "responses_rps", "instructions_rps", "ratio", "ratio_instructions", "ratio_anthropic",
                 "openai_user_us", "responses_user_us", "ratio_user", "nostore_cpu_us", "nostore_rps", "ratio_nostore")
         s = {}
-        for pre in ("", "lg_"):
+        for _, pre in self.client_prefixes():
             s.update({pre + k: med(r[pre + k] for r in out) for k in keys})
             s[pre + "errors"] = sum(r[pre + "errors"] for r in out)
         self.results["responses_summary"] = s
-        for pre, name in (("", "wrk"), ("lg_", "bench_loadgen")):
+        for client, pre in self.client_prefixes():
+            name = "bench_loadgen" if client == "loadgen" else client
             log("responses (%s): medians chat %s, responses %s (%.3f x), with instructions %s (%.3f x), anthropic %s "
                 "(%.3f x) CPU per request" % (name, us(s[pre + "openai_cpu_us"]), us(s[pre + "responses_cpu_us"]),
                                               s[pre + "ratio"], us(s[pre + "instructions_cpu_us"]),

@@ -113,6 +113,35 @@ class Targets(unittest.TestCase):
         self.assertIn("| median | 40 µs | 42 µs | **1.050** |", text)
         self.assertIn("| median | 40 µs | 48 µs | **1.200** |", text)
 
+    def test_responses_target_with_bench_loadgen_alone(self):
+        """The scenario's default: bench_loadgen's rounds only. The target and the other dialects' wall CPU read them;
+        no wrk ratio and no wrk table are made up."""
+        def loadgen_only(ratio, errors=0):
+            res = results()
+            lg = {"lg_" + k: v for k, v in results(responses_ratio=ratio)["responses_rounds"][0].items()}
+            lg["lg_errors"] = errors
+            lg["lg_anthropic_cpu_us"] = 37.0
+            res["responses_rounds"] = [dict(lg) for _ in range(18)]
+            res["responses_summary"] = dict(lg)
+            return res
+
+        res = loadgen_only(1.08)
+        self.assertEqual(verdict(res, "Responses stream CPU"), "pass")
+        (value,) = [v for name, v, _ in render.evaluate(res) if "Responses stream CPU" in name]
+        self.assertIn("**1.08 ×**", value)
+        self.assertNotIn("wrk", value)
+        (name,) = [n for n, _, _ in render.evaluate(res) if "Responses stream CPU" in n]
+        self.assertIn("bench_loadgen c=64, median of 18 alternating rounds", name)
+        (value,) = [v for name, v, _ in render.evaluate(res) if "no regression" in name]
+        self.assertIn("(bench_loadgen): Anthropic 37 µs, Chat Completions 40 µs", value)
+        self.assertEqual(verdict(loadgen_only(1.11), "Responses stream CPU"), "MISS")
+        self.assertEqual(verdict(loadgen_only(1.05, errors=1), "Responses stream CPU"), "MISS")
+        text = render.render(res)
+        self.assertIn("Client: bench_loadgen.", text)
+        self.assertNotIn("Client: wrk.", text)
+        self.assertIn("The client is bench_loadgen (C,", text)
+        self.assertEqual(text.count("| median | 40 µs | 43 µs | **1.080** |"), 1)
+
     def test_rows_absent_without_their_scenario(self):
         res = results()
         for k in ("callgrind", "responses_summary", "reuse_summary", "keys_summary", "redis_summary"):
