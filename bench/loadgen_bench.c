@@ -14,6 +14,16 @@
  *
  * Latency and TTFB are in microseconds, from the request's first write to the first / last response byte; requests
  * that complete during the warm-up are counted apart and left out of the percentiles.
+ *
+ * Phases: -X 'PATH|BODYFILE|EXPECT' (repeatable) adds another kind of request (same method and headers) to the one of
+ * -u/-b/-e, and -P PHASE_MS -C PID makes the connections send one kind at a time, in turn, PHASE_MS each: at the end
+ * of a phase no new request starts, the ones in flight finish, and PID's CPU time (clock_getcpuclockid: every thread,
+ * to the nanosecond; user and system split from /proc/PID/stat) is read; then the next kind starts on every
+ * connection. The run ends with a whole cycle (one phase of each kind) once -d has passed. "phases" in the output lists
+ * every phase of the whole cycles after the warm-up: [kind, requests ok, errors, PID's CPU µs, user µs, system µs,
+ * wall µs]. Two kinds'
+ * CPU per request compared phase by phase see the same machine a fraction of a second apart, which sequential runs of
+ * a few seconds each on a shared host do not.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,12 +37,14 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MAX_HEADERS_BYTES 16384
 #define MAX_BODY_KEPT (4u << 20)
 #define READ_SIZE 65536
+#define MAX_KINDS 8
 
 typedef enum {
     ST_CONNECTING,
@@ -60,13 +72,25 @@ typedef struct st_conn_t {
     size_t linelen;
     char *body; /* kept body (for the expect check) */
     size_t bodylen, bodycap;
+    int kind;  /* of the request in flight */
+    bool busy; /* a request is in flight */
+    bool idle; /* phases: waiting for the next phase */
 } conn_t;
 
-static struct {
-    struct sockaddr_in addr;
+/* a kind of request: its bytes and the string its answer must contain */
+typedef struct st_kind_t {
     char *req;
     size_t reqlen;
     const char *expect;
+} kind_t;
+
+/* one phase: [kind, ok, errors, cpu_us, user_us, sys_us, wall_us] */
+typedef double phase_rec_t[7];
+
+static struct {
+    struct sockaddr_in addr;
+    kind_t kinds[MAX_KINDS];
+    int nkinds;
     int expect_status;
     double duration, warmup, stagger_ms;
     long max_requests;
@@ -79,6 +103,18 @@ static struct {
     bool stopping;
     int epfd;
     long live;
+    /* phases (-P, -C) */
+    double phase_ms;
+    pid_t cpu_pid;
+    clockid_t cpu_clock;
+    int cur;        /* the kind of this phase */
+    bool draining;  /* the phase is over: no new request until the ones in flight finish */
+    bool recording; /* phases are kept (from a cycle's first after the warm-up) */
+    long inflight;  /* requests in flight */
+    long phase_ok, phase_errors;
+    double phase_start, phase_end, cpu_at, user_at, sys_at;
+    phase_rec_t *phases;
+    size_t nphases, phases_cap;
 } g;
 
 static double now_us(void)
@@ -116,6 +152,12 @@ static void conn_close(conn_t *c, bool error)
 {
     if (error)
         ++g.conn_errors;
+    if (c->busy) {
+        c->busy = false;
+        --g.inflight;
+        if (error)
+            ++g.phase_errors;
+    }
     epoll_ctl(g.epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     c->fd = -1;
@@ -130,7 +172,17 @@ static void start_request(conn_t *c)
         conn_close(c, false);
         return;
     }
+    if (g.phase_ms > 0 && g.draining) {
+        /* the phase is over: this connection waits for the next one */
+        c->idle = true;
+        struct epoll_event ev = {.events = 0, .data.ptr = c};
+        epoll_ctl(g.epfd, EPOLL_CTL_MOD, c->fd, &ev);
+        return;
+    }
     ++g.started;
+    c->kind = g.cur;
+    c->busy = true;
+    ++g.inflight;
     c->st = ST_WRITING;
     c->woff = 0;
     c->t0 = now_us();
@@ -168,16 +220,22 @@ static void record(conn_t *c)
 {
     double t = now_us();
     bool ok = true;
+    const char *expect = g.kinds[c->kind].expect;
     if (c->status != g.expect_status) {
         ++g.bad_status;
         ok = false;
-    } else if (g.expect != NULL &&
-               (c->bodylen < strlen(g.expect) || memmem(c->body, c->bodylen, g.expect, strlen(g.expect)) == NULL)) {
+    } else if (expect != NULL && (c->bodylen < strlen(expect) || memmem(c->body, c->bodylen, expect, strlen(expect)) == NULL)) {
         ++g.bad_body;
         ok = false;
     }
     if (!ok)
         ++g.errors;
+    c->busy = false;
+    --g.inflight;
+    if (ok)
+        ++g.phase_ok;
+    else
+        ++g.phase_errors;
     if (c->t0 < g.t_measure) {
         ++g.warm;
     } else if (ok && (t <= g.t_end || g.max_requests > 0)) {
@@ -341,8 +399,9 @@ static void on_writable(conn_t *c)
     }
     if (c->st != ST_WRITING)
         return;
-    while (c->woff < g.reqlen) {
-        ssize_t w = write(c->fd, g.req + c->woff, g.reqlen - c->woff);
+    const kind_t *k = &g.kinds[c->kind];
+    while (c->woff < k->reqlen) {
+        ssize_t w = write(c->fd, k->req + c->woff, k->reqlen - c->woff);
         if (w < 0) {
             if (errno == EAGAIN)
                 return;
@@ -415,15 +474,101 @@ static void print_dist(const char *name, double *v, size_t n)
            v[(size_t)(n * 0.9)], v[(size_t)(n * 0.99)], v[n - 1], v[0], sum / n);
 }
 
+/* The bytes of a request of method to path with the headers and the body in bodyfile (NULL: none) */
+static void build_request(kind_t *k, const char *method, const char *path, const char *host, int port, const char *const *headers,
+                          int nheaders, const char *bodyfile)
+{
+    size_t bodylen = 0;
+    char *body = bodyfile != NULL ? read_file(bodyfile, &bodylen) : NULL;
+    size_t cap = 4096 + strlen(path) + bodylen;
+    for (int i = 0; i < nheaders; ++i)
+        cap += strlen(headers[i]) + 2;
+    if ((k->req = malloc(cap)) == NULL)
+        die("out of memory");
+    int n = snprintf(k->req, cap, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n", method, path, host, port);
+    for (int i = 0; i < nheaders; ++i)
+        n += snprintf(k->req + n, cap - n, "%s\r\n", headers[i]);
+    if (body != NULL)
+        n += snprintf(k->req + n, cap - n, "Content-Length: %zu\r\n", bodylen);
+    n += snprintf(k->req + n, cap - n, "\r\n");
+    if (body != NULL)
+        memcpy(k->req + n, body, bodylen);
+    k->reqlen = (size_t)n + bodylen;
+    free(body);
+}
+
+/* PID's CPU time in µs: all of it (to the nanosecond), and user and system (clock ticks) */
+static void read_cpu(double *cpu, double *user, double *sys)
+{
+    struct timespec ts;
+    if (clock_gettime(g.cpu_clock, &ts) != 0)
+        die("cannot read the CPU time of -C PID (has it exited?)");
+    *cpu = ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)g.cpu_pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f != NULL ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    if (f != NULL)
+        fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    unsigned long long ut = 0, st = 0;
+    /* after the name: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        die("cannot read /proc/PID/stat of -C PID");
+    double tick = 1e6 / (double)sysconf(_SC_CLK_TCK);
+    *user = ut * tick;
+    *sys = st * tick;
+}
+
+/* The end of a phase, once its requests finished: its numbers kept (after the warm-up), and the next kind started on
+ * every waiting connection; after the last kind of a cycle, the run ends if -d has passed. */
+static void next_phase(conn_t *cs, int conns, double now)
+{
+    double cpu, user, sys;
+    read_cpu(&cpu, &user, &sys);
+    /* kept from the first phase of the first kind after the warm-up: whole cycles */
+    g.recording = g.recording || (g.cur == 0 && g.phase_start >= g.t_measure);
+    if (g.recording) {
+        if (g.nphases == g.phases_cap) {
+            g.phases_cap = g.phases_cap ? 2 * g.phases_cap : 1024;
+            if ((g.phases = realloc(g.phases, g.phases_cap * sizeof(*g.phases))) == NULL)
+                die("out of memory");
+        }
+        double *r = g.phases[g.nphases++];
+        r[0] = g.cur, r[1] = g.phase_ok, r[2] = g.phase_errors, r[3] = cpu - g.cpu_at, r[4] = user - g.user_at;
+        r[5] = sys - g.sys_at, r[6] = now - g.phase_start;
+    }
+    g.cpu_at = cpu, g.user_at = user, g.sys_at = sys;
+    g.phase_ok = g.phase_errors = 0;
+    g.cur = (g.cur + 1) % g.nkinds;
+    if (g.cur == 0 && now >= g.t_end) {
+        g.stopping = true;
+        return;
+    }
+    g.draining = false;
+    g.phase_start = now;
+    g.phase_end = now + g.phase_ms * 1e3;
+    for (int i = 0; i < conns; ++i) {
+        conn_t *c = &cs[i];
+        if (c->fd >= 0 && c->idle) {
+            c->idle = false;
+            start_request(c);
+            if (c->fd >= 0 && c->st == ST_WRITING)
+                on_writable(c);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1", *method = "POST", *path = "/", *bodyfile = NULL;
-    const char *headers[64];
-    int nheaders = 0, port = 0, conns = 1, opt;
+    const char *headers[64], *alt[MAX_KINDS - 1];
+    int nheaders = 0, nalt = 0, port = 0, conns = 1, opt;
     g.duration = 5;
     g.warmup = 0.5;
     g.expect_status = 200;
-    while ((opt = getopt(argc, argv, "a:p:m:u:b:H:F:c:d:w:n:e:s:z:")) != -1) {
+    while ((opt = getopt(argc, argv, "a:p:m:u:b:H:F:c:d:w:n:e:s:z:X:P:C:")) != -1) {
         switch (opt) {
         case 'a':
             host = optarg;
@@ -469,13 +614,24 @@ int main(int argc, char **argv)
             g.max_requests = atol(optarg);
             break;
         case 'e':
-            g.expect = optarg;
+            g.kinds[0].expect = optarg;
             break;
         case 's':
             g.expect_status = atoi(optarg);
             break;
         case 'z':
             g.stagger_ms = atof(optarg);
+            break;
+        case 'X':
+            if (nalt == MAX_KINDS - 1)
+                die("too many -X");
+            alt[nalt++] = optarg;
+            break;
+        case 'P':
+            g.phase_ms = atof(optarg);
+            break;
+        case 'C':
+            g.cpu_pid = (pid_t)atoi(optarg);
             break;
         default:
             fprintf(stderr, "usage: see the comment at the top of bench/loadgen_bench.c\n");
@@ -489,21 +645,21 @@ int main(int argc, char **argv)
     if (inet_pton(AF_INET, host, &g.addr.sin_addr) != 1)
         die("-a must be an IPv4 literal");
 
-    size_t bodylen = 0;
-    char *body = bodyfile != NULL ? read_file(bodyfile, &bodylen) : NULL;
-    size_t cap = 4096 + bodylen;
-    for (int i = 0; i < nheaders; ++i)
-        cap += strlen(headers[i]) + 2;
-    g.req = malloc(cap);
-    int n = snprintf(g.req, cap, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n", method, path, host, port);
-    for (int i = 0; i < nheaders; ++i)
-        n += snprintf(g.req + n, cap - n, "%s\r\n", headers[i]);
-    if (body != NULL)
-        n += snprintf(g.req + n, cap - n, "Content-Length: %zu\r\n", bodylen);
-    n += snprintf(g.req + n, cap - n, "\r\n");
-    if (body != NULL)
-        memcpy(g.req + n, body, bodylen);
-    g.reqlen = (size_t)n + bodylen;
+    build_request(&g.kinds[0], method, path, host, port, headers, nheaders, bodyfile);
+    g.nkinds = 1;
+    for (int i = 0; i < nalt; ++i) {
+        /* PATH|BODYFILE|EXPECT */
+        char *spec = strdup(alt[i]), *bar1 = strchr(spec, '|'), *bar2 = bar1 != NULL ? strchr(bar1 + 1, '|') : NULL;
+        if (bar2 == NULL)
+            die("-X takes 'PATH|BODYFILE|EXPECT'");
+        *bar1 = *bar2 = '\0';
+        build_request(&g.kinds[g.nkinds], method, spec, host, port, headers, nheaders, bar1[1] != '\0' ? bar1 + 1 : NULL);
+        g.kinds[g.nkinds++].expect = bar2[1] != '\0' ? bar2 + 1 : NULL;
+    }
+    if ((g.phase_ms > 0) != (g.cpu_pid > 0) || (nalt > 0 && g.phase_ms <= 0) || (g.max_requests > 0 && g.phase_ms > 0))
+        die("-P and -C go together (and not with -n); -X needs them");
+    if (g.phase_ms > 0 && clock_getcpuclockid(g.cpu_pid, &g.cpu_clock) != 0)
+        die("no CPU clock for -C PID");
 
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -518,11 +674,29 @@ int main(int argc, char **argv)
     g.t_measure = g.t_begin + (g.warmup + g.stagger_ms / 1e3 * conns) * 1e6;
     g.t_end = g.t_measure + g.duration * 1e6;
     int opened = 0;
+    if (g.phase_ms > 0) {
+        read_cpu(&g.cpu_at, &g.user_at, &g.sys_at);
+        g.phase_start = g.t_begin;
+        g.phase_end = g.t_measure > g.t_begin ? g.t_measure : g.t_begin + g.phase_ms * 1e3;
+    }
 
     struct epoll_event evs[256];
     for (;;) {
         double now = now_us();
         int wait_ms = 50;
+        if (g.phase_ms > 0 && !g.stopping) {
+            /* the phase ends on time; the next starts once its requests finished (10 s at most: stuck, an error) */
+            if (!g.draining && now >= g.phase_end)
+                g.draining = true;
+            if (g.draining && g.inflight == 0)
+                next_phase(cs, opened, now);
+            else if (g.draining && now >= g.phase_end + 10e6)
+                die("requests of a phase did not finish within 10 s");
+            if (!g.draining && g.phase_end - now < wait_ms * 1e3)
+                wait_ms = (int)((g.phase_end - now) / 1e3) + 1;
+            if (g.stopping)
+                break;
+        }
         while (opened < conns && !g.stopping) {
             double at = g.t_begin + g.stagger_ms * 1e3 * opened;
             if (now < at) {
@@ -531,7 +705,7 @@ int main(int argc, char **argv)
             }
             conn_open(&cs[opened++]);
         }
-        if (!g.stopping && (now >= g.t_end || (g.max_requests > 0 && g.started >= g.max_requests)))
+        if (!g.stopping && g.phase_ms <= 0 && (now >= g.t_end || (g.max_requests > 0 && g.started >= g.max_requests)))
             g.stopping = true;
         /* -d: requests in flight at the end are abandoned; -n: wait for them (at most 10 s past the duration) */
         if (g.stopping && (g.max_requests == 0 || g.live == 0 || now >= g.t_end + 10e6))
@@ -555,6 +729,14 @@ int main(int argc, char **argv)
     print_dist("ttfb_us", g.ttfb, g.n);
     printf(",");
     print_dist("latency_us", g.lat, g.n);
+    if (g.phase_ms > 0) {
+        printf(",\"kinds\":%d,\"phase_ms\":%.1f,\"phases\":[", g.nkinds, g.phase_ms);
+        for (size_t i = 0; i < g.nphases; ++i) {
+            const double *r = g.phases[i];
+            printf("%s[%d,%.0f,%.0f,%.1f,%.0f,%.0f,%.0f]", i ? "," : "", (int)r[0], r[1], r[2], r[3], r[4], r[5], r[6]);
+        }
+        printf("]");
+    }
     printf("}\n");
     return 0;
 }

@@ -101,6 +101,21 @@ class Runner:
                 "rps": float(fin.group(2)), "p50_us": pct(lat, 0.5), "p99_us": pct(lat, 0.99),
                 "data_bytes": int(traffic.group(3)) if traffic else None, "raw": out}
 
+    def loadgen_phases(self, label, port, kinds, headers, conns, duration, phase_ms, pid, warmup=1):
+        """bench_loadgen in phases: kinds = [(path, body file, expect), ...] sent in turn, phase_ms each, on every
+        connection, with pid's CPU time read between phases. Returns its JSON (its "phases": [kind, ok, errors, cpu µs,
+        user µs, system µs, wall µs] of every phase of the whole cycles after the warm-up)."""
+        (path, body, expect), rest = kinds[0], kinds[1:]
+        argv = [LOADGEN_BIN, "-p", str(port), "-u", path, "-b", body, "-F", self.headers_file(headers), "-c", str(conns),
+                "-d", str(duration), "-w", str(warmup), "-e", expect, "-P", str(phase_ms), "-C", str(pid)]
+        for path, body, expect in rest:
+            argv += ["-X", "%s|%s|%s" % (path, body, expect)]
+        self.note(label, argv)
+        out = subprocess.run(self._prefix() + argv, capture_output=True, text=True, timeout=duration + 120)
+        if out.returncode != 0:
+            raise RuntimeError("bench_loadgen failed: %s" % out.stderr[-2000:])
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
     def loadgen(self, label, port, path, body_file, headers, conns, duration, expect, warmup=0.5, stagger_ms=0):
         argv = [LOADGEN_BIN, "-p", str(port), "-u", path, "-b", body_file, "-F", self.headers_file(headers), "-c", str(conns),
                 "-d", str(duration), "-w", str(warmup)]

@@ -52,13 +52,16 @@ def extra_targets(res):
         rr = res["responses_rounds"]
         lg = "lg_ratio" in s
         pre = "lg_" if lg else ""
-        out.append(("Responses stream CPU per request ≤ %.2f × Chat Completions' (%s c=64, median of %d alternating "
-                    "rounds, wall CPU)" % (TARGET_RESPONSES_RATIO, "bench_loadgen" if lg else "wrk", len(rr)),
+        how = ("median of %d rounds of %d cycles, the kinds in turn in %d ms phases" % (
+            len(rr), s["cycles"] // len(rr), s["phase_ms"]) if "cycles" in s else "median of %d alternating rounds" % len(rr))
+        out.append(("Responses stream CPU per request ≤ %.2f × Chat Completions' (%s c=64, %s, wall CPU)" % (
+                        TARGET_RESPONSES_RATIO, "bench_loadgen" if lg else "wrk", how),
                     "%s vs %s = **%.2f ×** (rounds: %s)%s" % (
                         us(s[pre + "responses_cpu_us"]), us(s[pre + "openai_cpu_us"]), s[pre + "ratio"],
                         ", ".join("%.2f" % r[pre + "ratio"] for r in rr),
-                        "; with wrk as the client in the same rounds %.2f × (rounds: %s)" % (
-                            s["ratio"], ", ".join("%.2f" % r["ratio"] for r in rr)) if lg and "ratio" in s else ""),
+                        ("; with wrk as the client in the same rounds %.2f × (rounds: %s)" % (
+                            s["ratio"], ", ".join("%.2f" % r["ratio"] for r in rr)) if lg and "ratio" in s else "") +
+                        ("; over all %d cycles %.3f ×" % (s["cycles"], s["lg_ratio_all"]) if "lg_ratio_all" in s else "")),
                     _ok(s[pre + "ratio"] <= TARGET_RESPONSES_RATIO and s.get(pre + "errors", 0) == 0)))
     if "responses" in cg and "openai" in cg:
         ratio = cg["responses"] / cg["openai"]
@@ -118,9 +121,14 @@ def extra_sections(res):
     L = []
     s, cg = res.get("responses_summary"), res.get("callgrind")
     if s:
+        phased = "cycles" in s
         L += ["### Dialects: Responses against Chat Completions and Anthropic, the same alternating rounds", "",
               "The same conversation (2 KB of system text, 20 text frames of 16 B) through each dialect's stream, gateway "
-              "CPU per request (user + system), 64 connections, one round after the other in turn. \"Responses\" carries "
+              "CPU per request (user + system), 64 connections, %s. \"Responses\" carries " % (
+                  "one bench_loadgen run sending the kinds in turn, %d ms each on every connection, the gateway's CPU time "
+                  "read between phases once the requests in flight finished; a round is %d cycles (one phase of each "
+                  "kind) summed, %d cycles in all" % (s["phase_ms"], s["cycles"] // len(res["responses_rounds"]),
+                                                     s["cycles"]) if phased else "one round after the other in turn") +
               "the system text as a developer message (the Codex CLI's shape), \"with instructions\" as `instructions`, "
               "which every response object echoes; `store` at its default (true) but in \"store: false\" (the developer-message "
               "form, nothing kept). %s. The client shares the machine's two cores with the gateway, and its cost per byte "

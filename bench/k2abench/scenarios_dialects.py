@@ -30,93 +30,91 @@ def med(values):
 class DialectScenarios:
     """Mixed into Bench."""
 
-    # the clients of the dialect rounds, each measured right after the other on every request kind: "loadgen"
-    # (bench_loadgen, its results' keys prefixed lg_; the target reads it) and, if added, "wrk" (keys unprefixed)
-    DIALECT_CLIENTS = ("loadgen",)
-
-    def client_prefixes(self):
-        return [(c, "lg_" if c == "loadgen" else "") for c in self.DIALECT_CLIENTS]
+    # the dialect rounds: each request kind in turn for PHASE_MS on every connection (bench_loadgen -P), the gateway's CPU
+    # read between phases; a round is ROUNDS' share of the cycles
+    PHASE_MS = 250
 
     def scenario_responses(self):
         """The OpenAI Responses stream against the Chat Completions stream of the same conversation (the same 2 KB system
         text and 20-frame answer; store left at its default, true: every response and its conversation are kept), CPU per
-        request of the gateway in short alternating rounds (64 connections; all see the same machine state): the system
-        text as a developer message (the Codex CLI's shape), and as `instructions`, which the response object echoes
-        (created, in_progress and completed each carry it: 3.2x the bytes of the Chat stream). The median of the
-        per-round ratios to Chat Completions (target: within 10 %). Anthropic's stream-small runs in the same rounds: the
-        other dialects against each other. And the Responses stream with `store: false`: what keeping the conversation
-        costs, in the same rounds.
+        request of the gateway: the system text as a developer message (the Codex CLI's shape), and as `instructions`,
+        which the response object echoes (created, in_progress and completed each carry it: 3.2x the bytes of the Chat
+        stream). The median of the per-round ratios to Chat Completions (target: within 10 %). Anthropic's stream-small
+        runs in the same rounds: the other dialects against each other. And the Responses stream with `store: false`:
+        what keeping the conversation costs, in the same rounds.
 
-        Each request kind is driven by bench_loadgen (C: the body copied once and searched with memmem) as the client.
-        The client shares the 2-core machine with the gateway, and what it spends per byte shows up in the gateway's
-        CPU per request: the Responses stream is twice the Chat stream's bytes, and wrk's Lua `response()` check, which
-        receives every body as a Lua string, weighed on the ratio by 3 to 5 % in paired rounds (bench/RESULTS.md, "The
-        load generator's share"). DIALECT_CLIENTS can add wrk's rounds beside them (the report then shows both; the
-        target reads bench_loadgen's)."""
-        # 18 rounds of 3 s with one client (the scenario takes about 4.5 minutes, as 9 rounds under two clients did): a
-        # ratio is read between measurements seconds apart, so what drifts on a shared host moves both sides of it less,
-        # and on a host where one round's ratio spreads from 1.00 to 1.24 the median needs as many ratios as it can get
-        clients = self.DIALECT_CLIENTS
-        rounds = 3 if self.quick else 18 // len(clients)
+        One bench_loadgen run (64 connections) sends the five kinds in turn, 250 ms each on every connection; between
+        two phases the requests in flight finish and the gateway's CPU time is read (to the nanosecond, every thread).
+        A round sums its share of the cycles (one phase of each kind): CPU per request of each kind is its CPU over its
+        requests. On a shared host whose noise comes in bursts shorter than a second, two kinds measured a quarter of a
+        second apart see the same machine; runs of a few seconds one after the other did not (one round's ratio spread
+        from 0.85 to 1.39 on one host). bench_loadgen rather than wrk: the client shares the two cores with the gateway,
+        and wrk's Lua check of every body weighed on the ratio by 3 to 5 % in paired rounds (bench/RESULTS.md, "The load
+        generator's share")."""
+        nrounds = 3 if self.quick else 18
         secs = 2 if self.quick else max(2, self.d * 3 // 10)
-        out = []
         order = ["small", "openai", "responses", "responses-instructions", "responses-nostore"]
-        for i in range(rounds):
-            cpu = {c: {} for c in clients}
-            for kind in order[i % len(order):] + order[:i % len(order)]:
-                port, path, body, headers, expect, sut = self.target("gateway", kind)
-                for client in (clients if i % 2 == 0 else clients[::-1]):
-                    label = "responses/%s/%s/c64/round%d" % (kind, client, i + 1)
-                    if client == "wrk":
-                        r = self.measured("wrk", label, sut, port, path, body, headers, 64, secs, expect)
-                    else:
-                        r = self.measured("loadgen", label, sut, port, path, body, headers, 64, secs, expect, warmup=0)
-                    cpu[client][kind] = r
-            row = {}
-            for client, pre in self.client_prefixes():
-                c = cpu[client]
-                row.update({pre + "anthropic_cpu_us": c["small"]["sut"]["cpu_us"],
-                            pre + "openai_cpu_us": c["openai"]["sut"]["cpu_us"],
-                            pre + "responses_cpu_us": c["responses"]["sut"]["cpu_us"],
-                            pre + "instructions_cpu_us": c["responses-instructions"]["sut"]["cpu_us"],
-                            pre + "nostore_cpu_us": c["responses-nostore"]["sut"]["cpu_us"],
-                            pre + "nostore_rps": c["responses-nostore"]["rps"], pre + "anthropic_rps": c["small"]["rps"],
-                            pre + "openai_rps": c["openai"]["rps"], pre + "responses_rps": c["responses"]["rps"],
-                            pre + "instructions_rps": c["responses-instructions"]["rps"],
-                            pre + "openai_user_us": c["openai"]["sut"]["user_us"],
-                            pre + "responses_user_us": c["responses"]["sut"]["user_us"],
-                            pre + "errors": sum(r["errors"] for r in c.values())})
-                row[pre + "ratio"] = row[pre + "responses_cpu_us"] / row[pre + "openai_cpu_us"]
-                row[pre + "ratio_user"] = row[pre + "responses_user_us"] / row[pre + "openai_user_us"]
-                row[pre + "ratio_instructions"] = row[pre + "instructions_cpu_us"] / row[pre + "openai_cpu_us"]
-                row[pre + "ratio_nostore"] = row[pre + "nostore_cpu_us"] / row[pre + "openai_cpu_us"]
-                row[pre + "ratio_anthropic"] = row[pre + "anthropic_cpu_us"] / row[pre + "openai_cpu_us"]
+        specs = [self.target("gateway", kind) for kind in order]
+        port, headers, sut = specs[0][0], specs[0][3], specs[0][5]
+        assert all(t[0] == port and t[3] == headers and t[5] is sut for t in specs)
+        # as long as the rounds of 3 s per kind this scenario ran before (about 4.5 minutes)
+        duration = nrounds * len(order) * secs
+        r = self.run.loadgen_phases("responses/phases/c64", port, [(t[1], t[2], t[4]) for t in specs], headers, 64, duration,
+                                    self.PHASE_MS, sut.pid)
+        k = len(order)
+        phases = r["phases"]
+        cycles = [phases[i:i + k] for i in range(0, len(phases) - k + 1, k)]
+        if len(cycles) < nrounds or any(p[0] != j for c in cycles for j, p in enumerate(c)):
+            raise RuntimeError("bench_loadgen phases: %d cycles for %d rounds, or out of order" % (len(cycles), nrounds))
+        out = []
+        for i in range(nrounds):
+            group = cycles[i * len(cycles) // nrounds:(i + 1) * len(cycles) // nrounds]
+            per = {}
+            for j, kind in enumerate(order):
+                ok = sum(c[j][1] for c in group)
+                per[kind] = {"cpu_us": sum(c[j][3] for c in group) / max(ok, 1),
+                             "user_us": sum(c[j][4] for c in group) / max(ok, 1),
+                             "rps": ok / max(sum(c[j][6] for c in group) / 1e6, 1e-9),
+                             "errors": int(sum(c[j][2] for c in group)) + (ok == 0)}
+            pre = "lg_"
+            row = {pre + "anthropic_cpu_us": per["small"]["cpu_us"], pre + "openai_cpu_us": per["openai"]["cpu_us"],
+                   pre + "responses_cpu_us": per["responses"]["cpu_us"],
+                   pre + "instructions_cpu_us": per["responses-instructions"]["cpu_us"],
+                   pre + "nostore_cpu_us": per["responses-nostore"]["cpu_us"],
+                   pre + "nostore_rps": per["responses-nostore"]["rps"], pre + "anthropic_rps": per["small"]["rps"],
+                   pre + "openai_rps": per["openai"]["rps"], pre + "responses_rps": per["responses"]["rps"],
+                   pre + "instructions_rps": per["responses-instructions"]["rps"],
+                   pre + "openai_user_us": per["openai"]["user_us"], pre + "responses_user_us": per["responses"]["user_us"],
+                   pre + "errors": sum(p["errors"] for p in per.values()), "cycles": len(group)}
+            row[pre + "ratio"] = row[pre + "responses_cpu_us"] / row[pre + "openai_cpu_us"]
+            row[pre + "ratio_user"] = row[pre + "responses_user_us"] / row[pre + "openai_user_us"]
+            row[pre + "ratio_instructions"] = row[pre + "instructions_cpu_us"] / row[pre + "openai_cpu_us"]
+            row[pre + "ratio_nostore"] = row[pre + "nostore_cpu_us"] / row[pre + "openai_cpu_us"]
+            row[pre + "ratio_anthropic"] = row[pre + "anthropic_cpu_us"] / row[pre + "openai_cpu_us"]
             out.append(row)
-            for client, pre in self.client_prefixes():
-                name = "bench_loadgen" if client == "loadgen" else client
-                log("responses round %d (%s): chat %s, responses %s (%.3f x; user time %s vs %s, %.3f x), responses with "
-                    "instructions %s (%.3f x), store false %s (%.3f x), anthropic %s (%.3f x) per request" % (
-                        i + 1, name, us(row[pre + "openai_cpu_us"]), us(row[pre + "responses_cpu_us"]), row[pre + "ratio"],
-                        us(row[pre + "responses_user_us"]), us(row[pre + "openai_user_us"]), row[pre + "ratio_user"],
-                        us(row[pre + "instructions_cpu_us"]), row[pre + "ratio_instructions"],
-                        us(row[pre + "nostore_cpu_us"]), row[pre + "ratio_nostore"], us(row[pre + "anthropic_cpu_us"]),
-                        row[pre + "ratio_anthropic"]))
+            log("responses round %d (%d cycles): chat %s, responses %s (%.3f x; user time %s vs %s, %.3f x), responses "
+                "with instructions %s (%.3f x), store false %s (%.3f x), anthropic %s (%.3f x) per request" % (
+                    i + 1, len(group), us(row[pre + "openai_cpu_us"]), us(row[pre + "responses_cpu_us"]),
+                    row[pre + "ratio"], us(row[pre + "responses_user_us"]), us(row[pre + "openai_user_us"]),
+                    row[pre + "ratio_user"], us(row[pre + "instructions_cpu_us"]), row[pre + "ratio_instructions"],
+                    us(row[pre + "nostore_cpu_us"]), row[pre + "ratio_nostore"], us(row[pre + "anthropic_cpu_us"]),
+                    row[pre + "ratio_anthropic"]))
         self.results["responses_rounds"] = out
         keys = ("anthropic_cpu_us", "openai_cpu_us", "responses_cpu_us", "instructions_cpu_us", "anthropic_rps",
                 "openai_rps", "responses_rps", "instructions_rps", "ratio", "ratio_instructions", "ratio_anthropic",
                 "openai_user_us", "responses_user_us", "ratio_user", "nostore_cpu_us", "nostore_rps", "ratio_nostore")
-        s = {}
-        for _, pre in self.client_prefixes():
-            s.update({pre + k: med(r[pre + k] for r in out) for k in keys})
-            s[pre + "errors"] = sum(r[pre + "errors"] for r in out)
+        s = {"lg_" + key: med(row["lg_" + key] for row in out) for key in keys}
+        s["lg_errors"] = sum(row["lg_errors"] for row in out) + r["errors"]
+        s["phase_ms"], s["cycles"] = self.PHASE_MS, len(cycles)
+        # over every cycle at once: what the median of rounds estimates
+        s["lg_ratio_all"] = (sum(c[2][3] for c in cycles) / sum(c[2][1] for c in cycles)) / (
+            sum(c[1][3] for c in cycles) / sum(c[1][1] for c in cycles))
         self.results["responses_summary"] = s
-        for client, pre in self.client_prefixes():
-            name = "bench_loadgen" if client == "loadgen" else client
-            log("responses (%s): medians chat %s, responses %s (%.3f x), with instructions %s (%.3f x), anthropic %s "
-                "(%.3f x) CPU per request" % (name, us(s[pre + "openai_cpu_us"]), us(s[pre + "responses_cpu_us"]),
-                                              s[pre + "ratio"], us(s[pre + "instructions_cpu_us"]),
-                                              s[pre + "ratio_instructions"], us(s[pre + "anthropic_cpu_us"]),
-                                              s[pre + "ratio_anthropic"]))
+        log("responses (bench_loadgen, %d cycles of %d ms phases): medians chat %s, responses %s (%.3f x; all cycles "
+            "%.3f x), with instructions %s (%.3f x), anthropic %s (%.3f x) CPU per request" % (
+                len(cycles), self.PHASE_MS, us(s["lg_openai_cpu_us"]), us(s["lg_responses_cpu_us"]), s["lg_ratio"],
+                s["lg_ratio_all"], us(s["lg_instructions_cpu_us"]), s["lg_ratio_instructions"],
+                us(s["lg_anthropic_cpu_us"]), s["lg_ratio_anthropic"]))
 
     # ---- callgrind: instructions per request
 

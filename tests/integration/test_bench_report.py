@@ -142,6 +142,23 @@ class Targets(unittest.TestCase):
         self.assertIn("The client is bench_loadgen (C,", text)
         self.assertEqual(text.count("| median | 40 µs | 43 µs | **1.080** |"), 1)
 
+    def test_responses_target_read_on_phases(self):
+        """The scenario as it runs: one bench_loadgen run in phases, its cycles summed into rounds. The row and the
+        section say how, and the ratio over all cycles is shown beside the median."""
+        res = results()
+        lg = {"lg_" + k: v for k, v in results(responses_ratio=1.07)["responses_rounds"][0].items()}
+        lg["lg_errors"] = 0
+        res["responses_rounds"] = [dict(lg, cycles=12) for _ in range(18)]
+        res["responses_summary"] = dict(lg, cycles=216, phase_ms=250, lg_ratio_all=1.072)
+        self.assertEqual(verdict(res, "Responses stream CPU"), "pass")
+        ((name, value),) = [(n, v) for n, v, _ in render.evaluate(res) if "Responses stream CPU" in n]
+        self.assertIn("median of 18 rounds of 12 cycles, the kinds in turn in 250 ms phases", name)
+        self.assertIn("**1.07 ×**", value)
+        self.assertIn("over all 216 cycles 1.072 ×", value)
+        text = render.render(res)
+        self.assertIn("the kinds in turn, 250 ms each on every connection", text)
+        self.assertIn("a round is 12 cycles (one phase of each kind) summed, 216 cycles in all", text)
+
     def test_rows_absent_without_their_scenario(self):
         res = results()
         for k in ("callgrind", "responses_summary", "reuse_summary", "keys_summary", "redis_summary"):
@@ -211,6 +228,75 @@ class WrkKeys(unittest.TestCase):
                             "message_stop' WRK_KEYS_FILE=$TMP/keys.txt wrk -t1 -c1 -d1s --latency -s %s "
                             "http://127.0.0.1:%d/v1/messages" % (common.WRK_SCRIPT, srv.server_address[1])),
                       run.commands)
+
+
+class LoadgenPhases(unittest.TestCase):
+    """bench_loadgen -X/-P/-C against a loopback server in this process: the kinds are sent in turn, whole cycles are
+    reported, each phase's CPU is this process's, a kind whose answers lack its expected string counts errors of its
+    own. The CPU figures are checked against work the server does on purpose (2 ms of CPU for /heavy, none for /light),
+    not against a speed."""
+
+    def test_kinds_in_turn_with_their_cpu(self):
+        import json
+        import subprocess
+        import time
+        from k2abench.common import LOADGEN_BIN
+        if not os.path.exists(LOADGEN_BIN):
+            self.skipTest("bench_loadgen is not built")
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length", "0")))
+                if self.path == "/heavy":
+                    t = time.thread_time() + 0.002
+                    while time.thread_time() < t:
+                        pass
+                body = ("done %s" % self.path).encode()
+                self.send_response(200)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        tmp = tempfile.mkdtemp(prefix="k2a-phases-")
+        try:
+            body = os.path.join(tmp, "body.json")
+            with open(body, "w") as f:
+                f.write("{}")
+            argv = [LOADGEN_BIN, "-p", str(srv.server_address[1]), "-u", "/light", "-b", body, "-e", "done /light",
+                    "-X", "/heavy|%s|done /heavy" % body, "-X", "/light|%s|not in the answer" % body,
+                    "-P", "100", "-C", str(os.getpid()), "-c", "2", "-d", "1.5", "-w", "0.2"]
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        finally:
+            srv.shutdown()
+            srv.server_close()
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        r = json.loads(out.stdout)
+        self.assertEqual(r["kinds"], 3)
+        phases = r["phases"]
+        self.assertGreaterEqual(len(phases), 9)
+        self.assertEqual(len(phases) % 3, 0)
+        self.assertEqual([p[0] for p in phases], [0, 1, 2] * (len(phases) // 3))
+        per = {k: [p for p in phases if p[0] == k] for k in range(3)}
+        ok = {k: sum(p[1] for p in v) for k, v in per.items()}
+        errors = {k: sum(p[2] for p in v) for k, v in per.items()}
+        self.assertGreater(ok[0], 0)
+        self.assertGreater(ok[1], 0)
+        self.assertEqual((errors[0], errors[1], ok[2]), (0, 0, 0))
+        self.assertGreater(errors[2], 0)
+        self.assertEqual(r["errors"], r["bad_body"])
+        cpu = {k: sum(p[3] for p in v) / max(ok[k] + errors[k], 1) for k, v in per.items()}
+        # /heavy spends 2 ms of CPU more than /light in the server, this process
+        self.assertGreater(cpu[1] - cpu[0], 1500, cpu)
+        self.assertTrue(all(p[4] + p[5] <= p[3] + 20000 for p in phases))
+        self.assertTrue(all(p[6] >= 100000 for p in phases))
 
 
 if __name__ == "__main__":
