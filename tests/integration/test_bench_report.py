@@ -2,14 +2,19 @@
 the same run (end-to-end throughput, the simulator's share, instructions per request, Responses against Chat
 Completions, no regression of the other dialects, per-account connections, client keys, the shared store) say pass or
 MISS by their thresholds, and the section has their tables; wrk_post.lua turns over the keys of WRK_KEYS_FILE, one per
-request. No benchmark is run: the figures are made up, the load is a loopback stand-in."""
+request; bench_loadgen's phases send their kinds in turn and give each phase its CPU. No benchmark is run: the figures
+are made up, the load is a loopback stand-in."""
 import collections
+import contextlib
 import http.server
+import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 from k2a import SOURCE_DIR, main
@@ -148,16 +153,16 @@ class Targets(unittest.TestCase):
         res = results()
         lg = {"lg_" + k: v for k, v in results(responses_ratio=1.07)["responses_rounds"][0].items()}
         lg["lg_errors"] = 0
-        res["responses_rounds"] = [dict(lg, cycles=12) for _ in range(18)]
+        res["responses_rounds"] = [dict(lg, cycles=12 - (i % 9 == 0)) for i in range(18)]
         res["responses_summary"] = dict(lg, cycles=216, phase_ms=250, lg_ratio_all=1.072)
         self.assertEqual(verdict(res, "Responses stream CPU"), "pass")
         ((name, value),) = [(n, v) for n, v, _ in render.evaluate(res) if "Responses stream CPU" in n]
-        self.assertIn("median of 18 rounds of 12 cycles, the kinds in turn in 250 ms phases", name)
+        self.assertIn("median of 18 rounds of 11 to 12 cycles, the kinds in turn in 250 ms phases", name)
         self.assertIn("**1.07 ×**", value)
         self.assertIn("over all 216 cycles 1.072 ×", value)
         text = render.render(res)
         self.assertIn("the kinds in turn, 250 ms each on every connection", text)
-        self.assertIn("a round is 12 cycles (one phase of each kind) summed, 216 cycles in all", text)
+        self.assertIn("a round is 11 to 12 cycles (one phase of each kind) summed, 216 cycles in all", text)
 
     def test_rows_absent_without_their_scenario(self):
         res = results()
@@ -179,6 +184,37 @@ class Targets(unittest.TestCase):
         self.assertNotIn("MISS", text)
 
 
+@contextlib.contextmanager
+def loopback_server(answer):
+    """An HTTP/1.1 server on 127.0.0.1 in this process whose POST answers are answer(handler) (bytes), and a temporary
+    directory with body.json ("{}"). Yields (port, tmp)."""
+    class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            body = answer(self)
+            self.send_response(200)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    tmp = tempfile.mkdtemp(prefix="k2a-bench-report-")
+    try:
+        with open(os.path.join(tmp, "body.json"), "w") as f:
+            f.write("{}")
+        yield srv.server_address[1], tmp
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 class WrkKeys(unittest.TestCase):
     def test_keys_are_sent_in_turn(self):
         if shutil.which("wrk") is None:
@@ -186,39 +222,18 @@ class WrkKeys(unittest.TestCase):
         seen = collections.Counter()
         lock = threading.Lock()
 
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        def answer(handler):
+            with lock:
+                seen[handler.headers.get("x-api-key")] += 1
+            return b"event: message_stop\n\n"
 
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("content-length", "0")))
-                with lock:
-                    seen[self.headers.get("x-api-key")] += 1
-                body = b"event: message_stop\n\n"
-                self.send_response(200)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *a):
-                pass
-
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        tmp = tempfile.mkdtemp(prefix="k2a-wrk-keys-")
-        try:
-            body = os.path.join(tmp, "body.json")
-            with open(body, "w") as f:
-                f.write("{}")
+        with loopback_server(answer) as (port, tmp):
             keys = os.path.join(tmp, "keys.txt")
             with open(keys, "w") as f:
                 f.write("key-a\nkey-b\nkey-c\n")
             run = Runner(None, tmp, None)
-            r = run.wrk("t", srv.server_address[1], "/v1/messages", body, ["content-type: application/json"], 1, 1,
+            r = run.wrk("t", port, "/v1/messages", os.path.join(tmp, "body.json"), ["content-type: application/json"], 1, 1,
                         "event: message_stop", keys_file=keys)
-        finally:
-            srv.shutdown()
-            srv.server_close()
-            shutil.rmtree(tmp, ignore_errors=True)
         self.assertEqual(r["errors"], 0)
         self.assertGreater(r["ok"], 5)
         self.assertEqual(set(seen), {"key-a", "key-b", "key-c"})
@@ -226,7 +241,7 @@ class WrkKeys(unittest.TestCase):
         self.assertLessEqual(max(seen.values()) - min(seen.values()), 1, seen)
         self.assertIn(("t", "WRK_BODY_FILE=$TMP/body.json WRK_HEADERS_FILE=$TMP/headers-0.txt WRK_EXPECT='event: "
                             "message_stop' WRK_KEYS_FILE=$TMP/keys.txt wrk -t1 -c1 -d1s --latency -s %s "
-                            "http://127.0.0.1:%d/v1/messages" % (common.WRK_SCRIPT, srv.server_address[1])),
+                            "http://127.0.0.1:%d/v1/messages" % (common.WRK_SCRIPT, port)),
                       run.commands)
 
 
@@ -237,46 +252,22 @@ class LoadgenPhases(unittest.TestCase):
     not against a speed."""
 
     def test_kinds_in_turn_with_their_cpu(self):
-        import json
-        import subprocess
-        import time
-        from k2abench.common import LOADGEN_BIN
-        if not os.path.exists(LOADGEN_BIN):
+        if not os.path.exists(common.LOADGEN_BIN):
             self.skipTest("bench_loadgen is not built")
 
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        def answer(handler):
+            if handler.path == "/heavy":
+                t = time.thread_time() + 0.002
+                while time.thread_time() < t:
+                    pass
+            return ("done %s" % handler.path).encode()
 
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("content-length", "0")))
-                if self.path == "/heavy":
-                    t = time.thread_time() + 0.002
-                    while time.thread_time() < t:
-                        pass
-                body = ("done %s" % self.path).encode()
-                self.send_response(200)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *a):
-                pass
-
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        tmp = tempfile.mkdtemp(prefix="k2a-phases-")
-        try:
+        with loopback_server(answer) as (port, tmp):
             body = os.path.join(tmp, "body.json")
-            with open(body, "w") as f:
-                f.write("{}")
-            argv = [LOADGEN_BIN, "-p", str(srv.server_address[1]), "-u", "/light", "-b", body, "-e", "done /light",
+            argv = [common.LOADGEN_BIN, "-p", str(port), "-u", "/light", "-b", body, "-e", "done /light",
                     "-X", "/heavy|%s|done /heavy" % body, "-X", "/light|%s|not in the answer" % body,
                     "-P", "100", "-C", str(os.getpid()), "-c", "2", "-d", "1.5", "-w", "0.2"]
             out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-        finally:
-            srv.shutdown()
-            srv.server_close()
-            shutil.rmtree(tmp, ignore_errors=True)
         self.assertEqual(out.returncode, 0, out.stderr)
         r = json.loads(out.stdout)
         self.assertEqual(r["kinds"], 3)
@@ -295,6 +286,7 @@ class LoadgenPhases(unittest.TestCase):
         cpu = {k: sum(p[3] for p in v) / max(ok[k] + errors[k], 1) for k, v in per.items()}
         # /heavy spends 2 ms of CPU more than /light in the server, this process
         self.assertGreater(cpu[1] - cpu[0], 1500, cpu)
+        # user + system (clock ticks) within a tick or two of the CPU time; every phase at least its 100 ms
         self.assertTrue(all(p[4] + p[5] <= p[3] + 20000 for p in phases))
         self.assertTrue(all(p[6] >= 100000 for p in phases))
 
