@@ -564,7 +564,8 @@ int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1", *method = "POST", *path = "/", *bodyfile = NULL;
     const char *headers[64], *alt[MAX_KINDS - 1];
-    int nheaders = 0, nalt = 0, port = 0, conns = 1, opt;
+    char *owned[16 + MAX_KINDS]; /* -F files and -X specs, freed at the end */
+    int nheaders = 0, nalt = 0, nowned = 0, port = 0, conns = 1, opt;
     g.duration = 5;
     g.warmup = 0.5;
     g.expect_status = 200;
@@ -592,7 +593,10 @@ int main(int argc, char **argv)
             break;
         case 'F': {
             size_t flen;
+            if (nowned == 16)
+                die("too many -F");
             char *text = read_file(optarg, &flen), *save = NULL;
+            owned[nowned++] = text;
             text[flen] = '\0';
             for (char *line = strtok_r(text, "\r\n", &save); line != NULL; line = strtok_r(NULL, "\r\n", &save)) {
                 if (nheaders == 64)
@@ -650,6 +654,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < nalt; ++i) {
         /* PATH|BODYFILE|EXPECT */
         char *spec = strdup(alt[i]), *bar1 = strchr(spec, '|'), *bar2 = bar1 != NULL ? strchr(bar1 + 1, '|') : NULL;
+        owned[nowned++] = spec;
         if (bar2 == NULL)
             die("-X takes 'PATH|BODYFILE|EXPECT'");
         *bar1 = *bar2 = '\0';
@@ -738,5 +743,20 @@ int main(int argc, char **argv)
         printf("]");
     }
     printf("}\n");
+    /* everything let go (the sanitizer builds run this too) */
+    for (int i = 0; i < conns; ++i) {
+        if (cs[i].fd >= 0 && i < opened)
+            close(cs[i].fd);
+        free(cs[i].body);
+    }
+    free(cs);
+    for (int i = 0; i < g.nkinds; ++i)
+        free(g.kinds[i].req);
+    for (int i = 0; i < nowned; ++i)
+        free(owned[i]);
+    free(g.phases);
+    free(g.ttfb);
+    free(g.lat);
+    close(g.epfd);
     return 0;
 }
