@@ -107,8 +107,9 @@ class DialectScenarios:
         s["lg_errors"] = sum(row["lg_errors"] for row in out) + r["errors"]
         s["phase_ms"], s["cycles"] = self.PHASE_MS, len(cycles)
         # over every cycle at once: what the median of rounds estimates
-        s["lg_ratio_all"] = (sum(c[2][3] for c in cycles) / sum(c[2][1] for c in cycles)) / (
-            sum(c[1][3] for c in cycles) / sum(c[1][1] for c in cycles))
+        resp, chat = order.index("responses"), order.index("openai")
+        s["lg_ratio_all"] = (sum(c[resp][3] for c in cycles) / sum(c[resp][1] for c in cycles)) / (
+            sum(c[chat][3] for c in cycles) / sum(c[chat][1] for c in cycles))
         self.results["responses_summary"] = s
         log("responses (bench_loadgen, %d cycles of %d ms phases): medians chat %s, responses %s (%.3f x; all cycles "
             "%.3f x), with instructions %s (%.3f x), anthropic %s (%.3f x) CPU per request" % (

@@ -95,8 +95,7 @@ static void store_response(responses_writer_t *w)
     /* the response object in its parts: a stream's final one where response.completed carried it, else rendered */
     k2a_str_t obj[K2A_RESPONSES_OBJECT_PARTS];
     size_t output = 0;
-    uint32_t shared = 0;
-    int r = k2a_responses_writer_object_parts(&w->w, &object, obj, &output, &shared);
+    int r = k2a_responses_writer_object_parts(&w->w, &object, obj, &output);
     /* the items one by one (the store keeps a long one once however many responses hold it): "[", the stored
      * conversation's and the input's each followed by ",", the output's (the object's own part: kept once), "]" */
     const k2a_responses_extra_t *x = &w->ext->x;
@@ -120,7 +119,8 @@ static void store_response(responses_writer_t *w)
         const char *id = k2a_responses_writer_id(&w->w);
         char key[K2A_RESPONSES_STORE_KEY_MAX + 1];
         r = k2a_responses_store_key(key, w->ext->owner, id, strlen(id)) != 0
-                ? k2a_responses_store_putv(store, key, obj, K2A_RESPONSES_OBJECT_PARTS, shared, parts, n, (int64_t)time(NULL))
+                ? k2a_responses_store_putv(store, key, obj, K2A_RESPONSES_OBJECT_PARTS, K2A_RESPONSES_OBJECT_SHARED, parts, n,
+                                           (int64_t)time(NULL))
                 : K2A_ETOOBIG;
     }
     if (parts != parts_small)

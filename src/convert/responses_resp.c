@@ -216,6 +216,7 @@ static int render_static(k2a_responses_writer_t *w, k2a_str_t model)
     CHECK(k2a_buf_appendstr(h, w->id));
     CHECK(APPEND_LIT(h, "\",\"object\":\"response\",\"created_at\":"));
     CHECK(append_i64(h, w->created_at));
+    w->status_at = (uint32_t)w->statics.len;
     CHECK(APPEND_LIT(h, ",\"status\":\""));
     size_t h_end = w->statics.len;
     CHECK(APPEND_LIT(a, ",\"instructions\":"));
@@ -315,10 +316,11 @@ static int render_object(const k2a_responses_writer_t *w, k2a_buf_t *out, const 
     if (final)
         p = put(p, w->items.base, w->items.len);
     p = PUT_LIT(p, "]");
-    if (marks != NULL)
-        *marks = (k2a_responses_marks_t){mid_a, items, (size_t)(p - out->base) - start};
+    size_t mid_b = (size_t)(p - out->base) - start;
     p = put(p, w->mid_b.base, w->mid_b.len);
     p = PUT_LIT(p, ",\"usage\":");
+    if (marks != NULL)
+        *marks = (k2a_responses_marks_t){mid_a, items, mid_b, (size_t)(p - out->base) - start};
     p = final && w->error == 0 ? put_usage(p, w) : PUT_LIT(p, "null");
     p = PUT_LIT(p, ",\"user\":null}");
     out->len = (size_t)(p - out->base);
@@ -872,7 +874,7 @@ int k2a_responses_writer_render(const k2a_responses_writer_t *w, k2a_buf_t *out)
 }
 
 int k2a_responses_writer_object_parts(const k2a_responses_writer_t *w, k2a_buf_t *scratch,
-                                      k2a_str_t parts[K2A_RESPONSES_OBJECT_PARTS], size_t *output, uint32_t *shared)
+                                      k2a_str_t parts[K2A_RESPONSES_OBJECT_PARTS], size_t *output)
 {
     k2a_str_t obj = k2a_responses_writer_final(w);
     k2a_responses_marks_t m = w->final_marks;
@@ -881,18 +883,17 @@ int k2a_responses_writer_object_parts(const k2a_responses_writer_t *w, k2a_buf_t
         CHECK(render_final(w, scratch, &m));
         obj = k2a_str(scratch->base + at, scratch->len - at);
     }
-    static const char status_key[] = ",\"status\":\"", usage_key[] = ",\"usage\":";
     /* the echoes cut out only when long enough for the store to share them apart from the fields around them */
     bool instructions = w->instructions_len >= K2A_RESPONSES_STORE_SHARE_MIN, tools = w->tools_len >= K2A_RESPONSES_STORE_SHARE_MIN;
     size_t instructions_at = m.mid_a + w->instructions_at, tools_at = m.mid_b + w->tools_at;
-    size_t cut[8] = {w->head.len - (sizeof(status_key) - 1),
+    size_t cut[8] = {w->status_at,
                      instructions ? instructions_at : m.items,
                      instructions ? instructions_at + w->instructions_len : m.items,
                      m.items,
                      m.items + w->items.len,
-                     tools ? tools_at : m.mid_b + w->mid_b.len + sizeof(usage_key) - 1,
-                     tools ? tools_at + w->tools_len : m.mid_b + w->mid_b.len + sizeof(usage_key) - 1,
-                     m.mid_b + w->mid_b.len + sizeof(usage_key) - 1};
+                     tools ? tools_at : m.usage,
+                     tools ? tools_at + w->tools_len : m.usage,
+                     m.usage};
     size_t from = 0;
     for (size_t i = 0; i < 8; ++i) {
         parts[i] = k2a_str(obj.base + from, cut[i] - from);
@@ -900,7 +901,6 @@ int k2a_responses_writer_object_parts(const k2a_responses_writer_t *w, k2a_buf_t
     }
     parts[8] = k2a_str(obj.base + from, obj.len - from);
     *output = 4;
-    *shared = 1u << 1 | 1u << 3 | 1u << 5 | 1u << 7;
     return 0;
 }
 

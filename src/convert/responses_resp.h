@@ -56,9 +56,10 @@ typedef struct st_k2a_responses_item_t {
     uint8_t refat, reflen, dheadlen;
 } k2a_responses_item_t;
 
-/* Where the parts of a rendered response object begin, from its first byte: mid_a, the output items, mid_b */
+/* Where the parts of a rendered response object begin, from its first byte: mid_a, the output items, mid_b, the usage's
+ * value */
 typedef struct st_k2a_responses_marks_t {
-    size_t mid_a, items, mid_b;
+    size_t mid_a, items, mid_b, usage;
 } k2a_responses_marks_t;
 
 typedef struct st_k2a_responses_writer_t {
@@ -82,6 +83,7 @@ typedef struct st_k2a_responses_writer_t {
     k2a_str_t head, mid_a, mid_b; /* ... in statics */
     /* where the echoed instructions sit in mid_a and the echoed tools in mid_b (k2a_responses_writer_object_parts) */
     uint32_t instructions_at, instructions_len, tools_at, tools_len;
+    uint32_t status_at;                /* where `,"status":` begins in head (what precedes it is the id and created_at) */
     k2a_responses_marks_t final_marks; /* of the final response object in the stream */
     size_t final_at, final_len;        /* the final response object in the stream (out), until it is drained */
     k2a_buf_t items;                   /* the finished output items as JSON, comma-separated */
@@ -148,8 +150,10 @@ k2a_str_t k2a_responses_writer_final(const k2a_responses_writer_t *w);
  *     the usage: this answer's own.
  * Empty parts are left in place. Returns 0, or what k2a_responses_writer_render returns. */
 #define K2A_RESPONSES_OBJECT_PARTS 9
+/* The parts the store keeps once (k2a_responses_store_putv's shared): the fixed fields */
+#define K2A_RESPONSES_OBJECT_SHARED (1u << 1 | 1u << 3 | 1u << 5 | 1u << 7)
 int k2a_responses_writer_object_parts(const k2a_responses_writer_t *w, k2a_buf_t *scratch,
-                                      k2a_str_t parts[K2A_RESPONSES_OBJECT_PARTS], size_t *output, uint32_t *shared);
+                                      k2a_str_t parts[K2A_RESPONSES_OBJECT_PARTS], size_t *output);
 
 /* The message of a recorded ERROR (empty when none). */
 k2a_str_t k2a_responses_writer_error_message(const k2a_responses_writer_t *w);
